@@ -1,0 +1,60 @@
+"""address_library.models: the road network and the standard address library (标准地址库)."""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+from gis.schema import metadata
+
+road = Table(
+    "road",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("geom", Geometry("MULTILINESTRING", srid=4326, spatial_index=True), nullable=False),
+)
+
+address = Table(
+    "address",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("level", String(8), nullable=False),
+    Column("parent_id", BigInteger, ForeignKey("address.id"), index=True),
+    Column("full_text", Text, nullable=False, unique=True),
+    Column("kind", String(12), nullable=False),
+    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
+    Column("community_code", String(12), ForeignKey("community.code"), nullable=False, index=True),
+    Column("road_id", Integer, ForeignKey("road.id")),
+    Column("road_name", Text),
+    Column("door_no", Text),
+    Column("sub_no", Text),
+    Column("village", Text),
+    Column("lane", Text),
+    Column("park", Text),
+    Column("compound", Text),
+    Column("phase", Text),
+    Column("building", Text),
+    Column("unit", Text),
+    Column("floor", Text),
+    Column("room", Text),
+    Column("stall", Text),
+    Column("grid_code", String(15), index=True),
+    Column("status", String(8), nullable=False, server_default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
+    CheckConstraint("level IN ('door','building','room')", name="level"),
+)

@@ -1,0 +1,177 @@
+"""api.cli: the `gridgov` command line, a thin face over the services."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gis.errors import GisError
+from gis.settings import DatabaseSettings, ServerSettings
+
+app = typer.Typer(help="gridgov: 东莞网格化治理平台 (grid governance for Dongguan).", no_args_is_help=True)
+db_app = typer.Typer(help="The PostGIS database: local cluster and schema.", no_args_is_help=True)
+demo_app = typer.Typer(help="The deterministic synthetic demo city.", no_args_is_help=True)
+grids_app = typer.Typer(help="The territory: towns, communities, grids.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(grids_app, name="grids")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _database_up() -> DatabaseSettings:
+    """Start (or reach) the database and migrate it to head."""
+    from gis import migrate
+    from gis.database import ensure_database
+
+    settings = DatabaseSettings()
+    try:
+        ensure_database(settings)
+        migrate.upgrade(settings)
+    except GisError as exc:
+        raise _fail(f"database unavailable: {exc}", code=3) from exc
+    return settings
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Start the project-local PostGIS cluster (or reach GRIDGOV_DATABASE_URL) and migrate to head."""
+    settings = _database_up()
+    typer.echo(f"database ready at {settings.libpq_url()}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the project-local cluster."""
+    from gis.cluster import LocalCluster
+
+    settings = DatabaseSettings()
+    if settings.database_url:
+        typer.echo("GRIDGOV_DATABASE_URL is set: the external server is not ours to stop")
+        return
+    LocalCluster.from_settings(settings).stop()
+    typer.echo("database stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the database is up and at which schema revision (exit 1 when down)."""
+    from gis import migrate
+    from gis.cluster import LocalCluster
+
+    settings = DatabaseSettings()
+    if not settings.database_url:
+        cluster = LocalCluster.from_settings(settings)
+        if not cluster.running():
+            raise _fail(f"local cluster in {cluster.data_dir} is not running (gridgov db up)")
+    try:
+        rev = migrate.current_revision(settings)
+    except Exception as exc:  # noqa: BLE001 - any connection failure is "down" for a status command
+        raise _fail(f"database unreachable: {exc}") from exc
+    typer.echo(f"up: {settings.libpq_url()} schema revision {rev or 'none'}")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Upgrade the schema to head."""
+    _database_up()
+    typer.echo("schema at head")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail when the models and the migrations disagree (alembic check)."""
+    from alembic.util import CommandError
+
+    from gis import migrate
+
+    settings = _database_up()
+    try:
+        migrate.check(settings)
+    except CommandError as exc:
+        raise _fail(f"models and migrations differ: {exc}") from exc
+    typer.echo("models and migrations agree")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the libpq URL (postgresql://…) of the database."""
+    typer.echo(DatabaseSettings().libpq_url())
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+) -> None:
+    """Serve the API and the map dashboard (migrates first)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    _database_up()
+    server = ServerSettings()
+    application = create_app(server_settings=server)
+    uvicorn.run(application, host=host or server.host, port=port or server.port, log_level="info")
+
+
+@demo_app.command("load")
+def demo_load(
+    scale: Annotated[str, typer.Option(help="demo | full | test")] = "demo",
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic city.")] = 20201101,
+    force: Annotated[bool, typer.Option(help="Rebuild even if this city is already loaded.")] = False,
+) -> None:
+    """Load the real territory and the synthetic city (idempotent, all or nothing)."""
+    from synthetic.loader import SCALES, load_demo
+
+    if scale not in SCALES:
+        raise _fail(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}", code=2)
+    settings = _database_up()
+    summary = load_demo(settings, scale=scale, seed=seed, force=force, progress=True)
+    typer.echo(summary)
+
+
+@grids_app.command("import")
+def grids_import(
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile.")],
+    level: Annotated[str, typer.Option(help="town | community | grid")] = "grid",
+) -> None:
+    """Import boundaries: all features load, or none (a report lists each rejected feature)."""
+    from grids.errors import GridsError
+    from grids.service import ImportRejected, import_features
+
+    if level not in ("town", "community", "grid"):
+        raise _fail(f"--level must be town, community or grid, not {level!r}", code=2)
+    settings = _database_up()
+    try:
+        report = import_features(settings, file, level=level)
+    except ImportRejected as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    except GridsError as exc:
+        raise _fail(f"import failed: {exc}") from exc
+    typer.echo(report)
+
+
+@grids_app.command("repair-report")
+def grids_repair_report() -> None:
+    """Print the stored topology-repair report of the towns."""
+    from grids.service import stored_repair_report
+
+    settings = _database_up()
+    typer.echo(stored_repair_report(settings))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    """Entry point for `python -m api.cli`."""
+    app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,115 @@
+"""api.errors: the one table from domain exceptions to HTTP statuses and the JSON error body."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis.errors import ClusterError, GisError, PostgisUnavailable
+from grids.errors import FeatureFileError, GridsError, TopologyError
+from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """How one exception class answers: HTTP status, machine-readable code, whether its message is shown."""
+
+    status: int
+    code: str
+    show_message: bool = True
+
+
+# Looked up along the exception's MRO, so a subclass without its own row answers like its base.
+ERROR_TABLE: dict[type[Exception], ErrorRule] = {
+    InvalidLayerRequest: ErrorRule(422, "invalid_request"),
+    LayerTooLarge: ErrorRule(413, "layer_too_large"),
+    UnknownLayer: ErrorRule(404, "not_found"),
+    UnknownGrid: ErrorRule(404, "not_found"),
+    MapsError: ErrorRule(400, "maps_error"),
+    TopologyError: ErrorRule(422, "topology_error"),
+    FeatureFileError: ErrorRule(400, "invalid_feature_file"),
+    GridsError: ErrorRule(400, "grids_error"),
+    PostgisUnavailable: ErrorRule(503, "database_unavailable", show_message=False),
+    ClusterError: ErrorRule(503, "database_unavailable", show_message=False),
+    GisError: ErrorRule(500, "internal_error", show_message=False),
+    # The driver's message can hold host names and credentials: never shown.
+    OperationalError: ErrorRule(503, "database_unavailable", show_message=False),
+}
+
+_GENERIC_DETAIL = {
+    "database_unavailable": "the database is unavailable; try again later",
+    "internal_error": "internal server error",
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    429: "too_many_requests",
+}
+
+
+def rule_for(exc: BaseException) -> ErrorRule | None:
+    """The table row for this exception (its own class first, then its bases), None when unmapped."""
+    for cls in type(exc).__mro__:
+        rule = ERROR_TABLE.get(cls)
+        if rule is not None:
+            return rule
+    return None
+
+
+def error_body(code: str, detail: Any) -> dict[str, Any]:
+    """The JSON body of every error answer."""
+    return {"error": code, "detail": detail}
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    rule = rule_for(exc)
+    if rule is None:
+        return await _unexpected_error(request, exc)
+    if rule.status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+    detail = str(exc) if rule.show_message else _GENERIC_DETAIL.get(rule.code, "request failed")
+    return JSONResponse(error_body(rule.code, detail), status_code=rule.status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"location": ".".join(str(part) for part in err.get("loc", ())), "message": err.get("msg", "")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{p['location']}: {p['message']}" for p in problems) or "invalid request"
+    return JSONResponse(error_body("invalid_request", summary), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "server_error" if exc.status_code >= 500 else "http_error")
+    return JSONResponse(error_body(code, exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", _GENERIC_DETAIL["internal_error"]), status_code=500)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Answer every error with {"error": code, "detail": message}, statuses from ERROR_TABLE."""
+    for exc_class in ERROR_TABLE:
+        app.add_exception_handler(exc_class, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

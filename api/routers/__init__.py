@@ -1,0 +1,1 @@
+"""api.routers: the HTTP routers, thin faces over the services."""

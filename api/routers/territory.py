@@ -1,0 +1,121 @@
+"""api.routers.territory: map layers of towns, communities and grids, and one grid's details."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel
+from sqlalchemy import Connection
+
+from api.deps import connection, server_settings
+from gis.settings import ServerSettings
+from maps import service
+from maps.layers import ZOOM_MAX, ZOOM_MIN, Layer, parse_bbox
+
+router = APIRouter(tags=["地图图层"])
+
+GEOJSON_MEDIA_TYPE = "application/geo+json"
+BBoxParam = Annotated[
+    str | None,
+    Query(
+        description="minlon,minlat,maxlon,maxlat in WGS84 degrees; omitted = the whole city",
+        examples=["113.7,22.98,113.8,23.05"],
+    ),
+]
+ZoomParam = Annotated[
+    int | None,
+    Query(
+        ge=ZOOM_MIN,
+        le=ZOOM_MAX,
+        description="Map zoom: geometry is simplified to about one pixel; omitted = full detail",
+    ),
+]
+
+
+class GridDetails(BaseModel):
+    """One grid of the active version, as the map popup shows it."""
+
+    code: str
+    name: str | None
+    community_code: str
+    community_name: str
+    community_kind: str
+    town_code: str
+    town_name: str
+    population: int
+    address_count: int
+    entity_count: int
+    workload: int
+    worker_count: int
+    area_km2: float
+    lon: float
+    lat: float
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+    version_id: int
+    version_name: str
+
+
+def _layer_response(
+    layer: Layer, conn: Connection, settings: ServerSettings, bbox: str | None, zoom: int | None
+) -> Response:
+    body = service.layer_geojson(
+        conn,
+        layer,
+        bbox=parse_bbox(bbox) if bbox is not None else None,
+        zoom=zoom,
+        limit_bytes=settings.max_layer_bytes,
+    )
+    return Response(content=body, media_type=GEOJSON_MEDIA_TYPE)
+
+
+_LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "A GeoJSON FeatureCollection"},
+    413: {"description": "Over the payload limit: narrow the bbox or zoom in"},
+    422: {"description": "Malformed bbox or zoom"},
+}
+
+
+@router.get("/layers/towns", summary="镇街边界图层", response_class=Response, responses=_LAYER_RESPONSES)
+def towns_layer(
+    conn: Annotated[Connection, Depends(connection)],
+    settings: Annotated[ServerSettings, Depends(server_settings)],
+    bbox: BBoxParam = None,
+    zoom: ZoomParam = None,
+) -> Response:
+    """Towns (code, name, population, area_km2) intersecting the bbox."""
+    return _layer_response(Layer.TOWNS, conn, settings, bbox, zoom)
+
+
+@router.get("/layers/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
+def communities_layer(
+    conn: Annotated[Connection, Depends(connection)],
+    settings: Annotated[ServerSettings, Depends(server_settings)],
+    bbox: BBoxParam = None,
+    zoom: ZoomParam = None,
+) -> Response:
+    """Communities (code, name, town_code, kind, population) intersecting the bbox."""
+    return _layer_response(Layer.COMMUNITIES, conn, settings, bbox, zoom)
+
+
+@router.get("/layers/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
+def grids_layer(
+    conn: Annotated[Connection, Depends(connection)],
+    settings: Annotated[ServerSettings, Depends(server_settings)],
+    bbox: BBoxParam = None,
+    zoom: ZoomParam = None,
+) -> Response:
+    """Grids of the active version with their community, town and counts, intersecting the bbox."""
+    return _layer_response(Layer.GRIDS, conn, settings, bbox, zoom)
+
+
+@router.get("/grids/{code}", summary="网格详情", response_model=GridDetails)
+def grid_details(
+    conn: Annotated[Connection, Depends(connection)],
+    code: Annotated[str, Path(pattern=r"^\d{15}$", description="15-digit grid code")],
+) -> GridDetails:
+    """One grid of the active version with its community, town and counts (404 when unknown)."""
+    return GridDetails.model_validate(service.grid_details(conn, code))

@@ -1,0 +1,1 @@
+"""benchmarks: `make bench`; results in benchmarks/RESULTS.md."""

@@ -1,0 +1,80 @@
+"""gis.settings: configuration from the environment (prefix GRIDGOV_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def project_root() -> Path:
+    """The checkout (or working directory) that holds the project-local state folder."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the PostGIS database is, or where the project-local cluster lives."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="libpq/SQLAlchemy URL of an existing PostGIS database; unset = project-local cluster.",
+    )
+    state_dir: Path = Field(default_factory=lambda: project_root() / ".gridgov")
+    pg_port: int = 54329
+    pg_database: str = "gridgov"
+    pg_version: int = 15
+
+    def sqlalchemy_url(self) -> str:
+        """The URL SQLAlchemy connects with (psycopg 3 driver)."""
+        url = self.libpq_url()
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+    def libpq_url(self, database: str | None = None) -> str:
+        """The plain `postgresql://` URL, for psql and other libpq clients."""
+        if self.database_url:
+            url = self.database_url
+            for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+                if url.startswith(prefix):
+                    url = "postgresql://" + url[len(prefix) :]
+            return url
+        from gis.cluster import LocalCluster
+
+        cluster = LocalCluster.from_settings(self)
+        return cluster.url(database or self.pg_database)
+
+
+class ServerSettings(BaseSettings):
+    """How `gridgov serve` listens and signs sessions."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = None
+    state_dir: Path = Field(default_factory=lambda: project_root() / ".gridgov")
+    max_layer_bytes: int = 1_000_000
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once into `.gridgov/secret` (mode 0600)."""
+        if self.secret_key:
+            if len(self.secret_key) < 32:
+                raise ValueError("GRIDGOV_SECRET_KEY must be at least 32 characters")
+            return self.secret_key
+        import os
+        import secrets
+
+        path = self.state_dir / "secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key

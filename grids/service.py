@@ -1,0 +1,63 @@
+"""grids.service: rules of the territory — boundary imports (all or nothing) and the repair report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gis.database import make_engine
+from gis.settings import DatabaseSettings
+from grids import repository
+from grids.errors import GridsError
+from grids.featureio import Rejection, format_rejections, read_features, validate_features
+
+PARENT_LEVEL = {"town": None, "community": "town", "grid": "community"}
+
+
+class ImportRejected(GridsError):
+    """A boundary file failed validation; nothing was loaded."""
+
+    def __init__(self, path: Path, rejections: list[Rejection]) -> None:
+        self.rejections = rejections
+        super().__init__(
+            f"{path}: {len(rejections)} feature(s) rejected, nothing loaded\n{format_rejections(rejections)}"
+        )
+
+
+def import_features(settings: DatabaseSettings, path: Path, *, level: str) -> str:
+    """Validate a boundary file against the database and load all of it in one transaction, or nothing."""
+    frame = read_features(path)
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            version_id = repository.active_version_id(conn) if level == "grid" else None
+            if level == "grid" and version_id is None:
+                version_id = repository.create_grid_version(conn, name="导入网格", status="active", note=str(path))
+            parent = PARENT_LEVEL[level]
+            parents = repository.geometries_by_code(conn, parent, version_id=version_id) if parent else {}
+            siblings = repository.geometries_by_code(conn, level, version_id=version_id)
+            incoming = set(frame["code"].astype(str))
+            staying = {code: geom for code, geom in siblings.items() if code not in incoming}
+            rejections = validate_features(frame, level, parent_geoms=parents, existing_sibling_geoms=staying)
+            if rejections:
+                raise ImportRejected(path, rejections)
+            count = repository.upsert_features(conn, level, frame, version_id=version_id)
+    finally:
+        engine.dispose()
+    return f"{path}: {count} {level} feature(s) loaded"
+
+
+def stored_repair_report(settings: DatabaseSettings) -> str:
+    """The town topology-repair report stored at the last territory load, as a printable table."""
+    engine = make_engine(settings)
+    with engine.connect() as conn:
+        rows = repository.repair_report_rows(conn)
+    engine.dispose()
+    if not rows:
+        return "no repair report stored yet (run gridgov demo load)"
+    lines = [f"{'code':<13}{'town':<8}{'before km²':>12}{'after km²':>12}{'gap added m²':>15}{'overlap removed m²':>20}"]
+    for r in rows:
+        lines.append(
+            f"{r['code']:<13}{r['name']:<8}{r['area_before_m2'] / 1e6:>12.3f}{r['area_after_m2'] / 1e6:>12.3f}"
+            f"{r['gap_area_added_m2']:>15.0f}{r['overlap_area_removed_m2']:>20.0f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""maps.page: the map page (HTML from the package template) and where its static files live."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from maps.settings import MapSettings
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE_PATH = PACKAGE_DIR / "templates" / "index.html"
+STATIC_DIR = PACKAGE_DIR / "static"
+NODE_MODULES = PACKAGE_DIR / "assets" / "node_modules"
+# The WGS84 extent of Dongguan's towns (west, south, east, north), the view the page opens on.
+DONGGUAN_BOUNDS_LON_LAT = (113.5163, 22.6565, 114.2555, 23.1447)
+TITLE = "东莞市网格化治理平台"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VendorLibrary:
+    """A front-end library served under /static/vendor/<name>/ from its distribution folder."""
+
+    name: str
+    directory: Path
+
+
+def vendor_libraries() -> list[VendorLibrary]:
+    """The installed front-end libraries: a packaged copy in static/vendor wins over maps/assets/node_modules."""
+    found: list[VendorLibrary] = []
+    for name, dist in (("leaflet", "dist"), ("leaflet.heat", "dist")):
+        for candidate in (STATIC_DIR / "vendor" / name, NODE_MODULES / name / dist):
+            if candidate.is_dir():
+                found.append(VendorLibrary(name, candidate))
+                break
+        else:
+            log.warning("front-end library %s is not installed: run `npm ci` in maps/assets (make assets)", name)
+    return found
+
+
+def page_config(settings: MapSettings) -> dict[str, Any]:
+    """What map.js needs to know, injected into the page as JSON."""
+    west, south, east, north = DONGGUAN_BOUNDS_LON_LAT
+    return {
+        "basemap": settings.basemap,
+        "tileUrl": settings.tile_url,
+        "tileAttribution": settings.tile_attribution,
+        "gridMinZoom": settings.grid_min_zoom,
+        "communityMinZoom": settings.community_min_zoom,
+        "bounds": [[south, west], [north, east]],
+        "api": {"layers": "/v1/layers/", "grid": "/v1/grids/"},
+    }
+
+
+def render_index(settings: MapSettings) -> str:
+    """The map page HTML with its configuration embedded (safe inside a <script> element)."""
+    config_json = json.dumps(page_config(settings), ensure_ascii=False)
+    # A JSON string cannot break out of the script element once '<' is escaped.
+    config_json = config_json.replace("<", "\\u003c")
+    template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return template.substitute(title=TITLE, config_json=config_json)

@@ -1,0 +1,276 @@
+"""A map client draws towns, communities and grids from /v1/layers, and opens one grid's details."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import shapely
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from shapely.geometry import box, shape
+from sqlalchemy import text
+
+from api.main import create_app
+from gis.database import make_engine
+from gis.settings import DatabaseSettings, ServerSettings
+from maps.layers import degrees_per_pixel
+
+pytestmark = pytest.mark.db
+
+LIMIT_BYTES = 1_000_000
+TOWN_PROPERTIES = {"code", "name", "population", "area_km2"}
+COMMUNITY_PROPERTIES = {"code", "name", "town_code", "kind", "population"}
+GRID_PROPERTIES = {
+    "code",
+    "community_code",
+    "community_name",
+    "town_code",
+    "town_name",
+    "population",
+    "address_count",
+    "entity_count",
+    "workload",
+    "worker_count",
+}
+
+
+def _settings(tmp: Path, **overrides: Any) -> ServerSettings:
+    return ServerSettings(secret_key="x" * 40, state_dir=tmp, **overrides)
+
+
+@pytest.fixture(scope="module")
+def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    app = create_app(db_settings=db, server_settings=_settings(tmp_path_factory.mktemp("state")))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def city(db: DatabaseSettings) -> dict[str, Any]:
+    """What the database holds, to compare the layers with."""
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        facts = {
+            "towns": conn.execute(text("SELECT count(*) FROM town")).scalar_one(),
+            "communities": conn.execute(text("SELECT count(*) FROM community")).scalar_one(),
+            "grid_codes": set(
+                conn.execute(
+                    text(
+                        "SELECT g.code FROM grid g JOIN grid_version v ON v.id = g.version_id WHERE v.status = 'active'"
+                    )
+                ).scalars()
+            ),
+            "extent": conn.execute(
+                text(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM town) s"
+                )
+            ).one(),
+            "busiest_grid": conn.execute(
+                text(
+                    "SELECT g.code, c.name, t.name, g.address_count, g.entity_count, g.worker_count, g.population "
+                    "FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                    "JOIN community c ON c.code = g.community_code JOIN town t ON t.code = g.town_code "
+                    "ORDER BY g.address_count DESC, g.code LIMIT 1"
+                )
+            ).one(),
+        }
+    engine.dispose()
+    return facts
+
+
+def _feature_collection(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text[:300]
+    assert response.headers["content-type"].startswith("application/geo+json")
+    assert len(response.content) < LIMIT_BYTES
+    collection: dict[str, Any] = json.loads(response.content)
+    assert collection["type"] == "FeatureCollection"
+    for feature in collection["features"]:
+        assert feature["type"] == "Feature"
+        geometry = shape(feature["geometry"])
+        assert geometry.geom_type in ("Polygon", "MultiPolygon") and not geometry.is_empty
+    return collection
+
+
+def _bbox_text(west: float, south: float, east: float, north: float) -> str:
+    return f"{west:.6f},{south:.6f},{east:.6f},{north:.6f}"
+
+
+def test_the_service_says_it_is_healthy(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_the_towns_layer_holds_every_town_with_its_figures(client: TestClient, city: dict[str, Any]) -> None:
+    towns = _feature_collection(client.get("/v1/layers/towns", params={"zoom": 10}))
+    assert len(towns["features"]) == city["towns"] == 33
+    for feature in towns["features"]:
+        props = feature["properties"]
+        assert set(props) == TOWN_PROPERTIES
+        assert props["population"] > 0 and props["area_km2"] > 0
+    assert "东城街道" in {f["properties"]["name"] for f in towns["features"]}
+
+
+def test_the_communities_layer_holds_every_community(client: TestClient, city: dict[str, Any]) -> None:
+    communities = _feature_collection(client.get("/v1/layers/communities", params={"zoom": 11}))
+    assert len(communities["features"]) == city["communities"]
+    for feature in communities["features"]:
+        assert set(feature["properties"]) == COMMUNITY_PROPERTIES
+        assert feature["properties"]["code"].startswith(feature["properties"]["town_code"][:9])
+
+
+def test_panning_over_the_city_at_street_zoom_shows_exactly_the_active_grids(
+    client: TestClient, city: dict[str, Any]
+) -> None:
+    west, south, east, north = city["extent"]
+    steps = 4
+    seen: set[str] = set()
+    for i in range(steps):
+        for j in range(steps):
+            tile = _bbox_text(
+                west + (east - west) * i / steps,
+                south + (north - south) * j / steps,
+                west + (east - west) * (i + 1) / steps,
+                south + (north - south) * (j + 1) / steps,
+            )
+            grids = _feature_collection(client.get("/v1/layers/grids", params={"bbox": tile, "zoom": 14}))
+            for feature in grids["features"]:
+                props = feature["properties"]
+                assert set(props) == GRID_PROPERTIES
+                assert len(props["code"]) == 15 and props["code"].isdigit()
+                assert props["community_name"] and props["town_name"]
+                seen.add(props["code"])
+    assert seen == city["grid_codes"]
+    assert len(seen) > 2_000
+
+
+def test_a_bbox_narrows_every_layer_to_what_it_touches(client: TestClient, city: dict[str, Any]) -> None:
+    # About two km square around the centre of 东城街道's grids.
+    lon, lat = 113.77, 23.02
+    area = box(lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01)
+    bbox = _bbox_text(*area.bounds)
+    towns = _feature_collection(client.get("/v1/layers/towns", params={"bbox": bbox, "zoom": 15}))
+    grids = _feature_collection(client.get("/v1/layers/grids", params={"bbox": bbox, "zoom": 15}))
+    assert 1 <= len(towns["features"]) < city["towns"]
+    assert 1 <= len(grids["features"]) < len(city["grid_codes"]) / 10
+    # Simplification moves vertices by under a pixel, so allow a pixel of slack around the box.
+    slack = area.buffer(degrees_per_pixel(15))
+    for feature in grids["features"] + towns["features"]:
+        assert shape(feature["geometry"]).intersects(slack)
+
+
+@pytest.mark.parametrize("zoom", range(8, 19))
+def test_no_layer_answer_exceeds_one_megabyte_at_any_zoom(client: TestClient, city: dict[str, Any], zoom: int) -> None:
+    whole_city = _bbox_text(*city["extent"])
+    for layer in ("towns", "communities"):
+        response = client.get(f"/v1/layers/{layer}", params={"bbox": whole_city, "zoom": zoom})
+        _feature_collection(response)
+    # ~2,900 grids' properties alone are about 1 MB: the whole city either fits or is refused, never sent.
+    response = client.get("/v1/layers/grids", params={"bbox": whole_city, "zoom": zoom})
+    assert len(response.content) < LIMIT_BYTES
+    if response.status_code == 413:
+        body = response.json()
+        assert body["error"] == "layer_too_large" and "narrow the bbox or zoom in" in body["detail"]
+    else:
+        _feature_collection(response)
+    # A 1280x800 screen at this zoom, in the middle of the city, always gets its grids.
+    if zoom >= 12:
+        lon, lat = 113.77, 23.02
+        half_w, half_h = 640 * degrees_per_pixel(zoom), 400 * degrees_per_pixel(zoom)
+        screen = _bbox_text(lon - half_w, lat - half_h, lon + half_w, lat + half_h)
+        grids = _feature_collection(client.get("/v1/layers/grids", params={"bbox": screen, "zoom": zoom}))
+        assert grids["features"]
+
+
+def _overlap_share(collection: dict[str, Any]) -> float:
+    polygons = [shapely.make_valid(shape(f["geometry"])) for f in collection["features"]]
+    total = sum(p.area for p in polygons)
+    return float((total - shapely.union_all(polygons).area) / total)
+
+
+@pytest.mark.parametrize("layer", ["towns", "communities"])
+def test_simplified_neighbours_still_tile(client: TestClient, layer: str) -> None:
+    # Vertices are snapped to a shared pixel grid, so neighbours keep their common edges; per-polygon
+    # Douglas-Peucker would open gaps and overlaps of up to a pixel along every boundary.
+    stored = _overlap_share(_feature_collection(client.get(f"/v1/layers/{layer}")))
+    simplified = _overlap_share(_feature_collection(client.get(f"/v1/layers/{layer}", params={"zoom": 10})))
+    assert simplified < stored + 0.001
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"bbox": "113.7,22.9,113.8"}, "bbox"),
+        ({"bbox": "east,south,west,north"}, "bbox"),
+        ({"bbox": "113.8,22.9,113.7,23.0"}, "bbox"),
+        ({"bbox": "113.7,22.9,113.8,95"}, "bbox"),
+        ({"zoom": 21}, "zoom"),
+        ({"zoom": -1}, "zoom"),
+        ({"zoom": "street"}, "zoom"),
+    ],
+)
+def test_malformed_requests_are_refused_with_the_error_body(
+    client: TestClient, params: dict[str, Any], needle: str
+) -> None:
+    response = client.get("/v1/layers/grids", params=params)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_request" and needle in body["detail"]
+
+
+def test_a_layer_over_the_configured_limit_is_refused_not_truncated(db: DatabaseSettings, tmp_path: Path) -> None:
+    app = create_app(db_settings=db, server_settings=_settings(tmp_path, max_layer_bytes=50_000))
+    with TestClient(app) as small:
+        response = small.get("/v1/layers/communities", params={"zoom": 8})
+        assert response.status_code == 413
+        assert response.json()["error"] == "layer_too_large"
+        assert "0.05 MB" in response.json()["detail"]
+        assert small.get("/v1/layers/towns", params={"zoom": 8}).status_code == 200
+
+
+def test_a_grid_opens_with_its_community_town_and_counts(client: TestClient, city: dict[str, Any]) -> None:
+    code, community_name, town_name, addresses, entities, workers, population = city["busiest_grid"]
+    response = client.get(f"/v1/grids/{code}")
+    assert response.status_code == 200
+    details = response.json()
+    assert details["code"] == code
+    assert details["community_name"] == community_name and details["town_name"] == town_name
+    assert (details["address_count"], details["entity_count"], details["worker_count"], details["population"]) == (
+        addresses,
+        entities,
+        workers,
+        population,
+    )
+    assert addresses > 0
+    assert details["min_lon"] <= details["lon"] <= details["max_lon"]
+    assert details["min_lat"] <= details["lat"] <= details["max_lat"]
+
+
+def test_an_unknown_grid_is_404_and_a_malformed_code_is_422(client: TestClient) -> None:
+    missing = client.get("/v1/grids/441900999999999")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found" and "441900999999999" in missing.json()["detail"]
+    malformed = client.get("/v1/grids/12ab")
+    assert malformed.status_code == 422 and malformed.json()["error"] == "invalid_request"
+    assert client.get("/v1/no-such-thing").json() == {"error": "not_found", "detail": "Not Found"}
+
+
+def test_failures_never_leak_internals(tmp_path: Path) -> None:
+    unreachable = DatabaseSettings(database_url="postgresql://mapuser:hunter2secret@127.0.0.1:1/nowhere")
+    app: FastAPI = create_app(db_settings=unreachable, server_settings=_settings(tmp_path))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internals: /etc/shadow")
+
+    with TestClient(app, raise_server_exceptions=False) as broken:
+        down = broken.get("/v1/layers/towns")
+        assert down.status_code == 503
+        assert down.json()["error"] == "database_unavailable"
+        assert "hunter2secret" not in down.text and "127.0.0.1" not in down.text
+        crash = broken.get("/boom")
+        assert crash.status_code == 500
+        assert crash.json() == {"error": "internal_error", "detail": "internal server error"}

@@ -1,0 +1,88 @@
+"""Test fixtures: one throwaway PostGIS cluster per session, a template city, a fresh database per module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from gis.cluster import LocalCluster, free_port
+from gis.settings import DatabaseSettings
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TEMPLATE = "gridgov_template"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A PostGIS cluster of our own for this test session (never the developer's)."""
+    external = os.environ.get("GRIDGOV_TEST_DATABASE_ADMIN_URL")
+    if external:
+        pytest.fail("external test servers are not supported; unset GRIDGOV_TEST_DATABASE_ADMIN_URL")
+    base = Path(tempfile.mkdtemp(prefix="gridgov-test-pg-"))
+    base.chmod(0o755)  # the postgres OS user must reach it when we run as root
+    cluster = LocalCluster(data_dir=base / "pg", port=free_port())
+    try:
+        cluster.start()
+    except Exception as exc:  # noqa: BLE001 - a missing PostGIS must fail loudly, never skip
+        pytest.fail(f"cannot start the PostGIS test cluster: {exc}")
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_city(pg_cluster: LocalCluster) -> str:
+    """A template database at schema head holding the small test city (built once per session)."""
+    from gis import migrate
+    from synthetic.loader import load_demo
+
+    cluster = pg_cluster
+    if cluster.create_database(TEMPLATE):
+        settings = DatabaseSettings(database_url=cluster.url(TEMPLATE))
+        migrate.upgrade(settings)
+        load_demo(settings, scale="test", seed=7, force=True, progress=False)
+    return TEMPLATE
+
+
+@pytest.fixture(scope="module")
+def db(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSettings]:
+    """A fresh database for this test module, cloned from the template city."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_city)))
+    settings = DatabaseSettings(database_url=pg_cluster.url(name))
+    yield settings
+    from gis.database import _cached_engine
+
+    _cached_engine.cache_clear()
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def empty_db(pg_cluster: LocalCluster) -> Iterator[DatabaseSettings]:
+    """A fresh database at schema head with no data."""
+    from gis import migrate
+
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    pg_cluster.create_database(name)
+    settings = DatabaseSettings(database_url=pg_cluster.url(name))
+    migrate.upgrade(settings)
+    yield settings
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave screenshots and reports for people to look at."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,145 @@
+"""A person opens the map page in a real (headless) Chromium, sees the outlines and clicks a grid."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from api.main import create_app
+from gis.cluster import free_port
+from gis.database import make_engine
+from gis.settings import DatabaseSettings, ServerSettings
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+@pytest.fixture(scope="module")
+def base_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port, in a background thread."""
+    settings = ServerSettings(secret_key="x" * 40, state_dir=tmp_path_factory.mktemp("state"))
+    app = create_app(db_settings=db, server_settings=settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def busy_grid(db: DatabaseSettings) -> dict[str, Any]:
+    """The active grid with the most addresses, and a point inside it."""
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT g.code, c.name AS community_name, t.name AS town_name, g.address_count, "
+                "ST_X(ST_PointOnSurface(g.geom)) AS lon, ST_Y(ST_PointOnSurface(g.geom)) AS lat "
+                "FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                "JOIN community c ON c.code = g.community_code JOIN town t ON t.code = g.town_code "
+                "ORDER BY g.address_count DESC, g.code LIMIT 1"
+            )
+        ).one()
+    engine.dispose()
+    return dict(row._mapping)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _count(page: Any, selector: str) -> int:
+    return int(page.evaluate("(s) => document.querySelectorAll(s).length", selector))
+
+
+def test_the_map_shows_outlines_and_a_grid_popup_without_leaving_the_intranet(
+    base_url: str, busy_grid: dict[str, Any], browser: Any, artifacts_dir: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    requested: list[str] = []
+    page_errors: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+
+    page.goto(base_url + "/")
+    assert page.title() == "东莞市网格化治理平台"
+
+    # On load the whole city is in view with all 33 town outlines and the community outlines.
+    page.wait_for_function("document.querySelectorAll('.leaflet-towns-pane path').length >= 33", timeout=15_000)
+    assert _count(page, ".leaflet-towns-pane path") == 33
+    page.wait_for_function("document.querySelectorAll('.leaflet-communities-pane path').length > 100", timeout=15_000)
+    page.screenshot(path=str(artifacts_dir / "map_page_city.png"), animations="disabled")
+    city_bounds = page.evaluate(
+        "(() => { const b = window.gridgovMap.getBounds(); return [b.getWest(), b.getEast()]; })()"
+    )
+    assert city_bounds[0] < 113.6 and city_bounds[1] > 114.2, "the page should open on all of Dongguan"
+
+    # Zoom to street level over a busy grid: grids load for the view.
+    with page.expect_response(lambda r: "/v1/layers/grids" in r.url and r.status == 200, timeout=15_000):
+        page.evaluate("([lat, lon]) => window.gridgovMap.setView([lat, lon], 15)", [busy_grid["lat"], busy_grid["lon"]])
+    page.wait_for_function("document.querySelectorAll('.leaflet-grids-pane path').length > 0", timeout=15_000)
+    assert _count(page, ".leaflet-overlay-pane svg path") > 33
+
+    # The grid is under the centre of the map: click it.
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    with page.expect_response(lambda r: "/v1/grids/" in r.url, timeout=15_000):
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    popup = page.locator(".leaflet-popup-content .grid-popup")
+    popup.wait_for(timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('.grid-popup') && document.querySelector('.grid-popup').textContent.includes('km²')",
+        timeout=10_000,
+    )
+    content = popup.inner_text()
+    code = page.locator(".grid-popup .grid-code").inner_text().strip()
+    assert re.fullmatch(r"\d{15}", code)
+    assert code == busy_grid["code"]
+    assert busy_grid["community_name"] in content and busy_grid["town_name"] in content
+    assert str(busy_grid["address_count"]) in content
+    for label in ("标准地址", "市场主体", "网格员", "人口"):
+        assert label in content
+
+    page.screenshot(path=str(artifacts_dir / "map_page.png"), animations="disabled")
+
+    web = [u for u in requested if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+    assert web, "the page made no requests at all"
+    foreign = sorted({urlsplit(u).hostname or "" for u in web} - LOCAL_HOSTS)
+    assert not foreign, f"the page reached beyond this server: {foreign}"
+    assert not page_errors, page_errors
+    page.close()
