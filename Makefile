@@ -18,6 +18,7 @@ os-packages:
 	[ -f /usr/share/postgresql/$(PG_VERSION)/extension/postgis.control ] || missing="$$missing postgresql-$(PG_VERSION)-postgis-3"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing OS packages:$$missing"; \
@@ -49,6 +50,7 @@ run: setup
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gis grids address_library supervision maps api synthetic
 	$(VENV)/bin/lint-imports
 

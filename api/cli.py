@@ -72,7 +72,7 @@ def db_status() -> None:
             raise _fail(f"local cluster in {cluster.data_dir} is not running (gridgov db up)")
     try:
         rev = migrate.current_revision(settings)
-    except Exception as exc:  # noqa: BLE001 - any connection failure is "down" for a status command
+    except Exception as exc:
         raise _fail(f"database unreachable: {exc}") from exc
     typer.echo(f"up: {settings.libpq_url()} schema revision {rev or 'none'}")
 

@@ -32,7 +32,9 @@ def sample_points(engine: Engine, n: int, seed: int = 1) -> tuple[np.ndarray, np
     """Points like registrations: standard address points with ~30 m of jitter, plus 5 % uniform in the city box."""
     with engine.connect() as conn:
         xy = np.array(conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM address")).all(), dtype=float)
-        box = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM town) s")).one()
+        box = conn.execute(
+            text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM town) s")
+        ).one()
     rng = np.random.default_rng(seed)
     n_uniform = n // 20
     idx = rng.integers(0, len(xy), n - n_uniform)
@@ -76,7 +78,12 @@ def run(engine: Engine) -> tuple[str, dict[str, float]]:
         with raw.cursor() as cur:  # type: ignore[union-attr]
             cur.execute("CREATE TEMP TABLE pts (i int, lon float8, lat float8) ON COMMIT DROP")
             buf = io.StringIO()
-            np.savetxt(buf, np.column_stack([np.arange(SET_BASED_SAMPLE), lon[:SET_BASED_SAMPLE], lat[:SET_BASED_SAMPLE]]), fmt=["%d", "%.9f", "%.9f"], delimiter=",")
+            np.savetxt(
+                buf,
+                np.column_stack([np.arange(SET_BASED_SAMPLE), lon[:SET_BASED_SAMPLE], lat[:SET_BASED_SAMPLE]]),
+                fmt=["%d", "%.9f", "%.9f"],
+                delimiter=",",
+            )
             with cur.copy("COPY pts FROM STDIN WITH (FORMAT csv)") as copy:
                 copy.write(buf.getvalue())
             t0 = time.perf_counter()

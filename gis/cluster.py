@@ -49,7 +49,9 @@ def ensure_postgis(version: int) -> None:
         return
     package = f"postgresql-{version}-postgis-3"
     if not (_is_root() and shutil.which("apt-get")):
-        raise PostgisUnavailable(f"PostGIS is not installed; run as root: apt-get update && apt-get install -y {package}")
+        raise PostgisUnavailable(
+            f"PostGIS is not installed; run as root: apt-get update && apt-get install -y {package}"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -121,7 +123,9 @@ class LocalCluster:
         if _is_root():
             shutil.chown(self.data_dir, "postgres", "postgres")
         self.data_dir.chmod(0o700)
-        self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        self._run(
+            ["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]
+        )
 
     def start(self, timeout_s: float = 60) -> None:
         """Start the server if it is not running, and wait until it accepts connections."""
@@ -135,7 +139,21 @@ class LocalCluster:
             "-c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         log = self.data_dir / "server.log"
-        self._run(["pg_ctl", "start", "-w", "-t", str(int(timeout_s)), "-D", str(self.data_dir), "-l", str(log), "-o", options])
+        self._run(
+            [
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                str(int(timeout_s)),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(log),
+                "-o",
+                options,
+            ]
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._run(["pg_isready", "-h", "127.0.0.1", "-p", str(self.port)], check=False).returncode == 0:

@@ -23,7 +23,9 @@ def read_towns() -> gpd.GeoDataFrame:
     kinds = divisions.set_index("code")["kind"]
     towns["kind"] = towns["code"].map(kinds)
     towns = towns.rename(columns={"population_2020": "population"})
-    return towns[["code", "name", "name_en", "kind", "population", "geometry"]].sort_values("code").reset_index(drop=True)
+    return (
+        towns[["code", "name", "name_en", "kind", "population", "geometry"]].sort_values("code").reset_index(drop=True)
+    )
 
 
 def read_divisions() -> pd.DataFrame:
@@ -46,7 +48,13 @@ def read_communities(town_codes: set[str]) -> pd.DataFrame:
 
 def short_community_name(name: str) -> str:
     """The name people use: 新安社区居民委员会 → 新安社区, 上沙村民委员会 → 上沙村."""
-    for suffix, replacement in (("社区居民委员会", "社区"), ("居民委员会", "社区"), ("村村民委员会", "村"), ("村民委员会", "村"), ("村委会", "村")):
+    for suffix, replacement in (
+        ("社区居民委员会", "社区"),
+        ("居民委员会", "社区"),
+        ("村村民委员会", "村"),
+        ("村民委员会", "村"),
+        ("村委会", "村"),
+    ):
         if name.endswith(suffix):
             return name[: -len(suffix)] + replacement
     return name

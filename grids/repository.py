@@ -142,7 +142,9 @@ def upsert_features(conn: Connection, level: str, frame: gpd.GeoDataFrame, *, ve
             geom = MultiPolygon([geom])
         row: dict[str, Any] = {"code": feature["code"], "area_m2": float(area), "geom": from_shape(geom, srid=4326)}
         if level == "town":
-            row.update(name=feature["name"], kind=feature.get("kind") or "town", population=int(feature.get("population") or 0))
+            row.update(
+                name=feature["name"], kind=feature.get("kind") or "town", population=int(feature.get("population") or 0)
+            )
         elif level == "community":
             from grids.reference import short_community_name
 

@@ -54,7 +54,9 @@ def stored_repair_report(settings: DatabaseSettings) -> str:
     engine.dispose()
     if not rows:
         return "no repair report stored yet (run gridgov demo load)"
-    lines = [f"{'code':<13}{'town':<8}{'before km²':>12}{'after km²':>12}{'gap added m²':>15}{'overlap removed m²':>20}"]
+    lines = [
+        f"{'code':<13}{'town':<8}{'before km²':>12}{'after km²':>12}{'gap added m²':>15}{'overlap removed m²':>20}"
+    ]
     for r in rows:
         lines.append(
             f"{r['code']:<13}{r['name']:<8}{r['area_before_m2'] / 1e6:>12.3f}{r['area_after_m2'] / 1e6:>12.3f}"

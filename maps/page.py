@@ -53,7 +53,7 @@ def page_config(settings: MapSettings) -> dict[str, Any]:
         "gridMinZoom": settings.grid_min_zoom,
         "communityMinZoom": settings.community_min_zoom,
         "bounds": [[south, west], [north, east]],
-        "api": {"layers": "/v1/layers/", "grid": "/v1/grids/"},
+        "api": {"layers": "/v1/", "grid": "/v1/grids/"},
     }
 
 

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
-    Integer,
     String,
     Table,
     Text,

@@ -122,7 +122,11 @@ def synthesize_communities(
                     "short_name": short_community_name(member.name),
                     "kind": member.kind,
                     "population": int(populations[part_idx]),
-                    "geometry": part if isinstance(part, MultiPolygon) else MultiPolygon([part]) if isinstance(part, Polygon) else part,
+                    "geometry": part
+                    if isinstance(part, MultiPolygon)
+                    else MultiPolygon([part])
+                    if isinstance(part, Polygon)
+                    else part,
                 }
             )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=towns_m.crs)
@@ -141,7 +145,7 @@ def _kind_order(kinds: list[str], density: np.ndarray, areas: np.ndarray) -> lis
                 free.remove(part)
                 take[idx] = part
     rest = sorted(free)
-    for idx, kind in enumerate(kinds):
+    for idx in range(len(kinds)):
         if idx not in take:
             take[idx] = rest.pop(0)
     return [take[i] for i in range(len(kinds))]

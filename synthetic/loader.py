@@ -23,7 +23,7 @@ from grids import repository as grid_repo
 from grids.locate import GridLocator
 from grids.partition import partition
 from grids.reference import read_communities, read_towns
-from grids.topology import repair_towns
+from grids.topology import node_coverage, repair_towns
 from synthetic import models as truth
 from synthetic.communities import allocate, synthesize_communities
 
@@ -59,7 +59,8 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         if enabled:
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
             self._bar.start()
@@ -98,7 +99,11 @@ def build_territory(seed: int, progress: Progress) -> tuple[gpd.GeoDataFrame, pd
 
 
 def build_grids(
-    communities_m: gpd.GeoDataFrame, points_xy: np.ndarray, weights: np.ndarray, point_community: np.ndarray, n_grids: int
+    communities_m: gpd.GeoDataFrame,
+    points_xy: np.ndarray,
+    weights: np.ndarray,
+    point_community: np.ndarray,
+    n_grids: int,
 ) -> gpd.GeoDataFrame:
     """Version-1 grids: every community cut into parts balanced on workload (address rows + entities)."""
     codes = communities_m["code"].to_numpy()
@@ -179,20 +184,41 @@ def load_demo(
             ent_xy = addr_xy[pd.Index(addresses["id"]).get_indexer(entities["address_id"])]
             points = np.vstack([addr_xy, ent_xy])
             point_comm = np.concatenate(
-                [addresses["community_code"].to_numpy(), addresses["community_code"].to_numpy()[
-                    pd.Index(addresses["id"]).get_indexer(entities["address_id"])
-                ]]
+                [
+                    addresses["community_code"].to_numpy(),
+                    addresses["community_code"].to_numpy()[
+                        pd.Index(addresses["id"]).get_indexer(entities["address_id"])
+                    ],
+                ]
             )
             grids_m = build_grids(communities_m, points, np.ones(len(points)), point_comm, spec.grids)
+            # Shared edges must keep shared vertices through the reprojection to WGS84 (see node_coverage).
+            grids_m["geometry"] = [_as_multi(g) for g in node_coverage(list(grids_m.geometry))]
+            grid_geoms = list(grids_m.geometry)
+            communities_m["geometry"] = [
+                _as_multi(g) for g in node_coverage(list(communities_m.geometry), references=grid_geoms)
+            ]
+            towns_m["geometry"] = [_as_multi(g) for g in node_coverage(list(towns_m.geometry), references=grid_geoms)]
         with bar.stage("locate addresses and entities"):
             grids_ll = grids_m.to_crs(4326)
             locator = GridLocator.build(grids_ll["code"].tolist(), grids_ll.geometry.tolist())
             addr_ll = gpd.points_from_xy(addresses["x"], addresses["y"], crs=METRIC_EPSG).to_crs(4326)
             addr_lon, addr_lat = np.asarray(addr_ll.x), np.asarray(addr_ll.y)
             addr_grid = locator.locate_codes(addr_lon, addr_lat)
-            addresses = addresses.assign(grid_code=addr_grid)
+            # A door on a shared boundary belongs to the grid the tie rule picks, and so to that grid's community.
+            grid_comm = dict(zip(grids_m["code"], grids_m["community_code"], strict=True))
+            grid_town = dict(zip(grids_m["code"], grids_m["town_code"], strict=True))
+            addresses = addresses.assign(
+                grid_code=addr_grid,
+                community_code=[
+                    grid_comm.get(c, o) for c, o in zip(addr_grid, addresses["community_code"], strict=True)
+                ],
+                town_code=[grid_town.get(c, o) for c, o in zip(addr_grid, addresses["town_code"], strict=True)],
+            )
             ent_idx = pd.Index(addresses["id"]).get_indexer(entities["address_id"])
-            entities = entities.assign(grid_code=addr_grid[ent_idx], town_code=addresses["town_code"].to_numpy()[ent_idx])
+            entities = entities.assign(
+                grid_code=addr_grid[ent_idx], town_code=addresses["town_code"].to_numpy()[ent_idx]
+            )
             grid_stats = _grid_stats(grids_m, addresses, entities, communities_m)
         with bar.stage("grid workers"):
             workers = _workers(grid_stats, seed)
@@ -262,7 +288,10 @@ def _workers(grids: gpd.GeoDataFrame, seed: int) -> pd.DataFrame:
     names = [
         SURNAMES[a] + GIVEN[b] + (GIVEN[c] if c >= 0 else "")
         for a, b, c in zip(
-            rng.integers(0, len(SURNAMES), n), rng.integers(0, len(GIVEN), n), rng.integers(-8, len(GIVEN), n), strict=True
+            rng.integers(0, len(SURNAMES), n),
+            rng.integers(0, len(GIVEN), n),
+            rng.integers(-8, len(GIVEN), n),
+            strict=True,
         )
     ]
     phones = [f"13{d:09d}" for d in rng.integers(0, 10**9, n)]
@@ -317,18 +346,35 @@ def _write_all(engine: Any, **parts: Any) -> dict[str, int]:
                 "town_code": roads_ll["town_code"].to_numpy(),
                 "name": roads_ll["name"].to_numpy(),
                 "kind": roads_ll["kind"].to_numpy(),
-                "geom": ewkb_hex(
-                    [MultiLineString([g]) if isinstance(g, LineString) else g for g in roads_ll.geometry]
-                ),
+                "geom": ewkb_hex([MultiLineString([g]) if isinstance(g, LineString) else g for g in roads_ll.geometry]),
             }
         )
         copy_frame(conn, road, road_frame)
 
         lon, lat = parts["addr_lonlat"]
         addr_cols = [
-            "id", "level", "parent_id", "full_text", "kind", "town_code", "community_code", "road_id", "road_name",
-            "door_no", "sub_no", "village", "lane", "park", "compound", "phase", "building", "unit", "floor", "room",
-            "stall", "grid_code",
+            "id",
+            "level",
+            "parent_id",
+            "full_text",
+            "kind",
+            "town_code",
+            "community_code",
+            "road_id",
+            "road_name",
+            "door_no",
+            "sub_no",
+            "village",
+            "lane",
+            "park",
+            "compound",
+            "phase",
+            "building",
+            "unit",
+            "floor",
+            "room",
+            "stall",
+            "grid_code",
         ]
         addr_frame = addresses[addr_cols].copy()
         for col in ("parent_id", "road_id"):
@@ -341,8 +387,20 @@ def _write_all(engine: Any, **parts: Any) -> dict[str, int]:
         ent_idx = pd.Index(addresses["id"]).get_indexer(entities["address_id"])
         ent_frame = entities[
             [
-                "uscc", "name", "kind", "business_scope", "industry", "raw_address", "address_id", "town_code",
-                "grid_code", "status", "registered_on", "annual_report_filed_on", "needs_licence", "credit_class",
+                "uscc",
+                "name",
+                "kind",
+                "business_scope",
+                "industry",
+                "raw_address",
+                "address_id",
+                "town_code",
+                "grid_code",
+                "status",
+                "registered_on",
+                "annual_report_filed_on",
+                "needs_licence",
+                "credit_class",
             ]
         ].copy()
         ent_frame["geom"] = ewkb_hex(gpd.points_from_xy(lon[ent_idx], lat[ent_idx]))

@@ -31,7 +31,7 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluste
     cluster = LocalCluster(data_dir=base / "pg", port=free_port())
     try:
         cluster.start()
-    except Exception as exc:  # noqa: BLE001 - a missing PostGIS must fail loudly, never skip
+    except Exception as exc:
         pytest.fail(f"cannot start the PostGIS test cluster: {exc}")
     yield cluster
     cluster.stop()
@@ -57,7 +57,9 @@ def db(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSetting
     """A fresh database for this test module, cloned from the template city."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_city)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_city))
+        )
     settings = DatabaseSettings(database_url=pg_cluster.url(name))
     yield settings
     from gis.database import _cached_engine

@@ -79,7 +79,7 @@ _LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.get("/layers/towns", summary="镇街边界图层", response_class=Response, responses=_LAYER_RESPONSES)
+@router.get("/towns", summary="镇街边界图层", response_class=Response, responses=_LAYER_RESPONSES)
 def towns_layer(
     conn: Annotated[Connection, Depends(connection)],
     settings: Annotated[ServerSettings, Depends(server_settings)],
@@ -90,7 +90,7 @@ def towns_layer(
     return _layer_response(Layer.TOWNS, conn, settings, bbox, zoom)
 
 
-@router.get("/layers/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
+@router.get("/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
 def communities_layer(
     conn: Annotated[Connection, Depends(connection)],
     settings: Annotated[ServerSettings, Depends(server_settings)],
@@ -101,7 +101,7 @@ def communities_layer(
     return _layer_response(Layer.COMMUNITIES, conn, settings, bbox, zoom)
 
 
-@router.get("/layers/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
+@router.get("/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
 def grids_layer(
     conn: Annotated[Connection, Depends(connection)],
     settings: Annotated[ServerSettings, Depends(server_settings)],

@@ -1,4 +1,4 @@
-/* gridgov map page: town, community and grid outlines from /v1/layers, a popup per grid. No network beyond this server
+/* gridgov map page: town, community and grid outlines from /v1/towns, /v1/communities and /v1/grids, a popup per grid. No network beyond this server
    unless a basemap is configured. */
 (function () {
   "use strict";

@@ -105,7 +105,7 @@ def test_the_service_says_it_is_healthy(client: TestClient) -> None:
 
 
 def test_the_towns_layer_holds_every_town_with_its_figures(client: TestClient, city: dict[str, Any]) -> None:
-    towns = _feature_collection(client.get("/v1/layers/towns", params={"zoom": 10}))
+    towns = _feature_collection(client.get("/v1/towns", params={"zoom": 10}))
     assert len(towns["features"]) == city["towns"] == 33
     for feature in towns["features"]:
         props = feature["properties"]
@@ -115,7 +115,7 @@ def test_the_towns_layer_holds_every_town_with_its_figures(client: TestClient, c
 
 
 def test_the_communities_layer_holds_every_community(client: TestClient, city: dict[str, Any]) -> None:
-    communities = _feature_collection(client.get("/v1/layers/communities", params={"zoom": 11}))
+    communities = _feature_collection(client.get("/v1/communities", params={"zoom": 11}))
     assert len(communities["features"]) == city["communities"]
     for feature in communities["features"]:
         assert set(feature["properties"]) == COMMUNITY_PROPERTIES
@@ -136,7 +136,7 @@ def test_panning_over_the_city_at_street_zoom_shows_exactly_the_active_grids(
                 west + (east - west) * (i + 1) / steps,
                 south + (north - south) * (j + 1) / steps,
             )
-            grids = _feature_collection(client.get("/v1/layers/grids", params={"bbox": tile, "zoom": 14}))
+            grids = _feature_collection(client.get("/v1/grids", params={"bbox": tile, "zoom": 14}))
             for feature in grids["features"]:
                 props = feature["properties"]
                 assert set(props) == GRID_PROPERTIES
@@ -152,8 +152,8 @@ def test_a_bbox_narrows_every_layer_to_what_it_touches(client: TestClient, city:
     lon, lat = 113.77, 23.02
     area = box(lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01)
     bbox = _bbox_text(*area.bounds)
-    towns = _feature_collection(client.get("/v1/layers/towns", params={"bbox": bbox, "zoom": 15}))
-    grids = _feature_collection(client.get("/v1/layers/grids", params={"bbox": bbox, "zoom": 15}))
+    towns = _feature_collection(client.get("/v1/towns", params={"bbox": bbox, "zoom": 15}))
+    grids = _feature_collection(client.get("/v1/grids", params={"bbox": bbox, "zoom": 15}))
     assert 1 <= len(towns["features"]) < city["towns"]
     assert 1 <= len(grids["features"]) < len(city["grid_codes"]) / 10
     # Simplification moves vertices by under a pixel, so allow a pixel of slack around the box.
@@ -166,10 +166,10 @@ def test_a_bbox_narrows_every_layer_to_what_it_touches(client: TestClient, city:
 def test_no_layer_answer_exceeds_one_megabyte_at_any_zoom(client: TestClient, city: dict[str, Any], zoom: int) -> None:
     whole_city = _bbox_text(*city["extent"])
     for layer in ("towns", "communities"):
-        response = client.get(f"/v1/layers/{layer}", params={"bbox": whole_city, "zoom": zoom})
+        response = client.get(f"/v1/{layer}", params={"bbox": whole_city, "zoom": zoom})
         _feature_collection(response)
     # ~2,900 grids' properties alone are about 1 MB: the whole city either fits or is refused, never sent.
-    response = client.get("/v1/layers/grids", params={"bbox": whole_city, "zoom": zoom})
+    response = client.get("/v1/grids", params={"bbox": whole_city, "zoom": zoom})
     assert len(response.content) < LIMIT_BYTES
     if response.status_code == 413:
         body = response.json()
@@ -181,7 +181,7 @@ def test_no_layer_answer_exceeds_one_megabyte_at_any_zoom(client: TestClient, ci
         lon, lat = 113.77, 23.02
         half_w, half_h = 640 * degrees_per_pixel(zoom), 400 * degrees_per_pixel(zoom)
         screen = _bbox_text(lon - half_w, lat - half_h, lon + half_w, lat + half_h)
-        grids = _feature_collection(client.get("/v1/layers/grids", params={"bbox": screen, "zoom": zoom}))
+        grids = _feature_collection(client.get("/v1/grids", params={"bbox": screen, "zoom": zoom}))
         assert grids["features"]
 
 
@@ -195,8 +195,8 @@ def _overlap_share(collection: dict[str, Any]) -> float:
 def test_simplified_neighbours_still_tile(client: TestClient, layer: str) -> None:
     # Vertices are snapped to a shared pixel grid, so neighbours keep their common edges; per-polygon
     # Douglas-Peucker would open gaps and overlaps of up to a pixel along every boundary.
-    stored = _overlap_share(_feature_collection(client.get(f"/v1/layers/{layer}")))
-    simplified = _overlap_share(_feature_collection(client.get(f"/v1/layers/{layer}", params={"zoom": 10})))
+    stored = _overlap_share(_feature_collection(client.get(f"/v1/{layer}")))
+    simplified = _overlap_share(_feature_collection(client.get(f"/v1/{layer}", params={"zoom": 10})))
     assert simplified < stored + 0.001
 
 
@@ -215,7 +215,7 @@ def test_simplified_neighbours_still_tile(client: TestClient, layer: str) -> Non
 def test_malformed_requests_are_refused_with_the_error_body(
     client: TestClient, params: dict[str, Any], needle: str
 ) -> None:
-    response = client.get("/v1/layers/grids", params=params)
+    response = client.get("/v1/grids", params=params)
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "invalid_request" and needle in body["detail"]
@@ -224,11 +224,11 @@ def test_malformed_requests_are_refused_with_the_error_body(
 def test_a_layer_over_the_configured_limit_is_refused_not_truncated(db: DatabaseSettings, tmp_path: Path) -> None:
     app = create_app(db_settings=db, server_settings=_settings(tmp_path, max_layer_bytes=50_000))
     with TestClient(app) as small:
-        response = small.get("/v1/layers/communities", params={"zoom": 8})
+        response = small.get("/v1/communities", params={"zoom": 8})
         assert response.status_code == 413
         assert response.json()["error"] == "layer_too_large"
         assert "0.05 MB" in response.json()["detail"]
-        assert small.get("/v1/layers/towns", params={"zoom": 8}).status_code == 200
+        assert small.get("/v1/towns", params={"zoom": 8}).status_code == 200
 
 
 def test_a_grid_opens_with_its_community_town_and_counts(client: TestClient, city: dict[str, Any]) -> None:
@@ -267,7 +267,7 @@ def test_failures_never_leak_internals(tmp_path: Path) -> None:
         raise RuntimeError("secret internals: /etc/shadow")
 
     with TestClient(app, raise_server_exceptions=False) as broken:
-        down = broken.get("/v1/layers/towns")
+        down = broken.get("/v1/towns")
         assert down.status_code == 503
         assert down.json()["error"] == "database_unavailable"
         assert "hunter2secret" not in down.text and "127.0.0.1" not in down.text

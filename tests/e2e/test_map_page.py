@@ -110,7 +110,7 @@ def test_the_map_shows_outlines_and_a_grid_popup_without_leaving_the_intranet(
     assert city_bounds[0] < 113.6 and city_bounds[1] > 114.2, "the page should open on all of Dongguan"
 
     # Zoom to street level over a busy grid: grids load for the view.
-    with page.expect_response(lambda r: "/v1/layers/grids" in r.url and r.status == 200, timeout=15_000):
+    with page.expect_response(lambda r: "/v1/grids" in r.url and r.status == 200, timeout=15_000):
         page.evaluate("([lat, lon]) => window.gridgovMap.setView([lat, lon], 15)", [busy_grid["lat"], busy_grid["lon"]])
     page.wait_for_function("document.querySelectorAll('.leaflet-grids-pane path').length > 0", timeout=15_000)
     assert _count(page, ".leaflet-overlay-pane svg path") > 33
