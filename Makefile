@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed
 
 setup: os-packages venv assets
 
-# OS packages: PostGIS for the database, Chromium for the browser tests. Only when missing, only as root.
+# OS packages: PostGIS for the database, Chromium and a CJK font for the browser tests. Only when missing, only as root.
 os-packages:
 	@missing=""; \
 	[ -x /usr/lib/postgresql/$(PG_VERSION)/bin/pg_ctl ] || missing="$$missing postgresql-$(PG_VERSION)"; \
 	[ -f /usr/share/postgresql/$(PG_VERSION)/extension/postgis.control ] || missing="$$missing postgresql-$(PG_VERSION)-postgis-3"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	[ -n "$$(fc-list :lang=zh 2>/dev/null)" ] || missing="$$missing fonts-wqy-zenhei"; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

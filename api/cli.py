@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from gis.errors import GisError
 from gis.settings import DatabaseSettings, ServerSettings
@@ -34,7 +35,7 @@ def _database_up() -> DatabaseSettings:
     try:
         ensure_database(settings)
         migrate.upgrade(settings)
-    except GisError as exc:
+    except (GisError, OperationalError) as exc:
         raise _fail(f"database unavailable: {exc}", code=3) from exc
     return settings
 
@@ -145,12 +146,13 @@ def grids_import(
     """Import boundaries: all features load, or none (a report lists each rejected feature)."""
     from grids.errors import GridsError
     from grids.service import ImportRejected, import_features
+    from supervision.territory import relocate_community_points
 
     if level not in ("town", "community", "grid"):
         raise _fail(f"--level must be town, community or grid, not {level!r}", code=2)
     settings = _database_up()
     try:
-        report = import_features(settings, file, level=level)
+        report = import_features(settings, file, level=level, on_grids_changed=relocate_community_points)
     except ImportRejected as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc

@@ -81,7 +81,7 @@ def run(engine: Engine) -> tuple[str, dict[str, float]]:
             np.savetxt(
                 buf,
                 np.column_stack([np.arange(SET_BASED_SAMPLE), lon[:SET_BASED_SAMPLE], lat[:SET_BASED_SAMPLE]]),
-                fmt=["%d", "%.9f", "%.9f"],
+                fmt=["%d", "%.17g", "%.17g"],  # full precision: both sides must see the same points
                 delimiter=",",
             )
             with cur.copy("COPY pts FROM STDIN WITH (FORMAT csv)") as copy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -14,7 +15,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 def alembic_config(settings: DatabaseSettings) -> Config:
     """An Alembic configuration pointing at the packaged migrations and the configured database."""
-    cfg = Config()
+    cfg = Config(stdout=sys.stdout)
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", settings.sqlalchemy_url().replace("%", "%%"))
     return cfg

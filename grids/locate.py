@@ -30,11 +30,10 @@ lies, wherever rounding really put it, in the same polygons as that cell. ``buil
 which this margin would not hold.
 
 Memory: the raster holds one int16 per cell (int32 beyond 32,767 polygons); nothing else grows with the
-raster. At the default cell (2**-12 degree, about 25 m east-west by 27 m north-south at 23°N) the box of
-Dongguan's towns (0.74° by 0.49°) takes 3,034 x 2,006 cells = 12 MB, a 0.8° by 0.6° box 16 MB, kept for the
-locator's lifetime, plus the geometries and their STRtree. Building needs more for a moment: the mask and the labels (5 bytes per cell)
+raster. At the default cell (2**-13 degree, about 12.5 m east-west by 13.6 m north-south at 23°N) the box of
+Dongguan's towns (0.74° by 0.49°) takes 6,068 x 4,012 cells = 49 MB, kept for the locator's lifetime, plus the geometries and their STRtree. Building needs more for a moment: the mask and the labels (5 bytes per cell)
 and the grid-line crossings of every ring (about 100 bytes per crossing, one crossing per cell width of
-boundary): a peak of about 125 MB for 2,900 Voronoi grids over that box. Halving ``cell_deg`` halves the
+boundary): a peak of a few hundred MB for 2,900 grids over that box. Halving ``cell_deg`` halves the
 share of points that need the exact test and quadruples the raster.
 """
 
@@ -54,8 +53,10 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from grids.errors import GridsError
 
-# 2**-12 degree: a power of two so that cell edges are exact binary fractions of a degree.
-DEFAULT_CELL_DEG = 2.0**-12
+# 2**-13 degree (about 12 m): a power of two so that cell edges are exact binary fractions of a degree. On the demo
+# city's 2,900 grids and address-like points, 2**-12 leaves so many points in mixed cells that throughput is
+# 2.3 M points/s; 2**-13 gives 4.5 M/s for a 48 MB raster and a 1 s build (benchmarks/RESULTS.md).
+DEFAULT_CELL_DEG = 2.0**-13
 # Cells further than this from any boundary (in cell widths, Chebyshev) can be pure; see the module docstring.
 _SLACK = 1e-5
 # Guard of the rounding argument: coordinates in cell units must stay far below 2**52 * _SLACK.

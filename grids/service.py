@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from pathlib import Path
+
+from sqlalchemy import Connection
 
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
@@ -18,13 +21,23 @@ class ImportRejected(GridsError):
 
     def __init__(self, path: Path, rejections: list[Rejection]) -> None:
         self.rejections = rejections
-        super().__init__(
-            f"{path}: {len(rejections)} feature(s) rejected, nothing loaded\n{format_rejections(rejections)}"
-        )
+        n_features = len({r.index for r in rejections})
+        super().__init__(f"{path}: {n_features} feature(s) rejected, nothing loaded\n{format_rejections(rejections)}")
 
 
-def import_features(settings: DatabaseSettings, path: Path, *, level: str) -> str:
-    """Validate a boundary file against the database and load all of it in one transaction, or nothing."""
+# Called inside the import transaction after grids changed: (conn, version id, community codes) -> the number of
+# standard addresses left outside every grid. Higher layers (which own addresses and entities) provide it.
+GridChangeHook = Callable[[Connection, int, Collection[str]], int]
+
+
+def import_features(
+    settings: DatabaseSettings, path: Path, *, level: str, on_grids_changed: GridChangeHook | None = None
+) -> str:
+    """Validate a boundary file against the database and load all of it in one transaction, or nothing.
+
+    After a grid import, `on_grids_changed` re-locates what lies in the touched communities; if it leaves any
+    standard address outside every grid, the import is refused (the new grids must still cover every door).
+    """
     frame = read_features(path)
     engine = make_engine(settings)
     try:
@@ -41,6 +54,22 @@ def import_features(settings: DatabaseSettings, path: Path, *, level: str) -> st
             if rejections:
                 raise ImportRejected(path, rejections)
             count = repository.upsert_features(conn, level, frame, version_id=version_id)
+            if level == "grid" and on_grids_changed is not None and version_id is not None:
+                communities = set(frame["community_code"].astype(str))
+                uncovered = on_grids_changed(conn, version_id, communities)
+                if uncovered:
+                    raise ImportRejected(
+                        path,
+                        [
+                            Rejection(
+                                index=-1,
+                                code=None,
+                                reason_code="uncovered_addresses",
+                                detail=f"{uncovered} standard address(es) of {', '.join(sorted(communities))} "
+                                "would lie outside every grid",
+                            )
+                        ],
+                    )
     finally:
         engine.dispose()
     return f"{path}: {count} {level} feature(s) loaded"
