@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.main import create_app
-from benchmarks import bench_locate
+from benchmarks import bench_locate, bench_page
 from benchmarks.common import write_section
 from gis import migrate
 from gis.cluster import LocalCluster
@@ -104,6 +104,9 @@ def main(argv: list[str]) -> int:
     print(body)
     write_section("Locate: point → grid", body, command)
     write_section("Map layer payloads", bench_layers(settings), command)
+    page = bench_page.run(settings)
+    print(page)
+    write_section("Dashboard first paint", page, command)
     return 0
 
 

@@ -46,10 +46,12 @@ def vendor_libraries() -> list[VendorLibrary]:
 def page_config(settings: MapSettings) -> dict[str, Any]:
     """What map.js needs to know, injected into the page as JSON."""
     west, south, east, north = DONGGUAN_BOUNDS_LON_LAT
+    tile_url, tile_attribution = settings.tiles()
     return {
         "basemap": settings.basemap,
-        "tileUrl": settings.tile_url,
-        "tileAttribution": settings.tile_attribution,
+        "coords": settings.coords,
+        "tileUrl": tile_url,
+        "tileAttribution": tile_attribution,
         "gridMinZoom": settings.grid_min_zoom,
         "communityMinZoom": settings.community_min_zoom,
         "bounds": [[south, west], [north, east]],

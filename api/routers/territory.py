@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from api.deps import connection, server_settings
+from gis.coords import CoordSystem
 from gis.settings import ServerSettings
 from maps import service
 from maps.layers import ZOOM_MAX, ZOOM_MIN, Layer, parse_bbox
@@ -21,6 +22,13 @@ BBoxParam = Annotated[
     Query(
         description="minlon,minlat,maxlon,maxlat in WGS84 degrees; omitted = the whole city",
         examples=["113.7,22.98,113.8,23.05"],
+    ),
+]
+CoordsParam = Annotated[
+    CoordSystem,
+    Query(
+        description="Coordinate system of the bbox and of the answer: wgs84 (stored), gcj02 (Amap/Tencent basemaps) "
+        "or bd09 (Baidu)",
     ),
 ]
 ZoomParam = Annotated[
@@ -60,7 +68,12 @@ class GridDetails(BaseModel):
 
 
 def _layer_response(
-    layer: Layer, conn: Connection, settings: ServerSettings, bbox: str | None, zoom: int | None
+    layer: Layer,
+    conn: Connection,
+    settings: ServerSettings,
+    bbox: str | None,
+    zoom: int | None,
+    coords: CoordSystem,
 ) -> Response:
     body = service.layer_geojson(
         conn,
@@ -68,6 +81,7 @@ def _layer_response(
         bbox=parse_bbox(bbox) if bbox is not None else None,
         zoom=zoom,
         limit_bytes=settings.max_layer_bytes,
+        coords=coords,
     )
     return Response(content=body, media_type=GEOJSON_MEDIA_TYPE)
 
@@ -85,9 +99,10 @@ def towns_layer(
     settings: Annotated[ServerSettings, Depends(server_settings)],
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
+    coords: CoordsParam = "wgs84",
 ) -> Response:
     """Towns (code, name, population, area_km2) intersecting the bbox."""
-    return _layer_response(Layer.TOWNS, conn, settings, bbox, zoom)
+    return _layer_response(Layer.TOWNS, conn, settings, bbox, zoom, coords)
 
 
 @router.get("/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
@@ -96,9 +111,10 @@ def communities_layer(
     settings: Annotated[ServerSettings, Depends(server_settings)],
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
+    coords: CoordsParam = "wgs84",
 ) -> Response:
     """Communities (code, name, town_code, kind, population) intersecting the bbox."""
-    return _layer_response(Layer.COMMUNITIES, conn, settings, bbox, zoom)
+    return _layer_response(Layer.COMMUNITIES, conn, settings, bbox, zoom, coords)
 
 
 @router.get("/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
@@ -107,9 +123,10 @@ def grids_layer(
     settings: Annotated[ServerSettings, Depends(server_settings)],
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
+    coords: CoordsParam = "wgs84",
 ) -> Response:
     """Grids of the active version with their community, town and counts, intersecting the bbox."""
-    return _layer_response(Layer.GRIDS, conn, settings, bbox, zoom)
+    return _layer_response(Layer.GRIDS, conn, settings, bbox, zoom, coords)
 
 
 @router.get("/grids/{code}", summary="网格详情", response_model=GridDetails)

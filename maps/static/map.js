@@ -24,9 +24,12 @@
 
   var baseLayers = {};
   var noBasemap = L.layerGroup();
-  if (config.basemap === "osm") {
-    var tiles = L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 19 });
-    baseLayers["OpenStreetMap"] = tiles;
+  var BASEMAP_NAMES = { osm: "OpenStreetMap", amap: "高德地图", tianditu: "天地图" };
+  if (config.basemap !== "none" && config.tileUrl) {
+    var tiles = L.tileLayer(config.tileUrl, {
+      attribution: config.tileAttribution, maxZoom: 19, subdomains: config.basemap === "osm" ? "abc" : "1234"
+    });
+    baseLayers[BASEMAP_NAMES[config.basemap] || config.basemap] = tiles;
     baseLayers["无底图"] = noBasemap;
     tiles.addTo(map);
   }
@@ -34,8 +37,11 @@
   var towns = L.geoJSON(null, { pane: "towns", style: STYLES.towns }).addTo(map);
   var communities = L.geoJSON(null, { pane: "communities", style: STYLES.communities }).addTo(map);
   var selectedCode = null;
+  // Thousands of grid polygons: one canvas draws them in a fraction of the time SVG needs.
+  var gridRenderer = L.canvas({ pane: "grids", padding: 0.2 });
   var grids = L.geoJSON(null, {
     pane: "grids",
+    renderer: gridRenderer,
     style: function (feature) {
       return feature.properties.code === selectedCode ? STYLES.gridSelected : STYLES.grids;
     },
@@ -43,6 +49,9 @@
       layer.on("click", function (event) { openGridPopup(feature, layer, event.latlng); });
     }
   }).addTo(map);
+
+  // How many grid polygons are on the map (the canvas has no DOM node per polygon to count).
+  window.gridgovGridCount = function () { return grids.getLayers().length; };
 
   var overlays = { "镇街": towns, "村（社区）": communities, "网格": grids };
   L.control.layers(baseLayers, overlays, { collapsed: false }).addTo(map);
@@ -77,7 +86,8 @@
     if (pending[name]) { pending[name].abort(); }
     var controller = new AbortController();
     pending[name] = controller;
-    var url = config.api.layers + name + "?zoom=" + apiZoom() + (withBbox ? "&bbox=" + bboxParam() : "");
+    var url = config.api.layers + name + "?zoom=" + apiZoom() + (withBbox ? "&bbox=" + bboxParam() : "") +
+      (config.coords !== "wgs84" ? "&coords=" + config.coords : "");
     return fetch(url, { signal: controller.signal, headers: { Accept: "application/geo+json" } })
       .then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, status: response.status, body: body }; });

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import shapely
 from fastapi import FastAPI
@@ -15,27 +16,19 @@ from shapely.geometry import box, shape
 from sqlalchemy import text
 
 from api.main import create_app
+from gis.coords import gcj02_to_wgs84, wgs84_to_gcj02
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.layers import degrees_per_pixel
+from maps.page import page_config
+from maps.settings import MapSettings
 
 pytestmark = pytest.mark.db
 
 LIMIT_BYTES = 1_000_000
 TOWN_PROPERTIES = {"code", "name", "population", "area_km2"}
 COMMUNITY_PROPERTIES = {"code", "name", "town_code", "kind", "population"}
-GRID_PROPERTIES = {
-    "code",
-    "community_code",
-    "community_name",
-    "town_code",
-    "town_name",
-    "population",
-    "address_count",
-    "entity_count",
-    "workload",
-    "worker_count",
-}
+GRID_PROPERTIES = {"code", "workload", "worker_count"}
 
 
 def _settings(tmp: Path, **overrides: Any) -> ServerSettings:
@@ -141,7 +134,7 @@ def test_panning_over_the_city_at_street_zoom_shows_exactly_the_active_grids(
                 props = feature["properties"]
                 assert set(props) == GRID_PROPERTIES
                 assert len(props["code"]) == 15 and props["code"].isdigit()
-                assert props["community_name"] and props["town_name"]
+                assert props["workload"] >= 0 and props["worker_count"] >= 1
                 seen.add(props["code"])
     assert seen == city["grid_codes"]
     assert len(seen) > 2_000
@@ -274,3 +267,40 @@ def test_failures_never_leak_internals(tmp_path: Path) -> None:
         crash = broken.get("/boom")
         assert crash.status_code == 500
         assert crash.json() == {"error": "internal_error", "detail": "internal server error"}
+
+
+def test_layers_can_be_drawn_on_an_amap_basemap_in_gcj02(client: TestClient, city: dict[str, Any]) -> None:
+    west, south, east, north = city["extent"]
+    cx, cy = (west + east) / 2, (south + north) / 2
+    wgs_box = (cx - 0.02, cy - 0.02, cx + 0.02, cy + 0.02)
+    wgs = _feature_collection(client.get("/v1/grids", params={"bbox": _bbox_text(*wgs_box), "zoom": 15}))
+    # The same screen as an Amap user sees it: the box itself is given in GCJ-02.
+    gcj_lon, gcj_lat = wgs84_to_gcj02(np.array(wgs_box[::2]), np.array(wgs_box[1::2]))
+    gcj_box = (gcj_lon[0], gcj_lat[0], gcj_lon[1], gcj_lat[1])
+    gcj = _feature_collection(
+        client.get("/v1/grids", params={"bbox": _bbox_text(*gcj_box), "zoom": 15, "coords": "gcj02"})
+    )
+    by_code = {f["properties"]["code"]: shape(f["geometry"]) for f in wgs["features"]}
+    assert {f["properties"]["code"] for f in gcj["features"]} >= set(by_code)
+    for feature in gcj["features"]:
+        code = feature["properties"]["code"]
+        if code not in by_code:
+            continue
+        offset = shape(feature["geometry"]).centroid
+        original = by_code[code].centroid
+        # GCJ-02 moves 东莞 by a few hundred metres; converting back lands on the stored outline.
+        assert 0.002 < abs(offset.x - original.x) + abs(offset.y - original.y) < 0.02
+        back_lon, back_lat = gcj02_to_wgs84(offset.x, offset.y)
+        assert abs(back_lon - original.x) < 2e-5 and abs(back_lat - original.y) < 2e-5
+    bad = client.get("/v1/towns", params={"coords": "mercator"})
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+
+
+def test_the_map_page_asks_for_gcj02_when_the_basemap_is_amap() -> None:
+    config = page_config(MapSettings(basemap="amap"))
+    assert config["coords"] == "gcj02"
+    assert "autonavi" in config["tileUrl"]
+    plain = page_config(MapSettings())
+    assert plain["coords"] == "wgs84" and plain["tileUrl"] == ""
+    intranet = page_config(MapSettings(basemap="osm", tile_url="http://tiles.intranet/{z}/{x}/{y}.png"))
+    assert intranet["tileUrl"] == "http://tiles.intranet/{z}/{x}/{y}.png"
