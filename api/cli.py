@@ -19,6 +19,10 @@ grids_app = typer.Typer(help="The territory: towns, communities, grids.", no_arg
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(grids_app, name="grids")
+users_app = typer.Typer(help="Accounts: users with a role and a scope.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for programs (sent as X-API-Key).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(apikey_app, name="apikey")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -168,6 +172,137 @@ def grids_repair_report() -> None:
 
     settings = _database_up()
     typer.echo(stored_repair_report(settings))
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Sign-in name.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin | command_centre | town_leader | dispatcher | grid_worker | department_officer | api_client"
+        ),
+    ],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="At least 8 characters.")],
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            help="Town code (town_leader), community code (dispatcher), worker id (grid_worker), "
+            "department code (department_officer); none for admin and command_centre."
+        ),
+    ] = None,
+) -> None:
+    """Create an account (the password is stored as an argon2 hash)."""
+    from api.auth import service
+    from api.auth.errors import AuthError
+    from api.auth.roles import parse_role, validate_scope
+    from gis.database import make_engine
+
+    try:  # format errors are reported before the database is even started
+        validate_scope(parse_role(role), scope)
+    except AuthError as exc:
+        raise _fail(str(exc), code=2) from exc
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            user = service.create_user(conn, username=username, role=role, scope=scope, password=password)
+    except AuthError as exc:
+        raise _fail(str(exc), code=2) from exc
+    finally:
+        engine.dispose()
+    where = f" scope {user.scope}" if user.scope else ""
+    typer.echo(f"created user {user.username} ({user.role}{where})")
+
+
+@users_app.command("ensure-demo")
+def users_ensure_demo() -> None:
+    """Create the command-centre account `demo` when no account exists, and say how to sign in."""
+    from api.auth import service
+    from gis.database import make_engine
+
+    settings = _database_up()
+    server = ServerSettings()
+    url = f"http://{server.host}:{server.port}/"
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            created = service.ensure_demo_user(conn)
+    finally:
+        engine.dispose()
+    if created is None:
+        typer.echo(f"accounts exist; sign in at {url}")
+        return
+    user, password = created
+    typer.echo(f"sign in at {url}")
+    typer.echo(f"  user:     {user.username}")
+    typer.echo(f"  password: {password}   (shown once; set GRIDGOV_DEMO_PASSWORD to choose it)")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key (shown in lists).")],
+    no_rate_limit: Annotated[bool, typer.Option("--no-rate-limit", help="Exempt this key from rate limiting.")] = False,
+    rate_per_minute: Annotated[int, typer.Option(help="Requests per minute allowed to this key.")] = 600,
+) -> None:
+    """Create an API key and print it once (only its HMAC digest is stored)."""
+    from api.auth import service
+    from api.auth.errors import AuthError
+    from gis.database import make_engine
+
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            new = service.create_api_key(
+                conn,
+                ServerSettings().resolved_secret_key(),
+                name=name,
+                rate_limited=not no_rate_limit,
+                rate_per_minute=rate_per_minute,
+            )
+    except AuthError as exc:
+        raise _fail(str(exc), code=2) from exc
+    finally:
+        engine.dispose()
+    limit = "no rate limit" if no_rate_limit else f"{rate_per_minute} requests/minute"
+    typer.echo(new.key)
+    typer.secho(f"API key {new.record.prefix}… for {new.record.name} ({limit}); it is shown only this once", err=True)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List the keys by prefix (never the keys themselves)."""
+    from api.auth import service
+    from gis.database import make_engine
+
+    engine = make_engine(_database_up())
+    try:
+        with engine.connect() as conn:
+            keys = service.list_api_keys(conn)
+    finally:
+        engine.dispose()
+    for record, created_at, revoked_at in keys:
+        limit = f"{record.rate_per_minute}/min" if record.rate_limited else "unlimited"
+        state = f"revoked {revoked_at:%Y-%m-%d %H:%M}" if revoked_at else "active"
+        typer.echo(f"{record.prefix}…  {record.name}  {limit}  created {created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(prefix: Annotated[str, typer.Argument(help="The key's first 8 characters (gg_…).")]) -> None:
+    """Revoke a key (servers stop accepting it within the key cache time, 60 s by default)."""
+    from api.auth import service
+    from gis.database import make_engine
+
+    engine = make_engine(_database_up())
+    try:
+        with engine.begin() as conn:
+            count = service.revoke_api_key(conn, prefix)
+    finally:
+        engine.dispose()
+    if count == 0:
+        raise _fail(f"no active key with prefix {prefix}")
+    typer.echo(f"revoked {count} key(s) with prefix {prefix}")
 
 
 def main() -> None:  # pragma: no cover - console entry

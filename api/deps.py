@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
+from api.auth.deps import current_principal
 from gis.settings import ServerSettings
 
-# Dependencies every /v1 router runs first; authentication is added here, in one place.
-API_DEPENDENCIES: list[Any] = []
+# Dependencies every /v1 router runs first: no /v1 answer without a valid credential (api.auth.deps).
+API_DEPENDENCIES: list[Any] = [Depends(current_principal)]
 
 
 def engine(request: Request) -> Engine:

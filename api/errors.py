@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth.roles import OutOfScope
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
 from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
@@ -30,6 +31,7 @@ class ErrorRule:
 
 # Looked up along the exception's MRO, so a subclass without its own row answers like its base.
 ERROR_TABLE: dict[type[Exception], ErrorRule] = {
+    OutOfScope: ErrorRule(403, "forbidden"),
     InvalidLayerRequest: ErrorRule(422, "invalid_request"),
     LayerTooLarge: ErrorRule(413, "layer_too_large"),
     UnknownLayer: ErrorRule(404, "not_found"),

@@ -9,9 +9,12 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from api.auth.deps import AuthRuntime
+from api.auth.logfilter import install_log_redaction
+from api.auth.page import AUTH_STATIC_DIR
 from api.deps import API_DEPENDENCIES
 from api.errors import register_error_handlers
-from api.routers import pages, territory
+from api.routers import auth, docs, pages, territory
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.page import STATIC_DIR, vendor_libraries
@@ -32,22 +35,35 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(db_settings)
         app.state.secret_key = server_settings.resolved_secret_key()
+        app.state.auth = AuthRuntime(
+            secret_key=app.state.secret_key,
+            token_minutes=server_settings.token_minutes,
+            session_hours=server_settings.session_hours,
+            key_cache_seconds=server_settings.api_key_cache_seconds,
+        )
         yield
         app.state.engine.dispose()
 
-    app = FastAPI(title="gridgov 网格化治理平台", version="0.1.0", lifespan=lifespan)
+    # /docs is served by api.routers.docs with Swagger UI from npm: the stock page loads it from a CDN.
+    app = FastAPI(title="gridgov 网格化治理平台", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.server_settings = server_settings
     app.state.map_settings = map_settings or MapSettings()
     register_error_handlers(app)
+    install_log_redaction()
     # Layers are JSON of up to 1 MB; gzip shrinks them several-fold on the wire.
     app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # Open: the token endpoint and the login page. Everything else under /v1, and the pages, need a credential.
+    app.include_router(auth.router, prefix="/v1")
+    app.include_router(auth.pages_router)
     app.include_router(territory.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
+    app.include_router(docs.router)
     # Front-end libraries come from this server, never a CDN (offline intranets); mounted before /static.
     for library in vendor_libraries():
         app.mount(
             f"/static/vendor/{library.name}", StaticFiles(directory=library.directory), name=f"vendor-{library.name}"
         )
+    app.mount("/static/auth", StaticFiles(directory=AUTH_STATIC_DIR), name="auth-static")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/health", tags=["运维"], summary="健康检查")

@@ -16,7 +16,13 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # Domain packages whose `models` modules define tables on `metadata`. The migration environment imports
 # them by name, so that gis stays below every domain package in the layer order.
-MODEL_MODULES: tuple[str, ...] = ("grids.models", "address_library.models", "supervision.models", "synthetic.models")
+MODEL_MODULES: tuple[str, ...] = (
+    "grids.models",
+    "address_library.models",
+    "supervision.models",
+    "synthetic.models",
+    "api.auth.models",
+)
 
 
 def load_all_models() -> MetaData:

@@ -59,6 +59,11 @@ class ServerSettings(BaseSettings):
     secret_key: str | None = None
     state_dir: Path = Field(default_factory=lambda: project_root() / ".gridgov")
     max_layer_bytes: int = 1_000_000
+    # Access tokens (JWT) are short-lived; browser sessions last a working day and can be signed out earlier.
+    token_minutes: float = Field(default=30.0, gt=0)
+    session_hours: float = Field(default=12.0, gt=0)
+    # How long a checked API key is trusted without asking the database again (a revocation takes this long).
+    api_key_cache_seconds: float = Field(default=60.0, ge=0)
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or one generated once into `.gridgov/secret` (mode 0600)."""

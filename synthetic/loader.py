@@ -75,7 +75,7 @@ class Progress:
         yield
         if self._bar is not None:
             self._bar.advance(self._task)
-            self._bar.console.log(f"{name}: {time.perf_counter() - t0:.1f} s")
+            self._bar.console.print(f"  {name}: {time.perf_counter() - t0:.1f} s")
 
     def close(self) -> None:
         """Stop the bar."""

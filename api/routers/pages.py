@@ -1,18 +1,34 @@
-"""api.routers.pages: the map page (HTML) at /."""
+"""api.routers.pages: the map page (HTML) at /, behind the sign-in."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from typing import Annotated
+from urllib.parse import quote
 
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.auth.deps import MISSING_CREDENTIAL, WWW_AUTHENTICATE, optional_principal
+from api.auth.page import LOGIN_PATH
+from api.auth.roles import Principal
 from maps.page import render_index
 from maps.settings import MapSettings
 
 router = APIRouter(tags=["页面"])
 
 
+def sign_in_first(request: Request) -> Response:
+    """A browser goes to the login page (and comes back here after); other clients get 401."""
+    if "text/html" in request.headers.get("accept", ""):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='/')}", status_code=303)
+    raise HTTPException(status_code=401, detail=MISSING_CREDENTIAL, headers=WWW_AUTHENTICATE)
+
+
 @router.get("/", response_class=HTMLResponse, summary="网格地图", include_in_schema=False)
-def map_page(request: Request) -> HTMLResponse:
-    """The map of towns, communities and grids."""
+def map_page(request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
+    """The map of towns, communities and grids (the cookie, a Bearer token or an X-API-Key lets one in)."""
+    if principal is None:
+        return sign_in_first(request)
     settings: MapSettings = request.app.state.map_settings
     return HTMLResponse(render_index(settings), headers={"Cache-Control": "no-cache"})

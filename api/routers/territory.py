@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from api.auth.deps import CurrentPrincipal
+from api.auth.roles import Principal, allowed_town_codes, may_see, require_town
 from api.deps import connection, server_settings
 from gis.coords import CoordSystem
 from gis.settings import ServerSettings
@@ -67,10 +70,20 @@ class GridDetails(BaseModel):
     version_name: str
 
 
+def within_scope(body: bytes, principal: Principal) -> bytes:
+    """The FeatureCollection keeping only the features (by their `code`) the principal may see."""
+    if allowed_town_codes(principal) is None:
+        return body
+    collection = orjson.loads(body)
+    collection["features"] = [f for f in collection["features"] if may_see(principal, f["properties"]["code"])]
+    return orjson.dumps(collection)
+
+
 def _layer_response(
     layer: Layer,
     conn: Connection,
     settings: ServerSettings,
+    principal: Principal,
     bbox: str | None,
     zoom: int | None,
     coords: CoordSystem,
@@ -83,11 +96,12 @@ def _layer_response(
         limit_bytes=settings.max_layer_bytes,
         coords=coords,
     )
-    return Response(content=body, media_type=GEOJSON_MEDIA_TYPE)
+    return Response(content=within_scope(body, principal), media_type=GEOJSON_MEDIA_TYPE)
 
 
 _LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "A GeoJSON FeatureCollection"},
+    401: {"description": "缺少或无效的凭证"},
     413: {"description": "Over the payload limit: narrow the bbox or zoom in"},
     422: {"description": "Malformed bbox or zoom"},
 }
@@ -97,42 +111,52 @@ _LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
 def towns_layer(
     conn: Annotated[Connection, Depends(connection)],
     settings: Annotated[ServerSettings, Depends(server_settings)],
+    principal: CurrentPrincipal,
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
     coords: CoordsParam = "wgs84",
 ) -> Response:
-    """Towns (code, name, population, area_km2) intersecting the bbox."""
-    return _layer_response(Layer.TOWNS, conn, settings, bbox, zoom, coords)
+    """Towns (code, name, population, area_km2) intersecting the bbox; a town-scoped user sees only their town."""
+    return _layer_response(Layer.TOWNS, conn, settings, principal, bbox, zoom, coords)
 
 
 @router.get("/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
 def communities_layer(
     conn: Annotated[Connection, Depends(connection)],
     settings: Annotated[ServerSettings, Depends(server_settings)],
+    principal: CurrentPrincipal,
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
     coords: CoordsParam = "wgs84",
 ) -> Response:
-    """Communities (code, name, town_code, kind, population) intersecting the bbox."""
-    return _layer_response(Layer.COMMUNITIES, conn, settings, bbox, zoom, coords)
+    """Communities (code, name, town_code, kind, population) intersecting the bbox, within the user's town."""
+    return _layer_response(Layer.COMMUNITIES, conn, settings, principal, bbox, zoom, coords)
 
 
 @router.get("/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
 def grids_layer(
     conn: Annotated[Connection, Depends(connection)],
     settings: Annotated[ServerSettings, Depends(server_settings)],
+    principal: CurrentPrincipal,
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
     coords: CoordsParam = "wgs84",
 ) -> Response:
-    """Grids of the active version with their community, town and counts, intersecting the bbox."""
-    return _layer_response(Layer.GRIDS, conn, settings, bbox, zoom, coords)
+    """Grids of the active version with their community, town and counts, intersecting the bbox, within the user's town."""
+    return _layer_response(Layer.GRIDS, conn, settings, principal, bbox, zoom, coords)
 
 
-@router.get("/grids/{code}", summary="网格详情", response_model=GridDetails)
+@router.get(
+    "/grids/{code}",
+    summary="网格详情",
+    response_model=GridDetails,
+    responses={403: {"description": "网格不在当前用户的辖区内"}, 404: {"description": "没有该网格"}},
+)
 def grid_details(
     conn: Annotated[Connection, Depends(connection)],
+    principal: CurrentPrincipal,
     code: Annotated[str, Path(pattern=r"^\d{15}$", description="15-digit grid code")],
 ) -> GridDetails:
-    """One grid of the active version with its community, town and counts (404 when unknown)."""
+    """One grid of the active version with its community, town and counts (403 outside the user's town, 404 when unknown)."""
+    require_town(principal, code)
     return GridDetails.model_validate(service.grid_details(conn, code))

@@ -82,12 +82,17 @@
   var pending = {};
   var loadedCounts = {};
 
+  var requestedUrl = {};
+
   function loadLayer(name, group, withBbox) {
+    var url = config.api.layers + name + "?zoom=" + apiZoom() + (withBbox ? "&bbox=" + bboxParam() : "") +
+      (config.coords !== "wgs84" ? "&coords=" + config.coords : "");
+    // Start-up and map events can ask for the same view several times: ask the server once.
+    if (requestedUrl[name] === url && (pending[name] || typeof loadedCounts[name] === "number")) { return; }
+    requestedUrl[name] = url;
     if (pending[name]) { pending[name].abort(); }
     var controller = new AbortController();
     pending[name] = controller;
-    var url = config.api.layers + name + "?zoom=" + apiZoom() + (withBbox ? "&bbox=" + bboxParam() : "") +
-      (config.coords !== "wgs84" ? "&coords=" + config.coords : "");
     return fetch(url, { signal: controller.signal, headers: { Accept: "application/geo+json" } })
       .then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, status: response.status, body: body }; });
@@ -204,6 +209,7 @@
   map.on("overlayremove", function (event) {
     var name = event.layer === towns ? "towns" : event.layer === communities ? "communities" : "grids";
     loadedCounts[name] = null;
+    requestedUrl[name] = null;
     showCounts();
   });
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box, shape
 from sqlalchemy import text
 
+from api.auth import service as auth_service
 from api.main import create_app
 from gis.coords import gcj02_to_wgs84, wgs84_to_gcj02
 from gis.database import make_engine
@@ -31,14 +32,29 @@ COMMUNITY_PROPERTIES = {"code", "name", "town_code", "kind", "population"}
 GRID_PROPERTIES = {"code", "workload", "worker_count"}
 
 
+SECRET_KEY = "x" * 40
+
+
 def _settings(tmp: Path, **overrides: Any) -> ServerSettings:
-    return ServerSettings(secret_key="x" * 40, state_dir=tmp, **overrides)
+    return ServerSettings(secret_key=SECRET_KEY, state_dir=tmp, **overrides)
 
 
 @pytest.fixture(scope="module")
-def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def api_key(db: DatabaseSettings) -> dict[str, str]:
+    """The X-API-Key header of a map client's key (exempt from the rate limit: the tests pan a lot)."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        new = auth_service.create_api_key(conn, SECRET_KEY, name="map tests", rate_limited=False)
+    engine.dispose()
+    return {"X-API-Key": new.key}
+
+
+@pytest.fixture(scope="module")
+def client(
+    db: DatabaseSettings, api_key: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     app = create_app(db_settings=db, server_settings=_settings(tmp_path_factory.mktemp("state")))
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=api_key) as test_client:
         yield test_client
 
 
@@ -214,9 +230,11 @@ def test_malformed_requests_are_refused_with_the_error_body(
     assert body["error"] == "invalid_request" and needle in body["detail"]
 
 
-def test_a_layer_over_the_configured_limit_is_refused_not_truncated(db: DatabaseSettings, tmp_path: Path) -> None:
+def test_a_layer_over_the_configured_limit_is_refused_not_truncated(
+    db: DatabaseSettings, api_key: dict[str, str], tmp_path: Path
+) -> None:
     app = create_app(db_settings=db, server_settings=_settings(tmp_path, max_layer_bytes=50_000))
-    with TestClient(app) as small:
+    with TestClient(app, headers=api_key) as small:
         response = small.get("/v1/communities", params={"zoom": 8})
         assert response.status_code == 413
         assert response.json()["error"] == "layer_too_large"
@@ -260,7 +278,8 @@ def test_failures_never_leak_internals(tmp_path: Path) -> None:
         raise RuntimeError("secret internals: /etc/shadow")
 
     with TestClient(app, raise_server_exceptions=False) as broken:
-        down = broken.get("/v1/towns")
+        # Checking the key needs the database, so even the credential check answers 503, not 500.
+        down = broken.get("/v1/towns", headers={"X-API-Key": "gg_" + "k" * 32})
         assert down.status_code == 503
         assert down.json()["error"] == "database_unavailable"
         assert "hunter2secret" not in down.text and "127.0.0.1" not in down.text

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
+from api.auth import service as auth_service
 from api.main import create_app
 from gis.cluster import free_port
 from gis.database import make_engine
@@ -33,12 +34,18 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+USERNAME = "zhihui"
+PASSWORD = "e2e-password-1234"
 
 
 @pytest.fixture(scope="module")
 def base_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app served by uvicorn on a free loopback port, in a background thread."""
     settings = ServerSettings(secret_key="x" * 40, state_dir=tmp_path_factory.mktemp("state"))
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        auth_service.create_user(conn, username=USERNAME, role="command_centre", scope=None, password=PASSWORD)
+    engine.dispose()
     app = create_app(db_settings=db, server_settings=settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -96,7 +103,18 @@ def test_the_map_shows_outlines_and_a_grid_popup_without_leaving_the_intranet(
     page.on("request", lambda request: requested.append(request.url))
     page.on("pageerror", lambda error: page_errors.append(str(error)))
 
+    # The map sits behind the sign-in: the browser is sent to the login page and back after signing in.
     page.goto(base_url + "/")
+    assert urlsplit(page.url).path == "/login"
+    assert page.locator("button[type=submit]").inner_text() == "登录"
+    page.fill("#username", USERNAME)
+    page.fill("#password", "not-the-password")
+    page.click("button[type=submit]")
+    assert page.locator(".error").inner_text() == "用户名或密码错误"
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert urlsplit(page.url).path == "/"
     assert page.title() == "东莞市网格化治理平台"
 
     # On load the whole city is in view with all 33 town outlines and the community outlines.

@@ -1,0 +1,1 @@
+"""api.auth: accounts, roles, API keys, sessions and the credential check every protected route runs."""

@@ -1,0 +1,161 @@
+"""api.auth.deps: the credential check (session cookie, Bearer JWT, X-API-Key or key=) as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery, OAuth2PasswordBearer
+from sqlalchemy import Engine
+
+from api.auth import service
+from api.auth.ratelimit import RateLimiter, retry_after_header
+from api.auth.roles import Principal
+from api.auth.security import InvalidToken, TtlCache, decode_access_token, keyed_digest
+
+SESSION_COOKIE = "gridgov_session"
+API_KEY_HEADER = "X-API-Key"
+API_KEY_QUERY = "key"
+TOKEN_URL = "/v1/auth/token"
+WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="gridgov"'}
+MISSING_CREDENTIAL = "a credential is required: sign in, or send Authorization: Bearer <token> or X-API-Key"
+INVALID_CREDENTIAL = "the credential is invalid, expired or revoked"
+
+# auto_error=False: the four schemes are alternatives, so none of them may refuse on its own.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False, description="OAuth2 密码模式获取的访问令牌")
+api_key_header_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API 密钥（请求头）")
+api_key_query_scheme = APIKeyQuery(
+    name=API_KEY_QUERY, auto_error=False, description="API 密钥（查询参数，兼容 Nominatim 客户端）"
+)
+session_cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="浏览器登录会话")
+
+
+@dataclass
+class AuthRuntime:
+    """Per-application authentication state: the secret, the key cache and the rate limiter."""
+
+    secret_key: str
+    token_minutes: float = 30.0
+    session_hours: float = 12.0
+    key_cache_seconds: float = 60.0
+    key_cache: TtlCache[str, service.ApiKeyRecord] = field(init=False)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    def __post_init__(self) -> None:
+        self.key_cache = TtlCache(self.key_cache_seconds)
+
+
+def auth_runtime(request: Request) -> AuthRuntime:
+    """The application's authentication state (created in the lifespan)."""
+    runtime: AuthRuntime = request.app.state.auth
+    return runtime
+
+
+def _engine(request: Request) -> Engine:
+    result: Engine = request.app.state.engine
+    return result
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers=WWW_AUTHENTICATE)
+
+
+def _api_key_principal(request: Request, runtime: AuthRuntime, key: str) -> Principal:
+    digest = keyed_digest(runtime.secret_key, key)
+    record = runtime.key_cache.get(digest)
+    if record is None:
+        with _engine(request).connect() as conn:
+            record = service.find_api_key(conn, digest)
+        if record is None:
+            raise _unauthorized(INVALID_CREDENTIAL)
+        runtime.key_cache.put(digest, record)
+    if record.rate_limited:
+        wait_s = runtime.limiter.acquire(record.id, record.rate_per_minute)
+        if wait_s > 0:
+            raise HTTPException(
+                status_code=429,
+                detail=f"rate limit of {record.rate_per_minute} requests per minute exceeded for key {record.prefix}…",
+                headers={"Retry-After": retry_after_header(wait_s)},
+            )
+    return record.principal()
+
+
+def _session_principal(request: Request, runtime: AuthRuntime, token: str) -> Principal:
+    with _engine(request).connect() as conn:
+        user = service.find_session_user(conn, runtime.secret_key, token)
+    if user is None:
+        raise _unauthorized(INVALID_CREDENTIAL)
+    return user.principal()
+
+
+def _token_principal(runtime: AuthRuntime, token: str) -> Principal:
+    try:
+        claims = decode_access_token(runtime.secret_key, token)
+    except InvalidToken:
+        raise _unauthorized(INVALID_CREDENTIAL) from None
+    return Principal(kind="user", name=claims.subject, role=claims.role, scope=claims.scope, town_code=claims.town_code)
+
+
+def resolve_principal(
+    request: Request,
+    *,
+    header_key: str | None,
+    query_key: str | None,
+    bearer: str | None,
+    session_token: str | None,
+) -> Principal | None:
+    """The principal of the first credential present (None when there is none); 401/429 when it is refused.
+
+    The first credential present decides: a bad key is refused even if a good cookie came with it.
+    """
+    runtime = auth_runtime(request)
+    principal: Principal | None = None
+    if header_key:
+        principal = _api_key_principal(request, runtime, header_key)
+    elif query_key:
+        principal = _api_key_principal(request, runtime, query_key)
+    elif bearer:
+        principal = _token_principal(runtime, bearer)
+    elif session_token:
+        principal = _session_principal(request, runtime, session_token)
+    if principal is not None:
+        request.state.principal = principal
+    return principal
+
+
+def optional_principal(
+    request: Request,
+    header_key: Annotated[str | None, Security(api_key_header_scheme)],
+    query_key: Annotated[str | None, Security(api_key_query_scheme)],
+    bearer: Annotated[str | None, Security(bearer_scheme)],
+    session_token: Annotated[str | None, Security(session_cookie_scheme)],
+) -> Principal | None:
+    """Who is asking, or None when no valid credential came (pages redirect to the login page then)."""
+    try:
+        return resolve_principal(
+            request, header_key=header_key, query_key=query_key, bearer=bearer, session_token=session_token
+        )
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            return None
+        raise
+
+
+def current_principal(
+    request: Request,
+    header_key: Annotated[str | None, Security(api_key_header_scheme)],
+    query_key: Annotated[str | None, Security(api_key_query_scheme)],
+    bearer: Annotated[str | None, Security(bearer_scheme)],
+    session_token: Annotated[str | None, Security(session_cookie_scheme)],
+) -> Principal:
+    """Who is asking; 401 (with WWW-Authenticate) without a valid credential, 429 over a key's rate limit."""
+    principal = resolve_principal(
+        request, header_key=header_key, query_key=query_key, bearer=bearer, session_token=session_token
+    )
+    if principal is None:
+        raise _unauthorized(MISSING_CREDENTIAL)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,19 @@
+"""api.auth.errors: what can go wrong creating accounts and keys (the CLI and the service raise these)."""
+
+from __future__ import annotations
+
+
+class AuthError(Exception):
+    """Base class of the account and key errors."""
+
+
+class InvalidRole(AuthError):
+    """A role name that is not one of ROLES."""
+
+
+class InvalidScope(AuthError):
+    """A scope missing, present where none is allowed, malformed, or naming nothing that exists."""
+
+
+class DuplicateUser(AuthError):
+    """A user name that is already taken."""

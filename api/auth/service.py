@@ -1,0 +1,253 @@
+"""api.auth.service: accounts, API keys and sessions in the database (used by the CLI and the HTTP layer)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from api.auth.errors import DuplicateUser, InvalidScope
+from api.auth.models import api_key, app_user, user_session
+from api.auth.roles import Principal, Role, parse_role, principal_town, validate_scope
+from api.auth.security import (
+    generate_api_key,
+    generate_session_token,
+    hash_password,
+    key_prefix,
+    keyed_digest,
+    password_needs_rehash,
+    verify_password,
+)
+from grids.models import community, town, worker
+
+DEFAULT_RATE_PER_MINUTE = 600
+DEMO_USERNAME = "demo"
+MIN_PASSWORD_CHARS = 8
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """One account as the credential checks need it (never the password hash)."""
+
+    id: int
+    username: str
+    role: str
+    scope: str | None
+    town_code: str | None
+
+    def principal(self) -> Principal:
+        """This user as the routers see them."""
+        return Principal(kind="user", name=self.username, role=self.role, scope=self.scope, town_code=self.town_code)
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """One live API key: who it is, and its rate limit."""
+
+    id: int
+    name: str
+    prefix: str
+    rate_limited: bool
+    rate_per_minute: int
+
+    def principal(self) -> Principal:
+        """This key as the routers see it."""
+        return Principal(kind="api_key", name=self.name, role=Role.API_CLIENT.value)
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key just created: the clear key is shown once and never stored."""
+
+    key: str
+    record: ApiKeyRecord
+
+
+def _check_scope_exists(conn: Connection, role: Role, scope: str | None) -> None:
+    if scope is None:
+        return
+    if role is Role.TOWN_LEADER:
+        found = conn.execute(select(town.c.code).where(town.c.code == scope)).first()
+        if found is None:
+            raise InvalidScope(f"no town with code {scope} (see the town table)")
+    elif role is Role.DISPATCHER:
+        found = conn.execute(select(community.c.code).where(community.c.code == scope)).first()
+        if found is None:
+            raise InvalidScope(f"no community with code {scope}")
+    elif role is Role.GRID_WORKER:
+        found = conn.execute(select(worker.c.id).where(worker.c.id == int(scope))).first()
+        if found is None:
+            raise InvalidScope(f"no grid worker with id {scope}")
+
+
+def _resolve_town(conn: Connection, role: str, scope: str | None) -> str | None:
+    town_code = principal_town(role, scope)
+    if town_code is None and role == Role.GRID_WORKER and scope and scope.isdigit():
+        town_code = conn.execute(select(worker.c.town_code).where(worker.c.id == int(scope))).scalar_one_or_none()
+    return town_code
+
+
+def create_user(conn: Connection, *, username: str, role: str, scope: str | None, password: str) -> UserRecord:
+    """Create an account after checking the role, the scope (format and existence) and the password length."""
+    parsed = parse_role(role)
+    scope = validate_scope(parsed, scope)
+    username = username.strip()
+    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
+        raise InvalidScope("the user name must be 1-64 characters without spaces")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidScope(f"the password must be at least {MIN_PASSWORD_CHARS} characters")
+    _check_scope_exists(conn, parsed, scope)
+    try:
+        with conn.begin_nested():
+            user_id = conn.execute(
+                insert(app_user)
+                .values(username=username, password_hash=hash_password(password), role=parsed.value, scope_code=scope)
+                .returning(app_user.c.id)
+            ).scalar_one()
+    except IntegrityError as exc:
+        raise DuplicateUser(f"user {username!r} already exists") from exc
+    return UserRecord(user_id, username, parsed.value, scope, _resolve_town(conn, parsed.value, scope))
+
+
+def count_users(conn: Connection) -> int:
+    """How many accounts exist."""
+    return int(conn.execute(select(func.count()).select_from(app_user)).scalar_one())
+
+
+def ensure_demo_user(conn: Connection) -> tuple[UserRecord, str] | None:
+    """Create the command-centre `demo` account when no account exists: (user, password), else None.
+
+    The password is GRIDGOV_DEMO_PASSWORD when set, otherwise generated; it is returned once and never stored in clear.
+    """
+    if count_users(conn) > 0:
+        return None
+    password = os.environ.get("GRIDGOV_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+    user = create_user(conn, username=DEMO_USERNAME, role=Role.COMMAND_CENTRE.value, scope=None, password=password)
+    return user, password
+
+
+def authenticate(conn: Connection, username: str, password: str) -> UserRecord | None:
+    """The active user with this name and password, or None (a wrong name and a wrong password look alike)."""
+    row = conn.execute(
+        select(app_user.c.id, app_user.c.username, app_user.c.password_hash, app_user.c.role, app_user.c.scope_code)
+        .where(app_user.c.username == username.strip())
+        .where(app_user.c.active.is_(True))
+    ).first()
+    if not verify_password(row.password_hash if row is not None else None, password) or row is None:
+        return None
+    values: dict[str, object] = {"last_login_at": func.now()}
+    if password_needs_rehash(row.password_hash):
+        values["password_hash"] = hash_password(password)
+    conn.execute(update(app_user).where(app_user.c.id == row.id).values(**values))
+    return UserRecord(row.id, row.username, row.role, row.scope_code, _resolve_town(conn, row.role, row.scope_code))
+
+
+def create_api_key(
+    conn: Connection,
+    secret_key: str,
+    *,
+    name: str,
+    rate_limited: bool = True,
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+) -> NewApiKey:
+    """A new API key; only its prefix and HMAC digest are stored."""
+    if not name.strip():
+        raise InvalidScope("an API key needs a --name")
+    if rate_per_minute < 1:
+        raise InvalidScope("--rate-per-minute must be at least 1")
+    key = generate_api_key()
+    key_id = conn.execute(
+        insert(api_key)
+        .values(
+            name=name.strip(),
+            prefix=key_prefix(key),
+            digest=keyed_digest(secret_key, key),
+            rate_limited=rate_limited,
+            rate_per_minute=rate_per_minute,
+        )
+        .returning(api_key.c.id)
+    ).scalar_one()
+    return NewApiKey(key, ApiKeyRecord(key_id, name.strip(), key_prefix(key), rate_limited, rate_per_minute))
+
+
+def find_api_key(conn: Connection, digest: str) -> ApiKeyRecord | None:
+    """The live (unrevoked) key with this digest, or None."""
+    row = conn.execute(
+        select(api_key.c.id, api_key.c.name, api_key.c.prefix, api_key.c.rate_limited, api_key.c.rate_per_minute)
+        .where(api_key.c.digest == digest)
+        .where(api_key.c.revoked_at.is_(None))
+    ).first()
+    return ApiKeyRecord(row.id, row.name, row.prefix, row.rate_limited, row.rate_per_minute) if row else None
+
+
+def list_api_keys(conn: Connection) -> list[tuple[ApiKeyRecord, datetime, datetime | None]]:
+    """Every key with its creation and revocation times, oldest first."""
+    rows = conn.execute(
+        select(
+            api_key.c.id,
+            api_key.c.name,
+            api_key.c.prefix,
+            api_key.c.rate_limited,
+            api_key.c.rate_per_minute,
+            api_key.c.created_at,
+            api_key.c.revoked_at,
+        ).order_by(api_key.c.id)
+    ).all()
+    return [
+        (ApiKeyRecord(r.id, r.name, r.prefix, r.rate_limited, r.rate_per_minute), r.created_at, r.revoked_at)
+        for r in rows
+    ]
+
+
+def revoke_api_key(conn: Connection, prefix: str) -> int:
+    """Revoke the live keys with this prefix; the number revoked."""
+    result = conn.execute(
+        update(api_key)
+        .where(api_key.c.prefix == prefix)
+        .where(api_key.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return int(result.rowcount or 0)
+
+
+def create_session(conn: Connection, secret_key: str, user: UserRecord, *, hours: float) -> str:
+    """A new browser session for the user; returns the cookie token (only its digest is stored)."""
+    token = generate_session_token()
+    conn.execute(
+        insert(user_session).values(
+            token_digest=keyed_digest(secret_key, token),
+            user_id=user.id,
+            expires_at=datetime.now(UTC) + timedelta(hours=hours),
+        )
+    )
+    return token
+
+
+def find_session_user(conn: Connection, secret_key: str, token: str) -> UserRecord | None:
+    """The active user of a live (unexpired, unrevoked) session, or None."""
+    row = conn.execute(
+        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.scope_code)
+        .join(user_session, user_session.c.user_id == app_user.c.id)
+        .where(user_session.c.token_digest == keyed_digest(secret_key, token))
+        .where(user_session.c.revoked_at.is_(None))
+        .where(user_session.c.expires_at > func.now())
+        .where(app_user.c.active.is_(True))
+    ).first()
+    if row is None:
+        return None
+    return UserRecord(row.id, row.username, row.role, row.scope_code, _resolve_town(conn, row.role, row.scope_code))
+
+
+def revoke_session(conn: Connection, secret_key: str, token: str) -> bool:
+    """Sign a session out; whether a live session was revoked."""
+    result = conn.execute(
+        update(user_session)
+        .where(user_session.c.token_digest == keyed_digest(secret_key, token))
+        .where(user_session.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return bool(result.rowcount)

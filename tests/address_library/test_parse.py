@@ -1,0 +1,260 @@
+"""A geocoder reads an address as people type it into town, community, road, door, building and room."""
+
+from __future__ import annotations
+
+import random
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry import box
+
+from address_library.errors import AddressInputError
+from address_library.normalize import normalize
+from address_library.parse import ParsedAddress, default_gazetteer, parse
+from grids.reference import read_divisions, short_community_name
+from synthetic.addresses import generate_library
+from synthetic.noise import render_raw_address
+
+CHANGAN, TANGXIA, DALANG, ZHONGTANG = "441900119000", "441900116000", "441900113000", "441900128000"
+DONGCHENG, TANGXIA_DAPINGZHANG, ZHONGTANG_YICUN = "441900003000", "441900116500", "441900128209"
+
+
+def fields(parsed: ParsedAddress) -> dict[str, object]:
+    keep = ("town", "community", "natural_village", "road", "lane", "door_no", "sub_no", "park", "compound")
+    keep += ("phase", "building", "unit", "floor", "room", "stall", "intersection", "remainder")
+    return {k: getattr(parsed, k) for k in keep if getattr(parsed, k) is not None}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "level"),
+    [
+        (
+            "塘厦镇大屏障生活区康海豪庭一期10栋1单元1102房",
+            {"town": "塘厦镇", "community": "大屏障生活区", "compound": "康海豪庭", "phase": "1期", "building": "10栋"}
+            | {"unit": "1单元", "room": "1102房"},
+            "room",
+        ),
+        (
+            "大岭山镇连平村连平工业城2栋202房",
+            {"town": "大岭山镇", "community": "连平村", "park": "连平工业城", "building": "2栋", "room": "202房"},
+            "room",
+        ),
+        (
+            "中堂镇一村一村西工业区A1栋1楼",
+            {"town": "中堂镇", "community": "一村", "park": "一村西工业区", "building": "A1栋", "floor": "1楼"},
+            "room",
+        ),
+        (  # a village chain with no road
+            "大朗镇水口村新塘坊一巷5号",
+            {"town": "大朗镇", "community": "水口村", "natural_village": "新塘坊", "lane": "1巷", "door_no": "5"},
+            "door",
+        ),
+        (  # 号 after a building is a room
+            "东莞市长安镇新安社区锦华花园3期5栋1203号",
+            {"town": "长安镇", "community": "新安社区", "compound": "锦华花园", "phase": "3期", "building": "5栋"}
+            | {"room": "1203号"},
+            "room",
+        ),
+        (
+            "东莞市东莞市长安镇长青路一百二十三号之一",
+            {"town": "长安镇", "road": "长青路", "door_no": "123", "sub_no": "1"},
+            "door",
+        ),
+        ("大老镇富华路5号", {"town": "大朗镇", "road": "富华路", "door_no": "5"}, "door"),  # typo in the town
+        ("塘下镇莲湖路3号", {"town": "塘厦镇", "road": "莲湖路", "door_no": "3"}, "door"),
+        ("东城区富华路12号", {"town": "东城街道", "road": "富华路", "door_no": "12"}, "door"),  # old district form
+        ("长安富华路12号", {"town": "长安镇", "road": "富华路", "door_no": "12"}, "door"),  # town without 镇
+        ("长安镇新安三路12号", {"town": "长安镇", "road": "新安三路", "door_no": "12"}, "door"),  # 新安 is a road here
+        (
+            "长安镇新安管理区富华路12号",
+            {"town": "长安镇", "community": "新安社区", "road": "富华路", "door_no": "12"},
+            "door",
+        ),
+        (
+            "长安镇富华路12号新安社区",  # community after the door
+            {"town": "长安镇", "community": "新安社区", "road": "富华路", "door_no": "12"},
+            "door",
+        ),
+        ("长安镇富华路与振安路交叉口", {"town": "长安镇", "road": "富华路", "intersection": "振安路"}, "road"),
+        ("长安镇富华路和振安路交汇处", {"town": "长安镇", "road": "富华路", "intersection": "振安路"}, "road"),
+        (
+            "长安镇富华路12号锦华花园B座3单元2楼",
+            {"town": "长安镇", "road": "富华路", "door_no": "12", "compound": "锦华花园", "building": "B座"}
+            | {"unit": "3单元", "floor": "2楼"},
+            "room",
+        ),
+        (
+            "长安镇富华路12号兴旺便利店",  # a shop name stays as the remainder
+            {"town": "长安镇", "road": "富华路", "door_no": "12", "remainder": "兴旺便利店"},
+            "door",
+        ),
+    ],
+)
+def test_real_world_forms_parse_into_their_components(raw: str, expected: dict[str, object], level: str) -> None:
+    parsed = parse(raw)
+    assert fields(parsed) == expected
+    assert parsed.level == level
+    assert not parsed.outside_dongguan
+
+
+def test_relative_locations_and_notes_lower_the_answer_to_what_is_certain() -> None:
+    parsed = parse("长安镇富华路12号对面（电联）")
+    assert (parsed.road, parsed.door_no, parsed.relative, parsed.notes) == ("富华路", "12", "对面", ("电联",))
+    crossing = parse("长安镇富华路与振安路交叉口东侧")
+    assert (crossing.road, crossing.intersection, crossing.relative, crossing.level) == (
+        "富华路",
+        "振安路",
+        "东侧",
+        "road",
+    )
+
+
+@pytest.mark.parametrize("raw", ["青岛东莞路12号", "深圳市东莞街5号", "广州东莞庄路3号", "山东省青岛市市北区东莞路8号"])
+def test_dongguan_named_roads_in_other_cities_are_not_ours(raw: str) -> None:
+    parsed = parse(raw)
+    assert parsed.outside_dongguan and parsed.town_code is None and parsed.level is None
+
+
+def test_only_noise_gives_an_empty_answer_and_empty_input_an_error() -> None:
+    assert parse("null").level is None
+    with pytest.raises(AddressInputError):
+        parse("   ")
+
+
+def test_every_real_town_and_community_is_in_the_gazetteer() -> None:
+    divisions = read_divisions()
+    gazetteer = default_gazetteer()
+    assert len(gazetteer.town_names) == 33
+    for code, name, level in zip(divisions["code"], divisions["name"], divisions["level"], strict=True):
+        if level == "town" and code in gazetteer.town_names:
+            assert parse(f"{name}富华路1号").town_code == code
+    assert parse("望牛墩富华路1号").town == "望牛墩镇"
+    assert parse("松山湖高新区富华路1号").town == "松山湖"
+
+
+# --- the synthetic city ---------------------------------------------------------------------------------------------
+
+X0, Y0 = 500_000.0, 2_520_000.0
+PICKED = (
+    "441900119007",  # 长安镇 新安社区
+    "441900119011",  # 长安镇 上沙社区
+    TANGXIA_DAPINGZHANG,
+    ZHONGTANG_YICUN,
+    "441900121023",  # 虎门镇 南栅社区
+    "441900003001",  # 东城街道, for the old 东城区 form
+    "441900113209",  # 大朗镇 水口村
+    "441900118208",  # 大岭山镇 连平村
+)
+COMPONENTS = {
+    "road_name": "road",
+    "village": "natural_village",
+    "lane": "lane",
+    "park": "park",
+    "compound": "compound",
+    "phase": "phase",
+    "building": "building",
+    "unit": "unit",
+    "floor": "floor",
+    "room": "room",
+    "stall": "stall",
+}
+
+
+@pytest.fixture(scope="module")
+def names() -> dict[str, str]:
+    divisions = read_divisions()
+    return dict(zip(divisions["code"], divisions["name"], strict=True))
+
+
+@pytest.fixture(scope="module")
+def library(names: dict[str, str]) -> pd.DataFrame:
+    kinds = read_divisions().set_index("code")["kind"]
+    rows = []
+    for i, code in enumerate(PICKED):
+        town_code = code[:9] + "000"
+        x, y = X0 + (i % 4) * 1000, Y0 + (i // 4) * 1000
+        rows.append(
+            {
+                "code": code,
+                "name": names[code],
+                "kind": kinds[code],
+                "town_code": town_code,
+                "town_name": names[town_code],
+                "population": 10_000 + 3_000 * i,
+                "geometry": box(x, y, x + 1000, y + 1000),
+            }
+        )
+    communities = gpd.GeoDataFrame(rows, geometry="geometry", crs=4547)
+    return generate_library(communities, 11, 3_000).addresses
+
+
+def _value(row: dict[str, object], key: str) -> str | None:
+    value = row[key]
+    return None if value is None or (isinstance(value, float)) else normalize(str(value))
+
+
+def test_the_synthetic_library_parses_back_into_its_components(library: pd.DataFrame) -> None:
+    wrong: list[str] = []
+    for row in library.to_dict("records"):
+        parsed = parse(str(row["full_text"]))
+        ok = parsed.town_code == row["town_code"]
+        # The standard text names the community only when no road locates the address.
+        if row["road_name"] is None:
+            ok = ok and parsed.community_code == row["community_code"]
+        ok = ok and parsed.door_no == row["door_no"] and parsed.sub_no == row["sub_no"]
+        ok = ok and all(getattr(parsed, attr) == _value(row, key) for key, attr in COMPONENTS.items())
+        if not ok:
+            wrong.append(str(row["full_text"]))
+    assert len(wrong) <= 0.01 * len(library), wrong[:20]
+    assert set(library["kind"]) == {"road_door", "village", "industrial", "compound", "market"}
+
+
+def test_noisy_renderings_keep_their_town_and_community(library: pd.DataFrame, names: dict[str, str]) -> None:
+    rng = random.Random(5)
+    wrong: list[str] = []
+    noisy = 0
+    for row in library.to_dict("records"):
+        raw, noise = render_raw_address(
+            row, names[row["town_code"]], short_community_name(names[row["community_code"]]), rng
+        )
+        if not noise:
+            continue
+        noisy += 1
+        parsed = parse(raw)
+        named = (row["road_name"] is None and "missing_community" not in noise) or bool(
+            {"community_added", "reordered"} & set(noise)
+        )
+        # Where the text names the community it must be found; where it does not, it must not be invented.
+        community_ok = (
+            parsed.community_code == row["community_code"]
+            if named
+            else parsed.community_code in (None, row["community_code"])
+        )
+        if parsed.town_code != row["town_code"] or not community_ok:
+            wrong.append(f"{raw} {noise}")
+    assert noisy > 1000
+    assert len(wrong) <= 0.02 * noisy, wrong[:20]
+
+
+# --- properties -----------------------------------------------------------------------------------------------------
+
+_ALPHABET = st.sampled_from(
+    list("长安镇新安社区上沙村东城区大老塘下路街巷号栋座楼层室房单元期区组队档铺坊围花园工业区市场与和交叉口")
+    + list("0123456789ABC-一二三十")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(_ALPHABET, min_size=1, max_size=40), st.text(min_size=1, max_size=80)))
+def test_parse_never_raises_on_normalized_text(raw: str) -> None:
+    try:
+        text = normalize(raw)
+    except AddressInputError:
+        return
+    parsed = parse(text) if text else ParsedAddress()
+    assert parsed.level in (None, "room", "building", "door", "road", "community", "town")
+    if parsed.town_code is not None:
+        assert parsed.town is not None and parsed.town_code.startswith("4419")

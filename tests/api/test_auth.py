@@ -1,0 +1,339 @@
+"""Nobody reads the city without a credential: users sign in, programs send a key, town leaders see their town."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.auth import service
+from api.auth.deps import SESSION_COOKIE
+from api.auth.logfilter import RedactSecretsFilter
+from api.auth.security import issue_access_token
+from api.main import create_app
+from gis.database import make_engine
+from gis.settings import DatabaseSettings, ServerSettings
+
+pytestmark = pytest.mark.db
+
+SECRET = "s" * 48
+PASSWORD = "correct horse battery staple"
+OPEN_V1_PATHS = {"/v1/auth/token"}
+BAD_LOGIN = {"error": "unauthorized", "detail": "incorrect username or password"}
+
+
+def _settings(tmp: Path, **overrides: Any) -> ServerSettings:
+    return ServerSettings(secret_key=SECRET, state_dir=tmp, **overrides)
+
+
+@pytest.fixture(scope="module")
+def city(db: DatabaseSettings) -> dict[str, Any]:
+    """Two towns, and for each an active grid and a community, to probe the town leader's scope with."""
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT DISTINCT ON (g.town_code) g.town_code, g.code, g.community_code, "
+                "ST_XMin(e) AS w, ST_YMin(e) AS s, ST_XMax(e) AS e, ST_YMax(e) AS n "
+                "FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                "JOIN LATERAL (SELECT ST_Extent(t.geom) AS e FROM town t WHERE t.code = g.town_code) x ON true "
+                "ORDER BY g.town_code, g.code LIMIT 2"
+            )
+        ).all()
+    engine.dispose()
+    own, other = rows
+    return {
+        "town": own.town_code,
+        "grid": own.code,
+        "community": own.community_code,
+        "town_bbox": f"{own.w},{own.s},{own.e},{own.n}",
+        "other_town": other.town_code,
+        "other_grid": other.code,
+    }
+
+
+@pytest.fixture(scope="module")
+def accounts(db: DatabaseSettings, city: dict[str, Any]) -> dict[str, Any]:
+    """A command-centre user, a town leader, a dispatcher, a rate-limited key and an exempt one."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        service.create_user(conn, username="zhang", role="command_centre", scope=None, password=PASSWORD)
+        service.create_user(conn, username="leader", role="town_leader", scope=city["town"], password=PASSWORD)
+        service.create_user(conn, username="disp", role="dispatcher", scope=city["community"], password=PASSWORD)
+        limited = service.create_api_key(conn, SECRET, name="limited", rate_per_minute=30)
+        free = service.create_api_key(conn, SECRET, name="bench", rate_limited=False)
+    engine.dispose()
+    return {"limited_key": limited.key, "free_key": free.key}
+
+
+@pytest.fixture(scope="module")
+def client(
+    db: DatabaseSettings, accounts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    app = create_app(db_settings=db, server_settings=_settings(tmp_path_factory.mktemp("state")))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _token(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    response = client.post("/v1/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer" and body["expires_in"] == 30 * 60
+    return str(body["access_token"])
+
+
+def _sign_in(client: TestClient, username: str, password: str = PASSWORD) -> str:
+    response = client.post(
+        "/login", data={"username": username, "password": password, "next": "/"}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+    token = client.cookies.get(SESSION_COOKIE)
+    assert token
+    client.cookies.clear()
+    return token
+
+
+def _cookie(session: str) -> dict[str, str]:
+    return {"Cookie": f"{SESSION_COOKIE}={session}"}
+
+
+def _concrete_path(path: str, city: dict[str, Any]) -> str:
+    return re.sub(r"\{code\}", city["grid"], re.sub(r"\{(?!code)[^}]+\}", "1", path))
+
+
+def test_every_v1_route_refuses_a_request_without_a_credential(client: TestClient, city: dict[str, Any]) -> None:
+    # FastAPI 0.165 keeps included routers nested in app.routes; the OpenAPI paths are the public flat list.
+    spec = client.get("/openapi.json").json()
+    protected = [
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        if path.startswith("/v1") and path not in OPEN_V1_PATHS
+        for method in operations
+    ]
+    assert len(protected) >= 4
+    for method, path in protected:
+        response = client.request(method, _concrete_path(path, city))
+        assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        # A made-up key or token is refused just the same.
+        fake = client.request(method, _concrete_path(path, city), headers={"X-API-Key": "gg_" + "x" * 32})
+        assert fake.status_code == 401
+
+
+def test_health_docs_and_the_login_page_stay_open(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # The API docs work on an offline intranet: Swagger UI comes from this server, never a CDN.
+    assert "cdn." not in docs.text and "https://" not in docs.text
+    for asset in (
+        "/static/vendor/swagger-ui-dist/swagger-ui-bundle.js",
+        "/static/vendor/swagger-ui-dist/swagger-ui.css",
+    ):
+        assert asset in docs.text
+        assert client.get(asset).status_code == 200
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert {"OAuth2PasswordBearer", "APIKeyHeader", "APIKeyQuery", "APIKeyCookie"} <= set(schemes)
+    assert spec["paths"]["/v1/auth/token"]["post"]["summary"] == "获取访问令牌（OAuth2 密码模式）"
+    page = client.get("/login")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "用户名" in page.text and "密码" in page.text and 'action="/login"' in page.text
+    assert client.get("/static/auth/login.css").status_code == 200
+
+
+def test_each_kind_of_credential_opens_the_api(
+    client: TestClient, accounts: dict[str, Any], city: dict[str, Any]
+) -> None:
+    path = f"/v1/grids/{city['grid']}"
+    key = accounts["free_key"]
+    assert client.get(path, headers={"X-API-Key": key}).status_code == 200
+    assert client.get(path, params={"key": key}).status_code == 200
+    bearer = _token(client, "zhang")
+    assert client.get(path, headers={"Authorization": f"Bearer {bearer}"}).status_code == 200
+    session = _sign_in(client, "zhang")
+    assert client.get(path, headers=_cookie(session)).status_code == 200
+
+
+def test_the_map_page_sends_a_browser_to_sign_in_and_lets_any_credential_in(
+    client: TestClient, accounts: dict[str, Any]
+) -> None:
+    browser = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
+    assert browser.status_code == 303 and browser.headers["location"] == "/login?next=/"
+    assert client.get("/", follow_redirects=False).status_code == 401
+    assert client.get("/", headers={"X-API-Key": accounts["free_key"]}).status_code == 200
+    bearer = _token(client, "zhang")
+    assert client.get("/", headers={"Authorization": f"Bearer {bearer}"}).status_code == 200
+    session = _sign_in(client, "zhang")
+    page = client.get("/", headers=_cookie(session))
+    assert page.status_code == 200 and "东莞市网格化治理平台" in page.text
+
+
+def test_signing_in_from_the_form_returns_to_the_page_asked_for_but_never_off_site(client: TestClient) -> None:
+    back = client.post(
+        "/login", data={"username": "zhang", "password": PASSWORD, "next": "/?layer=grids"}, follow_redirects=False
+    )
+    assert back.status_code == 303 and back.headers["location"] == "/?layer=grids"
+    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        away = client.post(
+            "/login", data={"username": "zhang", "password": PASSWORD, "next": target}, follow_redirects=False
+        )
+        assert away.status_code == 303 and away.headers["location"] == "/"
+    client.cookies.clear()
+
+
+def test_a_wrong_password_and_an_unknown_user_get_the_same_refusal(client: TestClient) -> None:
+    wrong = client.post("/v1/auth/token", data={"username": "zhang", "password": "not-the-password"})
+    nobody = client.post("/v1/auth/token", data={"username": "nobody", "password": "not-the-password"})
+    assert wrong.status_code == nobody.status_code == 401
+    assert wrong.json() == nobody.json() == BAD_LOGIN
+    form_wrong = client.post("/login", data={"username": "zhang", "password": "nope-nope"}, follow_redirects=False)
+    form_nobody = client.post("/login", data={"username": "nobody", "password": "nope-nope"}, follow_redirects=False)
+    assert form_wrong.status_code == form_nobody.status_code == 401
+    assert "用户名或密码错误" in form_wrong.text and "用户名或密码错误" in form_nobody.text
+    assert SESSION_COOKIE not in form_wrong.cookies and SESSION_COOKIE not in client.cookies
+
+
+def test_an_expired_or_forged_token_is_refused(client: TestClient, city: dict[str, Any]) -> None:
+    path = f"/v1/grids/{city['grid']}"
+    expired = issue_access_token(
+        SECRET,
+        subject="zhang",
+        role="command_centre",
+        scope=None,
+        town_code=None,
+        minutes=30,
+        now=datetime.now(UTC) - timedelta(minutes=31),
+    )
+    assert client.get(path, headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    forged = issue_access_token("f" * 48, subject="zhang", role="admin", scope=None, town_code=None, minutes=30)
+    assert client.get(path, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer not.a.jwt"}).status_code == 401
+
+
+def test_a_revoked_key_stops_working_once_the_key_cache_lets_go(db: DatabaseSettings, tmp_path: Path) -> None:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        new = service.create_api_key(conn, SECRET, name="to-revoke")
+    app = create_app(db_settings=db, server_settings=_settings(tmp_path, api_key_cache_seconds=0.2))
+    with TestClient(app) as fresh:
+        assert fresh.get("/v1/towns", params={"zoom": 8}, headers={"X-API-Key": new.key}).status_code == 200
+        with engine.begin() as conn:
+            assert service.revoke_api_key(conn, new.record.prefix) == 1
+        time.sleep(0.3)
+        refused = fresh.get("/v1/towns", params={"zoom": 8}, headers={"X-API-Key": new.key})
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+    engine.dispose()
+
+
+def test_a_key_over_its_rate_gets_429_then_recovers_and_an_exempt_key_never_does(
+    client: TestClient, accounts: dict[str, Any]
+) -> None:
+    probe = "/v1/grids/441900999999999"
+    limited = {"X-API-Key": accounts["limited_key"]}
+    answered = 0
+    response = client.get(probe, headers=limited)
+    while response.status_code != 429 and answered < 40:
+        assert response.status_code == 404
+        answered += 1
+        response = client.get(probe, headers=limited)
+    assert response.status_code == 429, "the limited key was never throttled"
+    assert 30 <= answered <= 34  # one minute's allowance of 30, plus what refilled meanwhile
+    assert response.json()["error"] == "too_many_requests"
+    wait_s = int(response.headers["retry-after"])
+    assert 1 <= wait_s <= 2
+    time.sleep(wait_s + 0.1)
+    assert client.get(probe, headers=limited).status_code == 404
+    for _ in range(60):
+        assert client.get(probe, headers={"X-API-Key": accounts["free_key"]}).status_code == 404
+
+
+def test_a_town_leader_sees_only_their_town(client: TestClient, city: dict[str, Any]) -> None:
+    leader = {"Authorization": f"Bearer {_token(client, 'leader')}"}
+    assert client.get(f"/v1/grids/{city['grid']}", headers=leader).status_code == 200
+    elsewhere = client.get(f"/v1/grids/{city['other_grid']}", headers=leader)
+    assert elsewhere.status_code == 403 and elsewhere.json()["error"] == "forbidden"
+    towns = client.get("/v1/towns", params={"zoom": 9}, headers=leader).json()
+    assert [f["properties"]["code"] for f in towns["features"]] == [city["town"]]
+    communities = client.get("/v1/communities", params={"zoom": 10}, headers=leader).json()
+    assert communities["features"]
+    assert {f["properties"]["town_code"] for f in communities["features"]} == {city["town"]}
+    grids = client.get("/v1/grids", params={"bbox": city["town_bbox"], "zoom": 13}, headers=leader).json()
+    assert grids["features"]
+    assert {f["properties"]["code"][:9] for f in grids["features"]} == {city["town"][:9]}
+    # The command centre sees both towns; a dispatcher is held to their community's town.
+    centre = {"Authorization": f"Bearer {_token(client, 'zhang')}"}
+    assert client.get(f"/v1/grids/{city['other_grid']}", headers=centre).status_code == 200
+    dispatcher = {"Authorization": f"Bearer {_token(client, 'disp')}"}
+    assert client.get(f"/v1/grids/{city['grid']}", headers=dispatcher).status_code == 200
+    assert client.get(f"/v1/grids/{city['other_grid']}", headers=dispatcher).status_code == 403
+
+
+def test_signing_out_ends_the_session(client: TestClient, city: dict[str, Any]) -> None:
+    session = _sign_in(client, "zhang")
+    path = f"/v1/grids/{city['grid']}"
+    assert client.get(path, headers=_cookie(session)).status_code == 200
+    out = client.post("/logout", headers=_cookie(session), follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert SESSION_COOKIE in out.headers["set-cookie"] and "Max-Age=0" in out.headers["set-cookie"]
+    assert client.get(path, headers=_cookie(session)).status_code == 401
+    page = client.get("/", headers={**_cookie(session), "Accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+def test_an_expired_session_is_refused(db: DatabaseSettings, client: TestClient, city: dict[str, Any]) -> None:
+    session = _sign_in(client, "zhang")
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE user_session SET expires_at = now() - interval '1 second'"))
+    engine.dispose()
+    assert client.get(f"/v1/grids/{city['grid']}", headers=_cookie(session)).status_code == 401
+
+
+def test_secrets_are_never_stored_in_clear_nor_logged(
+    db: DatabaseSettings, client: TestClient, accounts: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = accounts["free_key"]
+    token = _token(client, "zhang")
+    session = _sign_in(client, "zhang")
+    client.get("/v1/towns", params={"zoom": 8, "key": key})
+    client.post("/v1/auth/token", data={"username": "zhang", "password": "wrong-" + PASSWORD})
+    # The test's own HTTP client (httpx) logs the URLs it sends; what matters is what the server logs.
+    server_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    logged = "\n".join(record.getMessage() for record in server_records)
+    for secret in (PASSWORD, key, token, session, SECRET):
+        assert secret not in logged
+    # A server access line with key= in its query is redacted before any handler sees it.
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", f"/search?q=x&key={key}", "1.1", 200),
+        None,
+    )
+    assert RedactSecretsFilter().filter(record)
+    assert key not in record.getMessage() and "key=***" in record.getMessage()
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        stored = " ".join(str(v) for row in conn.execute(text("SELECT * FROM api_key")).all() for v in row)
+        hashes = conn.execute(text("SELECT password_hash FROM app_user")).scalars().all()
+        sessions = " ".join(conn.execute(text("SELECT token_digest FROM user_session")).scalars().all())
+    engine.dispose()
+    assert key not in stored and key[:8] in stored
+    assert all(h.startswith("$argon2id$") for h in hashes) and PASSWORD not in " ".join(hashes)
+    assert session not in sessions
