@@ -1,0 +1,228 @@
+"""address_library.service: geocode, reverse and autocomplete over the in-memory library, with grid placement."""
+
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+from sqlalchemy import Connection, text
+
+from address_library.index import AddressIndex
+from address_library.match import MATCHED, Matcher, MatchResult, Place, Territory
+from address_library.normalize import normalize
+from address_library.repository import index_rows, library_version
+from gis.coords import CoordSystem, convert
+from gis.crs import lonlat_to_metric
+from grids.placement import DEFAULT_NEAR_BOUNDARY_M, GridPlacement
+
+# Output columns of a geocode answer, in the order the batch CSV writes them.
+ANSWER_FIELDS = (
+    "status",
+    "level",
+    "confidence",
+    "address_id",
+    "standard_address",
+    "lon",
+    "lat",
+    "grid_code",
+    "community_code",
+    "town_code",
+    "near_boundary",
+    "reason",
+)
+AUTOCOMPLETE_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class GeocodeAnswer:
+    """One geocode answer as API clients and the batch CSV see it."""
+
+    status: str
+    level: str | None
+    confidence: float
+    address_id: int | None
+    standard_address: str | None
+    lon: float | None
+    lat: float | None
+    grid_code: str | None
+    community_code: str | None
+    town_code: str | None
+    near_boundary: bool | None
+    reason: str | None
+    candidates: tuple[dict[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping."""
+        out = asdict(self)
+        out["candidates"] = list(self.candidates)
+        return out
+
+    def in_coords(self, coords: CoordSystem) -> GeocodeAnswer:
+        """The same answer with its point in `coords` (wgs84 is stored)."""
+        if coords == "wgs84" or self.lon is None or self.lat is None:
+            return self
+        lon, lat = convert(self.lon, self.lat, "wgs84", coords)
+        return GeocodeAnswer(**{**asdict(self), "lon": round(float(lon), 7), "lat": round(float(lat), 7)})
+
+
+class Geocoder:
+    """The standard address library in memory: match index, territory points, grid placement, reverse tree."""
+
+    def __init__(
+        self, index: AddressIndex, territory: Territory, placement: GridPlacement, fingerprint: object
+    ) -> None:
+        self.index = index
+        self.matcher = Matcher(index, territory)
+        self.territory = territory
+        self.placement = placement
+        self.fingerprint = fingerprint
+        self.built_at = time.time()
+        rows = index.rows
+        x_m, y_m = lonlat_to_metric(rows["lon"].to_numpy(), rows["lat"].to_numpy())
+        # Reverse answers with doors and buildings; rooms share their building's point.
+        self._reverse_positions = np.flatnonzero(rows["level"].to_numpy() != "room")
+        self._tree = cKDTree(np.column_stack([x_m, y_m])[self._reverse_positions])
+        texts = [normalize(t) for t in rows["full_text"].tolist()]
+        bodies = [_without_town(t, territory) for t in texts]
+        self._prefix = sorted(zip(texts, range(len(texts)), strict=True))
+        self._prefix_bodies = sorted(zip(bodies, range(len(bodies)), strict=True))
+        self._prefix_keys = [t for t, _ in self._prefix]
+        self._body_keys = [t for t, _ in self._prefix_bodies]
+
+    @classmethod
+    def load(cls, conn: Connection, *, near_boundary_m: float = DEFAULT_NEAR_BOUNDARY_M) -> Geocoder:
+        """Build everything from the database (a few seconds per 100,000 addresses)."""
+        fingerprint = library_version(conn)
+        index = AddressIndex.build(index_rows(conn))
+        return cls(index, load_territory(conn), GridPlacement.load(conn, near_boundary_m=near_boundary_m), fingerprint)
+
+    # ------------------------------------------------------------------ geocode
+
+    def geocode(self, query: str, *, near_boundary_m: float | None = None) -> GeocodeAnswer:
+        """One typed address → answer (AddressInputError for unusable input)."""
+        return self.answers([self.matcher.match(query)], near_boundary_m=near_boundary_m)[0]
+
+    def answers(self, results: list[MatchResult], *, near_boundary_m: float | None = None) -> list[GeocodeAnswer]:
+        """Place match results in grids (vectorized) and shape them as answers."""
+        lon = np.array([r.lon if r.lon is not None else np.nan for r in results], dtype=float)
+        lat = np.array([r.lat if r.lat is not None else np.nan for r in results], dtype=float)
+        placed = self.placement.place(lon, lat, near_boundary_m=near_boundary_m)
+        out: list[GeocodeAnswer] = []
+        for i, r in enumerate(results):
+            grid_level = r.status == MATCHED and r.level in ("room", "building", "door", "road")
+            grid = placed.grid_code[i] if grid_level else None
+            out.append(
+                GeocodeAnswer(
+                    status=r.status,
+                    level=r.level,
+                    confidence=r.confidence,
+                    address_id=r.address_id,
+                    standard_address=r.standard_address,
+                    lon=None if r.lon is None else round(r.lon, 7),
+                    lat=None if r.lat is None else round(r.lat, 7),
+                    grid_code=grid,
+                    community_code=(placed.community_code[i] if grid else None) or r.community_code,
+                    town_code=(placed.town_code[i] if grid else None) or r.town_code,
+                    near_boundary=bool(placed.near_boundary[i]) if grid else None,
+                    reason=r.reason,
+                    candidates=tuple(
+                        {
+                            "address_id": c.address_id,
+                            "standard_address": c.standard_address,
+                            "level": c.level,
+                            "town_code": c.town_code,
+                        }
+                        for c in r.candidates
+                    ),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ reverse
+
+    def reverse(self, lon: float, lat: float, *, near_boundary_m: float | None = None) -> dict[str, Any]:
+        """A point → the nearest standard address (door or building), its distance, and the point's own grid."""
+        x_m, y_m = lonlat_to_metric(np.array([lon]), np.array([lat]))
+        distance, k = self._tree.query([x_m[0], y_m[0]])
+        position = int(self._reverse_positions[int(k)])
+        m = self.matcher
+        placed = self.placement.place([lon], [lat], near_boundary_m=near_boundary_m)
+        return {
+            "address_id": int(m.ids[position]),
+            "standard_address": str(m.texts[position]),
+            "level": str(m.levels[position]),
+            "address_lon": float(m.lons[position]),
+            "address_lat": float(m.lats[position]),
+            "distance_m": round(float(distance), 2),
+            "grid_code": placed.grid_code[0],
+            "community_code": placed.community_code[0],
+            "town_code": placed.town_code[0],
+            "near_boundary": bool(placed.near_boundary[0]) if placed.grid_code[0] else None,
+            "boundary_distance_m": None
+            if np.isnan(placed.boundary_distance_m[0])
+            else round(float(placed.boundary_distance_m[0]), 2),
+        }
+
+    # ------------------------------------------------------------------ autocomplete
+
+    def autocomplete(self, prefix: str, *, limit: int = AUTOCOMPLETE_LIMIT) -> list[dict[str, Any]]:
+        """Standard addresses starting with the (normalized) prefix, with or without the town; doors first."""
+        key = normalize(prefix)
+        if not key:
+            return []
+        seen: list[int] = []
+        for keys, table in ((self._prefix_keys, self._prefix), (self._body_keys, self._prefix_bodies)):
+            start = bisect.bisect_left(keys, key)
+            for i in range(start, min(start + 200, len(keys))):
+                if not keys[i].startswith(key):
+                    break
+                if table[i][1] not in seen:
+                    seen.append(table[i][1])
+        rank = {"door": 0, "building": 1, "room": 2}
+        m = self.matcher
+        seen.sort(key=lambda p: (rank.get(str(m.levels[p]), 3), len(str(m.texts[p])), p))
+        return [
+            {
+                "address_id": int(m.ids[p]),
+                "standard_address": str(m.texts[p]),
+                "level": str(m.levels[p]),
+                "lon": float(m.lons[p]),
+                "lat": float(m.lats[p]),
+                "grid_code": str(m.grids[p]) or None,
+            }
+            for p in seen[:limit]
+        ]
+
+
+def load_territory(conn: Connection) -> Territory:
+    """Town and community representative points and road polylines (WGS84)."""
+    territory = Territory()
+    for code, name, lon, lat in conn.execute(
+        text("SELECT code, name, ST_X(p), ST_Y(p) FROM (SELECT code, name, ST_PointOnSurface(geom) p FROM town) s")
+    ):
+        territory.towns[code] = Place(name, float(lon), float(lat), code)
+    for code, name, town_code, lon, lat in conn.execute(
+        text(
+            "SELECT code, short_name, town_code, ST_X(p), ST_Y(p) "
+            "FROM (SELECT code, short_name, town_code, ST_PointOnSurface(geom) p FROM community) s"
+        )
+    ):
+        territory.communities[code] = Place(name, float(lon), float(lat), town_code)
+    for town_code, name, wkb in conn.execute(text("SELECT town_code, name, ST_AsBinary(geom) FROM road")):
+        coords = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)))
+        key = (town_code, normalize(name))
+        previous = territory.roads.get(key)
+        territory.roads[key] = coords if previous is None else np.vstack([previous, coords])
+    return territory
+
+
+def _without_town(text_: str, territory: Territory) -> str:
+    for place in territory.towns.values():
+        if text_.startswith(place.name):
+            return text_[len(place.name) :]
+    return text_
