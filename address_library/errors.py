@@ -9,3 +9,7 @@ class AddressLibraryError(Exception):
 
 class AddressInputError(AddressLibraryError):
     """An address text that cannot be processed: empty, over-long, or holding control or binary characters."""
+
+
+class OutsideCity(AddressLibraryError):
+    """A point outside the city's territory (reverse geocoding answers only inside Dongguan)."""

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from address_library.errors import AddressInputError, AddressLibraryError, OutsideCity
 from api.auth.roles import OutOfScope
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
@@ -31,6 +32,9 @@ class ErrorRule:
 
 # Looked up along the exception's MRO, so a subclass without its own row answers like its base.
 ERROR_TABLE: dict[type[Exception], ErrorRule] = {
+    AddressInputError: ErrorRule(422, "invalid_address"),
+    OutsideCity: ErrorRule(422, "outside_city"),
+    AddressLibraryError: ErrorRule(400, "address_error"),
     OutOfScope: ErrorRule(403, "forbidden"),
     InvalidLayerRequest: ErrorRule(422, "invalid_request"),
     LayerTooLarge: ErrorRule(413, "layer_too_large"),

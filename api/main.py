@@ -9,12 +9,13 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from address_library.live import LiveGeocoder
 from api.auth.deps import AuthRuntime
 from api.auth.logfilter import install_log_redaction
 from api.auth.page import AUTH_STATIC_DIR
 from api.deps import API_DEPENDENCIES
 from api.errors import register_error_handlers
-from api.routers import auth, docs, pages, territory
+from api.routers import auth, docs, geocode, nominatim, pages, territory
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.page import STATIC_DIR, vendor_libraries
@@ -34,6 +35,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(db_settings)
+        # Built on the first geocoding request, then kept fresh in the background.
+        app.state.geocoder = LiveGeocoder(app.state.engine)
         app.state.secret_key = server_settings.resolved_secret_key()
         app.state.auth = AuthRuntime(
             secret_key=app.state.secret_key,
@@ -56,6 +59,8 @@ def create_app(
     app.include_router(auth.router, prefix="/v1")
     app.include_router(auth.pages_router)
     app.include_router(territory.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(geocode.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
     app.include_router(docs.router)
     # Front-end libraries come from this server, never a CDN (offline intranets); mounted before /static.

@@ -1,0 +1,160 @@
+"""address_library.batch: geocode a CSV file of any size, streaming, every input row kept and in order.
+
+Rows are read and written in chunks; chunks are matched in worker processes that share the index built once
+in the parent (fork, copy-on-write), so two cores give nearly twice the rate of one. A row that cannot be
+geocoded keeps its place in the output with `status=not_found` (or `invalid`) and the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from address_library.errors import AddressInputError, AddressLibraryError
+from address_library.match import NOT_FOUND, MatchResult
+from address_library.service import ANSWER_FIELDS, Geocoder
+
+CHUNK_ROWS = 5_000
+INVALID = "invalid"
+
+_WORKER_GEOCODER: Geocoder | None = None
+
+
+class BatchInputError(AddressLibraryError):
+    """The input CSV cannot be read (missing file, no such column, undecodable) or the output not written."""
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a batch run did."""
+
+    rows: int
+    by_status: dict[str, int]
+    seconds: float
+
+
+def _match_chunk(texts: list[str]) -> list[tuple[object, ...]]:
+    geocoder = _WORKER_GEOCODER
+    assert geocoder is not None, "worker started without a geocoder"
+    return match_texts(geocoder, texts)
+
+
+def match_texts(geocoder: Geocoder, texts: list[str]) -> list[tuple[object, ...]]:
+    """Answers for a list of texts as output tuples (ANSWER_FIELDS order); bad input gives status 'invalid'."""
+    results: list[MatchResult] = []
+    for text in texts:
+        try:
+            results.append(geocoder.matcher.match(text))
+        except AddressInputError as exc:
+            results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
+        except AddressLibraryError as exc:
+            results.append(MatchResult(NOT_FOUND, reason=str(exc)))
+    answers = geocoder.answers(results)
+    return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in answers]
+
+
+def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[list[str]], list[str]]]:
+    rows: list[list[str]] = []
+    for row in reader:
+        rows.append(row)
+        if len(rows) >= CHUNK_ROWS:
+            yield rows, [r[column] if column < len(r) else "" for r in rows]
+            rows = []
+    if rows:
+        yield rows, [r[column] if column < len(r) else "" for r in rows]
+
+
+def geocode_csv(
+    geocoder: Geocoder,
+    input_path: Path,
+    output_path: Path,
+    *,
+    column: str = "address",
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """Geocode `column` of every row of `input_path` into `output_path` (input columns + ANSWER_FIELDS)."""
+    import time
+
+    global _WORKER_GEOCODER
+    started = time.perf_counter()
+    workers = workers or min(2, os.cpu_count() or 1)
+    try:
+        source = input_path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise BatchInputError(f"cannot read {input_path}: {exc}") from exc
+    counts: Counter[str] = Counter()
+    n_rows = 0
+    try:
+        reader = csv.reader(source)
+        try:
+            header = next(reader)
+        except StopIteration as exc:
+            raise BatchInputError(f"{input_path} is empty: it needs a header row with a '{column}' column") from exc
+        except UnicodeDecodeError as exc:
+            raise BatchInputError(f"{input_path} is not UTF-8 text: {exc}") from exc
+        if column not in header:
+            raise BatchInputError(f"{input_path} has no column '{column}' (columns: {', '.join(header)})")
+        col = header.index(column)
+        try:
+            sink = output_path.open("w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise BatchInputError(f"cannot write {output_path}: {exc}") from exc
+        with sink:
+            writer = csv.writer(sink)
+            writer.writerow([*header, *ANSWER_FIELDS])
+            chunks = _chunks(reader, col)
+            _WORKER_GEOCODER = geocoder
+            try:
+                if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                    with multiprocessing.get_context("fork").Pool(workers) as pool:
+                        pairs = ((rows, texts) for rows, texts in chunks)
+                        buffered = _with_results(pool, pairs)
+                        n_rows = _write(writer, buffered, counts, progress)
+                else:
+                    serial = ((rows, match_texts(geocoder, texts)) for rows, texts in chunks)
+                    n_rows = _write(writer, serial, counts, progress)
+            except UnicodeDecodeError as exc:
+                raise BatchInputError(f"{input_path} is not UTF-8 text: {exc}") from exc
+            finally:
+                _WORKER_GEOCODER = None
+    finally:
+        source.close()
+    return BatchReport(rows=n_rows, by_status=dict(counts), seconds=time.perf_counter() - started)
+
+
+def _with_results(
+    pool: multiprocessing.pool.Pool, pairs: Iterator[tuple[list[list[str]], list[str]]]
+) -> Iterator[tuple[list[list[str]], list[tuple[object, ...]]]]:
+    """Results in input order, a few chunks in flight at once."""
+    pending: list[tuple[list[list[str]], multiprocessing.pool.AsyncResult[list[tuple[object, ...]]]]] = []
+    for rows, texts in pairs:
+        pending.append((rows, pool.apply_async(_match_chunk, (texts,))))
+        if len(pending) >= 4:
+            done_rows, result = pending.pop(0)
+            yield done_rows, result.get()
+    for done_rows, result in pending:
+        yield done_rows, result.get()
+
+
+def _write(
+    writer: Any,  # csv.writer objects have no public type
+    chunks: Iterator[tuple[list[list[str]], list[tuple[object, ...]]]],
+    counts: Counter[str],
+    progress: Callable[[int], None] | None,
+) -> int:
+    n = 0
+    for rows, answers in chunks:
+        for row, answer in zip(rows, answers, strict=True):
+            writer.writerow([*row, *("" if v is None else v for v in answer)])
+            counts[str(answer[0])] += 1
+        n += len(rows)
+        if progress:
+            progress(len(rows))
+    return n

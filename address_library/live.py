@@ -1,0 +1,75 @@
+"""address_library.live: the geocoder in memory for a server, rebuilt in the background when the library changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from address_library.repository import library_version
+from address_library.service import Geocoder
+
+log = logging.getLogger(__name__)
+
+# How often a request may trigger the cheap "has the library changed?" query.
+CHECK_INTERVAL_S = 5.0
+
+
+class LiveGeocoder:
+    """Holds the current Geocoder; swaps in a rebuilt one when the library's fingerprint changes."""
+
+    def __init__(self, engine: Engine, *, check_interval_s: float = CHECK_INTERVAL_S) -> None:
+        self._engine = engine
+        self._check_interval_s = check_interval_s
+        self._current: Geocoder | None = None
+        self._lock = threading.Lock()
+        self._rebuilding = False
+        self._last_check = 0.0
+
+    def get(self) -> Geocoder:
+        """The current geocoder (built on first use); schedules a rebuild when the library has changed."""
+        current = self._current
+        if current is None:
+            with self._lock:
+                if self._current is None:
+                    self._current = self._build()
+                current = self._current
+        elif time.monotonic() - self._last_check >= self._check_interval_s:
+            self._last_check = time.monotonic()
+            self._maybe_rebuild(current)
+        return current
+
+    def refresh_now(self) -> Geocoder:
+        """Rebuild synchronously (after a library change made by this process)."""
+        rebuilt = self._build()
+        self._current = rebuilt
+        return rebuilt
+
+    def _build(self) -> Geocoder:
+        started = time.perf_counter()
+        with self._engine.connect() as conn:
+            geocoder = Geocoder.load(conn)
+        log.info("address index built: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
+        return geocoder
+
+    def _maybe_rebuild(self, current: Geocoder) -> None:
+        with self._engine.connect() as conn:
+            fingerprint = library_version(conn)
+        if fingerprint == current.fingerprint or self._rebuilding:
+            return
+        self._rebuilding = True
+        threading.Thread(target=self._rebuild_in_background, name="address-index-rebuild", daemon=True).start()
+
+    def _rebuild_in_background(self) -> None:
+        try:
+            self._current = self._build()
+        except Exception:  # the old index keeps answering; the next check tries again
+            log.exception("address index rebuild failed")
+        finally:
+            self._rebuilding = False
+
+
+GeocoderSource = Callable[[], Geocoder]
