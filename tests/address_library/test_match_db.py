@@ -1,0 +1,187 @@
+"""An API client sends addresses as people type them and gets the standard address, its level and an honest confidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from address_library.errors import AddressInputError
+from address_library.service import Geocoder
+from gis.database import make_engine
+from gis.settings import DatabaseSettings
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module")
+def geocoder(db: DatabaseSettings) -> Iterator[Geocoder]:
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        yield Geocoder.load(conn)
+    engine.dispose()
+
+
+def one(db: DatabaseSettings, sql: str, **params: Any) -> Any:
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        row = conn.execute(text(sql), params).mappings().first()
+    engine.dispose()
+    assert row is not None, sql
+    return row
+
+
+def test_a_standard_address_typed_exactly_is_matched_with_full_confidence(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(db, "SELECT id, full_text, grid_code FROM address WHERE level = 'room' ORDER BY id LIMIT 1")
+    answer = geocoder.geocode(row["full_text"])
+    assert (answer.status, answer.level, answer.address_id) == ("matched", "room", row["id"])
+    assert answer.confidence == 1.0
+    assert answer.grid_code == row["grid_code"]
+
+
+def test_writing_habits_do_not_change_the_answer(db: DatabaseSettings, geocoder: Geocoder) -> None:
+    row = one(
+        db,
+        "SELECT a.id, a.full_text, a.building, t.name AS town FROM address a JOIN town t ON t.code = a.town_code "
+        "WHERE a.level = 'building' AND a.building LIKE '%栋' ORDER BY a.id LIMIT 1",
+    )
+    body = row["full_text"][len(row["town"]) :]
+    short_town = row["town"].removesuffix("镇").removesuffix("街道")
+    variants = [
+        "广东省东莞市" + row["full_text"],
+        short_town + body.replace("栋", "座"),
+        "東莞市" + row["full_text"].replace("1", "１").replace("2", "２"),
+        row["full_text"] + "(近菜市场)",
+    ]
+    for typed in variants:
+        answer = geocoder.geocode(typed)
+        assert answer.address_id == row["id"], (typed, answer)
+        assert answer.confidence >= 0.9
+
+
+def test_a_room_missing_from_the_library_resolves_to_its_building_below_090(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(
+        db,
+        "SELECT b.id, b.full_text FROM address b WHERE b.level = 'building' AND b.building LIKE '%栋' "
+        "AND EXISTS (SELECT 1 FROM address r WHERE r.parent_id = b.id) ORDER BY b.id LIMIT 1",
+    )
+    answer = geocoder.geocode(row["full_text"] + "9单元9999房")
+    assert answer.status == "matched"
+    assert answer.address_id == row["id"]
+    assert answer.confidence < 0.9
+    assert "not in the library" in (answer.reason or "")
+
+
+def test_a_door_number_missing_from_the_library_is_placed_on_its_road_not_invented(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(
+        db,
+        "SELECT a.road_name, t.name AS town, max(a.door_no::int) AS top, min(a.door_no::int) AS bottom "
+        "FROM address a JOIN town t ON t.code = a.town_code WHERE a.kind = 'road_door' AND a.door_no ~ '^[0-9]+$' "
+        "GROUP BY a.road_name, t.name HAVING count(*) >= 4 ORDER BY a.road_name LIMIT 1",
+    )
+    missing = int(row["top"]) + 2
+    answer = geocoder.geocode(f"{row['town']}{row['road_name']}{missing}号")
+    assert answer.status == "matched" and answer.level == "road"
+    assert answer.address_id is None
+    assert answer.confidence <= 0.7
+    assert answer.grid_code is not None
+
+
+def test_the_same_door_in_two_towns_without_a_town_is_ambiguous_with_both(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(
+        db,
+        "SELECT a.village, a.lane, a.door_no, count(DISTINCT a.town_code) AS towns FROM address a "
+        "WHERE a.kind = 'village' AND a.level = 'door' AND a.sub_no IS NULL GROUP BY a.village, a.lane, a.door_no "
+        "HAVING count(DISTINCT a.town_code) >= 2 ORDER BY a.village, a.lane, a.door_no LIMIT 1",
+    )
+    typed = f"{row['village']}{row['lane'] or ''}{row['door_no']}号"
+    answer = geocoder.geocode(typed)
+    assert answer.status == "ambiguous", answer
+    assert len(answer.candidates) >= 2
+    assert answer.address_id is None
+
+
+def test_relative_locations_and_intersections_answer_at_road_level(db: DatabaseSettings, geocoder: Geocoder) -> None:
+    row = one(
+        db,
+        "SELECT a.full_text FROM address a WHERE a.kind = 'road_door' AND a.level = 'door' ORDER BY a.id LIMIT 1",
+    )
+    near = geocoder.geocode(row["full_text"] + "对面")
+    assert near.status == "matched" and near.level == "road" and near.confidence <= 0.6
+    roads = one(
+        db,
+        "SELECT t.name AS town, a.name AS a, b.name AS b FROM road a JOIN road b ON a.town_code = b.town_code "
+        "AND a.id < b.id AND a.name <> b.name AND ST_Intersects(a.geom, b.geom) JOIN town t ON t.code = a.town_code "
+        "ORDER BY a.id LIMIT 1",
+    )
+    crossing = geocoder.geocode(f"{roads['town']}{roads['a']}与{roads['b']}交叉口")
+    assert crossing.status == "matched" and crossing.level == "road", crossing
+    assert crossing.confidence <= 0.7
+
+
+def test_an_address_in_another_city_or_nowhere_is_not_found(geocoder: Geocoder) -> None:
+    assert geocoder.geocode("青岛市东莞路1号").status == "not_found"
+    assert geocoder.geocode("null 电联").status == "not_found"
+    sql_like = geocoder.geocode("1' OR '1'='1; DROP TABLE address;--")
+    assert sql_like.status == "not_found" and sql_like.address_id is None
+
+
+def test_unusable_input_is_refused(geocoder: Geocoder) -> None:
+    for bad in ("", "长安镇" * 200, "长安镇\x00振隆路"):
+        with pytest.raises(AddressInputError):
+            geocoder.geocode(bad)
+
+
+def test_reverse_gives_the_nearest_door_and_the_grid_of_the_point(db: DatabaseSettings, geocoder: Geocoder) -> None:
+    row = one(
+        db,
+        "SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code FROM address WHERE level = 'door' ORDER BY id LIMIT 1",
+    )
+    found = geocoder.reverse(row["lon"], row["lat"])
+    assert found["distance_m"] < 1.0
+    assert found["grid_code"] == row["grid_code"]
+    assert isinstance(found["near_boundary"], bool)
+
+
+def test_autocomplete_offers_at_most_ten_addresses_that_start_as_typed(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(db, "SELECT full_text FROM address WHERE level = 'door' ORDER BY id LIMIT 1")
+    prefix = row["full_text"][:-2]
+    suggestions = geocoder.autocomplete(prefix)
+    assert 1 <= len(suggestions) <= 10
+    assert all(s["standard_address"].startswith(prefix) for s in suggestions)
+    assert suggestions[0]["level"] == "door"
+
+
+def test_noisy_registrations_are_placed_in_the_right_grid_with_an_honest_confidence(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT e.raw_address, t.address_id, a.grid_code FROM entity e "
+                "JOIN synthetic.entity_truth t ON t.uscc = e.uscc JOIN address a ON a.id = t.address_id "
+                "ORDER BY e.uscc LIMIT 4000"
+            )
+        ).all()
+    engine.dispose()
+    answers = geocoder.answers([geocoder.matcher.match(r[0]) for r in rows])
+    right_grid = np.mean([a.grid_code == r[2] for a, r in zip(answers, rows, strict=True)])
+    confident = [(a, r) for a, r in zip(answers, rows, strict=True) if a.confidence >= 0.9]
+    precision = np.mean([a.address_id == r[1] for a, r in confident])
+    assert right_grid >= 0.99
+    assert precision >= 0.995
+    assert len(confident) / len(rows) >= 0.8
