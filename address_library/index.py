@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from address_library.normalize import normalize
+from address_library.parse import fold_homophones
 
 # Numbered components in the order they refine an address.
 NUMBER_FIELDS = ("door_no", "sub_no", "phase", "building", "unit", "floor", "room", "stall")
@@ -45,7 +46,8 @@ def _core_text(text: str) -> str:
 
 @lru_cache(maxsize=1 << 20)
 def _name_text(text: str) -> str:
-    return normalize(text)
+    # Homophone slips are folded on both sides, so 袁屋存 finds 袁屋村 and 东和花元 finds 东和花园.
+    return fold_homophones(normalize(text))
 
 
 def core_token(value: object) -> str:

@@ -24,15 +24,15 @@ measures that the ≥ 0.9 band is right at least 99.5 % of the time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from address_library.index import AddressIndex, anchors_of, core_token, name_token, numbers_of
-from address_library.normalize import normalize_with_flags, validate
-from address_library.parse import ParsedAddress, parse_normalized
+from address_library.normalize import Normalized, normalize_with_flags, validate
+from address_library.parse import ParsedAddress, fold_homophones, parse_normalized
 
 MATCHED = "matched"
 AMBIGUOUS = "ambiguous"
@@ -126,8 +126,22 @@ class Matcher:
         if exact is not None:
             result = self._answer(exact, 1.0)
             return self._relative(result, normalized.relative) if normalized.relative else result
-        parsed = parse_normalized(normalized)
-        return self.match_parsed(parsed)
+        result = self.match_parsed(parse_normalized(normalized))
+        if result.status == MATCHED and result.is_door_level:
+            return result
+        folded = fold_homophones(normalized.text)
+        if folded == normalized.text:
+            return result
+        # Homophone slips can hide the very suffix that tells a village (存) or a compound (花元) apart: parse the
+        # folded text too, and keep that answer when it is finer — at a confidence below 0.9.
+        retry = self.match_parsed(parse_normalized(Normalized(folded, normalized.notes, normalized.relative)))
+        if _rank(retry) > _rank(result):
+            return replace(
+                retry,
+                confidence=min(retry.confidence, 0.88),
+                reason=retry.reason or "a homophone slip in a place name was corrected",
+            )
+        return result
 
     def match_normalized_exact(self, normalized_text: str) -> int | None:
         """The exact path alone: the row position whose normalized full text is this one, or None."""
@@ -411,6 +425,14 @@ class Matcher:
             community_code=result.community_code,
             reason=f"relative location '{relative}': near, not at, this address",
         )
+
+
+_LEVEL_RANK = {"room": 5, "building": 5, "door": 5, "road": 3, "community": 2, "town": 1}
+
+
+def _rank(result: MatchResult) -> int:
+    """How fine an answer is: door-level answers beat road, community and town ones; ambiguity ranks last."""
+    return _LEVEL_RANK.get(result.level or "", 0) if result.status == MATCHED else 0
 
 
 def _components(parsed: ParsedAddress) -> dict[str, Any]:

@@ -94,7 +94,8 @@ _CN_DIGIT = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 # Chinese numerals become Arabic only right before a unit marker, so 三元里, 十里铺 and 五星村 keep their names.
 _UNIT_MARKERS = "号|栋|座|幢|楼|层|室|房|单元|期|区|巷|弄|队|组|档"
-_CN_NUMBER = re.compile(rf"第?([零一二三四五六七八九十百千]+)(?={_UNIT_MARKERS})")
+# Also before a sub-number (二十号-1, 四十-1号, 十七之2号, 三之二号): the door number is a number there too.
+_CN_NUMBER = re.compile(rf"第?([零一二三四五六七八九十百千]+)(?={_UNIT_MARKERS}|-[0-9零一二三四五六七八九十]|之)")
 _SUB_CN = re.compile(r"(\d+)号?之([一二三四五六七八九十]+|\d+)号?")
 _SUB_DASH = re.compile(r"(\d+)号-(\d+)(?![0-9号栋座幢楼层室房单元期区巷弄队组档铺])")
 
@@ -220,7 +221,10 @@ def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:
         text = _fixpoint(_PHONE, text)
         cut = cut or text != before
     if "-" in text:
-        text = _SUB_DASH.sub(r"\1-\2号", _DASHES.sub("-", text))
+        text = _DASHES.sub("-", text)
+        if not _CN_NUMERAL_CHARS.isdisjoint(text):
+            text = _CN_NUMBER.sub(_arabic, text)  # 四十-1号: the dash sits between numbers once 四十 is 40
+        text = _SUB_DASH.sub(r"\1-\2号", text)
         text = _LONE_DASH.sub("", text)
     relative: str | None = None
     if not _RELATIVE_CHARS.isdisjoint(text):

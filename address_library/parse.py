@@ -59,6 +59,15 @@ _FOLD = str.maketrans(
     }
 )
 
+
+def fold_homophones(text: str) -> str:
+    """Text with the common homophone slips folded to one character (存→村, 花元→花园, 接→街…).
+
+    Used on both sides of a comparison (the library's names and the query), never to rewrite an answer.
+    """
+    return text.translate(_FOLD)
+
+
 ROAD_SUFFIXES = ("大道", "路", "街", "巷")
 PARK_SUFFIXES = (
     "工业园区", "工业区", "工业园", "工业城", "工业村", "科技园", "科技城", "创业园", "产业园", "工贸园", "物流园",

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.main import create_app
-from benchmarks import bench_locate, bench_page
+from benchmarks import bench_geocode, bench_locate, bench_page
 from benchmarks.common import write_section
 from gis import migrate
 from gis.cluster import LocalCluster
@@ -104,6 +104,16 @@ def main(argv: list[str]) -> int:
     print(body)
     write_section("Locate: point → grid", body, command)
     write_section("Map layer payloads", bench_layers(settings), command)
+    engine = make_engine(settings)
+    build, geocoder = bench_geocode.index_build(engine)
+    print(build)
+    accuracy = bench_geocode.accuracy(engine, geocoder)
+    print(accuracy)
+    write_section("Geocoder accuracy", build + "\n\n" + accuracy, command)
+    speed = bench_geocode.speed(engine, geocoder)
+    print(speed)
+    write_section("Geocoder speed", speed, command)
+    engine.dispose()
     page = bench_page.run(settings)
     print(page)
     write_section("Dashboard first paint", page, command)
