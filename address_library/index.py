@@ -13,12 +13,12 @@ for the road-level fallback (interpolation between the nearest numbers).
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,29 +109,37 @@ class AddressIndex:
     anchor_towns: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     anchor_grams: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
     road_doors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    children: dict[int, list[int]] = field(default_factory=dict)
+    normalized_texts: list[str] = field(default_factory=list)
 
     @classmethod
-    def build(cls, rows: pd.DataFrame) -> AddressIndex:
-        """Index the rows of `address_library.repository.index_rows` (positions, not ids, are stored)."""
+    def build(cls, rows: pd.DataFrame, *, workers: int = 2) -> AddressIndex:
+        """Index the rows of `address_library.repository.index_rows` (positions, not ids, are stored).
+
+        Components repeat a lot (栋 numbers, road names), so each distinct value is reduced to its token once
+        and the tokens are spread back by position; the full texts are normalized on `workers` processes.
+        """
         rows = rows.reset_index(drop=True)
         index = cls(rows=rows)
-        index.by_text = {normalize(t): i for i, t in enumerate(rows["full_text"].tolist())}
+        index.normalized_texts = normalize_many(rows["full_text"].tolist(), workers=workers)
+        index.by_text = {t: i for i, t in enumerate(index.normalized_texts)}
+        numbers = _numbers_by_row(rows)
+        town = rows["town_code"].to_numpy(dtype=object)
+        anchors = {
+            "compound": _tokens(rows["compound"], name_token),
+            "park": _tokens(rows["park"], name_token),
+            "road": _tokens(rows["road_name"], name_token),
+            "village": _village_tokens(rows),
+        }
         by_key: dict[Key, list[int]] = defaultdict(list)
         anchor_towns: dict[tuple[str, str], set[str]] = defaultdict(set)
-        doors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-        records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
-        for i, row in enumerate(records):
-            numbers = numbers_of(row)
-            for kind, name in anchors_of(row):
+        for kind in ANCHOR_KINDS:
+            names = anchors[kind]
+            for i in np.flatnonzero(names != "").tolist():
+                name = names[i]
                 # A compound or park address is found by its own name without the road it stands on.
-                key_numbers = numbers if kind in ("road", "village") else _without_door(numbers, row)
+                key_numbers = numbers[i] if kind in ("road", "village") else _without_door(numbers[i], {})
                 by_key[(kind, name, key_numbers)].append(i)
-                anchor_towns[(kind, name)].add(str(row["town_code"]))
-            road = name_token(row.get("road_name"))
-            door = core_token(row.get("door_no"))
-            if road and door.isdigit() and row["level"] == "door" and not core_token(row.get("sub_no")):
-                doors[(str(row["town_code"]), road)].append((int(door), i))
+                anchor_towns[(kind, name)].add(town[i])
         index.by_key = dict(by_key)
         index.anchor_towns = dict(anchor_towns)
         grams: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
@@ -139,18 +147,17 @@ class AddressIndex:
             for gram in _bigrams(name.split("|")[0] if kind == "village" else name):
                 grams[kind][gram].append((kind, name))
         index.anchor_grams = {k: dict(v) for k, v in grams.items()}
+        door = _tokens(rows["door_no"], core_token)
+        sub = _tokens(rows["sub_no"], core_token)
+        level = rows["level"].to_numpy(dtype=object)
+        doors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        road = anchors["road"]
+        for i in np.flatnonzero((road != "") & (level == "door") & (sub == "")).tolist():
+            if door[i].isdigit():
+                doors[(town[i], road[i])].append((int(door[i]), i))
         for key, pairs in doors.items():
             pairs.sort()
             index.road_doors[key] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
-        has_parent = rows["parent_id"].notna().to_numpy()
-        parent_pos = pd.Index(rows["id"].to_numpy()).get_indexer(
-            rows["parent_id"][has_parent].astype("int64").to_numpy()
-        )
-        kids: dict[int, list[int]] = defaultdict(list)
-        for child, parent in zip(np.flatnonzero(has_parent).tolist(), parent_pos.tolist(), strict=True):
-            if parent >= 0:
-                kids[parent].append(child)
-        index.children = dict(kids)
         return index
 
     def __len__(self) -> int:
@@ -176,3 +183,44 @@ def _without_door(numbers: tuple[str, ...], row: Mapping[str, object]) -> tuple[
     """The number path of a compound or park address without the road door it may also carry."""
     trimmed = ("", "", *numbers[2:]) if len(numbers) > 2 else ()
     return trimmed
+
+
+def _tokens(column: pd.Series, reduce: Callable[[object], str]) -> np.ndarray:
+    """`reduce` applied once per distinct value of a column, spread back to every row (object array)."""
+    codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
+    reduced = np.array([reduce(u) for u in uniques] + [""], dtype=object)
+    return reduced[codes]
+
+
+def _village_tokens(rows: pd.DataFrame) -> np.ndarray:
+    village = _tokens(rows["village"], name_token)
+    lane = _tokens(rows["lane"], name_token)
+    has = (village != "") | (lane != "")
+    out = np.full(len(rows), "", dtype=object)
+    out[has] = [f"{v}|{ln}" for v, ln in zip(village[has], lane[has], strict=True)]
+    return out
+
+
+def _numbers_by_row(rows: pd.DataFrame) -> list[tuple[str, ...]]:
+    columns = [_tokens(rows[f], core_token).tolist() for f in NUMBER_FIELDS]
+    out: list[tuple[str, ...]] = []
+    for values in zip(*columns, strict=True):
+        n = len(values)
+        while n and not values[n - 1]:
+            n -= 1
+        out.append(tuple(values[:n]))
+    return out
+
+
+def _normalize_chunk(texts: list[str]) -> list[str]:
+    return [normalize(t) for t in texts]
+
+
+def normalize_many(texts: list[str], *, workers: int = 2) -> list[str]:
+    """normalize() over many texts, on `workers` forked processes when there are enough to be worth it."""
+    if workers <= 1 or len(texts) < 200_000 or "fork" not in multiprocessing.get_all_start_methods():
+        return _normalize_chunk(texts)
+    size = -(-len(texts) // (workers * 4))
+    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return [t for part in pool.map(_normalize_chunk, chunks) for t in part]

@@ -29,6 +29,11 @@ class LiveGeocoder:
         self._rebuilding = False
         self._last_check = 0.0
 
+    @property
+    def ready(self) -> bool:
+        """True once the first geocoder is built."""
+        return self._current is not None
+
     def get(self) -> Geocoder:
         """The current geocoder (built on first use); schedules a rebuild when the library has changed."""
         current = self._current
@@ -56,18 +61,22 @@ class LiveGeocoder:
         return geocoder
 
     def _maybe_rebuild(self, current: Geocoder) -> None:
-        with self._engine.connect() as conn:
-            fingerprint = library_version(conn)
-        if fingerprint == current.fingerprint or self._rebuilding:
+        # The check itself is a query: it runs in its own thread so that a request never waits for it.
+        if self._rebuilding:
             return
         self._rebuilding = True
-        threading.Thread(target=self._rebuild_in_background, name="address-index-rebuild", daemon=True).start()
+        threading.Thread(
+            target=self._check_and_rebuild, args=(current,), name="address-index-check", daemon=True
+        ).start()
 
-    def _rebuild_in_background(self) -> None:
+    def _check_and_rebuild(self, current: Geocoder) -> None:
         try:
-            self._current = self._build()
+            with self._engine.connect() as conn:
+                fingerprint = library_version(conn)
+            if fingerprint != current.fingerprint:
+                self._current = self._build()
         except Exception:  # the old index keeps answering; the next check tries again
-            log.exception("address index rebuild failed")
+            log.exception("address index check or rebuild failed")
         finally:
             self._rebuilding = False
 

@@ -55,6 +55,25 @@ address = Table(
     Column("grid_code", String(15), index=True),
     Column("status", String(8), nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Bumped by every add, retire and move: max(updated_at) is part of the library's change fingerprint.
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
     CheckConstraint("level IN ('door','building','room')", name="level"),
+)
+
+# One row per change to the library (add, retire, move, import): who, when, and the point and status before/after.
+address_history = Table(
+    "address_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False, index=True),
+    Column("action", String(8), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("changed_by", Text, nullable=False),
+    Column("old_geom", Geometry("POINT", srid=4326, spatial_index=False)),
+    Column("new_geom", Geometry("POINT", srid=4326, spatial_index=False)),
+    Column("old_status", String(8)),
+    Column("new_status", String(8)),
+    Column("note", Text),
+    CheckConstraint("action IN ('add','retire','move','import')", name="action"),
 )

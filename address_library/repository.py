@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, text
@@ -52,6 +54,166 @@ def index_rows(conn: Connection) -> pd.DataFrame:
 
 
 def library_version(conn: Connection) -> tuple[int, str | None]:
-    """(row count, latest change time) of the library: a cheap fingerprint to notice changes."""
-    count, latest = conn.execute(text("SELECT count(*), max(created_at)::text FROM address")).one()
+    """(active addresses, latest change time) of the library: a cheap fingerprint to notice changes.
+
+    Every add, retire and move bumps `updated_at`, so a move (same count) or a retirement changes it too.
+    """
+    count, latest = conn.execute(
+        text("SELECT count(*) FILTER (WHERE status = 'active'), max(updated_at)::text FROM address")
+    ).one()
     return int(count), latest
+
+
+# ---------------------------------------------------------------------------------------------- maintenance SQL
+
+# The columns a maintenance read returns for one address (point as lon, lat).
+_ADDRESS_SELECT = """
+SELECT id, level, parent_id, full_text, kind, town_code, community_code, road_id, road_name, door_no, sub_no,
+       village, lane, park, compound, phase, building, unit, floor, room, stall, grid_code, status,
+       created_at, updated_at, ST_X(geom) AS lon, ST_Y(geom) AS lat
+FROM address
+"""
+
+
+def lock_for_changes(conn: Connection) -> None:
+    """Serialize library writers for this transaction (readers are not blocked) and sync the id sequence.
+
+    The synthetic loader writes explicit ids, so the sequence may lag behind max(id); under the lock no other
+    writer can race between the check and the insert.
+    """
+    conn.execute(text("LOCK TABLE address IN SHARE ROW EXCLUSIVE MODE"))
+    conn.execute(
+        text(
+            "SELECT setval(pg_get_serial_sequence('address', 'id'), m, true) "
+            "FROM (SELECT max(id) AS m FROM address) s WHERE m IS NOT NULL"
+        )
+    )
+
+
+def address_by_id(conn: Connection, address_id: int) -> dict[str, Any] | None:
+    """One address with its components, status and point, or None."""
+    row = conn.execute(text(_ADDRESS_SELECT + " WHERE id = :id"), {"id": address_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def addresses_by_text(conn: Connection, full_texts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The addresses (any status) whose full_text is one of these, by text."""
+    if not full_texts:
+        return {}
+    rows = conn.execute(
+        text(_ADDRESS_SELECT + " WHERE full_text = ANY(:texts)"), {"texts": list(full_texts)}
+    ).mappings()
+    return {r["full_text"]: dict(r) for r in rows}
+
+
+def addresses_by_ids(conn: Connection, address_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The addresses (any status) of these ids, by id."""
+    if not address_ids:
+        return {}
+    rows = conn.execute(text(_ADDRESS_SELECT + " WHERE id = ANY(:ids)"), {"ids": list(address_ids)}).mappings()
+    return {int(r["id"]): dict(r) for r in rows}
+
+
+def road_ids_by_name(conn: Connection, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Road ids of (town code, road name) pairs that exist (the lowest id when a name repeats in a town)."""
+    if not pairs:
+        return {}
+    rows = conn.execute(
+        text(
+            "SELECT town_code, name, min(id) FROM road "
+            "WHERE (town_code, name) IN (SELECT * FROM unnest(CAST(:towns AS text[]), CAST(:names AS text[]))) "
+            "GROUP BY town_code, name"
+        ),
+        {"towns": [t for t, _ in pairs], "names": [n for _, n in pairs]},
+    )
+    return {(str(t), str(n)): int(i) for t, n, i in rows}
+
+
+_INSERT_ADDRESS = """
+INSERT INTO address (level, parent_id, full_text, kind, town_code, community_code, road_id, road_name, door_no,
+                     sub_no, village, lane, park, compound, phase, building, unit, floor, room, stall, grid_code,
+                     status, geom, created_at, updated_at)
+VALUES (:level, :parent_id, :full_text, :kind, :town_code, :community_code, :road_id, :road_name, :door_no,
+        :sub_no, :village, :lane, :park, :compound, :phase, :building, :unit, :floor, :room, :stall, :grid_code,
+        'active', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), clock_timestamp(), clock_timestamp())
+RETURNING id
+"""
+
+
+def insert_address(conn: Connection, values: Mapping[str, Any]) -> int:
+    """Insert one active address (components, codes, lon/lat) and return its id."""
+    return int(conn.execute(text(_INSERT_ADDRESS), dict(values)).scalar_one())
+
+
+def set_status(conn: Connection, address_ids: Sequence[int], status: str) -> None:
+    """Set the status of these addresses and bump their updated_at."""
+    conn.execute(
+        text("UPDATE address SET status = :status, updated_at = clock_timestamp() WHERE id = ANY(:ids)"),
+        {"status": status, "ids": list(address_ids)},
+    )
+
+
+def set_point(
+    conn: Connection,
+    address_ids: Sequence[int],
+    *,
+    lon: float,
+    lat: float,
+    grid_code: str,
+    community_code: str,
+    town_code: str,
+) -> None:
+    """Move these addresses to one point with its grid, community and town; bump their updated_at."""
+    conn.execute(
+        text(
+            "UPDATE address SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), grid_code = :grid, "
+            "community_code = :community, town_code = :town, updated_at = clock_timestamp() WHERE id = ANY(:ids)"
+        ),
+        {"lon": lon, "lat": lat, "grid": grid_code, "community": community_code, "town": town_code,
+         "ids": list(address_ids)},
+    )  # fmt: skip
+
+
+def active_descendants(conn: Connection, address_id: int) -> list[dict[str, Any]]:
+    """The active children, grandchildren… of an address (buildings of a door, rooms of a building), by id."""
+    ids = conn.execute(
+        text(
+            "WITH RECURSIVE tree(id) AS (SELECT id FROM address WHERE parent_id = :id "
+            "UNION SELECT a.id FROM address a JOIN tree t ON a.parent_id = t.id) "
+            "SELECT id FROM tree"
+        ),
+        {"id": address_id},
+    ).scalars()
+    found = addresses_by_ids(conn, [int(i) for i in ids])
+    return [found[i] for i in sorted(found) if found[i]["status"] == "active"]
+
+
+_INSERT_HISTORY = """
+INSERT INTO address_history (address_id, action, changed_at, changed_by, old_geom, new_geom, old_status, new_status,
+                             note)
+VALUES (:address_id, :action, clock_timestamp(), :changed_by,
+        CASE WHEN CAST(:old_lon AS float8) IS NULL THEN NULL
+             ELSE ST_SetSRID(ST_MakePoint(:old_lon, :old_lat), 4326) END,
+        CASE WHEN CAST(:new_lon AS float8) IS NULL THEN NULL
+             ELSE ST_SetSRID(ST_MakePoint(:new_lon, :new_lat), 4326) END,
+        :old_status, :new_status, :note)
+"""
+
+
+def insert_history(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append history rows: address_id, action, changed_by, old/new lon/lat (or None), old/new status, note."""
+    if rows:
+        conn.execute(text(_INSERT_HISTORY), [dict(r) for r in rows])
+
+
+def history_of(conn: Connection, address_id: int) -> list[dict[str, Any]]:
+    """The history of one address, oldest first (points as lon/lat)."""
+    rows = conn.execute(
+        text(
+            "SELECT id, action, changed_at, changed_by, ST_X(old_geom) AS old_lon, ST_Y(old_geom) AS old_lat, "
+            "ST_X(new_geom) AS new_lon, ST_Y(new_geom) AS new_lat, old_status, new_status, note "
+            "FROM address_history WHERE address_id = :id ORDER BY changed_at, id"
+        ),
+        {"id": address_id},
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -87,8 +87,9 @@ class Geocoder:
         # Reverse answers with doors and buildings; rooms share their building's point.
         self._reverse_positions = np.flatnonzero(rows["level"].to_numpy() != "room")
         self._tree = cKDTree(np.column_stack([x_m, y_m])[self._reverse_positions])
-        texts = [normalize(t) for t in rows["full_text"].tolist()]
-        bodies = [_without_town(t, territory) for t in texts]
+        texts = index.normalized_texts
+        town_names = [territory.towns[c].name if c in territory.towns else "" for c in rows["town_code"].tolist()]
+        bodies = [t[len(n) :] if n and t.startswith(n) else t for t, n in zip(texts, town_names, strict=True)]
         self._prefix = sorted(zip(texts, range(len(texts)), strict=True))
         self._prefix_bodies = sorted(zip(bodies, range(len(bodies)), strict=True))
         self._prefix_keys = [t for t, _ in self._prefix]
@@ -219,10 +220,3 @@ def load_territory(conn: Connection) -> Territory:
         previous = territory.roads.get(key)
         territory.roads[key] = coords if previous is None else np.vstack([previous, coords])
     return territory
-
-
-def _without_town(text_: str, territory: Territory) -> str:
-    for place in territory.towns.values():
-        if text_.startswith(place.name):
-            return text_[len(place.name) :]
-    return text_

@@ -23,6 +23,8 @@ users_app = typer.Typer(help="Accounts: users with a role and a scope.", no_args
 apikey_app = typer.Typer(help="API keys for programs (sent as X-API-Key).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(apikey_app, name="apikey")
+addresses_app = typer.Typer(help="The standard address library (标准地址库): maintenance.", no_args_is_help=True)
+app.add_typer(addresses_app, name="addresses")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -172,6 +174,44 @@ def grids_repair_report() -> None:
 
     settings = _database_up()
     typer.echo(stored_repair_report(settings))
+
+
+@addresses_app.command("import")
+def addresses_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV (full_text, lon, lat, level[, parent_full_text]) or GeoPackage of points.")
+    ],
+    changed_by: Annotated[
+        str | None, typer.Option(help="Who is recorded in the address history (default: cli:<OS user>).")
+    ] = None,
+) -> None:
+    """Import standard addresses: every row loads, or none (a report lists each rejected row); re-runs are no-ops."""
+    import getpass
+
+    from address_library.maintenance import AddressRejected, MaintenanceError, import_rows, read_address_file
+    from gis.database import make_engine
+    from grids.placement import GridPlacement
+
+    try:  # an unreadable file is reported before the database is even started
+        rows = read_address_file(file)
+    except MaintenanceError as exc:
+        raise _fail(f"cannot import: {exc}", code=2) from exc
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            placement = GridPlacement.load(conn)
+            report = import_rows(
+                conn, placement, rows, changed_by=changed_by or f"cli:{getpass.getuser()}", source=str(file)
+            )
+    except AddressRejected as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    except MaintenanceError as exc:
+        raise _fail(f"import failed: {exc}") from exc
+    finally:
+        engine.dispose()
+    typer.echo(report.summary())
 
 
 @users_app.command("create")

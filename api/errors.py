@@ -9,16 +9,34 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from address_library.errors import AddressInputError, AddressLibraryError, OutsideCity
+from address_library.maintenance import AddressFileError, AddressNotFound, AddressRejected, AddressStateError
 from api.auth.roles import OutOfScope
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
 from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    error: str
+    detail: Any
+
+
+# Declared on the app so that /openapi.json describes the error bodies the handlers below really send.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "缺少或无效的凭据"},
+    403: {"model": ErrorBody, "description": "无权访问该范围"},
+    422: {"model": ErrorBody, "description": "请求无效（invalid_request / invalid_address / outside_city）"},
+    429: {"model": ErrorBody, "description": "超出速率限制"},
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,10 @@ class ErrorRule:
 ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     AddressInputError: ErrorRule(422, "invalid_address"),
     OutsideCity: ErrorRule(422, "outside_city"),
+    AddressNotFound: ErrorRule(404, "not_found"),
+    AddressRejected: ErrorRule(422, "address_rejected"),
+    AddressStateError: ErrorRule(409, "address_retired"),
+    AddressFileError: ErrorRule(400, "invalid_address_file"),
     AddressLibraryError: ErrorRule(400, "address_error"),
     OutOfScope: ErrorRule(403, "forbidden"),
     InvalidLayerRequest: ErrorRule(422, "invalid_request"),

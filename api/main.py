@@ -14,8 +14,8 @@ from api.auth.deps import AuthRuntime
 from api.auth.logfilter import install_log_redaction
 from api.auth.page import AUTH_STATIC_DIR
 from api.deps import API_DEPENDENCIES
-from api.errors import register_error_handlers
-from api.routers import auth, docs, geocode, nominatim, pages, territory
+from api.errors import ERROR_RESPONSES, register_error_handlers
+from api.routers import addresses, auth, docs, geocode, geocode_batch, nominatim, pages, territory
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.page import STATIC_DIR, vendor_libraries
@@ -48,7 +48,14 @@ def create_app(
         app.state.engine.dispose()
 
     # /docs is served by api.routers.docs with Swagger UI from npm: the stock page loads it from a CDN.
-    app = FastAPI(title="gridgov 网格化治理平台", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="gridgov 网格化治理平台",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
+    )
     app.state.server_settings = server_settings
     app.state.map_settings = map_settings or MapSettings()
     register_error_handlers(app)
@@ -60,6 +67,8 @@ def create_app(
     app.include_router(auth.pages_router)
     app.include_router(territory.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(geocode.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(geocode_batch.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(addresses.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
     app.include_router(docs.router)

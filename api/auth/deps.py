@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery, OAuth2PasswordBearer
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import service
 from api.auth.ratelimit import RateLimiter, retry_after_header
@@ -142,17 +144,26 @@ def optional_principal(
         raise
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     header_key: Annotated[str | None, Security(api_key_header_scheme)],
     query_key: Annotated[str | None, Security(api_key_query_scheme)],
     bearer: Annotated[str | None, Security(bearer_scheme)],
     session_token: Annotated[str | None, Security(session_cookie_scheme)],
 ) -> Principal:
-    """Who is asking; 401 (with WWW-Authenticate) without a valid credential, 429 over a key's rate limit."""
-    principal = resolve_principal(
-        request, header_key=header_key, query_key=query_key, bearer=bearer, session_token=session_token
-    )
+    """Who is asking; 401 (with WWW-Authenticate) without a valid credential, 429 over a key's rate limit.
+
+    A cached API key or a bearer token is checked on the event loop (no I/O); anything that needs the
+    database (a key not yet cached, a session cookie) goes to the thread pool.
+    """
+    runtime = auth_runtime(request)
+    key = header_key or query_key
+    cached = key is not None and runtime.key_cache.get(keyed_digest(runtime.secret_key, key)) is not None
+    kwargs = {"header_key": header_key, "query_key": query_key, "bearer": bearer, "session_token": session_token}
+    if cached or (key is None and bearer):
+        principal = resolve_principal(request, **kwargs)
+    else:
+        principal = await run_in_threadpool(functools.partial(resolve_principal, request, **kwargs))
     if principal is None:
         raise _unauthorized(MISSING_CREDENTIAL)
     return principal

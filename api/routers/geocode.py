@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from address_library.errors import OutsideCity
 from address_library.live import LiveGeocoder
@@ -137,10 +139,22 @@ def to_wgs84(lon: float, lat: float, crs: CoordSystem) -> tuple[float, float]:
     return lon, lat
 
 
-@router.get("/geocode", response_model=GeocodeResponse, summary="地理编码：地址文本 → 标准地址、坐标与网格")
-def geocode(request: Request, q: QueryText, crs: CrsParam = "wgs84", near_boundary_m: NearBoundaryParam = None) -> Any:
+@router.get(
+    "/geocode",
+    response_model=GeocodeResponse,
+    summary="地理编码：地址文本 → 标准地址、坐标与网格",
+)
+async def geocode(
+    request: Request, q: QueryText, crs: CrsParam = "wgs84", near_boundary_m: NearBoundaryParam = None
+) -> Any:
     """把用户输入的地址匹配到标准地址库，返回匹配状态、级别、置信度、坐标及所在网格、村（社区）、镇街。"""
-    return geocode_one(request, q, crs, near_boundary_m)
+    # Matching is ~0.1 ms of CPU on the in-memory index: done on the event loop, no thread hop. The first
+    # call builds the index, which takes seconds: that one goes to the thread pool.
+    live: LiveGeocoder = request.app.state.geocoder
+    if not live.ready:
+        await run_in_threadpool(live.get)
+    body = orjson.dumps(geocode_one(request, q, crs, near_boundary_m))
+    return Response(content=body, media_type="application/json")
 
 
 @router.get("/reverse", response_model=ReverseResponse, summary="逆地理编码：坐标 → 最近标准地址与所在网格")
