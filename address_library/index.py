@@ -103,9 +103,18 @@ def _bigrams(text: str) -> set[str]:
 class AddressIndex:
     """Standard addresses in memory: rows, component keys, anchor n-grams, door numbers per road."""
 
-    rows: pd.DataFrame
+    ids: np.ndarray  # int64 address.id per position
+    full_texts: np.ndarray  # object: the stored standard text
+    levels: np.ndarray  # object (shared str objects): door / building / room
+    towns: np.ndarray
+    communities: np.ndarray
+    grids: np.ndarray  # '' when the address has no grid
+    lons: np.ndarray
+    lats: np.ndarray
+    parent_ids: np.ndarray  # int64, -1 for none
     by_text: dict[str, int] = field(default_factory=dict)
-    by_key: dict[Key, list[int]] = field(default_factory=dict)
+    # One position for a unique key (the common case, and 3× lighter than a list), a list on collisions.
+    by_key: dict[Key, int | list[int]] = field(default_factory=dict)
     anchor_towns: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     anchor_grams: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
     road_doors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -119,18 +128,31 @@ class AddressIndex:
         and the tokens are spread back by position; the full texts are normalized on `workers` processes.
         """
         rows = rows.reset_index(drop=True)
-        index = cls(rows=rows)
-        index.normalized_texts = normalize_many(rows["full_text"].tolist(), workers=workers)
+        full_texts = rows["full_text"].to_numpy(dtype=object)
+        index = cls(
+            ids=rows["id"].to_numpy(dtype=np.int64),
+            full_texts=full_texts,
+            levels=_shared(rows["level"]),
+            towns=_shared(rows["town_code"]),
+            communities=_shared(rows["community_code"]),
+            grids=_shared(rows["grid_code"].fillna("")),
+            lons=rows["lon"].to_numpy(dtype=float),
+            lats=rows["lat"].to_numpy(dtype=float),
+            parent_ids=rows["parent_id"].fillna(-1).to_numpy(dtype=np.int64),
+        )
+        normalized = normalize_many(full_texts.tolist(), workers=workers)
+        # Most standard texts are already normal: keep one string object for both.
+        index.normalized_texts = [o if o == n else n for o, n in zip(full_texts.tolist(), normalized, strict=True)]
         index.by_text = {t: i for i, t in enumerate(index.normalized_texts)}
         numbers = _numbers_by_row(rows)
-        town = rows["town_code"].to_numpy(dtype=object)
+        town = index.towns
         anchors = {
             "compound": _tokens(rows["compound"], name_token),
             "park": _tokens(rows["park"], name_token),
             "road": _tokens(rows["road_name"], name_token),
             "village": _village_tokens(rows),
         }
-        by_key: dict[Key, list[int]] = defaultdict(list)
+        by_key: dict[Key, int | list[int]] = {}
         anchor_towns: dict[tuple[str, str], set[str]] = defaultdict(set)
         for kind in ANCHOR_KINDS:
             names = anchors[kind]
@@ -138,9 +160,16 @@ class AddressIndex:
                 name = names[i]
                 # A compound or park address is found by its own name without the road it stands on.
                 key_numbers = numbers[i] if kind in ("road", "village") else _without_door(numbers[i], {})
-                by_key[(kind, name, key_numbers)].append(i)
+                key = (kind, name, key_numbers)
+                found = by_key.get(key)
+                if found is None:
+                    by_key[key] = i
+                elif isinstance(found, int):
+                    by_key[key] = [found, i]
+                else:
+                    found.append(i)
                 anchor_towns[(kind, name)].add(town[i])
-        index.by_key = dict(by_key)
+        index.by_key = by_key
         index.anchor_towns = dict(anchor_towns)
         grams: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
         for kind, name in anchor_towns:
@@ -149,19 +178,19 @@ class AddressIndex:
         index.anchor_grams = {k: dict(v) for k, v in grams.items()}
         door = _tokens(rows["door_no"], core_token)
         sub = _tokens(rows["sub_no"], core_token)
-        level = rows["level"].to_numpy(dtype=object)
+        level = index.levels
         doors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         road = anchors["road"]
         for i in np.flatnonzero((road != "") & (level == "door") & (sub == "")).tolist():
             if door[i].isdigit():
                 doors[(town[i], road[i])].append((int(door[i]), i))
-        for key, pairs in doors.items():
+        for road_key, pairs in doors.items():
             pairs.sort()
-            index.road_doors[key] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+            index.road_doors[road_key] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
         return index
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.ids)
 
     def anchor_candidates(self, kind: str, name: str, limit: int = 30) -> list[str]:
         """Names of `kind` sharing the most bigrams with `name` (the blocking step of the fuzzy path)."""
@@ -176,7 +205,10 @@ class AddressIndex:
 
     def lookup(self, kind: str, name: str, numbers: tuple[str, ...]) -> list[int]:
         """Row positions with exactly this anchor and number path."""
-        return self.by_key.get((kind, name, numbers), [])
+        found = self.by_key.get((kind, name, numbers))
+        if found is None:
+            return []
+        return [found] if isinstance(found, int) else found
 
 
 def _without_door(numbers: tuple[str, ...], row: Mapping[str, object]) -> tuple[str, ...]:
@@ -224,3 +256,9 @@ def normalize_many(texts: list[str], *, workers: int = 2) -> list[str]:
     chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         return [t for part in pool.map(_normalize_chunk, chunks) for t in part]
+
+
+def _shared(column: pd.Series) -> np.ndarray:
+    """An object array of a column whose repeated values are one str object each (codes, levels)."""
+    codes, uniques = pd.factorize(column.astype(object))
+    return np.array([*uniques, ""], dtype=object)[codes]

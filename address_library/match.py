@@ -101,15 +101,14 @@ class Matcher:
     def __init__(self, index: AddressIndex, territory: Territory) -> None:
         self.index = index
         self.territory = territory
-        rows = index.rows
-        self.ids = rows["id"].to_numpy()
-        self.texts = rows["full_text"].to_numpy()
-        self.levels = rows["level"].to_numpy()
-        self.towns = rows["town_code"].to_numpy()
-        self.communities = rows["community_code"].to_numpy()
-        self.lons = rows["lon"].to_numpy()
-        self.lats = rows["lat"].to_numpy()
-        self.grids = rows["grid_code"].fillna("").to_numpy()
+        self.ids = index.ids
+        self.texts = index.full_texts
+        self.levels = index.levels
+        self.towns = index.towns
+        self.communities = index.communities
+        self.lons = index.lons
+        self.lats = index.lats
+        self.grids = index.grids
         self._roads_by_town: dict[str, list[str]] = {}
         for town, road in territory.roads:
             self._roads_by_town.setdefault(town, []).append(road)

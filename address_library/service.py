@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -82,18 +81,24 @@ class Geocoder:
         self.placement = placement
         self.fingerprint = fingerprint
         self.built_at = time.time()
-        rows = index.rows
-        x_m, y_m = lonlat_to_metric(rows["lon"].to_numpy(), rows["lat"].to_numpy())
+        x_m, y_m = lonlat_to_metric(index.lons, index.lats)
         # Reverse answers with doors and buildings; rooms share their building's point.
-        self._reverse_positions = np.flatnonzero(rows["level"].to_numpy() != "room")
+        self._reverse_positions = np.flatnonzero(index.levels != "room")
         self._tree = cKDTree(np.column_stack([x_m, y_m])[self._reverse_positions])
+        # Autocomplete: positions sorted by normalized text, and by text without its town (the same str objects
+        # are compared through offsets, so no second copy of the library's text is kept).
         texts = index.normalized_texts
-        town_names = [territory.towns[c].name if c in territory.towns else "" for c in rows["town_code"].tolist()]
-        bodies = [t[len(n) :] if n and t.startswith(n) else t for t, n in zip(texts, town_names, strict=True)]
-        self._prefix = sorted(zip(texts, range(len(texts)), strict=True))
-        self._prefix_bodies = sorted(zip(bodies, range(len(bodies)), strict=True))
-        self._prefix_keys = [t for t, _ in self._prefix]
-        self._body_keys = [t for t, _ in self._prefix_bodies]
+        self._texts = np.array(texts, dtype=object)
+        town_names = {code: place.name for code, place in territory.towns.items()}
+        self._town_offset = np.array(
+            [len(town_names.get(c, "")) if t.startswith(town_names.get(c, "\0")) else 0
+             for t, c in zip(texts, index.towns.tolist(), strict=True)],
+            dtype=np.int16,
+        )  # fmt: skip
+        self._by_text = np.argsort(self._texts, kind="stable").astype(np.int64)
+        bodies = [t[o:] for t, o in zip(texts, self._town_offset.tolist(), strict=True)]
+        self._by_body = np.array(sorted(range(len(bodies)), key=bodies.__getitem__), dtype=np.int64)
+        del bodies
 
     @classmethod
     def load(cls, conn: Connection, *, near_boundary_m: float = DEFAULT_NEAR_BOUNDARY_M) -> Geocoder:
@@ -171,19 +176,34 @@ class Geocoder:
 
     # ------------------------------------------------------------------ autocomplete
 
+    def _lower_bound(self, order: np.ndarray, key: str, offset: bool) -> int:
+        """First position in `order` whose (town-less, if `offset`) text is ≥ key: a plain binary search."""
+        lo, hi = 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            p = int(order[mid])
+            text_ = self._texts[p][self._town_offset[p] :] if offset else self._texts[p]
+            if text_ < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
     def autocomplete(self, prefix: str, *, limit: int = AUTOCOMPLETE_LIMIT) -> list[dict[str, Any]]:
         """Standard addresses starting with the (normalized) prefix, with or without the town; doors first."""
         key = normalize(prefix)
         if not key:
             return []
         seen: list[int] = []
-        for keys, table in ((self._prefix_keys, self._prefix), (self._body_keys, self._prefix_bodies)):
-            start = bisect.bisect_left(keys, key)
-            for i in range(start, min(start + 200, len(keys))):
-                if not keys[i].startswith(key):
+        for order, offset in ((self._by_text, False), (self._by_body, True)):
+            start = self._lower_bound(order, key, offset)
+            for k in range(start, min(start + 200, len(order))):
+                position = int(order[k])
+                text_ = self._texts[position]
+                if not (text_[self._town_offset[position] :] if offset else text_).startswith(key):
                     break
-                if table[i][1] not in seen:
-                    seen.append(table[i][1])
+                if position not in seen:
+                    seen.append(position)
         rank = {"door": 0, "building": 1, "room": 2}
         m = self.matcher
         seen.sort(key=lambda p: (rank.get(str(m.levels[p]), 3), len(str(m.texts[p])), p))

@@ -56,7 +56,7 @@ def accuracy(engine: Engine, geocoder: Geocoder) -> str:
     results = [geocoder.matcher.match(r[0]) for r in rows]
     answers = geocoder.answers(results)
     elapsed = time.perf_counter() - t0
-    parent_of = dict(zip(geocoder.matcher.ids.tolist(), geocoder.index.rows["parent_id"].tolist(), strict=True))
+    parent_of = dict(zip(geocoder.index.ids.tolist(), geocoder.index.parent_ids.tolist(), strict=True))
     n = len(rows)
     door = sum(a.address_id == r[1] for a, r in zip(answers, rows, strict=True)) / n
     grid = sum(a.grid_code == r[3] for a, r in zip(answers, rows, strict=True)) / n
@@ -67,7 +67,7 @@ def accuracy(engine: Engine, geocoder: Geocoder) -> str:
     for a, r in zip(answers, rows, strict=True):
         parents: set[int] = set()
         p = parent_of.get(r[1])
-        while p is not None and not (isinstance(p, float) and np.isnan(p)) and str(p) != "<NA>":
+        while p is not None and p >= 0:
             parents.add(int(p))
             p = parent_of.get(int(p))
         outcome = _outcome(a.address_id, a.status, a.level, r[1], parents)
