@@ -236,11 +236,13 @@ def _village_tokens(rows: pd.DataFrame) -> np.ndarray:
 def _numbers_by_row(rows: pd.DataFrame) -> list[tuple[str, ...]]:
     columns = [_tokens(rows[f], core_token).tolist() for f in NUMBER_FIELDS]
     out: list[tuple[str, ...]] = []
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # millions of rows, a few thousand distinct paths
     for values in zip(*columns, strict=True):
         n = len(values)
         while n and not values[n - 1]:
             n -= 1
-        out.append(tuple(values[:n]))
+        path = tuple(values[:n])
+        out.append(shared.setdefault(path, path))
     return out
 
 

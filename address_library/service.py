@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -105,7 +107,11 @@ class Geocoder:
         """Build everything from the database (a few seconds per 100,000 addresses)."""
         fingerprint = library_version(conn)
         index = AddressIndex.build(index_rows(conn))
-        return cls(index, load_territory(conn), GridPlacement.load(conn, near_boundary_m=near_boundary_m), fingerprint)
+        geocoder = cls(
+            index, load_territory(conn), GridPlacement.load(conn, near_boundary_m=near_boundary_m), fingerprint
+        )
+        _release_freed_memory()
+        return geocoder
 
     # ------------------------------------------------------------------ geocode
 
@@ -218,6 +224,15 @@ class Geocoder:
             }
             for p in seen[:limit]
         ]
+
+
+def _release_freed_memory() -> None:
+    """Hand the build's temporary frames back to the OS (glibc keeps freed arenas otherwise)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the memory is reused by the process instead
+        pass
 
 
 def load_territory(conn: Connection) -> Territory:

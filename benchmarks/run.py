@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.main import create_app
-from benchmarks import bench_geocode, bench_locate, bench_page
+from benchmarks import bench_geocode, bench_http, bench_locate, bench_page
 from benchmarks.common import write_section
 from gis import migrate
 from gis.cluster import LocalCluster
@@ -113,6 +113,9 @@ def main(argv: list[str]) -> int:
     speed = bench_geocode.speed(engine, geocoder)
     print(speed)
     write_section("Geocoder speed", speed, command)
+    http = bench_http.run(settings, engine)
+    print(http)
+    write_section("GET /v1/geocode under load", http, command)
     engine.dispose()
     page = bench_page.run(settings)
     print(page)
