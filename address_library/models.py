@@ -56,7 +56,7 @@ address = Table(
     Column("status", String(8), nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Bumped by every add, retire and move: max(updated_at) is part of the library's change fingerprint.
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
     CheckConstraint("level IN ('door','building','room')", name="level"),
 )

@@ -153,6 +153,8 @@ def speed(engine: Engine, geocoder: Geocoder) -> str:
             t0 = time.perf_counter()
             conn.execute(query, {"q": q}).first()
             trgm_ms.append((time.perf_counter() - t0) * 1000)
+    with engine.begin() as conn:  # the baseline's index is not part of the schema
+        conn.execute(text("DROP INDEX IF EXISTS bench_address_trgm"))
     trgm_rate = 1000 / statistics.mean(trgm_ms)
     whole_rate = BULK_ROWS / report.seconds
     return (

@@ -76,7 +76,7 @@ def run(settings: DatabaseSettings, engine: Engine) -> str:
     )
     return (
         f"uvicorn, 1 worker, `GET /v1/geocode?q=` with 20,000 distinct noisy registrations, a rate-limit-exempt API key; "
-        f"open-loop load from a second process (`benchmarks/loadgen.py`, httpx, {CONNECTIONS} connections, latency "
+        f"open-loop load from a second process (`benchmarks/loadgen.py`, raw asyncio HTTP/1.1 keep-alive, {CONNECTIONS} connections, latency "
         "measured from each request's due time). Both share the 2 cores.\n\n"
         "| load | achieved req/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|\n"
         f"| {RATE:,} req/s offered, {SECONDS} s | {fixed['achieved_rps']:,.0f} | {fixed['p50_ms']:.1f} | "
