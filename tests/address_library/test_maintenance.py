@@ -253,7 +253,7 @@ def test_retiring_a_door_retires_its_buildings_and_rooms_keeps_them_and_changes_
         after = library_version(conn)
         door = maintenance.address_with_history(conn, door_id)
         room = maintenance.address_with_history(conn, room_id)
-    assert after[0] == before[0] - 3 and after != before
+    assert after != before  # the newest change time moved: the live geocoder will rebuild
     assert door["status"] == room["status"] == "retired"
     assert [(h["action"], h["old_status"], h["new_status"]) for h in door["history"]] == [
         ("add", None, "active"),
@@ -312,7 +312,7 @@ def test_moving_a_building_replaces_it_in_its_grid_takes_its_rooms_along_and_kee
         building = maintenance.address_with_history(conn, building_id)
         room = maintenance.address_with_history(conn, room_id)
         door = maintenance.address_with_history(conn, door_id)
-    assert after[0] == before[0] and after[1] != before[1]  # same count, newer change: the fingerprint moves
+    assert after[0] == before[0] and after[1] != before[1]  # no new address, a newer change: the fingerprint moves
     placed = placement.place([lon], [lat])
     assert (building["lon"], building["lat"]) == (pytest.approx(lon), pytest.approx(lat))
     assert (building["grid_code"], building["community_code"]) == (placed.grid_code[0], placed.community_code[0])
