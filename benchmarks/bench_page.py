@@ -10,8 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
+from api.auth.service import create_api_key
 from api.main import create_app
 from gis.cluster import free_port
+from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,10 +41,13 @@ def run(settings: DatabaseSettings) -> str:
     """Open the dashboard RUNS times in a fresh page; report the median times to towns and to all grids."""
     from playwright.sync_api import sync_playwright
 
+    secret = "p" * 40
+    engine = make_engine(settings)
+    with engine.begin() as conn:  # the page needs a credential: the browser sends an API key with every request
+        key = create_api_key(conn, secret, name=f"bench-page-{time.time_ns()}", rate_limited=False).key
+    engine.dispose()
     with tempfile.TemporaryDirectory() as state:
-        app = create_app(
-            db_settings=settings, server_settings=ServerSettings(secret_key="p" * 40, state_dir=Path(state))
-        )
+        app = create_app(db_settings=settings, server_settings=ServerSettings(secret_key=secret, state_dir=Path(state)))
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
@@ -55,7 +60,9 @@ def run(settings: DatabaseSettings) -> str:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 for _ in range(RUNS):
-                    page = browser.new_page(viewport={"width": 1280, "height": 800})
+                    page = browser.new_page(
+                        viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key}
+                    )
                     page.goto(f"http://127.0.0.1:{port}/")
                     marks = page.evaluate(_MILESTONES_JS)
                     towns_ms.append(float(marks.get("towns", float("nan"))))
