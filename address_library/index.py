@@ -112,9 +112,10 @@ class AddressIndex:
     lons: np.ndarray
     lats: np.ndarray
     parent_ids: np.ndarray  # int64, -1 for none
-    by_text: dict[str, int] = field(default_factory=dict)
-    # One position for a unique key (the common case, and 3× lighter than a list), a list on collisions.
-    by_key: dict[Key, int | list[int]] = field(default_factory=dict)
+    # Hash tables as sorted numpy arrays (12 bytes an entry instead of ~150 for a dict of Python objects):
+    # 3 M addresses stay within the memory budget. Text hits are verified against the text itself.
+    by_text: HashTable | None = None
+    by_key: HashTable | None = None
     anchor_towns: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     anchor_grams: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
     road_doors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -143,7 +144,7 @@ class AddressIndex:
         normalized = normalize_many(full_texts.tolist(), workers=workers)
         # Most standard texts are already normal: keep one string object for both.
         index.normalized_texts = [o if o == n else n for o, n in zip(full_texts.tolist(), normalized, strict=True)]
-        index.by_text = {t: i for i, t in enumerate(index.normalized_texts)}
+        index.by_text = HashTable.build([hash(t) for t in index.normalized_texts], np.arange(len(full_texts)))
         numbers = _numbers_by_row(rows)
         town = index.towns
         anchors = {
@@ -152,7 +153,8 @@ class AddressIndex:
             "road": _tokens(rows["road_name"], name_token),
             "village": _village_tokens(rows),
         }
-        by_key: dict[Key, int | list[int]] = {}
+        key_hashes: list[int] = []
+        key_positions: list[int] = []
         anchor_towns: dict[tuple[str, str], set[str]] = defaultdict(set)
         for kind in ANCHOR_KINDS:
             names = anchors[kind]
@@ -160,16 +162,11 @@ class AddressIndex:
                 name = names[i]
                 # A compound or park address is found by its own name without the road it stands on.
                 key_numbers = numbers[i] if kind in ("road", "village") else _without_door(numbers[i], {})
-                key = (kind, name, key_numbers)
-                found = by_key.get(key)
-                if found is None:
-                    by_key[key] = i
-                elif isinstance(found, int):
-                    by_key[key] = [found, i]
-                else:
-                    found.append(i)
+                key_hashes.append(hash((kind, name, key_numbers)))
+                key_positions.append(i)
                 anchor_towns[(kind, name)].add(town[i])
-        index.by_key = by_key
+        index.by_key = HashTable.build(key_hashes, np.array(key_positions, dtype=np.int64))
+        del key_hashes, key_positions
         index.anchor_towns = dict(anchor_towns)
         grams: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
         for kind, name in anchor_towns:
@@ -205,10 +202,18 @@ class AddressIndex:
 
     def lookup(self, kind: str, name: str, numbers: tuple[str, ...]) -> list[int]:
         """Row positions with exactly this anchor and number path."""
-        found = self.by_key.get((kind, name, numbers))
-        if found is None:
+        if self.by_key is None:
             return []
-        return [found] if isinstance(found, int) else found
+        return self.by_key.get(hash((kind, name, numbers)))
+
+    def exact(self, normalized_text: str) -> int | None:
+        """The position whose normalized full text is exactly this one, or None."""
+        if self.by_text is None:
+            return None
+        for position in self.by_text.get(hash(normalized_text)):
+            if self.normalized_texts[position] == normalized_text:
+                return position
+        return None
 
 
 def _without_door(numbers: tuple[str, ...], row: Mapping[str, object]) -> tuple[str, ...]:
@@ -264,3 +269,29 @@ def _shared(column: pd.Series) -> np.ndarray:
     """An object array of a column whose repeated values are one str object each (codes, levels)."""
     codes, uniques = pd.factorize(column.astype(object))
     return np.array([*uniques, ""], dtype=object)[codes]
+
+
+class HashTable:
+    """A read-only multimap from 64-bit hashes to row positions, as two sorted numpy arrays."""
+
+    def __init__(self, hashes: np.ndarray, positions: np.ndarray) -> None:
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        self._positions = positions[order].astype(np.int32)
+
+    @classmethod
+    def build(cls, hashes: list[int], positions: np.ndarray) -> HashTable:
+        """From Python hashes (any int: reduced to int64) and their positions."""
+        return cls(np.array(hashes, dtype=np.int64), np.asarray(positions))
+
+    def get(self, key_hash: int) -> list[int]:
+        """Positions stored under this hash (usually zero or one)."""
+        h = np.int64(key_hash)
+        lo = int(np.searchsorted(self._hashes, h, side="left"))
+        if lo == len(self._hashes) or self._hashes[lo] != h:
+            return []
+        hi = int(np.searchsorted(self._hashes, h, side="right"))
+        return self._positions[lo:hi].tolist()
+
+    def __len__(self) -> int:
+        return len(self._hashes)

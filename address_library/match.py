@@ -121,7 +121,7 @@ class Matcher:
         normalized = normalize_with_flags(text)
         if not normalized.text:
             return MatchResult(NOT_FOUND, reason="no address left after removing noise")
-        exact = self.index.by_text.get(normalized.text)
+        exact = self.index.exact(normalized.text)
         if exact is not None:
             result = self._answer(exact, 1.0)
             return self._relative(result, normalized.relative) if normalized.relative else result
@@ -144,7 +144,7 @@ class Matcher:
 
     def match_normalized_exact(self, normalized_text: str) -> int | None:
         """The exact path alone: the row position whose normalized full text is this one, or None."""
-        return self.index.by_text.get(normalized_text)
+        return self.index.exact(normalized_text)
 
     def match_parsed(self, parsed: ParsedAddress) -> MatchResult:
         """Steps 2–6 for a parsed query."""
