@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from address_library.repository import library_version
+from address_library.repository import alias_version, library_version
 from address_library.service import Geocoder
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ class LiveGeocoder:
         try:
             with self._engine.connect() as conn:
                 fingerprint = library_version(conn)
+                aliases = alias_version(conn)
+                if fingerprint == current.fingerprint and aliases != current.alias_fingerprint:
+                    current.reload_aliases(conn)
             if fingerprint != current.fingerprint:
                 self._current = self._build()
         except Exception:  # the old index keeps answering; the next check tries again

@@ -109,6 +109,9 @@ class Matcher:
         self.lons = index.lons
         self.lats = index.lats
         self.grids = index.grids
+        # Typed addresses a dispatcher resolved by hand (normalized text → address id): checked before anything.
+        self.aliases: dict[str, int] = {}
+        self._positions_by_id: dict[int, int] | None = None
         self._roads_by_town: dict[str, list[str]] = {}
         for town, road in territory.roads:
             self._roads_by_town.setdefault(town, []).append(road)
@@ -121,6 +124,9 @@ class Matcher:
         normalized = normalize_with_flags(text)
         if not normalized.text:
             return MatchResult(NOT_FOUND, reason="no address left after removing noise")
+        alias = self._alias_position(normalized.text)
+        if alias is not None:
+            return self._answer(alias, 1.0, "matched through an alias a dispatcher confirmed")
         exact = self.index.exact(normalized.text)
         if exact is not None:
             result = self._answer(exact, 1.0)
@@ -141,6 +147,18 @@ class Matcher:
                 reason=retry.reason or "a homophone slip in a place name was corrected",
             )
         return result
+
+    def set_aliases(self, aliases: dict[str, int]) -> None:
+        """Replace the learned aliases (normalized text → address id)."""
+        self.aliases = dict(aliases)
+
+    def _alias_position(self, normalized_text: str) -> int | None:
+        address_id = self.aliases.get(normalized_text)
+        if address_id is None:
+            return None
+        if self._positions_by_id is None:
+            self._positions_by_id = {int(i): p for p, i in enumerate(self.ids.tolist())}
+        return self._positions_by_id.get(address_id)
 
     def match_normalized_exact(self, normalized_text: str) -> int | None:
         """The exact path alone: the row position whose normalized full text is this one, or None."""

@@ -77,3 +77,14 @@ address_history = Table(
     Column("note", Text),
     CheckConstraint("action IN ('add','retire','move','import')", name="action"),
 )
+
+address_alias = Table(
+    "address_alias",
+    metadata,
+    # A typed address a dispatcher resolved by hand: the same text (normalized) matches this address at once.
+    Column("normalized_text", Text, primary_key=True),
+    Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False, index=True),
+    Column("raw_text", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -64,6 +64,31 @@ def library_version(conn: Connection) -> tuple[int, str | None]:
     return int(top_id or 0), latest
 
 
+def alias_rows(conn: Connection) -> dict[str, int]:
+    """The learned aliases: normalized typed text → address id."""
+    return {r.normalized_text: int(r.address_id) for r in conn.execute(text(
+        "SELECT normalized_text, address_id FROM address_alias"))}  # fmt: skip
+
+
+def alias_version(conn: Connection) -> tuple[int, str | None]:
+    """(count, latest change) of the alias table: a cheap fingerprint to notice new aliases."""
+    count, latest = conn.execute(text("SELECT count(*), max(created_at)::text FROM address_alias")).one()
+    return int(count), latest
+
+
+def upsert_alias(conn: Connection, *, normalized_text: str, address_id: int, raw_text: str, created_by: str) -> None:
+    """Make a typed text (normalized) an alias of a standard address; a later resolution of the same text wins."""
+    conn.execute(
+        text(
+            "INSERT INTO address_alias (normalized_text, address_id, raw_text, created_by, created_at) "
+            "VALUES (:n, :a, :r, :b, now()) ON CONFLICT (normalized_text) DO UPDATE SET "
+            "address_id = EXCLUDED.address_id, raw_text = EXCLUDED.raw_text, created_by = EXCLUDED.created_by, "
+            "created_at = EXCLUDED.created_at"
+        ),
+        {"n": normalized_text, "a": address_id, "r": raw_text, "b": created_by},
+    )
+
+
 # ---------------------------------------------------------------------------------------------- maintenance SQL
 
 # The columns a maintenance read returns for one address (point as lon, lat).

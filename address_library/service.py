@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 from address_library.index import AddressIndex
 from address_library.match import MATCHED, Matcher, MatchResult, Place, Territory
 from address_library.normalize import normalize
-from address_library.repository import index_rows, library_version
+from address_library.repository import alias_rows, alias_version, index_rows, library_version
 from gis.coords import CoordSystem, convert
 from gis.crs import lonlat_to_metric
 from grids.placement import DEFAULT_NEAR_BOUNDARY_M, GridPlacement
@@ -82,6 +82,7 @@ class Geocoder:
         self.territory = territory
         self.placement = placement
         self.fingerprint = fingerprint
+        self.alias_fingerprint: object = None
         self.built_at = time.time()
         x_m, y_m = lonlat_to_metric(index.lons, index.lats)
         # Reverse answers with doors and buildings; rooms share their building's point.
@@ -110,8 +111,18 @@ class Geocoder:
         geocoder = cls(
             index, load_territory(conn), GridPlacement.load(conn, near_boundary_m=near_boundary_m), fingerprint
         )
+        geocoder.reload_aliases(conn)
         _release_freed_memory()
         return geocoder
+
+    def reload_aliases(self, conn: Connection) -> None:
+        """Read the learned aliases again (cheap: the table holds what dispatchers resolved)."""
+        self.alias_fingerprint = alias_version(conn)
+        self.matcher.set_aliases(alias_rows(conn))
+
+    def learn_alias(self, normalized_text: str, address_id: int) -> None:
+        """Use a new alias in this process at once (other processes notice it through the fingerprint)."""
+        self.matcher.aliases[normalized_text] = address_id
 
     # ------------------------------------------------------------------ geocode
 

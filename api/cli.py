@@ -124,7 +124,8 @@ def serve(
 
     _database_up()
     server = ServerSettings()
-    application = create_app(server_settings=server)
+    # One command runs the whole platform: the API, the outbox relay and the scheduled jobs.
+    application = create_app(server_settings=server, run_jobs=True)
     uvicorn.run(application, host=host or server.host, port=port or server.port, log_level="info")
 
 
@@ -386,6 +387,102 @@ def geocode_file(
             raise _fail(str(exc), code=2) from exc
     statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_status.items()))
     typer.echo(f"{report.rows:,} rows written to {out} in {report.seconds:.1f} s ({statuses})")
+
+
+registrations_app = typer.Typer(help="Registration events (登记事件): import and relay.", no_args_is_help=True)
+app.add_typer(registrations_app, name="registrations")
+jobs_app = typer.Typer(help="The scheduled jobs (also run by `gridgov serve`).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@registrations_app.command("import")
+def registrations_import(
+    input_path: Annotated[Path, typer.Argument(help="CSV (with a header) or JSON lines.", metavar="FILE")],
+    relay: Annotated[bool, typer.Option(help="Process the accepted events now (tasks pushed).")] = True,
+) -> None:
+    """Accept registration events from a file (idempotent by event_id); rejected rows are listed and queued."""
+    import time
+
+    from address_library.service import Geocoder
+    from gis.database import make_engine
+    from supervision.errors import InvalidInput
+    from supervision.intake import format_rejections, import_events, read_event_rows, relay_pending
+
+    if not input_path.is_file():
+        raise _fail(f"cannot read {input_path}: no such file", code=2)
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        started = time.perf_counter()
+        try:
+            report = import_events(engine, read_event_rows(input_path), source=input_path.name)
+        except InvalidInput as exc:
+            raise _fail(str(exc), code=2) from exc
+        except UnicodeDecodeError:
+            raise _fail(f"{input_path} is not UTF-8 text", code=2) from None
+        accepted_s = time.perf_counter() - started
+        typer.echo(f"{report.summary()} in {accepted_s:.1f} s")
+        if report.rejected:
+            typer.echo(format_rejections(report.rejected), err=True, nl=False)
+        if relay:
+            started = time.perf_counter()
+            geocoder: Geocoder | None = None
+
+            def source() -> Geocoder:
+                nonlocal geocoder
+                if geocoder is None:
+                    with engine.connect() as conn:
+                        geocoder = Geocoder.load(conn)
+                return geocoder
+
+            done = relay_pending(engine, source)
+            typer.echo(f"{done:,} events processed in {time.perf_counter() - started:.1f} s")
+    finally:
+        engine.dispose()
+    if report.rejected:
+        raise typer.Exit(3)
+
+
+@jobs_app.command("campaign")
+def jobs_campaign(
+    year: Annotated[int | None, typer.Option(help="Campaign year (reports due for the year before).")] = None,
+) -> None:
+    """Annual-report campaign: every entity that has not filed goes on its grid's patrol list (idempotent)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from gis.database import make_engine
+    from supervision.campaign import run_annual_report_campaign
+
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            report = run_annual_report_campaign(conn, year=year or datetime.now(ZoneInfo("Asia/Shanghai")).year)
+    finally:
+        engine.dispose()
+    typer.echo(f"annual-report campaign {report.year}: {report.unfiled:,} entities have not filed, "
+               f"{report.added:,} added to their grids' patrol lists")  # fmt: skip
+
+
+@jobs_app.command("run")
+def jobs_run() -> None:
+    """Run the scheduled jobs once: relay the outbox, raise deadline warnings, the campaign in March–June."""
+    from address_library.service import Geocoder
+    from gis.database import make_engine
+    from supervision.intake import relay_pending
+    from supervision.jobs import run_periodic
+
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            geocoder = Geocoder.load(conn)
+        relayed = relay_pending(engine, lambda: geocoder)
+        result = run_periodic(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"relayed {relayed:,} events; {result}")
 
 
 def main() -> None:  # pragma: no cover - console entry

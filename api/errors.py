@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from supervision.routing import RoutingError
 
 from address_library.errors import AddressInputError, AddressLibraryError, OutsideCity
 from address_library.maintenance import AddressFileError, AddressNotFound, AddressRejected, AddressStateError
@@ -19,21 +20,27 @@ from api.auth.roles import OutOfScope
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
 from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
+from supervision import errors as workflow
+from supervision.calendar import CalendarError
 
 log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
-    """The one shape of every error answer."""
+    """The one shape of every error answer (conflicts add `current` and `allowed`, input errors `field`)."""
 
     error: str
     detail: Any
+    current: str | None = None
+    allowed: list[str] | None = None
+    field: str | None = None
 
 
 # Declared on the app so that /openapi.json describes the error bodies the handlers below really send.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "缺少或无效的凭据"},
     403: {"model": ErrorBody, "description": "无权访问该范围"},
+    409: {"model": ErrorBody, "description": "冲突：版本已变、不允许的流转（附 current 与 allowed）、事件编号内容不同"},
     422: {"model": ErrorBody, "description": "请求无效（invalid_request / invalid_address / outside_city）"},
     429: {"model": ErrorBody, "description": "超出速率限制"},
 }
@@ -58,6 +65,17 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     AddressFileError: ErrorRule(400, "invalid_address_file"),
     AddressLibraryError: ErrorRule(400, "address_error"),
     OutOfScope: ErrorRule(403, "forbidden"),
+    workflow.OutOfScope: ErrorRule(403, "forbidden"),
+    workflow.NotPermitted: ErrorRule(403, "not_permitted"),
+    workflow.NotFound: ErrorRule(404, "not_found"),
+    workflow.StaleVersion: ErrorRule(409, "stale_version"),
+    workflow.InvalidMove: ErrorRule(409, "invalid_transition"),
+    workflow.EventConflict: ErrorRule(409, "event_conflict"),
+    workflow.AlreadyResolved: ErrorRule(409, "already_resolved"),
+    workflow.InvalidInput: ErrorRule(422, "invalid_request"),
+    workflow.SupervisionError: ErrorRule(400, "workflow_error"),
+    RoutingError: ErrorRule(422, "invalid_request"),
+    CalendarError: ErrorRule(422, "invalid_request"),
     InvalidLayerRequest: ErrorRule(422, "invalid_request"),
     LayerTooLarge: ErrorRule(413, "layer_too_large"),
     UnknownLayer: ErrorRule(404, "not_found"),
@@ -110,7 +128,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if rule.status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     detail = str(exc) if rule.show_message else _GENERIC_DETAIL.get(rule.code, "request failed")
-    return JSONResponse(error_body(rule.code, detail), status_code=rule.status)
+    body = error_body(rule.code, detail)
+    # Workflow conflicts say where the task stands and what may happen next; input errors name the field.
+    for extra in ("current", "allowed", "field"):
+        value = getattr(exc, extra, None)
+        if value is not None and rule.show_message:
+            body[extra] = value
+    return JSONResponse(body, status_code=rule.status)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

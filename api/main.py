@@ -15,11 +15,25 @@ from api.auth.logfilter import install_log_redaction
 from api.auth.page import AUTH_STATIC_DIR
 from api.deps import API_DEPENDENCIES
 from api.errors import ERROR_RESPONSES, register_error_handlers
-from api.routers import addresses, auth, docs, geocode, geocode_batch, nominatim, pages, territory
+from api.routers import (
+    addresses,
+    auth,
+    clues,
+    docs,
+    geocode,
+    geocode_batch,
+    nominatim,
+    pages,
+    registrations,
+    stats,
+    tasks,
+    territory,
+)
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.page import STATIC_DIR, vendor_libraries
 from maps.settings import MapSettings
+from supervision.jobs import BackgroundJobs
 
 
 def create_app(
@@ -27,8 +41,12 @@ def create_app(
     db_settings: DatabaseSettings | None = None,
     server_settings: ServerSettings | None = None,
     map_settings: MapSettings | None = None,
+    run_jobs: bool = False,
 ) -> FastAPI:
-    """Build the app; the engine lives on `app.state`, created in the lifespan."""
+    """Build the app; the engine lives on `app.state`, created in the lifespan.
+
+    With `run_jobs` (what `gridgov serve` does) the outbox relay and the scheduled jobs run in-process.
+    """
     db_settings = db_settings or DatabaseSettings()
     server_settings = server_settings or ServerSettings()
 
@@ -44,7 +62,13 @@ def create_app(
             session_hours=server_settings.session_hours,
             key_cache_seconds=server_settings.api_key_cache_seconds,
         )
+        app.state.jobs = None
+        if run_jobs:
+            app.state.jobs = BackgroundJobs(app.state.engine, app.state.geocoder.get)
+            app.state.jobs.start()
         yield
+        if app.state.jobs is not None:
+            app.state.jobs.stop()
         app.state.engine.dispose()
 
     # /docs is served by api.routers.docs with Swagger UI from npm: the stock page loads it from a CDN.
@@ -69,6 +93,10 @@ def create_app(
     app.include_router(geocode.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(geocode_batch.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(addresses.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(registrations.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(tasks.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(clues.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(stats.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
     app.include_router(docs.router)

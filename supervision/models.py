@@ -12,10 +12,12 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -69,7 +71,25 @@ clue = Table(
     Column("town_code", String(12), ForeignKey("town.code"), index=True),
     Column("grid_code", String(15), index=True),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
+    # Field reports (issue 4): who reported, where it was routed, and the open clues it may duplicate.
+    Column("reported_by", Text),
+    Column("department_code", String(32), index=True),
+    Column("duplicate_candidates", JSONB),
     CheckConstraint("severity IN ('normal','severe')", name="severity"),
+)
+
+clue_photo = Table(
+    "clue_photo",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("clue_id", BigInteger, ForeignKey("clue.id"), nullable=False, index=True),
+    # Stored under the photo directory by checksum: the same photo uploaded twice is kept once on disk.
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("filename", Text),
+    Column("uploaded_by", Text, nullable=False),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 review_queue = Table(
@@ -101,6 +121,8 @@ registration_event = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("processed_at", DateTime(timezone=True)),
+    # When the event's first task became visible to the grid (null while it waits in the review queue).
+    Column("pushed_at", DateTime(timezone=True)),
     # accepted → placed | review | rejected; the reason says why when it is not placed.
     Column("outcome", String(12), nullable=False, server_default="accepted"),
     Column("reason", Text),
@@ -131,7 +153,23 @@ task = Table(
     # Optimistic locking: a transition names the version it saw; a stale one answers 409.
     Column("version", Integer, nullable=False, server_default="1"),
     Column("flagged", Boolean, nullable=False, server_default="false"),
+    # Who must act now: worker:<id>, grid:<code> (waiting for a worker), community:<code>, department:<codes>.
+    Column("holder", Text),
+    # Set on campaign tasks (e.g. annual_report:2026) so that a rerun adds nobody twice.
+    Column("campaign", String(32)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+# Replaying an event, or rerunning a campaign, finds these and creates nothing new.
+Index("uq_task_event_duty", task.c.event_id, task.c.duty, unique=True, postgresql_where=task.c.event_id.isnot(None))
+Index(
+    "uq_task_campaign",
+    task.c.entity_uscc,
+    task.c.duty,
+    task.c.campaign,
+    unique=True,
+    postgresql_where=task.c.campaign.isnot(None),
+)
+Index("ix_task_open_worker", task.c.worker_id, postgresql_where=task.c.status.notin_(["closed", "cancelled"]))
 
 task_event = Table(
     "task_event",
@@ -146,6 +184,36 @@ task_event = Table(
     Column("worker_id", BigInteger),
     Column("distance_m", Float),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=False)),
+    # What held after this event: the holder and the deadline in force. Overdue time is attributed from these.
+    Column("holder", Text),
+    Column("due_at", DateTime(timezone=True)),
+    Column("flagged", Boolean, nullable=False, server_default="false"),
+)
+Index("ix_task_event_worker", task_event.c.worker_id)
+
+task_warning = Table(
+    "task_warning",
+    metadata,
+    # One row per task, step and level: the scheduled job can run any number of times.
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("task_id", BigInteger, ForeignKey("task.id"), nullable=False, index=True),
+    Column("level", String(8), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("holder", Text),
+    Column("raised_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("level IN ('due_soon','overdue')", name="level"),
+    UniqueConstraint("task_id", "level", "due_at", name="uq_task_warning_step"),
+)
+
+job_run = Table(
+    "job_run",
+    metadata,
+    # The scheduled jobs' log: what ran, when, and what it did.
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("result", JSONB),
 )
 
 outbox = Table(

@@ -319,7 +319,8 @@ def _write_all(engine: Any, **parts: Any) -> dict[str, int]:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE synthetic.entity_truth, synthetic.hotspot, clue, entity_licence, entity, address, road, "
+                "TRUNCATE synthetic.entity_truth, synthetic.hotspot, task_warning, task_event, task, clue_photo, clue, "
+                "registration_event, outbox, job_run, address_alias, entity_licence, entity, address, road, "
                 "review_queue, worker, grid, grid_version, community, town_repair, town RESTART IDENTITY CASCADE"
             )
         )

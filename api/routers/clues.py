@@ -1,0 +1,152 @@
+"""api.routers.clues: grid workers' field reports (线索) and their photos."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from address_library.live import LiveGeocoder
+from api.auth.deps import CurrentPrincipal
+from api.auth.roles import Role
+from api.deps import engine
+from api.workflow_deps import actor_of, require_role, task_scope
+from gis.settings import ServerSettings
+from supervision.clues import (
+    MAX_PHOTO_BYTES,
+    ClueFilters,
+    ClueReport,
+    add_photo,
+    clue_by_id,
+    list_clues,
+    photo_file,
+    report_clue,
+)
+from supervision.errors import InvalidInput
+
+router = APIRouter(tags=["线索"])
+WriteEngine = Annotated[Engine, Depends(engine)]
+ClueId = Annotated[int, Path(ge=1, le=2**63 - 1, description="线索编号")]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+REPORTERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.DISPATCHER.value, Role.GRID_WORKER.value})
+
+
+class ClueBody(BaseModel):
+    """一条现场线索：位置（经纬度或地址）、行业、描述、严重程度。"""
+
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False, description="经度（WGS84）")
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False, description="纬度（WGS84）")
+    address: str | None = Field(default=None, max_length=500, description="地址（无经纬度时）")
+    industry: str = Field(min_length=1, max_length=32, description="17 个高频行业之一", examples=["餐饮服务"])
+    description: str = Field(default="", max_length=2000)
+    severity: Literal["normal", "severe"] = "normal"
+    reported_at: datetime | None = Field(default=None, description="上报时间（默认服务器时间，须带时区）")
+
+
+def photo_dir(request: Request) -> Any:
+    """Where photos are stored (under the server's state directory)."""
+    settings: ServerSettings = request.app.state.server_settings
+    return settings.state_dir / "photos"
+
+
+@router.post("/clues", status_code=201, summary="上报线索")
+def post_clue(request: Request, body: ClueBody, principal: CurrentPrincipal, db: WriteEngine) -> dict[str, Any]:
+    """落网格、提示疑似重复（同行业 50 米内 30 天内），普通线索转行业主管部门，严重线索进指挥中心队列，并生成任务。"""
+    require_role(principal, REPORTERS, "report clues")
+    live: LiveGeocoder = request.app.state.geocoder
+    report = ClueReport(
+        industry=body.industry,
+        description=body.description,
+        severity=body.severity,
+        lon=body.lon,
+        lat=body.lat,
+        address=body.address,
+        reported_at=body.reported_at,
+    )
+    with db.begin() as conn:
+        return report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
+
+
+class CluePage(BaseModel):
+    """一页线索（新的在前）。"""
+
+    items: list[dict[str, Any]]
+    total: int
+    next: str | None
+
+
+def day_window(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """Inclusive Shanghai days → a half-open instant window; a reversed window is refused."""
+    if since and until and until < since:
+        raise InvalidInput(f"to ({until}) is before from ({since})", field="to")
+    start = datetime.combine(since, time(), tzinfo=SHANGHAI) if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), tzinfo=SHANGHAI) if until else None
+    return start, end
+
+
+@router.get("/clues", response_model=CluePage, summary="线索列表（本账号范围内）")
+def get_clues(
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+    town: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    grid: Annotated[str | None, Query(pattern=r"^\d{15}$")] = None,
+    status: Annotated[str | None, Query(max_length=24)] = None,
+    industry: Annotated[str | None, Query(max_length=32)] = None,
+    severity: Annotated[Literal["normal", "severe"] | None, Query()] = None,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    """按镇街、网格、状态、日期（含首尾，北京时间）筛选，新的在前。"""
+    since, until = day_window(from_, to)
+    filters = ClueFilters(
+        town=town, grid=grid, status=status, industry=industry, severity=severity, since=since, until=until
+    )
+    with db.connect() as conn:
+        page = list_clues(conn, task_scope(principal), filters, limit=limit, cursor=cursor)
+    return {"items": page.items, "total": page.total, "next": page.next}
+
+
+@router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")
+def get_clue(clue_id: ClueId, principal: CurrentPrincipal, db: WriteEngine) -> dict[str, Any]:
+    """线索详情：位置、行业、去向部门、疑似重复、任务与期限、照片。"""
+    with db.connect() as conn:
+        return clue_by_id(conn, clue_id, task_scope(principal))
+
+
+@router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")
+async def post_photo(
+    request: Request, clue_id: ClueId, file: UploadFile, principal: CurrentPrincipal, db: WriteEngine
+) -> dict[str, Any]:
+    """JPEG、PNG 或 WebP，单张不超过 8 MB；内容须与声明的类型一致；按校验和存盘。"""
+    require_role(principal, REPORTERS, "add photos")
+    data = await file.read(MAX_PHOTO_BYTES + 1)
+    with db.begin() as conn:
+        return add_photo(
+            conn,
+            clue_id,
+            data,
+            declared_type=file.content_type,
+            filename=file.filename,
+            actor=actor_of(principal),
+            photo_dir=photo_dir(request),
+        )
+
+
+@router.get("/photos/{photo_id}", summary="下载线索照片", response_class=FileResponse)
+def get_photo(
+    request: Request,
+    photo_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+) -> FileResponse:
+    """照片原件（校验和核对无误才返回）。"""
+    with db.connect() as conn:
+        path, content_type = photo_file(conn, photo_id, task_scope(principal), photo_dir(request))
+    return FileResponse(path, media_type=content_type)

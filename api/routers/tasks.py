@@ -1,0 +1,180 @@
+"""api.routers.tasks: the grid's tasks — list, read, move through the state machine, and read the audit trail.
+
+Every answer is confined to the caller's scope (api.workflow_deps.task_scope): a worker their grid, a
+dispatcher their community, a department its own cases. A transition names the version it saw: a stale one
+answers 409, as does a move the state machine refuses, with the moves allowed from the current state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from api.auth.deps import CurrentPrincipal
+from api.auth.roles import Role
+from api.deps import engine
+from api.workflow_deps import actor_of, require_role, task_scope
+from supervision.errors import InvalidInput
+from supervision.tasks import (
+    Move,
+    TaskFilters,
+    deactivate_worker,
+    history,
+    list_tasks,
+    move_worker,
+    task_by_id,
+    worker_in_scope,
+)
+from supervision.tasks import transition as move_task
+from supervision.workflow import Duty, Status
+
+router = APIRouter(tags=["任务"])
+WriteEngine = Annotated[Engine, Depends(engine)]
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="任务编号")]
+WORKER_MANAGERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.DISPATCHER.value})
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "版本已变（乐观锁）或状态机不允许此流转；返回当前状态与允许的流转（allowed）"},
+    403: {"description": "不在本账号范围内，或本角色不能做此流转"},
+    404: {"description": "没有这个任务"},
+}
+
+
+class TaskPage(BaseModel):
+    """一页任务（新的在前）；next 为下一页游标。"""
+
+    items: list[dict[str, Any]]
+    total: int
+    next: str | None
+
+
+@router.get("/tasks", response_model=TaskPage, summary="任务列表（本账号范围内）")
+def get_tasks(
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+    grid: Annotated[str | None, Query(pattern=r"^\d{15}$")] = None,
+    status: Annotated[Status | None, Query()] = None,
+    worker: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    uscc: Annotated[str | None, Query(min_length=18, max_length=18)] = None,
+    duty: Annotated[Duty | None, Query()] = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    """按网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
+    filters = TaskFilters(
+        grid=grid,
+        status=status.value if status else None,
+        worker=worker,
+        uscc=uscc,
+        duty=duty.value if duty else None,
+        department=department,
+        overdue=overdue,
+    )
+    with db.connect() as conn:
+        page = list_tasks(conn, task_scope(principal), filters, limit=limit, cursor=cursor)
+    return {"items": page.items, "total": page.total, "next": page.next}
+
+
+@router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
+def get_task(task_id: TaskId, principal: CurrentPrincipal, db: WriteEngine) -> dict[str, Any]:
+    """任务详情，含当前允许的流转（allowed）。"""
+    with db.connect() as conn:
+        return task_by_id(conn, task_id, task_scope(principal))
+
+
+class TransitionBody(BaseModel):
+    """一次流转：目标状态、所见版本；现场核查须带网格员的经纬度（到场证明）。"""
+
+    to: Status
+    version: int = Field(ge=1, description="读取任务时的 version（乐观锁）")
+    note: str | None = Field(default=None, max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False, description="经度（WGS84）")
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False, description="纬度（WGS84）")
+    at: datetime | None = Field(default=None, description="现场时间（默认服务器时间）")
+    worker_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="派给指定网格员（assigned）")
+    department_codes: list[str] = Field(default_factory=list, max_length=10, description="上报的部门（可多个）")
+
+
+@router.post("/tasks/{task_id}/transitions", summary="任务流转", responses=CONFLICT)
+def post_transition(
+    task_id: TaskId, body: TransitionBody, principal: CurrentPrincipal, db: WriteEngine
+) -> dict[str, Any]:
+    """按状态机流转；核查超出主体 200 米的会标记待查；逾期、预警按工作日计算。"""
+    move = Move(
+        to=body.to.value,
+        version=body.version,
+        note=body.note,
+        lon=body.lon,
+        lat=body.lat,
+        at=body.at,
+        worker_id=body.worker_id,
+        department_codes=body.department_codes,
+    )
+    with db.begin() as conn:
+        return move_task(conn, task_id, move, actor=actor_of(principal))
+
+
+class History(BaseModel):
+    """审计记录：谁、何时、从何状态、到何状态、说明，及之后的责任方与期限。"""
+
+    items: list[dict[str, Any]]
+
+
+@router.get("/tasks/{task_id}/history", response_model=History, summary="任务的审计记录")
+def get_task_history(task_id: TaskId, principal: CurrentPrincipal, db: WriteEngine) -> Any:
+    """一个任务的全部流转，旧的在前；记录只增不删。"""
+    with db.connect() as conn:
+        task_by_id(conn, task_id, task_scope(principal))
+        return {"items": history(conn, task_scope(principal), task_id=task_id)}
+
+
+@router.get("/entities/{uscc}/history", response_model=History, summary="市场主体的审计记录")
+def get_entity_history(
+    uscc: Annotated[str, Path(min_length=18, max_length=18)], principal: CurrentPrincipal, db: WriteEngine
+) -> Any:
+    """该主体所有任务的全部流转（本账号范围内）。"""
+    with db.connect() as conn:
+        return {"items": history(conn, task_scope(principal), uscc=uscc)}
+
+
+@router.get("/workers/{worker_id}/history", response_model=History, summary="网格员经手的审计记录")
+def get_worker_history(
+    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: CurrentPrincipal, db: WriteEngine
+) -> Any:
+    """该网格员经手过的任务的全部流转（本账号范围内）。"""
+    with db.connect() as conn:
+        return {"items": history(conn, task_scope(principal), worker_id=worker_id)}
+
+
+class WorkerChange(BaseModel):
+    """网格员离岗或调往另一网格。"""
+
+    action: str = Field(pattern="^(leave|move)$")
+    grid_code: str | None = Field(default=None, pattern=r"^\d{15}$")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/workers/{worker_id}/changes", summary="网格员离岗或调动（其在办任务在网格内改派）")
+def post_worker_change(
+    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    body: WorkerChange,
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+) -> dict[str, Any]:
+    """在办任务按同一规则改派给本网格负担最轻的网格员，并记入审计。"""
+    require_role(principal, WORKER_MANAGERS, "change workers")
+    actor = actor_of(principal)
+    with db.begin() as conn:
+        worker_in_scope(conn, worker_id, actor.scope)
+        if body.action == "leave":
+            moved = deactivate_worker(conn, worker_id, actor=actor, reason=body.reason or "worker left")
+        else:
+            if body.grid_code is None:
+                raise InvalidInput("a move needs grid_code", field="grid_code")
+            moved = move_worker(conn, worker_id, body.grid_code, actor=actor)
+    return {"worker_id": worker_id, "action": body.action, "tasks_reassigned": moved}

@@ -1,0 +1,419 @@
+"""supervision.clues: grid workers' field reports — placed, checked for duplicates, routed, photographed.
+
+A clue (线索) carries a point or an address, one of the high-frequency industries, a description and a
+severity. It is located in a grid, compared with the same industry's clues of the last 30 days within 50 m
+(suggested duplicates, never merged automatically), routed (ordinary → the industry's department, severe →
+the command centre) and given a task with the same life and deadlines as any other task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import Connection, text
+
+from address_library.errors import AddressInputError
+from address_library.match import MATCHED
+from address_library.service import Geocoder
+from supervision.errors import InvalidInput, NotFound, OutOfScope
+from supervision.routing import RoutingError, default_router
+from supervision.tasks import Actor, NewTask, Page, TaskScope, create_tasks, decode_cursor, encode_cursor
+from supervision.workflow import Duty
+
+DUPLICATE_RADIUS_M = 50.0
+DUPLICATE_WINDOW = timedelta(days=30)
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+MAX_PHOTOS_PER_CLUE = 9
+MAX_DESCRIPTION = 2000
+# What a photo may be: the declared content type must be what the bytes are.
+PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+PHOTO_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+Severity = Literal["normal", "severe"]
+
+
+@dataclass(frozen=True)
+class ClueReport:
+    """A field report as the worker's app sends it."""
+
+    industry: str
+    description: str
+    severity: str = "normal"
+    lon: float | None = None
+    lat: float | None = None
+    address: str | None = None
+    reported_at: datetime | None = None
+
+
+def report_clue(
+    conn: Connection, report: ClueReport, *, actor: Actor, geocoder: Geocoder | None = None
+) -> dict[str, Any]:
+    """Store a clue, suggest duplicates, route it and push its task; the stored clue."""
+    router = default_router()
+    if report.industry not in router.clue_industries():
+        raise InvalidInput(
+            f"unknown industry {report.industry!r}; choose one of {'、'.join(router.clue_industries())}",
+            field="industry",
+        )
+    if report.severity not in ("normal", "severe"):
+        raise InvalidInput("severity must be normal or severe", field="severity")
+    if len(report.description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"description is longer than {MAX_DESCRIPTION} characters", field="description")
+    now = datetime.now(UTC)
+    reported_at = report.reported_at or now
+    if reported_at.tzinfo is None:
+        raise InvalidInput("reported_at needs a time zone", field="reported_at")
+    if reported_at > now + FUTURE_TOLERANCE:
+        raise InvalidInput("reported_at is in the future", field="reported_at")
+    lon, lat, address = _position(report, geocoder)
+    grid = conn.execute(
+        text(
+            "SELECT g.code, g.town_code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+            "WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY g.code LIMIT 1"
+        ),
+        {"lon": lon, "lat": lat},
+    ).first()
+    if grid is None:
+        raise InvalidInput(f"({lon:.6f}, {lat:.6f}) lies in no grid of the city", field="lon")
+    if actor.scope.kind not in ("city", "department"):
+        where, params = actor.scope.sql("t")
+        allowed = conn.execute(
+            text(
+                f"SELECT 1 FROM (SELECT CAST(:grid AS text) AS grid_code, CAST(:community AS text) AS community_code, "  # noqa: S608 - fixed SQL fragments; values are bound
+                f"CAST(:town AS text) AS town_code, NULL::text AS department_codes) t WHERE {where}"
+            ),
+            {"grid": grid.code, "community": grid.code[:12], "town": grid.town_code, **params},
+        ).first()
+        if allowed is None:
+            raise OutOfScope(f"grid {grid.code} is outside your area")
+    department = (
+        router.command_centre() if report.severity == "severe" else router.department_for_industry(report.industry)
+    )
+    duplicates = suggest_duplicates(conn, report.industry, lon, lat, reported_at)
+    clue_id = conn.execute(
+        text(
+            """
+            INSERT INTO clue (kind, industry, description, severity, status, source, reported_at, address,
+                              town_code, grid_code, geom, reported_by, department_code, duplicate_candidates)
+            VALUES ('clue', :industry, :description, :severity, 'pushed', 'field', :reported_at, :address,
+                    :town, :grid, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :by, :department,
+                    CAST(:duplicates AS jsonb))
+            RETURNING id
+            """
+        ),
+        {
+            "industry": report.industry,
+            "description": report.description,
+            "severity": report.severity,
+            "reported_at": reported_at,
+            "address": address,
+            "town": grid.town_code,
+            "grid": grid.code,
+            "lon": lon,
+            "lat": lat,
+            "by": actor.name,
+            "department": department,
+            "duplicates": _json(duplicates),
+        },
+    ).scalar_one()
+    create_tasks(
+        conn,
+        [
+            NewTask(
+                Duty.UNLICENSED_PATROL,
+                grid.code,
+                reported_at,
+                clue_id=int(clue_id),
+                department_codes=[department],
+                kind="clue",
+                note=f"clue: {report.industry}"
+                + ("; severe: command-centre queue" if report.severity == "severe" else ""),
+            )
+        ],
+        actor=actor,
+    )
+    conn.execute(
+        text("UPDATE clue c SET status = t.status FROM task t WHERE t.clue_id = c.id AND c.id = :id"), {"id": clue_id}
+    )
+    return clue_by_id(conn, int(clue_id), TaskScope("city"))
+
+
+def _position(report: ClueReport, geocoder: Geocoder | None) -> tuple[float, float, str | None]:
+    if report.lon is not None and report.lat is not None:
+        if not (-180 <= report.lon <= 180 and -90 <= report.lat <= 90):
+            raise InvalidInput(f"lon/lat ({report.lon}, {report.lat}) is not a WGS84 position", field="lon")
+        return float(report.lon), float(report.lat), report.address
+    if not report.address:
+        raise InvalidInput("a clue needs lon and lat, or an address", field="lon")
+    if geocoder is None:
+        raise InvalidInput("addresses cannot be geocoded here; send lon and lat", field="address")
+    try:
+        answer = geocoder.geocode(report.address)
+    except AddressInputError as exc:
+        raise InvalidInput(f"address unusable: {exc}", field="address") from None
+    if answer.status != MATCHED or answer.lon is None or answer.lat is None or answer.level in ("town", "community"):
+        raise InvalidInput(
+            f"the address could not be placed precisely ({answer.status}, {answer.level}); send lon and lat",
+            field="address",
+        )
+    return answer.lon, answer.lat, answer.standard_address or report.address
+
+
+def suggest_duplicates(
+    conn: Connection, industry: str, lon: float, lat: float, reported_at: datetime
+) -> list[dict[str, Any]]:
+    """Clues of the same industry within 50 m reported in the 30 days before: possible duplicates, nearest first."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT id, reported_at, status,
+                   round(ST_Distance(geom::geography, p.g::geography)::numeric, 1)::float8 AS distance_m
+            FROM clue, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p
+            WHERE industry = :industry AND reported_at BETWEEN :since AND :until
+              AND ST_DWithin(geom::geography, p.g::geography, :radius)
+            ORDER BY distance_m, id LIMIT 10
+            """
+        ),
+        {
+            "lon": lon,
+            "lat": lat,
+            "industry": industry,
+            "since": reported_at - DUPLICATE_WINDOW,
+            "until": reported_at,
+            "radius": DUPLICATE_RADIUS_M,
+        },
+    )
+    return [
+        {"clue_id": int(r.id), "distance_m": r.distance_m, "reported_at": r.reported_at.isoformat(), "status": r.status}
+        for r in rows
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def _clue_scope_sql(scope: TaskScope) -> tuple[str, dict[str, Any]]:
+    """The scope as a condition on clue columns (a department sees the clues routed to it)."""
+    if scope.kind == "department":
+        return "c.department_code = :scope_code", {"scope_code": scope.code}
+    if scope.kind == "community":
+        return "left(c.grid_code, 12) = :scope_code", {"scope_code": scope.code}
+    if scope.kind in ("town", "worker", "city", "none"):
+        return scope.sql("c")
+    return "FALSE", {}
+
+
+_CLUE_COLUMNS = """
+    c.id, c.kind, c.industry, c.description, c.severity, c.status, c.source, c.reported_at, c.address,
+    c.town_code, c.grid_code, c.reported_by, c.department_code, c.duplicate_candidates,
+    ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
+    (SELECT t.id FROM task t WHERE t.clue_id = c.id ORDER BY t.id LIMIT 1) AS task_id,
+    (SELECT t.due_at FROM task t WHERE t.clue_id = c.id ORDER BY t.id LIMIT 1) AS due_at,
+    (SELECT count(*) FROM clue_photo p WHERE p.clue_id = c.id) AS photo_count
+"""
+
+
+def clue_by_id(conn: Connection, clue_id: int, scope: TaskScope) -> dict[str, Any]:
+    """One clue with its task, deadline and photos; NotFound or OutOfScope."""
+    where, params = _clue_scope_sql(scope)
+    row = (
+        conn.execute(
+            text(f"SELECT {_CLUE_COLUMNS}, ({where}) AS visible FROM clue c WHERE c.id = :id"),  # noqa: S608 - fixed SQL fragments; values are bound
+            {"id": clue_id, **params},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no clue {clue_id}")
+    if not row["visible"]:
+        raise OutOfScope(f"clue {clue_id} is outside your area")
+    out = {k: v for k, v in row.items() if k != "visible"}
+    out["photos"] = [
+        dict(r)
+        for r in conn.execute(
+            text(
+                "SELECT id, sha256, size_bytes, content_type, filename, uploaded_by, uploaded_at FROM clue_photo "
+                "WHERE clue_id = :id ORDER BY id"
+            ),
+            {"id": clue_id},
+        ).mappings()
+    ]
+    return out
+
+
+@dataclass
+class ClueFilters:
+    """Optional filters of the clue listing (dates are inclusive days, Asia/Shanghai)."""
+
+    town: str | None = None
+    grid: str | None = None
+    status: str | None = None
+    industry: str | None = None
+    severity: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_clues(
+    conn: Connection, scope: TaskScope, filters: ClueFilters, *, limit: int = 50, cursor: str | None = None
+) -> Page:
+    """Clues in scope, newest first, as {items, total, next}."""
+    where, params = _clue_scope_sql(scope)
+    clauses = [where, "c.source = 'field'"]
+    for column, value in (
+        ("town_code", filters.town),
+        ("grid_code", filters.grid),
+        ("status", filters.status),
+        ("industry", filters.industry),
+        ("severity", filters.severity),
+    ):
+        if value is not None:
+            clauses.append(f"c.{column} = :f_{column}")
+            params[f"f_{column}"] = value
+    if filters.since is not None:
+        clauses.append("c.reported_at >= :f_since")
+        params["f_since"] = filters.since
+    if filters.until is not None:
+        clauses.append("c.reported_at < :f_until")
+        params["f_until"] = filters.until
+    condition = " AND ".join(clauses)
+    total = int(conn.execute(text(f"SELECT count(*) FROM clue c WHERE {condition}"), params).scalar_one())  # noqa: S608 - fixed SQL fragments; values are bound
+    page = ""
+    if cursor:
+        at, last = decode_cursor(cursor)
+        page = " AND (c.reported_at, c.id) < (:c_at, :c_id)"
+        params.update({"c_at": at, "c_id": last})
+    limit = max(1, min(limit, 500))
+    rows = (
+        conn.execute(
+            text(
+                f"SELECT {_CLUE_COLUMNS} FROM clue c WHERE {condition}{page} "  # noqa: S608 - fixed SQL fragments; values are bound
+                "ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"
+            ),
+            {**params, "limit": limit + 1},
+        )
+        .mappings()
+        .all()
+    )
+    items = [dict(r) for r in rows[:limit]]
+    following = encode_cursor(items[-1]["reported_at"], items[-1]["id"]) if len(rows) > limit else None
+    return Page(items=items, total=total, next=following)
+
+
+# ------------------------------------------------------------------------------------------------ photos
+
+
+def add_photo(
+    conn: Connection,
+    clue_id: int,
+    data: bytes,
+    *,
+    declared_type: str | None,
+    filename: str | None,
+    actor: Actor,
+    photo_dir: Path,
+) -> dict[str, Any]:
+    """Verify and store one photo of a clue (on disk by checksum, described in the database)."""
+    clue_by_id(conn, clue_id, actor.scope)
+    if not data:
+        raise InvalidInput("the photo is empty", field="file")
+    if len(data) > MAX_PHOTO_BYTES:
+        raise InvalidInput(f"the photo is {len(data):,} bytes; the limit is {MAX_PHOTO_BYTES:,}", field="file")
+    content_type = sniff_image(data)
+    declared = (declared_type or "").split(";")[0].strip().lower()
+    if declared and declared != content_type:
+        raise InvalidInput(f"the file is {content_type}, not {declared} as declared", field="file")
+    count = conn.execute(text("SELECT count(*) FROM clue_photo WHERE clue_id = :id"), {"id": clue_id}).scalar_one()
+    if count >= MAX_PHOTOS_PER_CLUE:
+        raise InvalidInput(f"a clue holds at most {MAX_PHOTOS_PER_CLUE} photos", field="file")
+    sha256 = hashlib.sha256(data).hexdigest()
+    store_photo(photo_dir, sha256, content_type, data)
+    row = (
+        conn.execute(
+            text(
+                "INSERT INTO clue_photo (clue_id, sha256, size_bytes, content_type, filename, uploaded_by) "
+                "VALUES (:c, :s, :n, :t, :f, :by) "
+                "RETURNING id, clue_id, sha256, size_bytes, content_type, filename, uploaded_by, uploaded_at"
+            ),
+            {
+                "c": clue_id,
+                "s": sha256,
+                "n": len(data),
+                "t": content_type,
+                "f": (filename or "")[:200] or None,
+                "by": actor.name,
+            },
+        )  # fmt: skip
+        .mappings()
+        .one()
+    )
+    return dict(row)
+
+
+def sniff_image(data: bytes) -> str:
+    """The content type the bytes really are (JPEG, PNG or WebP, fully decodable); InvalidInput otherwise."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"the file is not a readable image ({exc.__class__.__name__})", field="file") from None
+    if kind not in PHOTO_FORMATS:
+        raise InvalidInput(f"{kind} images are not accepted; send JPEG, PNG or WebP", field="file")
+    return PHOTO_FORMATS[kind]
+
+
+def photo_path(photo_dir: Path, sha256: str, content_type: str) -> Path:
+    """Where a photo lives: fanned out by the checksum's first two characters."""
+    return photo_dir / sha256[:2] / f"{sha256}{PHOTO_SUFFIX[content_type]}"
+
+
+def store_photo(photo_dir: Path, sha256: str, content_type: str, data: bytes) -> Path:
+    """Write a photo atomically (temp file, fsync, rename); the same photo twice is stored once."""
+    path = photo_path(photo_dir, sha256, content_type)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+    return path
+
+
+def photo_file(conn: Connection, photo_id: int, scope: TaskScope, photo_dir: Path) -> tuple[Path, str]:
+    """The stored file of one photo (after the scope check on its clue), checked against its checksum."""
+    row = conn.execute(
+        text("SELECT clue_id, sha256, content_type FROM clue_photo WHERE id = :id"), {"id": photo_id}
+    ).first()
+    if row is None:
+        raise NotFound(f"no photo {photo_id}")
+    clue_by_id(conn, int(row.clue_id), scope)
+    path = photo_path(photo_dir, row.sha256, row.content_type)
+    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != row.sha256:
+        raise NotFound(f"the file of photo {photo_id} is missing or damaged")
+    return path, row.content_type
+
+
+def department_of(industry: str) -> str:
+    """The department an ordinary clue of this industry goes to (RoutingError for an unknown industry)."""
+    try:
+        return default_router().department_for_industry(industry)
+    except RoutingError as exc:
+        raise InvalidInput(str(exc), field="industry") from None
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
