@@ -346,6 +346,40 @@ def apikey_revoke(prefix: Annotated[str, typer.Argument(help="The key's first 8 
     typer.echo(f"revoked {count} key(s) with prefix {prefix}")
 
 
+@demo_app.command("simulate")
+def demo_simulate(
+    days: Annotated[int, typer.Option(min=1, max=366, help="How many days to replay.")] = 30,
+    end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default yesterday (Asia/Shanghai).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 20201101,
+) -> None:
+    """Replay registrations, field work, department answers and clues over N days (adds to what exists)."""
+    from datetime import date
+
+    from address_library.service import Geocoder
+    from gis.database import make_engine
+    from synthetic.simulate import simulate
+
+    try:
+        last = date.fromisoformat(end) if end else None
+    except ValueError:
+        raise _fail(f"--end {end!r} is not a date (YYYY-MM-DD)", code=2) from None
+    settings = _database_up()
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            geocoder = Geocoder.load(conn)
+        try:
+            report = simulate(
+                engine, lambda: geocoder, days=days, end=last, seed=seed,
+                progress=lambda day: typer.echo(f"  {day} done", err=True),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise _fail(str(exc), code=2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(report.summary())
+
+
 @app.command("geocode")
 def geocode_file(
     input_path: Annotated[Path, typer.Argument(help="CSV file (UTF-8) with a header row.", metavar="INPUT.csv")],

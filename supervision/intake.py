@@ -279,22 +279,76 @@ def process_events(
     actor: Actor = SYSTEM,
     at: datetime | None = None,
 ) -> list[ProcessResult]:
-    """Geocode, place and apply each event in order (an entity's events in the order they occurred)."""
+    """Geocode, place and apply each event in order (an entity's events in the order they occurred).
+
+    New registrations of entities seen once in the batch and unknown so far are applied together, in a few
+    set-based statements; every other event (changes, an entity with several events) one by one, in order.
+    """
     needs_place = [e for e in events if e.kind in ("new", "address_change")]
     answers = _geocode(geocoder, [e.address for e in needs_place])
     placements = {e.event_id: a for e, a in zip(needs_place, answers, strict=True)}
-    results: list[ProcessResult] = []
+    per_entity: dict[str, int] = {}
+    for event in events:
+        per_entity[event.uscc] = per_entity.get(event.uscc, 0) + 1
+    known = {
+        r[0] for r in conn.execute(text("SELECT uscc FROM entity WHERE uscc = ANY(:u)"), {"u": sorted(per_entity)})
+    }
+    results: dict[str, ProcessResult] = {}
+    fast: list[tuple[RegistrationEvent, Placement]] = []
     for event in events:
         answer = placements.get(event.event_id)
-        if answer is not None:
-            placement, reason, candidates = _placement(answer)
-            if placement is None:
-                results.append(_to_review(conn, event, reason or "not placed", candidates, answer, at=at))
-                continue
-            results.append(apply_event(conn, event, placement, actor=actor, at=at))
-        else:
-            results.append(apply_event(conn, event, None, actor=actor, at=at))
-    return results
+        if answer is None:
+            continue
+        placement, reason, candidates = _placement(answer)
+        if placement is None:
+            results[event.event_id] = _to_review(conn, event, reason or "not placed", candidates, answer, at=at)
+        elif event.kind == "new" and per_entity[event.uscc] == 1 and event.uscc not in known:
+            fast.append((event, placement))
+    if fast:
+        results.update(_apply_new_batch(conn, fast, actor=actor, at=at))
+    for event in events:
+        if event.event_id in results:
+            continue
+        answer = placements.get(event.event_id)
+        placement = _placement(answer)[0] if answer is not None else None
+        results[event.event_id] = apply_event(conn, event, placement, actor=actor, at=at)
+    return [results[e.event_id] for e in events]
+
+
+def _apply_new_batch(
+    conn: Connection, items: Sequence[tuple[RegistrationEvent, Placement]], *, actor: Actor, at: datetime | None
+) -> dict[str, ProcessResult]:
+    """New registrations of unknown entities, set-based: entities, their duty tasks, the events' outcomes."""
+    moment = at or _processing_time()
+    router = default_router()
+    _upsert_entities(conn, [(e, p, router.needs_licence(e.business_scope), "new") for e, p in items])
+    holders = {
+        r[0]
+        for r in conn.execute(
+            text("SELECT DISTINCT uscc FROM entity_licence WHERE uscc = ANY(:u)"), {"u": [e.uscc for e, _ in items]}
+        )
+    }
+    new: list[NewTask] = []
+    for event, placement in items:
+        new.extend(duty_tasks(conn, event, placement.grid_code, moment, holds=event.uscc in holders))
+    create_tasks(conn, new, actor=actor)
+    ids: dict[str, list[int]] = {}
+    for event_id, task_id in conn.execute(
+        text("SELECT event_id, id FROM task WHERE event_id = ANY(:e) ORDER BY id"),
+        {"e": [e.event_id for e, _ in items]},
+    ):
+        ids.setdefault(event_id, []).append(int(task_id))
+    conn.execute(
+        text(
+            "UPDATE registration_event r SET outcome = 'placed', reason = NULL, town_code = m.town_code, "
+            "processed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()), "
+            "pushed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()) "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS m(event_id text, town_code text) "
+            "WHERE r.event_id = m.event_id"
+        ),
+        {"at": at, "rows": json.dumps([{"event_id": e.event_id, "town_code": p.town_code} for e, p in items])},
+    )
+    return {e.event_id: ProcessResult(e.event_id, "placed", ids.get(e.event_id, [])) for e, _ in items}
 
 
 def _geocode(geocoder: Geocoder, addresses: Sequence[str]) -> list[GeocodeAnswer | str]:
@@ -451,8 +505,10 @@ def apply_event(
     return ProcessResult(event.event_id, "placed", ids)
 
 
-def duty_tasks(conn: Connection, event: RegistrationEvent, grid_code: str, pushed_at: datetime) -> list[NewTask]:
-    """The "4+2" duties that apply to a newly registered entity, one task each."""
+def duty_tasks(
+    conn: Connection, event: RegistrationEvent, grid_code: str, pushed_at: datetime, *, holds: bool | None = None
+) -> list[NewTask]:
+    """The "4+2" duties that apply to a newly registered entity, one task each (`holds`: it has a licence)."""
     tasks = [
         NewTask(Duty.ADDRESS_CHECK, grid_code, pushed_at, event.uscc, event_id=event.event_id),
         NewTask(Duty.OPENING_CHECK, grid_code, pushed_at, event.uscc, event_id=event.event_id),
@@ -460,8 +516,12 @@ def duty_tasks(conn: Connection, event: RegistrationEvent, grid_code: str, pushe
     router = default_router()
     if router.needs_licence(event.business_scope):
         tasks.append(_licence_task(event, grid_code, pushed_at))
-        holds = conn.execute(text("SELECT 1 FROM entity_licence WHERE uscc = :u"), {"u": event.uscc}).first()
-        if holds is not None:
+        if holds is None:
+            holds = (
+                conn.execute(text("SELECT 1 FROM entity_licence WHERE uscc = :u"), {"u": event.uscc}).first()
+                is not None
+            )
+        if holds:
             tasks.append(NewTask(Duty.LICENCE_DISPLAY, grid_code, pushed_at, event.uscc, event_id=event.event_id))
     return tasks
 
@@ -493,25 +553,16 @@ def industry_of(business_scope: str) -> str:
 def _upsert_entity(
     conn: Connection, event: RegistrationEvent, placement: Placement, *, needs_licence: bool, kind: str
 ) -> None:
-    conn.execute(
-        text(
-            """
-            INSERT INTO entity (uscc, name, kind, business_scope, industry, raw_address, address_id, town_code,
-                                grid_code, status, registered_on, needs_licence, geom)
-            VALUES (:uscc, :name, :entity_kind, :scope, :industry, :raw, :address_id, :town, :grid, 'open',
-                    CAST(:registered_on AS date), :needs, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-            ON CONFLICT (uscc) DO UPDATE SET name = EXCLUDED.name, raw_address = EXCLUDED.raw_address,
-                address_id = EXCLUDED.address_id, town_code = EXCLUDED.town_code, grid_code = EXCLUDED.grid_code,
-                geom = EXCLUDED.geom, status = 'open',
-                business_scope = CASE WHEN :is_new THEN EXCLUDED.business_scope ELSE entity.business_scope END,
-                industry = CASE WHEN :is_new THEN EXCLUDED.industry ELSE entity.industry END,
-                needs_licence = CASE WHEN :is_new THEN EXCLUDED.needs_licence ELSE entity.needs_licence END
-            """
-        ),
+    _upsert_entities(conn, [(event, placement, needs_licence, kind)])
+
+
+def _upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, Placement, bool, str]]) -> None:
+    """Insert or update entities from events; a change event keeps the scope it does not change."""
+    rows = [
         {
             "uscc": event.uscc,
             "name": event.name,
-            # The 9th character of a credit code is 1 for enterprises; individual businesses (个体工商户) are 2.
+            # The second character of a credit code says the kind: 1 enterprise, 2 individual business (个体工商户).
             "entity_kind": "individual" if event.uscc[1] == "2" else "company",
             "scope": event.business_scope or "未登记经营范围",
             "industry": industry_of(event.business_scope),
@@ -524,7 +575,28 @@ def _upsert_entity(
             "lon": placement.lon,
             "lat": placement.lat,
             "is_new": kind == "new",
-        },
+        }
+        for event, placement, needs_licence, kind in items
+    ]
+    conn.execute(
+        text(
+            """
+            INSERT INTO entity (uscc, name, kind, business_scope, industry, raw_address, address_id, town_code,
+                                grid_code, status, registered_on, needs_licence, geom)
+            SELECT r.uscc, r.name, r.entity_kind, r.scope, r.industry, r.raw, r.address_id, r.town, r.grid, 'open',
+                   r.registered_on, r.needs, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326)
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+                uscc text, name text, entity_kind text, scope text, industry text, raw text, address_id bigint,
+                town text, grid text, registered_on date, needs boolean, lon float8, lat float8, is_new boolean)
+            ON CONFLICT (uscc) DO UPDATE SET name = EXCLUDED.name, raw_address = EXCLUDED.raw_address,
+                address_id = EXCLUDED.address_id, town_code = EXCLUDED.town_code, grid_code = EXCLUDED.grid_code,
+                geom = EXCLUDED.geom, status = 'open',
+                business_scope = CASE WHEN :is_new THEN EXCLUDED.business_scope ELSE entity.business_scope END,
+                industry = CASE WHEN :is_new THEN EXCLUDED.industry ELSE entity.industry END,
+                needs_licence = CASE WHEN :is_new THEN EXCLUDED.needs_licence ELSE entity.needs_licence END
+            """
+        ),
+        {"rows": json.dumps(rows, ensure_ascii=False), "is_new": all(r["is_new"] for r in rows)},
     )
 
 

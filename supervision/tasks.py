@@ -221,7 +221,7 @@ def create_tasks(
         ],
     )
     ids = [int(r.id) for r in inserted]
-    assign_to_workers(conn, ids, actor=actor, at=None)
+    assign_to_workers(conn, ids, actor=actor, at=max(item.pushed_at for item in fresh))
     return ids
 
 
