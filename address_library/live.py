@@ -56,7 +56,9 @@ class LiveGeocoder:
     def _build(self) -> Geocoder:
         started = time.perf_counter()
         with self._engine.connect() as conn:
-            geocoder = Geocoder.load(conn)
+            # No forked helpers inside a server: a fork while another thread holds a lock (logging, the
+            # driver, the allocator) can leave the child waiting forever. Seen once with uvicorn.
+            geocoder = Geocoder.load(conn, workers=1)
         log.info("address index built: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
         return geocoder
 

@@ -104,10 +104,10 @@ class Geocoder:
         del bodies
 
     @classmethod
-    def load(cls, conn: Connection, *, near_boundary_m: float = DEFAULT_NEAR_BOUNDARY_M) -> Geocoder:
-        """Build everything from the database (a few seconds per 100,000 addresses)."""
+    def load(cls, conn: Connection, *, near_boundary_m: float = DEFAULT_NEAR_BOUNDARY_M, workers: int = 2) -> Geocoder:
+        """Build everything from the database (a few seconds per 100,000 addresses; `workers` forked processes)."""
         fingerprint = library_version(conn)
-        index = AddressIndex.build(index_rows(conn))
+        index = AddressIndex.build(index_rows(conn), workers=workers)
         geocoder = cls(
             index, load_territory(conn), GridPlacement.load(conn, near_boundary_m=near_boundary_m), fingerprint
         )

@@ -1,4 +1,4 @@
-"""benchmarks.run: `make bench` — demo load time, locate throughput, layer payload sizes; figures go to RESULTS.md."""
+"""benchmarks.run: `make bench` — load, locate, layers, geocoder, intake, import, simulation; figures go to RESULTS.md."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.main import create_app
-from benchmarks import bench_geocode, bench_http, bench_locate, bench_page
+from benchmarks import bench_geocode, bench_http, bench_intake, bench_locate, bench_page
 from benchmarks.common import write_section
 from gis import migrate
 from gis.cluster import LocalCluster
@@ -116,6 +116,15 @@ def main(argv: list[str]) -> int:
     http = bench_http.run(settings, engine)
     print(http)
     write_section("GET /v1/geocode under load", http, command)
+    simulated = bench_intake.simulation(engine)
+    print(simulated)
+    write_section("Simulation: 30 days of supervision", simulated, command)
+    intake = bench_intake.latency(settings, engine)
+    print(intake)
+    write_section("Registration intake latency", intake, command)
+    imported = bench_intake.bulk_import(settings, engine)
+    print(imported)
+    write_section("Registration import throughput", imported, command)
     engine.dispose()
     page = bench_page.run(settings)
     print(page)

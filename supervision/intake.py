@@ -41,6 +41,9 @@ PLACE_MIN_CONFIDENCE = 0.8
 PLACE_LEVELS = frozenset({"room", "building", "door"})
 MAX_TEXT = 500
 RELAY_BATCH = 500
+# Rows of an import file accepted per transaction: a killed import redoes at most this many rows, and the
+# sender of a day's file (a few thousand events) sees its accepted part survive a crash.
+IMPORT_CHUNK = 1000
 OUTBOX_TOPIC = "registration"
 
 GeocoderSource = Callable[[], Geocoder]
@@ -231,6 +234,11 @@ def relay_pending(
     """Process unrelayed outbox rows, a batch per transaction, until none are left (or `limit`); how many."""
     done = 0
     while limit is None or done < limit:
+        with engine.connect() as conn:
+            # Cheap check first: building the geocoder is the expensive part, and often nothing is waiting.
+            waiting = conn.execute(text("SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT 1")).first()
+        if waiting is None:
+            break
         with engine.begin() as conn:
             count = relay_batch(conn, geocoder(), batch=batch if limit is None else min(batch, limit - done))
         done += count
@@ -810,7 +818,11 @@ class ImportReport:
 
 
 def import_events(
-    engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]], *, chunk: int = 5000, source: str = "import"
+    engine: Engine,
+    rows: Iterable[tuple[int, dict[str, Any] | str]],
+    *,
+    chunk: int = IMPORT_CHUNK,
+    source: str = "import",
 ) -> ImportReport:
     """Accept the rows of a file in chunks (each chunk one transaction); rejected rows are reported and queued."""
     report = ImportReport(rejected=[])
@@ -869,9 +881,13 @@ def _reject(
     assert report.rejected is not None
     report.rejected.append(rejected)
     payload = {"source": source, "line": rejected.line, "field": rejected.field, "row": dict(row or {})}
+    # A replayed file does not queue the same rejected row twice.
     conn.execute(
         text(
-            "INSERT INTO review_queue (kind, reason, payload) VALUES ('registration_rejected', :r, CAST(:p AS jsonb))"
+            "INSERT INTO review_queue (kind, reason, payload) "
+            "SELECT 'registration_rejected', :r, CAST(:p AS jsonb) WHERE NOT EXISTS ("
+            "SELECT 1 FROM review_queue WHERE kind = 'registration_rejected' AND resolved_at IS NULL "
+            "AND reason = :r AND payload = CAST(:p AS jsonb))"
         ),
         {"r": rejected.reason, "p": json.dumps(payload, ensure_ascii=False, default=str)},
     )

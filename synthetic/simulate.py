@@ -171,6 +171,13 @@ def simulate(
                 report.campaign_tasks += campaign.added
             day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI)
             raise_warnings(conn, now=day_end - timedelta(seconds=1))
+            conn.execute(
+                text(
+                    "INSERT INTO job_run (job, started_at, finished_at, result) "
+                    "VALUES ('simulate_day', now(), now(), jsonb_build_object('day', CAST(:day AS text)))"
+                ),
+                {"day": day.isoformat()},
+            )
         if progress is not None:
             progress(day)
         day += timedelta(days=1)
@@ -184,11 +191,11 @@ def simulate(
 
 
 def _already_simulated(conn: Connection, day: date) -> bool:
-    """Whether this day's simulated events exist: a day is simulated once, so reruns add nothing twice."""
+    """Whether this day was simulated before (logged in job_run): a day is simulated once, so reruns add nothing."""
     return (
         conn.execute(
-            text("SELECT 1 FROM registration_event WHERE event_id LIKE :prefix LIMIT 1"),
-            {"prefix": f"sim-{day:%Y%m%d}-%"},
+            text("SELECT 1 FROM job_run WHERE job = 'simulate_day' AND result->>'day' = :day LIMIT 1"),
+            {"day": day.isoformat()},
         ).first()
         is not None
     )
@@ -244,6 +251,14 @@ def _registrations(
                     occurred + _delay(rng),
                 )
             )
+    # Events of this day that exist already (an interrupted earlier run) are left as they are.
+    existing = set(
+        conn.execute(
+            text("SELECT event_id FROM registration_event WHERE event_id = ANY(:ids)"),
+            {"ids": [e.event_id for e, _ in events]},
+        ).scalars()
+    )
+    events = [(e, at) for e, at in events if e.event_id not in existing]
     if not events:
         return
     accepted = accept_events(conn, [e for e, _ in events])
@@ -251,8 +266,7 @@ def _registrations(
     # The simulated registration system sent each event seconds after it occurred.
     conn.execute(
         text(
-            "UPDATE registration_event SET received_at = occurred_at + interval '10 seconds' "
-            "WHERE event_id = ANY(:ids)"
+            "UPDATE registration_event SET received_at = occurred_at + interval '10 seconds' WHERE event_id = ANY(:ids)"
         ),
         {"ids": sorted(fresh)},
     )
@@ -266,9 +280,7 @@ def _registrations(
         if result.outcome == "review":
             report.sent_to_review += 1
     conn.execute(
-        text(
-            "UPDATE outbox SET relayed_at = now() WHERE relayed_at IS NULL AND payload->>'event_id' = ANY(:ids)"
-        ),
+        text("UPDATE outbox SET relayed_at = now() WHERE relayed_at IS NULL AND payload->>'event_id' = ANY(:ids)"),
         {"ids": sorted(fresh)},
     )
 
