@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
+from supervision.deadlines import recompute_provisional
 from supervision.intake import relay_pending
 from supervision.tasks import raise_warnings
 
@@ -57,8 +58,9 @@ def run_periodic(engine: Engine, *, now: datetime | None = None) -> dict[str, ob
     moment = now or datetime.now(UTC)
     out: dict[str, object] = {}
     with engine.begin() as conn:
+        out["recomputed"] = len(recompute_provisional(conn, now=moment))
         out["warnings"] = raise_warnings(conn, now=moment)
-        log_job(conn, "deadline_warnings", moment, out["warnings"])  # type: ignore[arg-type]
+        log_job(conn, "deadline_warnings", moment, {**out["warnings"], "recomputed": out["recomputed"]})  # type: ignore[dict-item]
     local = moment.astimezone(SHANGHAI)
     if in_campaign_window(local.date()):
         with engine.begin() as conn:

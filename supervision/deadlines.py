@@ -1,0 +1,88 @@
+"""supervision.deadlines: recompute provisional deadlines once a year's official working-day schedule is known.
+
+A deadline that runs into a year without an official schedule (make-up working days unknown) is computed on
+Monday–Friday minus the statutory holidays and flagged `calendar_provisional`. When the year's schedule is added
+(supervision/data/workday_schedule.csv, or a newer chinese-calendar), each open provisional task is recomputed
+from the start of its current step, and the change is written to its audit trail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, text
+
+from supervision.calendar import WorkCalendar, default_calendar
+from supervision.tasks import OPEN_STATUSES
+from supervision.workflow import Status, deadline_for
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """One task whose deadline moved."""
+
+    task_id: int
+    old_due_at: datetime
+    new_due_at: datetime
+    provisional: bool
+
+
+def recompute_provisional(
+    conn: Connection, *, calendar: WorkCalendar | None = None, now: datetime | None = None
+) -> list[Recomputed]:
+    """Recompute every open task whose deadline is provisional; audit the ones that change."""
+    calendar = calendar or default_calendar()
+    moment = now or datetime.now(UTC)
+    rows = conn.execute(
+        text(
+            """
+            SELECT t.id, t.status, t.due_at, t.holder, t.worker_id,
+                   (SELECT te.at FROM task_event te WHERE te.task_id = t.id AND te.due_at = t.due_at
+                    ORDER BY te.at, te.id LIMIT 1) AS step_start,
+                   (SELECT te.to_status FROM task_event te WHERE te.task_id = t.id AND te.due_at = t.due_at
+                    ORDER BY te.at, te.id LIMIT 1) AS step_status
+            FROM task t
+            WHERE t.calendar_provisional AND t.due_at IS NOT NULL AND t.status = ANY(:open)
+            ORDER BY t.id FOR UPDATE OF t
+            """
+        ),
+        {"open": list(OPEN_STATUSES)},
+    ).all()
+    changed: list[Recomputed] = []
+    for row in rows:
+        if row.step_start is None:
+            continue
+        step = deadline_for(Status(row.step_status)) or deadline_for(Status(row.status))
+        if step is None:
+            continue
+        info = calendar.due_at(row.step_start, step.working_days)
+        if info.due_at == row.due_at and info.provisional:
+            continue
+        conn.execute(
+            text(
+                "UPDATE task SET due_at = :due, warn_at = :warn, calendar_provisional = :provisional, "
+                "version = version + 1, updated_at = :now WHERE id = :id"
+            ),
+            {"due": info.due_at, "warn": info.warning_at, "provisional": info.provisional, "now": moment, "id": row.id},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO task_event (task_id, from_status, to_status, actor, at, note, worker_id, holder, due_at) "
+                "VALUES (:id, :status, :status, 'system:calendar', :now, :note, :worker, :holder, :due)"
+            ),
+            {
+                "id": row.id,
+                "status": row.status,
+                "now": moment,
+                "note": (
+                    f"deadline recomputed with the official working-day schedule: "
+                    f"{row.due_at.date().isoformat()} → {info.due_at.date().isoformat()}"
+                ),
+                "worker": row.worker_id,
+                "holder": row.holder,
+                "due": info.due_at,
+            },
+        )
+        changed.append(Recomputed(int(row.id), row.due_at, info.due_at, info.provisional))
+    return changed
