@@ -125,7 +125,13 @@ SELECT h.code, h.name, h.community_code, c.name AS community_name, c.kind AS com
        h.worker_count, round(CAST(h.area_m2 / 1e6 AS numeric), 3) AS area_km2,
        ST_X(p.point) AS lon, ST_Y(p.point) AS lat,
        ST_XMin(h.geom) AS min_lon, ST_YMin(h.geom) AS min_lat, ST_XMax(h.geom) AS max_lon, ST_YMax(h.geom) AS max_lat,
-       v.id AS version_id, v.name AS version_name
+       v.id AS version_id, v.name AS version_name,
+       (SELECT count(*) FROM task k WHERE k.grid_code = h.code AND k.status NOT IN ('closed', 'cancelled'))
+           AS open_tasks,
+       (SELECT count(*) FROM task k WHERE k.grid_code = h.code AND k.status NOT IN ('closed', 'cancelled')
+           AND k.due_at < now()) AS overdue_tasks,
+       (SELECT count(*) FROM clue k WHERE k.grid_code = h.code AND k.reported_at > now() - interval '30 days')
+           AS clues_30d
 FROM grid h
 JOIN grid_version v ON v.id = h.version_id AND v.status = 'active'
 JOIN community c ON c.code = h.community_code

@@ -68,6 +68,9 @@ class GridDetails(BaseModel):
     max_lat: float
     version_id: int
     version_name: str
+    open_tasks: int = 0
+    overdue_tasks: int = 0
+    clues_30d: int = 0
 
 
 def within_scope(body: bytes, principal: Principal) -> bytes:

@@ -168,6 +168,9 @@
       ["村（社区）", d.community_name], ["镇街", d.town_name], ["人口", d.population],
       ["标准地址", d.address_count], ["市场主体", d.entity_count], ["网格员", d.worker_count], ["工作量", d.workload]
     ];
+    if (typeof d.open_tasks === "number") {
+      rows.push(["在办任务", d.open_tasks], ["逾期任务", d.overdue_tasks], ["近30天线索", d.clues_30d]);
+    }
     if (typeof d.area_km2 === "number") { rows.push(["面积（km²）", d.area_km2.toFixed(3)]); }
     return '<div class="grid-popup"><h3 class="grid-code">' + escapeHtml(d.code) + "</h3><table>" +
       rows.map(function (r) { return "<tr><th>" + escapeHtml(r[0]) + "</th><td>" + escapeHtml(r[1]) + "</td></tr>"; }).join("") +

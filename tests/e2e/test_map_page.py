@@ -155,7 +155,7 @@ def test_the_map_shows_outlines_and_a_grid_popup_without_leaving_the_intranet(
     assert code == busy_grid["code"]
     assert busy_grid["community_name"] in content and busy_grid["town_name"] in content
     assert str(busy_grid["address_count"]) in content
-    for label in ("标准地址", "市场主体", "网格员", "人口"):
+    for label in ("标准地址", "市场主体", "网格员", "人口", "在办任务", "逾期任务", "近30天线索"):
         assert label in content
 
     page.screenshot(path=str(artifacts_dir / "map_page.png"), animations="disabled")
