@@ -33,6 +33,8 @@ DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_WINDOW = timedelta(days=30)
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 MAX_PHOTOS_PER_CLUE = 9
+# A phone photo is at most about 50 megapixels; more from a few megabytes is a decompression bomb.
+MAX_PHOTO_PIXELS = 60_000_000
 MAX_DESCRIPTION = 2000
 # What a photo may be: the declared content type must be what the bytes are.
 PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -366,9 +368,15 @@ def sniff_image(data: bytes) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format
+            width, height = image.size
             image.verify()
+    except Image.DecompressionBombError:
+        # A few kilobytes can claim billions of pixels: refuse it here rather than fail whoever opens it later.
+        raise InvalidInput("the image claims too many pixels to be a photo", field="file") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidInput(f"the file is not a readable image ({exc.__class__.__name__})", field="file") from None
+    if width * height > MAX_PHOTO_PIXELS:
+        raise InvalidInput(f"the image is {width}×{height} pixels; the limit is {MAX_PHOTO_PIXELS:,}", field="file")
     if kind not in PHOTO_FORMATS:
         raise InvalidInput(f"{kind} images are not accepted; send JPEG, PNG or WebP", field="file")
     return PHOTO_FORMATS[kind]

@@ -598,7 +598,8 @@ def _upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, 
                 town text, grid text, registered_on date, needs boolean, lon float8, lat float8, is_new boolean)
             ON CONFLICT (uscc) DO UPDATE SET name = EXCLUDED.name, raw_address = EXCLUDED.raw_address,
                 address_id = EXCLUDED.address_id, town_code = EXCLUDED.town_code, grid_code = EXCLUDED.grid_code,
-                geom = EXCLUDED.geom, status = 'open',
+                geom = EXCLUDED.geom,
+                status = CASE WHEN :is_new THEN 'open' ELSE entity.status END,
                 business_scope = CASE WHEN :is_new THEN EXCLUDED.business_scope ELSE entity.business_scope END,
                 industry = CASE WHEN :is_new THEN EXCLUDED.industry ELSE entity.industry END,
                 needs_licence = CASE WHEN :is_new THEN EXCLUDED.needs_licence ELSE entity.needs_licence END

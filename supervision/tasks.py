@@ -18,7 +18,7 @@ from sqlalchemy import Connection, text
 
 from supervision.calendar import WorkCalendar, default_calendar
 from supervision.errors import InvalidInput, InvalidMove, NotFound, NotPermitted, OutOfScope, StaleVersion
-from supervision.routing import default_router
+from supervision.routing import RoutingError, default_router
 from supervision.workflow import (
     INSPECTION_TARGETS,
     PRESENCE_LIMIT_M,
@@ -33,6 +33,19 @@ from supervision.workflow import (
 )
 
 OPEN_STATUSES = tuple(s.value for s in Status if is_open(s))
+# States in which the grid's worker must act. In the others the community or a department holds the task: a
+# change of worker changes only the worker of record, never who must act now.
+WORKER_HELD = frozenset(
+    s.value
+    for s in (
+        Status.PUSHED,
+        Status.ASSIGNED,
+        Status.INSPECTED_OK,
+        Status.INSPECTED_PROBLEM,
+        Status.NOTICE_ISSUED,
+        Status.REINSPECTED,
+    )
+)
 PAGE_LIMIT_MAX = 500
 # A client clock this far ahead of ours is an error, not a slightly fast phone.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -301,7 +314,7 @@ def assign_to_workers(
         return {}
     tasks = conn.execute(
         text(
-            "SELECT id, grid_code, status, worker_id, version, due_at FROM task "
+            "SELECT id, grid_code, status, worker_id, version, due_at, holder FROM task "
             "WHERE id = ANY(:ids) AND status = ANY(:open) ORDER BY id FOR UPDATE"
         ),
         {"ids": list(task_ids), "open": list(OPEN_STATUSES)},
@@ -343,7 +356,10 @@ def assign_to_workers(
                 if c[1] == t.worker_id:
                     c[0] -= 1
         status = Status.ASSIGNED.value if t.status == Status.PUSHED.value and worker_id else t.status
-        holder = f"worker:{worker_id}" if worker_id else f"grid:{t.grid_code}"
+        if t.status in WORKER_HELD:
+            holder = f"worker:{worker_id}" if worker_id else f"grid:{t.grid_code}"
+        else:
+            holder = t.holder
         updates.append({"id": t.id, "worker_id": worker_id, "status": status, "holder": holder, "at": moment})
         events.append(
             {
@@ -441,13 +457,22 @@ def move_entity_tasks(
         text(
             """
             UPDATE task t SET grid_code = g.code, community_code = g.community_code, town_code = g.town_code,
-                   worker_id = NULL, holder = 'grid:' || g.code, version = t.version + 1, updated_at = :at
+                   worker_id = NULL, version = t.version + 1, updated_at = :at,
+                   holder = CASE WHEN t.status = ANY(:worker_held) THEN 'grid:' || g.code
+                                 WHEN t.status = 'escalated_community' THEN 'community:' || g.community_code
+                                 ELSE t.holder END
             FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'
             WHERE g.code = :grid AND t.entity_uscc = :uscc AND t.status = ANY(:open) AND t.grid_code <> g.code
-            RETURNING t.id, t.status, t.due_at
+            RETURNING t.id, t.status, t.due_at, t.holder
             """
         ),
-        {"grid": grid_code, "uscc": uscc, "open": list(OPEN_STATUSES), "at": moment},
+        {
+            "grid": grid_code,
+            "uscc": uscc,
+            "open": list(OPEN_STATUSES),
+            "worker_held": sorted(WORKER_HELD),
+            "at": moment,
+        },
     ).all()
     _write_events(
         conn,
@@ -460,7 +485,7 @@ def move_entity_tasks(
                 "at": moment,
                 "note": f"moved to grid {grid_code}: {note}",
                 "worker_id": None,
-                "holder": f"grid:{grid_code}",
+                "holder": r.holder,
                 "due_at": r.due_at,
             }
             for r in moved
@@ -572,7 +597,10 @@ def transition(
         codes = list(move.department_codes) or _departments_for(conn, current)
         router = default_router()
         for code in codes:
-            router.department(code)
+            try:
+                router.department(code)
+            except RoutingError as exc:
+                raise InvalidInput(str(exc), field="department_codes") from None
         department_codes = ",".join(dict.fromkeys([*(department_codes or "").split(","), *codes]).keys()).strip(",")
         holder = "department:" + ",".join(codes)
     elif target in (Status.INSPECTED_OK, Status.REINSPECTED, Status.NOTICE_ISSUED):
