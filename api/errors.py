@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from supervision.routing import RoutingError
 
 from address_library.errors import AddressInputError, AddressLibraryError, OutsideCity
 from address_library.maintenance import AddressFileError, AddressNotFound, AddressRejected, AddressStateError
@@ -22,6 +21,7 @@ from grids.errors import FeatureFileError, GridsError, TopologyError
 from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
 from supervision import errors as workflow
 from supervision.calendar import CalendarError
+from supervision.routing import RoutingError
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine, text
-from supervision.routing import default_router
-from supervision.stats import StatsWindow, headline, unit_stats
 
 from api.auth.deps import CurrentPrincipal
 from api.auth.roles import OutOfScope, Role, allowed_town_codes
 from api.deps import engine
 from api.routers.clues import SHANGHAI, day_window
+from supervision.routing import default_router
+from supervision.stats import StatsWindow, headline, unit_stats
 
 router = APIRouter(tags=["统计"])
 WriteEngine = Annotated[Engine, Depends(engine)]
