@@ -1,21 +1,12 @@
-"""supervision.routing: who licenses, supervises — business scope → licensing departments and licences; clue industry → department.
-
-Three editable data files (supervision/data, described in its README):
-- departments.csv: the departments, by a short ASCII code (a department officer's login scope);
-- licence_rules.csv: business-scope keywords → the department and the licence they need, with the legal basis;
-  a rule with no department is an exemption (预包装食品销售 only needs a filing), so the longer keyword wins
-  over the licensed one inside it;
-- clue_industries.csv: the 17 high-frequency clue industries → the department that handles their clues.
-
-Matching is leftmost-longest over the whole scope text, and a keyword inside a negating bracket
-(（不含危险化学品）, (除…外)) does not count.
-"""
+"""supervision.routing: who licenses, supervises — business scope → licensing departments and licences; clue industry → department."""
 
 from __future__ import annotations
 
 import csv
 import functools
 import re
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,21 +14,52 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 DEPARTMENTS_PATH = DATA_DIR / "departments.csv"
 RULES_PATH = DATA_DIR / "licence_rules.csv"
 INDUSTRIES_PATH = DATA_DIR / "clue_industries.csv"
-CODE_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
-# Brackets whose content says what the scope does NOT include: keywords inside them are not licensed activities.
-_NEGATION = re.compile(r"[（(]\s*(?:不含|不包括|除|仅销售预包装)[^）)]*[）)]")
+
 MARKET_SUPERVISION = "market_supervision"
 COMMAND_CENTRE = "command_centre"
-EXPECTED_INDUSTRIES = 17
+# The high-frequency part of the 87-industry clue catalogue; the file may append the others.
+HIGH_FREQUENCY_INDUSTRIES: tuple[str, ...] = (
+    "餐饮服务",
+    "食品销售",
+    "食品小作坊",
+    "烟草制品零售",
+    "药品零售",
+    "医疗诊所",
+    "美容美发",
+    "互联网上网服务",
+    "歌舞娱乐",
+    "旅馆住宿",
+    "废旧物资回收",
+    "机动车维修",
+    "成品油零售",
+    "危险化学品经营",
+    "校外培训",
+    "出版物零售",
+    "五金塑胶加工作坊",
+)
+
+_CODE = re.compile(r"[a-z0-9_]{1,32}")
+# Items end at ；; and newlines (and 。); these also close any bracket left open, because a bracket that runs
+# past an item is a typing slip, and it keeps every item independent of the ones before it.
+_ITEM_END = re.compile(r"[;；﹔\n\r。]")
+_OPENERS = "([【〔〖"
+_CLOSERS = ")]】〕〗"
+_NEGATION_STARTS = ("不含", "不包含", "不包括", "不涉及", "不从事", "不经营", "不得", "除")
+# Inside an item, ，,、 separate sub-items (after NFKC: "," and "、"); they bound the unbracketed negations:
+# "不含X" up to the next sub-item or bracket, and "除X外" within one sub-item.
+_BARE_NEGATION = re.compile(
+    r"(?:不含|不包含|不包括|不涉及|不从事|不经营)[^,、()\[\]【】〔〕〖〗]*|除[^,、()\[\]【】〔〕〖〗]{1,30}?外"
+)
+_WHITESPACE = re.compile(r"[^\S\n]+")
 
 
 class RoutingError(ValueError):
-    """An unknown department or industry, or a data file that does not hold together."""
+    """An unknown department or industry, or a routing data file that does not hold together."""
 
 
 @dataclass(frozen=True)
 class Department:
-    """A licensing or supervising department."""
+    """A licensing or supervising department, by its login-scope code."""
 
     code: str
     name: str
@@ -45,7 +67,7 @@ class Department:
 
 @dataclass(frozen=True)
 class LicenceRequirement:
-    """A licence a business scope needs, from whom, and why."""
+    """A licence a business scope needs: the keyword that triggered it, from whom, and on what legal basis."""
 
     keyword: str
     department_code: str
@@ -53,29 +75,55 @@ class LicenceRequirement:
     basis: str
 
 
-@dataclass(frozen=True)
-class _Rule:
-    keyword: str
-    department_code: str
-    licence: str
-    basis: str
-
-    @property
-    def is_exemption(self) -> bool:
-        return not self.department_code
+def normalize_scope(text: str) -> str:
+    """Fold full-width forms to half-width (NFKC) and drop spaces, so （） and () or ； and ; match alike."""
+    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text))
 
 
-def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise RoutingError(f"{path.name}: the header lacks {', '.join(missing)}")
-        return [(reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}) for row in reader]
+def _negated_spans(item: str) -> list[tuple[int, int]]:
+    """Character spans of one item that say what the scope does NOT cover."""
+    spans: list[tuple[int, int]] = []
+    open_at: list[int] = []
+    for i, char in enumerate(item):
+        if char in _OPENERS:
+            open_at.append(i)
+        elif char in _CLOSERS and open_at:
+            start = open_at.pop()
+            if _negates(item[start + 1 : i]):
+                spans.append((start, i + 1))
+    # A bracket never closed negates to the end of the item (what its writer meant, most likely).
+    spans.extend((start, len(item)) for start in open_at if _negates(item[start + 1 :]))
+    spans.extend(m.span() for m in _BARE_NEGATION.finditer(item))
+    return spans
+
+
+def _negates(bracket_content: str) -> bool:
+    """Whether bracketed text excludes what it names: （不含…）, （除…外）, （…除外）."""
+    return bracket_content.startswith(_NEGATION_STARTS) or bracket_content.endswith("除外")
+
+
+def _read_rows(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for every data row of a CSV file, checking its header; RoutingError if unreadable."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise RoutingError(f"{path} line 1: the header lacks column(s) {', '.join(missing)}")
+            rows: list[tuple[int, dict[str, str]]] = []
+            for row in reader:
+                if None in row:
+                    raise RoutingError(
+                        f"{path} line {reader.line_num}: more fields than columns (quote a value that holds a comma)"
+                    )
+                rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}))
+            return rows
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RoutingError(f"{path}: cannot be read as a UTF-8 CSV file: {exc}") from exc
 
 
 class Router:
-    """The routing tables, validated, with the scope matcher."""
+    """The three routing tables, validated on load, and the business-scope matcher."""
 
     def __init__(
         self,
@@ -83,53 +131,76 @@ class Router:
         rules_path: Path = RULES_PATH,
         industries_path: Path = INDUSTRIES_PATH,
     ) -> None:
-        self._departments: dict[str, Department] = {}
-        for line, row in _rows(departments_path, ("code", "name", "basis")):
-            code = row["code"]
-            if not CODE_PATTERN.fullmatch(code):
-                raise RoutingError(f"{departments_path.name} line {line}: code {code!r} is not [a-z0-9_]{{1,32}}")
-            if code in self._departments:
-                raise RoutingError(f"{departments_path.name} line {line}: department {code} listed twice")
-            if not row["name"]:
-                raise RoutingError(f"{departments_path.name} line {line}: department {code} has no name")
-            self._departments[code] = Department(code, row["name"])
-        for required in (MARKET_SUPERVISION, COMMAND_CENTRE):
-            if required not in self._departments:
-                raise RoutingError(f"{departments_path.name}: department {required} is required")
-
-        self._rules: dict[str, _Rule] = {}
-        for line, row in _rows(rules_path, ("keyword", "department_code", "licence", "basis")):
-            keyword, code = row["keyword"], row["department_code"]
-            where = f"{rules_path.name} line {line}"
-            if not keyword:
-                raise RoutingError(f"{where}: empty keyword")
-            if keyword in self._rules:
-                raise RoutingError(f"{where}: keyword {keyword} listed twice")
-            if code and code not in self._departments:
-                raise RoutingError(f"{where}: unknown department code {code!r}")
-            if bool(code) != bool(row["licence"]):
-                raise RoutingError(f"{where}: a rule names both a department and a licence, or neither (exemption)")
-            if not row["basis"]:
-                raise RoutingError(f"{where}: keyword {keyword} has no basis")
-            self._rules[keyword] = _Rule(keyword, code, row["licence"], row["basis"])
-        # Longest first: the regex alternation then takes the longest keyword at the leftmost position.
+        self._departments = self._load_departments(Path(departments_path))
+        self._rules = self._load_rules(Path(rules_path))
+        self._industries = self._load_industries(Path(industries_path))
+        # Longest keyword first: the alternation then takes the longest keyword at the leftmost position,
+        # so 小餐饮服务 beats 餐饮服务 and the exemption 预包装食品销售 beats 食品销售.
         ordered = sorted(self._rules, key=lambda k: (-len(k), k))
         self._pattern = re.compile("|".join(re.escape(k) for k in ordered)) if ordered else None
+        # Entities share a few hundred scopes; routing each distinct one once makes bulk intake cheap.
+        self._cached_requirements: Callable[[str], tuple[LicenceRequirement, ...]] = functools.lru_cache(maxsize=65536)(
+            self._compute_requirements
+        )
 
-        self._industries: dict[str, str] = {}
-        for line, row in _rows(industries_path, ("industry", "department_code", "basis")):
-            where = f"{industries_path.name} line {line}"
-            if row["department_code"] not in self._departments:
-                raise RoutingError(f"{where}: unknown department code {row['department_code']!r}")
-            if row["industry"] in self._industries:
-                raise RoutingError(f"{where}: industry {row['industry']} listed twice")
-            self._industries[row["industry"]] = row["department_code"]
-        if len(self._industries) < EXPECTED_INDUSTRIES:
-            raise RoutingError(
-                f"{industries_path.name}: {len(self._industries)} industries; the catalogue's "
-                f"{EXPECTED_INDUSTRIES} high-frequency ones are required"
-            )
-        self.requirements = functools.lru_cache(maxsize=65536)(self._requirements)
+    # ------------------------------------------------------------------ loading
+
+    @staticmethod
+    def _load_departments(path: Path) -> dict[str, Department]:
+        departments: dict[str, Department] = {}
+        for line, row in _read_rows(path, ("code", "name", "basis")):
+            code, where = row["code"], f"{path} line {line}"
+            if not _CODE.fullmatch(code):
+                raise RoutingError(f"{where}: department code {code!r} is not 1–32 characters of [a-z0-9_]")
+            if code in departments:
+                raise RoutingError(f"{where}: department {code} is listed twice")
+            if not row["name"] or not row["basis"]:
+                raise RoutingError(f"{where}: department {code} needs a name and a basis")
+            departments[code] = Department(code, row["name"])
+        for required in (MARKET_SUPERVISION, COMMAND_CENTRE):
+            if required not in departments:
+                raise RoutingError(f"{path}: department {required} is required")
+        return departments
+
+    def _known_department(self, code: str, where: str) -> str:
+        if code not in self._departments:
+            raise RoutingError(f"{where}: unknown department code {code!r}; known: {', '.join(self._departments)}")
+        if code == COMMAND_CENTRE:
+            raise RoutingError(f"{where}: {COMMAND_CENTRE} only receives severe clues; name a department")
+        return code
+
+    def _load_rules(self, path: Path) -> dict[str, LicenceRequirement]:
+        rules: dict[str, LicenceRequirement] = {}
+        for line, row in _read_rows(path, ("keyword", "department_code", "licence", "basis")):
+            keyword, code, licence = row["keyword"], row["department_code"], row["licence"]
+            where = f"{path} line {line} (keyword {keyword!r})"
+            key = normalize_scope(keyword)
+            if not key or _ITEM_END.search(key):
+                raise RoutingError(f"{where}: a keyword must be non-empty and hold no ；; or newline")
+            if key in rules:
+                raise RoutingError(f"{where}: keyword listed twice (full- and half-width forms count as one)")
+            if bool(code) != bool(licence):
+                raise RoutingError(f"{where}: give both department_code and licence, or neither (an exemption)")
+            if code:
+                self._known_department(code, where)
+            if not row["basis"]:
+                raise RoutingError(f"{where}: every rule needs its legal basis")
+            rules[key] = LicenceRequirement(keyword, code, licence, row["basis"])
+        return rules
+
+    def _load_industries(self, path: Path) -> dict[str, str]:
+        industries: dict[str, str] = {}
+        for line, row in _read_rows(path, ("industry", "department_code", "basis")):
+            industry, where = row["industry"], f"{path} line {line} (industry {row['industry']!r})"
+            if not industry or industry in industries:
+                raise RoutingError(f"{where}: industry empty or listed twice")
+            if not row["basis"]:
+                raise RoutingError(f"{where}: every industry needs its basis")
+            industries[industry] = self._known_department(row["department_code"], where)
+        missing = [i for i in HIGH_FREQUENCY_INDUSTRIES if i not in industries]
+        if missing:
+            raise RoutingError(f"{path}: the high-frequency clue industries {'、'.join(missing)} are missing")
+        return industries
 
     # ------------------------------------------------------------------ departments
 
@@ -144,37 +215,49 @@ class Router:
             raise RoutingError(f"unknown department {code!r}; known: {', '.join(self._departments)}")
         return found
 
-    def rule_count(self) -> int:
-        """How many keyword rules (licences and exemptions) the table holds."""
-        return len(self._rules)
-
     # ------------------------------------------------------------------ business scope
 
-    def _requirements(self, business_scope: str) -> list[LicenceRequirement]:
+    def rules(self) -> list[LicenceRequirement]:
+        """Every keyword rule that carries a licence, in file order (exemptions left out)."""
+        return [r for r in self._rules.values() if r.department_code]
+
+    def exemption_keywords(self) -> list[str]:
+        """Keywords that look licensed but are not (预包装食品销售), in file order."""
+        return [r.keyword for r in self._rules.values() if not r.department_code]
+
+    def requirements(self, business_scope: str) -> list[LicenceRequirement]:
         """The licences a business scope needs, deduplicated by (department, licence), in order of appearance."""
-        if self._pattern is None or not business_scope:
-            return []
-        negated = [m.span() for m in _NEGATION.finditer(business_scope)]
-        out: dict[tuple[str, str], LicenceRequirement] = {}
-        for match in self._pattern.finditer(business_scope):
+        return list(self._cached_requirements(business_scope))
+
+    def _compute_requirements(self, business_scope: str) -> tuple[LicenceRequirement, ...]:
+        found: dict[tuple[str, str], LicenceRequirement] = {}
+        if self._pattern is None:
+            return ()
+        for raw_item in _ITEM_END.split(business_scope):
+            for rule in self._item_rules(normalize_scope(raw_item)):
+                found.setdefault((rule.department_code, rule.licence), rule)
+        return tuple(found.values())
+
+    def _item_rules(self, item: str) -> Iterable[LicenceRequirement]:
+        """The licence rules one item triggers, leftmost-longest, skipping keywords in negated text."""
+        if not item or self._pattern is None:
+            return
+        negated = _negated_spans(item)
+        for match in self._pattern.finditer(item):
             start = match.start()
             if any(a <= start < b for a, b in negated):
                 continue
             rule = self._rules[match.group()]
-            if rule.is_exemption:
-                continue
-            key = (rule.department_code, rule.licence)
-            if key not in out:
-                out[key] = LicenceRequirement(rule.keyword, rule.department_code, rule.licence, rule.basis)
-        return list(out.values())
+            if rule.department_code:  # an exemption still wins over the shorter licensed keyword inside it
+                yield rule
 
     def departments_for_scope(self, business_scope: str) -> list[str]:
-        """The department codes whose licence the scope needs (several: one joint case), in order."""
+        """The department codes whose licences the scope needs (several: one joint case), in order."""
         return list(dict.fromkeys(r.department_code for r in self.requirements(business_scope)))
 
     def needs_licence(self, business_scope: str) -> bool:
         """Whether the scope needs any licence."""
-        return bool(self.requirements(business_scope))
+        return bool(self._cached_requirements(business_scope))
 
     # ------------------------------------------------------------------ clues
 
@@ -183,14 +266,14 @@ class Router:
         return list(self._industries)
 
     def department_for_industry(self, industry: str) -> str:
-        """The department that handles ordinary clues of this industry (RoutingError if unknown)."""
+        """The department that handles ordinary clues of this industry (RoutingError naming the valid ones)."""
         code = self._industries.get(industry)
         if code is None:
             raise RoutingError(f"unknown industry {industry!r}; choose one of {'、'.join(self._industries)}")
         return code
 
     def address_problem_department(self) -> str:
-        """Unresolved address problems go to the market supervision bureau."""
+        """Where unresolved address problems go: the market supervision bureau."""
         return MARKET_SUPERVISION
 
     def command_centre(self) -> str:
