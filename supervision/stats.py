@@ -6,6 +6,7 @@
 - licensing rate: open entities whose scope needs a licence that hold one, over those needing one.
 
 The seed system reported 99.16 %, 97.1 % and 75.69 % for the first, third and fourth; ours come from our data.
+Overdue figures (the count and the list) describe the backlog now, whenever the task was pushed.
 """
 
 from __future__ import annotations
@@ -17,41 +18,51 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from supervision.errors import InvalidInput
+from supervision.errors import InvalidInput, OutOfScope
 from supervision.routing import default_router
 from supervision.tasks import OPEN_STATUSES, overdue_attribution
 
 LEVELS = ("town", "community", "grid", "department")
+SEED_HEADLINE = {"completion_rate": 0.9916, "clue_handling_rate": 0.971, "licensing_rate": 0.7569}
+_CITY_PREFIX = "东莞市"
 
 # The unit key of each table at each level (fixed SQL fragments, chosen by the validated level).
 _TASK_UNIT = {"town": "t.town_code", "community": "t.community_code", "grid": "t.grid_code"}
 _CLUE_UNIT = {"town": "c.town_code", "community": "left(c.grid_code, 12)", "grid": "c.grid_code"}
 _ENTITY_UNIT = {"town": "e.town_code", "community": "left(e.grid_code, 12)", "grid": "e.grid_code"}
-_NAMES = {
-    "town": "SELECT code, name FROM town",
-    "community": "SELECT code, name FROM community",
-    "grid": "SELECT g.code, coalesce(g.name, g.code) FROM grid g JOIN grid_version v ON v.id = g.version_id "
-    "AND v.status = 'active'",
+# Every unit of a level: code, name, and the town it lies in (for the caller's towns).
+_UNITS = {
+    "town": "SELECT code, name, code AS town_code FROM town",
+    "community": "SELECT code, name, town_code FROM community",
+    "grid": "SELECT g.code, coalesce(g.name, g.code), g.town_code FROM grid g "
+    "JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'",
 }
+# Tasks routed to one of :departments (one joint case counts for each of its departments).
+_ROUTED = "EXISTS (SELECT 1 FROM unnest(string_to_array(t.department_codes, ',')) d WHERE d = ANY(:departments))"
+_METRICS = (
+    "tasks_pushed",
+    "tasks_cancelled",
+    "tasks_completed",
+    "tasks_on_time",
+    "open_overdue",
+    "clues_reported",
+    "clues_handled",
+    "clues_cancelled",
+    "entities_needing_licence",
+    "entities_licensed",
+)
+
+
+class StatsError(InvalidInput):
+    """A statistics request that cannot be answered: unknown level or unit, or a window that runs backwards."""
 
 
 @dataclass(frozen=True)
 class StatsWindow:
-    """A half-open window [since, until) of instants."""
+    """A half-open window [since, until) of tz-aware instants."""
 
     since: datetime
     until: datetime
-
-
-def _rate(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 4) if denominator > 0 else None
-
-
-def _check(level: str, window: StatsWindow) -> None:
-    if level not in LEVELS:
-        raise InvalidInput(f"level must be one of {', '.join(LEVELS)}", field="level")
-    if window.until <= window.since:
-        raise InvalidInput("the window ends before it starts", field="to")
 
 
 def unit_stats(
@@ -64,27 +75,36 @@ def unit_stats(
     now: datetime | None = None,
     overdue_limit: int = 100,
 ) -> dict[str, Any]:
-    """The figures of every unit of `level` (or the one `code`), within `town_codes`, plus the overdue list."""
+    """The figures of every unit of `level` (or the one `code`) within `town_codes` (None: the city), and the overdue list."""
     _check(level, window)
     moment = now or datetime.now(UTC)
-    if level == "department":
-        return _department_stats(conn, code, window, moment, overdue_limit)
-    names: dict[str, str] = dict(conn.execute(text(_NAMES[level])).tuples().all())
-    if code is not None and code not in names:
-        raise InvalidInput(f"no {level} with code {code}", field="code")
     params: dict[str, Any] = {
         "since": window.since,
         "until": window.until,
         "now": moment,
         "open": list(OPEN_STATUSES),
-        "code": code,
         "towns": sorted(town_codes) if town_codes is not None else None,
     }
+    if level == "department":
+        return _department_stats(conn, code, window, params, overdue_limit)
+    units = _level_units(conn, level, code, town_codes)
+    params["code"] = code
     task_key, clue_key, entity_key = _TASK_UNIT[level], _CLUE_UNIT[level], _ENTITY_UNIT[level]
     task_filter = _unit_filter(task_key, "t")
     clue_filter = _unit_filter(clue_key, "c")
     entity_filter = _unit_filter(entity_key, "e")
-    tasks = _task_rows(conn, task_key, task_filter, params)
+
+    def unit(key: str | None) -> dict[str, Any]:
+        # Rows with no unit (a clue nobody could place) count in the totals only.
+        key = key or ""
+        if key not in units:
+            units[key] = _empty(key, key)
+        return units[key]
+
+    for r in _task_rows(conn, task_key, task_filter, params):
+        _add_tasks(unit(r.unit), r)
+    for r in _open_overdue_rows(conn, task_key, task_filter, params):
+        unit(r.unit)["open_overdue"] += r.overdue
     clues = conn.execute(
         text(
             f"SELECT {clue_key} AS unit, count(*) AS reported, count(*) FILTER (WHERE c.status = 'closed') AS handled, "  # noqa: S608 - fixed SQL fragments; values are bound
@@ -93,6 +113,8 @@ def unit_stats(
         ),
         params,
     ).all()
+    for r in clues:
+        _add_clues(unit(r.unit), r)
     entities = conn.execute(
         text(
             f"SELECT {entity_key} AS unit, count(*) AS needing, "  # noqa: S608 - fixed SQL fragments; values are bound
@@ -101,60 +123,79 @@ def unit_stats(
         ),
         params,
     ).all()
-    units: dict[str, dict[str, Any]] = {}
-
-    def unit(key: str | None) -> dict[str, Any]:
-        key = key or ""
-        if key not in units:
-            units[key] = _empty(key, names.get(key, key))
-        return units[key]
-
-    for r in tasks:
-        _add_tasks(unit(r.unit), r)
-    for r in clues:
-        u = unit(r.unit)
-        u["clues_reported"] += r.reported
-        u["clues_handled"] += r.handled
-        u["clues_cancelled"] += r.cancelled
     for r in entities:
         u = unit(r.unit)
         u["entities_needing_licence"] += r.needing
         u["entities_licensed"] += r.licensed
-    if code is not None:
-        unit(code)
-    overdue = _overdue(conn, f"{task_filter}", params, moment, overdue_limit)
+    overdue = _overdue(conn, task_filter, params, moment, overdue_limit)
     return _finish(level, code, window, units, overdue)
+
+
+def headline(conn: Connection, *, window: StatsWindow, town_codes: frozenset[str] | None = None) -> dict[str, Any]:
+    """The seed system's three headline figures over the window, computed as the unit figures are."""
+    totals = unit_stats(conn, level="town", code=None, window=window, town_codes=town_codes, overdue_limit=0)["totals"]
+    return {
+        "completion_rate": totals["completion_rate"],
+        "clue_handling_rate": totals["clue_handling_rate"],
+        "licensing_rate": totals["licensing_rate"],
+        "seed_reported": dict(SEED_HEADLINE),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ internals
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 4) if denominator > 0 else None
+
+
+def _check(level: str, window: StatsWindow) -> None:
+    if level not in LEVELS:
+        raise StatsError(f"level must be one of {', '.join(LEVELS)}, not {level!r}", field="level")
+    if window.since.tzinfo is None or window.until.tzinfo is None:
+        raise StatsError("the window's instants must carry a time zone", field="from")
+    if window.until < window.since:
+        raise StatsError(f"the window ends ({window.until}) before it starts ({window.since})", field="to")
+
+
+def _level_units(
+    conn: Connection, level: str, code: str | None, town_codes: frozenset[str] | None
+) -> dict[str, dict[str, Any]]:
+    """The units to list, empty: the one named, or every unit of the level within the caller's towns."""
+    rows: list[tuple[str, str, str]] = [(r[0], r[1], r[2]) for r in conn.execute(text(_UNITS[level]))]
+    if code is not None:
+        found = [(c, name, town) for c, name, town in rows if c == code]
+        if not found:
+            raise StatsError(f"no {level} with code {code}", field="code")
+        if town_codes is not None and found[0][2] not in town_codes:
+            raise OutOfScope(f"{level} {code} lies outside the caller's towns")
+        rows = found
+    return {c: _empty(c, name) for c, name, town in rows if town_codes is None or town in town_codes}
 
 
 def _unit_filter(key: str, alias: str) -> str:
     """The unit (when one is named) and the caller's towns (when confined), as a fixed SQL fragment."""
-    return (
-        f"(CAST(:code AS text) IS NULL OR {key} = :code) "
-        f"AND (CAST(:towns AS text[]) IS NULL OR {alias}.town_code = ANY(:towns))"
-    )
+    return f"(CAST(:code AS text) IS NULL OR {key} = :code) AND {_town_filter(alias)}"
+
+
+def _town_filter(alias: str) -> str:
+    return f"(CAST(:towns AS text[]) IS NULL OR {alias}.town_code = ANY(:towns))"
 
 
 def _task_rows(conn: Connection, key: str, condition: str, params: dict[str, Any]) -> Sequence[Any]:
-    """Per unit: tasks pushed, cancelled, closed, closed on time, and open overdue (supervision tasks only)."""
+    """Per unit: supervision tasks pushed in the window, cancelled, closed, and closed on time."""
     return conn.execute(
         text(
             f"""
-            WITH spans AS (
-                SELECT te.task_id, te.due_at,
-                       lead(te.at) OVER (PARTITION BY te.task_id ORDER BY te.at, te.id) AS next_at
-                FROM task_event te JOIN task t ON t.id = te.task_id
+            WITH pushed AS (
+                SELECT t.id, t.status, {key} AS unit FROM task t
                 WHERE t.kind = 'task' AND t.pushed_at >= :since AND t.pushed_at < :until AND {condition}
-            ), late AS (
-                SELECT DISTINCT task_id FROM spans
-                WHERE due_at IS NOT NULL AND coalesce(next_at, :now) > due_at
-            )
-            SELECT {key} AS unit, count(*) AS pushed,
-                   count(*) FILTER (WHERE t.status = 'cancelled') AS cancelled,
-                   count(*) FILTER (WHERE t.status = 'closed') AS completed,
-                   count(*) FILTER (WHERE t.status = 'closed' AND late.task_id IS NULL) AS on_time,
-                   count(*) FILTER (WHERE t.status = ANY(:open) AND t.due_at < :now) AS open_overdue
-            FROM task t LEFT JOIN late ON late.task_id = t.id
-            WHERE t.kind = 'task' AND t.pushed_at >= :since AND t.pushed_at < :until AND {condition}
+            ), {_LATE_SPANS}
+            SELECT p.unit, count(*) AS pushed,
+                   count(*) FILTER (WHERE p.status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE p.status = 'closed') AS completed,
+                   count(*) FILTER (WHERE p.status = 'closed' AND late.task_id IS NULL) AS on_time
+            FROM pushed p LEFT JOIN late ON late.task_id = p.id
             GROUP BY 1
             """  # noqa: S608 - fixed SQL fragments; values are bound
         ),
@@ -162,21 +203,31 @@ def _task_rows(conn: Connection, key: str, condition: str, params: dict[str, Any
     ).all()
 
 
+# A task ran late when a deadline in force (task_event.due_at) passed before its next event, or before now for the
+# last one: closing clears the deadline, so a task closed in time has no late span.
+_LATE_SPANS = """
+    spans AS (
+        SELECT te.task_id, te.due_at, lead(te.at) OVER (PARTITION BY te.task_id ORDER BY te.at, te.id) AS next_at
+        FROM task_event te WHERE te.task_id IN (SELECT id FROM pushed)
+    ), late AS (
+        SELECT DISTINCT task_id FROM spans WHERE due_at IS NOT NULL AND coalesce(next_at, :now) > due_at
+    )
+"""
+
+
+def _open_overdue_rows(conn: Connection, key: str, condition: str, params: dict[str, Any]) -> Sequence[Any]:
+    """Per unit: open tasks (of either kind) past their deadline now, the same set the overdue list shows."""
+    return conn.execute(
+        text(
+            f"SELECT {key} AS unit, count(*) AS overdue FROM task t "  # noqa: S608 - fixed SQL fragments; values are bound
+            f"WHERE t.status = ANY(:open) AND t.due_at < :now AND {condition} GROUP BY 1"
+        ),
+        params,
+    ).all()
+
+
 def _empty(code: str, name: str) -> dict[str, Any]:
-    return {
-        "code": code,
-        "name": name,
-        "tasks_pushed": 0,
-        "tasks_cancelled": 0,
-        "tasks_completed": 0,
-        "tasks_on_time": 0,
-        "open_overdue": 0,
-        "clues_reported": 0,
-        "clues_handled": 0,
-        "clues_cancelled": 0,
-        "entities_needing_licence": 0,
-        "entities_licensed": 0,
-    }
+    return {"code": code, "name": name, **dict.fromkeys(_METRICS, 0)}
 
 
 def _add_tasks(u: dict[str, Any], r: Any) -> None:
@@ -184,7 +235,12 @@ def _add_tasks(u: dict[str, Any], r: Any) -> None:
     u["tasks_cancelled"] += r.cancelled
     u["tasks_completed"] += r.completed
     u["tasks_on_time"] += r.on_time
-    u["open_overdue"] += r.open_overdue
+
+
+def _add_clues(u: dict[str, Any], r: Any) -> None:
+    u["clues_reported"] += r.reported
+    u["clues_handled"] += r.handled
+    u["clues_cancelled"] += r.cancelled
 
 
 def _with_rates(u: dict[str, Any]) -> dict[str, Any]:
@@ -200,9 +256,8 @@ def _finish(
 ) -> dict[str, Any]:
     totals = _empty("", "合计")
     for u in units.values():
-        for key, value in u.items():
-            if isinstance(value, int):
-                totals[key] += value
+        for key in _METRICS:
+            totals[key] += u[key]
     listed = [_with_rates(u) for _, u in sorted(units.items()) if u["code"]]
     return {
         "level": level,
@@ -219,6 +274,8 @@ def _overdue(
     conn: Connection, condition: str, params: dict[str, Any], moment: datetime, limit: int
 ) -> list[dict[str, Any]]:
     """Open tasks past their deadline, most overdue first, with overdue time attributed to each holder."""
+    if limit <= 0:
+        return []
     rows = (
         conn.execute(
             text(
@@ -247,8 +304,8 @@ def _overdue(
                 **dict(r),
                 "overdue_days": round((moment - r["due_at"]).total_seconds() / 86400, 1),
                 "attribution": [
-                    {"holder": holder, "overdue_hours": round(seconds / 3600, 1)}
-                    for holder, seconds in sorted(attribution.items(), key=lambda kv: -kv[1])
+                    {"holder": holder, "overdue_seconds": round(seconds), "overdue_hours": round(seconds / 3600, 1)}
+                    for holder, seconds in sorted(attribution.items(), key=lambda kv: (-kv[1], kv[0]))
                 ],
             }
         )
@@ -256,107 +313,91 @@ def _overdue(
 
 
 def _department_stats(
-    conn: Connection, code: str | None, window: StatsWindow, moment: datetime, limit: int
+    conn: Connection, code: str | None, window: StatsWindow, params: dict[str, Any], limit: int
 ) -> dict[str, Any]:
     """Department level: the tasks routed to each department, its clues, and the licensing rate of its licences."""
-    router = default_router()
-    departments = {d.code: d.name for d in router.departments()}
+    departments = {d.code: d.name for d in default_router().departments()}
     if code is not None and code not in departments:
-        raise InvalidInput(f"no department with code {code}", field="code")
+        raise StatsError(f"no department with code {code}", field="code")
     selected = [code] if code is not None else list(departments)
-    params: dict[str, Any] = {
-        "since": window.since,
-        "until": window.until,
-        "now": moment,
-        "open": list(OPEN_STATUSES),
-        "departments": selected,
-    }
+    params = {**params, "departments": selected}
     units = {c: _empty(c, departments[c]) for c in selected}
     for r in _department_task_rows(conn, params):
         _add_tasks(units[r.unit], r)
     for r in conn.execute(
         text(
-            "SELECT c.department_code AS unit, count(*) AS reported, "
-            "count(*) FILTER (WHERE c.status = 'closed') AS handled, "
-            "count(*) FILTER (WHERE c.status = 'cancelled') AS cancelled FROM clue c "
-            "WHERE c.reported_at >= :since AND c.reported_at < :until AND c.department_code = ANY(:departments) "
+            "SELECT d AS unit, count(*) AS overdue FROM task t, unnest(string_to_array(t.department_codes, ',')) d "  # noqa: S608 - fixed SQL fragments; values are bound
+            f"WHERE t.status = ANY(:open) AND t.due_at < :now AND d = ANY(:departments) AND {_town_filter('t')} "
             "GROUP BY 1"
         ),
         params,
     ):
-        units[r.unit]["clues_reported"] += r.reported
-        units[r.unit]["clues_handled"] += r.handled
-        units[r.unit]["clues_cancelled"] += r.cancelled
-    _department_licensing(conn, units, departments)
-    overdue = _overdue(
-        conn, "EXISTS (SELECT 1 FROM unnest(string_to_array(t.department_codes, ',')) d WHERE d = ANY(:departments))",
-        params, moment, limit,
-    )  # fmt: skip
+        units[r.unit]["open_overdue"] += r.overdue
+    for r in conn.execute(
+        text(
+            "SELECT c.department_code AS unit, count(*) AS reported, "  # noqa: S608 - fixed SQL fragments; values are bound
+            "count(*) FILTER (WHERE c.status = 'closed') AS handled, "
+            "count(*) FILTER (WHERE c.status = 'cancelled') AS cancelled FROM clue c "
+            "WHERE c.reported_at >= :since AND c.reported_at < :until AND c.department_code = ANY(:departments) "
+            f"AND {_town_filter('c')} GROUP BY 1"
+        ),
+        params,
+    ):
+        _add_clues(units[r.unit], r)
+    _department_licensing(conn, units, departments, params["towns"])
+    overdue = _overdue(conn, f"{_ROUTED} AND {_town_filter('t')}", params, params["now"], limit)
     return _finish("department", code, window, units, overdue)
 
 
 def _department_task_rows(conn: Connection, params: dict[str, Any]) -> Sequence[Any]:
+    """Per department: its supervision tasks pushed in the window, cancelled, closed, and closed on time."""
     return conn.execute(
         text(
-            """
-            WITH routed AS (
-                SELECT t.*, d AS department FROM task t, unnest(string_to_array(t.department_codes, ',')) d
+            f"""
+            WITH pushed AS (
+                SELECT t.id, t.status, d AS unit FROM task t, unnest(string_to_array(t.department_codes, ',')) d
                 WHERE t.kind = 'task' AND t.pushed_at >= :since AND t.pushed_at < :until AND d = ANY(:departments)
-            ), spans AS (
-                SELECT te.task_id, te.due_at,
-                       lead(te.at) OVER (PARTITION BY te.task_id ORDER BY te.at, te.id) AS next_at
-                FROM task_event te WHERE te.task_id IN (SELECT id FROM routed)
-            ), late AS (
-                SELECT DISTINCT task_id FROM spans WHERE due_at IS NOT NULL AND coalesce(next_at, :now) > due_at
-            )
-            SELECT r.department AS unit, count(*) AS pushed,
-                   count(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
-                   count(*) FILTER (WHERE r.status = 'closed') AS completed,
-                   count(*) FILTER (WHERE r.status = 'closed' AND late.task_id IS NULL) AS on_time,
-                   count(*) FILTER (WHERE r.status = ANY(:open) AND r.due_at < :now) AS open_overdue
-            FROM routed r LEFT JOIN late ON late.task_id = r.id GROUP BY 1
-            """
+                  AND {_town_filter("t")}
+            ), {_LATE_SPANS}
+            SELECT p.unit, count(*) AS pushed,
+                   count(*) FILTER (WHERE p.status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE p.status = 'closed') AS completed,
+                   count(*) FILTER (WHERE p.status = 'closed' AND late.task_id IS NULL) AS on_time
+            FROM pushed p LEFT JOIN late ON late.task_id = p.id GROUP BY 1
+            """  # noqa: S608 - fixed SQL fragments; values are bound
         ),
         params,
     ).all()
 
 
-def _department_licensing(conn: Connection, units: dict[str, dict[str, Any]], names: dict[str, str]) -> None:
+def _department_licensing(
+    conn: Connection, units: dict[str, dict[str, Any]], names: dict[str, str], towns: list[str] | None
+) -> None:
     """Open entities whose scope needs a department's licence, and those holding a licence from it."""
     router = default_router()
+    # A licence counts for the department whose name it carries; an office named with a bracket (…（药品监管）)
+    # issues under its bureau's name. Issuers are written with or without the city prefix.
+    bureaus = {code: names[code].split("（")[0].removeprefix(_CITY_PREFIX) for code in units}
     held: dict[str, set[str]] = {}
-    for uscc, department in conn.execute(
+    for uscc, issuer in conn.execute(
         text(
-            "SELECT l.uscc, l.department FROM entity_licence l JOIN entity e ON e.uscc = l.uscc "
-            "WHERE e.status = 'open' AND e.needs_licence"
-        )
-    ).tuples():
-        held.setdefault(uscc, set()).add(department)
+            "SELECT l.uscc, l.department FROM entity_licence l JOIN entity e ON e.uscc = l.uscc "  # noqa: S608 - fixed SQL fragments; values are bound
+            f"WHERE e.status = 'open' AND e.needs_licence AND {_town_filter('e')}"
+        ),
+        {"towns": towns},
+    ):
+        held.setdefault(uscc, set()).add(str(issuer).removeprefix(_CITY_PREFIX))
+    # About half the entities share their scope with another: route each distinct scope once.
     scopes: dict[str, list[str]] = {}
-    for uscc, scope in conn.execute(
-        text("SELECT uscc, business_scope FROM entity WHERE status = 'open' AND needs_licence")
-    ).tuples():
+    scope_sql = "SELECT e.uscc, e.business_scope FROM entity e WHERE e.status = 'open' AND e.needs_licence AND "
+    for uscc, scope in conn.execute(text(scope_sql + _town_filter("e")), {"towns": towns}):
         scopes.setdefault(scope, []).append(uscc)
     for scope, usccs in scopes.items():
         for code in router.departments_for_scope(scope):
             if code not in units:
                 continue
-            # A licence counts for the department whose name it carries (the drug office issues under the bureau's).
-            bureau = names[code].split("（")[0]
+            bureau = bureaus[code]
             units[code]["entities_needing_licence"] += len(usccs)
             units[code]["entities_licensed"] += sum(
-                1
-                for u in usccs
-                if any(d == bureau or d.endswith(bureau.removeprefix("东莞市")) for d in held.get(u, ()))
+                1 for u in usccs if any(issuer.endswith(bureau) for issuer in held.get(u, ()))
             )
-
-
-def headline(conn: Connection, *, window: StatsWindow, town_codes: frozenset[str] | None = None) -> dict[str, Any]:
-    """The seed system's three headline figures over the window, computed as the unit figures are."""
-    totals = unit_stats(conn, level="town", code=None, window=window, town_codes=town_codes, overdue_limit=0)["totals"]
-    return {
-        "completion_rate": totals["completion_rate"],
-        "clue_handling_rate": totals["clue_handling_rate"],
-        "licensing_rate": totals["licensing_rate"],
-        "seed_reported": {"completion_rate": 0.9916, "clue_handling_rate": 0.971, "licensing_rate": 0.7569},
-    }
