@@ -18,7 +18,10 @@ from address_library.maintenance import AddressFileError, AddressNotFound, Addre
 from api.auth.roles import OutOfScope
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
+from maps.aggregate import AggregateError
 from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
+from maps.export import ExportError
+from maps.hotspots import HotspotError
 from supervision import errors as workflow
 from supervision.calendar import CalendarError
 from supervision.routing import RoutingError
@@ -80,6 +83,9 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     LayerTooLarge: ErrorRule(413, "layer_too_large"),
     UnknownLayer: ErrorRule(404, "not_found"),
     UnknownGrid: ErrorRule(404, "not_found"),
+    AggregateError: ErrorRule(422, "invalid_request"),
+    HotspotError: ErrorRule(422, "invalid_request"),
+    ExportError: ErrorRule(503, "export_unavailable"),
     MapsError: ErrorRule(400, "maps_error"),
     TopologyError: ErrorRule(422, "topology_error"),
     FeatureFileError: ErrorRule(400, "invalid_feature_file"),

@@ -22,6 +22,7 @@ from api.routers import (
     docs,
     geocode,
     geocode_batch,
+    heatmap,
     nominatim,
     pages,
     registrations,
@@ -97,6 +98,8 @@ def create_app(
     app.include_router(tasks.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(clues.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(stats.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(heatmap.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(heatmap.pages_router)
     app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
     app.include_router(docs.router)

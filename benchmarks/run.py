@@ -11,7 +11,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.main import create_app
-from benchmarks import bench_geocode, bench_http, bench_intake, bench_locate, bench_page
+from benchmarks import (
+    bench_aggregate,
+    bench_geocode,
+    bench_hotspots,
+    bench_http,
+    bench_intake,
+    bench_locate,
+    bench_page,
+)
 from benchmarks.common import write_section
 from gis import migrate
 from gis.cluster import LocalCluster
@@ -116,6 +124,24 @@ def main(argv: list[str]) -> int:
     http = bench_http.run(settings, engine)
     print(http)
     write_section("GET /v1/geocode under load", http, command)
+    engine.dispose()
+    page = bench_page.run(settings)
+    print(page)
+    write_section("Dashboard first paint", page, command)
+    # Hotspot detection before the intake benchmarks, which add registrations and clues of their own.
+    engine = make_engine(settings)
+    detection = bench_hotspots.detection(engine)
+    engine.dispose()
+    print(detection)
+    write_section("Hotspot detection quality", detection, command)
+    for name, body in (
+        ("Clues → H3 counts", bench_aggregate.speed()),
+        ("Gi* speed", bench_hotspots.speed()),
+        ("Heatmap page first paint", bench_page.run_heatmap(settings)),
+    ):
+        print(body)
+        write_section(name, body, command)
+    engine = make_engine(settings)
     simulated = bench_intake.simulation(engine)
     print(simulated)
     write_section("Simulation: 30 days of supervision", simulated, command)
@@ -126,9 +152,6 @@ def main(argv: list[str]) -> int:
     print(imported)
     write_section("Registration import throughput", imported, command)
     engine.dispose()
-    page = bench_page.run(settings)
-    print(page)
-    write_section("Dashboard first paint", page, command)
     return 0
 
 

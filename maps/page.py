@@ -66,3 +66,30 @@ def render_index(settings: MapSettings) -> str:
     config_json = config_json.replace("<", "\\u003c")
     template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
     return template.substitute(title=TITLE, config_json=config_json)
+
+
+HEATMAP_TEMPLATE_PATH = TEMPLATE_PATH.parent / "heatmap.html"
+HEATMAP_H3_RESOLUTION = 9
+
+
+def render_heatmap(
+    *,
+    town_code: str | None,
+    place_name: str,
+    bounds_lon_lat: tuple[float, float, float, float],
+    industries: list[str],
+    today: str,
+) -> str:
+    """The heatmap page of one town (or the whole city when `town_code` is None), configuration embedded."""
+    west, south, east, north = bounds_lon_lat
+    config = {
+        "town": town_code,
+        "placeName": place_name,
+        "bounds": [[south, west], [north, east]],
+        "industries": industries,
+        "today": today,
+        "h3Resolution": HEATMAP_H3_RESOLUTION,
+    }
+    config_json = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
+    template = Template(HEATMAP_TEMPLATE_PATH.read_text(encoding="utf-8"))
+    return template.substitute(title=f"{place_name} 线索热力图与热点", config_json=config_json)

@@ -1,0 +1,202 @@
+"""api.routers.heatmap: heat layers and hotspots for town leaders — the page, its JSON, and its exports.
+
+A town leader sees only their own town (403 for any other); the command centre sees the whole city (`city`)
+and any town. Dates are inclusive days in Asia/Shanghai, the last 30 days by default.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Connection, Engine, text
+
+from api.auth.deps import CurrentPrincipal, optional_principal
+from api.auth.roles import OutOfScope, Principal, allowed_town_codes
+from api.deps import engine
+from api.routers.pages import sign_in_first
+from maps.aggregate import AggregateError
+from maps.export import hotspots_csv, hotspots_geojson, offline_html
+from maps.heatmap import heat_layers, hotspot_collection
+from maps.page import render_heatmap
+from supervision.routing import default_router
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEFAULT_DAYS = 30
+CITY = "city"
+TOWN_PATTERN = r"^\d{9}000$"
+
+router = APIRouter(tags=["热力图与热点"])
+pages_router = APIRouter(tags=["页面"])
+WriteEngine = Annotated[Engine, Depends(engine)]
+Kind = Literal["clue", "unlicensed", "problem"]
+Unit = Literal["grid", "h3:7", "h3:8", "h3:9", "h3:10"]
+Method = Literal["gi_star", "rate"]
+
+
+def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
+    """Inclusive Shanghai days → [since 00:00, until+1 00:00); the last 30 days by default; reversed → 422."""
+    today = datetime.now(SHANGHAI).date()
+    last = until or today
+    first = since or last - timedelta(days=DEFAULT_DAYS - 1)
+    if last < first:
+        raise AggregateError(f"to ({last}) is before from ({first})")
+    return (
+        datetime.combine(first, time(), tzinfo=SHANGHAI),
+        datetime.combine(last + timedelta(days=1), time(), tzinfo=SHANGHAI),
+    )
+
+
+def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str | None:
+    """The town to show (None = the whole city), after the scope check; unknown town → 422."""
+    towns = allowed_town_codes(principal)
+    if town is None or town == CITY:
+        if towns is None:
+            return None
+        if len(towns) != 1:
+            raise OutOfScope(f"{principal.name} may see no town")
+        town = next(iter(towns))
+    known = conn.execute(text("SELECT 1 FROM town WHERE code = :c"), {"c": town}).first()
+    if known is None:
+        raise AggregateError(f"unknown town {town}")
+    if towns is not None and town not in towns:
+        raise OutOfScope(f"{town} is outside the area of {principal.name}")
+    return town
+
+
+def check_industry(industry: str | None) -> str | None:
+    """One of the clue industries, or None for all; another name → 422 listing them."""
+    if industry is None or industry == "":
+        return None
+    industries = default_router().clue_industries()
+    if industry not in industries:
+        raise AggregateError(f"unknown industry {industry!r}; choose one of {'、'.join(industries)}")
+    return industry
+
+
+@router.get("/heatmap", summary="热力与六边形图层（含图例、本期与上期对比）")
+def get_heatmap(
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    industry: Annotated[str | None, Query(max_length=32)] = None,
+    kind: Kind = "clue",
+    res: Annotated[int, Query(description="H3 分辨率 7–10")] = 9,
+) -> dict[str, Any]:
+    """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
+    since, until = window(from_, to)
+    with db.connect() as conn:
+        place = scoped_town(conn, principal, town)
+        return heat_layers(
+            conn, town=place, since=since, until=until, industry=check_industry(industry), kind=kind, resolution=res
+        )
+
+
+@router.get("/hotspots", summary="热点分析（Gi*，FDR 校正；趋势分类）")
+def get_hotspots(
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    unit: Unit = "grid",
+    method: Method = "gi_star",
+    kind: Kind = "clue",
+    industry: Annotated[str | None, Query(max_length=32)] = None,
+) -> dict[str, Any]:
+    """GeoJSON：每个网格或 H3 单元的 code、count、rate、z、p、class（hot_99…cold_99）与 emerging（趋势类别）。"""
+    since, until = window(from_, to)
+    with db.connect() as conn:
+        place = scoped_town(conn, principal, town)
+        return hotspot_collection(
+            conn, town=place, since=since, until=until, unit=unit, method=method, kind=kind,
+            industry=check_industry(industry),
+        )  # fmt: skip
+
+
+def _place(conn: Connection, town: str | None) -> tuple[str, tuple[float, float, float, float]]:
+    if town is None:
+        row = conn.execute(
+            text(
+                "SELECT '东莞市', ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM town) s"
+            )
+        ).one()
+    else:
+        row = conn.execute(
+            text("SELECT name, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM town WHERE code = :c"),
+            {"c": town},
+        ).one()
+    return str(row[0]), (float(row[1]), float(row[2]), float(row[3]), float(row[4]))
+
+
+@pages_router.get("/towns/{code}/heatmap", response_class=HTMLResponse, include_in_schema=False)
+def heatmap_page(
+    request: Request,
+    code: Annotated[str, Path(pattern=r"^(\d{9}000|city)$")],
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+    db: WriteEngine,
+) -> Response:
+    """The town leader's page: heat, hexagons and hotspots over the town's outlines."""
+    if principal is None:
+        return sign_in_first(request)
+    with db.connect() as conn:
+        town = scoped_town(conn, principal, None if code == CITY else code)
+        name, bounds = _place(conn, town)
+    html = render_heatmap(
+        town_code=town,
+        place_name=name,
+        bounds_lon_lat=bounds,
+        industries=default_router().clue_industries(),
+        today=datetime.now(SHANGHAI).date().isoformat(),
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+
+@pages_router.get("/towns/{code}/heatmap/export.{fmt}", include_in_schema=False)
+def heatmap_export(
+    code: Annotated[str, Path(pattern=r"^(\d{9}000|city)$")],
+    fmt: Annotated[str, Path(pattern=r"^(html|geojson|csv)$")],
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    method: Method = "gi_star",
+    kind: Kind = "clue",
+    industry: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """The hotspots as a standalone offline HTML map, GeoJSON or CSV."""
+    since, until = window(from_, to)
+    with db.connect() as conn:
+        town = scoped_town(conn, principal, None if code == CITY else code)
+        chosen = check_industry(industry)
+        spots = hotspot_collection(
+            conn, town=town, since=since, until=until, unit="grid", method=method, kind=kind, industry=chosen
+        )
+        name, bounds = _place(conn, town)
+        layers = (
+            heat_layers(conn, town=town, since=since, until=until, industry=chosen, kind=kind, resolution=9)
+            if fmt == "html"
+            else None
+        )
+    stem = f"heatmap-{code}-{since.date().isoformat()}-{(until - timedelta(days=1)).date().isoformat()}"
+    if fmt == "geojson":
+        return Response(hotspots_geojson(spots), media_type="application/geo+json",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}.geojson"'})  # fmt: skip
+    if fmt == "csv":
+        return Response(hotspots_csv(spots), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'})  # fmt: skip
+    assert layers is not None
+    html = offline_html(
+        title=f"{name} 线索热点（{since.date()} 至 {(until - timedelta(days=1)).date()}）",
+        bounds_lon_lat=bounds,
+        hotspots=spots,
+        hexagons=layers["hexagons"],
+        heat_points=layers["heat"]["points"],
+    )
+    return Response(html, media_type="text/html; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.html"'})  # fmt: skip

@@ -1,0 +1,261 @@
+"""maps.heatmap: the layers of the town leader's heatmap page — heat points, H3 hexagons with a legend, comparison.
+
+Reads events through maps.events, aggregates with maps.aggregate, and shapes GeoJSON for the browser, which
+never receives more than 50,000 raw points (beyond that, H3 cell centres weighted by count).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import h3
+import numpy as np
+import shapely
+import shapely.geometry
+from sqlalchemy import Connection, text
+
+from maps.aggregate import (
+    Denominators,
+    EventFrame,
+    aggregate,
+    class_breaks,
+    compare_periods,
+    h3_cells,
+    h3_strings,
+    parse_unit,
+    points_or_aggregates,
+    validate_resolution,
+)
+from maps.events import load_denominators, load_events
+from maps.hotspots import HotspotError, emerging, find_hotspots, weights_for_grids, weights_for_h3
+
+DENOMINATOR_TTL_S = 600.0
+_denominators: dict[str, tuple[float, Denominators]] = {}
+_lock = threading.Lock()
+
+
+def denominators(conn: Connection, unit: str) -> Denominators:
+    """Entities and residents per unit, cached for ten minutes (H3 ones read every entity and address)."""
+    with _lock:
+        cached = _denominators.get(unit)
+        if cached is not None and time.monotonic() - cached[0] < DENOMINATOR_TTL_S:
+            return cached[1]
+    found = load_denominators(conn, unit)
+    with _lock:
+        _denominators[unit] = (time.monotonic(), found)
+    return found
+
+
+def load_window(
+    conn: Connection,
+    *,
+    town: str | None,
+    since: datetime,
+    until: datetime,
+    industry: str | None,
+    kind: str,
+    with_previous: bool = False,
+) -> EventFrame:
+    """The events of one kind in the window (and the previous window of equal length when asked)."""
+    start = since - (until - since) if with_previous else since
+    return load_events(
+        conn,
+        town_codes=[town] if town else None,
+        since=start,
+        until=until,
+        industries=[industry] if industry else None,
+        statuses=None,
+        sources=None,
+        kinds=[kind],
+    )
+
+
+def hexagon_features(table: Any, bins: list[float]) -> dict[str, Any]:
+    """H3 cells as GeoJSON polygons with count, rates and their legend class (`bin`)."""
+    features = []
+    counts = table["count"].to_numpy(dtype=float)
+    classes = np.searchsorted(np.asarray(bins, dtype=float), counts, side="left") if bins else np.zeros(len(counts))
+    for (_, row), bin_index in zip(table.iterrows(), classes.tolist(), strict=True):
+        ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(str(row["code"]))]
+        ring.append(ring[0])
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {
+                    "code": str(row["code"]),
+                    "count": int(row["count"]),
+                    "per_entity": _number(row.get("per_entity")),
+                    "per_1000_residents": _number(row.get("per_1000_residents")),
+                    "small_n": bool(row.get("small_n", False)),
+                    "bin": int(min(bin_index, max(len(bins) - 1, 0))),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if np.isnan(number) else round(number, 4)
+
+
+def heat_layers(
+    conn: Connection,
+    *,
+    town: str | None,
+    since: datetime,
+    until: datetime,
+    industry: str | None,
+    kind: str,
+    resolution: int,
+) -> dict[str, Any]:
+    """Heat points (or weighted cell centres), the H3 choropleth with its legend, and this period vs the last."""
+    resolution = validate_resolution(resolution)
+    both = load_window(conn, town=town, since=since, until=until, industry=industry, kind=kind, with_previous=True)
+    current = both.between(since, until)
+    heat = points_or_aggregates(current)
+    unit = f"h3:{resolution}"
+    table = aggregate(current, unit, denominators=denominators(conn, unit))
+    breaks = class_breaks(table["count"].to_numpy(), k=5)
+    comparison = compare_periods(both, since, until, unit="grid")
+    total = len(current)
+    return {
+        "window": {"from": since.isoformat(), "to": until.isoformat()},
+        "town": town,
+        "kind": kind,
+        "industry": industry,
+        "total": total,
+        "empty": total == 0,
+        "message": "本时段没有数据" if total == 0 else None,
+        "heat": {
+            "mode": heat.mode,
+            "resolution": heat.resolution,
+            "points": [
+                [round(float(lat), 6), round(float(lon), 6), float(w)]
+                for lat, lon, w in zip(heat.lat, heat.lon, heat.weight, strict=True)
+            ],
+        },
+        "hexagons": hexagon_features(table, breaks.bins),
+        "legend": breaks.legend,
+        "comparison": {k: v for k, v in comparison.items() if k != "units"} | {"top_rises": comparison["units"][:10]},
+    }
+
+
+# ------------------------------------------------------------------------------------------------ hotspots
+
+EMERGING_MIN_SLICES = 4
+SLICE_DAYS = 7
+
+
+def _units(conn: Connection, unit: str, town: str | None, events: EventFrame) -> tuple[list[str], list[Any], Any]:
+    """The study area's units: the town's (or city's) grids, or the H3 cells holding its entities or events."""
+    kind, resolution = parse_unit(unit)
+    if kind == "grid":
+        rows = conn.execute(
+            text(
+                "SELECT g.code, ST_AsBinary(ST_SimplifyPreserveTopology(g.geom, 0.00002)) AS wkb, g.entity_count "
+                "FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                "WHERE CAST(:town AS text) IS NULL OR g.town_code = :town ORDER BY g.code"
+            ),
+            {"town": town},
+        ).all()
+        codes = [r.code for r in rows]
+        geoms = list(shapely.from_wkb([bytes(r.wkb) for r in rows]))
+        population = np.array([r.entity_count for r in rows], dtype=float)
+        return codes, geoms, population
+    if kind != "h3" or resolution is None:
+        raise HotspotError(f"hotspots are computed on grids or H3 cells, not {unit!r}")
+    entity_points = conn.execute(
+        text(
+            "SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE status = 'open' AND geom IS NOT NULL "
+            "AND (CAST(:town AS text) IS NULL OR town_code = :town)"
+        ),
+        {"town": town},
+    ).all()
+    lon = np.array([p[0] for p in entity_points] + list(events.lon), dtype=float)
+    lat = np.array([p[1] for p in entity_points] + list(events.lat), dtype=float)
+    cells = sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
+    entities = denominators(conn, unit).entities
+    population = entities.reindex(cells, fill_value=0).to_numpy(dtype=float)
+    return cells, [None] * len(cells), population
+
+
+def _geometry(code: str, geom: Any) -> dict[str, Any]:
+    if geom is None:
+        ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(code)]
+        ring.append(ring[0])
+        return {"type": "Polygon", "coordinates": [ring]}
+    mapped: dict[str, Any] = shapely.geometry.mapping(geom)
+    return json.loads(json.dumps(mapped))  # tuples → lists
+
+
+def hotspot_collection(
+    conn: Connection,
+    *,
+    town: str | None,
+    since: datetime,
+    until: datetime,
+    unit: str,
+    method: str,
+    kind: str,
+    industry: str | None = None,
+) -> dict[str, Any]:
+    """Gi* (on counts, or on EB-smoothed rates per registered entity) with FDR classes and the emerging category."""
+    if method not in ("gi_star", "rate"):
+        raise HotspotError(f"method must be gi_star or rate, not {method!r}")
+    events = load_window(conn, town=town, since=since, until=until, industry=industry, kind=kind)
+    codes, geoms, population = _units(conn, unit, town, events)
+    empty = {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
+    if not codes:
+        return empty
+    table = aggregate(events, unit)
+    counts = table.set_index("code")["count"].reindex(codes, fill_value=0).to_numpy(dtype=float)
+    w = weights_for_grids(geoms, codes) if unit == "grid" else weights_for_h3(codes)
+    if counts.sum() == 0:
+        result = None
+    else:
+        result = find_hotspots(counts, w, method=method, population=population if method == "rate" else None)  # type: ignore[arg-type]
+    categories: list[str | None] = [None] * len(codes)
+    n_slices = (until - since).days // SLICE_DAYS
+    if result is not None and n_slices >= EMERGING_MIN_SLICES:
+        by_slice = np.zeros((n_slices, len(codes)))
+        start = until - timedelta(days=SLICE_DAYS * n_slices)
+        for i in range(n_slices):
+            part = events.between(start + timedelta(days=SLICE_DAYS * i), start + timedelta(days=SLICE_DAYS * (i + 1)))
+            slice_table = aggregate(part, unit)
+            by_slice[i] = slice_table.set_index("code")["count"].reindex(codes, fill_value=0).to_numpy(dtype=float)
+        categories = emerging(by_slice, w)
+    rates = population
+    features = []
+    for i, code in enumerate(codes):
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": _geometry(code, geoms[i]),
+                "properties": {
+                    "code": code,
+                    "count": int(counts[i]),
+                    "rate": round(float(counts[i] / rates[i]), 4) if rates[i] > 0 else None,
+                    "z": round(float(result.z[i]), 3) if result is not None else 0.0,
+                    "p": round(float(result.p[i]), 4) if result is not None else 1.0,
+                    "class": str(result.classes[i]) if result is not None else "not_significant",
+                    "emerging": categories[i],
+                },
+            }
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "empty": bool(counts.sum() == 0),
+        "message": "本时段没有数据" if counts.sum() == 0 else None,
+        "method": method,
+        "unit": unit,
+        "window": {"from": since.isoformat(), "to": until.isoformat()},
+    }

@@ -1,0 +1,522 @@
+"""maps.hotspots: Getis-Ord Gi* hotspots with FDR, empirical-Bayes rates and emerging-hotspot trends (pure)."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import h3
+import numpy as np
+import shapely
+from esda.getisord import G_Local
+from libpysal.weights import W, fill_diagonal
+from scipy import signal, sparse, stats
+from scipy.spatial import cKDTree
+
+from maps.errors import MapsError
+
+HOT_CLASSES = ("hot_99", "hot_95", "hot_90")
+COLD_CLASSES = ("cold_99", "cold_95", "cold_90")
+NOT_SIGNIFICANT = "not_significant"
+# Coldest to hottest: the order a legend reads in, and the order the monotonicity property is stated in.
+CLASS_ORDER = ("cold_99", "cold_95", "cold_90", NOT_SIGNIFICANT, "hot_90", "hot_95", "hot_99")
+DEFAULT_ALPHA_LEVELS = (0.01, 0.05, 0.10)  # FDR levels of the 99 %, 95 % and 90 % tiers
+EMERGING_CLASSES = (
+    "new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating", "historical",
+)  # fmt: skip
+HOT_SHARE = 0.9  # ESRI's "90 percent of the time-step intervals"
+TREND_ALPHA = 0.05
+
+Inference = Literal["exact", "analytic", "permutation"]
+Method = Literal["gi_star", "rate"]
+
+_WEIGHTS_CACHE_SIZE = 16
+_PERMUTATION_KEYS_BUDGET = 4_000_000  # random keys drawn at once when sampling neighbour sets (~32 MB)
+_GATHER_BUDGET = 2_000_000  # simulated neighbour values held at once in the permutation kernel (~16 MB)
+_EARTH_RADIUS_M = 6_371_008.8
+_EXACT_MAX_SUPPORT = 200_000  # beyond this many possible neighbourhood sums the normal approximation is fine anyway
+
+
+class HotspotError(MapsError):
+    """A hotspot request is malformed (mismatched lengths, negative or non-finite values, bad cells, bad levels)."""
+
+
+@dataclass(frozen=True)
+class GiStar:
+    """Gi* per unit, aligned with the weights' id_order; p and q are two-sided, q is Benjamini–Hochberg adjusted."""
+
+    codes: tuple[str, ...]
+    values: np.ndarray  # what was analysed: counts, or EB-smoothed rates for method="rate"
+    z: np.ndarray
+    p: np.ndarray  # the p-values the classes rest on (see `inference`)
+    p_sim: np.ndarray  # folded permutation pseudo p-value, as esda's p_sim; NaN when permutations == 0
+    q: np.ndarray
+    classes: np.ndarray  # object array of CLASS_ORDER labels
+    inference: Inference
+    permutations: int
+
+    def significant(self) -> np.ndarray:
+        """Boolean mask of units whose class is a hot or cold tier."""
+        return np.asarray(self.classes != NOT_SIGNIFICANT, dtype=bool)
+
+    def hot(self) -> np.ndarray:
+        """Boolean mask of units classed hot at any tier."""
+        return np.isin(self.classes, HOT_CLASSES)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    star: W  # binary weights with a self-weight of 1, as Gi* wants
+    self_weight: np.ndarray
+    neighbour_weights: np.ndarray  # (n, max_cardinality), zero-padded, self excluded
+    max_cardinality: int
+    terms: np.ndarray  # values in each unit's Gi* sum: its neighbours plus itself
+
+
+_weights_cache: OrderedDict[Hashable, W] = OrderedDict()
+_prepared: weakref.WeakKeyDictionary[W, _Prepared] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _cached(key: Hashable) -> W | None:
+    with _cache_lock:
+        w = _weights_cache.get(key)
+        if w is not None:
+            _weights_cache.move_to_end(key)
+        return w
+
+
+def _remember(key: Hashable, w: W) -> W:
+    with _cache_lock:
+        _weights_cache[key] = w
+        _weights_cache.move_to_end(key)
+        while len(_weights_cache) > _WEIGHTS_CACHE_SIZE:
+            _weights_cache.popitem(last=False)
+    return w
+
+
+def clear_weights_cache() -> None:
+    """Forget every cached weights object (tests, or after a new grid version is activated)."""
+    with _cache_lock:
+        _weights_cache.clear()
+
+
+def _check_codes(codes: Sequence[str]) -> list[str]:
+    out = [str(c) for c in codes]
+    if len(set(out)) != len(out):
+        raise HotspotError("unit codes must be unique")
+    return out
+
+
+def _link_islands(neighbours: list[set[int]], centres: np.ndarray) -> None:
+    """Give every unit without a neighbour its nearest unit (both ways), so no unit sits outside all sums."""
+    islands = [i for i, nb in enumerate(neighbours) if not nb]
+    if not islands or len(neighbours) < 2:
+        return
+    tree = cKDTree(centres)
+    _, idx = tree.query(centres[islands], k=2)
+    for i, pair in zip(islands, idx, strict=True):
+        j = int(pair[1]) if int(pair[0]) == i else int(pair[0])
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+
+
+def _to_w(codes: list[str], neighbours: list[set[int]]) -> W:
+    mapping = {codes[i]: [codes[j] for j in sorted(nb)] for i, nb in enumerate(neighbours)}
+    return W(mapping, id_order=codes, silence_warnings=True)
+
+
+def weights_for_grids(geoms: Sequence[shapely.Geometry], codes: Sequence[str]) -> W:
+    """Queen contiguity (any shared point) among grid polygons, islands linked to their nearest grid; cached."""
+    code_list = _check_codes(codes)
+    geom_array = np.asarray(geoms, dtype=object)
+    if len(geom_array) != len(code_list):
+        raise HotspotError(f"{len(geom_array)} geometries for {len(code_list)} codes")
+    # Codes can survive a redraw of the grid version; the bounds tell a redrawn layer apart cheaply.
+    bounds = shapely.bounds(geom_array) if len(geom_array) else np.empty((0, 4))
+    key = ("grid", tuple(code_list), hash(np.round(bounds, 7).tobytes()))
+    hit = _cached(key)
+    if hit is not None:
+        return hit
+    neighbours: list[set[int]] = [set() for _ in code_list]
+    if len(geom_array):
+        # "intersects" rather than libpysal's shared-vertex test: grid edges drawn by different hands meet at
+        # T-junctions, which vertex matching misses.
+        left, right = shapely.STRtree(geom_array).query(geom_array, predicate="intersects")
+        for i, j in zip(left.tolist(), right.tolist(), strict=True):
+            if i != j:
+                neighbours[i].add(j)
+                neighbours[j].add(i)
+        centres = shapely.get_coordinates(shapely.point_on_surface(geom_array))
+        _link_islands(neighbours, centres)
+    return _remember(key, _to_w(code_list, neighbours))
+
+
+def _h3_centres_m(cells: list[str]) -> np.ndarray:
+    """Cell centres on a local equirectangular plane in metres (good enough to rank nearest neighbours)."""
+    latlng = np.array([h3.cell_to_latlng(c) for c in cells], dtype=float).reshape(-1, 2)
+    lat0 = np.radians(latlng[:, 0].mean()) if len(latlng) else 0.0
+    x_m = np.radians(latlng[:, 1]) * np.cos(lat0) * _EARTH_RADIUS_M
+    y_m = np.radians(latlng[:, 0]) * _EARTH_RADIUS_M
+    return np.column_stack([x_m, y_m])
+
+
+def weights_for_h3(cells: Sequence[str]) -> W:
+    """First-ring H3 neighbours among the given cells (one resolution), islands linked to the nearest cell; cached."""
+    cell_list = _check_codes(cells)
+    key = ("h3", tuple(cell_list))
+    hit = _cached(key)
+    if hit is not None:
+        return hit
+    resolutions = set()
+    for cell in cell_list:
+        if not h3.is_valid_cell(cell):
+            raise HotspotError(f"not an H3 cell: {cell!r}")
+        resolutions.add(h3.get_resolution(cell))
+    if len(resolutions) > 1:
+        raise HotspotError(f"H3 cells of mixed resolutions {sorted(resolutions)}")
+    position = {c: i for i, c in enumerate(cell_list)}
+    neighbours: list[set[int]] = []
+    for cell in cell_list:
+        ring = (position.get(c) for c in h3.grid_disk(cell, 1) if c != cell)
+        neighbours.append({j for j in ring if j is not None})
+    if len(cell_list):
+        _link_islands(neighbours, _h3_centres_m(cell_list))
+    return _remember(key, _to_w(cell_list, neighbours))
+
+
+def _prepare(w: W) -> _Prepared:
+    """Self-weighted binary weights and a padded neighbour-weight table, computed once per weights object."""
+    with _cache_lock:
+        hit = _prepared.get(w)
+    if hit is not None:
+        return hit
+    base = W(w.neighbors, w.weights, id_order=w.id_order, silence_warnings=True)  # never mutate the caller's W
+    base.transform = "B"
+    star = fill_diagonal(base, 1.0)
+    star.transform = "B"
+    matrix = sparse.csr_matrix(base.sparse)
+    matrix.setdiag(0)
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    cardinality = np.diff(matrix.indptr)
+    max_card = int(cardinality.max()) if len(cardinality) else 0
+    padded = np.zeros((w.n, max_card))
+    rows = np.repeat(np.arange(w.n), cardinality)
+    cols = np.arange(len(matrix.data)) - np.repeat(matrix.indptr[:-1], cardinality)
+    padded[rows, cols] = matrix.data
+    prepared = _Prepared(
+        star=star, self_weight=np.ones(w.n), neighbour_weights=padded, max_cardinality=max_card, terms=cardinality + 1
+    )
+    with _cache_lock:
+        _prepared[w] = prepared
+    return prepared
+
+
+def _permutation_p(values: np.ndarray, prepared: _Prepared, permutations: int, seed: int) -> np.ndarray:
+    """Folded pseudo p-values of Gi* under conditional randomisation (numpy; the same scheme as esda's crand)."""
+    n, k = len(values), prepared.max_cardinality
+    if k == 0 or n < 2:
+        return np.ones(n)
+    rng = np.random.default_rng(seed)
+    # One draw of k distinct ids from the n-1 others per permutation, shared by every unit (esda does the same):
+    # ids at or above the unit's own index shift up by one, so a unit never draws itself.
+    draws = np.empty((permutations, k), dtype=np.int64)
+    rows_per_block = max(1, _PERMUTATION_KEYS_BUDGET // (n - 1))
+    for start in range(0, permutations, rows_per_block):
+        stop = min(permutations, start + rows_per_block)
+        keys = rng.random((stop - start, n - 1))
+        draws[start:stop] = np.argpartition(keys, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(keys, axis=1)
+    weights = prepared.neighbour_weights
+    star_sum = np.asarray(prepared.star.sparse @ values).ravel()
+    larger = np.empty(n)
+    units_per_block = max(1, _GATHER_BUDGET // max(1, permutations * k))
+    for start in range(0, n, units_per_block):
+        stop = min(n, start + units_per_block)
+        own = np.arange(start, stop)[:, None, None]
+        ids = draws[None, :, :] + (draws[None, :, :] >= own)
+        own_values = (prepared.self_weight[start:stop] * values[start:stop])[:, None]
+        simulated = (values[ids] * weights[start:stop, None, :]).sum(axis=2) + own_values
+        larger[start:stop] = (simulated >= star_sum[start:stop, None]).sum(axis=1)
+    folded = np.minimum(larger, permutations - larger)
+    return np.asarray((folded + 1.0) / (permutations + 1.0))
+
+
+def _exact_p(values: np.ndarray, prepared: _Prepared) -> np.ndarray | None:
+    """Two-sided p of each unit's Gi* sum under total randomisation, from the convolved value distribution.
+
+    The sum over a unit and its c-1 neighbours is compared with the sum of c independent draws from the observed
+    values (the with-replacement version of the permutation null, which is what the Getis-Ord moments describe).
+    Returns None when that distribution cannot be built exactly (non-integer values or weights, huge counts).
+    """
+    if np.any(values != np.round(values)) or np.any(
+        (prepared.neighbour_weights != 0) & (prepared.neighbour_weights != 1)
+    ):
+        return None
+    top = int(values.max())
+    terms = prepared.terms
+    max_terms = int(terms.max())
+    if (top + 1) * max_terms > _EXACT_MAX_SUPPORT:
+        return None
+    pmf_one = np.bincount(values.astype(np.int64), minlength=top + 1) / len(values)
+    star_sum = np.rint(np.asarray(prepared.star.sparse @ values).ravel()).astype(np.int64)
+    p = np.ones(len(values))
+    pmf = np.ones(1)
+    for c in range(1, max_terms + 1):
+        pmf = np.clip(signal.fftconvolve(pmf, pmf_one) if len(pmf) > 64 else np.convolve(pmf, pmf_one), 0.0, None)
+        pmf /= pmf.sum()
+        units = np.flatnonzero(terms == c)
+        if len(units) == 0:
+            continue
+        cdf = np.cumsum(pmf)
+        sf = np.cumsum(pmf[::-1])[::-1]  # P(sum >= s), summed from the top so small tails keep their digits
+        s_obs = star_sum[units]
+        p[units] = np.minimum(1.0, 2.0 * np.minimum(cdf[s_obs], sf[s_obs]))
+    return p
+
+
+def fdr_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q): a unit is significant at FDR level a when q <= a."""
+    p = np.asarray(p, dtype=float)
+    n = len(p)
+    if n == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * n / np.arange(1, n + 1)
+    q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
+    q = np.empty(n)
+    q[order] = np.minimum(q_sorted, 1.0)
+    return q
+
+
+def classify(z: np.ndarray, q: np.ndarray, alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS) -> np.ndarray:
+    """Hot/cold tier per unit: the strictest of the three FDR levels its q meets, on the side of its z."""
+    levels = _check_levels(alpha_levels)
+    z = np.asarray(z, dtype=float)
+    q = np.asarray(q, dtype=float)
+    out = np.full(len(z), NOT_SIGNIFICANT, dtype=object)
+    # Loosest level first so stricter tiers overwrite it.
+    for level, hot, cold in zip(levels[::-1], HOT_CLASSES[::-1], COLD_CLASSES[::-1], strict=True):
+        passed = q <= level
+        out[passed & (z > 0)] = hot
+        out[passed & (z < 0)] = cold
+    return out
+
+
+def _check_levels(alpha_levels: Sequence[float]) -> tuple[float, float, float]:
+    levels = tuple(float(a) for a in alpha_levels)
+    if len(levels) != 3 or not all(0 < a < 1 for a in levels) or not levels[0] < levels[1] < levels[2]:
+        raise HotspotError(f"alpha_levels must be three increasing levels in (0, 1), got {alpha_levels!r}")
+    return levels[0], levels[1], levels[2]
+
+
+def _check_values(values: np.ndarray, n: int, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or len(arr) != n:
+        raise HotspotError(f"{what} must be a 1-D array of {n} values (one per unit of the weights), got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise HotspotError(f"{what} must be finite and non-negative")
+    return arr
+
+
+def gi_star(
+    counts: np.ndarray,
+    w: W,
+    *,
+    permutations: int = 999,
+    seed: int = 0,
+    alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
+    inference: Inference = "exact",
+) -> GiStar:
+    """Getis-Ord Gi* of non-negative values on w's units, classed into hot/cold tiers by BH-adjusted p-values.
+
+    inference="analytic" (default) classes on the two-sided normal p of esda's Gi* z-score, as ESRI's Hot Spot
+    Analysis does: 999 permutations cannot give a p below 0.001, and Benjamini–Hochberg over ~2,900 units then
+    needs 29 (90 %) to 290 (99 %) units tied at that floor before anything passes, so permutation p-values under
+    FDR hide real but compact clusters. The permutations still run (conditional randomisation, seeded) and are
+    returned as p_sim; inference="permutation" classes on 2 × p_sim instead.
+    """
+    n = int(w.n)
+    values = _check_values(counts, n, "counts")
+    if permutations < 0:
+        raise HotspotError("permutations must be >= 0")
+    if inference not in ("exact", "analytic", "permutation"):
+        raise HotspotError(f"unknown inference {inference!r}")
+    if inference == "permutation" and permutations == 0:
+        raise HotspotError("permutation inference needs permutations > 0")
+    levels = _check_levels(alpha_levels)
+    codes = tuple(str(c) for c in w.id_order)
+    p_sim = np.full(n, np.nan)
+    # Constant values (all zero included) carry no spatial pattern; Gi*'s variance is zero and its z undefined.
+    if n < 2 or np.ptp(values) == 0:
+        ones = np.ones(n)
+        return GiStar(
+            codes=codes,
+            values=values,
+            z=np.zeros(n),
+            p=ones,
+            p_sim=ones.copy() if permutations else p_sim,
+            q=ones.copy(),
+            classes=np.full(n, NOT_SIGNIFICANT, dtype=object),
+            inference=inference,
+            permutations=permutations,
+        )
+    prepared = _prepare(w)
+    stat = G_Local(values, prepared.star, transform="B", star=True, permutations=0)
+    z = np.nan_to_num(np.asarray(stat.Zs, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
+    if permutations:
+        p_sim = _permutation_p(values, prepared, permutations, seed)
+    used: Inference = inference
+    exact = _exact_p(values, prepared) if inference == "exact" else None
+    if exact is not None:
+        p = exact
+        # Report the z that matches the exact tail, so classes stay monotone in z; it tends to Getis-Ord's z.
+        z = np.sign(z) * stats.norm.isf(np.clip(p / 2.0, 1e-300, 0.5))
+    elif inference == "permutation":
+        p = np.minimum(2.0 * p_sim, 1.0)
+    else:
+        used = "analytic"
+        p = 2.0 * stats.norm.sf(np.abs(z))
+    q = fdr_adjust(p)
+    return GiStar(
+        codes=codes,
+        values=values,
+        z=z,
+        p=p,
+        p_sim=p_sim,
+        q=q,
+        classes=classify(z, q, levels),
+        inference=used,
+        permutations=permutations,
+    )
+
+
+def eb_rates(events: np.ndarray, population: np.ndarray) -> np.ndarray:
+    """Global empirical-Bayes rates (Marshall 1991): each raw rate shrunk to the overall rate by its population.
+
+    A unit's weight on its own rate is A / (A + m / n_i), with m the overall rate and A = max(0, s² - m / mean n)
+    the between-unit variance; a unit with no population has no rate of its own and takes m.
+    """
+    e = np.asarray(events, dtype=float)
+    n = np.asarray(population, dtype=float)
+    if e.shape != n.shape or e.ndim != 1:
+        raise HotspotError(f"events and population must be 1-D arrays of one length, got {e.shape} and {n.shape}")
+    for arr, what in ((e, "events"), (n, "population")):
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise HotspotError(f"{what} must be finite and non-negative")
+    total_n = float(n.sum())
+    if total_n == 0:
+        raise HotspotError("rates need a population: every unit has zero")
+    overall = float(e.sum()) / total_n
+    has_n = n > 0
+    raw = np.divide(e, n, out=np.full(len(e), overall), where=has_n)
+    between = float((n[has_n] * (raw[has_n] - overall) ** 2).sum()) / total_n - overall / float(n.mean())
+    between = max(between, 0.0)
+    if between == 0.0:
+        return np.full(len(e), overall)
+    weight = np.zeros(len(e))
+    weight[has_n] = between / (between + overall / n[has_n])
+    return np.asarray(weight * raw + (1.0 - weight) * overall)
+
+
+def find_hotspots(
+    counts: np.ndarray,
+    w: W,
+    *,
+    method: Method = "gi_star",
+    population: np.ndarray | None = None,
+    permutations: int = 999,
+    seed: int = 0,
+    alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
+    inference: Inference = "exact",
+) -> GiStar:
+    """Gi* on counts (method="gi_star") or on EB-smoothed rates per population unit (method="rate")."""
+    if method == "gi_star":
+        values = np.asarray(counts, dtype=float)
+    elif method == "rate":
+        if population is None:
+            raise HotspotError('method="rate" needs a population (registered entities or residents) per unit')
+        values = eb_rates(np.asarray(counts, dtype=float), np.asarray(population, dtype=float))
+    else:
+        raise HotspotError(f"unknown method {method!r}")
+    return gi_star(values, w, permutations=permutations, seed=seed, alpha_levels=alpha_levels, inference=inference)
+
+
+def _trend(z_series: np.ndarray, trend_alpha: float) -> int:
+    """Mann-Kendall sign of the z-score series: +1 rising, -1 falling, 0 no significant trend."""
+    if len(z_series) < 3 or np.ptp(z_series) == 0:
+        return 0
+    tau, p_value = stats.kendalltau(np.arange(len(z_series)), z_series)
+    if not np.isfinite(p_value) or p_value > trend_alpha:
+        return 0
+    return 1 if tau > 0 else -1
+
+
+def classify_emerging(hot: np.ndarray, cold: np.ndarray, trend: int, *, hot_share: float = HOT_SHARE) -> str | None:
+    """Emerging-hotspot category of one unit from its per-slice hot/cold flags and z-score trend (see emerging)."""
+    n_slices = len(hot)
+    if n_slices == 0:
+        return None
+    n_hot = int(hot.sum())
+    mostly_hot = n_hot >= hot_share * n_slices
+    if not hot[-1]:
+        return "historical" if mostly_hot else None
+    if mostly_hot:
+        return {1: "intensifying", -1: "diminishing"}.get(trend, "persistent")
+    if n_hot == 1:
+        return "new"
+    run = n_slices - int(np.flatnonzero(~hot)[-1]) - 1  # the final uninterrupted hot run (final slice is hot)
+    if run == n_hot:  # run >= 2 here: never hot before the run
+        return "consecutive"
+    return "oscillating" if bool(cold[:-1].any()) else "sporadic"
+
+
+def emerging(
+    counts_by_slice: np.ndarray,
+    w: W,
+    *,
+    alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
+    trend_alpha: float = TREND_ALPHA,
+    hot_share: float = HOT_SHARE,
+) -> list[str | None]:
+    """Emerging-hotspot category per unit over time slices (rows oldest first), after ESRI's Emerging Hot Spot Analysis.
+
+    Each slice gets its own Gi* (analytic, FDR as gi_star); a unit is hot (cold) in a slice when its class is any
+    hot (cold) tier. The trend is a Mann-Kendall test (Kendall's tau against time, scipy) on the unit's Gi* z-scores,
+    significant at trend_alpha. With "mostly hot" = hot in at least hot_share (90 %) of the slices:
+
+    - new: hot in the final slice and in no earlier slice;
+    - consecutive: a single uninterrupted run of >= 2 hot slices ending at the final slice, never hot before it,
+      not mostly hot;
+    - intensifying: mostly hot, hot in the final slice, significant rising trend;
+    - persistent: mostly hot, hot in the final slice, no significant trend;
+    - diminishing: mostly hot, hot in the final slice, significant falling trend;
+    - sporadic: hot in the final slice, on and off before, never cold, not mostly hot (and not new/consecutive);
+    - oscillating: hot in the final slice, cold in some earlier slice, not mostly hot (and not new/consecutive);
+    - historical: not hot in the final slice but mostly hot;
+    - None: anything else (ESRI's "no pattern detected"; its cold-spot categories are not reported).
+    """
+    series = np.asarray(counts_by_slice, dtype=float)
+    if series.ndim != 2 or series.shape[1] != w.n:
+        raise HotspotError(f"counts_by_slice must be (n_slices, {w.n}), got {series.shape}")
+    if not 0 < hot_share <= 1 or not 0 < trend_alpha < 1:
+        raise HotspotError("hot_share must be in (0, 1] and trend_alpha in (0, 1)")
+    n_slices, n_units = series.shape
+    if n_slices == 0:
+        return [None] * n_units
+    z = np.empty((n_slices, n_units))
+    hot = np.empty((n_slices, n_units), dtype=bool)
+    cold = np.empty((n_slices, n_units), dtype=bool)
+    for t in range(n_slices):
+        result = gi_star(series[t], w, permutations=0, alpha_levels=alpha_levels)
+        z[t], hot[t] = result.z, result.hot()
+        cold[t] = np.isin(result.classes, COLD_CLASSES)
+    out: list[str | None] = []
+    for i in range(n_units):
+        trend = _trend(z[:, i], trend_alpha) if hot[-1, i] or hot[:, i].any() else 0
+        out.append(classify_emerging(hot[:, i], cold[:, i], trend, hot_share=hot_share))
+    return out

@@ -1,0 +1,145 @@
+"""A town leader sees heat, hexagons and hotspots of their own town, and nothing of any other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.auth import service as auth_service
+from api.main import create_app
+from gis.database import make_engine
+from gis.settings import DatabaseSettings, ServerSettings
+
+pytestmark = pytest.mark.db
+
+SECRET_KEY = "h" * 40
+PASSWORD = "heatmap password 12345"
+CLASSES = {"hot_99", "hot_95", "hot_90", "not_significant", "cold_90", "cold_95", "cold_99"}
+
+
+@pytest.fixture(scope="module")
+def towns(db: DatabaseSettings) -> dict[str, Any]:
+    """The town with the most synthetic clues, another town, and the window the clues cover."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        busy, other = (
+            conn.execute(
+                text("SELECT town_code FROM clue GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 2")
+            )
+            .scalars()
+            .all()
+        )
+        last = conn.execute(text("SELECT max(reported_at AT TIME ZONE 'Asia/Shanghai')::date FROM clue")).scalar_one()
+        auth_service.create_user(conn, username="leader", role="town_leader", scope=busy, password=PASSWORD)
+        auth_service.create_user(conn, username="centre", role="command_centre", scope=None, password=PASSWORD)
+    engine.dispose()
+    return {"busy": busy, "other": other, "to": last.isoformat(), "from": last.replace(day=1).isoformat()}
+
+
+@pytest.fixture(scope="module")
+def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings_ = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
+    with TestClient(create_app(db_settings=db, server_settings=settings_)) as test_client:
+        yield test_client
+
+
+def login(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_hotspots_of_the_own_town_as_geojson(client: TestClient, towns: dict[str, Any]) -> None:
+    leader = login(client, "leader")
+    params = {"town": towns["busy"], "from": towns["from"], "to": towns["to"], "unit": "grid"}
+    response = client.get("/v1/hotspots", params=params, headers=leader)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["type"] == "FeatureCollection" and body["features"]
+    for feature in body["features"]:
+        props = feature["properties"]
+        assert set(props) >= {"code", "count", "rate", "z", "p", "class", "emerging"}
+        assert props["class"] in CLASSES and props["code"].startswith(towns["busy"][:9])
+    assert sum(f["properties"]["count"] for f in body["features"]) > 0
+    rate = client.get("/v1/hotspots", params={**params, "method": "rate"}, headers=leader)
+    assert rate.status_code == 200
+    hexes = client.get("/v1/hotspots", params={**params, "unit": "h3:9"}, headers=leader)
+    assert hexes.status_code == 200 and hexes.json()["features"][0]["properties"]["code"].startswith("89")
+
+
+def test_the_leader_is_refused_any_other_town(client: TestClient, towns: dict[str, Any]) -> None:
+    leader = login(client, "leader")
+    assert client.get("/v1/hotspots", params={"town": towns["other"]}, headers=leader).status_code == 403
+    assert client.get("/v1/heatmap", params={"town": towns["other"]}, headers=leader).status_code == 403
+    assert client.get(f"/towns/{towns['other']}/heatmap", headers=leader).status_code == 403
+    assert client.get("/towns/city/heatmap", headers=leader).status_code == 200  # city → their own town
+    assert client.get(f"/towns/{towns['busy']}/heatmap", headers=leader).status_code == 200
+    centre = login(client, "centre")
+    assert client.get(f"/towns/{towns['other']}/heatmap", headers=centre).status_code == 200
+    assert client.get("/towns/city/heatmap", headers=centre).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2026-03-01", "to": "2026-02-01"},
+        {"town": "441900999000"},
+        {"industry": "卖火箭"},
+        {"unit": "h3:12"},
+        {"method": "kde"},
+    ],
+)
+def test_bad_requests_get_a_reason(client: TestClient, params: dict[str, str]) -> None:
+    response = client.get("/v1/hotspots", params=params, headers=login(client, "centre"))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_request" and response.json()["detail"]
+
+
+def test_a_window_without_data_is_an_empty_answer(client: TestClient, towns: dict[str, Any]) -> None:
+    centre = login(client, "centre")
+    params = {"town": towns["busy"], "from": "2001-01-01", "to": "2001-01-31"}
+    spots = client.get("/v1/hotspots", params=params, headers=centre)
+    layers = client.get("/v1/heatmap", params=params, headers=centre)
+    assert spots.status_code == 200 and spots.json()["empty"] is True
+    assert layers.status_code == 200 and layers.json()["empty"] is True and layers.json()["message"]
+    assert client.get("/v1/heatmap", params={"res": 11}, headers=centre).status_code == 422
+
+
+def test_heat_layers_with_a_legend_that_matches_the_hexagons(client: TestClient, towns: dict[str, Any]) -> None:
+    leader = login(client, "leader")
+    body = client.get("/v1/heatmap", params={"from": towns["from"], "to": towns["to"]}, headers=leader).json()
+    assert body["town"] == towns["busy"] and body["total"] > 0
+    assert len(body["heat"]["points"]) <= 50_000
+    hexagons = body["hexagons"]["features"]
+    assert sum(row["count"] for row in body["legend"]) == len(hexagons)
+    assert sum(f["properties"]["count"] for f in hexagons) == body["total"]
+    assert {"current", "previous", "change"} <= set(body["comparison"])
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.remote: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.remote += [v for k, v in attrs if k in ("src", "href") and v and ("http://" in v or "https://" in v)]
+
+
+def test_exports_open_offline(client: TestClient, towns: dict[str, Any]) -> None:
+    leader = login(client, "leader")
+    params = {"from": towns["from"], "to": towns["to"]}
+    html = client.get(f"/towns/{towns['busy']}/heatmap/export.html", params=params, headers=leader)
+    assert html.status_code == 200 and "attachment" in html.headers["content-disposition"]
+    links = Links()
+    links.feed(html.text)
+    assert links.remote == []
+    csv_body = client.get(f"/towns/{towns['busy']}/heatmap/export.csv", params=params, headers=leader)
+    assert csv_body.text.lstrip("\ufeff").startswith("code,count,rate,z,p,class,emerging")
+    geojson = client.get(f"/towns/{towns['busy']}/heatmap/export.geojson", params=params, headers=leader)
+    assert geojson.json()["type"] == "FeatureCollection"
+    assert client.get(f"/towns/{towns['other']}/heatmap/export.csv", headers=leader).status_code == 403

@@ -1,0 +1,114 @@
+"""A town leader opens the heatmap page in headless Chromium: heat, hexagons and hotspots with a true legend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from api.auth import service as auth_service
+from api.main import create_app
+from gis.cluster import free_port
+from gis.database import make_engine
+from gis.settings import DatabaseSettings, ServerSettings
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]  # fmt: skip
+PASSWORD = "e2e-heat-password-1234"
+
+
+@pytest.fixture(scope="module")
+def town(db: DatabaseSettings) -> str:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        busy = conn.execute(
+            text("SELECT town_code FROM clue GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 1")
+        ).scalar_one()
+        auth_service.create_user(conn, username="leader", role="town_leader", scope=busy, password=PASSWORD)
+    engine.dispose()
+    return str(busy)
+
+
+@pytest.fixture(scope="module")
+def base_url(db: DatabaseSettings, town: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = ServerSettings(secret_key="q" * 40, state_dir=tmp_path_factory.mktemp("state"))
+    app = create_app(db_settings=db, server_settings=settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-heat", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
+    base_url: str, town: str, browser: Any, artifacts_dir: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    requested: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base_url}/towns/{town}/heatmap")
+    assert urlsplit(page.url).path == "/login"
+    page.fill("#username", "leader")
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert urlsplit(page.url).path == f"/towns/{town}/heatmap"
+    page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
+
+    # The heat layer draws on its own canvas; the hexagons and hotspots are vector layers.
+    assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
+    points = page.evaluate("window.gridgovHeatmap.layers.heat._latlngs.length")
+    hexagons = page.evaluate("window.gridgovHeatmap.layers.hexagons.getLayers().length")
+    hotspots = page.evaluate("window.gridgovHeatmap.layers.hotspots.getLayers().length")
+    assert points > 0 and hexagons > 0 and hotspots > 0
+
+    # The legend says how many hexagons each class holds: it must add up to the hexagons drawn, and its bounds
+    # must contain every hexagon's count.
+    legend = page.evaluate(
+        "Array.from(document.querySelectorAll('#legend .legend-row')).map(r => "
+        "[Number(r.dataset.lower), Number(r.dataset.upper), Number(r.dataset.count)])"
+    )
+    assert legend and sum(row[2] for row in legend) == hexagons
+    counts = page.evaluate("window.gridgovHeatmap.layers.hexagons.getLayers().map(l => l.feature.properties.count)")
+    assert min(counts) >= legend[0][0] and max(counts) <= legend[-1][1]
+
+    # The industry filter and the time slider reload the layers.
+    with page.expect_response(lambda r: "/v1/heatmap" in r.url and "industry=" in r.url, timeout=15_000):
+        page.select_option("#industry", "餐饮服务")
+    page.wait_for_function("document.querySelector('#comparison-text').textContent.includes('本期')")
+    assert page.locator("#top10 li").count() >= 1
+    page.screenshot(path=str(artifacts_dir / "heatmap_page_town.png"), animations="disabled")
+
+    assert errors == []
+    outside = [u for u in requested if urlsplit(u).hostname not in ("127.0.0.1", "localhost")]
+    assert outside == [], "the page must not leave the intranet"
