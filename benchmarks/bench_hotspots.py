@@ -50,7 +50,7 @@ def _load(engine: Engine) -> tuple[date, pd.DataFrame, pd.DataFrame, pd.DataFram
         hotspots = pd.DataFrame(
             conn.execute(
                 text(
-                    "SELECT id, kind, radius_m, start_date, ST_X(geom) lon, ST_Y(geom) lat "
+                    "SELECT id, kind, industry, radius_m, start_date, ST_X(geom) lon, ST_Y(geom) lat "
                     "FROM synthetic.hotspot ORDER BY id"
                 )
             )
@@ -60,7 +60,7 @@ def _load(engine: Engine) -> tuple[date, pd.DataFrame, pd.DataFrame, pd.DataFram
         clues = pd.DataFrame(
             conn.execute(
                 text(
-                    "SELECT ST_X(geom) lon, ST_Y(geom) lat, extract(epoch FROM reported_at)::float8 t, grid_code "
+                    "SELECT ST_X(geom) lon, ST_Y(geom) lat, extract(epoch FROM reported_at)::float8 t, grid_code, industry "
                     "FROM clue"
                 )
             )
@@ -158,13 +158,18 @@ def _evaluate(
     detected_total = tp_total = found_total = 0
     null_shares: list[float] = []
     n = len(units.codes)
-    for key, group in truth.groupby(["start_date", "end_date"]):
-        start, end = cast(tuple[date, date], key)
-        in_window = (clue_day >= _day(start)) & (clue_day <= _day(end)) & (units.clue_unit >= 0)
+    clue_industry = clues.industry.to_numpy()
+    # Hotspots are planted per industry, as town leaders look at them (the page's industry filter): each
+    # industry and window is one analysis.
+    for key, group in truth.groupby(["industry", "start_date", "end_date"]):
+        industry, start, end = cast(tuple[str, date, date], key)
+        in_window = (
+            (clue_day >= _day(start)) & (clue_day <= _day(end)) & (units.clue_unit >= 0) & (clue_industry == industry)
+        )
         counts = np.bincount(units.clue_unit[in_window], minlength=n).astype(float)
         result = find_hotspots(counts, units.w, method=method, population=units.addresses, permutations=0)
         hot = np.flatnonzero(result.hot())
-        active = ((truth.start_date <= end) & (truth.end_date >= start)).to_numpy()
+        active = ((truth.industry == industry) & (truth.start_date <= end) & (truth.end_date >= start)).to_numpy()
         # distance (unit centre → disc centre) minus (disc radius + unit reach): <= 0 means the unit touches the disc
         gap = (
             np.hypot(units.x_m[hot, None] - hx[None, :], units.y_m[hot, None] - hy[None, :])
@@ -184,7 +189,7 @@ def _evaluate(
             null_shares.append(float(null.significant().mean()))
         kinds = ", ".join(sorted(set(group.kind)))
         rows.append(
-            f"| {units.name} | {method} | {start} – {end} ({kinds}) | {int(in_window.sum()):,} | {len(hot)} | "
+            f"| {units.name} | {method} | {industry}, {start} – {end} ({kinds}) | {int(in_window.sum()):,} | {len(hot)} | "
             f"{int(true_positive.sum())} | {int(found.sum())}/{len(group)} |"
         )
     figures = {
@@ -227,7 +232,7 @@ def detection(engine: Engine) -> str:
                 verdicts.append(f"{units.name}: {'met' if met else 'MISSED'}")
     return (
         f"Getis-Ord Gi* (queen grids / first-ring H3 cells, FDR-adjusted by Benjamini–Hochberg, hot = any of the "
-        f"90/95/99 % tiers) on every clue row (both kinds) of the demo database, load date {load_date}, "
+        f"90/95/99 % tiers) on the clue rows of each planted hotspot's industry (both kinds) of the demo database, load date {load_date}, "
         f"{len(truth)} planted hotspots. Each hotspot is scored in its own active window (one Gi* run per window). "
         "H3 study area: cells holding an address or a clue. A hot unit is a true positive when it touches a disc "
         "active in that window: its centre lies within the disc radius plus the unit's reach (H3: the average "
