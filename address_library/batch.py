@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from address_library.errors import AddressInputError, AddressLibraryError
-from address_library.match import NOT_FOUND, MatchResult
+from address_library.errors import AddressLibraryError
 from address_library.service import ANSWER_FIELDS, Geocoder
 
 CHUNK_ROWS = 5_000
-INVALID = "invalid"
 
 _WORKER_GEOCODER: Geocoder | None = None
 
@@ -47,16 +45,7 @@ def _match_chunk(texts: list[str]) -> list[tuple[object, ...]]:
 
 def match_texts(geocoder: Geocoder, texts: list[str]) -> list[tuple[object, ...]]:
     """Answers for a list of texts as output tuples (ANSWER_FIELDS order); bad input gives status 'invalid'."""
-    results: list[MatchResult] = []
-    for text in texts:
-        try:
-            results.append(geocoder.matcher.match(text))
-        except AddressInputError as exc:
-            results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
-        except AddressLibraryError as exc:
-            results.append(MatchResult(NOT_FOUND, reason=str(exc)))
-    answers = geocoder.answers(results)
-    return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in answers]
+    return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in geocoder.geocode_many(texts)]
 
 
 def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[list[str]], list[str]]]:

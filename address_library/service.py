@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,8 +14,9 @@ import shapely
 from scipy.spatial import cKDTree
 from sqlalchemy import Connection, text
 
+from address_library.errors import AddressInputError, AddressLibraryError
 from address_library.index import AddressIndex
-from address_library.match import MATCHED, Matcher, MatchResult, Place, Territory
+from address_library.match import MATCHED, NOT_FOUND, Matcher, MatchResult, Place, Territory
 from address_library.normalize import normalize
 from address_library.repository import alias_rows, alias_version, index_rows, library_version
 from gis.coords import CoordSystem, convert
@@ -37,6 +39,8 @@ ANSWER_FIELDS = (
     "reason",
 )
 AUTOCOMPLETE_LIMIT = 10
+# The status of an answer to input that cannot be an address at all (empty, binary, over-long).
+INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,18 @@ class Geocoder:
     def geocode(self, query: str, *, near_boundary_m: float | None = None) -> GeocodeAnswer:
         """One typed address → answer (AddressInputError for unusable input)."""
         return self.answers([self.matcher.match(query)], near_boundary_m=near_boundary_m)[0]
+
+    def geocode_many(self, queries: Sequence[str]) -> list[GeocodeAnswer]:
+        """Many typed addresses → answers in order; unusable input answers status 'invalid' with its reason."""
+        results: list[MatchResult] = []
+        for query in queries:
+            try:
+                results.append(self.matcher.match(query))
+            except AddressInputError as exc:
+                results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
+            except AddressLibraryError as exc:
+                results.append(MatchResult(NOT_FOUND, reason=str(exc)))
+        return self.answers(results)
 
     def answers(self, results: list[MatchResult], *, near_boundary_m: float | None = None) -> list[GeocodeAnswer]:
         """Place match results in grids (vectorized) and shape them as answers."""

@@ -49,6 +49,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class InvalidRequest(ValueError):
+    """A request parameter the API refuses (a reversed date window, say), naming the parameter."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class ErrorRule:
     """How one exception class answers: HTTP status, machine-readable code, whether its message is shown."""
@@ -83,6 +91,7 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     LayerTooLarge: ErrorRule(413, "layer_too_large"),
     UnknownLayer: ErrorRule(404, "not_found"),
     UnknownGrid: ErrorRule(404, "not_found"),
+    InvalidRequest: ErrorRule(422, "invalid_request"),
     AggregateError: ErrorRule(422, "invalid_request"),
     HotspotError: ErrorRule(422, "invalid_request"),
     ExportError: ErrorRule(503, "export_unavailable"),

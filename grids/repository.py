@@ -57,6 +57,18 @@ def active_version_id(conn: Connection) -> int | None:
     return conn.execute(select(grid_version.c.id).where(grid_version.c.status == "active")).scalar_one_or_none()
 
 
+def active_grid_at(conn: Connection, lon: float, lat: float) -> tuple[str, str] | None:
+    """(grid code, town code) of the active grid covering a WGS84 point; on a shared edge the lowest code wins."""
+    row = conn.execute(
+        text(
+            "SELECT g.code, g.town_code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+            "WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY g.code LIMIT 1"
+        ),
+        {"lon": lon, "lat": lat},
+    ).first()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
 def insert_grids(conn: Connection, version_id: int, grids: gpd.GeoDataFrame) -> None:
     """COPY the grids of one version (WGS84 frame)."""
     frame = _with_geom(

@@ -168,3 +168,21 @@ def grid_details(conn: Connection, code: str) -> dict[str, Any] | None:
     details = dict(row)
     details["area_km2"] = float(details["area_km2"])
     return details
+
+
+def town_extent(conn: Connection, town: str | None) -> tuple[str, tuple[float, float, float, float]] | None:
+    """(name, (west, south, east, north)) of a town, or of the whole city when `town` is None; None if unknown."""
+    if town is None:
+        row = conn.execute(
+            text(
+                "SELECT '东莞市', ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM town) s"
+            )
+        ).first()
+    else:
+        row = conn.execute(
+            text("SELECT name, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM town WHERE code = :c"),
+            {"c": town},
+        ).first()
+    if row is None:
+        return None
+    return str(row[0]), (float(row[1]), float(row[2]), float(row[3]), float(row[4]))

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Connection, text
@@ -24,8 +24,9 @@ from sqlalchemy import Connection, text
 from address_library.errors import AddressInputError
 from address_library.match import MATCHED
 from address_library.service import Geocoder
+from grids.repository import active_grid_at
 from supervision.errors import InvalidInput, NotFound, OutOfScope
-from supervision.routing import RoutingError, default_router
+from supervision.routing import default_router
 from supervision.tasks import Actor, NewTask, Page, TaskScope, create_tasks, decode_cursor, encode_cursor
 from supervision.workflow import Duty
 
@@ -41,7 +42,6 @@ PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 PHOTO_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
-Severity = Literal["normal", "severe"]
 
 
 @dataclass(frozen=True)
@@ -78,26 +78,13 @@ def report_clue(
     if reported_at > now + FUTURE_TOLERANCE:
         raise InvalidInput("reported_at is in the future", field="reported_at")
     lon, lat, address = _position(report, geocoder)
-    grid = conn.execute(
-        text(
-            "SELECT g.code, g.town_code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
-            "WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) ORDER BY g.code LIMIT 1"
-        ),
-        {"lon": lon, "lat": lat},
-    ).first()
-    if grid is None:
+    found = active_grid_at(conn, lon, lat)
+    if found is None:
         raise InvalidInput(f"({lon:.6f}, {lat:.6f}) lies in no grid of the city", field="lon")
-    if actor.scope.kind not in ("city", "department"):
-        where, params = actor.scope.sql("t")
-        allowed = conn.execute(
-            text(
-                f"SELECT 1 FROM (SELECT CAST(:grid AS text) AS grid_code, CAST(:community AS text) AS community_code, "  # noqa: S608 - fixed SQL fragments; values are bound
-                f"CAST(:town AS text) AS town_code, NULL::text AS department_codes) t WHERE {where}"
-            ),
-            {"grid": grid.code, "community": grid.code[:12], "town": grid.town_code, **params},
-        ).first()
-        if allowed is None:
-            raise OutOfScope(f"grid {grid.code} is outside your area")
+    grid_code, town_code = found
+    # A department files clues anywhere; everyone else only within their own area.
+    if actor.scope.kind != "department" and not actor.scope.covers(conn, "grid", grid_code):
+        raise OutOfScope(f"grid {grid_code} is outside your area")
     department = (
         router.command_centre() if report.severity == "severe" else router.department_for_industry(report.industry)
     )
@@ -119,8 +106,8 @@ def report_clue(
             "severity": report.severity,
             "reported_at": reported_at,
             "address": address,
-            "town": grid.town_code,
-            "grid": grid.code,
+            "town": town_code,
+            "grid": grid_code,
             "lon": lon,
             "lat": lat,
             "by": actor.name,
@@ -133,7 +120,7 @@ def report_clue(
         [
             NewTask(
                 Duty.UNLICENSED_PATROL,
-                grid.code,
+                grid_code,
                 reported_at,
                 clue_id=int(clue_id),
                 department_codes=[department],
@@ -413,14 +400,6 @@ def photo_file(conn: Connection, photo_id: int, scope: TaskScope, photo_dir: Pat
     if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != row.sha256:
         raise NotFound(f"the file of photo {photo_id} is missing or damaged")
     return path, row.content_type
-
-
-def department_of(industry: str) -> str:
-    """The department an ordinary clue of this industry goes to (RoutingError for an unknown industry)."""
-    try:
-        return default_router().department_for_industry(industry)
-    except RoutingError as exc:
-        raise InvalidInput(str(exc), field="industry") from None
 
 
 def _json(value: object) -> str:

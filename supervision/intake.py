@@ -13,7 +13,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
-from address_library.errors import AddressInputError
 from address_library.match import MATCHED
 from address_library.normalize import normalize_with_flags
 from address_library.repository import upsert_alias
-from address_library.service import GeocodeAnswer, Geocoder
-from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, NotFound
+from address_library.service import INVALID, GeocodeAnswer, Geocoder
+from grids.repository import active_grid_at
+from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, NotFound, OutOfScope
 from supervision.routing import default_router
 from supervision.tasks import SYSTEM, Actor, NewTask, cancel_entity_tasks, create_tasks, move_entity_tasks
 from supervision.uscc import InvalidCreditCode, validate_uscc
@@ -293,7 +293,7 @@ def process_events(
     set-based statements; every other event (changes, an entity with several events) one by one, in order.
     """
     needs_place = [e for e in events if e.kind in ("new", "address_change")]
-    answers = _geocode(geocoder, [e.address for e in needs_place])
+    answers = geocoder.geocode_many([e.address for e in needs_place])
     placements = {e.event_id: a for e, a in zip(needs_place, answers, strict=True)}
     per_entity: dict[str, int] = {}
     for event in events:
@@ -346,35 +346,13 @@ def _apply_new_batch(
         {"e": [e.event_id for e, _ in items]},
     ):
         ids.setdefault(event_id, []).append(int(task_id))
-    conn.execute(
-        text(
-            "UPDATE registration_event r SET outcome = 'placed', reason = NULL, town_code = m.town_code, "
-            "processed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()), "
-            "pushed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()) "
-            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS m(event_id text, town_code text) "
-            "WHERE r.event_id = m.event_id"
-        ),
-        {"at": at, "rows": json.dumps([{"event_id": e.event_id, "town_code": p.town_code} for e, p in items])},
-    )
+    conn.execute(_MARK, [_mark_params(e.event_id, "placed", None, p.town_code, pushed=True, at=at) for e, p in items])
     return {e.event_id: ProcessResult(e.event_id, "placed", ids.get(e.event_id, [])) for e, _ in items}
 
 
-def _geocode(geocoder: Geocoder, addresses: Sequence[str]) -> list[GeocodeAnswer | str]:
-    """Answers for the addresses; the error text where the input cannot be geocoded at all."""
-    results: list[Any] = []
-    for address in addresses:
-        try:
-            results.append(geocoder.matcher.match(address))
-        except AddressInputError as exc:
-            results.append(str(exc))
-    matched = [r for r in results if not isinstance(r, str)]
-    answers = iter(geocoder.answers(matched)) if matched else iter(())
-    return [r if isinstance(r, str) else next(answers) for r in results]
-
-
-def _placement(answer: GeocodeAnswer | str) -> tuple[Placement | None, str | None, list[dict[str, Any]]]:
-    if isinstance(answer, str):
-        return None, f"address unusable: {answer}", []
+def _placement(answer: GeocodeAnswer) -> tuple[Placement | None, str | None, list[dict[str, Any]]]:
+    if answer.status == INVALID:
+        return None, f"address unusable: {answer.reason}", []
     candidates = list(answer.candidates)
     if answer.status != MATCHED:
         reason = "ambiguous: several standard addresses fit" if candidates else "no standard address found"
@@ -404,12 +382,11 @@ def _to_review(
     event: RegistrationEvent,
     reason: str,
     candidates: list[dict[str, Any]],
-    answer: GeocodeAnswer | str,
+    answer: GeocodeAnswer,
     *,
     at: datetime | None = None,
 ) -> ProcessResult:
-    town = None if isinstance(answer, str) else answer.town_code
-    community = None if isinstance(answer, str) else answer.community_code
+    town, community = answer.town_code, answer.community_code
     payload = {
         "event_id": event.event_id,
         "kind": event.kind,
@@ -490,7 +467,7 @@ def apply_event(
         return ProcessResult(event.event_id, "placed", ids)
 
     assert placement is not None
-    _upsert_entity(conn, event, placement, needs_licence=router.needs_licence(event.business_scope), kind=kind)
+    _upsert_entities(conn, [(event, placement, router.needs_licence(event.business_scope), kind)])
     if kind == "address_change" and existing is not None:
         moved = move_entity_tasks(
             conn,
@@ -558,12 +535,6 @@ def industry_of(business_scope: str) -> str:
     return first[:24] or "未分类"
 
 
-def _upsert_entity(
-    conn: Connection, event: RegistrationEvent, placement: Placement, *, needs_licence: bool, kind: str
-) -> None:
-    _upsert_entities(conn, [(event, placement, needs_licence, kind)])
-
-
 def _upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, Placement, bool, str]]) -> None:
     """Insert or update entities from events; a change event keeps the scope it does not change."""
     rows = [
@@ -609,6 +580,20 @@ def _upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, 
     )
 
 
+_MARK = text(
+    "UPDATE registration_event SET outcome = :o, reason = :r, town_code = COALESCE(:t, town_code), "
+    "processed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()), "
+    "pushed_at = CASE WHEN :p THEN COALESCE(CAST(:at AS timestamptz), clock_timestamp()) ELSE pushed_at END "
+    "WHERE event_id = :e"
+)
+
+
+def _mark_params(
+    event_id: str, outcome: str, reason: str | None, town: str | None, *, pushed: bool, at: datetime | None
+) -> dict[str, Any]:
+    return {"o": outcome, "r": reason, "t": town, "p": pushed, "e": event_id, "at": at}
+
+
 def _mark(
     conn: Connection,
     event_id: str,
@@ -620,15 +605,7 @@ def _mark(
     at: datetime | None = None,
 ) -> None:
     """Record the event's outcome, and when it was processed and its task pushed (the wall clock, or `at`)."""
-    conn.execute(
-        text(
-            "UPDATE registration_event SET outcome = :o, reason = :r, town_code = COALESCE(:t, town_code), "
-            "processed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()), "
-            "pushed_at = CASE WHEN :p THEN COALESCE(CAST(:at AS timestamptz), clock_timestamp()) ELSE pushed_at END "
-            "WHERE event_id = :e"
-        ),
-        {"o": outcome, "r": reason, "t": town, "p": pushed, "e": event_id, "at": at},
-    )
+    conn.execute(_MARK, _mark_params(event_id, outcome, reason, town, pushed=pushed, at=at))
 
 
 def _processing_time() -> datetime:
@@ -636,6 +613,27 @@ def _processing_time() -> datetime:
 
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:
+    """How an event was received and processed: outcome, reason, times, its tasks and its review item."""
+    row = (
+        conn.execute(
+            text(
+                "SELECT event_id, kind, uscc, outcome, reason, received_at, processed_at, pushed_at, town_code, "
+                "ARRAY(SELECT id FROM task WHERE event_id = e.event_id ORDER BY id) AS task_ids, "
+                "(SELECT max(id) FROM review_queue r WHERE r.kind = 'registration' "
+                " AND r.payload->>'event_id' = e.event_id) AS review_id "
+                "FROM registration_event e WHERE event_id = :e"
+            ),
+            {"e": event_id},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no registration event {event_id}")
+    return {**row, "task_ids": list(row["task_ids"])}
 
 
 # ------------------------------------------------------------------------------------------------ review queue
@@ -695,6 +693,8 @@ def resolve_review(
         raise NotFound(f"no review item {review_id}")
     if item.resolved_at is not None:
         raise AlreadyResolved(f"review item {review_id} was resolved already")
+    if town_codes is not None and item.town_code is not None and item.town_code not in town_codes:
+        raise OutOfScope(f"review item {review_id} is outside your area")
     if (address_id is None) == (lon is None or lat is None):
         raise InvalidInput("give either address_id or lon and lat", field="address_id")
     payload = item.payload
@@ -711,17 +711,10 @@ def resolve_review(
         placement = Placement(row.grid_code, row.town_code, row.lon, row.lat, row.id, row.full_text)
     else:
         assert lon is not None and lat is not None
-        grid = conn.execute(
-            text(
-                "SELECT g.code, g.town_code FROM grid g JOIN grid_version v ON v.id = g.version_id "
-                "AND v.status = 'active' WHERE ST_Covers(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
-                "ORDER BY g.code LIMIT 1"
-            ),
-            {"lon": lon, "lat": lat},
-        ).first()
+        grid = active_grid_at(conn, lon, lat)
         if grid is None:
             raise InvalidInput(f"({lon}, {lat}) lies in no grid", field="lon")
-        placement = Placement(grid.code, grid.town_code, lon, lat, None, None)
+        placement = Placement(grid[0], grid[1], lon, lat, None, None)
     if town_codes is not None and placement.town_code not in town_codes:
         raise InvalidInput("the chosen place lies outside your area", field="address_id")
     events = [
@@ -808,13 +801,12 @@ class ImportReport:
 
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[RejectedRow] | None = None
+    rejected: list[RejectedRow] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the terminal."""
         return (
-            f"{self.accepted:,} events accepted, {self.duplicates:,} already received, "
-            f"{len(self.rejected or []):,} rejected"
+            f"{self.accepted:,} events accepted, {self.duplicates:,} already received, {len(self.rejected):,} rejected"
         )
 
 
@@ -826,8 +818,7 @@ def import_events(
     source: str = "import",
 ) -> ImportReport:
     """Accept the rows of a file in chunks (each chunk one transaction); rejected rows are reported and queued."""
-    report = ImportReport(rejected=[])
-    assert report.rejected is not None
+    report = ImportReport()
     pending: list[RegistrationEvent] = []
     lines: list[int] = []
 
@@ -879,7 +870,6 @@ def _reject(
     conn: Connection, report: ImportReport, rejected: RejectedRow, source: str, row: Mapping[str, Any] | None = None
 ) -> None:
     """Report a rejected row and keep it in the review queue: nothing is dropped silently."""
-    assert report.rejected is not None
     report.rejected.append(rejected)
     payload = {"source": source, "line": rejected.line, "field": rejected.field, "row": dict(row or {})}
     # A replayed file does not queue the same rejected row twice.

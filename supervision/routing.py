@@ -221,10 +221,6 @@ class Router:
         """Every keyword rule that carries a licence, in file order (exemptions left out)."""
         return [r for r in self._rules.values() if r.department_code]
 
-    def exemption_keywords(self) -> list[str]:
-        """Keywords that look licensed but are not (预包装食品销售), in file order."""
-        return [r.keyword for r in self._rules.values() if not r.department_code]
-
     def requirements(self, business_scope: str) -> list[LicenceRequirement]:
         """The licences a business scope needs, deduplicated by (department, licence), in order of appearance."""
         return list(self._cached_requirements(business_scope))

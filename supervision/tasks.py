@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -77,6 +77,32 @@ class TaskScope:
         if self.kind == "department":
             return f":scope_code = ANY(string_to_array({alias}.department_codes, ','))", {"scope_code": self.code}
         return "FALSE", {}
+
+    def covers(self, conn: Connection, level: str, code: str | None) -> bool:
+        """Whether the caller may act on, or read the figures of, a town, community, grid or department.
+
+        `code` None means "every unit of the level within my area": only the city and a town may ask that.
+        """
+        if self.kind == "city":
+            return True
+        if level == "department":
+            return self.kind == "department" and code == self.code
+        if code is None:
+            return self.kind == "town"
+        if self.kind == "town":
+            return self.code is not None and code[:9] == self.code[:9]
+        if self.kind == "community":
+            return level != "town" and self.code is not None and code.startswith(self.code)
+        if self.kind == "worker":
+            return level == "grid" and code in self.worker_grids(conn)
+        return False
+
+    def worker_grids(self, conn: Connection) -> frozenset[str]:
+        """The grids of a worker scope (their active worker row); empty for any other scope."""
+        if self.kind != "worker" or not self.code or not self.code.isdigit():
+            return frozenset()
+        rows = conn.execute(text("SELECT grid_code FROM worker WHERE id = :w AND active"), {"w": int(self.code)})
+        return frozenset(r[0] for r in rows)
 
 
 CITY = TaskScope("city")
@@ -153,7 +179,6 @@ class TaskFilters:
     kind: str | None = None
     department: str | None = None
     overdue: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------ creation
@@ -421,15 +446,7 @@ def worker_in_scope(conn: Connection, worker_id: int, scope: TaskScope) -> None:
     row = conn.execute(text("SELECT grid_code, town_code FROM worker WHERE id = :w"), {"w": worker_id}).first()
     if row is None:
         raise NotFound(f"no worker {worker_id}")
-    where, params = scope.sql("t")
-    visible = conn.execute(
-        text(
-            "SELECT 1 FROM (SELECT CAST(:g AS text) AS grid_code, left(CAST(:g AS text), 12) AS community_code, "  # noqa: S608 - fixed SQL fragments; values are bound
-            f"CAST(:town AS text) AS town_code, NULL::text AS department_codes) t WHERE {where}"
-        ),
-        {"g": row.grid_code, "town": row.town_code, **params},
-    ).first()
-    if visible is None:
+    if not scope.covers(conn, "grid", row.grid_code):
         raise OutOfScope(f"worker {worker_id} works outside your area")
 
 
@@ -603,9 +620,7 @@ def transition(
                 raise InvalidInput(str(exc), field="department_codes") from None
         department_codes = ",".join(dict.fromkeys([*(department_codes or "").split(","), *codes]).keys()).strip(",")
         holder = "department:" + ",".join(codes)
-    elif target in (Status.INSPECTED_OK, Status.REINSPECTED, Status.NOTICE_ISSUED):
-        holder = f"worker:{worker_id}" if worker_id else holder
-    if target in (Status.NOTICE_ISSUED, Status.INSPECTED_PROBLEM, Status.INSPECTED_OK, Status.REINSPECTED):
+    if target.value in WORKER_HELD:
         holder = f"worker:{worker_id}" if worker_id else f"grid:{current['grid_code']}"
 
     due_at, warn_at, provisional = current["due_at"], current["warn_at"], current["calendar_provisional"]

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -500,8 +500,3 @@ def _clues(conn: Connection, city: _City, day: date, rng: random.Random, report:
             report.clues += 1
         except SupervisionError:
             continue
-
-
-def yesterday() -> date:
-    """Yesterday in Asia/Shanghai (the default end of a simulation)."""
-    return datetime.now(UTC).astimezone(SHANGHAI).date() - timedelta(days=1)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse
@@ -14,7 +13,7 @@ from sqlalchemy import Engine
 from address_library.live import LiveGeocoder
 from api.auth.deps import CurrentPrincipal
 from api.auth.roles import Role
-from api.deps import engine
+from api.deps import day_window, engine
 from api.workflow_deps import actor_of, require_role, task_scope
 from gis.settings import ServerSettings
 from supervision.clues import (
@@ -27,12 +26,10 @@ from supervision.clues import (
     photo_file,
     report_clue,
 )
-from supervision.errors import InvalidInput
 
 router = APIRouter(tags=["线索"])
 WriteEngine = Annotated[Engine, Depends(engine)]
 ClueId = Annotated[int, Path(ge=1, le=2**63 - 1, description="线索编号")]
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPORTERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.DISPATCHER.value, Role.GRID_WORKER.value})
 
 
@@ -78,15 +75,6 @@ class CluePage(BaseModel):
     items: list[dict[str, Any]]
     total: int
     next: str | None
-
-
-def day_window(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
-    """Inclusive Shanghai days → a half-open instant window; a reversed window is refused."""
-    if since and until and until < since:
-        raise InvalidInput(f"to ({until}) is before from ({since})", field="to")
-    start = datetime.combine(since, time(), tzinfo=SHANGHAI) if since else None
-    end = datetime.combine(until + timedelta(days=1), time(), tzinfo=SHANGHAI) if until else None
-    return start, end
 
 
 @router.get("/clues", response_model=CluePage, summary="线索列表（本账号范围内）")

@@ -6,25 +6,24 @@ and any town. Dates are inclusive days in Asia/Shanghai, the last 30 days by def
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from api.auth.deps import CurrentPrincipal, optional_principal
 from api.auth.roles import OutOfScope, Principal, allowed_town_codes
-from api.deps import engine
+from api.deps import SHANGHAI, day_window, engine
 from api.routers.pages import sign_in_first
 from maps.aggregate import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
 from maps.heatmap import heat_layers, hotspot_collection
 from maps.page import render_heatmap
+from maps.repository import town_extent
 from supervision.routing import default_router
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DEFAULT_DAYS = 30
 CITY = "city"
 TOWN_PATTERN = r"^\d{9}000$"
@@ -38,16 +37,10 @@ Method = Literal["gi_star", "rate"]
 
 
 def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
-    """Inclusive Shanghai days → [since 00:00, until+1 00:00); the last 30 days by default; reversed → 422."""
-    today = datetime.now(SHANGHAI).date()
-    last = until or today
-    first = since or last - timedelta(days=DEFAULT_DAYS - 1)
-    if last < first:
-        raise AggregateError(f"to ({last}) is before from ({first})")
-    return (
-        datetime.combine(first, time(), tzinfo=SHANGHAI),
-        datetime.combine(last + timedelta(days=1), time(), tzinfo=SHANGHAI),
-    )
+    """Inclusive Shanghai days, the last 30 by default; a reversed window is refused (422)."""
+    start, end = day_window(since, until, default_days=DEFAULT_DAYS)
+    assert start is not None and end is not None
+    return start, end
 
 
 def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str | None:
@@ -59,8 +52,7 @@ def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str
         if len(towns) != 1:
             raise OutOfScope(f"{principal.name} may see no town")
         town = next(iter(towns))
-    known = conn.execute(text("SELECT 1 FROM town WHERE code = :c"), {"c": town}).first()
-    if known is None:
+    if town_extent(conn, town) is None:
         raise AggregateError(f"unknown town {town}")
     if towns is not None and town not in towns:
         raise OutOfScope(f"{town} is outside the area of {principal.name}")
@@ -120,18 +112,9 @@ def get_hotspots(
 
 
 def _place(conn: Connection, town: str | None) -> tuple[str, tuple[float, float, float, float]]:
-    if town is None:
-        row = conn.execute(
-            text(
-                "SELECT '东莞市', ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM town) s"
-            )
-        ).one()
-    else:
-        row = conn.execute(
-            text("SELECT name, ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) FROM town WHERE code = :c"),
-            {"c": town},
-        ).one()
-    return str(row[0]), (float(row[1]), float(row[2]), float(row[3]), float(row[4]))
+    found = town_extent(conn, town)
+    assert found is not None  # scoped_town checked it
+    return found
 
 
 @pages_router.get("/towns/{code}/heatmap", response_class=HTMLResponse, include_in_schema=False)

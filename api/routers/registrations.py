@@ -13,15 +13,21 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
 from api.auth.deps import CurrentPrincipal
 from api.auth.roles import OutOfScope, Role, allowed_town_codes
 from api.deps import engine
 from api.workflow_deps import actor_of, require_role
-from supervision.errors import NotFound
-from supervision.intake import accept_events, list_review, parse_event, relay_batch, resolve_review
+from supervision.intake import (
+    accept_events,
+    list_review,
+    parse_event,
+    registration_status,
+    relay_batch,
+    resolve_review,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登记事件与待核队列"])
@@ -62,23 +68,7 @@ class RegistrationStatus(BaseModel):
 
 def _status(db: Engine, event_id: str, duplicate: bool = False) -> dict[str, Any]:
     with db.connect() as conn:
-        row = (
-            conn.execute(
-                text(
-                    "SELECT event_id, kind, uscc, outcome, reason, received_at, processed_at, pushed_at, town_code, "
-                    "ARRAY(SELECT id FROM task WHERE event_id = e.event_id ORDER BY id) AS task_ids, "
-                    "(SELECT max(id) FROM review_queue r WHERE r.kind = 'registration' "
-                    " AND r.payload->>'event_id' = e.event_id) AS review_id "
-                    "FROM registration_event e WHERE event_id = :e"
-                ),
-                {"e": event_id},
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise NotFound(f"no registration event {event_id}")
-    return {**row, "task_ids": list(row["task_ids"]), "duplicate": duplicate}
+        return {**registration_status(conn, event_id), "duplicate": duplicate}
 
 
 @router.post(
@@ -167,11 +157,7 @@ def post_resolve(
     require_role(principal, REVIEW_ROLES, "resolve review items")
     live: LiveGeocoder = request.app.state.geocoder
     with db.begin() as conn:
-        event_id = conn.execute(
-            text("SELECT payload->>'event_id' FROM review_queue WHERE id = :id AND kind = 'registration'"),
-            {"id": review_id},
-        ).scalar_one_or_none()
-        resolve_review(
+        result = resolve_review(
             conn,
             review_id,
             actor=actor_of(principal),
@@ -181,5 +167,4 @@ def post_resolve(
             lat=body.lat,
             town_codes=allowed_town_codes(principal),
         )
-    assert event_id is not None
-    return _status(db, event_id)
+    return _status(db, result.event_id)

@@ -431,9 +431,9 @@ def test_importing_files_reports_rejected_rows_and_a_replay_creates_no_duplicate
     from_csv = import_events(engine, read_event_rows(csv_path), source=csv_path.name)
     from_jsonl = import_events(engine, read_event_rows(jsonl_path), source=jsonl_path.name)
     assert (from_csv.accepted, from_csv.duplicates) == (3, 0)
-    assert [(r.line, r.field) for r in from_csv.rejected or []] == [(3, "uscc"), (5, "name"), (7, "kind")]
+    assert [(r.line, r.field) for r in from_csv.rejected] == [(3, "uscc"), (5, "name"), (7, "kind")]
     assert (from_jsonl.accepted, from_jsonl.duplicates) == (1, 0)
-    rejected = {r.line: r for r in from_jsonl.rejected or []}
+    rejected = {r.line: r for r in from_jsonl.rejected}
     assert sorted(rejected) == [2, 3, 4]
     assert "JSON" in rejected[2].reason and "object" in rejected[3].reason
     assert rejected[4].field == "event_id" and "different content" in rejected[4].reason
@@ -456,7 +456,7 @@ def test_importing_files_reports_rejected_rows_and_a_replay_creates_no_duplicate
         assert all(len(tasks_of(conn, e["uscc"])) == 2 for e in good)
 
     replay = import_events(engine, read_event_rows(csv_path), source=csv_path.name)
-    assert (replay.accepted, replay.duplicates, len(replay.rejected or [])) == (0, 3, 3)
+    assert (replay.accepted, replay.duplicates, len(replay.rejected)) == (0, 3, 3)
     assert relay_pending(engine, lambda: geocoder) == 0
     with engine.connect() as conn:
         assert snapshot == (
