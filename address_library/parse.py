@@ -11,6 +11,7 @@ from importlib import resources
 
 from address_library.errors import AddressLibraryError
 from address_library.normalize import Normalized, normalize_with_flags
+from grids.reference import short_community_name
 
 # The three NBS parks without a polygon of their own (their land lies in neighbouring towns) are not towns here.
 PARKS_WITHOUT_TOWN = frozenset({"441900402000", "441900403000", "441900404000"})
@@ -219,7 +220,7 @@ class Gazetteer:
         for code, name, town_code in communities:
             if town_code not in self.local:
                 continue
-            short = short_community(name)
+            short = short_community_name(name)
             self.community_names[code] = (short, town_code)
             stem = community_stem(short)
             forms = {name, short}
@@ -312,20 +313,6 @@ def _town_short(name: str) -> str:
     for suffix in ("街道", "镇"):
         if name.endswith(suffix) and len(name) > len(suffix) + 1:
             return name[: -len(suffix)]
-    return name
-
-
-def short_community(name: str) -> str:
-    """The name people use for a community: 新安社区居民委员会 → 新安社区, 一村村民委员会 → 一村."""
-    for suffix, replacement in (
-        ("社区居民委员会", "社区"),
-        ("居民委员会", "社区"),
-        ("村村民委员会", "村"),
-        ("村民委员会", "村"),
-        ("村委会", "村"),
-    ):
-        if name.endswith(suffix):
-            return name[: -len(suffix)] + replacement
     return name
 
 

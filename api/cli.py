@@ -483,16 +483,16 @@ def jobs_campaign(
 ) -> None:
     """Annual-report campaign: every entity that has not filed goes on its grid's patrol list (idempotent)."""
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
     from gis.database import make_engine
+    from supervision.calendar import SHANGHAI
     from supervision.campaign import run_annual_report_campaign
 
     settings = _database_up()
     engine = make_engine(settings)
     try:
         with engine.begin() as conn:
-            report = run_annual_report_campaign(conn, year=year or datetime.now(ZoneInfo("Asia/Shanghai")).year)
+            report = run_annual_report_campaign(conn, year=year or datetime.now(SHANGHAI).year)
     finally:
         engine.dispose()
     typer.echo(f"annual-report campaign {report.year}: {report.unfiled:,} entities have not filed, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
@@ -13,8 +12,7 @@ from sqlalchemy import Connection, Engine
 from api.auth.deps import current_principal
 from api.errors import InvalidRequest
 from gis.settings import ServerSettings
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from supervision.calendar import SHANGHAI
 
 # Dependencies every /v1 router runs first: no /v1 answer without a valid credential (api.auth.deps).
 API_DEPENDENCIES: list[Any] = [Depends(current_principal)]

@@ -6,6 +6,8 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
@@ -37,6 +39,24 @@ _MILESTONES_JS = """
 """
 
 
+@contextmanager
+def served(settings: DatabaseSettings, secret: str) -> Iterator[int]:
+    """The app on a free loopback port (uvicorn in a thread) for as long as the block runs; yields the port."""
+    with tempfile.TemporaryDirectory() as state:
+        app = create_app(db_settings=settings, server_settings=ServerSettings(secret_key=secret, state_dir=Path(state)))
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        try:
+            yield port
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
 def run(settings: DatabaseSettings) -> str:
     """Open the dashboard RUNS times in a fresh page; report the median times to towns and to all grids."""
     from playwright.sync_api import sync_playwright
@@ -46,32 +66,18 @@ def run(settings: DatabaseSettings) -> str:
     with engine.begin() as conn:  # the page needs a credential: the browser sends an API key with every request
         key = create_api_key(conn, secret, name=f"bench-page-{time.time_ns()}", rate_limited=False).key
     engine.dispose()
-    with tempfile.TemporaryDirectory() as state:
-        app = create_app(db_settings=settings, server_settings=ServerSettings(secret_key=secret, state_dir=Path(state)))
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        towns_ms: list[float] = []
-        grids_ms: list[float] = []
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for _ in range(RUNS):
-                    page = browser.new_page(
-                        viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key}
-                    )
-                    page.goto(f"http://127.0.0.1:{port}/")
-                    marks = page.evaluate(_MILESTONES_JS)
-                    towns_ms.append(float(marks.get("towns", float("nan"))))
-                    grids_ms.append(float(marks.get("grids", float("nan"))))
-                    page.close()
-                browser.close()
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+    towns_ms: list[float] = []
+    grids_ms: list[float] = []
+    with served(settings, secret) as port, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for _ in range(RUNS):
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key})
+            page.goto(f"http://127.0.0.1:{port}/")
+            marks = page.evaluate(_MILESTONES_JS)
+            towns_ms.append(float(marks.get("towns", float("nan"))))
+            grids_ms.append(float(marks.get("grids", float("nan"))))
+            page.close()
+        browser.close()
     towns, grids = statistics.median(towns_ms), statistics.median(grids_ms)
     return (
         f"Headless Chromium, 1280×800, fresh page each time, median of {RUNS}; milliseconds from navigation start.\n\n"
@@ -98,35 +104,21 @@ def run_heatmap(settings: DatabaseSettings) -> str:
     engine.dispose()
     dom_ms: list[float] = []
     loaded_ms: list[float] = []
-    with tempfile.TemporaryDirectory() as state:
-        app = create_app(db_settings=settings, server_settings=ServerSettings(secret_key=secret, state_dir=Path(state)))
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                for i in range(RUNS + 1):
-                    page = browser.new_page(
-                        viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key}
-                    )
-                    page.goto(f"http://127.0.0.1:{port}/towns/{town}/heatmap")
-                    page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
-                    marks = page.evaluate(
-                        "({dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,"
-                        " loaded: performance.now()})"
-                    )
-                    if i > 0:  # the first visit fills the server's denominator cache: not what a leader waits for
-                        dom_ms.append(float(marks["dom"]))
-                        loaded_ms.append(float(marks["loaded"]))
-                    page.close()
-                browser.close()
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+    with served(settings, secret) as port, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for i in range(RUNS + 1):
+            page = browser.new_page(viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key})
+            page.goto(f"http://127.0.0.1:{port}/towns/{town}/heatmap")
+            page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
+            marks = page.evaluate(
+                "({dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,"
+                " loaded: performance.now()})"
+            )
+            if i > 0:  # the first visit fills the server's denominator cache: not what a leader waits for
+                dom_ms.append(float(marks["dom"]))
+                loaded_ms.append(float(marks["loaded"]))
+            page.close()
+        browser.close()
     dom, loaded = statistics.median(dom_ms), statistics.median(loaded_ms)
     return (
         f"Headless Chromium, 1280×800, the busiest town ({town}) over the last 30 days, median of {RUNS} visits "

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import shapely
 from sqlalchemy import Connection, text
 
 from maps.aggregate import EVENT_KINDS, AggregateError, Denominators, EventFrame, h3_denominators, parse_unit
@@ -254,3 +255,29 @@ def load_denominators(conn: Connection, unit: str) -> Denominators:
     return h3_denominators(
         _floats(entities.lon), _floats(entities.lat), address_lon, address_lat, address_grid, population, resolution
     )
+
+
+def study_grids(conn: Connection, town: str | None) -> tuple[list[str], list[Any], np.ndarray]:
+    """The active grids of a town (or the city): codes, lightly simplified shapes, registered entities."""
+    rows = conn.execute(
+        text(
+            "SELECT g.code, ST_AsBinary(ST_SimplifyPreserveTopology(g.geom, 0.00002)) AS wkb, g.entity_count "
+            "FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+            "WHERE CAST(:town AS text) IS NULL OR g.town_code = :town ORDER BY g.code"
+        ),
+        {"town": town},
+    ).all()
+    geoms = list(shapely.from_wkb([bytes(r.wkb) for r in rows])) if rows else []
+    return [r.code for r in rows], geoms, np.array([r.entity_count for r in rows], dtype=float)
+
+
+def open_entity_points(conn: Connection, town: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) of the open entities of a town (or the city) that have a point."""
+    rows = conn.execute(
+        text(
+            "SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE status = 'open' AND geom IS NOT NULL "
+            "AND (CAST(:town AS text) IS NULL OR town_code = :town)"
+        ),
+        {"town": town},
+    ).all()
+    return np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float)

@@ -16,9 +16,10 @@ import h3
 import numpy as np
 import shapely
 import shapely.geometry
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from maps.aggregate import (
+    AggregateError,
     Denominators,
     EventFrame,
     aggregate,
@@ -30,8 +31,9 @@ from maps.aggregate import (
     points_or_aggregates,
     validate_resolution,
 )
-from maps.events import load_denominators, load_events
+from maps.events import load_denominators, load_events, open_entity_points, study_grids
 from maps.hotspots import HotspotError, emerging, find_hotspots, weights_for_grids, weights_for_h3
+from supervision.routing import default_router
 
 DENOMINATOR_TTL_S = 600.0
 _denominators: dict[str, tuple[float, Denominators]] = {}
@@ -50,6 +52,13 @@ def denominators(conn: Connection, unit: str) -> Denominators:
     return found
 
 
+def validate_industry(industry: str | None) -> None:
+    """None (all industries) or one of the clue industries; anything else is refused naming them."""
+    industries = default_router().clue_industries()
+    if industry is not None and industry not in industries:
+        raise AggregateError(f"unknown industry {industry!r}; choose one of {'、'.join(industries)}")
+
+
 def load_window(
     conn: Connection,
     *,
@@ -61,6 +70,7 @@ def load_window(
     with_previous: bool = False,
 ) -> EventFrame:
     """The events of one kind in the window (and the previous window of equal length when asked)."""
+    validate_industry(industry)
     start = since - (until - since) if with_previous else since
     return load_events(
         conn,
@@ -80,12 +90,10 @@ def hexagon_features(table: Any, bins: list[float]) -> dict[str, Any]:
     counts = table["count"].to_numpy(dtype=float)
     classes = np.searchsorted(np.asarray(bins, dtype=float), counts, side="left") if bins else np.zeros(len(counts))
     for (_, row), bin_index in zip(table.iterrows(), classes.tolist(), strict=True):
-        ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(str(row["code"]))]
-        ring.append(ring[0])
         features.append(
             {
                 "type": "Feature",
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "geometry": h3_polygon(str(row["code"])),
                 "properties": {
                     "code": str(row["code"]),
                     "count": int(row["count"]),
@@ -158,40 +166,33 @@ def _units(conn: Connection, unit: str, town: str | None, events: EventFrame) ->
     """The study area's units: the town's (or city's) grids, or the H3 cells holding its entities or events."""
     kind, resolution = parse_unit(unit)
     if kind == "grid":
-        rows = conn.execute(
-            text(
-                "SELECT g.code, ST_AsBinary(ST_SimplifyPreserveTopology(g.geom, 0.00002)) AS wkb, g.entity_count "
-                "FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
-                "WHERE CAST(:town AS text) IS NULL OR g.town_code = :town ORDER BY g.code"
-            ),
-            {"town": town},
-        ).all()
-        codes = [r.code for r in rows]
-        geoms = list(shapely.from_wkb([bytes(r.wkb) for r in rows]))
-        population = np.array([r.entity_count for r in rows], dtype=float)
-        return codes, geoms, population
+        return study_grids(conn, town)
     if kind != "h3" or resolution is None:
         raise HotspotError(f"hotspots are computed on grids or H3 cells, not {unit!r}")
-    entity_points = conn.execute(
-        text(
-            "SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE status = 'open' AND geom IS NOT NULL "
-            "AND (CAST(:town AS text) IS NULL OR town_code = :town)"
-        ),
-        {"town": town},
-    ).all()
-    lon = np.array([p[0] for p in entity_points] + list(events.lon), dtype=float)
-    lat = np.array([p[1] for p in entity_points] + list(events.lat), dtype=float)
+    entity_lon, entity_lat = open_entity_points(conn, town)
+    lon = np.concatenate([entity_lon, events.lon])
+    lat = np.concatenate([entity_lat, events.lat])
     cells = sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
-    entities = denominators(conn, unit).entities
-    population = entities.reindex(cells, fill_value=0).to_numpy(dtype=float)
+    population = denominators(conn, unit).entities.reindex(cells, fill_value=0).to_numpy(dtype=float)
     return cells, [None] * len(cells), population
+
+
+def _counts(events: EventFrame, unit: str, codes: list[str]) -> np.ndarray:
+    """Events per unit, in the order of `codes` (zero where a unit has none)."""
+    table = aggregate(events, unit)
+    return table.set_index("code")["count"].reindex(codes, fill_value=0).to_numpy(dtype=float)
+
+
+def h3_polygon(cell: str) -> dict[str, Any]:
+    """An H3 cell as a GeoJSON polygon (lon, lat order, ring closed)."""
+    ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(cell)]
+    ring.append(ring[0])
+    return {"type": "Polygon", "coordinates": [ring]}
 
 
 def _geometry(code: str, geom: Any) -> dict[str, Any]:
     if geom is None:
-        ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(code)]
-        ring.append(ring[0])
-        return {"type": "Polygon", "coordinates": [ring]}
+        return h3_polygon(code)
     mapped: dict[str, Any] = shapely.geometry.mapping(geom)
     return json.loads(json.dumps(mapped))  # tuples → lists
 
@@ -215,8 +216,7 @@ def hotspot_collection(
     empty = {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
     if not codes:
         return empty
-    table = aggregate(events, unit)
-    counts = table.set_index("code")["count"].reindex(codes, fill_value=0).to_numpy(dtype=float)
+    counts = _counts(events, unit, codes)
     w = weights_for_grids(geoms, codes) if unit == "grid" else weights_for_h3(codes)
     if counts.sum() == 0:
         result = None
@@ -229,8 +229,7 @@ def hotspot_collection(
         start = until - timedelta(days=SLICE_DAYS * n_slices)
         for i in range(n_slices):
             part = events.between(start + timedelta(days=SLICE_DAYS * i), start + timedelta(days=SLICE_DAYS * (i + 1)))
-            slice_table = aggregate(part, unit)
-            by_slice[i] = slice_table.set_index("code")["count"].reindex(codes, fill_value=0).to_numpy(dtype=float)
+            by_slice[i] = _counts(part, unit, codes)
         categories = emerging(by_slice, w)
     rates = population
     features = []

@@ -43,7 +43,6 @@ PHOTO_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-
 @dataclass(frozen=True)
 class ClueReport:
     """A field report as the worker's app sends it."""

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
@@ -26,6 +25,7 @@ from address_library.normalize import normalize_with_flags
 from address_library.repository import upsert_alias
 from address_library.service import INVALID, GeocodeAnswer, Geocoder
 from grids.repository import active_grid_at
+from supervision.calendar import SHANGHAI
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, NotFound, OutOfScope
 from supervision.routing import default_router
 from supervision.tasks import SYSTEM, Actor, NewTask, cancel_entity_tasks, create_tasks, move_entity_tasks
@@ -549,7 +549,7 @@ def _upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, 
             "address_id": placement.address_id,
             "town": placement.town_code,
             "grid": placement.grid_code,
-            "registered_on": event.occurred_at.astimezone(_SHANGHAI).date().isoformat(),
+            "registered_on": event.occurred_at.astimezone(SHANGHAI).date().isoformat(),
             "needs": needs_licence,
             "lon": placement.lon,
             "lat": placement.lat,
@@ -610,9 +610,6 @@ def _mark(
 
 def _processing_time() -> datetime:
     return datetime.now(UTC)
-
-
-_SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:

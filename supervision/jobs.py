@@ -14,18 +14,17 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
+from supervision.calendar import SHANGHAI
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.deadlines import recompute_provisional
 from supervision.intake import relay_pending
 from supervision.tasks import raise_warnings
 
 log = logging.getLogger(__name__)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def log_job(conn: Connection, job: str, started_at: datetime, result: dict[str, object]) -> None:

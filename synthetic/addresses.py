@@ -25,6 +25,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from address_library.repository import COMPONENT_COLUMNS
 from grids.reference import short_community_name
 from synthetic.communities import allocate
 from synthetic.names import (
@@ -53,20 +54,8 @@ ADDRESS_COLUMNS = [
     "sub_no", "village", "lane", "park", "compound", "phase", "building", "unit", "floor", "room", "stall", "kind",
     "x", "y",
 ]  # fmt: skip
-COMPONENTS = (
-    "door_no",
-    "sub_no",
-    "village",
-    "lane",
-    "park",
-    "compound",
-    "phase",
-    "building",
-    "unit",
-    "floor",
-    "room",
-    "stall",
-)
+# The address components below the road, as the library stores them.
+COMPONENTS = tuple(c for c in COMPONENT_COLUMNS if c != "road_name")
 KINDS = ("road_door", "compound", "market", "industrial", "village")
 # Row shares per community kind, in KINDS order. Residents' committees are the built-up cores (compounds,
 # shops); village committees are where the 握手楼 lanes and the factory zones are.

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, select, text
 
+from address_library.repository import COMPONENT_COLUMNS
 from gis.bulk import copy_frame, ewkb_hex
 from gis.crs import METRIC_EPSG
 from gis.database import make_engine
@@ -362,19 +363,7 @@ def _write_all(engine: Any, **parts: Any) -> dict[str, int]:
             "town_code",
             "community_code",
             "road_id",
-            "road_name",
-            "door_no",
-            "sub_no",
-            "village",
-            "lane",
-            "park",
-            "compound",
-            "phase",
-            "building",
-            "unit",
-            "floor",
-            "room",
-            "stall",
+            *COMPONENT_COLUMNS,
             "grid_code",
         ]
         addr_frame = addresses[addr_cols].copy()

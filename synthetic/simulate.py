@@ -20,13 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
-from supervision.calendar import default_calendar
+from supervision.calendar import SHANGHAI, default_calendar
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.clues import ClueReport, report_clue
 from supervision.errors import SupervisionError
@@ -36,7 +35,6 @@ from supervision.tasks import CITY, Actor, Move, raise_warnings, transition
 from synthetic.entities import SCOPE_SEPARATOR, company_name, individual_name, random_uscc, read_scope_catalogue
 from synthetic.noise import render_raw_address
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_PER_ENTITY_PER_DAY = 0.0004
 CHANGES_PER_ENTITY_PER_DAY = {"address_change": 0.00003, "scope_change": 0.00002, "deregistration": 0.00005}
 CLUES_PER_ENTITY_PER_DAY = 0.00015

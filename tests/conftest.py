@@ -12,8 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import Engine
 
 from gis.cluster import LocalCluster, free_port
+from gis.database import make_engine
 from gis.settings import DatabaseSettings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -67,6 +69,14 @@ def db(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSetting
     _cached_engine.cache_clear()
     with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def engine(db: DatabaseSettings) -> Iterator[Engine]:
+    """An engine on this module's database."""
+    result = make_engine(db)
+    yield result
+    result.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -59,16 +59,6 @@ def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str
     return town
 
 
-def check_industry(industry: str | None) -> str | None:
-    """One of the clue industries, or None for all; another name → 422 listing them."""
-    if industry is None or industry == "":
-        return None
-    industries = default_router().clue_industries()
-    if industry not in industries:
-        raise AggregateError(f"unknown industry {industry!r}; choose one of {'、'.join(industries)}")
-    return industry
-
-
 @router.get("/heatmap", summary="热力与六边形图层（含图例、本期与上期对比）")
 def get_heatmap(
     principal: CurrentPrincipal,
@@ -85,7 +75,7 @@ def get_heatmap(
     with db.connect() as conn:
         place = scoped_town(conn, principal, town)
         return heat_layers(
-            conn, town=place, since=since, until=until, industry=check_industry(industry), kind=kind, resolution=res
+            conn, town=place, since=since, until=until, industry=industry or None, kind=kind, resolution=res
         )
 
 
@@ -107,7 +97,7 @@ def get_hotspots(
         place = scoped_town(conn, principal, town)
         return hotspot_collection(
             conn, town=place, since=since, until=until, unit=unit, method=method, kind=kind,
-            industry=check_industry(industry),
+            industry=industry or None,
         )  # fmt: skip
 
 
@@ -156,7 +146,7 @@ def heatmap_export(
     since, until = window(from_, to)
     with db.connect() as conn:
         town = scoped_town(conn, principal, None if code == CITY else code)
-        chosen = check_industry(industry)
+        chosen = industry or None
         spots = hotspot_collection(
             conn, town=town, since=since, until=until, unit="grid", method=method, kind=kind, industry=chosen
         )

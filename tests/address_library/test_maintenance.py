@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from address_library.repository import library_version
 from address_library.service import Geocoder
 from api.cli import app
 from gis import migrate  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
-from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from grids.placement import GridPlacement
 
@@ -59,13 +57,6 @@ class Site:
     def door(self, number: int) -> str:
         """A new door number on the same road."""
         return f"{self.town}{self.road}{number}号"
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 @pytest.fixture(scope="module")

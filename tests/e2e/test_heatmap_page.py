@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from api.auth import service as auth_service
-from api.main import create_app
-from gis.cluster import free_port
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]  # fmt: skip
 PASSWORD = "e2e-heat-password-1234"
 
 
@@ -37,35 +28,6 @@ def town(db: DatabaseSettings) -> str:
         auth_service.create_user(conn, username="leader", role="town_leader", scope=busy, password=PASSWORD)
     engine.dispose()
     return str(busy)
-
-
-@pytest.fixture(scope="module")
-def base_url(db: DatabaseSettings, town: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = ServerSettings(secret_key="q" * 40, state_dir=tmp_path_factory.mktemp("state"))
-    app = create_app(db_settings=db, server_settings=settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-heat", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(

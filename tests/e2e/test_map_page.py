@@ -3,62 +3,32 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from api.auth import service as auth_service
-from api.main import create_app
-from gis.cluster import free_port
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 USERNAME = "zhihui"
 PASSWORD = "e2e-password-1234"
 
 
 @pytest.fixture(scope="module")
-def base_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, in a background thread."""
-    settings = ServerSettings(secret_key="x" * 40, state_dir=tmp_path_factory.mktemp("state"))
+def account(db: DatabaseSettings) -> str:
+    """A command-centre account to sign in with."""
     engine = make_engine(db)
     with engine.begin() as conn:
         auth_service.create_user(conn, username=USERNAME, role="command_centre", scope=None, password=PASSWORD)
     engine.dispose()
-    app = create_app(db_settings=db, server_settings=settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    return USERNAME
 
 
 @pytest.fixture(scope="module")
@@ -79,23 +49,12 @@ def busy_grid(db: DatabaseSettings) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _count(page: Any, selector: str) -> int:
     return int(page.evaluate("(s) => document.querySelectorAll(s).length", selector))
 
 
 def test_the_map_shows_outlines_and_a_grid_popup_without_leaving_the_intranet(
-    base_url: str, busy_grid: dict[str, Any], browser: Any, artifacts_dir: Path
+    base_url: str, account: str, busy_grid: dict[str, Any], browser: Any, artifacts_dir: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     requested: list[str] = []

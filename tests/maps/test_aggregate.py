@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import h3
@@ -14,8 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from gis.database import make_engine
-from gis.settings import DatabaseSettings
 from maps.aggregate import (
     AggregateError,
     Denominators,
@@ -249,13 +246,6 @@ def test_this_month_against_last_month_per_town() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ database
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 def test_events_load_with_their_filters_and_grid_counts_match_sql(engine: Engine) -> None:

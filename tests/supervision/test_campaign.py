@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from gis.database import make_engine
-from gis.settings import DatabaseSettings
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 
 pytestmark = pytest.mark.db
@@ -21,13 +18,6 @@ UNFILED_SQL = """
     WHERE e.status = 'open' AND e.registered_on < :first_day
       AND (e.annual_report_filed_on IS NULL OR e.annual_report_filed_on < :first_day)
 """
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 @pytest.fixture(scope="module")

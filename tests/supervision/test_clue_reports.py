@@ -6,7 +6,6 @@ import hashlib
 import io
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +16,6 @@ from PIL import Image
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
-from gis.database import make_engine
-from gis.settings import DatabaseSettings
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueFilters,
@@ -49,13 +46,6 @@ class Spot:
     lon: float
     lat: float
     worker_id: int
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 @pytest.fixture(scope="module")

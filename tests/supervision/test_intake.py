@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
-from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput
 from supervision.intake import (
@@ -75,13 +73,6 @@ class Door:
     town_code: str
     lon: float
     lat: float
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,8 +10,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from gis.database import make_engine
-from gis.settings import DatabaseSettings
 from supervision.errors import InvalidInput, OutOfScope, SupervisionError
 from supervision.stats import LEVELS, StatsError, StatsWindow, headline, unit_stats
 
@@ -48,13 +45,6 @@ class City:
 
     here: Place
     elsewhere: Place
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 def place(conn: Connection, *, not_in_town: str | None = None) -> Place:

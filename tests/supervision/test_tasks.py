@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from gis.database import make_engine
-from gis.settings import DatabaseSettings
 from supervision.calendar import default_calendar
 from supervision.errors import InvalidInput, InvalidMove, NotPermitted, OutOfScope, StaleVersion
 from supervision.tasks import (
@@ -51,13 +48,6 @@ class Site:
     town_code: str
     workers: tuple[int, ...]
     entities: tuple[str, ...]
-
-
-@pytest.fixture(scope="module")
-def engine(db: DatabaseSettings) -> Iterator[Engine]:
-    result = make_engine(db)
-    yield result
-    result.dispose()
 
 
 @pytest.fixture(scope="module")
