@@ -1,6 +1,6 @@
 """supervision.jobs: the background work `gridgov serve` runs in-process — outbox relay, warnings, the campaign.
 
-One daemon thread: it relays the outbox every `relay_interval_s` (and at once when woken after an intake),
+One daemon thread: it builds the address index at start, then relays the outbox every `relay_interval_s` (and at once when woken after an intake),
 raises deadline warnings every `warning_interval_s`, and once a day in March–June runs the annual-report
 campaign. Each run of a periodic job is logged in `job_run`. Failures are logged and retried on the next tick;
 they never stop the loop.
@@ -108,6 +108,11 @@ class BackgroundJobs:
             self._thread.join(timeout_s)
 
     def _loop(self) -> None:
+        # Build the address index now, so that the first registration after a start is not the one that waits.
+        try:
+            self._geocoder()
+        except Exception:
+            log.exception("address index build failed; the relay builds it when an event arrives")
         next_periodic = 0.0
         while not self._stop.is_set():
             try:
