@@ -32,7 +32,7 @@ from maps.aggregate import (
     validate_resolution,
 )
 from maps.events import load_denominators, load_events, open_entity_points, study_grids
-from maps.hotspots import HotspotError, emerging, find_hotspots, weights_for_grids, weights_for_h3
+from maps.hotspots import HotspotError, eb_rates, emerging, find_hotspots, weights_for_grids, weights_for_h3
 from supervision.routing import default_router
 
 DENOMINATOR_TTL_S = 600.0
@@ -162,19 +162,30 @@ EMERGING_MIN_SLICES = 4
 SLICE_DAYS = 7
 
 
-def _units(conn: Connection, unit: str, town: str | None, events: EventFrame) -> tuple[list[str], list[Any], Any]:
-    """The study area's units: the town's (or city's) grids, or the H3 cells holding its entities or events."""
+PER = ("entities", "residents")
+RATE_SCALE = {"entities": 1.0, "residents": 1000.0}  # per registered entity; per 1,000 residents
+
+
+def _units(
+    conn: Connection, unit: str, town: str | None, events: EventFrame, per: str
+) -> tuple[list[str], list[Any], np.ndarray]:
+    """The study area's units (the town's or city's grids, or the H3 cells holding its entities or events),
+    their shapes (None for H3), and their registered entities or residents."""
+    if per not in PER:
+        raise HotspotError(f"rates are per {' or '.join(PER)}, not {per!r}")
     kind, resolution = parse_unit(unit)
     if kind == "grid":
-        return study_grids(conn, town)
-    if kind != "h3" or resolution is None:
+        codes, geoms, _ = study_grids(conn, town)
+    elif kind == "h3" and resolution is not None:
+        entity_lon, entity_lat = open_entity_points(conn, town)
+        lon = np.concatenate([entity_lon, events.lon])
+        lat = np.concatenate([entity_lat, events.lat])
+        codes = sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
+        geoms = [None] * len(codes)
+    else:
         raise HotspotError(f"hotspots are computed on grids or H3 cells, not {unit!r}")
-    entity_lon, entity_lat = open_entity_points(conn, town)
-    lon = np.concatenate([entity_lon, events.lon])
-    lat = np.concatenate([entity_lat, events.lat])
-    cells = sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
-    population = denominators(conn, unit).entities.reindex(cells, fill_value=0).to_numpy(dtype=float)
-    return cells, [None] * len(cells), population
+    base = getattr(denominators(conn, unit), per)
+    return codes, geoms, base.reindex(codes, fill_value=0).to_numpy(dtype=float)
 
 
 def _counts(events: EventFrame, unit: str, codes: list[str]) -> np.ndarray:
@@ -207,12 +218,18 @@ def hotspot_collection(
     method: str,
     kind: str,
     industry: str | None = None,
+    per: str = "residents",
 ) -> dict[str, Any]:
-    """Gi* (on counts, or on EB-smoothed rates per registered entity) with FDR classes and the emerging category."""
+    """Hotspots with FDR classes and the emerging category, as a GeoJSON FeatureCollection.
+
+    method="gi_star": Getis-Ord Gi* of counts; method="rate": the empirical-Bayes rate test per `per`
+    (maps.hotspots.rate_hotspots). `rate` in the properties is always the EB-smoothed rate (per registered
+    entity, or per 1,000 residents), so a unit with two entities and one clue does not show a rate of 0.5.
+    """
     if method not in ("gi_star", "rate"):
         raise HotspotError(f"method must be gi_star or rate, not {method!r}")
     events = load_window(conn, town=town, since=since, until=until, industry=industry, kind=kind)
-    codes, geoms, population = _units(conn, unit, town, events)
+    codes, geoms, population = _units(conn, unit, town, events, per)
     empty = {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
     if not codes:
         return empty
@@ -231,7 +248,7 @@ def hotspot_collection(
             part = events.between(start + timedelta(days=SLICE_DAYS * i), start + timedelta(days=SLICE_DAYS * (i + 1)))
             by_slice[i] = _counts(part, unit, codes)
         categories = emerging(by_slice, w)
-    rates = population
+    smoothed = eb_rates(counts, population) * RATE_SCALE[per] if population.sum() > 0 else np.full(len(codes), np.nan)
     features = []
     for i, code in enumerate(codes):
         features.append(
@@ -241,7 +258,7 @@ def hotspot_collection(
                 "properties": {
                     "code": code,
                     "count": int(counts[i]),
-                    "rate": round(float(counts[i] / rates[i]), 4) if rates[i] > 0 else None,
+                    "rate": round(float(smoothed[i]), 4) if np.isfinite(smoothed[i]) else None,
                     "z": round(float(result.z[i]), 3) if result is not None else 0.0,
                     "p": round(float(result.p[i]), 4) if result is not None else 1.0,
                     "class": str(result.classes[i]) if result is not None else "not_significant",
@@ -256,5 +273,6 @@ def hotspot_collection(
         "message": "本时段没有数据" if counts.sum() == 0 else None,
         "method": method,
         "unit": unit,
+        "per": per,
         "window": {"from": since.isoformat(), "to": until.isoformat()},
     }

@@ -31,7 +31,7 @@ EMERGING_CLASSES = (
 HOT_SHARE = 0.9  # ESRI's "90 percent of the time-step intervals"
 TREND_ALPHA = 0.05
 
-Inference = Literal["exact", "analytic", "permutation"]
+Inference = Literal["exact", "analytic", "permutation", "negative_binomial"]
 Method = Literal["gi_star", "rate"]
 
 _WEIGHTS_CACHE_SIZE = 16
@@ -47,10 +47,13 @@ class HotspotError(MapsError):
 
 @dataclass(frozen=True)
 class GiStar:
-    """Gi* per unit, aligned with the weights' id_order; p and q are two-sided, q is Benjamini–Hochberg adjusted."""
+    """Hotspot statistics per unit, aligned with the weights' id_order; p and q are two-sided, q is BH adjusted.
+
+    Gi* of counts (gi_star) or the empirical-Bayes rate test on Gi* neighbourhoods (rate_hotspots).
+    """
 
     codes: tuple[str, ...]
-    values: np.ndarray  # what was analysed: counts, or EB-smoothed rates for method="rate"
+    values: np.ndarray  # counts (gi_star), or EB-smoothed rates per population unit (rate_hotspots)
     z: np.ndarray
     p: np.ndarray  # the p-values the classes rest on (see `inference`)
     p_sim: np.ndarray  # folded permutation pseudo p-value, as esda's p_sim; NaN when permutations == 0
@@ -334,11 +337,13 @@ def gi_star(
 ) -> GiStar:
     """Getis-Ord Gi* of non-negative values on w's units, classed into hot/cold tiers by BH-adjusted p-values.
 
-    inference="analytic" (default) classes on the two-sided normal p of esda's Gi* z-score, as ESRI's Hot Spot
-    Analysis does: 999 permutations cannot give a p below 0.001, and Benjamini–Hochberg over ~2,900 units then
-    needs 29 (90 %) to 290 (99 %) units tied at that floor before anything passes, so permutation p-values under
-    FDR hide real but compact clusters. The permutations still run (conditional randomisation, seeded) and are
-    returned as p_sim; inference="permutation" classes on 2 × p_sim instead.
+    inference="exact" (default) classes on the exact two-sided tail of each unit's neighbourhood sum under total
+    randomisation (_exact_p), falling back to "analytic" when values are not small integers. "analytic" uses the
+    normal p of esda's Gi* z-score, as ESRI's Hot Spot Analysis does; on sparse counts it flags noise. 999
+    permutations cannot give a p below 0.001, and Benjamini–Hochberg over ~2,900 units then needs 29 (90 %) to
+    290 (99 %) units tied at that floor before anything passes, so permutation p-values under FDR hide real but
+    compact clusters. The permutations still run (conditional randomisation, seeded) and are returned as p_sim;
+    inference="permutation" classes on 2 × p_sim instead.
     """
     n = int(w.n)
     values = _check_values(counts, n, "counts")
@@ -423,6 +428,82 @@ def eb_rates(events: np.ndarray, population: np.ndarray) -> np.ndarray:
     return np.asarray(weight * raw + (1.0 - weight) * overall)
 
 
+def _overdispersion(observed: np.ndarray, expected: np.ndarray) -> float:
+    """Method-of-moments 1/alpha of a Poisson–Gamma (negative binomial) model: Var(O) = E + E² / alpha.
+
+    Zero when the counts are no more variable than Poisson (then the test is the plain Poisson one).
+    """
+    denominator = float((expected**2).sum())
+    if denominator <= 0:
+        return 0.0
+    return max(0.0, float(((observed - expected) ** 2 - observed).sum()) / denominator)
+
+
+def rate_hotspots(
+    counts: np.ndarray,
+    w: W,
+    population: np.ndarray,
+    *,
+    alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
+) -> GiStar:
+    """Hot and cold units by rate: each unit's Gi* neighbourhood against what its population predicts.
+
+    The neighbourhood is Gi*'s (the unit and its neighbours). Its expected count is the city's rate times its
+    population. The test is the empirical-Bayes Poisson–Gamma one: relative risks vary between neighbourhoods as a
+    gamma law whose spread is estimated from the data (method of moments), so the observed count is compared with
+    a negative binomial of that mean and spread. A neighbourhood is only significant when its excess is larger
+    than the ordinary variation of rates across the city, and a small population can never carry a unit: two
+    entities and one clue are one clue. Two-sided p-values, Benjamini–Hochberg as gi_star. A unit is classed hot
+    (cold) only when its own count is also above (below) its own expectation, so the neighbours of a hotspot
+    that have no excess of their own are not painted with it.
+
+    `values` are the EB-smoothed rates per population unit (eb_rates); `z` is the normal score of the p-value,
+    signed by the neighbourhood's excess.
+    """
+    n = int(w.n)
+    values = _check_values(counts, n, "counts")
+    people = _check_values(population, n, "population")
+    levels = _check_levels(alpha_levels)
+    codes = tuple(str(c) for c in w.id_order)
+    if people.sum() == 0:
+        raise HotspotError("rates need a population: every unit has zero")
+    smoothed = eb_rates(values, people)
+    total = float(values.sum())
+    if n < 2 or total == 0:
+        ones = np.ones(n)
+        return GiStar(
+            codes=codes, values=smoothed, z=np.zeros(n), p=ones, p_sim=np.full(n, np.nan), q=ones.copy(),
+            classes=np.full(n, NOT_SIGNIFICANT, dtype=object), inference="negative_binomial", permutations=0,
+        )  # fmt: skip
+    star = _prepare(w).star.sparse
+    observed = np.asarray(star @ values).ravel()
+    exposure = np.asarray(star @ people).ravel()
+    expected = total * exposure / float(people.sum())
+    own_expected = total * people / float(people.sum())
+    inv_alpha = _overdispersion(observed, expected)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if inv_alpha > 0:
+            shape = 1.0 / inv_alpha
+            success = shape / (shape + expected)
+            upper = stats.nbinom.sf(observed - 1, shape, success)
+            lower = stats.nbinom.cdf(observed, shape, success)
+        else:
+            upper = stats.poisson.sf(observed - 1, expected)
+            lower = stats.poisson.cdf(observed, expected)
+    p = np.minimum(1.0, 2.0 * np.minimum(upper, lower))
+    p[expected <= 0] = 1.0  # no population anywhere near: nothing to compare with
+    excess = np.sign(observed - expected)
+    z = excess * stats.norm.isf(np.clip(p / 2.0, 1e-300, 0.5))
+    q = fdr_adjust(p)
+    classes = classify(z, q, levels)
+    own_side = np.sign(values - own_expected)
+    classes[(own_side != excess) & (classes != NOT_SIGNIFICANT)] = NOT_SIGNIFICANT
+    return GiStar(
+        codes=codes, values=smoothed, z=z, p=p, p_sim=np.full(n, np.nan), q=q, classes=classes,
+        inference="negative_binomial", permutations=0,
+    )  # fmt: skip
+
+
 def find_hotspots(
     counts: np.ndarray,
     w: W,
@@ -434,16 +515,14 @@ def find_hotspots(
     alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
     inference: Inference = "exact",
 ) -> GiStar:
-    """Gi* on counts (method="gi_star") or on EB-smoothed rates per population unit (method="rate")."""
+    """Gi* on counts (method="gi_star") or the empirical-Bayes rate test per population unit (method="rate")."""
     if method == "gi_star":
-        values = np.asarray(counts, dtype=float)
-    elif method == "rate":
+        return gi_star(counts, w, permutations=permutations, seed=seed, alpha_levels=alpha_levels, inference=inference)
+    if method == "rate":
         if population is None:
             raise HotspotError('method="rate" needs a population (registered entities or residents) per unit')
-        values = eb_rates(np.asarray(counts, dtype=float), np.asarray(population, dtype=float))
-    else:
-        raise HotspotError(f"unknown method {method!r}")
-    return gi_star(values, w, permutations=permutations, seed=seed, alpha_levels=alpha_levels, inference=inference)
+        return rate_hotspots(counts, w, population, alpha_levels=alpha_levels)
+    raise HotspotError(f"unknown method {method!r}")
 
 
 def _trend(z_series: np.ndarray, trend_alpha: float) -> int:

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import h3
+import shapely
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Connection, text
 
@@ -251,6 +253,9 @@ class ClueFilters:
     severity: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    kind: str | None = None  # clue | unlicensed
+    source: str | None = "field"  # field (grid workers' reports), hotline, or None for both
+    h3_cell: str | None = None  # only clues inside this H3 cell (a hotspot of the heatmap page)
 
 
 def list_clues(
@@ -258,17 +263,24 @@ def list_clues(
 ) -> Page:
     """Clues in scope, newest first, as {items, total, next}."""
     where, params = _clue_scope_sql(scope)
-    clauses = [where, "c.source = 'field'"]
+    clauses = [where]
     for column, value in (
         ("town_code", filters.town),
         ("grid_code", filters.grid),
         ("status", filters.status),
         ("industry", filters.industry),
         ("severity", filters.severity),
+        ("kind", filters.kind),
+        ("source", filters.source),
     ):
         if value is not None:
             clauses.append(f"c.{column} = :f_{column}")
             params[f"f_{column}"] = value
+    if filters.h3_cell is not None:
+        # The cell's hexagon as a bound WKT polygon; the GiST index on clue.geom does the rest.
+        ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(filters.h3_cell)]
+        params["f_cell"] = shapely.Polygon(ring).wkt
+        clauses.append("ST_Intersects(c.geom, ST_GeomFromText(:f_cell, 4326))")
     if filters.since is not None:
         clauses.append("c.reported_at >= :f_since")
         params["f_since"] = filters.since

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+import h3
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
@@ -14,6 +15,7 @@ from address_library.live import LiveGeocoder
 from api.auth.deps import CurrentPrincipal
 from api.auth.roles import Role
 from api.deps import day_window, engine
+from api.errors import InvalidRequest
 from api.workflow_deps import actor_of, require_role, task_scope
 from gis.settings import ServerSettings
 from supervision.clues import (
@@ -88,14 +90,20 @@ def get_clues(
     severity: Annotated[Literal["normal", "severe"] | None, Query()] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
+    kind: Annotated[Literal["clue", "unlicensed"] | None, Query()] = None,
+    source: Annotated[Literal["field", "hotline", "all"], Query()] = "field",
+    h3_cell: Annotated[str | None, Query(alias="h3", pattern=r"^[0-9a-f]{15}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
-    """按镇街、网格、状态、日期（含首尾，北京时间）筛选，新的在前。"""
+    """按镇街、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
     since, until = day_window(from_, to)
+    if h3_cell is not None and not h3.is_valid_cell(h3_cell):
+        raise InvalidRequest(f"not an H3 cell: {h3_cell}", field="h3")
     filters = ClueFilters(
-        town=town, grid=grid, status=status, industry=industry, severity=severity, since=since, until=until
-    )
+        town=town, grid=grid, status=status, industry=industry, severity=severity, since=since, until=until,
+        kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
+    )  # fmt: skip
     with db.connect() as conn:
         page = list_clues(conn, task_scope(principal), filters, limit=limit, cursor=cursor)
     return {"items": page.items, "total": page.total, "next": page.next}

@@ -34,6 +34,7 @@ WriteEngine = Annotated[Engine, Depends(engine)]
 Kind = Literal["clue", "unlicensed", "problem"]
 Unit = Literal["grid", "h3:7", "h3:8", "h3:9", "h3:10"]
 Method = Literal["gi_star", "rate"]
+Per = Literal["residents", "entities"]
 
 
 def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
@@ -90,14 +91,19 @@ def get_hotspots(
     method: Method = "gi_star",
     kind: Kind = "clue",
     industry: Annotated[str | None, Query(max_length=32)] = None,
+    per: Per = "residents",
 ) -> dict[str, Any]:
-    """GeoJSON：每个网格或 H3 单元的 code、count、rate、z、p、class（hot_99…cold_99）与 emerging（趋势类别）。"""
+    """GeoJSON：每个网格或 H3 单元的 code、count、rate、z、p、class（hot_99…cold_99）与 emerging（趋势类别）。
+
+    method=gi_star：计数的 Getis-Ord Gi*；method=rate：按常住人口（per=residents，每千人）或登记主体
+    （per=entities）的经验贝叶斯比率检验，邻域超出全市正常波动才显著。rate 为经验贝叶斯平滑后的比率。
+    """
     since, until = window(from_, to)
     with db.connect() as conn:
         place = scoped_town(conn, principal, town)
         return hotspot_collection(
             conn, town=place, since=since, until=until, unit=unit, method=method, kind=kind,
-            industry=industry or None,
+            industry=industry or None, per=per,
         )  # fmt: skip
 
 
@@ -141,6 +147,8 @@ def heatmap_export(
     method: Method = "gi_star",
     kind: Kind = "clue",
     industry: Annotated[str | None, Query(max_length=32)] = None,
+    unit: Unit = "grid",
+    per: Per = "residents",
 ) -> Response:
     """The hotspots as a standalone offline HTML map, GeoJSON or CSV."""
     since, until = window(from_, to)
@@ -148,7 +156,15 @@ def heatmap_export(
         town = scoped_town(conn, principal, None if code == CITY else code)
         chosen = industry or None
         spots = hotspot_collection(
-            conn, town=town, since=since, until=until, unit="grid", method=method, kind=kind, industry=chosen
+            conn,
+            town=town,
+            since=since,
+            until=until,
+            unit=unit,
+            method=method,
+            kind=kind,
+            industry=chosen,
+            per=per,
         )
         name, bounds = _place(conn, town)
         layers = (

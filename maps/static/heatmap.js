@@ -99,7 +99,7 @@
     layer.bindPopup("<b>" + escapeHtml(p.code) + "</b><br>" + escapeHtml(CLASS_LABELS[p["class"]] || p["class"]) +
       "<br>数量 " + escapeHtml(p.count) + "，z = " + escapeHtml(Number(p.z).toFixed(2)) +
       (p.emerging ? "<br>趋势：" + escapeHtml(p.emerging) : "") +
-      '<br><a href="/v1/clues?' + (p.code.length === 15 ? "grid=" : "h3=") + encodeURIComponent(p.code) + '">线索列表</a>');
+      '<br><a href="' + clueLink(p.code) + '">线索列表</a>');
   }
 
   function drawLegend(legend) {
@@ -142,14 +142,37 @@
           map.fitBounds(L.geoJSON(f).getBounds(), { maxZoom: 16 });
         });
         li.appendChild(a);
+        var clues = document.createElement("a");
+        clues.href = clueLink(f.properties.code);
+        clues.className = "clue-link";
+        clues.textContent = " 线索";
+        li.appendChild(clues);
         list.appendChild(li);
       });
     if (!list.children.length) { list.innerHTML = "<li>本时段无显著热点</li>"; }
   }
 
+  function hotspotParams() {
+    return { method: document.getElementById("method").value, unit: document.getElementById("unit").value,
+      per: document.getElementById("per").value };
+  }
+
+  function clueLink(code) {
+    // The clues behind a hotspot: the same unit, window, industry and kind, from every source.
+    var w = windowDates();
+    var params = new URLSearchParams({ from: w.from, to: w.to, source: "all", limit: "500" });
+    params.set(/^\d{15}$/.test(code) ? "grid" : "h3", code);
+    var kind = document.getElementById("kind").value;
+    if (kind === "clue" || kind === "unlicensed") { params.set("kind", kind); }
+    if (industrySelect.value) { params.set("industry", industrySelect.value); }
+    return "/v1/clues?" + params.toString();
+  }
+
+  window.gridgovHeatmap.clueLink = clueLink;
+
   function updateExports() {
     var base = "/towns/" + (config.town || "city") + "/heatmap/export";
-    var params = query({ method: document.getElementById("method").value }).toString();
+    var params = query(hotspotParams()).toString();
     document.getElementById("export-html").href = base + ".html?" + params;
     document.getElementById("export-geojson").href = base + ".geojson?" + params;
     document.getElementById("export-csv").href = base + ".csv?" + params;
@@ -166,17 +189,19 @@
     });
   }
 
+  var generation = 0;  // answers of an older refresh are dropped: filters changed quickly must not draw stale layers
+
   function refresh() {
+    var mine = ++generation;
     var w = windowDates();
     document.getElementById("window-label").textContent = w.from + " 至 " + w.to;
     updateExports();
     statusEl.textContent = "加载中…";
-    var method = document.getElementById("method").value;
-    var unit = config.town ? "grid" : "grid";
     return Promise.all([
       fetchJson("/v1/heatmap?" + query({ res: config.h3Resolution }).toString()),
-      fetchJson("/v1/hotspots?" + query({ unit: unit, method: method }).toString())
+      fetchJson("/v1/hotspots?" + query(hotspotParams()).toString())
     ]).then(function (answers) {
+      if (mine !== generation) { return; }
       var layers = answers[0], spots = answers[1];
       heat.setLatLngs(layers.heat.points);
       hexagons.clearLayers();
@@ -188,15 +213,16 @@
       drawTop10(spots.features);
       statusEl.textContent = layers.empty ? (layers.message || "本时段没有数据") :
         (layers.total + " 条，" + (layers.heat.mode === "points" ? "点" : "已汇总") + "；" +
-         spots.features.filter(function (f) { return f.properties["class"].indexOf("hot") === 0; }).length + " 个热点网格");
+         spots.features.filter(function (f) { return f.properties["class"].indexOf("hot") === 0; }).length + " 个热点单元");
       window.gridgovHeatmap.loaded = true;
       document.body.setAttribute("data-loaded", "true");
     }).catch(function (error) {
+      if (mine !== generation) { return; }
       statusEl.textContent = "加载失败：" + error.message;
     });
   }
 
-  ["window-end", "window-days", "industry", "kind", "method"].forEach(function (id) {
+  ["window-end", "window-days", "industry", "kind", "method", "unit", "per"].forEach(function (id) {
     document.getElementById(id).addEventListener("change", refresh);
   });
   document.getElementById("window-end").addEventListener("input", function () {

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
+import h3
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -67,7 +68,14 @@ def test_hotspots_of_the_own_town_as_geojson(client: TestClient, towns: dict[str
         assert props["class"] in CLASSES and props["code"].startswith(towns["busy"][:9])
     assert sum(f["properties"]["count"] for f in body["features"]) > 0
     rate = client.get("/v1/hotspots", params={**params, "method": "rate"}, headers=leader)
-    assert rate.status_code == 200
+    assert rate.status_code == 200 and rate.json()["per"] == "residents"
+    per_entity = client.get("/v1/hotspots", params={**params, "method": "rate", "per": "entities"}, headers=leader)
+    assert per_entity.status_code == 200 and per_entity.json()["per"] == "entities"
+    counts = {f["properties"]["code"]: f["properties"]["count"] for f in per_entity.json()["features"]}
+    rates = {f["properties"]["code"]: f["properties"]["rate"] for f in per_entity.json()["features"]}
+    # Rates are EB-smoothed: every grid's rate lies between its raw rate and the town's overall rate, so no grid
+    # with a clue has a rate of zero and none is above the highest raw rate.
+    assert all(rates[code] > 0 for code, n in counts.items() if n > 0)
     hexes = client.get("/v1/hotspots", params={**params, "unit": "h3:9"}, headers=leader)
     assert hexes.status_code == 200 and hexes.json()["features"][0]["properties"]["code"].startswith("89")
 
@@ -92,6 +100,7 @@ def test_the_leader_is_refused_any_other_town(client: TestClient, towns: dict[st
         {"industry": "卖火箭"},
         {"unit": "h3:12"},
         {"method": "kde"},
+        {"method": "rate", "per": "households"},
     ],
 )
 def test_bad_requests_get_a_reason(client: TestClient, params: dict[str, str]) -> None:
@@ -143,3 +152,18 @@ def test_exports_open_offline(client: TestClient, towns: dict[str, Any]) -> None
     geojson = client.get(f"/towns/{towns['busy']}/heatmap/export.geojson", params=params, headers=leader)
     assert geojson.json()["type"] == "FeatureCollection"
     assert client.get(f"/towns/{towns['other']}/heatmap/export.csv", headers=leader).status_code == 403
+
+
+def test_a_hotspot_links_to_the_clues_inside_its_cell(client: TestClient, towns: dict[str, Any]) -> None:
+    leader = login(client, "leader")
+    params = {"town": towns["busy"], "from": towns["from"], "to": towns["to"], "unit": "h3:9"}
+    features = client.get("/v1/hotspots", params=params, headers=leader).json()["features"]
+    busiest = max(features, key=lambda f: f["properties"]["count"])["properties"]
+    window = {"from": towns["from"], "to": towns["to"], "source": "all", "limit": 500}
+    listed = client.get("/v1/clues", params={**window, "h3": busiest["code"], "kind": "clue"}, headers=leader)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert listed.json()["total"] == busiest["count"] and items
+    assert all(h3.latlng_to_cell(i["lat"], i["lon"], 9) == busiest["code"] for i in items)
+    bad = client.get("/v1/clues", params={"h3": "890000000000000"}, headers=leader)
+    assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"

@@ -69,6 +69,25 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
         page.select_option("#industry", "餐饮服务")
     page.wait_for_function("document.querySelector('#comparison-text').textContent.includes('本期')")
     assert page.locator("#top10 li").count() >= 1
+
+    # Hotspots on H3 cells by rate: the top-10 entries link to the clues of their cell, and the link answers.
+    page.select_option("#industry", "")
+    page.select_option("#window-days", "365")
+    with page.expect_response(lambda r: "/v1/hotspots" in r.url and "unit=h3" in r.url, timeout=30_000):
+        page.select_option("#unit", "h3:9")
+    page.wait_for_function(
+        "window.gridgovHeatmap.layers.hotspots.getLayers().every(l => l.feature.properties.code.startsWith('89'))"
+    )
+    # Each hotspot links to its clues (the popup and the top-10 list build the same link): the same cell,
+    # window and kind, every source. Following it lists exactly the clues the cell counts.
+    busiest = page.evaluate(
+        "window.gridgovHeatmap.layers.hotspots.getLayers().map(l => l.feature.properties)"
+        ".sort((a, b) => b.count - a.count)[0]"
+    )
+    link = page.evaluate(f"window.gridgovHeatmap.clueLink('{busiest['code']}')")
+    assert "h3=89" in link and "source=all" in link
+    answer = page.request.get(link if link.startswith("http") else base_url + link)
+    assert answer.status == 200 and answer.json()["total"] == busiest["count"] >= 1
     page.screenshot(path=str(artifacts_dir / "heatmap_page_town.png"), animations="disabled")
 
     assert errors == []

@@ -114,12 +114,81 @@ def test_the_rate_method_does_not_crown_a_tiny_grid_with_one_clue() -> None:
     cluster = block(7, 7, side=12)
     counts[cluster] += 25
     result = find_hotspots(counts, w, method="rate", population=entities, permutations=0)
-    assert result.inference == "analytic"  # rates are not counts: the exact tail does not apply
-    assert result.values[tiny] < result.values[cluster].min()
+    assert result.inference == "negative_binomial"
+    assert result.values[tiny] < result.values[cluster].min()  # EB-smoothed rates
     assert int(np.argmax(result.z)) in cluster
     assert result.classes[tiny] == "not_significant"
     with pytest.raises(HotspotError):
         find_hotspots(counts, w, method="rate")
+
+
+def uneven_population(side: int, seed: int) -> np.ndarray:
+    """Residents per unit varying a hundredfold, smoothly, like a town centre and its outskirts."""
+    rows, cols = np.divmod(np.arange(side * side), side)
+    centre = side / 2
+    density = np.exp(-((rows - centre) ** 2 + (cols - centre) ** 2) / (2 * (side / 4) ** 2))
+    noise = np.random.default_rng(seed).uniform(0.7, 1.3, side * side)
+    return np.round(20 + 2000 * density * noise)
+
+
+@pytest.mark.parametrize("clues", [300, 3000, 30000])
+def test_clues_that_follow_the_population_give_no_rate_hotspots_beyond_the_fdr_rate(clues: int) -> None:
+    # Constant risk is the rate method's null: busy centres have more clues, and that is not a hotspot.
+    side = 30
+    w = lattice(side)
+    population = uneven_population(side, 0)
+    maps_with_any = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        counts = np.bincount(rng.choice(w.n, clues, p=population / population.sum()), minlength=w.n).astype(float)
+        result = find_hotspots(counts, w, method="rate", population=population)
+        maps_with_any += bool(result.significant().any())
+        # Counts alone would call the busy centre hot; the rate method does not.
+    assert maps_with_any <= 2  # FDR at 10 % bounds the chance of any false discovery under the full null
+    counts_only = gi_star(counts, w, permutations=0)
+    assert counts_only.hot().any()
+
+
+def test_a_rate_hotspot_in_a_quiet_place_is_found_and_its_quiet_neighbours_are_not_painted() -> None:
+    side = 30
+    w = lattice(side)
+    population = uneven_population(side, 1)
+    rng = np.random.default_rng(2)
+    counts = np.bincount(rng.choice(w.n, 5000, p=population / population.sum()), minlength=w.n).astype(float)
+    quiet = 3 * side + 3  # far from the centre: few residents
+    own_expected = counts.sum() * population / population.sum()
+    assert own_expected[quiet] < 2
+    ring = [r * side + c for r in (2, 3, 4) for c in (2, 3, 4) if (r, c) != (3, 3)]
+    counts[ring[:4]] = 0  # some neighbours without a single clue of their own
+    counts[quiet] += 20
+    own_expected = counts.sum() * population / population.sum()
+    result = find_hotspots(counts, w, method="rate", population=population)
+    assert result.classes[quiet] in ("hot_99", "hot_95")
+    hot = set(np.flatnonzero(result.hot()).tolist())
+    assert hot <= {quiet, *ring}  # nothing lights up away from it
+    # Neighbours share its excess in their Gi* sums; without an excess of their own they are not painted hot.
+    assert not hot & set(ring[:4])
+    assert all(counts[i] > own_expected[i] for i in hot)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=40), min_size=25, max_size=25),
+    people=st.lists(st.integers(min_value=0, max_value=500), min_size=25, max_size=25),
+)
+def test_rate_results_are_finite_and_classes_agree_with_the_excess(counts: list[int], people: list[int]) -> None:
+    w = lattice(5)
+    population = np.array(people, dtype=float)
+    if population.sum() == 0:
+        with pytest.raises(HotspotError, match="population"):
+            find_hotspots(np.array(counts, dtype=float), w, method="rate", population=population)
+        return
+    result = find_hotspots(np.array(counts, dtype=float), w, method="rate", population=population)
+    assert np.all(np.isfinite(result.z)) and np.all((result.p >= 0) & (result.p <= 1))
+    assert np.all(result.q >= result.p - 1e-12)
+    assert np.all(result.z[result.hot()] > 0)
+    cold = np.isin(result.classes, ("cold_99", "cold_95", "cold_90"))
+    assert np.all(result.z[cold] < 0)
 
 
 def test_bad_input_is_refused_with_a_reason() -> None:
