@@ -68,8 +68,11 @@ def load_window(
     industry: str | None,
     kind: str,
     with_previous: bool = False,
+    status: str | None = None,
+    source: str | None = None,
 ) -> EventFrame:
-    """The events of one kind in the window (and the previous window of equal length when asked)."""
+    """The events of one kind in the window (and the previous window of equal length when asked), filtered by
+    industry, status (a clue's or an inspection task's) and source (field, hotline, inspection); None = all."""
     validate_industry(industry)
     start = since - (until - since) if with_previous else since
     return load_events(
@@ -78,10 +81,52 @@ def load_window(
         since=start,
         until=until,
         industries=[industry] if industry else None,
-        statuses=None,
-        sources=None,
+        statuses=[status] if status else None,
+        sources=[source] if source else None,
         kinds=[kind],
     )
+
+
+def aggregate_table(
+    conn: Connection,
+    *,
+    town: str | None,
+    since: datetime,
+    until: datetime,
+    unit: str,
+    industry: str | None,
+    kind: str,
+    status: str | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Counts and raw rates (per entity, per 1,000 residents, with the small-number flag) per unit, busiest first."""
+    parse_unit(unit)  # refuse an unknown unit before reading anything
+    events = load_window(
+        conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
+    )
+    table = aggregate(events, unit, denominators=denominators(conn, unit))
+    rows = [
+        {
+            "code": str(r.code),
+            "count": int(r.count),
+            "entities": _number(r.entities),
+            "residents": _number(r.residents),
+            "per_entity": _number(r.per_entity),
+            "per_1000_residents": _number(r.per_1000_residents),
+            "small_n": bool(r.small_n),
+        }
+        for r in table.itertuples(index=False)
+    ]
+    return {
+        "window": {"from": since.isoformat(), "to": until.isoformat()},
+        "town": town,
+        "unit": unit,
+        "total": len(events),
+        "unplaced": int(table.attrs.get("unplaced", 0)),
+        "empty": len(events) == 0,
+        "message": "本时段没有数据" if len(events) == 0 else None,
+        "rows": rows,
+    }
 
 
 def hexagon_features(table: Any, bins: list[float]) -> dict[str, Any]:
@@ -123,10 +168,15 @@ def heat_layers(
     industry: str | None,
     kind: str,
     resolution: int,
+    status: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Heat points (or weighted cell centres), the H3 choropleth with its legend, and this period vs the last."""
     resolution = validate_resolution(resolution)
-    both = load_window(conn, town=town, since=since, until=until, industry=industry, kind=kind, with_previous=True)
+    both = load_window(
+        conn, town=town, since=since, until=until, industry=industry, kind=kind, with_previous=True,
+        status=status, source=source,
+    )  # fmt: skip
     current = both.between(since, until)
     heat = points_or_aggregates(current)
     unit = f"h3:{resolution}"
@@ -219,6 +269,8 @@ def hotspot_collection(
     kind: str,
     industry: str | None = None,
     per: str = "residents",
+    status: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """Hotspots with FDR classes and the emerging category, as a GeoJSON FeatureCollection.
 
@@ -228,7 +280,9 @@ def hotspot_collection(
     """
     if method not in ("gi_star", "rate"):
         raise HotspotError(f"method must be gi_star or rate, not {method!r}")
-    events = load_window(conn, town=town, since=since, until=until, industry=industry, kind=kind)
+    events = load_window(
+        conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
+    )
     codes, geoms, population = _units(conn, unit, town, events, per)
     empty = {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
     if not codes:

@@ -19,10 +19,11 @@ from api.deps import SHANGHAI, day_window, engine
 from api.routers.pages import sign_in_first
 from maps.aggregate import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
-from maps.heatmap import heat_layers, hotspot_collection
+from maps.heatmap import aggregate_table, heat_layers, hotspot_collection
 from maps.page import render_heatmap
 from maps.repository import town_extent
 from supervision.routing import default_router
+from supervision.workflow import Status as TaskStatus
 
 DEFAULT_DAYS = 30
 CITY = "city"
@@ -35,6 +36,9 @@ Kind = Literal["clue", "unlicensed", "problem"]
 Unit = Literal["grid", "h3:7", "h3:8", "h3:9", "h3:10"]
 Method = Literal["gi_star", "rate"]
 Per = Literal["residents", "entities"]
+Source = Literal["field", "hotline", "inspection"]
+AggregateUnit = Literal["town", "community", "grid", "h3:7", "h3:8", "h3:9", "h3:10"]
+Status = Annotated[TaskStatus | None, Query(description="线索或检查任务的状态")]
 
 
 def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
@@ -70,14 +74,40 @@ def get_heatmap(
     industry: Annotated[str | None, Query(max_length=32)] = None,
     kind: Kind = "clue",
     res: Annotated[int, Query(description="H3 分辨率 7–10")] = 9,
+    status: Status = None,
+    source: Source | None = None,
 ) -> dict[str, Any]:
     """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
     since, until = window(from_, to)
     with db.connect() as conn:
         place = scoped_town(conn, principal, town)
         return heat_layers(
-            conn, town=place, since=since, until=until, industry=industry or None, kind=kind, resolution=res
-        )
+            conn, town=place, since=since, until=until, industry=industry or None, kind=kind, resolution=res,
+            status=status.value if status else None, source=source,
+        )  # fmt: skip
+
+
+@router.get("/aggregates", summary="按 H3、网格、村（社区）或镇街汇总：数量与比率")
+def get_aggregates(
+    principal: CurrentPrincipal,
+    db: WriteEngine,
+    unit: AggregateUnit = "grid",
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    industry: Annotated[str | None, Query(max_length=32)] = None,
+    kind: Kind = "clue",
+    status: Status = None,
+    source: Source | None = None,
+) -> dict[str, Any]:
+    """每个单元的数量、每个登记主体与每千常住人口的比率（未平滑）及小数字标记 small_n，数量多的在前。"""
+    since, until = window(from_, to)
+    with db.connect() as conn:
+        place = scoped_town(conn, principal, town)
+        return aggregate_table(
+            conn, town=place, since=since, until=until, unit=unit, industry=industry or None, kind=kind,
+            status=status.value if status else None, source=source,
+        )  # fmt: skip
 
 
 @router.get("/hotspots", summary="热点分析（Gi*，FDR 校正；趋势分类）")
@@ -92,6 +122,8 @@ def get_hotspots(
     kind: Kind = "clue",
     industry: Annotated[str | None, Query(max_length=32)] = None,
     per: Per = "residents",
+    status: Status = None,
+    source: Source | None = None,
 ) -> dict[str, Any]:
     """GeoJSON：每个网格或 H3 单元的 code、count、rate、z、p、class（hot_99…cold_99）与 emerging（趋势类别）。
 
@@ -103,7 +135,7 @@ def get_hotspots(
         place = scoped_town(conn, principal, town)
         return hotspot_collection(
             conn, town=place, since=since, until=until, unit=unit, method=method, kind=kind,
-            industry=industry or None, per=per,
+            industry=industry or None, per=per, status=status.value if status else None, source=source,
         )  # fmt: skip
 
 

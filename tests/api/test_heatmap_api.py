@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from html.parser import HTMLParser
 from typing import Any
 
@@ -167,3 +168,55 @@ def test_a_hotspot_links_to_the_clues_inside_its_cell(client: TestClient, towns:
     assert all(h3.latlng_to_cell(i["lat"], i["lon"], 9) == busiest["code"] for i in items)
     bad = client.get("/v1/clues", params={"h3": "890000000000000"}, headers=leader)
     assert bad.status_code == 422 and bad.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("unit", ["town", "community", "grid", "h3:7", "h3:10"])
+def test_aggregates_count_the_window_per_unit_with_rates(
+    client: TestClient, towns: dict[str, Any], db: DatabaseSettings, unit: str
+) -> None:
+    leader = login(client, "leader")
+    params = {"from": towns["from"], "to": towns["to"], "unit": unit}
+    body = client.get("/v1/aggregates", params=params, headers=leader).json()
+    assert body["town"] == towns["busy"] and body["rows"]
+    assert sum(r["count"] for r in body["rows"]) + body["unplaced"] == body["total"]
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        expected = conn.execute(
+            text(
+                "SELECT count(*) FROM clue WHERE town_code = :town AND kind = 'clue' "
+                "AND (reported_at AT TIME ZONE 'Asia/Shanghai')::date BETWEEN :since AND :until"
+            ),
+            {
+                "town": towns["busy"],
+                "since": date.fromisoformat(towns["from"]),
+                "until": date.fromisoformat(towns["to"]),
+            },
+        ).scalar_one()
+    engine.dispose()
+    assert body["total"] == expected
+    counts = [r["count"] for r in body["rows"]]
+    assert counts == sorted(counts, reverse=True)
+    for row in body["rows"]:
+        if row["entities"]:
+            assert row["per_entity"] == pytest.approx(row["count"] / row["entities"], rel=1e-3, abs=1e-4)
+        if unit in ("grid", "community", "town"):
+            assert row["code"].startswith(towns["busy"][:9])
+
+
+def test_status_and_source_filters_split_the_window(client: TestClient, towns: dict[str, Any]) -> None:
+    centre = login(client, "centre")
+    params = {"town": towns["busy"], "from": towns["from"], "to": towns["to"], "unit": "town"}
+    everything = client.get("/v1/aggregates", params=params, headers=centre).json()["total"]
+    by_source = [
+        client.get("/v1/aggregates", params={**params, "source": s}, headers=centre).json()["total"]
+        for s in ("field", "hotline", "inspection")
+    ]
+    assert sum(by_source) == everything and by_source[0] > 0 and by_source[1] > 0
+    closed = client.get("/v1/aggregates", params={**params, "status": "closed"}, headers=centre).json()["total"]
+    assert 0 < closed <= everything
+    heat = client.get("/v1/heatmap", params={**params, "source": "hotline"}, headers=centre).json()
+    assert heat["total"] == by_source[1]
+    assert client.get("/v1/aggregates", params={**params, "status": "lost"}, headers=centre).status_code == 422
+    assert client.get("/v1/aggregates", params={**params, "unit": "street"}, headers=centre).status_code == 422
+    other = client.get("/v1/aggregates", params={"town": towns["other"]}, headers=login(client, "leader"))
+    assert other.status_code == 403
