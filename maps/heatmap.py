@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,11 +32,13 @@ from maps.aggregate import (
     points_or_aggregates,
     validate_resolution,
 )
-from maps.events import load_denominators, load_events, open_entity_points, study_grids
-from maps.hotspots import HotspotError, eb_rates, emerging, find_hotspots, weights_for_grids, weights_for_h3
+from maps.events import address_points, load_denominators, load_events, open_entity_points, study_grids
+from maps.hotspots import GiStar, HotspotError, eb_rates, emerging, find_hotspots, weights_for_grids, weights_for_h3
 from supervision.routing import default_router
 
 DENOMINATOR_TTL_S = 600.0
+# The page's kinds; "all" is every clue (of kind clue or unlicensed) and every unlicensed finding, counted once.
+KINDS = {"clue": ("clue",), "unlicensed": ("unlicensed",), "problem": ("problem",), "all": ("clue", "unlicensed")}
 _denominators: dict[str, tuple[float, Denominators]] = {}
 _lock = threading.Lock()
 
@@ -83,7 +86,7 @@ def load_window(
         industries=[industry] if industry else None,
         statuses=[status] if status else None,
         sources=[source] if source else None,
-        kinds=[kind],
+        kinds=list(KINDS[kind]) if kind in KINDS else [kind],
     )
 
 
@@ -107,15 +110,15 @@ def aggregate_table(
     table = aggregate(events, unit, denominators=denominators(conn, unit))
     rows = [
         {
-            "code": str(r.code),
-            "count": int(r.count),
-            "entities": _number(r.entities),
-            "residents": _number(r.residents),
-            "per_entity": _number(r.per_entity),
-            "per_1000_residents": _number(r.per_1000_residents),
-            "small_n": bool(r.small_n),
+            "code": str(r["code"]),
+            "count": int(r["count"]),
+            "entities": _number(r["entities"]),
+            "residents": _number(r["residents"]),
+            "per_entity": _number(r["per_entity"]),
+            "per_1000_residents": _number(r["per_1000_residents"]),
+            "small_n": bool(r["small_n"]),
         }
-        for r in table.itertuples(index=False)
+        for r in table.to_dict("records")
     ]
     return {
         "window": {"from": since.isoformat(), "to": until.isoformat()},
@@ -216,21 +219,33 @@ PER = ("entities", "residents")
 RATE_SCALE = {"entities": 1.0, "residents": 1000.0}  # per registered entity; per 1,000 residents
 
 
+def study_cells(
+    conn: Connection, town: str | None, resolution: int, event_lon: np.ndarray, event_lat: np.ndarray
+) -> list[str]:
+    """The H3 cells of a study area: every cell holding a standard address, an open entity or an event.
+
+    Cells with people but no event in the window belong in it: their residents are part of the city rate and of
+    their neighbours' exposure, and a quiet cell is information.
+    """
+    address_lon, address_lat = address_points(conn, town)
+    entity_lon, entity_lat = open_entity_points(conn, town)
+    lon = np.concatenate([address_lon, entity_lon, event_lon])
+    lat = np.concatenate([address_lat, entity_lat, event_lat])
+    return sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
+
+
 def _units(
     conn: Connection, unit: str, town: str | None, events: EventFrame, per: str
 ) -> tuple[list[str], list[Any], np.ndarray]:
-    """The study area's units (the town's or city's grids, or the H3 cells holding its entities or events),
-    their shapes (None for H3), and their registered entities or residents."""
+    """The study area's units (the town's or city's grids, or its H3 cells: see study_cells), their shapes (None
+    for H3), and their registered entities or residents."""
     if per not in PER:
         raise HotspotError(f"rates are per {' or '.join(PER)}, not {per!r}")
     kind, resolution = parse_unit(unit)
     if kind == "grid":
         codes, geoms, _ = study_grids(conn, town)
     elif kind == "h3" and resolution is not None:
-        entity_lon, entity_lat = open_entity_points(conn, town)
-        lon = np.concatenate([entity_lon, events.lon])
-        lat = np.concatenate([entity_lat, events.lat])
-        codes = sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
+        codes = study_cells(conn, town, resolution, events.lon, events.lat)
         geoms = [None] * len(codes)
     else:
         raise HotspotError(f"hotspots are computed on grids or H3 cells, not {unit!r}")
@@ -258,6 +273,53 @@ def _geometry(code: str, geom: Any) -> dict[str, Any]:
     return json.loads(json.dumps(mapped))  # tuples → lists
 
 
+@dataclass(frozen=True)
+class HotspotAnalysis:
+    """One hotspot run: the units, their counts and population, the weights, and the result (None with a message)."""
+
+    codes: list[str]
+    geoms: list[Any]  # grid shapes, None for H3 cells
+    counts: np.ndarray
+    population: np.ndarray  # residents or registered entities per unit
+    w: Any  # libpysal W
+    result: GiStar | None
+    message: str | None
+    events: EventFrame
+
+
+def analyse_hotspots(
+    conn: Connection,
+    *,
+    events: EventFrame,
+    town: str | None,
+    unit: str,
+    method: str,
+    per: str = "residents",
+    study_area: list[str] | None = None,
+) -> HotspotAnalysis:
+    """Hot and cold units of some events: the study area, counts, weights and the chosen method's classes.
+
+    `study_area` overrides the H3 cells study_cells would pick (a caller analysing many windows of one city).
+    """
+    if method not in ("gi_star", "rate"):
+        raise HotspotError(f"method must be gi_star or rate, not {method!r}")
+    if study_area is not None and parse_unit(unit)[0] == "h3":
+        base = getattr(denominators(conn, unit), per)
+        codes, geoms = study_area, [None] * len(study_area)
+        population = base.reindex(codes, fill_value=0).to_numpy(dtype=float)
+    else:
+        codes, geoms, population = _units(conn, unit, town, events, per)
+    counts = _counts(events, unit, codes)
+    w = (weights_for_grids(geoms, codes) if unit == "grid" else weights_for_h3(codes)) if codes else None
+    message = "本时段没有数据" if counts.sum() == 0 else None
+    if method == "rate" and population.sum() == 0 and message is None:
+        message = "本区域没有常住人口数据" if per == "residents" else "本区域没有登记主体"
+    result = None
+    if message is None:
+        result = find_hotspots(counts, w, method=method, population=population if method == "rate" else None)  # type: ignore[arg-type]
+    return HotspotAnalysis(codes, geoms, counts, population, w, result, message, events)
+
+
 def hotspot_collection(
     conn: Connection,
     *,
@@ -283,16 +345,12 @@ def hotspot_collection(
     events = load_window(
         conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
     )
-    codes, geoms, population = _units(conn, unit, town, events, per)
-    empty = {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
+    run = analyse_hotspots(conn, events=events, town=town, unit=unit, method=method, per=per)
+    codes, geoms, counts, population, w, result, message = (
+        run.codes, run.geoms, run.counts, run.population, run.w, run.result, run.message
+    )  # fmt: skip
     if not codes:
-        return empty
-    counts = _counts(events, unit, codes)
-    w = weights_for_grids(geoms, codes) if unit == "grid" else weights_for_h3(codes)
-    if counts.sum() == 0:
-        result = None
-    else:
-        result = find_hotspots(counts, w, method=method, population=population if method == "rate" else None)  # type: ignore[arg-type]
+        return {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
     categories: list[str | None] = [None] * len(codes)
     n_slices = (until - since).days // SLICE_DAYS
     if result is not None and n_slices >= EMERGING_MIN_SLICES:
@@ -301,7 +359,7 @@ def hotspot_collection(
         for i in range(n_slices):
             part = events.between(start + timedelta(days=SLICE_DAYS * i), start + timedelta(days=SLICE_DAYS * (i + 1)))
             by_slice[i] = _counts(part, unit, codes)
-        categories = emerging(by_slice, w)
+        categories = emerging(by_slice, w, method=method, population=population if method == "rate" else None)  # type: ignore[arg-type]
     smoothed = eb_rates(counts, population) * RATE_SCALE[per] if population.sum() > 0 else np.full(len(codes), np.nan)
     features = []
     for i, code in enumerate(codes):
@@ -314,7 +372,8 @@ def hotspot_collection(
                     "count": int(counts[i]),
                     "rate": round(float(smoothed[i]), 4) if np.isfinite(smoothed[i]) else None,
                     "z": round(float(result.z[i]), 3) if result is not None else 0.0,
-                    "p": round(float(result.p[i]), 4) if result is not None else 1.0,
+                    "p": float(f"{result.p[i]:.3g}") if result is not None else 1.0,
+                    "q": float(f"{result.q[i]:.3g}") if result is not None else 1.0,
                     "class": str(result.classes[i]) if result is not None else "not_significant",
                     "emerging": categories[i],
                 },
@@ -324,7 +383,7 @@ def hotspot_collection(
         "type": "FeatureCollection",
         "features": features,
         "empty": bool(counts.sum() == 0),
-        "message": "本时段没有数据" if counts.sum() == 0 else None,
+        "message": message,
         "method": method,
         "unit": unit,
         "per": per,

@@ -31,13 +31,15 @@ EMERGING_CLASSES = (
 HOT_SHARE = 0.9  # ESRI's "90 percent of the time-step intervals"
 TREND_ALPHA = 0.05
 
-Inference = Literal["exact", "analytic", "permutation", "negative_binomial"]
+Inference = Literal["exact", "analytic", "permutation"]
+Test = Literal["exact", "analytic", "permutation", "negative_binomial"]  # what a result's p-values rest on
 Method = Literal["gi_star", "rate"]
 
 _WEIGHTS_CACHE_SIZE = 16
 _PERMUTATION_KEYS_BUDGET = 4_000_000  # random keys drawn at once when sampling neighbour sets (~32 MB)
 _GATHER_BUDGET = 2_000_000  # simulated neighbour values held at once in the permutation kernel (~16 MB)
 _EARTH_RADIUS_M = 6_371_008.8
+MIN_RATE_HOT_COUNT = 2  # one clue is never a rate hotspot, however few people live around it
 _EXACT_MAX_SUPPORT = 200_000  # beyond this many possible neighbourhood sums the normal approximation is fine anyway
 
 
@@ -59,7 +61,7 @@ class GiStar:
     p_sim: np.ndarray  # folded permutation pseudo p-value, as esda's p_sim; NaN when permutations == 0
     q: np.ndarray
     classes: np.ndarray  # object array of CLASS_ORDER labels
-    inference: Inference
+    inference: Test
     permutations: int
 
     def significant(self) -> np.ndarray:
@@ -375,7 +377,7 @@ def gi_star(
     z = np.nan_to_num(np.asarray(stat.Zs, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
     if permutations:
         p_sim = _permutation_p(values, prepared, permutations, seed)
-    used: Inference = inference
+    used: Test = inference
     exact = _exact_p(values, prepared) if inference == "exact" else None
     if exact is not None:
         p = exact
@@ -452,10 +454,12 @@ def rate_hotspots(
     population. The test is the empirical-Bayes Poisson–Gamma one: relative risks vary between neighbourhoods as a
     gamma law whose spread is estimated from the data (method of moments), so the observed count is compared with
     a negative binomial of that mean and spread. A neighbourhood is only significant when its excess is larger
-    than the ordinary variation of rates across the city, and a small population can never carry a unit: two
-    entities and one clue are one clue. Two-sided p-values, Benjamini–Hochberg as gi_star. A unit is classed hot
-    (cold) only when its own count is also above (below) its own expectation, so the neighbours of a hotspot
-    that have no excess of their own are not painted with it.
+    than the ordinary variation of rates across the city. Two-sided p-values, Benjamini–Hochberg as gi_star. A
+    unit is classed hot (cold) only when its own count is also above (below) its own expectation, so the
+    neighbours of a hotspot that have no excess of their own are not painted with it; and hot only with at least
+    MIN_RATE_HOT_COUNT events of its own, so that one clue where almost nobody is registered (two entities and
+    one clue) never makes a hotspot. A neighbourhood with no population at all has nothing to compare with
+    (p = 1); with a little, several clues there are a real anomaly and may well be hot.
 
     `values` are the EB-smoothed rates per population unit (eb_rates); `z` is the normal score of the p-value,
     signed by the neighbourhood's excess.
@@ -498,6 +502,7 @@ def rate_hotspots(
     classes = classify(z, q, levels)
     own_side = np.sign(values - own_expected)
     classes[(own_side != excess) & (classes != NOT_SIGNIFICANT)] = NOT_SIGNIFICANT
+    classes[np.isin(classes, HOT_CLASSES) & (values < MIN_RATE_HOT_COUNT)] = NOT_SIGNIFICANT
     return GiStar(
         codes=codes, values=smoothed, z=z, p=p, p_sim=np.full(n, np.nan), q=q, classes=classes,
         inference="negative_binomial", permutations=0,
@@ -521,6 +526,8 @@ def find_hotspots(
     if method == "rate":
         if population is None:
             raise HotspotError('method="rate" needs a population (registered entities or residents) per unit')
+        if inference != "exact":
+            raise HotspotError('method="rate" has its own test; inference applies to method="gi_star" only')
         return rate_hotspots(counts, w, population, alpha_levels=alpha_levels)
     raise HotspotError(f"unknown method {method!r}")
 
@@ -558,14 +565,16 @@ def emerging(
     counts_by_slice: np.ndarray,
     w: W,
     *,
+    method: Method = "gi_star",
+    population: np.ndarray | None = None,
     alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
     trend_alpha: float = TREND_ALPHA,
     hot_share: float = HOT_SHARE,
 ) -> list[str | None]:
     """Emerging-hotspot category per unit over time slices (rows oldest first), after ESRI's Emerging Hot Spot Analysis.
 
-    Each slice gets its own Gi* (analytic, FDR as gi_star); a unit is hot (cold) in a slice when its class is any
-    hot (cold) tier. The trend is a Mann-Kendall test (Kendall's tau against time, scipy) on the unit's Gi* z-scores,
+    Each slice gets its own analysis by `method` (Gi* of counts with exact p, or the rate test against
+    `population`; FDR as gi_star); a unit is hot (cold) in a slice when its class is any hot (cold) tier. The trend is a Mann-Kendall test (Kendall's tau against time, scipy) on the unit's Gi* z-scores,
     significant at trend_alpha. With "mostly hot" = hot in at least hot_share (90 %) of the slices:
 
     - new: hot in the final slice and in no earlier slice;
@@ -591,7 +600,9 @@ def emerging(
     hot = np.empty((n_slices, n_units), dtype=bool)
     cold = np.empty((n_slices, n_units), dtype=bool)
     for t in range(n_slices):
-        result = gi_star(series[t], w, permutations=0, alpha_levels=alpha_levels)
+        result = find_hotspots(
+            series[t], w, method=method, population=population, permutations=0, alpha_levels=alpha_levels
+        )
         z[t], hot[t] = result.z, result.hot()
         cold[t] = np.isin(result.classes, COLD_CLASSES)
     out: list[str | None] = []

@@ -14,9 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection, Engine
 
 from api.auth.deps import CurrentPrincipal, optional_principal
-from api.auth.roles import OutOfScope, Principal, allowed_town_codes
+from api.auth.roles import OutOfScope, Principal, Role, allowed_town_codes
 from api.deps import SHANGHAI, day_window, engine
 from api.routers.pages import sign_in_first
+from api.workflow_deps import require_role
 from maps.aggregate import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
 from maps.heatmap import aggregate_table, heat_layers, hotspot_collection
@@ -32,7 +33,7 @@ TOWN_PATTERN = r"^\d{9}000$"
 router = APIRouter(tags=["热力图与热点"])
 pages_router = APIRouter(tags=["页面"])
 WriteEngine = Annotated[Engine, Depends(engine)]
-Kind = Literal["clue", "unlicensed", "problem"]
+Kind = Literal["clue", "unlicensed", "problem", "all"]
 Unit = Literal["grid", "h3:7", "h3:8", "h3:9", "h3:10"]
 Method = Literal["gi_star", "rate"]
 Per = Literal["residents", "entities"]
@@ -48,8 +49,14 @@ def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
     return start, end
 
 
+# Heatmaps are for the command centre and town leaders (and the community dispatchers of a town); grid workers,
+# department officers and API clients see their own tasks, cases and geocodes, not the town's clue patterns.
+HEATMAP_ROLES = (Role.ADMIN, Role.COMMAND_CENTRE, Role.TOWN_LEADER, Role.DISPATCHER)
+
+
 def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str | None:
-    """The town to show (None = the whole city), after the scope check; unknown town → 422."""
+    """The town to show (None = the whole city), after the role and scope checks; unknown town → 422."""
+    require_role(principal, HEATMAP_ROLES, "see heatmaps and hotspots")
     towns = allowed_town_codes(principal)
     if town is None or town == CITY:
         if towns is None:
@@ -181,12 +188,15 @@ def heatmap_export(
     industry: Annotated[str | None, Query(max_length=32)] = None,
     unit: Unit = "grid",
     per: Per = "residents",
+    status: Status = None,
+    source: Source | None = None,
 ) -> Response:
-    """The hotspots as a standalone offline HTML map, GeoJSON or CSV."""
+    """The hotspots as a standalone offline HTML map, GeoJSON or CSV, with the page's filters."""
     since, until = window(from_, to)
     with db.connect() as conn:
         town = scoped_town(conn, principal, None if code == CITY else code)
         chosen = industry or None
+        filtered_status = status.value if status else None
         spots = hotspot_collection(
             conn,
             town=town,
@@ -197,10 +207,22 @@ def heatmap_export(
             kind=kind,
             industry=chosen,
             per=per,
+            status=filtered_status,
+            source=source,
         )
         name, bounds = _place(conn, town)
         layers = (
-            heat_layers(conn, town=town, since=since, until=until, industry=chosen, kind=kind, resolution=9)
+            heat_layers(
+                conn,
+                town=town,
+                since=since,
+                until=until,
+                industry=chosen,
+                kind=kind,
+                resolution=9,
+                status=filtered_status,
+                source=source,
+            )  # fmt: skip
             if fmt == "html"
             else None
         )

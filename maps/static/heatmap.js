@@ -18,6 +18,10 @@
     hot_99: "热点（99%）", hot_95: "热点（95%）", hot_90: "热点（90%）", not_significant: "不显著",
     cold_90: "冷点（90%）", cold_95: "冷点（95%）", cold_99: "冷点（99%）"
   };
+  var EMERGING_LABELS = {
+    "new": "新热点", consecutive: "连续热点", intensifying: "加剧热点", persistent: "持续热点",
+    diminishing: "减弱热点", sporadic: "零星热点", oscillating: "振荡热点", historical: "历史热点"
+  };
   var HEX_COLOURS = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704", "#4a1503", "#2d0c02"];
 
   var outlines = L.layerGroup().addTo(map);
@@ -65,8 +69,8 @@
     return params;
   }
 
-  function fetchJson(url) {
-    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+  function fetchJson(url, signal) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal: signal }).then(function (r) {
       if (!r.ok) {
         return r.json().catch(function () { return {}; }).then(function (body) {
           throw new Error(body.detail || ("HTTP " + r.status));
@@ -98,8 +102,9 @@
     var p = feature.properties;
     layer.bindPopup("<b>" + escapeHtml(p.code) + "</b><br>" + escapeHtml(CLASS_LABELS[p["class"]] || p["class"]) +
       "<br>数量 " + escapeHtml(p.count) + "，z = " + escapeHtml(Number(p.z).toFixed(2)) +
-      (p.emerging ? "<br>趋势：" + escapeHtml(p.emerging) : "") +
-      '<br><a href="' + clueLink(p.code) + '">线索列表</a>');
+      (p.rate !== null && p.rate !== undefined ? "，比率 " + escapeHtml(p.rate) + rateUnit() : "") +
+      (p.emerging ? "<br>趋势：" + escapeHtml(EMERGING_LABELS[p.emerging] || p.emerging) : "") +
+      (cluesListable() ? '<br><a href="' + clueLink(p.code) + '">线索列表</a>' : ""));
   }
 
   function drawLegend(legend) {
@@ -130,7 +135,7 @@
     var list = document.getElementById("top10");
     list.innerHTML = "";
     features.filter(function (f) { return f.properties["class"].indexOf("hot") === 0; })
-      .sort(function (a, b) { return b.properties.z - a.properties.z; })
+      .sort(function (a, b) { return (a.properties.q - b.properties.q) || (b.properties.count - a.properties.count); })
       .slice(0, 10)
       .forEach(function (f) {
         var li = document.createElement("li");
@@ -142,11 +147,13 @@
           map.fitBounds(L.geoJSON(f).getBounds(), { maxZoom: 16 });
         });
         li.appendChild(a);
-        var clues = document.createElement("a");
-        clues.href = clueLink(f.properties.code);
-        clues.className = "clue-link";
-        clues.textContent = " 线索";
-        li.appendChild(clues);
+        if (cluesListable()) {
+          var clues = document.createElement("a");
+          clues.href = clueLink(f.properties.code);
+          clues.className = "clue-link";
+          clues.textContent = " 线索";
+          li.appendChild(clues);
+        }
         list.appendChild(li);
       });
     if (!list.children.length) { list.innerHTML = "<li>本时段无显著热点</li>"; }
@@ -162,6 +169,7 @@
     var w = windowDates();
     var params = new URLSearchParams({ from: w.from, to: w.to, source: "all", limit: "500" });
     params.set(/^\d{15}$/.test(code) ? "grid" : "h3", code);
+    if (config.town) { params.set("town", config.town); }
     var kind = document.getElementById("kind").value;
     if (kind === "clue" || kind === "unlicensed") { params.set("kind", kind); }
     if (industrySelect.value) { params.set("industry", industrySelect.value); }
@@ -169,6 +177,15 @@
   }
 
   window.gridgovHeatmap.clueLink = clueLink;
+
+  function cluesListable() {
+    // Problem inspections are tasks, not clues: there is no clue list behind them.
+    return document.getElementById("kind").value !== "problem";
+  }
+
+  function rateUnit() {
+    return document.getElementById("per").value === "residents" ? "／千人" : "／主体";
+  }
 
   function updateExports() {
     var base = "/towns/" + (config.town || "city") + "/heatmap/export";
@@ -190,16 +207,21 @@
   }
 
   var generation = 0;  // answers of an older refresh are dropped: filters changed quickly must not draw stale layers
+  var inFlight = null;  // and its requests are aborted, so the server stops computing what nobody will see
 
   function refresh() {
     var mine = ++generation;
+    if (inFlight) { inFlight.abort(); }
+    inFlight = typeof AbortController === "function" ? new AbortController() : null;
+    var signal = inFlight ? inFlight.signal : undefined;
+    document.getElementById("per").disabled = document.getElementById("method").value !== "rate";
     var w = windowDates();
     document.getElementById("window-label").textContent = w.from + " 至 " + w.to;
     updateExports();
     statusEl.textContent = "加载中…";
     return Promise.all([
-      fetchJson("/v1/heatmap?" + query({ res: config.h3Resolution }).toString()),
-      fetchJson("/v1/hotspots?" + query(hotspotParams()).toString())
+      fetchJson("/v1/heatmap?" + query({ res: config.h3Resolution }).toString(), signal),
+      fetchJson("/v1/hotspots?" + query(hotspotParams()).toString(), signal)
     ]).then(function (answers) {
       if (mine !== generation) { return; }
       var layers = answers[0], spots = answers[1];
@@ -211,10 +233,12 @@
       hotspots.clearLayers();
       hotspots.addData(spots);
       drawTop10(spots.features);
-      statusEl.textContent = layers.empty ? (layers.message || "本时段没有数据") :
+      statusEl.textContent = layers.empty ? (layers.message || "本时段没有数据") : spots.message ? spots.message :
         (layers.total + " 条，" + (layers.heat.mode === "points" ? "点" : "已汇总") + "；" +
          spots.features.filter(function (f) { return f.properties["class"].indexOf("hot") === 0; }).length + " 个热点单元");
       window.gridgovHeatmap.loaded = true;
+      window.gridgovHeatmap.drawn = (window.gridgovHeatmap.drawn || 0) + 1;
+      window.gridgovHeatmap.query = query(hotspotParams()).toString();
       document.body.setAttribute("data-loaded", "true");
     }).catch(function (error) {
       if (mine !== generation) { return; }

@@ -39,6 +39,8 @@ def towns(db: DatabaseSettings) -> dict[str, Any]:
         last = conn.execute(text("SELECT max(reported_at AT TIME ZONE 'Asia/Shanghai')::date FROM clue")).scalar_one()
         auth_service.create_user(conn, username="leader", role="town_leader", scope=busy, password=PASSWORD)
         auth_service.create_user(conn, username="centre", role="command_centre", scope=None, password=PASSWORD)
+        worker_id = conn.execute(text("SELECT min(id) FROM worker WHERE town_code = :t"), {"t": busy}).scalar_one()
+        auth_service.create_user(conn, username="worker", role="grid_worker", scope=str(worker_id), password=PASSWORD)
     engine.dispose()
     return {"busy": busy, "other": other, "to": last.isoformat(), "from": last.replace(day=1).isoformat()}
 
@@ -220,3 +222,20 @@ def test_status_and_source_filters_split_the_window(client: TestClient, towns: d
     assert client.get("/v1/aggregates", params={**params, "unit": "street"}, headers=centre).status_code == 422
     other = client.get("/v1/aggregates", params={"town": towns["other"]}, headers=login(client, "leader"))
     assert other.status_code == 403
+
+
+def test_heatmaps_are_for_leaders_and_the_command_centre(client: TestClient, towns: dict[str, Any]) -> None:
+    worker = login(client, "worker")
+    for path in ("/v1/heatmap", "/v1/hotspots", "/v1/aggregates", f"/towns/{towns['busy']}/heatmap"):
+        response = client.get(path, headers=worker)
+        assert response.status_code == 403, path
+
+
+def test_all_clues_are_clues_of_both_kinds(client: TestClient, towns: dict[str, Any]) -> None:
+    centre = login(client, "centre")
+    params = {"town": towns["busy"], "from": towns["from"], "to": towns["to"], "unit": "town"}
+    totals = {
+        kind: client.get("/v1/aggregates", params={**params, "kind": kind}, headers=centre).json()["total"]
+        for kind in ("all", "clue", "unlicensed")
+    }
+    assert totals["all"] == totals["clue"] + totals["unlicensed"] and totals["clue"] > 0

@@ -70,12 +70,18 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
     page.wait_for_function("document.querySelector('#comparison-text').textContent.includes('本期')")
     assert page.locator("#top10 li").count() >= 1
 
-    # Hotspots on H3 cells by rate: the top-10 entries link to the clues of their cell, and the link answers.
+    # The page opens on the configuration the detection benchmark scores: rate hotspots on H3 res 9 cells.
+    assert "method=rate" in page.evaluate("window.gridgovHeatmap.query")
+    assert "unit=h3%3A9" in page.evaluate("window.gridgovHeatmap.query")
     page.select_option("#industry", "")
     page.select_option("#window-days", "365")
-    with page.expect_response(lambda r: "/v1/hotspots" in r.url and "unit=h3" in r.url, timeout=30_000):
-        page.select_option("#unit", "h3:9")
+    page.select_option("#kind", "clue")
     page.wait_for_function(
+        "window.gridgovHeatmap.query.includes('kind=clue') && !window.gridgovHeatmap.query.includes('industry=') && "
+        "document.getElementById('status').textContent !== '加载中…'",
+        timeout=60_000,
+    )
+    assert page.evaluate(
         "window.gridgovHeatmap.layers.hotspots.getLayers().every(l => l.feature.properties.code.startsWith('89'))"
     )
     # Each hotspot links to its clues (the popup and the top-10 list build the same link): the same cell,

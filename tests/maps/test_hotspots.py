@@ -286,3 +286,39 @@ def test_a_higher_z_never_gets_a_colder_class(counts: list[int], inference: str)
     rank_by_z = rank[np.argsort(result.z, kind="stable")]
     # Non-decreasing along z covers every pair; equal z share a p and hence a class, so ties cannot break it.
     assert np.all(np.diff(rank_by_z) >= 0)
+
+
+def test_one_clue_where_nobody_lives_is_never_a_rate_hotspot() -> None:
+    w = lattice(20)
+    population = np.full(w.n, 500.0)
+    counts = np.random.default_rng(4).poisson(3.0, w.n).astype(float)
+    lonely = 5 * 20 + 5
+    population[
+        [lonely - 21, lonely - 20, lonely - 19, lonely - 1, lonely, lonely + 1, lonely + 19, lonely + 20, lonely + 21]
+    ] = 0.001
+    counts[[lonely - 21, lonely - 20, lonely - 19, lonely - 1, lonely + 1, lonely + 19, lonely + 20, lonely + 21]] = 0
+    counts[lonely] = 1
+    result = find_hotspots(counts, w, method="rate", population=population)
+    assert result.p[lonely] < 1e-3  # one clue is improbable there ...
+    assert result.classes[lonely] == "not_significant"  # ... but one clue is one clue
+    counts[lonely] = 6
+    assert find_hotspots(counts, w, method="rate", population=population).classes[lonely].startswith("hot")
+
+
+def test_emerging_categories_follow_the_chosen_method() -> None:
+    side = 20
+    w = lattice(side)
+    population = uneven_population(side, 3)
+    rng = np.random.default_rng(6)
+    weeks = 8
+    series = np.stack(
+        [np.bincount(rng.choice(w.n, 400, p=population / population.sum()), minlength=w.n) for _ in range(weeks)]
+    ).astype(float)
+    quiet = 2 * side + 2
+    series[-2:, quiet] += 8  # a rate hotspot in the last two weeks, in a place with few residents
+    by_rate = emerging(series, w, method="rate", population=population)
+    assert by_rate[quiet] in ("new", "consecutive")
+    busy_centre = (side // 2) * side + side // 2
+    assert by_rate[busy_centre] is None  # many clues where many people live: no rate trend
+    with pytest.raises(HotspotError):
+        emerging(series, w, method="rate")
