@@ -93,3 +93,11 @@ def render_heatmap(
     config_json = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
     template = Template(HEATMAP_TEMPLATE_PATH.read_text(encoding="utf-8"))
     return template.substitute(title=f"{place_name} 线索热力图与热点", config_json=config_json)
+
+
+CLUES_TEMPLATE_PATH = TEMPLATE_PATH.parent / "clues.html"
+
+
+def render_clue_list() -> str:
+    """The clue list page (a table filled by clues.js from GET /v1/clues with the page's own query)."""
+    return Template(CLUES_TEMPLATE_PATH.read_text(encoding="utf-8")).substitute(title="线索列表")

@@ -1,4 +1,4 @@
-"""api.routers.pages: the map page (HTML) at /, behind the sign-in."""
+"""api.routers.pages: the map page (HTML) at / and the clue list at /clues, behind the sign-in."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.auth.deps import MISSING_CREDENTIAL, WWW_AUTHENTICATE, optional_principal
 from api.auth.page import LOGIN_PATH
 from api.auth.roles import Principal
-from maps.page import render_index
+from maps.page import render_clue_list, render_index
 from maps.settings import MapSettings
 
 router = APIRouter(tags=["页面"])
@@ -32,3 +32,11 @@ def map_page(request: Request, principal: Annotated[Principal | None, Depends(op
         return sign_in_first(request)
     settings: MapSettings = request.app.state.map_settings
     return HTMLResponse(render_index(settings), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/clues", response_class=HTMLResponse, summary="线索列表", include_in_schema=False)
+def clue_list_page(request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
+    """The clues behind a hotspot as a table; the filters are the query string of GET /v1/clues."""
+    if principal is None:
+        return sign_in_first(request)
+    return HTMLResponse(render_clue_list(), headers={"Cache-Control": "no-cache"})

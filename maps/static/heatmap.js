@@ -173,7 +173,7 @@
     var kind = document.getElementById("kind").value;
     if (kind === "clue" || kind === "unlicensed") { params.set("kind", kind); }
     if (industrySelect.value) { params.set("industry", industrySelect.value); }
-    return "/v1/clues?" + params.toString();
+    return "/clues?" + params.toString();
   }
 
   window.gridgovHeatmap.clueLink = clueLink;

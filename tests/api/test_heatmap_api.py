@@ -76,9 +76,13 @@ def test_hotspots_of_the_own_town_as_geojson(client: TestClient, towns: dict[str
     assert per_entity.status_code == 200 and per_entity.json()["per"] == "entities"
     counts = {f["properties"]["code"]: f["properties"]["count"] for f in per_entity.json()["features"]}
     rates = {f["properties"]["code"]: f["properties"]["rate"] for f in per_entity.json()["features"]}
-    # Rates are EB-smoothed: every grid's rate lies between its raw rate and the town's overall rate, so no grid
-    # with a clue has a rate of zero and none is above the highest raw rate.
-    assert all(rates[code] > 0 for code, n in counts.items() if n > 0)
+    # Rates are EB-smoothed: each grid's rate is pulled from its raw rate towards the town's, so a grid without a
+    # clue does not show zero, and no grid shows more than the highest raw rate.
+    raw = client.get("/v1/aggregates", params={**params, "unit": "grid"}, headers=leader).json()["rows"]
+    highest_raw = max(r["per_entity"] for r in raw if r["per_entity"] is not None)
+    assert all(rate > 0 for rate in rates.values() if rate is not None)
+    assert max(r for r in rates.values() if r is not None) <= highest_raw + 1e-9
+    assert any(n == 0 for n in counts.values())  # the quiet grids are in the answer too
     hexes = client.get("/v1/hotspots", params={**params, "unit": "h3:9"}, headers=leader)
     assert hexes.status_code == 200 and hexes.json()["features"][0]["properties"]["code"].startswith("89")
 
@@ -239,3 +243,10 @@ def test_all_clues_are_clues_of_both_kinds(client: TestClient, towns: dict[str, 
         for kind in ("all", "clue", "unlicensed")
     }
     assert totals["all"] == totals["clue"] + totals["unlicensed"] and totals["clue"] > 0
+
+
+def test_the_clue_list_page_is_behind_the_sign_in(client: TestClient, towns: dict[str, Any]) -> None:
+    anonymous = client.get("/clues?h3=89411c22ddbffff", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=/clues")
+    page = client.get("/clues", headers=login(client, "leader"))
+    assert page.status_code == 200 and "线索列表" in page.text and "/static/clues.js" in page.text
