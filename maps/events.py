@@ -210,14 +210,14 @@ _OPEN_ENTITY_POINTS = text(
     """
 SELECT count(*) AS n, string_agg(float8send(ST_X(geom)), ''::bytea) AS lon,
        string_agg(float8send(ST_Y(geom)), ''::bytea) AS lat
-FROM entity WHERE status = 'open' AND geom IS NOT NULL
+FROM entity WHERE status = 'open' AND geom IS NOT NULL AND (CAST(:town AS text) IS NULL OR town_code = :town)
 """
 )
 _ADDRESS_POINTS_BY_GRID = text(
     """
 SELECT grid_code, count(*) AS n, string_agg(float8send(ST_X(geom)), ''::bytea) AS lon,
        string_agg(float8send(ST_Y(geom)), ''::bytea) AS lat
-FROM address WHERE status = 'active' AND grid_code IS NOT NULL
+FROM address WHERE status = 'active' AND grid_code IS NOT NULL AND (CAST(:town AS text) IS NULL OR town_code = :town)
 GROUP BY grid_code
 """
 )
@@ -230,12 +230,14 @@ def _floats(packed: bytes | None) -> np.ndarray:
     return np.frombuffer(bytes(packed or b""), dtype=">f8").astype(np.float64)
 
 
-def load_denominators(conn: Connection, unit: str) -> Denominators:
+def load_denominators(conn: Connection, unit: str, town: str | None = None) -> Denominators:
     """Registered entities and residents of every unit of the city (grid, community, town or h3:7..h3:10).
 
     Areas take grid.entity_count (summed over a community's or town's grids) and each level's population. H3
     cells count open entities by position and share each grid's population among its cells by address points
-    (maps.aggregate.apportioned_h3_population); that reads every entity and address, so cache the result.
+    (maps.aggregate.apportioned_h3_population); that reads every entity and address, so cache the result. With
+    a town, H3 cells count only that town's entities and residents: a cell on the town's edge is measured by the
+    same people whose clues the town's view counts.
     """
     kind, resolution = parse_unit(unit)
     if kind != "h3":
@@ -246,8 +248,8 @@ def load_denominators(conn: Connection, unit: str) -> Denominators:
             residents=pd.Series([float(r.residents) for r in rows], index=index, dtype=np.float64),
         )
     assert resolution is not None
-    entities = conn.execute(_OPEN_ENTITY_POINTS).one()
-    by_grid = conn.execute(_ADDRESS_POINTS_BY_GRID).all()
+    entities = conn.execute(_OPEN_ENTITY_POINTS, {"town": town}).one()
+    by_grid = conn.execute(_ADDRESS_POINTS_BY_GRID, {"town": town}).all()
     population = {r.code: float(r.population) for r in conn.execute(_GRID_POPULATION)}
     address_lon = np.concatenate([_floats(r.lon) for r in by_grid]) if by_grid else np.empty(0)
     address_lat = np.concatenate([_floats(r.lat) for r in by_grid]) if by_grid else np.empty(0)

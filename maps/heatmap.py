@@ -39,19 +39,20 @@ from supervision.routing import default_router
 DENOMINATOR_TTL_S = 600.0
 # The page's kinds; "all" is every clue (of kind clue or unlicensed) and every unlicensed finding, counted once.
 KINDS = {"clue": ("clue",), "unlicensed": ("unlicensed",), "problem": ("problem",), "all": ("clue", "unlicensed")}
-_denominators: dict[str, tuple[float, Denominators]] = {}
+_denominators: dict[tuple[str, str | None], tuple[float, Denominators]] = {}
 _lock = threading.Lock()
 
 
-def denominators(conn: Connection, unit: str) -> Denominators:
-    """Entities and residents per unit, cached for ten minutes (H3 ones read every entity and address)."""
+def denominators(conn: Connection, unit: str, town: str | None = None) -> Denominators:
+    """Entities and residents per unit (H3 ones: of the town's people only), cached for ten minutes."""
+    key = (unit, town if unit.startswith("h3:") else None)  # areas are the same whoever looks
     with _lock:
-        cached = _denominators.get(unit)
+        cached = _denominators.get(key)
         if cached is not None and time.monotonic() - cached[0] < DENOMINATOR_TTL_S:
             return cached[1]
-    found = load_denominators(conn, unit)
+    found = load_denominators(conn, unit, key[1])
     with _lock:
-        _denominators[unit] = (time.monotonic(), found)
+        _denominators[key] = (time.monotonic(), found)
     return found
 
 
@@ -107,7 +108,7 @@ def aggregate_table(
     events = load_window(
         conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
     )
-    table = aggregate(events, unit, denominators=denominators(conn, unit))
+    table = aggregate(events, unit, denominators=denominators(conn, unit, town))
     rows = [
         {
             "code": str(r["code"]),
@@ -183,7 +184,7 @@ def heat_layers(
     current = both.between(since, until)
     heat = points_or_aggregates(current)
     unit = f"h3:{resolution}"
-    table = aggregate(current, unit, denominators=denominators(conn, unit))
+    table = aggregate(current, unit, denominators=denominators(conn, unit, town))
     breaks = class_breaks(table["count"].to_numpy(), k=5)
     comparison = compare_periods(both, since, until, unit="grid")
     total = len(current)
@@ -249,7 +250,7 @@ def _units(
         geoms = [None] * len(codes)
     else:
         raise HotspotError(f"hotspots are computed on grids or H3 cells, not {unit!r}")
-    base = getattr(denominators(conn, unit), per)
+    base = getattr(denominators(conn, unit, town), per)
     return codes, geoms, base.reindex(codes, fill_value=0).to_numpy(dtype=float)
 
 
@@ -304,7 +305,7 @@ def analyse_hotspots(
     if method not in ("gi_star", "rate"):
         raise HotspotError(f"method must be gi_star or rate, not {method!r}")
     if study_area is not None and parse_unit(unit)[0] == "h3":
-        base = getattr(denominators(conn, unit), per)
+        base = getattr(denominators(conn, unit, town), per)
         codes, geoms = study_area, [None] * len(study_area)
         population = base.reindex(codes, fill_value=0).to_numpy(dtype=float)
     else:

@@ -312,3 +312,28 @@ def test_a_reversed_window_or_an_unknown_kind_is_refused(engine: Engine) -> None
             conn, since=T0 - timedelta(days=9_000), until=T0 - timedelta(days=8_999), kinds=["clue"], **common
         )
         assert len(empty) == 0 and aggregate(empty, "h3:9").empty
+
+
+def test_a_towns_h3_cells_count_only_its_own_people(engine: Engine) -> None:
+    # A cell on a town's edge holds people of two towns; the town's view must measure it by its own.
+    with engine.connect() as conn:
+        town = conn.execute(text("SELECT town_code FROM entity GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")).scalar_one()
+        own = load_denominators(conn, "h3:9", town)
+        city = load_denominators(conn, "h3:9")
+        entities = conn.execute(
+            text("SELECT count(*) FROM entity WHERE status = 'open' AND geom IS NOT NULL AND town_code = :t"),
+            {"t": town},
+        ).scalar_one()
+        population = conn.execute(
+            text(
+                "SELECT sum(g.population) FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                "WHERE g.town_code = :t AND EXISTS (SELECT 1 FROM address a WHERE a.grid_code = g.code "
+                "AND a.status = 'active')"
+            ),
+            {"t": town},
+        ).scalar_one()
+    assert own.entities.sum() == entities
+    assert own.residents.sum() == pytest.approx(float(population), rel=1e-9)
+    shared = own.residents.index.intersection(city.residents.index)
+    assert (own.residents.reindex(shared) <= city.residents.reindex(shared) + 1e-9).all()
+    assert (own.residents.reindex(shared) < city.residents.reindex(shared) - 1e-9).any()  # cells on the town's edge
