@@ -134,11 +134,12 @@ def main(argv: list[str]) -> int:
     engine.dispose()
     print(detection)
     write_section("Hotspot detection quality", detection, command)
-    for name, body in (
-        ("Clues → H3 counts", bench_aggregate.speed()),
-        ("Gi* speed", bench_hotspots.speed()),
-        ("Heatmap page first paint", bench_page.run_heatmap(settings)),
+    for name, measure in (
+        ("Clues → H3 counts", bench_aggregate.speed),
+        ("Gi* speed", bench_hotspots.speed),
+        ("Heatmap page first paint", lambda: bench_page.run_heatmap(settings)),
     ):
+        body = measure()  # each section is written as soon as it is measured
         print(body)
         write_section(name, body, command)
     engine = make_engine(settings)
