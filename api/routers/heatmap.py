@@ -6,6 +6,7 @@ and any town. Dates are inclusive days in Asia/Shanghai, the last 30 days by def
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,41 @@ AggregateUnit = Literal["town", "community", "grid", "h3:7", "h3:8", "h3:9", "h3
 Status = Annotated[TaskStatus | None, Query(description="线索或检查任务的状态")]
 
 
+@dataclass(frozen=True)
+class EventQuery:
+    """The filters every heatmap endpoint shares: the window (Shanghai days), industry, kind, status and source."""
+
+    since: datetime
+    until: datetime
+    industry: str | None
+    kind: str
+    status: str | None
+    source: str | None
+
+    def filters(self) -> dict[str, Any]:
+        """Keyword arguments of maps.heatmap's heat_layers, hotspot_collection and aggregate_table."""
+        return {
+            "since": self.since, "until": self.until, "industry": self.industry, "kind": self.kind,
+            "status": self.status, "source": self.source,
+        }  # fmt: skip
+
+
+def event_query(
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+    industry: Annotated[str | None, Query(max_length=32)] = None,
+    kind: Kind = "clue",
+    status: Status = None,
+    source: Source | None = None,
+) -> EventQuery:
+    """The shared filters of a request; a reversed window is refused (422)."""
+    since, until = window(from_, to)
+    return EventQuery(since, until, industry or None, kind, status.value if status else None, source)
+
+
+Events = Annotated[EventQuery, Depends(event_query)]
+
+
 def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
     """Inclusive Shanghai days, the last 30 by default; a reversed window is refused (422)."""
     start, end = day_window(since, until, default_days=DEFAULT_DAYS)
@@ -75,75 +111,48 @@ def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str
 def get_heatmap(
     principal: CurrentPrincipal,
     db: WriteEngine,
+    events: Events,
     town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    industry: Annotated[str | None, Query(max_length=32)] = None,
-    kind: Kind = "clue",
     res: Annotated[int, Query(description="H3 分辨率 7–10")] = 9,
-    status: Status = None,
-    source: Source | None = None,
 ) -> dict[str, Any]:
     """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
-    since, until = window(from_, to)
     with db.connect() as conn:
         place = scoped_town(conn, principal, town)
-        return heat_layers(
-            conn, town=place, since=since, until=until, industry=industry or None, kind=kind, resolution=res,
-            status=status.value if status else None, source=source,
-        )  # fmt: skip
+        return heat_layers(conn, town=place, resolution=res, **events.filters())
 
 
 @router.get("/aggregates", summary="按 H3、网格、村（社区）或镇街汇总：数量与比率")
 def get_aggregates(
     principal: CurrentPrincipal,
     db: WriteEngine,
+    events: Events,
     unit: AggregateUnit = "grid",
     town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    industry: Annotated[str | None, Query(max_length=32)] = None,
-    kind: Kind = "clue",
-    status: Status = None,
-    source: Source | None = None,
 ) -> dict[str, Any]:
     """每个单元的数量、每个登记主体与每千常住人口的比率（未平滑）及小数字标记 small_n，数量多的在前。"""
-    since, until = window(from_, to)
     with db.connect() as conn:
         place = scoped_town(conn, principal, town)
-        return aggregate_table(
-            conn, town=place, since=since, until=until, unit=unit, industry=industry or None, kind=kind,
-            status=status.value if status else None, source=source,
-        )  # fmt: skip
+        return aggregate_table(conn, town=place, unit=unit, **events.filters())
 
 
 @router.get("/hotspots", summary="热点分析（Gi*，FDR 校正；趋势分类）")
 def get_hotspots(
     principal: CurrentPrincipal,
     db: WriteEngine,
+    events: Events,
     town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
     unit: Unit = "grid",
     method: Method = "gi_star",
-    kind: Kind = "clue",
-    industry: Annotated[str | None, Query(max_length=32)] = None,
     per: Per = "residents",
-    status: Status = None,
-    source: Source | None = None,
 ) -> dict[str, Any]:
     """GeoJSON：每个网格或 H3 单元的 code、count、rate、z、p、class（hot_99…cold_99）与 emerging（趋势类别）。
 
     method=gi_star：计数的 Getis-Ord Gi*；method=rate：按常住人口（per=residents，每千人）或登记主体
     （per=entities）的经验贝叶斯比率检验，邻域超出全市正常波动才显著。rate 为经验贝叶斯平滑后的比率。
     """
-    since, until = window(from_, to)
     with db.connect() as conn:
         place = scoped_town(conn, principal, town)
-        return hotspot_collection(
-            conn, town=place, since=since, until=until, unit=unit, method=method, kind=kind,
-            industry=industry or None, per=per, status=status.value if status else None, source=source,
-        )  # fmt: skip
+        return hotspot_collection(conn, town=place, unit=unit, method=method, per=per, **events.filters())
 
 
 def _place(conn: Connection, town: str | None) -> tuple[str, tuple[float, float, float, float]]:
@@ -181,51 +190,18 @@ def heatmap_export(
     fmt: Annotated[str, Path(pattern=r"^(html|geojson|csv)$")],
     principal: CurrentPrincipal,
     db: WriteEngine,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
+    events: Events,
     method: Method = "gi_star",
-    kind: Kind = "clue",
-    industry: Annotated[str | None, Query(max_length=32)] = None,
     unit: Unit = "grid",
     per: Per = "residents",
-    status: Status = None,
-    source: Source | None = None,
 ) -> Response:
     """The hotspots as a standalone offline HTML map, GeoJSON or CSV, with the page's filters."""
-    since, until = window(from_, to)
+    since, until = events.since, events.until
     with db.connect() as conn:
         town = scoped_town(conn, principal, None if code == CITY else code)
-        chosen = industry or None
-        filtered_status = status.value if status else None
-        spots = hotspot_collection(
-            conn,
-            town=town,
-            since=since,
-            until=until,
-            unit=unit,
-            method=method,
-            kind=kind,
-            industry=chosen,
-            per=per,
-            status=filtered_status,
-            source=source,
-        )
+        spots = hotspot_collection(conn, town=town, unit=unit, method=method, per=per, **events.filters())
         name, bounds = _place(conn, town)
-        layers = (
-            heat_layers(
-                conn,
-                town=town,
-                since=since,
-                until=until,
-                industry=chosen,
-                kind=kind,
-                resolution=9,
-                status=filtered_status,
-                source=source,
-            )  # fmt: skip
-            if fmt == "html"
-            else None
-        )
+        layers = heat_layers(conn, town=town, resolution=9, **events.filters()) if fmt == "html" else None
     stem = f"heatmap-{code}-{since.date().isoformat()}-{(until - timedelta(days=1)).date().isoformat()}"
     if fmt == "geojson":
         return Response(hotspots_geojson(spots), media_type="application/geo+json",

@@ -158,6 +158,14 @@ def test_exports_open_offline(client: TestClient, towns: dict[str, Any]) -> None
     assert csv_body.text.lstrip("\ufeff").startswith("code,count,rate,z,p,class,emerging")
     geojson = client.get(f"/towns/{towns['busy']}/heatmap/export.geojson", params=params, headers=leader)
     assert geojson.json()["type"] == "FeatureCollection"
+    # The page's filters carry into the export: the hotline clues of H3 cells are what the API answers.
+    chosen = {**params, "unit": "h3:9", "source": "hotline", "method": "rate"}
+    exported = client.get(f"/towns/{towns['busy']}/heatmap/export.geojson", params=chosen, headers=leader).json()
+    answered = client.get("/v1/hotspots", params=chosen, headers=leader).json()
+    assert exported["features"] == answered["features"] and exported["unit"] == "h3:9"
+    assert 0 < sum(f["properties"]["count"] for f in exported["features"]) < sum(
+        f["properties"]["count"] for f in geojson.json()["features"]
+    )
     assert client.get(f"/towns/{towns['other']}/heatmap/export.csv", headers=leader).status_code == 403
 
 
