@@ -163,8 +163,10 @@ def test_exports_open_offline(client: TestClient, towns: dict[str, Any]) -> None
     exported = client.get(f"/towns/{towns['busy']}/heatmap/export.geojson", params=chosen, headers=leader).json()
     answered = client.get("/v1/hotspots", params=chosen, headers=leader).json()
     assert exported["features"] == answered["features"] and exported["unit"] == "h3:9"
-    assert 0 < sum(f["properties"]["count"] for f in exported["features"]) < sum(
-        f["properties"]["count"] for f in geojson.json()["features"]
+    assert (
+        0
+        < sum(f["properties"]["count"] for f in exported["features"])
+        < sum(f["properties"]["count"] for f in geojson.json()["features"])
     )
     assert client.get(f"/towns/{towns['other']}/heatmap/export.csv", headers=leader).status_code == 403
 
