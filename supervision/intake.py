@@ -223,9 +223,11 @@ class ProcessResult:
     """What processing an event did."""
 
     event_id: str
-    outcome: Literal["placed", "review", "ignored"]
+    outcome: Literal["placed", "review", "ignored", "waiting"]
     task_ids: list[int]
     reason: str | None = None
+    # Changes of the same entity that waited for this registration's review and were applied after it.
+    followed: list[ProcessResult] = field(default_factory=list)
 
 
 def relay_pending(
@@ -429,6 +431,13 @@ def apply_event(
         text("SELECT uscc, grid_code, status, business_scope FROM entity WHERE uscc = :u FOR UPDATE"),
         {"u": event.uscc},
     ).first()
+    if existing is None and event.kind != "new":
+        pending = _pending_registration_review(conn, event.uscc)
+        if pending is not None:
+            # The entity's registration waits for a dispatcher: so does its change, applied in order after it.
+            reason = f"waits for review item {pending}: the registration of this entity is not placed yet"
+            _mark(conn, event.event_id, "waiting", reason, None, pushed=False, at=at)
+            return ProcessResult(event.event_id, "waiting", [], reason)
     kind = event.kind
     if kind in ("address_change", "scope_change") and existing is None:
         # The change of an entity we never heard of: register it from this event, so nothing is lost.
@@ -488,6 +497,32 @@ def apply_event(
     ids = create_tasks(conn, duty_tasks(conn, event, placement.grid_code, moment), actor=actor)
     _mark(conn, event.event_id, "placed", None, placement.town_code, pushed=True, at=at)
     return ProcessResult(event.event_id, "placed", ids)
+
+
+def _pending_registration_review(conn: Connection, uscc: str) -> int | None:
+    """The open review item of an entity's registration, if a dispatcher has yet to place it."""
+    found = conn.execute(
+        text(
+            "SELECT id FROM review_queue WHERE kind = 'registration' AND resolved_at IS NULL "
+            "AND payload->>'uscc' = :u ORDER BY id LIMIT 1"
+        ),
+        {"u": uscc},
+    ).scalar()
+    return int(found) if found is not None else None
+
+
+def _waiting_events(conn: Connection, uscc: str) -> list[RegistrationEvent]:
+    """The changes of an entity that wait for its registration, in the order they occurred."""
+    return [
+        RegistrationEvent(**r._mapping)
+        for r in conn.execute(
+            text(
+                "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at FROM registration_event "
+                "WHERE uscc = :u AND outcome = 'waiting' ORDER BY occurred_at, event_id"
+            ),
+            {"u": uscc},
+        )
+    ]
 
 
 def duty_tasks(
@@ -728,6 +763,23 @@ def resolve_review(
         raise NotFound(f"the event of review item {review_id} is gone")
     event = events[0]
     result = apply_event(conn, event, placement, actor=actor, at=at)
+    waiting = _waiting_events(conn, event.uscc) if result.outcome == "placed" else []
+    if waiting and geocoder is not None:
+        result.followed = process_events(conn, waiting, geocoder, actor=actor, at=at)
+    elif waiting:
+        # No address index in this process yet: hand the changes back to the outbox, whose relay has one.
+        ids = [e.event_id for e in waiting]
+        conn.execute(
+            text(
+                "UPDATE registration_event SET outcome = 'accepted', reason = NULL, processed_at = NULL "
+                "WHERE event_id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+        conn.execute(
+            text("UPDATE outbox SET relayed_at = NULL WHERE topic = :topic AND payload->>'event_id' = ANY(:ids)"),
+            {"topic": OUTBOX_TOPIC, "ids": ids},
+        )  # the event keeps its one outbox row
     if placement.address_id is not None:
         normalized = normalize_with_flags(event.address).text
         if normalized:

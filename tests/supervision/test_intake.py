@@ -291,6 +291,66 @@ def test_a_dispatcher_choosing_the_address_creates_the_tasks_and_teaches_the_geo
         assert {t.grid_code for t in tasks_of(conn, again["uscc"])} == {door.grid_code}
 
 
+def test_changes_of_an_entity_in_review_wait_for_it_and_follow_in_order(
+    engine: Engine, geocoder: Geocoder, doors: list[Door]
+) -> None:
+    # The registration cannot be placed; its scope change and its deregistration arrive before a dispatcher acts.
+    serial = next(_serials)
+    new = raw_event("土星大道旁边那间铺", serial=serial)
+    scope = raw_event("土星大道旁边那间铺", kind="scope_change", scope="烟草制品零售", serial=serial, minutes=10)
+    gone = raw_event("土星大道旁边那间铺", kind="deregistration", serial=serial, minutes=20)
+    register(engine, geocoder, new)
+    register(engine, geocoder, scope, gone)
+    with engine.connect() as conn:
+        for event in (scope, gone):
+            row = event_row(conn, event["event_id"])
+            assert row.outcome == "waiting" and "review item" in row.reason  # not ignored: nothing is lost
+        item = review_item(conn, new["event_id"])
+    dispatcher = Actor("user:centre", "command_centre")
+    with engine.begin() as conn:
+        result = resolve_review(conn, item.id, actor=dispatcher, geocoder=geocoder, address_id=doors[7].address_id)
+    assert [f.outcome for f in result.followed] == ["placed", "placed"]
+    with engine.connect() as conn:
+        entity = conn.execute(
+            text("SELECT status, business_scope, grid_code FROM entity WHERE uscc = :u"), {"u": new["uscc"]}
+        ).one()
+        assert (entity.status, entity.business_scope, entity.grid_code) == (
+            "closed",
+            "烟草制品零售",
+            doors[7].grid_code,
+        )
+        tasks = tasks_of(conn, new["uscc"])
+        assert "licence_check" in {t.duty for t in tasks}  # the scope change came first ...
+        assert {t.status for t in tasks} == {"cancelled"}  # ... then the deregistration cancelled everything
+        assert all(event_row(conn, e["event_id"]).outcome == "placed" for e in (scope, gone))
+
+
+def test_a_waiting_address_change_goes_back_to_the_outbox_when_no_address_index_is_loaded(
+    engine: Engine, geocoder: Geocoder, doors: list[Door]
+) -> None:
+    serial = next(_serials)
+    new = raw_event("海王星路口第二家", serial=serial)
+    moved = raw_event(doors[9].full_text, kind="address_change", serial=serial, minutes=5)
+    register(engine, geocoder, new)
+    register(engine, geocoder, moved)
+    with engine.begin() as conn:
+        assert event_row(conn, moved["event_id"]).outcome == "waiting"
+        item = review_item(conn, new["event_id"])
+        result = resolve_review(
+            conn, item.id, actor=Actor("user:centre", "command_centre"), geocoder=None, address_id=doors[8].address_id
+        )
+        assert result.followed == []
+        row = event_row(conn, moved["event_id"])
+        assert row.outcome == "accepted" and row.processed_at is None
+    relay_pending(engine, lambda: geocoder)  # as `gridgov serve`'s background relay does
+    with engine.connect() as conn:
+        assert event_row(conn, moved["event_id"]).outcome == "placed"
+        grid = conn.execute(text("SELECT grid_code FROM entity WHERE uscc = :u"), {"u": new["uscc"]}).scalar_one()
+        assert grid == doors[9].grid_code
+        open_tasks = [t for t in tasks_of(conn, new["uscc"]) if t.status not in ("closed", "cancelled")]
+        assert open_tasks and {t.grid_code for t in open_tasks} == {doors[9].grid_code}
+
+
 def test_a_dispatcher_choosing_a_point_places_it_in_the_grid_covering_the_point(
     engine: Engine, geocoder: Geocoder
 ) -> None:
