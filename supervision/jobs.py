@@ -22,7 +22,7 @@ from supervision.calendar import SHANGHAI
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.deadlines import recompute_provisional
 from supervision.intake import relay_pending
-from supervision.tasks import raise_warnings
+from supervision.tasks import assign_waiting, raise_warnings
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,18 @@ def campaign_ran_today(conn: Connection, today: datetime) -> bool:
 
 
 def run_periodic(engine: Engine, *, now: datetime | None = None) -> dict[str, object]:
-    """One pass of the periodic jobs: warnings always, the campaign once a day inside its window."""
+    """One pass of the periodic jobs: provisional deadlines, warnings and the grids' waiting queues always; the
+    campaign once a day inside its window."""
     moment = now or datetime.now(UTC)
     out: dict[str, object] = {}
     with engine.begin() as conn:
         out["recomputed"] = len(recompute_provisional(conn, now=moment))
         out["warnings"] = raise_warnings(conn, now=moment)
-        log_job(conn, "deadline_warnings", moment, {**out["warnings"], "recomputed": out["recomputed"]})  # type: ignore[dict-item]
+        out["assigned_from_queues"] = len(assign_waiting(conn, at=moment))
+        log_job(
+            conn, "deadline_warnings", moment,
+            {**out["warnings"], "recomputed": out["recomputed"], "assigned_from_queues": out["assigned_from_queues"]},  # type: ignore[dict-item]
+        )  # fmt: skip
     local = moment.astimezone(SHANGHAI)
     if in_campaign_window(local.date()):
         with engine.begin() as conn:

@@ -417,6 +417,28 @@ def assign_to_workers(
     return result
 
 
+def assign_waiting(conn: Connection, *, actor: Actor = SYSTEM, at: datetime | None = None) -> dict[int, int]:
+    """Tasks waiting in their grid's queue (no worker had room) go to a worker who has room now; task → worker.
+
+    Run periodically: capacity frees up as tasks close, and a worker can join or have their capacity raised.
+    Tasks whose grid still has nobody with room keep waiting, and nothing is written for them.
+    """
+    waiting = [
+        int(r[0])
+        for r in conn.execute(
+            text(
+                "SELECT id FROM task WHERE worker_id IS NULL AND status = ANY(:held) AND holder LIKE 'grid:%' "
+                "ORDER BY pushed_at, id"
+            ),
+            {"held": sorted(WORKER_HELD)},
+        )
+    ]
+    if not waiting:
+        return {}
+    found = assign_to_workers(conn, waiting, actor=actor, at=at, note="a worker of the grid has room now")
+    return {task_id: worker for task_id, worker in found.items() if worker is not None}
+
+
 def reassign_worker_tasks(
     conn: Connection, worker_id: int, *, actor: Actor, reason: str, at: datetime | None = None
 ) -> dict[int, int | None]:

@@ -20,7 +20,7 @@ from supervision.tasks import (
     NewTask,
     TaskFilters,
     TaskScope,
-    assign_to_workers,
+    assign_waiting,
     create_tasks,
     deactivate_worker,
     history,
@@ -149,10 +149,16 @@ def test_a_task_goes_to_the_least_loaded_worker_with_room_and_waits_in_the_grid_
         (waiting,) = push(conn, site)
         queued = task(conn, waiting)
         assert (queued["status"], queued["worker_id"], queued["holder"]) == ("pushed", None, f"grid:{site.grid_code}")
-        # Room frees up: the waiting task is assigned by the same rule.
+        # Nobody has room yet: the periodic pass leaves it waiting and writes nothing.
+        before = len(history(conn, CITY, task_id=waiting))
+        assert waiting not in assign_waiting(conn)
+        assert len(history(conn, CITY, task_id=waiting)) == before
+        # Room frees up: the periodic pass assigns the waiting task by the same rule, audited.
         conn.execute(text("UPDATE worker SET capacity = 10 WHERE id = :w"), {"w": full})
-        assert assign_to_workers(conn, [waiting]) == {waiting: full}
+        assert assign_waiting(conn)[waiting] == full
         assert task(conn, waiting)["status"] == "assigned"
+        assert task(conn, waiting)["holder"] == f"worker:{full}"
+        assert history(conn, CITY, task_id=waiting)[-1]["note"] == "a worker of the grid has room now"
 
 
 # ------------------------------------------------------------------------------------------------ the state machine
