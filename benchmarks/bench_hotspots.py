@@ -18,7 +18,7 @@ from pyproj import Transformer
 from sqlalchemy import Engine, text
 
 from maps.aggregate import EventFrame
-from maps.heatmap import HotspotAnalysis, analyse_hotspots, load_window, study_cells
+from maps.heatmap import HotspotAnalysis, analyse_hotspots, denominators, load_window, study_cells
 from maps.hotspots import clear_weights_cache, find_hotspots, gi_star, weights_for_grids
 from supervision.calendar import SHANGHAI
 from supervision.routing import default_router
@@ -261,7 +261,7 @@ def detection(engine: Engine) -> str:
     studies: dict[str, list[str] | None] = {"grid": None}
     with engine.connect() as conn:
         for r in H3_RESOLUTIONS:
-            studies[f"h3:{r}"] = study_cells(conn, None, r, everything.lon, everything.lat)
+            studies[f"h3:{r}"] = study_cells(denominators(conn, f"h3:{r}"), r, everything.lon, everything.lat)
     summary = [
         "| unit | method | units | precision | recall | recall per hotspot | recall, any window with enough clues | hot units | null maps with any significant unit | "
         "null mean share significant | hotspot-free city: maps with any hot unit | its hot units |",

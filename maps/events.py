@@ -271,28 +271,3 @@ def study_grids(conn: Connection, town: str | None) -> tuple[list[str], list[Any
     ).all()
     geoms = list(shapely.from_wkb([bytes(r.wkb) for r in rows])) if rows else []
     return [r.code for r in rows], geoms, np.array([r.entity_count for r in rows], dtype=float)
-
-
-def address_points(conn: Connection, town: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(lon, lat) of the active standard addresses of a town (or the city): where people and shops are."""
-    row = conn.execute(
-        text(
-            "SELECT string_agg(float8send(ST_X(geom)), ''::bytea ORDER BY id) AS lon, "
-            "string_agg(float8send(ST_Y(geom)), ''::bytea ORDER BY id) AS lat FROM address "
-            "WHERE status = 'active' AND (CAST(:town AS text) IS NULL OR town_code = :town)"
-        ),
-        {"town": town},
-    ).one()
-    return _floats(row.lon), _floats(row.lat)
-
-
-def open_entity_points(conn: Connection, town: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(lon, lat) of the open entities of a town (or the city) that have a point."""
-    rows = conn.execute(
-        text(
-            "SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE status = 'open' AND geom IS NOT NULL "
-            "AND (CAST(:town AS text) IS NULL OR town_code = :town)"
-        ),
-        {"town": town},
-    ).all()
-    return np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float)

@@ -32,7 +32,7 @@ from maps.aggregate import (
     points_or_aggregates,
     validate_resolution,
 )
-from maps.events import address_points, load_denominators, load_events, open_entity_points, study_grids
+from maps.events import load_denominators, load_events, study_grids
 from maps.hotspots import GiStar, HotspotError, eb_rates, emerging, find_hotspots, weights_for_grids, weights_for_h3
 from supervision.routing import default_router
 
@@ -220,38 +220,36 @@ PER = ("entities", "residents")
 RATE_SCALE = {"entities": 1.0, "residents": 1000.0}  # per registered entity; per 1,000 residents
 
 
-def study_cells(
-    conn: Connection, town: str | None, resolution: int, event_lon: np.ndarray, event_lat: np.ndarray
-) -> list[str]:
-    """The H3 cells of a study area: every cell holding a standard address, an open entity or an event.
+def study_cells(base: Denominators, resolution: int, event_lon: np.ndarray, event_lat: np.ndarray) -> list[str]:
+    """The H3 cells of a study area: every cell holding a standard address or an open entity (the cells of its
+    cached denominators) or an event.
 
     Cells with people but no event in the window belong in it: their residents are part of the city rate and of
     their neighbours' exposure, and a quiet cell is information.
     """
-    address_lon, address_lat = address_points(conn, town)
-    entity_lon, entity_lat = open_entity_points(conn, town)
-    lon = np.concatenate([address_lon, entity_lon, event_lon])
-    lat = np.concatenate([address_lat, entity_lat, event_lat])
-    return sorted(set(h3_strings(h3_cells(lon, lat, resolution)).tolist())) if len(lon) else []
+    cells = set(base.residents.index) | set(base.entities.index)
+    if len(event_lon):
+        cells |= set(h3_strings(h3_cells(event_lon, event_lat, resolution)).tolist())
+    return sorted(cells)
 
 
 def _units(
-    conn: Connection, unit: str, town: str | None, events: EventFrame, per: str
+    conn: Connection, unit: str, town: str | None, events: EventFrame, per: str, study_area: list[str] | None = None
 ) -> tuple[list[str], list[Any], np.ndarray]:
-    """The study area's units (the town's or city's grids, or its H3 cells: see study_cells), their shapes (None
-    for H3), and their registered entities or residents."""
+    """The study area's units (the town's or city's grids, or its H3 cells: see study_cells, or `study_area`),
+    their shapes (None for H3), and their registered entities or residents."""
     if per not in PER:
         raise HotspotError(f"rates are per {' or '.join(PER)}, not {per!r}")
     kind, resolution = parse_unit(unit)
+    base = denominators(conn, unit, town)
     if kind == "grid":
         codes, geoms, _ = study_grids(conn, town)
     elif kind == "h3" and resolution is not None:
-        codes = study_cells(conn, town, resolution, events.lon, events.lat)
+        codes = study_area if study_area is not None else study_cells(base, resolution, events.lon, events.lat)
         geoms = [None] * len(codes)
     else:
         raise HotspotError(f"hotspots are computed on grids or H3 cells, not {unit!r}")
-    base = getattr(denominators(conn, unit, town), per)
-    return codes, geoms, base.reindex(codes, fill_value=0).to_numpy(dtype=float)
+    return codes, geoms, getattr(base, per).reindex(codes, fill_value=0).to_numpy(dtype=float)
 
 
 def _counts(events: EventFrame, unit: str, codes: list[str]) -> np.ndarray:
@@ -304,12 +302,7 @@ def analyse_hotspots(
     """
     if method not in ("gi_star", "rate"):
         raise HotspotError(f"method must be gi_star or rate, not {method!r}")
-    if study_area is not None and parse_unit(unit)[0] == "h3":
-        base = getattr(denominators(conn, unit, town), per)
-        codes, geoms = study_area, [None] * len(study_area)
-        population = base.reindex(codes, fill_value=0).to_numpy(dtype=float)
-    else:
-        codes, geoms, population = _units(conn, unit, town, events, per)
+    codes, geoms, population = _units(conn, unit, town, events, per, study_area)
     counts = _counts(events, unit, codes)
     w = (weights_for_grids(geoms, codes) if unit == "grid" else weights_for_h3(codes)) if codes else None
     message = "本时段没有数据" if counts.sum() == 0 else None
@@ -341,8 +334,6 @@ def hotspot_collection(
     (maps.hotspots.rate_hotspots). `rate` in the properties is always the EB-smoothed rate (per registered
     entity, or per 1,000 residents), so a unit with two entities and one clue does not show a rate of 0.5.
     """
-    if method not in ("gi_star", "rate"):
-        raise HotspotError(f"method must be gi_star or rate, not {method!r}")
     events = load_window(
         conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
     )
