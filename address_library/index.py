@@ -119,6 +119,8 @@ class AddressIndex:
     anchor_towns: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     anchor_grams: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
     road_doors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (town_code, road token) → the road's standard spelling: tokens fold homophones (旺隆路 → 旺龙路), answers must not.
+    road_names: dict[tuple[str, str], str] = field(default_factory=dict)
     normalized_texts: list[str] = field(default_factory=list)
 
     @classmethod
@@ -178,6 +180,9 @@ class AddressIndex:
         level = index.levels
         doors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         road = anchors["road"]
+        road_names = rows["road_name"].to_numpy(dtype=object)
+        for i in np.flatnonzero(road != "").tolist():
+            index.road_names.setdefault((town[i], road[i]), str(road_names[i]))
         for i in np.flatnonzero((road != "") & (level == "door") & (sub == "")).tolist():
             if door[i].isdigit():
                 doors[(town[i], road[i])].append((int(door[i]), i))

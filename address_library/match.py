@@ -25,6 +25,7 @@ measures that the ≥ 0.9 band is right at least 99.5 % of the time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,13 @@ NOT_FOUND = "not_found"
 # A fuzzy anchor must score at least this (rapidfuzz 0–100) to be considered, and beat the runner-up by this.
 FUZZY_MIN_SCORE = 70.0
 FUZZY_MARGIN = 8.0
+# The longest road name looked for when the parser split a road that begins with a place name.
+MAX_ROAD_CHARS = 16
+# A door number beyond the road's known range is placed at most this far past its end door.
+MAX_EXTRAPOLATION_M = 30.0
+METRES_PER_DEGREE = 111_320.0
+# Characters that tell roads of one series apart: ordinals and directions.
+SERIES_CHARACTERS = frozenset("一二三四五六七八九十百零0123456789东西南北中上下前后横纵内外新旧大小")
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,7 @@ class Matcher:
             crossing = self._intersection(parsed)
             if crossing is not None:
                 return crossing
+        parsed = self._known_road(parsed)
         components = _components(parsed)
         numbers = numbers_of(components)
         anchors = anchors_of(components)
@@ -193,13 +202,42 @@ class Matcher:
 
     # ------------------------------------------------------------------ steps
 
+    def _known_road(self, parsed: ParsedAddress) -> ParsedAddress:
+        """Re-read the road from the library when the parser split a road whose name begins with a place name.
+
+        厚街七路, 同沙生活区路 and 松山湖虚拟三路 start with a town or community name, so the parser takes that part
+        for the town or community. The longest run of text ending at the door number that the library holds as a
+        road (in the typed town) is the road.
+        """
+        if not parsed.road or not parsed.door_no or parsed.natural_village:
+            return parsed
+        if self._holds_road(name_token(parsed.road), parsed.town_code):
+            return parsed
+        door_at = parsed.text.find(f"{parsed.door_no}号")
+        before = parsed.text[:door_at] if door_at > 0 else ""
+        for length in range(min(len(before), MAX_ROAD_CHARS), 1, -1):
+            written = before[-length:]
+            if self._holds_road(name_token(written), parsed.town_code):
+                return replace(parsed, road=written, lane=None)
+        return parsed
+
+    def _holds_road(self, token: str, town_code: str | None) -> bool:
+        towns = self.index.anchor_towns.get(("road", token))
+        return bool(towns) and (town_code is None or town_code in towns)
+
     def _by_components(
         self, parsed: ParsedAddress, anchors: list[tuple[str, str]], numbers: tuple[str, ...], fuzzy_score: float | None
     ) -> MatchResult | None:
         for kind, name in anchors:
             path = numbers if kind in ("road", "village") else _compound_path(numbers)
+            # When the typed town holds this name, its number is looked for in that town only: the same number on
+            # a namesake road of another town is another place, not a slip in the town.
+            held_in = self.index.anchor_towns.get((kind, name), set())
+            own_town = parsed.town_code if parsed.town_code in held_in else None
             for depth, sub_path in enumerate(_parents(path, kind)):
                 hits = self.index.lookup(kind, name, sub_path)
+                if own_town is not None:
+                    hits = [h for h in hits if self.towns[h] == own_town]
                 if not hits:
                     continue
                 return self._decide(
@@ -254,10 +292,15 @@ class Matcher:
         self, parsed: ParsedAddress, anchors: list[tuple[str, str]], numbers: tuple[str, ...]
     ) -> MatchResult | None:
         for kind, name in anchors:
+            held_in = self.index.anchor_towns.get((kind, name), set())
+            if held_in and (parsed.town_code is None or parsed.town_code in held_in):
+                # The library holds this name as typed: what is missing is a number, not a spelling slip, and
+                # "correcting" the name would invent a door on another road or compound.
+                continue
             scored: list[tuple[float, str]] = []
             probe = name.split("|")[0] if kind == "village" else name
             for candidate in self.index.anchor_candidates(kind, name):
-                if candidate == name:
+                if candidate == name or (kind == "road" and _series_variant(name, candidate)):
                     continue
                 target = candidate.split("|")[0] if kind == "village" else candidate
                 score = float(fuzz.ratio(probe, target))
@@ -324,8 +367,9 @@ class Matcher:
                 lat=lat,
                 town_code=town,
                 community_code=str(self.communities[nearest]),
-                standard_address=f"{self.territory.towns[town].name if town in self.territory.towns else ''}{road}{door}号",
-                reason=f"door {door} is not in the library; placed between the nearest numbers on {road}",
+                standard_address=f"{self._town_name(town)}{self._road_name(town, road)}{door}号",
+                reason=f"door {door} is not in the library; placed between the nearest numbers on "
+                f"{self._road_name(town, road)}",
             )
         line = self.territory.roads.get((town, road))
         if line is not None:
@@ -337,10 +381,17 @@ class Matcher:
                 lon=float(mid[0]),
                 lat=float(mid[1]),
                 town_code=town,
-                standard_address=f"{self.territory.towns[town].name if town in self.territory.towns else ''}{road}",
+                standard_address=f"{self._town_name(town)}{self._road_name(town, road)}",
                 reason="road found, no door number to place on it",
             )
         return None
+
+    def _town_name(self, town: str) -> str:
+        return self.territory.towns[town].name if town in self.territory.towns else ""
+
+    def _road_name(self, town: str, road_token: str) -> str:
+        """The standard spelling of a road known by its token in a town."""
+        return self.index.road_names.get((town, road_token), road_token)
 
     def _closest_road(self, road: str, town: str | None) -> tuple[str, str] | None:
         best: tuple[float, str] | None = None
@@ -374,7 +425,7 @@ class Matcher:
                 lon=float(lon),
                 lat=float(lat),
                 town_code=t,
-                standard_address=f"{self.territory.towns[t].name if t in self.territory.towns else ''}{first}与{second}交叉口",
+                standard_address=f"{self._town_name(t)}{self._road_name(t, first)}与{self._road_name(t, second)}交叉口",
                 reason="intersection: answered at the crossing of the two roads",
             )
         return None
@@ -452,6 +503,17 @@ def _rank(result: MatchResult) -> int:
     return _LEVEL_RANK.get(result.level or "", 0) if result.status == MATCHED else 0
 
 
+def _series_variant(typed: str, candidate: str) -> bool:
+    """True when two road names differ only in ordinals or directions (三新三路/三新四路, 上角路/上角南路).
+
+    Roads of one series are different roads; a name that differs from a held one only there is another (perhaps
+    new) road of the series, never a typing slip to correct.
+    """
+    opcodes = SequenceMatcher(None, typed, candidate, autojunk=False).get_opcodes()
+    changed = [typed[i1:i2] + candidate[j1:j2] for op, i1, i2, j1, j2 in opcodes if op != "equal"]
+    return bool(changed) and all(set(part) <= SERIES_CHARACTERS for part in changed)
+
+
 def _components(parsed: ParsedAddress) -> dict[str, Any]:
     return {
         "road": parsed.road,
@@ -506,4 +568,14 @@ def _interpolate(door: int, numbers: np.ndarray, lon: np.ndarray, lat: np.ndarra
     k = min(max(k, 1), len(numbers) - 1)
     n0, n1 = numbers[k - 1], numbers[k]
     t = 0.0 if n1 == n0 else float(np.clip((door - n0) / (n1 - n0), -0.5, 1.5))
-    return float(lon[k - 1] + t * (lon[k] - lon[k - 1])), float(lat[k - 1] + t * (lat[k] - lat[k - 1]))
+    if 0.0 <= t <= 1.0:
+        return float(lon[k - 1] + t * (lon[k] - lon[k - 1])), float(lat[k - 1] + t * (lat[k] - lat[k - 1]))
+    # Beyond the last known number: a short step past the end door, never far along a sparse road (where the
+    # next building may already stand in another town).
+    end, other = (k, k - 1) if t > 1.0 else (k - 1, k)
+    d_lon = (lon[end] - lon[other]) * np.cos(np.radians(lat[end]))
+    d_lat = lat[end] - lat[other]
+    segment_m = float(np.hypot(d_lon, d_lat)) * METRES_PER_DEGREE
+    overshoot = (t - 1.0) if t > 1.0 else -t
+    step = min(overshoot, MAX_EXTRAPOLATION_M / segment_m) if segment_m > 0 else 0.0
+    return float(lon[end] + step * (lon[end] - lon[other])), float(lat[end] + step * (lat[end] - lat[other]))

@@ -339,12 +339,14 @@ def test_a_worker_who_leaves_or_moves_hands_open_tasks_to_the_others_of_the_grid
     engine: Engine, sites: list[Site]
 ) -> None:
     site = sites[6]
-    leaver, mover, stayer = site.workers[:3]
     target = sites[7].grid_code
     with engine.begin() as conn:
-        ids = push(conn, site, 6)
+        # Enough tasks that the least-loaded rule hands some to each of the grid's workers, however many it has.
+        ids = push(conn, site, 2 * len(site.workers))
         held = {i: task(conn, i)["worker_id"] for i in ids}
-        assert set(held.values()) == {leaver, mover, stayer}
+    assert set(held.values()) <= set(site.workers) and len(set(held.values())) >= 3
+    leaver, mover = sorted(set(held.values()))[:2]
+    staying = set(site.workers) - {leaver, mover}
     # One of the leaver's tasks waits for the market supervision bureau: it stays with the bureau.
     upstairs = next(i for i, w in held.items() if w == leaver)
     step(engine, upstairs, "escalated_community", worker_actor(leaver))
@@ -354,15 +356,15 @@ def test_a_worker_who_leaves_or_moves_hands_open_tasks_to_the_others_of_the_grid
         moved = deactivate_worker(conn, leaver, actor=admin)
         assert moved == sum(1 for w in held.values() if w == leaver)
         after = {i: task(conn, i) for i in ids}
-        assert all(t["worker_id"] in (mover, stayer) and t["grid_code"] == site.grid_code for t in after.values())
+        assert all(t["worker_id"] in staying | {mover} and t["grid_code"] == site.grid_code for t in after.values())
         assert (after[upstairs]["status"], after[upstairs]["holder"]) == (
             "escalated_department", "department:market_supervision",
         )  # fmt: skip
         ids.remove(upstairs)
         assert move_worker(conn, mover, target, actor=admin) > 0
         after = {i: task(conn, i) for i in ids}
-        assert {t["worker_id"] for t in after.values()} == {stayer}
-        assert {t["holder"] for t in after.values()} == {f"worker:{stayer}"}
+        assert {t["worker_id"] for t in after.values()} <= staying
+        assert all(t["holder"] == f"worker:{t['worker_id']}" for t in after.values())
         assert {t["grid_code"] for t in after.values()} == {site.grid_code}
         notes = [h["note"] for i in ids for h in history(conn, CITY, task_id=i) if h["actor"] == admin.name]
         assert any(f"reassigned from worker {leaver}: worker left" == n for n in notes)
