@@ -222,7 +222,7 @@ class Matcher:
         return parsed
 
     def _holds_road(self, token: str, town_code: str | None) -> bool:
-        towns = self.index.anchor_towns.get(("road", token))
+        towns = self.index.anchor_towns.get(("road", token), set())
         return bool(towns) and (town_code is None or town_code in towns)
 
     def _by_components(
