@@ -6,8 +6,14 @@ PY := $(VENV)/bin/python
 PG_VERSION ?= 15
 ASSETS := maps/assets
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# `make lock` only: the uv release that writes the lock, and the interpreter and platform it locks for (this machine
+# kind: CPython 3.11.7 on x86_64 Linux; soupsieve, through libpysal and beautifulsoup4, needs 3.11.5 or later).
+UV_VERSION ?= 0.13.8
+LOCK_PYTHON ?= 3.11.7
+LOCK_PLATFORM ?= x86_64-unknown-linux-gnu
 
-.PHONY: setup os-packages venv assets run test test-only lint bench clean db-up db-down
+.PHONY: setup os-packages venv lock assets run test test-only lint bench clean db-up db-down
 
 setup: os-packages venv assets
 
@@ -32,11 +38,30 @@ os-packages:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The venv is requirements.lock, every package (transitive ones, pip, setuptools and wheel included) at its locked
+# version, each file checked against the lock's hashes; then the project itself, editable, with no dependency
+# resolution, no build isolation and no index, so nothing unpinned is ever downloaded. First, a lock that no longer
+# matches pyproject.toml stops everything (tools/check_lock.py, system python3, before the venv is touched).
+# pip is pinned in the lock rather than upgraded to whatever is newest: the venv's bundled pip installs the locked
+# one along with the rest, so every machine ends with the same pip.
+$(STAMP): pyproject.toml $(LOCK) tools/check_lock.py
+	@$(PYTHON) tools/check_lock.py
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation --no-index -e .
 	@touch $(STAMP)
+
+# Refresh requirements.lock after changing a dependency in pyproject.toml. uv (a pinned release, in a throwaway venv,
+# never in .venv) resolves pyproject.toml with every extra plus the build requirements and pip, keeps the versions the
+# lock already has unless pyproject.toml now needs others (`make lock UPGRADE=1`: the newest of everything), writes
+# the sha256 of every file of each pinned version, and tools/check_lock.py records pyproject's digest in the header.
+lock:
+	@set -o pipefail; tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp/uv" && "$$tmp/uv/bin/pip" install -q uv==$(UV_VERSION) && \
+	$(PYTHON) tools/check_lock.py --inputs | "$$tmp/uv/bin/uv" pip compile pyproject.toml - --all-extras \
+	  --generate-hashes --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
+	  --custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) -o $(LOCK) >/dev/null && \
+	$(PYTHON) tools/check_lock.py --stamp && echo "$(LOCK) written; \`make setup\` installs it"
 
 assets: $(ASSETS)/node_modules/.package-lock.json
 
