@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import OperationalError
 
+from gis import clock
 from gis.errors import GisError
 from gis.settings import DatabaseSettings, ServerSettings
 
@@ -49,8 +50,10 @@ def _database_up() -> DatabaseSettings:
 @db_app.command("up")
 def db_up() -> None:
     """Start the project-local PostGIS cluster (or reach GRIDGOV_DATABASE_URL) and migrate to head."""
+    from gis.settings import redact_url
+
     settings = _database_up()
-    typer.echo(f"database ready at {settings.libpq_url()}")
+    typer.echo(f"database ready at {redact_url(settings.libpq_url())}")
 
 
 @db_app.command("down")
@@ -68,20 +71,36 @@ def db_down() -> None:
 
 @db_app.command("status")
 def db_status() -> None:
-    """Say whether the database is up and at which schema revision (exit 1 when down)."""
+    """Say whether the database is up, at which schema revision, how durable and closed it is (exit 1 when down)."""
     from gis import migrate
     from gis.cluster import LocalCluster
+    from gis.settings import redact_url
+    from gis.status import status_of
 
     settings = DatabaseSettings()
+    admin_url = None
     if not settings.database_url:
         cluster = LocalCluster.from_settings(settings)
         if not cluster.running():
             raise _fail(f"local cluster in {cluster.data_dir} is not running (gridgov db up)")
+        admin_url = cluster.superuser_url()
     try:
         rev = migrate.current_revision(settings)
+        status = status_of(settings, admin_url=admin_url)
     except Exception as exc:
-        raise _fail(f"database unreachable: {exc}") from exc
-    typer.echo(f"up: {settings.libpq_url()} schema revision {rev or 'none'}")
+        raise _fail(f"database unreachable: {redact_url(str(exc))}") from exc
+    typer.echo(f"up: {redact_url(settings.libpq_url())} schema revision {rev or 'none'}")
+    typer.echo(f"role: {status.role} ({'SUPERUSER' if status.superuser else 'not a superuser'})")
+    durability = ", ".join(f"{k}={v}" for k, v in status.durability.items())
+    verdict = "durable" if status.durable else "NOT DURABLE: a crash can lose or corrupt acknowledged writes"
+    typer.echo(f"durability: {durability} ({verdict})")
+    if status.hba_rules is None:
+        rules = "pg_hba rules not visible to this role"
+    else:
+        rules = "; ".join(status.hba_rules)
+        rules += " (TRUST: connections without a password)" if status.trusts_without_password else " (no trust)"
+    typer.echo(f"authentication: password_encryption={status.password_encryption}; {rules}")
+    typer.echo("versions: " + ", ".join(f"{k} {v}" for k, v in status.versions.items()))
 
 
 @db_app.command("migrate")
@@ -108,7 +127,7 @@ def db_check() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the libpq URL (postgresql://…) of the database."""
+    """Print the libpq URL (postgresql://…) of the database, password included: for psql, keep it private."""
     typer.echo(DatabaseSettings().libpq_url())
 
 
@@ -482,7 +501,6 @@ def jobs_campaign(
     year: Annotated[int | None, typer.Option(help="Campaign year (reports due for the year before).")] = None,
 ) -> None:
     """Annual-report campaign: every entity that has not filed goes on its grid's patrol list (idempotent)."""
-    from datetime import datetime
 
     from gis.database import make_engine
     from supervision.calendar import SHANGHAI
@@ -492,7 +510,7 @@ def jobs_campaign(
     engine = make_engine(settings)
     try:
         with engine.begin() as conn:
-            report = run_annual_report_campaign(conn, year=year or datetime.now(SHANGHAI).year)
+            report = run_annual_report_campaign(conn, year=year or clock.now().astimezone(SHANGHAI).year)
     finally:
         engine.dispose()
     typer.echo(f"annual-report campaign {report.year}: {report.unfiled:,} entities have not filed, "

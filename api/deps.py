@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from api.auth.deps import current_principal
 from api.errors import InvalidRequest
+from gis import clock
 from gis.settings import ServerSettings
 from supervision.calendar import SHANGHAI
 
@@ -45,7 +46,7 @@ def day_window(
     window is refused (422) naming `to`.
     """
     if default_days is not None:
-        until = until or datetime.now(SHANGHAI).date()
+        until = until or clock.now().astimezone(SHANGHAI).date()
         since = since or until - timedelta(days=default_days - 1)
     if since and until and until < since:
         raise InvalidRequest(f"to ({until}) is before from ({since})", field="to")

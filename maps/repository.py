@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, TextClause, text
 
+from gis import clock
 from maps.layers import BBox, Layer
 
 # Every layer statement returns one row: the feature count, the bytes that do not shrink with
@@ -129,8 +130,8 @@ SELECT h.code, h.name, h.community_code, c.name AS community_name, c.kind AS com
        (SELECT count(*) FROM task k WHERE k.grid_code = h.code AND k.status NOT IN ('closed', 'cancelled'))
            AS open_tasks,
        (SELECT count(*) FROM task k WHERE k.grid_code = h.code AND k.status NOT IN ('closed', 'cancelled')
-           AND k.due_at < now()) AS overdue_tasks,
-       (SELECT count(*) FROM clue k WHERE k.grid_code = h.code AND k.reported_at > now() - interval '30 days')
+           AND k.due_at < :now) AS overdue_tasks,
+       (SELECT count(*) FROM clue k WHERE k.grid_code = h.code AND k.reported_at > CAST(:now AS timestamptz) - interval '30 days')
            AS clues_30d
 FROM grid h
 JOIN grid_version v ON v.id = h.version_id AND v.status = 'active'
@@ -162,7 +163,7 @@ def layer_feature_collection(
 
 def grid_details(conn: Connection, code: str) -> dict[str, Any] | None:
     """One grid of the active version with its community, town and counts; None when unknown."""
-    row = conn.execute(_GRID_DETAILS, {"code": code}).mappings().one_or_none()
+    row = conn.execute(_GRID_DETAILS, {"code": code, "now": clock.now()}).mappings().one_or_none()
     if row is None:
         return None
     details = dict(row)

@@ -8,10 +8,11 @@ the next year. From March to June the grid urges those that have not: the campai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import Connection, text
 
+from gis import clock
 from supervision.tasks import SYSTEM, Actor, NewTask, create_tasks
 from supervision.workflow import Duty
 
@@ -38,7 +39,7 @@ def run_annual_report_campaign(
     conn: Connection, *, year: int, at: datetime | None = None, actor: Actor = SYSTEM
 ) -> CampaignReport:
     """Add every open entity that has not filed its report for the year before `year` to its grid's patrol list."""
-    moment = at or datetime.now(UTC)
+    moment = at or clock.now()
     rows = conn.execute(
         text(
             """

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import Connection, text
 from address_library.errors import AddressInputError
 from address_library.match import MATCHED
 from address_library.service import Geocoder
+from gis import clock
 from grids.repository import active_grid_at
 from supervision.errors import InvalidInput, NotFound, OutOfScope
 from supervision.routing import default_router
@@ -72,7 +73,7 @@ def report_clue(
         raise InvalidInput("severity must be normal or severe", field="severity")
     if len(report.description) > MAX_DESCRIPTION:
         raise InvalidInput(f"description is longer than {MAX_DESCRIPTION} characters", field="description")
-    now = datetime.now(UTC)
+    now = clock.now()
     reported_at = report.reported_at or now
     if reported_at.tzinfo is None:
         raise InvalidInput("reported_at needs a time zone", field="reported_at")

@@ -9,10 +9,11 @@ from the start of its current step, and the change is written to its audit trail
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from gis import clock
 from supervision.calendar import WorkCalendar, default_calendar
 from supervision.tasks import OPEN_STATUSES
 from supervision.workflow import Status, deadline_for
@@ -33,7 +34,7 @@ def recompute_provisional(
 ) -> list[Recomputed]:
     """Recompute every open task whose deadline is provisional; audit the ones that change."""
     calendar = calendar or default_calendar()
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     rows = conn.execute(
         text(
             """

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from address_library.match import MATCHED
 from address_library.normalize import normalize_with_flags
 from address_library.repository import upsert_alias
 from address_library.service import INVALID, GeocodeAnswer, Geocoder
+from gis import clock
 from grids.repository import active_grid_at
 from supervision.calendar import SHANGHAI
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, NotFound, OutOfScope
@@ -108,7 +109,7 @@ def _parse_time(value: object, field: str) -> datetime:
             raise InvalidInput(f"{field} is not an ISO 8601 time", field=field) from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{field} needs a time zone (e.g. +08:00)", field=field)
-    if moment > datetime.now(UTC).replace(microsecond=0) + _FUTURE_SLACK:
+    if moment > clock.now().replace(microsecond=0) + _FUTURE_SLACK:
         raise InvalidInput(f"{field} is in the future", field=field)
     return moment
 
@@ -141,8 +142,9 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
         for r in conn.execute(
             text(
                 """
-                INSERT INTO registration_event (event_id, kind, uscc, name, address, business_scope, occurred_at)
-                SELECT r.event_id, r.kind, r.uscc, r.name, r.address, r.business_scope, r.occurred_at
+                INSERT INTO registration_event
+                    (event_id, kind, uscc, name, address, business_scope, occurred_at, received_at)
+                SELECT r.event_id, r.kind, r.uscc, r.name, r.address, r.business_scope, r.occurred_at, :now
                 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
                     event_id text, kind text, uscc text, name text, address text, business_scope text,
                     occurred_at timestamptz)
@@ -150,7 +152,7 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
                 RETURNING event_id, received_at
                 """
             ),
-            {"rows": json.dumps(rows)},
+            {"rows": json.dumps(rows), "now": clock.now()},
         )
     }
     replays = [e for e in events if e.event_id not in inserted]
@@ -626,7 +628,7 @@ _MARK = text(
 def _mark_params(
     event_id: str, outcome: str, reason: str | None, town: str | None, *, pushed: bool, at: datetime | None
 ) -> dict[str, Any]:
-    return {"o": outcome, "r": reason, "t": town, "p": pushed, "e": event_id, "at": at}
+    return {"o": outcome, "r": reason, "t": town, "p": pushed, "e": event_id, "at": at or clock.now()}
 
 
 def _mark(
@@ -644,7 +646,7 @@ def _mark(
 
 
 def _processing_time() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:
@@ -791,10 +793,11 @@ def resolve_review(
                 geocoder.learn_alias(normalized, placement.address_id)
     conn.execute(
         text(
-            "UPDATE review_queue SET resolved_at = now(), resolved_by = :by, resolution = CAST(:res AS jsonb) "
+            "UPDATE review_queue SET resolved_at = :now, resolved_by = :by, resolution = CAST(:res AS jsonb) "
             "WHERE id = :id"
         ),
         {
+            "now": clock.now(),
             "id": review_id,
             "by": actor.name,
             "res": json.dumps(

@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
+from gis import clock
 from supervision.calendar import SHANGHAI
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.deadlines import recompute_provisional
@@ -32,9 +33,9 @@ def log_job(conn: Connection, job: str, started_at: datetime, result: dict[str, 
     conn.execute(
         text(
             "INSERT INTO job_run (job, started_at, finished_at, result) "
-            "VALUES (:job, :started, now(), CAST(:result AS jsonb))"
+            "VALUES (:job, :started, :finished, CAST(:result AS jsonb))"
         ),
-        {"job": job, "started": started_at, "result": json.dumps(result)},
+        {"job": job, "started": started_at, "finished": clock.now(), "result": json.dumps(result)},
     )
 
 
@@ -55,7 +56,7 @@ def campaign_ran_today(conn: Connection, today: datetime) -> bool:
 def run_periodic(engine: Engine, *, now: datetime | None = None) -> dict[str, object]:
     """One pass of the periodic jobs: provisional deadlines, warnings and the grids' waiting queues always; the
     campaign once a day inside its window."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     out: dict[str, object] = {}
     with engine.begin() as conn:
         out["recomputed"] = len(recompute_provisional(conn, now=moment))

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from gis import clock
 from supervision.errors import InvalidInput, OutOfScope
 from supervision.routing import default_router
 from supervision.tasks import OPEN_STATUSES, overdue_attribution
@@ -77,7 +78,7 @@ def unit_stats(
 ) -> dict[str, Any]:
     """The figures of every unit of `level` (or the one `code`) within `town_codes` (None: the city), and the overdue list."""
     _check(level, window)
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     params: dict[str, Any] = {
         "since": window.since,
         "until": window.until,

@@ -11,11 +11,12 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, text
 
+from gis import clock
 from supervision.calendar import WorkCalendar, default_calendar
 from supervision.errors import InvalidInput, InvalidMove, NotFound, NotPermitted, OutOfScope, StaleVersion
 from supervision.routing import RoutingError, default_router
@@ -822,8 +823,9 @@ def list_tasks(
         clauses.append(":f_department = ANY(string_to_array(t.department_codes, ','))")
         params["f_department"] = filters.department
     if filters.overdue:
-        clauses.append("t.due_at < now() AND t.status = ANY(:open)")
+        clauses.append("t.due_at < :now AND t.status = ANY(:open)")
         params["open"] = list(OPEN_STATUSES)
+        params["now"] = _now()
     condition = " AND ".join(clauses)
     total = int(conn.execute(text(f"SELECT count(*) FROM task t WHERE {condition}"), params).scalar_one())  # noqa: S608 - fixed SQL fragments; values are bound
     page_clause = ""
@@ -974,4 +976,4 @@ def _write_events(conn: Connection, events: Iterable[dict[str, Any]]) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, select, text
 
 from address_library.repository import COMPONENT_COLUMNS
+from gis import clock
 from gis.bulk import copy_frame, ewkb_hex
 from gis.crs import METRIC_EPSG
 from gis.database import make_engine
@@ -167,7 +168,7 @@ def load_demo(
         engine.dispose()
         return f"demo city already loaded ({scale}, seed {seed}, {previous['loaded_at']:%Y-%m-%d %H:%M}); nothing to do"
 
-    load_date = load_date or datetime.now(SHANGHAI).date()
+    load_date = load_date or clock.now().astimezone(SHANGHAI).date()
     t0 = time.perf_counter()
     bar = Progress(progress, total_stages=9)
     try:

@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
+from gis import clock
 from supervision.calendar import SHANGHAI, default_calendar
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.clues import ClueReport, report_clue
@@ -141,7 +142,7 @@ def simulate(
     """Replay `days` days ending `end` (default yesterday, Asia/Shanghai), adding to what exists."""
     if days < 1:
         raise ValueError("days must be at least 1")
-    today = datetime.now(SHANGHAI).date()
+    today = clock.now().astimezone(SHANGHAI).date()
     end = end or today - timedelta(days=1)
     if end >= today:
         raise ValueError(f"the simulation must end before today ({today}); got {end}")

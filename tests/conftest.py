@@ -7,19 +7,29 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Engine
 
+from gis import clock
 from gis.cluster import LocalCluster, free_port
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TEMPLATE = "gridgov_template"
+# The test city is generated for this day, and the tests' clock starts on it: no test reads the machine's date,
+# time of day or time zone (a faketime run of the whole suite proves it).
+TEST_LOAD_DATE = date(2026, 12, 1)
+TEST_CLOCK_START = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Set the platform's clock before test modules are imported (some compute their instants at import)."""
+    clock.set_clock(clock.StartedClock(TEST_CLOCK_START))
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +40,14 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluste
         pytest.fail("external test servers are not supported; unset GRIDGOV_TEST_DATABASE_ADMIN_URL")
     base = Path(tempfile.mkdtemp(prefix="gridgov-test-pg-"))
     base.chmod(0o755)  # the postgres OS user must reach it when we run as root
-    cluster = LocalCluster(data_dir=base / "pg", port=free_port())
+    # Throwaway: this cluster alone runs without fsync, synchronous_commit and full_page_writes (a crash loses
+    # nothing that matters); the served cluster keeps PostgreSQL's durable defaults.
+    cluster = LocalCluster(data_dir=base / "pg", port=free_port(), durable=False)
     try:
         cluster.start()
     except Exception as exc:
         pytest.fail(f"cannot start the PostGIS test cluster: {exc}")
+    print(f"\ntest cluster on port {cluster.port}: durability off (fsync, synchronous_commit, full_page_writes)")
     yield cluster
     cluster.stop()
     shutil.rmtree(base, ignore_errors=True)
@@ -50,7 +63,7 @@ def template_city(pg_cluster: LocalCluster) -> str:
     if cluster.create_database(TEMPLATE):
         settings = DatabaseSettings(database_url=cluster.url(TEMPLATE))
         migrate.upgrade(settings)
-        load_demo(settings, scale="test", seed=7, force=True, progress=False)
+        load_demo(settings, scale="test", seed=7, force=True, progress=False, load_date=TEST_LOAD_DATE)
     return TEMPLATE
 
 
@@ -58,17 +71,13 @@ def template_city(pg_cluster: LocalCluster) -> str:
 def db(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSettings]:
     """A fresh database for this test module, cloned from the template city."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_city))
-        )
+    pg_cluster.clone_database(name, template_city)
     settings = DatabaseSettings(database_url=pg_cluster.url(name))
     yield settings
     from gis.database import _cached_engine
 
     _cached_engine.cache_clear()
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    pg_cluster.drop_database(name)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +98,7 @@ def empty_db(pg_cluster: LocalCluster) -> Iterator[DatabaseSettings]:
     settings = DatabaseSettings(database_url=pg_cluster.url(name))
     migrate.upgrade(settings)
     yield settings
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    pg_cluster.drop_database(name)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from api.auth.roles import OutOfScope, Principal, Role, allowed_town_codes
 from api.deps import SHANGHAI, day_window, engine
 from api.routers.pages import sign_in_first
 from api.workflow_deps import require_role
+from gis import clock
 from maps.aggregate import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
 from maps.heatmap import aggregate_table, heat_layers, hotspot_collection
@@ -179,7 +180,7 @@ def heatmap_page(
         place_name=name,
         bounds_lon_lat=bounds,
         industries=default_router().clue_industries(),
-        today=datetime.now(SHANGHAI).date().isoformat(),
+        today=clock.now().astimezone(SHANGHAI).date().isoformat(),
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 

@@ -11,13 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
-from psycopg import sql
 from typer.testing import CliRunner, Result
 
 from api.cli import app
 from gis import migrate
 from gis.cluster import LocalCluster, free_port
-from gis.settings import DatabaseSettings
+from gis.settings import DatabaseSettings, redact_url
 
 pytestmark = pytest.mark.db
 
@@ -28,8 +27,7 @@ def blank_db(pg_cluster: LocalCluster) -> Iterator[DatabaseSettings]:
     name = f"cli_{uuid.uuid4().hex[:12]}"
     assert pg_cluster.create_database(name)
     yield DatabaseSettings(database_url=pg_cluster.url(name))
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    pg_cluster.drop_database(name)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +59,9 @@ def test_status_of_a_new_database_says_up_without_a_schema_then_migrate_brings_i
 
     status = gridgov("db", "status", url=url)
     assert status.exit_code == 0, status.output
-    assert status.stdout.strip() == f"up: {url} schema revision none"
+    assert status.stdout.splitlines()[0] == f"up: {redact_url(url)} schema revision none"
+    # On a server that is not ours, the platform's role cannot read pg_hba; status says so rather than guess.
+    assert "pg_hba rules not visible to this role" in status.stdout
 
     first = gridgov("db", "migrate", url=url)
     assert first.exit_code == 0, first.output
@@ -78,7 +78,7 @@ def test_status_of_a_new_database_says_up_without_a_schema_then_migrate_brings_i
 
     status = gridgov("db", "status", url=url)
     assert status.exit_code == 0, status.output
-    assert status.stdout.strip() == f"up: {url} schema revision {head}"
+    assert status.stdout.splitlines()[0] == f"up: {redact_url(url)} schema revision {head}"
 
 
 def test_check_finds_models_and_migrations_in_agreement(blank_db: DatabaseSettings) -> None:
@@ -117,7 +117,7 @@ def test_up_on_an_external_server_migrates_and_names_it(blank_db: DatabaseSettin
     result = gridgov("db", "up", url=blank_db.database_url)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"database ready at {blank_db.database_url}"
+    assert result.stdout.strip() == f"database ready at {redact_url(blank_db.database_url)}"
     assert migrate.current_revision(blank_db) == head
 
 
@@ -151,13 +151,37 @@ def test_up_status_down_run_a_project_local_cluster() -> None:
 
         up = runner.invoke(app, ["db", "up"], env=env)
         assert up.exit_code == 0, up.output
-        assert up.stdout.strip() == f"database ready at postgresql://postgres@127.0.0.1:{port}/gridgov"
+        assert up.stdout.strip() == f"database ready at postgresql://gridgov:***@127.0.0.1:{port}/gridgov"
         assert (base / "pg" / "PG_VERSION").exists()
+        # The generated passwords are the operator's alone, like the signing key.
+        for name in ("pg-superuser-password", "pg-app-password"):
+            assert (base / name).stat().st_mode & 0o777 == 0o600
 
         status = runner.invoke(app, ["db", "status"], env=env)
         assert status.exit_code == 0, status.output
-        assert status.stdout.startswith(f"up: postgresql://postgres@127.0.0.1:{port}/gridgov schema revision ")
-        assert "revision none" not in status.stdout
+        lines = status.stdout.splitlines()
+        assert lines[0].startswith(f"up: postgresql://gridgov:***@127.0.0.1:{port}/gridgov schema revision ")
+        assert "revision none" not in lines[0]
+        assert "role: gridgov (not a superuser)" in lines
+        assert "durability: fsync=on, synchronous_commit=on, full_page_writes=on (durable)" in lines
+        auth = next(line for line in lines if line.startswith("authentication: "))
+        assert "password_encryption=scram-sha-256" in auth and auth.endswith("(no trust)")
+        assert "host all all 127.0.0.1/32 scram-sha-256" in auth
+        versions = next(line for line in lines if line.startswith("versions: "))
+        assert "PostGIS" in versions and "GEOS" in versions and "PROJ" in versions
+
+        # Nobody gets in without the password, not even the superuser on the machine itself.
+        cluster = LocalCluster.from_settings(DatabaseSettings(state_dir=base, pg_port=port))
+        for url in (
+            f"postgresql://postgres@127.0.0.1:{port}/postgres",
+            f"postgresql://gridgov@127.0.0.1:{port}/gridgov",
+        ):
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(url, connect_timeout=5)
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host=str(cluster.data_dir), port=port, user="postgres", dbname="postgres")
+        with psycopg.connect(cluster.superuser_url()) as conn:
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'postgres'").fetchone() == (True,)
 
         down = runner.invoke(app, ["db", "down"], env=env)
         assert down.exit_code == 0, down.output
@@ -167,5 +191,5 @@ def test_up_status_down_run_a_project_local_cluster() -> None:
         assert after.exit_code == 1
         assert "is not running" in after.stderr
     finally:
-        LocalCluster(data_dir=base / "pg", port=port).stop()
+        LocalCluster(data_dir=base / "pg", port=port, secrets_dir=base).stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from api.main import create_app
+from gis import clock
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from supervision.intake import accept_events, parse_event
@@ -39,7 +40,7 @@ def test_an_event_left_in_the_outbox_is_relayed_by_the_running_server(
                         "name": "东莞市某某小吃店",
                         "address": door.full_text,
                         "business_scope": "小餐饮服务",
-                        "occurred_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+                        "occurred_at": (clock.now() - timedelta(minutes=1)).isoformat(),
                     }
                 )
             ],

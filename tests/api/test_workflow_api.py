@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from api.auth import service as auth_service
 from api.main import create_app
+from gis import clock
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from supervision.uscc import uscc_check_char
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.db
 
 SECRET_KEY = "w" * 40
 PASSWORD = "correct horse battery staple"
-START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+START = clock.now().replace(microsecond=0) - timedelta(hours=1)
 
 
 def credit_code(serial: int, kind: str = "91") -> str:
@@ -154,7 +155,7 @@ def test_a_bad_credit_code_is_refused_with_the_field_named(client: TestClient, c
         "name": "东莞市测试商行",
         "address": city["door"]["full_text"],
         "business_scope": "",
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": clock.now().isoformat(),
     }
     response = client.post("/v1/registrations", json=body, headers={"X-API-Key": city["api_key"]})
     assert response.status_code == 422

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
-import psycopg
 import pytest
 import shapely
-from psycopg import sql
 from shapely.geometry import Polygon
 from sqlalchemy import Connection, text
 from typer.testing import CliRunner, Result
@@ -42,13 +40,9 @@ SNAPSHOT_SQL = {
 def _clone_template(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSettings]:
     """A database of our own, cloned from the template city, dropped afterwards."""
     name = f"imp_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_city))
-        )
+    pg_cluster.clone_database(name, template_city)
     yield DatabaseSettings(database_url=pg_cluster.url(name))
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    pg_cluster.drop_database(name)
 
 
 @pytest.fixture

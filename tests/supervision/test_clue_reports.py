@@ -7,7 +7,7 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from PIL import Image
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
+from gis import clock
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueFilters,
@@ -33,7 +34,7 @@ from supervision.tasks import CITY, Actor, TaskScope
 
 pytestmark = pytest.mark.db
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = clock.now().replace(microsecond=0)
 CENTRE = Actor("user:centre", "command_centre")
 
 

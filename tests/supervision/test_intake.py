@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
+from gis import clock
 from gis.settings import DatabaseSettings
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput
 from supervision.intake import (
@@ -539,7 +540,8 @@ def test_an_import_killed_midway_loses_no_accepted_event_and_a_rerun_finishes_th
     path = tmp_path / "big.jsonl"
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
     ids = [e["event_id"] for e in events]
-    env = {**os.environ, "GRIDGOV_DATABASE_URL": str(db.database_url)}
+    # The command runs on the tests' clock, from this instant on.
+    env = {**os.environ, "GRIDGOV_DATABASE_URL": str(db.database_url), "GRIDGOV_CLOCK_START": clock.now().isoformat()}
 
     def stored() -> int:
         with engine.connect() as conn:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Connection, Engine, text
 
+from gis import clock
 from supervision.calendar import default_calendar
 from supervision.errors import InvalidInput, InvalidMove, NotPermitted, OutOfScope, StaleVersion
 from supervision.tasks import (
@@ -91,7 +92,7 @@ def push(
     pushed_at: datetime | None = None,
 ) -> list[int]:
     """Push n tasks about the site's first entity."""
-    moment = pushed_at or datetime.now(UTC)
+    moment = pushed_at or clock.now()
     new = [NewTask(duty, site.grid_code, moment, site.entities[0], department_codes=departments) for _ in range(n)]
     return create_tasks(conn, new)
 
@@ -393,12 +394,12 @@ def test_warnings_come_once_due_soon_then_overdue_and_overdue_time_is_split_betw
     engine: Engine, sites: list[Site]
 ) -> None:
     site = sites[3]
-    pushed = datetime.now(UTC) - timedelta(days=40)
+    pushed = clock.now() - timedelta(days=40)
     with engine.begin() as conn:
         (task_id,) = push(conn, site, pushed_at=pushed)
         current = task(conn, task_id)
     warn_at, due_at = current["warn_at"], current["due_at"]
-    assert pushed < warn_at < due_at < datetime.now(UTC)
+    assert pushed < warn_at < due_at < clock.now()
 
     def warnings() -> list[tuple[str, datetime]]:
         with engine.connect() as conn:

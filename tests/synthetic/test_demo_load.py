@@ -6,9 +6,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import Table, text
 from typer.testing import CliRunner
 
@@ -47,13 +45,9 @@ TABLES = (
 def city(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSettings]:
     """A clone of the template city that these tests may try to reload."""
     name = f"demo_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_city))
-        )
+    pg_cluster.clone_database(name, template_city)
     yield DatabaseSettings(database_url=pg_cluster.url(name))
-    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    pg_cluster.drop_database(name)
 
 
 def fingerprint(settings: DatabaseSettings) -> dict[str, tuple[int, str | None]]:

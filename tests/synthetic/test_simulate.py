@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from address_library.service import Geocoder
+from gis import clock
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from supervision.stats import StatsWindow, unit_stats
@@ -69,5 +70,5 @@ def test_replaying_the_same_days_adds_nothing(
 def test_a_simulation_cannot_end_today_or_later(db: DatabaseSettings) -> None:
     engine = make_engine(db)
     with pytest.raises(ValueError, match="must end before today"):
-        simulate(engine, lambda: None, days=1, end=date.today() + timedelta(days=1))  # type: ignore[arg-type,return-value]
+        simulate(engine, lambda: None, days=1, end=clock.now().astimezone(SHANGHAI).date() + timedelta(days=1))  # type: ignore[arg-type,return-value]
     engine.dispose()
