@@ -311,7 +311,7 @@ def detection(engine: Engine) -> str:
         bold = "**" if (unit, method) == BUDGET else ""
         summary.append(
             f"| {bold}{unit}{bold} | {bold}{method}{bold} | {n_units:,} | {precision:.2f} | {recall:.2f} | "
-            f"{len(score.found_hotspots)}/{len(score.required_hotspots)} | "
+            f"{len(score.found_hotspots or ())}/{len(score.required_hotspots or ())} | "
             f"{score.found_any_share}/{score.required_any_share} | {score.hot_units} | "
             f"{score.null_maps_with_any}/{score.null_maps} | {score.null_share_sum / max(score.null_maps, 1):.4%} | "
             f"{score.background_with_any}/{score.background_maps} | {score.background_hot_units} |"

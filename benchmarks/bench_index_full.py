@@ -15,6 +15,7 @@ from address_library.service import Geocoder
 from benchmarks.common import write_section
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from gis.versions import software_versions
 
 
 def main(argv: list[str]) -> int:
@@ -37,7 +38,12 @@ def main(argv: list[str]) -> int:
         f"| peak resident memory during the build | {peak_mb:,.0f} MB | |"
     )
     print(body)
-    write_section("Geocoder index at full scale", body, f"python -m benchmarks.bench_index_full {database}")
+    with engine.connect() as conn:
+        software = software_versions(conn)
+    engine.dispose()
+    write_section(
+        "Geocoder index at full scale", body, f"python -m benchmarks.bench_index_full {database}", software=software
+    )
     return 0
 
 

@@ -9,15 +9,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import uvicorn
 
 from api.auth.service import create_api_key, create_user
 from api.main import create_app
+from benchmarks.common import BenchmarkFailed, PageRequests, checked_client
 from gis.cluster import free_port
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Response as BrowserResponse
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -58,6 +62,19 @@ def served(settings: DatabaseSettings, secret: str) -> Iterator[int]:
             thread.join(timeout=10)
 
 
+def _check_navigation(response: BrowserResponse | None, path: str) -> None:
+    """Fail unless the page's own document was answered 2xx without a redirect (to /login: a refused credential).
+
+    This fails before anything is timed; PageRequests checks everything the page loads after it.
+    """
+    if response is None:
+        raise BenchmarkFailed(f"GET {path}: the browser got no response")
+    if response.request.redirected_from is not None:
+        raise BenchmarkFailed(f"GET {path} was redirected to {response.url}")
+    if not response.ok:
+        raise BenchmarkFailed(f"GET {path} answered {response.status} {response.status_text}")
+
+
 def run(settings: DatabaseSettings) -> str:
     """Open the dashboard RUNS times in a fresh page; report the median times to towns and to all grids."""
     from playwright.sync_api import sync_playwright
@@ -71,13 +88,21 @@ def run(settings: DatabaseSettings) -> str:
     grids_ms: list[float] = []
     with served(settings, secret) as port, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for _ in range(RUNS):
-            page = browser.new_page(viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key})
-            page.goto(f"http://127.0.0.1:{port}/")
+        for i in range(RUNS):
+            # Every response the page gets (document, scripts, layers) is checked: a page drawn from 401s or
+            # 413s is not the dashboard.
+            requests = PageRequests()
+            page = requests.watch(
+                browser.new_page(viewport={"width": 1280, "height": 800}, extra_http_headers={"X-API-Key": key})
+            )
+            _check_navigation(page.goto(f"http://127.0.0.1:{port}/"), "/")
             marks = page.evaluate(_MILESTONES_JS)
-            towns_ms.append(float(marks.get("towns", float("nan"))))
-            grids_ms.append(float(marks.get("grids", float("nan"))))
             page.close()
+            requests.check(f"dashboard visit {i + 1}")
+            if "towns" not in marks or "grids" not in marks:
+                raise BenchmarkFailed(f"dashboard visit {i + 1}: not every layer was drawn within 30 s ({marks})")
+            towns_ms.append(float(marks["towns"]))
+            grids_ms.append(float(marks["grids"]))
         browser.close()
     towns, grids = statistics.median(towns_ms), statistics.median(grids_ms)
     return (
@@ -109,23 +134,28 @@ def run_heatmap(settings: DatabaseSettings) -> str:
     loaded_ms: list[float] = []
     with served(settings, secret) as port, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        token = httpx.post(
-            f"http://127.0.0.1:{port}/v1/auth/token", data={"username": username, "password": password}, timeout=30
-        ).json()["access_token"]
+        with checked_client(timeout=30) as client:
+            token = client.post(
+                f"http://127.0.0.1:{port}/v1/auth/token", data={"username": username, "password": password}
+            ).json()["access_token"]
         for i in range(RUNS + 1):
-            page = browser.new_page(
-                viewport={"width": 1280, "height": 800}, extra_http_headers={"Authorization": f"Bearer {token}"}
+            requests = PageRequests()  # every response of the page (document, scripts, outlines, layers) checked
+            page = requests.watch(
+                browser.new_page(
+                    viewport={"width": 1280, "height": 800}, extra_http_headers={"Authorization": f"Bearer {token}"}
+                )
             )
-            page.goto(f"http://127.0.0.1:{port}/towns/{town}/heatmap")
+            _check_navigation(page.goto(f"http://127.0.0.1:{port}/towns/{town}/heatmap"), f"/towns/{town}/heatmap")
             page.wait_for_selector("body[data-loaded=true]", timeout=60_000)
             marks = page.evaluate(
                 "({dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd,"
                 " loaded: performance.now()})"
             )
+            page.close()
+            requests.check(f"heatmap page visit {i + 1}")
             if i > 0:  # the first visit fills the server's denominator cache: not what a leader waits for
                 dom_ms.append(float(marks["dom"]))
                 loaded_ms.append(float(marks["loaded"]))
-            page.close()
         browser.close()
     dom, loaded = statistics.median(dom_ms), statistics.median(loaded_ms)
     return (

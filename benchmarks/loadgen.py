@@ -2,8 +2,9 @@
 
 Run as its own process so that it does not share the server's interpreter:
     python -m benchmarks.loadgen URL KEY RATE SECONDS CONNECTIONS QUERIES_FILE
-Prints one JSON object: sent, ok, errors, achieved rate and latency percentiles in ms. Latency is measured from
-the moment each request was due, so a stalled server cannot hide its queue (no coordinated omission).
+Prints one JSON object: sent, ok (2xx answers), errors (every other answer, or none), the count of each status
+(0 = no answer), achieved rate and latency percentiles in ms; exits 1 when any request failed. Latency is measured
+from the moment each request was due, so a stalled server cannot hide its queue (no coordinated omission).
 The client is a few lines of raw asyncio HTTP/1.1 so that it costs far less CPU than the server it measures.
 """
 
@@ -14,9 +15,24 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlencode, urlsplit
 
 import numpy as np
+
+
+class LoadResult(TypedDict):
+    """What one load run measured (the JSON object the command prints)."""
+
+    sent: int
+    ok: int
+    errors: int
+    statuses: dict[str, int]
+    achieved_rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
 
 
 async def _connection(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -37,9 +53,7 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status
 
 
-async def run(
-    url: str, key: str, rate: float, seconds: float, connections: int, queries: list[str]
-) -> dict[str, float]:
+async def run(url: str, key: str, rate: float, seconds: float, connections: int, queries: list[str]) -> LoadResult:
     """Offer `rate` requests/s for `seconds` over `connections` keep-alive connections (raw asyncio streams).
 
     A hand-written HTTP/1.1 client: general-purpose async clients cost more CPU per request than the server
@@ -87,10 +101,12 @@ async def run(
         _, writer = pool.get_nowait()
         writer.close()
     lat = np.array(latencies)
+    ok = sum(count for status, count in statuses.items() if 200 <= status < 300)
     return {
         "sent": n,
-        "ok": statuses.get(200, 0),
-        "errors": n - statuses.get(200, 0),
+        "ok": ok,
+        "errors": n - ok,
+        "statuses": {str(status): count for status, count in sorted(statuses.items())},
         "achieved_rps": n / elapsed,
         "p50_ms": float(np.percentile(lat, 50)),
         "p90_ms": float(np.percentile(lat, 90)),
@@ -105,7 +121,7 @@ def main(argv: list[str]) -> int:
     queries = Path(queries_file).read_text(encoding="utf-8").splitlines()
     result = asyncio.run(run(url, key, float(rate), float(seconds), int(connections), queries))
     print(json.dumps(result))
-    return 0
+    return 1 if result["errors"] else 0
 
 
 if __name__ == "__main__":
