@@ -13,11 +13,11 @@ UV_VERSION ?= 0.13.8
 LOCK_PYTHON ?= 3.11.7
 LOCK_PLATFORM ?= x86_64-unknown-linux-gnu
 
-.PHONY: setup os-packages venv lock assets run test test-only lint bench clean db-up db-down
+.PHONY: setup os-packages venv lock assets run test test-only test-at lint bench clean db-up db-down
 
 setup: os-packages venv assets
 
-# OS packages: PostGIS for the database, Chromium and a CJK font for the browser tests. Only when missing, only as root.
+# OS packages: PostGIS for the database, Chromium and a CJK font for the browser tests, libfaketime for the clock runs. Only when missing, only as root.
 os-packages:
 	@missing=""; \
 	[ -x /usr/lib/postgresql/$(PG_VERSION)/bin/pg_ctl ] || missing="$$missing postgresql-$(PG_VERSION)"; \
@@ -26,6 +26,7 @@ os-packages:
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	[ -n "$$(fc-list :lang=zh 2>/dev/null)" ] || missing="$$missing fonts-wqy-zenhei"; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v faketime >/dev/null || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing OS packages:$$missing"; \
@@ -83,6 +84,15 @@ lint: venv
 
 test: setup lint
 	$(VENV)/bin/pytest --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
+
+# The tests whose answers involve dates and times, run with the machine's clock (Python, PostgreSQL and Chromium
+# alike) set to INSTANT and the machine's zone to GRIDGOV_TEST_TZ:
+#   make test-at INSTANT=2027-02-10T10:00+08:00 [GRIDGOV_TEST_TZ=America/Los_Angeles] [PYTEST_ARGS=tests]
+DATE_SENSITIVE_TESTS := tests/supervision tests/maps tests/synthetic tests/gis tests/e2e tests/api/test_workflow_api.py \
+	tests/api/test_serve_jobs.py tests/api/test_auth.py tests/api/test_heatmap_api.py tests/api/test_cli_db.py
+test-at: setup
+	@[ -n "$(INSTANT)" ] || { echo "usage: make test-at INSTANT=2027-02-10T10:00+08:00"; exit 2; }
+	tools/run-at "$(INSTANT)" $(VENV)/bin/pytest --junitxml=test-artifacts/junit-at.xml $(or $(PYTEST_ARGS),$(DATE_SENSITIVE_TESTS))
 
 test-only: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
