@@ -81,6 +81,7 @@ def free_port() -> int:
 
 
 APP_ROLE = "gridgov"
+SERVER_ENV_PREFIX = "GRIDGOV_PG_SERVER_ENV_"
 SUPERUSER = "postgres"
 SUPERUSER_PASSWORD_FILE = "pg-superuser-password"
 APP_PASSWORD_FILE = "pg-app-password"
@@ -92,6 +93,18 @@ local   all       all                  scram-sha-256
 host    all       all   127.0.0.1/32   scram-sha-256
 host    all       all   ::1/128        scram-sha-256
 """
+
+
+def server_environment() -> dict[str, str]:
+    """Extra environment for the server's processes: every `GRIDGOV_PG_SERVER_ENV_<NAME>` as `<NAME>`.
+
+    For what must reach the server alone, such as a preloaded allocator or the test runs' libfaketime.
+    """
+    return {
+        name.removeprefix(SERVER_ENV_PREFIX): value
+        for name, value in os.environ.items()
+        if name.startswith(SERVER_ENV_PREFIX) and name != SERVER_ENV_PREFIX
+    }
 
 
 def read_or_create_secret(path: Path) -> str:
@@ -155,7 +168,8 @@ class LocalCluster:
         cmd = [str(pg_bindir(self.version) / args[0]), *args[1:]]
         if _is_root():
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+        env = {**os.environ, **server_environment()} if args[0] == "pg_ctl" else None
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd="/", env=env)
         if check and done.returncode != 0:
             raise ClusterError(f"{args[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
         return done

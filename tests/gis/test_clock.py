@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import Engine, text
 
 from gis import clock
 
@@ -42,3 +44,14 @@ def test_a_clock_without_a_time_zone_is_refused(monkeypatch: pytest.MonkeyPatch)
 def test_the_test_suite_runs_on_the_test_citys_day_not_the_machines() -> None:
     today = clock.now().astimezone(SHANGHAI).date()
     assert today.isoformat() == "2026-12-01"
+
+
+def test_the_database_and_python_read_the_same_machine_clock_even_when_a_run_moves_it(engine: Engine) -> None:
+    # Under tools/run-at both are moved to the run's instant; a run whose database kept the real date proves nothing.
+    with engine.connect() as conn:
+        database_now = conn.execute(text("SELECT now()")).scalar_one()
+    python_now = datetime.now(UTC)
+    assert abs(database_now - python_now) < timedelta(minutes=1)
+    moved_to = os.environ.get("GRIDGOV_TEST_MACHINE_TIME")
+    if moved_to:
+        assert timedelta(0) <= python_now - datetime.fromisoformat(moved_to) < timedelta(hours=2)
