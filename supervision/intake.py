@@ -645,6 +645,16 @@ def _mark(
     conn.execute(_MARK, _mark_params(event_id, outcome, reason, town, pushed=pushed, at=at))
 
 
+def _community_of_grid(conn: Connection, grid_code: str) -> str | None:
+    return conn.execute(
+        text(
+            "SELECT g.community_code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+            "WHERE g.code = :g"
+        ),
+        {"g": grid_code},
+    ).scalar_one_or_none()
+
+
 def _processing_time() -> datetime:
     return clock.now()
 
@@ -712,11 +722,15 @@ def resolve_review(
     lon: float | None = None,
     lat: float | None = None,
     town_codes: frozenset[str] | None = None,
+    community_code: str | None = None,
     at: datetime | None = None,
 ) -> ProcessResult:
     """A dispatcher places a queued registration (a standard address or a point); the flow continues from there.
 
-    Choosing a standard address teaches the geocoder: the typed text becomes an alias of that address.
+    Both the item and the chosen place must lie in the caller's area: its towns (`town_codes`) and, for a
+    community's dispatcher, its community (`community_code`; an item whose community is unknown may be placed by
+    any dispatcher of its town, inside their own community). Choosing a standard address teaches the geocoder: the
+    typed text becomes an alias of that address.
     """
     item = conn.execute(
         text("SELECT id, payload, town_code, resolved_at FROM review_queue WHERE id = :id AND kind = 'registration' "
@@ -729,6 +743,9 @@ def resolve_review(
         raise AlreadyResolved(f"review item {review_id} was resolved already")
     if town_codes is not None and item.town_code is not None and item.town_code not in town_codes:
         raise OutOfScope(f"review item {review_id} is outside your area")
+    item_community = (item.payload or {}).get("community_code")
+    if community_code is not None and item_community is not None and item_community != community_code:
+        raise OutOfScope(f"review item {review_id} is outside your community")
     if (address_id is None) == (lon is None or lat is None):
         raise InvalidInput("give either address_id or lon and lat", field="address_id")
     payload = item.payload
@@ -751,6 +768,8 @@ def resolve_review(
         placement = Placement(grid[0], grid[1], lon, lat, None, None)
     if town_codes is not None and placement.town_code not in town_codes:
         raise InvalidInput("the chosen place lies outside your area", field="address_id")
+    if community_code is not None and _community_of_grid(conn, placement.grid_code) != community_code:
+        raise InvalidInput("the chosen place lies outside your community", field="address_id")
     events = [
         RegistrationEvent(**r._mapping)
         for r in conn.execute(

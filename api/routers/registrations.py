@@ -166,5 +166,6 @@ def post_resolve(
             lon=body.lon,
             lat=body.lat,
             town_codes=allowed_town_codes(principal),
+            community_code=principal.scope if principal.role == Role.DISPATCHER else None,
         )
     return _status(db, result.event_id)

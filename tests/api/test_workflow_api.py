@@ -61,8 +61,23 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
             ),
             {"t": door.town_code},
         ).one()
+        neighbour = conn.execute(
+            text(
+                "SELECT c.code, (SELECT a.id FROM address a WHERE a.community_code = c.code AND a.level = 'door' "
+                "AND a.grid_code IS NOT NULL ORDER BY a.id LIMIT 1) AS door_id FROM community c "
+                "WHERE c.town_code = :t AND c.code <> :c AND EXISTS (SELECT 1 FROM address a "
+                "WHERE a.community_code = c.code AND a.level = 'door' AND a.grid_code IS NOT NULL) ORDER BY c.code LIMIT 1"
+            ),
+            {"t": door.town_code, "c": door.community_code},
+        ).one()
+        names = conn.execute(
+            text("SELECT t.name AS town, c.name AS community FROM community c JOIN town t ON t.code = c.town_code "
+                 "WHERE c.code = :c"),
+            {"c": door.community_code},
+        ).one()  # fmt: skip
         people = {
             "centre": ("command_centre", None),
+            "neighbour_dispatcher": ("dispatcher", neighbour.code),
             "worker": ("grid_worker", str(workers[0])),
             "mate": ("grid_worker", str(workers[1])),
             "far_worker": ("grid_worker", str(far.id)),
@@ -77,7 +92,14 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
             auth_service.create_user(conn, username=name, role=role, scope=scope, password=PASSWORD)
         key = auth_service.create_api_key(conn, SECRET_KEY, name="registry", rate_limited=False).key
     engine.dispose()
-    return {"door": door._asdict(), "workers": workers, "far": far._asdict(), "api_key": key}
+    return {
+        "door": door._asdict(),
+        "workers": workers,
+        "far": far._asdict(),
+        "neighbour": neighbour._asdict(),
+        "names": names._asdict(),
+        "api_key": key,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +114,8 @@ def client(
 @pytest.fixture(scope="module")
 def auth(client: TestClient) -> dict[str, dict[str, str]]:
     headers: dict[str, dict[str, str]] = {}
-    for name in ("centre", "worker", "mate", "far_worker", "dispatcher", "far_dispatcher", "leader", "far_leader",
-                 "tobacco", "health"):  # fmt: skip
+    for name in ("centre", "worker", "mate", "far_worker", "dispatcher", "neighbour_dispatcher", "far_dispatcher",
+                 "leader", "far_leader", "tobacco", "health"):  # fmt: skip
         response = client.post("/v1/auth/token", data={"username": name, "password": PASSWORD})
         assert response.status_code == 200, response.text
         headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -325,6 +347,35 @@ def test_an_unplaceable_registration_waits_for_a_dispatcher_and_teaches_the_geoc
     assert again.status_code == 409
     answer = client.get("/v1/geocode", params={"q": typed}, headers={"X-API-Key": city["api_key"]}).json()
     assert answer["address_id"] == city["door"]["id"] and answer["confidence"] == 1.0
+
+
+def test_a_dispatcher_resolves_only_their_own_communitys_items_and_only_into_it(
+    client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
+) -> None:
+    # The community is known from the typed text, the place is not: the item is the community's to resolve.
+    typed = f"{city['names']['town']}{city['names']['community']}某某工业区后面铺位"
+    status = register(client, city, 10, address=typed).json()
+    assert status["outcome"] == "review", status
+    item = status["review_id"]
+    neighbours = client.get("/v1/review", headers=auth["neighbour_dispatcher"]).json()["items"]
+    assert item not in {i["id"] for i in neighbours}
+    for intruder in ("neighbour_dispatcher", "far_dispatcher"):
+        taken = client.post(
+            f"/v1/review/{item}/resolve", json={"address_id": city["neighbour"]["door_id"]}, headers=auth[intruder]
+        )
+        assert taken.status_code in (403, 404), taken.text
+        assert taken.json()["error"] in ("forbidden", "not_found")
+    # Its own dispatcher cannot send it into the neighbouring community either…
+    elsewhere = client.post(
+        f"/v1/review/{item}/resolve", json={"address_id": city["neighbour"]["door_id"]}, headers=auth["dispatcher"]
+    )
+    assert elsewhere.status_code == 422 and "community" in elsewhere.text
+    # … and places it at home.
+    placed = client.post(
+        f"/v1/review/{item}/resolve", json={"address_id": city["door"]["id"]}, headers=auth["dispatcher"]
+    )
+    assert placed.status_code == 200, placed.text
+    assert placed.json()["outcome"] == "placed"
 
 
 def png_bytes() -> bytes:
