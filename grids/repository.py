@@ -41,11 +41,6 @@ def replace_communities(conn: Connection, communities: gpd.GeoDataFrame) -> None
     )
 
 
-def clear_territory_dependents(conn: Connection) -> None:
-    """Remove everything that refers to towns, communities or grids, children first (inside the caller's transaction)."""
-    conn.execute(text("TRUNCATE worker, grid, grid_version, community, town_repair, town RESTART IDENTITY CASCADE"))
-
-
 def create_grid_version(conn: Connection, *, name: str, status: str, note: str | None = None) -> int:
     """Insert a grid version and return its id."""
     row = conn.execute(grid_version.insert().values(name=name, status=status, note=note).returning(grid_version.c.id))
@@ -93,20 +88,6 @@ def insert_grids(conn: Connection, version_id: int, grids: gpd.GeoDataFrame) -> 
 def insert_workers(conn: Connection, workers: pd.DataFrame) -> None:
     """COPY grid workers (name, phone, town_code, version_id, grid_code, capacity)."""
     copy_frame(conn, worker, workers)
-
-
-def territory_counts(conn: Connection) -> dict[str, int]:
-    """Counts of towns, communities and grids of the active version."""
-    version = active_version_id(conn)
-    return {
-        "towns": int(conn.execute(select(func.count()).select_from(town)).scalar_one()),
-        "communities": int(conn.execute(select(func.count()).select_from(community)).scalar_one()),
-        "grids": int(
-            conn.execute(select(func.count()).select_from(grid).where(grid.c.version_id == version)).scalar_one()
-        )
-        if version is not None
-        else 0,
-    }
 
 
 def repair_report_rows(conn: Connection) -> list[dict[str, Any]]:

@@ -83,9 +83,6 @@ def db(pg_cluster: LocalCluster, template_city: str) -> Iterator[DatabaseSetting
     pg_cluster.clone_database(name, template_city)
     settings = DatabaseSettings(database_url=pg_cluster.url(name))
     yield settings
-    from gis.database import _cached_engine
-
-    _cached_engine.cache_clear()
     pg_cluster.drop_database(name)
 
 
