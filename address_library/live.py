@@ -87,3 +87,42 @@ class LiveGeocoder:
 
 
 GeocoderSource = Callable[[], Geocoder]
+
+
+class IndexRefresher:
+    """Rebuilds the live geocoder in a background thread after changes; a burst of edits costs at most two rebuilds.
+
+    Changes made while a rebuild runs coalesce into one more rebuild, which starts when it ends.
+    """
+
+    def __init__(self, live: LiveGeocoder) -> None:
+        self._live = live
+        self._lock = threading.Lock()
+        self._running = False
+        self._pending = False
+
+    @property
+    def live(self) -> LiveGeocoder:
+        """The live geocoder this refresher rebuilds."""
+        return self._live
+
+    def request(self) -> None:
+        """Ask for a rebuild; returns at once."""
+        with self._lock:
+            if self._running:
+                self._pending = True
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="address-index-refresh", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._live.refresh_now()
+            except Exception:  # the old index keeps answering; the fingerprint check retries later
+                log.exception("address index refresh after a library change failed")
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                self._pending = False

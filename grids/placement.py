@@ -8,6 +8,7 @@ metres (EPSG:4547), with `near_boundary` when it is under the configured distanc
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,3 +97,27 @@ class GridPlacement:
 def _to_metric(coords: NDArray[np.float64]) -> NDArray[np.float64]:
     x_m, y_m = lonlat_to_metric(coords[:, 0], coords[:, 1])
     return np.column_stack([x_m, y_m])
+
+
+class PlacementCache:
+    """The active grids held in memory, reloaded only when the active version changed (a load takes about a second)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cached: tuple[tuple[object, ...], GridPlacement] | None = None
+
+    def get(self, conn: Connection) -> GridPlacement:
+        """The placement of the active version, from memory unless the version's fingerprint changed."""
+        fingerprint = tuple(conn.execute(_ACTIVE_FINGERPRINT).one_or_none() or ())
+        with self._lock:
+            if self._cached is not None and self._cached[0] == fingerprint:
+                return self._cached[1]
+            loaded = GridPlacement.load(conn)
+            self._cached = (fingerprint, loaded)
+            return loaded
+
+
+_ACTIVE_FINGERPRINT = text(
+    "SELECT v.id, count(g.code), sum(g.area_m2) FROM grid_version v "
+    "LEFT JOIN grid g ON g.version_id = v.id WHERE v.status = 'active' GROUP BY v.id"
+)

@@ -8,24 +8,21 @@ by other processes, such as `gridgov addresses import`).
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from address_library import maintenance
-from address_library.live import LiveGeocoder
+from address_library.live import IndexRefresher
 from address_library.normalize import MAX_ADDRESS_CHARS
 from api.auth.deps import CurrentPrincipal
 from api.auth.roles import OutOfScope, Principal, Role, require_town
 from api.deps import connection, engine
-from grids.placement import GridPlacement
-
-log = logging.getLogger(__name__)
+from grids.placement import GridPlacement, PlacementCache
 
 router = APIRouter(tags=["标准地址维护"])
 
@@ -232,81 +229,25 @@ def changed_by(principal: Principal) -> str:
     return f"{principal.kind}:{principal.name}"
 
 
-# ------------------------------------------------------------------------------------------------ grid placement
+# ------------------------------------------------------------------------------------------------ app-held caches
 
-_placement_lock = threading.Lock()
+_state_lock = threading.Lock()
 
 
 def placement(request: Request, conn: Connection) -> GridPlacement:
-    """The active grids in memory, reloaded only when they changed (loading all grids takes about a second)."""
-    fingerprint = tuple(
-        conn.execute(
-            text(
-                "SELECT v.id, count(g.code), sum(g.area_m2) FROM grid_version v "
-                "LEFT JOIN grid g ON g.version_id = v.id WHERE v.status = 'active' GROUP BY v.id"
-            )
-        ).one_or_none()
-        or ()
-    )
+    """The application's active grids in memory (grids.placement.PlacementCache, one per application)."""
     state = request.app.state
-    with _placement_lock:
-        cached: tuple[tuple[Any, ...], GridPlacement] | None = getattr(state, "address_placement", None)
-        if cached is not None and cached[0] == fingerprint:
-            return cached[1]
-        loaded = GridPlacement.load(conn)
-        state.address_placement = (fingerprint, loaded)
-        return loaded
-
-
-# ------------------------------------------------------------------------------------------------ geocoder refresh
-
-
-class IndexRefresher:
-    """Rebuilds the live geocoder in a background thread after changes; a burst of edits costs at most two rebuilds.
-
-    Changes made while a rebuild runs coalesce into one more rebuild, which starts when it ends.
-    """
-
-    def __init__(self, live: LiveGeocoder) -> None:
-        self._live = live
-        self._lock = threading.Lock()
-        self._running = False
-        self._pending = False
-
-    @property
-    def live(self) -> LiveGeocoder:
-        """The live geocoder this refresher rebuilds."""
-        return self._live
-
-    def request(self) -> None:
-        """Ask for a rebuild; returns at once."""
-        with self._lock:
-            if self._running:
-                self._pending = True
-                return
-            self._running = True
-        threading.Thread(target=self._run, name="address-index-refresh", daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self._live.refresh_now()
-            except Exception:  # the old index keeps answering; the fingerprint check retries later
-                log.exception("address index refresh after a library change failed")
-            with self._lock:
-                if not self._pending:
-                    self._running = False
-                    return
-                self._pending = False
-
-
-_refresher_lock = threading.Lock()
+    with _state_lock:
+        cache: PlacementCache | None = getattr(state, "placement_cache", None)
+        if cache is None:
+            cache = state.placement_cache = PlacementCache()
+    return cache.get(conn)
 
 
 def refresh_geocoder(request: Request) -> None:
     """Schedule a rebuild of the application's live geocoder (one refresher per application)."""
     state = request.app.state
-    with _refresher_lock:
+    with _state_lock:
         refresher: IndexRefresher | None = getattr(state, "address_refresher", None)
         if refresher is None or refresher.live is not state.geocoder:
             refresher = IndexRefresher(state.geocoder)
