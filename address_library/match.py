@@ -211,18 +211,19 @@ class Matcher:
         """
         if not parsed.road or not parsed.door_no or parsed.natural_village:
             return parsed
-        if self._holds_road(name_token(parsed.road), parsed.town_code):
+        if self._holds("road", name_token(parsed.road), parsed.town_code):
             return parsed
         door_at = parsed.text.find(f"{parsed.door_no}号")
         before = parsed.text[:door_at] if door_at > 0 else ""
         for length in range(min(len(before), MAX_ROAD_CHARS), 1, -1):
             written = before[-length:]
-            if self._holds_road(name_token(written), parsed.town_code):
+            if self._holds("road", name_token(written), parsed.town_code):
                 return replace(parsed, road=written, lane=None)
         return parsed
 
-    def _holds_road(self, token: str, town_code: str | None) -> bool:
-        towns = self.index.anchor_towns.get(("road", token), set())
+    def _holds(self, kind: str, token: str, town_code: str | None) -> bool:
+        """Whether the library holds this anchor name in the typed town (anywhere when no town was typed)."""
+        towns = self.index.anchor_towns.get((kind, token), set())
         return bool(towns) and (town_code is None or town_code in towns)
 
     def _by_components(
@@ -232,8 +233,7 @@ class Matcher:
             path = numbers if kind in ("road", "village") else _compound_path(numbers)
             # When the typed town holds this name, its number is looked for in that town only: the same number on
             # a namesake road of another town is another place, not a slip in the town.
-            held_in = self.index.anchor_towns.get((kind, name), set())
-            own_town = parsed.town_code if parsed.town_code in held_in else None
+            own_town = parsed.town_code if parsed.town_code and self._holds(kind, name, parsed.town_code) else None
             for depth, sub_path in enumerate(_parents(path, kind)):
                 hits = self.index.lookup(kind, name, sub_path)
                 if own_town is not None:
@@ -292,8 +292,7 @@ class Matcher:
         self, parsed: ParsedAddress, anchors: list[tuple[str, str]], numbers: tuple[str, ...]
     ) -> MatchResult | None:
         for kind, name in anchors:
-            held_in = self.index.anchor_towns.get((kind, name), set())
-            if held_in and (parsed.town_code is None or parsed.town_code in held_in):
+            if self._holds(kind, name, parsed.town_code):
                 # The library holds this name as typed: what is missing is a number, not a spelling slip, and
                 # "correcting" the name would invent a door on another road or compound.
                 continue

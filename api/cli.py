@@ -74,21 +74,20 @@ def db_status() -> None:
     """Say whether the database is up, at which schema revision, how durable and closed it is (exit 1 when down)."""
     from gis import migrate
     from gis.cluster import LocalCluster
+    from gis.database import admin_url_for
     from gis.settings import redact_url
     from gis.status import status_of
 
     settings = DatabaseSettings()
-    admin_url = None
     if not settings.database_url:
         cluster = LocalCluster.from_settings(settings)
         if not cluster.running():
             raise _fail(f"local cluster in {cluster.data_dir} is not running (gridgov db up)")
-        admin_url = cluster.superuser_url()
     try:
         rev = migrate.current_revision(settings)
-        status = status_of(settings, admin_url=admin_url)
+        status = status_of(settings, admin_url=admin_url_for(settings))
     except Exception as exc:
-        raise _fail(f"database unreachable: {redact_url(str(exc))}") from exc
+        raise _fail(f"database unreachable: {exc}") from exc
     typer.echo(f"up: {redact_url(settings.libpq_url())} schema revision {rev or 'none'}")
     typer.echo(f"role: {status.role} ({'SUPERUSER' if status.superuser else 'not a superuser'})")
     durability = ", ".join(f"{k}={v}" for k, v in status.durability.items())
@@ -141,7 +140,6 @@ def db_backup(
     from gis.backup import backup_database
     from gis.database import ensure_database
     from gis.errors import BackupError
-    from gis.settings import redact_url
 
     settings = DatabaseSettings()
     try:
@@ -150,7 +148,7 @@ def db_backup(
     except BackupError as exc:
         raise _fail(f"backup failed: {exc}") from exc
     except (GisError, OperationalError) as exc:
-        raise _fail(f"database unavailable: {redact_url(str(exc))}", code=3) from exc
+        raise _fail(f"database unavailable: {exc}", code=3) from exc
     manifest = result.manifest
     typer.echo(
         f"backup written to {result.path}: schema revision {manifest.schema_revision or 'none'}, "
@@ -164,10 +162,9 @@ def db_restore(
     force: Annotated[bool, typer.Option(help="Replace a database that holds data.")] = False,
 ) -> None:
     """Restore a backup atomically: file verified, rebuilt in a scratch database, checked, then swapped in."""
-    from gis.backup import admin_url_for, opened_backup, restore_backup
-    from gis.database import ensure_database
+    from gis.backup import opened_backup, restore_backup
+    from gis.database import admin_url_for, ensure_database
     from gis.errors import BackupError, BackupInvalid
-    from gis.settings import redact_url
 
     settings = DatabaseSettings()
     try:
@@ -176,7 +173,7 @@ def db_restore(
                 ensure_database(settings)
                 admin_url = admin_url_for(settings)
             except (GisError, OperationalError) as exc:
-                raise _fail(f"database unavailable: {redact_url(str(exc))}", code=3) from exc
+                raise _fail(f"database unavailable: {exc}", code=3) from exc
             result = restore_backup(
                 settings, backup, force=force, admin_url=admin_url, progress=lambda line: typer.echo(line, err=True)
             )

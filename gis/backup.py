@@ -33,10 +33,9 @@ from typing import IO, Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.errors import BackupFailed, BackupInvalid, DatabaseNotEmpty, RestoreFailed
-from gis.settings import DatabaseSettings
+from gis.settings import DatabaseSettings, plain_libpq_url
 
 FORMAT = "gridgov-backup"
 FORMAT_VERSION = 1
@@ -82,16 +81,6 @@ WHERE datname = %s AND pid <> pg_backend_pid() AND pg_has_role(usesysid, 'MEMBER
 DATABASE_PRIVILEGES = frozenset({"CREATE", "TEMPORARY", "CONNECT"})
 PG_INSTALL_ROOT = Path("/usr/lib/postgresql")
 MAX_IDENTIFIER = 63
-
-
-class BackupSettings(BaseSettings):
-    """Who may create and rename databases for a restore when the platform's own role may not."""
-
-    model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
-
-    # An administrator of the server of GRIDGOV_DATABASE_URL (a superuser, or a role with CREATEDB that may create
-    # PostGIS and is a member of the application role); unset = the application role does it itself.
-    database_admin_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -223,16 +212,9 @@ class _Server:
 # --- connections and client programs -------------------------------------------------------------------------
 
 
-def _libpq(url: str) -> str:
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
 def _conninfo(url: str, *, dbname: str | None = None, password: bool = True) -> str:
     """`url` as a libpq conninfo string, on another database or without its password."""
-    params: dict[str, Any] = conninfo_to_dict(_libpq(url))
+    params: dict[str, Any] = conninfo_to_dict(plain_libpq_url(url))
     if dbname is not None:
         params["dbname"] = dbname
     if not password:
@@ -243,7 +225,7 @@ def _conninfo(url: str, *, dbname: str | None = None, password: bool = True) -> 
 def _client_env(url: str) -> dict[str, str]:
     """The environment of pg_dump and pg_restore: the password goes here, never on their command line."""
     env = dict(os.environ)
-    password = conninfo_to_dict(_libpq(url)).get("password")
+    password = conninfo_to_dict(plain_libpq_url(url)).get("password")
     if password:
         env["PGPASSWORD"] = str(password)
     return env
@@ -525,15 +507,6 @@ def _restore_list(pg_restore: Path, backup: VerifiedBackup) -> list[str]:
 # --- restore ---------------------------------------------------------------------------------------------------
 
 
-def admin_url_for(settings: DatabaseSettings) -> str | None:
-    """The administrator of the server: the local cluster's superuser, else GRIDGOV_DATABASE_ADMIN_URL (or None)."""
-    if not settings.database_url:
-        from gis.cluster import LocalCluster
-
-        return LocalCluster.from_settings(settings).superuser_url()
-    return BackupSettings().database_admin_url
-
-
 def restore_database(
     settings: DatabaseSettings,
     path: Path,
@@ -582,7 +555,7 @@ def restore_backup(
         )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     scratch = _derived_name(target, "restore", stamp)
-    admin = _libpq(admin_url) if admin_url else url
+    admin = plain_libpq_url(admin_url) if admin_url else url
     say(f"backup {backup.path.name} verified: {manifest.created_at}, schema revision {manifest.schema_revision}")
     with _maintenance(admin) as maint:
         _create_scratch(maint, scratch, owner=server.role, locale=locale, target=target)

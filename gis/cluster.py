@@ -9,13 +9,17 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gis.errors import ClusterError, PostgisUnavailable
 
 if TYPE_CHECKING:
+    import psycopg
+
     from gis.settings import DatabaseSettings
 
 SYSTEM_STATE_ROOT = Path("/var/lib/gridgov")
@@ -282,14 +286,29 @@ class LocalCluster:
             )
         self._write_hba()
         self._run(["pg_ctl", "reload", "-D", str(self.data_dir)])
-        time.sleep(0.3)  # the postmaster re-reads pg_hba.conf asynchronously
+        # The postmaster re-reads pg_hba.conf asynchronously: wait until a passwordless login is refused.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(host=str(self.data_dir), port=self.port, user=SUPERUSER, dbname="postgres").close()
+            except psycopg.OperationalError:
+                return
+            time.sleep(0.05)
+        raise ClusterError(f"the server on port {self.port} still admits logins without a password after a reload")
+
+    @contextmanager
+    def _admin(self, database: str = "postgres") -> Iterator[psycopg.Connection[Any]]:
+        """An autocommit connection as the superuser."""
+        import psycopg
+
+        with psycopg.connect(self.superuser_url(database), autocommit=True) as conn:
+            yield conn
 
     def _ensure_app_role(self) -> None:
         """The application role exists, logs in with its generated password, and is no superuser."""
-        import psycopg
         from psycopg import sql
 
-        with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
+        with self._admin() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
             conn.execute(
@@ -308,16 +327,15 @@ class LocalCluster:
 
         A database made by an older gridgov (owned by the superuser) is handed to the application role.
         """
-        import psycopg
         from psycopg import sql
 
-        with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
+        with self._admin() as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(APP_ROLE))
                 )
-        with psycopg.connect(self.superuser_url(name), autocommit=True) as conn:
+        with self._admin(name) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
             if exists:
                 conn.execute(sql.SQL(ADOPT_OBJECTS).format(role=sql.Literal(APP_ROLE)))
@@ -325,10 +343,9 @@ class LocalCluster:
 
     def clone_database(self, name: str, template: str) -> None:
         """Create `name` as a copy of `template` (CREATE DATABASE … TEMPLATE), owned by the application role."""
-        import psycopg
         from psycopg import sql
 
-        with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
+        with self._admin() as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
                     sql.Identifier(name), sql.Identifier(template), sql.Identifier(APP_ROLE)
@@ -337,10 +354,9 @@ class LocalCluster:
 
     def drop_database(self, name: str) -> None:
         """Drop `name` if it exists, closing its connections."""
-        import psycopg
         from psycopg import sql
 
-        with psycopg.connect(self.superuser_url(), autocommit=True) as conn:
+        with self._admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

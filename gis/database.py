@@ -12,6 +12,15 @@ def make_engine(settings: DatabaseSettings, *, pool_size: int = 5) -> Engine:
     return create_engine(settings.sqlalchemy_url(), pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
 
 
+def admin_url_for(settings: DatabaseSettings) -> str | None:
+    """The server's administrator: the local cluster's superuser, else GRIDGOV_DATABASE_ADMIN_URL (or None)."""
+    if not settings.database_url:
+        from gis.cluster import LocalCluster
+
+        return LocalCluster.from_settings(settings).superuser_url()
+    return settings.database_admin_url
+
+
 def ensure_database(settings: DatabaseSettings) -> str:
     """Bring the database up (local cluster when no URL is configured); return its libpq URL."""
     if settings.database_url:

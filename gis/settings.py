@@ -27,6 +27,14 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
+def plain_libpq_url(url: str) -> str:
+    """A SQLAlchemy or libpq URL as the plain `postgresql://` form psql and psycopg accept."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
 class DatabaseSettings(BaseSettings):
     """Where the PostGIS database is, or where the project-local cluster lives."""
 
@@ -36,6 +44,9 @@ class DatabaseSettings(BaseSettings):
         default=None,
         description="libpq/SQLAlchemy URL of an existing PostGIS database; unset = project-local cluster.",
     )
+    # An administrator of that server (a superuser, or a role with CREATEDB that may create PostGIS and is a member
+    # of the application role), for restores and for reading its authentication rules; unset = none.
+    database_admin_url: str | None = None
     state_dir: Path = Field(default_factory=lambda: project_root() / ".gridgov")
     pg_port: int = 54329
     pg_database: str = "gridgov"
@@ -49,11 +60,7 @@ class DatabaseSettings(BaseSettings):
     def libpq_url(self, database: str | None = None) -> str:
         """The plain `postgresql://` URL, for psql and other libpq clients."""
         if self.database_url:
-            url = self.database_url
-            for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-                if url.startswith(prefix):
-                    url = "postgresql://" + url[len(prefix) :]
-            return url
+            return plain_libpq_url(self.database_url)
         from gis.cluster import LocalCluster
 
         cluster = LocalCluster.from_settings(self)

@@ -88,7 +88,7 @@ def status_of(settings: DatabaseSettings, *, admin_url: str | None = None) -> Da
     """Connect with `settings` (and `admin_url` when given) and read the status."""
     engine = create_engine(settings.sqlalchemy_url(), poolclass=pool.NullPool)
     admin_engine = (
-        create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1), poolclass=pool.NullPool)
+        create_engine(DatabaseSettings(database_url=admin_url).sqlalchemy_url(), poolclass=pool.NullPool)
         if admin_url
         else None
     )
@@ -96,8 +96,8 @@ def status_of(settings: DatabaseSettings, *, admin_url: str | None = None) -> Da
         with engine.connect() as conn:
             if admin_engine is None:
                 return read_status(conn)
-            with admin_engine.connect() as admin:
-                return read_status(conn, admin=admin)
+            with admin_engine.connect() as admin_conn:
+                return read_status(conn, admin=admin_conn)
     finally:
         engine.dispose()
         if admin_engine is not None:

@@ -25,7 +25,7 @@ from address_library.normalize import normalize_with_flags
 from address_library.repository import upsert_alias
 from address_library.service import INVALID, GeocodeAnswer, Geocoder
 from gis import clock
-from grids.repository import active_grid_at
+from grids.repository import active_grid_at, grid_community
 from supervision.calendar import SHANGHAI
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, NotFound, OutOfScope
 from supervision.routing import default_router
@@ -619,8 +619,8 @@ def _upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, 
 
 _MARK = text(
     "UPDATE registration_event SET outcome = :o, reason = :r, town_code = COALESCE(:t, town_code), "
-    "processed_at = COALESCE(CAST(:at AS timestamptz), clock_timestamp()), "
-    "pushed_at = CASE WHEN :p THEN COALESCE(CAST(:at AS timestamptz), clock_timestamp()) ELSE pushed_at END "
+    "processed_at = CAST(:at AS timestamptz), "
+    "pushed_at = CASE WHEN :p THEN CAST(:at AS timestamptz) ELSE pushed_at END "
     "WHERE event_id = :e"
 )
 
@@ -641,18 +641,8 @@ def _mark(
     pushed: bool,
     at: datetime | None = None,
 ) -> None:
-    """Record the event's outcome, and when it was processed and its task pushed (the wall clock, or `at`)."""
+    """Record the event's outcome, and when it was processed and its task pushed (the platform clock, or `at`)."""
     conn.execute(_MARK, _mark_params(event_id, outcome, reason, town, pushed=pushed, at=at))
-
-
-def _community_of_grid(conn: Connection, grid_code: str) -> str | None:
-    return conn.execute(
-        text(
-            "SELECT g.community_code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
-            "WHERE g.code = :g"
-        ),
-        {"g": grid_code},
-    ).scalar_one_or_none()
 
 
 def _processing_time() -> datetime:
@@ -768,7 +758,7 @@ def resolve_review(
         placement = Placement(grid[0], grid[1], lon, lat, None, None)
     if town_codes is not None and placement.town_code not in town_codes:
         raise InvalidInput("the chosen place lies outside your area", field="address_id")
-    if community_code is not None and _community_of_grid(conn, placement.grid_code) != community_code:
+    if community_code is not None and grid_community(conn, placement.grid_code) != community_code:
         raise InvalidInput("the chosen place lies outside your community", field="address_id")
     events = [
         RegistrationEvent(**r._mapping)
