@@ -365,6 +365,11 @@ def test_a_dispatcher_resolves_only_their_own_communitys_items_and_only_into_it(
         )
         assert taken.status_code in (403, 404), taken.text
         assert taken.json()["error"] in ("forbidden", "not_found")
+    # A program's key has no permission to resolve anything.
+    keyed = client.post(
+        f"/v1/review/{item}/resolve", json={"address_id": city["door"]["id"]}, headers={"X-API-Key": city["api_key"]}
+    )
+    assert keyed.status_code == 403, keyed.text
     # Its own dispatcher cannot send it into the neighbouring community either…
     elsewhere = client.post(
         f"/v1/review/{item}/resolve", json={"address_id": city["neighbour"]["door_id"]}, headers=auth["dispatcher"]
