@@ -1,0 +1,23 @@
+"""api.cli: the `gridgov` command line, a thin face over the services; one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import addresses, apikey, db, demo, grids, jobs, registrations, users
+from api.cli.geocode import geocode_file
+from api.cli.serve import serve
+
+app = typer.Typer(help="gridgov: 东莞网格化治理平台 (grid governance for Dongguan).", no_args_is_help=True)
+app.command("serve")(serve)
+app.command("geocode")(geocode_file)
+app.add_typer(db.app, name="db")
+app.add_typer(demo.app, name="demo")
+app.add_typer(grids.app, name="grids")
+app.add_typer(users.app, name="users")
+app.add_typer(apikey.app, name="apikey")
+app.add_typer(addresses.app, name="addresses")
+app.add_typer(registrations.app, name="registrations")
+app.add_typer(jobs.app, name="jobs")
+
+__all__ = ["app"]
