@@ -81,6 +81,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gis grids address_library supervision maps api synthetic
 	$(VENV)/bin/lint-imports
+	cd maps && assets/node_modules/.bin/eslint --config assets/eslint.config.js static
 
 test: setup lint
 	$(VENV)/bin/pytest --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)

@@ -29,6 +29,7 @@ from api.routers import (
     stats,
     tasks,
     territory,
+    vocabulary,
 )
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
@@ -99,6 +100,7 @@ def create_app(
     app.include_router(clues.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(stats.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(heatmap.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(vocabulary.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(heatmap.pages_router)
     app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)

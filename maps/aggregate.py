@@ -20,6 +20,7 @@ from h3ronpy import vector as h3_vector
 from maps.errors import MapsError
 
 EVENT_KINDS = ("clue", "unlicensed", "problem")
+EVENT_KIND_LABELS_ZH = {"clue": "线索", "unlicensed": "无照经营", "problem": "检查发现问题"}
 H3_MIN_RESOLUTION = 7  # ~5 km² cells: coarser hides everything inside a town
 H3_MAX_RESOLUTION = 10  # ~0.015 km² cells: finer is one shop per cell
 AREA_UNITS = ("grid", "community", "town")

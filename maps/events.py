@@ -20,6 +20,7 @@ TOWN_CODE_WIDTH = 12
 # Findings of these duties are "unlicensed-business findings" (issue 5); any duty's problem is a "problem".
 UNLICENSED_DUTIES = ("unlicensed_patrol", "licence_check")
 INSPECTION_SOURCE = "inspection"  # the source of task-derived events: a worker on site, not a report
+INSPECTION_SOURCE_LABEL_ZH = "检查"
 _CLUE_KINDS = ("clue", "unlicensed")
 _TASK_KINDS = ("unlicensed", "problem")
 

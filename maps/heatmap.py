@@ -133,6 +133,31 @@ def aggregate_table(
     }
 
 
+# What the page calls the hotspot classes (maps.hotspots.CLASS_ORDER; their colours are maps.export.HOT_COLOURS)
+# and the emerging-hotspot categories (maps.hotspots.EMERGING_CLASSES), and the colours of the hexagons' legend
+# classes (`bin` 0, 1, …; a class beyond the ramp takes its last colour). Served by GET /v1/vocabulary.
+HOT_CLASS_LABELS_ZH = {
+    "hot_99": "热点（99%）",
+    "hot_95": "热点（95%）",
+    "hot_90": "热点（90%）",
+    "not_significant": "不显著",
+    "cold_90": "冷点（90%）",
+    "cold_95": "冷点（95%）",
+    "cold_99": "冷点（99%）",
+}
+EMERGING_LABELS_ZH = {
+    "new": "新热点",
+    "consecutive": "连续热点",
+    "intensifying": "加剧热点",
+    "persistent": "持续热点",
+    "diminishing": "减弱热点",
+    "sporadic": "零星热点",
+    "oscillating": "振荡热点",
+    "historical": "历史热点",
+}
+BIN_COLOURS = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704", "#4a1503", "#2d0c02")
+
+
 def hexagon_features(table: Any, bins: list[float]) -> dict[str, Any]:
     """H3 cells as GeoJSON polygons with count, rates and their legend class (`bin`)."""
     features = []

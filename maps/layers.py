@@ -26,6 +26,9 @@ class Layer(StrEnum):
     GRIDS = "grids"
 
 
+LAYER_LABELS_ZH: dict[Layer, str] = {Layer.TOWNS: "镇街", Layer.COMMUNITIES: "村（社区）", Layer.GRIDS: "网格"}
+
+
 @dataclass(frozen=True)
 class BBox:
     """A WGS84 box, west/south/east/north in degrees."""

@@ -1,25 +1,36 @@
-"""maps.page: the map page (HTML from the package template) and where its static files live."""
+"""maps.page: the HTML pages (Jinja2 templates over one base.html) and where their static files live."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from maps.aggregate import EVENT_KIND_LABELS_ZH
 from maps.settings import MapSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-TEMPLATE_PATH = PACKAGE_DIR / "templates" / "index.html"
 STATIC_DIR = PACKAGE_DIR / "static"
 NODE_MODULES = PACKAGE_DIR / "assets" / "node_modules"
 # The WGS84 extent of Dongguan's towns (west, south, east, north), the view the page opens on.
 DONGGUAN_BOUNDS_LON_LAT = (113.5163, 22.6565, 114.2555, 23.1447)
 TITLE = "东莞市网格化治理平台"
+HEATMAP_H3_RESOLUTION = 9
 
 log = logging.getLogger(__name__)
+
+# The one template environment of the platform's pages: every value is HTML-escaped unless a template says
+# otherwise, and a name a template uses but the caller did not pass is an error, not an empty string.
+TEMPLATES = Environment(
+    loader=PackageLoader("maps", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,14 @@ def vendor_libraries() -> list[VendorLibrary]:
     return found
 
 
+def render_page(template: str, **context: Any) -> str:
+    """One page from its template (which extends base.html); `user` is the signed-in name the top bar shows."""
+    context.setdefault("user", None)
+    return TEMPLATES.get_template(template).render(**context)
+
+
 def page_config(settings: MapSettings) -> dict[str, Any]:
-    """What map.js needs to know, injected into the page as JSON."""
+    """What the map page's module needs to know, embedded in the page as a JSON data block."""
     west, south, east, north = DONGGUAN_BOUNDS_LON_LAT
     tile_url, tile_attribution = settings.tiles()
     return {
@@ -59,17 +76,9 @@ def page_config(settings: MapSettings) -> dict[str, Any]:
     }
 
 
-def render_index(settings: MapSettings) -> str:
-    """The map page HTML with its configuration embedded (safe inside a <script> element)."""
-    config_json = json.dumps(page_config(settings), ensure_ascii=False)
-    # A JSON string cannot break out of the script element once '<' is escaped.
-    config_json = config_json.replace("<", "\\u003c")
-    template = Template(TEMPLATE_PATH.read_text(encoding="utf-8"))
-    return template.substitute(title=TITLE, config_json=config_json)
-
-
-HEATMAP_TEMPLATE_PATH = TEMPLATE_PATH.parent / "heatmap.html"
-HEATMAP_H3_RESOLUTION = 9
+def render_index(settings: MapSettings, *, user: str | None = None) -> str:
+    """The map page with its configuration embedded."""
+    return render_page("index.html", title=TITLE, config=page_config(settings), user=user)
 
 
 def render_heatmap(
@@ -79,6 +88,7 @@ def render_heatmap(
     bounds_lon_lat: tuple[float, float, float, float],
     industries: list[str],
     today: str,
+    user: str | None = None,
 ) -> str:
     """The heatmap page of one town (or the whole city when `town_code` is None), configuration embedded."""
     west, south, east, north = bounds_lon_lat
@@ -86,18 +96,19 @@ def render_heatmap(
         "town": town_code,
         "placeName": place_name,
         "bounds": [[south, west], [north, east]],
-        "industries": industries,
         "today": today,
         "h3Resolution": HEATMAP_H3_RESOLUTION,
     }
-    config_json = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
-    template = Template(HEATMAP_TEMPLATE_PATH.read_text(encoding="utf-8"))
-    return template.substitute(title=f"{place_name} 线索热力图与热点", config_json=config_json)
+    return render_page(
+        "heatmap.html",
+        title=f"{place_name} 线索热力图与热点",
+        config=config,
+        industries=industries,
+        event_kinds=EVENT_KIND_LABELS_ZH,
+        user=user,
+    )
 
 
-CLUES_TEMPLATE_PATH = TEMPLATE_PATH.parent / "clues.html"
-
-
-def render_clue_list() -> str:
+def render_clue_list(*, user: str | None = None) -> str:
     """The clue list page (a table filled by clues.js from GET /v1/clues with the page's own query)."""
-    return Template(CLUES_TEMPLATE_PATH.read_text(encoding="utf-8")).substitute(title="线索列表")
+    return render_page("clues.html", title="线索列表", user=user)

@@ -41,6 +41,30 @@ class Duty(StrEnum):
     LICENCE_DISPLAY = "licence_display"
 
 
+# What the pages call each state and duty (served by GET /v1/vocabulary; a clue shares its task's states).
+STATUS_LABELS_ZH: dict[Status, str] = {
+    Status.PUSHED: "待分派",
+    Status.ASSIGNED: "已分派",
+    Status.INSPECTED_OK: "检查无问题",
+    Status.INSPECTED_PROBLEM: "发现问题",
+    Status.NOTICE_ISSUED: "已下达整改通知",
+    Status.REINSPECTED: "已复查",
+    Status.ESCALATED_COMMUNITY: "已上报村（社区）",
+    Status.ESCALATED_DEPARTMENT: "已移交部门",
+    Status.DEPARTMENT_FEEDBACK: "部门已反馈",
+    Status.CLOSED: "已办结",
+    Status.CANCELLED: "已撤销",
+}
+DUTY_LABELS_ZH: dict[Duty, str] = {
+    Duty.ADDRESS_CHECK: "地址核查",
+    Duty.OPENING_CHECK: "开业核查",
+    Duty.LICENCE_CHECK: "许可核查",
+    Duty.UNLICENSED_PATROL: "无照经营巡查",
+    Duty.ANNUAL_REPORT: "年报提醒",
+    Duty.LICENCE_DISPLAY: "亮照提醒",
+}
+
+
 TERMINAL = frozenset({Status.CLOSED, Status.CANCELLED})
 # States whose move out of them is an on-site inspection: the move must carry the worker's position.
 INSPECTION_TARGETS = frozenset({Status.INSPECTED_OK, Status.INSPECTED_PROBLEM, Status.REINSPECTED})

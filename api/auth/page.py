@@ -1,14 +1,13 @@
-"""api.auth.page: the login page (HTML from the package template) and where its stylesheet lives."""
+"""api.auth.page: the login page (maps/templates/login.html over the pages' base) and where its stylesheet lives."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
-from string import Template
 from urllib.parse import urlsplit
 
+from maps.page import render_page
+
 PACKAGE_DIR = Path(__file__).resolve().parent
-LOGIN_TEMPLATE_PATH = PACKAGE_DIR / "templates" / "login.html"
 AUTH_STATIC_DIR = PACKAGE_DIR / "static"
 LOGIN_PATH = "/login"
 BAD_LOGIN_ZH = "用户名或密码错误"
@@ -25,13 +24,12 @@ def safe_next(target: str | None) -> str:
 
 
 def render_login(title: str, *, session_hours: float, error: str = "", username: str = "", next_path: str = "/") -> str:
-    """The login page, every value HTML-escaped."""
-    template = Template(LOGIN_TEMPLATE_PATH.read_text(encoding="utf-8"))
-    return template.substitute(
-        title=html.escape(title),
-        error=html.escape(error),
-        error_hidden="" if error else " hidden",
-        username=html.escape(username),
-        next=html.escape(safe_next(next_path)),
+    """The login page; the template escapes every value."""
+    return render_page(
+        "login.html",
+        title=title,
+        error=error,
+        username=username,
+        next_path=safe_next(next_path),
         session_hours=f"{session_hours:g}",
     )

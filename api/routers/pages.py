@@ -31,7 +31,7 @@ def map_page(request: Request, principal: Annotated[Principal | None, Depends(op
     if principal is None:
         return sign_in_first(request)
     settings: MapSettings = request.app.state.map_settings
-    return HTMLResponse(render_index(settings), headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(render_index(settings, user=principal.name), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/clues", response_class=HTMLResponse, summary="线索列表", include_in_schema=False)
@@ -39,4 +39,4 @@ def clue_list_page(request: Request, principal: Annotated[Principal | None, Depe
     """The clues behind a hotspot as a table; the filters are the query string of GET /v1/clues."""
     if principal is None:
         return sign_in_first(request)
-    return HTMLResponse(render_clue_list(), headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(render_clue_list(user=principal.name), headers={"Cache-Control": "no-cache"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,10 +50,10 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
 
     # The heat layer draws on its own canvas; the hexagons and hotspots are vector layers.
     assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
-    points = page.evaluate("window.gridgovHeatmap.layers.heat._latlngs.length")
-    hexagons = page.evaluate("window.gridgovHeatmap.layers.hexagons.getLayers().length")
-    hotspots = page.evaluate("window.gridgovHeatmap.layers.hotspots.getLayers().length")
-    assert points > 0 and hexagons > 0 and hotspots > 0
+    # What is drawn is read through the page's test hook (lib/testhook.js), never Leaflet's private fields.
+    drawn = page.evaluate("window.gridgov.page.counts()")
+    hexagons = drawn["hexagons"]
+    assert drawn["points"] > 0 and hexagons > 0 and drawn["hotspots"] > 0
 
     # The legend says how many hexagons each class holds: it must add up to the hexagons drawn, and its bounds
     # must contain every hexagon's count.
@@ -60,8 +61,8 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
         "Array.from(document.querySelectorAll('#legend .legend-row')).map(r => "
         "[Number(r.dataset.lower), Number(r.dataset.upper), Number(r.dataset.count)])"
     )
-    assert legend and sum(row[2] for row in legend) == hexagons
-    counts = page.evaluate("window.gridgovHeatmap.layers.hexagons.getLayers().map(l => l.feature.properties.count)")
+    assert legend and len(legend) == drawn["legend"] and sum(row[2] for row in legend) == hexagons
+    counts = page.evaluate("window.gridgov.page.hexagonCounts()")
     assert min(counts) >= legend[0][0] and max(counts) <= legend[-1][1]
 
     # The industry filter and the time slider reload the layers.
@@ -71,26 +72,22 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
     assert page.locator("#top10 li").count() >= 1
 
     # The page opens on the configuration the detection benchmark scores: rate hotspots on H3 res 9 cells.
-    assert "method=rate" in page.evaluate("window.gridgovHeatmap.query")
-    assert "unit=h3%3A9" in page.evaluate("window.gridgovHeatmap.query")
+    assert "method=rate" in page.evaluate("window.gridgov.page.query")
+    assert "unit=h3%3A9" in page.evaluate("window.gridgov.page.query")
     page.select_option("#industry", "")
     page.select_option("#window-days", "365")
     page.select_option("#kind", "clue")
     page.wait_for_function(
-        "window.gridgovHeatmap.query.includes('kind=clue') && !window.gridgovHeatmap.query.includes('industry=') && "
+        "window.gridgov.page.query.includes('kind=clue') && !window.gridgov.page.query.includes('industry=') && "
         "document.getElementById('status').textContent !== '加载中…'",
         timeout=60_000,
     )
-    assert page.evaluate(
-        "window.gridgovHeatmap.layers.hotspots.getLayers().every(l => l.feature.properties.code.startsWith('89'))"
-    )
+    units = page.evaluate("window.gridgov.page.hotspots()")
+    assert units and all(unit["code"].startswith("89") for unit in units)
     # Each hotspot links to its clues (the popup and the top-10 list build the same link): the same cell,
     # window and kind, every source. Following it lists exactly the clues the cell counts.
-    busiest = page.evaluate(
-        "window.gridgovHeatmap.layers.hotspots.getLayers().map(l => l.feature.properties)"
-        ".sort((a, b) => b.count - a.count)[0]"
-    )
-    link = page.evaluate(f"window.gridgovHeatmap.clueLink('{busiest['code']}')")
+    busiest = max(units, key=lambda unit: unit["count"])
+    link = page.evaluate("(code) => window.gridgov.page.clueLink(code)", busiest["code"])
     assert link.startswith("/clues?") and "h3=89" in link and "source=all" in link
     assert busiest["count"] >= 1
     # Before leaving the map, keep its picture as the test artifact.
@@ -99,6 +96,11 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
     page.wait_for_selector("body[data-total]", timeout=30_000)
     assert int(page.get_attribute("body", "data-total") or -1) == busiest["count"]
     assert page.locator("#clues tbody tr").count() == min(busiest["count"], 500)
+    # Kinds, states and sources are shown by their Chinese names (GET /v1/vocabulary), never as codes.
+    sources = set(page.locator("#clues tbody tr td:nth-child(8)").all_inner_texts())
+    assert sources and sources <= {"网格员上报", "热线"}
+    states = page.locator("#clues tbody tr td:nth-child(7)").all_inner_texts()
+    assert states and all(re.search(r"[\u4e00-\u9fff]", state) for state in states)
     page.screenshot(path=str(artifacts_dir / "heatmap_clue_list.png"), animations="disabled")
 
     assert errors == []

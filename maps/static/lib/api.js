@@ -1,0 +1,63 @@
+/**
+ * lib/api.js: the pages' client of this server's JSON API.
+ *
+ * Every error answer has one body, {"error": code, "detail": message, …} (api/errors.py). `getJson` turns it
+ * into a thrown ApiError whose message is Chinese (the server's detail when it is Chinese already, otherwise the
+ * code's Chinese name), keeping the code, status and detail for the page. A 401 (the session expired or was
+ * revoked) sends the browser to the login page, which brings it back here after signing in.
+ */
+
+import { loginUrl } from "./url.js";
+
+const MESSAGES_ZH = {
+  unauthorized: "登录已失效，请重新登录",
+  forbidden: "无权访问该范围",
+  not_permitted: "无权执行该操作",
+  not_found: "未找到所请求的数据",
+  invalid_request: "请求无效",
+  layer_too_large: "当前范围数据过多，请放大地图",
+  payload_too_large: "请求内容过大",
+  too_many_requests: "请求过于频繁，请稍后再试",
+  database_unavailable: "数据库暂不可用，请稍后再试",
+  export_unavailable: "导出功能暂不可用",
+  internal_error: "服务器内部错误",
+};
+const CJK = /[\u3400-\u9fff]/;
+
+/** An error answer of the API: `code` and `detail` as the server sent them, `message` in Chinese. */
+export class ApiError extends Error {
+  constructor(message, { status, code, detail }) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+function errorFrom(status, body) {
+  const code = body && typeof body.error === "string" ? body.error : `http_${status}`;
+  const detail = body ? body.detail : undefined;
+  const message = typeof detail === "string" && CJK.test(detail) ? detail : MESSAGES_ZH[code] || `请求失败（HTTP ${status}）`;
+  return new ApiError(message, { status, code, detail });
+}
+
+/**
+ * GET `url` and return its JSON body; an error answer throws ApiError, an abort throws the AbortError.
+ * `accept` names the media type asked for (GeoJSON layers ask for application/geo+json).
+ */
+export async function getJson(url, { signal, accept = "application/json" } = {}) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: accept }, signal });
+  if (response.status === 401) {
+    window.location.assign(loginUrl());
+    throw errorFrom(401, null);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (error) {
+    if (error.name === "AbortError" || response.ok) { throw error; }
+  }
+  if (!response.ok) { throw errorFrom(response.status, body); }
+  return body;
+}
