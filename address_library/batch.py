@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from address_library.errors import AddressLibraryError
+from address_library.errors import BatchInputError
 from address_library.service import ANSWER_FIELDS, Geocoder
 
 CHUNK_ROWS = 5_000
 
 _WORKER_GEOCODER: Geocoder | None = None
-
-
-class BatchInputError(AddressLibraryError):
-    """The input CSV cannot be read (missing file, no such column, undecodable) or the output not written."""
 
 
 @dataclass(frozen=True)

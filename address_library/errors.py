@@ -1,6 +1,12 @@
-"""address_library.errors: domain exceptions of the address_library package."""
+"""address_library.errors: domain exceptions of the address_library package, and the rejections a refused change carries."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Rejections listed in a report before it summarises the rest.
+REPORT_LIMIT = 200
 
 
 class AddressLibraryError(Exception):
@@ -13,3 +19,64 @@ class AddressInputError(AddressLibraryError):
 
 class OutsideCity(AddressLibraryError):
     """A point outside the city's territory (reverse geocoding answers only inside Dongguan)."""
+
+
+class BatchInputError(AddressLibraryError):
+    """The input CSV cannot be read (missing file, no such column, undecodable) or the output not written."""
+
+
+class MaintenanceError(AddressLibraryError):
+    """Base class of the errors of library maintenance."""
+
+
+class AddressNotFound(MaintenanceError):
+    """No standard address has this id."""
+
+
+class AddressStateError(MaintenanceError):
+    """The address is not in a state that allows the change (retiring or moving a retired address)."""
+
+
+class AddressFileError(MaintenanceError):
+    """An import file cannot be read at all (missing, not UTF-8, broken, required columns missing, empty)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One problem with one new address: its 1-based row in the file (1 for a single add), its text, why."""
+
+    row: int
+    full_text: str | None
+    reason_code: str
+    detail: str
+
+
+class AddressRejected(MaintenanceError):
+    """New addresses (or a move) failed validation; nothing was changed."""
+
+    def __init__(self, rejections: Sequence[Rejection], *, source: str | None = None) -> None:
+        self.rejections = list(rejections)
+        self.source = source
+        if source is None:
+            message = "; ".join(f"{r.reason_code}: {r.detail}" for r in self.rejections)
+        else:
+            n_rows = len({r.row for r in self.rejections})
+            message = f"{source}: {n_rows} row(s) rejected, nothing loaded\n{format_rejections(self.rejections)}"
+        super().__init__(message)
+
+
+def format_rejections(rejections: Sequence[Rejection], *, limit: int = REPORT_LIMIT) -> str:
+    """The rejections as lines: row, text, reason, detail; a count per reason at the end."""
+    lines = [
+        f"row {r.row}  {r.full_text if r.full_text else '(no text)'}  {r.reason_code}: {r.detail}"
+        for r in rejections[:limit]
+    ]
+    if len(rejections) > limit:
+        lines.append(f"... and {len(rejections) - limit} more")
+    counts: dict[str, int] = {}
+    for r in rejections:
+        counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
+    if counts:
+        summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+        lines.append(f"{len(rejections)} problem(s) in {len({r.row for r in rejections})} row(s): {summary}")
+    return "\n".join(lines)

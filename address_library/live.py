@@ -11,46 +11,46 @@ from sqlalchemy import Engine
 
 from address_library.repository import alias_version, library_version
 from address_library.service import Geocoder
+from gis.cache import Cache
 
 log = logging.getLogger(__name__)
 
 # How often a request may trigger the cheap "has the library changed?" query.
 CHECK_INTERVAL_S = 5.0
+_LIBRARY = "library"  # the one entry of the live geocoder's cache
 
 
 class LiveGeocoder:
-    """Holds the current Geocoder; swaps in a rebuilt one when the library's fingerprint changes."""
+    """Holds the current Geocoder, versioned by the library's fingerprint; swaps in a rebuilt one when that changes."""
 
     def __init__(self, engine: Engine, *, check_interval_s: float = CHECK_INTERVAL_S) -> None:
         self._engine = engine
         self._check_interval_s = check_interval_s
-        self._current: Geocoder | None = None
-        self._lock = threading.Lock()
+        self._index: Cache[str, Geocoder] = Cache(max_entries=1)
         self._rebuilding = False
         self._last_check = 0.0
 
     @property
     def ready(self) -> bool:
         """True once the first geocoder is built."""
-        return self._current is not None
+        return self._index.get(_LIBRARY) is not None
 
     def get(self) -> Geocoder:
         """The current geocoder (built on first use); schedules a rebuild when the library has changed."""
-        current = self._current
+        current = self._index.get(_LIBRARY)
         if current is None:
-            with self._lock:
-                if self._current is None:
-                    self._current = self._build()
-                current = self._current
-        elif time.monotonic() - self._last_check >= self._check_interval_s:
+            with self._engine.connect() as conn:
+                fingerprint = library_version(conn)
+            return self._index.get_or_load(_LIBRARY, self._build, version=fingerprint)
+        if time.monotonic() - self._last_check >= self._check_interval_s:
             self._last_check = time.monotonic()
-            self._maybe_rebuild(current)
+            self._maybe_rebuild()
         return current
 
     def refresh_now(self) -> Geocoder:
         """Rebuild synchronously (after a library change made by this process)."""
         rebuilt = self._build()
-        self._current = rebuilt
+        self._index.put(_LIBRARY, rebuilt, version=rebuilt.fingerprint)
         return rebuilt
 
     def _build(self) -> Geocoder:
@@ -62,24 +62,21 @@ class LiveGeocoder:
         log.info("address index built: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
         return geocoder
 
-    def _maybe_rebuild(self, current: Geocoder) -> None:
+    def _maybe_rebuild(self) -> None:
         # The check itself is a query: it runs in its own thread so that a request never waits for it.
         if self._rebuilding:
             return
         self._rebuilding = True
-        threading.Thread(
-            target=self._check_and_rebuild, args=(current,), name="address-index-check", daemon=True
-        ).start()
+        threading.Thread(target=self._check_and_rebuild, name="address-index-check", daemon=True).start()
 
-    def _check_and_rebuild(self, current: Geocoder) -> None:
+    def _check_and_rebuild(self) -> None:
         try:
             with self._engine.connect() as conn:
-                fingerprint = library_version(conn)
-                aliases = alias_version(conn)
-                if fingerprint == current.fingerprint and aliases != current.alias_fingerprint:
-                    current.reload_aliases(conn)
-            if fingerprint != current.fingerprint:
-                self._current = self._build()
+                unchanged = self._index.get(_LIBRARY, version=library_version(conn))
+                if unchanged is not None and alias_version(conn) != unchanged.alias_fingerprint:
+                    unchanged.reload_aliases(conn)
+            if unchanged is None:
+                self.refresh_now()
         except Exception:  # the old index keeps answering; the next check tries again
             log.exception("address index check or rebuild failed")
         finally:

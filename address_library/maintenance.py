@@ -38,7 +38,14 @@ import numpy as np
 from sqlalchemy import Connection
 
 from address_library import repository
-from address_library.errors import AddressInputError, AddressLibraryError
+from address_library.errors import (
+    AddressFileError,
+    AddressInputError,
+    AddressNotFound,
+    AddressRejected,
+    AddressStateError,
+    Rejection,
+)
 from address_library.normalize import normalize, normalize_with_flags, validate
 from address_library.parse import Gazetteer, ParsedAddress, default_gazetteer, parse_normalized
 from grids.placement import GridPlacement
@@ -49,48 +56,6 @@ REQUIRED_COLUMNS = ("full_text", "level")
 CSV_COLUMNS = ("full_text", "lon", "lat", "level", "parent_full_text")
 # Two points closer than this (degrees, about 1 cm) are the same point: a re-import of a file is a no-op.
 SAME_POINT_DEG = 1e-7
-# Rejections listed in a report before it summarises the rest.
-REPORT_LIMIT = 200
-
-
-class MaintenanceError(AddressLibraryError):
-    """Base class of the errors of library maintenance."""
-
-
-class AddressNotFound(MaintenanceError):
-    """No standard address has this id."""
-
-
-class AddressStateError(MaintenanceError):
-    """The address is not in a state that allows the change (retiring or moving a retired address)."""
-
-
-class AddressFileError(MaintenanceError):
-    """An import file cannot be read at all (missing, not UTF-8, broken, required columns missing, empty)."""
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """One problem with one new address: its 1-based row in the file (1 for a single add), its text, why."""
-
-    row: int
-    full_text: str | None
-    reason_code: str
-    detail: str
-
-
-class AddressRejected(MaintenanceError):
-    """New addresses (or a move) failed validation; nothing was changed."""
-
-    def __init__(self, rejections: Sequence[Rejection], *, source: str | None = None) -> None:
-        self.rejections = list(rejections)
-        self.source = source
-        if source is None:
-            message = "; ".join(f"{r.reason_code}: {r.detail}" for r in self.rejections)
-        else:
-            n_rows = len({r.row for r in self.rejections})
-            message = f"{source}: {n_rows} row(s) rejected, nothing loaded\n{format_rejections(self.rejections)}"
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -120,23 +85,6 @@ class ImportReport:
     def summary(self) -> str:
         """One line for the CLI."""
         return f"{self.source}: {self.loaded} address(es) loaded, {self.skipped} unchanged row(s) skipped"
-
-
-def format_rejections(rejections: Sequence[Rejection], *, limit: int = REPORT_LIMIT) -> str:
-    """The rejections as lines: row, text, reason, detail; a count per reason at the end."""
-    lines = [
-        f"row {r.row}  {r.full_text if r.full_text else '(no text)'}  {r.reason_code}: {r.detail}"
-        for r in rejections[:limit]
-    ]
-    if len(rejections) > limit:
-        lines.append(f"... and {len(rejections) - limit} more")
-    counts: dict[str, int] = {}
-    for r in rejections:
-        counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
-    if counts:
-        summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
-        lines.append(f"{len(rejections)} problem(s) in {len({r.row for r in rejections})} row(s): {summary}")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------------ add

@@ -17,12 +17,13 @@ from sqlalchemy import (
 )
 
 from gis.schema import metadata
+from grids.codes import COMMUNITY_DIGITS, GRID_DIGITS, TOWN_DIGITS
 
 road = Table(
     "road",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
+    Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
     Column("name", Text, nullable=False),
     Column("kind", String(8), nullable=False),
     Column("geom", Geometry("MULTILINESTRING", srid=4326, spatial_index=True), nullable=False),
@@ -36,8 +37,8 @@ address = Table(
     Column("parent_id", BigInteger, ForeignKey("address.id"), index=True),
     Column("full_text", Text, nullable=False, unique=True),
     Column("kind", String(12), nullable=False),
-    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
-    Column("community_code", String(12), ForeignKey("community.code"), nullable=False, index=True),
+    Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
+    Column("community_code", String(COMMUNITY_DIGITS), ForeignKey("community.code"), nullable=False, index=True),
     Column("road_id", Integer, ForeignKey("road.id")),
     Column("road_name", Text),
     Column("door_no", Text),
@@ -52,7 +53,7 @@ address = Table(
     Column("floor", Text),
     Column("room", Text),
     Column("stall", Text),
-    Column("grid_code", String(15), index=True),
+    Column("grid_code", String(GRID_DIGITS), index=True),
     Column("status", String(8), nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Bumped by every add, retire and move: max(updated_at) is part of the library's change fingerprint.

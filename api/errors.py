@@ -13,18 +13,30 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from address_library.errors import AddressInputError, AddressLibraryError, OutsideCity
-from address_library.maintenance import AddressFileError, AddressNotFound, AddressRejected, AddressStateError
+from address_library.errors import (
+    AddressFileError,
+    AddressInputError,
+    AddressLibraryError,
+    AddressNotFound,
+    AddressRejected,
+    AddressStateError,
+    OutsideCity,
+)
 from api.auth.roles import OutOfScope
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
-from maps.aggregate import AggregateError
-from maps.errors import InvalidLayerRequest, LayerTooLarge, MapsError, UnknownGrid, UnknownLayer
-from maps.export import ExportError
-from maps.hotspots import HotspotError
+from maps.errors import (
+    AggregateError,
+    ExportError,
+    HotspotError,
+    InvalidLayerRequest,
+    LayerTooLarge,
+    MapsError,
+    UnknownGrid,
+    UnknownLayer,
+)
 from supervision import errors as workflow
-from supervision.calendar import CalendarError
-from supervision.routing import RoutingError
+from supervision.errors import CalendarError, RoutingError
 
 log = logging.getLogger(__name__)
 

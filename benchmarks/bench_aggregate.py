@@ -8,7 +8,7 @@ from collections import Counter
 import h3
 import numpy as np
 
-from maps.aggregate import count_by, h3_cells, h3_strings
+from maps.heat.aggregate import count_by, h3_cells, h3_strings
 
 N_POINTS = 500_000
 RESOLUTION = 9
@@ -48,7 +48,7 @@ def speed() -> str:
         f"{N_POINTS:,} random points in Dongguan's box ({LON_RANGE[0]}–{LON_RANGE[1]} E, {LAT_RANGE[0]}–"
         f"{LAT_RANGE[1]} N) → counts per H3 cell at resolution {RESOLUTION} ({len(cells):,} cells).\n\n"
         "| method | seconds | points/s | ratio |\n|---|---:|---:|---:|\n"
-        f"| `maps.aggregate.h3_cells` + `count_by` (h3ronpy, threaded chunks; np.unique), best of 3 | {best:.3f} | "
+        f"| `maps.heat.aggregate.h3_cells` + `count_by` (h3ronpy, threaded chunks; np.unique), best of 3 | {best:.3f} | "
         f"{N_POINTS / best:,.0f} | 1.0 |\n"
         f"| same, median of 3 | {median:.3f} | {N_POINTS / median:,.0f} | {median / best:.2f}× |\n"
         f"| plain Python loop: `h3.latlng_to_cell` per point + dict counting | {loop_s:.3f} | "

@@ -17,9 +17,10 @@ from libpysal.weights import lat2W
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
-from maps.aggregate import EventFrame
-from maps.heatmap import HotspotAnalysis, analyse_hotspots, denominators, load_window, study_cells
-from maps.hotspots import clear_weights_cache, find_hotspots, gi_star, weights_for_grids
+from maps.heat.aggregate import EventFrame
+from maps.heat.heatmap import HotspotAnalysis, analyse_hotspots, denominators, load_window, study_cells
+from maps.heat.hotspots import find_hotspots, gi_star
+from maps.heat.weights import clear_weights_cache, weights_for_grids
 from supervision.calendar import SHANGHAI
 from supervision.routing import default_router
 from synthetic.clues import generate_clues
@@ -38,7 +39,7 @@ CONFIGURATIONS = (
 WINDOW_DAYS = (30, 90, 365)  # the page's window lengths, each ending on the last loaded day
 KIND = "all"  # the page's default: clues of both kinds (planted hotspots are both)
 MIN_PLANTED = 5  # a hotspot must be found in a window holding at least this many of its planted clues (expected),
-# maps.aggregate's small-number line: fewer is a handful of clues no statistic can tell from chance
+# maps.heat.aggregate's small-number line: fewer is a handful of clues no statistic can tell from chance
 MIN_ACTIVE_SHARE = 0.5  # and that it is active for at least half of (a month-long hotspot in a year's window is
 # a dilution the page's shorter windows exist for); recall over all windows with enough clues is shown too
 METRIC_EPSG = 4547
@@ -323,7 +324,7 @@ def detection(engine: Engine) -> str:
             verdict = f"`unit={unit}&method={method}`: precision {precision:.2f}, recall {recall:.2f}: {'met' if met else 'MISSED'}"
     return (
         f"The demo database's events, load date {load_date}, {len(truth)} planted hotspots (`synthetic.hotspot`), "
-        "analysed as the page does: the product's own code (`maps.heatmap.load_window` and `analyse_hotspots`, "
+        "analysed as the page does: the product's own code (`maps.heat.heatmap.load_window` and `analyse_hotspots`, "
         f"`kind={KIND}`, `per=residents`, the whole city) for every clue industry ({len(industries)}) and every "
         f"window length the page offers ({', '.join(str(d) for d in WINDOW_DAYS)} days, ending on the last "
         "loaded day); nothing about the planted hotspots chooses a window. A hot unit is a true positive when it "
@@ -332,7 +333,7 @@ def detection(engine: Engine) -> str:
         "its centre). Precision = true-positive hot units / hot units, pooled over all runs. Recall = planted "
         "hotspots found / planted hotspots *required*, where a hotspot is required in a window that holds at "
         f"least {MIN_PLANTED} of its planted clues (expected from the generator's time profile; fewer is below "
-        "the small-number line of `maps.aggregate`: a year-long hotspot of a dozen clues has one or two in a "
+        "the small-number line of `maps.heat.aggregate`: a year-long hotspot of a dozen clues has one or two in a "
         f"month, which no statistic can tell from chance) and that it is active for at least "
         f"{MIN_ACTIVE_SHARE:.0%} of (a month-long hotspot in a year's window is diluted twelvefold; the page's "
         "shorter windows are there for it). The column 'any window with enough clues' drops the second "
@@ -393,7 +394,7 @@ def speed() -> str:
     loop_s = _plain_loop_gi_star_p(counts.tolist(), neighbours, sample, 0) * (side * side) / len(sample)
     return (
         f"Gi* with {PERMUTATIONS} permutations over {side * side:,} units (queen contiguity on a {side} × {side} "
-        "lattice of grid squares, Poisson counts with one planted cluster); `maps.hotspots.gi_star` = esda "
+        "lattice of grid squares, Poisson counts with one planted cluster); `maps.heat.hotspots.gi_star` = esda "
         "`G_Local(star=True)` for the statistic, exact p-values, and a vectorised numpy conditional randomisation "
         "(no numba).\n\n"
         "| what | seconds | ratio |\n|---|---:|---:|\n"

@@ -33,7 +33,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
-from gis.errors import GisError
+from gis.errors import UnknownCoordSystem
 
 CoordSystem: TypeAlias = Literal["wgs84", "gcj02", "bd09"]
 COORD_SYSTEMS: tuple[CoordSystem, ...] = get_args(CoordSystem)
@@ -55,10 +55,6 @@ INVERSE_MAX_ITERATIONS = 30
 Floats: TypeAlias = NDArray[np.float64]
 T = TypeVar("T", float, NDArray[np.float64])
 G = TypeVar("G", bound=BaseGeometry)
-
-
-class UnknownCoordSystem(GisError, ValueError):
-    """A coordinate-system name outside COORD_SYSTEMS was asked for."""
 
 
 # ---------------------------------------------------------------- array kernels

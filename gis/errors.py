@@ -31,3 +31,7 @@ class DatabaseNotEmpty(BackupError):
 
 class RestoreFailed(BackupError):
     """A restore stopped before the swap (the target is untouched) or, as its message says, after it."""
+
+
+class UnknownCoordSystem(GisError, ValueError):
+    """A coordinate-system name outside COORD_SYSTEMS was asked for."""

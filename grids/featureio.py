@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,16 @@ import pyogrio
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from grids.errors import FeatureFileError
+from grids.codes import (
+    COMMUNITY_DIGITS,
+    GRID_DIGITS,
+    TOWN_DIGITS,
+    TOWN_SUFFIX,
+    child_prefix,
+    is_community,
+    is_town,
+)
+from grids.errors import FeatureFileError, Rejection
 
 METRIC_EPSG = 4547
 STORAGE_EPSG = 4326
@@ -53,15 +62,17 @@ class LevelSpec:
 
 
 LEVEL_SPECS: Mapping[str, LevelSpec] = {
-    "town": LevelSpec(("code", "name"), ("kind", "population"), 12, None, frozenset({"subdistrict", "town", "park"})),
+    "town": LevelSpec(
+        ("code", "name"), ("kind", "population"), TOWN_DIGITS, None, frozenset({"subdistrict", "town", "park"})
+    ),
     "community": LevelSpec(
         ("code", "name", "town_code"),
         ("kind", "population"),
-        12,
+        COMMUNITY_DIGITS,
         "town_code",
         frozenset({"village_committee", "residents_committee", "special", "virtual"}),
     ),
-    "grid": LevelSpec(("code", "community_code"), ("name",), 15, "community_code", frozenset()),
+    "grid": LevelSpec(("code", "community_code"), ("name",), GRID_DIGITS, "community_code", frozenset()),
 }
 CODE_COLUMNS = ("code", "town_code", "community_code")
 REASON_ORDER = (
@@ -81,21 +92,8 @@ REASON_ORDER = (
     "bad_kind",
     "bad_population",
 )
-# Rejections listed by format_rejections before it summarises the rest.
-FORMAT_LIMIT = 200
-
 # Records one rejection: (row, reason_code, detail).
 Reject = Callable[[int, str, str], None]
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """One problem with one feature: its 0-based position in the file, its code if any, why, and details."""
-
-    index: int
-    code: str | None
-    reason_code: str
-    detail: str
 
 
 def read_features(path: str | Path, *, layer: str | int | None = None) -> gpd.GeoDataFrame:
@@ -174,24 +172,6 @@ def validate_features(
     return sorted(rejections, key=lambda r: (r.index, order.get(r.reason_code, len(order)), r.detail))
 
 
-def format_rejections(rejections: Sequence[Rejection], *, limit: int = FORMAT_LIMIT) -> str:
-    """The rejections as lines for the CLI: row, code, reason, detail; a summary per reason at the end."""
-    lines = [
-        f"row {r.index}  {r.code if r.code is not None else '(no code)'}  {r.reason_code}: {r.detail}"
-        for r in rejections[:limit]
-    ]
-    if len(rejections) > limit:
-        lines.append(f"... and {len(rejections) - limit} more")
-    counts: dict[str, int] = {}
-    for r in rejections:
-        counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
-    if counts:
-        rows = len({r.index for r in rejections})
-        summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
-        lines.append(f"{len(rejections)} problem(s) in {rows} feature(s): {summary}")
-    return "\n".join(lines)
-
-
 def _spec(level: str) -> LevelSpec:
     if level not in LEVEL_SPECS:
         raise FeatureFileError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
@@ -253,17 +233,19 @@ def _check_codes(
             continue
         if not pattern.fullmatch(code):
             reject(i, "malformed_code", f"{level} codes have {spec.code_digits} digits, got {code!r}")
-        elif level == "town" and not code.endswith("000"):
-            reject(i, "malformed_code", f"town codes end in 000, got {code!r}")
-        elif level == "community" and code.endswith("000"):
-            reject(i, "malformed_code", f"community codes do not end in 000 (that is a town code), got {code!r}")
+        elif level == "town" and not is_town(code):
+            reject(i, "malformed_code", f"town codes end in {TOWN_SUFFIX}, got {code!r}")
+        elif level == "community" and not is_community(code):
+            reject(
+                i, "malformed_code", f"community codes do not end in {TOWN_SUFFIX} (that is a town code), got {code!r}"
+            )
         if counts[code] > 1:
             reject(i, "duplicate_code", f"{counts[code]} features in the file have code {code}")
         if code in existing:
             reject(i, "code_exists", f"code {code} belongs to a feature already loaded that is not being replaced")
         parent = parents[i]
         if spec.parent_column and parent is not None and pattern.fullmatch(code):
-            prefix = parent[:9] if level == "community" else parent
+            prefix = child_prefix(parent, "community" if level == "community" else "grid")
             if not code.startswith(prefix):
                 reject(i, "code_parent_mismatch", f"code {code} does not start with {prefix} ({spec.parent_column})")
 

@@ -51,7 +51,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon
 
-from grids.errors import GridsError
+from grids.errors import LocateError
 
 # 2**-13 degree (about 12 m): a power of two so that cell edges are exact binary fractions of a degree. On the demo
 # city's 2,900 grids and address-like points, 2**-12 leaves so many points in mixed cells that throughput is
@@ -70,10 +70,6 @@ _OUTSIDE = -1
 
 IndexArray = NDArray[np.int32]
 CodeArray = NDArray[np.object_]
-
-
-class LocateError(GridsError):
-    """The locator cannot be built (bad codes or geometries, unusable cell size) or called (bad arrays)."""
 
 
 class GridLocator:

@@ -21,11 +21,12 @@ from sqlalchemy import (
 )
 
 from gis.schema import metadata
+from grids.codes import COMMUNITY_DIGITS, GRID_DIGITS, TOWN_DIGITS
 
 town = Table(
     "town",
     metadata,
-    Column("code", String(12), primary_key=True),
+    Column("code", String(TOWN_DIGITS), primary_key=True),
     Column("name", Text, nullable=False, unique=True),
     Column("kind", String(16), nullable=False),
     Column("name_en", Text),
@@ -39,7 +40,7 @@ town_repair = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("town_code", String(12), ForeignKey("town.code", ondelete="CASCADE"), nullable=False),
+    Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code", ondelete="CASCADE"), nullable=False),
     Column("area_before_m2", Float, nullable=False),
     Column("area_after_m2", Float, nullable=False),
     Column("gap_area_added_m2", Float, nullable=False),
@@ -50,8 +51,8 @@ town_repair = Table(
 community = Table(
     "community",
     metadata,
-    Column("code", String(12), primary_key=True),
-    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
+    Column("code", String(COMMUNITY_DIGITS), primary_key=True),
+    Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
     Column("name", Text, nullable=False),
     Column("short_name", Text, nullable=False),
     Column("kind", String(24), nullable=False),
@@ -79,9 +80,9 @@ grid = Table(
     "grid",
     metadata,
     Column("version_id", Integer, ForeignKey("grid_version.id", ondelete="CASCADE"), primary_key=True),
-    Column("code", String(15), primary_key=True),
-    Column("community_code", String(12), ForeignKey("community.code"), nullable=False, index=True),
-    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
+    Column("code", String(GRID_DIGITS), primary_key=True),
+    Column("community_code", String(COMMUNITY_DIGITS), ForeignKey("community.code"), nullable=False, index=True),
+    Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
     Column("name", Text),
     Column("population", Integer, nullable=False, server_default="0"),
     Column("address_count", Integer, nullable=False, server_default="0"),
@@ -98,9 +99,9 @@ worker = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False),
     Column("phone", String(20), nullable=False),
-    Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
+    Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
     Column("version_id", Integer, nullable=False),
-    Column("grid_code", String(15), nullable=False, index=True),
+    Column("grid_code", String(GRID_DIGITS), nullable=False, index=True),
     Column("capacity", Integer, nullable=False),
     Column("active", Boolean, nullable=False, server_default="true"),
     ForeignKeyConstraint(["version_id", "grid_code"], ["grid.version_id", "grid.code"], ondelete="CASCADE"),

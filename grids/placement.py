@@ -8,7 +8,6 @@ metres (EPSG:4547), with `near_boundary` when it is under the configured distanc
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import Connection, text
 
+from gis.cache import Cache
 from gis.crs import lonlat_to_metric
 from grids.locate import GridLocator
 
@@ -103,18 +103,12 @@ class PlacementCache:
     """The active grids held in memory, reloaded only when the active version changed (a load takes about a second)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cached: tuple[tuple[object, ...], GridPlacement] | None = None
+        self._cache: Cache[str, GridPlacement] = Cache(max_entries=1)
 
     def get(self, conn: Connection) -> GridPlacement:
         """The placement of the active version, from memory unless the version's fingerprint changed."""
         fingerprint = tuple(conn.execute(_ACTIVE_FINGERPRINT).one_or_none() or ())
-        with self._lock:
-            if self._cached is not None and self._cached[0] == fingerprint:
-                return self._cached[1]
-            loaded = GridPlacement.load(conn)
-            self._cached = (fingerprint, loaded)
-            return loaded
+        return self._cache.get_or_load("active", lambda: GridPlacement.load(conn), version=fingerprint)
 
 
 _ACTIVE_FINGERPRINT = text(

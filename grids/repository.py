@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select, text
 
 from gis.bulk import copy_frame, ewkb_hex
+from grids.codes import town_of
 from grids.models import community, grid, grid_version, town, town_repair, worker
 
 
@@ -161,7 +162,7 @@ def upsert_features(conn: Connection, level: str, frame: gpd.GeoDataFrame, *, ve
             row.update(
                 version_id=version_id,
                 community_code=feature["community_code"],
-                town_code=str(feature["community_code"])[:9] + "000",
+                town_code=town_of(str(feature["community_code"])),
                 name=feature.get("name"),
             )
         rows.append(row)

@@ -10,19 +10,10 @@ from sqlalchemy import Connection
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from grids import repository
-from grids.errors import GridsError
-from grids.featureio import Rejection, format_rejections, read_features, validate_features
+from grids.errors import ImportRejected, Rejection
+from grids.featureio import read_features, validate_features
 
 PARENT_LEVEL = {"town": None, "community": "town", "grid": "community"}
-
-
-class ImportRejected(GridsError):
-    """A boundary file failed validation; nothing was loaded."""
-
-    def __init__(self, path: Path, rejections: list[Rejection]) -> None:
-        self.rejections = rejections
-        n_features = len({r.index for r in rejections})
-        super().__init__(f"{path}: {n_features} feature(s) rejected, nothing loaded\n{format_rejections(rejections)}")
 
 
 # Called inside the import transaction after grids changed: (conn, version id, community codes) -> the number of

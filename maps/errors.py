@@ -19,3 +19,15 @@ class UnknownLayer(MapsError):
 
 class UnknownGrid(MapsError):
     """No grid of the active version has this code."""
+
+
+class AggregateError(MapsError):
+    """An aggregation request is malformed (unit, H3 resolution, window, kinds, coordinates, class scheme)."""
+
+
+class HotspotError(MapsError):
+    """A hotspot request is malformed (mismatched lengths, negative or non-finite values, bad cells, bad levels)."""
+
+
+class ExportError(MapsError):
+    """The offline libraries are missing, so a standalone map cannot be written."""

@@ -17,7 +17,7 @@ import folium
 from branca.element import Element
 from folium.plugins import HeatMap
 
-from maps.errors import MapsError
+from maps.errors import ExportError
 from maps.page import vendor_libraries
 
 HOT_COLOURS = {
@@ -30,10 +30,6 @@ HOT_COLOURS = {
     "cold_99": "#2166ac",
 }
 CSV_FIELDS = ("code", "count", "rate", "z", "p", "class", "emerging")
-
-
-class ExportError(MapsError):
-    """The offline libraries are missing, so a standalone map cannot be written."""
 
 
 def _vendor_file(library: str, name: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from maps.aggregate import EVENT_KIND_LABELS_ZH
+from maps.heat.aggregate import EVENT_KIND_LABELS_ZH
 from maps.settings import MapSettings
 
 PACKAGE_DIR = Path(__file__).resolve().parent

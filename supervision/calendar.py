@@ -44,6 +44,8 @@ import holidays
 import numpy as np
 import numpy.typing as npt
 
+from supervision.errors import CalendarError, CalendarRangeError
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DUE_TIME = time(23, 59, 59)
 WARNING_TIME = time(0, 0, 0)
@@ -59,14 +61,6 @@ DEFAULT_LAST_YEAR = 2040
 DayKind = Literal["holiday", "workday"]
 ScheduleSource = Literal["table", "chinese_calendar", "provisional"]
 _DAY_KINDS: dict[str, DayKind] = {"holiday": "holiday", "workday": "workday"}
-
-
-class CalendarError(ValueError):
-    """A working-day calendar problem (bad schedule table, naive datetime, reversed interval)."""
-
-
-class CalendarRangeError(CalendarError):
-    """A date falls outside the years the calendar was built for."""
 
 
 @dataclass(frozen=True, slots=True)

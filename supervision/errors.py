@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from supervision.workflow import Status
 
 
 class SupervisionError(Exception):
@@ -55,3 +59,29 @@ class EventConflict(SupervisionError):
 
 class AlreadyResolved(SupervisionError):
     """The review item was resolved already."""
+
+
+class StatsError(InvalidInput):
+    """A statistics request that cannot be answered: unknown level or unit, or a window that runs backwards."""
+
+
+class TransitionError(SupervisionError):
+    """A move that the state machine does not allow, or that lacks what it needs."""
+
+    def __init__(self, current: Status, target: str, reason: str, allowed: Sequence[Status]) -> None:
+        self.current = current
+        self.target = target
+        self.allowed = list(allowed)
+        super().__init__(reason)
+
+
+class CalendarError(SupervisionError, ValueError):
+    """A working-day calendar problem (bad schedule table, naive datetime, reversed interval)."""
+
+
+class CalendarRangeError(CalendarError):
+    """A date falls outside the years the calendar was built for."""
+
+
+class RoutingError(SupervisionError, ValueError):
+    """An unknown department or industry, or a routing data file that does not hold together."""

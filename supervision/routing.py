@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from supervision.errors import RoutingError
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEPARTMENTS_PATH = DATA_DIR / "departments.csv"
 RULES_PATH = DATA_DIR / "licence_rules.csv"
@@ -51,10 +53,6 @@ _BARE_NEGATION = re.compile(
     r"(?:不含|不包含|不包括|不涉及|不从事|不经营)[^,、()\[\]【】〔〕〖〗]*|除[^,、()\[\]【】〔〕〖〗]{1,30}?外"
 )
 _WHITESPACE = re.compile(r"[^\S\n]+")
-
-
-class RoutingError(ValueError):
-    """An unknown department or industry, or a routing data file that does not hold together."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis import clock
-from supervision.errors import InvalidInput, OutOfScope
+from supervision.errors import OutOfScope, StatsError
 from supervision.routing import default_router
 from supervision.tasks import OPEN_STATUSES, overdue_attribution
 
@@ -52,10 +52,6 @@ _METRICS = (
     "entities_needing_licence",
     "entities_licensed",
 )
-
-
-class StatsError(InvalidInput):
-    """A statistics request that cannot be answered: unknown level or unit, or a window that runs backwards."""
 
 
 @dataclass(frozen=True)

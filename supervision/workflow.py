@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from supervision.errors import TransitionError
+
 
 class Status(StrEnum):
     """The states of a task, named as the issue names them."""
@@ -109,16 +111,6 @@ DEADLINES: dict[Status, Deadline] = {
 _CLOCK_CONTINUES = {Status.ASSIGNED: Status.PUSHED}
 
 
-class TransitionError(Exception):
-    """A move that the state machine does not allow, or that lacks what it needs."""
-
-    def __init__(self, current: Status, target: str, reason: str) -> None:
-        self.current = current
-        self.target = target
-        self.allowed = allowed_moves(current)
-        super().__init__(reason)
-
-
 def allowed_moves(current: Status) -> list[Status]:
     """The states a task in `current` may move to (cancellation included for open states)."""
     moves = list(_MOVES[current])
@@ -132,11 +124,15 @@ def check_move(current: Status, target: str, *, has_position: bool) -> Status:
     try:
         wanted = Status(target)
     except ValueError:
-        raise TransitionError(current, target, f"unknown state '{target}'") from None
+        raise TransitionError(current, target, f"unknown state '{target}'", allowed_moves(current)) from None
     if wanted not in allowed_moves(current):
-        raise TransitionError(current, target, f"a task that is {current.value} cannot become {wanted.value}")
+        raise TransitionError(
+            current, target, f"a task that is {current.value} cannot become {wanted.value}", allowed_moves(current)
+        )
     if wanted in INSPECTION_TARGETS and not has_position:
-        raise TransitionError(current, target, "an inspection needs the worker's lon/lat (proof of presence)")
+        raise TransitionError(
+            current, target, "an inspection needs the worker's lon/lat (proof of presence)", allowed_moves(current)
+        )
     return wanted
 
 

@@ -22,6 +22,7 @@ from gis.crs import METRIC_EPSG
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from grids import repository as grid_repo
+from grids.codes import grid_code
 from grids.locate import GridLocator
 from grids.partition import partition
 from grids.reference import read_communities, read_towns
@@ -120,7 +121,7 @@ def build_grids(
         for seq, idx in enumerate(order, start=1):
             rows.append(
                 {
-                    "code": f"{comm.code}{seq:03d}",
+                    "code": grid_code(comm.code, seq),
                     "community_code": comm.code,
                     "town_code": comm.town_code,
                     "name": f"{comm.short_name}第{seq}网格",

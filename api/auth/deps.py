@@ -12,9 +12,11 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import service
+from api.auth.errors import InvalidToken
 from api.auth.ratelimit import RateLimiter, retry_after_header
 from api.auth.roles import Principal
-from api.auth.security import InvalidToken, TtlCache, decode_access_token, keyed_digest
+from api.auth.security import decode_access_token, keyed_digest
+from gis.cache import Cache
 
 SESSION_COOKIE = "gridgov_session"
 API_KEY_HEADER = "X-API-Key"
@@ -41,11 +43,11 @@ class AuthRuntime:
     token_minutes: float = 30.0
     session_hours: float = 12.0
     key_cache_seconds: float = 60.0
-    key_cache: TtlCache[str, service.ApiKeyRecord] = field(init=False)
+    key_cache: Cache[str, service.ApiKeyRecord] = field(init=False)
     limiter: RateLimiter = field(default_factory=RateLimiter)
 
     def __post_init__(self) -> None:
-        self.key_cache = TtlCache(self.key_cache_seconds)
+        self.key_cache = Cache(ttl_s=self.key_cache_seconds)
 
 
 def auth_runtime(request: Request) -> AuthRuntime:

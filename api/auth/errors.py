@@ -7,6 +7,10 @@ class AuthError(Exception):
     """Base class of the account and key errors."""
 
 
+class InvalidToken(AuthError):
+    """An access token that is malformed, badly signed or expired."""
+
+
 class InvalidRole(AuthError):
     """A role name that is not one of ROLES."""
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from api.auth.errors import InvalidToken
 
 API_KEY_PREFIX = "gg_"
 API_KEY_RANDOM_CHARS = 32
@@ -76,10 +73,6 @@ class TokenClaims:
     expires_at: datetime
 
 
-class InvalidToken(Exception):
-    """An access token that is malformed, badly signed or expired."""
-
-
 def issue_access_token(
     secret_key: str,
     *,
@@ -119,50 +112,3 @@ def decode_access_token(secret_key: str, token: str) -> TokenClaims:
         town_code=town if isinstance(town, str) else None,
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
     )
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class TtlCache(Generic[K, V]):
-    """A small thread-safe map whose entries expire `ttl_s` seconds after they were put (oldest evicted first)."""
-
-    def __init__(self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        """The live value, or None when absent or expired."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            stored_at, value = entry
-            if self._clock() - stored_at >= self.ttl_s:
-                del self._entries[key]
-                return None
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        """Remember a value from now on."""
-        if self.ttl_s <= 0:
-            return
-        with self._lock:
-            self._entries.pop(key, None)
-            self._entries[key] = (self._clock(), value)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def forget(self, key: K) -> None:
-        """Drop one entry (after a revocation in this process)."""
-        with self._lock:
-            self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        """Drop every entry."""
-        with self._lock:
-            self._entries.clear()

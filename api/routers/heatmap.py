@@ -20,9 +20,9 @@ from api.deps import SHANGHAI, day_window, engine
 from api.routers.pages import sign_in_first
 from api.workflow_deps import require_role
 from gis import clock
-from maps.aggregate import AggregateError
+from maps.errors import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
-from maps.heatmap import aggregate_table, heat_layers, hotspot_collection
+from maps.heat.heatmap import aggregate_table, heat_layers, hotspot_collection
 from maps.page import render_heatmap
 from maps.repository import town_extent
 from supervision.routing import default_router

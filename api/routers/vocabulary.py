@@ -8,11 +8,12 @@ from functools import lru_cache
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from maps.aggregate import EVENT_KIND_LABELS_ZH
-from maps.events import INSPECTION_SOURCE, INSPECTION_SOURCE_LABEL_ZH
 from maps.export import HOT_COLOURS
-from maps.heatmap import BIN_COLOURS, EMERGING_LABELS_ZH, HOT_CLASS_LABELS_ZH
-from maps.hotspots import CLASS_ORDER, EMERGING_CLASSES
+from maps.heat.aggregate import EVENT_KIND_LABELS_ZH
+from maps.heat.emerging import EMERGING_CLASSES
+from maps.heat.events import INSPECTION_SOURCE, INSPECTION_SOURCE_LABEL_ZH
+from maps.heat.heatmap import BIN_COLOURS, EMERGING_LABELS_ZH, HOT_CLASS_LABELS_ZH
+from maps.heat.hotspots import CLASS_ORDER
 from maps.layers import LAYER_LABELS_ZH, Layer
 from supervision.models import CLUE_KIND_LABELS_ZH, CLUE_SEVERITY_LABELS_ZH, CLUE_SOURCE_LABELS_ZH
 from supervision.workflow import DUTY_LABELS_ZH, STATUS_LABELS_ZH, Duty, Status

@@ -16,18 +16,14 @@ from sqlalchemy import Connection, Engine, text
 from typer.testing import CliRunner
 
 from address_library import maintenance
-from address_library.maintenance import (
-    AddressFileError,
-    AddressNotFound,
-    AddressRejected,
-    AddressStateError,
-)
+from address_library.errors import AddressFileError, AddressNotFound, AddressRejected, AddressStateError
 from address_library.parse import parse
 from address_library.repository import library_version
 from address_library.service import Geocoder
 from api.cli import app
 from gis import migrate  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
 from gis.settings import DatabaseSettings
+from grids.codes import community_of
 from grids.placement import GridPlacement
 
 pytestmark = pytest.mark.db
@@ -125,7 +121,7 @@ def test_a_new_door_building_and_room_are_added_with_their_components_grid_and_h
     assert (door["town_code"], door["road_name"], door["door_no"]) == (site.town_code, site.road, "9001")
     assert door["road_id"] is not None and door["kind"] == "road_door"
     assert door["grid_code"] == placement.place([site.lon], [site.lat]).grid_code[0]
-    assert door["community_code"] == door["grid_code"][:12]
+    assert door["community_code"] == community_of(door["grid_code"])
     # The stored text is the normalized one: 三栋 is written 3栋, as the geocoder reads it.
     assert building["full_text"] == site.door(9001) + "3栋" and building["building"] == "3栋"
     assert room["parent_id"] == building_id and room["room"] == "201室"

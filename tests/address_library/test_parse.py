@@ -14,6 +14,7 @@ from shapely.geometry import box
 from address_library.errors import AddressInputError
 from address_library.normalize import normalize
 from address_library.parse import ParsedAddress, default_gazetteer, parse
+from grids.codes import town_of
 from grids.reference import read_divisions, short_community_name
 from synthetic.addresses import generate_library
 from synthetic.noise import render_raw_address
@@ -174,7 +175,7 @@ def library(names: dict[str, str]) -> pd.DataFrame:
     kinds = read_divisions().set_index("code")["kind"]
     rows = []
     for i, code in enumerate(PICKED):
-        town_code = code[:9] + "000"
+        town_code = town_of(code)
         x, y = X0 + (i % 4) * 1000, Y0 + (i // 4) * 1000
         rows.append(
             {

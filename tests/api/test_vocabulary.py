@@ -15,7 +15,8 @@ from api.routers.vocabulary import Vocabulary
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.export import HOT_COLOURS
-from maps.hotspots import CLASS_ORDER, EMERGING_CLASSES
+from maps.heat.emerging import EMERGING_CLASSES
+from maps.heat.hotspots import CLASS_ORDER
 from maps.page import STATIC_DIR
 from supervision.workflow import Duty, Status
 

@@ -16,7 +16,6 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, mapp
 from gis.coords import (
     COORD_SYSTEMS,
     CoordSystem,
-    UnknownCoordSystem,
     bd09_to_gcj02,
     bd09_to_wgs84,
     convert,
@@ -28,7 +27,7 @@ from gis.coords import (
     wgs84_to_gcj02,
 )
 from gis.crs import METRIC_EPSG, STORAGE_EPSG, lonlat_to_metric, metric_to_lonlat, to_lonlat, to_metric
-from gis.errors import GisError
+from gis.errors import GisError, UnknownCoordSystem
 
 TOWNS_GEOJSON = Path(__file__).resolve().parents[2] / "grids" / "data" / "dongguan_towns.geojson"
 GEOD = Geod(ellps="WGS84")

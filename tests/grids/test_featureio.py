@@ -15,8 +15,9 @@ from shapely.geometry import LineString, MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 import grids.topology
-from grids.errors import FeatureFileError, GridsError
-from grids.featureio import Rejection, format_rejections, read_features, validate_features
+from grids.codes import grid_code
+from grids.errors import FeatureFileError, GridsError, Rejection, format_rejections
+from grids.featureio import read_features, validate_features
 from grids.topology import repair_towns
 
 METRIC = 4547
@@ -294,7 +295,7 @@ def test_three_thousand_grids_are_checked_quickly(communities: dict[str, BaseGeo
     cells = [box(c * 1000 / 50, r * side, (c + 1) * 1000 / 50, (r + 1) * side) for r in range(60) for c in range(50)]
     geoms = gpd.GeoSeries([shapely.affinity.translate(g, ORIGIN_X, ORIGIN_Y) for g in cells], crs=METRIC).to_crs(4326)
     grids = gpd.GeoDataFrame(
-        {"code": [f"{COMM_A1}{i % 1000:03d}" for i in range(3000)], "community_code": COMM_A1}, geometry=geoms
+        {"code": [grid_code(COMM_A1, i % 1000) for i in range(3000)], "community_code": COMM_A1}, geometry=geoms
     )
     t0 = time.perf_counter()
     rejections = validate_features(grids, "grid", parent_geoms=communities, existing_sibling_geoms={})
@@ -340,7 +341,7 @@ def test_a_tiling_passes_and_a_cell_pushed_into_its_neighbour_is_caught(
     def grids(polygons: list[Polygon]) -> gpd.GeoDataFrame:
         return frame(
             [
-                {"code": f"{COMM_A1}{i + 1:03d}", "community_code": COMM_A1, "geometry": MultiPolygon([p])}
+                {"code": grid_code(COMM_A1, i + 1), "community_code": COMM_A1, "geometry": MultiPolygon([p])}
                 for i, p in enumerate(polygons)
             ]
         )

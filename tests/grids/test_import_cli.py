@@ -19,6 +19,7 @@ from gis import migrate  # noqa: F401 - import alembic before CliRunner swaps sy
 from gis.cluster import LocalCluster
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from grids.codes import community_of, grid_code, grid_number
 
 pytestmark = [
     pytest.mark.db,
@@ -120,7 +121,7 @@ def write(frame: gpd.GeoDataFrame, path: Path) -> Path:
 def next_code(codes: list[str]) -> str:
     """The next free grid code of a community: its code plus the next three-digit sequence."""
     top = max(codes)
-    return f"{top[:12]}{int(top[12:]) + 1:03d}"
+    return grid_code(community_of(top), grid_number(top) + 1)
 
 
 def assert_refused(

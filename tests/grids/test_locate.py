@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon, box
 
 import grids.locate
-from grids.errors import GridsError
-from grids.locate import DEFAULT_CELL_DEG, GridLocator, LocateError, TerritoryLocator
+from grids.errors import GridsError, LocateError
+from grids.locate import DEFAULT_CELL_DEG, GridLocator, TerritoryLocator
 
 # Dongguan's magnitudes (lon 113.5-114.3, lat 22.6-23.2): rounding behaves as it will in production.
 LON0, LAT0 = 113.75, 22.95

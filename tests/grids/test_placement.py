@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
-from grids.placement import GridPlacement
+from grids.placement import GridPlacement, PlacementCache
 
 pytestmark = pytest.mark.db
 
@@ -63,3 +63,17 @@ def test_a_point_on_a_grid_edge_is_near_the_boundary_and_one_outside_the_city_ha
     assert placed.grid_code[1] is None and placed.town_code[1] is None and not placed.near_boundary[1]
     # The distance that counts as "near" is configurable per call.
     assert not placement.place([lon], [lat], near_boundary_m=0.0).near_boundary[0]
+
+
+def test_the_placement_cache_reloads_only_when_the_active_version_changes(db: DatabaseSettings) -> None:
+    cache = PlacementCache()
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        first = cache.get(conn)
+        assert cache.get(conn) is first, "an unchanged version is answered from memory"
+        conn.execute(text("UPDATE grid SET area_m2 = area_m2 + 1 WHERE code = (SELECT min(code) FROM grid)"))
+        redrawn = cache.get(conn)
+        assert redrawn is not first and redrawn.version_id == first.version_id
+        conn.rollback()  # the redraw never happened
+        assert cache.get(conn) is not redrawn, "back to the first fingerprint: loaded again"
+    engine.dispose()

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from maps.aggregate import (
-    AggregateError,
+from maps.errors import AggregateError, MapsError
+from maps.heat.aggregate import (
     Denominators,
     EventFrame,
     aggregate,
@@ -27,8 +27,7 @@ from maps.aggregate import (
     parse_unit,
     points_or_aggregates,
 )
-from maps.errors import MapsError
-from maps.events import load_denominators, load_events
+from maps.heat.events import load_denominators, load_events
 
 # Dongguan's box, and a little beyond, so that cells on the city's edge are covered too.
 dongguan_lons = st.floats(min_value=113.4, max_value=114.4, allow_nan=False)

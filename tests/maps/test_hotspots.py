@@ -11,18 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from libpysal.weights import W, lat2W
 
-from maps.hotspots import (
-    CLASS_ORDER,
-    HotspotError,
-    classify_emerging,
-    eb_rates,
-    emerging,
-    fdr_adjust,
-    find_hotspots,
-    gi_star,
-    weights_for_grids,
-    weights_for_h3,
-)
+from maps.errors import HotspotError
+from maps.heat.emerging import classify_emerging, emerging
+from maps.heat.hotspots import CLASS_ORDER, eb_rates, fdr_adjust, find_hotspots, gi_star
+from maps.heat.weights import weights_for_grids, weights_for_h3
 
 SIDE = 24
 

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 from supervision.calendar import (
     SHANGHAI,
     SHIPPED_SCHEDULE,
-    CalendarError,
-    CalendarRangeError,
     WorkCalendar,
     read_schedule_table,
 )
+from supervision.errors import CalendarError, CalendarRangeError
 
 CAL = WorkCalendar()
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from supervision.errors import RoutingError
 from supervision.routing import (
     DEPARTMENTS_PATH,
     HIGH_FREQUENCY_INDUSTRIES,
     INDUSTRIES_PATH,
     RULES_PATH,
     Router,
-    RoutingError,
     default_router,
 )
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from supervision.errors import InvalidInput, OutOfScope, SupervisionError
-from supervision.stats import LEVELS, StatsError, StatsWindow, headline, unit_stats
+from supervision.errors import InvalidInput, OutOfScope, StatsError, SupervisionError
+from supervision.stats import LEVELS, StatsWindow, headline, unit_stats
 
 pytestmark = pytest.mark.db
 

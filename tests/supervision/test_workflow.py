@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from supervision.errors import TransitionError
 from supervision.workflow import (
     TERMINAL,
     Status,
-    TransitionError,
     allowed_moves,
     check_move,
     deadline_for,

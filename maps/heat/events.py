@@ -1,4 +1,4 @@
-"""maps.events: the point events behind the heatmaps (clues, unlicensed findings, problem inspections), read as arrays."""
+"""maps.heat.events: the events behind the heatmaps (clues, unlicensed findings, problem inspections), as arrays."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
-from maps.aggregate import EVENT_KINDS, AggregateError, Denominators, EventFrame, h3_denominators, parse_unit
+from grids.codes import GRID_DIGITS, TOWN_DIGITS
+from maps.errors import AggregateError
+from maps.heat.aggregate import EVENT_KINDS, Denominators, EventFrame, h3_denominators, parse_unit
 
-# grid.code and town.code are VARCHAR(15) and VARCHAR(12); codes are padded to these widths so that a column of
-# them travels as one fixed-width block.
-GRID_CODE_WIDTH = 15
-TOWN_CODE_WIDTH = 12
+# Grid and town codes are padded to their full widths (grids.codes) so that a column of them travels as one
+# fixed-width block.
 # Findings of these duties are "unlicensed-business findings" (issue 5); any duty's problem is a "problem".
 UNLICENSED_DUTIES = ("unlicensed_patrol", "licence_check")
 INSPECTION_SOURCE = "inspection"  # the source of task-derived events: a worker on site, not a report
@@ -147,8 +147,8 @@ def load_events(
         "sources": _optional(sources),
         "inspection": INSPECTION_SOURCE,
         "unlicensed_duties": list(UNLICENSED_DUTIES),
-        "grid_width": GRID_CODE_WIDTH,
-        "town_width": TOWN_CODE_WIDTH,
+        "grid_width": GRID_DIGITS,
+        "town_width": TOWN_DIGITS,
     }
     groups = conn.execute(_EVENTS, params).all()
     if not groups:
@@ -176,8 +176,8 @@ def load_events(
         industry=repeated("industry"),
         status=repeated("status"),
         source=repeated("source"),
-        town_code=_code_column(groups, "town_codes", TOWN_CODE_WIDTH),
-        grid_code=_code_column(groups, "grid_codes", GRID_CODE_WIDTH),
+        town_code=_code_column(groups, "town_codes", TOWN_DIGITS),
+        grid_code=_code_column(groups, "grid_codes", GRID_DIGITS),
     )
 
 
@@ -236,7 +236,7 @@ def load_denominators(conn: Connection, unit: str, town: str | None = None) -> D
 
     Areas take grid.entity_count (summed over a community's or town's grids) and each level's population. H3
     cells count open entities by position and share each grid's population among its cells by address points
-    (maps.aggregate.apportioned_h3_population); that reads every entity and address, so cache the result. With
+    (maps.heat.aggregate.apportioned_h3_population); that reads every entity and address, so cache the result. With
     a town, H3 cells count only that town's entities and residents: a cell on the town's edge is measured by the
     same people whose clues the town's view counts.
     """

@@ -1,14 +1,12 @@
-"""maps.heatmap: the layers of the town leader's heatmap page — heat points, H3 hexagons with a legend, comparison.
+"""maps.heat.heatmap: the layers of the town leader's heatmap page — heat points, H3 hexagons with a legend, comparison.
 
-Reads events through maps.events, aggregates with maps.aggregate, and shapes GeoJSON for the browser, which
+Reads events through maps.heat.events, aggregates with maps.heat.aggregate, and shapes GeoJSON for the browser, which
 never receives more than 50,000 raw points (beyond that, H3 cell centres weighted by count).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +17,9 @@ import shapely
 import shapely.geometry
 from sqlalchemy import Connection
 
-from maps.aggregate import (
-    AggregateError,
+from gis.cache import Cache
+from maps.errors import AggregateError, HotspotError
+from maps.heat.aggregate import (
     Denominators,
     EventFrame,
     aggregate,
@@ -32,28 +31,22 @@ from maps.aggregate import (
     points_or_aggregates,
     validate_resolution,
 )
-from maps.events import load_denominators, load_events, study_grids
-from maps.hotspots import GiStar, HotspotError, eb_rates, emerging, find_hotspots, weights_for_grids, weights_for_h3
+from maps.heat.emerging import emerging
+from maps.heat.events import load_denominators, load_events, study_grids
+from maps.heat.hotspots import GiStar, eb_rates, find_hotspots
+from maps.heat.weights import weights_for_grids, weights_for_h3
 from supervision.routing import default_router
 
 DENOMINATOR_TTL_S = 600.0
 # The page's kinds; "all" is every clue (of kind clue or unlicensed) and every unlicensed finding, counted once.
 KINDS = {"clue": ("clue",), "unlicensed": ("unlicensed",), "problem": ("problem",), "all": ("clue", "unlicensed")}
-_denominators: dict[tuple[str, str | None], tuple[float, Denominators]] = {}
-_lock = threading.Lock()
+_denominators: Cache[tuple[str, str | None], Denominators] = Cache(ttl_s=DENOMINATOR_TTL_S)
 
 
 def denominators(conn: Connection, unit: str, town: str | None = None) -> Denominators:
     """Entities and residents per unit (H3 ones: of the town's people only), cached for ten minutes."""
     key = (unit, town if unit.startswith("h3:") else None)  # areas are the same whoever looks
-    with _lock:
-        cached = _denominators.get(key)
-        if cached is not None and time.monotonic() - cached[0] < DENOMINATOR_TTL_S:
-            return cached[1]
-    found = load_denominators(conn, unit, key[1])
-    with _lock:
-        _denominators[key] = (time.monotonic(), found)
-    return found
+    return _denominators.get_or_load(key, lambda: load_denominators(conn, unit, key[1]))
 
 
 def validate_industry(industry: str | None) -> None:
@@ -356,7 +349,7 @@ def hotspot_collection(
     """Hotspots with FDR classes and the emerging category, as a GeoJSON FeatureCollection.
 
     method="gi_star": Getis-Ord Gi* of counts; method="rate": the empirical-Bayes rate test per `per`
-    (maps.hotspots.rate_hotspots). `rate` in the properties is always the EB-smoothed rate (per registered
+    (maps.heat.hotspots.rate_hotspots). `rate` in the properties is always the EB-smoothed rate (per registered
     entity, or per 1,000 residents), so a unit with two entities and one clue does not show a rate of 0.5.
     """
     events = load_window(

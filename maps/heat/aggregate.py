@@ -1,4 +1,4 @@
-"""maps.aggregate: counts, rates, class breaks and period comparison of point events by H3 cell, grid, community, town."""
+"""maps.heat.aggregate: counts, rates, class breaks and period comparison of events by H3 cell, grid, community, town."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from h3ronpy import vector as h3_vector
 
-from maps.errors import MapsError
+from grids.codes import community_of
+from maps.errors import AggregateError
 
 EVENT_KINDS = ("clue", "unlicensed", "problem")
 EVENT_KIND_LABELS_ZH = {"clue": "线索", "unlicensed": "无照经营", "problem": "检查发现问题"}
@@ -26,7 +27,6 @@ H3_MAX_RESOLUTION = 10  # ~0.015 km² cells: finer is one shop per cell
 AREA_UNITS = ("grid", "community", "town")
 UNITS = tuple(f"h3:{r}" for r in range(H3_MIN_RESOLUTION, H3_MAX_RESOLUTION + 1)) + AREA_UNITS
 MAX_RAW_POINTS = 50_000  # the most raw points the browser is ever sent
-COMMUNITY_CODE_DIGITS = 12  # a grid code begins with its community's 12-digit code
 
 # A rate is shown as shaky when it rests on fewer events, entities or residents than these.
 MIN_COUNT = 5
@@ -44,10 +44,6 @@ _RESOLUTION_MASK = np.uint64(0xF) << _RESOLUTION_SHIFT
 # NaturalBreaks seeds k-means from numpy's global generator; a fixed seed keeps a map's legend stable.
 _NATURAL_BREAKS_SEED = 20_201_101
 _global_rng_lock = threading.Lock()
-
-
-class AggregateError(MapsError):
-    """An aggregation request is malformed (unit, H3 resolution, window, kinds, coordinates, class scheme)."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +124,8 @@ class EventFrame:
         return self.select((self.reported_at_s >= lo) & (self.reported_at_s < hi))
 
     def community_code(self) -> pd.Categorical:
-        """Each event's community, read from the first 12 digits of its grid code."""
-        prefixes = pd.Index([str(c)[:COMMUNITY_CODE_DIGITS] for c in self.grid_code.categories], dtype=object)
+        """Each event's community, read from its grid code."""
+        prefixes = pd.Index([community_of(str(c)) for c in self.grid_code.categories], dtype=object)
         communities, remap = np.unique(np.asarray(prefixes, dtype=object).astype(str), return_inverse=True)
         lookup = np.append(remap.astype(np.int32), -1)  # code -1 (no grid) stays -1
         return pd.Categorical.from_codes(
@@ -312,7 +308,7 @@ def aggregate(
     Columns: code, count, entities, residents, per_entity, per_1000_residents, small_n. A rate is NaN where its
     denominator is unknown or zero (never infinite); ``small_n`` marks a row whose figures rest on fewer than
     5 events, 20 entities or 1,000 residents, so that nobody ranks a 2-shop grid with 1 clue as the city's worst.
-    The rates are raw (not smoothed); hotspot ranking by rate uses empirical Bayes (maps.hotspots). With
+    The rates are raw (not smoothed); hotspot ranking by rate uses empirical Bayes (maps.heat.hotspots). With
     ``include_empty_units`` the units of ``denominators`` without events appear with count 0. ``attrs['unplaced']``
     is the number of events without a unit (no grid code, say). Rows: most events first, then by code.
     """

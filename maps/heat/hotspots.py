@@ -1,23 +1,19 @@
-"""maps.hotspots: Getis-Ord Gi* hotspots with FDR, empirical-Bayes rates and emerging-hotspot trends (pure)."""
+"""maps.heat.hotspots: Getis-Ord Gi* hotspots with exact p-values and FDR, and the empirical-Bayes rate test (pure)."""
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import h3
 import numpy as np
-import shapely
 from esda.getisord import G_Local
 from libpysal.weights import W, fill_diagonal
 from scipy import signal, sparse, stats
-from scipy.spatial import cKDTree
 
-from maps.errors import MapsError
+from maps.errors import HotspotError
 
 HOT_CLASSES = ("hot_99", "hot_95", "hot_90")
 COLD_CLASSES = ("cold_99", "cold_95", "cold_90")
@@ -25,26 +21,15 @@ NOT_SIGNIFICANT = "not_significant"
 # Coldest to hottest: the order a legend reads in, and the order the monotonicity property is stated in.
 CLASS_ORDER = ("cold_99", "cold_95", "cold_90", NOT_SIGNIFICANT, "hot_90", "hot_95", "hot_99")
 DEFAULT_ALPHA_LEVELS = (0.01, 0.05, 0.10)  # FDR levels of the 99 %, 95 % and 90 % tiers
-EMERGING_CLASSES = (
-    "new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating", "historical",
-)  # fmt: skip
-HOT_SHARE = 0.9  # ESRI's "90 percent of the time-step intervals"
-TREND_ALPHA = 0.05
 
 Inference = Literal["exact", "analytic", "permutation"]
 Test = Literal["exact", "analytic", "permutation", "negative_binomial"]  # what a result's p-values rest on
 Method = Literal["gi_star", "rate"]
 
-_WEIGHTS_CACHE_SIZE = 16
 _PERMUTATION_KEYS_BUDGET = 4_000_000  # random keys drawn at once when sampling neighbour sets (~32 MB)
 _GATHER_BUDGET = 2_000_000  # simulated neighbour values held at once in the permutation kernel (~16 MB)
-_EARTH_RADIUS_M = 6_371_008.8
 MIN_RATE_HOT_COUNT = 2  # one clue is never a rate hotspot, however few people live around it
 _EXACT_MAX_SUPPORT = 200_000  # beyond this many possible neighbourhood sums the normal approximation is fine anyway
-
-
-class HotspotError(MapsError):
-    """A hotspot request is malformed (mismatched lengths, negative or non-finite values, bad cells, bad levels)."""
 
 
 @dataclass(frozen=True)
@@ -82,116 +67,9 @@ class _Prepared:
     terms: np.ndarray  # values in each unit's Gi* sum: its neighbours plus itself
 
 
-_weights_cache: OrderedDict[Hashable, W] = OrderedDict()
+# Derived once per weights object and dropped with it (maps.heat.weights keeps the objects in its cache).
 _prepared: weakref.WeakKeyDictionary[W, _Prepared] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
-
-
-def _cached(key: Hashable) -> W | None:
-    with _cache_lock:
-        w = _weights_cache.get(key)
-        if w is not None:
-            _weights_cache.move_to_end(key)
-        return w
-
-
-def _remember(key: Hashable, w: W) -> W:
-    with _cache_lock:
-        _weights_cache[key] = w
-        _weights_cache.move_to_end(key)
-        while len(_weights_cache) > _WEIGHTS_CACHE_SIZE:
-            _weights_cache.popitem(last=False)
-    return w
-
-
-def clear_weights_cache() -> None:
-    """Forget every cached weights object (tests, or after a new grid version is activated)."""
-    with _cache_lock:
-        _weights_cache.clear()
-
-
-def _check_codes(codes: Sequence[str]) -> list[str]:
-    out = [str(c) for c in codes]
-    if len(set(out)) != len(out):
-        raise HotspotError("unit codes must be unique")
-    return out
-
-
-def _link_islands(neighbours: list[set[int]], centres: np.ndarray) -> None:
-    """Give every unit without a neighbour its nearest unit (both ways), so no unit sits outside all sums."""
-    islands = [i for i, nb in enumerate(neighbours) if not nb]
-    if not islands or len(neighbours) < 2:
-        return
-    tree = cKDTree(centres)
-    _, idx = tree.query(centres[islands], k=2)
-    for i, pair in zip(islands, idx, strict=True):
-        j = int(pair[1]) if int(pair[0]) == i else int(pair[0])
-        neighbours[i].add(j)
-        neighbours[j].add(i)
-
-
-def _to_w(codes: list[str], neighbours: list[set[int]]) -> W:
-    mapping = {codes[i]: [codes[j] for j in sorted(nb)] for i, nb in enumerate(neighbours)}
-    return W(mapping, id_order=codes, silence_warnings=True)
-
-
-def weights_for_grids(geoms: Sequence[shapely.Geometry], codes: Sequence[str]) -> W:
-    """Queen contiguity (any shared point) among grid polygons, islands linked to their nearest grid; cached."""
-    code_list = _check_codes(codes)
-    geom_array = np.asarray(geoms, dtype=object)
-    if len(geom_array) != len(code_list):
-        raise HotspotError(f"{len(geom_array)} geometries for {len(code_list)} codes")
-    # Codes can survive a redraw of the grid version; the bounds tell a redrawn layer apart cheaply.
-    bounds = shapely.bounds(geom_array) if len(geom_array) else np.empty((0, 4))
-    key = ("grid", tuple(code_list), hash(np.round(bounds, 7).tobytes()))
-    hit = _cached(key)
-    if hit is not None:
-        return hit
-    neighbours: list[set[int]] = [set() for _ in code_list]
-    if len(geom_array):
-        # "intersects" rather than libpysal's shared-vertex test: grid edges drawn by different hands meet at
-        # T-junctions, which vertex matching misses.
-        left, right = shapely.STRtree(geom_array).query(geom_array, predicate="intersects")
-        for i, j in zip(left.tolist(), right.tolist(), strict=True):
-            if i != j:
-                neighbours[i].add(j)
-                neighbours[j].add(i)
-        centres = shapely.get_coordinates(shapely.point_on_surface(geom_array))
-        _link_islands(neighbours, centres)
-    return _remember(key, _to_w(code_list, neighbours))
-
-
-def _h3_centres_m(cells: list[str]) -> np.ndarray:
-    """Cell centres on a local equirectangular plane in metres (good enough to rank nearest neighbours)."""
-    latlng = np.array([h3.cell_to_latlng(c) for c in cells], dtype=float).reshape(-1, 2)
-    lat0 = np.radians(latlng[:, 0].mean()) if len(latlng) else 0.0
-    x_m = np.radians(latlng[:, 1]) * np.cos(lat0) * _EARTH_RADIUS_M
-    y_m = np.radians(latlng[:, 0]) * _EARTH_RADIUS_M
-    return np.column_stack([x_m, y_m])
-
-
-def weights_for_h3(cells: Sequence[str]) -> W:
-    """First-ring H3 neighbours among the given cells (one resolution), islands linked to the nearest cell; cached."""
-    cell_list = _check_codes(cells)
-    key = ("h3", tuple(cell_list))
-    hit = _cached(key)
-    if hit is not None:
-        return hit
-    resolutions = set()
-    for cell in cell_list:
-        if not h3.is_valid_cell(cell):
-            raise HotspotError(f"not an H3 cell: {cell!r}")
-        resolutions.add(h3.get_resolution(cell))
-    if len(resolutions) > 1:
-        raise HotspotError(f"H3 cells of mixed resolutions {sorted(resolutions)}")
-    position = {c: i for i, c in enumerate(cell_list)}
-    neighbours: list[set[int]] = []
-    for cell in cell_list:
-        ring = (position.get(c) for c in h3.grid_disk(cell, 1) if c != cell)
-        neighbours.append({j for j in ring if j is not None})
-    if len(cell_list):
-        _link_islands(neighbours, _h3_centres_m(cell_list))
-    return _remember(key, _to_w(cell_list, neighbours))
 
 
 def _prepare(w: W) -> _Prepared:
@@ -530,83 +408,3 @@ def find_hotspots(
             raise HotspotError('method="rate" has its own test; inference applies to method="gi_star" only')
         return rate_hotspots(counts, w, population, alpha_levels=alpha_levels)
     raise HotspotError(f"unknown method {method!r}")
-
-
-def _trend(z_series: np.ndarray, trend_alpha: float) -> int:
-    """Mann-Kendall sign of the z-score series: +1 rising, -1 falling, 0 no significant trend."""
-    if len(z_series) < 3 or np.ptp(z_series) == 0:
-        return 0
-    tau, p_value = stats.kendalltau(np.arange(len(z_series)), z_series)
-    if not np.isfinite(p_value) or p_value > trend_alpha:
-        return 0
-    return 1 if tau > 0 else -1
-
-
-def classify_emerging(hot: np.ndarray, cold: np.ndarray, trend: int, *, hot_share: float = HOT_SHARE) -> str | None:
-    """Emerging-hotspot category of one unit from its per-slice hot/cold flags and z-score trend (see emerging)."""
-    n_slices = len(hot)
-    if n_slices == 0:
-        return None
-    n_hot = int(hot.sum())
-    mostly_hot = n_hot >= hot_share * n_slices
-    if not hot[-1]:
-        return "historical" if mostly_hot else None
-    if mostly_hot:
-        return {1: "intensifying", -1: "diminishing"}.get(trend, "persistent")
-    if n_hot == 1:
-        return "new"
-    run = n_slices - int(np.flatnonzero(~hot)[-1]) - 1  # the final uninterrupted hot run (final slice is hot)
-    if run == n_hot:  # run >= 2 here: never hot before the run
-        return "consecutive"
-    return "oscillating" if bool(cold[:-1].any()) else "sporadic"
-
-
-def emerging(
-    counts_by_slice: np.ndarray,
-    w: W,
-    *,
-    method: Method = "gi_star",
-    population: np.ndarray | None = None,
-    alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
-    trend_alpha: float = TREND_ALPHA,
-    hot_share: float = HOT_SHARE,
-) -> list[str | None]:
-    """Emerging-hotspot category per unit over time slices (rows oldest first), after ESRI's Emerging Hot Spot Analysis.
-
-    Each slice gets its own analysis by `method` (Gi* of counts with exact p, or the rate test against
-    `population`; FDR as gi_star); a unit is hot (cold) in a slice when its class is any hot (cold) tier. The trend is a Mann-Kendall test (Kendall's tau against time, scipy) on the unit's Gi* z-scores,
-    significant at trend_alpha. With "mostly hot" = hot in at least hot_share (90 %) of the slices:
-
-    - new: hot in the final slice and in no earlier slice;
-    - consecutive: a single uninterrupted run of >= 2 hot slices ending at the final slice, never hot before it,
-      not mostly hot;
-    - intensifying: mostly hot, hot in the final slice, significant rising trend;
-    - persistent: mostly hot, hot in the final slice, no significant trend;
-    - diminishing: mostly hot, hot in the final slice, significant falling trend;
-    - sporadic: hot in the final slice, on and off before, never cold, not mostly hot (and not new/consecutive);
-    - oscillating: hot in the final slice, cold in some earlier slice, not mostly hot (and not new/consecutive);
-    - historical: not hot in the final slice but mostly hot;
-    - None: anything else (ESRI's "no pattern detected"; its cold-spot categories are not reported).
-    """
-    series = np.asarray(counts_by_slice, dtype=float)
-    if series.ndim != 2 or series.shape[1] != w.n:
-        raise HotspotError(f"counts_by_slice must be (n_slices, {w.n}), got {series.shape}")
-    if not 0 < hot_share <= 1 or not 0 < trend_alpha < 1:
-        raise HotspotError("hot_share must be in (0, 1] and trend_alpha in (0, 1)")
-    n_slices, n_units = series.shape
-    if n_slices == 0:
-        return [None] * n_units
-    z = np.empty((n_slices, n_units))
-    hot = np.empty((n_slices, n_units), dtype=bool)
-    cold = np.empty((n_slices, n_units), dtype=bool)
-    for t in range(n_slices):
-        result = find_hotspots(
-            series[t], w, method=method, population=population, permutations=0, alpha_levels=alpha_levels
-        )
-        z[t], hot[t] = result.z, result.hot()
-        cold[t] = np.isin(result.classes, COLD_CLASSES)
-    out: list[str | None] = []
-    for i in range(n_units):
-        trend = _trend(z[:, i], trend_alpha) if hot[-1, i] or hot[:, i].any() else 0
-        out.append(classify_emerging(hot[:, i], cold[:, i], trend, hot_share=hot_share))
-    return out
