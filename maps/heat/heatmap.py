@@ -126,8 +126,8 @@ def aggregate_table(
     }
 
 
-# What the page calls the hotspot classes (maps.hotspots.CLASS_ORDER; their colours are maps.export.HOT_COLOURS)
-# and the emerging-hotspot categories (maps.hotspots.EMERGING_CLASSES), and the colours of the hexagons' legend
+# What the page calls the hotspot classes (maps.heat.hotspots.CLASS_ORDER; colours: maps.export.HOT_COLOURS)
+# and the emerging-hotspot categories (maps.heat.emerging.EMERGING_CLASSES), and the colours of the hexagons' legend
 # classes (`bin` 0, 1, …; a class beyond the ramp takes its last colour). Served by GET /v1/vocabulary.
 HOT_CLASS_LABELS_ZH = {
     "hot_99": "热点（99%）",
