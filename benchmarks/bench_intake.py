@@ -24,7 +24,8 @@ from api.auth.service import create_api_key, create_user
 from benchmarks.common import BenchmarkFailed, checked_client, wait_until_up
 from gis.cluster import free_port
 from gis.settings import DatabaseSettings
-from supervision.intake import EVENT_FIELDS, IMPORT_CHUNK
+from supervision.event_files import IMPORT_CHUNK
+from supervision.events import EVENT_FIELDS
 from synthetic.simulate import sample_registrations, simulate
 
 LATENCY_EVENTS = 300

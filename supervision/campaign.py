@@ -13,7 +13,8 @@ from datetime import date, datetime
 from sqlalchemy import Connection, text
 
 from gis import clock
-from supervision.tasks import SYSTEM, Actor, NewTask, create_tasks
+from supervision.audit import SYSTEM, Actor
+from supervision.creation import NewTask, create_tasks
 from supervision.workflow import Duty
 
 CAMPAIGN_START = (3, 1)

@@ -28,9 +28,12 @@ from address_library.match import MATCHED
 from address_library.service import Geocoder
 from gis import clock
 from grids.repository import active_grid_at
+from supervision.audit import Actor
+from supervision.creation import NewTask, create_tasks
 from supervision.errors import InvalidInput, NotFound, OutOfScope
+from supervision.paging import Page, decode_cursor, encode_cursor
 from supervision.routing import default_router
-from supervision.tasks import Actor, NewTask, Page, TaskScope, create_tasks, decode_cursor, encode_cursor
+from supervision.scope import CITY, Scope
 from supervision.workflow import Duty
 
 DUPLICATE_RADIUS_M = 50.0
@@ -136,7 +139,7 @@ def report_clue(
     conn.execute(
         text("UPDATE clue c SET status = t.status FROM task t WHERE t.clue_id = c.id AND c.id = :id"), {"id": clue_id}
     )
-    return clue_by_id(conn, int(clue_id), TaskScope("city"))
+    return clue_by_id(conn, int(clue_id), CITY)
 
 
 def _position(report: ClueReport, geocoder: Geocoder | None) -> tuple[float, float, str | None]:
@@ -193,17 +196,6 @@ def suggest_duplicates(
 # ------------------------------------------------------------------------------------------------ reading
 
 
-def _clue_scope_sql(scope: TaskScope) -> tuple[str, dict[str, Any]]:
-    """The scope as a condition on clue columns (a department sees the clues routed to it)."""
-    if scope.kind == "department":
-        return "c.department_code = :scope_code", {"scope_code": scope.code}
-    if scope.kind == "community":
-        return "left(c.grid_code, 12) = :scope_code", {"scope_code": scope.code}
-    if scope.kind in ("town", "worker", "city", "none"):
-        return scope.sql("c")
-    return "FALSE", {}
-
-
 _CLUE_COLUMNS = """
     c.id, c.kind, c.industry, c.description, c.severity, c.status, c.source, c.reported_at, c.address,
     c.town_code, c.grid_code, c.reported_by, c.department_code, c.duplicate_candidates,
@@ -214,9 +206,9 @@ _CLUE_COLUMNS = """
 """
 
 
-def clue_by_id(conn: Connection, clue_id: int, scope: TaskScope) -> dict[str, Any]:
+def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> dict[str, Any]:
     """One clue with its task, deadline and photos; NotFound or OutOfScope."""
-    where, params = _clue_scope_sql(scope)
+    where, params = scope.clue_sql("c")
     row = (
         conn.execute(
             text(f"SELECT {_CLUE_COLUMNS}, ({where}) AS visible FROM clue c WHERE c.id = :id"),  # noqa: S608 - fixed SQL fragments; values are bound
@@ -260,10 +252,10 @@ class ClueFilters:
 
 
 def list_clues(
-    conn: Connection, scope: TaskScope, filters: ClueFilters, *, limit: int = 50, cursor: str | None = None
+    conn: Connection, scope: Scope, filters: ClueFilters, *, limit: int = 50, cursor: str | None = None
 ) -> Page:
     """Clues in scope, newest first, as {items, total, next}."""
-    where, params = _clue_scope_sql(scope)
+    where, params = scope.clue_sql("c")
     clauses = [where]
     for column, value in (
         ("town_code", filters.town),
@@ -400,7 +392,7 @@ def store_photo(photo_dir: Path, sha256: str, content_type: str, data: bytes) ->
     return path
 
 
-def photo_file(conn: Connection, photo_id: int, scope: TaskScope, photo_dir: Path) -> tuple[Path, str]:
+def photo_file(conn: Connection, photo_id: int, scope: Scope, photo_dir: Path) -> tuple[Path, str]:
     """The stored file of one photo (after the scope check on its clue), checked against its checksum."""
     row = conn.execute(
         text("SELECT clue_id, sha256, content_type FROM clue_photo WHERE id = :id"), {"id": photo_id}

@@ -1,4 +1,6 @@
-"""supervision.deadlines: recompute provisional deadlines once a year's official working-day schedule is known.
+"""supervision.deadlines: the deadlines of open tasks — warnings as they come due, and provisional ones recomputed.
+
+`raise_warnings` records the 80 % and overdue warnings (`task_warning`) once per task, step and level.
 
 A deadline that runs into a year without an official schedule (make-up working days unknown) is computed on
 Monday–Friday minus the statutory holidays and flagged `calendar_provisional`. When the year's schedule is added
@@ -14,9 +16,36 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from gis import clock
+from supervision.audit import Holder, TaskEvent, write_events
 from supervision.calendar import WorkCalendar, default_calendar
-from supervision.tasks import OPEN_STATUSES
+from supervision.task_states import OPEN_STATUSES
 from supervision.workflow import Status, deadline_for
+
+# The audit name of the calendar's recomputations.
+CALENDAR_ACTOR = "system:calendar"
+
+
+def raise_warnings(conn: Connection, *, now: datetime | None = None) -> dict[str, int]:
+    """Record the 80% and overdue warnings that have come due (once per task, step and level)."""
+    moment = now or clock.now()
+    counts: dict[str, int] = {}
+    for level, condition in (
+        ("due_soon", "t.warn_at <= :now AND t.due_at > :now"),
+        ("overdue", "t.due_at <= :now"),
+    ):
+        result = conn.execute(
+            text(
+                f"""
+                INSERT INTO task_warning (task_id, level, due_at, holder, raised_at)
+                SELECT t.id, :level, t.due_at, t.holder, :now FROM task t
+                WHERE t.status = ANY(:open) AND t.due_at IS NOT NULL AND {condition}
+                ON CONFLICT ON CONSTRAINT uq_task_warning_step DO NOTHING
+                """  # noqa: S608 - fixed SQL fragments; values are bound
+            ),
+            {"level": level, "now": moment, "open": list(OPEN_STATUSES)},
+        )
+        counts[level] = result.rowcount
+    return counts
 
 
 @dataclass(frozen=True)
@@ -67,23 +96,24 @@ def recompute_provisional(
             ),
             {"due": info.due_at, "warn": info.warning_at, "provisional": info.provisional, "now": moment, "id": row.id},
         )
-        conn.execute(
-            text(
-                "INSERT INTO task_event (task_id, from_status, to_status, actor, at, note, worker_id, holder, due_at) "
-                "VALUES (:id, :status, :status, 'system:calendar', :now, :note, :worker, :holder, :due)"
-            ),
-            {
-                "id": row.id,
-                "status": row.status,
-                "now": moment,
-                "note": (
-                    f"deadline recomputed with the official working-day schedule: "
-                    f"{row.due_at.date().isoformat()} → {info.due_at.date().isoformat()}"
-                ),
-                "worker": row.worker_id,
-                "holder": row.holder,
-                "due": info.due_at,
-            },
+        write_events(
+            conn,
+            [
+                TaskEvent(
+                    task_id=row.id,
+                    from_status=row.status,
+                    to_status=row.status,
+                    actor=CALENDAR_ACTOR,
+                    at=moment,
+                    note=(
+                        f"deadline recomputed with the official working-day schedule: "
+                        f"{row.due_at.date().isoformat()} → {info.due_at.date().isoformat()}"
+                    ),
+                    worker_id=row.worker_id,
+                    holder=Holder.read(row.holder),
+                    due_at=info.due_at,
+                )
+            ],
         )
         changed.append(Recomputed(int(row.id), row.due_at, info.due_at, info.provisional))
     return changed

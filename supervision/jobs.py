@@ -19,11 +19,11 @@ from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from gis import clock
+from supervision.assignment import assign_waiting
 from supervision.calendar import SHANGHAI
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
-from supervision.deadlines import recompute_provisional
-from supervision.intake import relay_pending
-from supervision.tasks import assign_waiting, raise_warnings
+from supervision.deadlines import raise_warnings, recompute_provisional
+from supervision.outbox import relay_pending
 
 log = logging.getLogger(__name__)
 

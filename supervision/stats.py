@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis import clock
+from supervision.audit import overdue_attribution
 from supervision.errors import OutOfScope, StatsError
 from supervision.routing import default_router
-from supervision.tasks import OPEN_STATUSES, overdue_attribution
+from supervision.task_states import OPEN_STATUSES
 
 LEVELS = ("town", "community", "grid", "department")
 SEED_HEADLINE = {"completion_rate": 0.9916, "clue_handling_rate": 0.971, "licensing_rate": 0.7569}

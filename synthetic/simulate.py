@@ -1,6 +1,6 @@
 """synthetic.simulate: N days of supervision life on the demo city — registrations, field work, departments, clues.
 
-Everything goes through the real workflow (supervision.intake, supervision.tasks, supervision.clues) with the
+Everything goes through the real workflow (supervision.outbox, intake, transitions, supervision.clues) with the
 simulated clock, so the audit trail, deadlines and statistics are those the platform would have produced.
 Actors are named `sim:…` in the audit trail so that simulated history can never pass for real work.
 
@@ -26,13 +26,19 @@ from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from gis import clock
+from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, default_calendar
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.clues import ClueReport, report_clue
+from supervision.deadlines import raise_warnings
 from supervision.errors import SupervisionError
-from supervision.intake import RegistrationEvent, accept_events, process_events, resolve_review
+from supervision.events import RegistrationEvent
+from supervision.intake import process_events
+from supervision.outbox import accept_events
+from supervision.review import resolve_review
 from supervision.routing import default_router
-from supervision.tasks import CITY, Actor, Move, raise_warnings, transition
+from supervision.scope import CITY
+from supervision.transitions import Move, transition
 from synthetic.entities import SCOPE_SEPARATOR, company_name, individual_name, random_uscc, read_scope_catalogue
 from synthetic.noise import render_raw_address
 

@@ -13,7 +13,8 @@ from api.main import create_app
 from gis import clock
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
-from supervision.intake import accept_events, parse_event
+from supervision.events import parse_event
+from supervision.outbox import accept_events
 from supervision.uscc import uscc_check_char
 
 pytestmark = pytest.mark.db

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from gis import clock
+from supervision.audit import Actor
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueFilters,
@@ -30,7 +31,7 @@ from supervision.clues import (
 )
 from supervision.errors import InvalidInput, OutOfScope
 from supervision.routing import default_router
-from supervision.tasks import CITY, Actor, TaskScope
+from supervision.scope import CITY, Scope
 
 pytestmark = pytest.mark.db
 
@@ -69,9 +70,7 @@ def spots(engine: Engine) -> list[Spot]:
 
 
 def worker(spot: Spot) -> Actor:
-    return Actor(
-        f"user:worker{spot.worker_id}", "grid_worker", TaskScope("worker", str(spot.worker_id)), spot.worker_id
-    )
+    return Actor(f"user:worker{spot.worker_id}", "grid_worker", Scope("worker", str(spot.worker_id)), spot.worker_id)
 
 
 def moved(conn: Connection, spot: Spot, metres: float, azimuth_deg: float = 90.0) -> tuple[float, float]:
@@ -125,9 +124,9 @@ def test_a_normal_clue_goes_to_its_industry_department_and_a_severe_one_to_the_c
             assert clue["status"] == "assigned" and clue["task_id"] is not None and clue["due_at"] is not None
             assert clue["reported_by"] == worker(spot).name
         # The command centre sees the severe clue; the tobacco bureau sees only its own.
-        assert clue_by_id(conn, severe["id"], TaskScope("department", "command_centre"))["severity"] == "severe"
+        assert clue_by_id(conn, severe["id"], Scope("department", "command_centre"))["severity"] == "severe"
         with pytest.raises(OutOfScope):
-            clue_by_id(conn, severe["id"], TaskScope("department", "tobacco"))
+            clue_by_id(conn, severe["id"], Scope("department", "tobacco"))
 
 
 def test_a_worker_cannot_report_a_clue_outside_their_grid(engine: Engine, spots: list[Spot]) -> None:
@@ -263,8 +262,8 @@ def test_clues_are_listed_by_town_grid_status_and_date_newest_first_in_pages(eng
         }
         # A worker of the grid sees them; a department sees only what was routed to it.
         assert list_clues(conn, worker(spot).scope, window).total == 5
-        assert list_clues(conn, TaskScope("department", "health"), window).total == 5
-        assert list_clues(conn, TaskScope("department", "tobacco"), window).total == 0
+        assert list_clues(conn, Scope("department", "health"), window).total == 5
+        assert list_clues(conn, Scope("department", "tobacco"), window).total == 0
 
 
 def test_a_clue_given_by_address_is_placed_at_the_standard_address(engine: Engine) -> None:

@@ -11,9 +11,11 @@ from sqlalchemy import text
 
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from supervision.audit import history
 from supervision.calendar import WorkCalendar
+from supervision.creation import NewTask, create_tasks
 from supervision.deadlines import recompute_provisional
-from supervision.tasks import CITY, NewTask, create_tasks, history
+from supervision.scope import CITY
 from supervision.workflow import Duty
 
 pytestmark = pytest.mark.db

@@ -20,18 +20,15 @@ from sqlalchemy import Connection, Engine, text
 from address_library.service import Geocoder
 from gis import clock
 from gis.settings import DatabaseSettings
+from supervision.audit import SYSTEM, Actor
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput
-from supervision.intake import (
-    EVENT_FIELDS,
-    ProcessResult,
-    accept_events,
-    import_events,
-    parse_event,
-    read_event_rows,
-    relay_pending,
-    resolve_review,
-)
-from supervision.tasks import SYSTEM, Actor, Move, TaskScope, transition
+from supervision.event_files import import_events, read_event_rows
+from supervision.events import EVENT_FIELDS, parse_event
+from supervision.intake import ProcessResult
+from supervision.outbox import accept_events, relay_pending
+from supervision.review import resolve_review
+from supervision.scope import Scope
+from supervision.transitions import Move, transition
 from supervision.uscc import organisation_code_check_char, uscc_check_char
 
 pytestmark = pytest.mark.db
@@ -267,7 +264,7 @@ def test_a_dispatcher_choosing_the_address_creates_the_tasks_and_teaches_the_geo
     assert geocoder.geocode(typed).address_id is None
     event = raw_event(typed, scope="烟草制品零售")
     register(engine, geocoder, event)
-    dispatcher = Actor("user:dispatcher", "dispatcher", TaskScope("community", door.community_code))
+    dispatcher = Actor("user:dispatcher", "dispatcher", Scope("community", door.community_code))
     with engine.begin() as conn:
         item = review_item(conn, event["event_id"])
         result = resolve_review(conn, item.id, actor=dispatcher, geocoder=geocoder, address_id=door.address_id)

@@ -12,26 +12,16 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from gis import clock
+from supervision.assignment import assign_waiting
+from supervision.audit import Actor, history, overdue_attribution
 from supervision.calendar import default_calendar
+from supervision.creation import NewTask, create_tasks
+from supervision.deadlines import raise_warnings
 from supervision.errors import InvalidInput, InvalidMove, NotPermitted, OutOfScope, StaleVersion
-from supervision.tasks import (
-    CITY,
-    Actor,
-    Move,
-    NewTask,
-    TaskFilters,
-    TaskScope,
-    assign_waiting,
-    create_tasks,
-    deactivate_worker,
-    history,
-    list_tasks,
-    move_worker,
-    overdue_attribution,
-    raise_warnings,
-    task_by_id,
-    transition,
-)
+from supervision.scope import CITY, Scope
+from supervision.task_queries import TaskFilters, list_tasks, task_by_id
+from supervision.transitions import Move, transition
+from supervision.workers import deactivate_worker, move_worker
 from supervision.workflow import Duty
 
 pytestmark = pytest.mark.db
@@ -98,7 +88,7 @@ def push(
 
 
 def worker_actor(worker_id: int) -> Actor:
-    return Actor(f"user:worker{worker_id}", "grid_worker", TaskScope("worker", str(worker_id)), worker_id)
+    return Actor(f"user:worker{worker_id}", "grid_worker", Scope("worker", str(worker_id)), worker_id)
 
 
 def task(conn: Connection, task_id: int) -> dict[str, Any]:
@@ -171,8 +161,8 @@ def test_a_task_walked_through_every_state_ends_closed_with_a_full_audit_trail(
     site = sites[1]
     with engine.begin() as conn:
         happy, problem, dropped = push(conn, site, 3, duty=Duty.LICENCE_CHECK, departments=("tobacco",))
-    dispatcher = Actor("user:dispatcher", "dispatcher", TaskScope("community", site.community_code))
-    officer = Actor("user:tobacco", "department_officer", TaskScope("department", "tobacco"))
+    dispatcher = Actor("user:dispatcher", "dispatcher", Scope("community", site.community_code))
+    officer = Actor("user:tobacco", "department_officer", Scope("department", "tobacco"))
     with engine.connect() as conn:
         workers = {tid: task(conn, tid)["worker_id"] for tid in (happy, problem, dropped)}
 
@@ -316,13 +306,13 @@ def test_roles_make_only_their_moves_and_nobody_reaches_outside_their_scope(engi
         with pytest.raises(NotPermitted):
             transition(conn, escalated, Move(to="escalated_department", version=current["version"]), actor=mine)
         inspect = Move(to="inspected_ok", version=task(conn, assigned)["version"], lon=113.7, lat=23.0)
-        tobacco = Actor("user:tobacco", "department_officer", TaskScope("department", "tobacco"))
+        tobacco = Actor("user:tobacco", "department_officer", Scope("department", "tobacco"))
         with pytest.raises(NotPermitted):
             transition(conn, assigned, inspect, actor=tobacco)
         strangers = [
             worker_actor(next(w for w in elsewhere.workers)),
-            Actor("user:far", "dispatcher", TaskScope("community", elsewhere.community_code)),
-            Actor("user:health", "department_officer", TaskScope("department", "health")),
+            Actor("user:far", "dispatcher", Scope("community", elsewhere.community_code)),
+            Actor("user:health", "department_officer", Scope("department", "health")),
         ]
         for stranger in strangers:
             with pytest.raises(OutOfScope):
@@ -332,7 +322,7 @@ def test_roles_make_only_their_moves_and_nobody_reaches_outside_their_scope(engi
         # Listing shows each caller their own tasks only.
         seen = list_tasks(conn, mine.scope, TaskFilters(), limit=500).items
         assert {t["grid_code"] for t in seen} == {site.grid_code} and foreign not in {t["id"] for t in seen}
-        assert list_tasks(conn, TaskScope("department", "health"), TaskFilters(uscc=site.entities[0])).total == 0
+        assert list_tasks(conn, Scope("department", "health"), TaskFilters(uscc=site.entities[0])).total == 0
         assert task(conn, assigned)["status"] == "assigned"
 
 

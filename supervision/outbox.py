@@ -1,0 +1,168 @@
+"""supervision.outbox: the transactional outbox of registration events — accept with an outbox row, then relay.
+
+Accepting an event and writing its outbox row happen in one transaction, so an event the caller was told is
+accepted survives any crash afterwards. The relay claims outbox rows under `FOR UPDATE SKIP LOCKED` and
+processes their events (`supervision.intake`) in the same transaction as it marks them: a process killed in
+the middle leaves the row unrelayed, and the next relay does the work exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from address_library.service import Geocoder
+from gis import clock
+from supervision.errors import EventConflict
+from supervision.events import RegistrationEvent, load_events
+from supervision.intake import process_events
+
+RELAY_BATCH = 500
+OUTBOX_TOPIC = "registration"
+
+GeocoderSource = Callable[[], Geocoder]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to one accepted event: new, or a replay of one already received."""
+
+    event_id: str
+    duplicate: bool
+    received_at: datetime
+
+
+def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list[Accepted]:
+    """Store events and their outbox rows (in the caller's transaction); replays create nothing new.
+
+    A replay with different content is an EventConflict (an event id names one event, forever).
+    """
+    if not events:
+        return []
+    rows = [{**asdict(e), "occurred_at": e.occurred_at.isoformat()} for e in events]
+    inserted = {
+        r.event_id: r.received_at
+        for r in conn.execute(
+            text(
+                """
+                INSERT INTO registration_event
+                    (event_id, kind, uscc, name, address, business_scope, occurred_at, received_at)
+                SELECT r.event_id, r.kind, r.uscc, r.name, r.address, r.business_scope, r.occurred_at, :now
+                FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+                    event_id text, kind text, uscc text, name text, address text, business_scope text,
+                    occurred_at timestamptz)
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING event_id, received_at
+                """
+            ),
+            {"rows": json.dumps(rows), "now": clock.now()},
+        )
+    }
+    replays = [e for e in events if e.event_id not in inserted]
+    existing: dict[str, Any] = {}
+    if replays:
+        existing = {
+            r.event_id: r
+            for r in conn.execute(
+                text(
+                    "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at, received_at "
+                    "FROM registration_event WHERE event_id = ANY(:ids)"
+                ),
+                {"ids": [e.event_id for e in replays]},
+            )
+        }
+    out: list[Accepted] = []
+    seen: set[str] = set()
+    for event in events:
+        if event.event_id in inserted and event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(Accepted(event.event_id, False, inserted[event.event_id]))
+            continue
+        stored = existing.get(event.event_id)
+        if stored is None:  # the same id twice in one batch: the first one was inserted
+            stored_event = next(e for e in events if e.event_id == event.event_id)
+            if stored_event != event:
+                raise EventConflict(f"event {event.event_id} appears twice with different content")
+            out.append(Accepted(event.event_id, True, inserted[event.event_id]))
+            continue
+        if _differs(stored, event):
+            raise EventConflict(f"event {event.event_id} was received before with different content")
+        out.append(Accepted(event.event_id, True, stored.received_at))
+    if inserted:
+        conn.execute(
+            text("INSERT INTO outbox (topic, payload) SELECT :topic, jsonb_build_object('event_id', id) FROM unnest("
+                 "CAST(:ids AS text[])) AS id"),
+            {"topic": OUTBOX_TOPIC, "ids": list(inserted)},
+        )  # fmt: skip
+    return out
+
+
+def _differs(stored: Any, event: RegistrationEvent) -> bool:
+    return (
+        stored.kind != event.kind
+        or stored.uscc != event.uscc
+        or stored.name != event.name
+        or stored.address != event.address
+        or stored.business_scope != event.business_scope
+        or stored.occurred_at != event.occurred_at
+    )
+
+
+def relay_pending(
+    engine: Engine, geocoder: GeocoderSource, *, batch: int = RELAY_BATCH, limit: int | None = None
+) -> int:
+    """Process unrelayed outbox rows, a batch per transaction, until none are left (or `limit`); how many."""
+    done = 0
+    while limit is None or done < limit:
+        with engine.connect() as conn:
+            # Cheap check first: building the geocoder is the expensive part, and often nothing is waiting.
+            waiting = conn.execute(text("SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT 1")).first()
+        if waiting is None:
+            break
+        with engine.begin() as conn:
+            count = relay_batch(conn, geocoder(), batch=batch if limit is None else min(batch, limit - done))
+        done += count
+        if count == 0:
+            break
+    return done
+
+
+def relay_batch(
+    conn: Connection, geocoder: Geocoder, *, batch: int = RELAY_BATCH, event_ids: Sequence[str] = ()
+) -> int:
+    """Claim up to `batch` outbox rows (skipping rows another relay holds), process their events, mark them."""
+    only = " AND payload->>'event_id' = ANY(:ids)" if event_ids else ""
+    claimed = conn.execute(
+        text(
+            f"SELECT id, payload->>'event_id' AS event_id FROM outbox WHERE relayed_at IS NULL AND topic = :topic"  # noqa: S608 - fixed SQL fragments; values are bound
+            f"{only} ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+        ),
+        {"topic": OUTBOX_TOPIC, "n": batch, "ids": list(event_ids)},
+    ).all()
+    if not claimed:
+        return 0
+    events = load_events(conn, [r.event_id for r in claimed])
+    process_events(conn, events, geocoder)
+    conn.execute(text("UPDATE outbox SET relayed_at = now() WHERE id = ANY(:ids)"), {"ids": [r.id for r in claimed]})
+    return len(claimed)
+
+
+def hand_back(conn: Connection, event_ids: Sequence[str]) -> None:
+    """Return processed-as-waiting events to the outbox, for a relay that has an address index to process them."""
+    ids = list(event_ids)
+    conn.execute(
+        text(
+            "UPDATE registration_event SET outcome = 'accepted', reason = NULL, processed_at = NULL "
+            "WHERE event_id = ANY(:ids)"
+        ),
+        {"ids": ids},
+    )
+    conn.execute(
+        text("UPDATE outbox SET relayed_at = NULL WHERE topic = :topic AND payload->>'event_id' = ANY(:ids)"),
+        {"topic": OUTBOX_TOPIC, "ids": ids},
+    )  # the event keeps its one outbox row
