@@ -1,19 +1,34 @@
-"""api.deps: request dependencies shared by the routers (database connection, the protected-route list)."""
+"""api.deps: the typed request dependencies every router uses: connections, the caller, their scope and capability.
+
+A route says what it needs in its signature and nothing else:
+
+    def get_task(task_id: TaskId, scope: CurrentScope, conn: ReadConn,
+                 _: Annotated[Principal, Depends(allowed(Capability.TASK_READ))]) -> TaskOut
+
+`allowed(capability)` is the only permission check a route makes (403 without it); the `Scope` of the caller comes
+from the credential alone (supervision.scope), never from the request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
 from api.auth.deps import current_principal
+from api.auth.errors import NotAllowed
+from api.auth.roles import Principal
 from api.errors import InvalidRequest
 from gis import clock
 from gis.settings import ServerSettings
+from grids.codes import GRID_PATTERN, TOWN_PATTERN
+from supervision.audit import Actor
 from supervision.calendar import SHANGHAI
+from supervision.permissions import Capability, permits
+from supervision.scope import Scope
 
 # Dependencies every /v1 router runs first: no /v1 answer without a valid credential (api.auth.deps).
 API_DEPENDENCIES: list[Any] = [Depends(current_principal)]
@@ -25,16 +40,63 @@ def engine(request: Request) -> Engine:
     return result
 
 
-def connection(request: Request) -> Iterator[Connection]:
-    """A read connection for one request, returned to the pool afterwards."""
+def read_connection(request: Request) -> Iterator[Connection]:
+    """A read connection for one request, returned to the pool when the handler returns."""
     with engine(request).connect() as conn:
         yield conn
+
+
+def write_connection(request: Request) -> Iterator[Connection]:
+    """One transaction for one request: committed when the handler returns, rolled back when it raises."""
+    with engine(request).begin() as conn:
+        yield conn
+
+
+def current_scope(principal: Annotated[Principal, Depends(current_principal)]) -> Scope:
+    """Where the caller may look and act, from their credential alone."""
+    return principal.area
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The principal as the audit trail names them (user:<name> or key:<name>), with role and scope."""
+    area = principal.area
+    prefix = "user" if principal.kind == "user" else "key"
+    return Actor(f"{prefix}:{principal.name}", principal.role, area, area.worker_id)
+
+
+def require(principal: Principal, capability: Capability) -> Principal:
+    """The principal, or NotAllowed (403 `forbidden`) unless their role has `capability`."""
+    if not permits(principal.role, capability):
+        raise NotAllowed(f"a {principal.role} may not use {capability.value}")
+    return principal
+
+
+def allowed(capability: Capability) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, or 403 (`forbidden`) unless their role has `capability`."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        return require(principal, capability)
+
+    check.__name__ = f"allowed_{capability.name.lower()}"
+    return check
 
 
 def server_settings(request: Request) -> ServerSettings:
     """The server settings the app was built with."""
     settings: ServerSettings = request.app.state.server_settings
     return settings
+
+
+# The typed aliases routers declare their parameters with.
+DbEngine = Annotated[Engine, Depends(engine)]
+ReadConn = Annotated[Connection, Depends(read_connection, scope="function")]
+WriteConn = Annotated[Connection, Depends(write_connection, scope="function")]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentScope = Annotated[Scope, Depends(current_scope)]
+Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
+Cursor = Annotated[str | None, Query(max_length=200, description="下一页游标（上一页的 next）")]
+GridCode = Annotated[str | None, Query(pattern=GRID_PATTERN.pattern, description="网格编码（15 位）")]
+TownCode = Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern, description="镇街编码（12 位，以 000 结尾）")]
 
 
 def day_window(

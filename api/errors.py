@@ -22,7 +22,7 @@ from address_library.errors import (
     AddressStateError,
     OutsideCity,
 )
-from api.auth.roles import OutOfScope
+from api.auth.errors import NotAllowed
 from gis.errors import ClusterError, GisError, PostgisUnavailable
 from grids.errors import FeatureFileError, GridsError, TopologyError
 from maps.errors import (
@@ -87,7 +87,7 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     AddressStateError: ErrorRule(409, "address_retired"),
     AddressFileError: ErrorRule(400, "invalid_address_file"),
     AddressLibraryError: ErrorRule(400, "address_error"),
-    OutOfScope: ErrorRule(403, "forbidden"),
+    NotAllowed: ErrorRule(403, "forbidden"),
     workflow.OutOfScope: ErrorRule(403, "forbidden"),
     workflow.NotPermitted: ErrorRule(403, "not_permitted"),
     workflow.NotFound: ErrorRule(404, "not_found"),

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery, OAuth2PasswordBearer
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -170,5 +170,3 @@ async def current_principal(
         raise _unauthorized(MISSING_CREDENTIAL)
     return principal
 
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -21,3 +21,7 @@ class InvalidScope(AuthError):
 
 class DuplicateUser(AuthError):
     """A user name that is already taken."""
+
+
+class NotAllowed(AuthError):
+    """The caller's role lacks the capability a route needs (supervision.permissions)."""

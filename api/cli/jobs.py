@@ -31,8 +31,8 @@ def jobs_campaign(
 def jobs_run() -> None:
     """Run the scheduled jobs once: relay the outbox, raise deadline warnings, the campaign in March–June."""
     from address_library.service import Geocoder
-    from supervision.intake import relay_pending
     from supervision.jobs import run_periodic
+    from supervision.outbox import relay_pending
 
     with engine() as bound:
         with bound.connect() as conn:

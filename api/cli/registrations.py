@@ -22,7 +22,8 @@ def registrations_import(
 
     from address_library.service import Geocoder
     from supervision.errors import InvalidInput
-    from supervision.intake import format_rejections, import_events, read_event_rows, relay_pending
+    from supervision.event_files import format_rejections, import_events, read_event_rows
+    from supervision.outbox import relay_pending
 
     if not input_path.is_file():
         raise fail(f"cannot read {input_path}: no such file", code=2)

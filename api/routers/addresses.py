@@ -19,15 +19,14 @@ from sqlalchemy import Connection, Engine
 from address_library import maintenance
 from address_library.live import IndexRefresher
 from address_library.normalize import MAX_ADDRESS_CHARS
-from api.auth.deps import CurrentPrincipal
-from api.auth.roles import OutOfScope, Principal, Role, require_town
-from api.deps import connection, engine
+from api.auth.roles import Principal
+from api.deps import CurrentScope, ReadConn, allowed, engine
 from grids.placement import GridPlacement, PlacementCache
+from supervision.errors import OutOfScope
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["标准地址维护"])
 
-# The roles that may change the library; everyone else gets 403.
-MAINTAINERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value})
 # Notes are free text, but never control characters (PostgreSQL refuses NUL; the rest is noise in a log).
 NOTE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 MAX_NOTE_CHARS = 500
@@ -131,16 +130,10 @@ class ChangeResult(BaseModel):
     address: AddressDetails
 
 
-def require_maintainer(principal: CurrentPrincipal) -> Principal:
-    """The principal, when it may change the library (admin, command_centre); 403 otherwise."""
-    if principal.role not in MAINTAINERS:
-        raise OutOfScope(f"{principal.name} ({principal.role}) may not change the standard address library")
-    return principal
-
-
-Maintainer = Annotated[Principal, Depends(require_maintainer)]
+# Who may change the library (address.maintain) and read it (address.read, within the caller's towns).
+Maintainer = Annotated[Principal, Depends(allowed(Capability.ADDRESS_MAINTAIN))]
+AddressReader = Annotated[Principal, Depends(allowed(Capability.ADDRESS_READ))]
 WriteEngine = Annotated[Engine, Depends(engine)]
-ReadConnection = Annotated[Connection, Depends(connection)]
 
 
 @router.get(
@@ -149,10 +142,11 @@ ReadConnection = Annotated[Connection, Depends(connection)]
     summary="查看标准地址及其变更历史",
     responses={403: {"description": "该地址不在本账号辖区内"}, 404: NOT_FOUND},
 )
-def get_address(address_id: AddressId, principal: CurrentPrincipal, conn: ReadConnection) -> Any:
+def get_address(address_id: AddressId, _: AddressReader, scope: CurrentScope, conn: ReadConn) -> Any:
     """一个标准地址（含已注销的）的组成、点位、网格，以及新增、移动、注销、导入的全部历史。"""
     found = maintenance.address_with_history(conn, address_id)
-    require_town(principal, str(found["town_code"]))
+    if not scope.sees(str(found["town_code"])):
+        raise OutOfScope(f"address {address_id} is outside your area")
     return found
 
 

@@ -12,12 +12,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
-from api.auth.deps import CurrentPrincipal
-from api.auth.roles import Role
-from api.deps import day_window, engine
+from api.auth.roles import Principal
+from api.deps import CurrentScope, actor_of, allowed, day_window, engine
 from api.errors import InvalidRequest
-from api.workflow_deps import actor_of, require_role, task_scope
 from gis.settings import ServerSettings
+from grids.codes import GRID_PATTERN, TOWN_PATTERN
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueFilters,
@@ -28,11 +27,13 @@ from supervision.clues import (
     photo_file,
     report_clue,
 )
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["线索"])
 WriteEngine = Annotated[Engine, Depends(engine)]
 ClueId = Annotated[int, Path(ge=1, le=2**63 - 1, description="线索编号")]
-REPORTERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.DISPATCHER.value, Role.GRID_WORKER.value})
+ClueReader = Annotated[Principal, Depends(allowed(Capability.CLUE_READ))]
+ClueReporter = Annotated[Principal, Depends(allowed(Capability.CLUE_REPORT))]
 
 
 class ClueBody(BaseModel):
@@ -54,9 +55,8 @@ def photo_dir(request: Request) -> Any:
 
 
 @router.post("/clues", status_code=201, summary="上报线索")
-def post_clue(request: Request, body: ClueBody, principal: CurrentPrincipal, db: WriteEngine) -> dict[str, Any]:
+def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: WriteEngine) -> dict[str, Any]:
     """落网格、提示疑似重复（同行业 50 米内 30 天内），普通线索转行业主管部门，严重线索进指挥中心队列，并生成任务。"""
-    require_role(principal, REPORTERS, "report clues")
     live: LiveGeocoder = request.app.state.geocoder
     report = ClueReport(
         industry=body.industry,
@@ -81,10 +81,11 @@ class CluePage(BaseModel):
 
 @router.get("/clues", response_model=CluePage, summary="线索列表（本账号范围内）")
 def get_clues(
-    principal: CurrentPrincipal,
+    _: ClueReader,
+    scope: CurrentScope,
     db: WriteEngine,
-    town: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
-    grid: Annotated[str | None, Query(pattern=r"^\d{15}$")] = None,
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
+    grid: Annotated[str | None, Query(pattern=GRID_PATTERN.pattern)] = None,
     status: Annotated[str | None, Query(max_length=24)] = None,
     industry: Annotated[str | None, Query(max_length=32)] = None,
     severity: Annotated[Literal["normal", "severe"] | None, Query()] = None,
@@ -105,23 +106,22 @@ def get_clues(
         kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
     )  # fmt: skip
     with db.connect() as conn:
-        page = list_clues(conn, task_scope(principal), filters, limit=limit, cursor=cursor)
+        page = list_clues(conn, scope, filters, limit=limit, cursor=cursor)
     return {"items": page.items, "total": page.total, "next": page.next}
 
 
 @router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")
-def get_clue(clue_id: ClueId, principal: CurrentPrincipal, db: WriteEngine) -> dict[str, Any]:
+def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: WriteEngine) -> dict[str, Any]:
     """线索详情：位置、行业、去向部门、疑似重复、任务与期限、照片。"""
     with db.connect() as conn:
-        return clue_by_id(conn, clue_id, task_scope(principal))
+        return clue_by_id(conn, clue_id, scope)
 
 
 @router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")
 async def post_photo(
-    request: Request, clue_id: ClueId, file: UploadFile, principal: CurrentPrincipal, db: WriteEngine
+    request: Request, clue_id: ClueId, file: UploadFile, principal: ClueReporter, db: WriteEngine
 ) -> dict[str, Any]:
     """JPEG、PNG 或 WebP，单张不超过 8 MB；内容须与声明的类型一致；按校验和存盘。"""
-    require_role(principal, REPORTERS, "add photos")
     data = await file.read(MAX_PHOTO_BYTES + 1)
     with db.begin() as conn:
         return add_photo(
@@ -139,10 +139,11 @@ async def post_photo(
 def get_photo(
     request: Request,
     photo_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    principal: CurrentPrincipal,
+    _: ClueReader,
+    scope: CurrentScope,
     db: WriteEngine,
 ) -> FileResponse:
     """照片原件（校验和核对无误才返回）。"""
     with db.connect() as conn:
-        path, content_type = photo_file(conn, photo_id, task_scope(principal), photo_dir(request))
+        path, content_type = photo_file(conn, photo_id, scope, photo_dir(request))
     return FileResponse(path, media_type=content_type)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -13,9 +13,11 @@ from address_library.errors import OutsideCity
 from address_library.live import LiveGeocoder
 from address_library.normalize import MAX_ADDRESS_CHARS
 from address_library.service import Geocoder
+from api.deps import allowed
 from gis.coords import CoordSystem, convert
+from supervision.permissions import Capability
 
-router = APIRouter(tags=["地理编码"])
+router = APIRouter(tags=["地理编码"], dependencies=[Depends(allowed(Capability.GEOCODE))])
 
 # The box reverse geocoding accepts (WGS84): Dongguan with a margin; anything else is outside the city.
 CITY_BOX = (113.45, 22.60, 114.30, 23.20)

@@ -7,17 +7,19 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from address_library.batch import BatchInputError, geocode_csv
-from api.auth.deps import CurrentPrincipal
+from api.auth.roles import Principal
+from api.deps import CurrentPrincipal, allowed
 from api.routers.geocode import geocoder
+from supervision.permissions import Capability
 
-router = APIRouter(tags=["地理编码"])
+router = APIRouter(tags=["地理编码"], dependencies=[Depends(allowed(Capability.GEOCODE))])
 
 MAX_UPLOAD_BYTES = 300 * 1024 * 1024  # 1.35 M registrations as CSV are about 100 MB
 
@@ -101,9 +103,14 @@ def _status(job: BatchJob) -> BatchJobStatus:
     )
 
 
-def _owned(request: Request, principal: Any, job_id: str) -> BatchJob:
+def _owner(principal: Principal) -> str:
+    """Whose job it is: a user and an API key of the same name are different owners."""
+    return f"{principal.kind}:{principal.name}"
+
+
+def _owned(request: Request, principal: Principal, job_id: str) -> BatchJob:
     job = _jobs(request).get(job_id)
-    if job is None or job.owner != principal.name:
+    if job is None or job.owner != _owner(principal):
         raise HTTPException(status_code=404, detail=f"no batch job {job_id}")
     return job
 
@@ -130,7 +137,7 @@ async def submit(
                 input_path.unlink(missing_ok=True)
                 raise HTTPException(status_code=413, detail=f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
             sink.write(chunk)
-    job = BatchJob(id=job_id, owner=principal.name, input_path=input_path, output_path=output_path, column=column)
+    job = BatchJob(id=job_id, owner=_owner(principal), input_path=input_path, output_path=output_path, column=column)
     _jobs(request)[job_id] = job
     threading.Thread(target=_run, args=(job, request), name=f"batch-{job_id[:8]}", daemon=True).start()
     return _status(job)

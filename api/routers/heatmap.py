@@ -14,23 +14,26 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection, Engine
 
-from api.auth.deps import CurrentPrincipal, optional_principal
-from api.auth.roles import OutOfScope, Principal, Role, allowed_town_codes
-from api.deps import SHANGHAI, day_window, engine
+from api.auth.deps import optional_principal
+from api.auth.roles import Principal
+from api.deps import SHANGHAI, CurrentScope, allowed, day_window, engine, require
 from api.routers.pages import sign_in_first
-from api.workflow_deps import require_role
 from gis import clock
+from grids.codes import TOWN_PATTERN
 from maps.errors import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
 from maps.heat.heatmap import aggregate_table, heat_layers, hotspot_collection
 from maps.page import render_heatmap
 from maps.repository import town_extent
+from supervision.errors import OutOfScope
+from supervision.permissions import Capability
 from supervision.routing import default_router
+from supervision.scope import Scope
 from supervision.workflow import Status as TaskStatus
 
 DEFAULT_DAYS = 30
 CITY = "city"
-TOWN_PATTERN = r"^\d{9}000$"
+TOWN_OR_CITY = f"^({TOWN_PATTERN.pattern[1:-1]}|{CITY})$"
 
 router = APIRouter(tags=["热力图与热点"])
 pages_router = APIRouter(tags=["页面"])
@@ -86,62 +89,63 @@ def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
     return start, end
 
 
-# Heatmaps are for the command centre and town leaders (and the community dispatchers of a town); grid workers,
-# department officers and API clients see their own tasks, cases and geocodes, not the town's clue patterns.
-HEATMAP_ROLES = (Role.ADMIN, Role.COMMAND_CENTRE, Role.TOWN_LEADER, Role.DISPATCHER)
+# Heatmaps are for the command centre and town leaders (and the community dispatchers of a town): heatmap.read.
+HeatmapReader = Annotated[Principal, Depends(allowed(Capability.HEATMAP_READ))]
 
 
-def scoped_town(conn: Connection, principal: Principal, town: str | None) -> str | None:
-    """The town to show (None = the whole city), after the role and scope checks; unknown town → 422."""
-    require_role(principal, HEATMAP_ROLES, "see heatmaps and hotspots")
-    towns = allowed_town_codes(principal)
+def scoped_town(conn: Connection, scope: Scope, town: str | None) -> str | None:
+    """The town to show (None = the whole city), after the scope check; unknown town → 422."""
+    towns = scope.towns
     if town is None or town == CITY:
         if towns is None:
             return None
         if len(towns) != 1:
-            raise OutOfScope(f"{principal.name} may see no town")
+            raise OutOfScope("your credential gives no town")
         town = next(iter(towns))
     if town_extent(conn, town) is None:
         raise AggregateError(f"unknown town {town}")
-    if towns is not None and town not in towns:
-        raise OutOfScope(f"{town} is outside the area of {principal.name}")
+    if not scope.sees(town):
+        raise OutOfScope(f"{town} is outside your area")
     return town
 
 
 @router.get("/heatmap", summary="热力与六边形图层（含图例、本期与上期对比）")
 def get_heatmap(
-    principal: CurrentPrincipal,
+    _: HeatmapReader,
+    scope: CurrentScope,
     db: WriteEngine,
     events: Events,
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
     res: Annotated[int, Query(description="H3 分辨率 7–10")] = 9,
 ) -> dict[str, Any]:
     """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
     with db.connect() as conn:
-        place = scoped_town(conn, principal, town)
+        place = scoped_town(conn, scope, town)
         return heat_layers(conn, town=place, resolution=res, **events.filters())
 
 
 @router.get("/aggregates", summary="按 H3、网格、村（社区）或镇街汇总：数量与比率")
 def get_aggregates(
-    principal: CurrentPrincipal,
+    _: HeatmapReader,
+    scope: CurrentScope,
     db: WriteEngine,
     events: Events,
     unit: AggregateUnit = "grid",
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
 ) -> dict[str, Any]:
     """每个单元的数量、每个登记主体与每千常住人口的比率（未平滑）及小数字标记 small_n，数量多的在前。"""
     with db.connect() as conn:
-        place = scoped_town(conn, principal, town)
+        place = scoped_town(conn, scope, town)
         return aggregate_table(conn, town=place, unit=unit, **events.filters())
 
 
 @router.get("/hotspots", summary="热点分析（Gi*，FDR 校正；趋势分类）")
 def get_hotspots(
-    principal: CurrentPrincipal,
+    _: HeatmapReader,
+    scope: CurrentScope,
     db: WriteEngine,
     events: Events,
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN)] = None,
+    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
     unit: Unit = "grid",
     method: Method = "gi_star",
     per: Per = "residents",
@@ -152,7 +156,7 @@ def get_hotspots(
     （per=entities）的经验贝叶斯比率检验，邻域超出全市正常波动才显著。rate 为经验贝叶斯平滑后的比率。
     """
     with db.connect() as conn:
-        place = scoped_town(conn, principal, town)
+        place = scoped_town(conn, scope, town)
         return hotspot_collection(conn, town=place, unit=unit, method=method, per=per, **events.filters())
 
 
@@ -165,15 +169,16 @@ def _place(conn: Connection, town: str | None) -> tuple[str, tuple[float, float,
 @pages_router.get("/towns/{code}/heatmap", response_class=HTMLResponse, include_in_schema=False)
 def heatmap_page(
     request: Request,
-    code: Annotated[str, Path(pattern=r"^(\d{9}000|city)$")],
+    code: Annotated[str, Path(pattern=TOWN_OR_CITY)],
     principal: Annotated[Principal | None, Depends(optional_principal)],
     db: WriteEngine,
 ) -> Response:
     """The town leader's page: heat, hexagons and hotspots over the town's outlines."""
     if principal is None:
         return sign_in_first(request)
+    require(principal, Capability.HEATMAP_READ)
     with db.connect() as conn:
-        town = scoped_town(conn, principal, None if code == CITY else code)
+        town = scoped_town(conn, principal.area, None if code == CITY else code)
         name, bounds = _place(conn, town)
     html = render_heatmap(
         town_code=town,
@@ -181,15 +186,17 @@ def heatmap_page(
         bounds_lon_lat=bounds,
         industries=default_router().clue_industries(),
         today=clock.now().astimezone(SHANGHAI).date().isoformat(),
+        user=principal.name,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
 @pages_router.get("/towns/{code}/heatmap/export.{fmt}", include_in_schema=False)
 def heatmap_export(
-    code: Annotated[str, Path(pattern=r"^(\d{9}000|city)$")],
+    code: Annotated[str, Path(pattern=TOWN_OR_CITY)],
     fmt: Annotated[str, Path(pattern=r"^(html|geojson|csv)$")],
-    principal: CurrentPrincipal,
+    _: HeatmapReader,
+    scope: CurrentScope,
     db: WriteEngine,
     events: Events,
     method: Method = "gi_star",
@@ -199,7 +206,7 @@ def heatmap_export(
     """The hotspots as a standalone offline HTML map, GeoJSON or CSV, with the page's filters."""
     since, until = events.since, events.until
     with db.connect() as conn:
-        town = scoped_town(conn, principal, None if code == CITY else code)
+        town = scoped_town(conn, scope, None if code == CITY else code)
         spots = hotspot_collection(conn, town=town, unit=unit, method=method, per=per, **events.filters())
         name, bounds = _place(conn, town)
         layers = heat_layers(conn, town=town, resolution=9, **events.filters()) if fmt == "html" else None

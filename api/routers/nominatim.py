@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from address_library.normalize import MAX_ADDRESS_CHARS
+from api.deps import allowed
 from api.routers.geocode import geocoder, to_wgs84
+from supervision.permissions import Capability
 
-router = APIRouter(tags=["Nominatim 兼容接口"])
+router = APIRouter(tags=["Nominatim 兼容接口"], dependencies=[Depends(allowed(Capability.GEOCODE))])
 
 LICENCE = "gridgov 标准地址库 (synthetic demo data)"
 Format = Literal["json", "jsonv2", "geojson"]

@@ -16,24 +16,21 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
-from api.auth.deps import CurrentPrincipal
-from api.auth.roles import OutOfScope, Role, allowed_town_codes
-from api.deps import engine
-from api.workflow_deps import actor_of, require_role
-from supervision.intake import (
-    accept_events,
-    list_review,
-    parse_event,
-    registration_status,
-    relay_batch,
-    resolve_review,
-)
+from api.auth.roles import Principal
+from api.deps import CurrentScope, actor_of, allowed, engine
+from supervision.errors import OutOfScope
+from supervision.events import parse_event, registration_status
+from supervision.outbox import accept_events, relay_batch
+from supervision.permissions import Capability
+from supervision.review import list_review, resolve_review
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登记事件与待核队列"])
 
-INTAKE_ROLES = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.API_CLIENT.value})
-REVIEW_ROLES = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.DISPATCHER.value})
+Sender = Annotated[Principal, Depends(allowed(Capability.REGISTRATION_SEND))]
+RegistrationReader = Annotated[Principal, Depends(allowed(Capability.REGISTRATION_READ))]
+ReviewReader = Annotated[Principal, Depends(allowed(Capability.REVIEW_READ))]
+Resolver = Annotated[Principal, Depends(allowed(Capability.REVIEW_RESOLVE))]
 WriteEngine = Annotated[Engine, Depends(engine)]
 
 
@@ -81,11 +78,8 @@ def _status(db: Engine, event_id: str, duplicate: bool = False) -> dict[str, Any
         409: {"description": "同一事件编号内容不同"},
     },
 )
-def post_registration(
-    request: Request, response: Response, body: RegistrationBody, principal: CurrentPrincipal, db: WriteEngine
-) -> Any:
+def post_registration(request: Request, response: Response, body: RegistrationBody, _: Sender, db: WriteEngine) -> Any:
     """校验（含信用代码校验码）后入库并写入发件箱，随即处理：地理编码、落网格、建“4+2”任务并派给网格员。无法落点或有歧义的进入待核队列。"""
-    require_role(principal, INTAKE_ROLES, "send registration events")
     event = parse_event(body.model_dump())
     with db.begin() as conn:
         accepted = accept_events(conn, [event])[0]
@@ -106,12 +100,11 @@ def post_registration(
 
 @router.get("/registrations/{event_id}", response_model=RegistrationStatus, summary="查询登记事件处理情况")
 def get_registration(
-    event_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal, db: WriteEngine
+    event_id: Annotated[str, Path(max_length=64)], _: RegistrationReader, scope: CurrentScope, db: WriteEngine
 ) -> Any:
     """事件何时收到、何时处理、何时推送任务，结果与原因。"""
     found = _status(db, event_id)
-    towns = allowed_town_codes(principal)
-    if principal.role not in INTAKE_ROLES and towns is not None and found["town_code"] not in towns:
+    if scope.towns is not None and found["town_code"] not in scope.towns:
         raise OutOfScope(f"event {event_id} is outside your area")
     return found
 
@@ -126,19 +119,17 @@ class ResolveBody(BaseModel):
 
 @router.get("/review", summary="待核队列（无法落点或有歧义的登记）")
 def get_review(
-    principal: CurrentPrincipal,
+    _: ReviewReader,
+    scope: CurrentScope,
     db: WriteEngine,
     include_resolved: Annotated[bool, Query()] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """本辖区内待调度员处理的登记，含原因与候选标准地址。"""
-    require_role(principal, REVIEW_ROLES, "read the review queue")
-    community = principal.scope if principal.role == Role.DISPATCHER else None
     with db.connect() as conn:
         items = list_review(
             conn,
-            town_codes=allowed_town_codes(principal),
-            community_code=community,
+            scope=scope,
             open_only=not include_resolved,
             limit=limit,
         )
@@ -150,11 +141,10 @@ def post_resolve(
     request: Request,
     review_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: ResolveBody,
-    principal: CurrentPrincipal,
+    principal: Resolver,
     db: WriteEngine,
 ) -> Any:
     """落点后流程继续（建任务、派单）；选定标准地址时，原文成为其别名，同样的原文下次直接匹配。"""
-    require_role(principal, REVIEW_ROLES, "resolve review items")
     live: LiveGeocoder = request.app.state.geocoder
     with db.begin() as conn:
         result = resolve_review(
@@ -165,7 +155,5 @@ def post_resolve(
             address_id=body.address_id,
             lon=body.lon,
             lat=body.lat,
-            town_codes=allowed_town_codes(principal),
-            community_code=principal.scope if principal.role == Role.DISPATCHER else None,
         )
     return _status(db, result.event_id)

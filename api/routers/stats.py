@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine
 
-from api.auth.deps import CurrentPrincipal
-from api.auth.roles import OutOfScope, Role, allowed_town_codes
-from api.deps import day_window, engine
-from api.workflow_deps import task_scope
+from api.auth.roles import Principal
+from api.deps import CurrentScope, allowed, day_window, engine
+from supervision.errors import OutOfScope
+from supervision.permissions import Capability
 from supervision.routing import default_router
 from supervision.stats import StatsWindow, headline, unit_stats
 
@@ -22,7 +22,8 @@ DEFAULT_DAYS = 30
 
 @router.get("/stats", summary="统计：任务完成率、按时率、逾期清单、线索办结率、持证率")
 def get_stats(
-    principal: CurrentPrincipal,
+    _: Annotated[Principal, Depends(allowed(Capability.STATS_READ))],
+    scope: CurrentScope,
     db: WriteEngine,
     level: Annotated[Literal["town", "community", "grid", "department"], Query()] = "town",
     code: Annotated[str | None, Query(max_length=32)] = None,
@@ -32,20 +33,22 @@ def get_stats(
     """按镇街、村（社区）、网格或部门统计：推送与完成任务数、完成率、按时率、逾期清单（逾期时间归责到当时的责任人）、线索上报与办结、持证率。"""
     since, until = day_window(from_, to, default_days=DEFAULT_DAYS)
     assert since is not None and until is not None
-    towns = allowed_town_codes(principal) if principal.role != Role.DEPARTMENT_OFFICER else None
+    towns = scope.towns
     with db.connect() as conn:
-        # Each role reads only its own part: a town, a community, a grid, a department.
-        if not task_scope(principal).covers(conn, level, code):
-            raise OutOfScope(
-                f"{principal.name} ({principal.role}) may not read the figures of {level} {code or '(all)'}"
-            )
+        # Each scope reads only its own part: a town, a community, a grid, a department.
+        if not scope.covers(conn, level, code):
+            raise OutOfScope(f"you may not read the figures of {level} {code or '(all)'}")
         window = StatsWindow(since=since, until=until)
         out = unit_stats(conn, level=level, code=code, window=window, town_codes=towns)
         out["headline"] = headline(conn, window=window, town_codes=towns)
     return out
 
 
-@router.get("/departments", summary="许可与监管部门（谁审批、谁监管）")
+@router.get(
+    "/departments",
+    summary="许可与监管部门（谁审批、谁监管）",
+    dependencies=[Depends(allowed(Capability.DEPARTMENT_READ))],
+)
 def get_departments() -> dict[str, Any]:
     """部门编号与名称；部门人员账号的范围即其部门编号。"""
     return {"items": [{"code": d.code, "name": d.name} for d in default_router().departments()]}

@@ -1,6 +1,6 @@
 """api.routers.tasks: the grid's tasks — list, read, move through the state machine, and read the audit trail.
 
-Every answer is confined to the caller's scope (api.workflow_deps.task_scope): a worker their grid, a
+Every answer is confined to the caller's scope (supervision.scope.Scope, from the credential): a worker their grid, a
 dispatcher their community, a department its own cases. A transition names the version it saw: a stale one
 answers 409, as does a move the state machine refuses, with the moves allowed from the current state.
 """
@@ -14,28 +14,24 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from api.auth.deps import CurrentPrincipal
-from api.auth.roles import Role
-from api.deps import engine
-from api.workflow_deps import actor_of, require_role, task_scope
+from api.auth.roles import Principal
+from api.deps import CurrentScope, actor_of, allowed, engine
+from grids.codes import GRID_PATTERN
+from supervision.audit import history
 from supervision.errors import InvalidInput
-from supervision.tasks import (
-    Move,
-    TaskFilters,
-    deactivate_worker,
-    history,
-    list_tasks,
-    move_worker,
-    task_by_id,
-    worker_in_scope,
-)
-from supervision.tasks import transition as move_task
+from supervision.permissions import Capability
+from supervision.task_queries import TaskFilters, list_tasks, task_by_id
+from supervision.transitions import Move
+from supervision.transitions import transition as move_task
+from supervision.workers import deactivate_worker, move_worker, worker_in_scope
 from supervision.workflow import Duty, Status
 
 router = APIRouter(tags=["任务"])
 WriteEngine = Annotated[Engine, Depends(engine)]
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="任务编号")]
-WORKER_MANAGERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value, Role.DISPATCHER.value})
+TaskReader = Annotated[Principal, Depends(allowed(Capability.TASK_READ))]
+TaskMover = Annotated[Principal, Depends(allowed(Capability.TASK_TRANSITION))]
+WorkerManager = Annotated[Principal, Depends(allowed(Capability.WORKER_MANAGE))]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "版本已变（乐观锁）或状态机不允许此流转；返回当前状态与允许的流转（allowed）"},
     403: {"description": "不在本账号范围内，或本角色不能做此流转"},
@@ -53,9 +49,10 @@ class TaskPage(BaseModel):
 
 @router.get("/tasks", response_model=TaskPage, summary="任务列表（本账号范围内）")
 def get_tasks(
-    principal: CurrentPrincipal,
+    _: TaskReader,
+    scope: CurrentScope,
     db: WriteEngine,
-    grid: Annotated[str | None, Query(pattern=r"^\d{15}$")] = None,
+    grid: Annotated[str | None, Query(pattern=GRID_PATTERN.pattern)] = None,
     status: Annotated[Status | None, Query()] = None,
     worker: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     uscc: Annotated[str | None, Query(min_length=18, max_length=18)] = None,
@@ -76,15 +73,15 @@ def get_tasks(
         overdue=overdue,
     )
     with db.connect() as conn:
-        page = list_tasks(conn, task_scope(principal), filters, limit=limit, cursor=cursor)
+        page = list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
     return {"items": page.items, "total": page.total, "next": page.next}
 
 
 @router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
-def get_task(task_id: TaskId, principal: CurrentPrincipal, db: WriteEngine) -> dict[str, Any]:
+def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> dict[str, Any]:
     """任务详情，含当前允许的流转（allowed）。"""
     with db.connect() as conn:
-        return task_by_id(conn, task_id, task_scope(principal))
+        return task_by_id(conn, task_id, scope)
 
 
 class TransitionBody(BaseModel):
@@ -101,9 +98,7 @@ class TransitionBody(BaseModel):
 
 
 @router.post("/tasks/{task_id}/transitions", summary="任务流转", responses=CONFLICT)
-def post_transition(
-    task_id: TaskId, body: TransitionBody, principal: CurrentPrincipal, db: WriteEngine
-) -> dict[str, Any]:
+def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover, db: WriteEngine) -> dict[str, Any]:
     """按状态机流转；核查超出主体 200 米的会标记待查；逾期、预警按工作日计算。"""
     move = Move(
         to=body.to.value,
@@ -126,36 +121,36 @@ class History(BaseModel):
 
 
 @router.get("/tasks/{task_id}/history", response_model=History, summary="任务的审计记录")
-def get_task_history(task_id: TaskId, principal: CurrentPrincipal, db: WriteEngine) -> Any:
+def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> Any:
     """一个任务的全部流转，旧的在前；记录只增不删。"""
     with db.connect() as conn:
-        task_by_id(conn, task_id, task_scope(principal))
-        return {"items": history(conn, task_scope(principal), task_id=task_id)}
+        task_by_id(conn, task_id, scope)
+        return {"items": history(conn, scope, task_id=task_id)}
 
 
 @router.get("/entities/{uscc}/history", response_model=History, summary="市场主体的审计记录")
 def get_entity_history(
-    uscc: Annotated[str, Path(min_length=18, max_length=18)], principal: CurrentPrincipal, db: WriteEngine
+    uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, db: WriteEngine
 ) -> Any:
     """该主体所有任务的全部流转（本账号范围内）。"""
     with db.connect() as conn:
-        return {"items": history(conn, task_scope(principal), uscc=uscc)}
+        return {"items": history(conn, scope, uscc=uscc)}
 
 
 @router.get("/workers/{worker_id}/history", response_model=History, summary="网格员经手的审计记录")
 def get_worker_history(
-    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], principal: CurrentPrincipal, db: WriteEngine
+    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, db: WriteEngine
 ) -> Any:
     """该网格员经手过的任务的全部流转（本账号范围内）。"""
     with db.connect() as conn:
-        return {"items": history(conn, task_scope(principal), worker_id=worker_id)}
+        return {"items": history(conn, scope, worker_id=worker_id)}
 
 
 class WorkerChange(BaseModel):
     """网格员离岗或调往另一网格。"""
 
     action: str = Field(pattern="^(leave|move)$")
-    grid_code: str | None = Field(default=None, pattern=r"^\d{15}$")
+    grid_code: str | None = Field(default=None, pattern=GRID_PATTERN.pattern)
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -163,11 +158,10 @@ class WorkerChange(BaseModel):
 def post_worker_change(
     worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: WorkerChange,
-    principal: CurrentPrincipal,
+    principal: WorkerManager,
     db: WriteEngine,
 ) -> dict[str, Any]:
     """在办任务按同一规则改派给本网格负担最轻的网格员，并记入审计。"""
-    require_role(principal, WORKER_MANAGERS, "change workers")
     actor = actor_of(principal)
     with db.begin() as conn:
         worker_in_scope(conn, worker_id, actor.scope)

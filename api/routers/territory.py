@@ -9,15 +9,19 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
-from api.auth.deps import CurrentPrincipal
-from api.auth.roles import Principal, allowed_town_codes, may_see, require_town
-from api.deps import connection, server_settings
+from api.auth.roles import Principal
+from api.deps import CurrentScope, ReadConn, allowed, server_settings
 from gis.coords import CoordSystem
 from gis.settings import ServerSettings
+from grids.codes import GRID_PATTERN
 from maps import service
 from maps.layers import ZOOM_MAX, ZOOM_MIN, Layer, parse_bbox
+from supervision.errors import OutOfScope
+from supervision.permissions import Capability
+from supervision.scope import Scope
 
 router = APIRouter(tags=["地图图层"])
+TerritoryReader = Annotated[Principal, Depends(allowed(Capability.TERRITORY_READ))]
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 BBoxParam = Annotated[
@@ -73,12 +77,12 @@ class GridDetails(BaseModel):
     clues_30d: int = 0
 
 
-def within_scope(body: bytes, principal: Principal) -> bytes:
-    """The FeatureCollection keeping only the features (by their `code`) the principal may see."""
-    if allowed_town_codes(principal) is None:
+def within_scope(body: bytes, scope: Scope) -> bytes:
+    """The FeatureCollection keeping only the features (by their `code`) the scope sees."""
+    if scope.towns is None:
         return body
     collection = orjson.loads(body)
-    collection["features"] = [f for f in collection["features"] if may_see(principal, f["properties"]["code"])]
+    collection["features"] = [f for f in collection["features"] if scope.sees(f["properties"]["code"])]
     return orjson.dumps(collection)
 
 
@@ -86,7 +90,7 @@ def _layer_response(
     layer: Layer,
     conn: Connection,
     settings: ServerSettings,
-    principal: Principal,
+    scope: Scope,
     bbox: str | None,
     zoom: int | None,
     coords: CoordSystem,
@@ -99,7 +103,7 @@ def _layer_response(
         limit_bytes=settings.max_layer_bytes,
         coords=coords,
     )
-    return Response(content=within_scope(body, principal), media_type=GEOJSON_MEDIA_TYPE)
+    return Response(content=within_scope(body, scope), media_type=GEOJSON_MEDIA_TYPE)
 
 
 _LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -112,41 +116,44 @@ _LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
 
 @router.get("/towns", summary="镇街边界图层", response_class=Response, responses=_LAYER_RESPONSES)
 def towns_layer(
-    conn: Annotated[Connection, Depends(connection)],
+    conn: ReadConn,
     settings: Annotated[ServerSettings, Depends(server_settings)],
-    principal: CurrentPrincipal,
+    _: TerritoryReader,
+    scope: CurrentScope,
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
     coords: CoordsParam = "wgs84",
 ) -> Response:
     """Towns (code, name, population, area_km2) intersecting the bbox; a town-scoped user sees only their town."""
-    return _layer_response(Layer.TOWNS, conn, settings, principal, bbox, zoom, coords)
+    return _layer_response(Layer.TOWNS, conn, settings, scope, bbox, zoom, coords)
 
 
 @router.get("/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
 def communities_layer(
-    conn: Annotated[Connection, Depends(connection)],
+    conn: ReadConn,
     settings: Annotated[ServerSettings, Depends(server_settings)],
-    principal: CurrentPrincipal,
+    _: TerritoryReader,
+    scope: CurrentScope,
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
     coords: CoordsParam = "wgs84",
 ) -> Response:
     """Communities (code, name, town_code, kind, population) intersecting the bbox, within the user's town."""
-    return _layer_response(Layer.COMMUNITIES, conn, settings, principal, bbox, zoom, coords)
+    return _layer_response(Layer.COMMUNITIES, conn, settings, scope, bbox, zoom, coords)
 
 
 @router.get("/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
 def grids_layer(
-    conn: Annotated[Connection, Depends(connection)],
+    conn: ReadConn,
     settings: Annotated[ServerSettings, Depends(server_settings)],
-    principal: CurrentPrincipal,
+    _: TerritoryReader,
+    scope: CurrentScope,
     bbox: BBoxParam = None,
     zoom: ZoomParam = None,
     coords: CoordsParam = "wgs84",
 ) -> Response:
     """Grids of the active version with their community, town and counts, intersecting the bbox, within the user's town."""
-    return _layer_response(Layer.GRIDS, conn, settings, principal, bbox, zoom, coords)
+    return _layer_response(Layer.GRIDS, conn, settings, scope, bbox, zoom, coords)
 
 
 @router.get(
@@ -156,10 +163,12 @@ def grids_layer(
     responses={403: {"description": "网格不在当前用户的辖区内"}, 404: {"description": "没有该网格"}},
 )
 def grid_details(
-    conn: Annotated[Connection, Depends(connection)],
-    principal: CurrentPrincipal,
-    code: Annotated[str, Path(pattern=r"^\d{15}$", description="15-digit grid code")],
+    conn: ReadConn,
+    _: TerritoryReader,
+    scope: CurrentScope,
+    code: Annotated[str, Path(pattern=GRID_PATTERN.pattern, description="15-digit grid code")],
 ) -> GridDetails:
     """One grid of the active version with its community, town and counts (403 outside the user's town, 404 when unknown)."""
-    require_town(principal, code)
+    if not scope.sees(code):
+        raise OutOfScope(f"{code} is outside your area")
     return GridDetails.model_validate(service.grid_details(conn, code))

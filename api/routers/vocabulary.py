@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from api.deps import allowed
 from maps.export import HOT_COLOURS
 from maps.heat.aggregate import EVENT_KIND_LABELS_ZH
 from maps.heat.emerging import EMERGING_CLASSES
@@ -16,9 +17,10 @@ from maps.heat.heatmap import BIN_COLOURS, EMERGING_LABELS_ZH, HOT_CLASS_LABELS_
 from maps.heat.hotspots import CLASS_ORDER
 from maps.layers import LAYER_LABELS_ZH, Layer
 from supervision.models import CLUE_KIND_LABELS_ZH, CLUE_SEVERITY_LABELS_ZH, CLUE_SOURCE_LABELS_ZH
+from supervision.permissions import Capability
 from supervision.workflow import DUTY_LABELS_ZH, STATUS_LABELS_ZH, Duty, Status
 
-router = APIRouter(tags=["词表"])
+router = APIRouter(tags=["词表"], dependencies=[Depends(allowed(Capability.VOCABULARY_READ))])
 
 
 class Term(BaseModel):

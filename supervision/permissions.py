@@ -1,0 +1,153 @@
+"""supervision.permissions: the one table of what each role may do, and the scope a role's credential gives.
+
+Every route of the API names the capability it needs (`api.deps.allowed`); no router declares a role set. What a
+role may do is here; where it may do it is its `Scope` (supervision.scope), derived by `scope_for` from the
+credential alone. The task moves a role may make are part of the same table (`MOVE_TARGETS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from supervision.scope import NOWHERE, Scope
+from supervision.workflow import Status
+
+
+class Role(StrEnum):
+    """What a user may do; the scope (if any) says where."""
+
+    ADMIN = "admin"
+    COMMAND_CENTRE = "command_centre"
+    TOWN_LEADER = "town_leader"
+    DISPATCHER = "dispatcher"
+    GRID_WORKER = "grid_worker"
+    DEPARTMENT_OFFICER = "department_officer"
+    API_CLIENT = "api_client"
+
+
+ROLE_LABELS_ZH: Mapping[Role, str] = {
+    Role.ADMIN: "系统管理员",
+    Role.COMMAND_CENTRE: "市指挥中心",
+    Role.TOWN_LEADER: "镇街领导",
+    Role.DISPATCHER: "村（社区）调度员",
+    Role.GRID_WORKER: "网格员",
+    Role.DEPARTMENT_OFFICER: "部门人员",
+    Role.API_CLIENT: "接口调用方",
+}
+
+
+class Capability(StrEnum):
+    """A named thing a caller may do; a route needs exactly one."""
+
+    TERRITORY_READ = "territory.read"
+    ADDRESS_READ = "address.read"
+    ADDRESS_MAINTAIN = "address.maintain"
+    GEOCODE = "geocode"
+    DEPARTMENT_READ = "department.read"
+    VOCABULARY_READ = "vocabulary.read"
+    REGISTRATION_SEND = "registration.send"
+    REGISTRATION_READ = "registration.read"
+    REVIEW_READ = "review.read"
+    REVIEW_RESOLVE = "review.resolve"
+    TASK_READ = "task.read"
+    TASK_TRANSITION = "task.transition"
+    WORKER_MANAGE = "worker.manage"
+    CLUE_READ = "clue.read"
+    CLUE_REPORT = "clue.report"
+    STATS_READ = "stats.read"
+    HEATMAP_READ = "heatmap.read"
+
+
+_EVERYONE = frozenset(
+    {
+        Capability.TERRITORY_READ,
+        Capability.ADDRESS_READ,
+        Capability.GEOCODE,
+        Capability.DEPARTMENT_READ,
+        Capability.VOCABULARY_READ,
+        Capability.REGISTRATION_READ,
+    }
+)
+_SUPERVISES = frozenset({Capability.TASK_READ, Capability.CLUE_READ, Capability.STATS_READ})
+
+# THE table: the capabilities of each role. Registrations come from the registration systems (API clients) and the
+# command centre; the address library is kept by the command centre; grid workers do the field work.
+CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
+    Role.ADMIN: frozenset(Capability),
+    Role.COMMAND_CENTRE: frozenset(Capability),
+    Role.TOWN_LEADER: _EVERYONE | _SUPERVISES | {Capability.HEATMAP_READ},
+    Role.DISPATCHER: _EVERYONE
+    | _SUPERVISES
+    | {
+        Capability.TASK_TRANSITION,
+        Capability.WORKER_MANAGE,
+        Capability.CLUE_REPORT,
+        Capability.REVIEW_READ,
+        Capability.REVIEW_RESOLVE,
+        Capability.HEATMAP_READ,
+    },
+    Role.GRID_WORKER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION, Capability.CLUE_REPORT},
+    Role.DEPARTMENT_OFFICER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION},
+    Role.API_CLIENT: _EVERYONE | {Capability.REGISTRATION_SEND},
+}
+
+# The moves of a task each role may make (None: any move the state machine allows). Grid workers do the field work
+# and may raise a case to the community; departments answer; the community, the command centre and admins decide.
+# A role without task.transition makes none.
+MOVE_TARGETS: Mapping[str, frozenset[Status] | None] = {
+    "system": None,
+    Role.ADMIN: None,
+    Role.COMMAND_CENTRE: None,
+    Role.DISPATCHER: None,
+    Role.GRID_WORKER: frozenset(
+        {
+            Status.ASSIGNED,
+            Status.INSPECTED_OK,
+            Status.INSPECTED_PROBLEM,
+            Status.NOTICE_ISSUED,
+            Status.REINSPECTED,
+            Status.ESCALATED_COMMUNITY,
+            Status.CLOSED,
+        }
+    ),
+    Role.DEPARTMENT_OFFICER: frozenset({Status.DEPARTMENT_FEEDBACK, Status.CLOSED}),
+}
+
+
+def permits(role: str, capability: Capability) -> bool:
+    """Whether `role` has `capability` (an unknown role has none)."""
+    try:
+        return capability in CAPABILITIES[Role(role)]
+    except ValueError:
+        return False
+
+
+def may_move_to(role: str, target: Status) -> bool:
+    """Whether `role` may move a task to `target` (the state machine decides the rest)."""
+    if role not in MOVE_TARGETS:
+        return False
+    allowed = MOVE_TARGETS[role]
+    return allowed is None or target in allowed
+
+
+def scope_for(role: str, scope: str | None, town_code: str | None = None) -> Scope:
+    """The Scope a credential gives: its role, its scope string, and the town resolved when it was checked.
+
+    A grid worker: their grids; a dispatcher: their community; a town leader: their town; a department officer:
+    their department; the command centre, admins and API clients: the whole city (what API clients may do there is
+    the capability table's to say). A territorial role without its scope string gets nothing.
+    """
+    if role in (Role.ADMIN, Role.COMMAND_CENTRE, Role.API_CLIENT):
+        return Scope("city")
+    if not scope:
+        return NOWHERE
+    if role == Role.TOWN_LEADER:
+        return Scope("town", scope)
+    if role == Role.DISPATCHER:
+        return Scope("community", scope)
+    if role == Role.GRID_WORKER:
+        return Scope("worker", scope, town_code)
+    if role == Role.DEPARTMENT_OFFICER:
+        return Scope("department", scope)
+    return NOWHERE

@@ -1,0 +1,124 @@
+"""supervision.scope: the one Scope type: where a caller may look and act, taken from their credential only.
+
+A scope is the whole city, a town, a community, a grid worker's grids, a department, or nothing. It answers both
+questions every endpoint asks:
+
+- "may this caller see this object?" (`sees` for a town, community or grid code; `covers` for the figures of a unit;
+  `Scope.task_sql` checked against the one row read by id);
+- "filter this query" (`towns` for the map, the address library, heatmaps and figures; `task_sql` and `clue_sql`
+  for tasks, clues and their history, and later tiles and streams).
+
+The map area and the task area differ on purpose: a dispatcher sees their whole town on the map but only their
+community's tasks; a department officer sees the whole city's map but only the tasks routed to their department.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Connection, text
+
+from grids.codes import community_sql, town_of, within
+
+ScopeKind = Literal["city", "town", "community", "worker", "department", "none"]
+# The kinds whose map area is the whole city.
+_CITY_MAP: frozenset[str] = frozenset({"city", "department"})
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a caller may look and act.
+
+    `code` is the town, community, worker id or department code of the scope; `town` is a worker's town, resolved
+    from their worker row when the credential is checked (a town's or a community's is read from its code).
+    """
+
+    kind: ScopeKind
+    code: str | None = None
+    town: str | None = None
+
+    # -------------------------------------------------------------------------------------- map area (territory)
+
+    @property
+    def towns(self) -> frozenset[str] | None:
+        """The towns whose map, addresses, heatmaps and figures this scope sees; None means the whole city.
+
+        A territorial scope whose town could not be resolved (a worker id with no worker row) sees no town.
+        """
+        if self.kind in _CITY_MAP:
+            return None
+        if self.kind in ("town", "community") and self.code:
+            return frozenset({town_of(self.code)})
+        if self.kind == "worker" and self.town:
+            return frozenset({self.town})
+        return frozenset()
+
+    def sees(self, code: str) -> bool:
+        """Whether a town, community or grid code lies within the towns this scope sees."""
+        towns = self.towns
+        return towns is None or town_of(code) in towns
+
+    # ---------------------------------------------------------------------------------------- work (tasks, clues)
+
+    def task_sql(self, alias: str = "t") -> tuple[str, dict[str, Any]]:
+        """A WHERE fragment over a task alias (town_code, community_code, grid_code, department_codes), bound."""
+        if self.kind == "city":
+            return "TRUE", {}
+        if self.kind == "town":
+            return f"{alias}.town_code = :scope_code", {"scope_code": self.code}
+        if self.kind == "community":
+            return f"{alias}.community_code = :scope_code", {"scope_code": self.code}
+        if self.kind == "worker":
+            return (
+                f"{alias}.grid_code IN (SELECT w.grid_code FROM worker w WHERE w.id = :scope_worker AND w.active)",  # noqa: S608 - fixed SQL fragments; values are bound
+                {"scope_worker": self.worker_id if self.worker_id is not None else -1},
+            )
+        if self.kind == "department":
+            return f":scope_code = ANY(string_to_array({alias}.department_codes, ','))", {"scope_code": self.code}
+        return "FALSE", {}
+
+    def clue_sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
+        """A WHERE fragment over a clue alias (town_code, grid_code, department_code): a department sees its clues."""
+        if self.kind == "department":
+            return f"{alias}.department_code = :scope_code", {"scope_code": self.code}
+        if self.kind == "community":
+            return f"{community_sql(alias + '.grid_code')} = :scope_code", {"scope_code": self.code}
+        return self.task_sql(alias)
+
+    def covers(self, conn: Connection, level: str, code: str | None) -> bool:
+        """Whether the caller may act on, or read the figures of, a town, community, grid or department.
+
+        `code` None means "every unit of the level within my area": only the city and a town may ask that.
+        """
+        if self.kind == "city":
+            return True
+        if level == "department":
+            return self.kind == "department" and code == self.code
+        if code is None:
+            return self.kind == "town"
+        if self.kind == "town":
+            return self.code is not None and within(code, self.code)
+        if self.kind == "community":
+            return level != "town" and self.code is not None and within(code, self.code)
+        if self.kind == "worker":
+            return level == "grid" and code in self.worker_grids(conn)
+        return False
+
+    @property
+    def worker_id(self) -> int | None:
+        """The worker of a worker scope (None for any other scope or a malformed id)."""
+        if self.kind != "worker" or not self.code or not self.code.isdigit():
+            return None
+        return int(self.code)
+
+    def worker_grids(self, conn: Connection) -> frozenset[str]:
+        """The grids of a worker scope (their active worker row); empty for any other scope."""
+        if self.worker_id is None:
+            return frozenset()
+        rows = conn.execute(text("SELECT grid_code FROM worker WHERE id = :w AND active"), {"w": self.worker_id})
+        return frozenset(r[0] for r in rows)
+
+
+CITY = Scope("city")
+NOWHERE = Scope("none")
