@@ -507,19 +507,6 @@ def _restore_list(pg_restore: Path, backup: VerifiedBackup) -> list[str]:
 # --- restore ---------------------------------------------------------------------------------------------------
 
 
-def restore_database(
-    settings: DatabaseSettings,
-    path: Path,
-    *,
-    force: bool = False,
-    admin_url: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> RestoreResult:
-    """Verify the backup at `path`, then restore it atomically into the configured database (see restore_backup)."""
-    with opened_backup(path) as backup:
-        return restore_backup(settings, backup, force=force, admin_url=admin_url, progress=progress)
-
-
 def restore_backup(
     settings: DatabaseSettings,
     backup: VerifiedBackup,

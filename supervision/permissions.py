@@ -26,17 +26,6 @@ class Role(StrEnum):
     API_CLIENT = "api_client"
 
 
-ROLE_LABELS_ZH: Mapping[Role, str] = {
-    Role.ADMIN: "系统管理员",
-    Role.COMMAND_CENTRE: "市指挥中心",
-    Role.TOWN_LEADER: "镇街领导",
-    Role.DISPATCHER: "村（社区）调度员",
-    Role.GRID_WORKER: "网格员",
-    Role.DEPARTMENT_OFFICER: "部门人员",
-    Role.API_CLIENT: "接口调用方",
-}
-
-
 class Capability(StrEnum):
     """A named thing a caller may do; a route needs exactly one."""
 

@@ -51,7 +51,12 @@ def worker_in_scope(conn: Connection, worker_id: int, scope: Scope) -> None:
 
 
 def move_worker(conn: Connection, worker_id: int, grid_code: str, *, actor: Actor) -> int:
-    """A worker moves to another grid: their open tasks stay in the old grid, with its other workers (audited)."""
+    """A worker moves to another grid: their open tasks stay in the old grid, with its other workers (audited).
+
+    The target must lie in the actor's scope too: a dispatcher moves workers only within their community.
+    """
+    if not actor.scope.covers(conn, "grid", grid_code):
+        raise OutOfScope(f"grid {grid_code} is outside your area")
     found = conn.execute(
         text(
             "UPDATE worker w SET grid_code = g.code, town_code = g.town_code FROM grid g "

@@ -300,6 +300,18 @@ def test_changing_a_worker_matrix(client: TestClient, headers: Any, objects: dic
     _check(client, headers, WORKERS, requests)
 
 
+def test_a_worker_is_never_moved_into_a_grid_outside_the_movers_scope(
+    client: TestClient, headers: Any, objects: dict[str, Any]
+) -> None:
+    worker = objects["home"]["worker"]
+    for place in ("neighbour", "away"):
+        body = {"action": "move", "grid_code": objects[place]["grid"]}
+        answer = client.post(f"/v1/workers/{worker}/changes", json=body, headers=headers["dispatcher"])
+        assert answer.status_code == 403, (place, answer.text)
+    mine = client.get(f"/v1/stats?level=grid&code={objects['home']['grid']}", headers=headers["worker"])
+    assert mine.status_code == 200  # still the home grid's worker
+
+
 def test_a_grids_figures_matrix(client: TestClient, headers: Any, objects: dict[str, Any]) -> None:
     requests = [("GET", f"/v1/stats?level=grid&code={objects[p]['grid']}", None) for p in PLACES]
     _check(client, headers, STATS, requests)
