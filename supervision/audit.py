@@ -1,5 +1,7 @@
 """supervision.audit: the audit trail of tasks — who acts (Actor), who holds (Holder), one row per change (TaskEvent).
 
+`history` reads the trail back as `HistoryEntry` rows (the API's shape).
+
 Every change of a task writes one `task_event` row (who, when, from, to, note, and what held afterwards: the
 holder and the deadline in force), through `write_events` and nowhere else. Rows are never updated or deleted;
 the history of a task, an entity or a worker is read back from them, and overdue time is attributed from them
@@ -9,9 +11,9 @@ to whoever held the task.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, cast, get_args
+from typing import Literal, Protocol, cast, get_args
 
 from sqlalchemy import Connection, text
 
@@ -163,6 +165,41 @@ def write_events(conn: Connection, events: Iterable[TaskEvent]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """审计记录的一行：谁、何时、从何状态、到何状态、说明，及之后的责任方与期限。"""
+
+    id: int
+    task_id: int
+    duty: str
+    entity_uscc: str | None
+    from_status: str | None = field(metadata={"description": "流转前状态（新建时为 null）"})
+    to_status: str
+    actor: str = field(metadata={"description": "操作者"})
+    at: datetime
+    note: str | None
+    worker_id: int | None
+    holder: str | None = field(metadata={"description": "之后的责任方"})
+    due_at: datetime | None = field(metadata={"description": "之后的期限"})
+    distance_m: float | None = field(metadata={"description": "核查位置到主体的距离（米）"})
+    flagged: bool
+    lon: float | None
+    lat: float | None
+
+
+class HeldSpan(Protocol):
+    """What overdue attribution reads of an audit row: when it began, the deadline then, and who held the task."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def due_at(self) -> datetime | None: ...
+
+    @property
+    def holder(self) -> str | None: ...
+
+
 HISTORY_COLUMNS = (
     "te.id, te.task_id, t.duty, t.entity_uscc, te.from_status, te.to_status, te.actor, te.at, te.note, "
     "te.worker_id, te.holder, te.due_at, te.distance_m, te.flagged, ST_X(te.geom) AS lon, ST_Y(te.geom) AS lat"
@@ -177,7 +214,7 @@ def history(
     uscc: str | None = None,
     worker_id: int | None = None,
     limit: int = 1000,
-) -> list[dict[str, Any]]:
+) -> list[HistoryEntry]:
     """The audit trail of a task, an entity or a worker, oldest first (only tasks in the caller's scope)."""
     where, params = scope.task_sql("t")
     if task_id is not None:
@@ -196,18 +233,18 @@ def history(
         ),
         {**params, "limit": limit},
     ).mappings()
-    return [dict(r) for r in rows]
+    return [HistoryEntry(**r) for r in rows]
 
 
-def overdue_attribution(events: Sequence[dict[str, Any]], *, now: datetime | None = None) -> dict[str, float]:
+def overdue_attribution(events: Sequence[HeldSpan], *, now: datetime | None = None) -> dict[str, float]:
     """Overdue seconds by holder, from a task's events (oldest first): each span counts against who held it."""
     moment = now or clock.now()
     out: dict[str, float] = {}
     for i, event in enumerate(events):
-        start: datetime = event["at"]
-        end: datetime = events[i + 1]["at"] if i + 1 < len(events) else moment
-        due: datetime | None = event["due_at"]
-        holder = event["holder"]
+        start = event.at
+        end = events[i + 1].at if i + 1 < len(events) else moment
+        due = event.due_at
+        holder = event.holder
         if due is None or holder is None or end <= due:
             continue
         seconds = (end - max(start, due)).total_seconds()

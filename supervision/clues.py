@@ -13,10 +13,10 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h3
 import shapely
@@ -62,9 +62,76 @@ class ClueReport:
     reported_at: datetime | None = None
 
 
-def report_clue(
-    conn: Connection, report: ClueReport, *, actor: Actor, geocoder: Geocoder | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    """疑似重复：同行业 50 米内、30 天内上报的另一条线索。"""
+
+    clue_id: int
+    distance_m: float = field(metadata={"description": "距离（米）"})
+    reported_at: str = field(metadata={"description": "其上报时间（ISO 8601）"})
+    status: str
+
+
+@dataclass(frozen=True)
+class ClueView:
+    """一条线索：位置、行业、严重程度、去向部门、疑似重复、任务与期限、照片数。"""
+
+    id: int
+    kind: Literal["clue", "unlicensed"] = field(metadata={"description": "clue（线索）或 unlicensed（无证经营）"})
+    industry: str
+    description: str
+    severity: Literal["normal", "severe"]
+    status: str = field(metadata={"description": "其任务的状态"})
+    source: Literal["field", "hotline"] = field(metadata={"description": "field（网格员上报）或 hotline（热线）"})
+    reported_at: datetime
+    address: str | None
+    town_code: str | None
+    grid_code: str | None
+    reported_by: str | None
+    department_code: str | None = field(metadata={"description": "去向部门（严重线索为指挥中心）"})
+    duplicate_candidates: list[DuplicateCandidate] | None = field(metadata={"description": "疑似重复（近的在前）"})
+    lon: float = field(metadata={"description": "经度（WGS84）"})
+    lat: float = field(metadata={"description": "纬度（WGS84）"})
+    task_id: int | None
+    due_at: datetime | None = field(metadata={"description": "其任务的期限"})
+    photo_count: int
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    """线索的一张照片（按校验和存盘）。"""
+
+    id: int
+    sha256: str
+    size_bytes: int
+    content_type: str
+    filename: str | None
+    uploaded_by: str
+    uploaded_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    """刚存下的照片及其线索编号。"""
+
+    id: int
+    clue_id: int
+    sha256: str
+    size_bytes: int
+    content_type: str
+    filename: str | None
+    uploaded_by: str
+    uploaded_at: datetime
+
+
+@dataclass(frozen=True)
+class ClueDetail(ClueView):
+    """一条线索及其照片。"""
+
+    photos: list[PhotoView] = field(default_factory=list)
+
+
+def report_clue(conn: Connection, report: ClueReport, *, actor: Actor, geocoder: Geocoder | None = None) -> ClueDetail:
     """Store a clue, suggest duplicates, route it and push its task; the stored clue."""
     router = default_router()
     if report.industry not in router.clue_industries():
@@ -117,7 +184,7 @@ def report_clue(
             "lat": lat,
             "by": actor.name,
             "department": department,
-            "duplicates": _json(duplicates),
+            "duplicates": _json([asdict(d) for d in duplicates]),
         },
     ).scalar_one()
     create_tasks(
@@ -165,7 +232,7 @@ def _position(report: ClueReport, geocoder: Geocoder | None) -> tuple[float, flo
 
 def suggest_duplicates(
     conn: Connection, industry: str, lon: float, lat: float, reported_at: datetime
-) -> list[dict[str, Any]]:
+) -> list[DuplicateCandidate]:
     """Clues of the same industry within 50 m reported in the 30 days before: possible duplicates, nearest first."""
     rows = conn.execute(
         text(
@@ -187,10 +254,7 @@ def suggest_duplicates(
             "radius": DUPLICATE_RADIUS_M,
         },
     )
-    return [
-        {"clue_id": int(r.id), "distance_m": r.distance_m, "reported_at": r.reported_at.isoformat(), "status": r.status}
-        for r in rows
-    ]
+    return [DuplicateCandidate(int(r.id), r.distance_m, r.reported_at.isoformat(), r.status) for r in rows]
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -206,7 +270,14 @@ _CLUE_COLUMNS = """
 """
 
 
-def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> dict[str, Any]:
+def _clue_out(row: Any) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "visible"}
+    found = out["duplicate_candidates"]
+    out["duplicate_candidates"] = None if found is None else [DuplicateCandidate(**d) for d in found]
+    return out
+
+
+def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> ClueDetail:
     """One clue with its task, deadline and photos; NotFound or OutOfScope."""
     where, params = scope.clue_sql("c")
     row = (
@@ -221,9 +292,8 @@ def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> dict[str, Any]:
         raise NotFound(f"no clue {clue_id}")
     if not row["visible"]:
         raise OutOfScope(f"clue {clue_id} is outside your area")
-    out = {k: v for k, v in row.items() if k != "visible"}
-    out["photos"] = [
-        dict(r)
+    photos = [
+        PhotoView(**r)
         for r in conn.execute(
             text(
                 "SELECT id, sha256, size_bytes, content_type, filename, uploaded_by, uploaded_at FROM clue_photo "
@@ -232,7 +302,7 @@ def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> dict[str, Any]:
             {"id": clue_id},
         ).mappings()
     ]
-    return out
+    return ClueDetail(**_clue_out(row), photos=photos)
 
 
 @dataclass
@@ -253,7 +323,7 @@ class ClueFilters:
 
 def list_clues(
     conn: Connection, scope: Scope, filters: ClueFilters, *, limit: int = 50, cursor: str | None = None
-) -> Page:
+) -> Page[ClueView]:
     """Clues in scope, newest first, as {items, total, next}."""
     where, params = scope.clue_sql("c")
     clauses = [where]
@@ -299,8 +369,8 @@ def list_clues(
         .mappings()
         .all()
     )
-    items = [dict(r) for r in rows[:limit]]
-    following = encode_cursor(items[-1]["reported_at"], items[-1]["id"]) if len(rows) > limit else None
+    items = [ClueView(**_clue_out(r)) for r in rows[:limit]]
+    following = encode_cursor(items[-1].reported_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, total=total, next=following)
 
 
@@ -316,7 +386,7 @@ def add_photo(
     filename: str | None,
     actor: Actor,
     photo_dir: Path,
-) -> dict[str, Any]:
+) -> StoredPhoto:
     """Verify and store one photo of a clue (on disk by checksum, described in the database)."""
     clue_by_id(conn, clue_id, actor.scope)
     if not data:
@@ -351,7 +421,7 @@ def add_photo(
         .mappings()
         .one()
     )
-    return dict(row)
+    return StoredPhoto(**row)
 
 
 def sniff_image(data: bytes) -> str:

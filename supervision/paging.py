@@ -1,25 +1,29 @@
-"""supervision.paging: one page of a listing, newest first, and the opaque keyset cursor of the next page."""
+"""supervision.paging: one page of a listing, newest first, and the opaque keyset cursor of the next page.
+
+`Page[T]` is generic over the read model listed (a frozen dataclass the API serializes as it stands).
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Generic, TypeVar
 
 from supervision.errors import InvalidInput
 
 PAGE_LIMIT_MAX = 500
+T = TypeVar("T")
 
 
-@dataclass
-class Page:
-    """One page of a listing, newest first, and the cursor of the next page."""
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """一页（新的在前）；next 为下一页游标，没有下一页时为 null。"""
 
-    items: list[dict[str, Any]]
-    total: int
-    next: str | None
+    items: list[T]
+    total: int = field(metadata={"description": "符合条件的总数"})
+    next: str | None = field(metadata={"description": "下一页游标"})
 
 
 def encode_cursor(at: datetime, row_id: int) -> str:

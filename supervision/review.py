@@ -8,6 +8,7 @@ or a point, and the flow continues from there: the entity and its tasks, then th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +28,28 @@ from supervision.outbox import hand_back
 from supervision.scope import Scope
 
 
+@dataclass(frozen=True)
+class ReviewItem:
+    """待核队列的一项：原因、登记内容（含候选标准地址）、何时进入、何时由谁如何处理。"""
+
+    id: int
+    kind: str = field(metadata={"description": "registration（登记事件）"})
+    reason: str = field(metadata={"description": "无法落点或有歧义的原因"})
+    payload: dict[str, Any] = field(metadata={"description": "登记事件及候选标准地址"})
+    town_code: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: dict[str, Any] | None = field(metadata={"description": "处理结果：标准地址或位置、网格、任务"})
+
+
 def list_review(
     conn: Connection,
     *,
     scope: Scope,
     open_only: bool = True,
     limit: int = 100,
-) -> list[dict[str, Any]]:
+) -> list[ReviewItem]:
     """Registrations waiting for a dispatcher (in the caller's towns, or community where it is known)."""
     town_codes, community_code = scope.towns, _community(scope)
     clauses = ["kind = 'registration'"]
@@ -53,7 +69,7 @@ def list_review(
         ),
         params,
     ).mappings()
-    return [dict(r) for r in rows]
+    return [ReviewItem(**r) for r in rows]
 
 
 def _community(scope: Scope) -> str | None:

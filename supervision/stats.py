@@ -12,10 +12,11 @@ Overdue figures (the count and the list) describe the backlog now, whenever the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, cast
 
+from pydantic import Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import Connection, text
 
 from gis import clock
@@ -24,7 +25,14 @@ from supervision.errors import OutOfScope, StatsError
 from supervision.routing import default_router
 from supervision.task_states import OPEN_STATUSES
 
-LEVELS = ("town", "community", "grid", "department")
+Level = Literal["town", "community", "grid", "department"]
+LEVELS: tuple[Level, ...] = ("town", "community", "grid", "department")
+# The window's ends as the API has always written them: datetime.isoformat() (`+00:00`, never `Z`).
+Instant = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 SEED_HEADLINE = {"completion_rate": 0.9916, "clue_handling_rate": 0.971, "licensing_rate": 0.7569}
 _CITY_PREFIX = "东莞市"
 
@@ -63,6 +71,79 @@ class StatsWindow:
     until: datetime
 
 
+@dataclass(frozen=True)
+class UnitStats:
+    """一个单位（镇街、村（社区）、网格或部门）的数字；比率在分母为 0 时为 null。"""
+
+    code: str
+    name: str
+    tasks_pushed: int = field(metadata={"description": "期内推送的任务数"})
+    tasks_cancelled: int
+    tasks_completed: int = field(metadata={"description": "其中已办结"})
+    tasks_on_time: int = field(metadata={"description": "其中按时办结"})
+    open_overdue: int = field(metadata={"description": "当前逾期未办（不论何时推送）"})
+    clues_reported: int
+    clues_handled: int
+    clues_cancelled: int
+    entities_needing_licence: int
+    entities_licensed: int
+    completion_rate: float | None = field(metadata={"description": "任务完成率"})
+    on_time_rate: float | None = field(metadata={"description": "按时率"})
+    clue_handling_rate: float | None = field(metadata={"description": "线索办结率"})
+    licensing_rate: float | None = field(metadata={"description": "持证率"})
+
+
+@dataclass(frozen=True)
+class OverdueShare:
+    """逾期时间中归于某责任方的部分。"""
+
+    holder: str
+    overdue_seconds: int
+    overdue_hours: float
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    """逾期清单的一项：任务、当前责任方、期限、逾期天数，及逾期时间按当时责任方的归属。"""
+
+    id: int
+    kind: str
+    duty: str
+    entity_uscc: str | None
+    clue_id: int | None
+    grid_code: str
+    worker_id: int | None
+    holder: str | None
+    status: str
+    due_at: datetime
+    overdue_days: float
+    attribution: list[OverdueShare]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """种子系统的三个总体数字（本系统按同一口径计算），及种子系统报告的数值。"""
+
+    completion_rate: float | None
+    clue_handling_rate: float | None
+    licensing_rate: float | None
+    seed_reported: dict[str, float]
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """一个层级的统计：各单位、合计、逾期清单（最久的在前）；headline 为全市（或本账号范围）的总体数字。"""
+
+    level: Level
+    code: str | None
+    from_: Annotated[Instant, Field(alias="from")] = field(metadata={"description": "起始（含）"})
+    to: Instant = field(metadata={"description": "截止（不含）"})
+    units: list[UnitStats]
+    totals: UnitStats
+    overdue: list[OverdueItem]
+    headline: Headline | None = None
+
+
 def unit_stats(
     conn: Connection,
     *,
@@ -72,7 +153,7 @@ def unit_stats(
     town_codes: frozenset[str] | None = None,
     now: datetime | None = None,
     overdue_limit: int = 100,
-) -> dict[str, Any]:
+) -> StatsReport:
     """The figures of every unit of `level` (or the one `code`) within `town_codes` (None: the city), and the overdue list."""
     _check(level, window)
     moment = now or clock.now()
@@ -129,15 +210,15 @@ def unit_stats(
     return _finish(level, code, window, units, overdue)
 
 
-def headline(conn: Connection, *, window: StatsWindow, town_codes: frozenset[str] | None = None) -> dict[str, Any]:
+def headline(conn: Connection, *, window: StatsWindow, town_codes: frozenset[str] | None = None) -> Headline:
     """The seed system's three headline figures over the window, computed as the unit figures are."""
-    totals = unit_stats(conn, level="town", code=None, window=window, town_codes=town_codes, overdue_limit=0)["totals"]
-    return {
-        "completion_rate": totals["completion_rate"],
-        "clue_handling_rate": totals["clue_handling_rate"],
-        "licensing_rate": totals["licensing_rate"],
-        "seed_reported": dict(SEED_HEADLINE),
-    }
+    totals = unit_stats(conn, level="town", code=None, window=window, town_codes=town_codes, overdue_limit=0).totals
+    return Headline(
+        completion_rate=totals.completion_rate,
+        clue_handling_rate=totals.clue_handling_rate,
+        licensing_rate=totals.licensing_rate,
+        seed_reported=dict(SEED_HEADLINE),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ internals
@@ -241,36 +322,38 @@ def _add_clues(u: dict[str, Any], r: Any) -> None:
     u["clues_cancelled"] += r.cancelled
 
 
-def _with_rates(u: dict[str, Any]) -> dict[str, Any]:
-    u["completion_rate"] = _rate(u["tasks_completed"], u["tasks_pushed"] - u["tasks_cancelled"])
-    u["on_time_rate"] = _rate(u["tasks_on_time"], u["tasks_completed"])
-    u["clue_handling_rate"] = _rate(u["clues_handled"], u["clues_reported"] - u["clues_cancelled"])
-    u["licensing_rate"] = _rate(u["entities_licensed"], u["entities_needing_licence"])
-    return u
+def _with_rates(u: dict[str, Any]) -> UnitStats:
+    return UnitStats(
+        **u,
+        completion_rate=_rate(u["tasks_completed"], u["tasks_pushed"] - u["tasks_cancelled"]),
+        on_time_rate=_rate(u["tasks_on_time"], u["tasks_completed"]),
+        clue_handling_rate=_rate(u["clues_handled"], u["clues_reported"] - u["clues_cancelled"]),
+        licensing_rate=_rate(u["entities_licensed"], u["entities_needing_licence"]),
+    )
 
 
 def _finish(
-    level: str, code: str | None, window: StatsWindow, units: dict[str, dict[str, Any]], overdue: list[dict[str, Any]]
-) -> dict[str, Any]:
+    level: str, code: str | None, window: StatsWindow, units: dict[str, dict[str, Any]], overdue: list[OverdueItem]
+) -> StatsReport:
     totals = _empty("", "合计")
     for u in units.values():
         for key in _METRICS:
             totals[key] += u[key]
     listed = [_with_rates(u) for _, u in sorted(units.items()) if u["code"]]
-    return {
-        "level": level,
-        "code": code,
-        "from": window.since.isoformat(),
-        "to": window.until.isoformat(),
-        "units": listed,
-        "totals": _with_rates(totals),
-        "overdue": overdue,
-    }
+    return StatsReport(
+        level=cast(Level, level),
+        code=code,
+        from_=window.since,
+        to=window.until,
+        units=listed,
+        totals=_with_rates(totals),
+        overdue=overdue,
+    )
 
 
 def _overdue(
     conn: Connection, condition: str, params: dict[str, Any], moment: datetime, limit: int
-) -> list[dict[str, Any]]:
+) -> list[OverdueItem]:
     """Open tasks past their deadline, most overdue first, with overdue time attributed to each holder."""
     if limit <= 0:
         return []
@@ -288,31 +371,31 @@ def _overdue(
     )
     if not rows:
         return []
-    events: dict[int, list[dict[str, Any]]] = {}
+    events: dict[int, list[Any]] = {}
     for e in conn.execute(
         text("SELECT task_id, at, due_at, holder FROM task_event WHERE task_id = ANY(:ids) ORDER BY task_id, at, id"),
         {"ids": [r["id"] for r in rows]},
-    ).mappings():
-        events.setdefault(e["task_id"], []).append(dict(e))
+    ):
+        events.setdefault(e.task_id, []).append(e)
     out = []
     for r in rows:
         attribution = overdue_attribution(events.get(r["id"], []), now=moment)
         out.append(
-            {
-                **dict(r),
-                "overdue_days": round((moment - r["due_at"]).total_seconds() / 86400, 1),
-                "attribution": [
-                    {"holder": holder, "overdue_seconds": round(seconds), "overdue_hours": round(seconds / 3600, 1)}
+            OverdueItem(
+                **r,
+                overdue_days=round((moment - r["due_at"]).total_seconds() / 86400, 1),
+                attribution=[
+                    OverdueShare(holder, round(seconds), round(seconds / 3600, 1))
                     for holder, seconds in sorted(attribution.items(), key=lambda kv: (-kv[1], kv[0]))
                 ],
-            }
+            )
         )
     return out
 
 
 def _department_stats(
     conn: Connection, code: str | None, window: StatsWindow, params: dict[str, Any], limit: int
-) -> dict[str, Any]:
+) -> StatsReport:
     """Department level: the tasks routed to each department, its clues, and the licensing rate of its licences."""
     departments = {d.code: d.name for d in default_router().departments()}
     if code is not None and code not in departments:

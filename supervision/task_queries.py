@@ -1,8 +1,9 @@
-"""supervision.task_queries: reading tasks as the API shows them — one by id, or a filtered page in scope."""
+"""supervision.task_queries: reading tasks as the API shows them (TaskView) — one by id, or a filtered page in scope."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -29,6 +30,39 @@ class TaskFilters:
     overdue: bool | None = None
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """一个任务：对象、所在网格、责任方、状态与期限，及当前允许的流转（allowed）。"""
+
+    id: int
+    kind: str = field(metadata={"description": "task（登记任务）或 clue（线索任务）"})
+    duty: str = field(metadata={"description": "“4+2”职责之一"})
+    entity_uscc: str | None = field(metadata={"description": "市场主体统一社会信用代码"})
+    entity_name: str | None
+    clue_id: int | None
+    event_id: str | None = field(metadata={"description": "来源登记事件编号"})
+    town_code: str
+    community_code: str
+    grid_code: str
+    worker_id: int | None
+    department_codes: list[str] = field(metadata={"description": "经办部门（可多个）"})
+    status: Status
+    pushed_at: datetime
+    due_at: datetime | None = field(metadata={"description": "当前期限"})
+    warn_at: datetime | None = field(metadata={"description": "预警时间"})
+    calendar_provisional: bool = field(metadata={"description": "期限按未公布的节假日暂算"})
+    closed_at: datetime | None
+    version: int = field(metadata={"description": "乐观锁版本，流转时带回"})
+    flagged: bool = field(metadata={"description": "核查位置超出主体 200 米，待查"})
+    holder: str | None = field(
+        metadata={"description": "当前责任方：worker:<编号>、grid:<网格>、community:<社区>、department:<部门>"}
+    )
+    campaign: str | None
+    updated_at: datetime
+    allowed: list[Status] = field(metadata={"description": "当前允许的流转"})
+    overdue: bool = field(metadata={"description": "已过期限"})
+
+
 _TASK_COLUMNS = """
     t.id, t.kind, t.duty, t.entity_uscc, e.name AS entity_name, t.clue_id, t.event_id, t.town_code,
     t.community_code, t.grid_code, t.worker_id, t.department_codes, t.status, t.pushed_at, t.due_at, t.warn_at,
@@ -36,7 +70,7 @@ _TASK_COLUMNS = """
 """
 
 
-def task_by_id(conn: Connection, task_id: int, scope: Scope) -> dict[str, Any]:
+def task_by_id(conn: Connection, task_id: int, scope: Scope) -> TaskView:
     """One task as the API shows it, with the moves allowed now; NotFound or OutOfScope."""
     where, params = scope.task_sql("t")
     row = (
@@ -57,17 +91,23 @@ def task_by_id(conn: Connection, task_id: int, scope: Scope) -> dict[str, Any]:
     return _task_out(row)
 
 
-def _task_out(row: Any) -> dict[str, Any]:
+def _task_out(row: Any) -> TaskView:
     out = {k: v for k, v in dict(row).items() if k != "visible"}
-    out["department_codes"] = [c for c in (out["department_codes"] or "").split(",") if c]
-    out["allowed"] = [s.value for s in allowed_moves(Status(out["status"]))]
-    out["overdue"] = bool(out["due_at"] is not None and out["due_at"] < clock.now())
-    return out
+    status = Status(out.pop("status"))
+    return TaskView(
+        **{
+            **out,
+            "department_codes": [c for c in (out["department_codes"] or "").split(",") if c],
+            "allowed": list(allowed_moves(status)),
+            "overdue": bool(out["due_at"] is not None and out["due_at"] < clock.now()),
+        },
+        status=status,
+    )
 
 
 def list_tasks(
     conn: Connection, scope: Scope, filters: TaskFilters, *, limit: int = 50, cursor: str | None = None
-) -> Page:
+) -> Page[TaskView]:
     """Tasks in scope, newest first, as {items, total, next} with a keyset cursor."""
     where, params = scope.task_sql("t")
     clauses = [where]
@@ -110,5 +150,5 @@ def list_tasks(
         .all()
     )
     items = [_task_out(r) for r in rows[:limit]]
-    following = encode_cursor(items[-1]["pushed_at"], items[-1]["id"]) if len(rows) > limit else None
+    following = encode_cursor(items[-1].pushed_at, items[-1].id) if len(rows) > limit else None
     return Page(items=items, total=total, next=following)

@@ -21,7 +21,7 @@ from supervision.errors import InvalidInput, InvalidMove, NotFound, NotPermitted
 from supervision.permissions import may_move_to
 from supervision.routing import RoutingError, default_router
 from supervision.scope import CITY, Scope
-from supervision.task_queries import task_by_id
+from supervision.task_queries import TaskView, task_by_id
 from supervision.task_states import WORKER_HELD
 from supervision.workflow import (
     INSPECTION_TARGETS,
@@ -56,7 +56,7 @@ class Move:
 
 def transition(
     conn: Connection, task_id: int, move: Move, *, actor: Actor, calendar: WorkCalendar | None = None
-) -> dict[str, Any]:
+) -> TaskView:
     """Move one task (locked), after the scope, version, state-machine, role and presence checks; the new task."""
     calendar = calendar or default_calendar()
     current = _locked_task(conn, task_id, actor.scope)

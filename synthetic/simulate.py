@@ -401,7 +401,7 @@ def _field_work(conn: Connection, day: date, rng: random.Random, report: Simulat
                     )
             except SupervisionError:
                 break
-            version = moved["version"]
+            version = moved.version
             report.transitions += 1
             moment += timedelta(minutes=rng.uniform(5, 40))
 

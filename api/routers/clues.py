@@ -19,14 +19,18 @@ from gis.settings import ServerSettings
 from grids.codes import GRID_PATTERN, TOWN_PATTERN
 from supervision.clues import (
     MAX_PHOTO_BYTES,
+    ClueDetail,
     ClueFilters,
     ClueReport,
+    ClueView,
+    StoredPhoto,
     add_photo,
     clue_by_id,
     list_clues,
     photo_file,
     report_clue,
 )
+from supervision.paging import Page
 from supervision.permissions import Capability
 
 router = APIRouter(tags=["线索"])
@@ -55,7 +59,7 @@ def photo_dir(request: Request) -> Any:
 
 
 @router.post("/clues", status_code=201, summary="上报线索")
-def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: WriteEngine) -> dict[str, Any]:
+def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: WriteEngine) -> ClueDetail:
     """落网格、提示疑似重复（同行业 50 米内 30 天内），普通线索转行业主管部门，严重线索进指挥中心队列，并生成任务。"""
     live: LiveGeocoder = request.app.state.geocoder
     report = ClueReport(
@@ -71,15 +75,7 @@ def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: Wri
         return report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
 
 
-class CluePage(BaseModel):
-    """一页线索（新的在前）。"""
-
-    items: list[dict[str, Any]]
-    total: int
-    next: str | None
-
-
-@router.get("/clues", response_model=CluePage, summary="线索列表（本账号范围内）")
+@router.get("/clues", response_model=Page[ClueView], summary="线索列表（本账号范围内）")
 def get_clues(
     _: ClueReader,
     scope: CurrentScope,
@@ -96,7 +92,7 @@ def get_clues(
     h3_cell: Annotated[str | None, Query(alias="h3", pattern=r"^[0-9a-f]{15}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Any:
+) -> Page[ClueView]:
     """按镇街、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
     since, until = day_window(from_, to)
     if h3_cell is not None and not h3.is_valid_cell(h3_cell):
@@ -106,12 +102,11 @@ def get_clues(
         kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
     )  # fmt: skip
     with db.connect() as conn:
-        page = list_clues(conn, scope, filters, limit=limit, cursor=cursor)
-    return {"items": page.items, "total": page.total, "next": page.next}
+        return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
 
 
 @router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")
-def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: WriteEngine) -> dict[str, Any]:
+def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: WriteEngine) -> ClueDetail:
     """线索详情：位置、行业、去向部门、疑似重复、任务与期限、照片。"""
     with db.connect() as conn:
         return clue_by_id(conn, clue_id, scope)
@@ -120,7 +115,7 @@ def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: WriteEngin
 @router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")
 async def post_photo(
     request: Request, clue_id: ClueId, file: UploadFile, principal: ClueReporter, db: WriteEngine
-) -> dict[str, Any]:
+) -> StoredPhoto:
     """JPEG、PNG 或 WebP，单张不超过 8 MB；内容须与声明的类型一致；按校验和存盘。"""
     data = await file.read(MAX_PHOTO_BYTES + 1)
     with db.begin() as conn:

@@ -22,7 +22,7 @@ from supervision.errors import OutOfScope
 from supervision.events import parse_event, registration_status
 from supervision.outbox import accept_events, relay_batch
 from supervision.permissions import Capability
-from supervision.review import list_review, resolve_review
+from supervision.review import ReviewItem, list_review, resolve_review
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登记事件与待核队列"])
@@ -117,14 +117,21 @@ class ResolveBody(BaseModel):
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
 
 
-@router.get("/review", summary="待核队列（无法落点或有歧义的登记）")
+class ReviewQueue(BaseModel):
+    """待核队列（旧的在前）；total 为本页条数。"""
+
+    items: list[ReviewItem]
+    total: int
+
+
+@router.get("/review", response_model=ReviewQueue, summary="待核队列（无法落点或有歧义的登记）")
 def get_review(
     _: ReviewReader,
     scope: CurrentScope,
     db: WriteEngine,
     include_resolved: Annotated[bool, Query()] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> ReviewQueue:
     """本辖区内待调度员处理的登记，含原因与候选标准地址。"""
     with db.connect() as conn:
         items = list_review(
@@ -133,7 +140,7 @@ def get_review(
             open_only=not include_resolved,
             limit=limit,
         )
-    return {"items": items, "total": len(items)}
+    return ReviewQueue(items=items, total=len(items))
 
 
 @router.post("/review/{review_id}/resolve", response_model=RegistrationStatus, summary="处理一条待核登记")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api.auth.roles import Principal
 from api.deps import CurrentScope, allowed, day_window, engine
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
-from supervision.routing import default_router
-from supervision.stats import StatsWindow, headline, unit_stats
+from supervision.routing import Department, default_router
+from supervision.stats import StatsReport, StatsWindow, headline, unit_stats
 
 router = APIRouter(tags=["统计"])
 WriteEngine = Annotated[Engine, Depends(engine)]
@@ -29,7 +31,7 @@ def get_stats(
     code: Annotated[str | None, Query(max_length=32)] = None,
     from_: Annotated[date | None, Query(alias="from", description="起始日（含，北京时间）；默认近 30 天")] = None,
     to: Annotated[date | None, Query(description="截止日（含）；默认今天")] = None,
-) -> dict[str, Any]:
+) -> StatsReport:
     """按镇街、村（社区）、网格或部门统计：推送与完成任务数、完成率、按时率、逾期清单（逾期时间归责到当时的责任人）、线索上报与办结、持证率。"""
     since, until = day_window(from_, to, default_days=DEFAULT_DAYS)
     assert since is not None and until is not None
@@ -40,8 +42,13 @@ def get_stats(
             raise OutOfScope(f"you may not read the figures of {level} {code or '(all)'}")
         window = StatsWindow(since=since, until=until)
         out = unit_stats(conn, level=level, code=code, window=window, town_codes=towns)
-        out["headline"] = headline(conn, window=window, town_codes=towns)
-    return out
+        return replace(out, headline=headline(conn, window=window, town_codes=towns))
+
+
+class DepartmentList(BaseModel):
+    """许可与监管部门（编号与名称）。"""
+
+    items: list[Department]
 
 
 @router.get(
@@ -49,6 +56,6 @@ def get_stats(
     summary="许可与监管部门（谁审批、谁监管）",
     dependencies=[Depends(allowed(Capability.DEPARTMENT_READ))],
 )
-def get_departments() -> dict[str, Any]:
+def get_departments() -> DepartmentList:
     """部门编号与名称；部门人员账号的范围即其部门编号。"""
-    return {"items": [{"code": d.code, "name": d.name} for d in default_router().departments()]}
+    return DepartmentList(items=list(default_router().departments()))

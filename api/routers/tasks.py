@@ -17,10 +17,11 @@ from sqlalchemy import Engine
 from api.auth.roles import Principal
 from api.deps import CurrentScope, actor_of, allowed, engine
 from grids.codes import GRID_PATTERN
-from supervision.audit import history
+from supervision.audit import HistoryEntry, history
 from supervision.errors import InvalidInput
+from supervision.paging import Page
 from supervision.permissions import Capability
-from supervision.task_queries import TaskFilters, list_tasks, task_by_id
+from supervision.task_queries import TaskFilters, TaskView, list_tasks, task_by_id
 from supervision.transitions import Move
 from supervision.transitions import transition as move_task
 from supervision.workers import deactivate_worker, move_worker, worker_in_scope
@@ -39,15 +40,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-class TaskPage(BaseModel):
-    """一页任务（新的在前）；next 为下一页游标。"""
-
-    items: list[dict[str, Any]]
-    total: int
-    next: str | None
-
-
-@router.get("/tasks", response_model=TaskPage, summary="任务列表（本账号范围内）")
+@router.get("/tasks", response_model=Page[TaskView], summary="任务列表（本账号范围内）")
 def get_tasks(
     _: TaskReader,
     scope: CurrentScope,
@@ -61,7 +54,7 @@ def get_tasks(
     overdue: Annotated[bool | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Any:
+) -> Page[TaskView]:
     """按网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
     filters = TaskFilters(
         grid=grid,
@@ -73,12 +66,11 @@ def get_tasks(
         overdue=overdue,
     )
     with db.connect() as conn:
-        page = list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
-    return {"items": page.items, "total": page.total, "next": page.next}
+        return list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
 
 
 @router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
-def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> dict[str, Any]:
+def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> TaskView:
     """任务详情，含当前允许的流转（allowed）。"""
     with db.connect() as conn:
         return task_by_id(conn, task_id, scope)
@@ -98,7 +90,7 @@ class TransitionBody(BaseModel):
 
 
 @router.post("/tasks/{task_id}/transitions", summary="任务流转", responses=CONFLICT)
-def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover, db: WriteEngine) -> dict[str, Any]:
+def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover, db: WriteEngine) -> TaskView:
     """按状态机流转；核查超出主体 200 米的会标记待查；逾期、预警按工作日计算。"""
     move = Move(
         to=body.to.value,
@@ -117,33 +109,33 @@ def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover,
 class History(BaseModel):
     """审计记录：谁、何时、从何状态、到何状态、说明，及之后的责任方与期限。"""
 
-    items: list[dict[str, Any]]
+    items: list[HistoryEntry]
 
 
 @router.get("/tasks/{task_id}/history", response_model=History, summary="任务的审计记录")
-def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> Any:
+def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> History:
     """一个任务的全部流转，旧的在前；记录只增不删。"""
     with db.connect() as conn:
         task_by_id(conn, task_id, scope)
-        return {"items": history(conn, scope, task_id=task_id)}
+        return History(items=history(conn, scope, task_id=task_id))
 
 
 @router.get("/entities/{uscc}/history", response_model=History, summary="市场主体的审计记录")
 def get_entity_history(
     uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, db: WriteEngine
-) -> Any:
+) -> History:
     """该主体所有任务的全部流转（本账号范围内）。"""
     with db.connect() as conn:
-        return {"items": history(conn, scope, uscc=uscc)}
+        return History(items=history(conn, scope, uscc=uscc))
 
 
 @router.get("/workers/{worker_id}/history", response_model=History, summary="网格员经手的审计记录")
 def get_worker_history(
     worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, db: WriteEngine
-) -> Any:
+) -> History:
     """该网格员经手过的任务的全部流转（本账号范围内）。"""
     with db.connect() as conn:
-        return {"items": history(conn, scope, worker_id=worker_id)}
+        return History(items=history(conn, scope, worker_id=worker_id))
 
 
 class WorkerChange(BaseModel):
@@ -154,13 +146,21 @@ class WorkerChange(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
+class WorkerChangeResult(BaseModel):
+    """离岗或调动的结果：改派的在办任务数。"""
+
+    worker_id: int
+    action: str = Field(description="leave（离岗）或 move（调动）")
+    tasks_reassigned: int = Field(description="改派的在办任务数")
+
+
 @router.post("/workers/{worker_id}/changes", summary="网格员离岗或调动（其在办任务在网格内改派）")
 def post_worker_change(
     worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: WorkerChange,
     principal: WorkerManager,
     db: WriteEngine,
-) -> dict[str, Any]:
+) -> WorkerChangeResult:
     """在办任务按同一规则改派给本网格负担最轻的网格员，并记入审计。"""
     actor = actor_of(principal)
     with db.begin() as conn:
@@ -171,4 +171,4 @@ def post_worker_change(
             if body.grid_code is None:
                 raise InvalidInput("a move needs grid_code", field="grid_code")
             moved = move_worker(conn, worker_id, body.grid_code, actor=actor)
-    return {"worker_id": worker_id, "action": body.action, "tasks_reassigned": moved}
+    return WorkerChangeResult(worker_id=worker_id, action=body.action, tasks_reassigned=moved)

@@ -20,6 +20,7 @@ from gis import clock
 from supervision.audit import Actor
 from supervision.clues import (
     MAX_PHOTO_BYTES,
+    ClueDetail,
     ClueFilters,
     ClueReport,
     add_photo,
@@ -94,7 +95,7 @@ def report(
     reported_at: datetime | None = None,
     severity: str = "normal",
     actor: Actor | None = None,
-) -> dict[str, Any]:
+) -> ClueDetail:
     lon, lat = at or (spot.lon, spot.lat)
     clue = ClueReport(industry, "无证经营", severity, lon=lon, lat=lat, reported_at=reported_at or NOW)
     return report_clue(conn, clue, actor=actor or worker(spot))
@@ -115,18 +116,18 @@ def test_a_normal_clue_goes_to_its_industry_department_and_a_severe_one_to_the_c
         ordinary = report(conn, spot, "烟草制品零售")
         severe = report(conn, spot, "危险化学品经营", severity="severe")
         for clue, department in ((ordinary, "tobacco"), (severe, "command_centre")):
-            assert (clue["department_code"], clue["grid_code"], clue["town_code"]) == (
+            assert (clue.department_code, clue.grid_code, clue.town_code) == (
                 department, spot.grid_code, spot.town_code,
             )  # fmt: skip
-            task = clue_task(conn, clue["id"])
+            task = clue_task(conn, clue.id)
             assert (task.kind, task.duty, task.department_codes) == ("clue", "unlicensed_patrol", department)
             assert task.status == "assigned" and task.worker_id is not None
-            assert clue["status"] == "assigned" and clue["task_id"] is not None and clue["due_at"] is not None
-            assert clue["reported_by"] == worker(spot).name
+            assert clue.status == "assigned" and clue.task_id is not None and clue.due_at is not None
+            assert clue.reported_by == worker(spot).name
         # The command centre sees the severe clue; the tobacco bureau sees only its own.
-        assert clue_by_id(conn, severe["id"], Scope("department", "command_centre"))["severity"] == "severe"
+        assert clue_by_id(conn, severe.id, Scope("department", "command_centre")).severity == "severe"
         with pytest.raises(OutOfScope):
-            clue_by_id(conn, severe["id"], Scope("department", "tobacco"))
+            clue_by_id(conn, severe.id, Scope("department", "tobacco"))
 
 
 def test_a_worker_cannot_report_a_clue_outside_their_grid(engine: Engine, spots: list[Spot]) -> None:
@@ -148,10 +149,10 @@ def test_duplicates_are_suggested_within_50_m_and_30_days_of_the_same_industry_o
     spot = spots[3]
     first_seen = NOW - timedelta(days=45)
     with engine.begin() as conn:
-        base = report(conn, spot, reported_at=first_seen)["id"]
+        base = report(conn, spot, reported_at=first_seen).id
 
-        def candidates(clue: dict[str, Any]) -> dict[int, float]:
-            return {c["clue_id"]: c["distance_m"] for c in clue["duplicate_candidates"]}
+        def candidates(clue: ClueDetail) -> dict[int, float]:
+            return {c.clue_id: c.distance_m for c in clue.duplicate_candidates or []}
 
         # The command centre reports these: a point 60 m away may lie in the next grid.
         near = report(conn, spot, at=moved(conn, spot, 40), reported_at=first_seen + timedelta(days=10), actor=CENTRE)
@@ -192,25 +193,25 @@ def test_photos_are_stored_by_checksum_after_their_content_is_verified(
     photos = tmp_path / "photos"
     actor = worker(spot)
     with engine.begin() as conn:
-        clue_id = report(conn, spot)["id"]
+        clue_id = report(conn, spot).id
         for kind, content_type in (("PNG", "image/png"), ("JPEG", "image/jpeg")):
             data = image_bytes(kind)
             stored = add_photo(conn, clue_id, data, declared_type=content_type, filename=f"现场.{kind.lower()}",
                                actor=actor, photo_dir=photos)  # fmt: skip
             checksum = hashlib.sha256(data).hexdigest()
-            assert (stored["sha256"], stored["size_bytes"], stored["content_type"]) == (
+            assert (stored.sha256, stored.size_bytes, stored.content_type) == (
                 checksum,
                 len(data),
                 content_type,
             )
             on_disk = photo_path(photos, checksum, content_type)
             assert on_disk.read_bytes() == data
-            assert photo_file(conn, stored["id"], CITY, photos) == (on_disk, content_type)
+            assert photo_file(conn, stored.id, CITY, photos) == (on_disk, content_type)
         # The same photo twice is one file on disk.
         add_photo(conn, clue_id, image_bytes("PNG"), declared_type="image/png", filename="again.png", actor=actor,
                   photo_dir=photos)  # fmt: skip
         assert len([p for p in photos.rglob("*") if p.is_file()]) == 2
-        assert len(clue_by_id(conn, clue_id, CITY)["photos"]) == 3
+        assert len(clue_by_id(conn, clue_id, CITY).photos) == 3
 
         refused = [
             (b"this is not a photo at all\n" * 10, "image/jpeg", "fake.jpg"),
@@ -224,7 +225,7 @@ def test_photos_are_stored_by_checksum_after_their_content_is_verified(
             with pytest.raises(InvalidInput) as error:
                 add_photo(conn, clue_id, data, declared_type=declared, filename=name, actor=actor, photo_dir=photos)
             assert error.value.field == "file", name
-        assert len(clue_by_id(conn, clue_id, CITY)["photos"]) == 3
+        assert len(clue_by_id(conn, clue_id, CITY).photos) == 3
         assert len([p for p in photos.rglob("*") if p.is_file()]) == 2
 
 
@@ -234,7 +235,7 @@ def test_photos_are_stored_by_checksum_after_their_content_is_verified(
 def test_clues_are_listed_by_town_grid_status_and_date_newest_first_in_pages(engine: Engine, spots: list[Spot]) -> None:
     spot = spots[5]
     with engine.begin() as conn:
-        mine = [report(conn, spot, "美容美发", reported_at=NOW - timedelta(hours=i))["id"] for i in range(1, 6)]
+        mine = [report(conn, spot, "美容美发", reported_at=NOW - timedelta(hours=i)).id for i in range(1, 6)]
     window = ClueFilters(grid=spot.grid_code, since=NOW - timedelta(hours=5, minutes=30), until=NOW)
     with engine.connect() as conn:
         seen: list[int] = []
@@ -242,23 +243,23 @@ def test_clues_are_listed_by_town_grid_status_and_date_newest_first_in_pages(eng
         while True:
             page = list_clues(conn, CITY, window, limit=2, cursor=cursor)
             assert page.total == 5 and len(page.items) <= 2
-            seen += [c["id"] for c in page.items]
+            seen += [c.id for c in page.items]
             cursor = page.next
             if cursor is None:
                 break
         assert seen == mine  # newest first: the clue an hour old, then two hours, ...
         narrow = ClueFilters(grid=spot.grid_code, since=NOW - timedelta(hours=2, minutes=30), until=NOW)
-        assert [c["id"] for c in list_clues(conn, CITY, narrow).items] == mine[:2]
+        assert [c.id for c in list_clues(conn, CITY, narrow).items] == mine[:2]
         by_status = list_clues(conn, CITY, ClueFilters(grid=spot.grid_code, status="assigned"), limit=500)
-        assert set(mine) <= {c["id"] for c in by_status.items}
-        assert all(c["status"] == "assigned" for c in by_status.items)
+        assert set(mine) <= {c.id for c in by_status.items}
+        assert all(c.status == "assigned" for c in by_status.items)
         assert list_clues(conn, CITY, ClueFilters(grid=spot.grid_code, status="closed", since=window.since)).total == 0
         by_town = list_clues(conn, CITY, ClueFilters(town=spot.town_code, since=window.since), limit=500)
-        assert set(mine) <= {c["id"] for c in by_town.items}
-        assert {c["town_code"] for c in by_town.items} == {spot.town_code}
+        assert set(mine) <= {c.id for c in by_town.items}
+        assert {c.town_code for c in by_town.items} == {spot.town_code}
         other_town = next(s for s in spots if s.town_code != spot.town_code)
         assert not set(mine) & {
-            c["id"] for c in list_clues(conn, CITY, ClueFilters(town=other_town.town_code), limit=500).items
+            c.id for c in list_clues(conn, CITY, ClueFilters(town=other_town.town_code), limit=500).items
         }
         # A worker of the grid sees them; a department sees only what was routed to it.
         assert list_clues(conn, worker(spot).scope, window).total == 5
@@ -276,12 +277,12 @@ def test_a_clue_given_by_address_is_placed_at_the_standard_address(engine: Engin
     with engine.begin() as conn:
         clue = report_clue(conn, ClueReport("歌舞娱乐", "深夜扰民", address=door.full_text), actor=CENTRE,
                            geocoder=geocoder)  # fmt: skip
-        assert (clue["grid_code"], clue["address"], clue["department_code"]) == (
+        assert (clue.grid_code, clue.address, clue.department_code) == (
             door.grid_code,
             door.full_text,
             "culture",
         )
-        assert (clue["lon"], clue["lat"]) == pytest.approx((door.lon, door.lat))
+        assert (clue.lon, clue.lat) == pytest.approx((door.lon, door.lat))
         for address, helper in (("火星路1号", geocoder), (door.full_text, None)):
             with pytest.raises(InvalidInput) as refused:
                 report_clue(conn, ClueReport("歌舞娱乐", "x", address=address), actor=CENTRE, geocoder=helper)

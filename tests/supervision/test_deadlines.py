@@ -62,5 +62,5 @@ def test_a_provisional_deadline_is_recomputed_and_audited_when_the_schedule_is_a
     assert after.calendar_provisional is False
     assert after.due_at.astimezone(SHANGHAI).date().isoformat() == "2027-01-13"
     assert after.due_at.astimezone(SHANGHAI).time().isoformat() == "23:59:59"
-    assert trail[-1]["actor"] == "system:calendar" and "recomputed" in trail[-1]["note"]
+    assert trail[-1].actor == "system:calendar" and "recomputed" in trail[-1].note
     assert again == []

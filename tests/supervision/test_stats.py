@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from supervision.errors import InvalidInput, OutOfScope, StatsError, SupervisionError
-from supervision.stats import LEVELS, StatsWindow, headline, unit_stats
+from supervision.stats import LEVELS, StatsReport, StatsWindow, headline, unit_stats
 
 pytestmark = pytest.mark.db
 
@@ -171,47 +171,47 @@ def city(engine: Engine) -> City:
     return City(here, elsewhere)
 
 
-def grid_figures(conn: Connection, city: City) -> dict[str, object]:
+def grid_figures(conn: Connection, city: City) -> StatsReport:
     out = unit_stats(conn, level="grid", code=city.here.grid_code, window=WINDOW, now=NOW)
-    assert [u["code"] for u in out["units"]] == [city.here.grid_code]
-    unit: dict[str, object] = out["units"][0]
+    assert [u.code for u in out.units] == [city.here.grid_code]
+    unit = out.units[0]
     return unit
 
 
 def test_completion_counts_cancelled_tasks_out_and_late_tasks_are_not_on_time(engine: Engine, city: City) -> None:
     with engine.connect() as conn:
         unit = grid_figures(conn, city)
-    assert unit["tasks_pushed"] == 4 and unit["tasks_cancelled"] == 1 and unit["tasks_completed"] == 2
-    assert unit["completion_rate"] == round(2 / 3, 4)
-    assert unit["tasks_on_time"] == 1 and unit["on_time_rate"] == 0.5
-    assert unit["open_overdue"] == 1
+    assert unit.tasks_pushed == 4 and unit.tasks_cancelled == 1 and unit.tasks_completed == 2
+    assert unit.completion_rate == round(2 / 3, 4)
+    assert unit.tasks_on_time == 1 and unit.on_time_rate == 0.5
+    assert unit.open_overdue == 1
 
 
 def test_the_overdue_list_blames_each_holder_for_the_time_they_held_it(engine: Engine, city: City) -> None:
     with engine.connect() as conn:
         out = unit_stats(conn, level="community", code=city.here.community_code, window=WINDOW, now=NOW)
-    [item] = out["overdue"]
-    assert item["grid_code"] == city.here.grid_code and item["entity_uscc"] == city.here.uscc
-    assert item["duty"] == "licence_check" and item["holder"] == f"worker:{city.here.worker_id}"
-    assert item["overdue_days"] == round((NOW - day(4, 0)).total_seconds() / 86400, 1)
-    blame = {a["holder"]: a["overdue_seconds"] for a in item["attribution"]}
+    [item] = out.overdue
+    assert item.grid_code == city.here.grid_code and item.entity_uscc == city.here.uscc
+    assert item.duty == "licence_check" and item.holder == f"worker:{city.here.worker_id}"
+    assert item.overdue_days == round((NOW - day(4, 0)).total_seconds() / 86400, 1)
+    blame = {a.holder: a.overdue_seconds for a in item.attribution}
     assert blame == {
         f"grid:{city.here.grid_code}": 3 * 86400,
         f"worker:{city.here.worker_id}": round((NOW - day(7, 0)).total_seconds()),
     }
-    assert item["attribution"][0]["holder"] == f"worker:{city.here.worker_id}", "the largest share comes first"
+    assert item.attribution[0].holder == f"worker:{city.here.worker_id}", "the largest share comes first"
 
 
 def test_clue_handling_leaves_cancelled_clues_out(engine: Engine, city: City) -> None:
     with engine.connect() as conn:
         unit = grid_figures(conn, city)
-    assert unit["clues_reported"] == 5 and unit["clues_handled"] == 3
-    assert unit["clue_handling_rate"] == 0.75
+    assert unit.clues_reported == 5 and unit.clues_handled == 3
+    assert unit.clue_handling_rate == 0.75
 
 
 def test_licensing_rate_is_the_share_of_entities_needing_a_licence_that_hold_one(engine: Engine, city: City) -> None:
     with engine.connect() as conn:
-        town = unit_stats(conn, level="town", code=city.here.town_code, window=WINDOW, now=NOW)["units"][0]
+        town = unit_stats(conn, level="town", code=city.here.town_code, window=WINDOW, now=NOW).units[0]
         needing, licensed = conn.execute(
             text(
                 "SELECT count(*), count(*) FILTER (WHERE uscc IN (SELECT uscc FROM entity_licence)) "
@@ -227,19 +227,19 @@ def test_licensing_rate_is_the_share_of_entities_needing_a_licence_that_hold_one
             )
         ).scalar_one()
     assert needing > 0
-    assert (town["entities_needing_licence"], town["entities_licensed"]) == (needing, licensed)
-    assert town["licensing_rate"] == round(licensed / needing, 4)
-    assert everyone["licensing_rate"] == float(city_share)
-    assert 0.6 < everyone["licensing_rate"] < 0.9, "the synthetic city licenses about three in four"
+    assert (town.entities_needing_licence, town.entities_licensed) == (needing, licensed)
+    assert town.licensing_rate == round(licensed / needing, 4)
+    assert everyone.licensing_rate == float(city_share)
+    assert 0.6 < everyone.licensing_rate < 0.9, "the synthetic city licenses about three in four"
 
 
 def test_the_headline_gives_the_seed_systems_three_figures_from_our_data(engine: Engine, city: City) -> None:
     with engine.connect() as conn:
         figures = headline(conn, window=WINDOW)
     # Five tasks pushed in the month (one cancelled, three closed); six clues (one cancelled, three closed).
-    assert figures["completion_rate"] == 0.75
-    assert figures["clue_handling_rate"] == 0.6
-    assert figures["seed_reported"] == {
+    assert figures.completion_rate == 0.75
+    assert figures.clue_handling_rate == 0.6
+    assert figures.seed_reported == {
         "completion_rate": 0.9916,
         "clue_handling_rate": 0.971,
         "licensing_rate": 0.7569,
@@ -254,13 +254,13 @@ def test_a_leader_sees_only_their_own_towns(engine: Engine, city: City) -> None:
         whole = unit_stats(conn, level="town", code=None, window=WINDOW, now=NOW)
         with pytest.raises(OutOfScope):
             unit_stats(conn, level="grid", code=city.elsewhere.grid_code, window=WINDOW, town_codes=mine, now=NOW)
-    assert [u["code"] for u in towns["units"]] == [city.here.town_code]
-    assert towns["totals"]["tasks_pushed"] == 4
-    assert {u["code"][:9] for u in grids["units"]} == {city.here.town_code[:9]}
-    assert city.here.grid_code in {u["code"] for u in grids["units"]}
-    assert city.elsewhere.grid_code not in {u["code"] for u in grids["units"]}
-    assert len(whole["units"]) == 33, "every town is listed, even one with nothing to report"
-    assert whole["totals"]["tasks_pushed"] == 5
+    assert [u.code for u in towns.units] == [city.here.town_code]
+    assert towns.totals.tasks_pushed == 4
+    assert {u.code[:9] for u in grids.units} == {city.here.town_code[:9]}
+    assert city.here.grid_code in {u.code for u in grids.units}
+    assert city.elsewhere.grid_code not in {u.code for u in grids.units}
+    assert len(whole.units) == 33, "every town is listed, even one with nothing to report"
+    assert whole.totals.tasks_pushed == 5
 
 
 def test_a_department_counts_only_the_tasks_routed_to_it(engine: Engine, city: City) -> None:
@@ -268,20 +268,20 @@ def test_a_department_counts_only_the_tasks_routed_to_it(engine: Engine, city: C
         tobacco = unit_stats(conn, level="department", code="tobacco", window=WINDOW, now=NOW)
         market = unit_stats(conn, level="department", code="market_supervision", window=WINDOW, now=NOW)
         every = unit_stats(conn, level="department", code=None, window=WINDOW, now=NOW)
-    [t] = tobacco["units"]
-    assert t["name"] == "东莞市烟草专卖局"
-    assert (t["tasks_pushed"], t["tasks_completed"], t["tasks_on_time"], t["open_overdue"]) == (2, 2, 1, 0)
-    assert t["completion_rate"] == 1.0 and t["on_time_rate"] == 0.5
-    assert (t["clues_reported"], t["clues_handled"]) == (5, 3)
-    assert tobacco["overdue"] == []
-    [m] = market["units"]
-    assert (m["tasks_pushed"], m["tasks_cancelled"], m["tasks_completed"], m["open_overdue"]) == (3, 1, 1, 1)
-    assert [o["holder"] for o in market["overdue"]] == [f"worker:{city.here.worker_id}"]
-    by_code = {u["code"]: u for u in every["units"]}
-    assert by_code["culture"]["tasks_pushed"] == 1 and by_code["health"]["tasks_pushed"] == 0
-    for u in every["units"]:
-        assert u["entities_licensed"] <= u["entities_needing_licence"]
-    assert t["entities_needing_licence"] > 0 and 0.5 < t["licensing_rate"] < 1
+    [t] = tobacco.units
+    assert t.name == "东莞市烟草专卖局"
+    assert (t.tasks_pushed, t.tasks_completed, t.tasks_on_time, t.open_overdue) == (2, 2, 1, 0)
+    assert t.completion_rate == 1.0 and t.on_time_rate == 0.5
+    assert (t.clues_reported, t.clues_handled) == (5, 3)
+    assert tobacco.overdue == []
+    [m] = market.units
+    assert (m.tasks_pushed, m.tasks_cancelled, m.tasks_completed, m.open_overdue) == (3, 1, 1, 1)
+    assert [o.holder for o in market.overdue] == [f"worker:{city.here.worker_id}"]
+    by_code = {u.code: u for u in every.units}
+    assert by_code["culture"].tasks_pushed == 1 and by_code["health"].tasks_pushed == 0
+    for u in every.units:
+        assert u.entities_licensed <= u.entities_needing_licence
+    assert t.entities_needing_licence > 0 and 0.5 < t.licensing_rate < 1
 
 
 def test_department_licensing_over_the_city_is_quick(engine: Engine, city: City) -> None:

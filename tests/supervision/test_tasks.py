@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +18,7 @@ from supervision.creation import NewTask, create_tasks
 from supervision.deadlines import raise_warnings
 from supervision.errors import InvalidInput, InvalidMove, NotPermitted, OutOfScope, StaleVersion
 from supervision.scope import CITY, Scope
-from supervision.task_queries import TaskFilters, list_tasks, task_by_id
+from supervision.task_queries import TaskFilters, TaskView, list_tasks, task_by_id
 from supervision.transitions import Move, transition
 from supervision.workers import deactivate_worker, move_worker
 from supervision.workflow import Duty
@@ -91,7 +90,7 @@ def worker_actor(worker_id: int) -> Actor:
     return Actor(f"user:worker{worker_id}", "grid_worker", Scope("worker", str(worker_id)), worker_id)
 
 
-def task(conn: Connection, task_id: int) -> dict[str, Any]:
+def task(conn: Connection, task_id: int) -> TaskView:
     return task_by_id(conn, task_id, CITY)
 
 
@@ -107,15 +106,15 @@ def entity_point(conn: Connection, uscc: str, *, metres: float = 0.0) -> tuple[f
 
 def step(
     engine: Engine, task_id: int, to: str, actor: Actor, *, at_entity: bool = False, note: str | None = None
-) -> dict[str, Any]:
+) -> TaskView:
     """One transition in its own transaction, from the version the caller sees now."""
     with engine.begin() as conn:
         current = task(conn, task_id)
         lon = lat = None
         if at_entity:
-            lon, lat = entity_point(conn, current["entity_uscc"], metres=15)
+            lon, lat = entity_point(conn, current.entity_uscc, metres=15)
         return transition(
-            conn, task_id, Move(to=to, version=current["version"], note=note or f"to {to}", lon=lon, lat=lat),
+            conn, task_id, Move(to=to, version=current.version, note=note or f"to {to}", lon=lon, lat=lat),
             actor=actor,
         )  # fmt: skip
 
@@ -132,14 +131,14 @@ def test_a_task_goes_to_the_least_loaded_worker_with_room_and_waits_in_the_grid_
         # Any further worker of the grid is full too, so that two workers share the work.
         conn.execute(text("UPDATE worker SET capacity = 0 WHERE id = ANY(:w)"), {"w": [full, *site.workers[3:]]})
         ids = push(conn, site, 3)
-        assert [task(conn, i)["worker_id"] for i in ids] == [first, second, first]
+        assert [task(conn, i).worker_id for i in ids] == [first, second, first]
         # second holds one open task, first two: the next task goes to second.
         (next_id,) = push(conn, site)
-        assert task(conn, next_id)["worker_id"] == second
+        assert task(conn, next_id).worker_id == second
         conn.execute(text("UPDATE worker SET capacity = 2 WHERE id = ANY(:w)"), {"w": [first, second]})
         (waiting,) = push(conn, site)
         queued = task(conn, waiting)
-        assert (queued["status"], queued["worker_id"], queued["holder"]) == ("pushed", None, f"grid:{site.grid_code}")
+        assert (queued.status, queued.worker_id, queued.holder) == ("pushed", None, f"grid:{site.grid_code}")
         # Nobody has room yet: the periodic pass leaves it waiting and writes nothing.
         before = len(history(conn, CITY, task_id=waiting))
         assert waiting not in assign_waiting(conn)
@@ -147,9 +146,9 @@ def test_a_task_goes_to_the_least_loaded_worker_with_room_and_waits_in_the_grid_
         # Room frees up: the periodic pass assigns the waiting task by the same rule, audited.
         conn.execute(text("UPDATE worker SET capacity = 10 WHERE id = :w"), {"w": full})
         assert assign_waiting(conn)[waiting] == full
-        assert task(conn, waiting)["status"] == "assigned"
-        assert task(conn, waiting)["holder"] == f"worker:{full}"
-        assert history(conn, CITY, task_id=waiting)[-1]["note"] == "a worker of the grid has room now"
+        assert task(conn, waiting).status == "assigned"
+        assert task(conn, waiting).holder == f"worker:{full}"
+        assert history(conn, CITY, task_id=waiting)[-1].note == "a worker of the grid has room now"
 
 
 # ------------------------------------------------------------------------------------------------ the state machine
@@ -164,28 +163,28 @@ def test_a_task_walked_through_every_state_ends_closed_with_a_full_audit_trail(
     dispatcher = Actor("user:dispatcher", "dispatcher", Scope("community", site.community_code))
     officer = Actor("user:tobacco", "department_officer", Scope("department", "tobacco"))
     with engine.connect() as conn:
-        workers = {tid: task(conn, tid)["worker_id"] for tid in (happy, problem, dropped)}
+        workers = {tid: task(conn, tid).worker_id for tid in (happy, problem, dropped)}
 
     step(engine, happy, "inspected_ok", worker_actor(workers[happy]), at_entity=True)
     closed = step(engine, happy, "closed", worker_actor(workers[happy]))
-    assert closed["status"] == "closed" and closed["closed_at"] is not None and closed["due_at"] is None
+    assert closed.status == "closed" and closed.closed_at is not None and closed.due_at is None
 
     walker = worker_actor(workers[problem])
     for to in ("inspected_problem", "notice_issued", "reinspected", "escalated_community"):
         moved = step(engine, problem, to, walker, at_entity=to.startswith(("inspected", "reinspected")))
-        assert moved["status"] == to
-    assert moved["holder"] == f"community:{site.community_code}"
+        assert moved.status == to
+    assert moved.holder == f"community:{site.community_code}"
     moved = step(engine, problem, "escalated_department", dispatcher)
-    assert moved["holder"] == "department:tobacco"
+    assert moved.holder == "department:tobacco"
     step(engine, problem, "department_feedback", officer, note="已补办许可证")
     final = step(engine, problem, "closed", officer)
-    assert (final["status"], final["holder"], final["due_at"], final["allowed"]) == ("closed", None, None, [])
+    assert (final.status, final.holder, final.due_at, final.allowed) == ("closed", None, None, [])
 
     step(engine, dropped, "cancelled", dispatcher, note="duplicate of another task")
 
     with engine.connect() as conn:
         trail = history(conn, CITY, task_id=problem)
-        assert [(h["from_status"], h["to_status"]) for h in trail] == [
+        assert [(h.from_status, h.to_status) for h in trail] == [
             (None, "pushed"),
             ("pushed", "assigned"),
             ("assigned", "inspected_problem"),
@@ -196,23 +195,23 @@ def test_a_task_walked_through_every_state_ends_closed_with_a_full_audit_trail(
             ("escalated_department", "department_feedback"),
             ("department_feedback", "closed"),
         ]
-        assert [h["actor"] for h in trail] == ["system", "system"] + [walker.name] * 4 + [
+        assert [h.actor for h in trail] == ["system", "system"] + [walker.name] * 4 + [
             dispatcher.name, officer.name, officer.name,
         ]  # fmt: skip
-        assert all(h["at"] is not None for h in trail)
-        assert trail[6]["note"] == "to escalated_department" and trail[7]["note"] == "已补办许可证"
+        assert all(h.at is not None for h in trail)
+        assert trail[6].note == "to escalated_department" and trail[7].note == "已补办许可证"
         # Inspections carry the worker's position and its distance from the entity.
-        assert trail[2]["distance_m"] == pytest.approx(15, abs=1) and trail[2]["lon"] is not None
+        assert trail[2].distance_m == pytest.approx(15, abs=1) and trail[2].lon is not None
         # The department's clock: 15 working days from the escalation.
         escalated = trail[6]
-        assert escalated["due_at"] == default_calendar().due_at(escalated["at"], 15).due_at
-        assert [(h["from_status"], h["to_status"]) for h in history(conn, CITY, task_id=happy)][2:] == [
+        assert escalated.due_at == default_calendar().due_at(escalated.at, 15).due_at
+        assert [(h.from_status, h.to_status) for h in history(conn, CITY, task_id=happy)][2:] == [
             ("assigned", "inspected_ok"),
             ("inspected_ok", "closed"),
         ]
-        assert history(conn, CITY, task_id=dropped)[-1]["to_status"] == "cancelled"
+        assert history(conn, CITY, task_id=dropped)[-1].to_status == "cancelled"
         # The worker's history holds both tasks they walked.
-        mine = {h["task_id"] for h in history(conn, CITY, worker_id=workers[problem])}
+        mine = {h.task_id for h in history(conn, CITY, worker_id=workers[problem])}
         assert problem in mine
 
 
@@ -223,7 +222,7 @@ def test_an_invalid_move_lists_the_moves_allowed_and_a_stale_version_is_refused(
     with engine.begin() as conn:
         (task_id,) = push(conn, site)
     with engine.begin() as conn:
-        version = task(conn, task_id)["version"]
+        version = task(conn, task_id).version
         with pytest.raises(InvalidMove) as invalid:
             transition(conn, task_id, Move(to="closed", version=version), actor=CENTRE)
         assert invalid.value.current == "assigned"
@@ -233,14 +232,14 @@ def test_an_invalid_move_lists_the_moves_allowed_and_a_stale_version_is_refused(
         with pytest.raises(StaleVersion) as stale:
             transition(conn, task_id, Move(to="cancelled", version=version - 1), actor=CENTRE)
         assert (stale.value.expected, stale.value.current) == (version - 1, version)
-        assert task(conn, task_id)["status"] == "assigned"
+        assert task(conn, task_id).status == "assigned"
 
 
 def test_of_two_concurrent_moves_from_the_same_version_exactly_one_wins(engine: Engine, sites: list[Site]) -> None:
     site = sites[2]
     with engine.begin() as conn:
         (task_id,) = push(conn, site)
-        version = task(conn, task_id)["version"]
+        version = task(conn, task_id).version
         lon, lat = entity_point(conn, site.entities[0])
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -263,8 +262,8 @@ def test_of_two_concurrent_moves_from_the_same_version_exactly_one_wins(engine: 
     winner = next(o for o in outcomes if o != "stale")
     with engine.connect() as conn:
         current = task(conn, task_id)
-        assert (current["status"], current["version"]) == (winner, version + 1)
-        assert [h["to_status"] for h in history(conn, CITY, task_id=task_id)].count(winner) == 1
+        assert (current.status, current.version) == (winner, version + 1)
+        assert [h.to_status for h in history(conn, CITY, task_id=task_id)].count(winner) == 1
 
 
 def test_an_inspection_far_from_the_entity_is_flagged_and_a_near_one_is_not(engine: Engine, sites: list[Site]) -> None:
@@ -274,15 +273,15 @@ def test_an_inspection_far_from_the_entity_is_flagged_and_a_near_one_is_not(engi
         for task_id, metres in ((far, 500.0), (near, 20.0)):
             lon, lat = entity_point(conn, site.entities[0], metres=metres)
             current = task(conn, task_id)
-            actor = worker_actor(current["worker_id"])
-            transition(conn, task_id, Move(to="inspected_ok", version=current["version"], lon=lon, lat=lat),
+            actor = worker_actor(current.worker_id)
+            transition(conn, task_id, Move(to="inspected_ok", version=current.version, lon=lon, lat=lat),
                        actor=actor)  # fmt: skip
     with engine.connect() as conn:
         for task_id, metres, flagged in ((far, 500.0, True), (near, 20.0, False)):
-            assert task(conn, task_id)["flagged"] is flagged
+            assert task(conn, task_id).flagged is flagged
             inspection = history(conn, CITY, task_id=task_id)[-1]
-            assert inspection["flagged"] is flagged
-            assert inspection["distance_m"] == pytest.approx(metres, abs=1.0)
+            assert inspection.flagged is flagged
+            assert inspection.distance_m == pytest.approx(metres, abs=1.0)
 
 
 # ------------------------------------------------------------------------------------------------ roles and scope
@@ -293,19 +292,19 @@ def test_roles_make_only_their_moves_and_nobody_reaches_outside_their_scope(engi
     with engine.begin() as conn:
         escalated, assigned = push(conn, site, 2, duty=Duty.LICENCE_CHECK, departments=("tobacco",))
         (foreign,) = push(conn, elsewhere)
-        workers = [task(conn, i)["worker_id"] for i in (escalated, assigned)]
+        workers = [task(conn, i).worker_id for i in (escalated, assigned)]
     mine = worker_actor(workers[0])
     step(engine, escalated, "escalated_community", mine)
 
     with engine.begin() as conn:
         current = task(conn, escalated)
         with pytest.raises(InvalidInput) as unknown:
-            upstairs = Move(to="escalated_department", version=current["version"], department_codes=("mint",))
+            upstairs = Move(to="escalated_department", version=current.version, department_codes=("mint",))
             transition(conn, escalated, upstairs, actor=CENTRE)
         assert unknown.value.field == "department_codes"
         with pytest.raises(NotPermitted):
-            transition(conn, escalated, Move(to="escalated_department", version=current["version"]), actor=mine)
-        inspect = Move(to="inspected_ok", version=task(conn, assigned)["version"], lon=113.7, lat=23.0)
+            transition(conn, escalated, Move(to="escalated_department", version=current.version), actor=mine)
+        inspect = Move(to="inspected_ok", version=task(conn, assigned).version, lon=113.7, lat=23.0)
         tobacco = Actor("user:tobacco", "department_officer", Scope("department", "tobacco"))
         with pytest.raises(NotPermitted):
             transition(conn, assigned, inspect, actor=tobacco)
@@ -321,9 +320,9 @@ def test_roles_make_only_their_moves_and_nobody_reaches_outside_their_scope(engi
                 task_by_id(conn, assigned, stranger.scope)
         # Listing shows each caller their own tasks only.
         seen = list_tasks(conn, mine.scope, TaskFilters(), limit=500).items
-        assert {t["grid_code"] for t in seen} == {site.grid_code} and foreign not in {t["id"] for t in seen}
+        assert {t.grid_code for t in seen} == {site.grid_code} and foreign not in {t.id for t in seen}
         assert list_tasks(conn, Scope("department", "health"), TaskFilters(uscc=site.entities[0])).total == 0
-        assert task(conn, assigned)["status"] == "assigned"
+        assert task(conn, assigned).status == "assigned"
 
 
 def test_a_worker_who_leaves_or_moves_hands_open_tasks_to_the_others_of_the_grid(
@@ -334,7 +333,7 @@ def test_a_worker_who_leaves_or_moves_hands_open_tasks_to_the_others_of_the_grid
     with engine.begin() as conn:
         # Enough tasks that the least-loaded rule hands some to each of the grid's workers, however many it has.
         ids = push(conn, site, 2 * len(site.workers))
-        held = {i: task(conn, i)["worker_id"] for i in ids}
+        held = {i: task(conn, i).worker_id for i in ids}
     assert set(held.values()) <= set(site.workers) and len(set(held.values())) >= 3
     leaver, mover = sorted(set(held.values()))[:2]
     staying = set(site.workers) - {leaver, mover}
@@ -347,17 +346,17 @@ def test_a_worker_who_leaves_or_moves_hands_open_tasks_to_the_others_of_the_grid
         moved = deactivate_worker(conn, leaver, actor=admin)
         assert moved == sum(1 for w in held.values() if w == leaver)
         after = {i: task(conn, i) for i in ids}
-        assert all(t["worker_id"] in staying | {mover} and t["grid_code"] == site.grid_code for t in after.values())
-        assert (after[upstairs]["status"], after[upstairs]["holder"]) == (
+        assert all(t.worker_id in staying | {mover} and t.grid_code == site.grid_code for t in after.values())
+        assert (after[upstairs].status, after[upstairs].holder) == (
             "escalated_department", "department:market_supervision",
         )  # fmt: skip
         ids.remove(upstairs)
         assert move_worker(conn, mover, target, actor=admin) > 0
         after = {i: task(conn, i) for i in ids}
-        assert {t["worker_id"] for t in after.values()} <= staying
-        assert all(t["holder"] == f"worker:{t['worker_id']}" for t in after.values())
-        assert {t["grid_code"] for t in after.values()} == {site.grid_code}
-        notes = [h["note"] for i in ids for h in history(conn, CITY, task_id=i) if h["actor"] == admin.name]
+        assert {t.worker_id for t in after.values()} <= staying
+        assert all(t.holder == f"worker:{t.worker_id}" for t in after.values())
+        assert {t.grid_code for t in after.values()} == {site.grid_code}
+        notes = [h.note for i in ids for h in history(conn, CITY, task_id=i) if h.actor == admin.name]
         assert any(f"reassigned from worker {leaver}: worker left" == n for n in notes)
         assert any(n.startswith(f"reassigned from worker {mover}: worker moved to grid {target}") for n in notes)
 
@@ -373,11 +372,11 @@ def test_the_first_inspection_is_due_on_the_tenth_working_day_after_the_push_acr
         (task_id,) = push(conn, sites[0], pushed_at=pushed)
         current = task(conn, task_id)
     expected = default_calendar().due_at(pushed, 10)
-    assert current["due_at"] == expected.due_at
+    assert current.due_at == expected.due_at
     # By hand: 9-30 is day 1; 10-1..10-7 are the holiday; 10-8, 10-9, 10-10 (a make-up Saturday), 10-12..10-16
     # are days 2..9; Monday 10-19 is day 10.
-    assert current["due_at"] == datetime(2026, 10, 19, 23, 59, 59, tzinfo=SHANGHAI)
-    assert current["warn_at"] == expected.warning_at and current["calendar_provisional"] is False
+    assert current.due_at == datetime(2026, 10, 19, 23, 59, 59, tzinfo=SHANGHAI)
+    assert current.warn_at == expected.warning_at and current.calendar_provisional is False
 
 
 def test_warnings_come_once_due_soon_then_overdue_and_overdue_time_is_split_between_holders(
@@ -388,7 +387,7 @@ def test_warnings_come_once_due_soon_then_overdue_and_overdue_time_is_split_betw
     with engine.begin() as conn:
         (task_id,) = push(conn, site, pushed_at=pushed)
         current = task(conn, task_id)
-    warn_at, due_at = current["warn_at"], current["due_at"]
+    warn_at, due_at = current.warn_at, current.due_at
     assert pushed < warn_at < due_at < clock.now()
 
     def warnings() -> list[tuple[str, datetime]]:
@@ -407,17 +406,17 @@ def test_warnings_come_once_due_soon_then_overdue_and_overdue_time_is_split_betw
             raise_warnings(conn, now=due_at + timedelta(minutes=1))
     assert warnings() == [("due_soon", due_at), ("overdue", due_at)]
 
-    first = current["worker_id"]
+    first = current.worker_id
     with engine.begin() as conn:
         deactivate_worker(conn, first, actor=Actor("user:admin", "admin"))
     with engine.connect() as conn:
         trail = history(conn, CITY, task_id=task_id)
-        second = task(conn, task_id)["worker_id"]
+        second = task(conn, task_id).worker_id
     handed = trail[-1]
-    assert second != first and handed["holder"] == f"worker:{second}"
-    later = handed["at"] + timedelta(hours=1)
+    assert second != first and handed.holder == f"worker:{second}"
+    later = handed.at + timedelta(hours=1)
     split = overdue_attribution(trail, now=later)
     assert split == {
-        f"worker:{first}": pytest.approx((handed["at"] - due_at).total_seconds()),
+        f"worker:{first}": pytest.approx((handed.at - due_at).total_seconds()),
         f"worker:{second}": pytest.approx(3600.0),
     }

@@ -51,13 +51,13 @@ def test_the_simulation_is_realistic_most_on_time_some_overdue_some_escalated(
             since=datetime.combine(END - timedelta(days=DAYS - 1), time(), SHANGHAI),
             until=datetime.combine(END + timedelta(days=1), time(), SHANGHAI),
         )
-        totals = unit_stats(conn, level="town", code=None, window=window)["totals"]
+        totals = unit_stats(conn, level="town", code=None, window=window).totals
     engine.dispose()
     assert statuses.get("closed", 0) > sum(statuses.values()) / 2
     assert escalated > 0 and late > 0 and flagged > 0
     assert actors <= {"system", "sim"}, "simulated work is labelled as such in the audit trail"
-    assert 0.9 <= totals["on_time_rate"] <= 1.0
-    assert totals["completion_rate"] > 0.5
+    assert 0.9 <= totals.on_time_rate <= 1.0
+    assert totals.completion_rate > 0.5
 
 
 def test_replaying_the_same_days_adds_nothing(
