@@ -18,6 +18,8 @@ from branca.element import Element
 from folium.plugins import HeatMap
 
 from maps.errors import ExportError
+from maps.geojson import FeatureCollection
+from maps.heat.schemas import HexagonProperties, HotspotCollection
 from maps.page import vendor_libraries
 
 HOT_COLOURS = {
@@ -48,8 +50,8 @@ def offline_html(
     *,
     title: str,
     bounds_lon_lat: tuple[float, float, float, float],
-    hotspots: dict[str, Any],
-    hexagons: dict[str, Any] | None = None,
+    hotspots: HotspotCollection,
+    hexagons: FeatureCollection[HexagonProperties] | None = None,
     heat_points: Sequence[Sequence[float]] = (),
     outlines: dict[str, Any] | None = None,
 ) -> str:
@@ -67,9 +69,9 @@ def offline_html(
         folium.GeoJson(
             outlines, name="边界", style_function=lambda _f: {"color": "#555", "weight": 1, "fill": False}
         ).add_to(fmap)
-    if hexagons is not None and hexagons.get("features"):
+    if hexagons is not None and hexagons.features:
         folium.GeoJson(
-            hexagons,
+            hexagons.model_dump(mode="json"),
             name="六边形",
             style_function=lambda f: {
                 "color": "#8c6d31",
@@ -79,9 +81,9 @@ def offline_html(
             },
             tooltip=folium.GeoJsonTooltip(fields=["code", "count"], aliases=["编码", "数量"]),
         ).add_to(fmap)
-    if hotspots.get("features"):
+    if hotspots.features:
         folium.GeoJson(
-            hotspots,
+            hotspots.model_dump(mode="json"),
             name="热点",
             style_function=lambda f: {
                 "color": "#444",
@@ -101,17 +103,17 @@ def offline_html(
     return html
 
 
-def hotspots_csv(hotspots: dict[str, Any]) -> str:
+def hotspots_csv(hotspots: HotspotCollection) -> str:
     """The hotspot features as CSV (UTF-8 with BOM, so that spreadsheet programs read the Chinese)."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
-    for feature in hotspots.get("features", []):
-        writer.writerow({k: feature["properties"].get(k) for k in CSV_FIELDS})
+    for feature in hotspots.features:
+        writer.writerow(feature.properties.model_dump())
     return out.getvalue()
 
 
-def hotspots_geojson(hotspots: dict[str, Any]) -> str:
-    """The hotspot features as a GeoJSON document."""
-    return json.dumps(hotspots, ensure_ascii=False)
+def hotspots_geojson(hotspots: HotspotCollection) -> str:
+    """The hotspot features as a GeoJSON document (the JSON of GET /v1/hotspots, with spaces after separators)."""
+    return json.dumps(hotspots.model_dump(mode="json"), ensure_ascii=False)

@@ -1,4 +1,5 @@
-"""maps.layers: pure rules of the map layers (bbox parsing, zoom -> simplification, payload size guard)."""
+"""maps.layers: pure rules of the map layers (bbox parsing, zoom -> simplification, payload size guard) and the
+schema of their features."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from maps.errors import InvalidLayerRequest, LayerTooLarge
+from maps.geojson import FeatureCollection, Model
 
 ZOOM_MIN = 0
 ZOOM_MAX = 20
@@ -118,3 +120,46 @@ def too_large(layer: Layer, *, size_bytes: int, n_features: int, limit_bytes: in
         f"the {layer.value} layer would be {megabytes(size_bytes)} for {n_features} features, over the "
         f"{megabytes(limit_bytes)} limit: narrow the bbox or zoom in"
     )
+
+
+# ------------------------------------------------------------------------------------------------ schemas
+# What each layer's features carry (the OpenAPI document of the streamed GeoJSON; the SQL of maps.repository).
+
+
+class TownProperties(Model):
+    """A town of the towns layer."""
+
+    code: str
+    name: str
+    population: int
+    area_km2: float
+
+
+class CommunityProperties(Model):
+    """A village or community of the communities layer."""
+
+    code: str
+    name: str
+    town_code: str
+    kind: str
+    population: int
+
+
+class GridProperties(Model):
+    """A grid of the grids layer: its code (the first 12 digits are its community's) and what the map colours by."""
+
+    code: str
+    workload: int
+    worker_count: int
+
+
+class TownLayer(FeatureCollection[TownProperties]):
+    """GET /v1/towns: a GeoJSON FeatureCollection of towns."""
+
+
+class CommunityLayer(FeatureCollection[CommunityProperties]):
+    """GET /v1/communities: a GeoJSON FeatureCollection of villages and communities."""
+
+
+class GridLayer(FeatureCollection[GridProperties]):
+    """GET /v1/grids: a GeoJSON FeatureCollection of the active version's grids."""

@@ -23,6 +23,7 @@ from grids.codes import TOWN_PATTERN
 from maps.errors import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
 from maps.heat.heatmap import aggregate_table, heat_layers, hotspot_collection
+from maps.heat.schemas import AggregateTable, HeatLayers, HotspotCollection
 from maps.page import render_heatmap
 from maps.repository import town_extent
 from supervision.errors import OutOfScope
@@ -117,7 +118,7 @@ def get_heatmap(
     events: Events,
     town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
     res: Annotated[int, Query(description="H3 分辨率 7–10")] = 9,
-) -> dict[str, Any]:
+) -> HeatLayers:
     """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
     with db.connect() as conn:
         place = scoped_town(conn, scope, town)
@@ -132,7 +133,7 @@ def get_aggregates(
     events: Events,
     unit: AggregateUnit = "grid",
     town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
-) -> dict[str, Any]:
+) -> AggregateTable:
     """每个单元的数量、每个登记主体与每千常住人口的比率（未平滑）及小数字标记 small_n，数量多的在前。"""
     with db.connect() as conn:
         place = scoped_town(conn, scope, town)
@@ -149,7 +150,7 @@ def get_hotspots(
     unit: Unit = "grid",
     method: Method = "gi_star",
     per: Per = "residents",
-) -> dict[str, Any]:
+) -> HotspotCollection:
     """GeoJSON：每个网格或 H3 单元的 code、count、rate、z、p、class（hot_99…cold_99）与 emerging（趋势类别）。
 
     method=gi_star：计数的 Getis-Ord Gi*；method=rate：按常住人口（per=residents，每千人）或登记主体
@@ -222,8 +223,8 @@ def heatmap_export(
         title=f"{name} 线索热点（{since.date()} 至 {(until - timedelta(days=1)).date()}）",
         bounds_lon_lat=bounds,
         hotspots=spots,
-        hexagons=layers["hexagons"],
-        heat_points=layers["heat"]["points"],
+        hexagons=layers.hexagons,
+        heat_points=layers.heat.points,
     )
     return Response(html, media_type="text/html; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{stem}.html"'})  # fmt: skip

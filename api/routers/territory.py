@@ -6,6 +6,7 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
@@ -15,7 +16,7 @@ from gis.coords import CoordSystem
 from gis.settings import ServerSettings
 from grids.codes import GRID_PATTERN
 from maps import service
-from maps.layers import ZOOM_MAX, ZOOM_MIN, Layer, parse_bbox
+from maps.layers import ZOOM_MAX, ZOOM_MIN, CommunityLayer, GridLayer, Layer, TownLayer, parse_bbox
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
 from supervision.scope import Scope
@@ -24,6 +25,14 @@ router = APIRouter(tags=["地图图层"])
 TerritoryReader = Annotated[Principal, Depends(allowed(Capability.TERRITORY_READ))]
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
+
+
+class GeoJSONResponse(JSONResponse):
+    """Documents the layers as GeoJSON objects (the handlers stream their bytes in a plain Response)."""
+
+    media_type = GEOJSON_MEDIA_TYPE
+
+
 BBoxParam = Annotated[
     str | None,
     Query(
@@ -106,15 +115,17 @@ def _layer_response(
     return Response(content=within_scope(body, scope), media_type=GEOJSON_MEDIA_TYPE)
 
 
-_LAYER_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {GEOJSON_MEDIA_TYPE: {}}, "description": "A GeoJSON FeatureCollection"},
-    401: {"description": "缺少或无效的凭证"},
-    413: {"description": "Over the payload limit: narrow the bbox or zoom in"},
-    422: {"description": "Malformed bbox or zoom"},
-}
+def _layer_responses(model: type[BaseModel]) -> dict[int | str, dict[str, object]]:
+    """The documented answers of a layer: a GeoJSON FeatureCollection of `model` (streamed as bytes), or why not."""
+    return {
+        200: {"model": model, "description": "A GeoJSON FeatureCollection"},
+        401: {"description": "缺少或无效的凭证"},
+        413: {"description": "Over the payload limit: narrow the bbox or zoom in"},
+        422: {"description": "Malformed bbox or zoom"},
+    }
 
 
-@router.get("/towns", summary="镇街边界图层", response_class=Response, responses=_LAYER_RESPONSES)
+@router.get("/towns", summary="镇街边界图层", response_class=GeoJSONResponse, responses=_layer_responses(TownLayer))
 def towns_layer(
     conn: ReadConn,
     settings: Annotated[ServerSettings, Depends(server_settings)],
@@ -128,7 +139,12 @@ def towns_layer(
     return _layer_response(Layer.TOWNS, conn, settings, scope, bbox, zoom, coords)
 
 
-@router.get("/communities", summary="村（社区）边界图层", response_class=Response, responses=_LAYER_RESPONSES)
+@router.get(
+    "/communities",
+    summary="村（社区）边界图层",
+    response_class=GeoJSONResponse,
+    responses=_layer_responses(CommunityLayer),
+)
 def communities_layer(
     conn: ReadConn,
     settings: Annotated[ServerSettings, Depends(server_settings)],
@@ -142,7 +158,9 @@ def communities_layer(
     return _layer_response(Layer.COMMUNITIES, conn, settings, scope, bbox, zoom, coords)
 
 
-@router.get("/grids", summary="网格边界图层（现行版本）", response_class=Response, responses=_LAYER_RESPONSES)
+@router.get(
+    "/grids", summary="网格边界图层（现行版本）", response_class=GeoJSONResponse, responses=_layer_responses(GridLayer)
+)
 def grids_layer(
     conn: ReadConn,
     settings: Annotated[ServerSettings, Depends(server_settings)],

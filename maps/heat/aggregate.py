@@ -19,6 +19,7 @@ from h3ronpy import vector as h3_vector
 
 from grids.codes import community_of
 from maps.errors import AggregateError
+from maps.heat.schemas import LegendRow, Period, PeriodComparison, UnitChange
 
 EVENT_KINDS = ("clue", "unlicensed", "problem")
 EVENT_KIND_LABELS_ZH = {"clue": "线索", "unlicensed": "无照经营", "problem": "检查发现问题"}
@@ -161,7 +162,7 @@ class ClassBreaks:
 
     scheme: str
     bins: list[float]
-    legend: list[dict[str, float | int]]
+    legend: list[LegendRow]
 
 
 def _epoch_s(moment: datetime) -> int:
@@ -462,12 +463,12 @@ def class_breaks(values: Any, k: int = 5, scheme: str = "fisher_jenks") -> Class
     bins = np.unique(np.append(bins[bins < y.max()], y.max()))
     classes = np.searchsorted(bins, y, side="left")  # value v falls in the first class whose upper bound is ≥ v
     counts = np.bincount(classes, minlength=len(bins))
-    legend: list[dict[str, float | int]] = []
+    legend: list[LegendRow] = []
     lower = float(y.min())
     kept: list[float] = []
     for upper, count in zip(bins.tolist(), counts.tolist(), strict=True):
         if count:
-            legend.append({"lower": lower, "upper": float(upper), "count": int(count)})
+            legend.append(LegendRow(lower=lower, upper=float(upper), count=int(count)))
             kept.append(float(upper))
         lower = float(upper)
     return ClassBreaks(scheme, kept, legend)
@@ -476,7 +477,7 @@ def class_breaks(values: Any, k: int = 5, scheme: str = "fisher_jenks") -> Class
 # ------------------------------------------------------------------------------------------------ trend
 
 
-def _change(current: int, previous: int) -> dict[str, Any]:
+def _change(current: int, previous: int) -> dict[str, int | float | None]:
     return {
         "current": current,
         "previous": previous,
@@ -486,7 +487,7 @@ def _change(current: int, previous: int) -> dict[str, Any]:
     }
 
 
-def compare_periods(events: EventFrame, since: datetime, until: datetime, *, unit: str = "town") -> dict[str, Any]:
+def compare_periods(events: EventFrame, since: datetime, until: datetime, *, unit: str = "town") -> PeriodComparison:
     """This period [since, until) against the previous one of equal length, overall and per unit.
 
     ``events`` must cover both periods (load from ``since - (until - since)``). Units are listed by largest
@@ -504,14 +505,16 @@ def compare_periods(events: EventFrame, since: datetime, until: datetime, *, uni
     codes = current.index.union(previous.index)
     current, previous = current.reindex(codes, fill_value=0), previous.reindex(codes, fill_value=0)
     units = [
-        {"code": str(code), **_change(int(c), int(p))}
+        UnitChange.model_validate({"code": str(code), **_change(int(c), int(p))})
         for code, c, p in zip(codes, current.to_numpy(), previous.to_numpy(), strict=True)
     ]
-    units.sort(key=lambda row: (-row["change"], -row["current"], row["code"]))
-    return {
-        "unit": unit,
-        "period": {"since": since.isoformat(), "until": until.isoformat()},
-        "previous_period": {"since": previous_since.isoformat(), "until": since.isoformat()},
-        **_change(len(current_events), len(previous_events)),
-        "units": units,
-    }
+    units.sort(key=lambda row: (-row.change, -row.current, row.code))
+    return PeriodComparison.model_validate(
+        {
+            "unit": unit,
+            "period": Period(since=since.isoformat(), until=until.isoformat()),
+            "previous_period": Period(since=previous_since.isoformat(), until=since.isoformat()),
+            **_change(len(current_events), len(previous_events)),
+            "units": units,
+        }
+    )

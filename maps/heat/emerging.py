@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
 from libpysal.weights import W
@@ -11,9 +12,10 @@ from scipy import stats
 from maps.errors import HotspotError
 from maps.heat.hotspots import COLD_CLASSES, DEFAULT_ALPHA_LEVELS, Method, find_hotspots
 
-EMERGING_CLASSES = (
+EmergingClass = Literal[
     "new", "consecutive", "intensifying", "persistent", "diminishing", "sporadic", "oscillating", "historical",
-)  # fmt: skip
+]  # fmt: skip
+EMERGING_CLASSES: tuple[EmergingClass, ...] = get_args(EmergingClass)
 HOT_SHARE = 0.9  # ESRI's "90 percent of the time-step intervals"
 TREND_ALPHA = 0.05
 
@@ -28,7 +30,9 @@ def _trend(z_series: np.ndarray, trend_alpha: float) -> int:
     return 1 if tau > 0 else -1
 
 
-def classify_emerging(hot: np.ndarray, cold: np.ndarray, trend: int, *, hot_share: float = HOT_SHARE) -> str | None:
+def classify_emerging(
+    hot: np.ndarray, cold: np.ndarray, trend: int, *, hot_share: float = HOT_SHARE
+) -> EmergingClass | None:
     """Emerging-hotspot category of one unit from its per-slice hot/cold flags and z-score trend (see emerging)."""
     n_slices = len(hot)
     if n_slices == 0:
@@ -38,7 +42,8 @@ def classify_emerging(hot: np.ndarray, cold: np.ndarray, trend: int, *, hot_shar
     if not hot[-1]:
         return "historical" if mostly_hot else None
     if mostly_hot:
-        return {1: "intensifying", -1: "diminishing"}.get(trend, "persistent")
+        by_trend: dict[int, EmergingClass] = {1: "intensifying", -1: "diminishing"}
+        return by_trend.get(trend, "persistent")
     if n_hot == 1:
         return "new"
     run = n_slices - int(np.flatnonzero(~hot)[-1]) - 1  # the final uninterrupted hot run (final slice is hot)
@@ -56,7 +61,7 @@ def emerging(
     alpha_levels: Sequence[float] = DEFAULT_ALPHA_LEVELS,
     trend_alpha: float = TREND_ALPHA,
     hot_share: float = HOT_SHARE,
-) -> list[str | None]:
+) -> list[EmergingClass | None]:
     """Emerging-hotspot category per unit over time slices (rows oldest first), after ESRI's Emerging Hot Spot Analysis.
 
     Each slice gets its own analysis by `method` (Gi* of counts with exact p, or the rate test against
@@ -91,7 +96,7 @@ def emerging(
         )
         z[t], hot[t] = result.z, result.hot()
         cold[t] = np.isin(result.classes, COLD_CLASSES)
-    out: list[str | None] = []
+    out: list[EmergingClass | None] = []
     for i in range(n_units):
         trend = _trend(z[:, i], trend_alpha) if hot[-1, i] or hot[:, i].any() else 0
         out.append(classify_emerging(hot[:, i], cold[:, i], trend, hot_share=hot_share))

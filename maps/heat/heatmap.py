@@ -6,7 +6,6 @@ never receives more than 50,000 raw points (beyond that, H3 cell centres weighte
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy import Connection
 
 from gis.cache import Cache
 from maps.errors import AggregateError, HotspotError
+from maps.geojson import Feature, FeatureCollection, MultiPolygon, Polygon
 from maps.heat.aggregate import (
     Denominators,
     EventFrame,
@@ -31,9 +31,20 @@ from maps.heat.aggregate import (
     points_or_aggregates,
     validate_resolution,
 )
-from maps.heat.emerging import emerging
+from maps.heat.emerging import EmergingClass, emerging
 from maps.heat.events import load_denominators, load_events, study_grids
 from maps.heat.hotspots import GiStar, eb_rates, find_hotspots
+from maps.heat.schemas import (
+    AggregateRow,
+    AggregateTable,
+    ComparisonSummary,
+    HeatLayer,
+    HeatLayers,
+    HexagonProperties,
+    HotspotCollection,
+    HotspotProperties,
+    Window,
+)
 from maps.heat.weights import weights_for_grids, weights_for_h3
 from supervision.routing import default_router
 
@@ -95,7 +106,7 @@ def aggregate_table(
     kind: str,
     status: str | None = None,
     source: str | None = None,
-) -> dict[str, Any]:
+) -> AggregateTable:
     """Counts and raw rates (per entity, per 1,000 residents, with the small-number flag) per unit, busiest first."""
     parse_unit(unit)  # refuse an unknown unit before reading anything
     events = load_window(
@@ -103,27 +114,31 @@ def aggregate_table(
     )
     table = aggregate(events, unit, denominators=denominators(conn, unit, town))
     rows = [
-        {
-            "code": str(r["code"]),
-            "count": int(r["count"]),
-            "entities": _number(r["entities"]),
-            "residents": _number(r["residents"]),
-            "per_entity": _number(r["per_entity"]),
-            "per_1000_residents": _number(r["per_1000_residents"]),
-            "small_n": bool(r["small_n"]),
-        }
+        AggregateRow(
+            code=str(r["code"]),
+            count=int(r["count"]),
+            entities=_number(r["entities"]),
+            residents=_number(r["residents"]),
+            per_entity=_number(r["per_entity"]),
+            per_1000_residents=_number(r["per_1000_residents"]),
+            small_n=bool(r["small_n"]),
+        )
         for r in table.to_dict("records")
     ]
-    return {
-        "window": {"from": since.isoformat(), "to": until.isoformat()},
-        "town": town,
-        "unit": unit,
-        "total": len(events),
-        "unplaced": int(table.attrs.get("unplaced", 0)),
-        "empty": len(events) == 0,
-        "message": "本时段没有数据" if len(events) == 0 else None,
-        "rows": rows,
-    }
+    return AggregateTable(
+        window=_window(since, until),
+        town=town,
+        unit=unit,
+        total=len(events),
+        unplaced=int(table.attrs.get("unplaced", 0)),
+        empty=len(events) == 0,
+        message="本时段没有数据" if len(events) == 0 else None,
+        rows=rows,
+    )
+
+
+def _window(since: datetime, until: datetime) -> Window:
+    return Window.model_validate({"from": since.isoformat(), "to": until.isoformat()})
 
 
 # What the page calls the hotspot classes (maps.heat.hotspots.CLASS_ORDER; colours: maps.export.HOT_COLOURS)
@@ -151,27 +166,22 @@ EMERGING_LABELS_ZH = {
 BIN_COLOURS = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704", "#4a1503", "#2d0c02")
 
 
-def hexagon_features(table: Any, bins: list[float]) -> dict[str, Any]:
+def hexagon_features(table: Any, bins: list[float]) -> FeatureCollection[HexagonProperties]:
     """H3 cells as GeoJSON polygons with count, rates and their legend class (`bin`)."""
-    features = []
+    features: list[Feature[HexagonProperties]] = []
     counts = table["count"].to_numpy(dtype=float)
     classes = np.searchsorted(np.asarray(bins, dtype=float), counts, side="left") if bins else np.zeros(len(counts))
     for (_, row), bin_index in zip(table.iterrows(), classes.tolist(), strict=True):
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": h3_polygon(str(row["code"])),
-                "properties": {
-                    "code": str(row["code"]),
-                    "count": int(row["count"]),
-                    "per_entity": _number(row.get("per_entity")),
-                    "per_1000_residents": _number(row.get("per_1000_residents")),
-                    "small_n": bool(row.get("small_n", False)),
-                    "bin": int(min(bin_index, max(len(bins) - 1, 0))),
-                },
-            }
+        properties = HexagonProperties(
+            code=str(row["code"]),
+            count=int(row["count"]),
+            per_entity=_number(row.get("per_entity")),
+            per_1000_residents=_number(row.get("per_1000_residents")),
+            small_n=bool(row.get("small_n", False)),
+            bin=int(min(bin_index, max(len(bins) - 1, 0))),
         )
-    return {"type": "FeatureCollection", "features": features}
+        features.append(Feature(geometry=h3_polygon(str(row["code"])), properties=properties))
+    return FeatureCollection(features=features)
 
 
 def _number(value: Any) -> float | None:
@@ -192,7 +202,7 @@ def heat_layers(
     resolution: int,
     status: str | None = None,
     source: str | None = None,
-) -> dict[str, Any]:
+) -> HeatLayers:
     """Heat points (or weighted cell centres), the H3 choropleth with its legend, and this period vs the last."""
     resolution = validate_resolution(resolution)
     both = load_window(
@@ -206,26 +216,28 @@ def heat_layers(
     breaks = class_breaks(table["count"].to_numpy(), k=5)
     comparison = compare_periods(both, since, until, unit="grid")
     total = len(current)
-    return {
-        "window": {"from": since.isoformat(), "to": until.isoformat()},
-        "town": town,
-        "kind": kind,
-        "industry": industry,
-        "total": total,
-        "empty": total == 0,
-        "message": "本时段没有数据" if total == 0 else None,
-        "heat": {
-            "mode": heat.mode,
-            "resolution": heat.resolution,
-            "points": [
-                [round(float(lat), 6), round(float(lon), 6), float(w)]
+    return HeatLayers(
+        window=_window(since, until),
+        town=town,
+        kind=kind,
+        industry=industry,
+        total=total,
+        empty=total == 0,
+        message="本时段没有数据" if total == 0 else None,
+        heat=HeatLayer(
+            mode=heat.mode,
+            resolution=heat.resolution,
+            points=[
+                (round(float(lat), 6), round(float(lon), 6), float(w))
                 for lat, lon, w in zip(heat.lat, heat.lon, heat.weight, strict=True)
             ],
-        },
-        "hexagons": hexagon_features(table, breaks.bins),
-        "legend": breaks.legend,
-        "comparison": {k: v for k, v in comparison.items() if k != "units"} | {"top_rises": comparison["units"][:10]},
-    }
+        ),
+        hexagons=hexagon_features(table, breaks.bins),
+        legend=breaks.legend,
+        comparison=ComparisonSummary(
+            **comparison.model_dump(exclude={"units"}, by_alias=False), top_rises=comparison.units[:10]
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------------ hotspots
@@ -276,18 +288,20 @@ def _counts(events: EventFrame, unit: str, codes: list[str]) -> np.ndarray:
     return table.set_index("code")["count"].reindex(codes, fill_value=0).to_numpy(dtype=float)
 
 
-def h3_polygon(cell: str) -> dict[str, Any]:
+def h3_polygon(cell: str) -> Polygon:
     """An H3 cell as a GeoJSON polygon (lon, lat order, ring closed)."""
     ring = [[lng, lat] for lat, lng in h3.cell_to_boundary(cell)]
     ring.append(ring[0])
-    return {"type": "Polygon", "coordinates": [ring]}
+    return Polygon(coordinates=[ring])
 
 
-def _geometry(code: str, geom: Any) -> dict[str, Any]:
+def _geometry(code: str, geom: Any) -> Polygon | MultiPolygon:
     if geom is None:
         return h3_polygon(code)
-    mapped: dict[str, Any] = shapely.geometry.mapping(geom)
-    return json.loads(json.dumps(mapped))  # tuples → lists
+    mapped: dict[str, Any] = shapely.geometry.mapping(geom)  # tuples: validation makes them lists
+    if mapped["type"] == "Polygon":
+        return Polygon.model_validate(mapped)
+    return MultiPolygon.model_validate(mapped)
 
 
 @dataclass(frozen=True)
@@ -345,7 +359,7 @@ def hotspot_collection(
     per: str = "residents",
     status: str | None = None,
     source: str | None = None,
-) -> dict[str, Any]:
+) -> HotspotCollection:
     """Hotspots with FDR classes and the emerging category, as a GeoJSON FeatureCollection.
 
     method="gi_star": Getis-Ord Gi* of counts; method="rate": the empirical-Bayes rate test per `per`
@@ -360,8 +374,8 @@ def hotspot_collection(
         run.codes, run.geoms, run.counts, run.population, run.w, run.result, run.message
     )  # fmt: skip
     if not codes:
-        return {"type": "FeatureCollection", "features": [], "empty": True, "message": "本时段没有数据"}
-    categories: list[str | None] = [None] * len(codes)
+        return HotspotCollection(features=[], empty=True, message="本时段没有数据")
+    categories: list[EmergingClass | None] = [None] * len(codes)
     n_slices = (until - since).days // SLICE_DAYS
     if result is not None and n_slices >= EMERGING_MIN_SLICES:
         by_slice = np.zeros((n_slices, len(codes)))
@@ -371,31 +385,29 @@ def hotspot_collection(
             by_slice[i] = _counts(part, unit, codes)
         categories = emerging(by_slice, w, method=method, population=population if method == "rate" else None)  # type: ignore[arg-type]
     smoothed = eb_rates(counts, population) * RATE_SCALE[per] if population.sum() > 0 else np.full(len(codes), np.nan)
-    features = []
+    features: list[Feature[HotspotProperties]] = []
     for i, code in enumerate(codes):
-        features.append(
+        properties = HotspotProperties.model_validate(
             {
-                "type": "Feature",
-                "geometry": _geometry(code, geoms[i]),
-                "properties": {
-                    "code": code,
-                    "count": int(counts[i]),
-                    "rate": round(float(smoothed[i]), 4) if np.isfinite(smoothed[i]) else None,
-                    "z": round(float(result.z[i]), 3) if result is not None else 0.0,
-                    "p": float(f"{result.p[i]:.3g}") if result is not None else 1.0,
-                    "q": float(f"{result.q[i]:.3g}") if result is not None else 1.0,
-                    "class": str(result.classes[i]) if result is not None else "not_significant",
-                    "emerging": categories[i],
-                },
+                "code": code,
+                "count": int(counts[i]),
+                "rate": round(float(smoothed[i]), 4) if np.isfinite(smoothed[i]) else None,
+                "z": round(float(result.z[i]), 3) if result is not None else 0.0,
+                "p": float(f"{result.p[i]:.3g}") if result is not None else 1.0,
+                "q": float(f"{result.q[i]:.3g}") if result is not None else 1.0,
+                "class": str(result.classes[i]) if result is not None else "not_significant",
+                "emerging": categories[i],
             }
         )
-    return {
-        "type": "FeatureCollection",
-        "features": features,
-        "empty": bool(counts.sum() == 0),
-        "message": message,
-        "method": method,
-        "unit": unit,
-        "per": per,
-        "window": {"from": since.isoformat(), "to": until.isoformat()},
-    }
+        features.append(Feature(geometry=_geometry(code, geoms[i]), properties=properties))
+    return HotspotCollection.model_validate(
+        {
+            "features": features,
+            "empty": bool(counts.sum() == 0),
+            "message": message,
+            "method": method,
+            "unit": unit,
+            "per": per,
+            "window": _window(since, until),
+        }
+    )

@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from esda.getisord import G_Local
@@ -19,7 +19,8 @@ HOT_CLASSES = ("hot_99", "hot_95", "hot_90")
 COLD_CLASSES = ("cold_99", "cold_95", "cold_90")
 NOT_SIGNIFICANT = "not_significant"
 # Coldest to hottest: the order a legend reads in, and the order the monotonicity property is stated in.
-CLASS_ORDER = ("cold_99", "cold_95", "cold_90", NOT_SIGNIFICANT, "hot_90", "hot_95", "hot_99")
+HotClass = Literal["cold_99", "cold_95", "cold_90", "not_significant", "hot_90", "hot_95", "hot_99"]
+CLASS_ORDER: tuple[HotClass, ...] = get_args(HotClass)
 DEFAULT_ALPHA_LEVELS = (0.01, 0.05, 0.10)  # FDR levels of the 99 %, 95 % and 90 % tiers
 
 Inference = Literal["exact", "analytic", "permutation"]

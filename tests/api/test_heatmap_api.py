@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from html.parser import HTMLParser
 from typing import Any
@@ -10,52 +9,42 @@ from typing import Any
 import h3
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from maps.heat.schemas import AggregateTable, HeatLayers, HotspotCollection
+from tests.support.accounts import bearer, make_users
+from tests.support.city import a_worker, another_town, busiest_town
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "h" * 40
-PASSWORD = "heatmap password 12345"
 CLASSES = {"hot_99", "hot_95", "hot_90", "not_significant", "cold_90", "cold_95", "cold_99"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def towns(db: DatabaseSettings) -> dict[str, Any]:
     """The town with the most synthetic clues, another town, and the window the clues cover."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        busy, other = (
-            conn.execute(
-                text("SELECT town_code FROM clue GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 2")
-            )
-            .scalars()
-            .all()
-        )
+        busy = busiest_town(conn).code
+        other = another_town(conn, busy).code
         last = conn.execute(text("SELECT max(reported_at AT TIME ZONE 'Asia/Shanghai')::date FROM clue")).scalar_one()
-        auth_service.create_user(conn, username="leader", role="town_leader", scope=busy, password=PASSWORD)
-        auth_service.create_user(conn, username="centre", role="command_centre", scope=None, password=PASSWORD)
-        worker_id = conn.execute(text("SELECT min(id) FROM worker WHERE town_code = :t"), {"t": busy}).scalar_one()
-        auth_service.create_user(conn, username="worker", role="grid_worker", scope=str(worker_id), password=PASSWORD)
+        worker = a_worker(conn, town_code=busy)
+        make_users(
+            conn,
+            {
+                "leader": ("town_leader", busy),
+                "centre": ("command_centre", None),
+                "worker": ("grid_worker", str(worker.id)),
+            },
+        )
     engine.dispose()
     return {"busy": busy, "other": other, "to": last.isoformat(), "from": last.replace(day=1).isoformat()}
 
 
-@pytest.fixture(scope="module")
-def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings_ = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings_)) as test_client:
-        yield test_client
-
-
-def login(client: TestClient, username: str) -> dict[str, str]:
-    response = client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+login = bearer
 
 
 def test_hotspots_of_the_own_town_as_geojson(client: TestClient, towns: dict[str, Any]) -> None:
@@ -260,3 +249,60 @@ def test_the_clue_list_page_is_behind_the_sign_in(client: TestClient, towns: dic
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=/clues")
     page = client.get("/clues", headers=login(client, "leader"))
     assert page.status_code == 200 and "线索列表" in page.text and "/static/clues.js" in page.text
+
+
+def _schema(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema of the OpenAPI document with its $ref followed."""
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "params"),
+    [
+        ("/v1/heatmap", HeatLayers, {}),
+        ("/v1/aggregates", AggregateTable, {"unit": "grid"}),
+        ("/v1/hotspots", HotspotCollection, {"unit": "grid"}),
+        ("/v1/hotspots", HotspotCollection, {"unit": "h3:9", "method": "rate"}),
+    ],
+)
+def test_the_openapi_document_describes_each_answer(
+    client: TestClient, towns: dict[str, Any], path: str, model: type[BaseModel], params: dict[str, str]
+) -> None:
+    document = client.get("/openapi.json").json()
+    response = document["paths"][path]["get"]["responses"]["200"]
+    schema = _schema(document, response["content"]["application/json"]["schema"])
+    assert schema["type"] == "object" and schema["properties"], schema  # named properties, not a bare object
+    leader = login(client, "leader")
+    answer = client.get(path, params={"from": towns["from"], "to": towns["to"], **params}, headers=leader)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) <= set(schema["properties"]) and set(schema.get("required", ())) <= set(body)
+    # The answer validates against the documented model and serializes back to the very same JSON.
+    parsed = TypeAdapter(model).validate_python(body)
+    assert parsed.model_dump(mode="json") == body
+
+
+def test_the_empty_hotspot_answer_keeps_its_keys(client: TestClient, towns: dict[str, Any]) -> None:
+    centre = login(client, "centre")
+    params = {"town": towns["busy"], "from": "2001-01-01", "to": "2001-01-31"}
+    body = client.get("/v1/hotspots", params=params, headers=centre).json()
+    assert list(body) == ["type", "features", "empty", "message", "method", "unit", "per", "window"]
+    assert body["window"] == {"from": "2001-01-01T00:00:00+08:00", "to": "2001-02-01T00:00:00+08:00"}
+    properties = body["features"][0]["properties"]
+    assert list(properties) == ["code", "count", "rate", "z", "p", "q", "class", "emerging"]
+    assert (properties["z"], properties["p"], properties["class"]) == (0.0, 1.0, "not_significant")
+    assert HotspotCollection(features=[], empty=True, message="x").model_dump(mode="json") == {
+        "type": "FeatureCollection", "features": [], "empty": True, "message": "x",
+    }  # fmt: skip
+
+
+def test_the_territory_layers_document_a_feature_collection(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    for path in ("/v1/towns", "/v1/communities", "/v1/grids"):
+        content = document["paths"][path]["get"]["responses"]["200"]["content"]
+        schema = _schema(document, content["application/geo+json"]["schema"])
+        assert set(schema["properties"]) == {"type", "features"}, path
+        feature = _schema(document, schema["properties"]["features"]["items"])
+        assert _schema(document, feature["properties"]["properties"])["properties"]["code"]["type"] == "string"

@@ -28,6 +28,7 @@ from maps.heat.aggregate import (
     points_or_aggregates,
 )
 from maps.heat.events import load_denominators, load_events
+from maps.heat.schemas import LegendRow
 
 # Dongguan's box, and a little beyond, so that cells on the city's edge are covered too.
 dongguan_lons = st.floats(min_value=113.4, max_value=114.4, allow_nan=False)
@@ -184,12 +185,12 @@ def test_the_point_limit_holds_for_any_count(n: int, limit: int) -> None:
 @pytest.mark.parametrize("scheme", ["fisher_jenks", "quantiles", "natural_breaks"])
 def test_all_zero_counts_make_one_class(scheme: str) -> None:
     breaks = class_breaks(np.zeros(40), k=5, scheme=scheme)
-    assert breaks.legend == [{"lower": 0.0, "upper": 0.0, "count": 40}]
+    assert breaks.legend == [LegendRow(lower=0.0, upper=0.0, count=40)]
 
 
 @pytest.mark.parametrize("scheme", ["fisher_jenks", "quantiles", "natural_breaks"])
 def test_a_single_value_makes_one_class(scheme: str) -> None:
-    assert class_breaks([7], k=5, scheme=scheme).legend == [{"lower": 7.0, "upper": 7.0, "count": 1}]
+    assert class_breaks([7], k=5, scheme=scheme).legend == [LegendRow(lower=7.0, upper=7.0, count=1)]
     assert class_breaks([], k=5, scheme=scheme).legend == []
 
 
@@ -197,7 +198,7 @@ def test_a_single_value_makes_one_class(scheme: str) -> None:
 def test_fewer_distinct_values_than_classes_give_one_class_per_value(scheme: str) -> None:
     breaks = class_breaks([1, 1, 1, 2, 2, 9], k=5, scheme=scheme)
     assert breaks.bins == [1.0, 2.0, 9.0]
-    assert [row["count"] for row in breaks.legend] == [3, 2, 1]
+    assert [row.count for row in breaks.legend] == [3, 2, 1]
 
 
 @settings(max_examples=25, deadline=None)
@@ -208,16 +209,16 @@ def test_fewer_distinct_values_than_classes_give_one_class_per_value(scheme: str
 )
 def test_the_legend_accounts_for_every_value(values: list[int], k: int, scheme: str) -> None:
     breaks = class_breaks(values, k=k, scheme=scheme)
-    assert sum(row["count"] for row in breaks.legend) == len(values)
+    assert sum(row.count for row in breaks.legend) == len(values)
     assert len(breaks.legend) <= k
-    assert breaks.legend[0]["lower"] == min(values) and breaks.legend[-1]["upper"] == max(values)
-    uppers = [row["upper"] for row in breaks.legend]
+    assert breaks.legend[0].lower == min(values) and breaks.legend[-1].upper == max(values)
+    uppers = [row.upper for row in breaks.legend]
     assert uppers == sorted(set(uppers)) == breaks.bins
     # Each value lies in its class: the first class is closed, the others open below.
     y = np.array(values, dtype=float)
     for i, row in enumerate(breaks.legend):
-        inside = (y <= row["upper"]) & ((y > row["lower"]) if i else (y >= row["lower"]))
-        assert inside.sum() == row["count"]
+        inside = (y <= row.upper) & ((y > row.lower) if i else (y >= row.lower))
+        assert inside.sum() == row.count
 
 
 def test_an_unknown_scheme_is_refused() -> None:
@@ -236,12 +237,12 @@ def test_this_month_against_last_month_per_town() -> None:
     towns = ["441900003000", "441900003000", "441900004000", "441900003000", "441900004000", "441900004000"]
     events = EventFrame.from_columns(np.full(6, 113.7), np.full(6, 23.0), times, town_code=towns)
     result = compare_periods(events, since, until)
-    assert (result["current"], result["previous"], result["change"]) == (3, 1, 2)
-    assert result["percent_change"] == 200.0
-    units = {row["code"]: row for row in result["units"]}
-    assert units["441900003000"]["current"] == 2 and units["441900003000"]["previous"] == 1
-    assert units["441900004000"]["percent_change"] is None  # from none to one: no made-up percentage
-    assert result["units"][0]["code"] == "441900003000"  # the largest rise first (+1, then by current count)
+    assert (result.current, result.previous, result.change) == (3, 1, 2)
+    assert result.percent_change == 200.0
+    units = {row.code: row for row in result.units}
+    assert units["441900003000"].current == 2 and units["441900003000"].previous == 1
+    assert units["441900004000"].percent_change is None  # from none to one: no made-up percentage
+    assert result.units[0].code == "441900003000"  # the largest rise first (+1, then by current count)
 
 
 # ------------------------------------------------------------------------------------------------ database
