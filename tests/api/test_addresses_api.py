@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,16 +14,15 @@ from schemathesis.checks import not_a_server_error
 from sqlalchemy import text
 
 from address_library.parse import parse
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
 from grids.placement import GridPlacement
+from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
+from tests.support.city import a_door_in_another_town
+from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "m" * 40
-PASSWORD = "correct horse battery staple"
 PICKUP_S = 10.0  # the live geocoder must answer with a change within this time
 FUZZED_OPERATIONS = {
     ("POST", "/v1/addresses"),
@@ -54,10 +52,7 @@ def site(db: DatabaseSettings) -> dict[str, Any]:
             and r.full_text == f"{parse(r.full_text).town}{r.road_name}{parse(r.full_text).door_no}号"
         )
         spare = next(r for r in rows if r.id != door.id and r.town_code == door.town_code)
-        other = conn.execute(
-            text("SELECT town_code, ST_X(geom), ST_Y(geom) FROM address WHERE town_code <> :town ORDER BY id LIMIT 1"),
-            {"town": door.town_code},
-        ).one()
+        other = a_door_in_another_town(conn, door.town_code)
     engine.dispose()
     return {
         "id": door.id,
@@ -68,43 +63,29 @@ def site(db: DatabaseSettings) -> dict[str, Any]:
         "lat": door.lat,
         "spare_id": spare.id,
         "spare_text": spare.full_text,
-        "other_town": other[0],
-        "other_lon": other[1],
-        "other_lat": other[2],
+        "other_town": other.town_code,
+        "other_lon": other.lon,
+        "other_lat": other.lat,
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def keys(db: DatabaseSettings, site: dict[str, Any]) -> dict[str, str]:
     """Accounts of every kind that matters here, and an API key (role api_client)."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        auth_service.create_user(conn, username="keeper", role="command_centre", scope=None, password=PASSWORD)
-        auth_service.create_user(conn, username="root", role="admin", scope=None, password=PASSWORD)
-        auth_service.create_user(
-            conn, username="leader", role="town_leader", scope=site["town_code"], password=PASSWORD
+        make_users(
+            conn,
+            {
+                "keeper": ("command_centre", None),
+                "root": ("admin", None),
+                "leader": ("town_leader", site["town_code"]),
+                "far_leader": ("town_leader", site["other_town"]),
+            },
         )
-        auth_service.create_user(
-            conn, username="far_leader", role="town_leader", scope=site["other_town"], password=PASSWORD
-        )
-        key = auth_service.create_api_key(conn, SECRET_KEY, name="client", rate_limited=False)
+        key = make_api_key(conn, SECRET_KEY, "client")
     engine.dispose()
-    return {"api_key": key.key}
-
-
-@pytest.fixture(scope="module")
-def client(
-    db: DatabaseSettings, keys: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    settings_ = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings_)) as test_client:
-        yield test_client
-
-
-def bearer(client: TestClient, username: str) -> dict[str, str]:
-    response = client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return {"api_key": key}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +95,7 @@ def keeper(client: TestClient) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def reader(keys: dict[str, str]) -> dict[str, str]:
-    return {"X-API-Key": keys["api_key"]}
+    return api_key_headers(keys["api_key"])
 
 
 def until(check: Callable[[], Any], timeout_s: float = PICKUP_S) -> Any:
@@ -297,8 +278,7 @@ def test_malformed_requests_are_refused_before_reaching_the_library(
 
 @pytest.fixture(scope="module")
 def api_schema(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> schemathesis.BaseSchema:
-    state_dir: Path = tmp_path_factory.mktemp("fuzz-state")
-    app = create_app(db_settings=db, server_settings=ServerSettings(secret_key=SECRET_KEY, state_dir=state_dir))
+    app = make_app(db, tmp_path_factory.mktemp("fuzz-state"))
     return schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^/v1/addresses")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,15 @@ from api.auth import service
 from api.auth.deps import SESSION_COOKIE
 from api.auth.logfilter import RedactSecretsFilter
 from api.auth.security import issue_access_token
-from api.main import create_app
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from tests.support.accounts import PASSWORD, make_api_key, make_users
+from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
 
-SECRET = "s" * 48
-PASSWORD = "correct horse battery staple"
 OPEN_V1_PATHS = {"/v1/auth/token"}
 BAD_LOGIN = {"error": "unauthorized", "detail": "incorrect username or password"}
-
-
-def _settings(tmp: Path, **overrides: Any) -> ServerSettings:
-    return ServerSettings(secret_key=SECRET, state_dir=tmp, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -60,27 +54,23 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def accounts(db: DatabaseSettings, city: dict[str, Any]) -> dict[str, Any]:
     """A command-centre user, a town leader, a dispatcher, a rate-limited key and an exempt one."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        service.create_user(conn, username="zhang", role="command_centre", scope=None, password=PASSWORD)
-        service.create_user(conn, username="leader", role="town_leader", scope=city["town"], password=PASSWORD)
-        service.create_user(conn, username="disp", role="dispatcher", scope=city["community"], password=PASSWORD)
-        limited = service.create_api_key(conn, SECRET, name="limited", rate_per_minute=30)
-        free = service.create_api_key(conn, SECRET, name="bench", rate_limited=False)
+        make_users(
+            conn,
+            {
+                "zhang": ("command_centre", None),
+                "leader": ("town_leader", city["town"]),
+                "disp": ("dispatcher", city["community"]),
+            },
+        )
+        limited = make_api_key(conn, SECRET_KEY, "limited", rate_limited=True, rate_per_minute=30)
+        free = make_api_key(conn, SECRET_KEY, "bench")
     engine.dispose()
-    return {"limited_key": limited.key, "free_key": free.key}
-
-
-@pytest.fixture(scope="module")
-def client(
-    db: DatabaseSettings, accounts: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    app = create_app(db_settings=db, server_settings=_settings(tmp_path_factory.mktemp("state")))
-    with TestClient(app) as test_client:
-        yield test_client
+    return {"limited_key": limited, "free_key": free}
 
 
 def _token(client: TestClient, username: str, password: str = PASSWORD) -> str:
@@ -209,7 +199,7 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_refusal(client: TestC
 def test_an_expired_or_forged_token_is_refused(client: TestClient, city: dict[str, Any]) -> None:
     path = f"/v1/grids/{city['grid']}"
     expired = issue_access_token(
-        SECRET,
+        SECRET_KEY,
         subject="zhang",
         role="command_centre",
         scope=None,
@@ -226,8 +216,8 @@ def test_an_expired_or_forged_token_is_refused(client: TestClient, city: dict[st
 def test_a_revoked_key_stops_working_once_the_key_cache_lets_go(db: DatabaseSettings, tmp_path: Path) -> None:
     engine = make_engine(db)
     with engine.begin() as conn:
-        new = service.create_api_key(conn, SECRET, name="to-revoke")
-    app = create_app(db_settings=db, server_settings=_settings(tmp_path, api_key_cache_seconds=0.2))
+        new = service.create_api_key(conn, SECRET_KEY, name="to-revoke")
+    app = make_app(db, tmp_path, api_key_cache_seconds=0.2)
     with TestClient(app) as fresh:
         assert fresh.get("/v1/towns", params={"zoom": 8}, headers={"X-API-Key": new.key}).status_code == 200
         with engine.begin() as conn:
@@ -314,7 +304,7 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
     # The test's own HTTP client (httpx) logs the URLs it sends; what matters is what the server logs.
     server_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     logged = "\n".join(record.getMessage() for record in server_records)
-    for secret in (PASSWORD, key, token, session, SECRET):
+    for secret in (PASSWORD, key, token, session, SECRET_KEY):
         assert secret not in logged
     # A server access line with key= in its query is redacted before any handler sees it.
     record = logging.LogRecord(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import opencc
@@ -11,15 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.coords import gcj02_to_wgs84
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from tests.support.accounts import api_key_headers, make_api_key
+from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "g" * 40
 QINGDAO = {"lon": 120.3826, "lat": 36.0671}
 FULL_WIDTH_DIGITS = str.maketrans("0123456789", "０１２３４５６７８９")
 GEOCODE_FIELDS = {
@@ -54,24 +52,15 @@ def keys(db: DatabaseSettings) -> dict[str, str]:
     """An exempt key for the stories and a key allowed 5 requests a minute for the throttling one."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        free = auth_service.create_api_key(conn, SECRET_KEY, name="geocode tests", rate_limited=False)
-        slow = auth_service.create_api_key(conn, SECRET_KEY, name="slow client", rate_per_minute=5)
+        free = make_api_key(conn, SECRET_KEY, "geocode tests")
+        slow = make_api_key(conn, SECRET_KEY, "slow client", rate_limited=True, rate_per_minute=5)
     engine.dispose()
-    return {"free": free.key, "slow": slow.key}
+    return {"free": free, "slow": slow}
 
 
 @pytest.fixture(scope="module")
 def auth(keys: dict[str, str]) -> dict[str, str]:
-    return {"X-API-Key": keys["free"]}
-
-
-@pytest.fixture(scope="module")
-def client(
-    db: DatabaseSettings, keys: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    settings = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings)) as test_client:
-        yield test_client
+    return api_key_headers(keys["free"])
 
 
 @pytest.fixture(scope="module")

@@ -5,38 +5,28 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from tests.support.accounts import make_api_key
+from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
-
-SECRET_KEY = "batch-tests-" + "s" * 40
 
 
 @pytest.fixture(scope="module")
 def keys(db: DatabaseSettings) -> dict[str, str]:
     engine = make_engine(db)
     with engine.begin() as conn:
-        mine = auth_service.create_api_key(conn, SECRET_KEY, name="batch owner", rate_limited=False)
-        other = auth_service.create_api_key(conn, SECRET_KEY, name="someone else", rate_limited=False)
+        mine = make_api_key(conn, SECRET_KEY, "batch owner")
+        other = make_api_key(conn, SECRET_KEY, "someone else")
     engine.dispose()
-    return {"mine": mine.key, "other": other.key}
-
-
-@pytest.fixture(scope="module")
-def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings)) as test_client:
-        yield test_client
+    return {"mine": mine, "other": other}
 
 
 @pytest.fixture(scope="module")

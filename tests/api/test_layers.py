@@ -15,14 +15,14 @@ from fastapi.testclient import TestClient
 from shapely.geometry import box, shape
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.coords import gcj02_to_wgs84, wgs84_to_gcj02
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
 from maps.layers import degrees_per_pixel
 from maps.page import page_config
 from maps.settings import MapSettings
+from tests.support.accounts import api_key_headers, make_api_key
+from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
 
@@ -32,28 +32,21 @@ COMMUNITY_PROPERTIES = {"code", "name", "town_code", "kind", "population"}
 GRID_PROPERTIES = {"code", "workload", "worker_count"}
 
 
-SECRET_KEY = "x" * 40
-
-
-def _settings(tmp: Path, **overrides: Any) -> ServerSettings:
-    return ServerSettings(secret_key=SECRET_KEY, state_dir=tmp, **overrides)
-
-
 @pytest.fixture(scope="module")
 def api_key(db: DatabaseSettings) -> dict[str, str]:
     """The X-API-Key header of a map client's key (exempt from the rate limit: the tests pan a lot)."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        new = auth_service.create_api_key(conn, SECRET_KEY, name="map tests", rate_limited=False)
+        key = make_api_key(conn, SECRET_KEY, "map tests")
     engine.dispose()
-    return {"X-API-Key": new.key}
+    return api_key_headers(key)
 
 
 @pytest.fixture(scope="module")
 def client(
     db: DatabaseSettings, api_key: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    app = create_app(db_settings=db, server_settings=_settings(tmp_path_factory.mktemp("state")))
+    app = make_app(db, tmp_path_factory.mktemp("state"))
     with TestClient(app, headers=api_key) as test_client:
         yield test_client
 
@@ -233,7 +226,7 @@ def test_malformed_requests_are_refused_with_the_error_body(
 def test_a_layer_over_the_configured_limit_is_refused_not_truncated(
     db: DatabaseSettings, api_key: dict[str, str], tmp_path: Path
 ) -> None:
-    app = create_app(db_settings=db, server_settings=_settings(tmp_path, max_layer_bytes=50_000))
+    app = make_app(db, tmp_path, max_layer_bytes=50_000)
     with TestClient(app, headers=api_key) as small:
         response = small.get("/v1/communities", params={"zoom": 8})
         assert response.status_code == 413
@@ -271,7 +264,7 @@ def test_an_unknown_grid_is_404_and_a_malformed_code_is_422(client: TestClient) 
 
 def test_failures_never_leak_internals(tmp_path: Path) -> None:
     unreachable = DatabaseSettings(database_url="postgresql://mapuser:hunter2secret@127.0.0.1:1/nowhere")
-    app: FastAPI = create_app(db_settings=unreachable, server_settings=_settings(tmp_path))
+    app: FastAPI = make_app(unreachable, tmp_path)
 
     @app.get("/boom")
     def boom() -> None:

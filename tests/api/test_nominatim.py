@@ -15,15 +15,13 @@ from geopy.exc import GeocoderAuthenticationFailure
 from geopy.geocoders import Nominatim
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.cluster import free_port
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from tests.support.accounts import make_api_key
+from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
-
-SECRET_KEY = "n" * 40
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -38,16 +36,15 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 def key(db: DatabaseSettings) -> str:
     engine = make_engine(db)
     with engine.begin() as conn:
-        new = auth_service.create_api_key(conn, SECRET_KEY, name="nominatim client", rate_limited=False)
+        new = make_api_key(conn, SECRET_KEY, "nominatim client")
     engine.dispose()
-    return new.key
+    return new
 
 
 @pytest.fixture(scope="module")
 def port(db: DatabaseSettings, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The app served by uvicorn on a free loopback port, in a background thread."""
-    settings = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    app = create_app(db_settings=db, server_settings=settings)
+    app = make_app(db, tmp_path_factory.mktemp("state"))
     chosen = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=chosen, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="uvicorn-nominatim", daemon=True)

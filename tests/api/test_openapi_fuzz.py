@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -16,14 +14,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from tests.support.accounts import make_api_key
+from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "f" * 40
 FUZZED_PATHS = ["/v1/geocode", "/v1/reverse", "/v1/autocomplete", "/search", "/reverse"]
 # No 5xx; every status, media type and body as the spec declares them.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -35,9 +32,9 @@ def api_key(db: DatabaseSettings) -> str:
     """A rate-limit-exempt key: the fuzzer sends hundreds of requests in seconds."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        new = auth_service.create_api_key(conn, SECRET_KEY, name="fuzzer", rate_limited=False)
+        key = make_api_key(conn, SECRET_KEY, "fuzzer")
     engine.dispose()
-    return new.key
+    return key
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +45,7 @@ def api_schema(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -
     each test. (Its `schemathesis.pytest.from_fixture` integration is not used: 4.32.5 writes
     `request.node._nodeid`, which pytest 9.2 no longer has.)
     """
-    state_dir: Path = tmp_path_factory.mktemp("state")
-    app = create_app(db_settings=db, server_settings=ServerSettings(secret_key=SECRET_KEY, state_dir=state_dir))
+    app = make_app(db, tmp_path_factory.mktemp("state"))
     return schemathesis.openapi.from_asgi("/openapi.json", app).include(path=FUZZED_PATHS, method="GET")
 
 

@@ -10,7 +10,7 @@ derived from the permission table, so a change of the table that opens a door fa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -18,17 +18,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis import clock
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
 from supervision.uscc import uscc_check_char
+from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
+from tests.support.city import Door, a_door_in_a_neighbour_community, a_door_in_another_town, a_door_with_workers
+from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "p" * 40
-PASSWORD = "correct horse battery staple"
 START = clock.now().replace(microsecond=0) - timedelta(hours=1)
 PEOPLE = ("admin", "centre", "leader", "dispatcher", "worker", "officer", "api")
 PLACES = ("home", "neighbour", "away")
@@ -39,64 +38,39 @@ def credit_code(serial: int) -> str:
     return first17 + uscc_check_char(first17)
 
 
-_DOOR = """
-    SELECT a.id, a.full_text, a.grid_code, a.community_code, a.town_code, ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat,
-           (SELECT min(w.id) FROM worker w WHERE w.grid_code = a.grid_code AND w.active) AS worker_id,
-           c.name AS community_name, t.name AS town_name
-    FROM address a JOIN community c ON c.code = a.community_code JOIN town t ON t.code = a.town_code
-    WHERE a.level = 'door' AND a.kind = 'road_door' AND a.status = 'active'
-      AND EXISTS (SELECT 1 FROM worker w WHERE w.grid_code = a.grid_code AND w.active)
-      AND {where}
-    ORDER BY a.id LIMIT 1
-"""
+def _place(door: Door) -> dict[str, Any]:
+    return {**asdict(door), "worker_id": door.worker_id}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def world(db: DatabaseSettings) -> dict[str, Any]:
     """Three doors (home, neighbour community of the same town, another town) and an account of every role."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        home = conn.execute(text(_DOOR.format(where="TRUE"))).one()._asdict()
-        neighbour = (
-            conn.execute(
-                text(_DOOR.format(where="a.town_code = :t AND a.community_code <> :c AND a.grid_code <> :g")),
-                {"t": home["town_code"], "c": home["community_code"], "g": home["grid_code"]},
-            )
-            .one()
-            ._asdict()
+        home = a_door_with_workers(conn)
+        neighbour = a_door_in_a_neighbour_community(conn, home)
+        away = a_door_in_another_town(conn, home.town_code)
+        make_users(
+            conn,
+            {
+                "admin": ("admin", None),
+                "centre": ("command_centre", None),
+                "leader": ("town_leader", home.town_code),
+                "dispatcher": ("dispatcher", home.community_code),
+                "worker": ("grid_worker", str(home.worker_id)),
+                "officer": ("department_officer", "tobacco"),
+            },
         )
-        away = conn.execute(text(_DOOR.format(where="a.town_code <> :t")), {"t": home["town_code"]}).one()._asdict()
-        accounts = {
-            "admin": ("admin", None),
-            "centre": ("command_centre", None),
-            "leader": ("town_leader", home["town_code"]),
-            "dispatcher": ("dispatcher", home["community_code"]),
-            "worker": ("grid_worker", str(home["worker_id"])),
-            "officer": ("department_officer", "tobacco"),
-        }
-        for name, (role, scope) in accounts.items():
-            auth_service.create_user(conn, username=name, role=role, scope=scope, password=PASSWORD)
-        key = auth_service.create_api_key(conn, SECRET_KEY, name="registry", rate_limited=False).key
+        key = make_api_key(conn, SECRET_KEY, "registry")
     engine.dispose()
-    return {"home": home, "neighbour": neighbour, "away": away, "api_key": key}
-
-
-@pytest.fixture(scope="module")
-def client(
-    db: DatabaseSettings, world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    settings = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings)) as test_client:
-        yield test_client
+    return {"home": _place(home), "neighbour": _place(neighbour), "away": _place(away), "api_key": key}
 
 
 @pytest.fixture(scope="module")
 def headers(client: TestClient, world: dict[str, Any]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {"api": {"X-API-Key": world["api_key"]}}
+    out: dict[str, dict[str, str]] = {"api": api_key_headers(world["api_key"])}
     for name in PEOPLE[:-1]:
-        response = client.post("/v1/auth/token", data={"username": name, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        out[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        out[name] = bearer(client, name)
     return out
 
 

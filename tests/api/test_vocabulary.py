@@ -3,44 +3,33 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
-from api.auth import service as auth_service
-from api.main import create_app
 from api.routers.vocabulary import Vocabulary
-from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
 from maps.export import HOT_COLOURS
 from maps.heat.emerging import EMERGING_CLASSES
 from maps.heat.hotspots import CLASS_ORDER
 from maps.page import STATIC_DIR
 from supervision.workflow import Duty, Status
+from tests.support.accounts import bearer, make_users
 
 pytestmark = pytest.mark.db
 
-PASSWORD = "vocabulary-password-1234"
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
-@pytest.fixture(scope="module")
-def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    engine = make_engine(db)
+@pytest.fixture(scope="module", autouse=True)
+def reader(engine: Engine) -> None:
     with engine.begin() as conn:
-        auth_service.create_user(conn, username="reader", role="command_centre", scope=None, password=PASSWORD)
-    engine.dispose()
-    settings = ServerSettings(secret_key="v" * 40, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings)) as test_client:
-        yield test_client
+        make_users(conn, {"reader": ("command_centre", None)})
 
 
 def _signed_in(client: TestClient) -> dict[str, str]:
-    response = client.post("/v1/auth/token", data={"username": "reader", "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return bearer(client, "reader")
 
 
 def test_the_vocabulary_needs_a_signed_in_caller(client: TestClient) -> None:

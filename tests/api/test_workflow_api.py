@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis import clock
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
 from supervision.uscc import uscc_check_char
+from tests.support.accounts import bearer, make_api_key, make_users
+from tests.support.city import a_door_in_a_neighbour_community, a_door_with_workers, a_worker
+from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "w" * 40
-PASSWORD = "correct horse battery staple"
 START = clock.now().replace(microsecond=0) - timedelta(hours=1)
 
 
@@ -32,83 +30,41 @@ def credit_code(serial: int, kind: str = "91") -> str:
     return first17 + uscc_check_char(first17)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def city(db: DatabaseSettings) -> dict[str, Any]:
     """A door in a grid with two workers, and people of every role around it (and elsewhere)."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        door = conn.execute(
-            text(
-                """
-                SELECT a.id, a.full_text, a.grid_code, a.community_code, a.town_code, ST_X(a.geom) AS lon,
-                       ST_Y(a.geom) AS lat
-                FROM address a WHERE a.level = 'door' AND a.kind = 'road_door'
-                  AND (SELECT count(*) FROM worker w WHERE w.grid_code = a.grid_code AND w.active) >= 2
-                ORDER BY a.id LIMIT 1
-                """
-            )
-        ).one()
-        workers = [
-            r[0]
-            for r in conn.execute(
-                text("SELECT id FROM worker WHERE grid_code = :g AND active ORDER BY id"), {"g": door.grid_code}
-            )
-        ]
-        far = conn.execute(
-            text(
-                "SELECT w.id, w.grid_code, g.community_code, g.town_code FROM worker w JOIN grid g "
-                "ON g.code = w.grid_code AND g.version_id = w.version_id WHERE g.town_code <> :t ORDER BY w.id LIMIT 1"
-            ),
-            {"t": door.town_code},
-        ).one()
-        neighbour = conn.execute(
-            text(
-                "SELECT c.code, (SELECT a.id FROM address a WHERE a.community_code = c.code AND a.level = 'door' "
-                "AND a.grid_code IS NOT NULL ORDER BY a.id LIMIT 1) AS door_id FROM community c "
-                "WHERE c.town_code = :t AND c.code <> :c AND EXISTS (SELECT 1 FROM address a "
-                "WHERE a.community_code = c.code AND a.level = 'door' AND a.grid_code IS NOT NULL) ORDER BY c.code LIMIT 1"
-            ),
-            {"t": door.town_code, "c": door.community_code},
-        ).one()
-        names = conn.execute(
-            text("SELECT t.name AS town, c.name AS community FROM community c JOIN town t ON t.code = c.town_code "
-                 "WHERE c.code = :c"),
-            {"c": door.community_code},
-        ).one()  # fmt: skip
-        people = {
-            "centre": ("command_centre", None),
-            "neighbour_dispatcher": ("dispatcher", neighbour.code),
-            "worker": ("grid_worker", str(workers[0])),
-            "mate": ("grid_worker", str(workers[1])),
-            "far_worker": ("grid_worker", str(far.id)),
-            "dispatcher": ("dispatcher", door.community_code),
-            "far_dispatcher": ("dispatcher", far.community_code),
-            "leader": ("town_leader", door.town_code),
-            "far_leader": ("town_leader", far.town_code),
-            "tobacco": ("department_officer", "tobacco"),
-            "health": ("department_officer", "health"),
-        }
-        for name, (role, scope) in people.items():
-            auth_service.create_user(conn, username=name, role=role, scope=scope, password=PASSWORD)
-        key = auth_service.create_api_key(conn, SECRET_KEY, name="registry", rate_limited=False).key
+        door = a_door_with_workers(conn, min_workers=2)
+        workers = list(door.worker_ids)
+        far = a_worker(conn, not_town=door.town_code)
+        neighbour = a_door_in_a_neighbour_community(conn, door)
+        make_users(
+            conn,
+            {
+                "centre": ("command_centre", None),
+                "neighbour_dispatcher": ("dispatcher", neighbour.community_code),
+                "worker": ("grid_worker", str(workers[0])),
+                "mate": ("grid_worker", str(workers[1])),
+                "far_worker": ("grid_worker", str(far.id)),
+                "dispatcher": ("dispatcher", door.community_code),
+                "far_dispatcher": ("dispatcher", far.community_code),
+                "leader": ("town_leader", door.town_code),
+                "far_leader": ("town_leader", far.town_code),
+                "tobacco": ("department_officer", "tobacco"),
+                "health": ("department_officer", "health"),
+            },
+        )
+        key = make_api_key(conn, SECRET_KEY, "registry")
     engine.dispose()
     return {
-        "door": door._asdict(),
+        "door": asdict(door),
         "workers": workers,
-        "far": far._asdict(),
-        "neighbour": neighbour._asdict(),
-        "names": names._asdict(),
+        "far": asdict(far),
+        "neighbour": {"code": neighbour.community_code, "door_id": neighbour.id},
+        "names": {"town": door.town_name, "community": door.community_name},
         "api_key": key,
     }
-
-
-@pytest.fixture(scope="module")
-def client(
-    db: DatabaseSettings, city: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    settings_ = ServerSettings(secret_key=SECRET_KEY, state_dir=tmp_path_factory.mktemp("state"))
-    with TestClient(create_app(db_settings=db, server_settings=settings_)) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +72,7 @@ def auth(client: TestClient) -> dict[str, dict[str, str]]:
     headers: dict[str, dict[str, str]] = {}
     for name in ("centre", "worker", "mate", "far_worker", "dispatcher", "neighbour_dispatcher", "far_dispatcher",
                  "leader", "far_leader", "tobacco", "health"):  # fmt: skip
-        response = client.post("/v1/auth/token", data={"username": name, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        headers[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        headers[name] = bearer(client, name)
     return headers
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -12,15 +10,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from sqlalchemy import text
 
-from api.auth import service as auth_service
-from api.main import create_app
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings
+from tests.support.accounts import bearer, make_users
+from tests.support.server import make_app
 
 pytestmark = pytest.mark.db
 
-SECRET_KEY = "z" * 40
-PASSWORD = "fuzzing the workflow safely"
 FUZZED = {
     ("POST", "/v1/registrations"),
     ("GET", "/v1/tasks"),
@@ -38,12 +34,11 @@ EXAMPLES_PER_MODE = 12
 def app_and_token(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> tuple[object, str]:
     engine = make_engine(db)
     with engine.begin() as conn:
-        auth_service.create_user(conn, username="fuzz", role="command_centre", scope=None, password=PASSWORD)
+        make_users(conn, {"fuzz": ("command_centre", None)})
     engine.dispose()
-    state_dir: Path = tmp_path_factory.mktemp("state")
-    app = create_app(db_settings=db, server_settings=ServerSettings(secret_key=SECRET_KEY, state_dir=state_dir))
+    app = make_app(db, tmp_path_factory.mktemp("state"))
     with TestClient(app) as client:
-        token = client.post("/v1/auth/token", data={"username": "fuzz", "password": PASSWORD}).json()["access_token"]
+        token = bearer(client, "fuzz")["Authorization"].removeprefix("Bearer ")
     return app, token
 
 
