@@ -23,8 +23,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from address_library.lexicon import fold_homophones
 from address_library.normalize import normalize
-from address_library.parse import fold_homophones
 
 # Numbered components in the order they refine an address.
 NUMBER_FIELDS = ("door_no", "sub_no", "phase", "building", "unit", "floor", "room", "stall")

@@ -1,91 +1,37 @@
-"""address_library.maintenance: add, retire, move and import standard addresses, each change kept in address_history.
-
-Rules every new address obeys (the same for `add_address` and for each row of `import_rows`; reason codes):
-
-- ``bad_text``: the text is empty, over-long or holds control or binary characters;
-- ``unknown_town``: the normalized text does not parse to one of the towns;
-- ``not_an_address``: the text locates no door, building or room (a road, community or town alone, an
-  intersection, a relative location, or an address in another city);
-- ``bad_level`` / ``level_mismatch``: the level is not door, building or room, or the text describes another level
-  (a building needs 栋/座, a room 室/房/楼/铺);
-- ``bad_coordinates``: lon/lat missing or not finite numbers; ``outside_city``: the point lies in no grid of the
-  active version; ``outside_town`` / ``outside_community``: the point lies outside the town the text names (or the
-  community, when a community rather than a road locates the address);
-- ``duplicate_text``: the text belongs to another standard address (retired ones included: their text stays
-  theirs, so history can be read back), ``duplicate_in_file``: an earlier row of the same file has it;
-- ``unknown_parent`` / ``parent_level`` / ``parent_retired`` / ``parent_town``: the parent does not exist, is not one
-  level up (door → building → room), is retired, or lies in another town.
-
-The stored full_text is the normalized text (traditional → simplified, Chinese numerals → digits…), so that the
-same address written twice is caught as a duplicate and a re-import finds its rows again.
+"""address_library.maintenance: single changes to the standard address library — add, retire, move — each kept in
+address_history, and an address read back with its history.
 
 Retiring an address retires its active descendants too (the buildings of a demolished door, the rooms of a building):
 a standard room under a retired building would be answered by the geocoder with a point that no longer exists. Each
 descendant gets its own history row. Rows are never deleted. Moving an address moves the descendants that share its
 point (rooms are stored at their building's point); descendants with their own point stay where they are.
+
+A new address obeys the rules of address_library.new_addresses; a file of them is imported by
+address_library.address_import.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection
 
 from address_library import repository
-from address_library.errors import (
-    AddressFileError,
-    AddressInputError,
-    AddressNotFound,
-    AddressRejected,
-    AddressStateError,
-    Rejection,
+from address_library.errors import AddressNotFound, AddressRejected, AddressStateError, Rejection
+from address_library.gazetteer import Gazetteer, default_gazetteer
+from address_library.new_addresses import (
+    NewAddress,
+    check_point,
+    coordinates,
+    history_row,
+    insert_addresses,
+    place_points,
+    plan_additions,
+    same_point,
 )
-from address_library.normalize import normalize, normalize_with_flags, validate
-from address_library.parse import Gazetteer, ParsedAddress, default_gazetteer, parse_normalized
+from address_library.normalize import normalize_with_flags
+from address_library.parse import parse_normalized
 from grids.placement import GridPlacement
-
-LEVELS = ("door", "building", "room")
-PARENT_LEVEL = {"door": None, "building": "door", "room": "building"}
-REQUIRED_COLUMNS = ("full_text", "level")
-CSV_COLUMNS = ("full_text", "lon", "lat", "level", "parent_full_text")
-# Two points closer than this (degrees, about 1 cm) are the same point: a re-import of a file is a no-op.
-SAME_POINT_DEG = 1e-7
-
-
-@dataclass(frozen=True)
-class NewAddress:
-    """One address to add, as given (values are checked by the validation, not here)."""
-
-    full_text: Any
-    lon: Any
-    lat: Any
-    level: Any
-    parent_id: int | None = None
-    parent_full_text: str | None = None
-    row: int = 1
-    # Set by a file reader when the row itself is broken (too many or too few fields).
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What an import did: rows loaded and rows skipped because they equal an existing address."""
-
-    source: str
-    loaded: int
-    skipped: int
-    ids: tuple[int, ...] = field(default=())
-
-    def summary(self) -> str:
-        """One line for the CLI."""
-        return f"{self.source}: {self.loaded} address(es) loaded, {self.skipped} unchanged row(s) skipped"
-
 
 # ------------------------------------------------------------------------------------------------------ add
 
@@ -106,7 +52,7 @@ def add_address(
     """Validate and add one standard address; its id (AddressRejected listing every problem otherwise)."""
     item = NewAddress(full_text=full_text, lon=lon, lat=lat, level=level, parent_id=parent_id)
     repository.lock_for_changes(conn)
-    plan = _plan(conn, placement, [item], gazetteer or default_gazetteer())
+    plan = plan_additions(conn, placement, [item], gazetteer or default_gazetteer())
     if plan.rejections:
         raise AddressRejected(plan.rejections)
     if plan.skipped:
@@ -114,7 +60,7 @@ def add_address(
         raise AddressRejected(
             [Rejection(1, existing["full_text"], "duplicate_text", f"address {existing['id']} already has this text")]
         )
-    ids = _insert(conn, plan.rows, action="add", changed_by=changed_by, note=note)
+    ids = insert_addresses(conn, plan.rows, action="add", changed_by=changed_by, note=note)
     return ids[0]
 
 
@@ -128,9 +74,11 @@ def retire_address(conn: Connection, address_id: int, *, changed_by: str, note: 
     descendants = repository.active_descendants(conn, address_id)
     ids = [address_id, *(int(d["id"]) for d in descendants)]
     repository.set_status(conn, ids, "retired")
-    history = [_history(current, "retire", changed_by, note, new_status="retired")]
+    history = [history_row(current, "retire", changed_by, note, new_status="retired")]
     history += [
-        _history(d, "retire", changed_by, f"retired with {current['full_text']} ({address_id})", new_status="retired")
+        history_row(
+            d, "retire", changed_by, f"retired with {current['full_text']} ({address_id})", new_status="retired"
+        )
         for d in descendants
     ]
     repository.insert_history(conn, history)
@@ -160,12 +108,12 @@ def move_address(
     def reject(reason: str, detail: str) -> None:
         problems.append(Rejection(1, text_, reason, detail))
 
-    lon_f, lat_f = _coordinates(lon, lat, reject)
+    lon_f, lat_f = coordinates(lon, lat, reject)
     if lon_f is None or lat_f is None:
         raise AddressRejected(problems)
     parsed = parse_normalized(normalize_with_flags(text_), gazetteer or default_gazetteer())
-    place = _place(placement, [lon_f], [lat_f])[0]
-    _check_point(place, parsed, reject, town_code=str(current["town_code"]))
+    place = place_points(placement, [lon_f], [lat_f])[0]
+    check_point(place, parsed, reject, town_code=str(current["town_code"]))
     if problems:
         raise AddressRejected(problems)
     grid, community, town = place
@@ -173,13 +121,13 @@ def move_address(
     sharing = [
         d
         for d in repository.active_descendants(conn, address_id)
-        if _same_point(d["lon"], d["lat"], current["lon"], current["lat"])
+        if same_point(d["lon"], d["lat"], current["lon"], current["lat"])
     ]
     ids = [address_id, *(int(d["id"]) for d in sharing)]
     repository.set_point(conn, ids, lon=lon_f, lat=lat_f, grid_code=grid, community_code=community, town_code=town)
-    history = [_history(current, "move", changed_by, note, new_lon=lon_f, new_lat=lat_f)]
+    history = [history_row(current, "move", changed_by, note, new_lon=lon_f, new_lat=lat_f)]
     history += [
-        _history(d, "move", changed_by, f"moved with {text_} ({address_id})", new_lon=lon_f, new_lat=lat_f)
+        history_row(d, "move", changed_by, f"moved with {text_} ({address_id})", new_lon=lon_f, new_lat=lat_f)
         for d in sharing
     ]
     repository.insert_history(conn, history)
@@ -194,309 +142,6 @@ def address_with_history(conn: Connection, address_id: int) -> dict[str, Any]:
     return {**current, "history": repository.history_of(conn, address_id)}
 
 
-# ------------------------------------------------------------------------------------------------------ import
-
-
-def read_address_file(path: str | Path) -> list[NewAddress]:
-    """The rows of a CSV (full_text, lon, lat, level[, parent_full_text]) or a GeoPackage of points.
-
-    Raises AddressFileError when the file as a whole is unusable; problems of single rows are left to the
-    validation, which reports them by row number (1 = the first data row).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise AddressFileError(f"{path}: no such file")
-    if path.suffix.lower() == ".csv":
-        return _read_csv(path)
-    return _read_geopackage(path)
-
-
-def import_rows(
-    conn: Connection,
-    placement: GridPlacement,
-    items: Sequence[NewAddress],
-    *,
-    changed_by: str,
-    source: str,
-    gazetteer: Gazetteer | None = None,
-) -> ImportReport:
-    """Validate every row, then load all of them in the caller's transaction, or none (AddressRejected).
-
-    Rows equal to an existing active address (same text, level, point and parent) are skipped and counted.
-    """
-    repository.lock_for_changes(conn)
-    plan = _plan(conn, placement, items, gazetteer or default_gazetteer())
-    if plan.rejections:
-        raise AddressRejected(plan.rejections, source=source)
-    ids = _insert(conn, plan.rows, action="import", changed_by=changed_by, note=f"import of {source}")
-    return ImportReport(source=source, loaded=len(ids), skipped=len(plan.skipped), ids=tuple(ids))
-
-
-def import_file(conn: Connection, placement: GridPlacement, path: str | Path, *, changed_by: str) -> ImportReport:
-    """Read and import one file, all rows or none."""
-    return import_rows(conn, placement, read_address_file(path), changed_by=changed_by, source=str(path))
-
-
-# ------------------------------------------------------------------------------------------------------ internals
-
-
-@dataclass
-class _Plan:
-    rows: list[dict[str, Any]] = field(default_factory=list)  # to insert, parents before children
-    skipped: list[dict[str, Any]] = field(default_factory=list)  # existing rows equal to a given one
-    rejections: list[Rejection] = field(default_factory=list)
-
-
-def _plan(conn: Connection, placement: GridPlacement, items: Sequence[NewAddress], gazetteer: Gazetteer) -> _Plan:
-    """Validate every item against the rules, the database and each other; what to insert and what to skip."""
-    plan = _Plan()
-    prepared: list[dict[str, Any] | None] = []
-    points: list[tuple[float, float]] = []
-    for item in items:
-        prepared.append(_prepare(item, gazetteer, plan.rejections))
-        values = prepared[-1]
-        points.append((values["lon"], values["lat"]) if values else (math.nan, math.nan))
-    places = _place(placement, [p[0] for p in points], [p[1] for p in points]) if points else []
-
-    # The library may hold a text in its written form (一坊一巷) or normalized (1坊1巷): both are looked up.
-    texts = {v["full_text"] for v in prepared if v} | {v["written_text"] for v in prepared if v}
-    given_parents = [str(i.parent_full_text).strip() for i in items if _present(i.parent_full_text)]
-    parent_texts = {_normalized(t) for t in given_parents} | set(given_parents)
-    parent_texts.discard("")
-    existing = repository.addresses_by_text(conn, sorted(texts | parent_texts))
-    parents_by_id = repository.addresses_by_ids(conn, sorted({i.parent_id for i in items if i.parent_id is not None}))
-    road_ids = repository.road_ids_by_name(
-        conn, sorted({(v["town_code"], v["road_name"]) for v in prepared if v and v["road_name"]})
-    )
-
-    first_row: dict[str, int] = {}
-    new_by_text: dict[str, dict[str, Any]] = {}
-    rank = {level: n for n, level in enumerate(LEVELS)}
-    # Doors first, then buildings, then rooms: a parent given by text in the same file is known before its children.
-    levels = [rank[v["level"]] if v else 0 for v in prepared]
-    order = sorted(range(len(items)), key=lambda i: (levels[i], i))
-    for i in order:
-        item, values, place = items[i], prepared[i], places[i]
-        if values is None:
-            continue
-        n_before = len(plan.rejections)
-
-        def reject(reason: str, detail: str, *, _item: NewAddress = item, _text: str = values["full_text"]) -> None:
-            plan.rejections.append(Rejection(_item.row, _text, reason, detail))
-
-        _check_point(place, values["parsed"], reject, town_code=values["town_code"])
-        grid, community, _town = place
-        values.update(grid_code=grid, community_code=community)
-        values["road_id"] = road_ids.get((values["town_code"], values["road_name"])) if values["road_name"] else None
-        text_ = values["full_text"]
-        if text_ in first_row:
-            reject("duplicate_in_file", f"row {first_row[text_]} has the same address")
-            continue
-        first_row[text_] = item.row
-        parent = _resolve_parent(item, values, existing, parents_by_id, new_by_text, reject)
-        values["parent"] = parent
-        if len(plan.rejections) > n_before:
-            continue
-        known = existing.get(text_) or existing.get(values["written_text"])
-        if known is not None:
-            if _equal(known, values, parent):
-                plan.skipped.append(known)
-                continue
-            state = "retired " if known["status"] != "active" else ""
-            reject("duplicate_text", f"{state}address {known['id']} already has this text")
-            continue
-        new_by_text[text_] = values
-        plan.rows.append(values)
-    plan.rejections.sort(key=lambda r: (r.row, r.reason_code))
-    return plan
-
-
-def _prepare(item: NewAddress, gazetteer: Gazetteer, rejections: list[Rejection]) -> dict[str, Any] | None:
-    """Text, level and coordinates of one item checked on their own; its components, or None when unusable."""
-    text_ = str(item.full_text) if _present(item.full_text) else None
-    n_before = len(rejections)
-
-    def reject(reason: str, detail: str) -> None:
-        rejections.append(Rejection(item.row, text_, reason, detail))
-
-    if item.problem is not None:
-        reject("malformed_row", item.problem)
-        return None
-    lon, lat = _coordinates(item.lon, item.lat, reject)
-    level = str(item.level).strip() if _present(item.level) else ""
-    if level not in LEVELS:
-        reject("bad_level", f"level must be door, building or room, not {level or '(empty)'!r}")
-    if text_ is None:
-        reject("bad_text", "the address text is empty")
-        return None
-    try:
-        validate(text_)
-    except AddressInputError as exc:
-        reject("bad_text", str(exc))
-        return None
-    normalized = normalize_with_flags(text_)
-    parsed = parse_normalized(normalized, gazetteer)
-    if parsed.outside_dongguan:
-        reject("not_an_address", "the address lies in another city")
-    elif parsed.town_code is None:
-        reject("unknown_town", f"{normalized.text or text_!r} names none of the towns of Dongguan")
-    elif parsed.intersection or parsed.relative or normalized.relative:
-        reject("not_an_address", "an intersection or relative location is not a standard address")
-    elif parsed.level not in LEVELS:
-        reject("not_an_address", f"the text locates only a {parsed.level or 'nothing'}, not a door, building or room")
-    elif level in LEVELS and parsed.level != level:
-        reject("level_mismatch", f"the text describes a {parsed.level}, not a {level}")
-    if len(rejections) > n_before or lon is None or lat is None:
-        return None
-    return {
-        "full_text": normalized.text,
-        "written_text": validate(text_),
-        "level": level,
-        "lon": lon,
-        "lat": lat,
-        "parsed": parsed,
-        "town_code": parsed.town_code,
-        "kind": _kind(parsed),
-        "road_name": parsed.road,
-        "door_no": parsed.door_no,
-        "sub_no": parsed.sub_no,
-        "village": parsed.natural_village,
-        "lane": parsed.lane,
-        "park": parsed.park,
-        "compound": parsed.compound,
-        "phase": parsed.phase,
-        "building": parsed.building,
-        "unit": parsed.unit,
-        "floor": parsed.floor,
-        "room": parsed.room,
-        "stall": parsed.stall,
-    }
-
-
-def _resolve_parent(
-    item: NewAddress,
-    values: dict[str, Any],
-    existing: Mapping[str, dict[str, Any]],
-    parents_by_id: Mapping[int, dict[str, Any]],
-    new_by_text: Mapping[str, dict[str, Any]],
-    reject: Any,
-) -> dict[str, Any] | None:
-    """The parent (an existing row, or a new row of the same file) after checking it; None for none."""
-    wanted = PARENT_LEVEL[values["level"]]
-    parent: dict[str, Any] | None = None
-    if item.parent_id is not None:
-        parent = parents_by_id.get(item.parent_id)
-        if parent is None:
-            reject("unknown_parent", f"no standard address with id {item.parent_id}")
-            return None
-    elif _present(item.parent_full_text):
-        written = str(item.parent_full_text).strip()
-        key = _normalized(written)
-        parent = new_by_text.get(key) or existing.get(key) or existing.get(written)
-        if parent is None:
-            reject(
-                "unknown_parent", f"no standard address {key!r} in the library or among the accepted rows of the file"
-            )
-            return None
-    if parent is None:
-        return None
-    if parent["level"] != wanted:
-        expected = f"a {wanted}" if wanted else "no parent (a door is the top level)"
-        reject("parent_level", f"the parent is a {parent['level']}; a {values['level']} takes {expected}")
-    if parent.get("status", "active") != "active":
-        reject("parent_retired", f"the parent {parent['full_text']} is retired")
-    if parent["town_code"] != values["town_code"]:
-        reject("parent_town", f"the parent {parent['full_text']} lies in another town")
-    return parent
-
-
-def _check_point(
-    place: tuple[str | None, str | None, str | None], parsed: ParsedAddress, reject: Any, *, town_code: str | None
-) -> None:
-    grid, community, town = place
-    if grid is None:
-        reject("outside_city", "the point lies in no grid of Dongguan")
-        return
-    if town_code and town != town_code:
-        reject("outside_town", f"the point lies in town {town}, not in {parsed.town or town_code} ({town_code})")
-    elif parsed.community_code and not parsed.road and community != parsed.community_code:
-        reject(
-            "outside_community",
-            f"the point lies in community {community}, not in {parsed.community} ({parsed.community_code})",
-        )
-
-
-def _place(
-    placement: GridPlacement, lon: Sequence[float], lat: Sequence[float]
-) -> list[tuple[str | None, str | None, str | None]]:
-    lon_a = np.asarray(lon, dtype=float)
-    lat_a = np.asarray(lat, dtype=float)
-    finite = np.isfinite(lon_a) & np.isfinite(lat_a)
-    # Points that are not numbers are already rejected; they are placed at (0, 0), outside every grid.
-    placed = placement.place(np.where(finite, lon_a, 0.0), np.where(finite, lat_a, 0.0))
-    return [
-        (placed.grid_code[i], placed.community_code[i], placed.town_code[i]) if finite[i] else (None, None, None)
-        for i in range(len(lon_a))
-    ]
-
-
-def _coordinates(lon: Any, lat: Any, reject: Any) -> tuple[float | None, float | None]:
-    values: list[float | None] = []
-    for name, raw in (("lon", lon), ("lat", lat)):
-        try:
-            value = float(raw) if _present(raw) and not isinstance(raw, bool) else None
-        except (TypeError, ValueError):
-            value = None
-        if value is None or not math.isfinite(value):
-            reject("bad_coordinates", f"{name} must be a number, not {raw!r}")
-            value = None
-        values.append(value)
-    return values[0], values[1]
-
-
-def _kind(parsed: ParsedAddress) -> str:
-    if parsed.stall:
-        return "market"
-    if parsed.compound:
-        return "compound"
-    if parsed.park:
-        return "industrial"
-    if parsed.natural_village and not parsed.road:
-        return "village"
-    return "road_door"
-
-
-def _equal(known: Mapping[str, Any], values: Mapping[str, Any], parent: Mapping[str, Any] | None) -> bool:
-    """Whether an existing address is the row given again (a re-import): same text, level, point and parent."""
-    parent_id = parent.get("id") if parent is not None else None
-    return (
-        known["status"] == "active"
-        and known["level"] == values["level"]
-        and _same_point(known["lon"], known["lat"], values["lon"], values["lat"])
-        and known["parent_id"] == parent_id
-    )
-
-
-def _same_point(lon_a: float, lat_a: float, lon_b: float, lat_b: float) -> bool:
-    return abs(lon_a - lon_b) <= SAME_POINT_DEG and abs(lat_a - lat_b) <= SAME_POINT_DEG
-
-
-def _normalized(text_: str) -> str:
-    """The normalized text, or the text itself when it cannot be normalized (it then matches nothing)."""
-    try:
-        return normalize(text_)
-    except AddressInputError:
-        return text_
-
-
-def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, float) and math.isnan(value):
-        return False
-    return bool(str(value).strip())
-
-
 def _active(conn: Connection, address_id: int, verb: str) -> dict[str, Any]:
     current = repository.address_by_id(conn, address_id)
     if current is None:
@@ -504,133 +149,3 @@ def _active(conn: Connection, address_id: int, verb: str) -> dict[str, Any]:
     if current["status"] != "active":
         raise AddressStateError(f"address {address_id} is {current['status']}; only an active address can {verb}")
     return current
-
-
-def _insert(
-    conn: Connection, rows: Iterable[dict[str, Any]], *, action: str, changed_by: str, note: str | None
-) -> list[int]:
-    """Insert validated rows (parents first, so a row's parent from the same file has its id) with history."""
-    ids: list[int] = []
-    history: list[dict[str, Any]] = []
-    for values in rows:
-        parent = values["parent"]
-        record = {k: v for k, v in values.items() if k not in ("parsed", "parent", "written_text")}
-        record["parent_id"] = parent["id"] if parent is not None else None
-        values["id"] = repository.insert_address(conn, record)
-        ids.append(values["id"])
-        history.append(
-            _history(
-                {"id": values["id"]}, action, changed_by, note, new_lon=values["lon"], new_lat=values["lat"],
-                old_status=None, new_status="active",
-            )
-        )  # fmt: skip
-    repository.insert_history(conn, history)
-    return ids
-
-
-_KEEP = object()
-
-
-def _history(
-    current: Mapping[str, Any],
-    action: str,
-    changed_by: str,
-    note: str | None,
-    *,
-    new_lon: float | None = None,
-    new_lat: float | None = None,
-    old_status: object = _KEEP,
-    new_status: object = _KEEP,
-) -> dict[str, Any]:
-    """One history row; the old point and status are the current ones, the new ones default to unchanged."""
-    old_lon, old_lat = current.get("lon"), current.get("lat")
-    status = current.get("status")
-    return {
-        "address_id": int(current["id"]),
-        "action": action,
-        "changed_by": changed_by,
-        "old_lon": old_lon,
-        "old_lat": old_lat,
-        "new_lon": new_lon if new_lon is not None else old_lon,
-        "new_lat": new_lat if new_lat is not None else old_lat,
-        "old_status": status if old_status is _KEEP else old_status,
-        "new_status": status if new_status is _KEEP else new_status,
-        "note": note,
-    }
-
-
-# ------------------------------------------------------------------------------------------------------ file readers
-
-
-def _read_csv(path: Path) -> list[NewAddress]:
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, restkey="__extra__")
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in ("full_text", "lon", "lat", "level") if c not in header]
-            if missing:
-                raise AddressFileError(
-                    f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)} (header row)"
-                )
-            reader.fieldnames = header
-            items: list[NewAddress] = []
-            for n, record in enumerate(reader, start=1):
-                if record.get("__extra__") or any(record.get(c) is None for c in header):
-                    fields = len(header) + len(record.get("__extra__") or []) - sum(v is None for v in record.values())
-                    problem = f"{fields} field(s) where the header has {len(header)}"
-                    items.append(NewAddress(record.get("full_text"), None, None, None, row=n, problem=problem))
-                    continue
-                items.append(
-                    NewAddress(
-                        full_text=record["full_text"],
-                        lon=record["lon"],
-                        lat=record["lat"],
-                        level=record["level"],
-                        parent_full_text=record.get("parent_full_text") or None,
-                        row=n,
-                    )
-                )
-    except UnicodeDecodeError as exc:
-        raise AddressFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except csv.Error as exc:
-        raise AddressFileError(f"{path}: malformed CSV ({exc})") from exc
-    if not items:
-        raise AddressFileError(f"{path}: the file has no rows")
-    return items
-
-
-def _read_geopackage(path: Path) -> list[NewAddress]:
-    from grids.errors import FeatureFileError
-    from grids.featureio import read_features
-
-    try:
-        frame = read_features(path)
-    except FeatureFileError as exc:
-        raise AddressFileError(str(exc)) from exc
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise AddressFileError(f"{path}: missing attribute(s) {', '.join(missing)}; expected full_text, level")
-    has_parent = "parent_full_text" in frame.columns
-    items: list[NewAddress] = []
-    for n, (geom, text_, level, parent) in enumerate(
-        zip(
-            frame.geometry,
-            frame["full_text"],
-            frame["level"],
-            frame["parent_full_text"] if has_parent else [None] * len(frame),
-            strict=True,
-        ),
-        start=1,
-    ):
-        is_point = geom is not None and not geom.is_empty and geom.geom_type == "Point"
-        items.append(
-            NewAddress(
-                full_text=text_,
-                lon=geom.x if is_point else f"({geom.geom_type if geom is not None else 'no geometry'})",
-                lat=geom.y if is_point else "(not a point)",
-                level=level,
-                parent_full_text=str(parent) if _present(parent) else None,
-                row=n,
-            )
-        )
-    return items

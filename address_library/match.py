@@ -32,8 +32,9 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from address_library.index import AddressIndex, anchors_of, core_token, name_token, numbers_of
+from address_library.lexicon import fold_homophones
 from address_library.normalize import Normalized, normalize_with_flags, validate
-from address_library.parse import ParsedAddress, fold_homophones, parse_normalized
+from address_library.parse import ParsedAddress, parse_normalized
 
 MATCHED = "matched"
 AMBIGUOUS = "ambiguous"

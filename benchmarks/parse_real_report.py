@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from address_library.errors import AddressInputError
+from address_library.gazetteer import community_stem
 from address_library.normalize import normalize
-from address_library.parse import ParsedAddress, community_stem, parse
+from address_library.parse import ParsedAddress, parse
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 _DIGITS = re.compile(r"\d+")

@@ -1,47 +1,40 @@
 """synthetic.addresses: the standard address library (标准地址库) of the synthetic city, deterministic per seed.
 
-One row per door, building or room. The standard text (full_text) never carries 广东省/东莞市 and always starts
-with the full town name. It names the community only when no road and door number locate the address:
-
-    road door    {town}{road}{door}号 / {town}{road}{door}-{sub}号               长安镇长青路12号, 长安镇长青路12-1号
-    village      {town}{community}{village}[{lane}]{door}号                        长安镇乌沙社区北坊三巷12号
-    industrial   {town}{community}{park}[{building}[{floor} | {room}]]             虎门镇某某社区第二工业区B栋3楼
-    compound     {town}({road}{door}号 | {community}){compound}[{phase}]{building}[{unit}]{room | stall}
-                 南城街道某某路88号某某花园二期3栋2单元302室
-    market       {town}({road}{door}号 | {community}){market}{building}[{floor}]{stall}
-
-Components are joined in the order village, park, road, lane, door, compound, phase, building, unit, floor, room,
-stall, the order synthetic.noise renders them in; every non-empty component appears in full_text.
+One row per door, building or room, shared out over the communities by population; each row's text is rendered
+by synthetic.address_text, its point and its unit's plan come from synthetic.address_sites.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry.base import BaseGeometry
 
 from address_library.repository import COMPONENT_COLUMNS
 from grids.reference import short_community_name
+from synthetic.address_sites import (
+    Anchors,
+    Community,
+    Unit,
+    cluster,
+    door_numbers,
+    interior_points,
+    plan_units,
+    pull_inside,
+    road_pieces,
+    sample_anchors,
+)
+from synthetic.address_text import standard_full_text
 from synthetic.communities import allocate
 from synthetic.names import (
-    BUILDING_STYLE_WEIGHTS,
-    BUILDING_STYLES,
-    FACTORY_BUILDING_STYLE_WEIGHTS,
-    FACTORY_BUILDING_STYLES,
     ROOM_STYLE_WEIGHTS,
     ROOM_STYLES,
-    building_labels,
     community_stem,
-    compound_name,
     lane_names,
-    market_name,
-    park_name,
-    phase_labels,
     pick,
     room_label,
     unique_name,
@@ -70,10 +63,6 @@ MIX_CONCENTRATION = 30.0
 ROAD_ATTACHED_COMPOUND_P = {"residents_committee": 0.7, "village_committee": 0.4}
 ROAD_ATTACHED_MARKET_P = 0.6
 SUB_DOOR_P = 0.06
-# Downstream grids are balanced on address rows, so no single building may weigh too much.
-MAX_ROOMS_PER_BUILDING = 40
-DOOR_OFFSET_M = (8.0, 22.0)
-ANCHOR_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -88,34 +77,6 @@ def generate_library(communities: gpd.GeoDataFrame, seed: int, n_target: int) ->
     """Roads then addresses for the given communities; the same seed gives the same library."""
     roads = generate_roads(communities, seed)
     return AddressLibrary(roads=roads, addresses=generate_addresses(communities, roads, seed, n_target))
-
-
-def standard_door(door_no: str, sub_no: str | None) -> str:
-    """The standard door text: 12号, or 12-1号 for 12号之一."""
-    return f"{door_no}-{sub_no}号" if sub_no else f"{door_no}号"
-
-
-def standard_full_text(
-    town_name: str, community_name: str | None, road_name: str | None, parts: dict[str, str | None]
-) -> str:
-    """The standard address text from its components (community only when the address has no road)."""
-    out = [town_name]
-    if community_name and not road_name:
-        out.append(community_name)
-    for key in ("village", "park"):
-        if parts.get(key):
-            out.append(str(parts[key]))
-    if road_name:
-        out.append(road_name)
-    if parts.get("lane"):
-        out.append(str(parts["lane"]))
-    door = parts.get("door_no")
-    if door:
-        out.append(standard_door(door, parts.get("sub_no")))
-    for key in ("compound", "phase", "building", "unit", "floor", "room", "stall"):
-        if parts.get(key):
-            out.append(str(parts[key]))
-    return "".join(out)
 
 
 # --- row accumulation ---------------------------------------------------------------------------------------------
@@ -165,238 +126,11 @@ class _Rows:
         return start
 
 
-@dataclass
-class _Anchors:
-    """Door positions on roads, numbered once every community has placed its own."""
-
-    road: list[int] = field(default_factory=list)
-    s: list[float] = field(default_factory=list)
-    side: list[int] = field(default_factory=list)
-
-    def add(self, road: np.ndarray, s: np.ndarray, side: np.ndarray) -> list[int]:
-        start = len(self.road)
-        self.road.extend(road.tolist())
-        self.s.extend(s.tolist())
-        self.side.extend(side.tolist())
-        return list(range(start, len(self.road)))
-
-
-@dataclass
-class _Placed:
-    """Sampled road anchors of one community: global anchor ids, door points, tangent and outward normal."""
-
-    ids: list[int]
-    xy: np.ndarray
-    tangent: np.ndarray
-    outward: np.ndarray
-
-
-@dataclass
-class _Building:
-    label: str
-    phase: str | None
-    rooms: int
-
-
-@dataclass
-class _Unit:
-    """A compound, market or industrial park: its door plus buildings, each with its planned room rows."""
-
-    kind: str
-    name: str
-    buildings: list[_Building]
-    on_road: bool = False
-
-    def size(self) -> int:
-        return 1 + len(self.buildings) + sum(b.rooms for b in self.buildings)
-
-
-@dataclass
-class _Community:
-    idx: int
-    stem: str
-    kind: str
-    geom: BaseGeometry
-    rng: np.random.Generator
-    part_geoms: np.ndarray
-    part_roads: np.ndarray
-    town_names: set[str]
-    park_names: set[str] = field(default_factory=set)
-    village_names: set[str] = field(default_factory=set)
-
-
-# --- geometry -----------------------------------------------------------------------------------------------------
-
-
-def _interior_points(geom: BaseGeometry, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n uniform points strictly inside geom (rejection sampling, point_on_surface as the last resort)."""
-    minx, miny, maxx, maxy = geom.bounds
-    out = np.empty((0, 2))
-    for _ in range(60):
-        if len(out) >= n:
-            break
-        batch = rng.uniform([minx, miny], [maxx, maxy], size=(max(16, 4 * (n - len(out))), 2))
-        out = np.vstack([out, batch[shapely.contains_xy(geom, batch[:, 0], batch[:, 1])]])
-    if len(out) < n:
-        p = geom.point_on_surface()
-        out = np.vstack([out, np.repeat([[p.x, p.y]], n - len(out), axis=0)])
-    return out[:n]
-
-
-def _pull_inside(geom: BaseGeometry, xy: np.ndarray, anchor_xy: np.ndarray) -> np.ndarray:
-    """Move points outside geom toward their anchor (which is inside) until they are inside."""
-    anchors = np.broadcast_to(anchor_xy, xy.shape)
-    out = xy.copy()
-    bad = ~shapely.contains_xy(geom, out[:, 0], out[:, 1])
-    for t in (0.6, 0.3, 0.1, 0.0):
-        if not bad.any():
-            break
-        idx = np.flatnonzero(bad)
-        out[idx] = anchors[idx] + t * (xy[idx] - anchors[idx])
-        ok = shapely.contains_xy(geom, out[idx, 0], out[idx, 1])
-        bad[idx[ok]] = False
-    return out
-
-
-def _road_pieces(comms: gpd.GeoDataFrame, roads: gpd.GeoDataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For every community, the LineString pieces of its town's roads inside it and their road indices."""
-    comm_geoms = comms.geometry.to_numpy()
-    road_geoms = roads.geometry.to_numpy()
-    tree = shapely.STRtree(road_geoms)
-    comm_i, road_j = tree.query(comm_geoms, predicate="intersects")
-    same_town = comms["town_code"].to_numpy()[comm_i] == roads["town_code"].to_numpy()[road_j]
-    comm_i, road_j = comm_i[same_town], road_j[same_town]
-    clipped = shapely.intersection(road_geoms[road_j], comm_geoms[comm_i])
-    parts, owner = shapely.get_parts(clipped, return_index=True)
-    keep = (shapely.get_type_id(parts) == 1) & (shapely.length(parts) >= 20.0)
-    parts, owner = parts[keep], owner[keep]
-    part_comm, part_road = comm_i[owner], road_j[owner]
-    order = np.argsort(part_comm, kind="stable")
-    parts, part_comm, part_road = parts[order], part_comm[order], part_road[order]
-    bounds = np.searchsorted(part_comm, np.arange(len(comms) + 1))
-    return [(parts[bounds[i] : bounds[i + 1]], part_road[bounds[i] : bounds[i + 1]]) for i in range(len(comms))]
-
-
-def _sample_anchors(ctx: _Community, n: int, road_geoms: np.ndarray, anchors: _Anchors) -> _Placed:
-    """Up to n door points beside the community's roads, inside the community, odd side left, even side right."""
-    rng = ctx.rng
-    empty = _Placed([], np.empty((0, 2)), np.empty((0, 2)), np.empty((0, 2)))
-    if n <= 0 or len(ctx.part_geoms) == 0:
-        return empty
-    lengths = shapely.length(ctx.part_geoms)
-    weights = lengths / lengths.sum()
-    got: list[tuple[np.ndarray, ...]] = []
-    need = n
-    for _ in range(ANCHOR_ROUNDS):
-        if need <= 0:
-            break
-        m = need + 8
-        k = rng.choice(len(lengths), size=m, p=weights)
-        at = shapely.line_interpolate_point(ctx.part_geoms[k], rng.random(m) * lengths[k])
-        road_idx = ctx.part_roads[k]
-        full = road_geoms[road_idx]
-        s = shapely.line_locate_point(full, at)
-        full_len = shapely.length(full)
-        a = shapely.get_coordinates(shapely.line_interpolate_point(full, np.maximum(s - 1.0, 0.0)))
-        b = shapely.get_coordinates(shapely.line_interpolate_point(full, np.minimum(s + 1.0, full_len)))
-        tangent = b - a
-        norm = np.hypot(tangent[:, 0], tangent[:, 1])
-        tangent = tangent / np.where(norm > 0, norm, 1.0)[:, None]
-        left = np.column_stack([-tangent[:, 1], tangent[:, 0]])
-        side = np.where(rng.random(m) < 0.5, 1, -1)
-        outward = left * side[:, None]
-        xy = shapely.get_coordinates(at) + outward * rng.uniform(*DOOR_OFFSET_M, m)[:, None]
-        ok = (norm > 0) & shapely.contains_xy(ctx.geom, xy[:, 0], xy[:, 1])
-        sel = np.flatnonzero(ok)[:need]
-        got.append((road_idx[sel], s[sel], side[sel], xy[sel], tangent[sel], outward[sel]))
-        need -= len(sel)
-    road_idx, s, side, xy, tangent, outward = (np.concatenate([g[i] for g in got]) for i in range(6))
-    ids = anchors.add(road_idx, s, side)
-    return _Placed(ids, xy.reshape(-1, 2), tangent.reshape(-1, 2), outward.reshape(-1, 2))
-
-
-def _cluster(centre: np.ndarray, count: int, spacing_m: float, angle: float) -> np.ndarray:
-    """count points on a small rotated grid centred on centre (buildings of a compound or a park)."""
-    cols = int(np.ceil(np.sqrt(count)))
-    i = np.arange(count)
-    grid = np.column_stack([i % cols, i // cols]).astype(float) * spacing_m
-    grid -= grid.mean(axis=0)
-    c, s = np.cos(angle), np.sin(angle)
-    points: np.ndarray = centre + grid @ np.array([[c, s], [-s, c]])
-    return points
-
-
-# --- planning -----------------------------------------------------------------------------------------------------
-
-
-def _fit(buildings: list[_Building], budget: int) -> list[_Building]:
-    """Cut a unit's buildings and rooms so that door + buildings + rooms fits the budget."""
-    left = budget - 1
-    kept: list[_Building] = []
-    for b in buildings:
-        if left <= 0:
-            break
-        rooms = min(b.rooms, left - 1)
-        kept.append(_Building(b.label, b.phase, rooms))
-        left -= 1 + rooms
-    return kept
-
-
-def _plan_compound(ctx: _Community, budget: int) -> _Unit:
-    rng = ctx.rng
-    name = unique_name(ctx.town_names, lambda _a: compound_name(rng, ctx.stem), lambda n: f"{ctx.stem}{n}号花园")
-    n_buildings = int(rng.integers(3, 19))
-    style = pick(rng, BUILDING_STYLES, BUILDING_STYLE_WEIGHTS)
-    n_phases = int(rng.choice([1, 1, 1, 2, 2, 3])) if n_buildings >= 6 else 1
-    phases: list[str | None] = list(phase_labels(rng, n_phases)) if n_phases > 1 or rng.random() < 0.15 else [None]
-    per_phase = np.array_split(np.arange(n_buildings), len(phases))
-    buildings: list[_Building] = []
-    for phase, members in zip(phases, per_phase, strict=True):
-        for label in building_labels(style, len(members), rng):
-            buildings.append(_Building(label, phase, int(rng.integers(8, MAX_ROOMS_PER_BUILDING + 1))))
-    return _Unit("compound", name, _fit(buildings, budget))
-
-
-def _plan_market(ctx: _Community, budget: int) -> _Unit:
-    rng = ctx.rng
-    name = unique_name(ctx.town_names, lambda _a: market_name(rng, ctx.stem), lambda n: f"{ctx.stem}第{n}市场")
-    halls = int(rng.integers(1, 4))
-    labels = building_labels("letter栋" if rng.random() < 0.6 else "num栋", halls, rng, from_one=True)
-    buildings = [_Building(label, None, int(rng.integers(10, MAX_ROOMS_PER_BUILDING + 1))) for label in labels]
-    return _Unit("market", name, _fit(buildings, budget))
-
-
-def _plan_park(ctx: _Community, budget: int) -> _Unit:
-    rng = ctx.rng
-    name = unique_name(ctx.park_names, lambda a: park_name(rng, ctx.stem, a), lambda n: f"第{n}工业区")
-    count = int(rng.integers(2, 13))
-    labels = building_labels(pick(rng, FACTORY_BUILDING_STYLES, FACTORY_BUILDING_STYLE_WEIGHTS), count, rng)
-    if rng.random() < 0.25:
-        labels.append("厂房")
-    buildings = []
-    for label in labels:
-        # A factory building is let floor by floor (room rows are floors); a dormitory is let room by room.
-        rooms = int(rng.integers(2, 7)) if rng.random() < 0.7 else int(rng.integers(10, MAX_ROOMS_PER_BUILDING + 1))
-        buildings.append(_Building(label, None, rooms))
-    return _Unit("industrial", name, _fit(buildings, budget))
-
-
-def _plan_units(ctx: _Community, budget: int, planner: str) -> list[_Unit]:
-    make = {"compound": _plan_compound, "market": _plan_market, "industrial": _plan_park}[planner]
-    units: list[_Unit] = []
-    left = budget
-    while left > 0:
-        unit = make(ctx, left)
-        units.append(unit)
-        left -= unit.size()
-    return units
-
-
 # --- emission -----------------------------------------------------------------------------------------------------
 
 
 def _unit_rows(
-    ctx: _Community, unit: _Unit, rows: _Rows, gate: np.ndarray, centre: np.ndarray, angle: float, anchor: int
+    ctx: Community, unit: Unit, rows: _Rows, gate: np.ndarray, centre: np.ndarray, angle: float, anchor: int
 ) -> None:
     """The door, building and room rows of one compound, market or park."""
     rng = ctx.rng
@@ -408,7 +142,7 @@ def _unit_rows(
     if not unit.buildings:
         return
     spacing = 40.0 if unit.kind == "industrial" else 28.0
-    b_xy = _pull_inside(geom, _cluster(centre, len(unit.buildings), spacing, angle), gate)
+    b_xy = pull_inside(geom, cluster(centre, len(unit.buildings), spacing, angle), gate)
     room_style = pick(rng, ROOM_STYLES, ROOM_STYLE_WEIGHTS)
     units_per_building = int(rng.choice([0, 0, 1, 2, 2, 3, 4])) if unit.kind == "compound" else 0
     stall_style = "档" if rng.random() < 0.7 else "铺"
@@ -419,7 +153,7 @@ def _unit_rows(
         )
         if b.rooms == 0:
             continue
-        r_xy = _pull_inside(geom, xy + rng.normal(0.0, 2.0, size=(b.rooms, 2)), xy)
+        r_xy = pull_inside(geom, xy + rng.normal(0.0, 2.0, size=(b.rooms, 2)), xy)
         values = _room_values(rng, unit.kind, b.rooms, room_style, units_per_building, stall_style)
         rows.add(
             r_xy,
@@ -489,7 +223,7 @@ def _door_labels(rng: np.random.Generator, count: int) -> tuple[list[str | None]
     return doors, subs
 
 
-def _village_rows(ctx: _Community, budget: int, rows: _Rows) -> None:
+def _village_rows(ctx: Community, budget: int, rows: _Rows) -> None:
     """Village chains without a road: natural village / 坊 / 组 / 围, then lane, then door."""
     rng = ctx.rng
     if budget <= 0:
@@ -506,7 +240,7 @@ def _village_rows(ctx: _Community, budget: int, rows: _Rows) -> None:
             )
             style = "ordinal"
         ctx.village_names.add(head)
-        centre = _interior_points(ctx.geom, 1, rng)[0]
+        centre = interior_points(ctx.geom, 1, rng)[0]
         angle = float(rng.uniform(0.0, np.pi))
         u = np.array([np.cos(angle), np.sin(angle)])
         v = np.array([-u[1], u[0]])
@@ -524,7 +258,7 @@ def _village_rows(ctx: _Community, budget: int, rows: _Rows) -> None:
             else:
                 along, across = i * 6.0, np.full(size, (j - len(sizes) / 2) * 18.0) + np.where(i % 2 == 0, 4.0, -4.0)
             xy = centre + np.outer(along - along.mean(), u) + np.outer(across, v) + rng.normal(0.0, 1.5, (size, 2))
-            xy = _pull_inside(ctx.geom, xy, centre)
+            xy = pull_inside(ctx.geom, xy, centre)
             chain: dict[str, str | None | list[str | None]] = {
                 "village": head,
                 "lane": lane,
@@ -534,7 +268,7 @@ def _village_rows(ctx: _Community, budget: int, rows: _Rows) -> None:
             rows.add(xy, level="door", kind="village", community=ctx.idx, values=chain)
 
 
-def _community_rows(ctx: _Community, budget: int, rows: _Rows, anchors: _Anchors, road_geoms: np.ndarray) -> None:
+def _community_rows(ctx: Community, budget: int, rows: _Rows, anchors: Anchors, road_geoms: np.ndarray) -> None:
     rng = ctx.rng
     if budget <= 0:
         return
@@ -545,9 +279,9 @@ def _community_rows(ctx: _Community, budget: int, rows: _Rows, anchors: _Anchors
         b_village += b_road
         b_road = 0
 
-    compounds = _plan_units(ctx, b_compound, "compound")
-    markets = _plan_units(ctx, b_market, "market")
-    parks = _plan_units(ctx, b_park, "industrial")
+    compounds = plan_units(ctx, b_compound, "compound")
+    markets = plan_units(ctx, b_market, "market")
+    parks = plan_units(ctx, b_park, "industrial")
     road_doors: list[int] = []  # sub-door count of every numbered road door
     while sum(road_doors) + len(road_doors) < b_road:
         left = b_road - sum(road_doors) - len(road_doors) - 1
@@ -558,7 +292,7 @@ def _community_rows(ctx: _Community, budget: int, rows: _Rows, anchors: _Anchors
     for unit in markets:
         unit.on_road = has_roads and rng.random() < ROAD_ATTACHED_MARKET_P
     on_road = [u for u in compounds + markets if u.on_road]
-    placed = _sample_anchors(ctx, len(on_road) + len(road_doors), road_geoms, anchors)
+    placed = sample_anchors(ctx, len(on_road) + len(road_doors), road_geoms, anchors)
     # Compounds and markets take the first anchors; doors that found no place go to the village lanes instead.
     for unit in on_road[len(placed.ids) :]:
         unit.on_road = False
@@ -568,7 +302,7 @@ def _community_rows(ctx: _Community, budget: int, rows: _Rows, anchors: _Anchors
 
     for slot, subs in zip(door_slots, road_doors, strict=False):
         xy = placed.xy[slot] + np.outer(np.arange(subs + 1) * 3.0, placed.tangent[slot])
-        xy = _pull_inside(ctx.geom, xy, placed.xy[slot])
+        xy = pull_inside(ctx.geom, xy, placed.xy[slot])
         sub_no: list[str | None] = [None, *[str(k) for k in range(1, subs + 1)]]
         rows.add(
             xy, level="door", kind="road_door", community=ctx.idx, anchor=placed.ids[slot], values={"sub_no": sub_no}
@@ -584,30 +318,14 @@ def _community_rows(ctx: _Community, budget: int, rows: _Rows, anchors: _Anchors
             anchor = placed.ids[slot]
             slot += 1
         else:
-            gate = _interior_points(ctx.geom, 1, rng)[0]
+            gate = interior_points(ctx.geom, 1, rng)[0]
             direction = rng.uniform(0.0, 2 * np.pi)
             centre = gate + rng.uniform(20.0, 60.0) * np.array([np.cos(direction), np.sin(direction)])
             angle = float(rng.uniform(0.0, np.pi))
             anchor = -1
-        _unit_rows(ctx, unit, rows, gate, _pull_inside(ctx.geom, centre[None, :], gate)[0], angle, anchor)
+        _unit_rows(ctx, unit, rows, gate, pull_inside(ctx.geom, centre[None, :], gate)[0], angle, anchor)
 
     _village_rows(ctx, b_village, rows)
-
-
-def _door_numbers(anchors: _Anchors, seed: int) -> np.ndarray:
-    """House numbers per road: odd on the left, even on the right, increasing along the road, with some gaps."""
-    n = len(anchors.road)
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng([seed, 0xD00])
-    frame = pd.DataFrame({"road": anchors.road, "side": anchors.side, "s": anchors.s, "order": np.arange(n)})
-    frame = frame.sort_values(["road", "side", "s", "order"], kind="stable")
-    frame["step"] = 1 + (rng.random(n) < 0.15) * rng.integers(1, 4, n)
-    rank = frame.groupby(["road", "side"], sort=False)["step"].cumsum().to_numpy()
-    numbers = np.where(frame["side"].to_numpy() > 0, 2 * rank - 1, 2 * rank)
-    out = np.empty(n, dtype=np.int64)
-    out[frame["order"].to_numpy()] = numbers
-    return out
 
 
 def generate_addresses(
@@ -628,18 +346,18 @@ def generate_addresses(
     road_geoms = roads.geometry.to_numpy()
     road_names = roads["name"].astype(str).tolist()
     pieces = (
-        _road_pieces(comms, roads)
+        road_pieces(comms, roads)
         if len(roads)
         else [(np.empty(0, dtype=object), np.empty(0, dtype=np.int64))] * len(comms)
     )
     budgets = allocate(n_target, comms["population"].to_numpy(dtype=float) + 1.0)
     rows = _Rows()
-    anchors = _Anchors()
+    anchors = Anchors()
     town_names: dict[str, set[str]] = {}
     for idx, comm in enumerate(comms.itertuples(index=False)):
         geom = comm.geometry
         shapely.prepare(geom)
-        ctx = _Community(
+        ctx = Community(
             idx=idx,
             stem=community_stem(shorts[idx]),
             kind=str(comm.kind),
@@ -655,14 +373,14 @@ def generate_addresses(
 
 def _frame(
     rows: _Rows,
-    anchors: _Anchors,
+    anchors: Anchors,
     comms: gpd.GeoDataFrame,
     shorts: list[str],
     road_names: list[str],
     road_ids: np.ndarray,
     seed: int,
 ) -> pd.DataFrame:
-    numbers = _door_numbers(anchors, seed)
+    numbers = door_numbers(anchors, seed)
     anchor = np.asarray(rows.anchor, dtype=np.int64)
     anchor_road = np.asarray(anchors.road, dtype=np.int64)
     has_road = anchor >= 0

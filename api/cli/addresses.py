@@ -24,8 +24,8 @@ def addresses_import(
     """Import standard addresses: every row loads, or none (a report lists each rejected row); re-runs are no-ops."""
     import getpass
 
+    from address_library.address_import import import_rows, read_address_file
     from address_library.errors import AddressRejected, MaintenanceError
-    from address_library.maintenance import import_rows, read_address_file
     from grids.placement import GridPlacement
 
     try:  # an unreadable file is reported before the database is even started

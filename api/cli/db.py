@@ -127,9 +127,10 @@ def db_restore(
     force: Annotated[bool, typer.Option(help="Replace a database that holds data.")] = False,
 ) -> None:
     """Restore a backup atomically: file verified, rebuilt in a scratch database, checked, then swapped in."""
-    from gis.backup import opened_backup, restore_backup
+    from gis.backup import opened_backup
     from gis.database import admin_url_for, ensure_database
     from gis.errors import BackupError, BackupInvalid
+    from gis.restore import restore_backup
 
     settings = DatabaseSettings()
     try:

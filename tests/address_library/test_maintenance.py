@@ -15,7 +15,7 @@ from shapely.geometry import LineString, Point
 from sqlalchemy import Connection, Engine, text
 from typer.testing import CliRunner
 
-from address_library import maintenance
+from address_library import address_import, maintenance
 from address_library.errors import AddressFileError, AddressNotFound, AddressRejected, AddressStateError
 from address_library.parse import parse
 from address_library.repository import library_version
@@ -331,7 +331,7 @@ def test_an_address_cannot_be_moved_out_of_its_town_or_the_city(
 # ------------------------------------------------------------------------------------------------------ import
 
 
-def write_csv(path: Path, rows: list[list[Any]], header: tuple[str, ...] = maintenance.CSV_COLUMNS) -> Path:
+def write_csv(path: Path, rows: list[list[Any]], header: tuple[str, ...] = address_import.CSV_COLUMNS) -> Path:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -350,9 +350,9 @@ def good_rows(site: Site, first: int) -> list[list[Any]]:
     ]
 
 
-def import_file(engine: Engine, placement: GridPlacement, path: Path) -> maintenance.ImportReport:
+def import_file(engine: Engine, placement: GridPlacement, path: Path) -> address_import.ImportReport:
     with engine.begin() as conn:
-        return maintenance.import_file(conn, placement, path, changed_by=KEEPER)
+        return address_import.import_file(conn, placement, path, changed_by=KEEPER)
 
 
 def test_a_csv_import_loads_every_row_with_parents_from_the_file_and_a_second_run_changes_nothing(

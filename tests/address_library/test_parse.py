@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from shapely.geometry import box
 
 from address_library.errors import AddressInputError
+from address_library.gazetteer import default_gazetteer
 from address_library.normalize import normalize
-from address_library.parse import ParsedAddress, default_gazetteer, parse
+from address_library.parse import ParsedAddress, parse
 from grids.codes import town_of
 from grids.reference import read_divisions, short_community_name
 from synthetic.addresses import generate_library

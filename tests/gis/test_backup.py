@@ -23,8 +23,9 @@ from typer.testing import CliRunner, Result
 
 from api.cli import app
 from gis import migrate
-from gis.backup import backup_database, pg_client
+from gis.backup import backup_database
 from gis.cluster import LocalCluster, free_port
+from gis.pg_clients import pg_client
 from gis.settings import DatabaseSettings
 
 pytestmark = pytest.mark.db

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
-from synthetic.addresses import ADDRESS_COLUMNS, AddressLibrary, generate_library, standard_full_text
+from synthetic.address_text import standard_full_text
+from synthetic.addresses import ADDRESS_COLUMNS, AddressLibrary, generate_library
 from synthetic.names import community_stem
 
 SEED = 7

@@ -1,0 +1,118 @@
+"""address_library.lexicon: the words and patterns of Dongguan addresses — place-name suffixes, homophone slips, number
+forms, intersections — that the gazetteer and the parser share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Homophone slips of the characters that end or make up place names (pinyin input, Cantonese readings). Both the
+# gazetteer and the text are folded through this table before the second, tolerant community lookup.
+FOLD = str.maketrans(
+    {
+        "存": "村",
+        "为": "围",
+        "维": "围",
+        "唐": "塘",
+        "糖": "塘",
+        "领": "岭",
+        "下": "厦",
+        "历": "沥",
+        "立": "沥",
+        "元": "园",
+        "圆": "园",
+        "院": "苑",
+        "浦": "埔",
+        "州": "洲",
+        "教": "滘",
+        "窖": "滘",
+        "敦": "墩",
+        "港": "岗",
+        "冈": "岗",
+        "胡": "湖",
+        "乌": "屋",
+        "隆": "龙",
+        "乔": "桥",
+        "侨": "桥",
+        "心": "新",
+        "欣": "新",
+        "疆": "江",
+        "冲": "涌",
+        "吭": "坑",
+        "布": "步",
+        "星": "兴",
+        "化": "华",
+        "付": "富",
+        "接": "街",
+        "到": "道",
+        "郎": "朗",
+        "浪": "朗",
+    }
+)
+
+
+def fold_homophones(text: str) -> str:
+    """Text with the common homophone slips folded to one character (存→村, 花元→花园, 接→街…).
+
+    Used on both sides of a comparison (the library's names and the query), never to rewrite an answer.
+    """
+    return text.translate(FOLD)
+
+
+ROAD_SUFFIXES = ("大道", "路", "街", "巷")
+PARK_SUFFIXES = (
+    "工业园区", "工业区", "工业园", "工业城", "工业村", "科技园", "科技城", "创业园", "产业园", "工贸园", "物流园",
+    "高新区", "开发区", "产业基地",
+)  # fmt: skip
+COMPOUND_SUFFIXES = (
+    "花园", "小区", "苑", "广场", "华庭", "豪庭", "山庄", "家园", "公寓", "新城", "大厦", "华府", "公馆", "商城",
+    "市场", "农贸市场", "综合市场", "批发市场", "肉菜市场", "商业广场", "商业城", "商贸城", "商场", "宿舍", "别墅",
+    "名都",
+)  # fmt: skip
+VILLAGE_SUFFIXES = ("新村", "屋村", "围村", "坊", "村", "围")
+
+OTHER_PLACES = (
+    "北京", "上海", "天津", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建", "江西",
+    "山东", "河南", "湖北", "湖南", "海南", "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古",
+    "广西", "西藏", "宁夏", "新疆", "香港", "澳门", "广州", "深圳", "珠海", "汕头", "佛山", "韶关", "湛江", "肇庆",
+    "江门", "茂名", "惠州", "梅州", "汕尾", "河源", "阳江", "清远", "中山", "潮州", "揭阳", "云浮", "青岛", "济南",
+    "杭州", "宁波", "温州", "绍兴", "南京", "苏州", "无锡", "武汉", "长沙", "成都", "西安", "厦门", "福州", "郑州",
+    "合肥", "南昌", "南宁", "昆明", "贵阳", "沈阳", "大连", "哈尔滨", "长春", "石家庄", "太原", "兰州",
+)  # fmt: skip
+
+
+def alternation(words: Iterable[str]) -> str:
+    return "|".join(sorted(set(words), key=lambda w: (-len(w), w)))
+
+
+ALL_SUFFIXES = alternation((*ROAD_SUFFIXES, *PARK_SUFFIXES, *COMPOUND_SUFFIXES, *VILLAGE_SUFFIXES))
+# A name is the shortest run of characters ending in a suffix, unless the suffix is itself the start of a longer
+# name (新村街, 锦苑花园) or one character away from a park/compound/road ending (一村西工业区).
+NAME_GUARD = alternation((*ROAD_SUFFIXES, *PARK_SUFFIXES, *COMPOUND_SUFFIXES, "新村"))
+NAME = re.compile(rf"(.+?)({ALL_SUFFIXES})(?!.?(?:{NAME_GUARD}))")
+# A community name (or its bare stem) followed by at most one character and a road/park/compound ending is the
+# start of that name (大屏障生活区四路, 新安花园), not the community.
+PLACE_GUARD = re.compile(
+    rf"(?:{alternation((*PARK_SUFFIXES, *COMPOUND_SUFFIXES))})(?!大道|路|街)"
+    rf"|.?(?:{alternation(ROAD_SUFFIXES)})|.(?:{alternation(PARK_SUFFIXES)})"
+)
+STEM_GUARD = re.compile(rf".?(?:{NAME_GUARD})")
+SUFFIX_KIND = {
+    **dict.fromkeys(ROAD_SUFFIXES, "road"),
+    **dict.fromkeys(PARK_SUFFIXES, "park"),
+    **dict.fromkeys(COMPOUND_SUFFIXES, "compound"),
+    **dict.fromkeys(VILLAGE_SUFFIXES, "village"),
+}
+RUN = re.compile(r"(?:[^0-9A-Z第-]|第(?![0-9A-Z]))+")
+NUMBER = re.compile(
+    r"第?(?P<id>[A-Z]{0,2}\d+(?:-\d+)?[A-Z]?|[A-Z]{1,2})"
+    r"(?P<suf>号楼|号铺|号|栋|座|幢|单元|楼|层|室|房|档|铺|期|区|巷|弄|组|队)?"
+)
+PHASE_WORD = re.compile(r"[东南西北中]区")
+INTERSECTION = re.compile(
+    r"(?P<a>[^0-9与和]+?(?:大道|路|街))(?:(?:与|和|同|跟|及|交)(?P<b1>[^0-9与和]+?(?:大道|路|街))"
+    r"(?:交叉口|交叉路口|交汇处|交汇口|交界处|交界|十字路口|路口|交口|口)?"
+    r"|(?P<b2>[^0-9与和]+?(?:大道|路|街))(?:交叉口|交叉路口|交汇处|交汇口|交界处|十字路口|交口))"
+)
+CROSSING_CHARS = frozenset("与和同跟及交口")
