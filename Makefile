@@ -13,7 +13,7 @@ UV_VERSION ?= 0.13.8
 LOCK_PYTHON ?= 3.11.7
 LOCK_PLATFORM ?= x86_64-unknown-linux-gnu
 
-.PHONY: setup os-packages venv lock assets run test test-only test-at lint bench clean db-up db-down
+.PHONY: setup os-packages venv lock assets run test test-only test-at lint fmt bench clean db-up db-down
 
 setup: os-packages venv assets
 
@@ -81,7 +81,13 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gis grids address_library supervision maps api synthetic
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 	cd maps && assets/node_modules/.bin/eslint --config assets/eslint.config.js static
+
+# Format and fix what can be fixed mechanically (the pre-commit hooks run the same on the files of a commit).
+fmt: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 test: setup lint
 	$(VENV)/bin/pytest --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)

@@ -34,8 +34,6 @@ ANCHOR_KINDS = ("compound", "park", "road", "village")
 _UNIT_SUFFIX = re.compile(r"(?:号楼|号院|单元|栋|座|幢|楼|层|室|房|号|期|区|档|铺|#)$")
 _LEADING = re.compile(r"^第")
 
-Key = tuple[str, str, tuple[str, ...]]  # (anchor kind, anchor name, numbers)
-
 
 @lru_cache(maxsize=1 << 20)
 def _core_text(text: str) -> str:
@@ -223,8 +221,7 @@ class AddressIndex:
 
 def _without_door(numbers: tuple[str, ...], row: Mapping[str, object]) -> tuple[str, ...]:
     """The number path of a compound or park address without the road door it may also carry."""
-    trimmed = ("", "", *numbers[2:]) if len(numbers) > 2 else ()
-    return trimmed
+    return ("", "", *numbers[2:]) if len(numbers) > 2 else ()
 
 
 def _tokens(column: pd.Series, reduce: Callable[[object], str]) -> np.ndarray:

@@ -326,17 +326,20 @@ class Matcher:
                     results.append((score, found))
             if not results:
                 continue
-            if len(results) > 1 and results[0][0] - results[1][0] < FUZZY_MARGIN:
-                if results[0][1].address_id != results[1][1].address_id:
-                    return MatchResult(
-                        AMBIGUOUS,
-                        confidence=0.5,
-                        reason="two similar place names fit",
-                        candidates=tuple(
-                            Candidate(r.address_id or 0, r.standard_address or "", r.level or "", r.town_code or "")
-                            for _, r in results[:2]
-                        ),
-                    )
+            if (
+                len(results) > 1
+                and results[0][0] - results[1][0] < FUZZY_MARGIN
+                and results[0][1].address_id != results[1][1].address_id
+            ):
+                return MatchResult(
+                    AMBIGUOUS,
+                    confidence=0.5,
+                    reason="two similar place names fit",
+                    candidates=tuple(
+                        Candidate(r.address_id or 0, r.standard_address or "", r.level or "", r.town_code or "")
+                        for _, r in results[:2]
+                    ),
+                )
             return results[0][1]
         return None
 

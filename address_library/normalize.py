@@ -197,7 +197,7 @@ def split_notes(text: str) -> tuple[str, list[str]]:
     return _STRAY_BRACKETS.sub(" ", text), notes
 
 
-def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:
+def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:  # noqa: C901 - one pass of ordered clean-up rules; splitting it hides their order
     """One pass of the pipeline on validated text; the flag says whether something was cut out of the middle."""
     text = _t2s(text.translate(_TRANSLATE)).translate(_VARIANTS).upper()
     notes: list[str] = []

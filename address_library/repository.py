@@ -40,10 +40,9 @@ def index_rows(conn: Connection) -> pd.DataFrame:
     """Every active standard address with its components and point, read through COPY (millions of rows)."""
     raw = conn.connection.driver_connection
     buffer = io.BytesIO()
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        with cur.copy(_COPY_INDEX_ROWS) as copy:
-            for chunk in copy:
-                buffer.write(chunk)
+    with raw.cursor() as cur, cur.copy(_COPY_INDEX_ROWS) as copy:  # type: ignore[union-attr]
+        for chunk in copy:
+            buffer.write(chunk)
     buffer.seek(0)
     dtypes = {c: "string" for c in ("level", "full_text", "kind", "town_code", "community_code", "grid_code")}
     dtypes.update({c: "string" for c in COMPONENT_COLUMNS})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import time
@@ -261,10 +262,8 @@ def _release_freed_memory() -> None:
     """
     gc.collect()
     gc.freeze()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the memory is reused by the process instead
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the memory is reused by the process instead
-        pass
 
 
 def load_territory(conn: Connection) -> Territory:

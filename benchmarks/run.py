@@ -55,13 +55,12 @@ def bench_demo_load(settings: DatabaseSettings, scale: str) -> str:
     t0 = time.perf_counter()
     again = load_demo(settings, scale=scale, seed=20201101, force=False, progress=False, log=lambda _m: None)
     skip_s = time.perf_counter() - t0
-    body = (
+    return (
         "| step | seconds |\n|---|---:|\n"
         f"| `gridgov demo load --scale {scale}` into an empty database | {elapsed:.1f} |\n"
         f"| the same command again (already loaded: nothing to do) | {skip_s:.2f} |\n\n"
         f"Loaded: {summary.split(': ', 1)[-1]}\n\nSecond run: {again}"
     )
-    return body
 
 
 def bench_layers(settings: DatabaseSettings) -> str:

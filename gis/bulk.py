@@ -41,12 +41,11 @@ def copy_frame(conn: Connection, table: Table, frame: pd.DataFrame, *, chunk_row
         qualified_name(table), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
     )
     total = 0
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        with cur.copy(statement) as copy:
-            for start in range(0, len(frame), chunk_rows):
-                chunk = frame.iloc[start : start + chunk_rows]
-                buffer = io.StringIO()
-                chunk.to_csv(buffer, header=False, index=False, na_rep="\\N")
-                copy.write(buffer.getvalue())
-                total += len(chunk)
+    with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
+        for start in range(0, len(frame), chunk_rows):
+            chunk = frame.iloc[start : start + chunk_rows]
+            buffer = io.StringIO()
+            chunk.to_csv(buffer, header=False, index=False, na_rep="\\N")
+            copy.write(buffer.getvalue())
+            total += len(chunk)
     return total

@@ -71,10 +71,7 @@ def _traversable_by_postgres(path: Path) -> bool:
     if not _is_root():
         return True
     current = path.resolve()
-    for folder in [current, *current.parents]:
-        if folder.exists() and not (folder.stat().st_mode & 0o001):
-            return False
-    return True
+    return all(not (folder.exists() and not folder.stat().st_mode & 1) for folder in [current, *current.parents])
 
 
 def free_port() -> int:

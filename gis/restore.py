@@ -8,6 +8,7 @@ database and leaves the target as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -363,7 +364,6 @@ def _swap(conn: psycopg.Connection[Any], *, target: str, scratch: str, replaced:
 
 
 def _drop(conn: psycopg.Connection[Any], database: str) -> None:
-    try:
+    # The original error matters more; a left-over scratch database is named for what it is.
+    with contextlib.suppress(psycopg.Error):
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-    except psycopg.Error:
-        pass  # the original error matters more; a left-over scratch database is named for what it is

@@ -431,7 +431,7 @@ def _members(pieces: list[Polygon], sides: list[bool], xy: FloatArray, on_low: N
     return [np.flatnonzero(owner == i) for i in range(len(pieces))]
 
 
-def _connected_sides(
+def _connected_sides(  # noqa: C901 - one geometric case analysis of how two parts touch
     pieces: list[Polygon],
     sides: list[bool],
     piece_weight: list[float],

@@ -77,9 +77,9 @@ def stored_repair_report(settings: DatabaseSettings) -> str:
     lines = [
         f"{'code':<13}{'town':<8}{'before km²':>12}{'after km²':>12}{'gap added m²':>15}{'overlap removed m²':>20}"
     ]
-    for r in rows:
-        lines.append(
-            f"{r['code']:<13}{r['name']:<8}{r['area_before_m2'] / 1e6:>12.3f}{r['area_after_m2'] / 1e6:>12.3f}"
-            f"{r['gap_area_added_m2']:>15.0f}{r['overlap_area_removed_m2']:>20.0f}"
-        )
+    lines.extend(
+        f"{r['code']:<13}{r['name']:<8}{r['area_before_m2'] / 1e6:>12.3f}{r['area_after_m2'] / 1e6:>12.3f}"
+        f"{r['gap_area_added_m2']:>15.0f}{r['overlap_area_removed_m2']:>20.0f}"
+        for r in rows
+    )
     return "\n".join(lines)

@@ -54,7 +54,7 @@ class Move:
     department_codes: Sequence[str] = ()
 
 
-def transition(
+def transition(  # noqa: C901 - one locked move: scope, version, state machine, role, presence, deadline
     conn: Connection, task_id: int, move: Move, *, actor: Actor, calendar: WorkCalendar | None = None
 ) -> TaskView:
     """Move one task (locked), after the scope, version, state-machine, role and presence checks; the new task."""

@@ -224,8 +224,10 @@ def _plan_compound(ctx: Community, budget: int) -> Unit:
     per_phase = np.array_split(np.arange(n_buildings), len(phases))
     buildings: list[Building] = []
     for phase, members in zip(phases, per_phase, strict=True):
-        for label in building_labels(style, len(members), rng):
-            buildings.append(Building(label, phase, int(rng.integers(8, MAX_ROOMS_PER_BUILDING + 1))))
+        buildings.extend(
+            Building(label, phase, int(rng.integers(8, MAX_ROOMS_PER_BUILDING + 1)))
+            for label in building_labels(style, len(members), rng)
+        )
     return Unit("compound", name, _fit(buildings, budget))
 
 

@@ -29,9 +29,7 @@ def standard_full_text(
     out = [town_name]
     if community_name and not road_name:
         out.append(community_name)
-    for key in ("village", "park"):
-        if parts.get(key):
-            out.append(str(parts[key]))
+    out.extend(str(parts[key]) for key in ("village", "park") if parts.get(key))
     if road_name:
         out.append(road_name)
     if parts.get("lane"):
@@ -39,7 +37,7 @@ def standard_full_text(
     door = parts.get("door_no")
     if door:
         out.append(standard_door(door, parts.get("sub_no")))
-    for key in ("compound", "phase", "building", "unit", "floor", "room", "stall"):
-        if parts.get(key):
-            out.append(str(parts[key]))
+    out.extend(
+        str(parts[key]) for key in ("compound", "phase", "building", "unit", "floor", "room", "stall") if parts.get(key)
+    )
     return "".join(out)

@@ -357,7 +357,7 @@ def _numerals(pieces: list[tuple[str, str]], rng: random.Random) -> bool:
     return changed
 
 
-def render_raw_address(
+def render_raw_address(  # noqa: C901 - one ordered draw per address component (the seed fixes the order)
     components: AddressRow, town_name: str, community_name: str, rng: random.Random
 ) -> tuple[str, tuple[str, ...]]:
     """Render an address as a person would type it; return (raw_text, noise types applied, in NOISE_TYPES order).

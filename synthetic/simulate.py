@@ -418,7 +418,7 @@ _NOTES = {
 }
 
 
-def _plan(task: Any, rng: random.Random, factor: float) -> list[tuple[str, Actor, bool]]:
+def _plan(task: Any, rng: random.Random, factor: float) -> list[tuple[str, Actor, bool]]:  # noqa: C901 - one day's plan of a task, drawn in a fixed order for the seed
     """The moves a task makes today (possibly none)."""
     worker = Actor(f"sim:worker:{task.worker_id}", "grid_worker", CITY, task.worker_id)
     dispatcher = Actor(f"sim:dispatcher:{task.community_code}", "dispatcher", CITY)

@@ -169,4 +169,3 @@ async def current_principal(
     if principal is None:
         raise _unauthorized(MISSING_CREDENTIAL)
     return principal
-

@@ -14,13 +14,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from address_library import maintenance
 from address_library.live import IndexRefresher
 from address_library.normalize import MAX_ADDRESS_CHARS
 from api.auth.roles import Principal
-from api.deps import CurrentScope, ReadConn, allowed, engine
+from api.deps import CurrentScope, DbEngine, ReadConn, allowed
 from grids.placement import GridPlacement, PlacementCache
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
@@ -133,7 +133,6 @@ class ChangeResult(BaseModel):
 # Who may change the library (address.maintain) and read it (address.read, within the caller's towns).
 Maintainer = Annotated[Principal, Depends(allowed(Capability.ADDRESS_MAINTAIN))]
 AddressReader = Annotated[Principal, Depends(allowed(Capability.ADDRESS_READ))]
-WriteEngine = Annotated[Engine, Depends(engine)]
 
 
 @router.get(
@@ -157,7 +156,7 @@ def get_address(address_id: AddressId, _: AddressReader, scope: CurrentScope, co
     summary="新增标准地址",
     responses={403: FORBIDDEN, 422: REJECTED},
 )
-def add_address(request: Request, body: NewAddressBody, principal: Maintainer, db: WriteEngine) -> Any:
+def add_address(request: Request, body: NewAddressBody, principal: Maintainer, db: DbEngine) -> Any:
     """校验后新增一个标准地址：地址须解析到东莞的镇街，点位须在东莞网格内且在所写镇街内，全文不得重复，上级地址须存在且高一级。"""
     with db.begin() as conn:
         new_id = maintenance.add_address(
@@ -183,7 +182,7 @@ def add_address(request: Request, body: NewAddressBody, principal: Maintainer, d
     responses={403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
 )
 def retire_address(
-    request: Request, address_id: AddressId, body: RetireBody, principal: Maintainer, db: WriteEngine
+    request: Request, address_id: AddressId, body: RetireBody, principal: Maintainer, db: DbEngine
 ) -> Any:
     """注销一个标准地址及其下全部有效的楼栋和房间；记录保留（状态 retired），地理编码不再返回它。"""
     with db.begin() as conn:
@@ -199,9 +198,7 @@ def retire_address(
     summary="移动标准地址点位",
     responses={403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT, 422: REJECTED},
 )
-def move_address(
-    request: Request, address_id: AddressId, body: MoveBody, principal: Maintainer, db: WriteEngine
-) -> Any:
+def move_address(request: Request, address_id: AddressId, body: MoveBody, principal: Maintainer, db: DbEngine) -> Any:
     """把标准地址移到新点位（须在东莞网格内、且仍在地址所写镇街内），重新确定网格、村（社区）；历史保留新旧点位。"""
     with db.begin() as conn:
         ids = maintenance.move_address(

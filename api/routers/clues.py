@@ -9,14 +9,12 @@ import h3
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
-from api.deps import CurrentScope, actor_of, allowed, day_window, engine
+from api.deps import CurrentScope, Cursor, DbEngine, GridCode, Limit, TownCode, actor_of, allowed, day_window
 from api.errors import InvalidRequest
 from gis.settings import ServerSettings
-from grids.codes import GRID_PATTERN, TOWN_PATTERN
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueDetail,
@@ -34,7 +32,6 @@ from supervision.paging import Page
 from supervision.permissions import Capability
 
 router = APIRouter(tags=["线索"])
-WriteEngine = Annotated[Engine, Depends(engine)]
 ClueId = Annotated[int, Path(ge=1, le=2**63 - 1, description="线索编号")]
 ClueReader = Annotated[Principal, Depends(allowed(Capability.CLUE_READ))]
 ClueReporter = Annotated[Principal, Depends(allowed(Capability.CLUE_REPORT))]
@@ -59,7 +56,7 @@ def photo_dir(request: Request) -> Any:
 
 
 @router.post("/clues", status_code=201, summary="上报线索")
-def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: WriteEngine) -> ClueDetail:
+def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: DbEngine) -> ClueDetail:
     """落网格、提示疑似重复（同行业 50 米内 30 天内），普通线索转行业主管部门，严重线索进指挥中心队列，并生成任务。"""
     live: LiveGeocoder = request.app.state.geocoder
     report = ClueReport(
@@ -79,9 +76,9 @@ def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: Wri
 def get_clues(
     _: ClueReader,
     scope: CurrentScope,
-    db: WriteEngine,
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
-    grid: Annotated[str | None, Query(pattern=GRID_PATTERN.pattern)] = None,
+    db: DbEngine,
+    town: TownCode = None,
+    grid: GridCode = None,
     status: Annotated[str | None, Query(max_length=24)] = None,
     industry: Annotated[str | None, Query(max_length=32)] = None,
     severity: Annotated[Literal["normal", "severe"] | None, Query()] = None,
@@ -90,8 +87,8 @@ def get_clues(
     kind: Annotated[Literal["clue", "unlicensed"] | None, Query()] = None,
     source: Annotated[Literal["field", "hotline", "all"], Query()] = "field",
     h3_cell: Annotated[str | None, Query(alias="h3", pattern=r"^[0-9a-f]{15}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[ClueView]:
     """按镇街、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
     since, until = day_window(from_, to)
@@ -106,7 +103,7 @@ def get_clues(
 
 
 @router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")
-def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: WriteEngine) -> ClueDetail:
+def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: DbEngine) -> ClueDetail:
     """线索详情：位置、行业、去向部门、疑似重复、任务与期限、照片。"""
     with db.connect() as conn:
         return clue_by_id(conn, clue_id, scope)
@@ -114,7 +111,7 @@ def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: WriteEngin
 
 @router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")
 async def post_photo(
-    request: Request, clue_id: ClueId, file: UploadFile, principal: ClueReporter, db: WriteEngine
+    request: Request, clue_id: ClueId, file: UploadFile, principal: ClueReporter, db: DbEngine
 ) -> StoredPhoto:
     """JPEG、PNG 或 WebP，单张不超过 8 MB；内容须与声明的类型一致；按校验和存盘。"""
     data = await file.read(MAX_PHOTO_BYTES + 1)
@@ -136,7 +133,7 @@ def get_photo(
     photo_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     _: ClueReader,
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
 ) -> FileResponse:
     """照片原件（校验和核对无误才返回）。"""
     with db.connect() as conn:

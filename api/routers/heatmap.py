@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from api.auth.deps import optional_principal
 from api.auth.roles import Principal
-from api.deps import SHANGHAI, CurrentScope, allowed, day_window, engine, require
+from api.deps import SHANGHAI, CurrentScope, DbEngine, TownCode, allowed, day_window, require
 from api.routers.pages import sign_in_first
 from gis import clock
 from grids.codes import TOWN_PATTERN
@@ -38,7 +38,6 @@ TOWN_OR_CITY = f"^({TOWN_PATTERN.pattern[1:-1]}|{CITY})$"
 
 router = APIRouter(tags=["热力图与热点"])
 pages_router = APIRouter(tags=["页面"])
-WriteEngine = Annotated[Engine, Depends(engine)]
 Kind = Literal["clue", "unlicensed", "problem", "all"]
 Unit = Literal["grid", "h3:7", "h3:8", "h3:9", "h3:10"]
 Method = Literal["gi_star", "rate"]
@@ -114,9 +113,9 @@ def scoped_town(conn: Connection, scope: Scope, town: str | None) -> str | None:
 def get_heatmap(
     _: HeatmapReader,
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
     events: Events,
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
+    town: TownCode = None,
     res: Annotated[int, Query(description="H3 分辨率 7–10")] = 9,
 ) -> HeatLayers:
     """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
@@ -129,10 +128,10 @@ def get_heatmap(
 def get_aggregates(
     _: HeatmapReader,
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
     events: Events,
     unit: AggregateUnit = "grid",
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
+    town: TownCode = None,
 ) -> AggregateTable:
     """每个单元的数量、每个登记主体与每千常住人口的比率（未平滑）及小数字标记 small_n，数量多的在前。"""
     with db.connect() as conn:
@@ -144,9 +143,9 @@ def get_aggregates(
 def get_hotspots(
     _: HeatmapReader,
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
     events: Events,
-    town: Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern)] = None,
+    town: TownCode = None,
     unit: Unit = "grid",
     method: Method = "gi_star",
     per: Per = "residents",
@@ -172,7 +171,7 @@ def heatmap_page(
     request: Request,
     code: Annotated[str, Path(pattern=TOWN_OR_CITY)],
     principal: Annotated[Principal | None, Depends(optional_principal)],
-    db: WriteEngine,
+    db: DbEngine,
 ) -> Response:
     """The town leader's page: heat, hexagons and hotspots over the town's outlines."""
     if principal is None:
@@ -198,7 +197,7 @@ def heatmap_export(
     fmt: Annotated[str, Path(pattern=r"^(html|geojson|csv)$")],
     _: HeatmapReader,
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
     events: Events,
     method: Method = "gi_star",
     unit: Unit = "grid",

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
-from api.deps import CurrentScope, actor_of, allowed, engine
+from api.deps import CurrentScope, DbEngine, Limit, actor_of, allowed
 from supervision.errors import OutOfScope
 from supervision.events import parse_event, registration_status
 from supervision.outbox import accept_events, relay_batch
@@ -31,7 +31,6 @@ Sender = Annotated[Principal, Depends(allowed(Capability.REGISTRATION_SEND))]
 RegistrationReader = Annotated[Principal, Depends(allowed(Capability.REGISTRATION_READ))]
 ReviewReader = Annotated[Principal, Depends(allowed(Capability.REVIEW_READ))]
 Resolver = Annotated[Principal, Depends(allowed(Capability.REVIEW_RESOLVE))]
-WriteEngine = Annotated[Engine, Depends(engine)]
 
 
 class RegistrationBody(BaseModel):
@@ -78,7 +77,7 @@ def _status(db: Engine, event_id: str, duplicate: bool = False) -> dict[str, Any
         409: {"description": "同一事件编号内容不同"},
     },
 )
-def post_registration(request: Request, response: Response, body: RegistrationBody, _: Sender, db: WriteEngine) -> Any:
+def post_registration(request: Request, response: Response, body: RegistrationBody, _: Sender, db: DbEngine) -> Any:
     """校验（含信用代码校验码）后入库并写入发件箱，随即处理：地理编码、落网格、建“4+2”任务并派给网格员。无法落点或有歧义的进入待核队列。"""
     event = parse_event(body.model_dump())
     with db.begin() as conn:
@@ -100,7 +99,7 @@ def post_registration(request: Request, response: Response, body: RegistrationBo
 
 @router.get("/registrations/{event_id}", response_model=RegistrationStatus, summary="查询登记事件处理情况")
 def get_registration(
-    event_id: Annotated[str, Path(max_length=64)], _: RegistrationReader, scope: CurrentScope, db: WriteEngine
+    event_id: Annotated[str, Path(max_length=64)], _: RegistrationReader, scope: CurrentScope, db: DbEngine
 ) -> Any:
     """事件何时收到、何时处理、何时推送任务，结果与原因。"""
     found = _status(db, event_id)
@@ -128,9 +127,9 @@ class ReviewQueue(BaseModel):
 def get_review(
     _: ReviewReader,
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
     include_resolved: Annotated[bool, Query()] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Limit = 100,
 ) -> ReviewQueue:
     """本辖区内待调度员处理的登记，含原因与候选标准地址。"""
     with db.connect() as conn:
@@ -149,7 +148,7 @@ def post_resolve(
     review_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: ResolveBody,
     principal: Resolver,
-    db: WriteEngine,
+    db: DbEngine,
 ) -> Any:
     """落点后流程继续（建任务、派单）；选定标准地址时，原文成为其别名，同样的原文下次直接匹配。"""
     live: LiveGeocoder = request.app.state.geocoder

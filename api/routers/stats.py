@@ -8,17 +8,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Engine
 
 from api.auth.roles import Principal
-from api.deps import CurrentScope, allowed, day_window, engine
+from api.deps import CurrentScope, DbEngine, allowed, day_window
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
 from supervision.routing import Department, default_router
 from supervision.stats import StatsReport, StatsWindow, headline, unit_stats
 
 router = APIRouter(tags=["统计"])
-WriteEngine = Annotated[Engine, Depends(engine)]
 DEFAULT_DAYS = 30
 
 
@@ -26,7 +24,7 @@ DEFAULT_DAYS = 30
 def get_stats(
     _: Annotated[Principal, Depends(allowed(Capability.STATS_READ))],
     scope: CurrentScope,
-    db: WriteEngine,
+    db: DbEngine,
     level: Annotated[Literal["town", "community", "grid", "department"], Query()] = "town",
     code: Annotated[str | None, Query(max_length=32)] = None,
     from_: Annotated[date | None, Query(alias="from", description="起始日（含，北京时间）；默认近 30 天")] = None,

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 
 from api.auth.roles import Principal
-from api.deps import CurrentScope, actor_of, allowed, engine
+from api.deps import CurrentScope, Cursor, DbEngine, GridCode, Limit, WriteConn, actor_of, allowed
 from grids.codes import GRID_PATTERN
 from supervision.audit import HistoryEntry, history
 from supervision.errors import InvalidInput
@@ -28,7 +27,6 @@ from supervision.workers import deactivate_worker, move_worker, worker_in_scope
 from supervision.workflow import Duty, Status
 
 router = APIRouter(tags=["任务"])
-WriteEngine = Annotated[Engine, Depends(engine)]
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="任务编号")]
 TaskReader = Annotated[Principal, Depends(allowed(Capability.TASK_READ))]
 TaskMover = Annotated[Principal, Depends(allowed(Capability.TASK_TRANSITION))]
@@ -44,16 +42,16 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 def get_tasks(
     _: TaskReader,
     scope: CurrentScope,
-    db: WriteEngine,
-    grid: Annotated[str | None, Query(pattern=GRID_PATTERN.pattern)] = None,
+    db: DbEngine,
+    grid: GridCode = None,
     status: Annotated[Status | None, Query()] = None,
     worker: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     uscc: Annotated[str | None, Query(min_length=18, max_length=18)] = None,
     duty: Annotated[Duty | None, Query()] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
     overdue: Annotated[bool | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[TaskView]:
     """按网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
     filters = TaskFilters(
@@ -70,7 +68,7 @@ def get_tasks(
 
 
 @router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
-def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> TaskView:
+def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: DbEngine) -> TaskView:
     """任务详情，含当前允许的流转（allowed）。"""
     with db.connect() as conn:
         return task_by_id(conn, task_id, scope)
@@ -90,7 +88,7 @@ class TransitionBody(BaseModel):
 
 
 @router.post("/tasks/{task_id}/transitions", summary="任务流转", responses=CONFLICT)
-def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover, db: WriteEngine) -> TaskView:
+def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover, conn: WriteConn) -> TaskView:
     """按状态机流转；核查超出主体 200 米的会标记待查；逾期、预警按工作日计算。"""
     move = Move(
         to=body.to.value,
@@ -102,8 +100,7 @@ def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover,
         worker_id=body.worker_id,
         department_codes=body.department_codes,
     )
-    with db.begin() as conn:
-        return move_task(conn, task_id, move, actor=actor_of(principal))
+    return move_task(conn, task_id, move, actor=actor_of(principal))
 
 
 class History(BaseModel):
@@ -113,7 +110,7 @@ class History(BaseModel):
 
 
 @router.get("/tasks/{task_id}/history", response_model=History, summary="任务的审计记录")
-def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: WriteEngine) -> History:
+def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: DbEngine) -> History:
     """一个任务的全部流转，旧的在前；记录只增不删。"""
     with db.connect() as conn:
         task_by_id(conn, task_id, scope)
@@ -122,7 +119,7 @@ def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: Wr
 
 @router.get("/entities/{uscc}/history", response_model=History, summary="市场主体的审计记录")
 def get_entity_history(
-    uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, db: WriteEngine
+    uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, db: DbEngine
 ) -> History:
     """该主体所有任务的全部流转（本账号范围内）。"""
     with db.connect() as conn:
@@ -131,7 +128,7 @@ def get_entity_history(
 
 @router.get("/workers/{worker_id}/history", response_model=History, summary="网格员经手的审计记录")
 def get_worker_history(
-    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, db: WriteEngine
+    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, db: DbEngine
 ) -> History:
     """该网格员经手过的任务的全部流转（本账号范围内）。"""
     with db.connect() as conn:
@@ -159,7 +156,7 @@ def post_worker_change(
     worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: WorkerChange,
     principal: WorkerManager,
-    db: WriteEngine,
+    db: DbEngine,
 ) -> WorkerChangeResult:
     """在办任务按同一规则改派给本网格负担最轻的网格员，并记入审计。"""
     actor = actor_of(principal)

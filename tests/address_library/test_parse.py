@@ -20,8 +20,7 @@ from grids.reference import read_divisions, short_community_name
 from synthetic.addresses import generate_library
 from synthetic.noise import render_raw_address
 
-CHANGAN, TANGXIA, DALANG, ZHONGTANG = "441900119000", "441900116000", "441900113000", "441900128000"
-DONGCHENG, TANGXIA_DAPINGZHANG, ZHONGTANG_YICUN = "441900003000", "441900116500", "441900128209"
+TANGXIA_DAPINGZHANG, ZHONGTANG_YICUN = "441900116500", "441900128209"
 
 
 def fields(parsed: ParsedAddress) -> dict[str, object]:

@@ -103,9 +103,11 @@ def test_waiting_for_a_server_retries_connections_but_not_a_refusal() -> None:
             raise httpx.ConnectError("connection refused", request=request)
         return httpx.Response(401, content=b"no key")
 
-    with checked_client(transport=httpx.MockTransport(starting), base_url="http://bench") as client:
-        with pytest.raises(BenchmarkFailed, match="answered 401"):
-            wait_until_up(client, "/v1/geocode", params={"q": "x"}, timeout_s=30)
+    with (
+        checked_client(transport=httpx.MockTransport(starting), base_url="http://bench") as client,
+        pytest.raises(BenchmarkFailed, match="answered 401"),
+    ):
+        wait_until_up(client, "/v1/geocode", params={"q": "x"}, timeout_s=30)
     assert len(attempts) == 3  # two refused connections retried, the 401 answer not
 
 
@@ -220,7 +222,7 @@ def test_make_bench_exits_non_zero_at_the_first_failed_benchmark_and_keeps_earli
 @pytest.mark.db
 def test_the_layer_benchmark_signs_in_and_measures_every_layer(db: DatabaseSettings) -> None:
     body = run.bench_layers(db)
-    rows = [line for line in body.splitlines() if line.startswith("| towns") or line.startswith("| grids")]
+    rows = [line for line in body.splitlines() if line.startswith(("| towns", "| grids"))]
     assert len(rows) == 5
     assert "| towns | whole city | 10 | 33 |" in body
 

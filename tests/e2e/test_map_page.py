@@ -53,8 +53,9 @@ def _count(page: Any, selector: str) -> int:
     return int(page.evaluate("(s) => document.querySelectorAll(s).length", selector))
 
 
+@pytest.mark.usefixtures("account")
 def test_the_map_shows_outlines_and_a_grid_popup_without_leaving_the_intranet(
-    base_url: str, account: str, busy_grid: dict[str, Any], browser: Any, artifacts_dir: Path
+    base_url: str, busy_grid: dict[str, Any], browser: Any, artifacts_dir: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     requested: list[str] = []

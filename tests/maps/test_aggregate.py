@@ -74,7 +74,7 @@ def test_an_h3_aggregate_counts_every_clue_once_per_cell(coords: list[tuple[floa
 def test_parents_by_bit_arithmetic_match_h3() -> None:
     lon, lat = points(300)
     cells = h3_cells(lon, lat, 10)
-    for resolution in range(0, 11):
+    for resolution in range(11):
         ours = h3_strings(h3_parents(cells, resolution))
         assert list(ours) == [h3.cell_to_parent(c, resolution) for c in h3_strings(cells)]
 

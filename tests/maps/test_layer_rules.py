@@ -97,10 +97,10 @@ def test_zoom_outside_0_to_20_is_refused(zoom: int) -> None:
 
 
 def test_coordinates_keep_five_or_six_decimals() -> None:
-    assert {coordinate_decimals(z) for z in range(0, 21)} <= {5, 6}
+    assert {coordinate_decimals(z) for z in range(21)} <= {5, 6}
     assert coordinate_decimals(8) == 5 and coordinate_decimals(18) == 6 and coordinate_decimals(None) == 6
     # Rounding never moves a vertex by more than half a pixel.
-    for zoom in range(0, 21):
+    for zoom in range(21):
         assert 0.5 * 10 ** -coordinate_decimals(zoom) <= degrees_per_pixel(zoom) / 2
 
 

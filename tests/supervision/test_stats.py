@@ -174,8 +174,7 @@ def city(engine: Engine) -> City:
 def grid_figures(conn: Connection, city: City) -> StatsReport:
     out = unit_stats(conn, level="grid", code=city.here.grid_code, window=WINDOW, now=NOW)
     assert [u.code for u in out.units] == [city.here.grid_code]
-    unit = out.units[0]
-    return unit
+    return out.units[0]
 
 
 def test_completion_counts_cancelled_tasks_out_and_late_tasks_are_not_on_time(engine: Engine, city: City) -> None:
