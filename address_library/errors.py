@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gis.rejections import ProblemLine, format_problems
+
 # Rejections listed in a report before it summarises the rest.
 REPORT_LIMIT = 200
 
@@ -67,16 +69,5 @@ class AddressRejected(MaintenanceError):
 
 def format_rejections(rejections: Sequence[Rejection], *, limit: int = REPORT_LIMIT) -> str:
     """The rejections as lines: row, text, reason, detail; a count per reason at the end."""
-    lines = [
-        f"row {r.row}  {r.full_text if r.full_text else '(no text)'}  {r.reason_code}: {r.detail}"
-        for r in rejections[:limit]
-    ]
-    if len(rejections) > limit:
-        lines.append(f"... and {len(rejections) - limit} more")
-    counts: dict[str, int] = {}
-    for r in rejections:
-        counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
-    if counts:
-        summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
-        lines.append(f"{len(rejections)} problem(s) in {len({r.row for r in rejections})} row(s): {summary}")
-    return "\n".join(lines)
+    problems = [ProblemLine(r.row, r.full_text or "(no text)", r.reason_code, r.detail) for r in rejections]
+    return format_problems(problems, unit="row", limit=limit)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gis.rejections import ProblemLine, format_problems
+
 # Rejections listed by format_rejections before it summarises the rest.
 FORMAT_LIMIT = 200
 
@@ -51,17 +53,7 @@ class ImportRejected(GridsError):
 
 def format_rejections(rejections: Sequence[Rejection], *, limit: int = FORMAT_LIMIT) -> str:
     """The rejections as lines for the CLI: row, code, reason, detail; a summary per reason at the end."""
-    lines = [
-        f"row {r.index}  {r.code if r.code is not None else '(no code)'}  {r.reason_code}: {r.detail}"
-        for r in rejections[:limit]
+    problems = [
+        ProblemLine(r.index, r.code if r.code is not None else "(no code)", r.reason_code, r.detail) for r in rejections
     ]
-    if len(rejections) > limit:
-        lines.append(f"... and {len(rejections) - limit} more")
-    counts: dict[str, int] = {}
-    for r in rejections:
-        counts[r.reason_code] = counts.get(r.reason_code, 0) + 1
-    if counts:
-        rows = len({r.index for r in rejections})
-        summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
-        lines.append(f"{len(rejections)} problem(s) in {rows} feature(s): {summary}")
-    return "\n".join(lines)
+    return format_problems(problems, unit="feature", limit=limit)

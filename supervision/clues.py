@@ -31,7 +31,7 @@ from grids.repository import active_grid_at
 from supervision.audit import Actor
 from supervision.creation import NewTask, create_tasks
 from supervision.errors import InvalidInput, NotFound, OutOfScope
-from supervision.paging import Page, decode_cursor, encode_cursor
+from supervision.paging import Page, keyset_page
 from supervision.routing import default_router
 from supervision.scope import CITY, Scope
 from supervision.workflow import Duty
@@ -110,18 +110,11 @@ class PhotoView:
     uploaded_at: datetime
 
 
-@dataclass(frozen=True)
-class StoredPhoto:
+@dataclass(frozen=True, kw_only=True)
+class StoredPhoto(PhotoView):
     """刚存下的照片及其线索编号。"""
 
-    id: int
     clue_id: int
-    sha256: str
-    size_bytes: int
-    content_type: str
-    filename: str | None
-    uploaded_by: str
-    uploaded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -350,28 +343,18 @@ def list_clues(
     if filters.until is not None:
         clauses.append("c.reported_at < :f_until")
         params["f_until"] = filters.until
-    condition = " AND ".join(clauses)
-    total = int(conn.execute(text(f"SELECT count(*) FROM clue c WHERE {condition}"), params).scalar_one())  # noqa: S608 - fixed SQL fragments; values are bound
-    page = ""
-    if cursor:
-        at, last = decode_cursor(cursor)
-        page = " AND (c.reported_at, c.id) < (:c_at, :c_id)"
-        params.update({"c_at": at, "c_id": last})
-    limit = max(1, min(limit, 500))
-    rows = (
-        conn.execute(
-            text(
-                f"SELECT {_CLUE_COLUMNS} FROM clue c WHERE {condition}{page} "  # noqa: S608 - fixed SQL fragments; values are bound
-                "ORDER BY c.reported_at DESC, c.id DESC LIMIT :limit"
-            ),
-            {**params, "limit": limit + 1},
-        )
-        .mappings()
-        .all()
+    return keyset_page(
+        conn,
+        columns=_CLUE_COLUMNS,
+        rows_from="clue c",
+        count_from="clue c",
+        condition=" AND ".join(clauses),
+        params=params,
+        order=("c.reported_at", "c.id"),
+        limit=limit,
+        cursor=cursor,
+        build=lambda row: ClueView(**_clue_out(row)),
     )
-    items = [ClueView(**_clue_out(r)) for r in rows[:limit]]
-    following = encode_cursor(items[-1].reported_at, items[-1].id) if len(rows) > limit else None
-    return Page(items=items, total=total, next=following)
 
 
 # ------------------------------------------------------------------------------------------------ photos

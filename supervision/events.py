@@ -89,30 +89,26 @@ def _parse_time(value: object, field: str) -> datetime:
 _FUTURE_SLACK = timedelta(minutes=5)
 
 
+_EVENT_SELECT = "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at FROM registration_event "
+
+
+def _read_events(conn: Connection, where: str, params: dict[str, Any]) -> list[RegistrationEvent]:
+    """Stored events matching a fixed WHERE (and ORDER BY) fragment; values bound through `params`."""
+    return [RegistrationEvent(**r._mapping) for r in conn.execute(text(_EVENT_SELECT + where), params)]
+
+
 def load_events(conn: Connection, event_ids: Sequence[str]) -> list[RegistrationEvent]:
     """Stored events not processed yet, in the order they occurred."""
-    rows = conn.execute(
-        text(
-            "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at FROM registration_event "
-            "WHERE event_id = ANY(:ids) AND processed_at IS NULL ORDER BY occurred_at, received_at, event_id"
-        ),
+    return _read_events(
+        conn,
+        "WHERE event_id = ANY(:ids) AND processed_at IS NULL ORDER BY occurred_at, received_at, event_id",
         {"ids": list(event_ids)},
     )
-    return [RegistrationEvent(**r._mapping) for r in rows]
 
 
 def waiting_events(conn: Connection, uscc: str) -> list[RegistrationEvent]:
     """The changes of an entity that wait for its registration, in the order they occurred."""
-    return [
-        RegistrationEvent(**r._mapping)
-        for r in conn.execute(
-            text(
-                "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at FROM registration_event "
-                "WHERE uscc = :u AND outcome = 'waiting' ORDER BY occurred_at, event_id"
-            ),
-            {"u": uscc},
-        )
-    ]
+    return _read_events(conn, "WHERE uscc = :u AND outcome = 'waiting' ORDER BY occurred_at, event_id", {"u": uscc})
 
 
 def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:
@@ -138,14 +134,5 @@ def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:
 
 def stored_event(conn: Connection, event_id: str) -> RegistrationEvent | None:
     """One stored event, processed or not; None when there is no such event."""
-    events = [
-        RegistrationEvent(**r._mapping)
-        for r in conn.execute(
-            text(
-                "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at FROM registration_event "
-                "WHERE event_id = :e"
-            ),
-            {"e": event_id},
-        )
-    ]
+    events = _read_events(conn, "WHERE event_id = :e", {"e": event_id})
     return events[0] if events else None

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, RowMapping, text
 
 from supervision.errors import InvalidInput
 
@@ -39,3 +42,46 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         return datetime.fromisoformat(at), int(row_id)
     except (ValueError, TypeError) as exc:
         raise InvalidInput("the page cursor is not one this service made", field="cursor") from exc
+
+
+def keyset_page(
+    conn: Connection,
+    *,
+    columns: str,
+    rows_from: str,
+    count_from: str,
+    condition: str,
+    params: dict[str, Any],
+    order: tuple[str, str],
+    limit: int,
+    cursor: str | None,
+    build: Callable[[RowMapping], T],
+) -> Page[T]:
+    """One page newest first, keyed on (`order` time column, id column) after `cursor`, with the total count.
+
+    Every SQL argument is a fixed fragment of the caller's; values come only through `params`, bound.
+    """
+    total = int(conn.execute(text(f"SELECT count(*) FROM {count_from} WHERE {condition}"), params).scalar_one())  # noqa: S608 - fixed SQL fragments; values are bound
+    time_column, id_column = order
+    after = ""
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        after = f" AND ({time_column}, {id_column}) < (:c_at, :c_id)"
+        params = {**params, "c_at": at, "c_id": last_id}
+    limit = max(1, min(limit, PAGE_LIMIT_MAX))
+    rows = (
+        conn.execute(
+            text(
+                f"SELECT {columns} FROM {rows_from} WHERE {condition}{after} "  # noqa: S608 - fixed SQL fragments; values are bound
+                f"ORDER BY {time_column} DESC, {id_column} DESC LIMIT :limit"
+            ),
+            {**params, "limit": limit + 1},
+        )
+        .mappings()
+        .all()
+    )
+    following = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        following = encode_cursor(last[time_column.split(".")[-1]], last[id_column.split(".")[-1]])
+    return Page(items=[build(r) for r in rows[:limit]], total=total, next=following)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 
 from gis import clock
 from supervision.errors import NotFound, OutOfScope
-from supervision.paging import PAGE_LIMIT_MAX, Page, decode_cursor, encode_cursor
+from supervision.paging import Page, keyset_page
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 from supervision.workflow import Status, allowed_moves
@@ -130,25 +130,15 @@ def list_tasks(
         clauses.append("t.due_at < :now AND t.status = ANY(:open)")
         params["open"] = list(OPEN_STATUSES)
         params["now"] = clock.now()
-    condition = " AND ".join(clauses)
-    total = int(conn.execute(text(f"SELECT count(*) FROM task t WHERE {condition}"), params).scalar_one())  # noqa: S608 - fixed SQL fragments; values are bound
-    page_clause = ""
-    if cursor:
-        pushed_at, last_id = decode_cursor(cursor)
-        page_clause = " AND (t.pushed_at, t.id) < (:c_at, :c_id)"
-        params.update({"c_at": pushed_at, "c_id": last_id})
-    limit = max(1, min(limit, PAGE_LIMIT_MAX))
-    rows = (
-        conn.execute(
-            text(
-                f"SELECT {_TASK_COLUMNS} FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc "  # noqa: S608 - fixed SQL fragments; values are bound
-                f"WHERE {condition}{page_clause} ORDER BY t.pushed_at DESC, t.id DESC LIMIT :limit"
-            ),
-            {**params, "limit": limit + 1},
-        )
-        .mappings()
-        .all()
+    return keyset_page(
+        conn,
+        columns=_TASK_COLUMNS,
+        rows_from="task t LEFT JOIN entity e ON e.uscc = t.entity_uscc",
+        count_from="task t",
+        condition=" AND ".join(clauses),
+        params=params,
+        order=("t.pushed_at", "t.id"),
+        limit=limit,
+        cursor=cursor,
+        build=_task_out,
     )
-    items = [_task_out(r) for r in rows[:limit]]
-    following = encode_cursor(items[-1].pushed_at, items[-1].id) if len(rows) > limit else None
-    return Page(items=items, total=total, next=following)
