@@ -10,12 +10,16 @@ from sqlalchemy import Connection, TextClause, text
 from gis import clock
 from maps.layers import BBox, Layer
 
+# (west, south, east, north) in WGS84 degrees.
+Bounds = tuple[float, float, float, float]
+
 # Every layer statement returns one row: the feature count, the bytes that do not shrink with
 # simplification (properties plus the JSON skeleton: 45 bytes a feature, 41 the collection), and the
 # FeatureCollection text itself. Geometry is snapped to a common grid of :snap_deg degrees (shared
 # edges stay shared, so neighbours stay tiled); a polygon that collapses entirely falls back to a
 # topology-preserving simplification so that no feature disappears. The three statements differ
-# only in their FROM and properties; they are spelled out whole so that no SQL is ever assembled.
+# only in their FROM and properties; they are spelled out whole so that no SQL is ever assembled. Each keeps only
+# the features of :towns (a town's own code, or the town_code of a community or grid); NULL means the whole city.
 # Grid features carry only the code (its first 12 digits are the community's) and the two figures the map
 # colours by: with names and counts the ~2,900 grids of the city do not fit in 1 MB at city zoom; the popup
 # fetches the rest from /v1/grids/{code}.
@@ -39,6 +43,7 @@ WITH features AS (
         SELECT h.code, h.name, h.population, round(CAST(h.area_m2 / 1e6 AS numeric), 2) AS area_km2
     ) p
     WHERE ST_Intersects(h.geom, ST_MakeEnvelope(:min_lon, :min_lat, :max_lon, :max_lat, 4326))
+      AND (CAST(:towns AS text[]) IS NULL OR h.code = ANY(:towns))
 )
 SELECT count(*) AS n_features,
        coalesce(sum(octet_length(f.properties) + 45), 0) + 41 AS fixed_bytes,
@@ -71,6 +76,7 @@ WITH features AS (
         SELECT h.code, h.name, h.town_code, h.kind, h.population
     ) p
     WHERE ST_Intersects(h.geom, ST_MakeEnvelope(:min_lon, :min_lat, :max_lon, :max_lat, 4326))
+      AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT count(*) AS n_features,
        coalesce(sum(octet_length(f.properties) + 45), 0) + 41 AS fixed_bytes,
@@ -104,6 +110,7 @@ WITH features AS (
         SELECT h.code, h.workload, h.worker_count
     ) p
     WHERE ST_Intersects(h.geom, ST_MakeEnvelope(:min_lon, :min_lat, :max_lon, :max_lat, 4326))
+      AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT count(*) AS n_features,
        coalesce(sum(octet_length(f.properties) + 45), 0) + 41 AS fixed_bytes,
@@ -153,10 +160,16 @@ class LayerPayload:
 
 
 def layer_feature_collection(
-    conn: Connection, layer: Layer, bbox: BBox, *, snap_deg: float, decimals: int
+    conn: Connection, layer: Layer, bbox: BBox, *, towns: frozenset[str] | None, snap_deg: float, decimals: int
 ) -> LayerPayload:
-    """The layer's features intersecting `bbox` as a GeoJSON FeatureCollection (grids: active version only)."""
-    params: dict[str, Any] = {**bbox.as_params(), "snap_deg": snap_deg, "decimals": decimals}
+    """The layer's features intersecting `bbox` within `towns` (None: the whole city; empty: none) as a GeoJSON
+    FeatureCollection (grids: active version only)."""
+    params: dict[str, Any] = {
+        **bbox.as_params(),
+        "towns": sorted(towns) if towns is not None else None,
+        "snap_deg": snap_deg,
+        "decimals": decimals,
+    }
     row = conn.execute(_LAYER_SQL[layer], params).one()
     return LayerPayload(body=row.body.encode("utf-8"), n_features=int(row.n_features), fixed_bytes=int(row.fixed_bytes))
 
@@ -171,7 +184,7 @@ def grid_details(conn: Connection, code: str) -> dict[str, Any] | None:
     return details
 
 
-def town_extent(conn: Connection, town: str | None) -> tuple[str, tuple[float, float, float, float]] | None:
+def town_extent(conn: Connection, town: str | None) -> tuple[str, Bounds] | None:
     """(name, (west, south, east, north)) of a town, or of the whole city when `town` is None; None if unknown."""
     if town is None:
         row = conn.execute(

@@ -20,10 +20,14 @@ def layer_geojson(
     *,
     bbox: BBox | None,
     zoom: int | None,
+    towns: frozenset[str] | None,
     limit_bytes: int,
     coords: CoordSystem = "wgs84",
 ) -> bytes:
     """The layer as GeoJSON bytes no larger than `limit_bytes`, simplified for `zoom` (None = full detail).
+
+    Only the features of `towns` are kept (None: the whole city; an empty set: none), in the SQL itself, so the
+    size limit applies to what the caller receives.
 
     `coords` is the coordinate system of both the bbox and the answer: "gcj02" for an Amap or Tencent basemap,
     "bd09" for Baidu's, "wgs84" (the stored one) otherwise.
@@ -37,7 +41,9 @@ def layer_geojson(
         bbox = bbox_to_wgs84(bbox, coords)
     payload: repository.LayerPayload | None = None
     for snap_deg in snap_ladder_deg(zoom):
-        payload = repository.layer_feature_collection(conn, layer, bbox or WORLD, snap_deg=snap_deg, decimals=decimals)
+        payload = repository.layer_feature_collection(
+            conn, layer, bbox or WORLD, towns=towns, snap_deg=snap_deg, decimals=decimals
+        )
         body = payload.body if coords == "wgs84" else convert_feature_collection(payload.body, coords, decimals)
         if len(body) <= limit_bytes:
             return body

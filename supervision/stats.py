@@ -12,7 +12,7 @@ Overdue figures (the count and the list) describe the backlog now, whenever the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
@@ -20,6 +20,7 @@ from pydantic import Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import Connection, text
 
 from gis import clock
+from grids.codes import community_sql
 from supervision.audit import overdue_attribution
 from supervision.errors import OutOfScope, StatsError
 from supervision.routing import default_router
@@ -38,8 +39,8 @@ _CITY_PREFIX = "东莞市"
 
 # The unit key of each table at each level (fixed SQL fragments, chosen by the validated level).
 _TASK_UNIT = {"town": "t.town_code", "community": "t.community_code", "grid": "t.grid_code"}
-_CLUE_UNIT = {"town": "c.town_code", "community": "left(c.grid_code, 12)", "grid": "c.grid_code"}
-_ENTITY_UNIT = {"town": "e.town_code", "community": "left(e.grid_code, 12)", "grid": "e.grid_code"}
+_CLUE_UNIT = {"town": "c.town_code", "community": community_sql("c.grid_code"), "grid": "c.grid_code"}
+_ENTITY_UNIT = {"town": "e.town_code", "community": community_sql("e.grid_code"), "grid": "e.grid_code"}
 # Every unit of a level: code, name, and the town it lies in (for the caller's towns).
 _UNITS = {
     "town": "SELECT code, name, code AS town_code FROM town",
@@ -210,18 +211,91 @@ def unit_stats(
     return _finish(level, code, window, units, overdue)
 
 
+def stats_report(
+    conn: Connection,
+    *,
+    level: str,
+    code: str | None,
+    window: StatsWindow,
+    town_codes: frozenset[str] | None = None,
+    now: datetime | None = None,
+    overdue_limit: int = 100,
+) -> StatsReport:
+    """`unit_stats` with its headline: the figures of every unit of `level` (or the one `code`) and the headline
+    over the same towns.
+
+    Every territorial unit of the caller's towns, listed or not, counts in the totals of a territorial level
+    asked without a code, so those totals are the headline's; otherwise the headline costs one more query.
+    """
+    out = unit_stats(
+        conn, level=level, code=code, window=window, town_codes=town_codes, now=now, overdue_limit=overdue_limit
+    )
+    if level != "department" and code is None:
+        figures = _headline_of(out.totals)
+    else:
+        figures = headline(conn, window=window, town_codes=town_codes)
+    return replace(out, headline=figures)
+
+
 def headline(conn: Connection, *, window: StatsWindow, town_codes: frozenset[str] | None = None) -> Headline:
     """The seed system's three headline figures over the window, computed as the unit figures are."""
-    totals = unit_stats(conn, level="town", code=None, window=window, town_codes=town_codes, overdue_limit=0).totals
+    _check("town", window)
+    # The town-level totals' own filters, without grouping by unit and without the on-time and overdue figures.
+    row = conn.execute(
+        text(
+            f"""
+            WITH tasks AS (
+                SELECT count(*) AS pushed,
+                       count(*) FILTER (WHERE t.status = 'cancelled') AS tasks_cancelled,
+                       count(*) FILTER (WHERE t.status = 'closed') AS completed
+                FROM task t
+                WHERE t.kind = 'task' AND t.pushed_at >= :since AND t.pushed_at < :until AND {_town_filter("t")}
+            ), clues AS (
+                SELECT count(*) AS reported,
+                       count(*) FILTER (WHERE c.status = 'closed') AS handled,
+                       count(*) FILTER (WHERE c.status = 'cancelled') AS clues_cancelled
+                FROM clue c
+                WHERE c.reported_at >= :since AND c.reported_at < :until AND {_town_filter("c")}
+            ), entities AS (
+                SELECT count(*) AS needing,
+                       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM entity_licence l WHERE l.uscc = e.uscc))
+                           AS licensed
+                FROM entity e
+                WHERE e.status = 'open' AND e.needs_licence AND {_town_filter("e")}
+            )
+            SELECT * FROM tasks, clues, entities
+            """  # noqa: S608 - fixed SQL fragments; values are bound
+        ),
+        {
+            "since": window.since,
+            "until": window.until,
+            "towns": sorted(town_codes) if town_codes is not None else None,
+        },
+    ).one()
+    totals = _empty("", "合计")
+    totals.update(
+        tasks_pushed=row.pushed,
+        tasks_cancelled=row.tasks_cancelled,
+        tasks_completed=row.completed,
+        clues_reported=row.reported,
+        clues_handled=row.handled,
+        clues_cancelled=row.clues_cancelled,
+        entities_needing_licence=row.needing,
+        entities_licensed=row.licensed,
+    )
+    return _headline_of(_with_rates(totals))
+
+
+# ------------------------------------------------------------------------------------------------ internals
+
+
+def _headline_of(totals: UnitStats) -> Headline:
     return Headline(
         completion_rate=totals.completion_rate,
         clue_handling_rate=totals.clue_handling_rate,
         licensing_rate=totals.licensing_rate,
         seed_reported=dict(SEED_HEADLINE),
     )
-
-
-# ------------------------------------------------------------------------------------------------ internals
 
 
 def _rate(numerator: int, denominator: int) -> float | None:

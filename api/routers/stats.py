@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from typing import Annotated, Literal
 
@@ -10,11 +9,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api.auth.roles import Principal
-from api.deps import CurrentScope, DbEngine, allowed, day_window
+from api.deps import CurrentScope, ReadConn, allowed, day_window
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
 from supervision.routing import Department, default_router
-from supervision.stats import StatsReport, StatsWindow, headline, unit_stats
+from supervision.stats import StatsReport, StatsWindow, stats_report
 
 router = APIRouter(tags=["统计"])
 DEFAULT_DAYS = 30
@@ -24,7 +23,7 @@ DEFAULT_DAYS = 30
 def get_stats(
     _: Annotated[Principal, Depends(allowed(Capability.STATS_READ))],
     scope: CurrentScope,
-    db: DbEngine,
+    conn: ReadConn,
     level: Annotated[Literal["town", "community", "grid", "department"], Query()] = "town",
     code: Annotated[str | None, Query(max_length=32)] = None,
     from_: Annotated[date | None, Query(alias="from", description="起始日（含，北京时间）；默认近 30 天")] = None,
@@ -33,14 +32,12 @@ def get_stats(
     """按镇街、村（社区）、网格或部门统计：推送与完成任务数、完成率、按时率、逾期清单（逾期时间归责到当时的责任人）、线索上报与办结、持证率。"""
     since, until = day_window(from_, to, default_days=DEFAULT_DAYS)
     assert since is not None and until is not None
-    towns = scope.towns
-    with db.connect() as conn:
-        # Each scope reads only its own part: a town, a community, a grid, a department.
-        if not scope.covers(conn, level, code):
-            raise OutOfScope(f"you may not read the figures of {level} {code or '(all)'}")
-        window = StatsWindow(since=since, until=until)
-        out = unit_stats(conn, level=level, code=code, window=window, town_codes=towns)
-        return replace(out, headline=headline(conn, window=window, town_codes=towns))
+    # Each scope reads only its own part: a town, a community, a grid, a department.
+    if not scope.covers(conn, level, code):
+        raise OutOfScope(f"you may not read the figures of {level} {code or '(all)'}")
+    return stats_report(
+        conn, level=level, code=code, window=StatsWindow(since=since, until=until), town_codes=scope.towns
+    )
 
 
 class DepartmentList(BaseModel):

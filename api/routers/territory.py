@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -86,15 +85,6 @@ class GridDetails(BaseModel):
     clues_30d: int = 0
 
 
-def within_scope(body: bytes, scope: Scope) -> bytes:
-    """The FeatureCollection keeping only the features (by their `code`) the scope sees."""
-    if scope.towns is None:
-        return body
-    collection = orjson.loads(body)
-    collection["features"] = [f for f in collection["features"] if scope.sees(f["properties"]["code"])]
-    return orjson.dumps(collection)
-
-
 def _layer_response(
     layer: Layer,
     conn: Connection,
@@ -109,10 +99,11 @@ def _layer_response(
         layer,
         bbox=parse_bbox(bbox) if bbox is not None else None,
         zoom=zoom,
+        towns=scope.towns,
         limit_bytes=settings.max_layer_bytes,
         coords=coords,
     )
-    return Response(content=within_scope(body, scope), media_type=GEOJSON_MEDIA_TYPE)
+    return Response(content=body, media_type=GEOJSON_MEDIA_TYPE)
 
 
 def _layer_responses(model: type[BaseModel]) -> dict[int | str, dict[str, object]]:

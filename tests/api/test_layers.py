@@ -21,7 +21,7 @@ from gis.settings import DatabaseSettings
 from maps.layers import degrees_per_pixel
 from maps.page import page_config
 from maps.settings import MapSettings
-from tests.support.accounts import api_key_headers, make_api_key
+from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
 from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
@@ -233,6 +233,75 @@ def test_a_layer_over_the_configured_limit_is_refused_not_truncated(
         assert response.json()["error"] == "layer_too_large"
         assert "0.05 MB" in response.json()["detail"]
         assert small.get("/v1/towns", params={"zoom": 8}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def leader_town(db: DatabaseSettings) -> dict[str, Any]:
+    """A town leader's account (`map-leader`) and what their town holds, to compare their layers with."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        town = conn.execute(text("SELECT code FROM town ORDER BY code LIMIT 1")).scalar_one()
+        make_users(conn, {"map-leader": ("town_leader", town)})
+        facts = {
+            "code": town,
+            "communities": set(
+                conn.execute(text("SELECT code FROM community WHERE town_code = :t"), {"t": town}).scalars()
+            ),
+            "grids": set(
+                conn.execute(
+                    text(
+                        "SELECT g.code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                        "WHERE g.town_code = :t"
+                    ),
+                    {"t": town},
+                ).scalars()
+            ),
+        }
+    engine.dispose()
+    return facts
+
+
+def _codes(collection: dict[str, Any]) -> set[str]:
+    return {f["properties"]["code"] for f in collection["features"]}
+
+
+def test_a_town_leaders_layers_hold_only_their_town(
+    client: TestClient, leader_town: dict[str, Any], city: dict[str, Any]
+) -> None:
+    town = leader_town["code"]
+    with TestClient(client.app) as plain:
+        leader = bearer(plain, "map-leader")
+        towns = _feature_collection(plain.get("/v1/towns", params={"zoom": 10}, headers=leader))
+        communities = _feature_collection(plain.get("/v1/communities", params={"zoom": 11}, headers=leader))
+        grids = _feature_collection(plain.get("/v1/grids", params={"zoom": 12}, headers=leader))
+    assert _codes(towns) == {town}
+    assert _codes(communities) == leader_town["communities"] and leader_town["communities"]
+    assert {f["properties"]["town_code"] for f in communities["features"]} == {town}
+    assert _codes(grids) == leader_town["grids"] and leader_town["grids"]
+    assert len(grids["features"]) < len(city["grid_codes"])
+
+
+@pytest.mark.parametrize("layer", ["towns", "communities", "grids"])
+def test_the_size_limit_applies_to_the_leaders_town_not_the_whole_city(
+    db: DatabaseSettings, api_key: dict[str, str], leader_town: dict[str, Any], tmp_path: Path, layer: str
+) -> None:
+    # Full detail (no zoom) is one attempt, with no coarser retry: its size is the answer's size.
+    with TestClient(make_app(db, tmp_path / "roomy", max_layer_bytes=100_000_000)) as roomy:
+        leader = bearer(roomy, "map-leader")
+        whole_city = roomy.get(f"/v1/{layer}", headers=api_key)
+        own_town = roomy.get(f"/v1/{layer}", headers=leader)
+    assert whole_city.status_code == own_town.status_code == 200
+    assert len(own_town.content) < len(whole_city.content)
+    limit = (len(own_town.content) + len(whole_city.content)) // 2
+    with TestClient(make_app(db, tmp_path / "tight", max_layer_bytes=limit)) as tight:
+        leader = bearer(tight, "map-leader")
+        refused = tight.get(f"/v1/{layer}", headers=api_key)
+        answered = tight.get(f"/v1/{layer}", headers=leader)
+    assert refused.status_code == 413 and refused.json()["error"] == "layer_too_large"
+    assert answered.status_code == 200 and answered.content == own_town.content
+    assert {f["properties"]["code"] for f in json.loads(answered.content)["features"]} <= (
+        {leader_town["code"]} | leader_town["communities"] | leader_town["grids"]
+    )
 
 
 def test_a_grid_opens_with_its_community_town_and_counts(client: TestClient, city: dict[str, Any]) -> None:

@@ -8,10 +8,19 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event, text
 
 from supervision.errors import InvalidInput, OutOfScope, StatsError, SupervisionError
-from supervision.stats import LEVELS, StatsReport, StatsWindow, headline, unit_stats
+from supervision.stats import (
+    LEVELS,
+    SEED_HEADLINE,
+    Headline,
+    StatsReport,
+    StatsWindow,
+    headline,
+    stats_report,
+    unit_stats,
+)
 
 pytestmark = pytest.mark.db
 
@@ -243,6 +252,51 @@ def test_the_headline_gives_the_seed_systems_three_figures_from_our_data(engine:
         "clue_handling_rate": 0.971,
         "licensing_rate": 0.7569,
     }
+
+
+def _town_totals_headline(conn: Connection, town_codes: frozenset[str] | None) -> Headline:
+    totals = unit_stats(conn, level="town", code=None, window=WINDOW, town_codes=town_codes, now=NOW).totals
+    return Headline(totals.completion_rate, totals.clue_handling_rate, totals.licensing_rate, dict(SEED_HEADLINE))
+
+
+def test_the_report_carries_the_headline_of_the_callers_towns_whatever_it_lists(engine: Engine, city: City) -> None:
+    mine = frozenset({city.here.town_code})
+    asked = [
+        ("town", None),
+        ("town", city.here.town_code),
+        ("community", None),
+        ("community", city.here.community_code),
+        ("grid", None),
+        ("grid", city.here.grid_code),
+        ("department", None),
+        ("department", "tobacco"),
+    ]
+    with engine.connect() as conn:
+        for towns in (None, mine):
+            expected = _town_totals_headline(conn, towns)
+            assert headline(conn, window=WINDOW, town_codes=towns) == expected
+            for level, code in asked:
+                report = stats_report(conn, level=level, code=code, window=WINDOW, town_codes=towns, now=NOW)
+                assert report.headline == expected, (level, code, towns)
+                alone = unit_stats(conn, level=level, code=code, window=WINDOW, town_codes=towns, now=NOW)
+                assert report.units == alone.units and report.totals == alone.totals
+                assert report.overdue == alone.overdue
+
+
+def test_a_report_over_every_unit_of_a_level_takes_its_headline_from_its_own_totals(engine: Engine, city: City) -> None:
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    with engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", count)
+        unit_stats(conn, level="town", code=None, window=WINDOW, now=NOW)
+        alone = len(statements)
+        statements.clear()
+        stats_report(conn, level="town", code=None, window=WINDOW, now=NOW)
+        event.remove(conn, "before_cursor_execute", count)
+    assert len(statements) == alone
 
 
 def test_a_leader_sees_only_their_own_towns(engine: Engine, city: City) -> None:
