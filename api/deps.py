@@ -61,7 +61,7 @@ def actor_of(principal: Principal) -> Actor:
     """The principal as the audit trail names them (user:<name> or key:<name>), with role and scope."""
     area = principal.area
     prefix = "user" if principal.kind == "user" else "key"
-    return Actor(f"{prefix}:{principal.name}", principal.role, area, area.worker_id)
+    return Actor(f"{prefix}:{principal.name}", principal.role, area)
 
 
 def require(principal: Principal, capability: Capability) -> Principal:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from gis import clock
 from supervision.errors import InvalidInput
 from supervision.scope import CITY, Scope
+from supervision.task_states import split_departments
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,11 @@ class Actor:
     name: str
     role: str
     scope: Scope = CITY
-    worker_id: int | None = None
+
+    @property
+    def worker_id(self) -> int | None:
+        """The worker who acts: their worker scope's; None for anyone else."""
+        return self.scope.worker_id
 
 
 SYSTEM = Actor("system", "system")
@@ -98,7 +103,7 @@ class Holder:
     @property
     def department_codes(self) -> list[str]:
         """The departments of a department holder; empty for any other."""
-        return [c for c in self.code.split(",") if c] if self.kind == "department" else []
+        return split_departments(self.code) if self.kind == "department" else []
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.code}"

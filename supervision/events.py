@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from gis import clock
-from supervision.errors import InvalidInput, NotFound
+from supervision.errors import InvalidInput, NotFound, OutOfScope
+from supervision.scope import CITY, Scope
 from supervision.uscc import InvalidCreditCode, validate_uscc
 
 EVENT_KINDS = ("new", "address_change", "scope_change", "deregistration")
@@ -89,12 +90,32 @@ def _parse_time(value: object, field: str) -> datetime:
 _FUTURE_SLACK = timedelta(minutes=5)
 
 
-_EVENT_SELECT = "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at FROM registration_event "
+_EVENT_SELECT = (
+    "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at, received_at FROM registration_event "
+)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A stored event, and when the platform received it."""
+
+    event: RegistrationEvent
+    received_at: datetime
+
+
+def _read_stored(conn: Connection, where: str, params: dict[str, Any]) -> list[StoredEvent]:
+    """Stored events matching a fixed WHERE (and ORDER BY) fragment; values bound through `params`."""
+    out: list[StoredEvent] = []
+    for r in conn.execute(text(_EVENT_SELECT + where), params).mappings():
+        fields = dict(r)
+        received_at = fields.pop("received_at")
+        out.append(StoredEvent(RegistrationEvent(**fields), received_at))
+    return out
 
 
 def _read_events(conn: Connection, where: str, params: dict[str, Any]) -> list[RegistrationEvent]:
-    """Stored events matching a fixed WHERE (and ORDER BY) fragment; values bound through `params`."""
-    return [RegistrationEvent(**r._mapping) for r in conn.execute(text(_EVENT_SELECT + where), params)]
+    """The events alone of `_read_stored`."""
+    return [s.event for s in _read_stored(conn, where, params)]
 
 
 def load_events(conn: Connection, event_ids: Sequence[str]) -> list[RegistrationEvent]:
@@ -111,8 +132,11 @@ def waiting_events(conn: Connection, uscc: str) -> list[RegistrationEvent]:
     return _read_events(conn, "WHERE uscc = :u AND outcome = 'waiting' ORDER BY occurred_at, event_id", {"u": uscc})
 
 
-def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:
-    """How an event was received and processed: outcome, reason, times, its tasks and its review item."""
+def registration_status(conn: Connection, event_id: str, scope: Scope = CITY) -> dict[str, Any]:
+    """How an event was received and processed: outcome, reason, times, its tasks and its review item.
+
+    NotFound for an unknown event, OutOfScope for one placed outside the scope's map.
+    """
     row = (
         conn.execute(
             text(
@@ -129,6 +153,8 @@ def registration_status(conn: Connection, event_id: str) -> dict[str, Any]:
     )
     if row is None:
         raise NotFound(f"no registration event {event_id}")
+    if not scope.sees(row["town_code"]):
+        raise OutOfScope(f"event {event_id} is outside your area")
     return {**row, "task_ids": list(row["task_ids"])}
 
 
@@ -136,3 +162,8 @@ def stored_event(conn: Connection, event_id: str) -> RegistrationEvent | None:
     """One stored event, processed or not; None when there is no such event."""
     events = _read_events(conn, "WHERE event_id = :e", {"e": event_id})
     return events[0] if events else None
+
+
+def stored_events(conn: Connection, event_ids: Sequence[str]) -> dict[str, StoredEvent]:
+    """Stored events by id, processed or not, with when each was received; ids never stored are absent."""
+    return {s.event.event_id: s for s in _read_stored(conn, "WHERE event_id = ANY(:ids)", {"ids": list(event_ids)})}

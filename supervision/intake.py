@@ -33,6 +33,7 @@ from supervision.entities import (
 )
 from supervision.events import RegistrationEvent
 from supervision.routing import default_router
+from supervision.task_states import OPEN_STATUSES
 from supervision.workflow import Duty
 
 # Below this confidence, or above door level, a registration is not placed without a dispatcher.
@@ -199,7 +200,7 @@ def apply_event(
     router = default_router()
     moment = at or clock.now()
     existing = conn.execute(
-        text("SELECT uscc, grid_code, status, business_scope FROM entity WHERE uscc = :u FOR UPDATE"),
+        text("SELECT uscc, grid_code, town_code, status, business_scope FROM entity WHERE uscc = :u FOR UPDATE"),
         {"u": event.uscc},
     ).first()
     if existing is None and event.kind != "new":
@@ -217,30 +218,33 @@ def apply_event(
         reason = "no entity with this credit code"
         _mark(conn, event.event_id, "ignored", reason, None, pushed=False, at=at)
         return ProcessResult(event.event_id, "ignored", [], reason)
-    if kind == "deregistration":
+    if kind == "deregistration" and existing is not None:
         close_entity(conn, event.uscc)
         cancelled = cancel_entity_tasks(
             conn, event.uscc, actor=actor, note=f"deregistered (event {event.event_id})", at=moment
         )
-        town = conn.execute(text("SELECT town_code FROM entity WHERE uscc = :u"), {"u": event.uscc}).scalar()
-        _mark(conn, event.event_id, "placed", f"cancelled {len(cancelled)} open tasks", town, pushed=False, at=at)
+        _mark(
+            conn,
+            event.event_id,
+            "placed",
+            f"cancelled {len(cancelled)} open tasks",
+            existing.town_code,
+            pushed=False,
+            at=at,
+        )
         return ProcessResult(event.event_id, "placed", [])
-    if kind == "scope_change":
+    if kind == "scope_change" and existing is not None:  # a change of an unknown entity became "new" above
         needs = router.needs_licence(event.business_scope)
         change_scope(conn, event.uscc, event.business_scope, needs_licence=needs)
         new: list[NewTask] = []
         open_licence = conn.execute(
-            text(
-                "SELECT 1 FROM task WHERE entity_uscc = :u AND duty = 'licence_check' "
-                "AND status NOT IN ('closed','cancelled')"
-            ),
-            {"u": event.uscc},
+            text("SELECT 1 FROM task WHERE entity_uscc = :u AND duty = :duty AND status = ANY(:open)"),
+            {"u": event.uscc, "duty": Duty.LICENCE_CHECK.value, "open": list(OPEN_STATUSES)},
         ).first()
-        if needs and open_licence is None and existing is not None and existing.status == "open":
+        if needs and open_licence is None and existing.status == "open":
             new.append(licence_task(event, existing.grid_code, moment))
         ids = create_tasks(conn, new, actor=actor) if new else []
-        town = conn.execute(text("SELECT town_code FROM entity WHERE uscc = :u"), {"u": event.uscc}).scalar()
-        _mark(conn, event.event_id, "placed", None, town, pushed=bool(ids), at=at)
+        _mark(conn, event.event_id, "placed", None, existing.town_code, pushed=bool(ids), at=at)
         return ProcessResult(event.event_id, "placed", ids)
 
     assert placement is not None

@@ -12,14 +12,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from gis import clock
 from supervision.errors import EventConflict
-from supervision.events import RegistrationEvent, load_events
+from supervision.events import RegistrationEvent, load_events, stored_events
 from supervision.intake import process_events
 
 RELAY_BATCH = 500
@@ -64,18 +63,7 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
         )
     }
     replays = [e for e in events if e.event_id not in inserted]
-    existing: dict[str, Any] = {}
-    if replays:
-        existing = {
-            r.event_id: r
-            for r in conn.execute(
-                text(
-                    "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at, received_at "
-                    "FROM registration_event WHERE event_id = ANY(:ids)"
-                ),
-                {"ids": [e.event_id for e in replays]},
-            )
-        }
+    existing = stored_events(conn, [e.event_id for e in replays]) if replays else {}
     out: list[Accepted] = []
     seen: set[str] = set()
     for event in events:
@@ -90,7 +78,7 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
                 raise EventConflict(f"event {event.event_id} appears twice with different content")
             out.append(Accepted(event.event_id, True, inserted[event.event_id]))
             continue
-        if _differs(stored, event):
+        if stored.event != event:
             raise EventConflict(f"event {event.event_id} was received before with different content")
         out.append(Accepted(event.event_id, True, stored.received_at))
     if inserted:
@@ -100,17 +88,6 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
             {"topic": OUTBOX_TOPIC, "ids": list(inserted)},
         )  # fmt: skip
     return out
-
-
-def _differs(stored: Any, event: RegistrationEvent) -> bool:
-    return (
-        stored.kind != event.kind
-        or stored.uscc != event.uscc
-        or stored.name != event.name
-        or stored.address != event.address
-        or stored.business_scope != event.business_scope
-        or stored.occurred_at != event.occurred_at
-    )
 
 
 def relay_pending(

@@ -12,7 +12,7 @@ from gis import clock
 from supervision.errors import NotFound, OutOfScope
 from supervision.paging import Page, keyset_page
 from supervision.scope import Scope
-from supervision.task_states import OPEN_STATUSES
+from supervision.task_states import OPEN_STATUSES, split_departments
 from supervision.workflow import Status, allowed_moves
 
 
@@ -97,7 +97,7 @@ def _task_out(row: Any) -> TaskView:
     return TaskView(
         **{
             **out,
-            "department_codes": [c for c in (out["department_codes"] or "").split(",") if c],
+            "department_codes": split_departments(out["department_codes"]),
             "allowed": list(allowed_moves(status)),
             "overdue": bool(out["due_at"] is not None and out["due_at"] < clock.now()),
         },

@@ -1,6 +1,10 @@
-"""supervision.task_states: the task states as SQL filters them — the open ones, and those a grid worker holds."""
+"""supervision.task_states: the task states as SQL filters them — the open ones, and those a grid worker holds —
+and a task's departments as its `department_codes` column stores them (comma-separated).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from supervision.workflow import Status, is_open
 
@@ -18,3 +22,13 @@ WORKER_HELD = frozenset(
         Status.REINSPECTED,
     )
 )
+
+
+def split_departments(stored: str | None) -> list[str]:
+    """The department codes of a stored comma-separated list (None or empty: none)."""
+    return [c for c in (stored or "").split(",") if c]
+
+
+def merge_departments(stored: str | None, codes: Iterable[str]) -> str:
+    """A stored list with `codes` added after the departments already in it, each department once."""
+    return ",".join(dict.fromkeys([*split_departments(stored), *codes]))

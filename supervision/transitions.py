@@ -22,7 +22,7 @@ from supervision.permissions import may_move_to
 from supervision.routing import RoutingError, default_router
 from supervision.scope import CITY, Scope
 from supervision.task_queries import TaskView, task_by_id
-from supervision.task_states import WORKER_HELD
+from supervision.task_states import WORKER_HELD, merge_departments, split_departments
 from supervision.workflow import (
     INSPECTION_TARGETS,
     PRESENCE_LIMIT_M,
@@ -107,7 +107,7 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
                 router.department(code)
             except RoutingError as exc:
                 raise InvalidInput(str(exc), field="department_codes") from None
-        department_codes = ",".join(dict.fromkeys([*(department_codes or "").split(","), *codes]).keys()).strip(",")
+        department_codes = merge_departments(department_codes, codes)
         holder = Holder.departments(codes)
     if target.value in WORKER_HELD:
         holder = Holder.worker_or_queue(worker_id, current["grid_code"])
@@ -175,14 +175,21 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
 
 
 def _locked_task(conn: Connection, task_id: int, scope: Scope) -> dict[str, Any]:
-    row = conn.execute(text("SELECT * FROM task WHERE id = :id FOR UPDATE"), {"id": task_id}).mappings().first()
+    """The task's row, locked for the move, and whether the caller's scope sees it (NotFound, OutOfScope)."""
+    where, params = scope.task_sql("t")
+    row = (
+        conn.execute(
+            text(f"SELECT t.*, ({where}) AS visible FROM task t WHERE t.id = :id FOR UPDATE OF t"),  # noqa: S608 - fixed SQL fragments; values are bound
+            {"id": task_id, **params},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFound(f"no task {task_id}")
-    where, params = scope.task_sql("t")
-    visible = conn.execute(text(f"SELECT 1 FROM task t WHERE t.id = :id AND {where}"), {"id": task_id, **params})  # noqa: S608 - fixed SQL fragments; values are bound
-    if visible.first() is None:
+    if not row["visible"]:
         raise OutOfScope(f"task {task_id} is outside your area")
-    return dict(row)
+    return {k: v for k, v in row.items() if k != "visible"}
 
 
 def _check_worker_in_grid(conn: Connection, worker_id: int, grid_code: str) -> None:
@@ -218,7 +225,7 @@ def _departments_for(conn: Connection, task_row: dict[str, Any]) -> list[str]:
     """Who licenses, supervises: the entity scope's licensing departments; address problems to market supervision."""
     router = default_router()
     if task_row["department_codes"]:
-        return [c for c in task_row["department_codes"].split(",") if c and c != router.command_centre()] or [
+        return [c for c in split_departments(task_row["department_codes"]) if c != router.command_centre()] or [
             router.address_problem_department()
         ]
     if task_row["duty"] in (Duty.ADDRESS_CHECK.value, Duty.OPENING_CHECK.value) or not task_row["entity_uscc"]:

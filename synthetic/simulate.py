@@ -37,7 +37,8 @@ from supervision.intake import process_events
 from supervision.outbox import accept_events
 from supervision.review import resolve_review
 from supervision.routing import default_router
-from supervision.scope import CITY
+from supervision.scope import CITY, Scope
+from supervision.task_states import split_departments
 from supervision.transitions import Move, transition
 from synthetic.entities import SCOPE_SEPARATOR, company_name, individual_name, random_uscc, read_scope_catalogue
 from synthetic.noise import render_raw_address
@@ -372,8 +373,8 @@ def _field_work(conn: Connection, day: date, rng: random.Random, report: Simulat
     tasks = conn.execute(
         text(
             """
-            SELECT t.id, t.status, t.version, t.worker_id, t.community_code, t.department_codes, t.updated_at,
-                   t.kind, ST_X(COALESCE(e.geom, c.geom)) AS lon, ST_Y(COALESCE(e.geom, c.geom)) AS lat
+            SELECT t.id, t.status, t.version, t.worker_id, t.town_code, t.community_code, t.department_codes,
+                   t.updated_at, t.kind, ST_X(COALESCE(e.geom, c.geom)) AS lon, ST_Y(COALESCE(e.geom, c.geom)) AS lat
             FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN clue c ON c.id = t.clue_id
             WHERE t.status NOT IN ('closed', 'cancelled') AND t.updated_at < :day_end
             ORDER BY t.id
@@ -420,10 +421,13 @@ _NOTES = {
 
 def _plan(task: Any, rng: random.Random, factor: float) -> list[tuple[str, Actor, bool]]:  # noqa: C901 - one day's plan of a task, drawn in a fixed order for the seed
     """The moves a task makes today (possibly none)."""
-    worker = Actor(f"sim:worker:{task.worker_id}", "grid_worker", CITY, task.worker_id)
+    # The task's worker acts within their own grid (a worker scope). A task whose worker was cleared when its entity
+    # moved grids has no worker to act as: the simulation still works it, under the city's scope.
+    worker_scope = CITY if task.worker_id is None else Scope("worker", str(task.worker_id), task.town_code)
+    worker = Actor(f"sim:worker:{task.worker_id}", "grid_worker", worker_scope)
     dispatcher = Actor(f"sim:dispatcher:{task.community_code}", "dispatcher", CITY)
-    departments = (task.department_codes or "").split(",")
-    department = Actor(f"sim:department:{departments[0] or 'market_supervision'}", "department_officer", CITY)
+    departments = split_departments(task.department_codes) or ["market_supervision"]
+    department = Actor(f"sim:department:{departments[0]}", "department_officer", CITY)
     status, roll = task.status, rng.random()
     if status == "pushed":
         return [("assigned", dispatcher, False)] if roll < P_ASSIGN_QUEUED * factor else []

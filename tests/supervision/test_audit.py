@@ -1,10 +1,14 @@
-"""The task holder: one type builds and reads the stored holder strings, and they survive the round trip."""
+"""The task holder: one type builds and reads the stored holder strings, and they survive the round trip; who acts;
+a task's stored departments.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from supervision.audit import Holder, stored
+from supervision.audit import SYSTEM, Actor, Holder, stored
+from supervision.scope import Scope
+from supervision.task_states import merge_departments, split_departments
 
 
 @pytest.mark.parametrize(
@@ -33,3 +37,18 @@ def test_a_closed_task_has_no_holder_and_a_foreign_string_is_refused() -> None:
     for junk in ("nobody", "team:3", ""):
         with pytest.raises(ValueError, match="not a task holder"):
             Holder.parse(junk)
+
+
+def test_an_actor_is_a_worker_only_through_a_worker_scope() -> None:
+    assert Actor("user:worker7", "grid_worker", Scope("worker", "7", "441900003")).worker_id == 7
+    assert (
+        SYSTEM.worker_id is None
+        and Actor("user:tobacco", "department_officer", Scope("department", "tobacco")).worker_id is None
+    )
+
+
+def test_a_tasks_departments_are_stored_comma_separated_each_once() -> None:
+    assert split_departments(None) == split_departments("") == []
+    assert split_departments("tobacco,health") == ["tobacco", "health"]
+    assert merge_departments(None, ["health"]) == "health"
+    assert merge_departments("tobacco,health", ["health", "market_supervision"]) == "tobacco,health,market_supervision"

@@ -71,7 +71,7 @@ def spots(engine: Engine) -> list[Spot]:
 
 
 def worker(spot: Spot) -> Actor:
-    return Actor(f"user:worker{spot.worker_id}", "grid_worker", Scope("worker", str(spot.worker_id)), spot.worker_id)
+    return Actor(f"user:worker{spot.worker_id}", "grid_worker", Scope("worker", str(spot.worker_id)))
 
 
 def moved(conn: Connection, spot: Spot, metres: float, azimuth_deg: float = 90.0) -> tuple[float, float]:

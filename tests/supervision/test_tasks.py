@@ -87,7 +87,7 @@ def push(
 
 
 def worker_actor(worker_id: int) -> Actor:
-    return Actor(f"user:worker{worker_id}", "grid_worker", Scope("worker", str(worker_id)), worker_id)
+    return Actor(f"user:worker{worker_id}", "grid_worker", Scope("worker", str(worker_id)))
 
 
 def task(conn: Connection, task_id: int) -> TaskView:
