@@ -76,7 +76,7 @@ run: setup
 	$(VENV)/bin/gridgov users ensure-demo
 	$(VENV)/bin/gridgov serve
 
-lint: venv
+lint: venv assets
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy gis grids address_library supervision maps api synthetic

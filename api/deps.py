@@ -22,11 +22,10 @@ from api.auth.deps import current_principal
 from api.auth.errors import NotAllowed
 from api.auth.roles import Principal
 from api.errors import InvalidRequest
-from gis import clock
 from gis.settings import ServerSettings
 from grids.codes import GRID_PATTERN, TOWN_PATTERN
 from supervision.audit import Actor
-from supervision.calendar import SHANGHAI
+from supervision.calendar import SHANGHAI, today
 from supervision.permissions import Capability, permits
 from supervision.scope import Scope
 
@@ -58,10 +57,9 @@ def current_scope(principal: Annotated[Principal, Depends(current_principal)]) -
 
 
 def actor_of(principal: Principal) -> Actor:
-    """The principal as the audit trail names them (user:<name> or key:<name>), with role and scope."""
+    """The principal as the audit trail names them (Principal.audit_name), with role and scope."""
     area = principal.area
-    prefix = "user" if principal.kind == "user" else "key"
-    return Actor(f"{prefix}:{principal.name}", principal.role, area)
+    return Actor(principal.audit_name, principal.role, area)
 
 
 def require(principal: Principal, capability: Capability) -> Principal:
@@ -108,7 +106,7 @@ def day_window(
     window is refused (422) naming `to`.
     """
     if default_days is not None:
-        until = until or clock.now().astimezone(SHANGHAI).date()
+        until = until or today()
         since = since or until - timedelta(days=default_days - 1)
     if since and until and until < since:
         raise InvalidRequest(f"to ({until}) is before from ({since})", field="to")

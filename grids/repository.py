@@ -65,15 +65,6 @@ def active_grid_at(conn: Connection, lon: float, lat: float) -> tuple[str, str] 
     return None if row is None else (str(row[0]), str(row[1]))
 
 
-def grid_community(conn: Connection, grid_code: str) -> str | None:
-    """The community of an active grid, None when the code names no active grid."""
-    return conn.execute(
-        select(grid.c.community_code)
-        .join(grid_version, grid_version.c.id == grid.c.version_id)
-        .where(grid_version.c.status == "active", grid.c.code == grid_code)
-    ).scalar_one_or_none()
-
-
 def insert_grids(conn: Connection, version_id: int, grids: gpd.GeoDataFrame) -> None:
     """COPY the grids of one version (WGS84 frame)."""
     frame = _with_geom(

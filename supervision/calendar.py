@@ -44,9 +44,17 @@ import holidays
 import numpy as np
 import numpy.typing as npt
 
+from gis import clock
 from supervision.errors import CalendarError, CalendarRangeError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def today() -> date:
+    """Today's date in Asia/Shanghai on the platform's clock (gis.clock), the day every window counts from."""
+    return clock.now().astimezone(SHANGHAI).date()
+
+
 DUE_TIME = time(23, 59, 59)
 WARNING_TIME = time(0, 0, 0)
 # Warning threshold as an exact fraction (4/5) so integer day counts never suffer float rounding.

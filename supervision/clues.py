@@ -147,8 +147,7 @@ def report_clue(conn: Connection, report: ClueReport, *, actor: Actor, geocoder:
     if found is None:
         raise InvalidInput(f"({lon:.6f}, {lat:.6f}) lies in no grid of the city", field="lon")
     grid_code, town_code = found
-    # A department files clues anywhere; everyone else only within their own area.
-    if actor.scope.kind != "department" and not actor.scope.covers(conn, "grid", grid_code):
+    if not actor.scope.covers(conn, "grid", grid_code):
         raise OutOfScope(f"grid {grid_code} is outside your area")
     department = (
         router.command_centre() if report.severity == "severe" else router.department_for_industry(report.industry)

@@ -18,7 +18,7 @@ from address_library.normalize import normalize_with_flags
 from address_library.repository import upsert_alias
 from address_library.service import Geocoder
 from gis import clock
-from grids.repository import active_grid_at, grid_community
+from grids.repository import active_grid_at
 from supervision.audit import Actor
 from supervision.entities import Placement
 from supervision.errors import AlreadyResolved, InvalidInput, NotFound, OutOfScope
@@ -50,18 +50,12 @@ def list_review(
     open_only: bool = True,
     limit: int = 100,
 ) -> list[ReviewItem]:
-    """Registrations waiting for a dispatcher (in the caller's towns, or community where it is known)."""
-    town_codes, community_code = scope.towns, _community(scope)
-    clauses = ["kind = 'registration'"]
-    params: dict[str, Any] = {"limit": limit}
+    """Registrations waiting for a dispatcher: the items the caller's scope handles (Scope.handles_review)."""
+    where, params = scope.review_sql()
+    clauses = ["kind = 'registration'", where]
+    params = {**params, "limit": limit}
     if open_only:
         clauses.append("resolved_at IS NULL")
-    if town_codes is not None:
-        clauses.append("town_code = ANY(:towns)")
-        params["towns"] = sorted(town_codes)
-    if community_code is not None:
-        clauses.append("(payload->>'community_code' = :community OR payload->>'community_code' IS NULL)")
-        params["community"] = community_code
     rows = conn.execute(
         text(
             "SELECT id, kind, reason, payload, town_code, created_at, resolved_at, resolved_by, resolution "  # noqa: S608 - fixed SQL fragments; values are bound
@@ -72,12 +66,7 @@ def list_review(
     return [ReviewItem(**r) for r in rows]
 
 
-def _community(scope: Scope) -> str | None:
-    """The one community a scope is confined to for the review queue (a dispatcher's), else None."""
-    return scope.code if scope.kind == "community" else None
-
-
-def resolve_review(  # noqa: C901 - the object check, the target check and the hand-back, in one transaction
+def resolve_review(
     conn: Connection,
     review_id: int,
     *,
@@ -90,26 +79,21 @@ def resolve_review(  # noqa: C901 - the object check, the target check and the h
 ) -> ProcessResult:
     """A dispatcher places a queued registration (a standard address or a point); the flow continues from there.
 
-    Both the item and the chosen place must lie in the actor's scope: its towns and, for a community's dispatcher,
-    its community (an item whose community is unknown may be placed by any dispatcher of its town, inside their own
-    community). Choosing a standard address teaches the geocoder: the
-    typed text becomes an alias of that address.
+    Both the item and the chosen place must lie in the actor's scope: the item one the scope handles
+    (`Scope.handles_review`), the place a grid the scope covers. Choosing a standard address teaches the geocoder:
+    the typed text becomes an alias of that address.
     """
     item = conn.execute(
         text("SELECT id, payload, town_code, resolved_at FROM review_queue WHERE id = :id AND kind = 'registration' "
              "FOR UPDATE"),
         {"id": review_id},
     ).first()  # fmt: skip
-    town_codes, community_code = actor.scope.towns, _community(actor.scope)
     if item is None:
         raise NotFound(f"no review item {review_id}")
     if item.resolved_at is not None:
         raise AlreadyResolved(f"review item {review_id} was resolved already")
-    if town_codes is not None and item.town_code is not None and item.town_code not in town_codes:
+    if not actor.scope.handles_review(item.town_code, (item.payload or {}).get("community_code")):
         raise OutOfScope(f"review item {review_id} is outside your area")
-    item_community = (item.payload or {}).get("community_code")
-    if community_code is not None and item_community is not None and item_community != community_code:
-        raise OutOfScope(f"review item {review_id} is outside your community")
     if (address_id is None) == (lon is None or lat is None):
         raise InvalidInput("give either address_id or lon and lat", field="address_id")
     payload = item.payload
@@ -130,10 +114,8 @@ def resolve_review(  # noqa: C901 - the object check, the target check and the h
         if grid is None:
             raise InvalidInput(f"({lon}, {lat}) lies in no grid", field="lon")
         placement = Placement(grid[0], grid[1], lon, lat, None, None)
-    if town_codes is not None and placement.town_code not in town_codes:
-        raise InvalidInput("the chosen place lies outside your area", field="address_id")
-    if community_code is not None and grid_community(conn, placement.grid_code) != community_code:
-        raise InvalidInput("the chosen place lies outside your community", field="address_id")
+    if not actor.scope.covers(conn, "grid", placement.grid_code):
+        raise InvalidInput(f"the chosen place lies outside {actor.scope.area_label}", field="address_id")
     event = stored_event(conn, payload["event_id"])
     if event is None:
         raise NotFound(f"the event of review item {review_id} is gone")

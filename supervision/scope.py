@@ -20,8 +20,15 @@ from typing import Any, Literal
 from sqlalchemy import Connection, text
 
 from grids.codes import community_sql, town_of, within
+from supervision.errors import OutOfScope
 
 ScopeKind = Literal["city", "town", "community", "worker", "department", "none"]
+_AREA_LABELS = {
+    "town": "your town",
+    "community": "your community",
+    "worker": "your grids",
+    "department": "your department",
+}
 # The kinds whose map area is the whole city.
 _CITY_MAP: frozenset[str] = frozenset({"city", "department"})
 
@@ -37,6 +44,11 @@ class Scope:
     kind: ScopeKind
     code: str | None = None
     town: str | None = None
+
+    @property
+    def area_label(self) -> str:
+        """The scope's area in words, for error messages: your town, your community, your grids…"""
+        return _AREA_LABELS.get(self.kind, "your area")
 
     # -------------------------------------------------------------------------------------- map area (territory)
 
@@ -54,10 +66,30 @@ class Scope:
             return frozenset({self.town})
         return frozenset()
 
-    def sees(self, code: str) -> bool:
-        """Whether a town, community or grid code lies within the towns this scope sees."""
+    def sees(self, code: str | None) -> bool:
+        """Whether a town, community or grid code lies within the towns this scope sees.
+
+        An object of no known place (None) is seen only by a scope whose map is the whole city.
+        """
         towns = self.towns
-        return towns is None or town_of(code) in towns
+        return towns is None or (code is not None and town_of(code) in towns)
+
+    def map_town(self, town: str | None) -> str | None:
+        """The town a map view shows: the one asked for, or by default the scope's own (None: the whole city).
+
+        OutOfScope for a town outside the scope, checked before anything is read, so that an answer never tells
+        an outsider whether a town exists.
+        """
+        towns = self.towns
+        if town is None:
+            if towns is None:
+                return None
+            if len(towns) != 1:
+                raise OutOfScope("your credential gives no town")
+            return next(iter(towns))
+        if not self.sees(town):
+            raise OutOfScope(f"{town} is outside your area")
+        return town
 
     # ---------------------------------------------------------------------------------------- work (tasks, clues)
 
@@ -85,6 +117,36 @@ class Scope:
         if self.kind == "community":
             return f"{community_sql(alias + '.grid_code')} = :scope_code", {"scope_code": self.code}
         return self.task_sql(alias)
+
+    def review_sql(self) -> tuple[str, dict[str, Any]]:
+        """A WHERE fragment over review_queue: the items this scope handles (see `handles_review`), bound."""
+        if self.kind == "city":
+            return "TRUE", {}
+        if self.kind == "town":
+            return "town_code = :scope_code", {"scope_code": self.code}
+        if self.kind == "community" and self.code:
+            return (
+                "town_code = :scope_town AND (payload->>'community_code' = :scope_code "
+                "OR payload->>'community_code' IS NULL)",
+                {"scope_town": town_of(self.code), "scope_code": self.code},
+            )
+        return "FALSE", {}
+
+    def handles_review(self, town_code: str | None, community_code: str | None) -> bool:
+        """Whether this scope handles a review item of this town and (when known) community.
+
+        The city handles every item; a town its own; a community's dispatcher their town's items of their community
+        or of no known community. An item of no known town is the command centre's.
+        """
+        if self.kind == "city":
+            return True
+        if town_code is None or not self.code:
+            return False
+        if self.kind == "town":
+            return town_code == self.code
+        if self.kind == "community":
+            return town_code == town_of(self.code) and community_code in (None, self.code)
+        return False
 
     def covers(self, conn: Connection, level: str, code: str | None) -> bool:
         """Whether the caller may act on, or read the figures of, a town, community, grid or department.

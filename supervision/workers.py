@@ -1,18 +1,19 @@
 """supervision.workers: a grid worker leaves or moves, and their open tasks go to the other workers of the grid.
 
-Every hand-over is assigned by the usual rule (`supervision.assignment`) and audited; `worker_in_scope` says
-whether a caller may manage a worker at all.
+Every hand-over is assigned by the usual rule (`supervision.assignment`) and audited. Each change checks both the
+worker (the actor's scope covers their grid) and, for a move, the target grid.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import Connection, text
 
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor
-from supervision.errors import NotFound, OutOfScope
+from supervision.errors import InvalidInput, NotFound, OutOfScope
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 
@@ -33,8 +34,30 @@ def reassign_worker_tasks(
     )
 
 
+WorkerAction = Literal["leave", "move"]
+
+
+def change_worker(
+    conn: Connection,
+    worker_id: int,
+    action: WorkerAction,
+    *,
+    actor: Actor,
+    grid_code: str | None = None,
+    reason: str | None = None,
+) -> int:
+    """A worker leaves or moves to `grid_code` (required for a move); the number of open tasks handed over."""
+    if action == "leave":
+        return deactivate_worker(conn, worker_id, actor=actor, reason=reason or "worker left")
+    worker_in_scope(conn, worker_id, actor.scope)
+    if grid_code is None:
+        raise InvalidInput("a move needs grid_code", field="grid_code")
+    return move_worker(conn, worker_id, grid_code, actor=actor)
+
+
 def deactivate_worker(conn: Connection, worker_id: int, *, actor: Actor, reason: str = "worker left") -> int:
     """A worker leaves: mark them inactive and reassign their open tasks; the number of tasks moved."""
+    worker_in_scope(conn, worker_id, actor.scope)
     found = conn.execute(text("UPDATE worker SET active = false WHERE id = :w RETURNING id"), {"w": worker_id}).first()
     if found is None:
         raise NotFound(f"no worker {worker_id}")
@@ -53,8 +76,10 @@ def worker_in_scope(conn: Connection, worker_id: int, scope: Scope) -> None:
 def move_worker(conn: Connection, worker_id: int, grid_code: str, *, actor: Actor) -> int:
     """A worker moves to another grid: their open tasks stay in the old grid, with its other workers (audited).
 
-    The target must lie in the actor's scope too: a dispatcher moves workers only within their community.
+    The worker and the target must both lie in the actor's scope: a dispatcher moves workers only within their
+    community.
     """
+    worker_in_scope(conn, worker_id, actor.scope)
     if not actor.scope.covers(conn, "grid", grid_code):
         raise OutOfScope(f"grid {grid_code} is outside your area")
     found = conn.execute(

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -16,7 +15,6 @@ import pandas as pd
 from sqlalchemy import Connection, select, text
 
 from address_library.repository import COMPONENT_COLUMNS
-from gis import clock
 from gis.bulk import copy_frame, ewkb_hex
 from gis.crs import METRIC_EPSG
 from gis.database import make_engine
@@ -27,10 +25,10 @@ from grids.locate import GridLocator
 from grids.partition import partition
 from grids.reference import read_communities, read_towns
 from grids.topology import node_coverage, repair_towns
+from supervision.calendar import today
 from synthetic import models as truth
 from synthetic.communities import allocate, synthesize_communities
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Bump when the generator changes, so that `demo load` rebuilds an older city instead of skipping it.
 GENERATOR_VERSION = 1
 
@@ -169,7 +167,7 @@ def load_demo(
         engine.dispose()
         return f"demo city already loaded ({scale}, seed {seed}, {previous['loaded_at']:%Y-%m-%d %H:%M}); nothing to do"
 
-    load_date = load_date or clock.now().astimezone(SHANGHAI).date()
+    load_date = load_date or today()
     t0 = time.perf_counter()
     bar = Progress(progress, total_stages=9)
     try:

@@ -8,6 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The rate an API key gets unless it is made with another (or exempt).
+DEFAULT_RATE_PER_MINUTE = 600
+
 
 @dataclass
 class _Bucket:

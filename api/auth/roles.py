@@ -67,6 +67,11 @@ class Principal:
     town_code: str | None = None
 
     @property
+    def audit_name(self) -> str:
+        """How the audit trails, histories and job lists name this principal: user:<name> or key:<name>."""
+        return f"{'user' if self.kind == 'user' else 'key'}:{self.name}"
+
+    @property
     def area(self) -> Scope:
         """Where this principal may look and act (supervision.scope), from the credential alone."""
         return scope_for(self.role, self.scope, self.town_code)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.auth.errors import DuplicateUser, InvalidScope
 from api.auth.models import api_key, app_user, user_session
+from api.auth.ratelimit import DEFAULT_RATE_PER_MINUTE
 from api.auth.roles import Principal, Role, parse_role, principal_town, validate_scope
 from api.auth.security import (
     generate_api_key,
@@ -24,7 +25,6 @@ from api.auth.security import (
 )
 from grids.models import community, town, worker
 
-DEFAULT_RATE_PER_MINUTE = 600
 DEMO_USERNAME = "demo"
 MIN_PASSWORD_CHARS = 8
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from api.auth.ratelimit import DEFAULT_RATE_PER_MINUTE
 from api.cli.common import connection, fail
 from gis.settings import ServerSettings
 
@@ -16,7 +17,9 @@ app = typer.Typer(help="API keys for programs (sent as X-API-Key).", no_args_is_
 def apikey_create(
     name: Annotated[str, typer.Option(help="Who or what uses the key (shown in lists).")],
     no_rate_limit: Annotated[bool, typer.Option("--no-rate-limit", help="Exempt this key from rate limiting.")] = False,
-    rate_per_minute: Annotated[int, typer.Option(help="Requests per minute allowed to this key.")] = 600,
+    rate_per_minute: Annotated[
+        int, typer.Option(help="Requests per minute allowed to this key.")
+    ] = DEFAULT_RATE_PER_MINUTE,
 ) -> None:
     """Create an API key and print it once (only its HMAC digest is stored)."""
     from api.auth import service

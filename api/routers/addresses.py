@@ -167,7 +167,7 @@ def add_address(request: Request, body: NewAddressBody, principal: Maintainer, d
             lat=body.lat,
             level=body.level,
             parent_id=body.parent_id,
-            changed_by=changed_by(principal),
+            changed_by=principal.audit_name,
             note=body.note,
         )
         details = maintenance.address_with_history(conn, new_id)
@@ -186,7 +186,7 @@ def retire_address(
 ) -> Any:
     """注销一个标准地址及其下全部有效的楼栋和房间；记录保留（状态 retired），地理编码不再返回它。"""
     with db.begin() as conn:
-        ids = maintenance.retire_address(conn, address_id, changed_by=changed_by(principal), note=body.note)
+        ids = maintenance.retire_address(conn, address_id, changed_by=principal.audit_name, note=body.note)
         details = maintenance.address_with_history(conn, address_id)
     refresh_geocoder(request)
     return {"changed_ids": ids, "address": details}
@@ -207,17 +207,12 @@ def move_address(request: Request, address_id: AddressId, body: MoveBody, princi
             address_id,
             lon=body.lon,
             lat=body.lat,
-            changed_by=changed_by(principal),
+            changed_by=principal.audit_name,
             note=body.note,
         )
         details = maintenance.address_with_history(conn, address_id)
     refresh_geocoder(request)
     return {"changed_ids": ids, "address": details}
-
-
-def changed_by(principal: Principal) -> str:
-    """How a principal is recorded in the history: user:zhang, api_key:bench."""
-    return f"{principal.kind}:{principal.name}"
 
 
 # ------------------------------------------------------------------------------------------------ app-held caches

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import h3
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
@@ -12,9 +13,21 @@ from pydantic import BaseModel, Field
 
 from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
-from api.deps import CurrentScope, Cursor, DbEngine, GridCode, Limit, TownCode, actor_of, allowed, day_window
+from api.deps import (
+    CurrentScope,
+    Cursor,
+    DbEngine,
+    GridCode,
+    Limit,
+    ReadConn,
+    TownCode,
+    WriteConn,
+    actor_of,
+    allowed,
+    day_window,
+    server_settings,
+)
 from api.errors import InvalidRequest
-from gis.settings import ServerSettings
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueDetail,
@@ -49,14 +62,13 @@ class ClueBody(BaseModel):
     reported_at: datetime | None = Field(default=None, description="上报时间（默认服务器时间，须带时区）")
 
 
-def photo_dir(request: Request) -> Any:
+def photo_dir(request: Request) -> pathlib.Path:
     """Where photos are stored (under the server's state directory)."""
-    settings: ServerSettings = request.app.state.server_settings
-    return settings.state_dir / "photos"
+    return server_settings(request).state_dir / "photos"
 
 
 @router.post("/clues", status_code=201, summary="上报线索")
-def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: DbEngine) -> ClueDetail:
+def post_clue(request: Request, body: ClueBody, principal: ClueReporter, conn: WriteConn) -> ClueDetail:
     """落网格、提示疑似重复（同行业 50 米内 30 天内），普通线索转行业主管部门，严重线索进指挥中心队列，并生成任务。"""
     live: LiveGeocoder = request.app.state.geocoder
     report = ClueReport(
@@ -68,15 +80,14 @@ def post_clue(request: Request, body: ClueBody, principal: ClueReporter, db: DbE
         address=body.address,
         reported_at=body.reported_at,
     )
-    with db.begin() as conn:
-        return report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
+    return report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
 
 
 @router.get("/clues", response_model=Page[ClueView], summary="线索列表（本账号范围内）")
 def get_clues(
     _: ClueReader,
     scope: CurrentScope,
-    db: DbEngine,
+    conn: ReadConn,
     town: TownCode = None,
     grid: GridCode = None,
     status: Annotated[str | None, Query(max_length=24)] = None,
@@ -98,15 +109,13 @@ def get_clues(
         town=town, grid=grid, status=status, industry=industry, severity=severity, since=since, until=until,
         kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
     )  # fmt: skip
-    with db.connect() as conn:
-        return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
+    return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
 
 
 @router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")
-def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, db: DbEngine) -> ClueDetail:
+def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, conn: ReadConn) -> ClueDetail:
     """线索详情：位置、行业、去向部门、疑似重复、任务与期限、照片。"""
-    with db.connect() as conn:
-        return clue_by_id(conn, clue_id, scope)
+    return clue_by_id(conn, clue_id, scope)
 
 
 @router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")
@@ -133,9 +142,8 @@ def get_photo(
     photo_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     _: ClueReader,
     scope: CurrentScope,
-    db: DbEngine,
+    conn: ReadConn,
 ) -> FileResponse:
     """照片原件（校验和核对无误才返回）。"""
-    with db.connect() as conn:
-        path, content_type = photo_file(conn, photo_id, scope, photo_dir(request))
+    path, content_type = photo_file(conn, photo_id, scope, photo_dir(request))
     return FileResponse(path, media_type=content_type)

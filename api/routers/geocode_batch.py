@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from address_library.batch import BatchInputError, geocode_csv
 from api.auth.roles import Principal
-from api.deps import CurrentPrincipal, allowed
+from api.deps import CurrentPrincipal, allowed, server_settings
 from api.routers.geocode import geocoder
 from supervision.permissions import Capability
 
@@ -63,7 +63,7 @@ def _jobs(request: Request) -> dict[str, BatchJob]:
 
 
 def _job_dir(request: Request) -> Path:
-    folder = Path(request.app.state.server_settings.state_dir) / "batch"
+    folder = server_settings(request).state_dir / "batch"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -103,14 +103,9 @@ def _status(job: BatchJob) -> BatchJobStatus:
     )
 
 
-def _owner(principal: Principal) -> str:
-    """Whose job it is: a user and an API key of the same name are different owners."""
-    return f"{principal.kind}:{principal.name}"
-
-
 def _owned(request: Request, principal: Principal, job_id: str) -> BatchJob:
     job = _jobs(request).get(job_id)
-    if job is None or job.owner != _owner(principal):
+    if job is None or job.owner != principal.audit_name:
         raise HTTPException(status_code=404, detail=f"no batch job {job_id}")
     return job
 
@@ -137,7 +132,7 @@ async def submit(
                 input_path.unlink(missing_ok=True)
                 raise HTTPException(status_code=413, detail=f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
             sink.write(chunk)
-    job = BatchJob(id=job_id, owner=_owner(principal), input_path=input_path, output_path=output_path, column=column)
+    job = BatchJob(id=job_id, owner=principal.audit_name, input_path=input_path, output_path=output_path, column=column)
     _jobs(request)[job_id] = job
     threading.Thread(target=_run, args=(job, request), name=f"batch-{job_id[:8]}", daemon=True).start()
     return _status(job)

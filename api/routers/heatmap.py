@@ -16,17 +16,16 @@ from sqlalchemy import Connection
 
 from api.auth.deps import optional_principal
 from api.auth.roles import Principal
-from api.deps import SHANGHAI, CurrentScope, DbEngine, TownCode, allowed, day_window, require
+from api.deps import CurrentScope, DbEngine, TownCode, allowed, day_window, require
 from api.routers.pages import sign_in_first
-from gis import clock
 from grids.codes import TOWN_PATTERN
 from maps.errors import AggregateError
 from maps.export import hotspots_csv, hotspots_geojson, offline_html
 from maps.heat.heatmap import aggregate_table, heat_layers, hotspot_collection
 from maps.heat.schemas import AggregateTable, HeatLayers, HotspotCollection
-from maps.page import render_heatmap
-from maps.repository import town_extent
-from supervision.errors import OutOfScope
+from maps.page import HEATMAP_H3_RESOLUTION, render_heatmap
+from maps.repository import Bounds, town_extent
+from supervision.calendar import today
 from supervision.permissions import Capability
 from supervision.routing import default_router
 from supervision.scope import Scope
@@ -93,20 +92,13 @@ def window(since: date | None, until: date | None) -> tuple[datetime, datetime]:
 HeatmapReader = Annotated[Principal, Depends(allowed(Capability.HEATMAP_READ))]
 
 
-def scoped_town(conn: Connection, scope: Scope, town: str | None) -> str | None:
-    """The town to show (None = the whole city), after the scope check; unknown town → 422."""
-    towns = scope.towns
-    if town is None or town == CITY:
-        if towns is None:
-            return None
-        if len(towns) != 1:
-            raise OutOfScope("your credential gives no town")
-        town = next(iter(towns))
-    if town_extent(conn, town) is None:
-        raise AggregateError(f"unknown town {town}")
-    if not scope.sees(town):
-        raise OutOfScope(f"{town} is outside your area")
-    return town
+def scoped_place(conn: Connection, scope: Scope, town: str | None) -> tuple[str | None, str, Bounds]:
+    """The town to show (None = the whole city), its name and extent: the scope decides first, then 422 if unknown."""
+    shown = scope.map_town(None if town == CITY else town)
+    found = town_extent(conn, shown)
+    if found is None:
+        raise AggregateError(f"unknown town {shown}")
+    return shown, *found
 
 
 @router.get("/heatmap", summary="热力与六边形图层（含图例、本期与上期对比）")
@@ -120,7 +112,7 @@ def get_heatmap(
 ) -> HeatLayers:
     """热力点（超过 5 万点时改为按 H3 汇总的加权点）、H3 六边形分级图与图例、本期与上期对比。"""
     with db.connect() as conn:
-        place = scoped_town(conn, scope, town)
+        place = scoped_place(conn, scope, town)[0]
         return heat_layers(conn, town=place, resolution=res, **events.filters())
 
 
@@ -135,7 +127,7 @@ def get_aggregates(
 ) -> AggregateTable:
     """每个单元的数量、每个登记主体与每千常住人口的比率（未平滑）及小数字标记 small_n，数量多的在前。"""
     with db.connect() as conn:
-        place = scoped_town(conn, scope, town)
+        place = scoped_place(conn, scope, town)[0]
         return aggregate_table(conn, town=place, unit=unit, **events.filters())
 
 
@@ -156,14 +148,8 @@ def get_hotspots(
     （per=entities）的经验贝叶斯比率检验，邻域超出全市正常波动才显著。rate 为经验贝叶斯平滑后的比率。
     """
     with db.connect() as conn:
-        place = scoped_town(conn, scope, town)
+        place = scoped_place(conn, scope, town)[0]
         return hotspot_collection(conn, town=place, unit=unit, method=method, per=per, **events.filters())
-
-
-def _place(conn: Connection, town: str | None) -> tuple[str, tuple[float, float, float, float]]:
-    found = town_extent(conn, town)
-    assert found is not None  # scoped_town checked it
-    return found
 
 
 @pages_router.get("/towns/{code}/heatmap", response_class=HTMLResponse, include_in_schema=False)
@@ -178,14 +164,13 @@ def heatmap_page(
         return sign_in_first(request)
     require(principal, Capability.HEATMAP_READ)
     with db.connect() as conn:
-        town = scoped_town(conn, principal.area, None if code == CITY else code)
-        name, bounds = _place(conn, town)
+        town, name, bounds = scoped_place(conn, principal.area, code)
     html = render_heatmap(
         town_code=town,
         place_name=name,
         bounds_lon_lat=bounds,
         industries=default_router().clue_industries(),
-        today=clock.now().astimezone(SHANGHAI).date().isoformat(),
+        today=today().isoformat(),
         user=principal.name,
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
@@ -206,10 +191,13 @@ def heatmap_export(
     """The hotspots as a standalone offline HTML map, GeoJSON or CSV, with the page's filters."""
     since, until = events.since, events.until
     with db.connect() as conn:
-        town = scoped_town(conn, scope, None if code == CITY else code)
+        town, name, bounds = scoped_place(conn, scope, code)
         spots = hotspot_collection(conn, town=town, unit=unit, method=method, per=per, **events.filters())
-        name, bounds = _place(conn, town)
-        layers = heat_layers(conn, town=town, resolution=9, **events.filters()) if fmt == "html" else None
+        layers = (
+            heat_layers(conn, town=town, resolution=HEATMAP_H3_RESOLUTION, **events.filters())
+            if fmt == "html"
+            else None
+        )
     stem = f"heatmap-{code}-{since.date().isoformat()}-{(until - timedelta(days=1)).date().isoformat()}"
     if fmt == "geojson":
         return Response(hotspots_geojson(spots), media_type="application/geo+json",

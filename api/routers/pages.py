@@ -11,8 +11,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.auth.deps import MISSING_CREDENTIAL, WWW_AUTHENTICATE, optional_principal
 from api.auth.page import LOGIN_PATH
 from api.auth.roles import Principal
+from api.deps import require
 from maps.page import render_clue_list, render_index
 from maps.settings import MapSettings
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["页面"])
 
@@ -30,6 +32,7 @@ def map_page(request: Request, principal: Annotated[Principal | None, Depends(op
     """The map of towns, communities and grids (the cookie, a Bearer token or an X-API-Key lets one in)."""
     if principal is None:
         return sign_in_first(request)
+    require(principal, Capability.TERRITORY_READ)
     settings: MapSettings = request.app.state.map_settings
     return HTMLResponse(render_index(settings, user=principal.name), headers={"Cache-Control": "no-cache"})
 
@@ -39,4 +42,5 @@ def clue_list_page(request: Request, principal: Annotated[Principal | None, Depe
     """The clues behind a hotspot as a table; the filters are the query string of GET /v1/clues."""
     if principal is None:
         return sign_in_first(request)
+    require(principal, Capability.CLUE_READ)
     return HTMLResponse(render_clue_list(user=principal.name), headers={"Cache-Control": "no-cache"})

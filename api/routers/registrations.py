@@ -17,8 +17,7 @@ from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
-from api.deps import CurrentScope, DbEngine, Limit, actor_of, allowed
-from supervision.errors import OutOfScope
+from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed
 from supervision.events import parse_event, registration_status
 from supervision.outbox import accept_events, relay_batch
 from supervision.permissions import Capability
@@ -99,13 +98,10 @@ def post_registration(request: Request, response: Response, body: RegistrationBo
 
 @router.get("/registrations/{event_id}", response_model=RegistrationStatus, summary="查询登记事件处理情况")
 def get_registration(
-    event_id: Annotated[str, Path(max_length=64)], _: RegistrationReader, scope: CurrentScope, db: DbEngine
+    event_id: Annotated[str, Path(max_length=64)], _: RegistrationReader, scope: CurrentScope, conn: ReadConn
 ) -> Any:
     """事件何时收到、何时处理、何时推送任务，结果与原因。"""
-    found = _status(db, event_id)
-    if scope.towns is not None and found["town_code"] not in scope.towns:
-        raise OutOfScope(f"event {event_id} is outside your area")
-    return found
+    return registration_status(conn, event_id, scope)
 
 
 class ResolveBody(BaseModel):
@@ -127,18 +123,17 @@ class ReviewQueue(BaseModel):
 def get_review(
     _: ReviewReader,
     scope: CurrentScope,
-    db: DbEngine,
+    conn: ReadConn,
     include_resolved: Annotated[bool, Query()] = False,
     limit: Limit = 100,
 ) -> ReviewQueue:
     """本辖区内待调度员处理的登记，含原因与候选标准地址。"""
-    with db.connect() as conn:
-        items = list_review(
-            conn,
-            scope=scope,
-            open_only=not include_resolved,
-            limit=limit,
-        )
+    items = list_review(
+        conn,
+        scope=scope,
+        open_only=not include_resolved,
+        limit=limit,
+    )
     return ReviewQueue(items=items, total=len(items))
 
 

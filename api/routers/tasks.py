@@ -14,16 +14,15 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from api.auth.roles import Principal
-from api.deps import CurrentScope, Cursor, DbEngine, GridCode, Limit, WriteConn, actor_of, allowed
+from api.deps import CurrentScope, Cursor, GridCode, Limit, ReadConn, WriteConn, actor_of, allowed
 from grids.codes import GRID_PATTERN
 from supervision.audit import HistoryEntry, history
-from supervision.errors import InvalidInput
 from supervision.paging import Page
 from supervision.permissions import Capability
 from supervision.task_queries import TaskFilters, TaskView, list_tasks, task_by_id
 from supervision.transitions import Move
 from supervision.transitions import transition as move_task
-from supervision.workers import deactivate_worker, move_worker, worker_in_scope
+from supervision.workers import WorkerAction, change_worker
 from supervision.workflow import Duty, Status
 
 router = APIRouter(tags=["任务"])
@@ -42,7 +41,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 def get_tasks(
     _: TaskReader,
     scope: CurrentScope,
-    db: DbEngine,
+    conn: ReadConn,
     grid: GridCode = None,
     status: Annotated[Status | None, Query()] = None,
     worker: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
@@ -63,15 +62,13 @@ def get_tasks(
         department=department,
         overdue=overdue,
     )
-    with db.connect() as conn:
-        return list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
+    return list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
 
 
 @router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
-def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: DbEngine) -> TaskView:
+def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, conn: ReadConn) -> TaskView:
     """任务详情，含当前允许的流转（allowed）。"""
-    with db.connect() as conn:
-        return task_by_id(conn, task_id, scope)
+    return task_by_id(conn, task_id, scope)
 
 
 class TransitionBody(BaseModel):
@@ -110,35 +107,32 @@ class History(BaseModel):
 
 
 @router.get("/tasks/{task_id}/history", response_model=History, summary="任务的审计记录")
-def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, db: DbEngine) -> History:
+def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, conn: ReadConn) -> History:
     """一个任务的全部流转，旧的在前；记录只增不删。"""
-    with db.connect() as conn:
-        task_by_id(conn, task_id, scope)
-        return History(items=history(conn, scope, task_id=task_id))
+    task_by_id(conn, task_id, scope)
+    return History(items=history(conn, scope, task_id=task_id))
 
 
 @router.get("/entities/{uscc}/history", response_model=History, summary="市场主体的审计记录")
 def get_entity_history(
-    uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, db: DbEngine
+    uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, conn: ReadConn
 ) -> History:
     """该主体所有任务的全部流转（本账号范围内）。"""
-    with db.connect() as conn:
-        return History(items=history(conn, scope, uscc=uscc))
+    return History(items=history(conn, scope, uscc=uscc))
 
 
 @router.get("/workers/{worker_id}/history", response_model=History, summary="网格员经手的审计记录")
 def get_worker_history(
-    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, db: DbEngine
+    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, conn: ReadConn
 ) -> History:
     """该网格员经手过的任务的全部流转（本账号范围内）。"""
-    with db.connect() as conn:
-        return History(items=history(conn, scope, worker_id=worker_id))
+    return History(items=history(conn, scope, worker_id=worker_id))
 
 
 class WorkerChange(BaseModel):
     """网格员离岗或调往另一网格。"""
 
-    action: str = Field(pattern="^(leave|move)$")
+    action: WorkerAction
     grid_code: str | None = Field(default=None, pattern=GRID_PATTERN.pattern)
     reason: str | None = Field(default=None, max_length=500)
 
@@ -147,7 +141,7 @@ class WorkerChangeResult(BaseModel):
     """离岗或调动的结果：改派的在办任务数。"""
 
     worker_id: int
-    action: str = Field(description="leave（离岗）或 move（调动）")
+    action: WorkerAction = Field(description="leave（离岗）或 move（调动）")
     tasks_reassigned: int = Field(description="改派的在办任务数")
 
 
@@ -156,16 +150,10 @@ def post_worker_change(
     worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: WorkerChange,
     principal: WorkerManager,
-    db: DbEngine,
+    conn: WriteConn,
 ) -> WorkerChangeResult:
     """在办任务按同一规则改派给本网格负担最轻的网格员，并记入审计。"""
-    actor = actor_of(principal)
-    with db.begin() as conn:
-        worker_in_scope(conn, worker_id, actor.scope)
-        if body.action == "leave":
-            moved = deactivate_worker(conn, worker_id, actor=actor, reason=body.reason or "worker left")
-        else:
-            if body.grid_code is None:
-                raise InvalidInput("a move needs grid_code", field="grid_code")
-            moved = move_worker(conn, worker_id, body.grid_code, actor=actor)
+    moved = change_worker(
+        conn, worker_id, body.action, actor=actor_of(principal), grid_code=body.grid_code, reason=body.reason
+    )
     return WorkerChangeResult(worker_id=worker_id, action=body.action, tasks_reassigned=moved)

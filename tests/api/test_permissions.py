@@ -317,3 +317,17 @@ def test_lists_hold_only_what_the_caller_may_read_by_id(
     for person in ("api",):
         assert client.get("/v1/tasks", headers=headers[person]).status_code == 403
         assert client.get("/v1/clues", headers=headers[person]).status_code == 403
+
+
+def test_pages_ask_for_the_capability_of_what_they_show(client: TestClient, headers: Any) -> None:
+    assert client.get("/clues", headers=headers["api"]).status_code == 403  # a key reads no clues
+    assert client.get("/clues", headers=headers["worker"]).status_code == 200
+    assert client.get("/", headers=headers["api"]).status_code == 200  # the map is every credential's
+    assert client.get("/towns/city/heatmap", headers=headers["worker"]).status_code == 403
+
+
+def test_an_outsider_cannot_tell_whether_a_town_exists(client: TestClient, headers: Any, objects: Any) -> None:
+    """Outside the scope, a town that exists and one that does not answer alike (403); inside, unknown is 422."""
+    for town in ("441900999000", objects["away"]["town"]):
+        assert client.get(f"/v1/heatmap?town={town}&res=7", headers=headers["leader"]).status_code == 403
+    assert client.get("/v1/heatmap?town=441900999000&res=7", headers=headers["centre"]).status_code == 422

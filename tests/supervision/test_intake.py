@@ -21,7 +21,7 @@ from address_library.service import Geocoder
 from gis import clock
 from gis.settings import DatabaseSettings
 from supervision.audit import SYSTEM, Actor
-from supervision.errors import AlreadyResolved, EventConflict, InvalidInput
+from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, OutOfScope
 from supervision.event_files import import_events, read_event_rows
 from supervision.events import EVENT_FIELDS, parse_event
 from supervision.intake import ProcessResult
@@ -256,7 +256,7 @@ def test_an_address_that_cannot_be_placed_waits_in_the_review_queue_with_its_rea
         assert tasks_of(conn, event["uscc"]) == []
 
 
-def test_a_dispatcher_choosing_the_address_creates_the_tasks_and_teaches_the_geocoder(
+def test_choosing_the_address_of_a_queued_registration_creates_its_tasks_and_teaches_the_geocoder(
     engine: Engine, geocoder: Geocoder, doors: list[Door]
 ) -> None:
     door = doors[5]
@@ -264,10 +264,15 @@ def test_a_dispatcher_choosing_the_address_creates_the_tasks_and_teaches_the_geo
     assert geocoder.geocode(typed).address_id is None
     event = raw_event(typed, scope="烟草制品零售")
     register(engine, geocoder, event)
+    # The text names no town: the item is the command centre's to place, never a community dispatcher's.
     dispatcher = Actor("user:dispatcher", "dispatcher", Scope("community", door.community_code))
+    centre = Actor("user:centre", "command_centre")
     with engine.begin() as conn:
         item = review_item(conn, event["event_id"])
-        result = resolve_review(conn, item.id, actor=dispatcher, geocoder=geocoder, address_id=door.address_id)
+        with pytest.raises(OutOfScope):
+            resolve_review(conn, item.id, actor=dispatcher, geocoder=geocoder, address_id=door.address_id)
+    with engine.begin() as conn:
+        result = resolve_review(conn, item.id, actor=centre, geocoder=geocoder, address_id=door.address_id)
     assert isinstance(result, ProcessResult) and result.outcome == "placed" and len(result.task_ids) == 3
     with engine.connect() as conn:
         tasks = tasks_of(conn, event["uscc"])

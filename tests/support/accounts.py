@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection
 
 from api.auth import service
-from api.auth.service import DEFAULT_RATE_PER_MINUTE
+from api.auth.ratelimit import DEFAULT_RATE_PER_MINUTE
 
 PASSWORD = "correct horse battery staple"
 
