@@ -33,7 +33,7 @@ from supervision.creation import NewTask, create_tasks
 from supervision.errors import InvalidInput, NotFound, OutOfScope
 from supervision.paging import Page, keyset_page
 from supervision.routing import default_router
-from supervision.scope import CITY, Scope
+from supervision.scope import CITY, Scope, visible_row
 from supervision.workflow import Duty
 
 DUPLICATE_RADIUS_M = 50.0
@@ -263,7 +263,7 @@ _CLUE_COLUMNS = """
 
 
 def _clue_out(row: Any) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k != "visible"}
+    out = dict(row)
     found = out["duplicate_candidates"]
     out["duplicate_candidates"] = None if found is None else [DuplicateCandidate(**d) for d in found]
     return out
@@ -272,18 +272,8 @@ def _clue_out(row: Any) -> dict[str, Any]:
 def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> ClueDetail:
     """One clue with its task, deadline and photos; NotFound or OutOfScope."""
     where, params = scope.clue_sql("c")
-    row = (
-        conn.execute(
-            text(f"SELECT {_CLUE_COLUMNS}, ({where}) AS visible FROM clue c WHERE c.id = :id"),  # noqa: S608 - fixed SQL fragments; values are bound
-            {"id": clue_id, **params},
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"no clue {clue_id}")
-    if not row["visible"]:
-        raise OutOfScope(f"clue {clue_id} is outside your area")
+    sql = f"SELECT {_CLUE_COLUMNS}, ({where}) AS visible FROM clue c WHERE c.id = :id"  # noqa: S608 - fixed SQL fragments; values are bound
+    row = visible_row(conn, sql, {"id": clue_id, **params}, what=f"clue {clue_id}")
     photos = [
         PhotoView(**r)
         for r in conn.execute(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, text
 
 from grids.codes import community_sql, town_of, within
-from supervision.errors import OutOfScope
+from supervision.errors import NotFound, OutOfScope
 
 ScopeKind = Literal["city", "town", "community", "worker", "department", "none"]
 _AREA_LABELS = {
@@ -180,6 +180,20 @@ class Scope:
             return frozenset()
         rows = conn.execute(text("SELECT grid_code FROM worker WHERE id = :w AND active"), {"w": self.worker_id})
         return frozenset(r[0] for r in rows)
+
+
+def visible_row(conn: Connection, sql: str, params: dict[str, Any], *, what: str) -> dict[str, Any]:
+    """The one row `sql` reads by id, whose column `visible` is the scope's condition; NotFound or OutOfScope.
+
+    Reads by id take the same scope fragment as the lists (`task_sql`, `clue_sql`), so a list and a read by id
+    can never disagree; the row comes back without `visible`.
+    """
+    row = conn.execute(text(sql), params).mappings().first()
+    if row is None:
+        raise NotFound(f"no {what}")
+    if not row["visible"]:
+        raise OutOfScope(f"{what} is outside your area")
+    return {k: v for k, v in row.items() if k != "visible"}
 
 
 CITY = Scope("city")

@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from gis import clock
-from supervision.errors import NotFound, OutOfScope
 from supervision.paging import Page, keyset_page
-from supervision.scope import Scope
+from supervision.scope import Scope, visible_row
 from supervision.task_states import OPEN_STATUSES, split_departments
 from supervision.workflow import Status, allowed_moves
 
@@ -73,26 +72,16 @@ _TASK_COLUMNS = """
 def task_by_id(conn: Connection, task_id: int, scope: Scope) -> TaskView:
     """One task as the API shows it, with the moves allowed now; NotFound or OutOfScope."""
     where, params = scope.task_sql("t")
-    row = (
-        conn.execute(
-            text(
-                f"SELECT {_TASK_COLUMNS}, ({where}) AS visible FROM task t "  # noqa: S608 - fixed SQL fragments; values are bound
-                "LEFT JOIN entity e ON e.uscc = t.entity_uscc WHERE t.id = :id"
-            ),
-            {"id": task_id, **params},
-        )
-        .mappings()
-        .first()
+    sql = (
+        f"SELECT {_TASK_COLUMNS}, ({where}) AS visible FROM task t "  # noqa: S608 - fixed SQL fragments; values are bound
+        "LEFT JOIN entity e ON e.uscc = t.entity_uscc WHERE t.id = :id"
     )
-    if row is None:
-        raise NotFound(f"no task {task_id}")
-    if not row["visible"]:
-        raise OutOfScope(f"task {task_id} is outside your area")
+    row = visible_row(conn, sql, {"id": task_id, **params}, what=f"task {task_id}")
     return _task_out(row)
 
 
 def _task_out(row: Any) -> TaskView:
-    out = {k: v for k, v in dict(row).items() if k != "visible"}
+    out = dict(row)
     status = Status(out.pop("status"))
     return TaskView(
         **{

@@ -17,10 +17,10 @@ from gis import clock
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder, TaskEvent, stored, write_events
 from supervision.calendar import WorkCalendar, default_calendar
-from supervision.errors import InvalidInput, InvalidMove, NotFound, NotPermitted, OutOfScope, StaleVersion
+from supervision.errors import InvalidInput, InvalidMove, NotPermitted, StaleVersion
 from supervision.permissions import may_move_to
 from supervision.routing import RoutingError, default_router
-from supervision.scope import CITY, Scope
+from supervision.scope import CITY, Scope, visible_row
 from supervision.task_queries import TaskView, task_by_id
 from supervision.task_states import WORKER_HELD, merge_departments, split_departments
 from supervision.workflow import (
@@ -175,21 +175,10 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
 
 
 def _locked_task(conn: Connection, task_id: int, scope: Scope) -> dict[str, Any]:
-    """The task's row, locked for the move, and whether the caller's scope sees it (NotFound, OutOfScope)."""
+    """The task's row, locked for the move, if the caller's scope sees it (NotFound, OutOfScope)."""
     where, params = scope.task_sql("t")
-    row = (
-        conn.execute(
-            text(f"SELECT t.*, ({where}) AS visible FROM task t WHERE t.id = :id FOR UPDATE OF t"),  # noqa: S608 - fixed SQL fragments; values are bound
-            {"id": task_id, **params},
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        raise NotFound(f"no task {task_id}")
-    if not row["visible"]:
-        raise OutOfScope(f"task {task_id} is outside your area")
-    return {k: v for k, v in row.items() if k != "visible"}
+    sql = f"SELECT t.*, ({where}) AS visible FROM task t WHERE t.id = :id FOR UPDATE OF t"  # noqa: S608 - fixed SQL fragments; values are bound
+    return visible_row(conn, sql, {"id": task_id, **params}, what=f"task {task_id}")
 
 
 def _check_worker_in_grid(conn: Connection, worker_id: int, grid_code: str) -> None:
