@@ -39,6 +39,17 @@ class AddressStateError(MaintenanceError):
     """The address is not in a state that allows the change (retiring or moving a retired address)."""
 
 
+class DuplicateAddress(MaintenanceError):
+    """The standard text of a new address is already in the library: it names that address."""
+
+    def __init__(self, address_id: int, standard_address: str, status: str) -> None:
+        self.address_id = address_id
+        self.standard_address = standard_address
+        self.status = status
+        state = "a retired" if status != "active" else "the"
+        super().__init__(f"{standard_address} is already {state} standard address {address_id}")
+
+
 class AddressFileError(MaintenanceError):
     """An import file cannot be read at all (missing, not UTF-8, broken, required columns missing, empty)."""
 

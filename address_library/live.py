@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 
 from address_library.repository import alias_version, library_version
@@ -29,6 +31,9 @@ class LiveGeocoder:
         self._index: Cache[str, Geocoder] = Cache(max_entries=1)
         self._rebuilding = False
         self._last_check = 0.0
+        # Addresses this process added (learn_address), handed to every geocoder built without them.
+        self._learned: list[dict[str, Any]] = []
+        self._learned_lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
@@ -53,6 +58,20 @@ class LiveGeocoder:
         self._index.put(_LIBRARY, rebuilt, version=rebuilt.fingerprint)
         return rebuilt
 
+    def learn_address(self, row: Mapping[str, Any], *, alias: str | None = None) -> None:
+        """Answer with an address this process just added (and the typed text it was added for) at once.
+
+        The current geocoder learns it (Geocoder.learn_addresses), and so does every geocoder built before the
+        library showed it; the fingerprint check rebuilds the index with it in the background as usual.
+        """
+        with self._learned_lock:
+            self._learned.append(dict(row))
+        current = self._index.get(_LIBRARY)
+        if current is not None:
+            current.learn_addresses([row])
+            if alias:
+                current.learn_alias(alias, int(row["id"]))
+
     def _build(self) -> Geocoder:
         started = time.perf_counter()
         with self._engine.connect() as conn:
@@ -60,6 +79,15 @@ class LiveGeocoder:
             # driver, the allocator) can leave the child waiting forever. Seen once with uvicorn.
             geocoder = Geocoder.load(conn, workers=1)
         log.info("address index built: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
+        with self._learned_lock:
+            # A build that began before an addition committed lacks it: it learns it too. Once a build holds an
+            # address, it is forgotten here.
+            if self._learned:
+                held = np.isin([int(r["id"]) for r in self._learned], geocoder.index.ids)
+                self._learned = [r for r, h in zip(self._learned, held.tolist(), strict=True) if not h]
+            missing = list(self._learned)
+        if missing:
+            geocoder.learn_addresses(missing)
         return geocoder
 
     def _maybe_rebuild(self) -> None:

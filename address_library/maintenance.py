@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from address_library import repository
-from address_library.errors import AddressNotFound, AddressRejected, AddressStateError, Rejection
+from address_library.drafts import Draft, standard_text
+from address_library.errors import AddressNotFound, AddressRejected, AddressStateError, DuplicateAddress, Rejection
 from address_library.gazetteer import Gazetteer, default_gazetteer
 from address_library.new_addresses import (
+    PARENT_LEVEL,
     NewAddress,
     check_point,
     coordinates,
@@ -62,6 +64,52 @@ def add_address(
         )
     ids = insert_addresses(conn, plan.rows, action="add", changed_by=changed_by, note=note)
     return ids[0]
+
+
+def add_drafted(
+    conn: Connection,
+    placement: GridPlacement,
+    draft: Draft,
+    *,
+    lon: float,
+    lat: float,
+    changed_by: str,
+    note: str | None = None,
+    gazetteer: Gazetteer | None = None,
+) -> dict[str, Any]:
+    """Add a drafted address at (lon, lat) under the parent its text implies (when the library holds it); the new
+    row as `repository.address_by_id` reads it.
+
+    DuplicateAddress when its standard text is already in the library (any status): the caller is pointed at that
+    address instead; AddressRejected for everything else the rules refuse.
+    """
+    if draft.full_text is None or draft.level is None:
+        detail = "the components name no town, or no door, building or room"
+        raise AddressRejected([Rejection(1, draft.full_text, "not_an_address", detail)])
+    repository.lock_for_changes(conn)
+    # The library may hold the text as written (一坊一巷) or normalized (1坊1巷): both are looked up.
+    written = standard_text(draft.components)
+    texts = repository.addresses_by_text(conn, sorted({draft.full_text, written}))
+    known = texts.get(draft.full_text) or texts.get(written)
+    if known is not None:
+        raise DuplicateAddress(int(known["id"]), str(known["full_text"]), str(known["status"]))
+    parent = (
+        repository.addresses_by_text(conn, [draft.parent_text]).get(draft.parent_text) if draft.parent_text else None
+    )
+    # Only a parent that fits (active, one level up, same town) is linked; anything else leaves the address alone.
+    fits = parent is not None and (
+        parent["status"] == "active"
+        and parent["level"] == PARENT_LEVEL[draft.level]
+        and parent["town_code"] == draft.town_code
+    )
+    parent_id = int(parent["id"]) if parent is not None and fits else None
+    new_id = add_address(
+        conn, placement, full_text=draft.full_text, lon=lon, lat=lat, level=draft.level, parent_id=parent_id,
+        changed_by=changed_by, note=note, gazetteer=gazetteer,
+    )  # fmt: skip
+    added = repository.address_by_id(conn, new_id)
+    assert added is not None
+    return added
 
 
 # ------------------------------------------------------------------------------------------------------ retire

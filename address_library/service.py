@@ -6,11 +6,12 @@ import contextlib
 import ctypes
 import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 from sqlalchemy import Connection, text
@@ -19,7 +20,7 @@ from address_library.errors import AddressInputError, AddressLibraryError
 from address_library.index import AddressIndex
 from address_library.match import MATCHED, NOT_FOUND, Matcher, MatchResult, Place, Territory
 from address_library.normalize import normalize
-from address_library.repository import alias_rows, alias_version, index_rows, library_version
+from address_library.repository import COMPONENT_COLUMNS, alias_rows, alias_version, index_rows, library_version
 from gis.coords import CoordSystem, convert
 from gis.crs import lonlat_to_metric
 from grids.placement import DEFAULT_NEAR_BOUNDARY_M, GridPlacement
@@ -89,6 +90,9 @@ class Geocoder:
         self.fingerprint = fingerprint
         self.alias_fingerprint: object = None
         self.built_at = time.time()
+        # Addresses added after the build (learn_addresses): a small index of their own, until the next build.
+        self._added: list[dict[str, Any]] = []
+        self._recent: Matcher | None = None
         x_m, y_m = lonlat_to_metric(index.lons, index.lats)
         # Reverse answers with doors and buildings; rooms share their building's point.
         self._reverse_positions = np.flatnonzero(index.levels != "room")
@@ -123,24 +127,58 @@ class Geocoder:
     def reload_aliases(self, conn: Connection) -> None:
         """Read the learned aliases again (cheap: the table holds what dispatchers resolved)."""
         self.alias_fingerprint = alias_version(conn)
-        self.matcher.set_aliases(alias_rows(conn))
+        aliases = alias_rows(conn)
+        self.matcher.set_aliases(aliases)
+        if self._recent is not None:
+            self._recent.set_aliases(aliases)
 
     def learn_alias(self, normalized_text: str, address_id: int) -> None:
         """Use a new alias in this process at once (other processes notice it through the fingerprint)."""
+        # Each matcher answers an alias only with an address it holds, so both may know every alias.
         self.matcher.aliases[normalized_text] = address_id
+        if self._recent is not None:
+            self._recent.aliases[normalized_text] = address_id
+
+    def learn_addresses(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Find standard addresses added after this geocoder was built at once (rows as repository.address_by_id).
+
+        The main index is immutable arrays that take seconds per 100,000 addresses to build; the few addresses a
+        process adds between two builds get an index of their own (rebuilt on each addition: it holds a handful),
+        asked whenever the main index has no certain door-level answer. The next build holds them all.
+        """
+        known = {int(r["id"]) for r in self._added}
+        fresh = [dict(r) for r in rows if int(r["id"]) not in known]
+        if not fresh:
+            return
+        added = [*self._added, *fresh]
+        recent = Matcher(AddressIndex.build(_index_frame(added), workers=1), self.territory)
+        recent.set_aliases(self.matcher.aliases)
+        self._added, self._recent = added, recent
+
+    def _match(self, query: str) -> MatchResult:
+        """The main index's answer, or the added addresses' when it is door-level and more certain."""
+        result = self.matcher.match(query)
+        recent = self._recent
+        certain = result.status == MATCHED and result.is_door_level
+        if recent is None or (certain and result.confidence >= 1.0):
+            return result
+        added = recent.match(query)
+        if added.status == MATCHED and added.is_door_level and (not certain or added.confidence > result.confidence):
+            return added
+        return result
 
     # ------------------------------------------------------------------ geocode
 
     def geocode(self, query: str, *, near_boundary_m: float | None = None) -> GeocodeAnswer:
         """One typed address → answer (AddressInputError for unusable input)."""
-        return self.answers([self.matcher.match(query)], near_boundary_m=near_boundary_m)[0]
+        return self.answers([self._match(query)], near_boundary_m=near_boundary_m)[0]
 
     def geocode_many(self, queries: Sequence[str]) -> list[GeocodeAnswer]:
         """Many typed addresses → answers in order; unusable input answers status 'invalid' with its reason."""
         results: list[MatchResult] = []
         for query in queries:
             try:
-                results.append(self.matcher.match(query))
+                results.append(self._match(query))
             except AddressInputError as exc:
                 results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
             except AddressLibraryError as exc:
@@ -252,6 +290,25 @@ class Geocoder:
             }
             for p in seen[:limit]
         ]
+
+
+_INDEX_TEXT_COLUMNS = ("level", "full_text", "kind", "town_code", "community_code", "grid_code", *COMPONENT_COLUMNS)
+
+
+def _index_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Address rows in the shape of `repository.index_rows` (text columns '' when missing), for AddressIndex.build."""
+    frame = pd.DataFrame(
+        {
+            "id": [int(r["id"]) for r in rows],
+            "parent_id": pd.array([r.get("parent_id") for r in rows], dtype="Int64"),
+            "road_id": pd.array([r.get("road_id") for r in rows], dtype="Int64"),
+            "lon": [float(r["lon"]) for r in rows],
+            "lat": [float(r["lat"]) for r in rows],
+        }
+    )
+    for column in _INDEX_TEXT_COLUMNS:
+        frame[column] = pd.array([r.get(column) or "" for r in rows], dtype="string")
+    return frame
 
 
 def _release_freed_memory() -> None:
