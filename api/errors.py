@@ -20,6 +20,7 @@ from address_library.errors import (
     AddressNotFound,
     AddressRejected,
     AddressStateError,
+    DuplicateAddress,
     OutsideCity,
 )
 from api.auth.errors import NotAllowed
@@ -42,20 +43,26 @@ log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
-    """The one shape of every error answer (conflicts add `current` and `allowed`, input errors `field`)."""
+    """The one shape of every error answer (conflicts add `current` and `allowed`, input errors `field`, a duplicate
+    standard address the `address_id` and `standard_address` it duplicates)."""
 
     error: str
     detail: Any
     current: str | None = None
     allowed: list[str] | None = None
     field: str | None = None
+    address_id: int | None = None
+    standard_address: str | None = None
 
 
 # Declared on the app so that /openapi.json describes the error bodies the handlers below really send.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "缺少或无效的凭据"},
     403: {"model": ErrorBody, "description": "无权访问该范围"},
-    409: {"model": ErrorBody, "description": "冲突：版本已变、不允许的流转（附 current 与 allowed）、事件编号内容不同"},
+    409: {
+        "model": ErrorBody,
+        "description": "冲突：版本已变、不允许的流转（附 current 与 allowed）、事件编号内容不同、标准地址已存在（附 address_id）",
+    },
     422: {"model": ErrorBody, "description": "请求无效（invalid_request / invalid_address / outside_city）"},
     429: {"model": ErrorBody, "description": "超出速率限制"},
 }
@@ -85,6 +92,7 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     AddressNotFound: ErrorRule(404, "not_found"),
     AddressRejected: ErrorRule(422, "address_rejected"),
     AddressStateError: ErrorRule(409, "address_retired"),
+    DuplicateAddress: ErrorRule(409, "duplicate_address"),
     AddressFileError: ErrorRule(400, "invalid_address_file"),
     AddressLibraryError: ErrorRule(400, "address_error"),
     NotAllowed: ErrorRule(403, "forbidden"),
@@ -156,8 +164,9 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
     detail = str(exc) if rule.show_message else _GENERIC_DETAIL.get(rule.code, "request failed")
     body = error_body(rule.code, detail)
-    # Workflow conflicts say where the task stands and what may happen next; input errors name the field.
-    for extra in ("current", "allowed", "field"):
+    # Workflow conflicts say where the task stands and what may happen next; input errors name the field; a
+    # duplicate names the address it duplicates.
+    for extra in ("current", "allowed", "field", "address_id", "standard_address"):
         value = getattr(exc, extra, None)
         if value is not None and rule.show_message:
             body[extra] = value

@@ -39,6 +39,9 @@ class Capability(StrEnum):
     REGISTRATION_READ = "registration.read"
     REVIEW_READ = "review.read"
     REVIEW_RESOLVE = "review.resolve"
+    # Add the address of a review item one resolves to the standard library, at a point of one's own area; the
+    # rest of the library's maintenance (any address, retire, move) stays address.maintain's.
+    REVIEW_ADD_ADDRESS = "review.add_address"
     TASK_READ = "task.read"
     TASK_TRANSITION = "task.transition"
     WORKER_MANAGE = "worker.manage"
@@ -61,7 +64,8 @@ _EVERYONE = frozenset(
 _SUPERVISES = frozenset({Capability.TASK_READ, Capability.CLUE_READ, Capability.STATS_READ})
 
 # THE table: the capabilities of each role. Registrations come from the registration systems (API clients) and the
-# command centre; the address library is kept by the command centre; grid workers do the field work.
+# command centre; the address library is kept by the command centre (a dispatcher adds the address of a review item
+# they resolve, within their community); grid workers do the field work.
 CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
     Role.COMMAND_CENTRE: frozenset(Capability),
@@ -74,6 +78,7 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
         Capability.CLUE_REPORT,
         Capability.REVIEW_READ,
         Capability.REVIEW_RESOLVE,
+        Capability.REVIEW_ADD_ADDRESS,
         Capability.HEATMAP_READ,
     },
     Role.GRID_WORKER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION, Capability.CLUE_REPORT},

@@ -12,16 +12,24 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
-from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed
+from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed, require
+from api.routers.addresses import NOTE_PATTERN, Lat, Lon, placement
 from supervision.events import parse_event, registration_status
 from supervision.outbox import accept_events, relay_batch
 from supervision.permissions import Capability
-from supervision.review import ReviewItem, list_review, resolve_review
+from supervision.review import (
+    ReviewItem,
+    ReviewProposal,
+    list_review,
+    propose_address,
+    resolve_review,
+    resolve_with_new_address,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["登记事件与待核队列"])
@@ -30,6 +38,7 @@ Sender = Annotated[Principal, Depends(allowed(Capability.REGISTRATION_SEND))]
 RegistrationReader = Annotated[Principal, Depends(allowed(Capability.REGISTRATION_READ))]
 ReviewReader = Annotated[Principal, Depends(allowed(Capability.REVIEW_READ))]
 Resolver = Annotated[Principal, Depends(allowed(Capability.REVIEW_RESOLVE))]
+ReviewId = Annotated[int, Path(ge=1, le=2**63 - 1, description="待核队列编号")]
 
 
 class RegistrationBody(BaseModel):
@@ -104,12 +113,81 @@ def get_registration(
     return registration_status(conn, event_id, scope)
 
 
+# One component of an address: short text without control characters.
+Component = Annotated[str | None, Field(max_length=100, pattern=NOTE_PATTERN)]
+
+
+class AddressComponents(BaseModel):
+    """新标准地址的要素（由原文解析预填，调度员可修改）；标准全文按固定顺序由它们组成。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    town: Component = Field(default=None, description="镇街全称", examples=["长安镇"])
+    community: Component = Field(default=None, description="村（社区），无道路时写入全文")
+    village: Component = Field(default=None, description="自然村 / 坊")
+    park: Component = Field(default=None, description="工业区")
+    road: Component = Field(default=None, description="道路", examples=["长青路"])
+    lane: Component = Field(default=None, description="巷")
+    door_no: Component = Field(default=None, description="门牌号（不含“号”）", examples=["12"])
+    sub_no: Component = Field(default=None, description="附号（12-1号的 1）")
+    compound: Component = Field(default=None, description="小区 / 市场")
+    phase: Component = Field(default=None, description="期")
+    building: Component = Field(default=None, description="楼栋，如 3栋")
+    unit: Component = Field(default=None, description="单元")
+    floor: Component = Field(default=None, description="楼层，如 3楼")
+    room: Component = Field(default=None, description="房间，如 302室")
+    stall: Component = Field(default=None, description="档口 / 铺位")
+
+
+class NewAddressBody(BaseModel):
+    """把这条登记的地址加入标准地址库：地图上点选的位置与地址要素。"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lon: Lon
+    lat: Lat
+    components: AddressComponents
+
+
 class ResolveBody(BaseModel):
-    """调度员的处理：选定一个标准地址，或在地图上点一个位置。"""
+    """调度员的处理：选定一个标准地址，或在地图上点一个位置，或把地址加入标准地址库（三者选一）。"""
+
+    model_config = ConfigDict(extra="forbid")
 
     address_id: int | None = Field(default=None, ge=1, description="选定的标准地址编号（原文将学为其别名）")
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    add_address: NewAddressBody | None = Field(
+        default=None, description="加入标准地址库并以之落点（须有 review.add_address 权限，点位须在本辖区内）"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ResolveBody:
+        if self.add_address is not None and (
+            self.address_id is not None or self.lon is not None or self.lat is not None
+        ):
+            raise ValueError("add_address comes alone, without address_id, lon or lat")
+        return self
+
+
+class AddedAddress(BaseModel):
+    """为这条登记新增的标准地址。"""
+
+    id: int
+    full_text: str
+    level: str
+    parent_id: int | None
+    lon: float
+    lat: float
+    grid_code: str | None
+    community_code: str
+    town_code: str
+
+
+class Resolution(RegistrationStatus):
+    """处理后的登记情况；加入标准地址库时附新地址。"""
+
+    added_address: AddedAddress | None = None
 
 
 class ReviewQueue(BaseModel):
@@ -137,22 +215,59 @@ def get_review(
     return ReviewQueue(items=items, total=len(items))
 
 
-@router.post("/review/{review_id}/resolve", response_model=RegistrationStatus, summary="处理一条待核登记")
+@router.get(
+    "/review/{review_id}/proposal",
+    response_model=ReviewProposal,
+    summary="待核登记拟加入标准地址库的地址（预填）",
+    responses={403: {"description": "该条不在本辖区内"}, 404: {"description": "没有这条待核登记"}},
+)
+def get_proposal(request: Request, review_id: ReviewId, _: ReviewReader, scope: CurrentScope, conn: ReadConn) -> Any:
+    """原文解析出的地址要素、按要素将得到的标准全文（库中已有时给出该地址）、地理编码的粗略落点，供表单与地图预填。"""
+    live: LiveGeocoder = request.app.state.geocoder
+    return propose_address(conn, review_id, scope=scope, geocoder=live.get())
+
+
+@router.post(
+    "/review/{review_id}/resolve",
+    response_model=Resolution,
+    summary="处理一条待核登记",
+    responses={
+        403: {"description": "无权处理、该条不在本辖区内，或无权新增标准地址"},
+        409: {"description": "已处理过；或新地址的标准全文库中已有（附 address_id、standard_address）"},
+        422: {"description": "请求无效、点位不在本辖区或任何网格内、地址要素不成标准地址（附 rejections 原因）"},
+    },
+)
 def post_resolve(
     request: Request,
-    review_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    review_id: ReviewId,
     body: ResolveBody,
     principal: Resolver,
     db: DbEngine,
 ) -> Any:
-    """落点后流程继续（建任务、派单）；选定标准地址时，原文成为其别名，同样的原文下次直接匹配。"""
+    """落点后流程继续（建任务、派单）；选定标准地址时，原文成为其别名，同样的原文下次直接匹配。
+
+    add_address：在同一事务中新增标准地址（网格、村（社区）由点位确定，级别由要素确定，记入地址历史），以之落点，
+    原文成为其别名；正在运行的地理编码随即认得这个地址。
+    """
     live: LiveGeocoder = request.app.state.geocoder
+    actor = actor_of(principal)
+    geocoder = live.get() if live.ready else None
+    if body.add_address is not None:
+        require(principal, Capability.REVIEW_ADD_ADDRESS)
+        new = body.add_address
+        with db.begin() as conn:
+            added = resolve_with_new_address(
+                conn, review_id, actor=actor, placement=placement(request, conn),
+                components=new.components.model_dump(), lon=new.lon, lat=new.lat, geocoder=geocoder,
+            )  # fmt: skip
+        live.learn_address(added.address, alias=added.alias)
+        return {**_status(db, added.result.event_id), "added_address": added.address}
     with db.begin() as conn:
         result = resolve_review(
             conn,
             review_id,
-            actor=actor_of(principal),
-            geocoder=live.get() if live.ready else None,
+            actor=actor,
+            geocoder=geocoder,
             address_id=body.address_id,
             lon=body.lon,
             lat=body.lat,

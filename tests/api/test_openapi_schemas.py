@@ -38,6 +38,7 @@ TYPED = [
     ("get", "/v1/stats", "200"),
     ("get", "/v1/departments", "200"),
     ("get", "/v1/review", "200"),
+    ("get", "/v1/review/{review_id}/proposal", "200"),
     ("post", "/v1/review/{review_id}/resolve", "200"),
 ]
 
@@ -194,12 +195,14 @@ def test_one_task_its_history_and_the_figures_match_their_declared_schema(
     components = spec["components"]["schemas"]
     task = client.get("/v1/tasks", headers=centre).json()["items"][0]
     clue = client.get("/v1/clues", headers=centre).json()["items"][0]
+    review = client.get("/v1/review", headers=centre).json()["items"][0]
     for path, template, params in (
         (f"/v1/tasks/{task['id']}", "/v1/tasks/{task_id}", {}),
         (f"/v1/tasks/{task['id']}/history", "/v1/tasks/{task_id}/history", {}),
         (f"/v1/clues/{clue['id']}", "/v1/clues/{clue_id}", {}),
         ("/v1/stats", "/v1/stats", {"level": "town"}),
         ("/v1/departments", "/v1/departments", {}),
+        (f"/v1/review/{review['id']}/proposal", "/v1/review/{review_id}/proposal", {}),
     ):
         answer = client.get(path, params=params, headers=centre)
         assert answer.status_code == 200, answer.text

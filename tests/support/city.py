@@ -10,15 +10,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-# Road doors of active addresses, with their grid's active workers; the optional conditions are bound parameters
-# (a NULL leaves the condition out).
+# Doors (road doors unless asked otherwise) of active addresses, with their grid's active workers; the optional
+# conditions are bound parameters (a NULL leaves the condition out).
 _DOOR = text(
     """
     SELECT a.id, a.full_text, a.grid_code, a.community_code, a.town_code, ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat,
            c.name AS community_name, t.name AS town_name,
            ARRAY(SELECT w.id FROM worker w WHERE w.grid_code = a.grid_code AND w.active ORDER BY w.id) AS worker_ids
     FROM address a JOIN community c ON c.code = a.community_code JOIN town t ON t.code = a.town_code
-    WHERE a.level = 'door' AND a.kind = 'road_door' AND a.status = 'active'
+    WHERE a.level = 'door' AND a.kind = :kind AND a.status = 'active'
       AND (SELECT count(*) FROM worker w WHERE w.grid_code = a.grid_code AND w.active) >= :min_workers
       AND (CAST(:town AS text) IS NULL OR a.town_code = :town)
       AND (CAST(:not_town AS text) IS NULL OR a.town_code <> :not_town)
@@ -76,8 +76,10 @@ def _door(
     not_town: str | None = None,
     not_community: str | None = None,
     not_grid: str | None = None,
+    kind: str = "road_door",
 ) -> Door:
     params = {
+        "kind": kind,
         "min_workers": min_workers,
         "town": town,
         "not_town": not_town,
@@ -92,6 +94,11 @@ def _door(
 def a_door_with_workers(conn: Connection, min_workers: int = 1) -> Door:
     """The first road door whose grid has at least `min_workers` active workers."""
     return _door(conn, min_workers=min_workers)
+
+
+def a_village_door_with_workers(conn: Connection) -> Door:
+    """The first door of a natural village (its text names the community) whose grid has an active worker."""
+    return _door(conn, kind="village")
 
 
 def a_door_in_a_neighbour_community(conn: Connection, door: Door) -> Door:
