@@ -9,6 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from address_library.drafts import COMPONENT_FIELDS, COMPONENT_LABELS_ZH
 from maps.heat.aggregate import EVENT_KIND_LABELS_ZH
 from maps.settings import MapSettings
 
@@ -112,3 +113,14 @@ def render_heatmap(
 def render_clue_list(*, user: str | None = None) -> str:
     """The clue list page (a table filled by clues.js from GET /v1/clues with the page's own query)."""
     return render_page("clues.html", title="线索列表", user=user)
+
+
+def render_review_queue(settings: MapSettings, *, user: str | None = None) -> str:
+    """The review queue page: open items, one item's typed address and proposed components, a map to click the
+    point on (outlines only unless the basemap is in WGS84: the API takes WGS84 points).
+    """
+    config = page_config(settings)
+    if config["coords"] != "wgs84":
+        config = {**config, "basemap": "none", "tileUrl": None, "coords": "wgs84"}
+    config["components"] = [{"name": name, "label": COMPONENT_LABELS_ZH[name]} for name in COMPONENT_FIELDS]
+    return render_page("review.html", title="待核登记处理", config=config, user=user)

@@ -1,4 +1,5 @@
-"""api.routers.pages: the map page (HTML) at / and the clue list at /clues, behind the sign-in."""
+"""api.routers.pages: the map page (HTML) at /, the clue list at /clues and the review queue at /review, behind the
+sign-in."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from api.auth.deps import MISSING_CREDENTIAL, WWW_AUTHENTICATE, optional_princip
 from api.auth.page import LOGIN_PATH
 from api.auth.roles import Principal
 from api.deps import require
-from maps.page import render_clue_list, render_index
+from maps.page import render_clue_list, render_index, render_review_queue
 from maps.settings import MapSettings
 from supervision.permissions import Capability
 
@@ -44,3 +45,13 @@ def clue_list_page(request: Request, principal: Annotated[Principal | None, Depe
         return sign_in_first(request)
     require(principal, Capability.CLUE_READ)
     return HTMLResponse(render_clue_list(user=principal.name), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/review", response_class=HTMLResponse, summary="待核登记处理", include_in_schema=False)
+def review_page(request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
+    """The review queue: an item's typed address, its proposed components, and a map to place a new address on."""
+    if principal is None:
+        return sign_in_first(request)
+    require(principal, Capability.REVIEW_READ)
+    settings: MapSettings = request.app.state.map_settings
+    return HTMLResponse(render_review_queue(settings, user=principal.name), headers={"Cache-Control": "no-cache"})

@@ -184,6 +184,8 @@ REVIEW = {
     "officer": (403, 403, 403),
     "api": (403, 403, 403),
 }
+# Reading a review item's proposal for the library: whoever may resolve the item.
+REVIEW_READ = {person: tuple(200 if s == 422 else s for s in row) for person, row in REVIEW.items()}
 # Moving a worker (without a target grid, so nothing changes: 422 where the caller may manage the worker).
 WORKERS = REVIEW
 # A grid's figures: the centre anywhere, a leader in their town, a dispatcher in their community, a worker their grid.
@@ -258,6 +260,26 @@ def test_resolving_a_review_item_matrix(client: TestClient, headers: Any, object
     _check(client, headers, REVIEW, requests)
 
 
+def test_adding_a_review_items_address_matrix(
+    client: TestClient, headers: Any, objects: dict[str, Any], world: dict[str, Any]
+) -> None:
+    """Adding the item's address (components that make none, at the item's own door: 422 where the caller may)."""
+    requests = [
+        (
+            "POST",
+            f"/v1/review/{objects[p]['review']}/resolve",
+            {"add_address": {"lon": world[p]["lon"], "lat": world[p]["lat"], "components": {}}},
+        )
+        for p in PLACES
+    ]
+    _check(client, headers, REVIEW, requests)
+
+
+def test_reading_a_review_items_proposal_matrix(client: TestClient, headers: Any, objects: dict[str, Any]) -> None:
+    requests = [("GET", f"/v1/review/{objects[p]['review']}/proposal", None) for p in PLACES]
+    _check(client, headers, REVIEW_READ, requests)
+
+
 def test_a_dispatcher_never_resolves_the_neighbouring_communitys_item(
     client: TestClient, headers: Any, objects: dict[str, Any], world: dict[str, Any]
 ) -> None:
@@ -321,6 +343,8 @@ def test_lists_hold_only_what_the_caller_may_read_by_id(
 
 def test_pages_ask_for_the_capability_of_what_they_show(client: TestClient, headers: Any) -> None:
     assert client.get("/clues", headers=headers["api"]).status_code == 403  # a key reads no clues
+    assert client.get("/review", headers=headers["worker"]).status_code == 403  # a worker resolves nothing
+    assert client.get("/review", headers=headers["dispatcher"]).status_code == 200
     assert client.get("/clues", headers=headers["worker"]).status_code == 200
     assert client.get("/", headers=headers["api"]).status_code == 200  # the map is every credential's
     assert client.get("/towns/city/heatmap", headers=headers["worker"]).status_code == 403

@@ -1,10 +1,11 @@
 /**
  * lib/api.js: the pages' client of this server's JSON API.
  *
- * Every error answer has one body, {"error": code, "detail": message, …} (api/errors.py). `getJson` turns it
- * into a thrown ApiError whose message is Chinese (the server's detail when it is Chinese already, otherwise the
- * code's Chinese name), keeping the code, status and detail for the page. A 401 (the session expired or was
- * revoked) sends the browser to the login page, which brings it back here after signing in.
+ * Every error answer has one body, {"error": code, "detail": message, …} (api/errors.py). `getJson` and
+ * `postJson` turn it into a thrown ApiError whose message is Chinese (the server's detail when it is Chinese
+ * already, otherwise the code's Chinese name), keeping the code, status, detail and whole body for the page. A 401
+ * (the session expired or was revoked) sends the browser to the login page, which brings it back here after
+ * signing in.
  */
 
 import { loginUrl } from "./url.js";
@@ -21,17 +22,24 @@ const MESSAGES_ZH = {
   database_unavailable: "数据库暂不可用，请稍后再试",
   export_unavailable: "导出功能暂不可用",
   internal_error: "服务器内部错误",
+  already_resolved: "该条已处理",
+  duplicate_address: "标准地址库中已有该地址",
+  address_rejected: "地址未通过校验",
 };
 const CJK = /[\u3400-\u9fff]/;
 
-/** An error answer of the API: `code` and `detail` as the server sent them, `message` in Chinese. */
+/**
+ * An error answer of the API: `code` and `detail` as the server sent them, `message` in Chinese, and the `body`
+ * (a conflict's `address_id`, an input error's `field`…).
+ */
 export class ApiError extends Error {
-  constructor(message, { status, code, detail }) {
+  constructor(message, { status, code, detail, body }) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.detail = detail;
+    this.body = body;
   }
 }
 
@@ -39,15 +47,10 @@ function errorFrom(status, body) {
   const code = body && typeof body.error === "string" ? body.error : `http_${status}`;
   const detail = body ? body.detail : undefined;
   const message = typeof detail === "string" && CJK.test(detail) ? detail : MESSAGES_ZH[code] || `请求失败（HTTP ${status}）`;
-  return new ApiError(message, { status, code, detail });
+  return new ApiError(message, { status, code, detail, body });
 }
 
-/**
- * GET `url` and return its JSON body; an error answer throws ApiError, an abort throws the AbortError.
- * `accept` names the media type asked for (GeoJSON layers ask for application/geo+json).
- */
-export async function getJson(url, { signal, accept = "application/json" } = {}) {
-  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: accept }, signal });
+async function answer(response) {
   if (response.status === 401) {
     window.location.assign(loginUrl());
     throw errorFrom(401, null);
@@ -60,4 +63,18 @@ export async function getJson(url, { signal, accept = "application/json" } = {})
   }
   if (!response.ok) { throw errorFrom(response.status, body); }
   return body;
+}
+
+/**
+ * GET `url` and return its JSON body; an error answer throws ApiError, an abort throws the AbortError.
+ * `accept` names the media type asked for (GeoJSON layers ask for application/geo+json).
+ */
+export async function getJson(url, { signal, accept = "application/json" } = {}) {
+  return answer(await fetch(url, { credentials: "same-origin", headers: { Accept: accept }, signal }));
+}
+
+/** POST `body` as JSON to `url` and return the answer's JSON body; an error answer throws ApiError. */
+export async function postJson(url, body) {
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  return answer(await fetch(url, { method: "POST", credentials: "same-origin", headers, body: JSON.stringify(body) }));
 }
