@@ -130,8 +130,11 @@ class Gazetteer:
         if pos >= len(text):
             return None
         top = min(len(text), pos + max(self.longest.get(text[pos], 0), self.longest.get(folded[pos], 0)))
+        best: tuple[Place, int] | None = None
+        # Exact first; a longer form through the fold wins (上沙存 is 上沙村 whole, not the stem 上沙 and a 存).
         for table, source, min_len in ((exact, text, 2), (tolerant, folded, 3)):
-            for end in range(top, pos + min_len - 1, -1):
+            low = max(pos + min_len - 1, best[1] if best else pos)
+            for end in range(top, low, -1):
                 place = table.get(source[pos:end])
                 if place is None:
                     continue
@@ -139,8 +142,9 @@ class Gazetteer:
                     continue
                 if PLACE_GUARD.match(text, end):
                     continue
-                return place, end
-        return None
+                best = place, end
+                break
+        return best
 
 
 def _put(table: dict[str, Place | None], key: str, place: Place) -> None:

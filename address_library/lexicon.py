@@ -60,17 +60,17 @@ def fold_homophones(text: str) -> str:
     return text.translate(FOLD)
 
 
-ROAD_SUFFIXES = ("大道", "路", "街", "巷")
+ROAD_SUFFIXES = ("大道", "大街", "路", "街", "巷")
 PARK_SUFFIXES = (
     "工业园区", "工业区", "工业园", "工业城", "工业村", "科技园", "科技城", "创业园", "产业园", "工贸园", "物流园",
-    "高新区", "开发区", "产业基地",
+    "高新区", "开发区", "产业基地", "新区",
 )  # fmt: skip
 COMPOUND_SUFFIXES = (
     "花园", "小区", "苑", "广场", "华庭", "豪庭", "山庄", "家园", "公寓", "新城", "大厦", "华府", "公馆", "商城",
     "市场", "农贸市场", "综合市场", "批发市场", "肉菜市场", "商业广场", "商业城", "商贸城", "商场", "宿舍", "别墅",
     "名都",
 )  # fmt: skip
-VILLAGE_SUFFIXES = ("新村", "屋村", "围村", "坊", "村", "围")
+VILLAGE_SUFFIXES = ("新村", "屋村", "围村", "村民小组", "坊", "村", "围", "组")
 
 OTHER_PLACES = (
     "北京", "上海", "天津", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建", "江西",
@@ -88,31 +88,55 @@ def alternation(words: Iterable[str]) -> str:
 
 ALL_SUFFIXES = alternation((*ROAD_SUFFIXES, *PARK_SUFFIXES, *COMPOUND_SUFFIXES, *VILLAGE_SUFFIXES))
 # A name is the shortest run of characters ending in a suffix, unless the suffix is itself the start of a longer
-# name (新村街, 锦苑花园) or one character away from a park/compound/road ending (一村西工业区).
+# name (新村街, 锦苑花园, 石路村, 花园村) or one character away from a park/compound/road ending (一村西工业区; a
+# lone 苑 that far on is not: 兴业东路华苑公寓). A cross street after a street (新安大街横巷) is a name of its own.
 NAME_GUARD = alternation((*ROAD_SUFFIXES, *PARK_SUFFIXES, *COMPOUND_SUFFIXES, "新村"))
-NAME = re.compile(rf"(.+?)({ALL_SUFFIXES})(?!.?(?:{NAME_GUARD}))")
+_GUARD_ONE_ON = alternation(w for w in (*ROAD_SUFFIXES, *PARK_SUFFIXES, *COMPOUND_SUFFIXES, "新村") if w != "苑")
+NAME = re.compile(rf"(.+?)({ALL_SUFFIXES})(?!村|(?!横[街巷路])(?:{NAME_GUARD}|.(?:{_GUARD_ONE_ON})))")
 # A community name (or its bare stem) followed by at most one character and a road/park/compound ending is the
 # start of that name (大屏障生活区四路, 新安花园), not the community.
 PLACE_GUARD = re.compile(
     rf"(?:{alternation((*PARK_SUFFIXES, *COMPOUND_SUFFIXES))})(?!大道|路|街)"
-    rf"|.?(?:{alternation(ROAD_SUFFIXES)})|.(?:{alternation(PARK_SUFFIXES)})"
+    rf"|.?(?:{alternation(ROAD_SUFFIXES)})(?!村)|.(?:{alternation(PARK_SUFFIXES)})"
 )
-STEM_GUARD = re.compile(rf".?(?:{NAME_GUARD})")
+STEM_GUARD = re.compile(rf".?(?:{NAME_GUARD})(?!村)")
 SUFFIX_KIND = {
     **dict.fromkeys(ROAD_SUFFIXES, "road"),
     **dict.fromkeys(PARK_SUFFIXES, "park"),
     **dict.fromkeys(COMPOUND_SUFFIXES, "compound"),
     **dict.fromkeys(VILLAGE_SUFFIXES, "village"),
 }
-RUN = re.compile(r"(?:[^0-9A-Z第-]|第(?![0-9A-Z]))+")
+# Digits right before a compound ending belong to its name (华润0769家园), and a highway's number to the highway
+# (107国道).
+_NUMBERED_NAME = alternation((*COMPOUND_SUFFIXES, "国道", "省道", "县道"))
+NAMED_NUMBER = re.compile(rf"[0-9A-Z]+(?={_NUMBERED_NAME})")
+RUN = re.compile(rf"(?:[^0-9A-Z第-]|第(?![0-9A-Z])|[0-9A-Z]+(?={_NUMBERED_NAME}))+")
+# A highway named by its kind and number (107国道) or its kind alone (省道西12号).
+HIGHWAY = re.compile(r"[0-9A-Z]*[国省县]道")
 NUMBER = re.compile(
     r"第?(?P<id>[A-Z]{0,2}\d+(?:-\d+)?[A-Z]?|[A-Z]{1,2})"
-    r"(?P<suf>号楼|号铺|号|栋|座|幢|单元|楼|层|室|房|档|铺|期|区|巷|弄|组|队)?"
+    r"(?P<suf>号楼|号铺|号巷|号|栋|座|幢|单元|楼|层|室|房|档|铺|期|区|横巷|横街|横路|巷|弄|组|队|街|路)?"
 )
 PHASE_WORD = re.compile(r"[东南西北中]区")
+# Street names may hold 和 or 与 (宏和路), never at their start; the shortest reading wins.
+_STREET = r"[^0-9与和][^0-9与]*?(?:大道|大街|路|街)"
 INTERSECTION = re.compile(
-    r"(?P<a>[^0-9与和]+?(?:大道|路|街))(?:(?:与|和|同|跟|及|交)(?P<b1>[^0-9与和]+?(?:大道|路|街))"
+    rf"(?P<a>{_STREET})(?:(?:与|和|同|跟|及|交)(?P<b1>{_STREET})"
     r"(?:交叉口|交叉路口|交汇处|交汇口|交界处|交界|十字路口|路口|交口|口)?"
-    r"|(?P<b2>[^0-9与和]+?(?:大道|路|街))(?:交叉口|交叉路口|交汇处|交汇口|交界处|十字路口|交口))"
+    rf"|(?P<b2>{_STREET})(?:交叉口|交叉路口|交汇处|交汇口|交界处|十字路口|交口))"
 )
 CROSSING_CHARS = frozenset("与和同跟及交口")
+# A road segment named after the town it crosses: 莞长路长安段, 莞樟路樟木头段.
+ROAD_SEGMENT = re.compile(r"[^0-9段路街道巷]{1,4}段")
+# A lane called …里 (安乐里5号): only before its door number, so 三元里 or 公里 elsewhere stay as they are.
+LANE_LI = re.compile(r"[^0-9里]{1,4}里(?=\d)")
+# Endings of named places that are not standard-address components: shops, factories, companies, schools,
+# stations, offices (a point of interest, POI). A note naming a compound or park (锦华花园小区旁) names a POI too.
+POI_SUFFIXES = (
+    "店", "厂", "公司", "超市", "商行", "中心", "站", "所", "医院", "学校", "中学", "小学", "幼儿园", "银行", "宾馆",
+    "馆", "百货", "家具", "物业", "管委会", "委员会", "公园", "庙", "祠", "酒楼", "餐厅", "办公楼", "综合楼",
+    "写字楼", "大楼", "部", "局", "院", "城", "网吧", "车行", "建材", "大学", "校", "场",
+)  # fmt: skip
+POI_END = re.compile(rf"(?:{alternation((*POI_SUFFIXES, *COMPOUND_SUFFIXES, *PARK_SUFFIXES))})$")
+# A gate is a detail of the place it opens (明珠广场南门): the place is the POI.
+GATE = re.compile(r"(?<=.{2})(?:[东南西北正后侧]门|路口|门口)$")

@@ -67,6 +67,8 @@ _NOISE_ANYWHERE = re.compile(r"NULL|(?:请|先|需)?电联|电话联系|送货�
 _PHONE = re.compile(r"(?:86-?)?\d{3,4}-\d{7,8}|\d{7,}")
 _DIGIT_RUN = re.compile(r"\d{7}")
 _BUILDING_HASH = re.compile(r"([0-9A-Z]+)#(?:楼|栋)?")
+# 17F, 6F: an English floor mark after a one- or two-digit number (not inside a code such as B2F).
+_FLOOR_F = re.compile(r"(?<![0-9A-Z])(\d{1,2})F(?![A-Z])")
 _BRACKET_CHARS = frozenset("()[]{}【】〔〕〖〗（）［］「」『』《》<>")
 _SEPARATOR_CHARS = frozenset(" \u3000,，;；、|/\\。")
 _RELATIVE_CHARS = frozenset("对附旁隔周带往向进沿直走侧边面角后前里")
@@ -80,7 +82,7 @@ _LONE_DASH = re.compile(r"(?<![0-9A-Z])-|-(?![0-9A-Z])")
 _RELATIVE = re.compile(
     r"斜对面|对面|附近|旁边|隔壁|周边|一带|"
     r"(?:往|向|进去|进|沿|直走|走)[东南西北前后左右里内]?(?:走)?(?:约|大约)?\d+(?:米|M|公里)(?:处|左右)?|"
-    r"(?:东南|东北|西南|西北|[东南西北])侧|(?<=[路街道号口场园区站])旁|"
+    r"(?:东南|东北|西南|西北|[东南西北])侧|(?<=[路街道号口场园区站])旁|(?<=[口处])(?:东南|东北|西南|西北|[东南西北])角|"
     r"(?:东南|东北|西南|西北|[东南西北])(?:边|面|角)$|(?:后面|前面|里面|后门|前门)$"
 )
 
@@ -205,6 +207,8 @@ def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:  # noqa:
         text, notes = split_notes(text)
     if "#" in text:
         text = _BUILDING_HASH.sub(r"\1栋", text)
+    if "F" in text:
+        text = _FLOOR_F.sub(r"\1楼", text)
     cut = False
     if not _SEPARATOR_CHARS.isdisjoint(text):
         tokens = [t for t in _SEPARATORS.split(text) if t]

@@ -132,3 +132,21 @@ def test_normalize_never_raises_on_text_within_limits(raw: str) -> None:
 )
 def test_numerals_in_names_survive_any_door_number(name: str, door: int) -> None:
     assert normalize(f"长安镇{name}{door}号") == f"长安镇{name}{door}号"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("长安镇锦华花园5栋17F", "长安镇锦华花园5栋17楼"),  # an English floor mark
+        ("长安镇锦华花园5栋6F601", "长安镇锦华花园5栋6楼601"),
+        ("长安镇锦华花园B2F", "长安镇锦华花园B2F"),  # a code, not a floor
+    ],
+)
+def test_an_english_floor_mark_becomes_a_floor(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+    assert normalize(expected) == expected
+
+
+def test_a_corner_of_a_crossing_is_a_relative_location() -> None:
+    found = normalize_with_flags("长安镇富华路与振安路交叉口东北角锦华花园")
+    assert (found.text, found.relative) == ("长安镇富华路与振安路交叉口锦华花园", "东北角")

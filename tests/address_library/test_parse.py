@@ -259,3 +259,116 @@ def test_parse_never_raises_on_normalized_text(raw: str) -> None:
     assert parsed.level in (None, "room", "building", "door", "road", "community", "town")
     if parsed.town_code is not None:
         assert parsed.town is not None and parsed.town_code.startswith("4419")
+
+
+# --- real address forms (issue 13): invented examples of each rule ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # a community written with its official suffix, or with 花园 in its name
+        ("长安镇新安社区居民委员会", {"town": "长安镇", "community": "新安社区"}),
+        ("大朗镇水口村村民委员会", {"town": "大朗镇", "community": "水口村"}),
+        (
+            "东城街道花园新村社区富华路1号",
+            {"town": "东城街道", "community": "花园新村社区", "road": "富华路", "door_no": "1"},
+        ),
+        # a town written with its 镇 is the town, even before a name that starts like a road
+        ("大朗镇巷头富华路1号", {"town": "大朗镇", "community": "巷头社区", "road": "富华路", "door_no": "1"}),
+        ("虎门镇口路3号", {"town": "虎门镇", "road": "镇口路", "door_no": "3"}),  # but no road has a one-character name
+        # 大街 and cross streets
+        ("长安镇新安大街横巷3号", {"town": "长安镇", "road": "新安大街", "lane": "横巷", "door_no": "3"}),
+        ("长安镇上沙大街横3巷2号", {"town": "长安镇", "road": "上沙大街", "lane": "横3巷", "door_no": "2"}),
+        ("长安镇振兴3横街5号", {"town": "长安镇", "road": "振兴3横街", "door_no": "5"}),
+        # lanes off a road and in a village keep their direction; a 里 before its door number is a lane
+        ("长安镇富华路东1巷5号", {"town": "长安镇", "road": "富华路", "lane": "东1巷", "door_no": "5"}),
+        (
+            "大朗镇水口村长兴坊西3巷8号",
+            {"town": "大朗镇", "community": "水口村", "natural_village": "长兴坊", "lane": "西3巷", "door_no": "8"},
+        ),
+        ("莞城街道安乐里5号", {"town": "莞城街道", "road": "安乐里", "door_no": "5"}),
+        # a numbered street of a market, and a road with its segment and a highway
+        ("长安镇锦绣市场二街3号", {"town": "长安镇", "compound": "锦绣市场", "road": "二街", "door_no": "3"}),
+        ("长安镇107国道旁", {"town": "长安镇", "road": "107国道"}),
+        # a crossing with 和 inside a name, and what follows a crossing
+        ("长安镇宏和路与振安路交叉口", {"town": "长安镇", "road": "宏和路", "intersection": "振安路"}),
+        (
+            "长安镇富华路与振安路交叉口锦华花园3栋502",
+            {"town": "长安镇", "road": "富华路", "intersection": "振安路", "compound": "锦华花园", "building": "3栋"}
+            | {"room": "502"},
+        ),
+        # a quarter of the community before the road
+        (
+            "长安镇新安南区振安路8号",
+            {"town": "长安镇", "community": "新安社区", "phase": "南区", "road": "振安路", "door_no": "8"},
+        ),
+        # floors and rooms
+        ("长安镇富华路12号801", {"town": "长安镇", "road": "富华路", "door_no": "12", "room": "801"}),
+        ("长安镇锦华花园5栋9B", {"town": "长安镇", "compound": "锦华花园", "building": "5栋", "room": "9B"}),
+        ("长安镇锦华花园5栋17F", {"town": "长安镇", "compound": "锦华花园", "building": "5栋", "floor": "17楼"}),
+        ("长安镇锦华花园121506", {"town": "长安镇", "compound": "锦华花园", "building": "12", "room": "1506"}),
+        ("长安镇锦华花园38702", {"town": "长安镇", "compound": "锦华花园", "building": "38", "room": "702"}),
+        ("长安镇明珠豪苑商铺26号", {"town": "长安镇", "compound": "明珠豪苑", "stall": "26号"}),
+        # a building complex whose name has no suffix, an unknown town word, digits in a compound's name
+        (
+            "长安镇翡翠山居2期6栋1501房",
+            {"town": "长安镇", "compound": "翡翠山居", "phase": "2期", "building": "6栋", "room": "1501房"},
+        ),
+        ("乐安镇锦华花园3栋", {"compound": "锦华花园", "building": "3栋", "remainder": "乐安镇"}),
+        ("长安镇华润0769家园2栋", {"town": "长安镇", "compound": "华润0769家园", "building": "2栋"}),
+    ],
+)
+def test_real_address_forms_parse_into_our_components(raw: str, expected: dict[str, object]) -> None:
+    assert fields(parse(raw)) == expected
+
+
+def test_a_road_segment_is_kept_beside_the_road() -> None:
+    parsed = parse("长安镇莞长路长安段88号")
+    assert (parsed.road, parsed.road_segment, parsed.door_no) == ("莞长路", "长安段", "88")
+
+
+@pytest.mark.parametrize(
+    ("raw", "pois"),
+    [
+        ("长安镇富华路12号兴旺五金", ("兴旺五金",)),  # what follows the door names its occupant
+        ("长安镇富华路12号宏达电子有限公司", ("宏达电子有限公司",)),
+        ("长安镇宏达电子厂", ("宏达电子厂",)),  # a factory by its ending
+        ("长安镇富华路12号(华润万家超市旁)", ("华润万家超市",)),  # a landmark in a note
+        ("长安镇富华路12号(明珠广场南门对面)", ("明珠广场",)),  # a gate is a detail of its place
+        ("长安镇富华路12号", ()),
+    ],
+)
+def test_shops_factories_and_landmarks_are_points_of_interest(raw: str, pois: tuple[str, ...]) -> None:
+    parsed = parse(raw)
+    assert parsed.pois == pois
+    assert parsed.poi == (pois[0] if pois else None)
+    assert parsed.door_no in (None, "12")
+
+
+def test_a_bracketed_floor_is_a_remark_not_part_of_the_number_path() -> None:
+    parsed = parse("长安镇锦华花园3栋1102房(一楼)")
+    assert (parsed.building, parsed.floor, parsed.room) == ("3栋", None, "1102房")
+
+
+_COMPONENTS = ("natural_village", "road", "road_segment", "lane", "park", "compound", "phase", "floor", "unit")
+_COMPONENTS += ("room", "stall", "intersection")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(_ALPHABET, min_size=1, max_size=40))
+def test_every_component_is_written_in_the_normalized_text(raw: str) -> None:
+    try:
+        text = normalize(raw)
+    except AddressInputError:
+        return
+    if not text:
+        return
+    parsed = parse(text)
+    for name in _COMPONENTS:
+        value = getattr(parsed, name)
+        assert value is None or value in text, (name, value, text)
+    if parsed.building is not None:
+        assert parsed.building in text or parsed.building.isdigit()
+    for poi in parsed.pois:
+        assert poi in text or any(poi in note for note in parsed.notes)
