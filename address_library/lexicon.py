@@ -68,7 +68,7 @@ PARK_SUFFIXES = (
 COMPOUND_SUFFIXES = (
     "花园", "小区", "苑", "广场", "华庭", "豪庭", "山庄", "家园", "公寓", "新城", "大厦", "华府", "公馆", "商城",
     "市场", "农贸市场", "综合市场", "批发市场", "肉菜市场", "商业广场", "商业城", "商贸城", "商场", "宿舍", "别墅",
-    "名都",
+    "名都", "阁", "小城", "门第",
 )  # fmt: skip
 VILLAGE_SUFFIXES = ("新村", "屋村", "围村", "村民小组", "坊", "村", "围", "组")
 
@@ -110,13 +110,15 @@ SUFFIX_KIND = {
 # (107国道).
 _NUMBERED_NAME = alternation((*COMPOUND_SUFFIXES, "国道", "省道", "县道"))
 NAMED_NUMBER = re.compile(rf"[0-9A-Z]+(?={_NUMBERED_NAME})")
-RUN = re.compile(rf"(?:[^0-9A-Z第-]|第(?![0-9A-Z])|[0-9A-Z]+(?={_NUMBERED_NAME}))+")
+# 第 is an ordinal before a number (第3栋) except in the word 门第 (a compound name ending: 书香门第3栋).
+RUN = re.compile(rf"(?:[^0-9A-Z第-]|(?<=门)第|第(?![0-9A-Z])|[0-9A-Z]+(?={_NUMBERED_NAME}))+")
 # A highway named by its kind and number (107国道) or its kind alone (省道西12号).
 HIGHWAY = re.compile(r"[0-9A-Z]*[国省县]道")
 NUMBER = re.compile(
     r"第?(?P<id>[A-Z]{0,2}\d+(?:-\d+)?[A-Z]?|[A-Z]{1,2})"
-    r"(?P<suf>号楼|号铺|号巷|号|栋|座|幢|单元|楼|层|室|房|档|铺|期|区|横巷|横街|横路|巷|弄|组|队|街|路)?"
-)
+    r"(?P<suf>号楼(?!梯)|号铺|号巷|号梯|号(?!楼梯)|栋|座|幢|单元|梯|楼(?!梯)|层|室|房|档|铺|期|区|横巷|横街|横路|巷|弄|组"
+    r"|队|街|路)?"
+)  # 楼梯 (stairs) is a word, not a floor; 2梯, 3号梯 (a stairwell, Cantonese usage) is the building's unit
 PHASE_WORD = re.compile(r"[东南西北中]区")
 # Street names may hold 和 or 与 (宏和路), never at their start; the shortest reading wins.
 _STREET = r"[^0-9与和][^0-9与]*?(?:大道|大街|路|街)"
@@ -128,6 +130,26 @@ INTERSECTION = re.compile(
 CROSSING_CHARS = frozenset("与和同跟及交口")
 # A road segment named after the town it crosses: 莞长路长安段, 莞樟路樟木头段.
 ROAD_SEGMENT = re.compile(r"[^0-9段路街道巷]{1,4}段")
+# A short road called …道 (松景道26号): only before its door number, so 街道, 国道 or 通道 elsewhere stay as they are.
+ROAD_DAO = re.compile(r"[^0-9A-Z道街路巷国省县通隧]{2,4}道(?=\d)")
+# A village name (ending in a place-name word: 头, 岗, 岭, 塘…) written straight before a road of its own name
+# (2–3 characters and an optional numeral or direction: 新屋头兴业路, 大坑岭振华二街). The road's name part may not
+# start with a place-name word, a numeral or a direction (邵岗头五路, 王屋洲北路 are one road's name), nor be a
+# generic word for what the road serves (上坑商业街, 大岭沿河路): such a road is named with its place in front.
+_PLACE_END = "头岗岭塘坑围屋村厦边洲涌沥墩埔坊寮窝坪塱冚贝背"
+_NUMERAL_OR_DIRECTION = "0-9一二三四五六七八九十东南西北中"
+VILLAGE_THEN_ROAD = re.compile(
+    rf"([^0-9A-Z]{{1,3}}[{_PLACE_END}])"
+    rf"([^{_PLACE_END}{_NUMERAL_OR_DIRECTION}区路街巷道A-Z][^{_NUMERAL_OR_DIRECTION}区路街巷道A-Z]{{1,2}}"
+    rf"[{_NUMERAL_OR_DIRECTION}]{{0,3}}(?:大道|大街|路|街|巷))"
+)
+GENERIC_ROAD_WORDS = ("商业", "市场", "工业", "环村", "沿河", "滨河", "沿江", "新村", "酒吧", "美食", "步行", "购物")
+# A relative word inside the body (华润超市后面兴华街2号, 新安社区旁X花园): the name before it is the landmark the
+# address is placed by; the word itself says nothing about the address that follows.
+INNER_RELATIVE = re.compile(r"斜对面|对面|附近|旁边|隔壁|后面|旁")
+RELATIVE_CHARS = frozenset("对附旁隔后")
+# The urban area of a town written after it (X镇新城区…): an old area word, not the start of a name.
+URBAN_AREA = re.compile(r"[新老旧]?城区")
 # A lane called …里 (安乐里5号): only before its door number, so 三元里 or 公里 elsewhere stay as they are.
 LANE_LI = re.compile(r"[^0-9里]{1,4}里(?=\d)")
 # Endings of named places that are not standard-address components: shops, factories, companies, schools,

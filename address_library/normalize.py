@@ -215,7 +215,10 @@ def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:  # noqa:
         kept = [t for t in tokens if t not in _NOISE_TOKENS]
         cut = len(kept) != len(tokens)
         text = "".join(kept)
-    text = _PUNCT.sub("", text)
+    stripped = _PUNCT.sub("", text)
+    # Punctuation taken out can join a number and a mark (0×F → 0F): the next pass reads what it exposed.
+    cut = cut or len(stripped) != len(text)
+    text = stripped
     if "NULL" in text or "联" in text or "上门" in text:
         before = text
         text = _fixpoint(_NOISE_ANYWHERE, text)

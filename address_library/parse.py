@@ -12,7 +12,9 @@ from address_library.lexicon import (
     CROSSING_CHARS,
     FOLD,
     GATE,
+    GENERIC_ROAD_WORDS,
     HIGHWAY,
+    INNER_RELATIVE,
     INTERSECTION,
     LANE_LI,
     NAME,
@@ -22,9 +24,14 @@ from address_library.lexicon import (
     PHASE_WORD,
     PLACE_GUARD,
     POI_END,
+    POI_SUFFIXES,
+    RELATIVE_CHARS,
+    ROAD_DAO,
     ROAD_SEGMENT,
     RUN,
     SUFFIX_KIND,
+    URBAN_AREA,
+    VILLAGE_THEN_ROAD,
     alternation,
 )
 from address_library.normalize import Normalized, normalize_with_flags
@@ -237,7 +244,16 @@ _PLACE_THEN_STREET = re.compile(
 def _scan(text: str, folded: str, pos: int, end: int, state: ScanState, gaz: Gazetteer) -> None:
     """Read the components in text[pos:end], left to right."""
     pending = ""  # a name with no suffix of its own (上围 in 上围3巷), waiting for what follows it
+    relative = not RELATIVE_CHARS.isdisjoint(text)
     while pos < end:
+        if relative and (word := INNER_RELATIVE.match(text, pos, end)) is not None:
+            # 华润超市后面兴华街2号, 新安社区旁X花园: the name before the word is the landmark the address is placed by;
+            # what follows is read as usual.
+            if pending:
+                state.pois.append(pending)
+                pending = ""
+            pos = word.end()
+            continue
         number = NUMBER.match(text, pos, end)
         if number is not None and not (number.group("suf") is None and NAMED_NUMBER.match(text, pos)):
             place_number(number, state, pending)
@@ -249,18 +265,25 @@ def _scan(text: str, folded: str, pos: int, end: int, state: ScanState, gaz: Gaz
             state.skip(text[pos])
             pos += 1
             continue
+        stop = run.end()
+        if relative and (word := INNER_RELATIVE.search(text, pos + 1, stop)) is not None:
+            stop = word.start()
         if pending:
             state.skip(pending)
-        pending = _names(text, folded, pos, run.end(), state, gaz)
-        pos = run.end()
+        pending = _names(text, folded, pos, stop, state, gaz)
+        pos = stop
     if pending:
-        if (
+        if state.last == "community" and pending in POI_SUFFIXES:
+            # 新安公园, 新安小学: a bare word for a landmark after the community names the community's landmark.
+            state.pois.append(pending)
+        elif (
             state.last == "community"
             and state.village is None
             and state.compound is None
             and not misspelt_name(pending)
-        ):
-            # 新安社区石岭头: a name with no suffix right after the community is one of its natural villages.
+        ) or (state.village is None and _CLAN_HAMLET.fullmatch(pending)):
+            # 新安社区石岭头: a name with no suffix right after the community is one of its natural villages; so is
+            # a clan hamlet (陈屋) that ends the address.
             state.village = pending
             state.last = "village"
         else:
@@ -270,7 +293,9 @@ def _scan(text: str, folded: str, pos: int, end: int, state: ScanState, gaz: Gaz
             state.skip(pending)
 
 
-_OCCUPANT_AFTER = frozenset({"door", "room", "floor", "stall", "building", "unit", "road"})
+_OCCUPANT_AFTER = frozenset({"door", "room", "floor", "stall", "building", "unit", "road", "lane"})
+# A clan hamlet: a surname and 屋 (陈屋, 李屋); only whole, since 屋 also begins names (王屋洲路).
+_CLAN_HAMLET = re.compile(r"[^0-9A-Z]{1,2}屋")
 
 
 def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gazetteer) -> str:  # noqa: C901 - one ordered cascade of name rules
@@ -300,6 +325,15 @@ def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gaze
             state.last = "building"
             p += 2
             continue
+        if (
+            state.last in ("", "community")
+            and not (state.road or state.village or state.compound or state.park)
+            and (area := URBAN_AREA.match(text, p, end)) is not None
+            and not PLACE_GUARD.match(text, area.end())
+        ):
+            # X镇新城区…: the town's urban area, an old area word that no standard address carries.
+            p = area.end()
+            continue
         if state.last in ("community", "park", "village") and not state.phase and PHASE_WORD.match(text, p, end):
             # 新安南区振安路: a quarter of the community or park, not the start of the road's name.
             state.phase = text[p : p + 2]
@@ -317,7 +351,7 @@ def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gaze
                 state.segment = segment.group(0)
                 p = segment.end()
                 continue
-        lane = LANE_LI.match(text, p)
+        lane = LANE_LI.match(text, p) or ROAD_DAO.match(text, p)
         if lane is not None and lane.end() == end:
             _road_or_lane(lane.group(0), state)
             p = end
@@ -328,15 +362,37 @@ def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gaze
         name = match.group(0)
         kind = SUFFIX_KIND[match.group(2)]
         street = _PLACE_THEN_STREET.fullmatch(name) if kind == "road" else None
+        p = match.end()
+        if kind == "road" and text.startswith("路口", p - 1):
+            p += 1  # 富华路口: the road's crossing, a place on the road
+            if POI_END.search(name, 0, len(name) - 1):
+                state.pois.append(name[:-1])  # 华润超市路口: the crossing by a landmark, not a road
+                continue
         if street is not None:
-            rest = _names(text, folded, p, p + len(street.group(1)), state, gaz)
+            rest = _names(text, folded, match.start(), match.start() + len(street.group(1)), state, gaz)
             if rest:
                 state.skip(rest)
             _road_or_lane(street.group(2), state)
-        else:
+        elif kind != "road" or not _village_before_road(name, folded[match.start() : p], state, gaz):
             _place_name(name, kind, state)
-        p = match.end()
     return text[p:end]
+
+
+def _village_before_road(name: str, folded: str, state: ScanState, gaz: Gazetteer) -> bool:
+    """新屋头兴业路 right after the town or community: the village and its road (see VILLAGE_THEN_ROAD). Read
+    through the homophone fold (陈屋存X路 is 陈屋村 and X路); a town's own name in front names the road (横沥X路)."""
+    if state.road or state.village or state.compound or state.park or state.last not in ("", "community"):
+        return False
+    split = VILLAGE_THEN_ROAD.fullmatch(folded)
+    if split is None or split.group(2).startswith(GENERIC_ROAD_WORDS):
+        return False
+    cut = split.end(1)
+    if name[:cut] in gaz.town_at_start:
+        return False
+    state.village = name[:cut]
+    state.last = "village"
+    _road_or_lane(name[cut:], state)
+    return True
 
 
 def _road_or_lane(name: str, state: ScanState) -> None:
@@ -412,7 +468,10 @@ def _notes_into(notes: tuple[str, ...]) -> tuple[str, ...]:
             continue
         floor = _NOTE_FLOOR.search(text)
         if floor is not None:
-            text = text[: floor.start()].removesuffix("楼上").removesuffix("楼下")
+            text = text[: floor.start()]
+        if text.endswith(("楼上", "楼下")) and len(text) >= 4:
+            pois.append(text[:-2])  # 兴旺美发楼上: the shop the flat is above
+            continue
         poi = _poi(text.removesuffix("旁")) if text else None
         if poi is not None:
             pois.append(poi)

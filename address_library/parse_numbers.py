@@ -14,6 +14,8 @@ _SLOT = {
     "座": "building",
     "幢": "building",
     "单元": "unit",
+    "梯": "unit",
+    "号梯": "unit",
     "楼": "floor",
     "层": "floor",
     "室": "room",
@@ -33,6 +35,7 @@ _SHOP_WORDS = ("商铺", "铺位", "档口")
 # Compact building+room (38702 = 38栋702, 121506 = 12栋1506): a tower's room is its floor (1–59) and a two-digit
 # index, so the four-digit tail is taken when it reads as such, otherwise the three-digit one.
 _COMPACT = re.compile(r"(\d{1,2})(\d{3,4})")
+_DOOR_LETTER = re.compile(r"\d{1,4}[A-Z]")
 
 
 class ScanState:
@@ -112,25 +115,8 @@ def place_number(match: re.Match[str], state: ScanState, pending: str) -> None:
         state.stall = token
         state.last = "stall"
         return
-    if pending and _names_complex(suffix, state, ends=match.end() == len(match.string)) and not misspelt_name(pending):
-        # 翡翠山居2栋, 锦龙湾2期, 明珠名轩1506: a name with no suffix of its own, followed by a building, a
-        # phase, or (with no road, lane or village to hang on) a bare room number that ends the address, names the
-        # building complex. A misspelt suffix (胜德工业元) is left to the matcher's homophone retry.
-        _complex(pending, state)
-        pending = ""
-    elif (
-        suffix == "区"
-        and pending
-        and state.village is None
-        and state.compound is None
-        and state.community
-        and not misspelt_name(pending)
-    ):
-        # 石岭头2区8号: a natural village of the community and its numbered area.
-        state.village = pending
-        pending = ""
     if pending:
-        state.skip(pending)
+        _place_pending(pending, suffix, state, ends=match.end() == len(match.string))
     if suffix in ("组", "队"):
         _group(token, state)
     elif suffix == "号" or suffix is None:
@@ -139,6 +125,10 @@ def place_number(match: re.Match[str], state: ScanState, pending: str) -> None:
         # 5座3号楼302: a second building word after the building is its floor.
         state.floor = token
         state.last = "floor"
+    elif suffix in ("栋", "座", "幢") and state.last == "building" and state.unit is None:
+        # 7栋C座: a second building word right after the building names its unit.
+        state.unit = token
+        state.last = "unit"
     else:
         slot = _SLOT[suffix]
         if getattr(state, slot) is None:
@@ -146,6 +136,38 @@ def place_number(match: re.Match[str], state: ScanState, pending: str) -> None:
             state.last = slot
         else:
             state.skip(token)
+
+
+def _place_pending(pending: str, suffix: str | None, state: ScanState, *, ends: bool) -> None:
+    """The unsuffixed name written right before a numbered token: a complex, a natural village, an occupant or rest."""
+    if _names_complex(suffix, state, ends=ends) and not misspelt_name(pending):
+        # 翡翠山居2栋, 锦龙湾2期, 明珠名轩1506: a name with no suffix of its own, followed by a building, a
+        # phase, or (with no road, lane or village to hang on) a bare room number that ends the address, names the
+        # building complex. A misspelt suffix (胜德工业元) is left to the matcher's homophone retry.
+        _complex(pending, state)
+    elif (
+        suffix == "号"
+        and len(pending) >= 2
+        and state.last == "community"
+        and not (state.village or state.road or state.lane or state.compound or state.park)
+        and not misspelt_name(pending)
+    ):
+        # 新安社区石岭头12号: a name with no suffix between the community and a door number is a natural village.
+        state.village = pending
+    elif (
+        suffix == "区"
+        and state.village is None
+        and state.compound is None
+        and state.community
+        and not misspelt_name(pending)
+    ):
+        # 石岭头2区8号: a natural village of the community and its numbered area.
+        state.village = pending
+    else:
+        if state.last in ("road", "lane", "door") and suffix in ("室", "房", "楼", "层"):
+            # 富华路12号兴旺公寓302房: a name between the door and the room names the building's occupant.
+            state.pois.append(pending)
+        state.skip(pending)
 
 
 def misspelt_name(pending: str) -> bool:
@@ -227,6 +249,11 @@ def _door_or_room(match: re.Match[str], state: ScanState) -> None:
     ident = match.group("id")
     suffix = match.group("suf")
     bare = suffix is None
+    if bare and state.door is None and state.last in ("road", "lane") and _DOOR_LETTER.fullmatch(ident):
+        # 富华路26B: right after the road a lettered number is its door, the letter a sub-number (26B → 26, B).
+        state.door, state.sub = ident[:-1], ident[-1]
+        state.last = "door"
+        return
     if bare and not ident.isdigit():
         # 9C, B1203, D: a lettered room, only meaningful inside something.
         if state.room is None and (state.inside or state.compound or state.park or state.door):

@@ -34,6 +34,12 @@ _IDENT = re.compile(r"[A-Z]{0,2}\d+(?:-\d+)?[A-Z]?|[A-Z]{1,2}")
 # How the annotation's labels map onto our standard-address model. Each line is a decision, not a tolerance:
 # the span must still be read, with the same characters, into the component named.
 CONVENTIONS = (
+    ("all labels",
+     "A span is normalized as it stands inside its address, not alone: a name's leading 广东 or 东莞 "
+     "(东莞XX中学) stays, as it does in the full text we parse."),
+    ("town",
+     "Our town. The annotators sometimes put a community written straight after an old district form in the "
+     "town slot (南城区XX): that span agrees when it names our community, which carries the town."),
     ("community, village",
      "The annotators use both labels for 社区/村 names alike. Ours: an official 社区/村 of the gazetteer is "
      "`community` (matched by code, so 新安, 新安村, 新安社区居委会 are one community); any other village name is "
@@ -45,7 +51,8 @@ CONVENTIONS = (
      "The annotation has no lane label: every 街/路/巷 is `road`. Ours keeps `road`, `lane` and `intersection` "
      "apart, and in a village a numbered lane (石岭头一巷) is `natural_village` + `lane`. A span agrees with our "
      "road (with its `road_segment`, 莞长路长安段), lane or intersection; with natural village + lane when it is "
-     "exactly their concatenation; with either part of a lane we hold as street + numbered lane (兴华街|三巷); and "
+     "exactly their concatenation; with our lane when it is the span with the direction the annotators labelled "
+     "apart in front (`direction` 南 + road 1巷: our lanes keep their direction, 南1巷); with either part of a lane we hold as street + numbered lane (兴华街|三巷); and "
      "when it is our community as written followed by our road (新安|兴华街: the matcher's known-road step re-reads "
      "the longer name from the library). A road we wrote with a village or landmark in front (石岭头人民路) does not "
      "agree: the matcher would not find it."),
@@ -56,7 +63,8 @@ CONVENTIONS = (
      "sub-area `phase` (一区, 3期), the `community` when the name is a community's (新安, 上沙), and `pois` for "
      "shops, factories, companies and landmarks, in the body or in a bracketed note. A span agrees with one of these "
      "exactly; when it lies within our natural-village chain; when it is our town or community as written followed "
-     "by one of them (长安|锦华广场: we read the leading place name as the town or community); or when our compound or "
+     "by one of them or by our natural village (长安|锦华广场, 新安|上围: we read the leading place name as the "
+     "town or community); or when our compound or "
      "park is the span joined with one other poi/subpoi span of the same address (锦华城|翡翠苑 is one "
      "compound name to us, with its 栋 numbered inside it). Unplaced remainder text does not count."),
     ("houseno, cellno",
@@ -105,10 +113,16 @@ def read_annotated(path: Path) -> Iterator[tuple[str, dict[str, list[str]]]]:
 
 
 def _norm(text: str) -> str:
+    """A span normalized as it stands inside its address: a name's leading 广东 or 东莞 (东莞XX中学) is kept, as it
+    is in the full text, where only the address's own leading province and city are taken off."""
     try:
-        return normalize(text)
+        inside = normalize(_LEAD + text)
     except AddressInputError:
         return ""
+    return inside[1:] if inside.startswith(_LEAD) else inside
+
+
+_LEAD = "甲"  # any character no normalization rule reads, standing for the text before the span
 
 
 def _digits(text: str | None) -> str | None:
@@ -162,6 +176,13 @@ def _lane_part(value: str, lane: str | None) -> bool:
     return lane.endswith(value) and lane[: -len(value)].endswith(("街", "路")) and value[0].isdigit()
 
 
+def _directed_lane(value: str, lane: str | None, spans: dict[str, list[str]] | None) -> bool:
+    """Our lane is the span with the direction the annotators labelled apart in front of it (南|1巷)."""
+    if not lane or not lane.endswith(value) or len(lane) == len(value):
+        return False
+    return lane[: -len(value)] in {_norm(s) for s in (spans or {}).get("direction", [])}
+
+
 def agrees(  # noqa: C901 - one rule per label, in CONVENTIONS order
     label: str, span: str, parsed: ParsedAddress, spans: dict[str, list[str]] | None = None
 ) -> bool:
@@ -170,7 +191,7 @@ def agrees(  # noqa: C901 - one rule per label, in CONVENTIONS order
     if not value:
         return False
     if label == "town":
-        return parse(span).town_code == parsed.town_code
+        return parse(span).town_code == parsed.town_code or _is_community(value, parsed)
     if label in ("community", "village"):
         if _is_community(value, parsed) or (parsed.natural_village and value in parsed.natural_village):
             return True
@@ -184,7 +205,7 @@ def agrees(  # noqa: C901 - one rule per label, in CONVENTIONS order
             return True
         if road and value.endswith(road) and _is_community(value[: -len(road)], parsed):
             return True
-        return _lane_part(value, parsed.lane)
+        return _lane_part(value, parsed.lane) or _directed_lane(value, parsed.lane, spans)
     if label == "roadno":
         return _digits(span) == parsed.door_no
     if label == "poi":
@@ -193,7 +214,8 @@ def agrees(  # noqa: C901 - one rule per label, in CONVENTIONS order
             return True
         if parsed.natural_village and value in parsed.natural_village:
             return True
-        if any(value.endswith(n) and _is_place_prefix(value[: -len(n)], parsed) for n in names if n):
+        placed = names | {parsed.natural_village} - {None}
+        if any(value.endswith(n) and _is_place_prefix(value[: -len(n)], parsed) for n in placed if n):
             return True
         others = [_norm(s) for key in ("poi", "subpoi") for s in (spans or {}).get(key, []) if s != span]
         return any(n and _tiles(n, value, others) for n in (parsed.compound, parsed.park))

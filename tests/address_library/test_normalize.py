@@ -150,3 +150,8 @@ def test_an_english_floor_mark_becomes_a_floor(raw: str, expected: str) -> None:
 def test_a_corner_of_a_crossing_is_a_relative_location() -> None:
     found = normalize_with_flags("长安镇富华路与振安路交叉口东北角锦华花园")
     assert (found.text, found.relative) == ("长安镇富华路与振安路交叉口锦华花园", "东北角")
+
+
+def test_punctuation_that_joins_a_number_and_its_mark_is_read_at_once() -> None:
+    assert normalize("锦华花园5栋6×F") == "锦华花园5栋6楼"
+    assert normalize(normalize("0×F")) == normalize("0×F")

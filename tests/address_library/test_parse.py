@@ -317,6 +317,58 @@ def test_parse_never_raises_on_normalized_text(raw: str) -> None:
         ),
         ("乐安镇锦华花园3栋", {"compound": "锦华花园", "building": "3栋", "remainder": "乐安镇"}),
         ("长安镇华润0769家园2栋", {"town": "长安镇", "compound": "华润0769家园", "building": "2栋"}),
+        # a village written straight before its road; a road named for what it serves keeps its place; a slip of 村
+        ("长安镇上岗头兴业路12号", {"town": "长安镇", "natural_village": "上岗头", "road": "兴业路", "door_no": "12"}),
+        ("长安镇上岗头商业街5号", {"town": "长安镇", "road": "上岗头商业街", "door_no": "5"}),
+        (
+            "长安镇新安社区田心坑长乐街3巷9号",
+            {
+                "town": "长安镇",
+                "community": "新安社区",
+                "natural_village": "田心坑",
+                "lane": "长乐街3巷",
+                "door_no": "9",
+            },
+        ),
+        (
+            "长安镇张屋存兴华街3巷5号",
+            {"town": "长安镇", "natural_village": "张屋存", "lane": "兴华街3巷", "door_no": "5"},
+        ),
+        ("横沥镇横沥长安路5号", {"town": "横沥镇", "road": "长安路", "door_no": "5"}),
+        # a clan hamlet; an unsuffixed name between the community and a door number
+        ("长安镇富华路李屋", {"town": "长安镇", "road": "富华路", "natural_village": "李屋"}),
+        (
+            "长安镇新安社区石岭下16号",
+            {"town": "长安镇", "community": "新安社区", "natural_village": "石岭下", "door_no": "16"},
+        ),
+        # a relative word inside the body; a road's crossing
+        (
+            "长安镇新安社区旁锦绣花园2栋",
+            {"town": "长安镇", "community": "新安社区", "compound": "锦绣花园"} | {"building": "2栋"},
+        ),
+        ("长安镇富华路口兴旺百货", {"town": "长安镇", "road": "富华路", "remainder": "兴旺百货"}),
+        # stairs and stairwells, a second building word, a short 道 road and a lettered door
+        (
+            "长安镇富华路3巷12楼梯间",
+            {"town": "长安镇", "road": "富华路", "lane": "3巷", "door_no": "12"} | {"remainder": "楼梯间"},
+        ),
+        (
+            "长安镇锦华花园3座2梯501",
+            {"town": "长安镇", "compound": "锦华花园", "building": "3座", "unit": "2梯", "room": "501"},
+        ),
+        (
+            "长安镇锦华花园7栋C座1203",
+            {"town": "长安镇", "compound": "锦华花园", "building": "7栋", "unit": "C座", "room": "1203"},
+        ),
+        (
+            "长安镇锦华花园松景道26B",
+            {"town": "长安镇", "compound": "锦华花园", "road": "松景道", "door_no": "26", "sub_no": "B"},
+        ),
+        # a town's urban area; compounds called …门第, …小城, …阁
+        ("长安镇新城区锦绣苑3栋", {"town": "长安镇", "compound": "锦绣苑", "building": "3栋"}),
+        ("长安镇书香门第3栋502", {"town": "长安镇", "compound": "书香门第", "building": "3栋", "room": "502"}),
+        ("长安镇锦绣小城2栋", {"town": "长安镇", "compound": "锦绣小城", "building": "2栋"}),
+        ("长安镇翠竹阁8楼", {"town": "长安镇", "compound": "翠竹阁", "floor": "8楼"}),
     ],
 )
 def test_real_address_forms_parse_into_our_components(raw: str, expected: dict[str, object]) -> None:
@@ -336,6 +388,10 @@ def test_a_road_segment_is_kept_beside_the_road() -> None:
         ("长安镇宏达电子厂", ("宏达电子厂",)),  # a factory by its ending
         ("长安镇富华路12号(华润万家超市旁)", ("华润万家超市",)),  # a landmark in a note
         ("长安镇富华路12号(明珠广场南门对面)", ("明珠广场",)),  # a gate is a detail of its place
+        ("长安镇富华路12号(兴旺美发楼上)", ("兴旺美发",)),  # the shop a flat is above
+        ("长安镇富华路12号安居之家203房", ("安居之家",)),  # a name between the door and the room
+        ("长安镇新安社区华润超市后面兴华街12号", ("华润超市",)),  # the landmark a relative word follows
+        ("长安镇富华路12号永辉超市路口", ("永辉超市",)),  # a crossing by a landmark
         ("长安镇富华路12号", ()),
     ],
 )
