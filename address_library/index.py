@@ -25,6 +25,7 @@ import pandas as pd
 
 from address_library.lexicon import fold_homophones
 from address_library.normalize import normalize
+from address_library.slips import phonetic_keys
 
 # Numbered components in the order they refine an address.
 NUMBER_FIELDS = ("door_no", "sub_no", "phase", "building", "unit", "floor", "room", "stall")
@@ -116,6 +117,10 @@ class AddressIndex:
     by_key: HashTable | None = None
     anchor_towns: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     anchor_grams: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
+    # (kind, phonetic key) → anchor names of that sound: a name with homophone slips anywhere finds its candidates.
+    anchor_sounds: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # (kind, name with one character masked) → anchor names: a look-alike slip anywhere finds its candidates too.
+    anchor_masks: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     road_doors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     # (town_code, road token) → the road's standard spelling: tokens fold homophones (旺隆路 → 旺龙路), answers must not.
     road_names: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -173,6 +178,17 @@ class AddressIndex:
             for gram in _bigrams(name.split("|")[0] if kind == "village" else name):
                 grams[kind][gram].append((kind, name))
         index.anchor_grams = {k: dict(v) for k, v in grams.items()}
+        sounds: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for kind, name in anchor_towns:
+            for key in phonetic_keys(name.split("|")[0] if kind == "village" else name):
+                sounds[(kind, key)].append(name)
+        index.anchor_sounds = dict(sounds)
+        masks: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for kind, name in anchor_towns:
+            probe = name.split("|")[0] if kind == "village" else name
+            for i in range(len(probe)):
+                masks[(kind, probe[:i] + "\0" + probe[i + 1 :])].append(name)
+        index.anchor_masks = dict(masks)
         door = _tokens(rows["door_no"], core_token)
         sub = _tokens(rows["sub_no"], core_token)
         level = index.levels
@@ -200,8 +216,11 @@ class AddressIndex:
         for gram in _bigrams(probe):
             for _, candidate in table.get(gram, ()):
                 counts[candidate] += 1
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [name for name, _ in ranked[:limit]]
+        ranked = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+        same_sound = {n for key in phonetic_keys(probe) for n in self.anchor_sounds.get((kind, key), ())}
+        for i in range(len(probe)):
+            same_sound.update(self.anchor_masks.get((kind, probe[:i] + "\0" + probe[i + 1 :]), ()))
+        return [*sorted(n for n in same_sound if n not in ranked), *ranked]
 
     def lookup(self, kind: str, name: str, numbers: tuple[str, ...]) -> list[int]:
         """Row positions with exactly this anchor and number path."""

@@ -1,114 +1,76 @@
-"""address_library.match: a typed address → the standard address, with a match level and an honest confidence.
+"""address_library.match: a typed address → the standard address, with a match level and a calibrated confidence.
 
 Steps, cheapest first, each tried only when the previous one found nothing:
 
-1. exact text: the normalized query equals a standard address's normalized full text;
+1. exact text: the normalized query equals a standard address's normalized full text (or a confirmed alias);
 2. exact components: the parsed query's anchor (compound, park, road or natural village) and number path
    (door, sub-number, phase, building, unit, floor, room, stall) equal an address's — so 东莞市, 3座 for 3栋,
    a dropped or added community, 全角 digits and 繁體 make no difference;
 3. parent: a sub-number, floor, room or shop that the library does not hold resolves to the nearest
-   address above it (confidence < 0.9);
-4. fuzzy anchor: a misspelt anchor name is looked up through the anchor bigram index (never a full scan) and
-   scored with rapidfuzz, then steps 2–3 run with the corrected name; two near-equal candidates give
-   `ambiguous`, never a guess;
+   address above it;
+4. slips: a typed name the library does not hold is corrected to a held one only when every character that
+   differs is an input-method slip (a homophone or a look-alike, address_library.slips); candidates come from
+   the sound and bigram indexes (never a full scan). Two equally good candidates give `ambiguous`, never a guess;
+   a name that differs in sound and shape is another place;
 5. road: the door number is not in the library but the road is: the point is interpolated between the nearest
    door numbers on that road; intersections (A路与B路交叉口) and relative locations (对面, 东侧) also answer at
    road level;
 6. community, then town: their representative points.
 
-Confidence bands: ≥ 0.95 exact or exact-by-components with the town confirmed; 0.90–0.95 exact components
-without a town, or one fuzzy correction confirmed by the town and the full number path; 0.80–0.89 parent
-addresses, conflicting towns, shop notes; ≤ 0.7 road, ≤ 0.4 community, ≤ 0.3 town. The accuracy benchmark
-measures that the ≥ 0.9 band is right at least 99.5 % of the time.
+When nothing finer is found, the text is read again with the slips in generic words put back (璐→路, 洞→栋,
+存→村). Every answer records how it was found (`Evidence`); its confidence is the probability, calibrated on
+a labelled set with absent addresses (address_library.calibration), that it is right at its stated level. An
+address the library does not hold comes back at the finest level that is known, with the part not found named.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from difflib import SequenceMatcher
+import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz
 
+from address_library.calibration import Calibration, Evidence, shipped
+from address_library.gazetteer import default_gazetteer
 from address_library.index import AddressIndex, anchors_of, core_token, name_token, numbers_of
 from address_library.lexicon import fold_homophones
+from address_library.match_paths import (
+    changed,
+    components_of,
+    compound_path,
+    interpolate,
+    overlaps,
+    parents,
+    unknown_part,
+)
+from address_library.match_result import (
+    AMBIGUOUS,
+    EXACT_DOOR,
+    MATCHED,
+    NOT_FOUND,
+    Candidate,
+    MatchResult,
+    Territory,
+    quality,
+)
 from address_library.normalize import Normalized, normalize_with_flags, validate
 from address_library.parse import ParsedAddress, parse_normalized
+from address_library.repair import default_repairer
+from address_library.slips import SlipLexicon, slip_count
 
-MATCHED = "matched"
-AMBIGUOUS = "ambiguous"
-NOT_FOUND = "not_found"
-
-# A fuzzy anchor must score at least this (rapidfuzz 0–100) to be considered, and beat the runner-up by this.
-FUZZY_MIN_SCORE = 70.0
-FUZZY_MARGIN = 8.0
 # The longest road name looked for when the parser split a road that begins with a place name.
 MAX_ROAD_CHARS = 16
-# A door number beyond the road's known range is placed at most this far past its end door.
-MAX_EXTRAPOLATION_M = 30.0
-METRES_PER_DEGREE = 111_320.0
-# Characters that tell roads of one series apart: ordinals and directions.
-SERIES_CHARACTERS = frozenset("一二三四五六七八九十百零0123456789东西南北中上下前后横纵内外新旧大小")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One standard address that could be meant."""
-
-    address_id: int
-    standard_address: str
-    level: str
-    town_code: str
-
-
-@dataclass(frozen=True)
-class Place:
-    """A named area's representative point (community, town, road)."""
-
-    name: str
-    lon: float
-    lat: float
-    town_code: str | None = None
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """What the matcher found for one query."""
-
-    status: str
-    level: str | None = None
-    confidence: float = 0.0
-    address_id: int | None = None
-    standard_address: str | None = None
-    lon: float | None = None
-    lat: float | None = None
-    town_code: str | None = None
-    community_code: str | None = None
-    reason: str | None = None
-    candidates: tuple[Candidate, ...] = ()
-
-    @property
-    def is_door_level(self) -> bool:
-        """True for room, building and door answers."""
-        return self.level in ("room", "building", "door")
-
-
-@dataclass
-class Territory:
-    """Representative points of towns, communities and roads, for the coarse answers."""
-
-    towns: dict[str, Place] = field(default_factory=dict)
-    communities: dict[str, Place] = field(default_factory=dict)
-    # (town_code, road name) → road polyline vertices (lon, lat), for intersections and door-less roads.
-    roads: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+# A community name typed without its town is tried in at most this many towns that have one of that name.
+MAX_TOWN_GUESSES = 10
 
 
 class Matcher:
     """Matches typed addresses against an AddressIndex."""
 
-    def __init__(self, index: AddressIndex, territory: Territory) -> None:
+    def __init__(self, index: AddressIndex, territory: Territory, calibration: Calibration | None = None) -> None:
         self.index = index
+        self.calibration = calibration or shipped()
         self.territory = territory
         self.ids = index.ids
         self.texts = index.full_texts
@@ -121,6 +83,14 @@ class Matcher:
         # Typed addresses a dispatcher resolved by hand (normalized text → address id): checked before anything.
         self.aliases: dict[str, int] = {}
         self._positions_by_id: dict[int, int] | None = None
+        # The library's natural village and park names, for putting back a slip that hid their ending (张屋讨).
+        self.names = SlipLexicon(
+            {
+                n.split("|")[0]
+                for kind, n in index.anchor_towns
+                if kind in ("village", "park") and len(n.split("|")[0]) >= 3
+            }
+        )
         self._roads_by_town: dict[str, list[str]] = {}
         for town, road in territory.roads:
             self._roads_by_town.setdefault(town, []).append(road)
@@ -128,34 +98,87 @@ class Matcher:
     # ------------------------------------------------------------------ entry points
 
     def match(self, text: str) -> MatchResult:
-        """Match one typed address (raises AddressInputError for empty, over-long or binary input)."""
+        """Match one typed address (raises AddressInputError for empty, over-long or binary input).
+
+        The confidence of a matched answer is the calibrated probability that it is right at its stated level.
+        """
         validate(text)
         normalized = normalize_with_flags(text)
         if not normalized.text:
             return MatchResult(NOT_FOUND, reason="no address left after removing noise")
+        return self.calibrated(self._find(normalized))
+
+    def calibrated(self, result: MatchResult) -> MatchResult:
+        """The result with its confidence read from the calibration table (matched answers only)."""
+        if result.status != MATCHED or result.evidence is None:
+            return result
+        return replace(result, confidence=self.calibration.probability(result.evidence))
+
+    def _find(self, normalized: Normalized) -> MatchResult:
         alias = self._alias_position(normalized.text)
         if alias is not None:
-            return self._answer(alias, 1.0, "matched through an alias a dispatcher confirmed")
+            # A dispatcher confirmed this text: as strong as the library's own text.
+            return self._answer(alias, 1.0, "matched through an alias a dispatcher confirmed", Evidence("text"))
         exact = self.index.exact(normalized.text)
         if exact is not None:
-            result = self._answer(exact, 1.0)
+            result = self._answer(exact, 1.0, evidence=Evidence("text"))
             return self._relative(result, normalized.relative) if normalized.relative else result
-        result = self.match_parsed(parse_normalized(normalized))
-        if result.status == MATCHED and result.is_door_level:
+        parsed = parse_normalized(normalized)
+        result = self.match_parsed(parsed)
+        if quality(result) >= EXACT_DOOR:
             return result
-        folded = fold_homophones(normalized.text)
-        if folded == normalized.text:
-            return result
-        # Homophone slips can hide the very suffix that tells a village (存) or a compound (花元) apart: parse the
-        # folded text too, and keep that answer when it is finer — at a confidence below 0.9.
-        retry = self.match_parsed(parse_normalized(Normalized(folded, normalized.notes, normalized.relative)))
-        if _rank(retry) > _rank(result):
-            return replace(
-                retry,
-                confidence=min(retry.confidence, 0.88),
-                reason=retry.reason or "a homophone slip in a place name was corrected",
-            )
+        guessed = self._town_from_community(normalized)
+        if guessed is not None:
+            return guessed
+        # Input-method slips can hide the words the parser reads by (璐 for 路, 洞 for 栋, 居眠委员会, a town or
+        # community name): read the text again with them put back, and keep that answer when it is finer.
+        repaired = default_repairer().repair(normalized.text, self.names)
+        tried = {normalized.text}
+        for variant in (repaired, fold_homophones(normalized.text), fold_homophones(repaired)):
+            if variant in tried:
+                continue
+            tried.add(variant)
+            again = normalize_with_flags(variant)
+            retry = self.match_parsed(parse_normalized(Normalized(again.text, normalized.notes, normalized.relative)))
+            if quality(retry) > quality(result):
+                corrected = changed(variant, normalized.text)
+                evidence = retry.evidence
+                if evidence is not None:
+                    evidence = replace(evidence, slips=evidence.slips + corrected)
+                reason = retry.reason or "a slip in a place name or a generic word was corrected"
+                result = replace(retry, evidence=evidence, reason=reason)
         return result
+
+    def _town_from_community(self, normalized: Normalized) -> MatchResult | None:
+        """The text opens with a community name, not a town (三联村…, or 桥头社区… where 桥头 is also a town): the
+        one town where it is a door.
+
+        The text is read once per town that has a community of that name, as if the town had been typed; when
+        exactly one of them holds the address in that community, that is the answer (its town counts as not
+        typed).
+        """
+        gazetteer = default_gazetteer()
+        text = normalized.text
+        towns = [
+            code
+            for code, forms in gazetteer.local.items()
+            if any(forms.get(text[:end]) for end in range(2, min(len(text), gazetteer.max_form) + 1))
+        ]
+        if not 1 <= len(towns) <= MAX_TOWN_GUESSES:
+            return None
+        found: list[MatchResult] = []
+        for code in towns:
+            typed = Normalized(gazetteer.town_names[code] + text, normalized.notes, normalized.relative)
+            answer = self.match_parsed(parse_normalized(typed))
+            evidence = answer.evidence
+            if (
+                quality(answer) >= EXACT_DOOR
+                and evidence is not None
+                and evidence.town == "confirmed"
+                and evidence.community == "confirmed"
+            ):
+                found.append(replace(answer, evidence=replace(evidence, town="missing")))
+        return found[0] if len(found) == 1 else None
 
     def set_aliases(self, aliases: dict[str, int]) -> None:
         """Replace the learned aliases (normalized text → address id)."""
@@ -182,10 +205,10 @@ class Matcher:
             if crossing is not None:
                 return crossing
         parsed = self._known_road(parsed)
-        components = _components(parsed)
+        components = components_of(parsed)
         numbers = numbers_of(components)
         anchors = anchors_of(components)
-        result = self._by_components(parsed, anchors, numbers, fuzzy_score=None)
+        result = self._by_components(parsed, anchors, numbers, slips=None)
         if result is None:
             probes = anchors
             if not probes and parsed.remainder:
@@ -199,6 +222,10 @@ class Matcher:
             result = self._area_level(parsed)
         if parsed.relative and result.status == MATCHED and result.is_door_level:
             result = self._relative(result, parsed.relative)
+        if result.status == MATCHED and result.level in ("community", "town") and (anchors or parsed.remainder):
+            missing = unknown_part(parsed, result)
+            if missing:
+                result = replace(result, reason=f"not in the library: {missing}; answered at {result.level} level")
         return result
 
     # ------------------------------------------------------------------ steps
@@ -210,12 +237,18 @@ class Matcher:
         for the town or community. The longest run of text ending at the door number that the library holds as a
         road (in the typed town) is the road.
         """
-        if not parsed.road or not parsed.door_no or parsed.natural_village:
+        if not parsed.road or not parsed.door_no:
             return parsed
         if self._holds("road", name_token(parsed.road), parsed.town_code):
             return parsed
-        door_at = parsed.text.find(f"{parsed.door_no}号")
-        before = parsed.text[:door_at] if door_at > 0 else ""
+        if parsed.natural_village:
+            # A village written straight before its road (新屋头兴业路) — unless the library holds the whole as a road.
+            whole = parsed.natural_village + parsed.road
+            if self._holds("road", name_token(whole), parsed.town_code):
+                return replace(parsed, road=whole, natural_village=None, lane=None)
+            return parsed
+        door = re.search(rf"{re.escape(parsed.door_no)}(?:-{re.escape(parsed.sub_no or '')})?号", parsed.text)
+        before = parsed.text[: door.start()] if door is not None else ""
         for length in range(min(len(before), MAX_ROAD_CHARS), 1, -1):
             written = before[-length:]
             if self._holds("road", name_token(written), parsed.town_code):
@@ -228,22 +261,26 @@ class Matcher:
         return bool(towns) and (town_code is None or town_code in towns)
 
     def _by_components(
-        self, parsed: ParsedAddress, anchors: list[tuple[str, str]], numbers: tuple[str, ...], fuzzy_score: float | None
+        self,
+        parsed: ParsedAddress,
+        anchors: list[tuple[str, str]],
+        numbers: tuple[str, ...],
+        *,
+        slips: tuple[str, int] | None,
     ) -> MatchResult | None:
+        """Look the anchors up with the number path, then with each path above it; `slips` = (how, count)."""
         for kind, name in anchors:
-            path = numbers if kind in ("road", "village") else _compound_path(numbers)
+            path = numbers if kind in ("road", "village") else compound_path(numbers)
             # When the typed town holds this name, its number is looked for in that town only: the same number on
             # a namesake road of another town is another place, not a slip in the town.
             own_town = parsed.town_code if parsed.town_code and self._holds(kind, name, parsed.town_code) else None
-            for depth, sub_path in enumerate(_parents(path, kind)):
+            for depth, sub_path in enumerate(parents(path, kind)):
                 hits = self.index.lookup(kind, name, sub_path)
                 if own_town is not None:
                     hits = [h for h in hits if self.towns[h] == own_town]
                 if not hits:
                     continue
-                return self._decide(
-                    parsed, hits, parent=depth > 0, fuzzy_score=fuzzy_score, dropped=path[len(sub_path) :]
-                )
+                return self._decide(parsed, hits, parent=depth > 0, slips=slips, dropped=path[len(sub_path) :])
         return None
 
     def _decide(
@@ -252,17 +289,24 @@ class Matcher:
         hits: list[int],
         *,
         parent: bool,
-        fuzzy_score: float | None,
+        slips: tuple[str, int] | None,
         dropped: tuple[str, ...],
     ) -> MatchResult:
         hits = sorted(set(hits))
         town = parsed.town_code
         in_town = [h for h in hits if self.towns[h] == town] if town else hits
         if town and not in_town:
-            # The typed town disagrees with every candidate: maybe a slip, maybe another place. Never ≥ 0.9.
-            chosen, town_note = hits, "town_conflict"
-        else:
-            chosen, town_note = in_town, "town_confirmed" if town else "town_missing"
+            # The typed town holds no such place; other towns do (人民路 is in every town). Almost always a place of
+            # the typed town that the library does not know yet: answer at the level that is known, and show what
+            # the other towns hold so that a dispatcher can still choose it.
+            area = self._area_level(parsed)
+            elsewhere = "、".join(sorted({self._town_name(str(self.towns[h])) for h in hits}))
+            return replace(
+                area,
+                reason=f"not in the library of {self._town_name(town)}; held in {elsewhere}",
+                candidates=tuple(self._candidate(h) for h in hits[:5]),
+            )
+        chosen, town_note = in_town, "confirmed" if town else "missing"
         if len(chosen) > 1 and parsed.community_code:
             same_community = [h for h in chosen if self.communities[h] == parsed.community_code]
             if same_community:
@@ -275,66 +319,84 @@ class Matcher:
                 candidates=tuple(self._candidate(h) for h in chosen[:5]),
             )
         best = chosen[0]
-        confidence = {"town_confirmed": 0.97, "town_missing": 0.93, "town_conflict": 0.8}[town_note]
-        reason = None if town_note != "town_conflict" else "the typed town differs from the address found"
-        if fuzzy_score is not None:
-            strong = town_note == "town_confirmed" and not parent
-            confidence = (0.9 + 0.05 * (fuzzy_score - FUZZY_MIN_SCORE) / (100 - FUZZY_MIN_SCORE)) if strong else 0.82
-            reason = f"a place name was corrected (similarity {fuzzy_score:.0f})"
+        reason = None
+        community_note = self._community_note(parsed, str(self.communities[best]))
+        if community_note == "conflict":
+            reason = "the typed community differs from the address found"
+        path = "components"
+        if slips is not None:
+            path = slips[0]
+            reason = (
+                "a slip in a place name was corrected" if path == "slip" else "text before a known name was ignored"
+            )
         if parent:
-            confidence = min(confidence, 0.86)
+            path = "parent"
             reason = f"not in the library: {'/'.join(d for d in dropped if d)}; answered with the address above it"
-        if parsed.remainder and not parent:
-            confidence = min(confidence, 0.88)
-            reason = reason or f"shop or note '{parsed.remainder}' is not part of the standard address"
-        return self._answer(best, confidence, reason)
+        note = bool(parsed.remainder) and not parent
+        if note and reason is None:
+            reason = f"shop or note '{parsed.remainder}' is not part of the standard address"
+        evidence = Evidence(path, town_note, community_note, slips[1] if slips else 0, note)
+        return self._answer(best, 0.0, reason, evidence)
+
+    @staticmethod
+    def _community_note(parsed: ParsedAddress, answer_community: str | None) -> str:
+        if not parsed.community_code:
+            return "missing"
+        return "confirmed" if parsed.community_code == answer_community else "conflict"
 
     def _fuzzy(
         self, parsed: ParsedAddress, anchors: list[tuple[str, str]], numbers: tuple[str, ...]
     ) -> MatchResult | None:
+        """A typed name the library does not hold, corrected only when it is a held name up to input-method slips.
+
+        Candidates come from the sound index and the bigram index. A candidate is a correction when every
+        character that differs is a homophone or look-alike slip (address_library.slips); a name that differs in
+        sound and shape is another place, so the answer stays at the level that is known. A held name written
+        after unplaced text (冬城沙明路, a garbled town glued to the road) is found as well.
+        """
         for kind, name in anchors:
             if self._holds(kind, name, parsed.town_code):
                 # The library holds this name as typed: what is missing is a number, not a spelling slip, and
                 # "correcting" the name would invent a door on another road or compound.
                 continue
-            scored: list[tuple[float, str]] = []
-            probe = name.split("|")[0] if kind == "village" else name
+            probe, lane = name.split("|") if kind == "village" else (name, "")
+            scored: list[tuple[int, str, str]] = []
             for candidate in self.index.anchor_candidates(kind, name):
-                if candidate == name or (kind == "road" and _series_variant(name, candidate)):
+                if candidate == name:
                     continue
-                target = candidate.split("|")[0] if kind == "village" else candidate
-                score = float(fuzz.ratio(probe, target))
-                if len(target) >= 3 and target in probe:
-                    # A garbled prefix glued to the name (冬城沙明路): the name itself is intact.
-                    score = max(score, 90.0)
-                if kind == "village":
-                    lane_q, lane_c = name.split("|")[1], candidate.split("|")[1]
-                    if lane_q != lane_c:
-                        score -= 15.0
-                if score >= FUZZY_MIN_SCORE:
-                    towns = self.index.anchor_towns.get((kind, candidate), set())
-                    if parsed.town_code and parsed.town_code not in towns:
-                        score -= 10.0
-                    scored.append((score, candidate))
+                if parsed.town_code and parsed.town_code not in self.index.anchor_towns.get((kind, candidate), ()):
+                    # A name with slips that another town holds is most likely a place of the typed town that
+                    # the library does not know yet, not a slip.
+                    continue
+                target, target_lane = candidate.split("|") if kind == "village" else (candidate, "")
+                if kind == "village" and lane != target_lane and slip_count(lane, target_lane) is None:
+                    continue
+                count = slip_count(probe, target)
+                if count is not None:
+                    scored.append((count + (lane != target_lane), "slip", candidate))
+                elif overlaps(probe, target) and target in parsed.text:
+                    # The held name stands verbatim in the typed text and the parser cut it differently (a
+                    # garbled town glued before it, or its first characters read as a town or community).
+                    scored.append((abs(len(probe) - len(target)), "contained", candidate))
             if not scored:
                 continue
-            scored.sort(key=lambda sc: (-sc[0], sc[1]))
-            results: list[tuple[float, MatchResult]] = []
-            for score, candidate in scored[:5]:
-                found = self._by_components(parsed, [(kind, candidate)], numbers, fuzzy_score=score)
-                if found is not None and found.status == MATCHED:
-                    results.append((score, found))
+            scored.sort()
+            results: list[tuple[int, MatchResult]] = []
+            for count, how, candidate in scored[:5]:
+                found = self._by_components(parsed, [(kind, candidate)], numbers, slips=(how, count))
+                if found is not None and found.status == MATCHED and found.is_door_level:
+                    results.append((count, found))
             if not results:
                 continue
             if (
                 len(results) > 1
-                and results[0][0] - results[1][0] < FUZZY_MARGIN
+                and results[0][0] == results[1][0]
                 and results[0][1].address_id != results[1][1].address_id
             ):
                 return MatchResult(
                     AMBIGUOUS,
                     confidence=0.5,
-                    reason="two similar place names fit",
+                    reason="two held names fit the typed one equally well",
                     candidates=tuple(
                         Candidate(r.address_id or 0, r.standard_address or "", r.level or "", r.town_code or "")
                         for _, r in results[:2]
@@ -347,20 +409,26 @@ class Matcher:
         road = name_token(components.get("road"))
         if not road:
             return None
-        towns = [parsed.town_code] if parsed.town_code else sorted(self.index.anchor_towns.get(("road", road), set()))
+        slips = 0
+        held = self.index.anchor_towns.get(("road", road), set())
+        towns = [parsed.town_code] if parsed.town_code else sorted(held)
+        if parsed.town_code and parsed.town_code not in held:
+            towns = []
         if not towns:
             corrected = self._closest_road(road, parsed.town_code)
             if corrected is None:
                 return None
-            road, towns = corrected[1], [corrected[0]]
+            town, road, slips = corrected
+            towns = [town]
         if len(towns) != 1:
             return None
         town = towns[0]
+        evidence_town = "confirmed" if parsed.town_code == town else "missing" if not parsed.town_code else "conflict"
         door = core_token(components.get("door_no"))
         doors = self.index.road_doors.get((town, road))
         if doors is not None and door.isdigit():
             numbers, positions = doors
-            lon, lat = _interpolate(int(door), numbers, self.lons[positions], self.lats[positions])
+            lon, lat = interpolate(int(door), numbers, self.lons[positions], self.lats[positions])
             nearest = positions[int(np.argmin(np.abs(numbers - int(door))))]
             return MatchResult(
                 MATCHED,
@@ -373,6 +441,7 @@ class Matcher:
                 standard_address=f"{self._town_name(town)}{self._road_name(town, road)}{door}号",
                 reason=f"door {door} is not in the library; placed between the nearest numbers on "
                 f"{self._road_name(town, road)}",
+                evidence=Evidence("road_door", evidence_town, "none", slips),
             )
         line = self.territory.roads.get((town, road))
         if line is not None:
@@ -386,6 +455,7 @@ class Matcher:
                 town_code=town,
                 standard_address=f"{self._town_name(town)}{self._road_name(town, road)}",
                 reason="road found, no door number to place on it",
+                evidence=Evidence("road_line", evidence_town, "none", slips),
             )
         return None
 
@@ -396,18 +466,27 @@ class Matcher:
         """The standard spelling of a road known by its token in a town."""
         return self.index.road_names.get((town, road_token), road_token)
 
-    def _closest_road(self, road: str, town: str | None) -> tuple[str, str] | None:
-        best: tuple[float, str] | None = None
+    def _closest_road(self, road: str, town: str | None) -> tuple[str, str, int] | None:
+        """The held road this one is up to input-method slips: (town, road token, slips), or None.
+
+        In the typed town when it holds one; otherwise only when a single town does.
+        """
+        fits: list[tuple[int, str]] = []
         for candidate in self.index.anchor_candidates("road", road, limit=10):
-            score = float(fuzz.ratio(road, candidate))
-            if score >= 80 and (best is None or score > best[0]):
-                best = (score, candidate)
-        if best is None:
+            count = slip_count(road, candidate)
+            if count:
+                fits.append((count, candidate))
+        if not fits:
             return None
-        towns = sorted(self.index.anchor_towns.get(("road", best[1]), set()))
-        if town in towns:
-            return town, best[1]
-        return (towns[0], best[1]) if len(towns) == 1 else None
+        fits.sort()
+        best = [c for n, c in fits if n == fits[0][0]]
+        in_town = [c for c in best if town in self.index.anchor_towns.get(("road", c), set())]
+        if len(in_town) == 1:
+            return str(town), in_town[0], fits[0][0]
+        if town is not None or len(best) != 1:
+            return None
+        towns = sorted(self.index.anchor_towns.get(("road", best[0]), set()))
+        return (towns[0], best[0], fits[0][0]) if len(towns) == 1 else None
 
     def _intersection(self, parsed: ParsedAddress) -> MatchResult | None:
         town = parsed.town_code
@@ -430,6 +509,7 @@ class Matcher:
                 town_code=t,
                 standard_address=f"{self._town_name(t)}{self._road_name(t, first)}与{self._road_name(t, second)}交叉口",
                 reason="intersection: answered at the crossing of the two roads",
+                evidence=Evidence("intersection", "confirmed" if town else "missing"),
             )
         return None
 
@@ -446,6 +526,7 @@ class Matcher:
                 community_code=parsed.community_code,
                 standard_address=place.name,
                 reason="only the community could be identified",
+                evidence=Evidence("community", "confirmed" if parsed.town_code == place.town_code else "missing"),
             )
         if parsed.town_code and parsed.town_code in self.territory.towns:
             place = self.territory.towns[parsed.town_code]
@@ -458,12 +539,15 @@ class Matcher:
                 town_code=parsed.town_code,
                 standard_address=place.name,
                 reason="only the town could be identified",
+                evidence=Evidence("town"),
             )
         return MatchResult(NOT_FOUND, reason="no known place in Dongguan found in the address")
 
     # ------------------------------------------------------------------ shaping
 
-    def _answer(self, position: int, confidence: float, reason: str | None = None) -> MatchResult:
+    def _answer(
+        self, position: int, confidence: float, reason: str | None = None, evidence: Evidence | None = None
+    ) -> MatchResult:
         return MatchResult(
             MATCHED,
             level=str(self.levels[position]),
@@ -475,6 +559,7 @@ class Matcher:
             town_code=str(self.towns[position]),
             community_code=str(self.communities[position]),
             reason=reason,
+            evidence=evidence,
         )
 
     def _candidate(self, position: int) -> Candidate:
@@ -495,90 +580,5 @@ class Matcher:
             town_code=result.town_code,
             community_code=result.community_code,
             reason=f"relative location '{relative}': near, not at, this address",
+            evidence=Evidence("relative"),
         )
-
-
-_LEVEL_RANK = {"room": 5, "building": 5, "door": 5, "road": 3, "community": 2, "town": 1}
-
-
-def _rank(result: MatchResult) -> int:
-    """How fine an answer is: door-level answers beat road, community and town ones; ambiguity ranks last."""
-    return _LEVEL_RANK.get(result.level or "", 0) if result.status == MATCHED else 0
-
-
-def _series_variant(typed: str, candidate: str) -> bool:
-    """True when two road names differ only in ordinals or directions (三新三路/三新四路, 上角路/上角南路).
-
-    Roads of one series are different roads; a name that differs from a held one only there is another (perhaps
-    new) road of the series, never a typing slip to correct.
-    """
-    opcodes = SequenceMatcher(None, typed, candidate, autojunk=False).get_opcodes()
-    changed = [typed[i1:i2] + candidate[j1:j2] for op, i1, i2, j1, j2 in opcodes if op != "equal"]
-    return bool(changed) and all(set(part) <= SERIES_CHARACTERS for part in changed)
-
-
-def _components(parsed: ParsedAddress) -> dict[str, Any]:
-    return {
-        "road": parsed.road,
-        "natural_village": parsed.natural_village,
-        "lane": parsed.lane,
-        "park": parsed.park,
-        "compound": parsed.compound,
-        "door_no": parsed.door_no,
-        "sub_no": parsed.sub_no,
-        "phase": parsed.phase,
-        "building": parsed.building,
-        "unit": parsed.unit,
-        "floor": parsed.floor,
-        "room": parsed.room,
-        "stall": parsed.stall,
-    }
-
-
-def _compound_path(numbers: tuple[str, ...]) -> tuple[str, ...]:
-    return ("", "", *numbers[2:]) if len(numbers) > 2 else ()
-
-
-def _parents(path: tuple[str, ...], kind: str) -> list[tuple[str, ...]]:
-    """The path, then its ancestors: drop the finest number each time (keep the door for roads and villages)."""
-    out = [path]
-    current = list(path)
-    floor_keep = 1 if kind in ("road", "village") else 3
-    while len(current) > floor_keep:
-        current.pop()
-        while current and not current[-1]:
-            current.pop()
-        if len(current) < floor_keep:
-            break
-        out.append(tuple(current))
-    if kind in ("compound", "park") and path:
-        out.append(())
-    seen: list[tuple[str, ...]] = []
-    for p in out:
-        if p not in seen:
-            seen.append(p)
-    return seen
-
-
-def _interpolate(door: int, numbers: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> tuple[float, float]:
-    """The point of door number `door` between its nearest neighbours on the same side (odd/even) of a road."""
-    same_side = (numbers % 2) == (door % 2)
-    if same_side.sum() >= 2:
-        numbers, lon, lat = numbers[same_side], lon[same_side], lat[same_side]
-    if len(numbers) == 1:
-        return float(lon[0]), float(lat[0])
-    k = int(np.searchsorted(numbers, door))
-    k = min(max(k, 1), len(numbers) - 1)
-    n0, n1 = numbers[k - 1], numbers[k]
-    t = 0.0 if n1 == n0 else float(np.clip((door - n0) / (n1 - n0), -0.5, 1.5))
-    if 0.0 <= t <= 1.0:
-        return float(lon[k - 1] + t * (lon[k] - lon[k - 1])), float(lat[k - 1] + t * (lat[k] - lat[k - 1]))
-    # Beyond the last known number: a short step past the end door, never far along a sparse road (where the
-    # next building may already stand in another town).
-    end, other = (k, k - 1) if t > 1.0 else (k - 1, k)
-    d_lon = (lon[end] - lon[other]) * np.cos(np.radians(lat[end]))
-    d_lat = lat[end] - lat[other]
-    segment_m = float(np.hypot(d_lon, d_lat)) * METRES_PER_DEGREE
-    overshoot = (t - 1.0) if t > 1.0 else -t
-    step = min(overshoot, MAX_EXTRAPOLATION_M / segment_m) if segment_m > 0 else 0.0
-    return float(lon[end] + step * (lon[end] - lon[other])), float(lat[end] + step * (lat[end] - lat[other]))

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, text
 
 from address_library.errors import AddressInputError, AddressLibraryError
 from address_library.index import AddressIndex
-from address_library.match import MATCHED, NOT_FOUND, Matcher, MatchResult, Place, Territory
+from address_library.match import Matcher
+from address_library.match_result import MATCHED, NOT_FOUND, MatchResult, Place, Territory
 from address_library.normalize import normalize
 from address_library.repository import COMPONENT_COLUMNS, alias_rows, alias_version, index_rows, library_version
 from gis.coords import CoordSystem, convert

@@ -36,8 +36,9 @@ from supervision.routing import default_router
 from supervision.task_states import OPEN_STATUSES
 from supervision.workflow import Duty
 
-# Below this confidence, or above door level, a registration is not placed without a dispatcher.
-PLACE_MIN_CONFIDENCE = 0.8
+# Below this confidence (the calibrated probability that the door is right), or above door level, a registration
+# is not placed without a dispatcher.
+PLACE_MIN_CONFIDENCE = 0.9
 PLACE_LEVELS = frozenset({"room", "building", "door"})
 
 
@@ -131,10 +132,11 @@ def _placement(answer: GeocodeAnswer) -> tuple[Placement | None, str | None, lis
     if answer.status != MATCHED:
         reason = "ambiguous: several standard addresses fit" if candidates else "no standard address found"
         return None, f"{reason} ({answer.reason})" if answer.reason else reason, candidates
+    found = f" ({answer.reason})" if answer.reason else ""
     if answer.level not in PLACE_LEVELS:
-        return None, f"matched only at {answer.level} level", candidates
+        return None, f"matched only at {answer.level} level{found}", candidates
     if answer.confidence < PLACE_MIN_CONFIDENCE:
-        return None, f"match confidence {answer.confidence:.2f} is below {PLACE_MIN_CONFIDENCE}", candidates
+        return None, f"match confidence {answer.confidence:.2f} is below {PLACE_MIN_CONFIDENCE}{found}", candidates
     if not answer.grid_code or answer.lon is None or answer.lat is None or answer.town_code is None:
         return None, "the matched address lies in no grid", candidates
     return (

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from gis import clock
 from gis.database import make_engine
@@ -250,3 +251,37 @@ def test_a_bad_body_is_a_422_that_says_what_is_wrong(
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == error and answer.json()["detail"]
+
+
+def test_a_compound_the_library_lacks_waits_for_review_and_once_added_is_found_at_door_level(
+    client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]], db: DatabaseSettings
+) -> None:
+    door = city["door"]
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        town, community = conn.execute(
+            text("SELECT t.name, c.name FROM community c JOIN town t ON t.code = c.town_code WHERE c.code = :c"),
+            {"c": door["community_code"]},
+        ).one()
+    engine.dispose()
+    typed = f"{town}{community}鑫悦豪庭"  # a new compound: 鑫 and 悦豪 are in no name of the test city
+    item = waiting_item(client, city, 60, typed)
+    # The geocoder knew only the community, and said which part it did not find.
+    queued = client.get("/v1/review", headers=auth["dispatcher"]).json()["items"]
+    reason = next(i for i in queued if i["id"] == item)["reason"]
+    assert "鑫悦豪庭" in reason, reason
+
+    drafted = client.get(f"/v1/review/{item}/proposal", headers=auth["dispatcher"]).json()
+    assert drafted["components"]["compound"] == "鑫悦豪庭" and drafted["level"] == "door"
+    resolved = client.post(
+        f"/v1/review/{item}/resolve", json=add_body(city, drafted["components"]), headers=auth["dispatcher"]
+    )
+    assert resolved.status_code == 200, resolved.text
+    added = resolved.json()["added_address"]
+    # The next registration at that compound, typed another way, is placed at door level on it.
+    again = "广东省东莞市" + typed
+    found = client.get("/v1/geocode", params={"q": again}, headers=auth["api"]).json()
+    assert (found["status"], found["level"], found["address_id"]) == ("matched", "door", added["id"]), found
+    assert found["confidence"] >= 0.9
+    status = register(client, city, 61, again)
+    assert status["outcome"] == "placed", status

@@ -283,7 +283,8 @@ def test_choosing_the_address_of_a_queued_registration_creates_its_tasks_and_tea
         # The same text now matches at once: in this process, and in a geocoder loaded afresh.
         assert geocoder.geocode(typed).address_id == door.address_id
         fresh = Geocoder.load(conn).geocode(typed)
-        assert (fresh.address_id, fresh.grid_code, fresh.confidence) == (door.address_id, door.grid_code, 1.0)
+        assert (fresh.address_id, fresh.grid_code) == (door.address_id, door.grid_code)
+        assert fresh.confidence >= 0.99
     with pytest.raises(AlreadyResolved), engine.begin() as conn:
         resolve_review(conn, item.id, actor=dispatcher, geocoder=geocoder, address_id=door.address_id)
     # A new registration typed the same way is placed without a dispatcher.
