@@ -90,9 +90,7 @@ class Gazetteer:
                 self.longest[key[0]] = min(_MAX_FORM, max(self.longest.get(key[0], 0), len(key)))
         taken = [k for k in (*self.town_at_start, *self.city) if len(k) >= 2]
         # A foreign place name that begins a Dongguan name (a community called 中山…) is not evidence.
-        self.other_places = re.compile(
-            alternation(p for p in OTHER_PLACES if not any(k.startswith(p) for k in taken)) or "(?!)"
-        )
+        self.other_places = _other_places(taken)
 
     def _add_town(self, form: str, code: str, *, anywhere: bool) -> None:
         if len(form) < 2:
@@ -145,6 +143,17 @@ class Gazetteer:
                 best = place, end
                 break
         return best
+
+
+def _other_places(taken: list[str]) -> re.Pattern[str]:
+    """Another city's name opening an address. One that begins a Dongguan name (a community called 中山…) counts only
+    followed by 市 or 省 (中山市莞荣路…): no Dongguan name reads so."""
+    shared = [p for p in OTHER_PLACES if any(k.startswith(p) for k in taken)]
+    free = [p for p in OTHER_PLACES if p not in shared]
+    patterns = [alternation(free)] if free else []
+    if shared:
+        patterns.append(f"(?:{alternation(shared)})(?:市|省)")
+    return re.compile("|".join(patterns) or "(?!)")
 
 
 def _put(table: dict[str, Place | None], key: str, place: Place) -> None:

@@ -117,6 +117,8 @@ class AddressIndex:
     by_key: HashTable | None = None
     anchor_towns: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     anchor_grams: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
+    # (compound or park, name) → its phases (期/区): a building typed without its phase is looked for in each.
+    anchor_phases: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # (kind, phonetic key) → anchor names of that sound: a name with homophone slips anywhere finds its candidates.
     anchor_sounds: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # (kind, name with one character masked) → anchor names: a look-alike slip anywhere finds its candidates too.
@@ -161,18 +163,22 @@ class AddressIndex:
         key_hashes: list[int] = []
         key_positions: list[int] = []
         anchor_towns: dict[tuple[str, str], set[str]] = defaultdict(set)
+        phases: dict[tuple[str, str], set[str]] = defaultdict(set)
         for kind in ANCHOR_KINDS:
             names = anchors[kind]
             for i in np.flatnonzero(names != "").tolist():
                 name = names[i]
                 # A compound or park address is found by its own name without the road it stands on.
                 key_numbers = numbers[i] if kind in ("road", "village") else _without_door(numbers[i], {})
+                if kind in ("compound", "park") and len(key_numbers) > 2 and key_numbers[2]:
+                    phases[(kind, name)].add(key_numbers[2])
                 key_hashes.append(hash((kind, name, key_numbers)))
                 key_positions.append(i)
                 anchor_towns[(kind, name)].add(town[i])
         index.by_key = HashTable.build(key_hashes, np.array(key_positions, dtype=np.int64))
         del key_hashes, key_positions
         index.anchor_towns = dict(anchor_towns)
+        index.anchor_phases = {k: tuple(sorted(v)) for k, v in phases.items()}
         grams: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
         for kind, name in anchor_towns:
             for gram in _bigrams(name.split("|")[0] if kind == "village" else name):

@@ -56,11 +56,12 @@ from address_library.match_result import (
 )
 from address_library.normalize import Normalized, normalize_with_flags, validate
 from address_library.parse import ParsedAddress, parse_normalized
-from address_library.repair import default_repairer
-from address_library.slips import SlipLexicon, slip_count
+from address_library.repair import default_repairer, town_first, towns_with_community_at_start
+from address_library.slips import SlipLexicon, slip_count, sound_only
 
 # The longest road name looked for when the parser split a road that begins with a place name.
 MAX_ROAD_CHARS = 16
+_FIT_EQUALLY = "several standard addresses fit equally well"
 # A community name typed without its town is tried in at most this many towns that have one of that name.
 MAX_TOWN_GUESSES = 10
 
@@ -95,8 +96,6 @@ class Matcher:
         for town, road in territory.roads:
             self._roads_by_town.setdefault(town, []).append(road)
 
-    # ------------------------------------------------------------------ entry points
-
     def match(self, text: str) -> MatchResult:
         """Match one typed address (raises AddressInputError for empty, over-long or binary input).
 
@@ -125,8 +124,8 @@ class Matcher:
             return self._relative(result, normalized.relative) if normalized.relative else result
         parsed = parse_normalized(normalized)
         result = self.match_parsed(parsed)
-        if quality(result) >= EXACT_DOOR:
-            return result
+        if quality(result) >= EXACT_DOOR or parsed.outside_dongguan:
+            return result  # another city's address stays another city's, whatever a "slip" would make of it
         guessed = self._town_from_community(normalized)
         if guessed is not None:
             return guessed
@@ -134,13 +133,18 @@ class Matcher:
         # community name): read the text again with them put back, and keep that answer when it is finer.
         repaired = default_repairer().repair(normalized.text, self.names)
         tried = {normalized.text}
-        for variant in (repaired, fold_homophones(normalized.text), fold_homophones(repaired)):
+        variants = [repaired, fold_homophones(normalized.text), fold_homophones(repaired)]
+        variants += [v for v in (town_first(normalized.text), town_first(repaired)) if v]
+        for variant in variants:
             if variant in tried:
                 continue
             tried.add(variant)
             again = normalize_with_flags(variant)
             retry = self.match_parsed(parse_normalized(Normalized(again.text, normalized.notes, normalized.relative)))
-            if quality(retry) > quality(result):
+            # Several addresses that fit the text exactly give way only to a whole answer, never to the address
+            # above them (a corrected text that lost a number is no better than the honest ambiguity).
+            exact_fit = result.reason == _FIT_EQUALLY
+            if quality(retry) > quality(result) and (not exact_fit or quality(retry) >= EXACT_DOOR):
                 corrected = changed(variant, normalized.text)
                 evidence = retry.evidence
                 if evidence is not None:
@@ -159,11 +163,7 @@ class Matcher:
         """
         gazetteer = default_gazetteer()
         text = normalized.text
-        towns = [
-            code
-            for code, forms in gazetteer.local.items()
-            if any(forms.get(text[:end]) for end in range(2, min(len(text), gazetteer.max_form) + 1))
-        ]
+        towns = towns_with_community_at_start(text)
         if not 1 <= len(towns) <= MAX_TOWN_GUESSES:
             return None
         found: list[MatchResult] = []
@@ -228,8 +228,6 @@ class Matcher:
                 result = replace(result, reason=f"not in the library: {missing}; answered at {result.level} level")
         return result
 
-    # ------------------------------------------------------------------ steps
-
     def _known_road(self, parsed: ParsedAddress) -> ParsedAddress:
         """Re-read the road from the library when the parser split a road whose name begins with a place name.
 
@@ -274,14 +272,27 @@ class Matcher:
             # When the typed town holds this name, its number is looked for in that town only: the same number on
             # a namesake road of another town is another place, not a slip in the town.
             own_town = parsed.town_code if parsed.town_code and self._holds(kind, name, parsed.town_code) else None
+            how = slips
             for depth, sub_path in enumerate(parents(path, kind)):
                 hits = self.index.lookup(kind, name, sub_path)
+                if not hits and depth == 0:
+                    hits = self._without_phase(kind, name, sub_path)
+                    how = ("phase", 0) if hits and slips is None else slips
                 if own_town is not None:
                     hits = [h for h in hits if self.towns[h] == own_town]
                 if not hits:
                     continue
-                return self._decide(parsed, hits, parent=depth > 0, slips=slips, dropped=path[len(sub_path) :])
+                return self._decide(parsed, hits, parent=depth > 0, slips=how, dropped=path[len(sub_path) :])
         return None
+
+    def _without_phase(self, kind: str, name: str, path: tuple[str, ...]) -> list[int]:
+        """A building typed without its phase (锦华花园3栋 for 锦华花园一期3栋): the hits of the phases that have it."""
+        if kind not in ("compound", "park") or len(path) < 4 or path[2] or not path[3]:
+            return []
+        found = [hits for phase in self.index.anchor_phases.get((kind, name), ())
+                 if (hits := self.index.lookup(kind, name, (*path[:2], phase, *path[3:])))]  # fmt: skip
+        # Several phases with that building: all of them, and the decision says "ambiguous" (several fit equally).
+        return [h for hits in found for h in hits]
 
     def _decide(
         self,
@@ -315,7 +326,7 @@ class Matcher:
             return MatchResult(
                 AMBIGUOUS,
                 confidence=round(1.0 / len(chosen), 3),
-                reason=f"{len(chosen)} standard addresses fit equally well",
+                reason=_FIT_EQUALLY,
                 candidates=tuple(self._candidate(h) for h in chosen[:5]),
             )
         best = chosen[0]
@@ -326,9 +337,10 @@ class Matcher:
         path = "components"
         if slips is not None:
             path = slips[0]
-            reason = (
-                "a slip in a place name was corrected" if path == "slip" else "text before a known name was ignored"
-            )
+            reason = {
+                "contained": "text before a known name was ignored",
+                "phase": "the phase (期/区) was not typed; the only phase with this building was taken",
+            }.get(path, "a slip in a place name was corrected")
         if parent:
             path = "parent"
             reason = f"not in the library: {'/'.join(d for d in dropped if d)}; answered with the address above it"
@@ -373,7 +385,8 @@ class Matcher:
                     continue
                 count = slip_count(probe, target)
                 if count is not None:
-                    scored.append((count + (lane != target_lane), "slip", candidate))
+                    how = "slip" if sound_only(probe, target) else "slip_shape"
+                    scored.append((count + (lane != target_lane), how, candidate))
                 elif overlaps(probe, target) and target in parsed.text:
                     # The held name stands verbatim in the typed text and the parser cut it differently (a
                     # garbled town glued before it, or its first characters read as a town or community).
@@ -542,8 +555,6 @@ class Matcher:
                 evidence=Evidence("town"),
             )
         return MatchResult(NOT_FOUND, reason="no known place in Dongguan found in the address")
-
-    # ------------------------------------------------------------------ shaping
 
     def _answer(
         self, position: int, confidence: float, reason: str | None = None, evidence: Evidence | None = None

@@ -73,7 +73,25 @@ _BRACKET_CHARS = frozenset("()[]{}【】〔〕〖〗（）［］「」『』《�
 _SEPARATOR_CHARS = frozenset(" \u3000,，;；、|/\\。")
 _RELATIVE_CHARS = frozenset("对附旁隔周带往向进沿直走侧边面角后前里")
 _CN_NUMERAL_CHARS = frozenset("零一二三四五六七八九十百千")
-_PREFIX_STARTS = ("中", "广东", "东莞")
+_PREFIX_STARTS = (
+    "中",
+    "广东",
+    "东莞",
+    "收",
+    "送",
+    "详",
+    "联",
+    "注",
+    "通",
+    "经",
+    "办",
+    "居",
+    "地",
+    "住",
+    "现",
+    "家",
+    "寄",
+)
 _PUNCT = re.compile(r"[^\w-]|_")
 _DASHES = re.compile(r"-+")
 _LONE_DASH = re.compile(r"(?<![0-9A-Z])-|-(?![0-9A-Z])")
@@ -87,7 +105,9 @@ _RELATIVE = re.compile(
 )
 
 _PREFIX = re.compile(
-    r"^(?:中华人民共和国|中国|广东省|广东|东莞市(?!场)|东莞(?!路|街|大道|大桥|庄|市场|大厦|中心|港|生态园|滨海湾))"
+    r"^(?:中华人民共和国|中国|广东省|广东|东莞市(?!场)|东莞(?!路|街|大道|大桥|庄|市场|大厦|中心|港|生态园|滨海湾)"
+    # The label of the form field it was copied from: 地址：, 收货地址, 住址, 家住, 送到…
+    r"|(?:收货|送货|详细|联系|注册|通讯|通信|经营|办公|居住)?地址|住址|住所|现住|家住|送到|送至|寄到|寄至)"
 )
 # 东莞市 and 广东省 pasted in the middle (长安镇东莞市长安镇…) carry nothing either; 东莞市场 is a name.
 _INNER_CITY = re.compile(r"广东省|广东(?=东莞)|东莞市(?!场)")

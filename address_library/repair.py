@@ -41,9 +41,11 @@ _CITY_PREFIX = re.compile(r"(?:广东省?|东莞市?)*")
 
 
 def _before_marker(chars: list[str], j: int) -> bool:
-    """Whether chars[j:] is a run of numerals (maybe empty) and then a unit marker."""
+    """Whether chars[j:] is a run of numerals (maybe empty) and then a unit marker or a sub-number (-1号)."""
     while j < len(chars) and chars[j] in _NUMBER_LIKE:
         j += 1
+    if j + 1 < len(chars) and chars[j] == "-" and chars[j + 1].isdigit():
+        return True
     return j < len(chars) and chars[j] in _MARKER_STARTS
 
 
@@ -57,7 +59,7 @@ class Repairer:
         # never "repaired" into a neighbouring name, and its slips are put back to it.
         communities = {form: place.code if place else form for form, place in gazetteer.city.items()}
         self.places = SlipLexicon({**towns, **communities})
-        self.frame = SlipLexicon(FRAME_WORDS)
+        self.frame = SlipLexicon(FRAME_WORDS, loose_from=4)
 
     def repair(self, text: str, names: SlipLexicon | None = None) -> str:
         """`text` (normalized) with slips in places, frame words and markers put back; unchanged when none.
@@ -162,6 +164,28 @@ def _numeral_slip(char: str) -> str | None:
 def _one_slip(char: str, markers: tuple[str, ...]) -> str | None:
     found = [m for m in markers if is_slip(char, m, strict=True)]
     return found[0] if len(found) == 1 else None
+
+
+_CITY_WORDS = re.compile(r"(?:广东省?)?东莞市?$")
+
+
+def town_first(text: str) -> str | None:
+    """The text with a town written after the rest moved to the front (九门寨七路10号，虎门镇九门寨社区 → 虎门镇九门寨社区
+    九门寨七路10号); None when no town stands after a number."""
+    gazetteer = default_gazetteer()
+    for found in gazetteer.town_anywhere_re.finditer(text):
+        if found.start() == 0 or not any(c.isdigit() for c in text[: found.start()]):
+            continue
+        head = _CITY_WORDS.sub("", text[: found.start()])
+        return text[found.start() :] + head
+    return None
+
+
+def towns_with_community_at_start(text: str) -> list[str]:
+    """The towns that have a community whose name (in any form) opens the text."""
+    gazetteer = default_gazetteer()
+    ends = range(2, min(len(text), gazetteer.max_form) + 1)
+    return [code for code, forms in gazetteer.local.items() if any(forms.get(text[:end]) for end in ends)]
 
 
 @lru_cache(maxsize=1)

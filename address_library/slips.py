@@ -94,6 +94,14 @@ def slip_count(typed: str, name: str) -> int | None:
     return slips
 
 
+def sound_only(typed: str, name: str) -> bool:
+    """Whether every character that differs between two equal-length names is a slip of sound (not of shape)."""
+    return all(
+        a == b or primary_reading(a) in readings(b) or primary_reading(b) in readings(a)
+        for a, b in zip(typed, name, strict=True)
+    )
+
+
 def phonetic_key(name: str) -> str:
     """A name by sound: the usual reading of each character, so homophone slips anywhere give the same key."""
     return " ".join(primary_reading(c) for c in name)
@@ -122,8 +130,13 @@ class SlipLexicon:
     where a short name is expected). A window that is a slip of words naming two different things gives nothing.
     """
 
-    def __init__(self, words: Iterable[str] | Mapping[str, str]) -> None:
-        """words: the words, or word → what it names (words naming the same thing are not rivals)."""
+    def __init__(self, words: Iterable[str] | Mapping[str, str], *, loose_from: int | None = None) -> None:
+        """words: the words, or word → what it names (words naming the same thing are not rivals).
+
+        `loose_from`: windows at least this long may differ from a word in any one character (居民季员会): a long
+        frame word is recognised by the rest of it, whatever the slip.
+        """
+        self.loose_from = loose_from
         names = dict(words) if isinstance(words, Mapping) else {w: w for w in words}
         self.names = {w: n for w, n in names.items() if len(w) >= 2}
         self.words = frozenset(self.names)
@@ -149,8 +162,9 @@ class SlipLexicon:
             return min(short_found) if len({self.names[w] for w in short_found}) == 1 else None
         found = {w for key in phonetic_keys(window) for w in self._by_sound.get(key, ()) if slip_count(window, w)}
         for i, char in enumerate(window):
+            loose = self.loose_from is not None and len(window) >= self.loose_from
             for word in self._by_mask.get(window[:i] + "\0" + window[i + 1 :], ()):
-                if is_slip(char, word[i]):
+                if loose or is_slip(char, word[i]):
                     found.add(word)
         if len({self.names[w] for w in found}) != 1:
             return None

@@ -21,6 +21,7 @@ from synthetic.geocode_cases import CaseMaker, GeocodeCase, place_names
 
 FIT, CHECK = "fit", "check"
 SLIP_CASES = 12_000
+RETYPED_CASES = 6_000
 ABSENT_SHARE = 0.25  # absent cases per in-library case: 4:1
 SEED = 20261206
 
@@ -60,6 +61,7 @@ def cases(engine: Engine, *, slips: int = SLIP_CASES) -> tuple[list[GeocodeCase]
         towns, communities = place_names(conn)
     maker = CaseMaker(rows, towns, communities, seed=SEED)
     in_library += maker.slips(slips)
+    in_library += maker.retyped(RETYPED_CASES)
     absent = maker.absent(int(len(in_library) * ABSENT_SHARE))
     return in_library, absent, sorted(towns)
 

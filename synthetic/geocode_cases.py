@@ -9,7 +9,7 @@ Two sets the entity registrations do not hold:
   new name, a door number the road does not have, a building number the compound does not have, a compound typed
   with a community it is not in, a road or compound that only another town holds (人民路 is in every town; the
   typed town's may be new). New names come from the same vocabularies as the library's (synthetic.names) and
-  are checked to differ from every held name of their kind in sound, not only in spelling.
+  are checked only to be new: a new name may sound or look like a held one, as new roads and compounds do.
 
 Each case carries its truth at every level, so an answer is judged at the level it states: a door answer must be
 the address meant (or an address above it), a road answer must name the road, a community or town answer the
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from address_library.slips import lookalikes, phonetic_key, primary_reading
+from address_library.slips import lookalikes, primary_reading
 from grids.codes import town_of
 from synthetic import names
 from synthetic.noise import render_raw_address
@@ -109,8 +109,8 @@ class CaseMaker:
         self.rng = random.Random(seed)
         self.np_rng = np.random.default_rng(seed)
         self.by_id = dict(zip(self.rows["id"].astype(int), range(len(self.rows)), strict=True))
-        self.compound_sounds = {phonetic_key(str(n)) for n in self.rows["compound"].dropna().unique()}
-        self.road_sounds = {phonetic_key(str(n)) for n in self.rows["road_name"].dropna().unique()}
+        self.compounds = {str(n) for n in self.rows["compound"].dropna().unique()}
+        self.roads = {str(n) for n in self.rows["road_name"].dropna().unique()}
         doors: dict[tuple[str, str], set[str]] = {}
         buildings: dict[int, set[str]] = {}
         for town, road, door in self.rows[["town_code", "road_name", "door_no"]].dropna().itertuples(index=False):
@@ -146,10 +146,12 @@ class CaseMaker:
         chosen = self.np_rng.choice(positions, size=min(count, len(positions)), replace=False)
         return sorted(int(p) for p in chosen)
 
-    def _new_name(self, make: Any, sounds: set[str]) -> str:
+    def _new_name(self, make: Any, held: set[str]) -> str:
+        # Only the very name must be new: a new road may well sound or look like a held one (竹永路 beside 宁永路),
+        # and the geocoder must not take it for a slip of it with confidence.
         for _ in range(200):
             name = make()
-            if phonetic_key(name) not in sounds:
+            if name not in held:
                 return name
         raise RuntimeError("no new name left to invent")
 
@@ -179,6 +181,33 @@ class CaseMaker:
                                   road=row.get("road_name")))  # fmt: skip
         return out
 
+    def retyped(self, count: int) -> list[GeocodeCase]:
+        """Library addresses in forms the registrations lack, in equal parts: the phase (一期) left out, the town and
+        community written after the rest, the label of a form field (住址：, 收货地址) in front."""
+        out: list[GeocodeCase] = []
+        phased = self.rows["phase"].notna() & self.rows["building"].notna()
+        for position in self._pick(phased, count // 3):
+            row = self._record(position)
+            text, _ = self._render({**row, "phase": None, "full_text": None})
+            out.append(self._case(text, "phase_dropped", row, absent=False, truth_id=int(row["id"]),
+                                  road=row.get("road_name")))  # fmt: skip
+        for position in self._pick(self.rows["road_name"].notna() & self.rows["door_no"].notna(), count // 3):
+            row = self._record(position)
+            town = self.towns.get(str(row["town_code"]), "")
+            text, _ = self._render({**row, "full_text": None})
+            body = text.split(town, 1)[1] if town and town in text else text
+            community = self.communities.get(str(row["community_code"]), "")
+            tail = self.rng.choice((f"，{town}", f" {town}{community}", f"({town}{community})", f"，广东东莞{town}"))
+            out.append(self._case(body + tail, "town_last", row, absent=False, truth_id=int(row["id"]),
+                                  road=row.get("road_name")))  # fmt: skip
+        for position in self._pick(self.rows["id"].notna(), count - 2 * (count // 3)):
+            row = self._record(position)
+            text, _ = self._render(row)
+            label = self.rng.choice(("住址：", "地址:", "收货地址：", "家住", "现住", "送到", "详细地址 "))
+            out.append(self._case(label + text, "form_label", row, absent=False, truth_id=int(row["id"]),
+                                  road=row.get("road_name")))  # fmt: skip
+        return out
+
     def absent(self, count: int) -> list[GeocodeCase]:
         """Addresses the library does not hold, `count` in all, in equal parts of each absent kind."""
         per_kind = -(-count // len(ABSENT_KINDS))
@@ -200,7 +229,7 @@ class CaseMaker:
         for position in self._pick(compounds, count):
             row = self._record(position)
             stem = names.community_stem(self.communities.get(str(row["community_code"]), ""))
-            row["compound"] = self._new_name(lambda s=stem: names.compound_name(self.np_rng, s), self.compound_sounds)
+            row["compound"] = self._new_name(lambda s=stem: names.compound_name(self.np_rng, s), self.compounds)
             row["road_name"] = row["door_no"] = row["sub_no"] = None
             row.pop("full_text", None)
             text, _ = self._render(row)
@@ -215,7 +244,7 @@ class CaseMaker:
             stem = names.community_stem(self.communities.get(str(row["community_code"]), ""))
             kind = self.rng.choice(("路", "路", "街", "大道"))
             row["road_name"] = self._new_name(lambda s=stem, k=kind: names.road_base(self.np_rng, s) + k,
-                                              self.road_sounds)  # fmt: skip
+                                              self.roads)  # fmt: skip
             row.pop("full_text", None)
             text, _ = self._render(row)
             out.append(self._case(text, "new_road", row, absent=True))

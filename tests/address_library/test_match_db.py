@@ -307,3 +307,40 @@ def test_nonsense_foreign_and_empty_addresses_get_a_clear_status_never_a_confide
         assert answer.confidence < 0.5
     outside = geocoder.geocode("北京市朝阳区建国路88号")
     assert "outside_dongguan" in (outside.reason or "")
+
+
+def test_another_citys_address_that_reuses_a_dongguan_name_is_not_placed(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(db, "SELECT road_name FROM address WHERE road_name LIKE '%路' ORDER BY id LIMIT 1")
+    for typed in (f"中山市{row['road_name']}9号", f"广东省广州市天河区{row['road_name']}8号"):
+        answer = geocoder.geocode(typed)
+        assert answer.status == "not_found" and "outside_dongguan" in (answer.reason or ""), (typed, answer)
+
+
+def test_a_town_written_last_or_a_form_label_in_front_still_finds_the_door(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(
+        db,
+        "SELECT a.id, t.name AS town, a.full_text FROM address a JOIN town t ON t.code = a.town_code "
+        "WHERE a.kind = 'road_door' AND a.level = 'door' AND a.sub_no IS NULL ORDER BY a.id LIMIT 1",
+    )
+    body = row["full_text"].removeprefix(row["town"])
+    for typed in (f"{body}，广东东莞{row['town']}", f"收货地址：{row['full_text']}", f"住址 {row['full_text']}"):
+        answer = geocoder.geocode(typed)
+        assert (answer.status, answer.address_id) == ("matched", row["id"]), (typed, answer)
+
+
+def test_a_building_typed_without_its_phase_is_found_when_one_phase_has_it(
+    db: DatabaseSettings, geocoder: Geocoder
+) -> None:
+    row = one(
+        db,
+        "SELECT a.id, a.full_text, a.phase FROM address a WHERE a.level = 'building' AND a.phase IS NOT NULL "
+        "AND a.compound IS NOT NULL AND NOT EXISTS (SELECT 1 FROM address b WHERE b.compound = a.compound "
+        "AND b.town_code = a.town_code AND b.building = a.building AND b.phase IS DISTINCT FROM a.phase) "
+        "AND position(a.phase IN a.full_text) > 0 ORDER BY a.id LIMIT 1",
+    )
+    answer = geocoder.geocode(row["full_text"].replace(row["phase"], "", 1))
+    assert (answer.status, answer.level, answer.address_id) == ("matched", "building", row["id"]), answer
