@@ -105,8 +105,9 @@ test-at: setup
 test-only: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# `make bench ONLY="Geocoder accuracy"`: only the sections whose name contains ONLY (after the demo load).
 bench: setup
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(if $(ONLY),--only "$(ONLY)")
 
 db-up: venv
 	$(VENV)/bin/gridgov db up

@@ -138,19 +138,24 @@ def accuracy(engine: Engine, geocoder: Geocoder) -> str:
     precision = sum(j.right for j in confident) / max(len(confident), 1)
 
     # Calibration: reliability on the towns the table was not fitted on.
-    def reliability_of(half: str) -> tuple[list[tuple[str, int, float, float]], float, int]:
+    def reliability_of(half: str, *, hard: bool = False) -> tuple[list[tuple[str, int, float, float]], float, int]:
         pairs = [
             (j.result.confidence, j.right)
             for j in judged
-            if j.result.status == "matched" and half_of(j.case.town_code, towns) == half
+            if j.result.status == "matched"
+            and half_of(j.case.town_code, towns) == half
+            and not (hard and j.result.evidence is not None and j.result.evidence.path == "text")
         ]
         table_, ece_ = reliability(pairs)
         return table_, ece_, len(pairs)
 
     check_table, ece, check_n = reliability_of(CHECK)
+    hard_table, hard_ece, hard_n = reliability_of(CHECK, hard=True)
     _, fit_ece, fit_n = reliability_of(FIT)
     calibration_lines = ["| confidence | answers | mean confidence | observed right |", "|---|---:|---:|---:|"]
     calibration_lines += [f"| {b} | {n:,} | {c:.3f} | {a:.3f} |" for b, n, c, a in check_table]
+    hard_lines = ["| confidence | answers | mean confidence | observed right |", "|---|---:|---:|---:|"]
+    hard_lines += [f"| {b} | {n:,} | {c:.3f} | {a:.3f} |" for b, n, c, a in hard_table]
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "MISSED"
@@ -173,7 +178,9 @@ def accuracy(engine: Engine, geocoder: Geocoder) -> str:
         f"({len(confident):,} answers) | ≥ 99.5% {verdict(precision >= 0.995)} |\n"
         f"| expected calibration error, towns kept apart from the fit ({check_n:,} answers) | {ece:.4f} | ≤ 0.02 "
         f"{verdict(ece <= 0.02)} |\n"
-        f"| expected calibration error, towns of the fit ({fit_n:,} answers) | {fit_ece:.4f} | |\n\n"
+        f"| expected calibration error, towns of the fit ({fit_n:,} answers) | {fit_ece:.4f} | |\n"
+        f"| expected calibration error, towns kept apart, answers not found by their exact text ({hard_n:,}) | "
+        f"{hard_ece:.4f} | |\n\n"
         '"Undetermined" rows are those answered `ambiguous` because the typed text fits several library addresses '
         "exactly, the one meant among them (a village lane and door that several communities of the town hold, "
         "typed without the community): no geocoder can place them, and `ambiguous` sends them to review. Every "
@@ -183,7 +190,8 @@ def accuracy(engine: Engine, geocoder: Geocoder) -> str:
         "Absent addresses (the library does not hold them; a door answer is wrong by construction, except for a "
         "missing building answered with its compound):\n\n" + "\n".join(absent_lines) + "\n\n"
         "Reliability on the towns kept apart (confidence bins against the share of answers right at their stated "
-        "level):\n\n" + "\n".join(calibration_lines)
+        "level):\n\n" + "\n".join(calibration_lines) + "\n\n"
+        "The same, without the answers found by their exact text (the easy half):\n\n" + "\n".join(hard_lines)
     )
 
 

@@ -204,12 +204,16 @@ class Recorder:
     command: str
     software: Mapping[str, str]
     path: Path | None = None
+    # Measure only the sections whose name contains this (and the demo load they all start from).
+    only: str | None = None
 
     def section(self, name: str, measure: Callable[[], str]) -> str:
         """Run `measure`; when it returns, print its markdown and write it as section `name`.
 
         When it raises (BenchmarkFailed or anything else) nothing is written: the exception goes on, named.
         """
+        if self.only and self.only.lower() not in name.lower() and not name.startswith("Demo load"):
+            return ""
         try:
             body = measure()
         except BenchmarkFailed as exc:

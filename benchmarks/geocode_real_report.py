@@ -38,7 +38,7 @@ def main(path: Path) -> None:
             invalid += 1
             continue
         door = answer.status == "matched" and answer.level in ("door", "building", "room")
-        levels[answer.level if answer.status == "matched" else answer.status] += 1
+        levels[(answer.level if answer.status == "matched" else None) or answer.status] += 1
         confident += door and answer.confidence >= 0.9
     print(f"{len(strings):,} real strings ({invalid} refused as input)")
     print(f"door/building/room answers with confidence ≥ 0.9 (confident guesses): {confident}")

@@ -138,14 +138,18 @@ def run_all(results: Recorder, settings: DatabaseSettings, scale: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Run every benchmark and record it; exit 1 at the first that fails (its section is not written)."""
-    scale = argv[0] if argv else "demo"
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
+    args = [a for i, a in enumerate(argv) if a != "--only" and (i == 0 or argv[i - 1] != "--only")]
+    scale = args[0] if args else "demo"
     settings = bench_database()
     command = "make bench" if scale == "demo" else f"python -m benchmarks.run {scale}"
+    if only:
+        command += f' ONLY="{only}"' if scale == "demo" else f' --only "{only}"'
     engine = make_engine(settings)
     with engine.connect() as conn:
         software = software_versions(conn)
     engine.dispose()
-    results = Recorder(command, software)
+    results = Recorder(command, software, only=only)
     try:
         run_all(results, settings, scale)
     except BenchmarkFailed as failure:
