@@ -35,7 +35,7 @@ from address_library.lexicon import (
     alternation,
 )
 from address_library.normalize import Normalized, normalize_with_flags
-from address_library.parse_numbers import ScanState, misspelt_name, place_number
+from address_library.parse_numbers import ScanState, misspelt_name, place_number, road_or_lane
 
 
 @dataclass(frozen=True)
@@ -342,7 +342,7 @@ def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gaze
             continue
         highway = HIGHWAY.match(text, p, end)
         if highway is not None:
-            _road_or_lane(highway.group(0), state)
+            road_or_lane(highway.group(0), state)
             p = highway.end()
             continue
         if state.last == "road" and state.segment is None:
@@ -353,7 +353,7 @@ def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gaze
                 continue
         lane = LANE_LI.match(text, p) or ROAD_DAO.match(text, p)
         if lane is not None and lane.end() == end:
-            _road_or_lane(lane.group(0), state)
+            road_or_lane(lane.group(0), state)
             p = end
             continue
         match = NAME.match(text, p, end)
@@ -372,7 +372,7 @@ def _names(text: str, folded: str, p: int, end: int, state: ScanState, gaz: Gaze
             rest = _names(text, folded, match.start(), match.start() + len(street.group(1)), state, gaz)
             if rest:
                 state.skip(rest)
-            _road_or_lane(street.group(2), state)
+            road_or_lane(street.group(2), state)
         elif kind != "road" or not _village_before_road(name, folded[match.start() : p], state, gaz):
             _place_name(name, kind, state)
     return text[p:end]
@@ -391,24 +391,13 @@ def _village_before_road(name: str, folded: str, state: ScanState, gaz: Gazettee
         return False
     state.village = name[:cut]
     state.last = "village"
-    _road_or_lane(name[cut:], state)
+    road_or_lane(name[cut:], state)
     return True
-
-
-def _road_or_lane(name: str, state: ScanState) -> None:
-    if state.road is None:
-        state.road = name
-        state.last = "road"
-    elif state.lane is None:
-        state.lane = name
-        state.last = "lane"
-    else:
-        state.skip(name)
 
 
 def _place_name(name: str, kind: str, state: ScanState) -> None:
     if kind == "road":
-        _road_or_lane(name, state)
+        road_or_lane(name, state)
         return
     if kind == "village" and state.village is not None and state.last == "village":
         state.village += name  # 上围村三组: one chain of villages

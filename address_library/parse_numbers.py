@@ -105,7 +105,7 @@ def place_number(match: re.Match[str], state: ScanState, pending: str) -> None:
         _lane(token, state, pending)
         return
     if suffix in NUMBERED_STREETS:
-        _street(pending + token, state)
+        road_or_lane(pending + token, state)
         return
     if pending.endswith(_SHOP_WORDS) and suffix in ("号", None) and state.stall is None:
         # 商铺26号: a shop unit of the complex named before it.
@@ -222,7 +222,8 @@ def _lane(token: str, state: ScanState, pending: str) -> None:
     state.last = "lane"
 
 
-def _street(name: str, state: ScanState) -> None:
+def road_or_lane(name: str, state: ScanState) -> None:
+    """A street name: the road when none is read yet, else the lane, else left over."""
     if state.road is None:
         state.road = name
         state.last = "road"
