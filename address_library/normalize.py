@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from address_library.errors import AddressInputError
+from address_library.lexicon import COMPOUND_SUFFIXES, PARK_SUFFIXES
 
 MAX_ADDRESS_CHARS = 500
 
@@ -192,6 +193,27 @@ def _sub_number(match: re.Match[str]) -> str:
     return f"{match.group(1)}-{value}号"
 
 
+# A flat written compactly after the name of a compound or park: 嘉湾小区4-1-202 (building-unit-room), 4栋1-202 (unit-room).
+_COMPACT_FLAT = re.compile(r"([A-Z]?\d{1,3})-(\d{1,2})-(\d{3,4})([室房号]?)(?![\d号栋座幢楼层单元室房-])")
+_COMPLEX_ENDINGS = (*COMPOUND_SUFFIXES, *PARK_SUFFIXES, "苑", "庭", "府", "阁")
+_COMPACT_UNIT_ROOM = re.compile(r"(?<=栋|座|幢)(\d{1,2})-(\d{3,4})(?=[室房号]?(?![\d号层单元室房-]))")
+
+
+def _compact_flat(text: str) -> str:
+    """Spell out a compact building-unit-room after a compound or park name (never after a road: 路12-3 is a door)."""
+
+    def building(match: re.Match[str]) -> str:
+        if not text[: match.start()].endswith(_COMPLEX_ENDINGS):
+            return match.group(0)
+        return f"{match.group(1)}栋{match.group(2)}单元{match.group(3)}{match.group(4) or '室'}"
+
+    text = _COMPACT_FLAT.sub(building, text)
+    return _COMPACT_UNIT_ROOM.sub(
+        lambda m: f"{m.group(1)}单元{m.group(2)}" + ("" if text[m.end() : m.end() + 1] in ("室", "房", "号") else "室"),
+        text,
+    )
+
+
 def _fixpoint(pattern: re.Pattern[str], text: str, replacement: str = "") -> str:
     # Removing one match can join two halves into a new one (电电联联): repeat until nothing changes.
     while True:
@@ -251,6 +273,7 @@ def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:  # noqa:
         text = _DASHES.sub("-", text)
         if not _CN_NUMERAL_CHARS.isdisjoint(text):
             text = _CN_NUMBER.sub(_arabic, text)  # 四十-1号: the dash sits between numbers once 四十 is 40
+        text = _compact_flat(text)
         text = _SUB_DASH.sub(r"\1-\2号", text)
         text = _LONE_DASH.sub("", text)
     relative: str | None = None

@@ -155,3 +155,10 @@ def test_a_corner_of_a_crossing_is_a_relative_location() -> None:
 def test_punctuation_that_joins_a_number_and_its_mark_is_read_at_once() -> None:
     assert normalize("锦华花园5栋6×F") == "锦华花园5栋6楼"
     assert normalize(normalize("0×F")) == normalize("0×F")
+
+
+def test_a_flat_written_compactly_after_a_compound_is_spelt_out_but_a_road_door_is_not() -> None:
+    assert normalize("长安镇嘉湾小区4-1-202") == "长安镇嘉湾小区4栋1单元202室"
+    assert normalize("长安镇嘉湾小区4栋1-202房") == "长安镇嘉湾小区4栋1单元202房"
+    assert normalize("长安镇第二工业区A3-2-301") == "长安镇第二工业区A3栋2单元301室"
+    assert normalize("长安镇长青路12-3-502") == "长安镇长青路12-3-502"  # after a road: door, sub-number, room
