@@ -397,8 +397,11 @@ class Matcher:
             results: list[tuple[int, MatchResult]] = []
             for count, how, candidate in scored[:5]:
                 found = self._by_components(parsed, [(kind, candidate)], numbers, slips=(how, count))
-                if found is not None and found.status == MATCHED and found.is_door_level:
-                    results.append((count, found))
+                if found is None or found.status != MATCHED or not found.is_door_level:
+                    continue
+                if how == "contained" and parsed.community_code and found.community_code != parsed.community_code:
+                    continue  # a name cut out of a longer text, in another community than the one typed: no evidence
+                results.append((count, found))
             if not results:
                 continue
             if (
