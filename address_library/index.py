@@ -32,7 +32,7 @@ NUMBER_FIELDS = ("door_no", "sub_no", "phase", "building", "unit", "floor", "roo
 # Anchor kinds, in the order a query tries them (the most specific first).
 ANCHOR_KINDS = ("compound", "park", "road", "village")
 
-_UNIT_SUFFIX = re.compile(r"(?:号楼|号院|单元|栋|座|幢|楼|层|室|房|号|期|区|档|铺|#)$")
+_UNIT_SUFFIX = re.compile(r"(?:号楼|号院|单元|号梯|栋|座|幢|楼|层|室|房|号|期|区|档|铺|梯|#)$")
 _LEADING = re.compile(r"^第")
 
 

@@ -195,7 +195,7 @@ def _sub_number(match: re.Match[str]) -> str:
 
 # A flat written compactly after the name of a compound or park: 嘉湾小区4-1-202 (building-unit-room), 4栋1-202 (unit-room).
 _COMPACT_FLAT = re.compile(r"([A-Z]?\d{1,3})-(\d{1,2})-(\d{3,4})([室房号]?)(?![\d号栋座幢楼层单元室房-])")
-_COMPLEX_ENDINGS = (*COMPOUND_SUFFIXES, *PARK_SUFFIXES, "苑", "庭", "府", "阁")
+_COMPLEX_ENDINGS = (*COMPOUND_SUFFIXES, *PARK_SUFFIXES, "苑", "庭", "府", "阁", "期", "区")
 _COMPACT_UNIT_ROOM = re.compile(r"(?<=栋|座|幢)(\d{1,2})-(\d{3,4})(?=[室房号]?(?![\d号层单元室房-]))")
 
 

@@ -344,3 +344,13 @@ def test_a_building_typed_without_its_phase_is_found_when_one_phase_has_it(
     )
     answer = geocoder.geocode(row["full_text"].replace(row["phase"], "", 1))
     assert (answer.status, answer.level, answer.address_id) == ("matched", "building", row["id"]), answer
+
+
+def test_a_stairwell_written_for_the_unit_finds_the_flat(db: DatabaseSettings, geocoder: Geocoder) -> None:
+    row = one(
+        db,
+        "SELECT id, full_text FROM address WHERE level = 'room' AND unit LIKE '%单元' AND full_text LIKE '%单元%' "
+        "ORDER BY id LIMIT 1",
+    )
+    answer = geocoder.geocode(row["full_text"].replace("单元", "梯", 1))
+    assert (answer.status, answer.address_id) == ("matched", row["id"]), answer
