@@ -8,7 +8,7 @@ file's header). Names that differ in any other character differ in sound and sha
 
 Three uses:
 - `slip_count` says whether a typed name is the library's name up to slips (and how many);
-- `phonetic_key` indexes names by sound, so a name with slips anywhere still finds its candidates;
+- `phonetic_keys` index names by sound, so a name with slips anywhere still finds its candidates;
 - `SlipLexicon` finds the word a window of text is a slip of (address_library.repair uses it to put back the
   place names and generic words a slip hid from the parser).
 """
@@ -102,11 +102,6 @@ def sound_only(typed: str, name: str) -> bool:
     )
 
 
-def phonetic_key(name: str) -> str:
-    """A name by sound: the usual reading of each character, so homophone slips anywhere give the same key."""
-    return " ".join(primary_reading(c) for c in name)
-
-
 def phonetic_keys(name: str, limit: int = 8) -> list[str]:
     """Every key of a name by sound, one per combination of its characters' readings (长 is chang and zhang).
 
@@ -116,7 +111,7 @@ def phonetic_keys(name: str, limit: int = 8) -> list[str]:
     for char in name:
         options = sorted(readings(char)) or [char]
         if len(keys) * len(options) > limit:
-            options = [primary_reading(char)]
+            options = [primary_reading(char)]  # too many heteronyms: the usual reading only
         keys = [f"{k} {o}" if k else o for k in keys for o in options]
     return keys
 

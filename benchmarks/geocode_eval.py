@@ -17,7 +17,8 @@ from sqlalchemy import Engine, text
 from address_library.match import MATCHED, Matcher, MatchResult
 from address_library.repository import index_rows
 from address_library.service import Geocoder
-from synthetic.geocode_cases import CaseMaker, GeocodeCase, place_names
+from grids.repository import place_names
+from synthetic.geocode_cases import CaseMaker, GeocodeCase
 
 FIT, CHECK = "fit", "check"
 SLIP_CASES = 12_000

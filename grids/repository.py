@@ -48,6 +48,13 @@ def create_grid_version(conn: Connection, *, name: str, status: str, note: str |
     return int(row.scalar_one())
 
 
+def place_names(conn: Connection) -> tuple[dict[str, str], dict[str, str]]:
+    """(town code → name, community code → name)."""
+    towns = dict(conn.execute(select(town.c.code, town.c.name)).tuples().all())
+    communities = dict(conn.execute(select(community.c.code, community.c.name)).tuples().all())
+    return towns, communities
+
+
 def active_version_id(conn: Connection) -> int | None:
     """The id of the active grid version, if any."""
     return conn.execute(select(grid_version.c.id).where(grid_version.c.status == "active")).scalar_one_or_none()

@@ -333,12 +333,3 @@ class CaseMaker:
             text, _ = self._render(moved)
             out.append(self._case(text, kind, moved, absent=True))
         return out
-
-
-def place_names(conn: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """(town code → name, community code → name) from the database."""
-    from sqlalchemy import text
-
-    towns = {r.code: r.name for r in conn.execute(text("SELECT code, name FROM town"))}
-    communities = {r.code: r.name for r in conn.execute(text("SELECT code, name FROM community"))}
-    return towns, communities

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from gis import clock
+from grids.repository import place_names
 from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, default_calendar
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
@@ -105,8 +106,7 @@ def _load_city(conn: Connection) -> _City:
             "WHERE a.status = 'active' AND a.level IN ('door', 'room') AND a.grid_code IS NOT NULL ORDER BY a.id"
         )
     ).all()
-    towns: dict[str, str] = dict(conn.execute(text("SELECT code, name FROM town")).tuples().all())
-    communities: dict[str, str] = dict(conn.execute(text("SELECT code, name FROM community")).tuples().all())
+    towns, communities = place_names(conn)
     count = int(conn.execute(text("SELECT count(*) FROM entity WHERE status = 'open'")).scalar_one())
     catalogue = read_scope_catalogue()
     weights = catalogue["weight"].to_numpy(dtype=float)

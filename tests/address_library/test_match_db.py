@@ -17,7 +17,8 @@ from address_library.service import Geocoder
 from benchmarks.geocode_eval import judge
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
-from synthetic.geocode_cases import CaseMaker, place_names
+from grids.repository import place_names
+from synthetic.geocode_cases import CaseMaker
 
 pytestmark = pytest.mark.db
 
