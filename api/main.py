@@ -20,15 +20,21 @@ from api.routers import (
     auth,
     clues,
     docs,
+    field,
     geocode,
     geocode_batch,
     heatmap,
+    kpi,
+    live,
     nominatim,
+    ogc,
+    open311,
     pages,
     registrations,
     stats,
     tasks,
     territory,
+    tiles,
     vocabulary,
 )
 from gis.database import make_engine
@@ -101,7 +107,15 @@ def create_app(
     app.include_router(stats.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(heatmap.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(vocabulary.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(kpi.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(live.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(heatmap.pages_router)
+    # Vector tiles and OGC API Features for the map and GIS clients: every request needs a credential.
+    app.include_router(tiles.router, prefix="/tiles", dependencies=API_DEPENDENCIES)
+    app.include_router(ogc.router, prefix="/ogc", dependencies=API_DEPENDENCIES)
+    # Open311 takes its credential as the specification's api_key parameter (api.routers.open311 checks it).
+    app.include_router(open311.router, prefix="/open311/v2")
+    app.include_router(field.router)
     app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
     app.include_router(docs.router)

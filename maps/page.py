@@ -45,7 +45,13 @@ class VendorLibrary:
 def vendor_libraries() -> list[VendorLibrary]:
     """The installed front-end libraries: a packaged copy in static/vendor wins over maps/assets/node_modules."""
     found: list[VendorLibrary] = []
-    for name, dist in (("leaflet", "dist"), ("leaflet.heat", "dist"), ("swagger-ui-dist", "")):
+    for name, dist in (
+        ("leaflet", "dist"),
+        ("leaflet.heat", "dist"),
+        ("maplibre-gl", "dist"),
+        ("echarts", "dist"),
+        ("swagger-ui-dist", ""),
+    ):
         for candidate in (STATIC_DIR / "vendor" / name, NODE_MODULES / name / dist if dist else NODE_MODULES / name):
             if candidate.is_dir():
                 found.append(VendorLibrary(name, candidate))
