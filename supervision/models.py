@@ -97,6 +97,20 @@ clue_photo = Table(
     Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# A grid worker's photos of an inspection (the field page's 拍照取证), stored like clue photos, by checksum.
+task_photo = Table(
+    "task_photo",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("task_id", BigInteger, ForeignKey("task.id"), nullable=False, index=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("filename", Text),
+    Column("uploaded_by", Text, nullable=False),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 review_queue = Table(
     "review_queue",
     metadata,
