@@ -20,6 +20,8 @@ class TaskFilters:
     """Optional filters of the task listing."""
 
     grid: str | None = None
+    town: str | None = None
+    community: str | None = None
     status: str | None = None
     worker: int | None = None
     uscc: str | None = None
@@ -102,6 +104,8 @@ def list_tasks(
     clauses = [where]
     for column, value in (
         ("t.grid_code", filters.grid),
+        ("t.town_code", filters.town),
+        ("t.community_code", filters.community),
         ("t.status", filters.status),
         ("t.worker_id", filters.worker),
         ("t.entity_uscc", filters.uscc),

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from api.auth.roles import Principal
-from api.deps import CurrentScope, Cursor, GridCode, Limit, ReadConn, WriteConn, actor_of, allowed
-from grids.codes import GRID_PATTERN
+from api.deps import CurrentScope, Cursor, GridCode, Limit, ReadConn, TownCode, WriteConn, actor_of, allowed
+from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN
 from supervision.audit import HistoryEntry, history
 from supervision.paging import Page
 from supervision.permissions import Capability
@@ -27,6 +27,7 @@ from supervision.workflow import Duty, Status
 
 router = APIRouter(tags=["任务"])
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="任务编号")]
+CommunityCode = Annotated[str | None, Query(pattern=COMMUNITY_PATTERN.pattern, description="村（社区）编码（12 位）")]
 TaskReader = Annotated[Principal, Depends(allowed(Capability.TASK_READ))]
 TaskMover = Annotated[Principal, Depends(allowed(Capability.TASK_TRANSITION))]
 WorkerManager = Annotated[Principal, Depends(allowed(Capability.WORKER_MANAGE))]
@@ -43,6 +44,8 @@ def get_tasks(
     scope: CurrentScope,
     conn: ReadConn,
     grid: GridCode = None,
+    town: TownCode = None,
+    community: CommunityCode = None,
     status: Annotated[Status | None, Query()] = None,
     worker: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     uscc: Annotated[str | None, Query(min_length=18, max_length=18)] = None,
@@ -52,9 +55,11 @@ def get_tasks(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[TaskView]:
-    """按网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
+    """按镇街、村（社区）、网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
     filters = TaskFilters(
         grid=grid,
+        town=town,
+        community=community,
         status=status.value if status else None,
         worker=worker,
         uscc=uscc,
