@@ -27,6 +27,7 @@ from address_library.errors import AddressInputError
 from address_library.match import MATCHED
 from address_library.service import Geocoder
 from gis import clock
+from grids.codes import community_sql
 from grids.repository import active_grid_at
 from supervision.audit import Actor
 from supervision.creation import NewTask, create_tasks
@@ -292,6 +293,7 @@ class ClueFilters:
     """Optional filters of the clue listing (dates are inclusive days, Asia/Shanghai)."""
 
     town: str | None = None
+    community: str | None = None
     grid: str | None = None
     status: str | None = None
     industry: str | None = None
@@ -321,6 +323,9 @@ def list_clues(
         if value is not None:
             clauses.append(f"c.{column} = :f_{column}")
             params[f"f_{column}"] = value
+    if filters.community is not None:
+        clauses.append(f"{community_sql('c.grid_code')} = :f_community")
+        params["f_community"] = filters.community
     if filters.h3_cell is not None:
         # The cell's hexagon as a bound WKT polygon; the GiST index on clue.geom does the rest.
         ring = [(lng, lat) for lat, lng in h3.cell_to_boundary(filters.h3_cell)]

@@ -28,6 +28,7 @@ from api.deps import (
     server_settings,
 )
 from api.errors import InvalidRequest
+from grids.codes import COMMUNITY_PATTERN
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueDetail,
@@ -89,6 +90,7 @@ def get_clues(
     scope: CurrentScope,
     conn: ReadConn,
     town: TownCode = None,
+    community: Annotated[str | None, Query(pattern=COMMUNITY_PATTERN.pattern, description="村（社区）编码")] = None,
     grid: GridCode = None,
     status: Annotated[str | None, Query(max_length=24)] = None,
     industry: Annotated[str | None, Query(max_length=32)] = None,
@@ -101,13 +103,13 @@ def get_clues(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[ClueView]:
-    """按镇街、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
+    """按镇街、村（社区）、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
     since, until = day_window(from_, to)
     if h3_cell is not None and not h3.is_valid_cell(h3_cell):
         raise InvalidRequest(f"not an H3 cell: {h3_cell}", field="h3")
     filters = ClueFilters(
-        town=town, grid=grid, status=status, industry=industry, severity=severity, since=since, until=until,
-        kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
+        town=town, community=community, grid=grid, status=status, industry=industry, severity=severity,
+        since=since, until=until, kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
     )  # fmt: skip
     return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
 
