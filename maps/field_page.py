@@ -1,0 +1,58 @@
+"""maps.field_page: the grid worker's phone page (/field) — its configuration block and its rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from maps.page import DONGGUAN_BOUNDS_LON_LAT, render_page
+from supervision.routing import default_router
+from supervision.workflow import INSPECTION_TARGETS, Status
+
+TITLE = "网格员移动端"
+# The results an inspection can have, in the order the page offers them, with the words a worker reads.
+INSPECTION_RESULTS_ZH: dict[Status, str] = {
+    Status.INSPECTED_OK: "正常",
+    Status.INSPECTED_PROBLEM: "发现问题",
+    Status.REINSPECTED: "复查完成",
+}
+
+
+@dataclass(frozen=True)
+class FieldUser:
+    """Who opens the page and what they may do there (from their credential, decided by the caller)."""
+
+    name: str
+    role: str
+    worker_id: int | None
+    can_inspect: bool
+    can_report: bool
+    move_targets: Collection[Status] | None
+
+
+def field_config(user: FieldUser) -> dict[str, Any]:
+    """What the page's modules need: the user's abilities, the inspection results they may record, the industries
+    a clue may name, and the city's extent for the map's first view."""
+    targets = user.move_targets
+    results = [
+        {"value": status.value, "label": label}
+        for status, label in INSPECTION_RESULTS_ZH.items()
+        if status in INSPECTION_TARGETS and (targets is None or status in targets)
+    ]
+    return {
+        "user": user.name,
+        "role": user.role,
+        "workerId": user.worker_id,
+        "canInspect": user.can_inspect and bool(results),
+        "canReport": user.can_report,
+        "results": results,
+        "industries": list(default_router().clue_industries()),
+        "bounds": list(DONGGUAN_BOUNDS_LON_LAT),
+        "tiles": {"grids": "/tiles/grids/{z}/{x}/{y}.mvt"},
+    }
+
+
+def render_field(user: FieldUser) -> str:
+    """The phone page with its configuration embedded (outline-only map: it reaches nothing beyond this server)."""
+    return render_page("field.html", title=TITLE, config=field_config(user), user=user.name)
