@@ -36,6 +36,7 @@ from api.routers import (
     territory,
     tiles,
     vocabulary,
+    workers,
 )
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(vocabulary.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(kpi.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(live.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(workers.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(heatmap.pages_router)
     # Vector tiles and OGC API Features for the map and GIS clients: every request needs a credential.
     app.include_router(tiles.router, prefix="/tiles", dependencies=API_DEPENDENCIES)
