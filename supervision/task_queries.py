@@ -62,22 +62,32 @@ class TaskView:
     updated_at: datetime
     allowed: list[Status] = field(metadata={"description": "当前允许的流转"})
     overdue: bool = field(metadata={"description": "已过期限"})
+    address: str | None = field(
+        metadata={"description": "对象地址：主体的标准地址（未落标准地址时为登记住所）或线索地址"}
+    )
+    lon: float | None = field(metadata={"description": "对象位置经度（WGS84）：主体或线索的点位"})
+    lat: float | None = field(metadata={"description": "对象位置纬度（WGS84）"})
+    worker_name: str | None = field(metadata={"description": "当前网格员姓名"})
 
 
 _TASK_COLUMNS = """
     t.id, t.kind, t.duty, t.entity_uscc, e.name AS entity_name, t.clue_id, t.event_id, t.town_code,
     t.community_code, t.grid_code, t.worker_id, t.department_codes, t.status, t.pushed_at, t.due_at, t.warn_at,
-    t.calendar_provisional, t.closed_at, t.version, t.flagged, t.holder, t.campaign, t.updated_at
+    t.calendar_provisional, t.closed_at, t.version, t.flagged, t.holder, t.campaign, t.updated_at,
+    coalesce(a.full_text, e.raw_address, c.address) AS address, ST_X(coalesce(e.geom, c.geom)) AS lon,
+    ST_Y(coalesce(e.geom, c.geom)) AS lat, w.name AS worker_name
+"""
+# The task with what it is about: the entity (and its standard address) or the clue, and its worker.
+_TASK_FROM = """
+    task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN address a ON a.id = e.address_id
+    LEFT JOIN clue c ON c.id = t.clue_id LEFT JOIN worker w ON w.id = t.worker_id
 """
 
 
 def task_by_id(conn: Connection, task_id: int, scope: Scope) -> TaskView:
     """One task as the API shows it, with the moves allowed now; NotFound or OutOfScope."""
     where, params = scope.task_sql("t")
-    sql = (
-        f"SELECT {_TASK_COLUMNS}, ({where}) AS visible FROM task t "  # noqa: S608 - fixed SQL fragments; values are bound
-        "LEFT JOIN entity e ON e.uscc = t.entity_uscc WHERE t.id = :id"
-    )
+    sql = f"SELECT {_TASK_COLUMNS}, ({where}) AS visible FROM {_TASK_FROM} WHERE t.id = :id"  # noqa: S608 - fixed SQL fragments; values are bound
     row = visible_row(conn, sql, {"id": task_id, **params}, what=f"task {task_id}")
     return _task_out(row)
 
@@ -126,7 +136,7 @@ def list_tasks(
     return keyset_page(
         conn,
         columns=_TASK_COLUMNS,
-        rows_from="task t LEFT JOIN entity e ON e.uscc = t.entity_uscc",
+        rows_from=_TASK_FROM,
         count_from="task t",
         condition=" AND ".join(clauses),
         params=params,

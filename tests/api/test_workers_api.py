@@ -141,6 +141,8 @@ def test_task_and_clue_lists_follow_a_town_a_community_and_a_grid(
         page = client.get("/v1/tasks", params={key: code, "limit": 500}, headers=centre).json()
         assert page["total"] > 0, key
         assert {task[field] for task in page["items"]} == {code}
+        # Each task says where its object is, so the dashboard can fly there and show the address.
+        assert all(task["address"] and task["lon"] and task["lat"] for task in page["items"]), key
     tasks_in_town = client.get("/v1/tasks", params={"town": busy.town_code}, headers=centre).json()["total"]
     tasks_in_community = client.get("/v1/tasks", params={"community": busy.community_code}, headers=centre).json()
     assert tasks_in_community["total"] < tasks_in_town
