@@ -22,6 +22,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "supervision.models",
     "synthetic.models",
     "api.auth.models",
+    "maps.models",
 )
 
 

@@ -1,0 +1,295 @@
+"""maps.tile_repository: the SQL of the vector tiles (PostGIS ST_AsMVTGeom / ST_AsMVT), the data versions and the
+town outlines the tile cache keys on.
+
+Every tile statement returns one row: the tile (`mvt`, empty when no feature) and `valid_until`, the instant its
+content would change with time alone (a task falling overdue, a clue leaving the 30-day window), or NULL. Features
+are picked with the GiST index (`geom && envelope`), the envelope being the tile and its buffer, moved back by the
+tile's basemap shift (GCJ-02) and taken into WGS84; geometry is moved by that shift in web mercator. Polygons are
+snapped in WGS84 to a common grid of about one screen pixel (neighbours keep their shared edges) and clipped to the
+envelope before they are projected. The statements are spelled out whole: no SQL is assembled from values; the
+scope's fragments (supervision.scope) are fixed SQL with bound values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, text
+
+from maps.models import data_version
+from maps.tiles import MVT_BUFFER, MVT_EXTENT, LayerSpec, Tile, TileLayer, cluster_cell_m, snap_deg
+from supervision.scope import Scope
+from supervision.task_states import OPEN_STATUSES
+
+_TOWNS = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+features AS (
+    SELECT CAST(h.code AS bigint) AS id, h.code, h.name,
+           ST_AsMVTGeom(
+               ST_Translate(ST_Transform(ST_ClipByBox2D(
+                   CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
+               ), 3857), :dx, :dy),
+               env.tile, :extent, :buffer, true) AS geom
+    FROM town h
+    CROSS JOIN env
+    CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
+    WHERE h.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR h.code = ANY(:towns))
+)
+SELECT ST_AsMVT(f, 'towns', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
+FROM features f WHERE f.geom IS NOT NULL
+"""
+
+_COMMUNITIES = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+features AS (
+    SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code,
+           ST_AsMVTGeom(
+               ST_Translate(ST_Transform(ST_ClipByBox2D(
+                   CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
+               ), 3857), :dx, :dy),
+               env.tile, :extent, :buffer, true) AS geom
+    FROM community h
+    CROSS JOIN env
+    CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
+    WHERE h.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
+)
+SELECT ST_AsMVT(f, 'communities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
+FROM features f WHERE f.geom IS NOT NULL
+"""
+
+# Grids, with the work counts only where the caller's task (clue) scope covers the grid: the scope's fragment is
+# applied to the grid as if it were a task of no department (gs), so a department officer gets no counts.
+_GRIDS = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+features AS (
+    SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code, h.community_code,
+           h.worker_count AS workers, h.workload,
+           tc.open_tasks, tc.overdue_tasks, cc.clues_30d, tc.next_due, cc.next_expiry,
+           ST_AsMVTGeom(
+               ST_Translate(ST_Transform(ST_ClipByBox2D(
+                   CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
+               ), 3857), :dx, :dy),
+               env.tile, :extent, :buffer, true) AS geom
+    FROM grid h
+    JOIN grid_version v ON v.id = h.version_id AND v.status = 'active'
+    CROSS JOIN env
+    CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
+    CROSS JOIN LATERAL (
+        SELECT h.town_code, h.community_code, h.code AS grid_code, CAST(NULL AS text) AS department_codes
+    ) gs
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS open_tasks,
+               count(*) FILTER (WHERE t.due_at < :now) AS overdue_tasks,
+               min(t.due_at) FILTER (WHERE t.due_at >= :now) AS next_due
+        FROM task t WHERE t.grid_code = h.code AND t.status = ANY(:open)
+    ) tc ON {task_covers}
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS clues_30d, min(c.reported_at) + interval '30 days' AS next_expiry
+        FROM clue c
+        WHERE c.grid_code = h.code AND c.reported_at > CAST(:now AS timestamptz) - interval '30 days'
+    ) cc ON {clue_covers}
+    WHERE h.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
+)
+SELECT ST_AsMVT(f, 'grids', :extent, 'geom', 'id') AS mvt,
+       (SELECT least(min(next_due), min(next_expiry)) FROM features WHERE geom IS NOT NULL) AS valid_until
+FROM (
+    SELECT id, code, name, town_code, community_code, workers, workload, open_tasks, overdue_tasks, clues_30d, geom
+    FROM features WHERE geom IS NOT NULL
+) f
+"""
+
+# Entities one by one (zoom ≥ 14); the id is a hash of the USCC kept within JavaScript's exact integers.
+_ENTITY_POINTS = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+features AS (
+    SELECT hashtextextended(e.uscc, 0) & 9007199254740991 AS id, e.uscc, e.name, e.grid_code, e.status,
+           ST_AsMVTGeom(ST_Translate(ST_Transform(e.geom, 3857), :dx, :dy), env.tile, :extent, :buffer, true) AS geom
+    FROM entity e CROSS JOIN env
+    WHERE e.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
+)
+SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
+FROM features f WHERE f.geom IS NOT NULL
+"""
+
+# Entities clustered in square cells of the tile (zoom < 14): web-mercator coordinates computed by formula (no
+# projection library per point), each entity counted in the one tile whose half-open box holds it, the cluster at
+# the mean of its entities.
+_ENTITY_CLUSTERS = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+points AS (
+    SELECT 6378137.0 * radians(ST_X(e.geom)) + :dx AS mx,
+           6378137.0 * ln(tan(pi() / 4 + radians(ST_Y(e.geom)) / 2)) + :dy AS my
+    FROM entity e CROSS JOIN env
+    WHERE e.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
+),
+cells AS (
+    SELECT floor((p.mx + 20037508.342789244) / :cell) AS col, floor((20037508.342789244 - p.my) / :cell) AS row,
+           count(*) AS point_count, avg(p.mx) AS mx, avg(p.my) AS my
+    FROM points p CROSS JOIN env
+    WHERE p.mx >= ST_XMin(env.tile) AND p.mx < ST_XMax(env.tile)
+      AND p.my > ST_YMin(env.tile) AND p.my <= ST_YMax(env.tile)
+    GROUP BY 1, 2
+),
+features AS (
+    SELECT CAST(c.col * 1048576 + c.row AS bigint) AS id, true AS cluster, c.point_count,
+           ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.mx, c.my), 3857), env.tile, :extent, :buffer, true) AS geom
+    FROM cells c CROSS JOIN env
+)
+SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
+FROM features f WHERE f.geom IS NOT NULL
+"""
+
+# Open tasks at their entity's point (a clue task at its clue's, else the grid's inner point); `overdue` is the
+# rule of the statistics and the task list: an open task whose deadline has passed. Candidates come from the towns
+# the tile touches (task.town_code is indexed), in the caller's task scope.
+_TASKS = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+candidates AS (
+    SELECT t.id, t.duty, t.status, t.due_at, t.grid_code, t.worker_id, e.name AS entity_name,
+           coalesce(e.geom, c.geom, (
+               SELECT ST_PointOnSurface(g.geom) FROM grid g JOIN grid_version v ON v.id = g.version_id
+               WHERE v.status = 'active' AND g.code = t.grid_code
+           )) AS point
+    FROM task t
+    LEFT JOIN entity e ON e.uscc = t.entity_uscc
+    LEFT JOIN clue c ON c.id = t.clue_id
+    WHERE t.status = ANY(:open) AND t.town_code = ANY(:tile_towns) AND {task_where}
+),
+features AS (
+    SELECT k.id AS fid, k.id, k.duty, k.status, (k.due_at IS NOT NULL AND k.due_at < :now) AS overdue,
+           to_char(k.due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"') AS due_at,
+           k.grid_code, k.worker_id, k.entity_name, k.due_at AS due,
+           ST_AsMVTGeom(ST_Translate(ST_Transform(k.point, 3857), :dx, :dy), env.tile, :extent, :buffer, true) AS geom
+    FROM candidates k CROSS JOIN env
+    WHERE k.point && env.sel
+)
+SELECT ST_AsMVT(f, 'tasks', :extent, 'geom', 'fid') AS mvt,
+       (SELECT min(due) FROM features WHERE due >= :now AND geom IS NOT NULL) AS valid_until
+FROM (
+    SELECT fid, id, duty, status, overdue, due_at, grid_code, worker_id, entity_name, geom
+    FROM features WHERE geom IS NOT NULL
+) f
+"""
+
+# Clues still open, and the others of the last 30 days, in the caller's clue scope.
+_CLUES = """WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
+           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+features AS (
+    SELECT c.id AS fid, c.id, c.industry, c.severity, c.status, c.source,
+           to_char(c.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"') AS reported_at,
+           c.grid_code, c.status = ANY(:open) AS still_open, c.reported_at + interval '30 days' AS expiry,
+           ST_AsMVTGeom(ST_Translate(ST_Transform(c.geom, 3857), :dx, :dy), env.tile, :extent, :buffer, true) AS geom
+    FROM clue c CROSS JOIN env
+    WHERE c.geom && env.sel AND {clue_where}
+      AND (c.status = ANY(:open) OR c.reported_at > CAST(:now AS timestamptz) - interval '30 days')
+)
+SELECT ST_AsMVT(f, 'clues', :extent, 'geom', 'fid') AS mvt,
+       (SELECT min(expiry) FROM features WHERE NOT still_open AND geom IS NOT NULL) AS valid_until
+FROM (
+    SELECT fid, id, industry, severity, status, source, reported_at, grid_code, geom
+    FROM features WHERE geom IS NOT NULL
+) f
+"""
+
+
+@dataclass(frozen=True)
+class TileRequest:
+    """What one tile statement needs: the tile, its basemap shift, the scopes and the instant of the rules."""
+
+    spec: LayerSpec
+    tile: Tile
+    shift_m: tuple[float, float]
+    map_towns: frozenset[str] | None
+    task_scope: Scope
+    clue_scope: Scope
+    tile_towns: tuple[str, ...]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class RenderedTile:
+    """A tile's bytes (empty: no feature) and the instant its content changes with time alone (None: never)."""
+
+    body: bytes
+    valid_until: datetime | None
+
+
+def render_tile(conn: Connection, request: TileRequest) -> RenderedTile:
+    """The layer's tile, built by PostGIS, within the caller's scopes."""
+    tile = request.tile
+    params: dict[str, Any] = {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "margin": MVT_BUFFER / MVT_EXTENT,
+        "extent": MVT_EXTENT,
+        "buffer": MVT_BUFFER,
+        "dx": request.shift_m[0],
+        "dy": request.shift_m[1],
+        "snap": snap_deg(tile.z),
+        "towns": sorted(request.map_towns) if request.map_towns is not None else None,
+        "now": request.now,
+        "open": list(OPEN_STATUSES),
+    }
+    sql = _statement(request, params)
+    row = conn.execute(text(sql), params).one()
+    body = bytes(row.mvt) if row.mvt is not None else b""
+    return RenderedTile(body=body, valid_until=row.valid_until)
+
+
+def _statement(request: TileRequest, params: dict[str, Any]) -> str:
+    """The layer's statement with the scope's fixed fragments in place; their bound values go into `params`."""
+    layer = request.spec.layer
+    if layer is TileLayer.TOWNS:
+        return _TOWNS
+    if layer is TileLayer.COMMUNITIES:
+        return _COMMUNITIES
+    if layer is TileLayer.ENTITIES:
+        if request.tile.z >= 14:
+            return _ENTITY_POINTS
+        params["cell"] = cluster_cell_m(request.tile.z)
+        return _ENTITY_CLUSTERS
+    if layer is TileLayer.GRIDS:
+        # Both scopes are the caller's (or nowhere, without the capability): their bound values never differ.
+        task_covers, task_params = request.task_scope.task_sql("gs")
+        clue_covers, clue_params = request.clue_scope.clue_sql("gs")
+        params.update(task_params, **clue_params)
+        return _GRIDS.format(task_covers=task_covers, clue_covers=clue_covers)
+    if layer is TileLayer.TASKS:
+        where, scope_params = request.task_scope.task_sql("t")
+        params.update(scope_params, tile_towns=list(request.tile_towns))
+        return _TASKS.format(task_where=where)
+    where, scope_params = request.clue_scope.clue_sql("c")
+    params.update(scope_params)
+    return _CLUES.format(clue_where=where)
+
+
+# ------------------------------------------------------------------------------------------------ data versions
+
+
+def data_versions(conn: Connection) -> dict[tuple[str, str], int]:
+    """Every (group, town) counter of data_version ('' is the whole city); a missing one is 0."""
+    rows = conn.execute(select(data_version.c.layer_group, data_version.c.town_code, data_version.c.version))
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def town_outlines(conn: Connection) -> list[tuple[str, bytes]]:
+    """(code, WKB in WGS84) of every town, to tell which towns a tile touches."""
+    rows = conn.execute(text("SELECT code, ST_AsBinary(geom) FROM town ORDER BY code"))
+    return [(str(r[0]), bytes(r[1])) for r in rows]

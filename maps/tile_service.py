@@ -1,0 +1,84 @@
+"""maps.tile_service: one vector tile for one caller, from the cache when its data has not changed since.
+
+The data version of a tile is read before the tile is built, so a tile is never kept under a version newer than
+its content: a change that lands in between only makes the next request build it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Connection
+
+from gis import clock
+from gis.coords import CoordSystem
+from maps import tile_repository as repository
+from maps.tile_cache import CachedTile, TileCache, TownIndexCache
+from maps.tiles import DataGroup, LayerSpec, Tile, buffered_bounds_lon_lat, tile_shift_m
+from supervision.scope import NOWHERE, Scope
+
+# Towns a shifted (GCJ-02, BD-09) tile may reach beyond its own box: those offsets stay under about 1 km.
+_SHIFT_MARGIN_DEG = 0.02
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whose tile: their scope, and whether their role may read tasks and clues at all (else no work is shown)."""
+
+    scope: Scope
+    reads_tasks: bool
+    reads_clues: bool
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """What of the caller a tile depends on (two callers of the same key see the same tiles)."""
+        return (self.scope.kind, self.scope.code, self.scope.town, self.reads_tasks, self.reads_clues)
+
+
+@dataclass(frozen=True)
+class TileAnswer:
+    """A tile as served, and whether the cache had it."""
+
+    tile: CachedTile
+    cache: Literal["hit", "miss"]
+
+
+class TileStore:
+    """The tiles of one application: its cache and its index of town outlines."""
+
+    def __init__(self, cache: TileCache | None = None) -> None:
+        self.cache = cache or TileCache()
+        self._towns = TownIndexCache()
+
+    def tile(self, conn: Connection, spec: LayerSpec, tile: Tile, caller: Caller, coords: CoordSystem) -> TileAnswer:
+        """The tile from the cache when its key (data version included) is there and still valid, else built."""
+        versions = repository.data_versions(conn)
+        territory = tuple(sorted((k, v) for k, v in versions.items() if k[0] == DataGroup.TERRITORY))
+        index = self._towns.index(territory, lambda: repository.town_outlines(conn))
+        margin = 0.0 if coords == "wgs84" else _SHIFT_MARGIN_DEG
+        towns = index.touching(buffered_bounds_lon_lat(tile, margin))
+        data_version = tuple(versions.get((group, town), 0) for group in spec.groups for town in (*towns, ""))
+        key = (spec.layer.value, tile.z, tile.x, tile.y, coords, caller.key, data_version)
+        now = clock.now()
+        cached = self.cache.get(key, now=now)
+        if cached is not None:
+            return TileAnswer(cached, "hit")
+        rendered = repository.render_tile(
+            conn,
+            repository.TileRequest(
+                spec=spec,
+                tile=tile,
+                shift_m=tile_shift_m(tile, coords),
+                map_towns=caller.scope.towns,
+                task_scope=caller.scope if caller.reads_tasks else NOWHERE,
+                clue_scope=caller.scope if caller.reads_clues else NOWHERE,
+                tile_towns=towns,
+                now=now,
+            ),
+        )
+        tag = hashlib.sha256(repr((key, rendered.valid_until)).encode()).hexdigest()[:24]
+        built = CachedTile(body=rendered.body, etag=f'"{tag}"', valid_until=rendered.valid_until)
+        self.cache.put(key, built)
+        return TileAnswer(built, "miss")

@@ -1,0 +1,232 @@
+"""A map draws the territory and the work from vector tiles, each caller seeing only their scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import mapbox_vector_tile
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from gis.settings import DatabaseSettings
+from maps.tiles import ENTITY_POINT_ZOOM, LAYERS, Tile, TileLayer, tile_of_lon_lat
+from tests.support.accounts import bearer, make_users
+from tests.support.city import Door, a_door_in_a_neighbour_community, a_door_in_another_town, a_door_with_workers
+from tests.support.server import make_app
+
+pytestmark = pytest.mark.db
+
+STREET_ZOOM = 15
+MAX_TILE_BYTES = 500_000
+
+
+@dataclass(frozen=True)
+class World:
+    """The places and people of the stories: a door with a clue and its task, a neighbour community's, another town."""
+
+    door: Door
+    neighbour: Door
+    far: Door
+    clue_id: int
+    neighbour_clue_id: int
+    headers: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def client(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app of this module's database (its own tile cache)."""
+    with TestClient(make_app(db, tmp_path_factory.mktemp("state"))) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def world(client: TestClient, engine: Engine) -> World:
+    """Accounts of every kind around one door, and a clue (with its task) at the door and in a neighbour community."""
+    with engine.begin() as conn:
+        door = a_door_with_workers(conn)
+        neighbour = a_door_in_a_neighbour_community(conn, door)
+        far = a_door_in_another_town(conn, door.town_code)
+        make_users(
+            conn,
+            {
+                "centre": ("command_centre", None),
+                "leader": ("town_leader", door.town_code),
+                "far_leader": ("town_leader", far.town_code),
+                "dispatcher": ("dispatcher", door.community_code),
+            },
+        )
+    headers = {name: bearer(client, name) for name in ("centre", "leader", "far_leader", "dispatcher")}
+    ids = []
+    for place in (door, neighbour):
+        report = {"lon": place.lon, "lat": place.lat, "industry": "烟草制品零售", "description": "无证卖烟"}
+        answer = client.post("/v1/clues", json=report, headers=headers["centre"])
+        assert answer.status_code == 201, answer.text
+        ids.append(answer.json()["id"])
+    return World(door, neighbour, far, ids[0], ids[1], headers)
+
+
+def tile_url(layer: str, tile: Tile, query: str = "") -> str:
+    """The URL of one tile of a layer."""
+    return f"/tiles/{layer}/{tile.z}/{tile.x}/{tile.y}.mvt{query}"
+
+
+def features(client: TestClient, layer: str, tile: Tile, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """The decoded features of one tile (none for an empty tile)."""
+    answer = client.get(tile_url(layer, tile), headers=headers)
+    assert answer.status_code in (200, 204), answer.text
+    if answer.status_code == 204:
+        assert answer.content == b""
+        return []
+    assert answer.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    decoded = mapbox_vector_tile.decode(answer.content)
+    assert set(decoded) == {layer}, "a tile holds one layer, named as the layer"
+    assert decoded[layer]["extent"] == 4096
+    found: list[dict[str, Any]] = decoded[layer]["features"]
+    return found
+
+
+def test_every_layer_describes_itself_in_tilejson(client: TestClient, world: World) -> None:
+    for layer in TileLayer:
+        answer = client.get(f"/tiles/{layer.value}.json", headers=world.headers["centre"])
+        assert answer.status_code == 200, answer.text
+        document = answer.json()
+        assert document["tilejson"] == "3.0.0"
+        assert document["tiles"] == [f"/tiles/{layer.value}/{{z}}/{{x}}/{{y}}.mvt"]
+        assert document["name"] == LAYERS[layer].label_zh
+        west, south, east, north = document["bounds"]
+        assert 113.5 < west < east < 114.3 and 22.6 < south < north < 23.2, "Dongguan's bounds"
+        assert 0 <= document["minzoom"] <= document["maxzoom"] <= 22
+        (vector_layer,) = document["vector_layers"]
+        assert vector_layer["id"] == layer.value and vector_layer["fields"]
+    gcj = client.get("/tiles/grids.json?coords=gcj02", headers=world.headers["centre"]).json()
+    assert gcj["tiles"] == ["/tiles/grids/{z}/{x}/{y}.mvt?coords=gcj02"]
+
+
+def test_the_command_centre_sees_every_layer_at_the_door(client: TestClient, world: World) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM)
+    centre = world.headers["centre"]
+
+    towns = features(client, "towns", tile, centre)
+    assert {f["properties"]["code"] for f in towns} >= {door.town_code}
+    assert {f["properties"]["name"] for f in towns} >= {door.town_name}
+    assert all(f["id"] == int(f["properties"]["code"]) for f in towns)
+
+    communities = features(client, "communities", tile, centre)
+    ours = [f for f in communities if f["properties"]["code"] == door.community_code]
+    assert ours and ours[0]["properties"] == {
+        "code": door.community_code,
+        "name": door.community_name,
+        "town_code": door.town_code,
+    }
+
+    grids = {f["properties"]["code"]: f["properties"] for f in features(client, "grids", tile, centre)}
+    grid = grids[door.grid_code]
+    assert grid["community_code"] == door.community_code and grid["town_code"] == door.town_code
+    assert grid["workers"] >= 1 and grid["workload"] >= 0
+    assert grid["open_tasks"] >= 1, "the clue's task is open in the door's grid"
+    assert grid["clues_30d"] >= 1 and grid["overdue_tasks"] >= 0
+
+    tasks = features(client, "tasks", tile, centre)
+    clue_tasks = [f for f in tasks if f["properties"]["grid_code"] == door.grid_code]
+    assert clue_tasks, "the clue's task is drawn at the door"
+    task = clue_tasks[0]["properties"]
+    assert set(task) >= {"id", "duty", "status", "overdue", "due_at", "grid_code"}
+    assert task["overdue"] is False and task["due_at"].endswith("+08:00")
+    assert clue_tasks[0]["id"] == task["id"]
+
+    clues = {f["properties"]["id"]: f["properties"] for f in features(client, "clues", tile, centre)}
+    clue = clues[world.clue_id]
+    assert clue["industry"] == "烟草制品零售" and clue["severity"] == "normal" and clue["source"] == "field"
+    assert clue["grid_code"] == door.grid_code and clue["reported_at"].endswith("+08:00")
+
+    entities = features(client, "entities", tile_of_lon_lat(door.lon, door.lat, ENTITY_POINT_ZOOM), centre)
+    assert entities, "the door's neighbourhood has registered entities"
+    assert all(set(f["properties"]) == {"uscc", "name", "grid_code", "status"} for f in entities)
+
+
+def test_entities_are_clusters_below_street_zoom(client: TestClient, world: World) -> None:
+    door = world.door
+    coarse = features(client, "entities", tile_of_lon_lat(door.lon, door.lat, 10), world.headers["centre"])
+    assert coarse and all(f["properties"]["cluster"] is True for f in coarse)
+    assert sum(f["properties"]["point_count"] for f in coarse) > len(coarse), "clusters gather several entities"
+
+
+def test_a_town_leader_sees_outlines_but_no_work_of_another_town(client: TestClient, world: World) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM)
+    outsider = world.headers["far_leader"]
+    assert features(client, "towns", tile, outsider) == [] or all(
+        f["properties"]["code"] == world.far.town_code for f in features(client, "towns", tile, outsider)
+    )
+    for layer in ("entities", "tasks", "clues"):
+        shown = features(client, layer, tile_of_lon_lat(door.lon, door.lat, ENTITY_POINT_ZOOM), outsider)
+        assert shown == [], f"{layer} of another town"
+    insider = features(client, "tasks", tile, world.headers["leader"])
+    assert any(f["properties"]["grid_code"] == door.grid_code for f in insider)
+
+
+def test_a_dispatcher_sees_only_their_community_s_tasks(client: TestClient, world: World) -> None:
+    dispatcher = world.headers["dispatcher"]
+    door, neighbour = world.door, world.neighbour
+    mine = features(client, "tasks", tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM), dispatcher)
+    assert mine and all(f["properties"]["grid_code"].startswith(door.community_code) for f in mine)
+    theirs = features(client, "tasks", tile_of_lon_lat(neighbour.lon, neighbour.lat, STREET_ZOOM), dispatcher)
+    assert all(f["properties"]["grid_code"].startswith(door.community_code) for f in theirs)
+    there = tile_of_lon_lat(neighbour.lon, neighbour.lat, STREET_ZOOM)
+    assert world.neighbour_clue_id not in {f["properties"]["id"] for f in features(client, "clues", there, dispatcher)}
+    centre = world.headers["centre"]
+    assert world.neighbour_clue_id in {f["properties"]["id"] for f in features(client, "clues", there, centre)}
+    grids = features(client, "grids", tile_of_lon_lat(neighbour.lon, neighbour.lat, STREET_ZOOM), dispatcher)
+    neighbour_grid = next(f["properties"] for f in grids if f["properties"]["code"] == neighbour.grid_code)
+    assert "open_tasks" not in neighbour_grid and "clues_30d" not in neighbour_grid, "another community's work"
+    assert "workload" in neighbour_grid
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "reason"),
+    [
+        ("/tiles/roads/10/850/450.mvt", 404, "towns, communities, grids"),
+        ("/tiles/roads.json", 404, "towns, communities, grids"),
+        ("/tiles/towns/23/0/0.mvt", 422, "0..22"),
+        ("/tiles/towns/-1/0/0.mvt", 422, "0..22"),
+        ("/tiles/towns/3/8/0.mvt", 422, "0..7"),
+        ("/tiles/towns/3/0/-1.mvt", 422, "0..7"),
+        ("/tiles/grids/5/25/13.mvt", 422, "starts at zoom 9"),
+        ("/tiles/towns/a/0/0.mvt", 422, "z"),
+        ("/tiles/towns/3/0/0.mvt?coords=mars", 422, "coords"),
+    ],
+)
+def test_a_tile_outside_the_range_or_of_no_layer_is_refused_with_a_reason(
+    client: TestClient, world: World, url: str, status: int, reason: str
+) -> None:
+    answer = client.get(url, headers=world.headers["centre"])
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert body["error"] in ("invalid_request", "not_found") and reason in body["detail"]
+
+
+def test_tiles_need_a_credential(client: TestClient) -> None:
+    answer = client.get("/tiles/towns/8/213/113.mvt")
+    assert answer.status_code == 401 and answer.json()["error"] == "unauthorized"
+
+
+def test_no_tile_of_the_busiest_town_exceeds_500_kb(client: TestClient, world: World, engine: Engine) -> None:
+    with engine.connect() as conn:
+        lon, lat, town = conn.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p), code FROM (SELECT code, ST_PointOnSurface(geom) p FROM town t "
+                "ORDER BY (SELECT count(*) FROM entity e WHERE e.town_code = t.code) DESC, code LIMIT 1) s"
+            )
+        ).one()
+    for z in range(8, 17):
+        tile = tile_of_lon_lat(lon, lat, z)
+        for layer in TileLayer:
+            if z < LAYERS[layer].minzoom:
+                continue
+            answer = client.get(tile_url(layer.value, tile), headers=world.headers["centre"])
+            assert answer.status_code in (200, 204), answer.text
+            assert len(answer.content) <= MAX_TILE_BYTES, f"{layer} at z{z} over {town}"
