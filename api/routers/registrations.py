@@ -8,10 +8,11 @@ relay of `gridgov serve` processes it: an accepted event is never lost.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 
@@ -19,7 +20,9 @@ from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
 from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed, require
 from api.routers.addresses import NOTE_PATTERN, Lat, Lon, placement
+from gis import clock
 from supervision.events import parse_event, registration_status
+from supervision.live import recent_registrations
 from supervision.outbox import accept_events, relay_batch
 from supervision.permissions import Capability
 from supervision.review import (
@@ -103,6 +106,23 @@ def post_registration(request: Request, response: Response, body: RegistrationBo
             if jobs is not None:
                 jobs.wake()
     return _status(db, event.event_id, accepted.duplicate)
+
+
+@router.get(
+    "/registrations/recent",
+    summary="近时段已落网格的登记（GeoJSON 点）",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def get_recent_registrations(
+    _: RegistrationReader,
+    scope: CurrentScope,
+    conn: ReadConn,
+    minutes: Annotated[int, Query(ge=1, le=1440, description="最近多少分钟（1–1440）")] = 60,
+) -> JSONResponse:
+    """最近 minutes 分钟内处理并落网格的登记，点位为市场主体位置（WGS84），属性 event_id、kind、name、address、grid_code、at；按本账号范围过滤。"""
+    until = clock.now()
+    collection = recent_registrations(conn, scope, since=until - timedelta(minutes=minutes), until=until)
+    return JSONResponse(collection, media_type="application/geo+json")
 
 
 @router.get("/registrations/{event_id}", response_model=RegistrationStatus, summary="查询登记事件处理情况")
