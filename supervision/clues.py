@@ -61,6 +61,8 @@ class ClueReport:
     lat: float | None = None
     address: str | None = None
     reported_at: datetime | None = None
+    # field: a grid worker's report; hotline: a 12345 hotline work order (supervision.open311).
+    source: Literal["field", "hotline"] = "field"
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def report_clue(conn: Connection, report: ClueReport, *, actor: Actor, geocoder:
             """
             INSERT INTO clue (kind, industry, description, severity, status, source, reported_at, address,
                               town_code, grid_code, geom, reported_by, department_code, duplicate_candidates)
-            VALUES ('clue', :industry, :description, :severity, 'pushed', 'field', :reported_at, :address,
+            VALUES ('clue', :industry, :description, :severity, 'pushed', :source, :reported_at, :address,
                     :town, :grid, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :by, :department,
                     CAST(:duplicates AS jsonb))
             RETURNING id
@@ -169,6 +171,7 @@ def report_clue(conn: Connection, report: ClueReport, *, actor: Actor, geocoder:
             "industry": report.industry,
             "description": report.description,
             "severity": report.severity,
+            "source": report.source,
             "reported_at": reported_at,
             "address": address,
             "town": town_code,

@@ -24,6 +24,8 @@ class Role(StrEnum):
     GRID_WORKER = "grid_worker"
     DEPARTMENT_OFFICER = "department_officer"
     API_CLIENT = "api_client"
+    # The 12345 hotline's system: submits Open311 service requests and reads back its own, nothing else.
+    HOTLINE = "hotline"
 
 
 class Capability(StrEnum):
@@ -49,6 +51,9 @@ class Capability(StrEnum):
     CLUE_REPORT = "clue.report"
     STATS_READ = "stats.read"
     HEATMAP_READ = "heatmap.read"
+    # Open311 GeoReport v2 (/open311/v2): submit a service request (a clue from the hotline), read one's own.
+    SERVICE_REQUEST_SUBMIT = "service_request.submit"
+    SERVICE_REQUEST_READ = "service_request.read"
 
 
 _EVERYONE = frozenset(
@@ -84,6 +89,7 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
     Role.GRID_WORKER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION, Capability.CLUE_REPORT},
     Role.DEPARTMENT_OFFICER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION},
     Role.API_CLIENT: _EVERYONE | {Capability.REGISTRATION_SEND},
+    Role.HOTLINE: frozenset({Capability.SERVICE_REQUEST_SUBMIT, Capability.SERVICE_REQUEST_READ}),
 }
 
 # The moves of a task each role may make (None: any move the state machine allows). Grid workers do the field work
@@ -130,7 +136,8 @@ def scope_for(role: str, scope: str | None, town_code: str | None = None) -> Sco
 
     A grid worker: their grids; a dispatcher: their community; a town leader: their town; a department officer:
     their department; the command centre, admins and API clients: the whole city (what API clients may do there is
-    the capability table's to say). A territorial role without its scope string gets nothing.
+    the capability table's to say). A territorial role without its scope string gets nothing, and so does the
+    hotline: it reads back only the requests it submitted (supervision.open311), never an area.
     """
     if role in (Role.ADMIN, Role.COMMAND_CENTRE, Role.API_CLIENT):
         return Scope("city")

@@ -20,7 +20,8 @@ from gis.schema import metadata
 
 # Kept literal here (not imported from roles) so the migration's check constraint reads the same.
 ROLE_CHECK = (
-    "role IN ('admin','command_centre','town_leader','dispatcher','grid_worker','department_officer','api_client')"
+    "role IN ('admin','command_centre','town_leader','dispatcher','grid_worker','department_officer','api_client',"
+    "'hotline')"
 )
 
 app_user = Table(
@@ -51,6 +52,11 @@ api_key = Table(
     Column("rate_per_minute", Integer, nullable=False, server_default="600"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
+    # A key has a role like an account (api_client by default: registration systems, GIS tools; hotline: the 12345
+    # hotline's Open311 client), and the scope that role needs.
+    Column("role", String(24), nullable=False, server_default="api_client"),
+    Column("scope_code", String(32)),
+    CheckConstraint(ROLE_CHECK, name="role"),
 )
 
 user_session = Table(

@@ -23,8 +23,8 @@ _SCOPE_FORMATS: dict[Role, tuple[re.Pattern[str], str]] = {
     Role.GRID_WORKER: (re.compile(r"^[1-9]\d{0,17}$"), "a worker id (a positive whole number)"),
     Role.DEPARTMENT_OFFICER: (re.compile(r"^[A-Za-z0-9_-]{1,32}$"), "a department code (letters, digits, _ or -)"),
 }
-# City-wide roles: a scope would be meaningless, so it is refused rather than ignored.
-_UNSCOPED: frozenset[Role] = frozenset({Role.ADMIN, Role.COMMAND_CENTRE})
+# City-wide roles, and the hotline (no area at all): a scope would be meaningless, so it is refused rather than ignored.
+_UNSCOPED: frozenset[Role] = frozenset({Role.ADMIN, Role.COMMAND_CENTRE, Role.HOTLINE})
 
 
 def parse_role(name: str) -> Role:

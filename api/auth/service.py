@@ -46,17 +46,20 @@ class UserRecord:
 
 @dataclass(frozen=True)
 class ApiKeyRecord:
-    """One live API key: who it is, and its rate limit."""
+    """One live API key: who it is, its rate limit, and its role and scope (api_client, city-wide, by default)."""
 
     id: int
     name: str
     prefix: str
     rate_limited: bool
     rate_per_minute: int
+    role: str = Role.API_CLIENT.value
+    scope: str | None = None
+    town_code: str | None = None
 
     def principal(self) -> Principal:
         """This key as the routers see it."""
-        return Principal(kind="api_key", name=self.name, role=Role.API_CLIENT.value)
+        return Principal(kind="api_key", name=self.name, role=self.role, scope=self.scope, town_code=self.town_code)
 
 
 @dataclass(frozen=True)
@@ -153,12 +156,17 @@ def create_api_key(
     name: str,
     rate_limited: bool = True,
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+    role: str = Role.API_CLIENT.value,
+    scope: str | None = None,
 ) -> NewApiKey:
-    """A new API key; only its prefix and HMAC digest are stored."""
+    """A new API key of a role (checked like an account's, scope included); only its prefix and HMAC digest are stored."""
     if not name.strip():
         raise InvalidScope("an API key needs a --name")
     if rate_per_minute < 1:
         raise InvalidScope("--rate-per-minute must be at least 1")
+    parsed = parse_role(role)
+    scope = validate_scope(parsed, scope)
+    _check_scope_exists(conn, parsed, scope)
     key = generate_api_key()
     key_id = conn.execute(
         insert(api_key)
@@ -168,20 +176,45 @@ def create_api_key(
             digest=keyed_digest(secret_key, key),
             rate_limited=rate_limited,
             rate_per_minute=rate_per_minute,
+            role=parsed.value,
+            scope_code=scope,
         )
         .returning(api_key.c.id)
     ).scalar_one()
-    return NewApiKey(key, ApiKeyRecord(key_id, name.strip(), key_prefix(key), rate_limited, rate_per_minute))
+    record = ApiKeyRecord(
+        key_id,
+        name.strip(),
+        key_prefix(key),
+        rate_limited,
+        rate_per_minute,
+        parsed.value,
+        scope,
+        _resolve_town(conn, parsed.value, scope),
+    )
+    return NewApiKey(key, record)
 
 
 def find_api_key(conn: Connection, digest: str) -> ApiKeyRecord | None:
     """The live (unrevoked) key with this digest, or None."""
     row = conn.execute(
-        select(api_key.c.id, api_key.c.name, api_key.c.prefix, api_key.c.rate_limited, api_key.c.rate_per_minute)
+        select(
+            api_key.c.id,
+            api_key.c.name,
+            api_key.c.prefix,
+            api_key.c.rate_limited,
+            api_key.c.rate_per_minute,
+            api_key.c.role,
+            api_key.c.scope_code,
+        )
         .where(api_key.c.digest == digest)
         .where(api_key.c.revoked_at.is_(None))
     ).first()
-    return ApiKeyRecord(row.id, row.name, row.prefix, row.rate_limited, row.rate_per_minute) if row else None
+    if row is None:
+        return None
+    town_code = _resolve_town(conn, row.role, row.scope_code)
+    return ApiKeyRecord(
+        row.id, row.name, row.prefix, row.rate_limited, row.rate_per_minute, row.role, row.scope_code, town_code
+    )
 
 
 def list_api_keys(conn: Connection) -> list[tuple[ApiKeyRecord, datetime, datetime | None]]:
@@ -193,12 +226,18 @@ def list_api_keys(conn: Connection) -> list[tuple[ApiKeyRecord, datetime, dateti
             api_key.c.prefix,
             api_key.c.rate_limited,
             api_key.c.rate_per_minute,
+            api_key.c.role,
+            api_key.c.scope_code,
             api_key.c.created_at,
             api_key.c.revoked_at,
         ).order_by(api_key.c.id)
     ).all()
     return [
-        (ApiKeyRecord(r.id, r.name, r.prefix, r.rate_limited, r.rate_per_minute), r.created_at, r.revoked_at)
+        (
+            ApiKeyRecord(r.id, r.name, r.prefix, r.rate_limited, r.rate_per_minute, r.role, r.scope_code),
+            r.created_at,
+            r.revoked_at,
+        )
         for r in rows
     ]
 

@@ -20,8 +20,14 @@ def apikey_create(
     rate_per_minute: Annotated[
         int, typer.Option(help="Requests per minute allowed to this key.")
     ] = DEFAULT_RATE_PER_MINUTE,
+    role: Annotated[
+        str, typer.Option(help="The key's role, as for accounts (api_client; hotline for the 12345 hotline; …).")
+    ] = "api_client",
+    scope: Annotated[
+        str | None, typer.Option(help="The scope the role needs (a town code for town_leader, …).")
+    ] = None,
 ) -> None:
-    """Create an API key and print it once (only its HMAC digest is stored)."""
+    """Create an API key of a role and print it once (only its HMAC digest is stored)."""
     from api.auth import service
     from api.auth.errors import AuthError
 
@@ -33,12 +39,18 @@ def apikey_create(
                 name=name,
                 rate_limited=not no_rate_limit,
                 rate_per_minute=rate_per_minute,
+                role=role,
+                scope=scope,
             )
     except AuthError as exc:
         raise fail(str(exc), code=2) from exc
     limit = "no rate limit" if no_rate_limit else f"{rate_per_minute} requests/minute"
     typer.echo(new.key)
-    typer.secho(f"API key {new.record.prefix}… for {new.record.name} ({limit}); it is shown only this once", err=True)
+    who = new.record.role + (f" {new.record.scope}" if new.record.scope else "")
+    typer.secho(
+        f"API key {new.record.prefix}… for {new.record.name}, role {who} ({limit}); it is shown only this once",
+        err=True,
+    )
 
 
 @app.command("list")
@@ -51,7 +63,8 @@ def apikey_list() -> None:
     for record, created_at, revoked_at in keys:
         limit = f"{record.rate_per_minute}/min" if record.rate_limited else "unlimited"
         state = f"revoked {revoked_at:%Y-%m-%d %H:%M}" if revoked_at else "active"
-        typer.echo(f"{record.prefix}…  {record.name}  {limit}  created {created_at:%Y-%m-%d %H:%M}  {state}")
+        who = record.role + (f" {record.scope}" if record.scope else "")
+        typer.echo(f"{record.prefix}…  {record.name}  {who}  {limit}  created {created_at:%Y-%m-%d %H:%M}  {state}")
 
 
 @app.command("revoke")
