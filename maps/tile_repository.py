@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from maps.models import data_version
-from maps.tiles import MVT_BUFFER, MVT_EXTENT, LayerSpec, Tile, TileLayer, cluster_cell_m, snap_deg
+from maps.tiles import MVT_BUFFER, MVT_EXTENT, LayerSpec, Tile, TileLayer, TileShift, cluster_cell_m, snap_deg
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 
@@ -30,9 +30,9 @@ _TOWNS = """WITH env AS (
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name,
            ST_AsMVTGeom(
-               ST_Translate(ST_Transform(ST_ClipByBox2D(
+               ST_Affine(ST_Transform(ST_ClipByBox2D(
                    CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
-               ), 3857), :dx, :dy),
+               ), 3857), :a, :b, :d, :e, :xoff, :yoff),
                env.tile, :extent, :buffer, true) AS geom
     FROM town h
     CROSS JOIN env
@@ -50,9 +50,9 @@ _COMMUNITIES = """WITH env AS (
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code,
            ST_AsMVTGeom(
-               ST_Translate(ST_Transform(ST_ClipByBox2D(
+               ST_Affine(ST_Transform(ST_ClipByBox2D(
                    CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
-               ), 3857), :dx, :dy),
+               ), 3857), :a, :b, :d, :e, :xoff, :yoff),
                env.tile, :extent, :buffer, true) AS geom
     FROM community h
     CROSS JOIN env
@@ -74,9 +74,9 @@ features AS (
            h.worker_count AS workers, h.workload,
            tc.open_tasks, tc.overdue_tasks, cc.clues_30d, tc.next_due, cc.next_expiry,
            ST_AsMVTGeom(
-               ST_Translate(ST_Transform(ST_ClipByBox2D(
+               ST_Affine(ST_Transform(ST_ClipByBox2D(
                    CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
-               ), 3857), :dx, :dy),
+               ), 3857), :a, :b, :d, :e, :xoff, :yoff),
                env.tile, :extent, :buffer, true) AS geom
     FROM grid h
     JOIN grid_version v ON v.id = h.version_id AND v.status = 'active'
@@ -113,7 +113,8 @@ _ENTITY_POINTS = """WITH env AS (
 ),
 features AS (
     SELECT hashtextextended(e.uscc, 0) & 9007199254740991 AS id, e.uscc, e.name, e.grid_code, e.status,
-           ST_AsMVTGeom(ST_Translate(ST_Transform(e.geom, 3857), :dx, :dy), env.tile, :extent, :buffer, true) AS geom
+           ST_AsMVTGeom(
+               ST_Affine(ST_Transform(e.geom, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
     FROM entity e CROSS JOIN env
     WHERE e.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
 )
@@ -128,11 +129,13 @@ _ENTITY_CLUSTERS = """WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
            ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
 ),
-points AS (
-    SELECT 6378137.0 * radians(ST_X(e.geom)) + :dx AS mx,
-           6378137.0 * ln(tan(pi() / 4 + radians(ST_Y(e.geom)) / 2)) + :dy AS my
+projected AS (
+    SELECT 6378137.0 * radians(ST_X(e.geom)) AS x, 6378137.0 * ln(tan(pi() / 4 + radians(ST_Y(e.geom)) / 2)) AS y
     FROM entity e CROSS JOIN env
     WHERE e.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
+),
+points AS (
+    SELECT :a * x + :b * y + :xoff AS mx, :d * x + :e * y + :yoff AS my FROM projected
 ),
 cells AS (
     SELECT floor((p.mx + 20037508.342789244) / :cell) AS col, floor((20037508.342789244 - p.my) / :cell) AS row,
@@ -173,7 +176,8 @@ features AS (
     SELECT k.id AS fid, k.id, k.duty, k.status, (k.due_at IS NOT NULL AND k.due_at < :now) AS overdue,
            to_char(k.due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"') AS due_at,
            k.grid_code, k.worker_id, k.entity_name, k.due_at AS due,
-           ST_AsMVTGeom(ST_Translate(ST_Transform(k.point, 3857), :dx, :dy), env.tile, :extent, :buffer, true) AS geom
+           ST_AsMVTGeom(
+               ST_Affine(ST_Transform(k.point, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
     FROM candidates k CROSS JOIN env
     WHERE k.point && env.sel
 )
@@ -194,7 +198,8 @@ features AS (
     SELECT c.id AS fid, c.id, c.industry, c.severity, c.status, c.source,
            to_char(c.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"') AS reported_at,
            c.grid_code, c.status = ANY(:open) AS still_open, c.reported_at + interval '30 days' AS expiry,
-           ST_AsMVTGeom(ST_Translate(ST_Transform(c.geom, 3857), :dx, :dy), env.tile, :extent, :buffer, true) AS geom
+           ST_AsMVTGeom(
+               ST_Affine(ST_Transform(c.geom, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
     FROM clue c CROSS JOIN env
     WHERE c.geom && env.sel AND {clue_where}
       AND (c.status = ANY(:open) OR c.reported_at > CAST(:now AS timestamptz) - interval '30 days')
@@ -214,7 +219,7 @@ class TileRequest:
 
     spec: LayerSpec
     tile: Tile
-    shift_m: tuple[float, float]
+    shift: TileShift
     map_towns: frozenset[str] | None
     task_scope: Scope
     clue_scope: Scope
@@ -240,8 +245,14 @@ def render_tile(conn: Connection, request: TileRequest) -> RenderedTile:
         "margin": MVT_BUFFER / MVT_EXTENT,
         "extent": MVT_EXTENT,
         "buffer": MVT_BUFFER,
-        "dx": request.shift_m[0],
-        "dy": request.shift_m[1],
+        "a": request.shift.a,
+        "b": request.shift.b,
+        "d": request.shift.d,
+        "e": request.shift.e,
+        "xoff": request.shift.xoff,
+        "yoff": request.shift.yoff,
+        "dx": request.shift.dx,
+        "dy": request.shift.dy,
         "snap": snap_deg(tile.z),
         "towns": sorted(request.map_towns) if request.map_towns is not None else None,
         "now": request.now,

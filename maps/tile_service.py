@@ -16,7 +16,7 @@ from gis import clock
 from gis.coords import CoordSystem
 from maps import tile_repository as repository
 from maps.tile_cache import CachedTile, TileCache, TownIndexCache
-from maps.tiles import DataGroup, LayerSpec, Tile, buffered_bounds_lon_lat, tile_shift_m
+from maps.tiles import DataGroup, LayerSpec, Tile, buffered_bounds_lon_lat, tile_shift
 from supervision.scope import NOWHERE, Scope
 
 # Towns a shifted (GCJ-02, BD-09) tile may reach beyond its own box: those offsets stay under about 1 km.
@@ -70,7 +70,7 @@ class TileStore:
             repository.TileRequest(
                 spec=spec,
                 tile=tile,
-                shift_m=tile_shift_m(tile, coords),
+                shift=tile_shift(tile, coords),
                 map_towns=caller.scope.towns,
                 task_scope=caller.scope if caller.reads_tasks else NOWHERE,
                 clue_scope=caller.scope if caller.reads_clues else NOWHERE,

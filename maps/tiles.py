@@ -264,20 +264,63 @@ def cluster_cell_m(z: int) -> float:
 # ------------------------------------------------------------------------------------------------ Chinese basemaps
 
 
-def tile_shift_m(tile: Tile, coords: CoordSystem) -> tuple[float, float]:
-    """(dx, dy) in web-mercator metres that moves the tile's WGS84 geometry into `coords` (GCJ-02, BD-09).
+@dataclass(frozen=True)
+class TileShift:
+    """An affine map of web-mercator metres fitted over one tile: x' = a·x + b·y + xoff, y' = d·x + e·y + yoff.
 
-    The offset of those systems changes by metres across a city, so one translation per tile, taken at its centre,
-    is within a small fraction of a pixel at zoom 8 and beyond.
+    `dx`, `dy` is how far it moves the tile's centre (what the selection envelope is moved back by).
+    """
+
+    a: float = 1.0
+    b: float = 0.0
+    d: float = 0.0
+    e: float = 1.0
+    xoff: float = 0.0
+    yoff: float = 0.0
+    dx: float = 0.0
+    dy: float = 0.0
+
+    def apply(self, x_m: float, y_m: float) -> tuple[float, float]:
+        """The point (web-mercator metres) moved by the map."""
+        return self.a * x_m + self.b * y_m + self.xoff, self.d * x_m + self.e * y_m + self.yoff
+
+
+NO_SHIFT = TileShift()
+
+
+def tile_shift(tile: Tile, coords: CoordSystem) -> TileShift:
+    """The affine map that moves the tile's WGS84 geometry into `coords` (GCJ-02, BD-09) in web mercator.
+
+    Those offsets change by metres across a city: one translation per tile would be up to about half a pixel off at
+    the tile's corners, at any zoom. The map is fitted at the tile's centre with the offset's gradient across the
+    tile (central differences over half a tile), which leaves a second-order error far below a pixel at zoom 8 and
+    beyond.
     """
     if coords == "wgs84":
-        return 0.0, 0.0
+        return NO_SHIFT
     xmin, ymin, xmax, ymax = tile_bounds_m(tile)
-    lon, lat = mercator_to_lon_lat((xmin + xmax) / 2, (ymin + ymax) / 2)
-    shifted_lon, shifted_lat = convert(lon, lat, "wgs84", coords)
-    x0, y0 = lon_lat_to_mercator(lon, lat)
-    x1, y1 = lon_lat_to_mercator(float(shifted_lon), float(shifted_lat))
-    return x1 - x0, y1 - y0
+    cx, cy, half = (xmin + xmax) / 2, (ymin + ymax) / 2, (xmax - xmin) / 2
+
+    def moved(x_m: float, y_m: float) -> tuple[float, float]:
+        lon, lat = mercator_to_lon_lat(x_m, y_m)
+        shifted_lon, shifted_lat = convert(lon, lat, "wgs84", coords)
+        return lon_lat_to_mercator(float(shifted_lon), float(shifted_lat))
+
+    east, west = moved(cx + half, cy), moved(cx - half, cy)
+    north, south = moved(cx, cy + half), moved(cx, cy - half)
+    centre = moved(cx, cy)
+    a, d = (east[0] - west[0]) / (2 * half), (east[1] - west[1]) / (2 * half)
+    b, e = (north[0] - south[0]) / (2 * half), (north[1] - south[1]) / (2 * half)
+    return TileShift(
+        a=a,
+        b=b,
+        d=d,
+        e=e,
+        xoff=centre[0] - a * cx - b * cy,
+        yoff=centre[1] - d * cx - e * cy,
+        dx=centre[0] - cx,
+        dy=centre[1] - cy,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ TileJSON

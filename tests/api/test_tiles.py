@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
 
+from gis import clock
+from gis.clock import FixedClock
+from gis.coords import wgs84_to_gcj02
 from gis.settings import DatabaseSettings
-from maps.tiles import ENTITY_POINT_ZOOM, LAYERS, Tile, TileLayer, tile_of_lon_lat
+from maps.models import data_version_pending
+from maps.tiles import (
+    ENTITY_POINT_ZOOM,
+    LAYERS,
+    Tile,
+    TileLayer,
+    lon_lat_to_mercator,
+    tile_bounds_m,
+    tile_of_lon_lat,
+    tile_width_m,
+)
 from tests.support.accounts import bearer, make_users
 from tests.support.city import Door, a_door_in_a_neighbour_community, a_door_in_another_town, a_door_with_workers
 from tests.support.server import make_app
@@ -230,3 +244,109 @@ def test_no_tile_of_the_busiest_town_exceeds_500_kb(client: TestClient, world: W
             answer = client.get(tile_url(layer.value, tile), headers=world.headers["centre"])
             assert answer.status_code in (200, 204), answer.text
             assert len(answer.content) <= MAX_TILE_BYTES, f"{layer} at z{z} over {town}"
+
+
+def tile_position(lon: float, lat: float, tile: Tile, coords: str = "wgs84") -> tuple[float, float]:
+    """Where a WGS84 point falls in a tile's 4096 grid (y up, as the decoder gives it), on a basemap of `coords`."""
+    if coords == "gcj02":
+        lon, lat = (float(v) for v in wgs84_to_gcj02(lon, lat))
+    x_m, y_m = lon_lat_to_mercator(lon, lat)
+    xmin, ymin, _, _ = tile_bounds_m(tile)
+    width = tile_width_m(tile.z)
+    return (x_m - xmin) / width * 4096, (y_m - ymin) / width * 4096
+
+
+def test_on_a_gcj02_basemap_a_clue_sits_where_the_basemap_draws_its_street(client: TestClient, world: World) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM)
+    centre = world.headers["centre"]
+    for coords in ("wgs84", "gcj02"):
+        answer = client.get(tile_url("clues", tile, f"?coords={coords}"), headers=centre)
+        assert answer.status_code == 200, answer.text
+        decoded = mapbox_vector_tile.decode(answer.content)["clues"]["features"]
+        (clue,) = [f for f in decoded if f["properties"]["id"] == world.clue_id]
+        x, y = clue["geometry"]["coordinates"]
+        expected_x, expected_y = tile_position(door.lon, door.lat, tile, coords)
+        assert abs(x - expected_x) <= 1 and abs(y - expected_y) <= 1, f"{coords}: one 16th of a pixel at most"
+    wgs = mapbox_vector_tile.decode(client.get(tile_url("clues", tile), headers=centre).content)
+    gcj = mapbox_vector_tile.decode(client.get(tile_url("clues", tile, "?coords=gcj02"), headers=centre).content)
+    assert wgs != gcj, "the GCJ-02 tile is moved (some 600 m: dozens of pixels at street zoom)"
+
+
+def far_point(engine: Engine, town_code: str) -> tuple[float, float]:
+    """A point inside a town that lies well away from `town_code` (its tiles at street zoom never touch it)."""
+    with engine.connect() as conn:
+        lon, lat = conn.execute(
+            text(
+                "SELECT ST_X(p), ST_Y(p) FROM (SELECT code, ST_PointOnSurface(geom) AS p FROM town "
+                "WHERE code <> :a AND NOT ST_DWithin(geom, (SELECT geom FROM town WHERE code = :a), 0.05)) s "
+                "ORDER BY code LIMIT 1"
+            ),
+            {"a": town_code},
+        ).one()
+    return float(lon), float(lat)
+
+
+def test_a_new_clue_refreshes_its_own_town_s_tiles_only(client: TestClient, world: World, engine: Engine) -> None:
+    door = world.door
+    centre = world.headers["centre"]
+    here = tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM)
+    there = tile_of_lon_lat(*far_point(engine, door.town_code), STREET_ZOOM)
+    for layer in ("clues", "grids", "tasks"):
+        for tile in (here, there):
+            client.get(tile_url(layer, tile), headers=centre)
+            again = client.get(tile_url(layer, tile), headers=centre)
+            assert again.headers["x-tile-cache"] == "hit", f"{layer}: unchanged data is served from the cache"
+    report = {"lon": door.lon, "lat": door.lat, "industry": "餐饮服务", "description": "后厨脏乱"}
+    new = client.post("/v1/clues", json=report, headers=centre)
+    assert new.status_code == 201, new.text
+    for layer in ("clues", "grids", "tasks"):
+        refreshed = client.get(tile_url(layer, here), headers=centre)
+        assert refreshed.headers["x-tile-cache"] == "miss", f"{layer}: the town of the new clue is built again"
+        elsewhere = client.get(tile_url(layer, there), headers=centre)
+        assert elsewhere.headers["x-tile-cache"] == "hit", f"{layer}: another town's tile stays cached"
+    clues = features(client, "clues", here, centre)
+    assert new.json()["id"] in {f["properties"]["id"] for f in clues}
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(data_version_pending)).scalar_one() == 0
+
+
+def test_each_scope_has_its_own_cached_tiles(client: TestClient, world: World) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, ENTITY_POINT_ZOOM)
+    assert features(client, "clues", tile, world.headers["centre"])
+    assert features(client, "clues", tile, world.headers["far_leader"]) == []
+    assert features(client, "clues", tile, world.headers["centre"])
+
+
+def test_an_unchanged_tile_is_revalidated_with_its_etag(client: TestClient, world: World) -> None:
+    door = world.door
+    url = tile_url("grids", tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM))
+    first = client.get(url, headers=world.headers["centre"])
+    assert first.status_code == 200 and first.headers["cache-control"].startswith("private")
+    etag = first.headers["etag"]
+    again = client.get(url, headers={**world.headers["centre"], "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    other = client.get(url, headers={**world.headers["leader"], "If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag, "another scope, another tile"
+
+
+def test_a_task_turns_overdue_on_the_map_when_its_deadline_passes(client: TestClient, world: World) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM)
+    centre = world.headers["centre"]
+    tasks = [f["properties"] for f in features(client, "tasks", tile, centre) if not f["properties"]["overdue"]]
+    assert tasks, "open tasks not yet due at the door"
+    soonest = min(tasks, key=lambda t: t["due_at"])
+    due = datetime.fromisoformat(soonest["due_at"])
+    with clock.using(FixedClock(due + timedelta(minutes=1))):
+        later = client.get(tile_url("tasks", tile), headers=centre)
+        assert later.headers["x-tile-cache"] == "miss", "a tile ends when the first deadline in it passes"
+        shown = {
+            f["properties"]["id"]: f["properties"]
+            for f in mapbox_vector_tile.decode(later.content)["tasks"]["features"]
+        }
+        assert shown[soonest["id"]]["overdue"] is True
+        grids = features(client, "grids", tile, centre)
+        grid = next(f["properties"] for f in grids if f["properties"]["code"] == soonest["grid_code"])
+        assert grid["overdue_tasks"] >= 1
