@@ -79,12 +79,13 @@ def page_config(settings: MapSettings) -> dict[str, Any]:
         "gridMinZoom": settings.grid_min_zoom,
         "communityMinZoom": settings.community_min_zoom,
         "bounds": [[south, west], [north, east]],
+        "boundsLonLat": [west, south, east, north],
         "api": {"layers": "/v1/", "grid": "/v1/grids/"},
     }
 
 
 def render_index(settings: MapSettings, *, user: str | None = None) -> str:
-    """The map page with its configuration embedded."""
+    """The dashboard (MapLibre map, drill-down, figures, live feed, lists) with its configuration embedded."""
     return render_page("index.html", title=TITLE, config=page_config(settings), user=user)
 
 

@@ -1,4 +1,4 @@
-"""api.routers.pages: the map page (HTML) at /, the clue list at /clues and the review queue at /review, behind the
+"""api.routers.pages: the dashboard (HTML) at /, the clue list at /clues and the review queue at /review, behind the
 sign-in."""
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ def sign_in_first(request: Request) -> Response:
     raise HTTPException(status_code=401, detail=MISSING_CREDENTIAL, headers=WWW_AUTHENTICATE)
 
 
-@router.get("/", response_class=HTMLResponse, summary="网格地图", include_in_schema=False)
+@router.get("/", response_class=HTMLResponse, summary="指挥中心看板", include_in_schema=False)
 def map_page(request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]) -> Response:
-    """The map of towns, communities and grids (the cookie, a Bearer token or an X-API-Key lets one in)."""
+    """The dashboard: the map on vector tiles, the drill-down and its figures, the live feed and the lists (the
+    cookie, a Bearer token or an X-API-Key lets one in; /v1/me tells the page where the caller's view starts).
+    `?level=town&code=…` opens a view, `?source=geojson` draws the grids from GET /v1/grids (benchmark baseline).
+    """
     if principal is None:
         return sign_in_first(request)
     require(principal, Capability.TERRITORY_READ)

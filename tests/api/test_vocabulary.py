@@ -59,7 +59,7 @@ def test_every_state_duty_and_class_has_its_chinese_name_and_colour(client: Test
 
 def test_the_page_modules_are_javascript_and_hold_no_copy_of_the_vocabulary(client: TestClient) -> None:
     modules = sorted(p for p in STATIC_DIR.rglob("*.js") if "vendor" not in p.parts)
-    assert {"map.js", "heatmap.js", "clues.js", "lib/api.js", "lib/vocab.js"} <= {
+    assert {"dashboard/main.js", "heatmap.js", "clues.js", "lib/api.js", "lib/vocab.js"} <= {
         p.relative_to(STATIC_DIR).as_posix() for p in modules
     }
     for module in modules:

@@ -78,3 +78,79 @@ export async function postJson(url, body) {
   const headers = { Accept: "application/json", "Content-Type": "application/json" };
   return answer(await fetch(url, { method: "POST", credentials: "same-origin", headers, body: JSON.stringify(body) }));
 }
+
+/** GET `url` and return its body as text (a CSV, say); an error answer throws ApiError. */
+export async function getText(url, { signal, accept = "text/plain" } = {}) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: accept }, signal });
+  if (response.ok) { return response.text(); }
+  return answer(response);
+}
+
+/** Save `blob` as a file called `filename` (the browser's download). */
+export function saveBlob(blob, filename) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+/** GET `url` (a CSV export, say) and save the answer as `filename`; an error answer throws ApiError. */
+export async function download(url, filename) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) { await answer(response); }
+  saveBlob(await response.blob(), filename);
+}
+
+/**
+ * A server-sent event stream at `url` (same origin, the session cookie) that reconnects on its own.
+ * `events` names the event types to listen to; `onEvent(type, data, id)` gets each event's parsed JSON;
+ * `onState(state)` hears "connecting", "open" and "retrying". Returns {close()}.
+ * The browser's EventSource resends the last event id when it reconnects; after a closed stream a new one is
+ * opened after `retryMs` with the last id in the query (`last_event_id`), which servers may read too.
+ */
+export function openEventStream(url, { events, onEvent, onState = () => {}, retryMs = 3000 }) {
+  let source = null;
+  let lastId = null;
+  let closed = false;
+  let timer = null;
+  const connect = () => {
+    if (closed) { return; }
+    onState("connecting");
+    const target = lastId === null ? url : `${url}${url.includes("?") ? "&" : "?"}last_event_id=${encodeURIComponent(lastId)}`;
+    source = new EventSource(target, { withCredentials: true });
+    source.onopen = () => onState("open");
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        onState("retrying");
+        source.close();
+        clearTimeout(timer);
+        timer = setTimeout(connect, retryMs);
+      } else {
+        onState("retrying");
+      }
+    };
+    for (const type of events) {
+      source.addEventListener(type, (message) => {
+        if (message.lastEventId) { lastId = message.lastEventId; }
+        let data;
+        try {
+          data = JSON.parse(message.data);
+        } catch {
+          return;
+        }
+        onEvent(type, data, message.lastEventId);
+      });
+    }
+  };
+  connect();
+  return {
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      if (source) { source.close(); }
+    },
+  };
+}

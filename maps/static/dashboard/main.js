@@ -1,0 +1,271 @@
+/**
+ * dashboard/main.js: the command centre's dashboard at / — the map (map.js, layers.js), the drill-down
+ * (drill.js), the KPI panel and trend chart (kpi.js, charts.js), the search (search.js), the live feed (live.js),
+ * the PNG export (export.js) and the lists beside the map (./lists/, mounted with the context `ctx` below).
+ * Who is signed in (GET /v1/me) decides where the view starts and what it may reach: the command centre the
+ * city, a town leader their town, a dispatcher their community, a department officer the city with their
+ * department's figures.
+ *
+ * Test hook (window.gridgov.page):
+ *   ready               a promise, resolved once the first view is drawn; isReady() the same as a flag
+ *   view()              {level, code, name} of the view
+ *   counts()            {towns, communities, grids, entities, tasks, clues, registrations}: features drawn now
+ *   renderedFeatures(n) the properties of the features of layer group n drawn now
+ *   idle()              a promise resolved when the map has drawn everything it asked for
+ *   firstPaintMs        ms from navigation start to the first view drawn with its grids (null before)
+ *   drill(level, code)  a drill-down step as a click would make it; setView(lon, lat, zoom) moves the map
+ *   pixel(lon, lat)     where a WGS84 point is on the page ({x, y}, for clicks); live() the latest live events
+ */
+
+import { getJson } from "../lib/api.js";
+import { readPageConfig } from "../lib/config.js";
+import { setStatus } from "../lib/status.js";
+import { publishPage } from "../lib/testhook.js";
+import { loadVocabulary } from "../lib/vocab.js";
+import { mountTrendChart } from "./charts.js";
+import { mapCoords } from "./coords.js";
+import { CITY, createDrill, viewFromUrl, within } from "./drill.js";
+import { exportPng } from "./export.js";
+import { mountKpiPanel } from "./kpi.js";
+import { startLabels } from "./labels.js";
+import { POINT_LAYERS, addLayers, highlightSearchedGrid, mountLayerPanel, renderedCounts, renderedFeatures } from "./layers.js";
+import { startLive } from "./live.js";
+import { createMap } from "./map.js";
+import { pointPopup } from "./popup.js";
+import { mountSearch } from "./search.js";
+
+const config = readPageConfig();
+const geojsonGrids = new URLSearchParams(window.location.search).get("source") === "geojson";
+const { toMap, fromMap } = mapCoords(config.coords);
+let resolveReady;
+const ready = new Promise((resolve) => { resolveReady = resolve; });
+const hook = publishPage({ ready, isReady: () => false, firstPaintMs: null });
+
+// The map starts loading at once; who is signed in and the vocabulary arrive meanwhile.
+const { map, maplibregl } = createMap("map", config, { geojsonGrids });
+const [me, vocabulary] = await Promise.all([
+  getJson("/v1/me").catch(() => null),
+  loadVocabulary().catch(() => null),
+  new Promise((resolve) => map.once("load", resolve)),
+]);
+const capabilities = new Set((me && me.capabilities) || []);
+const seesFigures = !me || capabilities.has("stats.read");
+
+/** Where the caller's view starts and what it may not leave. */
+function rootOf(who) {
+  const area = who && who.area;
+  if (area && area.kind === "town" && area.code) { return { level: "town", code: area.code, name: area.label }; }
+  if (area && area.kind === "community" && area.code) { return { level: "community", code: area.code, name: area.label }; }
+  return { ...CITY };
+}
+const root = rootOf(me);
+const department = me && me.area && me.area.kind === "department" ? me.area : null;
+
+addLayers(map, { geojsonGrids });
+startLabels(map, { geojsonGrids });
+
+const layerLabels = {
+  towns: vocabulary ? vocabulary.label("layers", "towns") : "镇街",
+  communities: vocabulary ? vocabulary.label("layers", "communities") : "村（社区）",
+  grids: vocabulary ? vocabulary.label("layers", "grids") : "网格",
+};
+const ramp = vocabulary ? vocabulary.raw.bin_colours : ["#eeeeee", "#999999", "#333333"];
+const layers = mountLayerPanel(document.getElementById("layer-panel"), document.getElementById("legend-panel"), map, {
+  labels: layerLabels, ramp, coords: config.coords, geojsonGrids,
+});
+
+const kpiPanel = mountKpiPanel(document.getElementById("kpi"), document.getElementById("kpi-children"), { onChild: (child) => drill.go(child.level, child.code) });
+const trendChart = mountTrendChart(document.getElementById("trend"));
+
+/** The bounding box, in the map's system, of the features of a unit in the tiles loaded now. */
+function tileBox(level, code) {
+  const source = { town: "towns", community: "communities", grid: "grids" }[level];
+  if (!source) { return null; }
+  const options = { filter: ["==", ["get", "code"], code] };
+  if (!(source === "grids" && geojsonGrids)) { options.sourceLayer = source; }
+  let box = null;
+  const visit = (c) => {
+    if (typeof c[0] === "number") {
+      box = box ? [Math.min(box[0], c[0]), Math.min(box[1], c[1]), Math.max(box[2], c[0]), Math.max(box[3], c[1])] : [c[0], c[1], c[0], c[1]];
+    } else { c.forEach(visit); }
+  };
+  for (const feature of map.querySourceFeatures(source, options)) { visit(feature.geometry.coordinates); }
+  return box;
+}
+
+function kpiQuery(view) {
+  if (view.level === "city" && department) { return new URLSearchParams({ level: "department", code: department.code }); }
+  const params = new URLSearchParams({ level: view.level });
+  if (view.code) { params.set("code", view.code); }
+  return params;
+}
+
+/** The unit of a view for the drill-down: GET /v1/kpi (shown in the panel), or what the tiles know of it. */
+async function loadUnit(view) {
+  const trend = seesFigures ? getJson(`/v1/kpi/trend?${kpiQuery(view)}&days=30`).catch(() => null) : Promise.resolve(null);
+  try {
+    if (!seesFigures) { throw new Error("无权查看指标"); }
+    const kpi = await getJson(`/v1/kpi?${kpiQuery(view)}`);
+    kpiPanel.show(kpi);
+    trend.then((t) => (t ? trendChart.show(t) : trendChart.clear()));
+    if (view.level === "city" && department) { return { ...kpi, name: CITY.name, bbox: kpi.bbox || config.boundsLonLat, children: [] }; }
+    return kpi;
+  } catch (error) {
+    kpiPanel.clear(`指标暂不可用：${error.message}`);
+    trendChart.clear();
+    if (view.level === "city") { return { name: CITY.name, bbox: config.boundsLonLat }; }
+    return { name: null, bboxMap: tileBox(view.level, view.code) };
+  }
+}
+
+const drill = createDrill(map, {
+  root, loadUnit, describeGrid: (code) => getJson(`${config.api.grid}${encodeURIComponent(code)}`), toMap, breadcrumb: document.getElementById("breadcrumb"), setStatus,
+});
+if (root.name) { drill.remember(root.level, root.code, root.name); }
+
+/** A marker at a point of the map's system with a popup holding `content` (text or a node). */
+function markerAt(x, y, content) {
+  const popup = new maplibregl.Popup({ offset: 24, closeButton: true });
+  if (typeof content === "string") { popup.setText(content); } else { popup.setDOMContent(content); }
+  const marker = new maplibregl.Marker({ color: "#e0301e" }).setLngLat([x, y]).setPopup(popup).addTo(map);
+  marker.togglePopup();
+  return { remove: () => marker.remove() };
+}
+
+// The next map click goes to whoever asked for a point (ctx.map.pickPoint), not to the drill-down.
+let picking = null;
+function pickPoint(promptText) {
+  if (picking) { picking(null); }
+  setStatus(promptText || "请在地图上点选位置（Esc 取消）");
+  map.getCanvas().style.cursor = "crosshair";
+  return new Promise((resolve) => {
+    picking = (point) => {
+      picking = null;
+      map.getCanvas().style.cursor = "";
+      setStatus(point ? "已选定位置" : "已取消选点");
+      resolve(point);
+    };
+  });
+}
+document.addEventListener("keydown", (event) => { if (event.key === "Escape" && picking) { picking(null); } });
+
+map.on("click", (event) => {
+  if (picking) {
+    const [lon, lat] = fromMap(event.lngLat.lng, event.lngLat.lat);
+    picking({ lon, lat });
+    return;
+  }
+  const hits = map.queryRenderedFeatures(event.point, { layers: POINT_LAYERS.filter((id) => map.getLayer(id)) });
+  if (hits.length) {
+    const feature = hits[0];
+    if (feature.layer.id === "entities-clusters") {
+      map.easeTo({ center: event.lngLat, zoom: Math.min(map.getZoom() + 2, 16) });
+      return;
+    }
+    new maplibregl.Popup({ maxWidth: "300px" }).setLngLat(event.lngLat).setDOMContent(pointPopup(feature, vocabulary)).addTo(map);
+    return;
+  }
+  drill.clickAt(event.point);
+});
+for (const id of ["towns-hit", "communities-hit", "grids-hit", ...POINT_LAYERS]) {
+  map.on("mouseenter", id, () => { if (!picking) { map.getCanvas().style.cursor = "pointer"; } });
+  map.on("mouseleave", id, () => { if (!picking) { map.getCanvas().style.cursor = ""; } });
+}
+
+const liveListeners = [];
+const live = startLive(map, {
+  feed: document.getElementById("live-feed"),
+  indicator: document.getElementById("live-state"),
+  toMap,
+  refresh: (name) => layers.refresh(name),
+  listeners: liveListeners,
+});
+live.reloadRecent();
+
+mountSearch(document.getElementById("search"), map, {
+  coords: config.coords,
+  showMarker: (x, y, node) => markerAt(x, y, node),
+  drillToGrid: (code) => drill.go("grid", code),
+  setStatus,
+});
+
+document.getElementById("export-png").addEventListener("click", () => {
+  exportPng(map, drill.view()).then(() => setStatus("地图已导出为 PNG"), (error) => setStatus(error.message, { warning: true }));
+});
+
+/** What the lists beside the map (./lists/index.js, D2's) are given: the binding contract of the two parts. */
+const ctx = {
+  me,
+  config,
+  view: () => drill.view(),
+  onView: (fn) => drill.onView(fn),
+  onLive: (fn) => liveListeners.push(fn),
+  map: {
+    flyTo(lon, lat, zoom = 16) {
+      const [x, y] = toMap(lon, lat);
+      map.flyTo({ center: [x, y], zoom, duration: 600 });
+    },
+    showMarker(lon, lat, labelText) {
+      const [x, y] = toMap(lon, lat);
+      return markerAt(x, y, labelText);
+    },
+    pickPoint,
+    highlightGrid: (code) => highlightSearchedGrid(map, code),
+    refresh: (name) => layers.refresh(name),
+  },
+  setStatus,
+};
+
+const side = document.getElementById("side");
+import("./lists/index.js")
+  .then((lists) => lists.mountLists(side, ctx))
+  .catch((error) => {
+    console.warn("列表模块未加载", error);
+    side.hidden = true;
+  });
+
+function idle() {
+  return new Promise((resolve) => {
+    map.once("idle", () => resolve());
+    map.triggerRepaint();
+  });
+}
+
+// The first view: the URL's, when the caller may see it; otherwise where their area starts.
+const asked = viewFromUrl();
+const first = asked && within(root, asked.level, asked.code) ? asked : { level: root.level, code: root.code };
+if (asked && first !== asked) { setStatus("链接中的范围超出您的辖区，已回到本辖区", { warning: true }); }
+await drill.go(first.level, first.code, { push: false });
+window.history.replaceState({ level: first.level, code: first.code }, "", window.location.href);
+await idle();
+layers.setMetric(layers.metric());
+hook.firstPaintMs = performance.now();
+const drawn = renderedCounts(map);
+setStatus(`${drill.view().name} · ${layerLabels.grids} ${drawn.grids}`);
+
+Object.assign(hook, {
+  isReady: () => true,
+  view: () => drill.view(),
+  counts: () => renderedCounts(map),
+  renderedFeatures: (name) => renderedFeatures(map, name),
+  idle,
+  drill: (level, code) => drill.go(level, code),
+  setView(lon, lat, zoom) {
+    const [x, y] = toMap(lon, lat);
+    map.jumpTo({ center: [x, y], zoom });
+  },
+  bounds() {
+    const b = map.getBounds();
+    return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+  },
+  pixel(lon, lat) {
+    const [x, y] = toMap(lon, lat);
+    const p = map.project([x, y]);
+    const rect = map.getContainer().getBoundingClientRect();
+    return { x: rect.left + p.x, y: rect.top + p.y };
+  },
+  live: () => live.events.slice(),
+  metric: (name) => layers.setMetric(name),
+  exportPng: () => exportPng(map, drill.view()).then((blob) => blob.size),
+});
+resolveReady(hook);

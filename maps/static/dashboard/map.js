@@ -1,0 +1,92 @@
+/**
+ * dashboard/map.js: the MapLibre map of the dashboard — an outline-only style (a background colour, nothing
+ * fetched beyond this server) or a configured raster basemap, and the sources of the territory and the work:
+ * the vector tiles of /tiles/{layer}/{z}/{x}/{y}.mvt (or, with ?source=geojson, the grid layer from GET /v1/grids
+ * as the benchmark's baseline) and the last hour's registrations (GeoJSON).
+ */
+
+import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
+
+export const TILE_LAYERS = ["towns", "communities", "grids", "entities", "tasks", "clues"];
+const SUBDOMAINS = { osm: ["a", "b", "c"], amap: ["1", "2", "3", "4"], tianditu: ["1", "2", "3", "4"] };
+// The zooms each tile layer is served from (GET /tiles/{layer}.json says the same); the map over-zooms beyond 16.
+const TILE_MIN_ZOOM = { towns: 0, communities: 8, grids: 9, entities: 8, tasks: 10, clues: 10 };
+const TILE_MAX_ZOOM = 16;
+// The margin kept round a unit fitted into view.
+export const FIT_PADDING = 16;
+
+/** The absolute tile URL template of a layer on this server (the coordinate system and a version appended). */
+export function tileTemplate(layer, coords, version = 0) {
+  const params = new URLSearchParams();
+  if (coords !== "wgs84") { params.set("coords", coords); }
+  if (version) { params.set("v", String(version)); }
+  const query = params.toString();
+  return `${window.location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt${query ? `?${query}` : ""}`;
+}
+
+/** The raster basemap's tile URLs (Leaflet's {s} expanded into one URL per subdomain), or [] for none. */
+function basemapTiles(config) {
+  if (!config.tileUrl || config.basemap === "none") { return []; }
+  if (!config.tileUrl.includes("{s}")) { return [config.tileUrl]; }
+  return (SUBDOMAINS[config.basemap] || ["a"]).map((s) => config.tileUrl.replace("{s}", s));
+}
+
+/** The style the map starts with: the background (and basemap), no layers of ours yet. */
+function baseStyle(config) {
+  const style = {
+    version: 8,
+    sources: {},
+    layers: [{ id: "background", type: "background", paint: { "background-color": "#eef2f5" } }],
+  };
+  const tiles = basemapTiles(config);
+  if (tiles.length) {
+    style.sources.basemap = { type: "raster", tiles, tileSize: 256, attribution: config.tileAttribution, maxzoom: 19 };
+    style.layers.push({ id: "basemap", type: "raster", source: "basemap" });
+  }
+  return style;
+}
+
+/**
+ * The dashboard's map in element `container`. `geojsonGrids` draws the grid layer from GET /v1/grids instead of
+ * the vector tiles (the benchmark's baseline). Returns {map, maplibregl}.
+ */
+export function createMap(container, config, { geojsonGrids = false } = {}) {
+  const [west, south, east, north] = config.boundsLonLat;
+  const map = new maplibregl.Map({
+    container,
+    style: baseStyle(config),
+    bounds: [[west, south], [east, north]],
+    fitBoundsOptions: { padding: FIT_PADDING },
+    minZoom: 7,
+    maxZoom: 19,
+    attributionControl: false,
+    // Chinese labels are drawn from the browser's own fonts: no glyph server, nothing fetched.
+    localIdeographFontFamily: "'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
+    // The PNG export reads the canvas after a render.
+    canvasContextAttributes: { preserveDrawingBuffer: true },
+    transformRequest: (url) => (url.startsWith(window.location.origin) ? { url, credentials: "same-origin" } : { url }),
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  if (config.tileAttribution) { map.addControl(new maplibregl.AttributionControl({ compact: true }), "bottom-right"); }
+  map.once("load", () => {
+    for (const layer of TILE_LAYERS) {
+      if (layer === "grids" && geojsonGrids) {
+        // As the old Leaflet page asked: the whole city at the zoom of the view, simplified for it.
+        const params = new URLSearchParams({ zoom: String(Math.round(map.getZoom())), bbox: [west, south, east, north].join(",") });
+        if (config.coords !== "wgs84") { params.set("coords", config.coords); }
+        map.addSource("grids", { type: "geojson", data: `${window.location.origin}/v1/grids?${params}` });
+        continue;
+      }
+      map.addSource(layer, {
+        type: "vector",
+        tiles: [tileTemplate(layer, config.coords)],
+        minzoom: TILE_MIN_ZOOM[layer],
+        maxzoom: TILE_MAX_ZOOM,
+      });
+    }
+    map.addSource("labels", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    map.addSource("registrations", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  });
+  return { map, maplibregl };
+}
