@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import h3
 from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from address_library.live import LiveGeocoder
@@ -29,6 +29,7 @@ from api.deps import (
 )
 from api.errors import InvalidRequest
 from grids.codes import COMMUNITY_PATTERN
+from grids.repository import place_names
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueDetail,
@@ -42,6 +43,7 @@ from supervision.clues import (
     photo_file,
     report_clue,
 )
+from supervision.export import clue_columns, csv_file, every_page
 from supervision.paging import Page
 from supervision.permissions import Capability
 
@@ -84,11 +86,7 @@ def post_clue(request: Request, body: ClueBody, principal: ClueReporter, conn: W
     return report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
 
 
-@router.get("/clues", response_model=Page[ClueView], summary="线索列表（本账号范围内）")
-def get_clues(
-    _: ClueReader,
-    scope: CurrentScope,
-    conn: ReadConn,
+def clue_filters(
     town: TownCode = None,
     community: Annotated[str | None, Query(pattern=COMMUNITY_PATTERN.pattern, description="村（社区）编码")] = None,
     grid: GridCode = None,
@@ -100,18 +98,40 @@ def get_clues(
     kind: Annotated[Literal["clue", "unlicensed"] | None, Query()] = None,
     source: Annotated[Literal["field", "hotline", "all"], Query()] = "field",
     h3_cell: Annotated[str | None, Query(alias="h3", pattern=r"^[0-9a-f]{15}$")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[ClueView]:
-    """按镇街、村（社区）、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
+) -> ClueFilters:
+    """The clue list's filters, one definition for the JSON list and its CSV export."""
     since, until = day_window(from_, to)
     if h3_cell is not None and not h3.is_valid_cell(h3_cell):
         raise InvalidRequest(f"not an H3 cell: {h3_cell}", field="h3")
-    filters = ClueFilters(
+    return ClueFilters(
         town=town, community=community, grid=grid, status=status, industry=industry, severity=severity,
         since=since, until=until, kind=kind, source=None if source == "all" else source, h3_cell=h3_cell,
     )  # fmt: skip
+
+
+Filters = Annotated[ClueFilters, Depends(clue_filters)]
+
+
+@router.get("/clues", response_model=Page[ClueView], summary="线索列表（本账号范围内）")
+def get_clues(
+    _: ClueReader, scope: CurrentScope, conn: ReadConn, filters: Filters, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ClueView]:
+    """按镇街、村（社区）、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
     return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/clues.csv",
+    summary="导出线索列表（CSV）",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8（带 BOM）CSV，中文表头"}},
+)
+def get_clues_csv(_: ClueReader, scope: CurrentScope, conn: ReadConn, filters: Filters) -> Response:
+    """与线索列表同样的筛选和范围，全部行（至多 10000 行，超过时请缩小筛选），UTF-8 带 BOM，中文表头。"""
+    items = every_page(lambda limit, cursor: list_clues(conn, scope, filters, limit=limit, cursor=cursor))
+    towns, _communities = place_names(conn)
+    doc = csv_file(clue_columns(towns), items, "线索清单", "clues")
+    return Response(doc.body, media_type=doc.media_type, headers=doc.headers)
 
 
 @router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")

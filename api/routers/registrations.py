@@ -21,7 +21,9 @@ from api.auth.roles import Principal
 from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed, require
 from api.routers.addresses import NOTE_PATTERN, Lat, Lon, placement
 from gis import clock
+from grids.repository import place_names
 from supervision.events import parse_event, registration_status
+from supervision.export import MAX_CSV_ROWS, bounded, csv_file, review_columns
 from supervision.live import recent_registrations
 from supervision.outbox import accept_events, relay_batch
 from supervision.permissions import Capability
@@ -233,6 +235,25 @@ def get_review(
         limit=limit,
     )
     return ReviewQueue(items=items, total=len(items))
+
+
+@router.get(
+    "/review.csv",
+    summary="导出待核队列（CSV）",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8（带 BOM）CSV，中文表头"}},
+)
+def get_review_csv(
+    _: ReviewReader,
+    scope: CurrentScope,
+    conn: ReadConn,
+    include_resolved: Annotated[bool, Query()] = False,
+) -> Response:
+    """与待核队列同样的范围（至多 10000 行），UTF-8 带 BOM，中文表头。"""
+    items = bounded(list_review(conn, scope=scope, open_only=not include_resolved, limit=MAX_CSV_ROWS + 1))
+    towns, communities = place_names(conn)
+    doc = csv_file(review_columns(towns, communities), items, "待核队列", "review")
+    return Response(doc.body, media_type=doc.media_type, headers=doc.headers)
 
 
 @router.get(

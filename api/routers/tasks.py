@@ -11,12 +11,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth.roles import Principal
 from api.deps import CurrentScope, Cursor, GridCode, Limit, ReadConn, TownCode, WriteConn, actor_of, allowed
 from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN
+from grids.repository import place_names
 from supervision.audit import HistoryEntry, history
+from supervision.export import csv_file, every_page, task_columns
 from supervision.paging import Page
 from supervision.permissions import Capability
 from supervision.task_queries import TaskFilters, TaskView, list_tasks, task_by_id
@@ -38,11 +41,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/tasks", response_model=Page[TaskView], summary="任务列表（本账号范围内）")
-def get_tasks(
-    _: TaskReader,
-    scope: CurrentScope,
-    conn: ReadConn,
+def task_filters(
     grid: GridCode = None,
     town: TownCode = None,
     community: CommunityCode = None,
@@ -52,11 +51,9 @@ def get_tasks(
     duty: Annotated[Duty | None, Query()] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
     overdue: Annotated[bool | None, Query()] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Page[TaskView]:
-    """按镇街、村（社区）、网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
-    filters = TaskFilters(
+) -> TaskFilters:
+    """The task list's filters, one definition for the JSON list and its CSV export."""
+    return TaskFilters(
         grid=grid,
         town=town,
         community=community,
@@ -67,7 +64,31 @@ def get_tasks(
         department=department,
         overdue=overdue,
     )
+
+
+Filters = Annotated[TaskFilters, Depends(task_filters)]
+
+
+@router.get("/tasks", response_model=Page[TaskView], summary="任务列表（本账号范围内）")
+def get_tasks(
+    _: TaskReader, scope: CurrentScope, conn: ReadConn, filters: Filters, limit: Limit = 50, cursor: Cursor = None
+) -> Page[TaskView]:
+    """按镇街、村（社区）、网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
     return list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/tasks.csv",
+    summary="导出任务列表（CSV）",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8（带 BOM）CSV，中文表头"}},
+)
+def get_tasks_csv(_: TaskReader, scope: CurrentScope, conn: ReadConn, filters: Filters) -> Response:
+    """与任务列表同样的筛选和范围，全部行（至多 10000 行，超过时请缩小筛选），UTF-8 带 BOM，中文表头。"""
+    items = every_page(lambda limit, cursor: list_tasks(conn, scope, filters, limit=limit, cursor=cursor))
+    towns, communities = place_names(conn)
+    doc = csv_file(task_columns(towns, communities), items, "任务清单", "tasks")
+    return Response(doc.body, media_type=doc.media_type, headers=doc.headers)
 
 
 @router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
