@@ -6,8 +6,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from gis import clock
 from maps.page import DONGGUAN_BOUNDS_LON_LAT, render_page
+from supervision.clues import MAX_PHOTO_BYTES
 from supervision.routing import default_router
+from supervision.task_photos import MAX_PHOTOS_PER_TASK
 from supervision.workflow import INSPECTION_TARGETS, Status
 
 TITLE = "网格员移动端"
@@ -33,7 +36,7 @@ class FieldUser:
 
 def field_config(user: FieldUser) -> dict[str, Any]:
     """What the page's modules need: the user's abilities, the inspection results they may record, the industries
-    a clue may name, and the city's extent for the map's first view."""
+    a clue may name, the photo limits, the platform's time (deadline badges) and the city's extent for the map."""
     targets = user.move_targets
     results = [
         {"value": status.value, "label": label}
@@ -48,8 +51,10 @@ def field_config(user: FieldUser) -> dict[str, Any]:
         "canReport": user.can_report,
         "results": results,
         "industries": list(default_router().clue_industries()),
+        "maxPhotoBytes": MAX_PHOTO_BYTES,
+        "maxPhotos": MAX_PHOTOS_PER_TASK,
+        "now": clock.now().isoformat(),
         "bounds": list(DONGGUAN_BOUNDS_LON_LAT),
-        "tiles": {"grids": "/tiles/grids/{z}/{x}/{y}.mvt"},
     }
 
 
