@@ -242,7 +242,7 @@ class LiveFeed:
 
     def _ensure_running(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._thread is not None:
                 return
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="gridgov-live", daemon=True)
@@ -263,19 +263,27 @@ class LiveFeed:
 
     def _loop(self) -> None:
         idle_since: float | None = None
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:
-                log.exception("live feed poll failed; retrying")
-            if self.listeners == 0:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= self.idle_stop_s:
-                    break
-            else:
-                idle_since = None
-            self._stop.wait(self.interval_s)
-        self._stopped_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.poll_once()
+                except Exception:
+                    log.exception("live feed poll failed; retrying")
+                # Deciding to stop under the lock: a listener subscribing now either keeps this thread or,
+                # once `_thread` is cleared, starts a new one.
+                with self._lock:
+                    if self._subscribers:
+                        idle_since = None
+                    else:
+                        idle_since = idle_since or time.monotonic()
+                        if time.monotonic() - idle_since >= self.idle_stop_s:
+                            return
+                self._stop.wait(self.interval_s)
+        finally:
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                self._stopped_at = time.monotonic()
 
     def poll_once(self) -> list[LiveEvent]:
         """Read what is new, publish it to the backlog and the listeners, and return it."""
@@ -284,7 +292,7 @@ class LiveFeed:
                 self._stopped_at is not None and time.monotonic() - self._stopped_at > self.resume_horizon_s
             ):
                 self._cursors = _start_cursors(conn)
-                self._stopped_at = None
+            self._stopped_at = None
             found = self._read(conn, self._cursors)
         events: list[LiveEvent] = []
         with self._lock:

@@ -434,3 +434,35 @@ def test_the_feeds_scope_rules_agree_with_the_lists_sql_for_every_role(db: Datab
 def test_an_event_renders_as_server_sent_event_text() -> None:
     event = LiveEvent(42, "clue", {"id": 1, "label": "新线索：餐饮服务"}, "clue")
     assert event.sse() == 'id: 42\nevent: clue\ndata: {"id": 1, "label": "新线索：餐饮服务"}\n\n'
+
+
+def test_a_stream_whose_time_is_up_asks_the_browser_to_reconnect_at_once(
+    served: Served, city: dict[str, Any], listen: Callable[..., Listener]
+) -> None:
+    feed = served.feed
+    limit = feed.max_stream_s
+    feed.max_stream_s = 1.0
+    try:
+        listener = listen("leader")
+        listener._thread.join(WAIT_S)
+        assert not listener._thread.is_alive() and listener.retry == 250
+    finally:
+        feed.max_stream_s = limit
+
+
+def test_after_a_quiet_spell_the_feed_starts_again_and_misses_nothing(
+    served: Served, city: dict[str, Any], listen: Callable[..., Listener]
+) -> None:
+    feed = served.feed
+    idle = feed.idle_stop_s
+    feed.idle_stop_s = 0.2
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while (feed.listeners or feed._thread is not None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert feed._thread is None, "the feed kept polling with nobody listening"
+        register(served, 9, city["door"]["full_text"])
+        listener = listen("centre")
+        listener.until(registration("live-9"), "the registration made while nobody listened")
+    finally:
+        feed.idle_stop_s = idle
