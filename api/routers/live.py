@@ -64,8 +64,10 @@ def live_feed(request: Request) -> LiveFeed:
 async def get_live(
     request: Request,
     principal: CurrentPrincipal,
-    last_event_id: LastEventId = None,
-    last: Annotated[str | None, Query(pattern=r"^\d{1,20}$", description="同 Last-Event-ID（无法设请求头时）")] = None,
+    last_event_header: LastEventId = None,
+    last_event_id: Annotated[
+        str | None, Query(pattern=r"^\d{1,20}$", description="同 Last-Event-ID（新开连接续读时，放在查询串中）")
+    ] = None,
 ) -> StreamingResponse:
     """本账号范围内的事件（与列表同一范围规则）：event 为 registration、task 或 clue，data 为 JSON；每 15 秒一行注释心跳；带 Last-Event-ID 重连可补发断线期间的事件。"""
     feed = live_feed(request)
@@ -74,7 +76,7 @@ async def get_live(
     grids = frozenset[str]()
     if scope.kind == "worker":
         grids = await run_in_threadpool(_worker_grids, request, principal)
-    resume = last_event_id or last
+    resume = last_event_header or last_event_id
     try:
         sub, replay = feed.subscribe(scope, audiences, worker_grids=grids,
                                      last_seq=int(resume) if resume else None)  # fmt: skip

@@ -123,7 +123,7 @@ class Received:
 class Listener:
     """An open /v1/live stream read on a thread into a queue (as a browser's EventSource would)."""
 
-    def __init__(self, served: Served, user: str, last_event_id: str | None = None) -> None:
+    def __init__(self, served: Served, user: str, last_event_id: str | None = None, *, in_query: bool = False) -> None:
         self.events: queue.Queue[Received] = queue.Queue()
         self.ready = threading.Event()
         self.retry: int | None = None
@@ -132,16 +132,19 @@ class Listener:
         self._closing = threading.Event()
         self._client = httpx.Client(base_url=served.url, timeout=httpx.Timeout(30, read=None))
         headers = dict(served.tokens[user])
-        if last_event_id is not None:
+        path = "/v1/live"
+        if last_event_id is not None and in_query:
+            path += f"?last_event_id={last_event_id}"
+        elif last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
-        self._thread = threading.Thread(target=self._read, args=(headers,), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(path, headers), daemon=True)
         self._thread.start()
         assert self.ready.wait(WAIT_S), f"the stream of {user} did not open"
         assert self.status == 200
 
-    def _read(self, headers: dict[str, str]) -> None:
+    def _read(self, path: str, headers: dict[str, str]) -> None:
         try:
-            with self._client.stream("GET", "/v1/live", headers=headers) as response:
+            with self._client.stream("GET", path, headers=headers) as response:
                 self.status = response.status_code
                 self.content_type = response.headers.get("content-type", "")
                 fields: dict[str, str] = {}
@@ -192,8 +195,8 @@ class Listener:
 def listen(served: Served) -> Iterator[Callable[..., Listener]]:
     opened: list[Listener] = []
 
-    def open_stream(user: str, last_event_id: str | None = None) -> Listener:
-        listener = Listener(served, user, last_event_id)
+    def open_stream(user: str, last_event_id: str | None = None, *, in_query: bool = False) -> Listener:
+        listener = Listener(served, user, last_event_id, in_query=in_query)
         opened.append(listener)
         return listener
 
@@ -315,6 +318,14 @@ def test_a_client_reconnecting_with_last_event_id_gets_what_it_missed(
     event, before = back.until(registration("live-6"), "the missed registration live-6")
     assert int(event.id or 0) > int(seen.id or 0)
     assert not [e for e in before if e.data["id"] == "live-5"]
+    # A page that opens a new stream names the last event in the query instead; a far town's leader resuming
+    # from the same point gets nothing of this town.
+    again = listen("leader", last_event_id=seen.id, in_query=True)
+    again.until(registration("live-6"), "the missed registration live-6, by query")
+    far = listen("far_leader", last_event_id=seen.id)
+    register(served, 10, city["far"]["full_text"])
+    _, before = far.until(registration("live-10"), "registration live-10")
+    assert not [e for e in before if e.data.get("town_code") != city["far"]["town_code"]]
 
 
 def test_a_bad_last_event_id_is_refused_and_streams_are_capped(served: Served) -> None:
