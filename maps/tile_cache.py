@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import shapely
+from numpy.typing import NDArray
 from shapely import STRtree
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -132,3 +134,39 @@ class TownIndexCache:
                 self._index = TownIndex(load())
                 self._version = version
             return self._index
+
+
+Points = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+class EntityPoints:
+    """Each town's entities as web-mercator arrays, kept per town and entities version, for the cluster tiles.
+
+    A change of entities in one town reloads that town alone; a town not asked for since is never loaded.
+    """
+
+    def __init__(self) -> None:
+        self._towns: dict[str, tuple[int, Points]] = {}
+        self._lock = threading.Lock()
+
+    def points(
+        self, towns: Sequence[str], versions: Mapping[str, int], load: Callable[[Sequence[str]], Mapping[str, Points]]
+    ) -> Points:
+        """The points of `towns` together, loading (in one call of `load`) the towns missing or of another version."""
+        with self._lock:
+            stale = [t for t in towns if t not in self._towns or self._towns[t][0] != versions.get(t, 0)]
+        if stale:
+            loaded = load(stale)
+            with self._lock:
+                for town in stale:
+                    self._towns[town] = (versions.get(town, 0), loaded[town])
+        with self._lock:
+            parts = [self._towns[t][1] for t in towns if t in self._towns]
+        if not parts:
+            return np.empty(0), np.empty(0)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def clear(self) -> None:
+        """Forget every town's points."""
+        with self._lock:
+            self._towns.clear()

@@ -12,14 +12,28 @@ scope's fragments (supervision.scope) are fixed SQL with bound values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import shapely
+from numpy.typing import NDArray
 from sqlalchemy import Connection, select, text
 
 from maps.models import data_version
-from maps.tiles import MVT_BUFFER, MVT_EXTENT, LayerSpec, Tile, TileLayer, TileShift, cluster_cell_m, snap_deg
+from maps.tiles import (
+    MVT_BUFFER,
+    MVT_EXTENT,
+    Clusters,
+    LayerSpec,
+    Tile,
+    TileLayer,
+    TileShift,
+    mercator_arrays,
+    snap_deg,
+)
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 
@@ -122,36 +136,26 @@ SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS times
 FROM features f WHERE f.geom IS NOT NULL
 """
 
-# Entities clustered in square cells of the tile (zoom < 14): web-mercator coordinates computed by formula (no
-# projection library per point), each entity counted in the one tile whose half-open box holds it, the cluster at
-# the mean of its entities.
-_ENTITY_CLUSTERS = """WITH env AS (
-    SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
-           ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
-),
-projected AS (
-    SELECT 6378137.0 * radians(ST_X(e.geom)) AS x, 6378137.0 * ln(tan(pi() / 4 + radians(ST_Y(e.geom)) / 2)) AS y
-    FROM entity e CROSS JOIN env
-    WHERE e.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
-),
-points AS (
-    SELECT :a * x + :b * y + :xoff AS mx, :d * x + :e * y + :yoff AS my FROM projected
-),
-cells AS (
-    SELECT floor((p.mx + 20037508.342789244) / :cell) AS col, floor((20037508.342789244 - p.my) / :cell) AS row,
-           count(*) AS point_count, avg(p.mx) AS mx, avg(p.my) AS my
-    FROM points p CROSS JOIN env
-    WHERE p.mx >= ST_XMin(env.tile) AND p.mx < ST_XMax(env.tile)
-      AND p.my > ST_YMin(env.tile) AND p.my <= ST_YMax(env.tile)
-    GROUP BY 1, 2
-),
-features AS (
-    SELECT CAST(c.col * 1048576 + c.row AS bigint) AS id, true AS cluster, c.point_count,
-           ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(c.mx, c.my), 3857), env.tile, :extent, :buffer, true) AS geom
-    FROM cells c CROSS JOIN env
-)
-SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
-FROM features f WHERE f.geom IS NOT NULL
+# Clusters of entities (zoom < 14), gathered in Python (maps.tiles.cluster_points) from each town's points kept in
+# memory (maps.tile_cache.EntityPoints), encoded here.
+_CLUSTERS = """
+SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt
+FROM (
+    SELECT u.id, true AS cluster, u.point_count,
+           ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(u.x, u.y), 3857), ST_TileEnvelope(:z, :x, :y), :extent, :buffer, true)
+               AS geom
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:xs AS float8[]), CAST(:ys AS float8[]), CAST(:counts AS integer[]))
+        AS u(id, x, y, point_count)
+) f
+WHERE f.geom IS NOT NULL
+"""
+
+# The entities of some towns as one multipoint (WKB) per town ('' for entities of no town).
+_ENTITY_POINTS_BY_TOWN = """
+SELECT coalesce(e.town_code, '') AS town_code, ST_AsBinary(ST_Collect(e.geom)) AS points
+FROM entity e
+WHERE e.geom IS NOT NULL AND coalesce(e.town_code, '') = ANY(:towns)
+GROUP BY 1
 """
 
 # Open tasks at their entity's point (a clue task at its clue's, else the grid's inner point); `overdue` is the
@@ -272,10 +276,7 @@ def _statement(request: TileRequest, params: dict[str, Any]) -> str:
     if layer is TileLayer.COMMUNITIES:
         return _COMMUNITIES
     if layer is TileLayer.ENTITIES:
-        if request.tile.z >= 14:
-            return _ENTITY_POINTS
-        params["cell"] = cluster_cell_m(request.tile.z)
-        return _ENTITY_CLUSTERS
+        return _ENTITY_POINTS
     if layer is TileLayer.GRIDS:
         # Both scopes are the caller's (or nowhere, without the capability): their bound values never differ.
         task_covers, task_params = request.task_scope.task_sql("gs")
@@ -289,6 +290,35 @@ def _statement(request: TileRequest, params: dict[str, Any]) -> str:
     where, scope_params = request.clue_scope.clue_sql("c")
     params.update(scope_params)
     return _CLUES.format(clue_where=where)
+
+
+def render_clusters(conn: Connection, tile: Tile, clusters: Clusters) -> bytes:
+    """The entities layer's tile of these clusters (empty when there are none)."""
+    if not clusters.ids:
+        return b""
+    params = {
+        "z": tile.z,
+        "x": tile.x,
+        "y": tile.y,
+        "extent": MVT_EXTENT,
+        "buffer": MVT_BUFFER,
+        "ids": clusters.ids,
+        "xs": clusters.x_m,
+        "ys": clusters.y_m,
+        "counts": clusters.counts,
+    }
+    mvt = conn.execute(text(_CLUSTERS), params).scalar_one()
+    return bytes(mvt) if mvt is not None else b""
+
+
+def entity_points(conn: Connection, towns: Sequence[str]) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """The entities of `towns` ('' for those of no town) as web-mercator (x, y) arrays by town; every town present."""
+    empty = np.empty(0, dtype=np.float64)
+    by_town = {town: (empty, empty) for town in towns}
+    for town, wkb in conn.execute(text(_ENTITY_POINTS_BY_TOWN), {"towns": list(towns)}):
+        lon_lat = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)))
+        by_town[town] = mercator_arrays(lon_lat[:, 0], lon_lat[:, 1])
+    return by_town
 
 
 # ------------------------------------------------------------------------------------------------ data versions

@@ -15,8 +15,17 @@ from sqlalchemy import Connection
 from gis import clock
 from gis.coords import CoordSystem
 from maps import tile_repository as repository
-from maps.tile_cache import CachedTile, TileCache, TownIndexCache
-from maps.tiles import DataGroup, LayerSpec, Tile, buffered_bounds_lon_lat, tile_shift
+from maps.tile_cache import CachedTile, EntityPoints, TileCache, TownIndexCache
+from maps.tiles import (
+    ENTITY_POINT_ZOOM,
+    DataGroup,
+    LayerSpec,
+    Tile,
+    TileLayer,
+    buffered_bounds_lon_lat,
+    cluster_points,
+    tile_shift,
+)
 from supervision.scope import NOWHERE, Scope
 
 # Towns a shifted (GCJ-02, BD-09) tile may reach beyond its own box: those offsets stay under about 1 km.
@@ -51,6 +60,7 @@ class TileStore:
     def __init__(self, cache: TileCache | None = None) -> None:
         self.cache = cache or TileCache()
         self._towns = TownIndexCache()
+        self._points = EntityPoints()
 
     def tile(self, conn: Connection, spec: LayerSpec, tile: Tile, caller: Caller, coords: CoordSystem) -> TileAnswer:
         """The tile from the cache when its key (data version included) is there and still valid, else built."""
@@ -65,20 +75,50 @@ class TileStore:
         cached = self.cache.get(key, now=now)
         if cached is not None:
             return TileAnswer(cached, "hit")
-        rendered = repository.render_tile(
-            conn,
-            repository.TileRequest(
-                spec=spec,
-                tile=tile,
-                shift=tile_shift(tile, coords),
-                map_towns=caller.scope.towns,
-                task_scope=caller.scope if caller.reads_tasks else NOWHERE,
-                clue_scope=caller.scope if caller.reads_clues else NOWHERE,
-                tile_towns=towns,
-                now=now,
-            ),
-        )
-        tag = hashlib.sha256(repr((key, rendered.valid_until)).encode()).hexdigest()[:24]
-        built = CachedTile(body=rendered.body, etag=f'"{tag}"', valid_until=rendered.valid_until)
+        if spec.layer is TileLayer.ENTITIES and tile.z < ENTITY_POINT_ZOOM:
+            rendered = self._clusters(conn, tile, caller, coords, towns, versions)
+        else:
+            rendered = repository.render_tile(
+                conn,
+                repository.TileRequest(
+                    spec=spec,
+                    tile=tile,
+                    shift=tile_shift(tile, coords),
+                    map_towns=caller.scope.towns,
+                    task_scope=caller.scope if caller.reads_tasks else NOWHERE,
+                    clue_scope=caller.scope if caller.reads_clues else NOWHERE,
+                    tile_towns=towns,
+                    now=now,
+                ),
+            )
+        built = _tagged(key, rendered)
         self.cache.put(key, built)
         return TileAnswer(built, "miss")
+
+    def _clusters(
+        self,
+        conn: Connection,
+        tile: Tile,
+        caller: Caller,
+        coords: CoordSystem,
+        towns: tuple[str, ...],
+        versions: dict[tuple[str, str], int],
+    ) -> repository.RenderedTile:
+        """The entity clusters of a tile, from the points of the towns it touches within the caller's map."""
+        allowed = caller.scope.towns
+        wanted = [t for t in (*towns, "") if (t in allowed if allowed is not None else True)]
+        entity_versions = {t: versions.get((DataGroup.ENTITIES, t), 0) for t in wanted}
+        x_m, y_m = self._points.points(wanted, entity_versions, lambda stale: repository.entity_points(conn, stale))
+        clusters = cluster_points(x_m, y_m, tile, tile_shift(tile, coords))
+        return repository.RenderedTile(body=repository.render_clusters(conn, tile, clusters), valid_until=None)
+
+    def clear(self) -> None:
+        """Forget every tile and every town's entity points (a cold start)."""
+        self.cache.clear()
+        self._points.clear()
+
+
+def _tagged(key: tuple[object, ...], rendered: repository.RenderedTile) -> CachedTile:
+    """The tile as served, its ETag a digest of its key and of the instant time ends it."""
+    tag = hashlib.sha256(repr((key, rendered.valid_until)).encode()).hexdigest()[:24]
+    return CachedTile(body=rendered.body, etag=f'"{tag}"', valid_until=rendered.valid_until)

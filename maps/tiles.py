@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from gis.coords import CoordSystem, convert
 from maps.errors import InvalidLayerRequest, UnknownLayer
 from maps.page import DONGGUAN_BOUNDS_LON_LAT
@@ -26,6 +29,8 @@ TILE_SIZE_PX = 256
 # Entities are points from this zoom on; below it, clusters of the points within one cell of CLUSTER_CELL_PX.
 ENTITY_POINT_ZOOM = 14
 CLUSTER_CELL_PX = 32
+# A cluster's id is column * CLUSTER_ID_BASE + row of its cell (2^24 cells a side: enough below zoom 14).
+CLUSTER_ID_BASE = 2**24
 # Web mercator: the sphere's radius and the half width of the world (metres).
 EARTH_RADIUS_M = 6378137.0
 HALF_WORLD_M = math.pi * EARTH_RADIUS_M
@@ -214,6 +219,16 @@ def lon_lat_to_mercator(lon: float, lat: float) -> tuple[float, float]:
     return x_m, y_m
 
 
+def mercator_arrays(
+    lon: NDArray[np.float64], lat: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Arrays of (lon, lat) degrees → web-mercator metres (latitude clamped to web mercator's limit)."""
+    clamped = np.clip(lat, -MAX_LATITUDE, MAX_LATITUDE)
+    x_m = EARTH_RADIUS_M * np.radians(lon)
+    y_m = EARTH_RADIUS_M * np.log(np.tan(np.pi / 4 + np.radians(clamped) / 2))
+    return x_m.astype(np.float64), y_m.astype(np.float64)
+
+
 def tile_bounds_lon_lat(tile: Tile) -> tuple[float, float, float, float]:
     """(west, south, east, north) of the tile in WGS84 degrees."""
     xmin, ymin, xmax, ymax = tile_bounds_m(tile)
@@ -320,6 +335,47 @@ def tile_shift(tile: Tile, coords: CoordSystem) -> TileShift:
         yoff=centre[1] - d * cx - e * cy,
         dx=centre[0] - cx,
         dy=centre[1] - cy,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ clusters
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Entities gathered in the cells of one tile: an id per cell, the mean point (web-mercator metres), the count."""
+
+    ids: list[int]
+    x_m: list[float]
+    y_m: list[float]
+    counts: list[int]
+
+
+def cluster_points(x_m: NDArray[np.float64], y_m: NDArray[np.float64], tile: Tile, shift: TileShift) -> Clusters:
+    """The points (web-mercator metres, before the basemap shift) that fall in the tile, clustered by cell.
+
+    Each point is moved by the tile's shift, kept when the tile's half-open box holds it (so that a point counts in
+    one tile only), and gathered in the square cell of `cluster_cell_m` holding it; a cell's id is its column and row
+    in the world's grid of cells of that zoom, the same in every tile.
+    """
+    x = shift.a * x_m + shift.b * y_m + shift.xoff
+    y = shift.d * x_m + shift.e * y_m + shift.yoff
+    xmin, ymin, xmax, ymax = tile_bounds_m(tile)
+    inside = (x >= xmin) & (x < xmax) & (y > ymin) & (y <= ymax)
+    x, y = x[inside], y[inside]
+    if x.size == 0:
+        return Clusters([], [], [], [])
+    cell = cluster_cell_m(tile.z)
+    col = np.floor((x + HALF_WORLD_M) / cell).astype(np.int64)
+    row = np.floor((HALF_WORLD_M - y) / cell).astype(np.int64)
+    keys, index, counts = np.unique(col * CLUSTER_ID_BASE + row, return_inverse=True, return_counts=True)
+    sum_x = np.bincount(index, weights=x)
+    sum_y = np.bincount(index, weights=y)
+    return Clusters(
+        ids=[int(k) for k in keys],
+        x_m=[float(v) for v in sum_x / counts],
+        y_m=[float(v) for v in sum_y / counts],
+        counts=[int(n) for n in counts],
     )
 
 

@@ -350,3 +350,26 @@ def test_a_task_turns_overdue_on_the_map_when_its_deadline_passes(client: TestCl
         grids = features(client, "grids", tile, centre)
         grid = next(f["properties"] for f in grids if f["properties"]["code"] == soonest["grid_code"])
         assert grid["overdue_tasks"] >= 1
+
+
+def test_clusters_over_the_whole_city_count_each_entity_once_within_the_caller_s_map(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    with engine.connect() as conn:
+        everyone = conn.execute(text("SELECT count(*) FROM entity WHERE geom IS NOT NULL")).scalar_one()
+        in_town = conn.execute(
+            text("SELECT count(*) FROM entity WHERE geom IS NOT NULL AND town_code = :t"), {"t": world.door.town_code}
+        ).scalar_one()
+        west, south, east, north = conn.execute(
+            text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM entity) s")
+        ).one()
+    z = 11
+    first, last = tile_of_lon_lat(west, north, z), tile_of_lon_lat(east, south, z)
+    tiles = [Tile(z, x, y) for x in range(first.x, last.x + 1) for y in range(first.y, last.y + 1)]
+    for who, expected in (("centre", everyone), ("leader", in_town)):
+        counted = sum(
+            f["properties"]["point_count"]
+            for tile in tiles
+            for f in features(client, "entities", tile, world.headers[who])
+        )
+        assert counted == expected, who

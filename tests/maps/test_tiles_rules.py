@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gis.coords import wgs84_to_gcj02
+from gis.coords import CoordSystem, wgs84_to_gcj02
 from maps.errors import InvalidLayerRequest, UnknownLayer
 from maps.page import DONGGUAN_BOUNDS_LON_LAT
 from maps.tiles import (
@@ -22,8 +23,10 @@ from maps.tiles import (
     TileLayer,
     check_tile,
     cluster_cell_m,
+    cluster_points,
     layer_spec,
     lon_lat_to_mercator,
+    mercator_arrays,
     mercator_to_lon_lat,
     tile_bounds_lon_lat,
     tile_bounds_m,
@@ -145,3 +148,28 @@ def test_the_tilejson_of_every_layer_points_at_its_tiles_over_dongguan() -> None
         assert document["vector_layers"][0]["fields"] == spec.fields
         assert spec.minzoom <= document["center"][2] <= spec.maxzoom
     assert MVT_EXTENT == 4096
+
+
+@given(
+    st.lists(st.tuples(dongguan_lons, dongguan_lats), min_size=1, max_size=60),
+    st.integers(8, 13),
+    st.sampled_from(["wgs84", "gcj02"]),
+)
+def test_clusters_count_every_entity_once_across_tiles(
+    points: list[tuple[float, float]], z: int, coords: CoordSystem
+) -> None:
+    lon = np.array([p[0] for p in points])
+    lat = np.array([p[1] for p in points])
+    x_m, y_m = mercator_arrays(lon, lat)
+    first = tile_of_lon_lat(west - 0.02, north + 0.02, z)
+    last = tile_of_lon_lat(east + 0.02, south - 0.02, z)
+    counted = 0
+    for x in range(first.x, last.x + 1):
+        for y in range(first.y, last.y + 1):
+            tile = Tile(z, x, y)
+            clusters = cluster_points(x_m, y_m, tile, tile_shift(tile, coords))
+            counted += sum(clusters.counts)
+            xmin, ymin, xmax, ymax = tile_bounds_m(tile)
+            assert all(xmin <= cx <= xmax for cx in clusters.x_m) and all(ymin <= cy <= ymax for cy in clusters.y_m)
+            assert len(set(clusters.ids)) == len(clusters.ids)
+    assert counted == len(points)
