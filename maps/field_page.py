@@ -20,6 +20,13 @@ INSPECTION_RESULTS_ZH: dict[Status, str] = {
     Status.INSPECTED_PROBLEM: "发现问题",
     Status.REINSPECTED: "复查完成",
 }
+# The other moves the page offers as buttons, as the worker says them; a target the role may not make is left out.
+MOVE_ACTIONS_ZH: dict[Status, str] = {
+    Status.ASSIGNED: "领取任务",
+    Status.NOTICE_ISSUED: "下达整改通知",
+    Status.ESCALATED_COMMUNITY: "上报村（社区）",
+    Status.CLOSED: "办结",
+}
 
 
 @dataclass(frozen=True)
@@ -35,13 +42,20 @@ class FieldUser:
 
 
 def field_config(user: FieldUser) -> dict[str, Any]:
-    """What the page's modules need: the user's abilities, the inspection results they may record, the industries
-    a clue may name, the photo limits, the platform's time (deadline badges) and the city's extent for the map."""
+    """What the page's modules need: the user's abilities, the inspection results and other moves they may make, the
+    industries a clue may name, the photo limits, the platform's time (deadline badges) and the city's extent."""
     targets = user.move_targets
     results = [
         {"value": status.value, "label": label}
         for status, label in INSPECTION_RESULTS_ZH.items()
         if status in INSPECTION_TARGETS and (targets is None or status in targets)
+    ]
+    moves = [
+        {"value": status.value, "label": label}
+        for status, label in MOVE_ACTIONS_ZH.items()
+        if user.can_inspect
+        and (targets is None or status in targets)
+        and (status is not Status.ASSIGNED or user.worker_id is not None)
     ]
     return {
         "user": user.name,
@@ -50,6 +64,7 @@ def field_config(user: FieldUser) -> dict[str, Any]:
         "canInspect": user.can_inspect and bool(results),
         "canReport": user.can_report,
         "results": results,
+        "moves": moves,
         "industries": list(default_router().clue_industries()),
         "maxPhotoBytes": MAX_PHOTO_BYTES,
         "maxPhotos": MAX_PHOTOS_PER_TASK,

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from gis import clock
 from gis.database import make_engine
@@ -74,6 +75,19 @@ def place(db: DatabaseSettings, base_url: str) -> dict[str, Any]:
     worker_id = first["worker_id"]
     with engine.begin() as conn:
         make_users(conn, {"wangge": ("grid_worker", str(worker_id))}, PASSWORD)
+        # Days have passed for the worker's other tasks: one is overdue, and the first task's warning has begun.
+        now = clock.now()
+        conn.execute(
+            text(
+                "UPDATE task SET due_at = :past, warn_at = :past - interval '2 days' "
+                "WHERE id = (SELECT min(id) FROM task WHERE worker_id = :w AND id <> ALL(:first))"
+            ),
+            {"past": now - timedelta(days=1), "w": worker_id, "first": task_ids[:1]},
+        )
+        conn.execute(
+            text("UPDATE task SET warn_at = :warn WHERE id = :id"),
+            {"warn": now - timedelta(hours=1), "id": task_ids[0]},
+        )
     engine.dispose()
     return {"door": door, "worker_id": worker_id, "centre": centre, "task_ids": task_ids}
 
@@ -145,6 +159,10 @@ def test_a_grid_worker_records_an_inspection_with_a_photo_at_the_entity(
     card = page.locator(f".task-card[data-id='{task_id}']")
     assert "东莞市外勤测试商行1" in card.inner_text()
     assert any(duty in card.inner_text() for duty in ("地址核查", "开业核查", "许可核查"))
+    assert "即将到期" in card.inner_text()
+    overdue = page.locator(".task-card", has=page.locator(".badge.overdue"))
+    assert overdue.count() == 1 and overdue.get_attribute("data-id") == str(listed[0])
+    assert "逾期 1 项" in page.locator("#task-count").inner_text()
     page.wait_for_function("window.gridgov.page.map().position !== null", timeout=30_000)
     shown = page.evaluate("window.gridgov.page.map()")
     assert shown["grids"] == [place["door"].grid_code]
@@ -207,8 +225,16 @@ def test_a_grid_worker_records_an_inspection_with_a_photo_at_the_entity(
     for photo in stored:
         body = httpx.get(f"{base_url}/v1/task-photos/{photo['id']}", headers=centre, timeout=60)
         assert body.status_code == 200 and body.content == dict(photos)[photo["filename"]]
-    # The inspected task has left nothing undone in the list's order.
     assert "检查无问题" in page.locator("#task-history").inner_text()
+
+    # Nothing was wrong: the worker closes the task, and it leaves their list.
+    assert page.locator("#task-moves button").all_inner_texts() == ["办结"]
+    page.locator("#task-moves button[data-move='closed']").tap()
+    page.wait_for_selector("#move-message.done", timeout=30_000)
+    assert httpx.get(f"{base_url}/v1/tasks/{task_id}", headers=centre, timeout=60).json()["status"] == "closed"
+    page.locator("#back").tap()
+    page.wait_for_function(f"!window.gridgov.page.tasks().includes({task_id})", timeout=30_000)
+    assert page.locator(f".task-card[data-id='{task_id}']").count() == 0
     assert not errors, errors
 
 

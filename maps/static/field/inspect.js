@@ -116,6 +116,7 @@ export function taskView({ config, vocabulary, onChanged }) {
     $("inspect-chosen").replaceChildren();
     $("inspect-uploads").replaceChildren();
     message("");
+    $("move-message").textContent = "";
     $("inspect-send").disabled = false;
     $("inspect-send").textContent = "提交核查";
     for (const el of $("inspect-form").querySelectorAll("input, textarea")) { el.disabled = false; }
@@ -132,8 +133,7 @@ export function taskView({ config, vocabulary, onChanged }) {
     showFacts(task);
     const mayInspect = config.canInspect && showResults(task);
     $("inspect-form").hidden = !mayInspect;
-    $("claim").hidden = !(config.canInspect && config.workerId !== null && task.worker_id === null
-      && task.allowed.includes("assigned"));
+    showMoves(task);
     document.body.dataset.task = String(task.id);
     await Promise.all([showPhotos(task), showHistory(task)]);
   }
@@ -196,7 +196,9 @@ export function taskView({ config, vocabulary, onChanged }) {
     }
     for (const el of $("inspect-form").querySelectorAll("input, textarea")) { el.disabled = true; }
     send.textContent = "核查已提交";
+    state.task = state.sent;
     showFacts(state.sent);
+    showMoves(state.sent);
     showHistory(state.sent).catch(() => {});
     onChanged(state.sent);
     if (state.files.length) { message("核查已记录，正在上传照片…"); }
@@ -204,15 +206,40 @@ export function taskView({ config, vocabulary, onChanged }) {
     finish(items);
   });
 
-  $("claim").addEventListener("click", async () => {
+  async function makeMove(target) {
+    const el = $("move-message");
+    el.className = "message";
+    el.textContent = "正在办理…";
     try {
-      const task = await postJson(`/v1/tasks/${state.task.id}/transitions`, { to: "assigned", version: state.task.version });
+      const task = await postJson(`/v1/tasks/${state.task.id}/transitions`, { to: target, version: state.task.version });
       onChanged(task);
       await render(task);
+      el.className = "message done";
+      el.textContent = `已办理：${vocabulary.label("task_statuses", task.status)}`;
     } catch (error) {
-      message(`领取失败：${moveFailure(error)}`, "error");
+      el.className = "message error";
+      el.textContent = `办理失败：${moveFailure(error)}`;
+      if (error.code === "stale_version") { await render(await getJson(`/v1/tasks/${state.task.id}`)); }
     }
-  });
+  }
+
+  /** The buttons of the other moves the role may make that the task allows now (领取, 下达整改通知, 上报, 办结). */
+  function showMoves(task) {
+    const box = $("task-moves");
+    box.replaceChildren();
+    const mine = config.workerId === null || task.worker_id === null || task.worker_id === config.workerId;
+    for (const move of config.moves) {
+      if (!task.allowed.includes(move.value)) { continue; }
+      if (move.value === "assigned" ? task.worker_id !== null : !mine) { continue; }
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.move = move.value;
+      button.textContent = move.label;
+      button.addEventListener("click", () => { makeMove(move.value); });
+      box.appendChild(button);
+    }
+    box.hidden = box.children.length === 0;
+  }
 
   return {
     open,
