@@ -13,12 +13,17 @@ documents OGC API Features asks for are small, so they are built here, on our ap
 CQL2 text is parsed by pygeofilter (`pygeofilter.parsers.cql2_text`); its AST is translated by the small
 evaluator below, which accepts only what it can translate exactly: comparisons, LIKE, IN, BETWEEN, IS NULL,
 AND/OR/NOT over the collection's queryables, and S_INTERSECTS of the geometry with a BBOX or a WKT geometry.
+
+Two limits of pygeofilter 0.4.0's grammar are made explicit rather than silently wrong: it gives AND and OR the
+same precedence (CQL2 binds AND tighter), so a filter that mixes them without parentheses is refused with a 400
+asking for them; and its NOT applies to one predicate only (`NOT (a AND b)` is a 400; write `NOT a OR NOT b`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -391,6 +396,7 @@ def cql2_filter(
         return TRUE
     if len(text) > MAX_FILTER_CHARS:
         raise OgcRequestError(f"filter is longer than {MAX_FILTER_CHARS} characters")
+    _refuse_mixed_and_or(text)
     try:
         node = parse_cql2_text(text)
     except Exception as exc:  # lark's parse errors and pygeofilter's own: the message says where
@@ -398,6 +404,33 @@ def cql2_filter(
         raise OgcRequestError(f"filter is not valid CQL2 text: {reason}") from None
     translator = _Translator(collection)
     return SqlFilter(translator.condition(node), translator.params)
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_TOKENS = re.compile(r"[()]|[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _refuse_mixed_and_or(text: str) -> None:
+    """OgcRequestError when AND and OR meet at one level of parentheses (pygeofilter would read them left to right).
+
+    The AND of a BETWEEN … AND … is not a conjunction; quoted text is skipped.
+    """
+    levels: list[dict[str, int]] = [{"and": 0, "or": 0, "between": 0}]
+    for token in _TOKENS.findall(_QUOTED.sub(" ", text)):
+        word = token.upper()
+        if token == "(":
+            levels.append({"and": 0, "or": 0, "between": 0})
+        elif token == ")":
+            if len(levels) > 1:
+                levels.pop()
+        elif word == "BETWEEN":
+            levels[-1]["between"] += 1
+        elif word == "AND" and levels[-1]["between"]:
+            levels[-1]["between"] -= 1
+        elif word in ("AND", "OR"):
+            levels[-1][word.lower()] += 1
+            if levels[-1]["and"] and levels[-1]["or"]:
+                raise OgcRequestError("a filter that mixes AND and OR needs parentheses, e.g. a OR (b AND c)")
 
 
 class _Translator:

@@ -27,10 +27,10 @@ COORDINATE_DECIMALS = 7
 
 @dataclass(frozen=True)
 class FeatureRow:
-    """One feature as read: its properties (by queryable name) and its GeoJSON geometry."""
+    """One feature as read: its properties (by queryable name) and its GeoJSON geometry (None when not asked for)."""
 
     properties: dict[str, Any]
-    geometry: dict[str, Any]
+    geometry: dict[str, Any] | None
 
 
 def _where(
@@ -76,11 +76,13 @@ def read_features(
     filters: Iterable[SqlFilter] = (),
     limit: int,
     offset: int = 0,
+    with_geometry: bool = True,
 ) -> list[FeatureRow]:
-    """One page of the matching features, in code order."""
+    """One page of the matching features, in code order (properties only when `with_geometry` is False)."""
     source, where, params = _where(collection, towns, bbox, filters)
+    geometry = f"ST_AsGeoJSON(h.geom, {COORDINATE_DECIMALS})" if with_geometry else "NULL"
     sql = (
-        f"SELECT {_select_list(collection)}, ST_AsGeoJSON(h.geom, {COORDINATE_DECIMALS}) AS geometry "  # noqa: S608 - fixed fragments; values are bound
+        f"SELECT {_select_list(collection)}, {geometry} AS geometry "  # noqa: S608 - fixed fragments; values are bound
         f"FROM {source} WHERE {where} ORDER BY h.code LIMIT :limit OFFSET :offset"
     )
     rows = conn.execute(text(sql), {**params, "limit": limit, "offset": offset}).mappings()
@@ -110,4 +112,4 @@ def collection_extent(conn: Connection, collection: Collection, *, towns: frozen
 
 def _feature_row(collection: Collection, row: Any) -> FeatureRow:
     properties = {p.name: row[p.name] for p in collection.properties}
-    return FeatureRow(properties, json.loads(row["geometry"]))
+    return FeatureRow(properties, json.loads(row["geometry"]) if row["geometry"] is not None else None)
