@@ -11,6 +11,7 @@ from maps.page import DONGGUAN_BOUNDS_LON_LAT, render_page
 from supervision.clues import MAX_PHOTO_BYTES
 from supervision.routing import default_router
 from supervision.task_photos import MAX_PHOTOS_PER_TASK
+from supervision.task_states import WORKER_HELD
 from supervision.workflow import INSPECTION_TARGETS, Status
 
 TITLE = "网格员移动端"
@@ -43,7 +44,7 @@ class FieldUser:
 
 def field_config(user: FieldUser) -> dict[str, Any]:
     """What the page's modules need: the user's abilities, the inspection results and other moves they may make, the
-    industries a clue may name, the photo limits, the platform's time (deadline badges) and the city's extent."""
+    states of field work (the list), the industries a clue may name, the photo limits, the platform's time (deadline badges) and the city's extent."""
     targets = user.move_targets
     results = [
         {"value": status.value, "label": label}
@@ -65,6 +66,7 @@ def field_config(user: FieldUser) -> dict[str, Any]:
         "canReport": user.can_report,
         "results": results,
         "moves": moves,
+        "fieldStatuses": [status.value for status in Status if status.value in WORKER_HELD],
         "industries": list(default_router().clue_industries()),
         "maxPhotoBytes": MAX_PHOTO_BYTES,
         "maxPhotos": MAX_PHOTOS_PER_TASK,

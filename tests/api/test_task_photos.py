@@ -38,24 +38,26 @@ def image_bytes(kind: str = "JPEG", colour: tuple[int, int, int] = (30, 120, 200
 
 @pytest.fixture(scope="module")
 def city(db: DatabaseSettings, client: TestClient) -> dict[str, Any]:
-    """A registration's tasks in a grid, the worker they went to, and people of other roles here and elsewhere."""
+    """Two registrations' tasks in a grid, the worker they went to, and people of other roles here and elsewhere."""
     engine = make_engine(db)
     with engine.begin() as conn:
         door = a_door_with_workers(conn)
         far = a_worker(conn, not_town=door.town_code)
         key = make_api_key(conn, SECRET_KEY, "registry")
-    body = {
-        "event_id": "task-photos-1",
-        "kind": "new",
-        "uscc": credit_code(1),
-        "name": "东莞市拍照商行",
-        "address": door.full_text,
-        "business_scope": "烟草制品零售",
-        "occurred_at": (clock.now() - timedelta(hours=1)).isoformat(),
-    }
-    placed = client.post("/v1/registrations", json=body, headers={"X-API-Key": key})
-    assert placed.status_code == 201 and placed.json()["outcome"] == "placed", placed.text
-    task_ids = placed.json()["task_ids"]
+    task_ids: list[int] = []
+    for serial in (1, 2):
+        body = {
+            "event_id": f"task-photos-{serial}",
+            "kind": "new",
+            "uscc": credit_code(serial),
+            "name": f"东莞市拍照商行{serial}",
+            "address": door.full_text,
+            "business_scope": "烟草制品零售",
+            "occurred_at": (clock.now() - timedelta(hours=serial)).isoformat(),
+        }
+        placed = client.post("/v1/registrations", json=body, headers={"X-API-Key": key})
+        assert placed.status_code == 201 and placed.json()["outcome"] == "placed", placed.text
+        task_ids += placed.json()["task_ids"]
     with engine.begin() as conn:
         make_users(conn, {"centre": ("command_centre", None)})
     engine.dispose()
@@ -116,8 +118,10 @@ def test_a_worker_uploads_a_photo_of_their_task_and_it_is_listed_and_downloaded(
 def test_another_towns_worker_and_leader_are_refused(
     client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
 ) -> None:
-    task_id = city["tasks"][0]["id"]
-    photo_id = client.get(f"/v1/tasks/{task_id}/photos", headers=auth["centre"]).json()["items"][0]["id"]
+    task_id = city["tasks"][3]["id"]
+    stored = upload(client, task_id, image_bytes(), auth["worker"])
+    assert stored.status_code == 201, stored.text
+    photo_id = stored.json()["id"]
     for outsider in ("far_worker", "far_leader"):
         assert client.get(f"/v1/tasks/{task_id}/photos", headers=auth[outsider]).json()["error"] == "forbidden"
         assert client.get(f"/v1/task-photos/{photo_id}", headers=auth[outsider]).status_code == 403
@@ -164,7 +168,7 @@ def test_a_task_holds_at_most_nine_photos_and_a_finished_task_takes_none(
     assert len(client.get(f"/v1/tasks/{task['id']}/photos", headers=auth["centre"]).json()["items"]) == 9
 
     # Inspected and closed: the task takes no more photos, and keeps those it has.
-    done = city["tasks"][1]
+    done = city["tasks"][4]
     door = city["door"]
     inspected = client.post(
         f"/v1/tasks/{done['id']}/transitions",

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from gis import clock
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from supervision.task_states import WORKER_HELD
 from supervision.uscc import uscc_check_char
 from tests.support.accounts import api_key_headers, make_api_key, make_users
 from tests.support.city import a_door_with_workers
@@ -134,7 +135,7 @@ def my_open_tasks_by_deadline(base_url: str, place: dict[str, Any]) -> list[int]
         for t in answer["items"]
         if t["grid_code"] == place["door"].grid_code
         and t["worker_id"] in (place["worker_id"], None)
-        and t["status"] not in ("closed", "cancelled")
+        and t["status"] in WORKER_HELD
     ]
     mine.sort(key=lambda t: (t["due_at"] or "9999", t["id"]))
     return [t["id"] for t in mine]

@@ -65,12 +65,13 @@ async function start() {
   }
 
   async function refresh() {
-    state.tasks = await loadMyTasks(config.workerId);
+    const { tasks: listed, truncated } = await loadMyTasks(config.workerId, config.fieldStatuses);
+    state.tasks = listed;
     const now = new Date(config.now);
     renderTaskList($("task-list"), state.tasks, { vocabulary, now, onOpen: (task) => { openTask(task.id).catch(showFailure); } });
     $("task-empty").hidden = state.tasks.length > 0;
     const overdue = state.tasks.filter((t) => t.overdue).length;
-    $("task-count").textContent = `（${state.tasks.length} 项${overdue ? `，逾期 ${overdue} 项` : ""}）`;
+    $("task-count").textContent = `（${state.tasks.length} 项${overdue ? `，逾期 ${overdue} 项` : ""}${truncated ? "，仅列出最近推送的" : ""}）`;
     setStatus(`待办 ${state.tasks.length} 项`, { warning: overdue > 0 });
     document.body.dataset.tasks = String(state.tasks.length);
     fieldMap.showTasks(state.tasks.map((t) => t.id)).catch(() => {});
@@ -85,8 +86,8 @@ async function start() {
   $("back").addEventListener("click", () => show("tasks"));
   fieldMap.onTask((id) => { openTask(id).catch(showFailure); });
 
-  const listed = await refresh();
-  const grids = [...new Set(listed.map((t) => t.grid_code))];
+  const first = await refresh();
+  const grids = [...new Set(first.map((t) => t.grid_code))];
   fieldMap.showGrids(grids).catch(() => {});
   currentPosition().then((position) => {
     $("position-line").textContent = `我的位置：${describePosition(position)}`;

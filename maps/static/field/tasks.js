@@ -1,14 +1,14 @@
 /**
- * field/tasks.js: 我的任务 — the worker's open tasks, by deadline (the nearest first, those without one last),
- * each with its duty and entity in Chinese and an 已逾期 / 即将到期 badge. A grid worker sees the tasks assigned to
- * them and those waiting unassigned in their grid's queue; another role sees the open tasks of its scope.
+ * field/tasks.js: 我的任务 — the worker's open field tasks (the states in which the grid's worker must act), by
+ * deadline (the nearest first, those without one last), each with its duty and entity in Chinese and an 已逾期 /
+ * 即将到期 badge. A grid worker sees the tasks assigned to them and those waiting unassigned in their grid's queue;
+ * another role sees the field tasks of its scope.
  */
 
 import { getJson } from "../lib/api.js";
 
-const OPEN = (task) => task.status !== "closed" && task.status !== "cancelled";
 const PAGE_SIZE = 500;
-const MAX_PAGES = 10;
+const MAX_PAGES = 4;
 const TIME = new Intl.DateTimeFormat("zh-CN", {
   timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
   hour12: false,
@@ -32,20 +32,34 @@ export function byDeadline(tasks) {
   return [...tasks].sort((a, b) => key(a) - key(b) || a.id - b.id);
 }
 
-/** The open tasks the page lists for this user (config.workerId: a grid worker's own and their grid's queue). */
-export async function loadMyTasks(workerId) {
+async function pagesOf(params, maxPages) {
   const found = [];
   let cursor = null;
-  for (let page = 0; page < MAX_PAGES; page += 1) {
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  for (let page = 0; page < maxPages; page += 1) {
+    const query = new URLSearchParams({ ...params, limit: String(PAGE_SIZE) });
     if (cursor) { query.set("cursor", cursor); }
     const answer = await getJson(`/v1/tasks?${query}`);
     found.push(...answer.items);
     cursor = answer.next;
     if (!cursor) { break; }
   }
-  const mine = found.filter(OPEN).filter((t) => workerId === null || t.worker_id === workerId || t.worker_id === null);
-  return byDeadline(mine);
+  return { found, more: Boolean(cursor) };
+}
+
+/**
+ * The field tasks the page lists, by deadline: those in a state where the grid's worker must act (`statuses`). A
+ * grid worker (`workerId`) gets theirs and their grid's unassigned queue; another role those of its scope, at most
+ * PAGE_SIZE of each state. Resolves {tasks, truncated}.
+ */
+export async function loadMyTasks(workerId, statuses) {
+  const mine = workerId !== null;
+  const answers = await Promise.all(statuses.map((status) => {
+    const params = { status };
+    if (mine && status !== "pushed") { params.worker = String(workerId); }
+    return pagesOf(params, mine ? MAX_PAGES : 1);
+  }));
+  const tasks = answers.flatMap((a) => a.found).filter((t) => !mine || t.worker_id === workerId || t.worker_id === null);
+  return { tasks: byDeadline(tasks), truncated: answers.some((a) => a.more) };
 }
 
 /** The title of a task: its duty and its entity (or its clue), in Chinese. */
