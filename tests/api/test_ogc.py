@@ -10,6 +10,7 @@ from owslib import ogcapi
 from owslib.ogcapi.features import Features
 from sqlalchemy import Engine, text
 
+from api.auth import service
 from tests.api.live_server import live_url  # noqa: F401 - the live server fixture
 from tests.support.accounts import make_api_key, make_users
 from tests.support.city import another_town, busiest_town
@@ -154,6 +155,25 @@ def test_a_town_leader_sees_only_their_town(
     outside = httpx.get(f"{live_url}/ogc/collections/towns/items/{other}", headers=leader_headers)
     assert outside.status_code == 404
     assert outside.json()["error"] == "not_found"
+
+
+def test_a_town_leaders_api_key_lists_only_their_towns_features(
+    live_url: str,  # noqa: F811
+    engine: Engine,
+    towns: tuple[str, str],
+) -> None:
+    """A key made for a town leader (role and scope on the key) gives QGIS that town's grids and nothing else."""
+    home, other = towns
+    with engine.begin() as conn:
+        key = service.create_api_key(
+            conn, SECRET_KEY, name="镇街 QGIS", rate_limited=False, role="town_leader", scope=home
+        ).key
+    api = Features(f"{live_url}/ogc", headers={"X-API-Key": key})
+    grids = api.collection_items("grids", limit=1000)
+    assert grids["numberMatched"] > 0
+    assert {f["properties"]["town_code"] for f in grids["features"]} == {home}
+    elsewhere = api.collection_items("grids", town_code=other)
+    assert elsewhere["numberMatched"] == 0 and elsewhere["features"] == []
 
 
 def test_cql2_filters_pick_the_same_features_as_the_database(
