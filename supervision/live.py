@@ -194,6 +194,7 @@ class LiveFeed:
         self._subscribers: list[Subscription] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._cursors: dict[str, IdCursor] | None = None
         self._stopped_at: float | None = None
@@ -248,9 +249,14 @@ class LiveFeed:
             self._thread = threading.Thread(target=self._loop, name="gridgov-live", daemon=True)
             self._thread.start()
 
+    def wake(self) -> None:
+        """Poll now rather than at the next tick (after a request committed something listeners await)."""
+        self._wake.set()
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the poller and close every listener."""
         self._stop.set()
+        self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
@@ -278,7 +284,8 @@ class LiveFeed:
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since >= self.idle_stop_s:
                             return
-                self._stop.wait(self.interval_s)
+                self._wake.wait(self.interval_s)
+                self._wake.clear()
         finally:
             with self._lock:
                 if self._thread is threading.current_thread():

@@ -52,6 +52,13 @@ def live_feed(request: Request) -> LiveFeed:
     return feed
 
 
+def wake_live_feed(request: Request) -> None:
+    """Tell the app's feed, if it runs, to read now: a registration just committed reaches its dashboards at once."""
+    feed: LiveFeed | None = getattr(request.app.state, "live_feed", None)
+    if feed is not None:
+        feed.wake()
+
+
 @router.get(
     "/live",
     summary="实时事件流（SSE）：新登记、任务流转、新线索",

@@ -20,6 +20,7 @@ from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
 from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed, require
 from api.routers.addresses import NOTE_PATTERN, Lat, Lon, placement
+from api.routers.live import wake_live_feed
 from gis import clock
 from grids.repository import place_names
 from supervision.events import parse_event, registration_status
@@ -107,6 +108,7 @@ def post_registration(request: Request, response: Response, body: RegistrationBo
             jobs = getattr(request.app.state, "jobs", None)
             if jobs is not None:
                 jobs.wake()
+        wake_live_feed(request)
     return _status(db, event.event_id, accepted.duplicate)
 
 
@@ -302,6 +304,7 @@ def post_resolve(
                 components=new.components.model_dump(), lon=new.lon, lat=new.lat, geocoder=geocoder,
             )  # fmt: skip
         live.learn_address(added.address, alias=added.alias)
+        wake_live_feed(request)
         return {**_status(db, added.result.event_id), "added_address": added.address}
     with db.begin() as conn:
         result = resolve_review(
@@ -313,4 +316,5 @@ def post_resolve(
             lon=body.lon,
             lat=body.lat,
         )
+    wake_live_feed(request)
     return _status(db, result.event_id)

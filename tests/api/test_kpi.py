@@ -194,6 +194,11 @@ def test_a_department_officer_reads_their_departments_figures_as_the_statistics_
     mine = kpi(client, auth["tobacco"], level="department", code="tobacco")
     agrees_with_stats(mine["figures"], stats_totals(client, auth["tobacco"], "department", "tobacco"))
     assert mine["children"] == [] and "局" in mine["name"]
+    trend = client.get("/v1/kpi/trend", params={"level": "department", "code": "tobacco"}, headers=auth["tobacco"])
+    assert trend.status_code == 200, trend.text
+    assert len(trend.json()["days"]) == 30
+    assert sum(trend.json()["series"]["tasks_pushed"]) == mine["figures"]["tasks_pushed"]
+    assert sum(trend.json()["series"]["clues_reported"]) == mine["figures"]["clues_reported"]
     for level, code in (("city", None), ("department", "health")):
         response = client.get("/v1/kpi", params={"level": level, **({"code": code} if code else {})},
                               headers=auth["tobacco"])  # fmt: skip
