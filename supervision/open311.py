@@ -22,7 +22,7 @@ from sqlalchemy import Connection, RowMapping, text
 
 from address_library.service import Geocoder
 from supervision.audit import Actor
-from supervision.clues import ClueReport, report_clue
+from supervision.clues import MAX_DESCRIPTION, ClueReport, report_clue
 from supervision.errors import InvalidInput, NotFound, RoutingError
 from supervision.routing import default_router
 from supervision.scope import CITY
@@ -169,13 +169,18 @@ def submit(
             raise InvalidInput("lat and long go together", field="lat")
         if not (request.address_string and request.address_string.strip()):
             raise InvalidInput("location required: send lat and long, or address_string", field="lat")
-    if not request.description.strip():
+    description, private = request.description.strip(), _private_block(request)
+    if not description:
         raise InvalidInput("description required", field="description")
+    if len(description) + len(private) > MAX_DESCRIPTION:
+        raise InvalidInput(
+            f"description is longer than {MAX_DESCRIPTION - len(private)} characters", field="description"
+        )
     clue = report_clue(
         conn,
         ClueReport(
             industry=industry,
-            description=request.description.strip() + _private_block(request),
+            description=description + private,
             lon=request.long,
             lat=request.lat,
             address=request.address_string.strip() if request.address_string else None,

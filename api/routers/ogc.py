@@ -135,7 +135,7 @@ def items(
 def item(
     request: Request,
     collection_id: CollectionId,
-    feature_id: Annotated[str, Path(max_length=32, description="要素编号（编码）")],
+    feature_id: Annotated[str, Path(description="要素编号（编码）")],
     conn: ReadConn,
     scope: CurrentScope,
     _: Reader,

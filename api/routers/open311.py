@@ -39,11 +39,14 @@ from supervision.permissions import Capability, permits
 
 router = APIRouter(tags=["12345 热线（Open311）"])
 
-Fmt = Annotated[Literal["json", "xml"], Path(description="json 或 xml")]
+# Checked by _answer (an unknown format answers 404 in JSON), not by FastAPI, so that every refusal has the
+# specification's error format.
+Fmt = Annotated[str, Path(description="json 或 xml")]
+FORMATS = ("json", "xml")
 MAX_WINDOW = timedelta(days=90)
 # The one jurisdiction served (the specification's jurisdiction_id is optional on a single-city endpoint).
 JURISDICTIONS = frozenset({"dongguan", "441900"})
-Jurisdiction = Annotated[str | None, Query(max_length=64, description="可省略；dongguan 或 441900")]
+Jurisdiction = Annotated[str | None, Query(description="可省略；dongguan 或 441900")]
 
 
 class Open311Error(Exception):
@@ -96,6 +99,8 @@ def _error(fmt: str, code: int, description: str) -> Response:
 
 def _answer(fmt: str, produce: Callable[[], Response]) -> Response:
     """Run `produce`, turning the workflow's refusals into the specification's error answers."""
+    if fmt not in FORMATS:
+        return _error("json", 404, f"format {fmt!r} is not offered; use .json or .xml")
     try:
         return produce()
     except Open311Error as exc:
@@ -165,7 +170,7 @@ def get_services(fmt: Fmt, jurisdiction_id: Jurisdiction = None) -> Response:
 
 @router.get("/services/{service_code}.{fmt}", summary="服务定义")
 def get_service_definition(
-    fmt: Fmt, service_code: Annotated[str, Path(max_length=64)], jurisdiction_id: Jurisdiction = None
+    fmt: Fmt, service_code: Annotated[str, Path()], jurisdiction_id: Jurisdiction = None
 ) -> Response:
     """A service's definition: no extra attributes (metadata false); 404 for an unknown code."""
 
@@ -205,12 +210,12 @@ def post_request(
     lat: Annotated[str | None, Form(description="纬度（WGS84）")] = None,
     long: Annotated[str | None, Form(description="经度（WGS84）")] = None,
     address_string: Annotated[str | None, Form(description="地址（无经纬度时用项目地址库定位）")] = None,
-    description: Annotated[str | None, Form(max_length=4000, description="诉求内容")] = None,
-    media_url: Annotated[str | None, Form(max_length=1000, description="附件地址（只留存，不公开）")] = None,
-    email: Annotated[str | None, Form(max_length=200)] = None,
-    phone: Annotated[str | None, Form(max_length=200)] = None,
-    first_name: Annotated[str | None, Form(max_length=200)] = None,
-    last_name: Annotated[str | None, Form(max_length=200)] = None,
+    description: Annotated[str | None, Form(description="诉求内容")] = None,
+    media_url: Annotated[str | None, Form(description="附件地址（只留存，不公开）")] = None,
+    email: Annotated[str | None, Form()] = None,
+    phone: Annotated[str | None, Form()] = None,
+    first_name: Annotated[str | None, Form()] = None,
+    last_name: Annotated[str | None, Form()] = None,
     jurisdiction_id: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Create a service request: a clue with source hotline, routed, with its task, in one transaction."""
@@ -254,10 +259,10 @@ def _when(value: str | None, name: str) -> datetime | None:
 
 
 def _ids(value: str) -> Sequence[int]:
-    try:
-        return [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise Open311Error(400, "service_request_id must be a comma-separated list of numbers") from None
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if len(parts) > open311.MAX_LIST or not all(p.isdigit() and len(p) <= 18 for p in parts):
+        raise Open311Error(400, "service_request_id must be a comma-separated list of at most 1000 numbers")
+    return [int(p) for p in parts]
 
 
 def _filters(
@@ -318,11 +323,11 @@ def get_requests(
     request: Request,
     fmt: Fmt,
     api_key: Annotated[str | None, Query(description="API 密钥（hotline 角色）")] = None,
-    service_request_id: Annotated[str | None, Query(max_length=2000, description="诉求编号，逗号分隔")] = None,
-    service_code: Annotated[str | None, Query(max_length=64)] = None,
-    start_date: Annotated[str | None, Query(max_length=40)] = None,
-    end_date: Annotated[str | None, Query(max_length=40)] = None,
-    status: Annotated[str | None, Query(max_length=20, description="open 或 closed")] = None,
+    service_request_id: Annotated[str | None, Query(description="诉求编号，逗号分隔")] = None,
+    service_code: Annotated[str | None, Query()] = None,
+    start_date: Annotated[str | None, Query()] = None,
+    end_date: Annotated[str | None, Query()] = None,
+    status: Annotated[str | None, Query(description="open 或 closed")] = None,
     jurisdiction_id: Jurisdiction = None,
 ) -> Response:
     """The caller's requests (by ids, or by service, window of the last 90 days by default, status), newest first."""
@@ -342,7 +347,7 @@ def get_requests(
 def get_request(
     request: Request,
     fmt: Fmt,
-    service_request_id: Annotated[str, Path(max_length=20)],
+    service_request_id: Annotated[str, Path()],
     api_key: Annotated[str | None, Query(description="API 密钥（hotline 角色）")] = None,
     jurisdiction_id: Jurisdiction = None,
 ) -> Response:
@@ -351,7 +356,7 @@ def get_request(
     def produce() -> Response:
         principal = _caller(request, api_key, Capability.SERVICE_REQUEST_READ)
         _check_jurisdiction(jurisdiction_id)
-        if not service_request_id.isdigit():
+        if not (service_request_id.isdigit() and len(service_request_id) <= 18):
             raise Open311Error(404, f"no service request {service_request_id}")
         with _engine(request).connect() as conn:
             found = open311.read_request(conn, int(service_request_id), submitter=principal.audit_name)

@@ -240,6 +240,12 @@ def test_a_request_without_location_or_service_gets_the_specifications_error_and
         ({"lat": "22.9", "long": "113.7", "description": "无服务"}, 400, "service_code required"),
         ({"service_code": "unicorns", "lat": "22.9", "long": "113.7", "description": "x"}, 404, "unknown service_code"),
         ({"service_code": "catering", "lat": "north", "long": "113.7", "description": "x"}, 400, "lat"),
+        ({"service_code": "catering", "lat": "22.9", "description": "x"}, 400, "lat and long"),
+        (
+            {"service_code": "catering", "address_string": "x", "description": "长" * 2100, "phone": "1"},
+            400,
+            "description",
+        ),
     ]
     for fields, status, reason in cases:
         answer = _post(client, keys["hotline"], fmt, **fields)
@@ -254,6 +260,9 @@ def test_a_request_without_location_or_service_gets_the_specifications_error_and
             assert error is not None
             assert error.findtext("code") == str(status) and reason in (error.findtext("description") or "")
     assert _clue_count(engine) == before
+    unknown_format = client.get(f"{BASE}/services.csv")
+    assert unknown_format.status_code == 404
+    assert unknown_format.json()[0]["code"] == 404
 
 
 def test_api_key_is_the_credential(client: TestClient, engine: Engine, keys: dict[str, str], door: Door) -> None:
