@@ -20,7 +20,7 @@ from sqlalchemy import Connection, text
 from gis import clock
 from grids.codes import community_of, community_sql, town_of, within
 from supervision.calendar import SHANGHAI
-from supervision.errors import NotFound, OutOfScope, StatsError
+from supervision.errors import NotFound, OutOfScope, RoutingError, StatsError
 from supervision.routing import default_router
 from supervision.scope import Scope
 from supervision.stats import SEED_HEADLINE, StatsWindow, UnitStats, unit_stats
@@ -250,7 +250,7 @@ def caller_area(conn: Connection, scope: Scope) -> Area:
     if scope.kind == "department" and scope.code:
         try:
             return Area("department", scope.code, default_router().department(scope.code).name)
-        except Exception:  # an unknown department code: say so rather than fail the whole answer
+        except RoutingError:  # an unknown department code: say so rather than fail the whole answer
             return Area("department", scope.code, scope.code)
     if scope.kind in ("town", "community") and scope.code:
         table = "town" if scope.kind == "town" else "community"

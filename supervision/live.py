@@ -132,7 +132,10 @@ class Subscription:
         """From the poller thread: queue the event if wanted; a listener too slow to keep up is closed."""
         if self.closed or not self.wants(event):
             return
-        self.loop.call_soon_threadsafe(self._put, event)
+        try:
+            self.loop.call_soon_threadsafe(self._put, event)
+        except RuntimeError:  # the listener's loop has closed: nobody reads this queue any more
+            self.closed = True
 
     def _put(self, event: LiveEvent | None) -> None:
         if self.closed:
@@ -308,6 +311,7 @@ class LiveFeed:
                 event = LiveEvent(self._seq, name, data, audience, departments)
                 self._backlog.append(event)
                 events.append(event)
+            self._subscribers = [s for s in self._subscribers if not (s.closed and s.loop.is_closed())]
             subs = list(self._subscribers)
         for event in events:
             for sub in subs:

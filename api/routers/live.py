@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from api.auth.errors import NotAllowed
 from api.deps import CurrentPrincipal, engine
 from supervision.live import LiveEvent, LiveFeed, Subscription, TooManyStreams
 from supervision.permissions import Capability, permits
@@ -80,6 +81,8 @@ async def get_live(
     feed = live_feed(request)
     scope = principal.area
     audiences = [a for a, cap in _AUDIENCE_CAPABILITY.items() if permits(principal.role, cap)]
+    if not audiences:
+        raise NotAllowed(f"a {principal.role} may not read live events")
     grids = frozenset[str]()
     if scope.kind == "worker":
         grids = await run_in_threadpool(_worker_grids, request, principal)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.auth import service
 from gis import clock
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
@@ -61,14 +62,16 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
             },
         )
         key = make_api_key(conn, SECRET_KEY, "registry")
+        hotline = service.create_api_key(conn, SECRET_KEY, name="hotline-12345", rate_limited=False, role="hotline")
     engine.dispose()
-    return {"door": asdict(door), "far": asdict(far), "api_key": key}
+    return {"door": asdict(door), "far": asdict(far), "api_key": key, "hotline": hotline.key}
 
 
 @pytest.fixture(scope="module")
 def auth(client: TestClient, city: dict[str, Any]) -> dict[str, dict[str, str]]:
     headers = {name: bearer(client, name) for name in USERS}
     headers["key"] = api_key_headers(city["api_key"])
+    headers["hotline"] = api_key_headers(city["hotline"])
     return headers
 
 
@@ -134,6 +137,9 @@ def test_every_role_reads_who_it_is_in_chinese_with_its_area_capabilities_and_mo
     assert "局" in client.get("/v1/me", headers=auth["tobacco"]).json()["area"]["label"]
     program = client.get("/v1/me", headers=auth["key"]).json()
     assert program["kind"] == "api_key" and program["role_label"] == "接口客户端" and program["task_moves"] == []
+    hotline = client.get("/v1/me", headers=auth["hotline"]).json()
+    assert hotline["role_label"] == "12345 热线" and hotline["area"] == {"kind": "none", "code": None, "label": "无"}
+    assert hotline["task_moves"] == [] and "stats.read" not in hotline["capabilities"]
 
 
 def test_me_needs_a_credential(client: TestClient) -> None:

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
+from api.auth import service
 from gis import clock
 from gis.cluster import free_port
 from gis.database import make_engine
@@ -61,8 +62,9 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
             },
         )
         key = make_api_key(conn, SECRET_KEY, "registry")
+        hotline = service.create_api_key(conn, SECRET_KEY, name="hotline-12345", rate_limited=False, role="hotline")
     engine.dispose()
-    return {"door": asdict(door), "far": asdict(far), "api_key": key}
+    return {"door": asdict(door), "far": asdict(far), "api_key": key, "hotline": hotline.key}
 
 
 @dataclass
@@ -103,6 +105,7 @@ def served(db: DatabaseSettings, city: dict[str, Any], tmp_path_factory: pytest.
             assert response.status_code == 200, response.text
             out.tokens[user] = {"Authorization": f"Bearer {response.json()['access_token']}"}
         out.tokens["key"] = {"X-API-Key": city["api_key"]}
+        out.tokens["hotline"] = {"X-API-Key": city["hotline"]}
         yield out
     feed = getattr(app.state, "live_feed", None)
     if feed is not None:
@@ -332,6 +335,9 @@ def test_a_bad_last_event_id_is_refused_and_streams_are_capped(served: Served) -
     response = served.http.get("/v1/live", headers={**served.tokens["centre"], "Last-Event-ID": "abc"})
     assert response.status_code == 422 and response.json()["error"] == "invalid_request"
     assert served.http.get("/v1/live").status_code == 401
+    # The hotline reads back its own requests and nothing else: no live events either.
+    hotline = served.http.get("/v1/live", headers=served.tokens["hotline"])
+    assert hotline.status_code == 403 and hotline.json()["error"] == "forbidden"
     feed = served.feed
     cap = feed.max_subscribers
     feed.max_subscribers = feed.listeners
