@@ -26,9 +26,11 @@ ENTRY_OVERHEAD_BYTES = 512
 
 @dataclass(frozen=True)
 class CachedTile:
-    """A tile as served: its bytes (empty: no feature), its ETag, and when time alone ends it (None: never)."""
+    """A tile as served: its bytes (empty: no feature), the same gzipped (compressed once, when built, rather than
+    by the middleware on every answer), its ETag, and when time alone ends it (None: never)."""
 
     body: bytes
+    gzipped: bytes
     etag: str
     valid_until: datetime | None
 
@@ -39,7 +41,7 @@ class TileCache:
     Examples
     --------
     >>> cache = TileCache(max_bytes=1_000_000)
-    >>> cache.put(("grids", 12, 3337, 1780), CachedTile(b"...", '"abc"', None))
+    >>> cache.put(("grids", 12, 3337, 1780), CachedTile(b"...", b"", '"abc"', None))
     >>> cache.get(("grids", 12, 3337, 1780), now=some_instant).etag
     '"abc"'
     """
@@ -100,7 +102,7 @@ class TileCache:
 
 
 def _cost(tile: CachedTile) -> int:
-    return len(tile.body) + ENTRY_OVERHEAD_BYTES
+    return len(tile.body) + len(tile.gzipped) + ENTRY_OVERHEAD_BYTES
 
 
 class TownIndex:

@@ -4,10 +4,11 @@ town outlines the tile cache keys on.
 Every tile statement returns one row: the tile (`mvt`, empty when no feature) and `valid_until`, the instant its
 content would change with time alone (a task falling overdue, a clue leaving the 30-day window), or NULL. Features
 are picked with the GiST index (`geom && envelope`), the envelope being the tile and its buffer, moved back by the
-tile's basemap shift (GCJ-02) and taken into WGS84; geometry is moved by that shift in web mercator. Polygons are
-snapped in WGS84 to a common grid of about one screen pixel (neighbours keep their shared edges) and clipped to the
-envelope before they are projected. The statements are spelled out whole: no SQL is assembled from values; the
-scope's fragments (supervision.scope) are fixed SQL with bound values.
+tile's basemap shift (GCJ-02) and taken into WGS84; it is written out in the WHERE clause rather than read from the
+`env` CTE, so that the planner sees its size and weighs the spatial index against the others. Geometry is moved by
+the shift in web mercator. Polygons are snapped in WGS84 to a common grid of about one screen pixel (neighbours keep
+their shared edges) and clipped to the envelope before they are projected. The statements are spelled out whole: no
+SQL is assembled from values; the scope's fragments (supervision.scope) are fixed SQL with bound values.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ features AS (
     FROM town h
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
-    WHERE h.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR h.code = ANY(:towns))
+    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR h.code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'towns', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
 FROM features f WHERE f.geom IS NOT NULL
@@ -71,22 +72,39 @@ features AS (
     FROM community h
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
-    WHERE h.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
+    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'communities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
 FROM features f WHERE f.geom IS NOT NULL
 """
 
 # Grids, with the work counts only where the caller's task (clue) scope covers the grid: the scope's fragment is
-# applied to the grid as if it were a task of no department (gs), so a department officer gets no counts.
+# applied to the grid as if it were a task of no department (gs), so a department officer gets no counts. The counts
+# are taken once per statement over the towns the tile touches (task and clue town_code are indexed).
 _GRIDS = """WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
            ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
 ),
+task_counts AS (
+    SELECT t.grid_code, count(*) AS open_tasks, count(*) FILTER (WHERE t.due_at < :now) AS overdue_tasks,
+           min(t.due_at) FILTER (WHERE t.due_at >= :now) AS next_due
+    FROM task t WHERE t.status = ANY(:open) AND t.town_code = ANY(:tile_towns)
+    GROUP BY t.grid_code
+),
+clue_counts AS (
+    SELECT c.grid_code, count(*) AS clues_30d, min(c.reported_at) + interval '30 days' AS next_expiry
+    FROM clue c
+    WHERE c.reported_at > CAST(:now AS timestamptz) - interval '30 days' AND c.town_code = ANY(:tile_towns)
+    GROUP BY c.grid_code
+),
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code, h.community_code,
            h.worker_count AS workers, h.workload,
-           tc.open_tasks, tc.overdue_tasks, cc.clues_30d, tc.next_due, cc.next_expiry,
+           CASE WHEN {task_covers} THEN coalesce(tc.open_tasks, 0) END AS open_tasks,
+           CASE WHEN {task_covers} THEN coalesce(tc.overdue_tasks, 0) END AS overdue_tasks,
+           CASE WHEN {clue_covers} THEN coalesce(cc.clues_30d, 0) END AS clues_30d,
+           CASE WHEN {task_covers} THEN tc.next_due END AS next_due,
+           CASE WHEN {clue_covers} THEN cc.next_expiry END AS next_expiry,
            ST_AsMVTGeom(
                ST_Affine(ST_Transform(ST_ClipByBox2D(
                    CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
@@ -99,18 +117,9 @@ features AS (
     CROSS JOIN LATERAL (
         SELECT h.town_code, h.community_code, h.code AS grid_code, CAST(NULL AS text) AS department_codes
     ) gs
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS open_tasks,
-               count(*) FILTER (WHERE t.due_at < :now) AS overdue_tasks,
-               min(t.due_at) FILTER (WHERE t.due_at >= :now) AS next_due
-        FROM task t WHERE t.grid_code = h.code AND t.status = ANY(:open)
-    ) tc ON {task_covers}
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS clues_30d, min(c.reported_at) + interval '30 days' AS next_expiry
-        FROM clue c
-        WHERE c.grid_code = h.code AND c.reported_at > CAST(:now AS timestamptz) - interval '30 days'
-    ) cc ON {clue_covers}
-    WHERE h.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
+    LEFT JOIN task_counts tc ON tc.grid_code = h.code
+    LEFT JOIN clue_counts cc ON cc.grid_code = h.code
+    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'grids', :extent, 'geom', 'id') AS mvt,
        (SELECT least(min(next_due), min(next_expiry)) FROM features WHERE geom IS NOT NULL) AS valid_until
@@ -130,7 +139,7 @@ features AS (
            ST_AsMVTGeom(
                ST_Affine(ST_Transform(e.geom, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
     FROM entity e CROSS JOIN env
-    WHERE e.geom && env.sel AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
+    WHERE e.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
 FROM features f WHERE f.geom IS NOT NULL
@@ -193,10 +202,21 @@ FROM (
 ) f
 """
 
-# Clues still open, and the others of the last 30 days, in the caller's clue scope.
+# Clues of the last 30 days, and older ones still open, in the caller's clue scope: two disjoint halves, so that
+# each can use its index (reported_at; the open tasks of clues) together with the spatial one.
 _CLUES = """WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS tile,
            ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AS sel
+),
+shown AS (
+    SELECT c.id, c.industry, c.severity, c.status, c.source, c.reported_at, c.grid_code, c.geom
+    FROM clue c CROSS JOIN env
+    WHERE c.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND c.reported_at > CAST(:now AS timestamptz) - interval '30 days' AND {clue_where}
+    UNION ALL
+    SELECT c.id, c.industry, c.severity, c.status, c.source, c.reported_at, c.grid_code, c.geom
+    FROM clue c CROSS JOIN env
+    WHERE c.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND c.reported_at <= CAST(:now AS timestamptz) - interval '30 days' AND {clue_where}
+      AND c.id IN (SELECT t.clue_id FROM task t WHERE t.status = ANY(:open) AND t.clue_id IS NOT NULL)
 ),
 features AS (
     SELECT c.id AS fid, c.id, c.industry, c.severity, c.status, c.source,
@@ -204,9 +224,7 @@ features AS (
            c.grid_code, c.status = ANY(:open) AS still_open, c.reported_at + interval '30 days' AS expiry,
            ST_AsMVTGeom(
                ST_Affine(ST_Transform(c.geom, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
-    FROM clue c CROSS JOIN env
-    WHERE c.geom && env.sel AND {clue_where}
-      AND (c.status = ANY(:open) OR c.reported_at > CAST(:now AS timestamptz) - interval '30 days')
+    FROM shown c CROSS JOIN env
 )
 SELECT ST_AsMVT(f, 'clues', :extent, 'geom', 'fid') AS mvt,
        (SELECT min(expiry) FROM features WHERE NOT still_open AND geom IS NOT NULL) AS valid_until
@@ -263,6 +281,9 @@ def render_tile(conn: Connection, request: TileRequest) -> RenderedTile:
         "open": list(OPEN_STATUSES),
     }
     sql = _statement(request, params)
+    # The driver prepares a statement run often; PostgreSQL's generic plan of it cannot know the tile's size and
+    # picks the wrong index (a city-view clue tile three times slower): plan each tile for its own envelope.
+    conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     row = conn.execute(text(sql), params).one()
     body = bytes(row.mvt) if row.mvt is not None else b""
     return RenderedTile(body=body, valid_until=row.valid_until)
@@ -281,7 +302,7 @@ def _statement(request: TileRequest, params: dict[str, Any]) -> str:
         # Both scopes are the caller's (or nowhere, without the capability): their bound values never differ.
         task_covers, task_params = request.task_scope.task_sql("gs")
         clue_covers, clue_params = request.clue_scope.clue_sql("gs")
-        params.update(task_params, **clue_params)
+        params.update(task_params, **clue_params, tile_towns=list(request.tile_towns))
         return _GRIDS.format(task_covers=task_covers, clue_covers=clue_covers)
     if layer is TileLayer.TASKS:
         where, scope_params = request.task_scope.task_sql("t")

@@ -6,6 +6,7 @@ its content: a change that lands in between only makes the next request build it
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from dataclasses import dataclass
 from typing import Literal
@@ -30,6 +31,8 @@ from supervision.scope import NOWHERE, Scope
 
 # Towns a shifted (GCJ-02, BD-09) tile may reach beyond its own box: those offsets stay under about 1 km.
 _SHIFT_MARGIN_DEG = 0.02
+# Tiles are gzipped once, when built: level 5 is within 3 % of level 9's size at a third of its time.
+GZIP_LEVEL = 5
 
 
 @dataclass(frozen=True)
@@ -121,4 +124,5 @@ class TileStore:
 def _tagged(key: tuple[object, ...], rendered: repository.RenderedTile) -> CachedTile:
     """The tile as served, its ETag a digest of its key and of the instant time ends it."""
     tag = hashlib.sha256(repr((key, rendered.valid_until)).encode()).hexdigest()[:24]
-    return CachedTile(body=rendered.body, etag=f'"{tag}"', valid_until=rendered.valid_until)
+    gzipped = gzip.compress(rendered.body, GZIP_LEVEL) if rendered.body else b""
+    return CachedTile(body=rendered.body, gzipped=gzipped, etag=f'"{tag}"', valid_until=rendered.valid_until)

@@ -86,6 +86,7 @@ def vector_tile(
     y: Annotated[int, Path(description="row, north to south")],
     coords: CoordsParam = "wgs84",
     if_none_match: Annotated[str | None, Header(include_in_schema=False)] = None,
+    accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """One tile of a layer, with only what the caller's scope holds (a town leader gets no work of other towns)."""
     spec = layer_spec(layer)
@@ -102,4 +103,9 @@ def vector_tile(
         return Response(status_code=304, headers=headers)
     if not answer.tile.body:
         return Response(status_code=204, headers=headers)
+    headers["Vary"] = "Accept-Encoding"
+    if accept_encoding is not None and "gzip" in accept_encoding.lower():
+        # Compressed when built; the gzip middleware leaves an encoded answer alone.
+        headers["Content-Encoding"] = "gzip"
+        return Response(content=answer.tile.gzipped, media_type=TILE_MEDIA_TYPE, headers=headers)
     return Response(content=answer.tile.body, media_type=TILE_MEDIA_TYPE, headers=headers)
