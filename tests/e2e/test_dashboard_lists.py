@@ -128,19 +128,12 @@ def loads(page: Any, pane: str) -> int:
     return int(page.evaluate(f"document.querySelector('[data-pane={pane}]').dataset.loads"))
 
 
-def wait_loaded(page: Any, pane: str, after: int) -> None:
-    """Wait until the pane has finished a load after the `after`-th."""
-    page.wait_for_function(
-        f"Number(document.querySelector('[data-pane={pane}]').dataset.loads) > {after}", timeout=WAIT
-    )
-
-
 def open_tab(page: Any, pane: str) -> None:
-    """Click the tab of `pane` and wait for its list."""
-    before = loads(page, pane)
+    """Click the tab of `pane` and wait for its list (loaded once for the view; a tab opened again is not reloaded)."""
     page.click(f".lists-tab[data-tab={pane}]")
-    if page.evaluate(f"document.querySelector('[data-pane={pane}]').dataset.loads") == str(before):
-        wait_loaded(page, pane, before)
+    page.evaluate("window.gridgov.lists.settled()")
+    assert page.evaluate("window.gridgov.lists.active()") == pane
+    assert loads(page, pane) > 0
 
 
 def open_row(page: Any, pane: str, task_id: int) -> dict[str, Any]:
@@ -218,9 +211,7 @@ def test_a_dispatcher_resolves_a_review_item_on_the_map_and_its_tasks_appear_in_
 
     # Drilled to the grid, its task list holds the new tasks.
     page.evaluate(f"window.gridgov.page.drill('grid', '{door.grid_code}')")
-    before = loads(page, "tasks")
-    page.click(".lists-tab[data-tab=tasks]")
-    wait_loaded(page, "tasks", before)
+    open_tab(page, "tasks")
     assert page.evaluate("window.gridgov.lists.view()")["code"] == door.grid_code
     shown = page.evaluate("window.gridgov.lists.tasks.ids()")
     assert set(result["task_ids"]) <= set(shown)
@@ -245,11 +236,10 @@ def test_a_town_leader_only_reads_and_a_dispatcher_assigns_within_their_communit
     door = world["door"]
     engine = make_engine(db)
     with engine.begin() as conn:
-        capacity = dict(
-            conn.execute(
-                text("SELECT id, capacity FROM worker WHERE grid_code = :g AND active"), {"g": door.grid_code}
-            ).tuples()
+        rows = conn.execute(
+            text("SELECT id, capacity FROM worker WHERE grid_code = :g AND active"), {"g": door.grid_code}
         )
+        capacity = {r.id: r.capacity for r in rows}
         conn.execute(text("UPDATE worker SET capacity = 0 WHERE grid_code = :g"), {"g": door.grid_code})
     queued = register(base_url, world["key"], door.full_text, 2)
     assert queued["outcome"] == "placed", queued
@@ -306,8 +296,7 @@ def test_a_department_officer_answers_their_departments_case(
     page, errors = sign_in(browser, base_url, "officer")
     assert page.evaluate("window.gridgov.lists.tabs()")[0] == "department"
     assert page.locator(".lists-tab").first.inner_text() == "部门案件"
-    if loads(page, "department") == 0:
-        wait_loaded(page, "department", 0)
+    page.evaluate("window.gridgov.lists.settled()")
     assert task["id"] in page.evaluate("window.gridgov.lists.department.ids()")
     shown = open_row(page, "department", task["id"])
     assert shown["moves"] == ["department_feedback"]

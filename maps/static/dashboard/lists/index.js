@@ -10,6 +10,7 @@
  * Test hook (window.gridgov.lists):
  *   ready                 a promise resolved once the first list has loaded
  *   tabs(), active()      the tab ids shown and the open one; select(id) opens a tab as a click would
+ *   settled()             a promise resolved when the last list load asked for has finished
  *   view()                the view the lists show
  *   tasks, overdue, clues, review, department: each pane's own hook (ids(), csvHref(), …) or undefined
  *   openTask(id)          open a task's panel as a click on its row would (a promise)
@@ -74,7 +75,7 @@ async function build(el, ctx, hook) {
   const caps = new Set(me.capabilities || []);
   const [vocab, departments] = await Promise.all([loadVocabulary(), departmentsMap()]);
   const tabs = tabsFor(me);
-  const state = { active: null, view: ctx.view(), loaded: new Map() };
+  const state = { active: null, view: ctx.view(), loaded: new Map(), pending: Promise.resolve() };
 
   const openTask = (task) => {
     body.hidden = true;
@@ -129,7 +130,8 @@ async function build(el, ctx, hook) {
     const pane = panes[id];
     if (!pane) { return Promise.resolve(); }
     state.loaded.set(id, viewKey(state.view));
-    return pane.load(state.view);
+    state.pending = Promise.resolve(pane.load(state.view)).catch(() => {});
+    return state.pending;
   }
 
   function select(id) {
@@ -162,6 +164,7 @@ async function build(el, ctx, hook) {
     active: () => state.active,
     select,
     view: () => ({ ...state.view }),
+    settled: () => state.pending.then(() => true),
     tasks: panes.tasks,
     overdue: panes.overdue,
     clues: panes.clues,
