@@ -172,7 +172,18 @@ def test_a_grid_worker_records_an_inspection_with_a_photo_at_the_entity(
     page.wait_for_function("window.gridgov.page.map().rendered", timeout=30_000)
     page.screenshot(path=str(artifacts_dir / "field-page-tasks.png"), full_page=True)
 
-    # The worker taps the task: its facts, and the inspection form with the phone's position.
+    # The tasks are points on the map: tapping the entity's point opens one of its tasks.
+    assert shown["tileTasks"] is True
+    door = place["door"]
+    target = page.evaluate(f"window.gridgov.page.containerPoint({door.lon}, {door.lat})")
+    box = page.locator("#field-map").bounding_box()
+    assert box is not None and 0 < target["x"] < box["width"] and 0 < target["y"] < box["height"]
+    page.touchscreen.tap(box["x"] + target["x"], box["y"] + target["y"])
+    page.wait_for_selector("body[data-task]", timeout=30_000)
+    assert int(page.evaluate("document.body.dataset.task")) in listed
+    page.locator("#back").tap()
+
+    # The worker taps the task in the list: its facts, and the inspection form with the phone's position.
     card.tap()
     page.wait_for_selector(f"body[data-task='{task_id}']", timeout=30_000)
     assert "东莞市外勤测试商行1" in page.locator("#task-facts").inner_text()

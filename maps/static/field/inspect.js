@@ -115,6 +115,7 @@ export function taskView({ config, vocabulary, onChanged }) {
     $("inspect-photos").value = "";
     $("inspect-chosen").replaceChildren();
     $("inspect-uploads").replaceChildren();
+    where.reset();
     message("");
     $("move-message").textContent = "";
     $("inspect-send").disabled = false;

@@ -8,6 +8,7 @@
  *   inspection()   → {task (after the move), uploads [{name, state, photo, reason}], outcome: "done"|"partial"|null}
  *   clue()         → {clue, uploads, outcome} of the last clue report
  *   map()          → {grids, tasks, tileTasks, position, rendered}: what the map shows (rendered: all drawn)
+ *   containerPoint(lon, lat) → {x, y}: where a WGS84 point lies in the map element (to tap it as a user would)
  * The body's data-tasks is set when the list has arrived, data-task to the id of the task shown, data-inspection
  * and data-clue to "done" or "partial" when a send has finished.
  */
@@ -31,6 +32,7 @@ function show(view) {
   $("tasks-view").hidden = view !== "tasks";
   $("task-view").hidden = view !== "task";
   $("clue-view").hidden = view !== "clue";
+  if (view !== "task") { delete document.body.dataset.task; }
   $("tab-tasks").setAttribute("aria-pressed", String(view !== "clue"));
   $("tab-clue").setAttribute("aria-pressed", String(view === "clue"));
   window.scrollTo(0, 0);
@@ -48,6 +50,7 @@ async function start() {
     inspection: () => tasks.outcome(),
     clue: () => (clues ? clues.outcome() : null),
     map: () => fieldMap.summary(),
+    containerPoint: (lon, lat) => fieldMap.containerPoint(lon, lat),
   });
 
   if (!config.canInspect) {

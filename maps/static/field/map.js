@@ -25,8 +25,8 @@ function circle(lon, lat, radiusM, steps = 48) {
 
 /**
  * The field map in element `container`, first showing the city's extent `bounds` [w, s, e, n]. Returns an object
- * with showGrids(codes), showTasks(ids), showPosition(position), onTask(callback), summary() and `ready` (a
- * promise).
+ * with showGrids(codes), showTasks(ids), showPosition(position), onTask(callback), containerPoint(lon,
+ * lat), summary() and `ready` (a promise).
  */
 export function createFieldMap(container, bounds) {
   const [west, south, east, north] = bounds;
@@ -142,6 +142,11 @@ export function createFieldMap(container, bounds) {
     },
     /** `callback(taskId)` hears a tap on a task point. */
     onTask(callback) { state.onTask = callback; },
+    /** Where a WGS84 point lies in the map element, {x, y} in CSS pixels (to tap it as a user would). */
+    containerPoint(lon, lat) {
+      const p = map.project([lon, lat]);
+      return { x: p.x, y: p.y };
+    },
     /** What the map shows (for the test hook). */
     summary() {
       return {

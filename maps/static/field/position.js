@@ -73,5 +73,10 @@ export function locator(button, output, onFix = () => {}) {
     return state.position;
   }
   button.addEventListener("click", () => { locate(); });
-  return { state, locate, reset() { state.position = null; output.textContent = describePosition(null); } };
+  function reset() {
+    state.position = null;
+    output.textContent = describePosition(null);
+    output.classList.remove("failed");
+  }
+  return { state, locate, reset };
 }
