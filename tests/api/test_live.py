@@ -208,7 +208,7 @@ def listen(served: Served) -> Iterator[Callable[..., Listener]]:
         listener.close()
 
 
-def register(served: Served, serial: int, address: str) -> Any:
+def register(served: Served, serial: int, address: str, *, placed: bool = True) -> Any:
     body = {
         "event_id": f"live-{serial}",
         "kind": "new",
@@ -220,6 +220,7 @@ def register(served: Served, serial: int, address: str) -> Any:
     }
     response = served.http.post("/v1/registrations", json=body, headers=served.tokens["key"])
     assert response.status_code == 201, response.text
+    assert (response.json()["outcome"] == "placed") is placed, response.text
     return response.json()
 
 
@@ -304,6 +305,27 @@ def test_a_task_move_and_a_clue_reach_their_scope_only(
     _, before = far_leader.until(registration("live-4"), "registration live-4")
     assert not [e for e in before if e.data["id"] in (task["id"], clue_id)]
     assert posted["task_ids"]
+
+
+def test_a_registration_waiting_for_review_and_then_placed_reaches_the_live_feed_twice(
+    served: Served, city: dict[str, Any], listen: Callable[..., Listener]
+) -> None:
+    door = city["door"]
+    centre, leader = listen("centre"), listen("leader")
+    waiting = register(served, 11, "东莞市某某工业区后面铺位", placed=False)
+    assert waiting["outcome"] == "review"
+    event, _ = centre.until(registration("live-11"), "the registration sent to review")
+    assert event.data["action"] == "review" and event.data["status"] == "review"
+    assert event.data["lon"] is None and event.data["lat"] is None and "地址待核" in event.data["label"]
+    resolved = served.http.post(
+        f"/v1/review/{waiting['review_id']}/resolve", json={"address_id": door["id"]}, headers=served.tokens["centre"]
+    )
+    assert resolved.status_code == 200 and resolved.json()["outcome"] == "placed", resolved.text
+    for listener in (centre, leader):
+        placed, _ = listener.until(
+            lambda e: registration("live-11")(e) and e.data["action"] == "placed", "the resolved registration"
+        )
+        assert placed.data["grid_code"] == door["grid_code"] and placed.data["lon"] is not None
 
 
 def test_a_client_reconnecting_with_last_event_id_gets_what_it_missed(
