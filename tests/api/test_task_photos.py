@@ -77,7 +77,7 @@ def city(db: DatabaseSettings, client: TestClient) -> dict[str, Any]:
             },
         )
     engine.dispose()
-    return {"door": asdict(door), "tasks": tasks}
+    return {"door": asdict(door), "tasks": tasks, "api_key": key}
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,15 @@ def test_a_task_holds_at_most_nine_photos_and_a_finished_task_takes_none(
     late = upload(client, done["id"], image_bytes("PNG"), auth["worker"], content_type="image/png")
     assert late.status_code == 422 and "closed" in late.json()["detail"]
     assert len(client.get(f"/v1/tasks/{done['id']}/photos", headers=auth["worker"]).json()["items"]) == 1
+
+
+def test_the_field_page_signs_in_first_and_asks_for_task_reading(
+    client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
+) -> None:
+    browser = client.get("/field", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert browser.status_code == 303 and browser.headers["location"] == "/login?next=/field"
+    assert client.get("/field", headers={"Accept": "application/json"}).status_code == 401
+    assert client.get("/field", headers={"X-API-Key": city["api_key"]}).status_code == 403  # a key reads no tasks
+    page = client.get("/field", headers=auth["worker"])
+    assert page.status_code == 200 and "网格员移动端" in page.text and "上报线索" in page.text
+    assert client.get("/field", headers=auth["leader"]).status_code == 200  # read-only, said on the page
