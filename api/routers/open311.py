@@ -235,7 +235,8 @@ def post_request(
             caller=open311.Caller(first_name=first_name, last_name=last_name, phone=phone, email=email),
         )
         live: LiveGeocoder = request.app.state.geocoder
-        geocoder = live.get() if new.lat is None else None
+        # The geocoder only for a request placed by its address (built on first use, so not for a refusal).
+        geocoder = live.get() if new.lat is None and new.long is None and new.address_string else None
         with _engine(request).begin() as conn:
             made = open311.submit(conn, new, submitter=principal.audit_name, geocoder=geocoder)
         record = {
