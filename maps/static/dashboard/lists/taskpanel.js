@@ -156,7 +156,8 @@ export function createTaskPanel(deps) {
     try {
       const moved = await postJson(`/v1/tasks/${task.id}/transitions`, body);
       await show(moved.id);
-      message.say(`已${MOVE_LABELS[to] || "流转"}：${vocab.label("task_statuses", moved.status)}`, "done");
+      const status = vocab.label("task_statuses", moved.status);
+      message.say(to === "assigned" && moved.worker_name ? `已分派给网格员 ${moved.worker_name}` : `操作成功：${MOVE_LABELS[to] || status}（当前状态：${status}）`, "done");
       ctx.map.refresh("tasks");
       deps.onMoved(moved);
     } catch (error) {
