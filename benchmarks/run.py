@@ -1,4 +1,4 @@
-"""benchmarks.run: `make bench` — load, locate, layers, geocoder, intake, import, simulation; figures go to RESULTS.md.
+"""benchmarks.run: `make bench` — load, locate, layers, geocoder, tiles, dashboard, intake, import, simulation; figures go to RESULTS.md.
 
 Each section is written as soon as its benchmark has measured it, and only then: a benchmark whose request fails
 (BenchmarkFailed, benchmarks.common) writes nothing, the run stops there and exits 1.
@@ -24,6 +24,7 @@ from benchmarks import (
     bench_intake,
     bench_locate,
     bench_page,
+    bench_tiles,
 )
 from benchmarks.common import BenchmarkFailed, Recorder, check_every_response
 from gis import migrate
@@ -121,6 +122,8 @@ def run_all(results: Recorder, settings: DatabaseSettings, scale: str) -> None:
         results.section("Geocoder accuracy", lambda: build + "\n\n" + bench_geocode.accuracy(engine, geocoder))
         results.section("Geocoder speed", lambda: bench_geocode.speed(engine, geocoder))
         results.section("GET /v1/geocode under load", lambda: bench_http.run(settings, engine))
+        engine.dispose()
+        results.section("Vector tiles", lambda: bench_tiles.run(settings, engine))
         engine.dispose()
         results.section("Dashboard first paint", lambda: bench_page.run(settings))
         # Hotspot detection before the intake benchmarks, which add registrations and clues of their own.
