@@ -69,6 +69,7 @@ export function clueForm({ config, onReported = () => {} }) {
     if (state.clue && state.outcome === null) { return; }
     if (state.clue) { reset(); $("clue-uploads").replaceChildren(); message(""); return; }
     if (!select.value) { message("请选择行业", "error"); return; }
+    if ($("clue-photos").files.length && !state.files.length) { message("所选照片不符合要求，请重新选择", "error"); return; }
     const position = where.state.position;
     if (!position) {
       message("尚未获取当前位置：线索须附现场位置。请点“获取当前位置”，并允许本页面使用位置信息。", "error");
@@ -85,8 +86,7 @@ export function clueForm({ config, onReported = () => {} }) {
       });
     } catch (error) {
       send.disabled = false;
-      message(`上报失败：${CLUE_FAILURES_ZH[error.code] && !/[\u3400-\u9fff]/.test(error.detail || "")
-        ? CLUE_FAILURES_ZH[error.code] : error.message}`, "error");
+      message(`上报失败：${CLUE_FAILURES_ZH[error.code] || error.message}`, "error");
       return;
     }
     state.outcome = null;

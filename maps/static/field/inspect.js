@@ -111,6 +111,7 @@ export function taskView({ config, vocabulary, onChanged }) {
     state.uploads = [];
     state.files = [];
     state.outcome = null;
+    delete document.body.dataset.inspection;
     $("inspect-note").value = "";
     $("inspect-photos").value = "";
     $("inspect-chosen").replaceChildren();
@@ -181,6 +182,10 @@ export function taskView({ config, vocabulary, onChanged }) {
     }
     const chosen = document.querySelector("input[name=result]:checked");
     if (!chosen) { message("请选择核查结果", "error"); return; }
+    if ($("inspect-photos").files.length && !state.files.length) {
+      message("所选照片不符合要求，请重新选择", "error");
+      return;
+    }
     const send = $("inspect-send");
     send.disabled = true;
     message("正在提交核查…");
