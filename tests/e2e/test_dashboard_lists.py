@@ -232,7 +232,13 @@ def test_a_town_leader_only_reads_and_a_dispatcher_assigns_within_their_communit
     assert page.locator(".panel-move").count() == 0 and page.locator(".panel-actions").is_hidden()
     assert not errors, errors
 
-    # A task waiting in the queue of the dispatcher's door's grid (its workers were full when it came in).
+    # The dispatcher watches the tasks waiting for a worker in their community.
+    page, errors = sign_in(browser, base_url, "dispatcher")
+    open_tab(page, "tasks")
+    page.evaluate("window.gridgov.lists.tasks.filter('status', 'pushed')")
+
+    # A registration comes in while the grid's workers are full: its tasks wait in the grid's queue, and the
+    # open list shows them at once (live), highlighted.
     door = world["door"]
     engine = make_engine(db)
     with engine.begin() as conn:
@@ -255,11 +261,11 @@ def test_a_town_leader_only_reads_and_a_dispatcher_assigns_within_their_communit
         }
     engine.dispose()
     task_id = queued["task_ids"][0]
-
-    page, errors = sign_in(browser, base_url, "dispatcher")
-    open_tab(page, "tasks")
-    page.evaluate("window.gridgov.lists.tasks.filter('status', 'pushed')")
-    assert task_id in page.evaluate("window.gridgov.lists.tasks.ids()")
+    # Nothing reloads the list: only the live feed can bring the new rows.
+    page.wait_for_function(
+        f"{queued['task_ids']}.every((id) => window.gridgov.lists.tasks.ids().includes(id))", timeout=WAIT
+    )
+    assert "待分派" in page.locator(f"[data-pane=tasks] li[data-id='{task_id}']").inner_text()
     shown = open_row(page, "tasks", task_id)
     assert shown["task"]["status"] == "pushed" and "assigned" in shown["moves"]
     offered = page.evaluate("window.gridgov.lists.panelWorkers()")
