@@ -115,7 +115,8 @@ features AS (
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
     CROSS JOIN LATERAL (
-        SELECT h.town_code, h.community_code, h.code AS grid_code, CAST(NULL AS text) AS department_codes
+        SELECT h.town_code, h.community_code, h.code AS grid_code,
+               CAST(NULL AS text) AS department_codes, CAST(NULL AS text) AS department_code
     ) gs
     LEFT JOIN task_counts tc ON tc.grid_code = h.code
     LEFT JOIN clue_counts cc ON cc.grid_code = h.code

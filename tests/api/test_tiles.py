@@ -27,9 +27,9 @@ from maps.tiles import (
     tile_of_lon_lat,
     tile_width_m,
 )
-from tests.support.accounts import bearer, make_users
+from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
 from tests.support.city import Door, a_door_in_a_neighbour_community, a_door_in_another_town, a_door_with_workers
-from tests.support.server import make_app
+from tests.support.server import SECRET_KEY, make_app
 
 pytestmark = pytest.mark.db
 
@@ -70,9 +70,14 @@ def world(client: TestClient, engine: Engine) -> World:
                 "leader": ("town_leader", door.town_code),
                 "far_leader": ("town_leader", far.town_code),
                 "dispatcher": ("dispatcher", door.community_code),
+                "worker": ("grid_worker", str(door.worker_id)),
+                "tobacco": ("department_officer", "tobacco"),
             },
         )
-    headers = {name: bearer(client, name) for name in ("centre", "leader", "far_leader", "dispatcher")}
+        key = make_api_key(conn, SECRET_KEY, "tile client")
+    people = ("centre", "leader", "far_leader", "dispatcher", "worker", "tobacco")
+    headers: dict[str, dict[str, str]] = {name: bearer(client, name) for name in people}
+    headers["api_key"] = api_key_headers(key)
     ids = []
     for place in (door, neighbour):
         report = {"lon": place.lon, "lat": place.lat, "industry": "烟草制品零售", "description": "无证卖烟"}
@@ -373,3 +378,28 @@ def test_clusters_over_the_whole_city_count_each_entity_once_within_the_caller_s
             for f in features(client, "entities", tile, world.headers[who])
         )
         assert counted == expected, who
+
+
+def test_each_role_sees_the_work_its_scope_holds(client: TestClient, world: World) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, STREET_ZOOM)
+    program = world.headers["api_key"]
+    refused = client.get(tile_url("tasks", tile), headers=program)
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert client.get(tile_url("clues", tile), headers=program).status_code == 403
+    grids = features(client, "grids", tile, program)
+    assert grids and all("open_tasks" not in f["properties"] for f in grids), "a program reads no work"
+
+    worker_tasks = features(client, "tasks", tile, world.headers["worker"])
+    assert worker_tasks and {f["properties"]["grid_code"] for f in worker_tasks} == {door.grid_code}
+    worker_grids = {
+        f["properties"]["code"]: f["properties"] for f in features(client, "grids", tile, world.headers["worker"])
+    }
+    assert "open_tasks" in worker_grids[door.grid_code]
+    assert all("open_tasks" not in p for code, p in worker_grids.items() if code != door.grid_code)
+
+    officer = world.headers["tobacco"]
+    clues = features(client, "clues", tile, officer)
+    assert clues and {f["properties"]["industry"] for f in clues} == {"烟草制品零售"}, "the clues routed to tobacco"
+    assert all("open_tasks" not in f["properties"] for f in features(client, "grids", tile, officer))
+    assert features(client, "towns", tile, officer), "a department officer sees the whole city's map"
