@@ -42,7 +42,7 @@ async function start() {
   const vocabulary = await loadVocabulary();
   const fieldMap = createFieldMap($("field-map"), config.bounds);
   const tasks = taskView({ config, vocabulary, onChanged: () => { refresh().catch(showFailure); } });
-  const clues = config.canReport ? clueForm({ config }) : null;
+  const clues = config.canReport ? clueForm({ config, onReported: () => { refresh().catch(showFailure); } }) : null;
 
   publishPage({
     tasks: () => state.tasks.map((t) => t.id),
