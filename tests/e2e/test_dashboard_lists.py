@@ -136,6 +136,14 @@ def open_tab(page: Any, pane: str) -> None:
     assert loads(page, pane) > 0
 
 
+def read_every_tab(page: Any) -> None:
+    """Open each tab the role has, as a user would; none of them may fail to load."""
+    for pane in page.evaluate("window.gridgov.lists.tabs()"):
+        open_tab(page, pane)
+        failed = page.locator(f"[data-pane={pane}] .lists-message.error")
+        assert failed.count() == 0, (pane, failed.all_inner_texts())
+
+
 def open_row(page: Any, pane: str, task_id: int) -> dict[str, Any]:
     """Click a task's row and wait for its panel; returns the hook's view of the panel."""
     page.click(f"[data-pane={pane}] li[data-id='{task_id}']")
@@ -230,6 +238,9 @@ def test_a_town_leader_only_reads_and_a_dispatcher_assigns_within_their_communit
     shown = open_row(page, "tasks", first)
     assert shown["moves"] == [] and shown["history"]
     assert page.locator(".panel-move").count() == 0 and page.locator(".panel-actions").is_hidden()
+    page.click(".panel-back")
+    read_every_tab(page)
+    assert page.locator(".lists-message.error").count() == 0
     assert not errors, errors
 
     # The dispatcher watches the tasks waiting for a worker in their community.
@@ -300,7 +311,9 @@ def test_a_department_officer_answers_their_departments_case(
             task = moved.json()
 
     page, errors = sign_in(browser, base_url, "officer")
-    assert page.evaluate("window.gridgov.lists.tabs()")[0] == "department"
+    assert page.evaluate("window.gridgov.lists.tabs()") == ["department", "overdue", "clues"]
+    read_every_tab(page)
+    open_tab(page, "department")
     assert page.locator(".lists-tab").first.inner_text() == "部门案件"
     page.evaluate("window.gridgov.lists.settled()")
     assert task["id"] in page.evaluate("window.gridgov.lists.department.ids()")
