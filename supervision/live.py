@@ -41,6 +41,7 @@ AUDIENCES = ("task", "clue", "registration", "review")
 REGISTRATION_KIND_LABELS_ZH = {"new": "新设", "address_change": "地址变更", "scope_change": "经营范围变更",
                                "deregistration": "注销"}  # fmt: skip
 _BATCH = 1000
+_BURST_TOLD = 100
 
 
 class TooManyStreams(Exception):
@@ -324,19 +325,19 @@ class LiveFeed:
         """The new rows of each source, as (name, audience, data, departments), oldest first."""
         out: list[tuple[datetime, int, tuple[str, str, dict[str, Any], frozenset[str]]]] = []
         placed: list[str] = []
-        for r in _rows(conn, _TASK_EVENTS, cursors["task_event"]):
+        for r in _rows(conn, _TASK_EVENTS, cursors["task_event"], "task_event"):
             departments = frozenset(split_departments(r.department_codes))
             out.append((r.at, 1, ("task", "task", _task_data(r), departments)))
             if r.from_status is None and r.event_id is not None:
                 placed.append(r.event_id)
-        for r in _rows(conn, _CLUES, cursors["clue"]):
+        for r in _rows(conn, _CLUES, cursors["clue"], "clue"):
             departments = frozenset({r.department_code}) if r.department_code else frozenset()
             out.append((r.reported_at, 2, ("clue", "clue", _clue_data(r), departments)))
         out.extend(
             (r.created_at, 0, ("registration", "review", _review_data(r), frozenset()))
-            for r in _rows(conn, _REVIEWS, cursors["review"])
+            for r in _rows(conn, _REVIEWS, cursors["review"], "review")
         )
-        placed += [r.event_id for r in _rows(conn, _RELAYED, cursors["outbox"]) if r.event_id]
+        placed += [r.event_id for r in _rows(conn, _RELAYED, cursors["outbox"], "outbox") if r.event_id]
         for r in _placed(conn, [e for e in dict.fromkeys(placed) if e not in self._emitted_registrations]):
             self._emitted_registrations.append(r.event_id)
             departments = frozenset(d for codes in (r.department_codes or []) for d in split_departments(codes))
@@ -394,11 +395,21 @@ def _start_cursors(conn: Connection) -> dict[str, IdCursor]:
     return {name: IdCursor(int(conn.execute(text(sql)).scalar_one()), _SLACK[name]) for name, sql in _MAX_IDS.items()}
 
 
-def _rows(conn: Connection, sql: str, cursor: IdCursor) -> list[Any]:
-    """The rows of one source above the cursor's window that it has not seen (an unrelayed outbox row is unseen)."""
+def _rows(conn: Connection, sql: str, cursor: IdCursor, source: str) -> list[Any]:
+    """The rows of one source above the cursor's window that it has not seen (an unrelayed outbox row is unseen).
+
+    A burst larger than a batch (a campaign's thousands of tasks) is told by its last `_BURST_TOLD` rows only, and
+    the cursor jumps to the newest row: a live feed shows what happens now, the lists hold the rest.
+    """
     rows = conn.execute(text(sql), {"low": cursor.low, "n": _BATCH}).all()
     new = cursor.fresh(r.id for r in rows)
-    return [r for r in rows if r.id in new]
+    fresh = [r for r in rows if r.id in new]
+    if len(rows) >= _BATCH:
+        newest = int(conn.execute(text(_MAX_IDS[source])).scalar_one())
+        log.info("live feed: a burst of %s rows of %s; telling the last %s", newest - cursor.low, source, _BURST_TOLD)
+        cursor.fresh(range(max(cursor.high, newest - cursor.slack) + 1, newest + 1))
+        fresh = fresh[-_BURST_TOLD:]
+    return fresh
 
 
 def _placed(conn: Connection, event_ids: Sequence[str]) -> list[Any]:

@@ -418,7 +418,18 @@ def test_the_last_hours_registrations_are_points_within_scope(served: Served, ci
 # ------------------------------------------------------------------------------- the feed's rules are the lists'
 
 
-def test_the_feeds_scope_rules_agree_with_the_lists_sql_for_every_role(db: DatabaseSettings) -> None:
+def test_the_feeds_scope_rules_agree_with_the_lists_sql_for_every_role(
+    db: DatabaseSettings, served: Served, city: dict[str, Any]
+) -> None:
+    # Work in two towns: tasks routed to departments, and clues reported in each town.
+    for serial, door, reporter in ((20, city["door"], "worker"), (21, city["far"], "far_worker")):
+        register(served, serial, door["full_text"])
+        clue = served.http.post(
+            "/v1/clues",
+            json={"lon": door["lon"], "lat": door["lat"], "industry": "烟草制品零售", "description": "疑似无证售烟"},
+            headers=served.tokens[reporter],
+        )
+        assert clue.status_code == 201, clue.text
     engine: Engine = make_engine(db)
     try:
         with engine.connect() as conn:
@@ -505,3 +516,44 @@ def test_after_a_quiet_spell_the_feed_starts_again_and_misses_nothing(
         listener.until(registration("live-9"), "the registration made while nobody listened")
     finally:
         feed.idle_stop_s = idle
+
+
+def test_the_feed_misses_no_late_commit_and_tells_only_the_end_of_a_burst(
+    db: DatabaseSettings, served: Served, city: dict[str, Any]
+) -> None:
+    register(served, 22, city["door"]["full_text"])
+    engine: Engine = make_engine(db)
+    feed = LiveFeed(engine)
+    insert = text(
+        "INSERT INTO task_event (task_id, from_status, to_status, actor, at) "
+        "SELECT :task, t.status, t.status, 'user:test', :at FROM task t, generate_series(1, :n) WHERE t.id = :task"
+    )
+    try:
+        with engine.connect() as conn:
+            task = conn.execute(text("SELECT id FROM task ORDER BY id LIMIT 1")).scalar_one()
+        feed.poll_once()  # the watermarks start at the newest rows
+        params = {"task": task, "at": clock.now()}
+        # A transaction that takes its id first but commits after a later one is still told.
+        with engine.connect() as slow:
+            slow.begin()
+            slow.execute(insert, {**params, "n": 1})
+            with engine.begin() as fast:
+                fast.execute(insert, {**params, "n": 1})
+            first = feed.poll_once()
+            slow.commit()
+        second = feed.poll_once()
+        assert len(first) == 1 and len(second) == 1 and first[0].seq < second[0].seq
+        assert int(first[0].data["id"]) == task and first[0].name == "task" and second[0].data["action"] == "moved"
+        assert feed.poll_once() == []
+        # Thousands of rows at once (a campaign): the feed tells the last of them and catches up.
+        with engine.begin() as conn:
+            conn.execute(insert, {**params, "n": 2500})
+        burst = feed.poll_once()
+        assert 0 < len(burst) <= 100
+        assert feed.poll_once() == []
+        with engine.begin() as conn:
+            conn.execute(insert, {**params, "n": 1})
+        assert len(feed.poll_once()) == 1
+    finally:
+        feed.stop()
+        engine.dispose()
