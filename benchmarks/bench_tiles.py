@@ -28,6 +28,7 @@ from maps.page import DONGGUAN_BOUNDS_LON_LAT
 from maps.tile_service import TileStore
 from maps.tiles import (
     LAYERS,
+    MAX_TILE_BYTES,
     TILE_MEDIA_TYPE,
     Tile,
     TileLayer,
@@ -40,7 +41,6 @@ RUNS = 5
 VIEWPORT_W, VIEWPORT_H = 1440, 900
 # MapLibre draws vector tiles 512 CSS pixels wide and asks for the tiles of the zoom below the map's.
 MAPLIBRE_TILE_PX = 512
-MAX_TILE_BYTES = 500_000
 WARM_P95_BUDGET_MS = 10.0
 COLD_P95_BUDGET_MS = 50.0
 PASSWORD = "bench tiles password"

@@ -19,6 +19,7 @@ from maps import tile_repository as repository
 from maps.tile_cache import CachedTile, EntityPoints, TileCache, TownIndexCache
 from maps.tiles import (
     ENTITY_POINT_ZOOM,
+    MAX_TILE_BYTES,
     DataGroup,
     LayerSpec,
     Tile,
@@ -60,8 +61,9 @@ class TileAnswer:
 class TileStore:
     """The tiles of one application: its cache and its index of town outlines."""
 
-    def __init__(self, cache: TileCache | None = None) -> None:
+    def __init__(self, cache: TileCache | None = None, *, max_tile_bytes: int = MAX_TILE_BYTES) -> None:
         self.cache = cache or TileCache()
+        self.max_tile_bytes = max_tile_bytes
         self._towns = TownIndexCache()
         self._points = EntityPoints()
 
@@ -94,6 +96,9 @@ class TileStore:
                     now=now,
                 ),
             )
+            if spec.layer is TileLayer.ENTITIES and len(rendered.body) > self.max_tile_bytes:
+                # Denser than a tile may weigh (a full-scale city's busiest streets): clusters, as below zoom 14.
+                rendered = self._clusters(conn, tile, caller, coords, towns, versions)
         built = _tagged(key, rendered)
         self.cache.put(key, built)
         return TileAnswer(built, "miss")

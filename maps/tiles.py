@@ -37,6 +37,8 @@ HALF_WORLD_M = math.pi * EARTH_RADIUS_M
 # The latitude beyond which web mercator stops.
 MAX_LATITUDE = 85.0511287798066
 TILE_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+# The most a tile may weigh (issue 14); a street tile of entities denser than this is sent as clusters instead.
+MAX_TILE_BYTES = 500_000
 
 
 class TileLayer(StrEnum):

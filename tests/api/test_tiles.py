@@ -17,6 +17,7 @@ from gis.clock import FixedClock
 from gis.coords import wgs84_to_gcj02
 from gis.settings import DatabaseSettings
 from maps.models import data_version_pending
+from maps.tile_service import Caller, TileStore
 from maps.tiles import (
     ENTITY_POINT_ZOOM,
     LAYERS,
@@ -27,6 +28,7 @@ from maps.tiles import (
     tile_of_lon_lat,
     tile_width_m,
 )
+from supervision.scope import CITY
 from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
 from tests.support.city import Door, a_door_in_a_neighbour_community, a_door_in_another_town, a_door_with_workers
 from tests.support.server import SECRET_KEY, make_app
@@ -403,3 +405,63 @@ def test_each_role_sees_the_work_its_scope_holds(client: TestClient, world: Worl
     assert clues and {f["properties"]["industry"] for f in clues} == {"烟草制品零售"}, "the clues routed to tobacco"
     assert all("open_tasks" not in f["properties"] for f in features(client, "grids", tile, officer))
     assert features(client, "towns", tile, officer), "a department officer sees the whole city's map"
+
+
+def test_writers_in_two_towns_at_once_both_commit_and_both_towns_refresh(world: World, engine: Engine) -> None:
+    """Two transactions change clues of towns A and B in opposite orders: neither waits for the other's counters."""
+    with engine.connect() as conn:
+        pairs = conn.execute(
+            text(
+                "SELECT town_code, (array_agg(id ORDER BY id))[1:2] FROM clue "
+                "WHERE town_code IN (:a, :b) GROUP BY town_code ORDER BY town_code"
+            ),
+            {"a": world.door.town_code, "b": world.far.town_code},
+        ).all()
+        before = dict(
+            conn.execute(
+                text(
+                    "SELECT town_code, version FROM data_version WHERE layer_group = 'clues' AND town_code IN (:a, :b)"
+                ),
+                {"a": world.door.town_code, "b": world.far.town_code},
+            ).all()
+        )
+    (town_a, (a1, a2)), (town_b, (b1, b2)) = pairs
+    touch = text("UPDATE clue SET description = description || ' ' WHERE id = :id")
+    with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            conn.execute(text("SET lock_timeout = '5s'"))
+        first.execute(touch, {"id": a1})
+        second.execute(touch, {"id": b2})
+        first.execute(touch, {"id": b1})
+        second.execute(touch, {"id": a2})
+        first.commit()
+        second.commit()
+    with engine.connect() as conn:
+        after = dict(
+            conn.execute(
+                text(
+                    "SELECT town_code, version FROM data_version WHERE layer_group = 'clues' AND town_code IN (:a, :b)"
+                ),
+                {"a": town_a, "b": town_b},
+            ).all()
+        )
+    assert after[town_a] == before.get(town_a, 0) + 2 and after[town_b] == before.get(town_b, 0) + 2
+
+
+def test_a_street_tile_denser_than_a_tile_may_weigh_comes_as_clusters(world: World, engine: Engine) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, ENTITY_POINT_ZOOM)
+    spec, caller = LAYERS[TileLayer.ENTITIES], Caller(CITY, reads_tasks=True, reads_clues=True)
+    with engine.connect() as conn:
+        points = TileStore().tile(conn, spec, tile, caller, "wgs84").tile.body
+        light = TileStore(max_tile_bytes=len(points) - 1)
+        clustered = mapbox_vector_tile.decode(light.tile(conn, spec, tile, caller, "wgs84").tile.body)
+        west, south, east, north = tile_bounds_m(tile)
+        inside = sum(
+            1
+            for lon, lat in conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE geom IS NOT NULL"))
+            if west <= lon_lat_to_mercator(lon, lat)[0] < east and south < lon_lat_to_mercator(lon, lat)[1] <= north
+        )
+    clusters = clustered["entities"]["features"]
+    assert clusters and all(f["properties"]["cluster"] is True for f in clusters)
+    assert sum(f["properties"]["point_count"] for f in clusters) == inside, "every entity of the tile, once"
