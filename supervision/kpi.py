@@ -11,7 +11,7 @@ Also here: who the caller is in words (`caller_area`, `ROLE_LABELS_ZH`), for `GE
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -29,18 +29,6 @@ from supervision.task_states import OPEN_STATUSES
 KpiLevel = Literal["city", "town", "community", "grid", "department"]
 KPI_LEVELS: tuple[KpiLevel, ...] = ("city", "town", "community", "grid", "department")
 CITY_NAME = "东莞市"
-FIGURE_KEYS = (
-    "tasks_pushed",
-    "tasks_completed",
-    "completion_rate",
-    "on_time_rate",
-    "open_tasks",
-    "overdue_tasks",
-    "clues_reported",
-    "clues_closed",
-    "clue_handling_rate",
-    "licensing_rate",
-)
 TREND_KEYS = ("tasks_pushed", "tasks_completed", "overdue_tasks", "clues_reported", "clues_closed")
 MAX_TREND_DAYS = 366
 _CHILD: dict[str, str | None] = {"city": "town", "town": "community", "community": "grid", "grid": None}
@@ -70,6 +58,33 @@ ROLE_LABELS_ZH: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class Figures:
+    """一个单位的指标；比率为 0–1，分母为 0 时为 null。"""
+
+    tasks_pushed: int = field(metadata={"description": "期内推送的任务数"})
+    tasks_completed: int = field(metadata={"description": "其中已办结"})
+    completion_rate: float | None = field(metadata={"description": "任务完成率"})
+    on_time_rate: float | None = field(metadata={"description": "按时办结率"})
+    open_tasks: int = field(metadata={"description": "当前在办任务数（不论何时推送）"})
+    overdue_tasks: int = field(metadata={"description": "当前逾期未办（不论何时推送）"})
+    clues_reported: int = field(metadata={"description": "期内上报的线索数"})
+    clues_closed: int = field(metadata={"description": "其中已办结"})
+    clue_handling_rate: float | None = field(metadata={"description": "线索办结率"})
+    licensing_rate: float | None = field(metadata={"description": "持证率"})
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """逐日数列，与 days 一一对应。"""
+
+    tasks_pushed: list[int] = field(metadata={"description": "当日推送的任务数"})
+    tasks_completed: list[int] = field(metadata={"description": "当日推送、现已办结的任务数"})
+    overdue_tasks: list[int] = field(metadata={"description": "期限在当日、到期未办结的任务数"})
+    clues_reported: list[int] = field(metadata={"description": "当日上报的线索数"})
+    clues_closed: list[int] = field(metadata={"description": "当日上报、现已办结的线索数"})
+
+
+@dataclass(frozen=True)
 class UnitRef:
     """一个单位：层级、编码与名称。"""
 
@@ -85,7 +100,7 @@ class ChildFigures:
     level: str
     code: str
     name: str
-    figures: dict[str, float | int | None]
+    figures: Figures
 
 
 @dataclass(frozen=True)
@@ -97,7 +112,7 @@ class Kpi:
     name: str
     parent: UnitRef | None
     window: dict[str, str]
-    figures: dict[str, float | int | None]
+    figures: Figures
     seed: dict[str, float]
     children: list[ChildFigures]
     bbox: list[float] | None
@@ -108,7 +123,7 @@ class Trend:
     """逐日（北京时间）的推送、办结、逾期、线索上报与办结数。"""
 
     days: list[str]
-    series: dict[str, list[int]]
+    series: TrendSeries
 
 
 @dataclass(frozen=True)
@@ -240,7 +255,7 @@ def trend(
                 continue
             for key, column in columns:
                 series[key][i] += int(getattr(r, column))
-    return Trend(days=[d.isoformat() for d in days], series=series)
+    return Trend(days=[d.isoformat() for d in days], series=TrendSeries(**series))
 
 
 def caller_area(conn: Connection, scope: Scope) -> Area:
@@ -280,7 +295,7 @@ def _kpi(
     name: str,
     parent: UnitRef | None,
     window: StatsWindow,
-    figures: dict[str, float | int | None],
+    figures: Figures,
     children: list[ChildFigures],
     box: list[float] | None,
 ) -> Kpi:
@@ -297,20 +312,20 @@ def _kpi(
     )
 
 
-def _figures(u: UnitStats, open_tasks: int) -> dict[str, float | int | None]:
+def _figures(u: UnitStats, open_tasks: int) -> Figures:
     """The dashboard's names for a unit's figures (see the module docstring)."""
-    return {
-        "tasks_pushed": u.tasks_pushed,
-        "tasks_completed": u.tasks_completed,
-        "completion_rate": u.completion_rate,
-        "on_time_rate": u.on_time_rate,
-        "open_tasks": open_tasks,
-        "overdue_tasks": u.open_overdue,
-        "clues_reported": u.clues_reported,
-        "clues_closed": u.clues_handled,
-        "clue_handling_rate": u.clue_handling_rate,
-        "licensing_rate": u.licensing_rate,
-    }
+    return Figures(
+        tasks_pushed=u.tasks_pushed,
+        tasks_completed=u.tasks_completed,
+        completion_rate=u.completion_rate,
+        on_time_rate=u.on_time_rate,
+        open_tasks=open_tasks,
+        overdue_tasks=u.open_overdue,
+        clues_reported=u.clues_reported,
+        clues_closed=u.clues_handled,
+        clue_handling_rate=u.clue_handling_rate,
+        licensing_rate=u.licensing_rate,
+    )
 
 
 def _child(level: str, u: UnitStats, open_tasks: int) -> ChildFigures:
