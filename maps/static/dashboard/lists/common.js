@@ -151,3 +151,30 @@ export function messageLine() {
     },
   };
 }
+
+// The notes the system itself writes into the audit trail (supervision/), in Chinese; people's notes stay as typed.
+const SYSTEM_NOTES = [
+  [/^assigned to worker (\d+)$/, "分派给网格员 $1"],
+  [/^no worker of the grid has room: waiting in the grid's queue$/, "网格内网格员已满，在网格队列中等待"],
+  [/^a worker of the grid has room now$/, "网格内有网格员空出，已分派"],
+  [/^check the new address$/, "核查新地址"],
+  [/^needs (.+)$/, "需要：$1"],
+  [/^annual report for (\d+) not filed$/, "$1 年度报告未报送"],
+  [/^clue: (.+)$/, "线索：$1"],
+  [/^deregistered \(event (.+)\)$/, "已注销（登记事件 $1）"],
+  [/^address changed to (.+) \(event (.+)\)$/, "地址变更为 $1（登记事件 $2）"],
+  [/^reassigned from worker (\d+): worker left$/, "由网格员 $1 改派：网格员离岗"],
+  [/^reassigned from worker (\d+): worker moved to grid (\d+)$/, "由网格员 $1 改派：网格员调往网格 $2"],
+  [/^reassigned from worker (\d+): (.+)$/, "由网格员 $1 改派：$2"],
+  [/^assigned in the new grid (\d+)$/, "在新网格 $1 分派"],
+  [/^moved to grid (\d+): (.*)$/, "调往网格 $1：$2"],
+];
+
+/** An audit note in Chinese: the system's own notes translated, anything else as written. */
+export function noteZh(note) {
+  const text = String(note || "");
+  for (const [pattern, zh] of SYSTEM_NOTES) {
+    if (pattern.test(text)) { return text.replace(pattern, zh); }
+  }
+  return text;
+}

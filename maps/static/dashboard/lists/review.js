@@ -9,28 +9,48 @@
 import { getJson, postJson } from "../../lib/api.js";
 import { formatTime, h, messageLine } from "./common.js";
 
+const LEVELS_ZH = { town: "镇街", community: "村（社区）", road: "道路", village: "自然村", compound: "小区", door: "门牌", building: "楼栋", room: "房间" };
 // The geocoder's reasons (supervision/intake.py), in Chinese; the detail in brackets is kept as written.
 const REASONS = [
   [/^ambiguous: several standard addresses fit/, "有多个标准地址符合，需人工确认"],
   [/^no standard address found/, "标准地址库中未找到该地址"],
-  [/^matched only at (\w+) level/, (m) => `只匹配到${{ town: "镇街", community: "村（社区）", road: "道路", village: "自然村", compound: "小区" }[m[1]] || m[1]}一级`],
+  [/^matched only at (\w+) level/, (m) => `只匹配到${LEVELS_ZH[m[1]] || m[1]}一级`],
   [/^match confidence ([\d.]+) is below ([\d.]+)/, (m) => `匹配可信度 ${m[1]} 低于 ${m[2]}`],
   [/^the matched address lies in no grid/, "匹配到的地址不在任何网格内"],
   [/^address unusable/, "地址无法使用"],
 ];
 
-/** The geocoder's reason in Chinese, with the original detail after it. */
+// The geocoder's own words for what it found (address_library), in Chinese; anything else is kept as written.
+const DETAILS = [
+  [/not in the library: ([^;]+); answered at (\w+) level/, (m) => `标准地址库中没有“${m[1]}”，按${LEVELS_ZH[m[2]] || m[2]}一级作答`],
+  [/not in the library: ([^;]+); answered with the address above it/, (m) => `标准地址库中没有“${m[1]}”，按上一级地址作答`],
+  [/only the community could be identified/, () => "只能确定村（社区）"],
+  [/only the town could be identified/, () => "只能确定镇街"],
+  [/road found, no door number to place on it/, () => "找到道路，但没有门牌号可落点"],
+  [/two held names fit the typed one equally well/, () => "两个库内名称同样符合"],
+  [/no known place in Dongguan found in the address/, () => "地址中没有东莞已知的地名"],
+  [/outside_dongguan: the address names another city/, () => "地址属于其他城市"],
+  [/relative location '([^']+)': near, not at, this address/, (m) => `相对位置“${m[1]}”：在此地址附近，而非此处`],
+];
+
+function detailZh(detail) {
+  let out = detail;
+  for (const [pattern, zh] of DETAILS) { out = out.replace(pattern, (...m) => zh(m)); }
+  return out;
+}
+
+/** The geocoder's reason in Chinese, with its detail after it (in Chinese where the words are known). */
 export function reasonZh(reason) {
   const text = String(reason || "");
   for (const [pattern, zh] of REASONS) {
     const m = text.match(pattern);
     if (m) {
       const head = typeof zh === "function" ? zh(m) : zh;
-      const rest = text.slice(m[0].length).replace(/^[\s:：]+/, "").trim();
-      return rest ? `${head}（${rest.replace(/^\(|\)$/g, "")}）` : head;
+      const rest = text.slice(m[0].length).replace(/^[\s:：]+/, "").trim().replace(/^\(|\)$/g, "");
+      return rest ? `${head}（${detailZh(rest)}）` : head;
     }
   }
-  return text || "原因未知";
+  return detailZh(text) || "原因未知";
 }
 
 /** Whether a review item belongs to the view: its town, and its community where known. */

@@ -9,7 +9,7 @@
  */
 
 import { getJson, postJson } from "../../lib/api.js";
-import { actorLabel, departmentNames, formatTime, h, holderLabel, messageLine, query } from "./common.js";
+import { actorLabel, departmentNames, formatTime, h, holderLabel, messageLine, noteZh, query } from "./common.js";
 
 // What each move is called on its button.
 const MOVE_LABELS = {
@@ -89,7 +89,7 @@ export function createTaskPanel(deps) {
       timeline.append(h("li", { className: "panel-event", dataset: { to: entry.to_status } },
         h("div", { className: "panel-event-head" }, h("time", { text: formatTime(entry.at) }), h("strong", { text: move })),
         h("div", { className: "panel-event-meta", text: `操作：${actorLabel(entry.actor)}；${details}` }),
-        entry.note ? h("div", { className: "panel-event-note", text: `说明：${entry.note}` }) : null));
+        entry.note ? h("div", { className: "panel-event-note", text: `说明：${noteZh(entry.note)}` }) : null));
     }
     if (!items.length) { timeline.append(h("li", { text: "暂无记录" })); }
   }
