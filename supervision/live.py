@@ -197,6 +197,8 @@ class LiveFeed:
         self._backlog: deque[LiveEvent] = deque(maxlen=backlog)
         self._subscribers: list[Subscription] = []
         self._lock = threading.Lock()
+        # Held while the watermarks are read or moved (the poller's tick, a listener's `prepare`).
+        self._poll_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -296,15 +298,25 @@ class LiveFeed:
                     self._thread = None
                 self._stopped_at = time.monotonic()
 
+    def prepare(self) -> None:
+        """Set the watermarks now if the feed has none (or stopped too long ago to resume), before a listener is
+        told its stream is open: whatever commits after that moment reaches it."""
+        with self._poll_lock, self._engine.connect() as conn:
+            self._cursors_for(conn)
+
+    def _cursors_for(self, conn: Connection) -> dict[str, IdCursor]:
+        """The watermarks, started at the newest rows when missing or stale (call under `_poll_lock`)."""
+        if self._cursors is None or (
+            self._stopped_at is not None and time.monotonic() - self._stopped_at > self.resume_horizon_s
+        ):
+            self._cursors = _start_cursors(conn)
+        self._stopped_at = None
+        return self._cursors
+
     def poll_once(self) -> list[LiveEvent]:
         """Read what is new, publish it to the backlog and the listeners, and return it."""
-        with self._engine.connect() as conn:
-            if self._cursors is None or (
-                self._stopped_at is not None and time.monotonic() - self._stopped_at > self.resume_horizon_s
-            ):
-                self._cursors = _start_cursors(conn)
-            self._stopped_at = None
-            found = self._read(conn, self._cursors)
+        with self._poll_lock, self._engine.connect() as conn:
+            found = self._read(conn, self._cursors_for(conn))
         events: list[LiveEvent] = []
         with self._lock:
             for name, audience, data, departments in found:

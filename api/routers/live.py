@@ -87,6 +87,7 @@ async def get_live(
     if scope.kind == "worker":
         grids = await run_in_threadpool(_worker_grids, request, principal)
     resume = last_event_header or last_event_id
+    await run_in_threadpool(feed.prepare)
     try:
         sub, replay = feed.subscribe(scope, audiences, worker_grids=grids,
                                      last_seq=int(resume) if resume else None)  # fmt: skip

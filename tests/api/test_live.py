@@ -557,3 +557,14 @@ def test_the_feed_misses_no_late_commit_and_tells_only_the_end_of_a_burst(
     finally:
         feed.stop()
         engine.dispose()
+
+
+def test_a_registration_posted_as_soon_as_the_first_stream_opens_is_told(
+    served: Served, city: dict[str, Any], listen: Callable[..., Listener]
+) -> None:
+    # A fresh feed, as after a server start: nobody has listened yet.
+    served.feed.stop()
+    served.app.state.live_feed = LiveFeed(served.app.state.engine, heartbeat_s=0.5)
+    first = listen("centre")
+    register(served, 23, city["door"]["full_text"])
+    first.until(registration("live-23"), "the registration posted right after the stream opened")
