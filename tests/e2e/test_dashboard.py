@@ -289,6 +289,28 @@ def test_the_map_is_exported_as_a_png_of_the_view(
     context.close()
 
 
+def test_a_searched_address_is_shown_with_its_grid_and_the_view_drills_into_it(
+    live_url: str, browser: Any, city: dict[str, Any], artifacts_dir: Path
+) -> None:
+    door = city["door"]
+    context, page, errors = _sign_in(browser, live_url, CENTRE)
+    page.fill("#search input[name=q]", door["full_text"])
+    page.click("#search button[type=submit]")
+    card = page.locator(".search-result .search-card")
+    card.wait_for(timeout=15_000)
+    # The standard address and the answer's confidence, a marker where it is, its grid outlined.
+    assert door["full_text"] in card.inner_text() and "置信度" in card.inner_text()
+    assert page.locator(".maplibregl-marker").count() == 1
+    assert page.evaluate("window.gridgov.page.searchedGrid()") == door["grid_code"]
+    _idle(page)
+    page.screenshot(path=str(artifacts_dir / "dashboard_search.png"))
+    card.locator("button.drill-grid").click()
+    _wait_view(page, "grid", door["grid_code"])
+    assert _query(page) == {"level": "grid", "code": door["grid_code"]}
+    assert not errors, errors
+    context.close()
+
+
 class _Scripts(HTMLParser):
     """The <script> tags of a page: (attributes, text inside)."""
 

@@ -3,7 +3,12 @@
  * with Chinese series names and axis labels.
  */
 
-import * as echarts from "/static/vendor/echarts/echarts.esm.min.mjs";
+// ECharts (a megabyte) is fetched when the first trend is drawn, not before the map's first paint.
+let library = null;
+const echartsLibrary = () => {
+  library = library || import("/static/vendor/echarts/echarts.esm.min.mjs");
+  return library;
+};
 
 const SERIES = [
   ["tasks_pushed", "推送任务", "#2e75b6"],
@@ -15,10 +20,17 @@ const SERIES = [
 
 /** The trend chart in element `el`. Returns {show(trend), clear()}. */
 export function mountTrendChart(el) {
-  const chart = echarts.init(el, null, { renderer: "canvas", locale: "ZH" });
-  new ResizeObserver(() => chart.resize()).observe(el);
+  let chart = null;
+  let shown = 0;
 
-  function show(trend) {
+  async function show(trend) {
+    const mine = ++shown;
+    const echarts = await echartsLibrary();
+    if (mine !== shown) { return; }
+    if (!chart) {
+      chart = echarts.init(el, null, { renderer: "canvas", locale: "ZH" });
+      new ResizeObserver(() => chart.resize()).observe(el);
+    }
     const days = trend.days.map((d) => d.slice(5));
     chart.setOption(
       {
@@ -36,5 +48,10 @@ export function mountTrendChart(el) {
     );
   }
 
-  return { show, clear: () => chart.clear(), chart };
+  function clear() {
+    shown += 1;
+    if (chart) { chart.clear(); }
+  }
+
+  return { show, clear };
 }

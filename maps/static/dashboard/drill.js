@@ -54,11 +54,12 @@ export function within(root, level, code) {
 
 /**
  * The drill-down controller. `loadUnit(view)` answers the unit's {name, parent, bbox} (from GET /v1/kpi) or throws;
- * `describeGrid(code)` answers a grid's town and community names (GET /v1/grids/{code}) for a breadcrumb opened
+ * `boxOf(level, code)` is the unit's box in the map's system from the tiles drawn (or null), `cityBox` the city's
+ * (WGS84); `describeGrid(code)` answers a grid's town and community names (GET /v1/grids/{code}) for a breadcrumb opened
  * from a link; `toMap(lon, lat)` puts WGS84 into the map's system; `breadcrumb` is the element to draw the trail in.
- * Returns {view(), go(level, code, options), onView(fn), clickAt(point), names}.
+ * Returns {view(), settled(), go(level, code, options), onView(fn), clickAt(point), remember(level, code, name)}.
  */
-export function createDrill(map, { root, loadUnit, describeGrid, toMap, breadcrumb, setStatus }) {
+export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox, toMap, breadcrumb, setStatus }) {
   const names = new Map([["city:", CITY.name]]);
   const listeners = [];
   let current = { ...root, name: root.name || CITY.name };
@@ -110,26 +111,17 @@ export function createDrill(map, { root, loadUnit, describeGrid, toMap, breadcru
     map.fitBounds([[w, s], [e, n]], { padding: FIT_PADDING, duration: 0, maxZoom: 17 });
   }
 
-  /** Go to the unit (level, code): fit, highlight, breadcrumb, URL (unless `push` is false), listeners. */
-  async function go(level, code, { push = true, unit = null } = {}) {
-    if (level === "city") { code = null; }
-    if (!within(root, level, code)) {
-      setStatus("超出您的管辖范围，无法查看", { warning: true });
-      return false;
-    }
-    const mine = ++step;
-    current = { level, code, name: nameOf(level, code) || code || CITY.name };
-    if (push) { window.history.pushState({ level, code }, "", urlOf(current)); }
-    highlightUnit(map, level, code);
-    drawBreadcrumb();
-    let answer = unit;
+  let settled = Promise.resolve();
+
+  /** The rest of a step once the unit's figures are in: names, breadcrumb, the box (unless fitted), listeners. */
+  async function complete(level, code, mine, fitAfter) {
+    let answer = null;
     try {
-      answer = answer || (await loadUnit(current));
+      answer = await loadUnit(current);
     } catch (error) {
       if (mine === step) { setStatus(error.message || "加载失败", { warning: true }); }
-      answer = null;
     }
-    if (mine !== step) { return true; }
+    if (mine !== step) { return; }
     if (answer) {
       remember(level, code, answer.name);
       if (answer.parent) { remember(answer.parent.level, answer.parent.code, answer.parent.name); }
@@ -142,13 +134,35 @@ export function createDrill(map, { root, loadUnit, describeGrid, toMap, breadcru
         } catch {
           // The breadcrumb shows the codes it has no name for.
         }
-        if (mine !== step) { return true; }
+        if (mine !== step) { return; }
       }
       current = { ...current, name: nameOf(level, code) || current.name };
       drawBreadcrumb();
-      fit(answer.bbox || answer.bboxMap, !answer.bbox);
+      if (fitAfter) { fit(answer.bbox || answer.bboxMap, !answer.bbox); }
     }
     for (const fn of listeners) { fn({ ...current }, answer); }
+  }
+
+  /**
+   * Go to the unit (level, code): highlight, breadcrumb, URL (unless `push` is false), fit, then its figures and
+   * the listeners. The map moves at once when the tiles drawn know the unit's outline (the figures follow: see
+   * `settled`); otherwise it waits for GET /v1/kpi's box.
+   */
+  async function go(level, code, { push = true } = {}) {
+    if (level === "city") { code = null; }
+    if (!within(root, level, code)) {
+      setStatus("超出您的管辖范围，无法查看", { warning: true });
+      return false;
+    }
+    const mine = ++step;
+    current = { level, code, name: nameOf(level, code) || code || CITY.name };
+    if (push) { window.history.pushState({ level, code }, "", urlOf(current)); }
+    highlightUnit(map, level, code);
+    drawBreadcrumb();
+    const quick = level === "city" ? cityBox : boxOf(level, code);
+    if (quick) { fit(quick, level !== "city"); }
+    settled = complete(level, code, mine, !quick);
+    if (!quick) { await settled; }
     return true;
   }
 
@@ -181,6 +195,8 @@ export function createDrill(map, { root, loadUnit, describeGrid, toMap, breadcru
 
   return {
     view: () => ({ ...current }),
+    /** A promise resolved when the last step's figures and listeners are done. */
+    settled: () => settled,
     go,
     clickAt,
     onView(fn) { listeners.push(fn); },

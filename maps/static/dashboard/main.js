@@ -13,8 +13,11 @@
  *   renderedFeatures(n) the properties of the features of layer group n drawn now
  *   idle()              a promise resolved when the map has drawn everything it asked for
  *   firstPaintMs        ms from navigation start to the first view drawn with its grids (null before)
- *   drill(level, code)  a drill-down step as a click would make it; setView(lon, lat, zoom) moves the map
+ *   drill(level, code)  a drill-down step as a click would make it (resolved once the map has moved);
+ *   settled()           resolved when the last step's figures are shown; setView(lon, lat, zoom) moves the map
+ *   sourcesDrawn(names) resolved (with performance.now()) at the first frame with those sources' tiles all loaded
  *   pixel(lon, lat)     where a WGS84 point is on the page ({x, y}, for clicks); live() the latest live events
+ *   searchedGrid()      the code of the grid outlined by the last search, or null
  */
 
 import { getJson } from "../lib/api.js";
@@ -119,7 +122,7 @@ async function loadUnit(view) {
 }
 
 const drill = createDrill(map, {
-  root, loadUnit, describeGrid: (code) => getJson(`${config.api.grid}${encodeURIComponent(code)}`), toMap, breadcrumb: document.getElementById("breadcrumb"), setStatus,
+  root, loadUnit, boxOf: tileBox, cityBox: config.boundsLonLat, describeGrid: (code) => getJson(`${config.api.grid}${encodeURIComponent(code)}`), toMap, breadcrumb: document.getElementById("breadcrumb"), setStatus,
 });
 if (root.name) { drill.remember(root.level, root.code, root.name); }
 
@@ -172,6 +175,23 @@ for (const id of ["towns-hit", "communities-hit", "grids-hit", ...POINT_LAYERS])
   map.on("mouseleave", id, () => { if (!picking) { map.getCanvas().style.cursor = ""; } });
 }
 
+/** A promise resolved at the first frame drawn with every tile of the named sources loaded. */
+function sourcesDrawn(names) {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (names.every((name) => map.getSource(name) && map.isSourceLoaded(name))) {
+        map.off("render", check);
+        resolve(performance.now());
+      }
+    };
+    map.on("render", check);
+    map.triggerRepaint();
+  });
+}
+
+// First paint: the first frame drawn with the grid tiles of the view all loaded.
+sourcesDrawn(["grids"]).then((at) => { hook.firstPaintMs = at; });
+
 const liveListeners = [];
 const live = startLive(map, {
   feed: document.getElementById("live-feed"),
@@ -216,13 +236,6 @@ const ctx = {
   setStatus,
 };
 
-const side = document.getElementById("side");
-import("./lists/index.js")
-  .then((lists) => lists.mountLists(side, ctx))
-  .catch((error) => {
-    console.warn("列表模块未加载", error);
-    side.hidden = true;
-  });
 
 function idle() {
   return new Promise((resolve) => {
@@ -236,10 +249,10 @@ const asked = viewFromUrl();
 const first = asked && within(root, asked.level, asked.code) ? asked : { level: root.level, code: root.code };
 if (asked && first !== asked) { setStatus("链接中的范围超出您的辖区，已回到本辖区", { warning: true }); }
 await drill.go(first.level, first.code, { push: false });
+await drill.settled();
 window.history.replaceState({ level: first.level, code: first.code }, "", window.location.href);
 await idle();
 layers.setMetric(layers.metric());
-hook.firstPaintMs = performance.now();
 const drawn = renderedCounts(map);
 setStatus(`${drill.view().name} · ${layerLabels.grids} ${drawn.grids}`);
 
@@ -250,6 +263,8 @@ Object.assign(hook, {
   renderedFeatures: (name) => renderedFeatures(map, name),
   idle,
   drill: (level, code) => drill.go(level, code),
+  settled: () => drill.settled(),
+  sourcesDrawn,
   setView(lon, lat, zoom) {
     const [x, y] = toMap(lon, lat);
     map.jumpTo({ center: [x, y], zoom });
@@ -266,6 +281,16 @@ Object.assign(hook, {
   },
   live: () => live.events.slice(),
   metric: (name) => layers.setMetric(name),
+  searchedGrid: () => map.getFilter("searched-grid")[2] || null,
   exportPng: () => exportPng(map, drill.view()).then((blob) => blob.size),
 });
 resolveReady(hook);
+
+// The lists beside the map come after the map's first view, so that they do not delay it.
+const side = document.getElementById("side");
+import("./lists/index.js")
+  .then((lists) => lists.mountLists(side, ctx))
+  .catch((error) => {
+    console.warn("列表模块未加载", error);
+    side.hidden = true;
+  });
