@@ -52,7 +52,8 @@ features AS (
     FROM town h
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
-    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR h.code = ANY(:towns))
+    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
+      AND (CAST(:towns AS text[]) IS NULL OR h.code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'towns', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
 FROM features f WHERE f.geom IS NOT NULL
@@ -72,7 +73,8 @@ features AS (
     FROM community h
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
-    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
+    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
+      AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'communities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
 FROM features f WHERE f.geom IS NOT NULL
@@ -120,7 +122,8 @@ features AS (
     ) gs
     LEFT JOIN task_counts tc ON tc.grid_code = h.code
     LEFT JOIN clue_counts cc ON cc.grid_code = h.code
-    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
+    WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
+      AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'grids', :extent, 'geom', 'id') AS mvt,
        (SELECT least(min(next_due), min(next_expiry)) FROM features WHERE geom IS NOT NULL) AS valid_until
@@ -138,9 +141,11 @@ _ENTITY_POINTS = """WITH env AS (
 features AS (
     SELECT hashtextextended(e.uscc, 0) & 9007199254740991 AS id, e.uscc, e.name, e.grid_code, e.status,
            ST_AsMVTGeom(
-               ST_Affine(ST_Transform(e.geom, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
+               ST_Affine(ST_Transform(e.geom, 3857), :a, :b, :d, :e, :xoff, :yoff),
+               env.tile, :extent, :buffer, true) AS geom
     FROM entity e CROSS JOIN env
-    WHERE e.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
+    WHERE e.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
+      AND (CAST(:towns AS text[]) IS NULL OR e.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'entities', :extent, 'geom', 'id') AS mvt, CAST(NULL AS timestamptz) AS valid_until
 FROM features f WHERE f.geom IS NOT NULL
@@ -191,17 +196,12 @@ features AS (
            to_char(k.due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"') AS due_at,
            k.grid_code, k.worker_id, k.entity_name, k.due_at AS due,
            ST_AsMVTGeom(
-               ST_Affine(ST_Transform(k.point, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
+               ST_Affine(ST_Transform(k.point, 3857), :a, :b, :d, :e, :xoff, :yoff),
+               env.tile, :extent, :buffer, true) AS geom
     FROM candidates k CROSS JOIN env
     WHERE k.point && env.sel
 )
-SELECT ST_AsMVT(f, 'tasks', :extent, 'geom', 'fid') AS mvt,
-       (SELECT min(due) FROM features WHERE due >= :now AND geom IS NOT NULL) AS valid_until
-FROM (
-    SELECT fid, id, duty, status, overdue, due_at, grid_code, worker_id, entity_name, geom
-    FROM features WHERE geom IS NOT NULL
-) f
-"""
+{tail}"""
 
 # Clues of the last 30 days, and older ones still open, in the caller's clue scope: two disjoint halves, so that
 # each can use its index (reported_at; the open tasks of clues) together with the spatial one.
@@ -211,12 +211,14 @@ _CLUES = """WITH env AS (
 ),
 shown AS (
     SELECT c.id, c.industry, c.severity, c.status, c.source, c.reported_at, c.grid_code, c.geom
-    FROM clue c CROSS JOIN env
-    WHERE c.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND c.reported_at > CAST(:now AS timestamptz) - interval '30 days' AND {clue_where}
+    FROM clue c
+    WHERE c.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
+      AND c.reported_at > CAST(:now AS timestamptz) - interval '30 days' AND {clue_where}
     UNION ALL
     SELECT c.id, c.industry, c.severity, c.status, c.source, c.reported_at, c.grid_code, c.geom
-    FROM clue c CROSS JOIN env
-    WHERE c.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326) AND c.reported_at <= CAST(:now AS timestamptz) - interval '30 days' AND {clue_where}
+    FROM clue c
+    WHERE c.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
+      AND c.reported_at <= CAST(:now AS timestamptz) - interval '30 days' AND {clue_where}
       AND c.id IN (SELECT t.clue_id FROM task t WHERE t.status = ANY(:open) AND t.clue_id IS NOT NULL)
 ),
 features AS (
@@ -224,14 +226,55 @@ features AS (
            to_char(c.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD"T"HH24:MI:SS"+08:00"') AS reported_at,
            c.grid_code, c.status = ANY(:open) AS still_open, c.reported_at + interval '30 days' AS expiry,
            ST_AsMVTGeom(
-               ST_Affine(ST_Transform(c.geom, 3857), :a, :b, :d, :e, :xoff, :yoff), env.tile, :extent, :buffer, true) AS geom
+               ST_Affine(ST_Transform(c.geom, 3857), :a, :b, :d, :e, :xoff, :yoff),
+               env.tile, :extent, :buffer, true) AS geom
     FROM shown c CROSS JOIN env
 )
+{tail}"""
+
+
+# How the features of the tasks and clues statements become the tile: one by one, or (for a tile that would weigh
+# more than a tile may) clustered in cells of 16 pixels of the tile, with their count.
+_TASK_POINTS = """
+SELECT ST_AsMVT(f, 'tasks', :extent, 'geom', 'fid') AS mvt,
+       (SELECT min(due) FROM features WHERE due >= :now AND geom IS NOT NULL) AS valid_until
+FROM (
+    SELECT fid, id, duty, status, overdue, due_at, grid_code, worker_id, entity_name, geom
+    FROM features WHERE geom IS NOT NULL
+) f
+"""
+
+_CLUE_POINTS = """
 SELECT ST_AsMVT(f, 'clues', :extent, 'geom', 'fid') AS mvt,
        (SELECT min(expiry) FROM features WHERE NOT still_open AND geom IS NOT NULL) AS valid_until
 FROM (
     SELECT fid, id, industry, severity, status, source, reported_at, grid_code, geom
     FROM features WHERE geom IS NOT NULL
+) f
+"""
+
+_TASK_CLUSTERS = """
+SELECT ST_AsMVT(f, 'tasks', :extent, 'geom', 'fid') AS mvt,
+       (SELECT min(due) FROM features WHERE due >= :now AND geom IS NOT NULL) AS valid_until
+FROM (
+    SELECT CAST(floor(ST_X(geom) / 256) * 64 + floor(ST_Y(geom) / 256) AS bigint) AS fid, true AS cluster,
+           count(*) AS point_count, count(*) FILTER (WHERE overdue) AS overdue_count,
+           ST_Centroid(ST_Collect(geom)) AS geom
+    FROM features
+    WHERE geom IS NOT NULL AND ST_X(geom) >= 0 AND ST_X(geom) < :extent AND ST_Y(geom) >= 0 AND ST_Y(geom) < :extent
+    GROUP BY floor(ST_X(geom) / 256), floor(ST_Y(geom) / 256)
+) f
+"""
+
+_CLUE_CLUSTERS = """
+SELECT ST_AsMVT(f, 'clues', :extent, 'geom', 'fid') AS mvt,
+       (SELECT min(expiry) FROM features WHERE NOT still_open AND geom IS NOT NULL) AS valid_until
+FROM (
+    SELECT CAST(floor(ST_X(geom) / 256) * 64 + floor(ST_Y(geom) / 256) AS bigint) AS fid, true AS cluster,
+           count(*) AS point_count, ST_Centroid(ST_Collect(geom)) AS geom
+    FROM features
+    WHERE geom IS NOT NULL AND ST_X(geom) >= 0 AND ST_X(geom) < :extent AND ST_Y(geom) >= 0 AND ST_Y(geom) < :extent
+    GROUP BY floor(ST_X(geom) / 256), floor(ST_Y(geom) / 256)
 ) f
 """
 
@@ -248,6 +291,8 @@ class TileRequest:
     clue_scope: Scope
     tile_towns: tuple[str, ...]
     now: datetime
+    # Tasks and clues clustered rather than one by one (a tile that would weigh more than a tile may).
+    clustered: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,10 +353,10 @@ def _statement(request: TileRequest, params: dict[str, Any]) -> str:
     if layer is TileLayer.TASKS:
         where, scope_params = request.task_scope.task_sql("t")
         params.update(scope_params, tile_towns=list(request.tile_towns))
-        return _TASKS.format(task_where=where)
+        return _TASKS.format(task_where=where, tail=_TASK_CLUSTERS if request.clustered else _TASK_POINTS)
     where, scope_params = request.clue_scope.clue_sql("c")
     params.update(scope_params)
-    return _CLUES.format(clue_where=where)
+    return _CLUES.format(clue_where=where, tail=_CLUE_CLUSTERS if request.clustered else _CLUE_POINTS)
 
 
 def render_clusters(conn: Connection, tile: Tile, clusters: Clusters) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from sqlalchemy import Connection
@@ -83,22 +83,21 @@ class TileStore:
         if spec.layer is TileLayer.ENTITIES and tile.z < ENTITY_POINT_ZOOM:
             rendered = self._clusters(conn, tile, caller, coords, towns, versions)
         else:
-            rendered = repository.render_tile(
-                conn,
-                repository.TileRequest(
-                    spec=spec,
-                    tile=tile,
-                    shift=tile_shift(tile, coords),
-                    map_towns=caller.scope.towns,
-                    task_scope=caller.scope if caller.reads_tasks else NOWHERE,
-                    clue_scope=caller.scope if caller.reads_clues else NOWHERE,
-                    tile_towns=towns,
-                    now=now,
-                ),
+            request = repository.TileRequest(
+                spec=spec,
+                tile=tile,
+                shift=tile_shift(tile, coords),
+                map_towns=caller.scope.towns,
+                task_scope=caller.scope if caller.reads_tasks else NOWHERE,
+                clue_scope=caller.scope if caller.reads_clues else NOWHERE,
+                tile_towns=towns,
+                now=now,
             )
-            if spec.layer is TileLayer.ENTITIES and len(rendered.body) > self.max_tile_bytes:
-                # Denser than a tile may weigh (a full-scale city's busiest streets): clusters, as below zoom 14.
-                rendered = self._clusters(conn, tile, caller, coords, towns, versions)
+            rendered = repository.render_tile(conn, request)
+            if len(rendered.body) > self.max_tile_bytes:
+                # Denser than a tile may weigh (a full-scale city's busiest streets, an annual-report campaign's
+                # tasks at city zoom): the points come as clusters, like the entities below zoom 14.
+                rendered = self._dense(conn, request, caller, coords, towns, versions) or rendered
         built = _tagged(key, rendered)
         self.cache.put(key, built)
         return TileAnswer(built, "miss")
@@ -119,6 +118,23 @@ class TileStore:
         x_m, y_m = self._points.points(wanted, entity_versions, lambda stale: repository.entity_points(conn, stale))
         clusters = cluster_points(x_m, y_m, tile, tile_shift(tile, coords))
         return repository.RenderedTile(body=repository.render_clusters(conn, tile, clusters), valid_until=None)
+
+    def _dense(
+        self,
+        conn: Connection,
+        request: repository.TileRequest,
+        caller: Caller,
+        coords: CoordSystem,
+        towns: tuple[str, ...],
+        versions: dict[tuple[str, str], int],
+    ) -> repository.RenderedTile | None:
+        """The clustered form of an over-weight tile of points (None for the polygon layers: none to cluster)."""
+        layer = request.spec.layer
+        if layer is TileLayer.ENTITIES:
+            return self._clusters(conn, request.tile, caller, coords, towns, versions)
+        if layer in (TileLayer.TASKS, TileLayer.CLUES):
+            return repository.render_tile(conn, replace(request, clustered=True))
+        return None
 
     def clear(self) -> None:
         """Forget every tile and every town's entity points (a cold start)."""

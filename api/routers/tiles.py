@@ -1,4 +1,5 @@
-"""api.routers.tiles: vector tiles (Mapbox Vector Tile, PostGIS ST_AsMVT) of the territory and the work, scoped by credential; TileJSON.
+"""api.routers.tiles: vector tiles (Mapbox Vector Tile, PostGIS ST_AsMVT) of the territory and the work, scoped by
+credential; TileJSON.
 
 `GET /tiles/{layer}/{z}/{x}/{y}.mvt` answers 200 with the tile, or 204 with no body when the caller has no feature
 there (MapLibre draws both as a tile); `Cache-Control: private, max-age=0` with an ETag, so a map revalidates each

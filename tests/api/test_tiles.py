@@ -465,3 +465,21 @@ def test_a_street_tile_denser_than_a_tile_may_weigh_comes_as_clusters(world: Wor
     clusters = clustered["entities"]["features"]
     assert clusters and all(f["properties"]["cluster"] is True for f in clusters)
     assert sum(f["properties"]["point_count"] for f in clusters) == inside, "every entity of the tile, once"
+
+
+@pytest.mark.parametrize("layer", ["tasks", "clues"])
+def test_work_denser_than_a_tile_may_weigh_comes_as_clusters(world: World, engine: Engine, layer: str) -> None:
+    door = world.door
+    tile = tile_of_lon_lat(door.lon, door.lat, 12)
+    spec, caller = LAYERS[TileLayer(layer)], Caller(CITY, reads_tasks=True, reads_clues=True)
+    with engine.connect() as conn:
+        points = TileStore().tile(conn, spec, tile, caller, "wgs84").tile.body
+        light = TileStore(max_tile_bytes=len(points) - 1)
+        clustered = light.tile(conn, spec, tile, caller, "wgs84").tile.body
+    down = {"y_coord_down": True}
+    shown = mapbox_vector_tile.decode(points, default_options=down)[layer]["features"]
+    inside = [f for f in shown if all(0 <= c < 4096 for c in f["geometry"]["coordinates"])]
+    clusters = mapbox_vector_tile.decode(clustered, default_options=down)[layer]["features"]
+    assert clusters and all(f["properties"]["cluster"] is True for f in clusters)
+    assert sum(f["properties"]["point_count"] for f in clusters) == len(inside), "every task or clue of the tile, once"
+    assert len(clusters) <= len(inside)
