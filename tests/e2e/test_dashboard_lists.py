@@ -103,10 +103,15 @@ def api(base_url: str, username: str) -> httpx.Client:
     )
 
 
-def sign_in(browser: Any, base_url: str, username: str) -> tuple[Any, list[str]]:
-    """The dashboard at / signed in as `username`, with its lists loaded; returns (page, page errors)."""
+def sign_in(browser: Any, base_url: str, username: str, *, offline_live: bool = False) -> tuple[Any, list[str]]:
+    """The dashboard at / signed in as `username`, with its lists loaded; returns (page, page errors).
+
+    With `offline_live` the live feed never connects (as behind a proxy that drops event streams).
+    """
     context = browser.new_context(viewport={"width": 1500, "height": 900}, locale="zh-CN", accept_downloads=True)
     page = context.new_page()
+    if offline_live:
+        page.route("**/v1/live*", lambda route: route.abort())
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{base_url}/")
@@ -332,6 +337,28 @@ def test_a_department_officer_answers_their_departments_case(
     with api(base_url, "officer") as client:
         last = client.get(f"/v1/tasks/{task['id']}/history").json()["items"][-1]
     assert last["to_status"] == "department_feedback" and last["note"] == "已责令停止无证经营，材料已归档"
+    assert not errors, errors
+
+
+def test_a_move_on_a_task_someone_else_moved_meanwhile_is_refused_and_the_panel_reloads(
+    base_url: str, world: dict[str, Any], browser: Any
+) -> None:
+    page, errors = sign_in(browser, base_url, "centre", offline_live=True)
+    with api(base_url, "centre") as centre:
+        task = centre.get("/v1/tasks", params={"status": "assigned", "limit": 5}).json()["items"][-1]
+        page.evaluate(f"window.gridgov.lists.openTask({task['id']})")
+        assert page.evaluate("window.gridgov.lists.panel()")["task"]["version"] == task["version"]
+        # Another dispatcher escalates it while the panel is open (no live feed tells this page).
+        moved = centre.post(
+            f"/v1/tasks/{task['id']}/transitions", json={"to": "escalated_community", "version": task["version"]}
+        )
+        assert moved.status_code == 200, moved.text
+    page.click(".panel-move[data-move=escalated_community]")
+    page.wait_for_selector(".task-panel .lists-message.error", timeout=WAIT)
+    assert "刚被他人更新，已重新载入" in page.locator(".task-panel .lists-message").inner_text()
+    shown = page.evaluate("window.gridgov.lists.panel()")
+    assert shown["task"]["status"] == "escalated_community" and shown["task"]["version"] == moved.json()["version"]
+    assert "escalated_department" in shown["moves"] and "escalated_community" not in shown["moves"]
     assert not errors, errors
 
 
