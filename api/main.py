@@ -76,6 +76,10 @@ def create_app(
             app.state.jobs = BackgroundJobs(app.state.engine, app.state.geocoder.get)
             app.state.jobs.start()
         yield
+        # The live feed (made by the first /v1/live stream) stops with the app, not only when its last listener goes.
+        feed = getattr(app.state, "live_feed", None)
+        if feed is not None:
+            feed.stop()
         if app.state.jobs is not None:
             app.state.jobs.stop()
         app.state.engine.dispose()
