@@ -16,6 +16,7 @@ from gis import clock
 from gis.clock import FixedClock
 from gis.coords import wgs84_to_gcj02
 from gis.settings import DatabaseSettings
+from grids.codes import town_of
 from maps.models import data_version_pending
 from maps.tile_service import Caller, TileStore
 from maps.tiles import (
@@ -483,3 +484,29 @@ def test_work_denser_than_a_tile_may_weigh_comes_as_clusters(world: World, engin
     assert clusters and all(f["properties"]["cluster"] is True for f in clusters)
     assert sum(f["properties"]["point_count"] for f in clusters) == len(inside), "every task or clue of the tile, once"
     assert len(clusters) <= len(inside)
+
+
+def test_a_town_leader_on_the_border_sees_their_own_town_s_outlines_and_work_only(
+    client: TestClient, world: World, engine: Engine
+) -> None:
+    own = world.door.town_code
+    with engine.connect() as conn:
+        neighbour, lon, lat = conn.execute(
+            text(
+                "SELECT b.code, ST_X(p), ST_Y(p) FROM town a JOIN town b ON b.code <> a.code AND ST_Touches(a.geom, b.geom) "
+                "CROSS JOIN LATERAL (SELECT ST_LineInterpolatePoint(ST_GeometryN(ST_LineMerge(ST_CollectionExtract("
+                "ST_Intersection(ST_Boundary(a.geom), ST_Boundary(b.geom)), 2)), 1), 0.5) AS p) s "
+                "WHERE a.code = :a ORDER BY b.code LIMIT 1"
+            ),
+            {"a": own},
+        ).one()
+    tile = tile_of_lon_lat(lon, lat, 13)
+    centre_grids = {f["properties"]["town_code"] for f in features(client, "grids", tile, world.headers["centre"])}
+    assert {own, neighbour} <= centre_grids, "the tile straddles the two towns"
+    leader = world.headers["leader"]
+    assert {f["properties"]["code"] for f in features(client, "towns", tile, leader)} == {own}
+    assert {f["properties"]["town_code"] for f in features(client, "grids", tile, leader)} == {own}
+    for layer in ("tasks", "clues"):
+        assert all(town_of(f["properties"]["grid_code"]) == own for f in features(client, layer, tile, leader))
+    points = features(client, "entities", tile_of_lon_lat(lon, lat, ENTITY_POINT_ZOOM), leader)
+    assert all(town_of(f["properties"]["grid_code"]) == own for f in points if f["properties"].get("grid_code"))
