@@ -97,11 +97,13 @@ export function departmentNames(codes, departments) {
   return list.map((code) => (departments && departments.get(code)) || code).join("、") || "无";
 }
 
-/** Who did it, in words: "系统", "模拟（sim:…）", or the account name. */
+/** Who did it, in words: "系统", "模拟数据（sim:…）", "账号 …", "接口密钥 …". */
 export function actorLabel(actor) {
   if (!actor) { return ""; }
   if (actor === "system") { return "系统"; }
   if (actor.startsWith("sim:") || actor === "sim") { return `模拟数据（${actor}）`; }
+  if (actor.startsWith("user:")) { return `账号 ${actor.slice(5)}`; }
+  if (actor.startsWith("key:")) { return `接口密钥 ${actor.slice(4)}`; }
   return actor;
 }
 
