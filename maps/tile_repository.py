@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, text
 
-from maps.models import data_version
 from maps.tiles import (
     MVT_BUFFER,
     MVT_EXTENT,
@@ -391,9 +390,19 @@ def entity_points(conn: Connection, towns: Sequence[str]) -> dict[str, tuple[NDA
 # ------------------------------------------------------------------------------------------------ data versions
 
 
+# The counters, and the database's own identity under DATABASE_KEY: a restored database (swapped in under the same
+# name, its counters those of the backup) is another database, so no tile of the one before is taken for its own.
+_DATA_VERSIONS = """
+SELECT layer_group, town_code, version FROM data_version
+UNION ALL
+SELECT 'database', '', CAST(oid AS bigint) FROM pg_database WHERE datname = current_database()
+"""
+DATABASE_KEY = ("database", "")
+
+
 def data_versions(conn: Connection) -> dict[tuple[str, str], int]:
-    """Every (group, town) counter of data_version ('' is the whole city); a missing one is 0."""
-    rows = conn.execute(select(data_version.c.layer_group, data_version.c.town_code, data_version.c.version))
+    """Every (group, town) counter of data_version ('' is the whole city; a missing one is 0), and DATABASE_KEY."""
+    rows = conn.execute(text(_DATA_VERSIONS))
     return {(r[0], r[1]): int(r[2]) for r in rows}
 
 

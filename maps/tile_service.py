@@ -70,11 +70,12 @@ class TileStore:
     def tile(self, conn: Connection, spec: LayerSpec, tile: Tile, caller: Caller, coords: CoordSystem) -> TileAnswer:
         """The tile from the cache when its key (data version included) is there and still valid, else built."""
         versions = repository.data_versions(conn)
-        territory = tuple(sorted((k, v) for k, v in versions.items() if k[0] == DataGroup.TERRITORY))
+        database = versions.get(repository.DATABASE_KEY, 0)
+        territory = (database, *sorted((k, v) for k, v in versions.items() if k[0] == DataGroup.TERRITORY))
         index = self._towns.index(territory, lambda: repository.town_outlines(conn))
         margin = 0.0 if coords == "wgs84" else _SHIFT_MARGIN_DEG
         towns = index.touching(buffered_bounds_lon_lat(tile, margin))
-        data_version = tuple(versions.get((group, town), 0) for group in spec.groups for town in (*towns, ""))
+        data_version = (database, *(versions.get((group, town), 0) for group in spec.groups for town in (*towns, "")))
         key = (spec.layer.value, tile.z, tile.x, tile.y, coords, caller.key, data_version)
         now = clock.now()
         cached = self.cache.get(key, now=now)
