@@ -51,9 +51,18 @@ export function createTaskPanel(deps) {
     h("div", { className: "panel-head" }, back, title), message.el, facts, actions,
     h("h3", { text: "流转记录" }), timeline);
   const state = { task: null, history: [], marker: null, busy: false, token: 0 };
+  const places = new Map();
 
   function fact(label, value, className = "") {
-    facts.append(h("dt", { text: label }), h("dd", { className, text: value === null || value === undefined || value === "" ? "—" : value }));
+    const dd = h("dd", { className, text: value === null || value === undefined || value === "" ? "—" : value });
+    facts.append(h("dt", { text: label }), dd);
+    return dd;
+  }
+
+  /** A grid's names (GET /v1/grids/{code}, read once per grid), or null when they cannot be read. */
+  function placeOf(code) {
+    if (!places.has(code)) { places.set(code, getJson(`/v1/grids/${encodeURIComponent(code)}`).catch(() => null)); }
+    return places.get(code);
   }
 
   function showFacts(task) {
@@ -63,8 +72,13 @@ export function createTaskPanel(deps) {
     fact("对象", task.entity_name || (task.kind === "clue" ? `线索 ${task.clue_id}` : ""));
     if (task.entity_uscc) { fact("信用代码", task.entity_uscc); }
     fact("地址", task.address);
-    fact("网格", task.grid_code);
-    fact("村（社区）", task.community_code);
+    const grid = fact("网格", task.grid_code);
+    const community = fact("村（社区）", task.community_code);
+    placeOf(task.grid_code).then((place) => {
+      if (!place || !state.task || state.task.id !== task.id) { return; }
+      grid.textContent = `${place.name || task.grid_code}（${task.grid_code}）`;
+      community.textContent = `${place.town_name} ${place.community_name}`;
+    });
     fact("网格员", task.worker_name ? `${task.worker_name}（${task.worker_id}）` : "未分派");
     fact("状态", vocab.label("task_statuses", task.status), `status-${task.status}`);
     fact("责任方", holderLabel(task.holder, { workerName: task.worker_name, departments: deps.departments }));
