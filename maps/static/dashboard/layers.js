@@ -62,8 +62,11 @@ function labelOf(id, level, minzoom, maxzoom, size, colour) {
   };
 }
 
-/** Add every layer of the dashboard to `map` (its sources are map.js's). */
-export function addLayers(map, { geojsonGrids = false } = {}) {
+/**
+ * Add the layers of the dashboard to `map` (its sources are map.js's), but none drawn from the sources named in
+ * `without` (the tasks and clues of a caller who may not read them: their tiles would only answer 403).
+ */
+export function addLayers(map, { geojsonGrids = false, without = [] } = {}) {
   const g = (name) => src(name, geojsonGrids);
   const isOverdue = ["any", ["==", ["get", "overdue"], true], ["==", ["get", "overdue"], "true"]];
   const layers = [
@@ -116,7 +119,9 @@ export function addLayers(map, { geojsonGrids = false } = {}) {
     labelOf("communities-label", "community", 11.5, 14.5, 12, "#404040"),
     labelOf("grids-label", "grid", 14.5, 24, 11, COLOURS.grid),
   ];
-  for (const layer of layers) { map.addLayer(layer); }
+  for (const layer of layers) {
+    if (!without.includes(layer.source)) { map.addLayer(layer); }
+  }
 }
 
 /** Show the unit of `level` with `code` as the selected one (and nothing at the other levels). */
@@ -183,6 +188,7 @@ export function mountLayerPanel(el, legendEl, map, { labels, ramp, coords, geojs
   title.textContent = "图层";
   form.appendChild(title);
   for (const name of Object.keys(GROUPS)) {
+    if (!map.getLayer(GROUPS[name][0])) { continue; }
     const row = document.createElement("label");
     const box = document.createElement("input");
     box.type = "checkbox";

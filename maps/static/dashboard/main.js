@@ -64,7 +64,9 @@ function rootOf(who) {
 const root = rootOf(me);
 const department = me && me.area && me.area.kind === "department" ? me.area : null;
 
-addLayers(map, { geojsonGrids });
+// Without the capability the tiles would only answer 403: no layer asks for them.
+const without = me ? ["tasks", "clues"].filter((name) => !capabilities.has(name === "tasks" ? "task.read" : "clue.read")) : [];
+addLayers(map, { geojsonGrids, without });
 startLabels(map, { geojsonGrids });
 
 const layerLabels = {

@@ -9,9 +9,11 @@ import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
 
 export const TILE_LAYERS = ["towns", "communities", "grids", "entities", "tasks", "clues"];
 const SUBDOMAINS = { osm: ["a", "b", "c"], amap: ["1", "2", "3", "4"], tianditu: ["1", "2", "3", "4"] };
-// The zooms each tile layer is served from (GET /tiles/{layer}.json says the same); the map over-zooms beyond 16.
+// The zooms each tile layer is asked at (from the layer's minzoom, GET /tiles/{layer}.json); beyond its maximum the
+// map over-zooms the tiles it has. Town and community outlines stay sharp enough over-zoomed, so a drill-down step
+// asks the server for fewer tiles.
 const TILE_MIN_ZOOM = { towns: 0, communities: 8, grids: 9, entities: 8, tasks: 10, clues: 10 };
-const TILE_MAX_ZOOM = 16;
+const TILE_MAX_ZOOM = { towns: 10, communities: 12, grids: 16, entities: 16, tasks: 16, clues: 16 };
 // The margin kept round a unit fitted into view.
 export const FIT_PADDING = 16;
 
@@ -82,7 +84,7 @@ export function createMap(container, config, { geojsonGrids = false } = {}) {
         type: "vector",
         tiles: [tileTemplate(layer, config.coords)],
         minzoom: TILE_MIN_ZOOM[layer],
-        maxzoom: TILE_MAX_ZOOM,
+        maxzoom: TILE_MAX_ZOOM[layer],
       });
     }
     map.addSource("labels", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
