@@ -229,6 +229,16 @@ def test_a_dispatcher_resolves_a_review_item_on_the_map_and_its_tasks_appear_in_
     shown = page.evaluate("window.gridgov.lists.tasks.ids()")
     assert set(result["task_ids"]) <= set(shown)
     page.screenshot(path=str(artifacts_dir / "dashboard-lists-review-resolved.png"))
+
+    # A clue reported in the grid meanwhile joins the grid's open clue list at once (live), on top.
+    open_tab(page, "clues")
+    with api(base_url, "dispatcher") as client:
+        body = {"lon": inside.lon, "lat": inside.lat, "industry": "餐饮服务", "description": "无证经营的小食店"}
+        reported = client.post("/v1/clues", json=body)
+        assert reported.status_code == 201, reported.text
+    clue_id = reported.json()["id"]
+    page.wait_for_function(f"window.gridgov.lists.clues.ids()[0] === {clue_id}", timeout=WAIT)
+    assert "餐饮服务" in page.locator(f"[data-pane=clues] li[data-id='{clue_id}']").inner_text()
     assert not errors, errors
 
 
