@@ -55,6 +55,16 @@ export function createOverdueList(deps) {
   async function load(view) {
     state.view = view;
     const token = ++state.token;
+    const area = ctx.me && ctx.me.area;
+    if (area && area.kind === "worker" && (!view || view.level !== "grid")) {
+      // A grid worker's figures are their grid's: the list needs the grid's view.
+      state.items = [];
+      rows.replaceChildren();
+      total.textContent = "";
+      message.say("请进入本人负责的网格查看逾期清单");
+      el.dataset.loads = String(Number(el.dataset.loads) + 1);
+      return;
+    }
     const params = query(statsQuery(view, ctx.me));
     csv.set("/v1/stats/overdue.csv", params);
     message.say("加载中…");
