@@ -131,6 +131,11 @@ def may_move_to(role: str, target: Status) -> bool:
     return allowed is None or target in allowed
 
 
+def may_reassign(role: str) -> bool:
+    """Whether `role` may hand a task a worker holds to another worker: the roles free to make any move."""
+    return role in MOVE_TARGETS and MOVE_TARGETS[role] is None
+
+
 def scope_for(role: str, scope: str | None, town_code: str | None = None) -> Scope:
     """The Scope a credential gives: its role, its scope string, and the town resolved when it was checked.
 

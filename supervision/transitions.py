@@ -18,7 +18,7 @@ from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder, TaskEvent, stored, write_events
 from supervision.calendar import WorkCalendar, default_calendar
 from supervision.errors import InvalidInput, InvalidMove, NotPermitted, StaleVersion
-from supervision.permissions import may_move_to
+from supervision.permissions import may_move_to, may_reassign
 from supervision.routing import RoutingError, default_router
 from supervision.scope import CITY, Scope, visible_row
 from supervision.task_queries import TaskView, task_by_id
@@ -81,6 +81,13 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
     holder = Holder.read(current["holder"])
     distance_m: float | None = None
     flagged = False
+    if target is Status.ASSIGNED and status is Status.ASSIGNED:
+        # A reassignment: a decision of the community or the centre (a worker takes only unassigned work), to
+        # another active worker of the task's grid; the deadline keeps running.
+        if not may_reassign(actor.role):
+            raise NotPermitted(f"a {actor.role} cannot reassign a task held by a worker")
+        if move.worker_id is None or move.worker_id == current["worker_id"]:
+            raise InvalidInput("a reassignment names another worker of the grid", field="worker_id")
     if target is Status.ASSIGNED:
         worker_id = move.worker_id or actor.worker_id
         if worker_id is None:

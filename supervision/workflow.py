@@ -75,7 +75,8 @@ PRESENCE_LIMIT_M = 200.0
 
 _MOVES: dict[Status, tuple[Status, ...]] = {
     Status.PUSHED: (Status.ASSIGNED,),
-    Status.ASSIGNED: (Status.INSPECTED_OK, Status.INSPECTED_PROBLEM, Status.ESCALATED_COMMUNITY),
+    # assigned → assigned: reassignment to another worker of the grid (the community's or the centre's decision).
+    Status.ASSIGNED: (Status.INSPECTED_OK, Status.INSPECTED_PROBLEM, Status.ESCALATED_COMMUNITY, Status.ASSIGNED),
     Status.INSPECTED_OK: (Status.CLOSED,),
     Status.INSPECTED_PROBLEM: (Status.NOTICE_ISSUED, Status.ESCALATED_COMMUNITY),
     Status.NOTICE_ISSUED: (Status.REINSPECTED, Status.ESCALATED_COMMUNITY),
@@ -108,7 +109,8 @@ DEADLINES: dict[Status, Deadline] = {
     Status.ESCALATED_DEPARTMENT: Deadline("department_action", 15),
 }
 # States whose deadline keeps running from an earlier state instead of restarting.
-_CLOCK_CONTINUES = {Status.ASSIGNED: Status.PUSHED}
+# Assignment keeps the push's clock, and a reassignment the first assignment's.
+_CLOCK_CONTINUES: dict[Status, frozenset[Status]] = {Status.ASSIGNED: frozenset({Status.PUSHED, Status.ASSIGNED})}
 
 
 def allowed_moves(current: Status) -> list[Status]:
@@ -142,8 +144,8 @@ def deadline_for(status: Status) -> Deadline | None:
 
 
 def restarts_clock(previous: Status, new: Status) -> bool:
-    """Whether entering `new` from `previous` starts a fresh deadline (assignment keeps the push's clock)."""
-    return _CLOCK_CONTINUES.get(new) != previous and deadline_for(new) is not None
+    """Whether entering `new` from `previous` starts a fresh deadline (assignment and reassignment keep the clock)."""
+    return previous not in _CLOCK_CONTINUES.get(new, frozenset()) and deadline_for(new) is not None
 
 
 def is_open(status: Status) -> bool:

@@ -197,12 +197,45 @@ def test_an_invalid_or_stale_transition_answers_409_with_the_allowed_moves(
     )
     assert wrong.status_code == 409 and wrong.json()["error"] == "invalid_transition"
     assert wrong.json()["current"] == "assigned"
-    assert set(wrong.json()["allowed"]) == {"inspected_ok", "inspected_problem", "escalated_community", "cancelled"}
+    assert set(wrong.json()["allowed"]) == {
+        "inspected_ok",
+        "inspected_problem",
+        "escalated_community",
+        "assigned",
+        "cancelled",
+    }
     stale = client.post(
         f"/v1/tasks/{task['id']}/transitions", json={"to": "cancelled", "version": task["version"] + 7},
         headers=auth["centre"],
     )  # fmt: skip
     assert stale.status_code == 409 and stale.json()["error"] == "stale_version"
+
+
+def test_a_dispatcher_reassigns_a_held_task_to_a_grid_mate_and_the_deadline_keeps_running(
+    client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
+) -> None:
+    register(client, city, 71)
+    task = client.get("/v1/tasks", params={"uscc": credit_code(71)}, headers=auth["centre"]).json()["items"][0]
+    other = next(w for w in city["workers"] if w != task["worker_id"])
+    holder = "worker" if task["worker_id"] == city["workers"][0] else "mate"
+
+    def move(person: str, worker_id: int, version: int) -> Any:
+        body = {"to": "assigned", "version": version, "worker_id": worker_id, "note": "改派"}
+        return client.post(f"/v1/tasks/{task['id']}/transitions", json=body, headers=auth[person])
+
+    # A worker cannot hand their task on, nor take a colleague's; the same worker is no reassignment.
+    assert move(holder, other, task["version"]).status_code == 403
+    same = move("dispatcher", task["worker_id"], task["version"])
+    assert same.status_code == 422 and same.json()["field"] == "worker_id"
+    # Another community's dispatcher cannot touch it.
+    assert move("neighbour_dispatcher", other, task["version"]).status_code == 403
+    moved = move("dispatcher", other, task["version"])
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == "assigned" and moved.json()["worker_id"] == other
+    assert moved.json()["due_at"] == task["due_at"]
+    trail = client.get(f"/v1/tasks/{task['id']}/history", headers=auth["centre"]).json()["items"]
+    assert (trail[-1]["from_status"], trail[-1]["to_status"], trail[-1]["worker_id"]) == ("assigned", "assigned", other)
+    assert trail[-1]["actor"] == "user:dispatcher"
 
 
 def test_two_concurrent_updates_of_one_task_one_wins_the_other_gets_409(

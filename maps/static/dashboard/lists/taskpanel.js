@@ -32,7 +32,9 @@ export function movesFor(me, task) {
   const caps = new Set((me && me.capabilities) || []);
   if (!caps.has("task.transition")) { return []; }
   const mine = me.task_moves;
-  return (task.allowed || []).filter((to) => mine === null || mine === undefined || mine.includes(to));
+  // A task a worker holds is reassigned only by the roles free to make any move (the community, the centre).
+  const reassign = (to) => to === "assigned" && task.status === "assigned";
+  return (task.allowed || []).filter((to) => (mine === null || mine === undefined) ? true : mine.includes(to) && !reassign(to));
 }
 
 /** The panel. `deps`: {ctx, vocab, departments, onMoved(task), onClose()}. */
@@ -115,6 +117,7 @@ export function createTaskPanel(deps) {
     try {
       const answer = await getJson(`/v1/workers?${query({ grid: task.grid_code })}`);
       for (const w of answer.items) {
+        if (w.id === task.worker_id) { continue; }
         const full = w.open_tasks >= w.capacity;
         select.append(h("option", { value: String(w.id), text: `${w.name}（在办 ${w.open_tasks}/${w.capacity}${full ? "，已满" : ""}）` }));
       }
@@ -135,7 +138,8 @@ export function createTaskPanel(deps) {
     const note = h("textarea", { name: "note", rows: "2", maxlength: "1000", placeholder: isDepartment ? "反馈意见（必填）" : "说明（可选）" });
     actions.append(h("h3", { text: isDepartment ? "部门反馈" : "流转" }));
     for (const to of moves) {
-      const button = h("button", { type: "button", className: "panel-move", dataset: { move: to }, text: MOVE_LABELS[to] || vocab.label("task_statuses", to) });
+      const label = to === "assigned" && task.status === "assigned" ? "改派给其他网格员" : MOVE_LABELS[to] || vocab.label("task_statuses", to);
+      const button = h("button", { type: "button", className: "panel-move", dataset: { move: to }, text: label });
       if (to === "assigned") {
         const select = await workerSelect(task);
         button.addEventListener("click", () => {
@@ -171,7 +175,7 @@ export function createTaskPanel(deps) {
       const moved = await postJson(`/v1/tasks/${task.id}/transitions`, body);
       await show(moved.id);
       const status = vocab.label("task_statuses", moved.status);
-      message.say(to === "assigned" && moved.worker_name ? `已分派给网格员 ${moved.worker_name}` : `操作成功：${MOVE_LABELS[to] || status}（当前状态：${status}）`, "done");
+      message.say(to === "assigned" && moved.worker_name ? `已${task.status === "assigned" ? "改派" : "分派"}给网格员 ${moved.worker_name}` : `操作成功：${MOVE_LABELS[to] || status}（当前状态：${status}）`, "done");
       ctx.map.refresh("tasks");
       deps.onMoved(moved);
     } catch (error) {
