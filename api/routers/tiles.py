@@ -3,12 +3,14 @@ credential; TileJSON.
 
 `GET /tiles/{layer}/{z}/{x}/{y}.mvt` answers 200 with the tile, or 204 with no body when the caller has no feature
 there (MapLibre draws both as a tile); `Cache-Control: private, max-age=0` with an ETag, so a map revalidates each
-tile and an unchanged one costs a 304. `X-Tile-Cache: hit|miss` says whether the server's tile cache had it.
+tile and an unchanged one costs a 304. `X-Tile-Cache: hit|miss` says whether the server's tile cache had it, and
+`Server-Timing: tile;dur=…` what the tile cost the server in milliseconds.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -98,8 +100,15 @@ def vector_tile(
         reads_tasks=permits(principal.role, Capability.TASK_READ),
         reads_clues=permits(principal.role, Capability.CLUE_READ),
     )
+    started = time.perf_counter()
     answer = tile_store(request).tile(conn, spec, tile, caller, coords)
-    headers = {"Cache-Control": TILE_CACHE_CONTROL, "ETag": answer.tile.etag, "X-Tile-Cache": answer.cache}
+    headers = {
+        "Cache-Control": TILE_CACHE_CONTROL,
+        "ETag": answer.tile.etag,
+        "X-Tile-Cache": answer.cache,
+        # What the tile cost the server (versions read, cache or build), for the browser's tools and the benchmark.
+        "Server-Timing": f"tile;desc={answer.cache};dur={(time.perf_counter() - started) * 1000:.2f}",
+    }
     if if_none_match is not None and answer.tile.etag in {tag.strip() for tag in if_none_match.split(",")}:
         return Response(status_code=304, headers=headers)
     if not answer.tile.body:

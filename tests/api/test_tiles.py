@@ -334,6 +334,7 @@ def test_an_unchanged_tile_is_revalidated_with_its_etag(client: TestClient, worl
     first = client.get(url, headers=world.headers["centre"])
     assert first.status_code == 200 and first.headers["cache-control"].startswith("private")
     etag = first.headers["etag"]
+    assert first.headers["server-timing"].startswith("tile;desc=")
     again = client.get(url, headers={**world.headers["centre"], "If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     other = client.get(url, headers={**world.headers["leader"], "If-None-Match": etag})
