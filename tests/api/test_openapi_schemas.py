@@ -40,6 +40,12 @@ TYPED = [
     ("get", "/v1/review", "200"),
     ("get", "/v1/review/{review_id}/proposal", "200"),
     ("post", "/v1/review/{review_id}/resolve", "200"),
+    ("get", "/v1/me", "200"),
+    ("get", "/v1/kpi", "200"),
+    ("get", "/v1/kpi/trend", "200"),
+    ("get", "/v1/workers", "200"),
+    ("get", "/v1/tasks/{task_id}/photos", "200"),
+    ("post", "/v1/tasks/{task_id}/photos", "201"),
 ]
 
 

@@ -355,3 +355,40 @@ def test_an_outsider_cannot_tell_whether_a_town_exists(client: TestClient, heade
     for town in ("441900999000", objects["away"]["town"]):
         assert client.get(f"/v1/heatmap?town={town}&res=7", headers=headers["leader"]).status_code == 403
     assert client.get("/v1/heatmap?town=441900999000&res=7", headers=headers["centre"]).status_code == 422
+
+
+# The command centre's own reads (issue 14). A unit's dashboard figures follow its statistics.
+KPI = STATS
+# A grid's roster for assigning: whoever manages workers there (the centre; a dispatcher in their community).
+ROSTER = {**STATS, "leader": (403, 403, 403), "worker": (403, 403, 403)}
+# Uploading an inspection photo (not an image, so nothing is stored: 422 where the caller may add one).
+PHOTO_UPLOAD = {person: tuple(422 if s == 409 else s for s in row) for person, row in MOVES.items()}
+
+
+def test_a_units_dashboard_figures_matrix(client: TestClient, headers: Any, objects: dict[str, Any]) -> None:
+    requests = [("GET", f"/v1/kpi?level=grid&code={objects[p]['grid']}", None) for p in PLACES]
+    _check(client, headers, KPI, requests)
+    trends = [("GET", f"/v1/kpi/trend?level=grid&code={objects[p]['grid']}&days=7", None) for p in PLACES]
+    _check(client, headers, KPI, trends)
+
+
+def test_a_grids_roster_matrix(client: TestClient, headers: Any, objects: dict[str, Any]) -> None:
+    _check(client, headers, ROSTER, [("GET", f"/v1/workers?grid={objects[p]['grid']}", None) for p in PLACES])
+
+
+def test_a_tasks_photos_matrix(client: TestClient, headers: Any, objects: dict[str, Any]) -> None:
+    places = ("home", "neighbour", "away", "routed")
+    _check(client, headers, TASKS, [("GET", f"/v1/tasks/{objects[p]['task']['id']}/photos", None) for p in places])
+    wrong: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for person, expected in PHOTO_UPLOAD.items():
+        got = tuple(
+            client.post(
+                f"/v1/tasks/{objects[p]['task']['id']}/photos",
+                files={"file": ("x.jpg", b"not an image", "image/jpeg")},
+                headers=headers[person],
+            ).status_code
+            for p in places
+        )
+        if got != expected:
+            wrong[person] = (expected, got)
+    assert not wrong, f"expected vs got: {wrong}"
