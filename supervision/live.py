@@ -34,10 +34,6 @@ from supervision.workflow import DUTY_LABELS_ZH, STATUS_LABELS_ZH, Duty, Status
 
 log = logging.getLogger(__name__)
 
-EVENT_NAMES = ("registration", "task", "clue")
-# Who may receive what: tasks and placed registrations follow the task rules, clues the clue rules, registrations
-# waiting for review the review queue's.
-AUDIENCES = ("task", "clue", "registration", "review")
 REGISTRATION_KIND_LABELS_ZH = {"new": "新设", "address_change": "地址变更", "scope_change": "经营范围变更",
                                "deregistration": "注销"}  # fmt: skip
 _BATCH = 1000
