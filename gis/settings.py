@@ -82,6 +82,8 @@ class ServerSettings(BaseSettings):
     session_hours: float = Field(default=12.0, gt=0)
     # How long a checked API key is trusted without asking the database again (a revocation takes this long).
     api_key_cache_seconds: float = Field(default=60.0, ge=0)
+    # Live streams (/v1/live) one credential may hold at once; the server serves at most 200 in all.
+    live_streams_per_credential: int = Field(default=4, ge=1)
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or one generated once into `.gridgov/secret` (mode 0600)."""

@@ -117,6 +117,8 @@ class Subscription:
     audiences: frozenset[str]
     worker_grids: frozenset[str]
     loop: asyncio.AbstractEventLoop
+    # The credential that opened it (Principal.audit_name): the per-credential cap counts by it.
+    owner: str | None = None
     queue: asyncio.Queue[LiveEvent | None] = field(default_factory=asyncio.Queue)
     max_queue: int = 1000
     closed: bool = False
@@ -176,6 +178,7 @@ class LiveFeed:
         interval_s: float = 0.25,
         backlog: int = 1000,
         max_subscribers: int = 200,
+        max_per_owner: int = 4,
         idle_stop_s: float = 5.0,
         resume_horizon_s: float = 120.0,
         heartbeat_s: float = 15.0,
@@ -188,6 +191,8 @@ class LiveFeed:
         self.max_stream_s = max_stream_s
         self.interval_s = interval_s
         self.max_subscribers = max_subscribers
+        # One credential's share of the streams, so that one key or account cannot take every slot.
+        self.max_per_owner = max_per_owner
         self.idle_stop_s = idle_stop_s
         self.resume_horizon_s = resume_horizon_s
         self._backlog: deque[LiveEvent] = deque(maxlen=backlog)
@@ -213,16 +218,22 @@ class LiveFeed:
         *,
         worker_grids: frozenset[str] = frozenset(),
         last_seq: int | None = None,
+        owner: str | None = None,
     ) -> tuple[Subscription, list[LiveEvent]]:
         """Register a listener on the running loop; with `last_seq`, also the backlog after it that it may see.
 
-        TooManyStreams when the feed is full. Registering and reading the backlog happen under one lock, so the
+        TooManyStreams when the feed is full, or when `owner` already holds `max_per_owner` streams. Registering and reading the backlog happen under one lock, so the
         listener gets every event once: the backlog's, then its queue's.
         """
-        sub = Subscription(scope, frozenset(audiences), worker_grids, asyncio.get_running_loop())
+        sub = Subscription(scope, frozenset(audiences), worker_grids, asyncio.get_running_loop(), owner)
         with self._lock:
             if len(self._subscribers) >= self.max_subscribers:
                 raise TooManyStreams(f"the server already serves {self.max_subscribers} live streams")
+            held = sum(1 for s in self._subscribers if owner is not None and s.owner == owner and not s.closed)
+            if owner is not None and held >= self.max_per_owner:
+                raise TooManyStreams(
+                    f"this credential already holds {held} live streams (at most {self.max_per_owner}); close one first"
+                )
             self._subscribers.append(sub)
             replay = [e for e in self._backlog if last_seq is not None and e.seq > last_seq and sub.wants(e)]
         self._ensure_running()

@@ -36,6 +36,7 @@ _AUDIENCE_CAPABILITY = {
     "registration": Capability.REGISTRATION_READ,
     "review": Capability.REVIEW_READ,
 }
+_STREAM_CAPABILITIES = (Capability.TASK_READ, Capability.CLUE_READ, Capability.REVIEW_READ)
 LastEventId = Annotated[
     str | None,
     Header(alias="Last-Event-ID", pattern=r"^\d{1,20}$", description="断线重连时浏览器自动带上的最后事件编号"),
@@ -48,7 +49,8 @@ def live_feed(request: Request) -> LiveFeed:
     with _FEED_LOCK:
         feed: LiveFeed | None = getattr(state, "live_feed", None)
         if feed is None:
-            feed = LiveFeed(engine(request))
+            per_credential = state.server_settings.live_streams_per_credential
+            feed = LiveFeed(engine(request), max_per_owner=per_credential)
             state.live_feed = feed
     return feed
 
@@ -81,7 +83,8 @@ async def get_live(
     feed = live_feed(request)
     scope = principal.area
     audiences = [a for a, cap in _AUDIENCE_CAPABILITY.items() if permits(principal.role, cap)]
-    if not audiences:
+    # A stream holds a slot: only roles that receive work on it (tasks, clues, the review queue) may open one.
+    if not any(permits(principal.role, cap) for cap in _STREAM_CAPABILITIES):
         raise NotAllowed(f"a {principal.role} may not read live events")
     grids = frozenset[str]()
     if scope.kind == "worker":
@@ -90,7 +93,8 @@ async def get_live(
     await run_in_threadpool(feed.prepare)
     try:
         sub, replay = feed.subscribe(scope, audiences, worker_grids=grids,
-                                     last_seq=int(resume) if resume else None)  # fmt: skip
+                                     last_seq=int(resume) if resume else None,
+                                     owner=principal.audit_name)  # fmt: skip
     except TooManyStreams as exc:
         raise HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": "10"}) from exc
     return StreamingResponse(

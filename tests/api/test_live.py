@@ -371,6 +371,27 @@ def test_a_bad_last_event_id_is_refused_and_streams_are_capped(served: Served) -
         feed.max_subscribers = cap
 
 
+def test_one_credential_holds_a_few_streams_and_the_command_centre_still_gets_in(
+    served: Served, listen: Callable[..., Listener]
+) -> None:
+    per_credential = served.feed.max_per_owner
+    assert per_credential == 4
+    for _ in range(per_credential):
+        listen("far_leader")
+    one_more = served.http.get("/v1/live", headers=served.tokens["far_leader"])
+    assert one_more.status_code == 429 and one_more.json()["error"] == "too_many_requests"
+    assert "this credential already holds 4 live streams" in one_more.json()["detail"]
+    assert one_more.headers["Retry-After"] == "10"
+    # Another credential is not held back by it: the command centre opens its dashboard.
+    assert listen("centre").status == 200
+
+
+def test_a_registration_system_key_may_not_hold_a_live_stream(served: Served) -> None:
+    # An api_client receives no task, clue or review event: a stream of its would only hold a slot.
+    response = served.http.get("/v1/live", headers=served.tokens["key"])
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+
+
 def test_a_closed_stream_is_forgotten(served: Served, listen: Callable[..., Listener]) -> None:
     listener = listen("centre")
     assert served.feed.listeners >= 1
