@@ -22,6 +22,7 @@ from gis import clock
 from gis.cluster import free_port
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from maps.settings import MapSettings
 from supervision.uscc import uscc_check_char
 from tests.support.accounts import PASSWORD, make_api_key, make_users
 from tests.support.city import busiest_town
@@ -59,9 +60,14 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
         ).one()
         door = conn.execute(
             text(
-                "SELECT a.full_text, ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat, a.grid_code FROM address a "
+                # Of the first doors with a worker, the one deepest inside its grid: a click there is in no doubt.
+                "SELECT d.* FROM (SELECT a.full_text, ST_X(a.geom) AS lon, ST_Y(a.geom) AS lat, a.grid_code, "
+                "ST_Distance(CAST(a.geom AS geography), CAST(ST_Boundary(g.geom) AS geography)) AS inside_m "
+                "FROM address a JOIN grid g ON g.code = a.grid_code "
+                "JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
                 "WHERE a.level = 'door' AND a.kind = 'road_door' AND a.status = 'active' "
-                "AND EXISTS (SELECT 1 FROM worker w WHERE w.grid_code = a.grid_code AND w.active) ORDER BY a.id LIMIT 1"
+                "AND EXISTS (SELECT 1 FROM worker w WHERE w.grid_code = a.grid_code AND w.active) "
+                "ORDER BY a.id LIMIT 500) d ORDER BY d.inside_m DESC LIMIT 1"
             )
         ).one()
     engine.dispose()
@@ -73,10 +79,8 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def live_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app as `gridgov serve` runs it (the outbox relay and jobs in-process), on a free loopback port."""
-    app = create_app(db_settings=db, server_settings=server_settings(tmp_path_factory.mktemp("state")), run_jobs=True)
+def _serve(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a background thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="uvicorn-dashboard", daemon=True)
@@ -89,6 +93,23 @@ def live_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> 
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as `gridgov serve` runs it (the outbox relay and jobs in-process), on a free loopback port."""
+    app = create_app(db_settings=db, server_settings=server_settings(tmp_path_factory.mktemp("state")), run_jobs=True)
+    yield from _serve(app)
+
+
+@pytest.fixture(scope="module")
+def amap_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app with the Amap basemap (GCJ-02), its tiles from an intranet path of this server."""
+    maps = MapSettings(basemap="amap", tile_url="/static/favicon.svg?z={z}&x={x}&y={y}")
+    app = create_app(
+        db_settings=db, server_settings=server_settings(tmp_path_factory.mktemp("state")), map_settings=maps
+    )
+    yield from _serve(app)
 
 
 def _sign_in(browser: Any, base_url: str, username: str, path: str = "/") -> tuple[Any, Any, list[str]]:
@@ -118,12 +139,24 @@ def _click_at(page: Any, lon: float, lat: float) -> None:
     page.mouse.click(at["x"], at["y"])
 
 
+def _outlines_only(page: Any) -> None:
+    """Switch off the point layers in the layer switcher, so that a click reaches the outlines under them."""
+    page.click("#layer-panel summary")
+    for name in ("entities", "tasks", "clues", "registrations"):
+        page.uncheck(f"#layer-panel input[name={name}]")
+    page.click("#layer-panel summary")
+
+
 def _wait_view(page: Any, level: str, code: str | None) -> dict[str, Any]:
-    page.wait_for_function(
-        "([level, code]) => { const v = window.gridgov.page.view(); return v.level === level && v.code === code; }",
-        arg=[level, code],
-        timeout=15_000,
-    )
+    try:
+        page.wait_for_function(
+            "([level, code]) => { const v = window.gridgov.page.view(); return v.level === level && v.code === code; }",
+            arg=[level, code],
+            timeout=15_000,
+        )
+    except Exception as error:  # say where the page is instead of only that it timed out
+        now = page.evaluate("[window.gridgov.page.view(), document.querySelector('#status').textContent]")
+        pytest.fail(f"the view did not become {level} {code}: it is {now} ({error})")
     _idle(page)
     view: dict[str, Any] = page.evaluate("window.gridgov.page.view()")
     return view
@@ -159,7 +192,9 @@ def test_the_command_centre_drills_from_the_city_to_a_grid_and_a_link_reopens_th
     assert _crumbs(page) == ["东莞市"]
     page.screenshot(path=str(artifacts_dir / "dashboard_city.png"))
 
-    # A click on the map drills into the town under it, then the community, then the grid.
+    # A click on the map drills into the town under it, then the community, then the grid (a click on a point
+    # opens the point's card instead, so the points are switched off).
+    _outlines_only(page)
     _click_at(page, busy["lon"], busy["lat"])
     _wait_view(page, "town", busy["town_code"])
     assert _crumbs(page) == ["东莞市", busy["town_name"]]
@@ -307,6 +342,35 @@ def test_a_searched_address_is_shown_with_its_grid_and_the_view_drills_into_it(
     card.locator("button.drill-grid").click()
     _wait_view(page, "grid", door["grid_code"])
     assert _query(page) == {"level": "grid", "code": door["grid_code"]}
+    assert not errors, errors
+    context.close()
+
+
+def test_on_a_gcj02_basemap_the_outlines_and_a_searched_address_are_shifted_alike(
+    amap_url: str, browser: Any, city: dict[str, Any]
+) -> None:
+    door = city["door"]
+    context, page, errors = _sign_in(browser, amap_url, CENTRE)
+    tiles: list[str] = []
+    page.on("request", lambda request: tiles.append(request.url) if "/tiles/" in request.url else None)
+    page.fill("#search input[name=q]", door["full_text"])
+    page.click("#search button[type=submit]")
+    page.locator(".search-result .search-card").wait_for(timeout=15_000)
+    _idle(page)
+    # The vector tiles are asked in GCJ-02, the basemap's system.
+    assert tiles and all("coords=gcj02" in u for u in tiles), tiles[:3]
+    # The marker stands where the page draws the door's WGS84 point shifted to GCJ-02 (about 500 m off unshifted).
+    marker = page.locator(".maplibregl-marker").bounding_box()
+    assert marker is not None
+    at = page.evaluate("([lon, lat]) => window.gridgov.page.pixel(lon, lat)", [door["lon"], door["lat"]])
+    assert abs(marker["x"] + marker["width"] / 2 - at["x"]) < 4 and abs(marker["y"] + marker["height"] - at["y"]) < 8
+    # Clicks there (through the marker and its card) drill down to the door's own grid: outlines and points agree.
+    page.add_style_tag(content=".maplibregl-marker, .maplibregl-popup { pointer-events: none !important; }")
+    _outlines_only(page)
+    grid = door["grid_code"]
+    for level, code in (("town", f"{grid[:9]}000"), ("community", grid[:12]), ("grid", grid)):
+        _click_at(page, door["lon"], door["lat"])
+        _wait_view(page, level, code)
     assert not errors, errors
     context.close()
 

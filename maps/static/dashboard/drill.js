@@ -113,6 +113,12 @@ export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox,
 
   let settled = Promise.resolve();
 
+  /** Whether a box in the map's system lies inside the view. */
+  function inView(box) {
+    const b = map.getBounds();
+    return box[0] >= b.getWest() && box[1] >= b.getSouth() && box[2] <= b.getEast() && box[3] <= b.getNorth();
+  }
+
   /** The rest of a step once the unit's figures are in: names, breadcrumb, the box (unless fitted), listeners. */
   async function complete(level, code, mine, fitAfter) {
     let answer = null;
@@ -159,7 +165,9 @@ export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox,
     if (push) { window.history.pushState({ level, code }, "", urlOf(current)); }
     highlightUnit(map, level, code);
     drawBreadcrumb();
-    const quick = level === "city" ? cityBox : boxOf(level, code);
+    // The tiles drawn know a unit's whole outline only when it lies in view (as a child of the view does).
+    const drawnBox = level === "city" ? null : boxOf(level, code);
+    const quick = level === "city" ? cityBox : drawnBox && inView(drawnBox) ? drawnBox : null;
     if (quick) { fit(quick, level !== "city"); }
     settled = complete(level, code, mine, !quick);
     if (!quick) { await settled; }
@@ -176,7 +184,11 @@ export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox,
         remember(level, feature.properties.code, feature.properties.name);
       }
     }
-    const there = [null, found.town, found.community, found.grid];
+    // The deepest unit found names its ancestors by its code: outlines generalised differently per layer may
+    // disagree near a boundary, the codes never do.
+    const deepest = found.grid ? ["grid", found.grid] : found.community ? ["community", found.community] : ["town", found.town];
+    const there = found.town || found.community || found.grid ? chainOf(...deepest) : [null];
+    while (there.length < 4) { there.push(null); }
     const here = chainOf(current.level, current.code);
     let shared = 1;
     while (shared < here.length && here[shared] === there[shared]) { shared += 1; }
