@@ -15,6 +15,7 @@ from api.auth.logfilter import install_log_redaction
 from api.auth.page import AUTH_STATIC_DIR
 from api.deps import API_DEPENDENCIES
 from api.errors import ERROR_RESPONSES, register_error_handlers
+from api.input_guard import InputGuard
 from api.routers import (
     addresses,
     auth,
@@ -99,6 +100,8 @@ def create_app(
     install_log_redaction()
     # Layers are JSON of up to 1 MB; gzip shrinks them several-fold on the wire.
     app.add_middleware(GZipMiddleware, minimum_size=2048)
+    # Outermost: a NUL or other control character in a path or query string is refused before any route sees it.
+    app.add_middleware(InputGuard)
     # Open: the token endpoint and the login page. Everything else under /v1, and the pages, need a credential.
     app.include_router(auth.router, prefix="/v1")
     app.include_router(auth.pages_router)

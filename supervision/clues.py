@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -48,6 +49,9 @@ MAX_DESCRIPTION = 2000
 PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 PHOTO_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_FILENAME = 200
+# Dropped from an uploaded file's name: control characters (NUL above all, which PostgreSQL text cannot hold).
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -381,7 +385,6 @@ def add_photo(
     if count >= MAX_PHOTOS_PER_CLUE:
         raise InvalidInput(f"a clue holds at most {MAX_PHOTOS_PER_CLUE} photos", field="file")
     sha256 = hashlib.sha256(data).hexdigest()
-    store_photo(photo_dir, sha256, content_type, data)
     row = (
         conn.execute(
             text(
@@ -394,14 +397,22 @@ def add_photo(
                 "s": sha256,
                 "n": len(data),
                 "t": content_type,
-                "f": (filename or "")[:200] or None,
+                "f": clean_filename(filename),
                 "by": actor.name,
             },
         )  # fmt: skip
         .mappings()
         .one()
     )
+    # On disk only once its row is written: a refused photo leaves no file behind.
+    store_photo(photo_dir, sha256, content_type, data)
     return StoredPhoto(**row)
+
+
+def clean_filename(filename: str | None) -> str | None:
+    """An uploaded file's name without control characters (PostgreSQL text cannot hold NUL), cut to
+    MAX_FILENAME characters; None when nothing is left."""
+    return _CONTROL_CHARACTERS.sub("", filename or "").strip()[:MAX_FILENAME] or None
 
 
 def sniff_image(data: bytes) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, text
 
 from gis import clock
 from supervision.audit import Actor
-from supervision.clues import MAX_PHOTO_BYTES, photo_path, sniff_image, store_photo
+from supervision.clues import MAX_PHOTO_BYTES, clean_filename, photo_path, sniff_image, store_photo
 from supervision.errors import InvalidInput, NotFound
 from supervision.models import task_photo
 from supervision.scope import Scope
@@ -26,7 +26,6 @@ from supervision.task_queries import task_by_id
 from supervision.workflow import TERMINAL
 
 MAX_PHOTOS_PER_TASK = 9
-MAX_FILENAME = 200
 
 _PHOTO_COLUMNS = "id, task_id, sha256, size_bytes, content_type, filename, uploaded_by, uploaded_at"
 
@@ -77,17 +76,18 @@ def add_task_photo(
     if count >= MAX_PHOTOS_PER_TASK:
         raise InvalidInput(f"a task holds at most {MAX_PHOTOS_PER_TASK} photos", field="file")
     sha256 = hashlib.sha256(data).hexdigest()
-    store_photo(photo_dir, sha256, content_type, data)
     insert = task_photo.insert().values(
         task_id=task_id,
         sha256=sha256,
         size_bytes=len(data),
         content_type=content_type,
-        filename=(filename or "")[:MAX_FILENAME] or None,
+        filename=clean_filename(filename),
         uploaded_by=actor.name,
         uploaded_at=clock.now(),
     )
     row = conn.execute(insert.returning(*task_photo.c)).mappings().one()
+    # On disk only once its row is written: a refused photo leaves no file behind.
+    store_photo(photo_dir, sha256, content_type, data)
     return TaskPhoto(**row)
 
 

@@ -28,6 +28,7 @@ from api.deps import (
     server_settings,
 )
 from api.errors import InvalidRequest
+from api.input_guard import FreeText, OneLine
 from grids.codes import COMMUNITY_PATTERN
 from grids.repository import place_names
 from supervision.clues import (
@@ -58,9 +59,10 @@ class ClueBody(BaseModel):
 
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False, description="经度（WGS84）")
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False, description="纬度（WGS84）")
-    address: str | None = Field(default=None, max_length=500, description="地址（无经纬度时）")
-    industry: str = Field(min_length=1, max_length=32, description="17 个高频行业之一", examples=["餐饮服务"])
-    description: str = Field(default="", max_length=2000)
+    address: FreeText | None = Field(default=None, max_length=500, description="地址（无经纬度时）")
+    industry: OneLine = Field(min_length=1, max_length=32, description="17 个高频行业之一", examples=["餐饮服务"])
+    # Free text: tab and line breaks are text, NUL and the other control characters are refused (422).
+    description: FreeText = Field(default="", max_length=2000)
     severity: Literal["normal", "severe"] = "normal"
     reported_at: datetime | None = Field(default=None, description="上报时间（默认服务器时间，须带时区）")
 

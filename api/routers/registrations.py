@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
 from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed, require
+from api.input_guard import FreeText, OneLine
 from api.routers.addresses import NOTE_PATTERN, Lat, Lon, placement
 from api.routers.live import wake_live_feed
 from gis import clock
@@ -50,12 +51,13 @@ ReviewId = Annotated[int, Path(ge=1, le=2**63 - 1, description="待核队列编�
 class RegistrationBody(BaseModel):
     """一条登记事件（新设、地址变更、经营范围变更、注销）。"""
 
-    event_id: str = Field(min_length=1, max_length=64, description="事件编号，重放同一事件不会重复建任务")
+    # No control character in a name or an identifier (PostgreSQL text cannot hold NUL): 422 at the edge.
+    event_id: OneLine = Field(min_length=1, max_length=64, description="事件编号，重放同一事件不会重复建任务")
     kind: Literal["new", "address_change", "scope_change", "deregistration"]
     uscc: str = Field(min_length=18, max_length=18, description="统一社会信用代码（校验 GB 32100 校验码）")
-    name: str = Field(min_length=1, max_length=500)
-    address: str = Field(min_length=1, max_length=500, description="登记住所（原文）")
-    business_scope: str = Field(default="", max_length=500)
+    name: OneLine = Field(min_length=1, max_length=500)
+    address: FreeText = Field(min_length=1, max_length=500, description="登记住所（原文）")
+    business_scope: FreeText = Field(default="", max_length=500)
     occurred_at: datetime = Field(description="登记发生时间（须带时区）")
 
 

@@ -327,3 +327,62 @@ def test_secrets_are_never_stored_in_clear_nor_logged(
     assert key not in stored and key[:8] in stored
     assert all(h.startswith("$argon2id$") for h in hashes) and PASSWORD not in " ".join(hashes)
     assert session not in sessions
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/clues?industry=%00",
+        "/v1/clues?status=%00",
+        "/v1/clues.csv?industry=%00",
+        "/v1/registrations/%00",
+        "/v1/registrations/a%00b?x=1",
+        "/v1/clues?industry=%1B",
+    ],
+)
+def test_a_nul_or_control_character_in_a_path_or_query_is_refused_at_the_edge(
+    client: TestClient, accounts: dict[str, Any], url: str
+) -> None:
+    """The refusal is the project's 422 (never the database's 500), and the same client goes on being served."""
+    headers = {"X-API-Key": accounts["free_key"]}
+    refused = client.get(url, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "invalid_request"
+    assert "control character" in refused.json()["detail"]
+    assert client.get("/v1/vocabulary", headers=headers).status_code == 200
+
+
+def test_the_refusal_names_nul_and_free_text_may_hold_tabs_and_line_breaks(
+    client: TestClient, accounts: dict[str, Any]
+) -> None:
+    bearer = {"Authorization": f"Bearer {_token(client, 'zhang')}"}
+    assert "(NUL)" in client.get("/v1/clues?industry=%00", headers=bearer).json()["detail"]
+    # A tab or a line break in a query parameter is text: the route answers (no clue of that industry).
+    for industry in ("a%09b", "a%0Ab", "a%0D%0Ab"):
+        answer = client.get(f"/v1/clues?industry={industry}", headers=bearer)
+        assert answer.status_code == 200, answer.text
+
+
+def test_a_nul_in_a_clue_or_a_registration_body_is_a_422(client: TestClient, accounts: dict[str, Any]) -> None:
+    """JSON bodies: NUL (and the other control characters) in names, identifiers and descriptions are refused."""
+    bearer = {"Authorization": f"Bearer {_token(client, 'zhang')}"}
+    clue = {"lon": 113.75, "lat": 23.02, "industry": "餐饮服务", "description": "无证经营"}
+    for description in ("无证\x00经营", "无证\x1b[31m经营", "无证\x0b经营"):
+        refused = client.post("/v1/clues", json={**clue, "description": description}, headers=bearer)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "invalid_request" and "description" in refused.json()["detail"]
+    assert client.post("/v1/clues", json={**clue, "industry": "餐饮\x00服务"}, headers=bearer).status_code == 422
+    registration = {
+        "event_id": "nul-1",
+        "kind": "new",
+        "uscc": "91441900MA4UXXXX0X",
+        "name": "东莞市测试商行",
+        "address": "东莞市长安镇长青路12号",
+        "occurred_at": "2026-12-01T09:00:00+08:00",
+    }
+    key = {"X-API-Key": accounts["free_key"]}
+    for field, value in (("name", "东莞市\x00测试商行"), ("event_id", "nul\x00-1"), ("name", "东莞市\n测试商行")):
+        refused = client.post("/v1/registrations", json={**registration, field: value}, headers=key)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == "invalid_request" and field in refused.json()["detail"]
+    assert client.get("/v1/vocabulary", headers=key).status_code == 200

@@ -156,6 +156,35 @@ def test_what_is_not_a_photo_is_refused_with_a_reason(
     assert client.get(f"/v1/tasks/{task_id}/photos", headers=auth["centre"]).json()["items"] == []
 
 
+def test_a_file_name_with_control_characters_is_cleaned_and_the_photo_stored_once_with_its_row(
+    client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
+) -> None:
+    task_id = city["tasks"][1]["id"]
+    photo = image_bytes("PNG", (7, 77, 177))
+    # Written by hand: httpx would percent-encode the NUL of the file name, a phone's browser may not.
+    body = (
+        b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\""
+        + "现场\x00\x1b照片.png".encode()
+        + b"\"\r\nContent-Type: image/png\r\n\r\n" + photo + b"\r\n--b0undary--\r\n"
+    )  # fmt: skip
+    stored = client.post(
+        f"/v1/tasks/{task_id}/photos",
+        content=body,
+        headers={**auth["worker"], "Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["filename"] == "现场照片.png"
+    download = client.get(f"/v1/task-photos/{stored.json()['id']}", headers=auth["worker"])
+    assert download.status_code == 200 and download.content == photo
+    # A photo refused by a check that runs with the row (here: the task is another town's) leaves no file behind.
+    photos = client.app.state.server_settings.state_dir / "photos"  # type: ignore[attr-defined]
+    before = sorted(photos.rglob("*"))
+    refused = upload(client, city["tasks"][0]["id"], image_bytes("PNG", (9, 99, 199)), auth["far_worker"])
+    assert refused.status_code == 403
+    assert sorted(photos.rglob("*")) == before
+    client.get(f"/v1/tasks/{task_id}/photos", headers=auth["centre"]).raise_for_status()
+
+
 def test_a_task_holds_at_most_nine_photos_and_a_finished_task_takes_none(
     client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
 ) -> None:
