@@ -41,6 +41,8 @@ BBox = tuple[float, float, float, float]
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
+# Far beyond any collection (the city has about 2,900 grids), and well inside PostgreSQL's bigint OFFSET.
+MAX_OFFSET = 10_000_000
 MAX_FILTER_CHARS = 4000
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GEOJSON = "application/geo+json"
@@ -254,9 +256,12 @@ def feature(base: str, collection: Collection, properties: dict[str, Any], geome
 def page_links(
     base: str, collection: Collection, query: list[tuple[str, str]], *, offset: int, limit: int, matched: int
 ) -> list[dict[str, str]]:
-    """self, and next / prev when there are more features after or before this page (same query, other offset)."""
+    """self, and next / prev when there are more features after or before this page (same query, other offset).
+
+    The query keeps a `key=` the request itself carried: a client that authenticates by URL follows the links.
+    """
     href = f"{base}/ogc/collections/{collection.id}/items"
-    kept = [(k, v) for k, v in query if k not in ("offset", "limit", "key")]
+    kept = [(k, v) for k, v in query if k not in ("offset", "limit")]
 
     def at(start: int) -> str:
         return f"{href}?{urlencode([*kept, ('limit', str(limit)), ('offset', str(start))])}"
@@ -308,7 +313,7 @@ def parse_limit(text: str | None) -> int:
 
 
 def parse_offset(text: str | None) -> int:
-    """`offset` ≥ 0 (default 0), or OgcRequestError."""
+    """`offset` 0..MAX_OFFSET (default 0), or OgcRequestError."""
     if text is None:
         return 0
     try:
@@ -317,6 +322,8 @@ def parse_offset(text: str | None) -> int:
         raise OgcRequestError(f"offset {text!r} is not a whole number") from None
     if value < 0:
         raise OgcRequestError("offset must not be negative")
+    if value > MAX_OFFSET:
+        raise OgcRequestError(f"offset must be at most {MAX_OFFSET:,}")
     return value
 
 

@@ -131,6 +131,42 @@ def test_pages_follow_with_next_links_and_do_not_overlap(live_url: str, gis_key:
     assert "timeStamp" in first
 
 
+def test_paging_links_keep_the_key_a_client_sent_in_the_url(live_url: str, gis_key: str) -> None:  # noqa: F811
+    """A client that authenticates with key= follows next and prev; a header credential is never put in a link."""
+    first = httpx.get(f"{live_url}/ogc/collections/towns/items", params={"key": gis_key, "limit": 3, "offset": 3})
+    assert first.status_code == 200, first.text
+    rels = {link["rel"]: link["href"] for link in first.json()["links"]}
+    for rel in ("self", "next", "prev"):
+        assert f"key={gis_key}" in rels[rel]
+        assert httpx.get(rels[rel]).status_code == 200
+    by_header = httpx.get(
+        f"{live_url}/ogc/collections/towns/items", params={"limit": 3}, headers={"X-API-Key": gis_key}
+    )
+    assert all("key=" not in link["href"] for link in by_header.json()["links"])
+
+
+def test_nul_and_control_characters_are_refused_and_the_connection_stays_usable(
+    live_url: str,  # noqa: F811
+    gis_key: str,
+) -> None:
+    """A NUL in a property query, a filter or a feature id answers 422 (not 500) and the next request is served."""
+    headers = {"X-API-Key": gis_key}
+    with httpx.Client(base_url=live_url, headers=headers) as client:
+        for url in (
+            "/ogc/collections/grids/items?name=%00",
+            "/ogc/collections/grids/items?filter=name%3D%27a%00b%27",
+            "/ogc/collections/grids/items/%00",
+            "/ogc/collections/grids/items?name=%1B",
+        ):
+            refused = client.get(url)
+            assert refused.status_code == 422, (url, refused.text)
+            assert refused.json()["error"] == "invalid_request"
+            assert "control character" in refused.json()["detail"]
+            served = client.get("/ogc/collections/towns/items", params={"limit": 1})
+            assert served.status_code == 200
+        assert "NUL" in client.get("/ogc/collections/grids/items?name=%00").json()["detail"]
+
+
 def test_a_town_leader_sees_only_their_town(
     live_url: str,  # noqa: F811
     leader_headers: dict[str, str],
@@ -228,6 +264,8 @@ def test_cql2_filters_pick_the_same_features_as_the_database(
         ({"limit": "0"}, "at least 1"),
         ({"limit": "ten"}, "whole number"),
         ({"offset": "-1"}, "negative"),
+        ({"offset": "9223372036854775808"}, "at most 10,000,000"),
+        ({"offset": "10000001"}, "at most 10,000,000"),
         ({"colour": "red"}, "unknown query parameter"),
     ],
 )
