@@ -97,7 +97,8 @@ test: setup lint
 #   make test-at INSTANT=2027-02-10T10:00+08:00 [GRIDGOV_TEST_TZ=America/Los_Angeles] [PYTEST_ARGS=tests]
 DATE_SENSITIVE_TESTS := tests/supervision tests/maps tests/synthetic tests/gis tests/e2e tests/api/test_workflow_api.py \
 	tests/api/test_serve_jobs.py tests/api/test_auth.py tests/api/test_heatmap_api.py tests/api/test_cli_db.py \
-	tests/api/test_permissions.py tests/api/test_openapi_schemas.py
+	tests/api/test_permissions.py tests/api/test_openapi_schemas.py tests/api/test_kpi.py tests/api/test_tiles.py \
+	tests/api/test_live.py tests/api/test_open311.py tests/api/test_csv_export.py tests/api/test_task_photos.py
 test-at: setup
 	@[ -n "$(INSTANT)" ] || { echo "usage: make test-at INSTANT=2027-02-10T10:00+08:00"; exit 2; }
 	tools/run-at "$(INSTANT)" $(VENV)/bin/pytest --junitxml=test-artifacts/junit-at.xml $(or $(PYTEST_ARGS),$(DATE_SENSITIVE_TESTS))
