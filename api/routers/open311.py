@@ -19,6 +19,7 @@ specification's format can never leave half a request behind.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from sqlalchemy import Engine
 from address_library.live import LiveGeocoder
 from api.auth.deps import resolve_principal
 from api.auth.roles import Principal
+from api.deps import FIRST_YEAR, LAST_YEAR
+from api.input_guard import control_character, describe
 from gis import clock
 from supervision import open311
 from supervision.calendar import SHANGHAI
@@ -47,6 +50,11 @@ MAX_WINDOW = timedelta(days=90)
 # The one jurisdiction served (the specification's jurisdiction_id is optional on a single-city endpoint).
 JURISDICTIONS = frozenset({"dongguan", "441900"})
 Jurisdiction = Annotated[str | None, Query(description="可省略；dongguan 或 441900")]
+# A service request id: ASCII digits only ("²".isdigit() is true, int("²") is not a number).
+REQUEST_ID = re.compile(r"[0-9]{1,18}")
+# What XML 1.0 cannot carry (C0 controls other than tab, LF and CR; surrogates; U+FFFE and U+FFFF): replaced on
+# output, so that a row stored before its input was checked can never make an answer unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class Open311Error(Exception):
@@ -68,7 +76,7 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return _w3c(value)
-    return str(value)
+    return _NOT_XML.sub("\ufffd", str(value))
 
 
 def _w3c(value: datetime) -> str:
@@ -221,6 +229,11 @@ def post_request(
     """Create a service request: a clue with source hotline, routed, with its task, in one transaction."""
 
     def produce() -> Response:
+        _check_text(
+            api_key=api_key, service_code=service_code, lat=lat, long=long, address_string=address_string,
+            description=description, media_url=media_url, email=email, phone=phone, first_name=first_name,
+            last_name=last_name, jurisdiction_id=jurisdiction_id,
+        )  # fmt: skip
         principal = _caller(request, api_key or request.query_params.get("api_key"), Capability.SERVICE_REQUEST_SUBMIT)
         _check_jurisdiction(jurisdiction_id)
         if not service_code:
@@ -249,6 +262,14 @@ def post_request(
     return _answer(fmt, produce)
 
 
+def _check_text(**fields: str | None) -> None:
+    """Open311Error 400 for a form field holding a control character (tab, newline and CR are text)."""
+    for name, value in fields.items():
+        found = control_character(value)
+        if found is not None:
+            raise Open311Error(400, f"{name} holds a control character ({describe(found)})")
+
+
 def _when(value: str | None, name: str) -> datetime | None:
     if value is None or not value.strip():
         return None
@@ -256,12 +277,15 @@ def _when(value: str | None, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise Open311Error(400, f"{name} is not a W3C date-time (e.g. 2026-12-01T00:00:00+08:00)") from None
+    # Far dates would overflow the window's arithmetic (a year 1 or 9999 is never a request's date).
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise Open311Error(400, f"{name} must fall in the years {FIRST_YEAR} to {LAST_YEAR}")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)
 
 
 def _ids(value: str) -> Sequence[int]:
     parts = [part.strip() for part in value.split(",") if part.strip()]
-    if len(parts) > open311.MAX_LIST or not all(p.isdigit() and len(p) <= 18 for p in parts):
+    if len(parts) > open311.MAX_LIST or not all(REQUEST_ID.fullmatch(p) for p in parts):
         raise Open311Error(400, "service_request_id must be a comma-separated list of at most 1000 numbers")
     return [int(p) for p in parts]
 
@@ -357,7 +381,7 @@ def get_request(
     def produce() -> Response:
         principal = _caller(request, api_key, Capability.SERVICE_REQUEST_READ)
         _check_jurisdiction(jurisdiction_id)
-        if not (service_request_id.isdigit() and len(service_request_id) <= 18):
+        if not REQUEST_ID.fullmatch(service_request_id):
             raise Open311Error(404, f"no service request {service_request_id}")
         with _engine(request).connect() as conn:
             found = open311.read_request(conn, int(service_request_id), submitter=principal.audit_name)

@@ -321,3 +321,78 @@ def test_gridgov_apikey_create_makes_a_hotline_key(db: DatabaseSettings, client:
         env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET_KEY},
     )
     assert scoped.exit_code != 0 and "takes no --scope" in scoped.output
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_control_characters_in_a_request_are_refused_in_the_specifications_format(
+    client: TestClient, engine: Engine, keys: dict[str, str], door: Door, fmt: str
+) -> None:
+    """NUL, a vertical tab or an escape in the description or the caller's name: 400, nothing created, and the
+    same connection then submits a good request."""
+    before = _clue_count(engine)
+    fields = {"service_code": "catering", "lat": door.lat, "long": door.lon, "description": "无证餐饮"}
+    for field, value in (
+        ("description", "无证\x00餐饮"),
+        ("description", "无证\x0b餐饮"),
+        ("description", "无证\x1b[2J餐饮"),
+        ("first_name", "小\x00明"),
+    ):
+        answer = _post(client, keys["hotline"], fmt, **{**fields, field: value})
+        assert answer.status_code == 400, answer.text
+        if fmt == "json":
+            [error] = answer.json()
+        else:
+            found = ET.fromstring(answer.content).find("error")
+            assert found is not None
+            error = {"code": int(found.findtext("code") or 0), "description": found.findtext("description")}
+        assert error["code"] == 400 and f"{field} holds a control character" in error["description"]
+    assert _clue_count(engine) == before
+    # Tabs and line breaks are text.
+    good = _post(client, keys["hotline"], fmt, **{**fields, "description": "无证餐饮\n\t二楼"})
+    assert good.status_code == 201, good.text
+
+
+def test_an_old_row_with_a_control_character_never_breaks_the_xml_answers(
+    client: TestClient, engine: Engine, keys: dict[str, str], door: Door
+) -> None:
+    """A description stored before input was checked: the XML answers replace what XML 1.0 cannot carry."""
+    made = _post(client, keys["hotline"], service_code="karaoke_dance", lat=door.lat, long=door.lon, description="x")
+    request_id = made.json()[0]["service_request_id"]
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE clue SET description = :d WHERE id = :id"),
+            {"d": "噪音\x0b扰民\x1b\x01", "id": int(request_id)},
+        )
+    one = client.get(f"{BASE}/requests/{request_id}.xml", params={"api_key": keys["hotline"]})
+    assert one.status_code == 200
+    assert ET.fromstring(one.content).findtext("request/description") == "噪音\ufffd扰民\ufffd\ufffd"
+    listed = client.get(f"{BASE}/requests.xml", params={"api_key": keys["hotline"]})
+    assert listed.status_code == 200
+    assert request_id in [r.findtext("service_request_id") for r in ET.fromstring(listed.content)]
+    # JSON carries them escaped, as it may.
+    assert _one(client, keys["hotline"], request_id)["description"] == "噪音\x0b扰民\x1b\x01"
+
+
+def test_nul_in_the_path_or_query_and_non_ascii_digits_are_the_specifications_errors(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    params = {"api_key": keys["hotline"]}
+    nul = client.get(f"{BASE}/requests/%00.json", params=params)
+    assert nul.status_code == 400 and nul.json()[0]["code"] == 400 and "NUL" in nul.json()[0]["description"]
+    nul_xml = client.get(f"{BASE}/requests.xml", params={**params, "service_code": "\x00"})
+    assert nul_xml.status_code == 400 and ET.fromstring(nul_xml.content).findtext("error/code") == "400"
+    # "²" is a digit to str.isdigit, not to int(): an id is ASCII digits.
+    superscript = client.get(f"{BASE}/requests/%C2%B2.json", params=params)
+    assert superscript.status_code == 404 and superscript.json()[0]["code"] == 404
+    listed = client.get(f"{BASE}/requests.json", params={**params, "service_request_id": "1,²"})
+    assert listed.status_code == 400 and "service_request_id" in listed.json()[0]["description"]
+    assert client.get(f"{BASE}/requests.json", params=params).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "window", [{"start_date": "9999-12-31T00:00:00Z"}, {"end_date": "0001-01-01T00:00:00Z"}, {"end_date": "1999-06-01"}]
+)
+def test_a_date_out_of_range_is_a_400(client: TestClient, keys: dict[str, str], window: dict[str, str]) -> None:
+    answer = client.get(f"{BASE}/requests.json", params={"api_key": keys["hotline"], **window})
+    assert answer.status_code == 400, answer.text
+    assert "2000 to 2100" in answer.json()[0]["description"]
