@@ -97,14 +97,28 @@ GridCode = Annotated[str | None, Query(pattern=GRID_PATTERN.pattern, description
 TownCode = Annotated[str | None, Query(pattern=TOWN_PATTERN.pattern, description="镇街编码（12 位，以 000 结尾）")]
 
 
+# The years a day of a request may fall in: the platform's records start this century; outside them date arithmetic
+# (a window, a trend's first day) would overflow Python's dates.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def check_day(day: date | None, field: str) -> date | None:
+    """The day itself if it falls in FIRST_YEAR..LAST_YEAR; InvalidRequest (422) naming `field` otherwise."""
+    if day is not None and not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidRequest(f"{field} ({day}) must fall in the years {FIRST_YEAR} to {LAST_YEAR}", field=field)
+    return day
+
+
 def day_window(
     since: date | None, until: date | None, *, default_days: int | None = None
 ) -> tuple[datetime | None, datetime | None]:
     """Inclusive Asia/Shanghai days (`from`, `to`) → the half-open window [from 00:00, to + 1 day 00:00).
 
     With `default_days`, a missing `to` is today and a missing `from` that many days before it; a reversed
-    window is refused (422) naming `to`.
+    window is refused (422) naming `to`, and so is a day outside FIRST_YEAR..LAST_YEAR, naming it.
     """
+    check_day(since, "from")
+    check_day(until, "to")
     if default_days is not None:
         until = until or today()
         since = since or until - timedelta(days=default_days - 1)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.auth.roles import Principal
-from api.deps import CurrentPrincipal, CurrentScope, ReadConn, allowed, day_window
+from api.deps import CurrentPrincipal, CurrentScope, ReadConn, allowed, check_day, day_window
 from supervision.calendar import today
 from supervision.kpi import MAX_TREND_DAYS, ROLE_LABELS_ZH, Area, Kpi, Trend, caller_area, kpi, trend
 from supervision.permissions import CAPABILITIES, MOVE_TARGETS, Capability, Role, permits
@@ -99,5 +99,5 @@ def get_kpi_trend(
     to: Annotated[date | None, Query(description="截止日（含，北京时间）；默认今天")] = None,
 ) -> Trend:
     """逐日（北京时间）：推送任务数、其中已办结数、当日到期未按期办结数、线索上报数、其中已办结数。"""
-    last = to or today()
+    last = check_day(to, "to") or today()
     return trend(conn, scope, level=level, code=code, first=last - timedelta(days=days - 1), last=last)

@@ -254,6 +254,26 @@ def test_bad_levels_and_codes_are_refused_with_a_reason(client: TestClient, auth
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/kpi", {"from": "0001-01-01", "to": "9999-12-31"}, "from"),
+        ("/v1/kpi", {"to": "0001-01-01"}, "to"),
+        ("/v1/kpi", {"from": "2026-11-01", "to": "2101-01-01"}, "to"),
+        ("/v1/kpi/trend", {"to": "0001-01-01", "days": 30}, "to"),
+        ("/v1/kpi/trend", {"to": "9999-12-31"}, "to"),
+    ],
+)
+def test_a_day_outside_the_years_served_is_a_422_naming_it(
+    client: TestClient, auth: dict[str, dict[str, str]], path: str, params: dict[str, Any], field: str
+) -> None:
+    response = client.get(path, params=params, headers=auth["centre"])
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_request" and body["field"] == field
+    assert "2000 to 2100" in body["detail"]
+
+
 # ---------------------------------------------------------------------------------------------------- trends
 
 
