@@ -23,5 +23,9 @@ class DuplicateUser(AuthError):
     """A user name that is already taken."""
 
 
+class DuplicateKeyName(AuthError):
+    """A hotline key's name that an active key already holds (a hotline's requests are owned by its key's name)."""
+
+
 class NotAllowed(AuthError):
     """The caller's role lacks the capability a route needs (supervision.permissions)."""

@@ -7,10 +7,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from api.auth.errors import DuplicateUser, InvalidScope
+from api.auth.errors import DuplicateKeyName, DuplicateUser, InvalidScope
 from api.auth.models import api_key, app_user, user_session
 from api.auth.ratelimit import DEFAULT_RATE_PER_MINUTE
 from api.auth.roles import Principal, Role, parse_role, principal_town, validate_scope
@@ -159,7 +159,12 @@ def create_api_key(
     role: str = Role.API_CLIENT.value,
     scope: str | None = None,
 ) -> NewApiKey:
-    """A new API key of a role (checked like an account's, scope included); only its prefix and HMAC digest are stored."""
+    """A new API key of a role (checked like an account's, scope included); only its prefix and HMAC digest are stored.
+
+    A hotline key's name must be free among the active keys (DuplicateKeyName otherwise): the requests a hotline
+    submitted are owned by its key's name, so one name is one hotline operator; a replacement key of the same name
+    (after `apikey revoke`) carries that history over.
+    """
     if not name.strip():
         raise InvalidScope("an API key needs a --name")
     if rate_per_minute < 1:
@@ -167,6 +172,8 @@ def create_api_key(
     parsed = parse_role(role)
     scope = validate_scope(parsed, scope)
     _check_scope_exists(conn, parsed, scope)
+    if parsed is Role.HOTLINE:
+        _check_hotline_name_free(conn, name.strip())
     key = generate_api_key()
     key_id = conn.execute(
         insert(api_key)
@@ -192,6 +199,19 @@ def create_api_key(
         _resolve_town(conn, parsed.value, scope),
     )
     return NewApiKey(key, record)
+
+
+def _check_hotline_name_free(conn: Connection, name: str) -> None:
+    """DuplicateKeyName when an active key holds `name` (two creations at once are serialised on the name)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('api_key.name:' || :name))"), {"name": name})
+    taken = conn.execute(
+        select(api_key.c.prefix).where(api_key.c.name == name).where(api_key.c.revoked_at.is_(None)).limit(1)
+    ).scalar()
+    if taken is not None:
+        raise DuplicateKeyName(
+            f"an active API key named {name!r} exists ({taken}…): a hotline's requests belong to its key's name, so "
+            f"revoke that key first (gridgov apikey revoke {taken}), then create its replacement"
+        )
 
 
 def find_api_key(conn: Connection, digest: str) -> ApiKeyRecord | None:

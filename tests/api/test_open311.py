@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
 from api.auth import service
+from api.auth.errors import DuplicateKeyName
 from api.cli import app as gridgov
 from gis.settings import DatabaseSettings
 from supervision.calendar import SHANGHAI
@@ -396,3 +397,26 @@ def test_a_date_out_of_range_is_a_400(client: TestClient, keys: dict[str, str], 
     answer = client.get(f"{BASE}/requests.json", params={"api_key": keys["hotline"], **window})
     assert answer.status_code == 400, answer.text
     assert "2000 to 2100" in answer.json()[0]["description"]
+
+
+def test_one_name_is_one_hotline_operator_and_a_replacement_key_keeps_its_history(
+    db: DatabaseSettings, client: TestClient, engine: Engine, door: Door
+) -> None:
+    """A second active hotline key of a name is refused (it would read the first one's requests); revoked, the name
+    goes to a new key, which reads the requests made under it."""
+    with engine.begin() as conn:
+        first = service.create_api_key(conn, SECRET_KEY, name="东城热线", rate_limited=False, role="hotline")
+        with pytest.raises(DuplicateKeyName, match="revoke"):
+            service.create_api_key(conn, SECRET_KEY, name="东城热线", rate_limited=False, role="hotline")
+    made = _post(client, first.key, service_code="clinic", lat=door.lat, long=door.lon, description="无证诊所")
+    request_id = made.json()[0]["service_request_id"]
+    env = {"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET_KEY}
+    create = ["apikey", "create", "--name", "东城热线", "--role", "hotline", "--no-rate-limit"]
+    refused = CliRunner().invoke(gridgov, create, env=env)
+    assert refused.exit_code != 0
+    assert "an active API key named '东城热线' exists" in refused.output and first.record.prefix in refused.output
+    revoked = CliRunner().invoke(gridgov, ["apikey", "revoke", first.record.prefix], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    replaced = CliRunner().invoke(gridgov, create, env=env)
+    assert replaced.exit_code == 0, replaced.output
+    assert _one(client, replaced.stdout.strip(), request_id)["description"] == "无证诊所"
