@@ -389,14 +389,18 @@ def cluster_points(x_m: NDArray[np.float64], y_m: NDArray[np.float64], tile: Til
 # ------------------------------------------------------------------------------------------------ TileJSON
 
 
-def tilejson(spec: LayerSpec, *, query: str = "") -> dict[str, Any]:
-    """The TileJSON 3.0.0 document of a layer (`query`, e.g. `?coords=gcj02`, is appended to the tile template)."""
+def tilejson(spec: LayerSpec, *, base_url: str = "", query: str = "") -> dict[str, Any]:
+    """The TileJSON 3.0.0 document of a layer.
+
+    `base_url` (the server's, e.g. `http://gis.example:8000`) makes the tile template absolute, as GIS clients such
+    as QGIS need; `query` (e.g. `?coords=gcj02`) is appended to it.
+    """
     return {
         "tilejson": "3.0.0",
         "name": spec.label_zh,
         "description": f"东莞市{spec.label_zh}矢量瓦片（按当前用户的权限范围过滤）",
         "scheme": "xyz",
-        "tiles": [f"/tiles/{spec.layer.value}/{{z}}/{{x}}/{{y}}.mvt{query}"],
+        "tiles": [f"{base_url.rstrip('/')}/tiles/{spec.layer.value}/{{z}}/{{x}}/{{y}}.mvt{query}"],
         "minzoom": spec.minzoom,
         "maxzoom": spec.maxzoom,
         "bounds": list(DONGGUAN_BOUNDS_LON_LAT),

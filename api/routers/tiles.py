@@ -59,11 +59,15 @@ def tile_store(request: Request) -> TileStore:
     summary="图层的 TileJSON 3.0.0 描述",
     responses={404: {"description": "没有该图层"}},
 )
-def layer_tilejson(layer: LayerName, principal: CurrentPrincipal, coords: CoordsParam = "wgs84") -> JSONResponse:
+def layer_tilejson(
+    request: Request, layer: LayerName, principal: CurrentPrincipal, coords: CoordsParam = "wgs84"
+) -> JSONResponse:
     """The TileJSON of a layer: tile URL template, zoom range, Dongguan's bounds and the fields of its features."""
     spec = layer_spec(layer)
     require(principal, LAYER_CAPABILITY[spec.layer])
-    document = tilejson(spec, query="" if coords == "wgs84" else f"?coords={coords}")
+    # Absolute, on this server's base URL (with any root path): QGIS does not resolve a relative template.
+    query = "" if coords == "wgs84" else f"?coords={coords}"
+    document = tilejson(spec, base_url=str(request.base_url), query=query)
     return JSONResponse(document, headers={"Cache-Control": "private, max-age=60"})
 
 

@@ -116,7 +116,8 @@ def test_every_layer_describes_itself_in_tilejson(client: TestClient, world: Wor
         assert answer.status_code == 200, answer.text
         document = answer.json()
         assert document["tilejson"] == "3.0.0"
-        assert document["tiles"] == [f"/tiles/{layer.value}/{{z}}/{{x}}/{{y}}.mvt"]
+        # Absolute on the server's base URL (QGIS needs it), with the path the dashboard uses.
+        assert document["tiles"] == [f"http://testserver/tiles/{layer.value}/{{z}}/{{x}}/{{y}}.mvt"]
         assert document["name"] == LAYERS[layer].label_zh
         west, south, east, north = document["bounds"]
         assert 113.5 < west < east < 114.3 and 22.6 < south < north < 23.2, "Dongguan's bounds"
@@ -124,7 +125,10 @@ def test_every_layer_describes_itself_in_tilejson(client: TestClient, world: Wor
         (vector_layer,) = document["vector_layers"]
         assert vector_layer["id"] == layer.value and vector_layer["fields"]
     gcj = client.get("/tiles/grids.json?coords=gcj02", headers=world.headers["centre"]).json()
-    assert gcj["tiles"] == ["/tiles/grids/{z}/{x}/{y}.mvt?coords=gcj02"]
+    assert gcj["tiles"] == ["http://testserver/tiles/grids/{z}/{x}/{y}.mvt?coords=gcj02"]
+    # Behind another host name, the template follows it.
+    proxied = client.get("/tiles/grids.json", headers={**world.headers["centre"], "Host": "gis.dongguan.example:8443"})
+    assert proxied.json()["tiles"] == ["http://gis.dongguan.example:8443/tiles/grids/{z}/{x}/{y}.mvt"]
 
 
 def test_the_command_centre_sees_every_layer_at_the_door(client: TestClient, world: World) -> None:
