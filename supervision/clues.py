@@ -89,7 +89,7 @@ class ClueView:
     description: str
     severity: Literal["normal", "severe"]
     status: str = field(metadata={"description": "其任务的状态"})
-    source: Literal["field", "hotline"] = field(metadata={"description": "field（网格员上报）或 hotline（热线）"})
+    source: Literal["field", "hotline"] = field(metadata={"description": "field（现场上报）或 hotline（热线）"})
     reported_at: datetime
     address: str | None
     town_code: str | None

@@ -58,7 +58,7 @@ entity_licence = Table(
 
 # The values of a clue's kind, source and severity columns, and what the pages call them (GET /v1/vocabulary).
 CLUE_KIND_LABELS_ZH = {"clue": "线索", "unlicensed": "无照经营"}
-CLUE_SOURCE_LABELS_ZH = {"field": "网格员上报", "hotline": "热线"}
+CLUE_SOURCE_LABELS_ZH = {"field": "现场上报", "hotline": "热线"}
 CLUE_SEVERITY_LABELS_ZH = {"normal": "一般", "severe": "严重"}
 
 clue = Table(

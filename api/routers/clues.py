@@ -118,7 +118,7 @@ Filters = Annotated[ClueFilters, Depends(clue_filters)]
 def get_clues(
     _: ClueReader, scope: CurrentScope, conn: ReadConn, filters: Filters, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ClueView]:
-    """按镇街、村（社区）、网格、H3 单元、类别、来源（默认网格员上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
+    """按镇街、村（社区）、网格、H3 单元、类别、来源（默认现场上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
     return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
 
 

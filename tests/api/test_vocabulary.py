@@ -48,6 +48,10 @@ def test_every_state_duty_and_class_has_its_chinese_name_and_colour(client: Test
     assert {t.value: t.colour for t in vocabulary.hot_classes} == HOT_COLOURS
     assert [t.value for t in vocabulary.emerging_classes] == list(EMERGING_CLASSES)
     assert {t.value for t in vocabulary.event_sources} == {"field", "hotline", "inspection"}
+    # A clue posted on the dashboard by the command centre or a dispatcher is a field report too: 现场上报, not
+    # 网格员上报; the code stays `field`.
+    assert {t.value: t.label for t in vocabulary.clue_sources} == {"field": "现场上报", "hotline": "热线"}
+    assert {t.value: t.label for t in vocabulary.event_sources}["field"] == "现场上报"
     assert {t.value for t in vocabulary.clue_severities} == {"normal", "severe"}
     assert [t.value for t in vocabulary.layers] == ["towns", "communities", "grids"]
     everything = [
