@@ -65,6 +65,10 @@ export function mountSearch(form, map, { coords, showMarker, drillToGrid, setSta
     return answer;
   }
 
+  // The answer's card folds away when the box is emptied or Escape is pressed in it (the marker stays).
+  input.addEventListener("input", () => { if (!input.value.trim()) { result.replaceChildren(); } });
+  input.addEventListener("keydown", (event) => { if (event.key === "Escape") { result.replaceChildren(); } });
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
