@@ -98,7 +98,7 @@ def test_the_town_leader_sees_heat_hexagons_and_hotspots_with_a_true_legend(
     assert page.locator("#clues tbody tr").count() == min(busiest["count"], 500)
     # Kinds, states and sources are shown by their Chinese names (GET /v1/vocabulary), never as codes.
     sources = set(page.locator("#clues tbody tr td:nth-child(8)").all_inner_texts())
-    assert sources and sources <= {"网格员上报", "热线"}
+    assert sources and sources <= {"现场上报", "热线"}
     states = page.locator("#clues tbody tr td:nth-child(7)").all_inner_texts()
     assert states and all(re.search(r"[\u4e00-\u9fff]", state) for state in states)
     page.screenshot(path=str(artifacts_dir / "heatmap_clue_list.png"), animations="disabled")

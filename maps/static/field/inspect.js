@@ -1,5 +1,5 @@
 /**
- * field/inspect.js: one task — its facts, its photos and its history — and 记录核查: the result (正常 / 发现问题, or
+ * field/inspect.js: one task — its facts, its photos and its history — and 记录核查: the result (正常 / 有问题, or
  * 复查完成 after a notice: the moves a grid worker may make that the task allows now), a note, photos and the
  * browser's location, which the inspection needs as proof of presence (the server flags a point more than 200 m
  * from the entity). 提交 makes the transition once, then sends the photos one by one; a photo that fails can be

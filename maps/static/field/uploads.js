@@ -23,7 +23,7 @@ export function photoFailure(status, body) {
     [/at most/, "照片数量已达上限（每项最多 9 张）"],
     [/as declared/, "文件内容与其类型不符"],
     [/not a readable image|images are not accepted/, "不是可识别的照片（请用 JPEG、PNG 或 WebP）"],
-    [/closed|cancelled|takes no more/, "任务已办结或已撤销，不能再上传照片"],
+    [/closed|cancelled|takes no more/, "该任务已结束，不能再上传照片"],
   ];
   for (const [pattern, words] of rules) {
     if (pattern.test(detail)) { return words; }

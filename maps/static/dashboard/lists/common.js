@@ -85,7 +85,7 @@ export function holderLabel(holder, { workerName, departments } = {}) {
   if (!holder) { return "无"; }
   const [kind, rest = ""] = holder.split(/:(.*)/s);
   if (kind === "worker") { return workerName ? `网格员 ${workerName}（${rest}）` : `网格员 ${rest}`; }
-  if (kind === "grid") { return `网格 ${rest}（待分派）`; }
+  if (kind === "grid") { return `网格 ${rest}（网格待办队列）`; }
   if (kind === "community") { return `村（社区）${rest}`; }
   if (kind === "department") { return `部门：${departmentNames(rest, departments)}`; }
   return holder;
@@ -158,7 +158,7 @@ export function messageLine() {
 const SYSTEM_NOTES = [
   [/^assigned to worker (\d+)$/, "分派给网格员 $1"],
   [/^no worker of the grid has room: waiting in the grid's queue$/, "网格内网格员已满，在网格队列中等待"],
-  [/^a worker of the grid has room now$/, "网格内有网格员空出，已分派"],
+  [/^a worker of the grid has room now$/, "网格内有网格员空出，任务已派出"],
   [/^check the new address$/, "核查新地址"],
   [/^needs (.+)$/, "需要：$1"],
   [/^annual report for (\d+) not filed$/, "$1 年度报告未报送"],

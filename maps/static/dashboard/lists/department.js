@@ -7,12 +7,8 @@
 
 import { createTaskList } from "./tasks.js";
 
-/** The statuses a department's cases are listed by, waiting for an answer first. */
-const DEPARTMENT_STATUSES = [
-  { value: "escalated_department", label: "待部门处理" },
-  { value: "department_feedback", label: "部门已反馈" },
-  { value: "closed", label: "已办结" },
-];
+/** The statuses a department's cases are listed by, waiting for an answer first (named by the vocabulary). */
+const DEPARTMENT_STATUSES = ["escalated_department", "department_feedback", "closed"];
 
 /** The 部门案件 pane. `deps`: as createTaskList's; `department`: {code, label}. */
 export function createDepartmentList(deps, department) {
@@ -20,7 +16,7 @@ export function createDepartmentList(deps, department) {
     pane: "department",
     label: `${department.label || department.code}的案件`,
     fixed: { department: department.code },
-    statuses: DEPARTMENT_STATUSES,
+    statuses: DEPARTMENT_STATUSES.map((value) => ({ value, label: deps.vocab.label("task_statuses", value) })),
     status: "escalated_department",
     followView: false,
   });

@@ -15,7 +15,7 @@ import { actorLabel, departmentNames, formatTime, h, holderLabel, messageLine, n
 const MOVE_LABELS = {
   assigned: "分派给网格员",
   inspected_ok: "核查无问题",
-  inspected_problem: "核查发现问题",
+  inspected_problem: "核查有问题",
   notice_issued: "下达整改通知",
   reinspected: "复查完成",
   escalated_community: "上报村（社区）",
