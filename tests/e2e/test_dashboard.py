@@ -25,13 +25,14 @@ from gis.settings import DatabaseSettings
 from maps.settings import MapSettings
 from supervision.uscc import uscc_check_char
 from tests.support.accounts import PASSWORD, make_api_key, make_users
-from tests.support.city import busiest_town
+from tests.support.city import a_worker, busiest_town
 from tests.support.server import SECRET_KEY, server_settings
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 CENTRE, LEADER = "zhihui", "zhenjie"
+DISPATCHER, WORKER, OFFICER = "diaodu", "wanggeyuan", "bumen"
 READY = "window.gridgov && window.gridgov.page && window.gridgov.page.isReady()"
 
 
@@ -44,7 +45,17 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
         own = conn.execute(
             text("SELECT code, name FROM town WHERE code <> :t ORDER BY code LIMIT 1"), {"t": other.code}
         ).one()
-        make_users(conn, {CENTRE: ("command_centre", None), LEADER: ("town_leader", own.code)})
+        worker = a_worker(conn)
+        make_users(
+            conn,
+            {
+                CENTRE: ("command_centre", None),
+                LEADER: ("town_leader", own.code),
+                DISPATCHER: ("dispatcher", worker.community_code),
+                WORKER: ("grid_worker", str(worker.id)),
+                OFFICER: ("department_officer", "tobacco"),
+            },
+        )
         key = make_api_key(conn, SECRET_KEY, name="e2e-registry")
         # The grid with the most clues in the busy town: entities and clues a city-wide account sees there.
         busy = conn.execute(
@@ -416,5 +427,81 @@ def test_the_dashboard_has_no_inline_script_and_reaches_nothing_beyond_this_serv
     assert any("/tiles/grids/" in u for u in web), "the grids come from the vector tiles"
     foreign = sorted({urlsplit(u).hostname or "" for u in web} - LOCAL_HOSTS)
     assert not foreign, f"the page reached beyond this server: {foreign}"
+    assert not errors, errors
+    context.close()
+
+
+def _open_as(browser: Any, base_url: str, who: str, path: str = "/") -> tuple[Any, Any, list[str]]:
+    """The dashboard signed in as account `who`, or, for "api_key:<key>", with an API key on every request."""
+    if not who.startswith("api_key:"):
+        return _sign_in(browser, base_url, who, path)
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, locale="zh-CN", extra_http_headers={"X-API-Key": who[8:]}
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(base_url + path)
+    page.wait_for_function(READY, timeout=30_000)
+    return context, page, errors
+
+
+def _lists_settled(page: Any) -> None:
+    page.wait_for_function("window.gridgov.lists !== undefined", timeout=15_000)
+    page.evaluate(
+        "window.gridgov.lists.ready.then(() => window.gridgov.lists.settled && window.gridgov.lists.settled())"
+    )
+
+
+def _no_error_shown(page: Any, refused: list[str]) -> None:
+    """Nothing on the page reads as a failure: no 403 asked, no warning, no panel or list in error."""
+    assert not refused, f"the dashboard asked what the role may not read: {refused}"
+    status = page.locator("#status")
+    assert "warning" not in (status.get_attribute("class") or ""), status.inner_text()
+    kpi = page.locator("#kpi").inner_text()
+    assert "暂不可用" not in kpi and "无权" not in kpi, kpi
+    assert page.locator("#side .error").count() == 0, page.locator("#side").inner_text()
+    assert "失败" not in page.locator("#side").inner_text()
+
+
+@pytest.mark.parametrize(
+    ("role", "start"),
+    [
+        (CENTRE, "city"),
+        (LEADER, "town"),
+        (DISPATCHER, "community"),
+        (OFFICER, "city"),
+        (WORKER, "grid"),
+        ("api_client", "city"),
+    ],
+)
+def test_every_role_opens_the_dashboard_on_its_own_area_without_an_error(
+    role: str, start: str, live_url: str, browser: Any, city: dict[str, Any], artifacts_dir: Path
+) -> None:
+    who = f"api_key:{city['api_key']}" if role == "api_client" else role
+    refused: list[str] = []
+    context, page, errors = _open_as(browser, live_url, who)
+    page.on("response", lambda r: refused.append(r.url) if r.status == 403 else None)
+    page.reload()
+    page.wait_for_function(READY, timeout=30_000)
+    me = context.request.get(f"{live_url}/v1/me").json()
+    view = page.evaluate("window.gridgov.page.view()")
+    assert view["level"] == start, (view, me["area"])
+    if start == "city":
+        assert view["code"] is None and _crumbs(page) == ["东莞市"]
+    else:
+        # The view starts at the caller's own unit, which the breadcrumb names (never a raw code).
+        assert view["code"] == me["area"]["code"], (view, me["area"])
+        assert _crumbs(page) == [me["area"]["label"]]
+    page.evaluate("window.gridgov.page.settled()")
+    _lists_settled(page)
+    _idle(page)
+    if "stats.read" in me["capabilities"]:
+        # Every panel reads the figures of the caller's unit (a department officer: their department's).
+        assert page.locator("#kpi .kpi-cards .kpi").count() == 8
+    else:
+        assert "不含指标" in page.locator("#kpi").inner_text()
+    page.screenshot(path=str(artifacts_dir / f"dashboard_role_{role}.png"))
+    _no_error_shown(page, refused)
     assert not errors, errors
     context.close()

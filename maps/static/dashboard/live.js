@@ -13,10 +13,11 @@ const FEED_LENGTH = 50;
 
 /**
  * The live feed in element `feed`, the indicator in `indicator`. `toMap(lon, lat)` shifts WGS84 into the map's
- * system; `refresh(layer)` asks a tile layer again; `listeners` hear every event object.
+ * system; `refresh(layer)` asks a tile layer again; `listeners` hear every event object; `streaming` false (a
+ * credential the stream would refuse) opens none.
  * Returns {events (the latest first), reloadRecent(), close()}.
  */
-export function startLive(map, { feed, indicator, toMap, refresh, listeners }) {
+export function startLive(map, { feed, indicator, toMap, refresh, listeners, streaming = true }) {
   const events = [];
   let recent = { type: "FeatureCollection", features: [] };
   const pendingRefresh = new Set();
@@ -87,6 +88,12 @@ export function startLive(map, { feed, indicator, toMap, refresh, listeners }) {
     while (feed.children.length > FEED_LENGTH) { feed.lastElementChild.remove(); }
   }
 
+  if (!streaming) {
+    // The credential reads no task, clue or review item: the server would refuse the stream; say so calmly.
+    indicator.textContent = "实时：本账号无实时动态";
+    indicator.dataset.state = "off";
+    return { events, reloadRecent, close() {} };
+  }
   const stream = openEventStream("/v1/live", {
     events: ["registration", "task", "clue"],
     onState(state) {

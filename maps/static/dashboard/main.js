@@ -3,8 +3,8 @@
  * (drill.js), the KPI panel and trend chart (kpi.js, charts.js), the search (search.js), the live feed (live.js),
  * the PNG export (export.js) and the lists beside the map (./lists/, mounted with the context `ctx` below).
  * Who is signed in (GET /v1/me) decides where the view starts and what it may reach: the command centre the
- * city, a town leader their town, a dispatcher their community, a department officer the city with their
- * department's figures.
+ * city, a town leader their town, a dispatcher their community, a grid worker their grid, a department officer
+ * the city with their department's figures, a credential without figures (an API key) the city's map alone.
  *
  * Test hook (window.gridgov.page):
  *   ready               a promise, resolved once the first view is drawn; isReady() the same as a flag
@@ -59,6 +59,7 @@ function rootOf(who) {
   const area = who && who.area;
   if (area && area.kind === "town" && area.code) { return { level: "town", code: area.code, name: area.label }; }
   if (area && area.kind === "community" && area.code) { return { level: "community", code: area.code, name: area.label }; }
+  if (area && area.kind === "worker" && area.code) { return { level: "grid", code: area.code, name: area.label }; }
   return { ...CITY };
 }
 const root = rootOf(me);
@@ -108,8 +109,14 @@ function kpiQuery(view) {
 /** The unit of a view for the drill-down: GET /v1/kpi (shown in the panel), or what the tiles know of it. */
 async function loadUnit(view) {
   const trend = seesFigures ? getJson(`/v1/kpi/trend?${kpiQuery(view)}&days=30`).catch(() => null) : Promise.resolve(null);
+  if (!seesFigures) {
+    // Not an error: this credential reads the map, not the figures.
+    kpiPanel.clear("本账号只查看地图，不含指标");
+    trendChart.clear();
+    if (view.level === "city") { return { name: CITY.name, bbox: config.boundsLonLat }; }
+    return { name: null, bboxMap: tileBox(view.level, view.code) };
+  }
   try {
-    if (!seesFigures) { throw new Error("无权查看指标"); }
     const kpi = await getJson(`/v1/kpi?${kpiQuery(view)}`);
     kpiPanel.show(kpi);
     trend.then((t) => (t ? trendChart.show(t) : trendChart.clear()));
@@ -201,6 +208,8 @@ const live = startLive(map, {
   toMap,
   refresh: (name) => layers.refresh(name),
   listeners: liveListeners,
+  // GET /v1/live streams only to a credential that reads tasks, clues or review items.
+  streaming: !me || ["task.read", "clue.read", "review.read"].some((name) => capabilities.has(name)),
 });
 live.reloadRecent();
 
