@@ -6,7 +6,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -503,5 +503,24 @@ def test_every_role_opens_the_dashboard_on_its_own_area_without_an_error(
         assert "不含指标" in page.locator("#kpi").inner_text()
     page.screenshot(path=str(artifacts_dir / f"dashboard_role_{role}.png"))
     _no_error_shown(page, refused)
+    assert not errors, errors
+    context.close()
+
+
+def test_the_kpi_period_names_the_last_day_the_window_includes(
+    live_url: str, browser: Any, city: dict[str, Any]
+) -> None:
+    context, page, errors = _sign_in(browser, live_url, CENTRE)
+    answers: list[Any] = []
+    page.on("response", lambda r: answers.append(r) if urlsplit(r.url).path == "/v1/kpi" else None)
+    page.reload()
+    page.wait_for_function(READY, timeout=30_000)
+    page.evaluate("window.gridgov.page.settled()")
+    # The window the page was given is half-open: it ends at midnight after the last day it counts.
+    assert len(answers) == 1, [a.url for a in answers]
+    window = answers[0].json()["window"]
+    first = window["from"][:10]
+    last = (date.fromisoformat(window["to"][:10]) - timedelta(days=1)).isoformat()
+    assert page.locator("#kpi .kpi-window").inner_text() == f"统计期：{first} 至 {last}"
     assert not errors, errors
     context.close()

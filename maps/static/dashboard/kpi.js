@@ -29,6 +29,17 @@ export function formatFigure(value, kind) {
   return Number(value).toLocaleString("zh-CN");
 }
 
+/**
+ * The days a KPI window covers, as the panel prints them: GET /v1/kpi's window is half-open ([from 00:00, to
+ * 00:00) in Beijing time), so the last day included is the day before `to`.
+ */
+export function windowLabel(window) {
+  const first = window.from.slice(0, 10);
+  const end = new Date(`${window.to.slice(0, 10)}T00:00:00Z`);
+  end.setUTCDate(end.getUTCDate() - 1);
+  return `统计期：${first} 至 ${end.toISOString().slice(0, 10)}`;
+}
+
 function cell(tag, text, className) {
   const el = document.createElement(tag);
   el.textContent = text;
@@ -53,7 +64,7 @@ export function mountKpiPanel(el, childrenEl, { onChild }) {
 
   function show(kpi) {
     heading.textContent = `${kpi.name} 指标`;
-    windowText.textContent = kpi.window ? `统计期：${kpi.window.from.slice(0, 10)} 至 ${kpi.window.to.slice(0, 10)}` : "";
+    windowText.textContent = kpi.window ? windowLabel(kpi.window) : "";
     cards.replaceChildren();
     for (const [key, label, kind] of FIGURES) {
       const box = document.createElement("div");
