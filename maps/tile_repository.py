@@ -43,11 +43,14 @@ _TOWNS = """WITH env AS (
 ),
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name,
-           ST_AsMVTGeom(
-               ST_Affine(ST_Transform(ST_ClipByBox2D(
-                   CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
-               ), 3857), :a, :b, :d, :e, :xoff, :yoff),
-               env.tile, :extent, :buffer, true) AS geom
+           coalesce(
+               ST_AsMVTGeom(
+                   ST_Affine(ST_Transform(ST_ClipByBox2D(s.snapped, env.sel), 3857), :a, :b, :d, :e, :xoff, :yoff),
+                   env.tile, :extent, :buffer, true),
+               ST_AsMVTGeom(
+                   ST_Affine(ST_Transform(ST_ClipByBox2D(h.geom, env.sel), 3857), :a, :b, :d, :e, :xoff, :yoff),
+                   env.tile, :extent, :buffer, true)
+           ) AS geom
     FROM town h
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
@@ -64,11 +67,14 @@ _COMMUNITIES = """WITH env AS (
 ),
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code,
-           ST_AsMVTGeom(
-               ST_Affine(ST_Transform(ST_ClipByBox2D(
-                   CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
-               ), 3857), :a, :b, :d, :e, :xoff, :yoff),
-               env.tile, :extent, :buffer, true) AS geom
+           coalesce(
+               ST_AsMVTGeom(
+                   ST_Affine(ST_Transform(ST_ClipByBox2D(s.snapped, env.sel), 3857), :a, :b, :d, :e, :xoff, :yoff),
+                   env.tile, :extent, :buffer, true),
+               ST_AsMVTGeom(
+                   ST_Affine(ST_Transform(ST_ClipByBox2D(h.geom, env.sel), 3857), :a, :b, :d, :e, :xoff, :yoff),
+                   env.tile, :extent, :buffer, true)
+           ) AS geom
     FROM community h
     CROSS JOIN env
     CROSS JOIN LATERAL (SELECT ST_SnapToGrid(h.geom, :snap) AS snapped) s
@@ -106,11 +112,14 @@ features AS (
            CASE WHEN {clue_covers} THEN coalesce(cc.clues_30d, 0) END AS clues_30d,
            CASE WHEN {task_covers} THEN tc.next_due END AS next_due,
            CASE WHEN {clue_covers} THEN cc.next_expiry END AS next_expiry,
-           ST_AsMVTGeom(
-               ST_Affine(ST_Transform(ST_ClipByBox2D(
-                   CASE WHEN s.snapped IS NULL OR ST_IsEmpty(s.snapped) THEN h.geom ELSE s.snapped END, env.sel
-               ), 3857), :a, :b, :d, :e, :xoff, :yoff),
-               env.tile, :extent, :buffer, true) AS geom
+           coalesce(
+               ST_AsMVTGeom(
+                   ST_Affine(ST_Transform(ST_ClipByBox2D(s.snapped, env.sel), 3857), :a, :b, :d, :e, :xoff, :yoff),
+                   env.tile, :extent, :buffer, true),
+               ST_AsMVTGeom(
+                   ST_Affine(ST_Transform(ST_ClipByBox2D(h.geom, env.sel), 3857), :a, :b, :d, :e, :xoff, :yoff),
+                   env.tile, :extent, :buffer, true)
+           ) AS geom
     FROM grid h
     JOIN grid_version v ON v.id = h.version_id AND v.status = 'active'
     CROSS JOIN env
