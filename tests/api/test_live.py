@@ -14,13 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
 from api.auth import service
 from gis import clock
-from gis.cluster import free_port
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from supervision.live import LiveEvent, LiveFeed, sees_clue, sees_task
@@ -30,6 +28,7 @@ from supervision.uscc import uscc_check_char
 from tests.support.accounts import make_api_key, make_users
 from tests.support.city import a_door_in_another_town, a_door_with_workers
 from tests.support.server import SECRET_KEY, make_app
+from tests.support.server import served as served_app
 
 pytestmark = pytest.mark.db
 
@@ -86,32 +85,23 @@ class Served:
 def served(db: DatabaseSettings, city: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The app as `gridgov serve` runs it (uvicorn, background jobs), with every user signed in."""
     app = make_app(db, tmp_path_factory.mktemp("state"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-live", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    # The app's feed, with a heartbeat every half second so that a test's stream wakes often.
-    app.state.live_feed = LiveFeed(app.state.engine, heartbeat_s=0.5)
-    with httpx.Client(base_url=url, timeout=30) as http:
-        out = Served(app, url, http)
-        for user in USERS:
-            response = http.post("/v1/auth/token", data={"username": user, "password": "correct horse battery staple"})
-            assert response.status_code == 200, response.text
-            out.tokens[user] = {"Authorization": f"Bearer {response.json()['access_token']}"}
-        out.tokens["key"] = {"X-API-Key": city["api_key"]}
-        out.tokens["hotline"] = {"X-API-Key": city["hotline"]}
-        yield out
-    feed = getattr(app.state, "live_feed", None)
-    if feed is not None:
-        feed.stop()
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(app, name="uvicorn-live") as url:
+        # The app's feed, with a heartbeat every half second so that a test's stream wakes often.
+        app.state.live_feed = LiveFeed(app.state.engine, heartbeat_s=0.5)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            out = Served(app, url, http)
+            for user in USERS:
+                response = http.post(
+                    "/v1/auth/token", data={"username": user, "password": "correct horse battery staple"}
+                )
+                assert response.status_code == 200, response.text
+                out.tokens[user] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+            out.tokens["key"] = {"X-API-Key": city["api_key"]}
+            out.tokens["hotline"] = {"X-API-Key": city["hotline"]}
+            yield out
+        feed = getattr(app.state, "live_feed", None)
+        if feed is not None:
+            feed.stop()
 
 
 @dataclass

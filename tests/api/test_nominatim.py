@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from geopy.exc import GeocoderAuthenticationFailure
 from geopy.geocoders import Nominatim
 from sqlalchemy import text
 
-from gis.cluster import free_port
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from tests.support.accounts import make_api_key
-from tests.support.server import SECRET_KEY, make_app
+from tests.support.server import SECRET_KEY, make_app, served
 
 pytestmark = pytest.mark.db
 
@@ -44,19 +40,8 @@ def key(db: DatabaseSettings) -> str:
 @pytest.fixture(scope="module")
 def port(db: DatabaseSettings, key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The app served by uvicorn on a free loopback port, in a background thread."""
-    app = make_app(db, tmp_path_factory.mktemp("state"))
-    chosen = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=chosen, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-nominatim", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield chosen
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(make_app(db, tmp_path_factory.mktemp("state")), name="uvicorn-nominatim") as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")

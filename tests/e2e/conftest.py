@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.main import create_app
-from gis.cluster import free_port
 from gis.settings import DatabaseSettings, ServerSettings
+from tests.support.server import served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,19 +29,8 @@ CHROMIUM_ARGS = [
 def base_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app of this module's database, served by uvicorn on a free loopback port in a background thread."""
     settings = ServerSettings(secret_key="x" * 40, state_dir=tmp_path_factory.mktemp("state"))
-    app = create_app(db_settings=db, server_settings=settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(db_settings=db, server_settings=settings), name="uvicorn-e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
