@@ -24,6 +24,8 @@ from api.auth.security import (
     verify_password,
 )
 from grids.models import community, town, worker
+from supervision.routing import default_router
+from supervision.task_states import OPEN_STATUSES
 
 DEMO_USERNAME = "demo"
 MIN_PASSWORD_CHARS = 8
@@ -121,16 +123,82 @@ def count_users(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(app_user)).scalar_one())
 
 
-def ensure_demo_user(conn: Connection) -> tuple[UserRecord, str] | None:
-    """Create the command-centre `demo` account when no account exists: (user, password), else None.
+# The demo city's people, one account per role, so that every journey of the dashboard and the field page can be
+# walked by hand after `make run`: (username, role), the scope chosen where the demo city has the most work.
+DEMO_ACCOUNTS: tuple[tuple[str, Role], ...] = (
+    (DEMO_USERNAME, Role.COMMAND_CENTRE),
+    ("demo_town", Role.TOWN_LEADER),
+    ("demo_dispatcher", Role.DISPATCHER),
+    ("demo_worker", Role.GRID_WORKER),
+    ("demo_officer", Role.DEPARTMENT_OFFICER),
+)
 
-    The password is GRIDGOV_DEMO_PASSWORD when set, otherwise generated; it is returned once and never stored in clear.
+
+def _busiest(conn: Connection, sql: str, params: dict[str, object]) -> str | None:
+    """The first value of a query that ranks units by their open work (None when there is none)."""
+    value = conn.execute(text(sql), {"open": list(OPEN_STATUSES), **params}).scalar()
+    return None if value is None else str(value)
+
+
+def demo_scopes(conn: Connection) -> dict[Role, str]:
+    """Where the demo's scoped accounts look: the town, community, worker and department with the most open work.
+
+    Empty when the database holds no city yet (then only the command centre's account is made).
+    """
+    town_code = _busiest(
+        conn,
+        "SELECT coalesce((SELECT t.town_code FROM task t WHERE t.status = ANY(:open) GROUP BY 1 "
+        "ORDER BY count(*) DESC, 1 LIMIT 1), (SELECT min(code) FROM town))",
+        {},
+    )
+    if town_code is None:
+        return {}
+    community_code = _busiest(
+        conn,
+        "SELECT coalesce((SELECT t.community_code FROM task t WHERE t.status = ANY(:open) AND t.town_code = :town "
+        "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), (SELECT min(code) FROM community WHERE town_code = :town))",
+        {"town": town_code},
+    )
+    worker_id = _busiest(
+        conn,
+        "SELECT w.id FROM worker w WHERE w.active AND w.grid_code LIKE :community || '%' ORDER BY "
+        "(SELECT count(*) FROM task t WHERE t.worker_id = w.id AND t.status = ANY(:open)) DESC, w.id LIMIT 1",
+        {"community": community_code},
+    )
+    department = (
+        _busiest(
+            conn,
+            "SELECT d FROM task t, unnest(string_to_array(t.department_codes, ',')) d WHERE t.status = ANY(:open) "
+            "GROUP BY d ORDER BY count(*) DESC, d LIMIT 1",
+            {},
+        )
+        or next(iter(default_router().departments())).code
+    )
+    scopes = {Role.TOWN_LEADER: town_code, Role.DEPARTMENT_OFFICER: department}
+    if community_code is not None:
+        scopes[Role.DISPATCHER] = community_code
+    if worker_id is not None:
+        scopes[Role.GRID_WORKER] = worker_id
+    return scopes
+
+
+def ensure_demo_users(conn: Connection) -> tuple[list[UserRecord], str] | None:
+    """Create the demo accounts when no account exists: ([users], the one password), else None.
+
+    The command centre's `demo`, and one account per scoped role where the demo city has the most work (a town
+    leader, a dispatcher, a grid worker, a department officer) when a city is loaded. The password is
+    GRIDGOV_DEMO_PASSWORD when set, otherwise generated; it is returned once and never stored in clear.
     """
     if count_users(conn) > 0:
         return None
     password = os.environ.get("GRIDGOV_DEMO_PASSWORD") or secrets.token_urlsafe(12)
-    user = create_user(conn, username=DEMO_USERNAME, role=Role.COMMAND_CENTRE.value, scope=None, password=password)
-    return user, password
+    scopes = demo_scopes(conn)
+    users = []
+    for username, role in DEMO_ACCOUNTS:
+        if role is Role.COMMAND_CENTRE or role in scopes:
+            scope = scopes.get(role)
+            users.append(create_user(conn, username=username, role=role.value, scope=scope, password=password))
+    return users, password
 
 
 def authenticate(conn: Connection, username: str, password: str) -> UserRecord | None:

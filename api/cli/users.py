@@ -50,17 +50,21 @@ def users_create(
 
 @app.command("ensure-demo")
 def users_ensure_demo() -> None:
-    """Create the command-centre account `demo` when no account exists, and say how to sign in."""
+    """Create the demo accounts (the command centre's `demo`, and one per role on a loaded city) when no account
+    exists, and say how to sign in."""
     from api.auth import service
+    from supervision.kpi import ROLE_LABELS_ZH
 
     with connection() as conn:
         server = ServerSettings()
         url = f"http://{server.host}:{server.port}/"
-        created = service.ensure_demo_user(conn)
+        created = service.ensure_demo_users(conn)
     if created is None:
         typer.echo(f"accounts exist; sign in at {url}")
         return
-    user, password = created
-    typer.echo(f"sign in at {url}")
-    typer.echo(f"  user:     {user.username}")
-    typer.echo(f"  password: {password}   (shown once; set GRIDGOV_DEMO_PASSWORD to choose it)")
+    users, password = created
+    typer.echo(f"sign in at {url} (the grid worker's phone page: {url}field)")
+    for user in users:
+        where = f", scope {user.scope}" if user.scope else ""
+        typer.echo(f"  user:     {user.username:<16} {ROLE_LABELS_ZH.get(user.role, user.role)}{where}")
+    typer.echo(f"  password: {password}   (the same for each; shown once; set GRIDGOV_DEMO_PASSWORD to choose it)")

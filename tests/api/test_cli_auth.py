@@ -11,6 +11,7 @@ from api.auth.security import keyed_digest
 from api.cli import app
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from supervision.routing import default_router
 
 pytestmark = pytest.mark.db
 
@@ -138,3 +139,28 @@ def test_make_run_gives_a_newcomer_a_demo_account_once(empty_db: DatabaseSetting
     second = gridgov(empty_db, "users", "ensure-demo")
     assert second.exit_code == 0, second.output
     assert "accounts exist" in second.stdout and "password" not in second.stdout
+
+
+def test_on_a_loaded_city_make_run_gives_one_demo_account_per_role_where_the_work_is(db: DatabaseSettings) -> None:
+    """Every journey of the dashboard and the field page can be walked by hand: one account per role, one password."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM user_session"))
+        conn.execute(text("DELETE FROM app_user"))
+    made = gridgov(db, "users", "ensure-demo", GRIDGOV_DEMO_PASSWORD="demo-password-42")
+    assert made.exit_code == 0, made.output
+    for name, label in (("demo", "指挥中心"), ("demo_town", "镇街领导"), ("demo_dispatcher", "村（社区）调度员"),
+                        ("demo_worker", "网格员"), ("demo_officer", "部门人员")):  # fmt: skip
+        assert name in made.stdout and label in made.stdout, (name, made.stdout)
+    town = _user(db, "demo_town")
+    dispatcher = _user(db, "demo_dispatcher")
+    worker = _user(db, "demo_worker")
+    officer = _user(db, "demo_officer")
+    assert town and dispatcher and worker and officer
+    assert dispatcher[1] is not None and town[1] == dispatcher[1][:9] + "000"  # the dispatcher's town is the leader's
+    with engine.connect() as conn:
+        grid = conn.execute(text("SELECT grid_code FROM worker WHERE id = :w"), {"w": int(worker[1] or 0)}).scalar()
+        assert grid is not None and grid.startswith(dispatcher[1])  # the worker works in the dispatcher's community
+        assert service.authenticate(conn, "demo_worker", "demo-password-42") is not None
+    engine.dispose()
+    assert officer[1] in {d.code for d in default_router().departments()}
