@@ -524,3 +524,36 @@ def test_the_kpi_period_names_the_last_day_the_window_includes(
     assert page.locator("#kpi .kpi-window").inner_text() == f"统计期：{first} 至 {last}"
     assert not errors, errors
     context.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "link", "said"),
+    [
+        (CENTRE, "level=town&code=999999999999", "未找到该单位"),
+        (CENTRE, "level=grid&code=999999999000001", "未找到该单位"),
+        (LEADER, "level=town&code={busy_town}", "超出您的管辖范围"),
+        (LEADER, "level=community&code={own_town_prefix}999", "未找到该单位"),
+        ("api_client", "level=community&code=999999999999", "未找到该单位"),
+    ],
+)
+def test_a_link_to_an_unknown_or_foreign_unit_opens_the_callers_own_view_and_says_why(
+    role: str, link: str, said: str, live_url: str, browser: Any, city: dict[str, Any]
+) -> None:
+    who = f"api_key:{city['api_key']}" if role == "api_client" else role
+    query = link.format(busy_town=city["busy"]["town_code"], own_town_prefix=city["own_town"]["code"][:9])
+    context, page, errors = _open_as(browser, live_url, who, f"/?{query}")
+    page.evaluate("window.gridgov.page.settled()")
+    view = page.evaluate("window.gridgov.page.view()")
+    status = page.locator("#status").inner_text()
+    assert said in status, status
+    if role == LEADER:
+        assert view["code"] == city["own_town"]["code"]
+        assert _crumbs(page) == [city["own_town"]["name"]]
+    else:
+        assert view["level"] == "city"
+        assert _crumbs(page) == ["东莞市"]
+    # The URL is the view's, no longer the link's.
+    assert _query(page) == ({"level": "town", "code": city["own_town"]["code"]} if role == LEADER else {})
+    assert not any(re.search(r"\d{9}", crumb) for crumb in _crumbs(page))
+    assert not errors, errors
+    context.close()

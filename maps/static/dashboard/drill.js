@@ -33,7 +33,8 @@ export function viewFromUrl() {
   return null;
 }
 
-function urlOf(view) {
+/** The dashboard's URL of a view (the page's other query parameters kept). */
+export function urlOf(view) {
   const query = new URLSearchParams(window.location.search);
   query.delete("level");
   query.delete("code");

@@ -27,7 +27,7 @@ import { publishPage } from "../lib/testhook.js";
 import { loadVocabulary } from "../lib/vocab.js";
 import { mountTrendChart } from "./charts.js";
 import { mapCoords } from "./coords.js";
-import { CITY, createDrill, viewFromUrl, within } from "./drill.js";
+import { CITY, createDrill, urlOf, viewFromUrl, within } from "./drill.js";
 import { exportPng } from "./export.js";
 import { mountKpiPanel } from "./kpi.js";
 import { startLabels } from "./labels.js";
@@ -83,6 +83,18 @@ const layers = mountLayerPanel(document.getElementById("layer-panel"), document.
 const kpiPanel = mountKpiPanel(document.getElementById("kpi"), document.getElementById("kpi-children"), { onChild: (child) => drill.go(child.level, child.code) });
 const trendChart = mountTrendChart(document.getElementById("trend"));
 
+/** The box [w, s, e, n] of a GeoJSON geometry's coordinates. */
+function geometryBox(geometry) {
+  let box = null;
+  const visit = (c) => {
+    if (typeof c[0] === "number") {
+      box = box ? [Math.min(box[0], c[0]), Math.min(box[1], c[1]), Math.max(box[2], c[0]), Math.max(box[3], c[1])] : [c[0], c[1], c[0], c[1]];
+    } else { c.forEach(visit); }
+  };
+  visit(geometry.coordinates);
+  return box;
+}
+
 /** The bounding box, in the map's system, of the features of a unit in the tiles loaded now. */
 function tileBox(level, code) {
   const source = { town: "towns", community: "communities", grid: "grids" }[level];
@@ -90,12 +102,10 @@ function tileBox(level, code) {
   const options = { filter: ["==", ["get", "code"], code] };
   if (!(source === "grids" && geojsonGrids)) { options.sourceLayer = source; }
   let box = null;
-  const visit = (c) => {
-    if (typeof c[0] === "number") {
-      box = box ? [Math.min(box[0], c[0]), Math.min(box[1], c[1]), Math.max(box[2], c[0]), Math.max(box[3], c[1])] : [c[0], c[1], c[0], c[1]];
-    } else { c.forEach(visit); }
-  };
-  for (const feature of map.querySourceFeatures(source, options)) { visit(feature.geometry.coordinates); }
+  for (const feature of map.querySourceFeatures(source, options)) {
+    const b = geometryBox(feature.geometry);
+    box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]), Math.max(box[3], b[3])] : b;
+  }
   return box;
 }
 
@@ -106,9 +116,63 @@ function kpiQuery(view) {
   return params;
 }
 
+// GET /v1/kpi answers asked before the step that shows them (a link's unit, checked before the first view).
+const prefetched = new Map();
+
+/** The feature of code `code` in GET /v1/{layer} (simplified for a city-wide view), within `bbox` if given. */
+async function layerFeature(layer, code, bbox) {
+  const params = new URLSearchParams({ zoom: "8" });
+  if (bbox) { params.set("bbox", bbox.join(",")); }
+  const body = await getJson(`/v1/${layer}?${params}`, { accept: "application/geo+json" });
+  return body.features.find((f) => f.properties.code === code) || null;
+}
+
+/**
+ * Why a link's unit may not be opened ("missing" or "outside"), or null when it may. Its name is remembered for
+ * the breadcrumb. With the figures, GET /v1/kpi says (and its answer is kept for the first step); without them,
+ * the grid's details or the town and community layers.
+ */
+async function linkRefusal(view) {
+  if (!within(root, view.level, view.code)) { return "outside"; }
+  if (view.level === "city") { return null; }
+  try {
+    if (seesFigures) {
+      const query = String(kpiQuery(view));
+      const answer = getJson(`/v1/kpi?${query}`);
+      prefetched.set(query, answer);
+      const kpi = await answer;
+      drill.remember(view.level, view.code, kpi.name);
+      if (kpi.parent) { drill.remember(kpi.parent.level, kpi.parent.code, kpi.parent.name); }
+      return null;
+    }
+    if (view.level === "grid") {
+      const grid = await getJson(`${config.api.grid}${encodeURIComponent(view.code)}`);
+      drill.remember("town", grid.town_code, grid.town_name);
+      drill.remember("community", grid.community_code, grid.community_name);
+      drill.remember("grid", grid.code, grid.name || grid.code);
+      return null;
+    }
+    const town = await layerFeature("towns", `${view.code.slice(0, 9)}000`);
+    if (!town) { return "missing"; }
+    drill.remember("town", town.properties.code, town.properties.name);
+    if (view.level === "town") { return town.properties.code === view.code ? null : "missing"; }
+    const community = await layerFeature("communities", view.code, geometryBox(town.geometry));
+    if (!community) { return "missing"; }
+    drill.remember("community", view.code, community.properties.name);
+    return null;
+  } catch (error) {
+    prefetched.clear();
+    if (error.status === 404 || error.status === 422) { return "missing"; }
+    if (error.status === 403) { return "outside"; }
+    return null; // Anything else (the network): the step itself says what went wrong.
+  }
+}
+
 /** The unit of a view for the drill-down: GET /v1/kpi (shown in the panel), or what the tiles know of it. */
 async function loadUnit(view) {
   const trend = seesFigures ? getJson(`/v1/kpi/trend?${kpiQuery(view)}&days=30`).catch(() => null) : Promise.resolve(null);
+  const early = prefetched.get(String(kpiQuery(view)));
+  prefetched.clear();
   if (!seesFigures) {
     // Not an error: this credential reads the map, not the figures.
     kpiPanel.clear("本账号只查看地图，不含指标");
@@ -117,7 +181,7 @@ async function loadUnit(view) {
     return { name: null, bboxMap: tileBox(view.level, view.code) };
   }
   try {
-    const kpi = await getJson(`/v1/kpi?${kpiQuery(view)}`);
+    const kpi = await (early || getJson(`/v1/kpi?${kpiQuery(view)}`));
     kpiPanel.show(kpi);
     trend.then((t) => (t ? trendChart.show(t) : trendChart.clear()));
     if (view.level === "city" && department) { return { ...kpi, name: CITY.name, bbox: kpi.bbox || config.boundsLonLat, children: [] }; }
@@ -256,16 +320,21 @@ function idle() {
 }
 
 // The first view: the URL's, when the caller may see it; otherwise where their area starts.
+// A unit the link names that does not exist or lies outside the caller's area: back to where the caller starts,
+// said in the status line (never a code in the breadcrumb).
 const asked = viewFromUrl();
-const first = asked && within(root, asked.level, asked.code) ? asked : { level: root.level, code: root.code };
-if (asked && first !== asked) { setStatus("链接中的范围超出您的辖区，已回到本辖区", { warning: true }); }
+const refusal = asked ? await linkRefusal(asked) : null;
+const first = asked && !refusal ? asked : { level: root.level, code: root.code };
 await drill.go(first.level, first.code, { push: false });
 await drill.settled();
-window.history.replaceState({ level: first.level, code: first.code }, "", window.location.href);
+const homeName = root.name || CITY.name;
+if (refusal === "missing") { setStatus(`未找到该单位，已回到${homeName}`, { warning: true }); }
+if (refusal === "outside") { setStatus(`超出您的管辖范围，已回到${homeName}`, { warning: true }); }
+window.history.replaceState({ level: first.level, code: first.code }, "", refusal ? urlOf(first) : window.location.href);
 await idle();
 layers.setMetric(layers.metric());
 const drawn = renderedCounts(map);
-setStatus(`${drill.view().name} · ${layerLabels.grids} ${drawn.grids}`);
+if (!refusal) { setStatus(`${drill.view().name} · ${layerLabels.grids} ${drawn.grids}`); }
 
 Object.assign(hook, {
   isReady: () => true,
