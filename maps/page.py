@@ -89,6 +89,11 @@ def render_index(settings: MapSettings, *, user: str | None = None) -> str:
     return render_page("index.html", title=TITLE, config=page_config(settings), user=user)
 
 
+def render_forbidden(*, user: str | None = None) -> str:
+    """The 403 page of a signed-in caller whose role may not open a page: says so in Chinese, offers the sign-out."""
+    return render_page("forbidden.html", title=TITLE, user=user)
+
+
 def render_heatmap(
     *,
     town_code: str | None,

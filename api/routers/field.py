@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from api.auth.deps import optional_principal
 from api.auth.roles import Principal
-from api.deps import CurrentScope, DbEngine, ReadConn, actor_of, allowed, require, server_settings
-from api.routers.pages import sign_in_first
+from api.deps import CurrentScope, DbEngine, ReadConn, actor_of, allowed, server_settings
+from api.routers.pages import refused_page, sign_in_first
 from maps.field_page import FieldUser, render_field
 from supervision.clues import MAX_PHOTO_BYTES
 from supervision.permissions import MOVE_TARGETS, Capability, permits
@@ -45,7 +45,8 @@ def field_page(request: Request, principal: Annotated[Principal | None, Depends(
     """My tasks by deadline on a small map, recording an inspection with photos and position, reporting a clue."""
     if principal is None:
         return sign_in_first(request)
-    require(principal, Capability.TASK_READ)
+    if refusal := refused_page(request, principal, Capability.TASK_READ):
+        return refusal
     user = FieldUser(
         name=principal.name,
         role=principal.role,

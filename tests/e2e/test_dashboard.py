@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
+from api.auth.service import create_api_key
 from api.main import create_app
 from gis import clock
 from gis.cluster import free_port
@@ -57,6 +58,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
             },
         )
         key = make_api_key(conn, SECRET_KEY, name="e2e-registry")
+        hotline = create_api_key(conn, SECRET_KEY, name="e2e-hotline", rate_limited=False, role="hotline").key
         # The grid with the most clues in the busy town: entities and clues a city-wide account sees there.
         busy = conn.execute(
             text(
@@ -87,6 +89,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
         "busy": dict(busy._mapping),
         "door": dict(door._mapping),
         "api_key": key,
+        "hotline_key": hotline,
     }
 
 
@@ -557,3 +560,35 @@ def test_a_link_to_an_unknown_or_foreign_unit_opens_the_callers_own_view_and_say
     assert not any(re.search(r"\d{9}", crumb) for crumb in _crumbs(page))
     assert not errors, errors
     context.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("hotline_key", "/"),
+        ("hotline_key", "/clues"),
+        ("hotline_key", "/review"),
+        ("hotline_key", "/field"),
+        ("api_key", "/clues"),
+        ("api_key", "/field"),
+    ],
+)
+def test_a_page_the_credential_may_not_open_answers_a_browser_in_chinese_and_a_program_in_json(
+    key: str, path: str, live_url: str, browser: Any, city: dict[str, Any]
+) -> None:
+    headers = {"X-API-Key": city[key]}
+    context = browser.new_context(locale="zh-CN", extra_http_headers=headers)
+    page = context.new_page()
+    answer = page.goto(live_url + path)
+    assert answer is not None and answer.status == 403
+    assert answer.headers["content-type"].startswith("text/html")
+    assert page.locator("main").inner_text().count("您的账号无权查看此页面") == 1
+    assert page.locator("form[action='/logout'] button").inner_text() == "退出登录"
+    # Chinese only, but for the credential's own name.
+    words = page.locator("body").inner_text()
+    assert not re.search(r"[A-Za-z]{4,}", re.sub(r"e2e-(hotline|registry)", "", words)), words
+    context.close()
+    # A program asking for JSON keeps the API's answer.
+    plain = httpx.get(live_url + path, headers={**headers, "Accept": "application/json"}, timeout=30)
+    assert plain.status_code == 403
+    assert plain.json()["error"] == "forbidden"
