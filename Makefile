@@ -73,6 +73,7 @@ $(ASSETS)/node_modules/.package-lock.json: $(ASSETS)/package.json $(ASSETS)/pack
 run: setup
 	$(VENV)/bin/gridgov db up
 	$(VENV)/bin/gridgov demo load --scale demo
+	$(VENV)/bin/gridgov demo simulate --days 30 --review-backlog-days 5
 	$(VENV)/bin/gridgov users ensure-demo
 	$(VENV)/bin/gridgov serve
 

@@ -145,8 +145,13 @@ def simulate(
     end: date | None = None,
     seed: int = 20201101,
     progress: Callable[[date], None] | None = None,
+    review_backlog_days: int = 0,
 ) -> SimulationReport:
-    """Replay `days` days ending `end` (default yesterday, Asia/Shanghai), adding to what exists."""
+    """Replay `days` days ending `end` (default yesterday, Asia/Shanghai), adding to what exists.
+
+    With `review_backlog_days`, the dispatchers have not yet reached the registrations sent to review in the last
+    that many days: they wait in the queue (what a demo's dispatcher resolves by hand).
+    """
     if days < 1:
         raise ValueError("days must be at least 1")
     today = clock.now().astimezone(SHANGHAI).date()
@@ -169,7 +174,8 @@ def simulate(
                 day += timedelta(days=1)
                 continue
             _registrations(conn, city, geo, day, rng, report, truth)
-            _resolve_reviews(conn, geo, day, rng, report, truth)
+            backlog_from = end - timedelta(days=review_backlog_days - 1) if review_backlog_days > 0 else None
+            _resolve_reviews(conn, geo, day, rng, report, truth, backlog_from=backlog_from)
             _field_work(conn, day, rng, report)
             _clues(conn, city, day, rng, report)
             if in_campaign_window(day):
@@ -335,9 +341,17 @@ def _delay(rng: random.Random) -> timedelta:
 
 
 def _resolve_reviews(
-    conn: Connection, geo: Geocoder, day: date, rng: random.Random, report: SimulationReport, truth: dict[str, int]
+    conn: Connection,
+    geo: Geocoder,
+    day: date,
+    rng: random.Random,
+    report: SimulationReport,
+    truth: dict[str, int],
+    *,
+    backlog_from: date | None = None,
 ) -> None:
-    """Dispatchers place yesterday's queued registrations (most of them) at the address the clerk meant."""
+    """Dispatchers place yesterday's queued registrations (most of them) at the address the clerk meant; those of
+    `backlog_from` on still wait."""
     items = conn.execute(
         text(
             "SELECT id, payload->>'event_id' AS event_id, created_at FROM review_queue "
@@ -349,7 +363,7 @@ def _resolve_reviews(
         if address_id is None or rng.random() > DISPATCHER_RESOLVES:
             continue
         event_day = date(int(item.event_id[4:8]), int(item.event_id[8:10]), int(item.event_id[10:12]))
-        if event_day >= day:
+        if event_day >= day or (backlog_from is not None and event_day >= backlog_from):
             continue
         actor = Actor("sim:dispatcher", "dispatcher", CITY)
         try:

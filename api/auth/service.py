@@ -145,17 +145,23 @@ def demo_scopes(conn: Connection) -> dict[Role, str]:
 
     Empty when the database holds no city yet (then only the command centre's account is made).
     """
+    # A community with registrations waiting for review comes first (the dispatcher's journey resolves one), then
+    # the most open tasks.
     town_code = _busiest(
         conn,
-        "SELECT coalesce((SELECT t.town_code FROM task t WHERE t.status = ANY(:open) GROUP BY 1 "
-        "ORDER BY count(*) DESC, 1 LIMIT 1), (SELECT min(code) FROM town))",
+        "SELECT coalesce((SELECT r.town_code FROM review_queue r WHERE r.resolved_at IS NULL "
+        "AND r.payload->>'community_code' IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), "
+        "(SELECT t.town_code FROM task t WHERE t.status = ANY(:open) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), "
+        "(SELECT min(code) FROM town))",
         {},
     )
     if town_code is None:
         return {}
     community_code = _busiest(
         conn,
-        "SELECT coalesce((SELECT t.community_code FROM task t WHERE t.status = ANY(:open) AND t.town_code = :town "
+        "SELECT coalesce((SELECT r.payload->>'community_code' FROM review_queue r WHERE r.resolved_at IS NULL "
+        "AND r.town_code = :town AND r.payload->>'community_code' IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 "
+        "LIMIT 1), (SELECT t.community_code FROM task t WHERE t.status = ANY(:open) AND t.town_code = :town "
         "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), (SELECT min(code) FROM community WHERE town_code = :town))",
         {"town": town_code},
     )

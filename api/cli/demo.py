@@ -32,6 +32,9 @@ def demo_simulate(
     days: Annotated[int, typer.Option(min=1, max=366, help="How many days to replay.")] = 30,
     end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD); default yesterday (Asia/Shanghai).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 20201101,
+    review_backlog_days: Annotated[
+        int, typer.Option(min=0, max=366, help="Leave the review items of the last N days for the dispatchers.")
+    ] = 0,
 ) -> None:
     """Replay registrations, field work, department answers and clues over N days (adds to what exists)."""
     from datetime import date
@@ -49,7 +52,7 @@ def demo_simulate(
         try:
             report = simulate(
                 bound, lambda: geocoder, days=days, end=last, seed=seed,
-                progress=lambda day: typer.echo(f"  {day} done", err=True),
+                progress=lambda day: typer.echo(f"  {day} done", err=True), review_backlog_days=review_backlog_days,
             )  # fmt: skip
         except ValueError as exc:
             raise fail(str(exc), code=2) from exc

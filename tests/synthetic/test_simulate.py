@@ -72,3 +72,26 @@ def test_a_simulation_cannot_end_today_or_later(db: DatabaseSettings) -> None:
     with pytest.raises(ValueError, match="must end before today"):
         simulate(engine, lambda: None, days=1, end=clock.now().astimezone(SHANGHAI).date() + timedelta(days=1))  # type: ignore[arg-type,return-value]
     engine.dispose()
+
+
+def test_a_review_backlog_leaves_the_last_days_items_for_the_dispatchers(
+    db: DatabaseSettings, simulated: tuple[SimulationReport, SimulationReport]
+) -> None:
+    """`make run`'s demo keeps the last days' unplaceable registrations in the queue, for a dispatcher to resolve."""
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        geocoder = Geocoder.load(conn)
+    later_end, backlog = END + timedelta(days=8), 4
+    simulate(engine, lambda: geocoder, days=8, end=later_end, seed=5, review_backlog_days=backlog)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT substr(payload->>'event_id', 5, 8) AS day, resolved_at IS NOT NULL AS resolved "
+                "FROM review_queue WHERE kind = 'registration' AND payload->>'event_id' LIKE 'sim-%'"
+            )
+        ).all()
+    engine.dispose()
+    first_waiting = (later_end - timedelta(days=backlog - 1)).strftime("%Y%m%d")
+    waiting = [r for r in rows if r.day >= first_waiting]
+    assert waiting and not any(r.resolved for r in waiting)
+    assert any(r.resolved for r in rows if r.day < first_waiting)
