@@ -592,3 +592,33 @@ def test_a_page_the_credential_may_not_open_answers_a_browser_in_chinese_and_a_p
     plain = httpx.get(live_url + path, headers={**headers, "Accept": "application/json"}, timeout=30)
     assert plain.status_code == 403
     assert plain.json()["error"] == "forbidden"
+
+
+def test_a_step_back_up_to_a_unit_shown_before_moves_the_map_without_waiting_for_its_figures(
+    live_url: str, browser: Any, city: dict[str, Any]
+) -> None:
+    busy = city["busy"]
+    context, page, errors = _sign_in(browser, live_url, CENTRE, f"/?level=town&code={busy['town_code']}")
+    _wait_view(page, "town", busy["town_code"])
+    town_box = context.request.get(f"{live_url}/v1/kpi?level=town&code={busy['town_code']}").json()["bbox"]
+    page.evaluate("([level, code]) => window.gridgov.page.drill(level, code)", ["grid", busy["code"]])
+    _wait_view(page, "grid", busy["code"])
+    page.evaluate("window.gridgov.page.settled()")
+    # The figures are held back: the step up via the breadcrumb must not need them to move the map.
+    held: list[Any] = []
+    page.route("**/v1/kpi?*", lambda route: held.append(route))
+    page.locator("#breadcrumb a", has_text=busy["town_name"]).click()
+    _idle(page)
+    west, south, east, north = page.evaluate("window.gridgov.page.bounds()")
+    slack = 1e-4
+    assert west <= town_box[0] + slack and south <= town_box[1] + slack, (town_box, [west, south, east, north])
+    assert east >= town_box[2] - slack and north >= town_box[3] - slack, (town_box, [west, south, east, north])
+    assert held, "the step asked for the town's figures"
+    for route in held:
+        route.continue_()
+    page.unroute("**/v1/kpi?*")
+    _wait_view(page, "town", busy["town_code"])
+    page.evaluate("window.gridgov.page.settled()")
+    assert busy["town_name"] in page.locator("#kpi h2").inner_text()
+    assert not errors, errors
+    context.close()

@@ -62,6 +62,9 @@ export function within(root, level, code) {
  */
 export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox, toMap, breadcrumb, setStatus }) {
   const names = new Map([["city:", CITY.name]]);
+  // The WGS84 box of every unit whose figures came (GET /v1/kpi's bbox): a step back up to one (the breadcrumb,
+  // the back button) moves the map at once instead of waiting for the figures again.
+  const boxes = new Map();
   const listeners = [];
   let current = { ...root, name: root.name || CITY.name };
   let step = 0;
@@ -131,6 +134,7 @@ export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox,
     if (mine !== step) { return; }
     if (answer) {
       remember(level, code, answer.name);
+      if (answer.bbox) { boxes.set(`${level}:${code || ""}`, answer.bbox); }
       if (answer.parent) { remember(answer.parent.level, answer.parent.code, answer.parent.name); }
       for (const child of answer.children || []) { remember(child.level, child.code, child.name); }
       if (level === "grid" && !nameOf("town", chainOf(level, code)[1]) && describeGrid) {
@@ -152,8 +156,8 @@ export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox,
 
   /**
    * Go to the unit (level, code): highlight, breadcrumb, URL (unless `push` is false), fit, then its figures and
-   * the listeners. The map moves at once when the tiles drawn know the unit's outline (the figures follow: see
-   * `settled`); otherwise it waits for GET /v1/kpi's box.
+   * the listeners. The map moves at once when the tiles drawn know the unit's outline or the unit was shown before
+   * (the figures follow: see `settled`); otherwise it waits for GET /v1/kpi's box.
    */
   async function go(level, code, { push = true } = {}) {
     if (level === "city") { code = null; }
@@ -168,8 +172,18 @@ export function createDrill(map, { root, loadUnit, describeGrid, boxOf, cityBox,
     drawBreadcrumb();
     // The tiles drawn know a unit's whole outline only when it lies in view (as a child of the view does).
     const drawnBox = level === "city" ? null : boxOf(level, code);
-    const quick = level === "city" ? cityBox : drawnBox && inView(drawnBox) ? drawnBox : null;
-    if (quick) { fit(quick, level !== "city"); }
+    const known = boxes.get(`${level}:${code || ""}`);
+    let quick = null;
+    if (level === "city") {
+      quick = cityBox;
+      fit(cityBox);
+    } else if (drawnBox && inView(drawnBox)) {
+      quick = drawnBox;
+      fit(drawnBox, true);
+    } else if (known) {
+      quick = known;
+      fit(known);
+    }
     settled = complete(level, code, mine, !quick);
     if (!quick) { await settled; }
     return true;
