@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from html.parser import HTMLParser
@@ -14,20 +12,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from api.auth.service import create_api_key
 from api.main import create_app
 from gis import clock
-from gis.cluster import free_port
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from maps.settings import MapSettings
 from supervision.uscc import uscc_check_char
 from tests.support.accounts import PASSWORD, make_api_key, make_users
 from tests.support.city import a_worker, busiest_town
-from tests.support.server import SECRET_KEY, server_settings
+from tests.support.server import SECRET_KEY, served, server_settings
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -93,27 +89,12 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
     }
 
 
-def _serve(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a background thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="uvicorn-dashboard", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def live_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app as `gridgov serve` runs it (the outbox relay and jobs in-process), on a free loopback port."""
     app = create_app(db_settings=db, server_settings=server_settings(tmp_path_factory.mktemp("state")), run_jobs=True)
-    yield from _serve(app)
+    with served(app, name="uvicorn-dashboard") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +104,8 @@ def amap_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> 
     app = create_app(
         db_settings=db, server_settings=server_settings(tmp_path_factory.mktemp("state")), map_settings=maps
     )
-    yield from _serve(app)
+    with served(app, name="uvicorn-dashboard") as url:
+        yield url
 
 
 def _sign_in(browser: Any, base_url: str, username: str, path: str = "/") -> tuple[Any, Any, list[str]]:
