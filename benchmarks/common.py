@@ -204,7 +204,8 @@ class Recorder:
     command: str
     software: Mapping[str, str]
     path: Path | None = None
-    # Measure only the sections whose name contains this (and the demo load they all start from).
+    # Measure only the sections whose name contains this, or one of its |-separated parts (and the demo load they
+    # all start from).
     only: str | None = None
 
     def section(self, name: str, measure: Callable[[], str]) -> str:
@@ -212,7 +213,8 @@ class Recorder:
 
         When it raises (BenchmarkFailed or anything else) nothing is written: the exception goes on, named.
         """
-        if self.only and self.only.lower() not in name.lower() and not name.startswith("Demo load"):
+        wanted = [part.strip().lower() for part in (self.only or "").split("|") if part.strip()]
+        if wanted and not any(part in name.lower() for part in wanted) and not name.startswith("Demo load"):
             return ""
         try:
             body = measure()
