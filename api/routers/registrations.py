@@ -120,12 +120,14 @@ def post_registration(request: Request, response: Response, body: RegistrationBo
     responses={200: {"content": {"application/geo+json": {}}}},
 )
 def get_recent_registrations(
-    _: RegistrationReader,
+    _: Annotated[Principal, Depends(allowed(Capability.TASK_READ))],
     scope: CurrentScope,
     conn: ReadConn,
     minutes: Annotated[int, Query(ge=1, le=1440, description="最近多少分钟（1–1440）")] = 60,
 ) -> JSONResponse:
-    """最近 minutes 分钟内处理并落网格的登记，点位为市场主体位置（WGS84），属性 event_id、kind、name、address、grid_code、at；按本账号范围过滤。"""
+    """最近 minutes 分钟内处理并落网格的登记，点位为市场主体位置（WGS84），属性 event_id、kind、name、address、grid_code、at；按本账号范围过滤。
+
+    与任务图层同一权限（task.read）：登记系统的接口密钥只能查询自己发送的事件，不能看全市的主体分布。"""
     until = clock.now()
     collection = recent_registrations(conn, scope, since=until - timedelta(minutes=minutes), until=until)
     return JSONResponse(collection, media_type="application/geo+json")

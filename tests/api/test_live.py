@@ -421,6 +421,10 @@ def test_the_last_hours_registrations_are_points_within_scope(served: Served, ci
     assert "live-7" in ids("leader") and "live-8" not in ids("leader")
     assert "live-8" in ids("far_leader") and "live-7" not in ids("far_leader")
     assert "live-7" in ids("worker", minutes=1440) and "live-8" not in ids("worker")
+    # A registration system's key reads no map of everyone's registrations (it has no task.read), nor the hotline.
+    for key in ("key", "hotline"):
+        refused = served.http.get("/v1/registrations/recent", headers=served.tokens[key])
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden", key
     for bad in (0, 1441, "x"):
         response = served.http.get("/v1/registrations/recent", params={"minutes": bad}, headers=served.tokens["centre"])
         assert response.status_code == 422

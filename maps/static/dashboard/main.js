@@ -275,7 +275,8 @@ const live = startLive(map, {
   // GET /v1/live streams only to a credential that reads tasks, clues or review items.
   streaming: !me || ["task.read", "clue.read", "review.read"].some((name) => capabilities.has(name)),
 });
-live.reloadRecent();
+// The last hour's registrations are a map of work, read with task.read (as the task layer is).
+if (!me || capabilities.has("task.read")) { live.reloadRecent(); }
 
 mountSearch(document.getElementById("search"), map, {
   coords: config.coords,
