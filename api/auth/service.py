@@ -145,12 +145,13 @@ def demo_scopes(conn: Connection) -> dict[Role, str]:
 
     Empty when the database holds no city yet (then only the command centre's account is made).
     """
-    # A community with registrations waiting for review comes first (the dispatcher's journey resolves one), then
-    # the most open tasks.
+    # A town with registrations waiting for review comes first (the dispatcher's journey resolves one: an item of no
+    # known community is every dispatcher's of its town), and in it a community with items of its own, then the
+    # most open tasks.
     town_code = _busiest(
         conn,
         "SELECT coalesce((SELECT r.town_code FROM review_queue r WHERE r.resolved_at IS NULL "
-        "AND r.payload->>'community_code' IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), "
+        "AND r.town_code IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), "
         "(SELECT t.town_code FROM task t WHERE t.status = ANY(:open) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1), "
         "(SELECT min(code) FROM town))",
         {},

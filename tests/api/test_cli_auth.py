@@ -147,6 +147,16 @@ def test_on_a_loaded_city_make_run_gives_one_demo_account_per_role_where_the_wor
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM user_session"))
         conn.execute(text("DELETE FROM app_user"))
+        # A registration waits for review in the last town, placed in no community: every dispatcher of that town
+        # may resolve it, so the demo dispatcher is one of that town's.
+        waiting_town = conn.execute(text("SELECT max(town_code) FROM community")).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO review_queue (kind, reason, payload, town_code) "
+                "VALUES ('registration', 'matched only at town level', '{}', :town)"
+            ),
+            {"town": waiting_town},
+        )
     made = gridgov(db, "users", "ensure-demo", GRIDGOV_DEMO_PASSWORD="demo-password-42")
     assert made.exit_code == 0, made.output
     for name, label in (("demo", "指挥中心"), ("demo_town", "镇街领导"), ("demo_dispatcher", "村（社区）调度员"),
@@ -158,6 +168,7 @@ def test_on_a_loaded_city_make_run_gives_one_demo_account_per_role_where_the_wor
     officer = _user(db, "demo_officer")
     assert town and dispatcher and worker and officer
     assert dispatcher[1] is not None and town[1] == dispatcher[1][:9] + "000"  # the dispatcher's town is the leader's
+    assert town[1] == waiting_town  # where a registration waits for review
     with engine.connect() as conn:
         grid = conn.execute(text("SELECT grid_code FROM worker WHERE id = :w"), {"w": int(worker[1] or 0)}).scalar()
         assert grid is not None and grid.startswith(dispatcher[1])  # the worker works in the dispatcher's community
