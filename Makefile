@@ -80,7 +80,7 @@ run: setup
 lint: venv assets
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy gis grids address_library supervision maps api synthetic
+	$(VENV)/bin/mypy gis grids address_library supervision planning maps api synthetic
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/vulture
 	cd maps && assets/node_modules/.bin/eslint --config assets/eslint.config.js static
