@@ -24,6 +24,7 @@ from api.routers import (
     field,
     geocode,
     geocode_batch,
+    grid_versions,
     heatmap,
     kpi,
     live,
@@ -32,12 +33,14 @@ from api.routers import (
     open311,
     pages,
     registrations,
+    staffing,
     stats,
     tasks,
     territory,
     tiles,
     vocabulary,
     workers,
+    workload,
 )
 from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
@@ -118,6 +121,12 @@ def create_app(
     app.include_router(kpi.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(live.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(workers.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(workload.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(staffing.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(grid_versions.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(workload.pages_router)
+    app.include_router(staffing.pages_router)
+    app.include_router(grid_versions.pages_router)
     app.include_router(heatmap.pages_router)
     # Vector tiles and OGC API Features for the map and GIS clients: every request needs a credential.
     app.include_router(tiles.router, prefix="/tiles", dependencies=API_DEPENDENCIES)

@@ -18,13 +18,18 @@ from api.auth.service import create_api_key
 from api.main import create_app
 from benchmarks import (
     bench_aggregate,
+    bench_daily,
     bench_geocode,
+    bench_grid_apply,
     bench_hotspots,
     bench_http,
     bench_intake,
     bench_locate,
     bench_page,
+    bench_redesign,
+    bench_staffing,
     bench_tiles,
+    bench_workload,
 )
 from benchmarks.common import BenchmarkFailed, Recorder, check_every_response
 from gis import migrate
@@ -135,6 +140,14 @@ def run_all(results: Recorder, settings: DatabaseSettings, scale: str) -> None:
         results.section("Simulation: 30 days of supervision", lambda: bench_intake.simulation(engine))
         results.section("Registration intake latency", lambda: bench_intake.latency(settings, engine))
         results.section("Registration import throughput", lambda: bench_intake.bulk_import(settings, engine))
+        # Planning last, on the simulated month of work: the apply benchmark works on a copy of this database.
+        engine.dispose()
+        results.section("Workload model", lambda: bench_workload.run(settings, engine))
+        results.section("Staffing plan", lambda: bench_staffing.run(settings, engine))
+        results.section("Daily assignment", lambda: bench_daily.run(settings, engine))
+        results.section("Grid redesign", lambda: bench_redesign.run(settings, engine))
+        engine.dispose()
+        results.section("Grid apply and rollback", lambda: bench_grid_apply.run(settings, engine))
     finally:
         engine.dispose()
 

@@ -23,6 +23,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "synthetic.models",
     "api.auth.models",
     "maps.models",
+    "planning.models",
 )
 
 

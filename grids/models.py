@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import metadata
 from grids.codes import COMMUNITY_DIGITS, GRID_DIGITS, TOWN_DIGITS
@@ -70,6 +71,15 @@ grid_version = Table(
     Column("status", String(8), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("note", Text),
+    # Drafts (planning): the version a draft was drawn from, the community or town it redraws, who drew it, its
+    # figures, and the fingerprint of the data it was drawn on (a draft whose data changed since is stale).
+    Column("base_version_id", Integer, ForeignKey("grid_version.id")),
+    Column("area_code", String(COMMUNITY_DIGITS)),
+    Column("created_by", Text),
+    Column("figures", JSONB),
+    Column("fingerprint", Text),
+    Column("activated_at", DateTime(timezone=True)),
+    Column("retired_at", DateTime(timezone=True)),
     CheckConstraint("status IN ('draft','active','retired')", name="status"),
 )
 

@@ -54,6 +54,12 @@ class Capability(StrEnum):
     # Open311 GeoReport v2 (/open311/v2): submit a service request (a clue from the hotline), read one's own.
     SERVICE_REQUEST_SUBMIT = "service_request.submit"
     SERVICE_REQUEST_READ = "service_request.read"
+    # Planning: read workload figures and the staffing plan; apply a staffing plan (move workers between grids);
+    # draw a draft grid version; make a draft the active version or roll back (the official map: city-wide roles).
+    WORKLOAD_READ = "workload.read"
+    STAFFING_APPLY = "staffing.apply"
+    GRID_REDESIGN = "grids.redesign"
+    GRID_APPLY = "grids.apply"
 
 
 _EVERYONE = frozenset(
@@ -74,7 +80,9 @@ _SUPERVISES = frozenset({Capability.TASK_READ, Capability.CLUE_READ, Capability.
 CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
     Role.ADMIN: frozenset(Capability),
     Role.COMMAND_CENTRE: frozenset(Capability),
-    Role.TOWN_LEADER: _EVERYONE | _SUPERVISES | {Capability.HEATMAP_READ},
+    Role.TOWN_LEADER: _EVERYONE
+    | _SUPERVISES
+    | {Capability.HEATMAP_READ, Capability.WORKLOAD_READ, Capability.STAFFING_APPLY, Capability.GRID_REDESIGN},
     Role.DISPATCHER: _EVERYONE
     | _SUPERVISES
     | {
@@ -85,6 +93,7 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
         Capability.REVIEW_RESOLVE,
         Capability.REVIEW_ADD_ADDRESS,
         Capability.HEATMAP_READ,
+        Capability.WORKLOAD_READ,
     },
     Role.GRID_WORKER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION, Capability.CLUE_REPORT},
     Role.DEPARTMENT_OFFICER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import addresses, apikey, db, demo, grids, jobs, registrations, users
+from api.cli import addresses, apikey, assign, db, demo, grids, jobs, registrations, staffing, users, workload
 from api.cli.geocode import geocode_file
 from api.cli.serve import serve
 
@@ -19,5 +19,8 @@ app.add_typer(apikey.app, name="apikey")
 app.add_typer(addresses.app, name="addresses")
 app.add_typer(registrations.app, name="registrations")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(workload.app, name="workload")
+app.add_typer(staffing.app, name="staffing")
+app.add_typer(assign.app, name="assign")
 
 __all__ = ["app"]

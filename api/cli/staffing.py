@@ -1,0 +1,7 @@
+"""api.cli.staffing: (being written — issue 15)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="(issue 15)", no_args_is_help=True)

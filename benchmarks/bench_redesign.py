@@ -1,0 +1,12 @@
+"""benchmarks.bench_redesign: (being written — issue 15)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from gis.settings import DatabaseSettings
+
+
+def run(settings: DatabaseSettings, engine: Engine) -> str:
+    """(being written)"""
+    raise NotImplementedError("bench_redesign is being written")
