@@ -36,6 +36,7 @@ from maps.errors import (
     UnknownGrid,
     UnknownLayer,
 )
+from planning.errors import Infeasible, NothingToPlan, PlanningError, PlanNotFound, StaleDraft, VersionState
 from supervision import errors as workflow
 from supervision.errors import CalendarError, RoutingError
 
@@ -53,6 +54,7 @@ class ErrorBody(BaseModel):
     field: str | None = None
     address_id: int | None = None
     standard_address: str | None = None
+    reason: str | None = None
 
 
 # Declared on the app so that /openapi.json describes the error bodies the handlers below really send.
@@ -105,6 +107,12 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     workflow.AlreadyResolved: ErrorRule(409, "already_resolved"),
     workflow.InvalidInput: ErrorRule(422, "invalid_request"),
     workflow.SupervisionError: ErrorRule(400, "workflow_error"),
+    Infeasible: ErrorRule(422, "infeasible"),
+    NothingToPlan: ErrorRule(422, "nothing_to_plan"),
+    PlanNotFound: ErrorRule(404, "not_found"),
+    StaleDraft: ErrorRule(409, "stale_draft"),
+    VersionState: ErrorRule(409, "version_state"),
+    PlanningError: ErrorRule(400, "planning_error"),
     RoutingError: ErrorRule(422, "invalid_request"),
     CalendarError: ErrorRule(422, "invalid_request"),
     InvalidLayerRequest: ErrorRule(422, "invalid_request"),
@@ -166,7 +174,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     body = error_body(rule.code, detail)
     # Workflow conflicts say where the task stands and what may happen next; input errors name the field; a
     # duplicate names the address it duplicates.
-    for extra in ("current", "allowed", "field", "address_id", "standard_address"):
+    for extra in ("current", "allowed", "field", "address_id", "standard_address", "reason"):
         value = getattr(exc, extra, None)
         if value is not None and rule.show_message:
             body[extra] = value
