@@ -1,0 +1,198 @@
+"""Staffing targets and moves (pure): each grid reaches the head-count its workload asks, with the fewest moves."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planning.staffing import (
+    WITHIN_VALUES,
+    GridStaff,
+    Move,
+    Within,
+    apply_moves,
+    group_of,
+    lower_bound,
+    plan_moves,
+    recommended,
+    targets,
+)
+
+
+@dataclass(frozen=True)
+class _Standards:
+    field_hours_per_worker_month: float = 100.0
+    min_workers: int = 2
+    max_workers: int = 5
+
+
+STANDARDS = _Standards()
+
+
+def _grid(code: str, hours: float, workers: tuple[int, ...], x: float = 0.0, y: float = 0.0) -> GridStaff:
+    town = code[:2]
+    return GridStaff(code, town, code[:3], hours, workers, x, y)
+
+
+@st.composite
+def cities(draw: st.DrawFn) -> list[GridStaff]:
+    """A few towns of a few communities of grids, 0..7 workers each, hours from idle to overloaded."""
+    grids: list[GridStaff] = []
+    next_worker = 1
+    for town in range(draw(st.integers(1, 3))):
+        for community in range(draw(st.integers(1, 3))):
+            for number in range(draw(st.integers(1, 5))):
+                count = draw(st.integers(0, 7))
+                workers = tuple(range(next_worker, next_worker + count))
+                next_worker += count
+                grids.append(
+                    GridStaff(
+                        code=f"{town}{community}{number:02d}",
+                        town_code=str(town),
+                        community_code=f"{town}{community}",
+                        hours=draw(st.floats(0, 700, allow_nan=False)),
+                        workers=workers,
+                        x=draw(st.floats(0, 20_000, allow_nan=False)),
+                        y=draw(st.floats(0, 20_000, allow_nan=False)),
+                    )
+                )
+    return grids
+
+
+WITHIN = st.sampled_from(WITHIN_VALUES)
+
+
+def test_a_grid_is_recommended_one_worker_per_capacity_within_two_to_five() -> None:
+    assert recommended(0, STANDARDS) == 2
+    assert recommended(250, STANDARDS) == 3
+    assert recommended(300, STANDARDS) == 3
+    assert recommended(301, STANDARDS) == 4
+    assert recommended(2_000, STANDARDS) == 5
+
+
+def test_an_overloaded_grid_gets_a_worker_from_the_quiet_grid_next_door() -> None:
+    quiet = _grid("10001", 150, (1, 2, 3, 4), x=0)
+    busy = _grid("10002", 390, (5, 6), x=1_000)
+    planned = targets([quiet, busy], STANDARDS)
+    assert planned == {"10001": 2, "10002": 4}
+    moves = plan_moves([quiet, busy], planned)
+    assert moves == [Move(1, "10001", "10002", 1_000.0), Move(2, "10001", "10002", 1_000.0)]
+
+
+def test_the_nearest_spare_worker_fills_a_gap() -> None:
+    far = _grid("10001", 100, (1, 2, 3), x=9_000)
+    near = _grid("10002", 100, (4, 5, 6), x=1_000)
+    busy = _grid("10003", 250, (7, 8), x=0)
+    moves = plan_moves([far, near, busy], targets([far, near, busy], STANDARDS))
+    assert moves == [Move(4, "10002", "10003", 1_000.0)]
+
+
+def test_a_town_short_of_workers_lets_the_grid_with_least_work_per_worker_wait() -> None:
+    # Recommended 5 + 3 + 2 = 10, the town has 8: the two missing workers are missing where work per worker is lowest.
+    grids = [_grid("10001", 480, (1, 2, 3)), _grid("10002", 260, (4, 5, 6)), _grid("10003", 120, (7, 8))]
+    planned = targets(grids, STANDARDS)
+    assert sum(planned.values()) == 8
+    assert planned == {"10001": 4, "10002": 2, "10003": 2}
+
+
+def test_extra_workers_stay_where_they_are() -> None:
+    grids = [_grid("10001", 100, (1, 2, 3, 4)), _grid("10002", 150, (5, 6, 7))]
+    assert targets(grids, STANDARDS) == {"10001": 4, "10002": 3}
+    assert plan_moves(grids, targets(grids, STANDARDS)) == []
+
+
+def test_workers_never_cross_a_town_line_by_default() -> None:
+    spare = _grid("10001", 50, (1, 2, 3, 4, 5))
+    short = _grid("20001", 450, (6, 7))
+    assert plan_moves([spare, short], targets([spare, short], STANDARDS)) == []
+    city_wide = plan_moves([spare, short], targets([spare, short], STANDARDS, within="city"), within="city")
+    assert [m.worker_id for m in city_wide] == [1, 2, 3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cities(), WITHIN)
+def test_targets_respect_the_head_count_rules(grids: list[GridStaff], within: Within) -> None:
+    planned = targets(grids, STANDARDS, within=within)
+    assert set(planned) == {g.code for g in grids}
+    groups: dict[str, list[GridStaff]] = {}
+    for grid in grids:
+        groups.setdefault(group_of(grid, within), []).append(grid)
+    for members in groups.values():
+        have = sum(len(g.workers) for g in members)
+        want = sum(recommended(g.hours, STANDARDS) for g in members)
+        # A plan only moves workers: the group's targets add up to the workers it has.
+        assert sum(planned[g.code] for g in members) == have
+        for grid in members:
+            rec = recommended(grid.hours, STANDARDS)
+            if have >= want:
+                assert planned[grid.code] >= rec
+                assert planned[grid.code] <= max(rec, len(grid.workers))
+            else:
+                assert planned[grid.code] <= rec
+                if have >= STANDARDS.min_workers * len(members):
+                    assert planned[grid.code] >= STANDARDS.min_workers
+
+
+@settings(max_examples=200, deadline=None)
+@given(cities(), WITHIN, st.data())
+def test_moves_are_the_fewest_possible_and_reach_the_targets(
+    grids: list[GridStaff], within: Within, data: st.DataObject
+) -> None:
+    # Any targets, not only those `targets` gives: the redesign asks for head-counts of its own.
+    wanted = {g.code: data.draw(st.integers(0, 6), label=g.code) for g in grids}
+    moves = plan_moves(grids, wanted, within=within)
+    assert len(moves) == lower_bound(grids, wanted, within=within)
+    by_code = {g.code: g for g in grids}
+    moved = [m.worker_id for m in moves]
+    assert len(moved) == len(set(moved)), "a worker moves at most once"
+    for move in moves:
+        source, destination = by_code[move.from_grid], by_code[move.to_grid]
+        assert move.worker_id in source.workers
+        assert group_of(source, within) == group_of(destination, within)
+    after = {g.code: len(g.workers) for g in apply_moves(grids, moves)}
+    for grid in grids:
+        before, target = len(grid.workers), wanted[grid.code]
+        # A move never takes a grid past its target, either way.
+        assert min(before, target) <= after[grid.code] <= max(before, target)
+    groups: dict[str, list[GridStaff]] = {}
+    for grid in grids:
+        groups.setdefault(group_of(grid, within), []).append(grid)
+    for members in groups.values():
+        if sum(len(g.workers) for g in members) >= sum(wanted[g.code] for g in members):
+            assert all(after[g.code] >= wanted[g.code] for g in members), "the group had the workers"
+
+
+@settings(max_examples=150, deadline=None)
+@given(cities(), WITHIN)
+def test_a_staffing_plan_keeps_grids_within_two_to_five_and_is_done_once_applied(
+    grids: list[GridStaff], within: Within
+) -> None:
+    planned = targets(grids, STANDARDS, within=within)
+    moves = plan_moves(grids, planned, within=within)
+    after = apply_moves(grids, moves)
+    for before, now in zip(grids, after, strict=True):
+        if len(now.workers) < len(before.workers):  # gave workers: never below the minimum if it had it
+            assert len(now.workers) >= min(len(before.workers), STANDARDS.min_workers) or planned[now.code] < 2
+        if len(now.workers) > len(before.workers):  # received workers: never above the maximum
+            assert len(now.workers) <= STANDARDS.max_workers
+    # Applying the plan and planning again finds nothing to do.
+    assert plan_moves(after, planned, within=within) == []
+    assert targets(after, STANDARDS, within=within) == planned
+
+
+@settings(max_examples=100, deadline=None)
+@given(cities(), WITHIN, st.randoms(use_true_random=False))
+def test_the_same_city_gives_the_same_plan_whatever_order_it_is_read_in(
+    grids: list[GridStaff], within: Within, shuffle: random.Random
+) -> None:
+    planned = targets(grids, STANDARDS, within=within)
+    moves = plan_moves(grids, planned, within=within)
+    shuffled = list(grids)
+    shuffle.shuffle(shuffled)
+    assert targets(shuffled, STANDARDS, within=within) == planned
+    assert plan_moves(shuffled, planned, within=within) == moves
+    order = [(m.from_grid, m.to_grid) for m in moves]
+    assert [f for f, _ in order] == sorted(f for f, _ in order), "moves come ordered by the grid they leave"
