@@ -1,0 +1,482 @@
+"""planning.workload_service: grid and worker workloads from the database, stored per grid version (grid_workload).
+
+Every located thing that carries work — an open entity (patrols, the annual-report campaign), a task pushed in the
+history window, an open task, a clue reported in the window — is placed SPATIALLY in the grids of the version asked
+for: a point belongs to the grid of that version that covers it, the lowest code on a shared edge (the locator's
+tie rule). Tasks lie at their entity's point, or their clue's. Things without a point carry no workload in space.
+So the same rule serves the active version and drafts, and `area_work` gives the redesign the very points (and
+travel rates) whose sums the API later shows: for any grid, hours = Σ hours of the points it covers + area × rate
++ road length inside × rate (the consistency law).
+
+Stored rows are current while the standards version, the day, and a cheap signature of the data (tasks, clues,
+registrations, addresses, entities, the version's grids) are unchanged; otherwise they are computed in one
+set-based pass and stored.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry import LineString
+from sqlalchemy import Connection, text
+
+from gis import clock
+from gis.crs import METRIC_EPSG
+from planning.errors import PlanNotFound
+from planning.workload import (
+    GridCounts,
+    Standards,
+    Workload,
+    WorkloadItem,
+    campaign_hours,
+    clue_hours,
+    expected_task_hours,
+    load_standards,
+    open_task_hours,
+    patrol_hours,
+    share,
+    workload,
+    workload_from_json,
+    workload_to_json,
+)
+from supervision.calendar import SHANGHAI
+from supervision.task_states import OPEN_STATUSES
+
+# Every located thing that carries work, one row each: (kind, id, key, needs_licence, unfiled, geom). `key` is the
+# duty of a task, the credit class of an entity. Bound parameters: :since, :at, :year_start, :open.
+_ITEMS_SQL = """
+    SELECT 'entity'::text AS kind, e.uscc::text AS id, e.credit_class::text AS key, e.needs_licence AS licence,
+           (e.registered_on < :year_start
+            AND (e.annual_report_filed_on IS NULL OR e.annual_report_filed_on < :year_start)) AS unfiled,
+           e.geom
+      FROM entity e WHERE e.status = 'open' AND e.geom IS NOT NULL
+    UNION ALL
+    SELECT 'task', t.id::text, t.duty::text, false, false, COALESCE(e.geom, c.geom)
+      FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN clue c ON c.id = t.clue_id
+     WHERE t.kind = 'task' AND t.pushed_at > :since AND t.pushed_at <= :at AND COALESCE(e.geom, c.geom) IS NOT NULL
+    UNION ALL
+    SELECT 'open', t.id::text, t.duty::text, false, false, COALESCE(e.geom, c.geom)
+      FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN clue c ON c.id = t.clue_id
+     WHERE t.status = ANY(:open) AND COALESCE(e.geom, c.geom) IS NOT NULL
+    UNION ALL
+    SELECT 'clue', c.id::text, ''::text, false, false, c.geom
+      FROM clue c WHERE c.reported_at > :since AND c.reported_at <= :at
+"""
+
+# Each item in the grid of the version that covers it (lowest code on a shared edge). With :codes, only items in
+# the bounding box of those grids are looked at, and only rows of those grids come back.
+_PLACED_COUNTS_SQL = f"""
+    WITH vg AS (SELECT code, geom FROM grid WHERE version_id = :version_id),
+    box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid
+             WHERE version_id = :version_id AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes))),
+    items AS ({_ITEMS_SQL}),
+    placed AS (
+      SELECT DISTINCT ON (i.kind, i.id) i.kind, i.key, i.licence, i.unfiled, vg.code
+        FROM items i CROSS JOIN box JOIN vg ON ST_Covers(vg.geom, i.geom)
+       WHERE i.geom && box.b
+       ORDER BY i.kind, i.id, vg.code)
+    SELECT code, kind, key, licence, count(*) AS n, count(*) FILTER (WHERE unfiled) AS n_unfiled
+      FROM placed WHERE CAST(:codes AS text[]) IS NULL OR code = ANY(:codes)
+     GROUP BY code, kind, key, licence
+"""  # noqa: S608 - fixed SQL fragments; values are bound
+
+# Land and road length (metric) of every grid of the version, or of :codes.
+_TRAVEL_SQL = f"""
+    WITH g AS (SELECT code, geom, ST_Transform(geom, {METRIC_EPSG}) AS gm FROM grid
+                WHERE version_id = :version_id AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes)))
+    SELECT g.code, ST_Area(g.gm) AS area_m2,
+           COALESCE((SELECT sum(ST_Length(ST_Intersection(ST_Transform(r.geom, {METRIC_EPSG}), g.gm)))
+                       FROM road r WHERE ST_Intersects(r.geom, g.geom)), 0) AS road_m
+      FROM g
+"""  # noqa: S608 - fixed SQL fragments; values are bound
+
+
+@dataclass(frozen=True)
+class AreaWork:
+    """What the grid redesign needs to place hours in space (metric EPSG:4547, metres).
+
+    `points_xy`/`points_hours`: every located thing that carries work in the area's active grids (an open entity's
+    patrols and campaign reminders, each task pushed in the window, each open task, each clue), one row each.
+    `address_xy`: every ACTIVE standard address of the area, all levels (door, building and room rows alike: each is
+    a row that changes grid when its grid changes), for the share of addresses that keep their grid.
+    `roads`: the road lines clipped to the area. Travel is `area_m2 × hours_per_m2 + road_m × hours_per_road_m`.
+    """
+
+    points_xy: NDArray[np.float64]
+    points_hours: NDArray[np.float64]
+    address_xy: NDArray[np.float64]
+    hours_per_m2: float
+    hours_per_road_m: float
+    roads: list[LineString]
+
+
+def _moment(at: datetime | None) -> datetime:
+    """The instant the workload is computed for (the platform's clock unless a test gives one)."""
+    return at or clock.now()
+
+
+def months_before(at: datetime, months: int) -> datetime:
+    """The same instant `months` calendar months earlier (the day clamped to the month's last day)."""
+    index = at.year * 12 + at.month - 1 - months
+    year, month = divmod(index, 12)
+    day = min(at.day, calendar.monthrange(year, month + 1)[1])
+    return at.replace(year=year, month=month + 1, day=day)
+
+
+def _window(at: datetime, standards: Standards) -> dict[str, Any]:
+    """The bound parameters of the item query: the history window, the report year, the open states."""
+    day = at.astimezone(SHANGHAI).date()
+    return {
+        "since": months_before(at, standards.months_of_history),
+        "at": at,
+        "year_start": date(day.year, 1, 1),
+        "open": list(OPEN_STATUSES),
+    }
+
+
+def _version(conn: Connection, version_id: int | None) -> int:
+    """The version asked for (None: the active one); PlanNotFound when there is none."""
+    if version_id is None:
+        found = conn.execute(text("SELECT id FROM grid_version WHERE status = 'active'")).scalar_one_or_none()
+        if found is None:
+            raise PlanNotFound("没有生效的网格版本", reason="no_active_version")
+        return int(found)
+    if conn.execute(text("SELECT 1 FROM grid_version WHERE id = :v"), {"v": version_id}).first() is None:
+        raise PlanNotFound(f"网格版本 {version_id} 不存在", reason="unknown_version")
+    return version_id
+
+
+def _basis(conn: Connection, version_id: int, at: datetime, standards: Standards) -> str:
+    """A cheap signature of what a version's workloads depend on: the day, the standards, the data's change marks."""
+    marks = conn.execute(
+        text(
+            """
+            SELECT concat_ws('|',
+              (SELECT max(updated_at) FROM task), (SELECT count(*) FROM task),
+              (SELECT max(id) FROM clue), (SELECT count(*) FROM clue),
+              (SELECT max(received_at) FROM registration_event), (SELECT count(*) FROM registration_event),
+              (SELECT count(*) FROM entity WHERE status = 'open'), (SELECT max(updated_at) FROM address),
+              (SELECT count(*) || ':' || round(sum(area_m2)::numeric, 3) FROM grid WHERE version_id = :v))
+            """
+        ),
+        {"v": version_id},
+    ).scalar_one()
+    day = at.astimezone(SHANGHAI).date().isoformat()
+    return hashlib.sha256(f"{standards.version}|{day}|{marks}".encode()).hexdigest()[:32]
+
+
+def _counts(
+    conn: Connection, version_id: int, codes: Sequence[str] | None, at: datetime, standards: Standards
+) -> dict[str, GridCounts]:
+    """What every grid of the version (or of `codes`) holds, placed spatially, in two set-based queries."""
+    params = {"version_id": version_id, "codes": list(codes) if codes is not None else None}
+    tasks: dict[str, dict[str, float]] = defaultdict(dict)
+    open_tasks: dict[str, dict[str, float]] = defaultdict(dict)
+    entities: dict[str, dict[tuple[str, bool], float]] = defaultdict(dict)
+    unfiled: dict[str, float] = defaultdict(float)
+    clues: dict[str, float] = defaultdict(float)
+    for code, kind, key, licence, n, n_unfiled in conn.execute(
+        text(_PLACED_COUNTS_SQL), {**params, **_window(at, standards)}
+    ):
+        if kind == "entity":
+            entities[code][(key, bool(licence))] = entities[code].get((key, bool(licence)), 0) + n
+            unfiled[code] += n_unfiled
+        elif kind == "task":
+            tasks[code][key] = float(n)
+        elif kind == "open":
+            open_tasks[code][key] = float(n)
+        else:
+            clues[code] += n
+    return {
+        code: GridCounts(
+            tasks_by_duty=tasks.get(code, {}),
+            open_by_duty=open_tasks.get(code, {}),
+            entities_by_class=entities.get(code, {}),
+            unfiled_entities=unfiled.get(code, 0.0),
+            clues=clues.get(code, 0.0),
+            area_m2=float(area_m2),
+            road_m=float(road_m),
+        )
+        for code, area_m2, road_m in conn.execute(text(_TRAVEL_SQL), params)
+    }
+
+
+def _store(conn: Connection, version_id: int, basis: str, standards: Standards, loads: dict[str, Workload]) -> int:
+    """Upsert the workloads of a version's grids in one statement; the rows written."""
+    if not loads:
+        return 0
+    codes = sorted(loads)
+    conn.execute(
+        text(
+            """
+            INSERT INTO grid_workload (version_id, grid_code, standards_version, hours, items, computed_at)
+            SELECT :version_id, u.code, :sv, u.hours, u.items, :at
+              FROM unnest(CAST(:codes AS text[]), CAST(:hours AS float8[]), CAST(:items AS jsonb[]))
+                   AS u(code, hours, items)
+            ON CONFLICT (version_id, grid_code) DO UPDATE
+              SET standards_version = EXCLUDED.standards_version, hours = EXCLUDED.hours,
+                  items = EXCLUDED.items, computed_at = EXCLUDED.computed_at
+            """
+        ),
+        {
+            "version_id": version_id,
+            "sv": standards.version,
+            "at": clock.now(),
+            "codes": codes,
+            "hours": [loads[c].hours for c in codes],
+            "items": [json.dumps({"basis": basis, "items": workload_to_json(loads[c])}) for c in codes],
+        },
+    )
+    return len(codes)
+
+
+def _compute(
+    conn: Connection, version_id: int, codes: Sequence[str] | None, at: datetime, standards: Standards
+) -> dict[str, Workload]:
+    """The workloads of a version's grids (or of `codes`) computed from the data now."""
+    day = at.astimezone(SHANGHAI).date()
+    return {code: workload(c, standards, at=day) for code, c in _counts(conn, version_id, codes, at, standards).items()}
+
+
+def refresh(
+    conn: Connection,
+    *,
+    version_id: int | None = None,
+    grid_codes: Collection[str] | None = None,
+    standards: Standards | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Recompute and store the workloads of a version's grids (None: the active version; all grids or `grid_codes`).
+
+    One set-based pass; the rows written. Grid apply, redesign and the demo load call it after a change.
+    """
+    standards = standards or load_standards()
+    moment = _moment(at)
+    version = _version(conn, version_id)
+    codes = sorted(set(grid_codes)) if grid_codes is not None else None
+    if codes == []:
+        return 0
+    loads = _compute(conn, version, codes, moment, standards)
+    return _store(conn, version, _basis(conn, version, moment, standards), standards, loads)
+
+
+def grid_workloads(
+    conn: Connection,
+    *,
+    version_id: int | None = None,
+    grid_codes: Collection[str] | None = None,
+    standards: Standards | None = None,
+    at: datetime | None = None,
+) -> dict[str, Workload]:
+    """Hours per month of each grid of a version (None: the active one; drafts too), by grid code.
+
+    From the stored rows when they are current (same standards, day and data), else computed spatially and stored.
+    Unknown codes are left out of the answer.
+    """
+    standards = standards or load_standards()
+    moment = _moment(at)
+    version = _version(conn, version_id)
+    codes = sorted(set(grid_codes)) if grid_codes is not None else None
+    if codes == []:
+        return {}
+    basis = _basis(conn, version, moment, standards)
+    stored: dict[str, Workload] = {}
+    for code, hours, items in conn.execute(
+        text(
+            "SELECT grid_code, hours, items FROM grid_workload WHERE version_id = :v AND standards_version = :sv"
+            " AND (CAST(:codes AS text[]) IS NULL OR grid_code = ANY(:codes))"
+        ),
+        {"v": version, "sv": standards.version, "codes": codes},
+    ):
+        if isinstance(items, dict) and items.get("basis") == basis:
+            stored[code] = workload_from_json(hours, items["items"])
+    wanted = set(codes) if codes is not None else _grid_codes(conn, version)
+    missing = sorted(wanted - set(stored))
+    if not missing:
+        return stored
+    # Most of the version missing: one pass over everything is cheaper than a long list of codes.
+    computed = _compute(conn, version, None if len(missing) > len(wanted) // 2 else missing, moment, standards)
+    computed = {c: w for c, w in computed.items() if c in wanted}
+    _store(conn, version, basis, standards, {c: computed[c] for c in computed if c not in stored})
+    return {**computed, **stored}
+
+
+def _grid_codes(conn: Connection, version_id: int) -> set[str]:
+    """Every grid code of a version."""
+    return {
+        str(c) for c in conn.execute(text("SELECT code FROM grid WHERE version_id = :v"), {"v": version_id}).scalars()
+    }
+
+
+def worker_workloads(
+    conn: Connection,
+    worker_ids: Collection[int],
+    *,
+    standards: Standards | None = None,
+    at: datetime | None = None,
+) -> dict[int, Workload]:
+    """Each worker's hours per month: an equal share of their grid's work among its active workers, except the open
+    backlog, which counts for the worker who holds it (their own open tasks at their duties' minutes).
+
+    An inactive worker carries only their own open tasks.
+    """
+    standards = standards or load_standards()
+    ids = sorted({int(i) for i in worker_ids})
+    if not ids:
+        return {}
+    rows = conn.execute(
+        text(
+            """
+            SELECT w.id, w.version_id, w.grid_code, w.active,
+                   (SELECT count(*) FROM worker o WHERE o.version_id = w.version_id AND o.grid_code = w.grid_code
+                     AND o.active) AS colleagues
+              FROM worker w WHERE w.id = ANY(:ids)
+            """
+        ),
+        {"ids": ids},
+    ).all()
+    open_by_worker: dict[int, dict[str, int]] = defaultdict(dict)
+    for worker_id, duty, n in conn.execute(
+        text(
+            "SELECT worker_id, duty, count(*) FROM task WHERE worker_id = ANY(:ids) AND status = ANY(:open)"
+            " GROUP BY worker_id, duty"
+        ),
+        {"ids": ids, "open": list(OPEN_STATUSES)},
+    ):
+        open_by_worker[int(worker_id)][str(duty)] = int(n)
+    by_version: dict[int, set[str]] = defaultdict(set)
+    for row in rows:
+        by_version[int(row.version_id)].add(str(row.grid_code))
+    grids = {
+        (version, code): w
+        for version, codes in by_version.items()
+        for code, w in grid_workloads(conn, version_id=version, grid_codes=codes, standards=standards, at=at).items()
+    }
+    result: dict[int, Workload] = {}
+    for row in rows:
+        own = open_by_worker.get(int(row.id), {})
+        own_count = float(sum(own.values()))
+        own_minutes = sum(n * open_task_hours(d, standards) * 60 for d, n in own.items())
+        own_item = WorkloadItem(
+            key="open_tasks",
+            label_zh="本人在办任务",
+            count=own_count,
+            minutes_each=own_minutes / own_count if own_count else 0.0,
+            hours=own_minutes / 60,
+        )
+        grid = grids.get((int(row.version_id), str(row.grid_code)))
+        shared = (
+            share(grid, 1.0 / int(row.colleagues), keys_excluded=frozenset({"open_tasks"}))
+            if grid is not None and row.active and int(row.colleagues) > 0
+            else Workload(hours=0.0, items=())
+        )
+        items = (*shared.items, own_item)
+        result[int(row.id)] = Workload(hours=shared.hours + own_item.hours, items=items)
+    return result
+
+
+def area_work(
+    conn: Connection,
+    community_codes: Collection[str],
+    *,
+    standards: Standards | None = None,
+    at: datetime | None = None,
+) -> AreaWork:
+    """The located work, addresses and roads of some communities' active grids, metric, for the grid redesign.
+
+    A point is in the area when the active grid that covers it (lowest code on a shared edge) is a grid of these
+    communities: exactly the points `grid_workloads` counts for those grids.
+    """
+    standards = standards or load_standards()
+    moment = _moment(at)
+    version = _version(conn, None)
+    day = moment.astimezone(SHANGHAI).date()
+    codes = sorted(set(community_codes))
+    area_grids = [
+        str(c)
+        for c in conn.execute(
+            text("SELECT code FROM grid WHERE version_id = :v AND community_code = ANY(:c) ORDER BY code"),
+            {"v": version, "c": codes},
+        ).scalars()
+    ]
+    rows = conn.execute(
+        text(
+            f"""
+            WITH vg AS (SELECT code, geom FROM grid WHERE version_id = :version_id),
+            box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid
+                     WHERE version_id = :version_id AND code = ANY(:codes)),
+            items AS ({_ITEMS_SQL}),
+            placed AS (
+              SELECT DISTINCT ON (i.kind, i.id) i.kind, i.key, i.licence, i.unfiled, i.geom, vg.code
+                FROM items i CROSS JOIN box JOIN vg ON ST_Covers(vg.geom, i.geom)
+               WHERE i.geom && box.b
+               ORDER BY i.kind, i.id, vg.code)
+            SELECT kind, key, licence, unfiled,
+                   ST_X(ST_Transform(geom, {METRIC_EPSG})) AS x, ST_Y(ST_Transform(geom, {METRIC_EPSG})) AS y
+              FROM placed WHERE code = ANY(:codes)
+             ORDER BY kind, x, y
+            """  # noqa: S608 - fixed SQL fragments; values are bound
+        ),
+        {"version_id": version, "codes": area_grids, **_window(moment, standards)},
+    ).all()
+    reminder = campaign_hours(day, standards)
+    per_clue = clue_hours(standards)
+    hours = np.empty(len(rows), dtype=np.float64)
+    xy = np.empty((len(rows), 2), dtype=np.float64)
+    for n, (kind, key, licence, unfiled, x, y) in enumerate(rows):
+        xy[n] = (x, y)
+        if kind == "entity":
+            hours[n] = patrol_hours(key, bool(licence), standards) + (reminder if unfiled else 0.0)
+        elif kind == "task":
+            hours[n] = expected_task_hours(key, standards)
+        elif kind == "open":
+            hours[n] = open_task_hours(key, standards)
+        else:
+            hours[n] = per_clue
+    addresses = conn.execute(
+        text(
+            f"""
+            WITH vg AS (SELECT code, geom FROM grid WHERE version_id = :version_id),
+            box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid WHERE version_id = :version_id AND code = ANY(:codes)),
+            placed AS (
+              SELECT DISTINCT ON (a.id) a.id, a.geom, vg.code
+                FROM address a CROSS JOIN box JOIN vg ON ST_Covers(vg.geom, a.geom)
+               WHERE a.status = 'active' AND a.geom && box.b
+               ORDER BY a.id, vg.code)
+            SELECT ST_X(ST_Transform(geom, {METRIC_EPSG})), ST_Y(ST_Transform(geom, {METRIC_EPSG}))
+              FROM placed WHERE code = ANY(:codes) ORDER BY id
+            """  # noqa: S608 - fixed SQL fragments; values are bound
+        ),
+        {"version_id": version, "codes": area_grids},
+    ).all()
+    road_wkb = conn.execute(
+        text(
+            f"""
+            WITH area AS (SELECT ST_Transform(ST_Union(geom), {METRIC_EPSG}) AS am, ST_Union(geom) AS a FROM grid
+                           WHERE version_id = :version_id AND code = ANY(:codes))
+            SELECT ST_AsBinary((ST_Dump(ST_CollectionExtract(ST_Intersection(ST_Transform(r.geom, {METRIC_EPSG}),
+                                                                            area.am), 2))).geom)
+              FROM road r, area WHERE ST_Intersects(r.geom, area.a) ORDER BY r.id
+            """  # noqa: S608 - fixed SQL fragments; values are bound
+        ),
+        {"version_id": version, "codes": area_grids},
+    ).scalars()
+    roads = [g for g in (shapely.from_wkb(bytes(b)) for b in road_wkb) if isinstance(g, LineString) and g.length > 0]
+    return AreaWork(
+        points_xy=xy,
+        points_hours=hours,
+        address_xy=np.asarray([(float(x), float(y)) for x, y in addresses], dtype=np.float64).reshape(-1, 2),
+        hours_per_m2=standards.hours_per_m2,
+        hours_per_road_m=standards.hours_per_road_m,
+        roads=roads,
+    )
