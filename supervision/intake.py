@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from address_library.match import MATCHED
 from address_library.service import INVALID, GeocodeAnswer, Geocoder
 from gis import clock
+from grids.repository import active_grid_at
 from supervision.audit import SYSTEM, Actor
 from supervision.creation import NewTask, create_tasks
 from supervision.duties import duty_tasks, licence_task
@@ -40,6 +41,16 @@ from supervision.workflow import Duty
 # is not placed without a dispatcher.
 PLACE_MIN_CONFIDENCE = 0.9
 PLACE_LEVELS = frozenset({"room", "building", "door"})
+
+# The grid-version lock (planning.grid_versions): an apply or a rollback of a grid version holds it exclusively
+# while it moves addresses, entities and tasks between grids; intake holds it shared while it places entities, so
+# a registration either lands before the apply (and is moved by it) or after it (in the new grid), never between.
+GRID_VERSION_LOCK = 0x67726964  # "grid"
+
+
+def hold_grid_versions_shared(conn: Connection) -> None:
+    """Wait for any grid-version apply in progress and keep the active version fixed until this transaction ends."""
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": GRID_VERSION_LOCK})
 
 
 @dataclass
@@ -69,6 +80,11 @@ def process_events(
     """
     needs_place = [e for e in events if e.kind in ("new", "address_change")]
     answers = geocoder.geocode_many([e.address for e in needs_place])
+    if needs_place:
+        # The geocoder's grid comes from its in-memory copy of the active version, which an apply may have just
+        # replaced: under the grid-version lock, the grid is read again from the database.
+        hold_grid_versions_shared(conn)
+        answers = current_grids(conn, answers)
     placements = {e.event_id: a for e, a in zip(needs_place, answers, strict=True)}
     per_entity: dict[str, int] = {}
     for event in events:
@@ -96,6 +112,29 @@ def process_events(
         placement = _placement(answer)[0] if answer is not None else None
         results[event.event_id] = apply_event(conn, event, placement, actor=actor, at=at)
     return [results[e.event_id] for e in events]
+
+
+def current_grids(conn: Connection, answers: Sequence[GeocodeAnswer]) -> list[GeocodeAnswer]:
+    """The answers with the grid and town their standard address (or point) has in the database's active version."""
+    ids = sorted({a.address_id for a in answers if a.address_id is not None and a.grid_code})
+    stored = {
+        int(r.id): (r.grid_code, r.town_code)
+        for r in conn.execute(
+            text("SELECT id, grid_code, town_code FROM address WHERE id = ANY(:ids) AND grid_code IS NOT NULL"),
+            {"ids": ids},
+        )
+    }
+    out: list[GeocodeAnswer] = []
+    for answer in answers:
+        found: tuple[str, str] | None = None
+        if answer.address_id is not None and answer.address_id in stored:
+            found = stored[answer.address_id]
+        elif answer.grid_code and answer.lon is not None and answer.lat is not None:
+            found = active_grid_at(conn, answer.lon, answer.lat)
+        if found is not None and (found[0], found[1]) != (answer.grid_code, answer.town_code):
+            answer = replace(answer, grid_code=found[0], town_code=found[1])
+        out.append(answer)
+    return out
 
 
 def _apply_new_batch(
