@@ -10,8 +10,8 @@ Pure: no database. Two steps, each explainable to a town leader:
      hours per worker stay lowest after losing one (so the busiest grid per worker is as light as it can be), never
      below the minimum head-count while the group has enough workers for every grid's minimum;
    * as many or more workers than recommended: every grid below its recommendation is filled, and the extra workers
-     stay where they are (no move for nothing); the gaps are filled by the extras `plan_moves` would send (the first
-     extra of every grid before any grid's second, then the least travel), and those grids' targets drop by as many.
+     stay where they are (no move for nothing); the gaps are filled by the extras `plan_moves` would send (the grid
+     with most extras first, then the least travel), and those grids' targets drop by as many.
      A grid with extras stays at or above its recommendation, so its hours per worker stay within one worker's
      capacity.
 
@@ -20,8 +20,8 @@ Pure: no database. Two steps, each explainable to a town leader:
    number of moves is exactly min(surplus, deficit) of each group — the lower bound, since every move fills at most
    one missing worker and empties at most one extra one. Which surplus worker fills which gap is an assignment of
    least total travel distance between grid centroids (`scipy.optimize.linear_sum_assignment`). When one side is
-   longer, the first missing worker of every grid is filled before any grid's second (and the first extra of every
-   grid moves before any grid's second), then distance decides.
+   longer, the grid missing most workers is filled first (and the grid with most extras gives first), level by
+   level, then distance decides.
 
 Ties are broken by grid code and worker order, so the same input always gives the same plan in the same order.
 """
@@ -131,7 +131,7 @@ def _group_targets(members: list[GridStaff], standards: StaffingStandards) -> di
             target[code] -= 1
         return target
     # Enough workers: every grid below its recommendation is filled and the extra workers stay where they are. Which
-    # extras fill the gaps is the least-travel matching `plan_moves` makes (first extras of every grid first), so the
+    # extras fill the gaps is the matching `plan_moves` makes (most extras first, then least travel), so the
     # targets name exactly the workers that will move and the plan of these targets moves nobody else.
     kept = {c: max(target[c], current[c]) for c in target}
     for move in _group_moves(members, target):
@@ -162,14 +162,17 @@ def plan_moves(grids: Sequence[GridStaff], targets: Mapping[str, int], *, within
 
 
 def _group_moves(members: list[GridStaff], targets: Mapping[str, int]) -> list[Move]:
-    """The moves of one group: surplus slots matched to deficit slots by least distance (rank first)."""
-    # One slot per worker to give (rank 0 = the grid's first extra worker) and per worker to receive.
+    """The moves of one group: surplus slots matched to deficit slots, the most off their target first, then by
+    least distance."""
+    # One slot per worker to give and per worker to receive, each with its level: how far its grid still is from
+    # its target when that slot is used (the grid with most extras gives first, the grid missing most is filled first).
     give: list[tuple[GridStaff, int]] = []
     take: list[tuple[GridStaff, int]] = []
     for grid in members:
         want = targets.get(grid.code, len(grid.workers))
-        give.extend((grid, rank) for rank in range(max(0, len(grid.workers) - want)))
-        take.extend((grid, rank) for rank in range(max(0, want - len(grid.workers))))
+        extra, missing = len(grid.workers) - want, want - len(grid.workers)
+        give.extend((grid, extra - k) for k in range(max(0, extra)))
+        take.extend((grid, missing - k) for k in range(max(0, missing)))
     if not give or not take:
         return []
     gx = np.array([g.x for g, _ in give], dtype=np.float64)
@@ -177,12 +180,14 @@ def _group_moves(members: list[GridStaff], targets: Mapping[str, int]) -> list[M
     tx = np.array([g.x for g, _ in take], dtype=np.float64)
     ty = np.array([g.y for g, _ in take], dtype=np.float64)
     distance = np.hypot(tx[:, None] - gx[None, :], ty[:, None] - gy[None, :])
-    # Rank is lexicographically first: a penalty per rank larger than any total distance the matching could save.
-    # Grid ranks are small (a grid holds a handful of workers), so the sum stays exact enough in float64.
+    # Levels come first: a penalty per level step larger than any total distance the matching could save. Levels
+    # are small (a grid holds a handful of workers), so the sum stays exact enough in float64. Only the longer side's
+    # levels matter: the shorter side is used whole.
     step = float(distance.max()) * min(len(give), len(take)) + 1.0
-    rank_give = np.array([r for _, r in give], dtype=np.float64)
-    rank_take = np.array([r for _, r in take], dtype=np.float64)
-    cost = distance + step * (rank_take[:, None] + rank_give[None, :])
+    level_give = np.array([lv for _, lv in give], dtype=np.float64)
+    level_take = np.array([lv for _, lv in take], dtype=np.float64)
+    level_give, level_take = level_give.max() - level_give, level_take.max() - level_take
+    cost = distance + step * (level_take[:, None] + level_give[None, :])
     rows, cols = linear_sum_assignment(cost)
     # The matching fixes which grid gives to which; each giving grid then sends its workers in their order, and the
     # pairs are taken in (giver, receiver) order so the first worker goes to the first receiving grid by code.

@@ -90,6 +90,25 @@ def test_the_nearest_spare_worker_fills_a_gap() -> None:
     assert moves == [Move(4, "10002", "10003", 1_000.0)]
 
 
+def test_the_grid_with_most_spare_workers_gives_first() -> None:
+    # The empty grid lies nearer to the grid with one spare worker, but the one with four spare gives both.
+    empty = _grid("10001", 100, (), x=0)
+    one_spare = _grid("10002", 100, (1, 2, 3), x=500)
+    four_spare = _grid("10003", 100, (4, 5, 6, 7, 8, 9), x=1_500)
+    planned = targets([empty, one_spare, four_spare], STANDARDS)
+    assert planned == {"10001": 2, "10002": 3, "10003": 4}
+    assert [m.worker_id for m in plan_moves([empty, one_spare, four_spare], planned)] == [4, 5]
+
+
+def test_the_grid_missing_most_workers_is_filled_first() -> None:
+    # One spare worker for two grids short: the one with nobody gets them before the one with one worker left.
+    spare = _grid("10001", 100, (1, 2, 3), x=0)
+    alone = _grid("10002", 100, (4,), x=200)
+    empty = _grid("10003", 100, (), x=5_000)
+    moves = plan_moves([spare, alone, empty], {"10001": 2, "10002": 2, "10003": 2})
+    assert moves == [Move(1, "10001", "10003", 5_000.0)]
+
+
 def test_a_town_short_of_workers_lets_the_grid_with_least_work_per_worker_wait() -> None:
     # Recommended 5 + 3 + 2 = 10, the town has 8: the two missing workers are missing where work per worker is lowest.
     grids = [_grid("10001", 480, (1, 2, 3)), _grid("10002", 260, (4, 5, 6)), _grid("10003", 120, (7, 8))]
