@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -46,7 +46,7 @@ from gis.database import make_engine
 from gis.settings import DatabaseSettings, ServerSettings
 from maps.page import STATIC_DIR, vendor_libraries
 from maps.settings import MapSettings
-from supervision.jobs import BackgroundJobs
+from supervision.jobs import BackgroundJobs, DailyJob
 
 
 def create_app(
@@ -55,10 +55,12 @@ def create_app(
     server_settings: ServerSettings | None = None,
     map_settings: MapSettings | None = None,
     run_jobs: bool = False,
+    daily_jobs: Sequence[DailyJob] = (),
 ) -> FastAPI:
     """Build the app; the engine lives on `app.state`, created in the lifespan.
 
-    With `run_jobs` (what `gridgov serve` does) the outbox relay and the scheduled jobs run in-process.
+    With `run_jobs` (what `gridgov serve` does) the outbox relay and the scheduled jobs run in-process, with the
+    `daily_jobs` of the layers above supervision (planning's morning assignment).
     """
     db_settings = db_settings or DatabaseSettings()
     server_settings = server_settings or ServerSettings()
@@ -77,7 +79,7 @@ def create_app(
         )
         app.state.jobs = None
         if run_jobs:
-            app.state.jobs = BackgroundJobs(app.state.engine, app.state.geocoder.get)
+            app.state.jobs = BackgroundJobs(app.state.engine, app.state.geocoder.get, daily_jobs=daily_jobs)
             app.state.jobs.start()
         yield
         # The live feed (made by the first /v1/live stream) stops with the app, not only when its last listener goes.

@@ -221,7 +221,7 @@ def history(
     limit: int = 1000,
 ) -> list[HistoryEntry]:
     """The audit trail of a task, an entity or a worker, oldest first (only tasks in the caller's scope)."""
-    where, params = scope.task_sql("t")
+    where, params = scope.task_sql("t", held=True)
     if task_id is not None:
         subject, params["subject"] = "te.task_id = :subject", task_id
     elif uscc is not None:

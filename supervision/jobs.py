@@ -4,6 +4,10 @@ One daemon thread: it builds the address index at start, then relays the outbox 
 raises deadline warnings every `warning_interval_s`, and once a day in March–June runs the annual-report
 campaign. Each run of a periodic job is logged in `job_run`. Failures are logged and retried on the next tick;
 they never stop the loop.
+
+Layers above supervision add their own once-a-day jobs (`DailyJob`, e.g. planning's morning assignment of tasks)
+through the caller: supervision may not import them. A daily job runs at the first tick at or after its local
+time (Asia/Shanghai, on the platform's clock), on working days only unless it says otherwise, once per day.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from datetime import time as clock_time
 
 from sqlalchemy import Connection, Engine, text
 
 from address_library.service import Geocoder
 from gis import clock
 from supervision.assignment import assign_waiting
-from supervision.calendar import SHANGHAI
+from supervision.calendar import SHANGHAI, default_calendar
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.deadlines import raise_warnings, recompute_provisional
 from supervision.outbox import relay_pending
@@ -53,9 +59,64 @@ def campaign_ran_today(conn: Connection, today: datetime) -> bool:
     )
 
 
-def run_periodic(engine: Engine, *, now: datetime | None = None) -> dict[str, object]:
+@dataclass(frozen=True)
+class DailyJob:
+    """A job run once a day from a local time on: its `job_run` name, the time, and what it does (in one transaction).
+
+    `run(conn, day, moment)` gets the local day and the instant of the tick and returns what the log records.
+    """
+
+    name: str
+    at: clock_time
+    run: Callable[[Connection, date, datetime], dict[str, object]]
+    working_days_only: bool = True
+
+
+def job_ran_on(conn: Connection, job: str, day: date) -> bool:
+    """Whether a job has already run on this Shanghai day (by its job_run log)."""
+    return (
+        conn.execute(
+            text(
+                "SELECT 1 FROM job_run WHERE job = :job "
+                "AND (started_at AT TIME ZONE 'Asia/Shanghai')::date = :day LIMIT 1"
+            ),
+            {"job": job, "day": day},
+        ).first()
+        is not None
+    )
+
+
+def run_daily_jobs(engine: Engine, jobs: Sequence[DailyJob], *, now: datetime | None = None) -> dict[str, object]:
+    """Run each daily job that is due at this tick and has not run today; job name → what it did.
+
+    Each job runs in its own transaction, its log row with it; a failing job is logged and tried again next tick,
+    and never keeps the others from running.
+    """
+    moment = now or clock.now()
+    local = moment.astimezone(SHANGHAI)
+    out: dict[str, object] = {}
+    for job in jobs:
+        if local.time() < job.at or (job.working_days_only and not default_calendar().is_working_day(local.date())):
+            continue
+        try:
+            with engine.begin() as conn:
+                # One run per day even with two schedulers: the lock holds until this transaction ends.
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:job))"), {"job": job.name})
+                if job_ran_on(conn, job.name, local.date()):
+                    continue
+                result = job.run(conn, local.date(), moment)
+                log_job(conn, job.name, moment, result)
+                out[job.name] = result
+        except Exception:
+            log.exception("daily job %s failed; retrying on the next tick", job.name)
+    return out
+
+
+def run_periodic(
+    engine: Engine, *, now: datetime | None = None, daily_jobs: Sequence[DailyJob] = ()
+) -> dict[str, object]:
     """One pass of the periodic jobs: provisional deadlines, warnings and the grids' waiting queues always; the
-    campaign once a day inside its window."""
+    campaign once a day inside its window; then the callers' daily jobs that are due."""
     moment = now or clock.now()
     out: dict[str, object] = {}
     with engine.begin() as conn:
@@ -73,6 +134,8 @@ def run_periodic(engine: Engine, *, now: datetime | None = None) -> dict[str, ob
                 report = run_annual_report_campaign(conn, year=local.year, at=moment)
                 out["campaign"] = {"year": report.year, "unfiled": report.unfiled, "added": report.added}
                 log_job(conn, "annual_report_campaign", moment, out["campaign"])  # type: ignore[arg-type]
+    if daily_jobs:
+        out.update(run_daily_jobs(engine, daily_jobs, now=moment))
     return out
 
 
@@ -86,8 +149,10 @@ class BackgroundJobs:
         *,
         relay_interval_s: float = 1.0,
         warning_interval_s: float = 300.0,
+        daily_jobs: Sequence[DailyJob] = (),
     ) -> None:
         self._engine = engine
+        self._daily_jobs = tuple(daily_jobs)
         self._geocoder = geocoder
         self._relay_interval_s = relay_interval_s
         self._warning_interval_s = warning_interval_s
@@ -128,7 +193,7 @@ class BackgroundJobs:
             if time.monotonic() >= next_periodic:
                 next_periodic = time.monotonic() + self._warning_interval_s
                 try:
-                    run_periodic(self._engine)
+                    run_periodic(self._engine, daily_jobs=self._daily_jobs)
                 except Exception:
                     log.exception("periodic jobs failed; retrying")
             self._wake.wait(self._relay_interval_s)

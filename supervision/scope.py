@@ -93,8 +93,13 @@ class Scope:
 
     # ---------------------------------------------------------------------------------------- work (tasks, clues)
 
-    def task_sql(self, alias: str = "t") -> tuple[str, dict[str, Any]]:
-        """A WHERE fragment over a task alias (town_code, community_code, grid_code, department_codes), bound."""
+    def task_sql(self, alias: str = "t", *, held: bool = False) -> tuple[str, dict[str, Any]]:
+        """A WHERE fragment over a task alias (town_code, community_code, grid_code, department_codes), bound.
+
+        `held`: the alias is a real task row (it has worker_id), so a worker also sees the tasks handed to them
+        from a neighbouring grid of their community (planning's daily assignment); rows made up to stand for a
+        grid's or an event's tasks leave it False and are judged by their grid alone.
+        """
         if self.kind == "city":
             return "TRUE", {}
         if self.kind == "town":
@@ -102,13 +107,19 @@ class Scope:
         if self.kind == "community":
             return f"{alias}.community_code = :scope_code", {"scope_code": self.code}
         if self.kind == "worker":
-            return (
-                f"{alias}.grid_code IN (SELECT w.grid_code FROM worker w WHERE w.id = :scope_worker AND w.active)",  # noqa: S608 - fixed SQL fragments; values are bound
-                {"scope_worker": self.worker_id if self.worker_id is not None else -1},
-            )
+            # Their grid's tasks, and the tasks handed to them from a neighbouring grid (planning's daily assignment).
+            grid, params = self._worker_grid_sql(alias)
+            return (f"({grid} OR {alias}.worker_id = :scope_worker)" if held else grid), params
         if self.kind == "department":
             return f":scope_code = ANY(string_to_array({alias}.department_codes, ','))", {"scope_code": self.code}
         return "FALSE", {}
+
+    def _worker_grid_sql(self, alias: str) -> tuple[str, dict[str, Any]]:
+        """A WHERE fragment: the row lies in the grid of this worker scope's active worker row."""
+        return (
+            f"{alias}.grid_code IN (SELECT w.grid_code FROM worker w WHERE w.id = :scope_worker AND w.active)",  # noqa: S608 - fixed SQL fragments; values are bound
+            {"scope_worker": self.worker_id if self.worker_id is not None else -1},
+        )
 
     def clue_sql(self, alias: str = "c") -> tuple[str, dict[str, Any]]:
         """A WHERE fragment over a clue alias (town_code, grid_code, department_code): a department sees its clues."""
@@ -116,6 +127,8 @@ class Scope:
             return f"{alias}.department_code = :scope_code", {"scope_code": self.code}
         if self.kind == "community":
             return f"{community_sql(alias + '.grid_code')} = :scope_code", {"scope_code": self.code}
+        if self.kind == "worker":
+            return self._worker_grid_sql(alias)
         return self.task_sql(alias)
 
     def review_sql(self) -> tuple[str, dict[str, Any]]:

@@ -86,7 +86,7 @@ _TASK_FROM = """
 
 def task_by_id(conn: Connection, task_id: int, scope: Scope) -> TaskView:
     """One task as the API shows it, with the moves allowed now; NotFound or OutOfScope."""
-    where, params = scope.task_sql("t")
+    where, params = scope.task_sql("t", held=True)
     sql = f"SELECT {_TASK_COLUMNS}, ({where}) AS visible FROM {_TASK_FROM} WHERE t.id = :id"  # noqa: S608 - fixed SQL fragments; values are bound
     row = visible_row(conn, sql, {"id": task_id, **params}, what=f"task {task_id}")
     return _task_out(row)
@@ -110,7 +110,7 @@ def list_tasks(
     conn: Connection, scope: Scope, filters: TaskFilters, *, limit: int = 50, cursor: str | None = None
 ) -> Page[TaskView]:
     """Tasks in scope, newest first, as {items, total, next} with a keyset cursor."""
-    where, params = scope.task_sql("t")
+    where, params = scope.task_sql("t", held=True)
     clauses = [where]
     for column, value in (
         ("t.grid_code", filters.grid),

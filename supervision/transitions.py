@@ -183,7 +183,7 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
 
 def _locked_task(conn: Connection, task_id: int, scope: Scope) -> dict[str, Any]:
     """The task's row, locked for the move, if the caller's scope sees it (NotFound, OutOfScope)."""
-    where, params = scope.task_sql("t")
+    where, params = scope.task_sql("t", held=True)
     sql = f"SELECT t.*, ({where}) AS visible FROM task t WHERE t.id = :id FOR UPDATE OF t"  # noqa: S608 - fixed SQL fragments; values are bound
     return visible_row(conn, sql, {"id": task_id, **params}, what=f"task {task_id}")
 
