@@ -32,6 +32,7 @@ from sqlalchemy import Connection, text
 
 from gis import clock
 from gis.crs import METRIC_EPSG
+from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN, TOWN_PATTERN
 from planning.errors import PlanNotFound
 from planning.workload import (
     GridCounts,
@@ -40,16 +41,20 @@ from planning.workload import (
     WorkloadItem,
     campaign_hours,
     clue_hours,
+    combine,
     expected_task_hours,
     load_standards,
     open_task_hours,
     patrol_hours,
+    recommended_workers,
     share,
     workload,
     workload_from_json,
     workload_to_json,
 )
 from supervision.calendar import SHANGHAI
+from supervision.errors import InvalidInput, OutOfScope
+from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 
 # Every located thing that carries work, one row each: (kind, id, key, needs_licence, unfiled, geom). `key` is the
@@ -479,4 +484,136 @@ def area_work(
         hours_per_m2=standards.hours_per_m2,
         hours_per_road_m=standards.hours_per_road_m,
         roads=roads,
+    )
+
+
+# ------------------------------------------------------------------------------- a unit's workload, for the API
+
+
+@dataclass(frozen=True)
+class GridFigures:
+    """One grid of a unit: its hours, workers and recommended workers."""
+
+    code: str
+    name: str | None
+    hours: float
+    workers: int
+    hours_per_worker: float | None
+    recommended_workers: int
+
+
+@dataclass(frozen=True)
+class UnitWorkload:
+    """A grid's, community's or town's workload in one grid version, with its staffing figures."""
+
+    level: str
+    code: str
+    name: str
+    version_id: int
+    version_status: str
+    standards_version: str
+    workload: Workload
+    workers: int
+    capacity_hours: float
+    recommended_workers: int
+    grids: list[GridFigures]
+
+    @property
+    def hours_per_worker(self) -> float | None:
+        """Hours per month per worker (None when the unit has no worker)."""
+        return self.workload.hours / self.workers if self.workers else None
+
+
+_CODE_PATTERNS = {"grid": GRID_PATTERN, "community": COMMUNITY_PATTERN, "town": TOWN_PATTERN}
+_LEVEL_ZH = {"grid": "网格", "community": "村（社区）", "town": "镇街"}
+
+
+def unit_workload(
+    conn: Connection,
+    scope: Scope,
+    *,
+    level: str,
+    code: str,
+    version_id: int | None = None,
+    standards: Standards | None = None,
+) -> UnitWorkload:
+    """The workload of a grid, community or town that the caller's scope covers, in the active version or a draft.
+
+    InvalidInput for a level or code of the wrong form; PlanNotFound for an unknown version or unit; OutOfScope when
+    the unit (or, for a draft, the area it redraws) is outside the caller's area.
+    """
+    standards = standards or load_standards()
+    pattern = _CODE_PATTERNS.get(level)
+    if pattern is None:
+        raise InvalidInput(f"层级须为 grid、community 或 town，收到 {level!r}")
+    if not pattern.fullmatch(code) or (level == "community" and code.endswith("000")):
+        raise InvalidInput(f"{_LEVEL_ZH[level]}编码格式不对：{code}")
+    version = _version(conn, version_id)
+    status, area_code = conn.execute(
+        text("SELECT status, area_code FROM grid_version WHERE id = :v"), {"v": version}
+    ).one()
+    if level == "grid":
+        name = conn.execute(
+            text("SELECT COALESCE(name, code) FROM grid WHERE version_id = :v AND code = :c"), {"v": version, "c": code}
+        ).scalar_one_or_none()
+    else:
+        name = conn.execute(
+            text("SELECT name FROM town WHERE code = :c")
+            if level == "town"
+            else text("SELECT name FROM community WHERE code = :c"),
+            {"c": code},
+        ).scalar_one_or_none()
+    if name is None:
+        raise PlanNotFound(f"{_LEVEL_ZH[level]} {code} 不存在（网格版本 {version}）", reason="unknown_unit")
+    if not scope.covers(conn, level, code):
+        raise OutOfScope(f"{_LEVEL_ZH[level]} {code} 不在本账号范围内")
+    if (
+        status == "draft"
+        and area_code
+        and not scope.covers(conn, "town" if area_code.endswith("000") else "community", area_code)
+    ):
+        raise OutOfScope(f"草案 {version} 调整的区域 {area_code} 不在本账号范围内")
+    column = {"grid": "code", "community": "community_code", "town": "town_code"}[level]
+    grid_rows = conn.execute(
+        text(
+            # The column name comes from the fixed table above, never from the caller.
+            f"""
+            SELECT g.code, g.name, g.worker_count,
+                   (SELECT count(*) FROM worker w WHERE w.version_id = g.version_id AND w.grid_code = g.code
+                     AND w.active) AS active_workers
+              FROM grid g WHERE g.version_id = :v AND g.{column} = :c ORDER BY g.code
+            """  # noqa: S608 - fixed SQL fragments; values are bound
+        ),
+        {"v": version, "c": code},
+    ).all()
+    loads = grid_workloads(conn, version_id=version, grid_codes=[r.code for r in grid_rows], standards=standards)
+    grids = []
+    for row in grid_rows:
+        # A draft has no worker rows yet: its grids carry the head-count the redesign planned.
+        workers = int(row.worker_count) if status == "draft" else int(row.active_workers)
+        hours = loads[row.code].hours if row.code in loads else 0.0
+        grids.append(
+            GridFigures(
+                code=str(row.code),
+                name=row.name,
+                hours=hours,
+                workers=workers,
+                hours_per_worker=hours / workers if workers else None,
+                recommended_workers=recommended_workers(hours, standards),
+            )
+        )
+    total = combine([loads[g.code] for g in grids if g.code in loads]) if grids else Workload(hours=0.0, items=())
+    workers = sum(g.workers for g in grids)
+    return UnitWorkload(
+        level=level,
+        code=code,
+        name=str(name),
+        version_id=version,
+        version_status=str(status),
+        standards_version=standards.version,
+        workload=total,
+        workers=workers,
+        capacity_hours=workers * standards.field_hours_per_worker_month,
+        recommended_workers=sum(g.recommended_workers for g in grids),
+        grids=grids,
     )
