@@ -1,0 +1,279 @@
+"""planning.redesign.solve: `redesign(problem)` — check what is asked, search a plan, assemble and measure it.
+
+Steps: refuse what cannot be met (Infeasible / NothingToPlan with a reason and a Chinese detail); start from the
+current plan; split or merge grids until K; choose head-counts close to the current ones that make balance cheap;
+balance by local moves (local_search), and on small areas let CP-SAT search from that plan (cpsat) — `auto` keeps
+CP-SAT's plan when it finishes, is balanced and disturbs fewer addresses; assemble grids with inherited codes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from planning.errors import Infeasible, NothingToPlan
+from planning.redesign import local_search as ls
+from planning.redesign.assemble import group_codes, group_geometries
+from planning.redesign.figures import figures, grid_rows, polsby_popper
+from planning.redesign.problem import Problem, Solution
+from planning.redesign.workers import choose_workers
+
+IntArray = NDArray[np.int64]
+
+# The search stops once every grid is within this share of the tolerance (a margin for the undo step).
+AIM_SHARE = 0.85
+# Price of moving one worker, in hours of work per month as a share of the mean hours per worker.
+WORKER_MOVE_COST_SHARE = 0.25
+# Areas up to this many units (and grids) are small enough for CP-SAT.
+CPSAT_MAX_UNITS = 300
+CPSAT_MAX_GROUPS = 12
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What the checks derive from a problem: the counts, the mean and the floor."""
+
+    codes: list[str]
+    k: int
+    total_workers: int
+    mean: float
+    pp_floor: float
+
+
+def redesign(problem: Problem) -> Solution:
+    """Redraw an area's grids so each is within ±tolerance of the mean hours per worker, moving the fewest addresses."""
+    started = time.monotonic()
+    deadline = started + max(problem.time_limit_s, 0.1)
+    setup = _check(problem)
+    layout = ls.layout_of(problem.units, problem.unit_hours, problem.unit_addresses)
+    codes = setup.codes
+    orig = np.asarray([codes.index(c) for c in problem.units.grid], dtype=np.int64)
+    plan = ls.Plan(
+        label=orig.copy(),
+        workers=np.asarray([problem.workers[c] for c in codes], dtype=np.int64),
+        locked=np.asarray([c in problem.locked for c in codes], dtype=bool),
+    )
+    plan = _reach_k(layout, plan, setup)
+    home = plan.label.copy()
+    current_workers = plan.workers.copy()
+    plan = _staff(layout, plan, problem, setup, move_cost_share=WORKER_MOVE_COST_SHARE)
+    targets = ls.Targets(
+        mean=setup.mean, tolerance=problem.tolerance, aim=AIM_SHARE * problem.tolerance, pp_floor=setup.pp_floor
+    )
+    notes: list[str] = []
+    method = "local"
+    if problem.method in ("local", "auto") or not _small(layout, plan):
+        best = _local(layout, plan, home, targets, problem, setup, deadline)
+    else:
+        best = plan
+    if problem.method in ("cpsat", "auto") and _small(layout, plan):
+        from planning.redesign.cpsat import solve_cpsat  # OR-Tools loads only when CP-SAT is asked for
+
+        hint = best if problem.method == "auto" else None
+        found = solve_cpsat(
+            layout, plan, home, targets, problem, current_workers=current_workers, hint=hint, deadline=deadline
+        )
+        if found is not None and (problem.method == "cpsat" or _better(layout, found, best, home, targets)):
+            best, method = found, "cpsat"
+        elif found is None:
+            notes.append("CP-SAT 在时限内未找到可行方案，采用局部调整结果")
+            if problem.method == "cpsat":
+                best = _local(layout, plan, home, targets, problem, setup, deadline + problem.time_limit_s)
+    elif problem.method == "cpsat":
+        notes.append(f"区域共 {layout.n} 个单元，超过精确求解上限 {CPSAT_MAX_UNITS}，采用局部调整")
+    return _assemble(problem, setup, best, method, started, notes)
+
+
+def _check(problem: Problem) -> _Setup:
+    """Refuse what cannot be met; derive K, the worker total, the mean and the Polsby-Popper floor."""
+    codes = sorted(problem.current)
+    outside = sorted(set(problem.locked) - set(codes))
+    if outside:
+        raise Infeasible(f"锁定的网格不在本区域内：{'、'.join(outside)}", reason="lock_outside_area")
+    hours_total = float(np.sum(problem.unit_hours))
+    if int(np.sum(problem.unit_addresses)) == 0 or hours_total <= 0:
+        raise NothingToPlan("本区域没有标准地址或工作量，无需调整网格", reason="no_addresses")
+    t = problem.total_workers if problem.total_workers is not None else sum(int(problem.workers[c]) for c in codes)
+    k = problem.k if problem.k is not None else len(codes)
+    lo, hi = problem.min_workers, problem.max_workers
+    if k < 1 or k * lo > t or k * hi < t:
+        raise Infeasible(
+            f"{t} 名网格员无法配置 {k} 个网格（每格 {lo}–{hi} 人）：网格数应在 {-(-t // hi)}–{t // lo} 之间",
+            reason="k_out_of_range",
+        )
+    if k > len(problem.units.geoms):
+        raise Infeasible(f"区域只有 {len(problem.units.geoms)} 个单元，划不出 {k} 个网格", reason="k_out_of_range")
+    if k < len(problem.locked):
+        raise Infeasible(f"锁定了 {len(problem.locked)} 个网格，网格数不能少于锁定数", reason="k_out_of_range")
+    mean = problem.mean_hours_per_worker if problem.mean_hours_per_worker else hours_total / t
+    tol = problem.tolerance
+    hours = {c: float(problem.unit_hours[problem.units.grid == c].sum()) for c in codes}
+    for c in sorted(problem.locked):
+        hpw = hours[c] / max(int(problem.workers[c]), 1)
+        if abs(hpw / mean - 1.0) > tol + 1e-9:
+            raise Infeasible(
+                f"锁定网格 {c} 人均工作量 {hpw:.1f} 小时/月，偏离均值 {mean:.1f} 超过 ±{tol:.0%}，无法在锁定下达到均衡",
+                reason="locked_out_of_balance",
+            )
+    k_free = k - len(problem.locked)
+    t_free = t - sum(int(problem.workers[c]) for c in problem.locked)
+    h_free = hours_total - sum(hours[c] for c in problem.locked)
+    if k_free == 0:
+        if len(problem.locked) < len(codes):
+            raise Infeasible("网格数等于锁定数，未锁定的区域无处安放", reason="k_out_of_range")
+    elif not k_free * lo <= t_free <= k_free * hi:
+        raise Infeasible(
+            f"锁定后剩余 {t_free} 名网格员无法配置 {k_free} 个未锁定网格（每格 {lo}–{hi} 人）", reason="k_out_of_range"
+        )
+    elif abs(h_free / (t_free * mean) - 1.0) > tol:
+        raise Infeasible(
+            f"锁定后其余网格人均 {h_free / t_free:.1f} 小时/月，偏离均值 {mean:.1f} 超过 ±{tol:.0%}，无法均衡",
+            reason="locked_out_of_balance",
+        )
+    floor = problem.pp_floor
+    if floor is None:
+        floor = min(polsby_popper(problem.current[c]) for c in codes)
+    return _Setup(codes=codes, k=k, total_workers=t, mean=mean, pp_floor=float(floor))
+
+
+def _reach_k(layout: ls.Layout, plan: ls.Plan, setup: _Setup) -> ls.Plan:
+    """Split the most loaded free grid, or merge the lightest adjacent free pair, until there are K grids."""
+    while plan.groups < setup.k:
+        hours = ls.group_hours(layout, plan.label, plan.groups)
+        sizes = np.bincount(plan.label, minlength=plan.groups)
+        order = sorted(
+            (g for g in range(plan.groups) if not plan.locked[g] and sizes[g] >= 2), key=lambda g: (-hours[g], g)
+        )
+        if not order:
+            raise Infeasible(f"没有可再拆分的网格，无法划出 {setup.k} 个网格", reason="k_out_of_range")
+        plan = ls.split(layout, plan, order[0])
+    while plan.groups > setup.k:
+        try:
+            plan = ls.merge_lightest(layout, plan, setup.pp_floor)
+        except ValueError as error:
+            raise Infeasible(
+                f"没有相邻的未锁定网格可以合并，无法减到 {setup.k} 个网格", reason="k_out_of_range"
+            ) from error
+    return plan
+
+
+def _staff(layout: ls.Layout, plan: ls.Plan, problem: Problem, setup: _Setup, *, move_cost_share: float) -> ls.Plan:
+    """Head-counts of the free groups chosen for cheap balance near the current ones; locked groups keep theirs."""
+    free = ~plan.locked
+    if not free.any():
+        return plan
+    hours = ls.group_hours(layout, plan.label, plan.groups)
+    t_free = setup.total_workers - int(plan.workers[plan.locked].sum())
+    chosen = choose_workers(
+        hours[free],
+        np.clip(plan.workers[free], problem.min_workers, problem.max_workers),
+        t_free,
+        setup.mean,
+        problem.tolerance,
+        min_workers=problem.min_workers,
+        max_workers=problem.max_workers,
+        move_cost_hours=move_cost_share * setup.mean,
+    )
+    workers = plan.workers.copy()
+    workers[free] = chosen
+    return ls.Plan(plan.label.copy(), workers, plan.locked.copy())
+
+
+def _local(
+    layout: ls.Layout,
+    plan: ls.Plan,
+    home: IntArray,
+    targets: ls.Targets,
+    problem: Problem,
+    setup: _Setup,
+    deadline: float,
+) -> ls.Plan:
+    """Local moves; if they stall out of balance, re-staff at no price per worker moved and try again."""
+    best = ls.balance(layout, plan, home, targets, deadline=deadline)
+    if _worst(layout, best, targets) <= targets.tolerance:
+        return best
+    restaffed = _staff(layout, best, problem, setup, move_cost_share=0.0)
+    retry = ls.balance(layout, restaffed, home, targets, deadline=deadline)
+    return retry if _worst(layout, retry, targets) < _worst(layout, best, targets) else best
+
+
+def _worst(layout: ls.Layout, plan: ls.Plan, targets: ls.Targets) -> float:
+    """Largest |deviation| over all groups."""
+    return float(np.max(np.abs(ls.deviations(layout, plan, targets.mean))))
+
+
+def _small(layout: ls.Layout, plan: ls.Plan) -> bool:
+    """Whether CP-SAT is worth trying on this area."""
+    return layout.n <= CPSAT_MAX_UNITS and int((~plan.locked).sum()) <= CPSAT_MAX_GROUPS
+
+
+def _better(layout: ls.Layout, found: ls.Plan, best: ls.Plan, home: IntArray, targets: ls.Targets) -> bool:
+    """Balanced beats unbalanced; between balanced plans, more addresses at home wins."""
+    ok_found = _worst(layout, found, targets) <= targets.tolerance
+    ok_best = _worst(layout, best, targets) <= targets.tolerance
+    if ok_found != ok_best:
+        return ok_found
+    kept_found = int(layout.addresses[found.label == home].sum())
+    kept_best = int(layout.addresses[best.label == home].sum())
+    return kept_found > kept_best
+
+
+def _assemble(
+    problem: Problem, setup: _Setup, plan: ls.Plan, method: str, started: float, notes: list[str]
+) -> Solution:
+    """Codes, polygons, head-counts and figures of the final plan; refuse it when it is not balanced."""
+    codes = setup.codes
+    locked_code: list[str | None] = [None] * plan.groups
+    for g in range(plan.groups):
+        if plan.locked[g]:
+            # Locked groups never move a unit, so the group is exactly its grid's units.
+            locked_code[g] = str(problem.units.grid[np.flatnonzero(plan.label == g)[0]])
+    group_code = group_codes(
+        problem.units, problem.unit_addresses, plan.label, locked_code, codes, list(problem.new_codes)
+    )
+    grids = group_geometries(problem.units, plan.label, group_code, problem.current)
+    workers = {group_code[g]: int(plan.workers[g]) for g in range(plan.groups)}
+    unit_grid = np.asarray([group_code[int(g)] for g in plan.label], dtype=object)
+    before = grid_rows(
+        codes,
+        problem.units.grid,
+        problem.unit_hours,
+        problem.unit_addresses,
+        problem.current,
+        {c: int(problem.workers[c]) for c in codes},
+        setup.mean,
+        problem.locked,
+    )
+    after = grid_rows(
+        sorted(grids),
+        unit_grid,
+        problem.unit_hours,
+        problem.unit_addresses,
+        grids,
+        workers,
+        setup.mean,
+        problem.locked,
+    )
+    figs = figures(
+        before=before,
+        after=after,
+        unit_before=problem.units.grid,
+        unit_after=unit_grid,
+        unit_addresses=problem.unit_addresses,
+        tolerance=problem.tolerance,
+        mean=setup.mean,
+        pp_floor=setup.pp_floor,
+        method=method,
+        seconds=time.monotonic() - started,
+        notes=notes,
+    )
+    if not figs.balanced:
+        raise Infeasible(
+            f"在 {problem.time_limit_s:.0f} 秒内未找到每格人均工作量都在均值 ±{problem.tolerance:.0%} 内的方案"
+            f"（最好结果偏差 {figs.max_deviation_after:.1%}）",
+            reason="no_balanced_plan",
+        )
+    return Solution(grids=grids, workers=workers, unit_grid=unit_grid, figures=figs)
