@@ -107,6 +107,8 @@ clue_counts AS (
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code, h.community_code,
            h.worker_count AS workers, h.workload,
+           -- Hours per month per worker (planning.workload_service); NULL until the workload is computed.
+           CAST(gw.hours / NULLIF(h.worker_count, 0) AS real) AS hours_per_worker,
            CASE WHEN {task_covers} THEN coalesce(tc.open_tasks, 0) END AS open_tasks,
            CASE WHEN {task_covers} THEN coalesce(tc.overdue_tasks, 0) END AS overdue_tasks,
            CASE WHEN {clue_covers} THEN coalesce(cc.clues_30d, 0) END AS clues_30d,
@@ -130,13 +132,15 @@ features AS (
     ) gs
     LEFT JOIN task_counts tc ON tc.grid_code = h.code
     LEFT JOIN clue_counts cc ON cc.grid_code = h.code
+    LEFT JOIN grid_workload gw ON gw.version_id = h.version_id AND gw.grid_code = h.code
     WHERE h.geom && ST_Transform(ST_Translate(ST_TileEnvelope(:z, :x, :y, margin => :margin), -:dx, -:dy), 4326)
       AND (CAST(:towns AS text[]) IS NULL OR h.town_code = ANY(:towns))
 )
 SELECT ST_AsMVT(f, 'grids', :extent, 'geom', 'id') AS mvt,
        (SELECT least(min(next_due), min(next_expiry)) FROM features WHERE geom IS NOT NULL) AS valid_until
 FROM (
-    SELECT id, code, name, town_code, community_code, workers, workload, open_tasks, overdue_tasks, clues_30d, geom
+    SELECT id, code, name, town_code, community_code, workers, workload, hours_per_worker, open_tasks, overdue_tasks,
+           clues_30d, geom
     FROM features WHERE geom IS NOT NULL
 ) f
 """

@@ -102,6 +102,7 @@ LAYERS: dict[TileLayer, LayerSpec] = {
                 "community_code": "所属村（社区）编码",
                 "workers": "网格员人数",
                 "workload": "工作量",
+                "hours_per_worker": "每人每月工作量（小时；未计算时缺省）",
                 "open_tasks": "在办任务数（仅本人辖区内的网格）",
                 "overdue_tasks": "逾期任务数（仅本人辖区内的网格）",
                 "clues_30d": "近 30 天线索数（仅本人辖区内的网格）",

@@ -242,6 +242,20 @@ def _store(conn: Connection, version_id: int, basis: str, standards: Standards, 
             "items": [json.dumps({"basis": basis, "items": workload_to_json(loads[c])}) for c in codes],
         },
     )
+    # The map's grid tiles show hours per worker: note the active version's towns as changed, so cached tiles of
+    # those towns are rebuilt (the tile cache's data versions, migration 0008; flushed when the transaction commits).
+    conn.execute(
+        text(
+            """
+            INSERT INTO data_version_pending (xact, layer_group, town_code)
+            SELECT DISTINCT txid_current(), 'territory', g.town_code
+              FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'
+             WHERE g.version_id = :version_id AND g.code = ANY(:codes)
+            ON CONFLICT DO NOTHING
+            """
+        ),
+        {"version_id": version_id, "codes": codes},
+    )
     return len(codes)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from api.cli.common import database_up, engine, fail
 
@@ -25,6 +26,8 @@ def demo_load(
     settings = database_up()
     summary = load_demo(settings, scale=scale, seed=seed, force=force, progress=True)
     typer.echo(summary)
+    with engine() as bound:
+        _refresh_workload(bound)
 
 
 @app.command("simulate")
@@ -56,4 +59,17 @@ def demo_simulate(
             )  # fmt: skip
         except ValueError as exc:
             raise fail(str(exc), code=2) from exc
-    typer.echo(report.summary())
+        typer.echo(report.summary())
+        _refresh_workload(bound)
+
+
+def _refresh_workload(bound: Engine) -> None:
+    """Compute every grid's workload of the active version, so the dashboard colours grids by it from the start."""
+    import time
+
+    from planning.workload_service import refresh
+
+    started = time.perf_counter()
+    with bound.begin() as conn:
+        written = refresh(conn)
+    typer.echo(f"workload of {written:,} grids computed in {time.perf_counter() - started:.1f} s")

@@ -1,6 +1,7 @@
 /**
  * dashboard/layers.js: what the map draws and the switcher to choose it — town, community and grid outlines with
- * Chinese labels; grids filled by a chosen figure (workload per worker, overdue tasks, clues of 30 days) with its
+ * Chinese labels; grids filled by a chosen figure (hours of work per worker a month, addresses and entities per
+ * worker, overdue tasks, clues of 30 days) with its
  * legend; entities clustered below zoom 14 and as points above; open tasks (overdue in red); clues; the last
  * hour's registrations; the selected unit and a searched grid highlighted. Invisible fills of towns, communities
  * and grids stay on whatever is shown, so a click always finds the unit under it.
@@ -37,8 +38,14 @@ export const POINT_LAYERS = ["registrations", "tasks", "clues", "entities-points
 
 /** The figures grids can be coloured by: label, value expression, unit of the legend. */
 export const METRICS = {
+  // Hours per month per worker from the workload model (GET /v1/workload); absent until it is computed.
+  hours_per_worker: {
+    label: "每人工作量 (小时/月)",
+    value: ["to-number", ["get", "hours_per_worker"], 0],
+    has: ["has", "hours_per_worker"],
+  },
   workload: {
-    label: "人均工作量",
+    label: "人均地址与主体数",
     value: ["/", ["to-number", ["get", "workload"], 0], ["max", 1, ["to-number", ["get", "workers"], 1]]],
     has: ["has", "workload"],
   },
@@ -168,7 +175,7 @@ function breaksFor(map, metric, classes, geojsonGrids) {
   const out = [];
   for (let i = 1; i < classes; i += 1) {
     const v = values.length ? values[Math.floor((values.length * i) / classes)] : i;
-    const rounded = metric === "workload" ? Math.round(v * 10) / 10 : Math.round(v);
+    const rounded = metric === "workload" || metric === "hours_per_worker" ? Math.round(v * 10) / 10 : Math.round(v);
     if (rounded > (out.length ? out[out.length - 1] : -Infinity) && rounded > 0) { out.push(rounded); }
   }
   return out.length ? out : [1];
@@ -222,7 +229,7 @@ export function mountLayerPanel(el, legendEl, map, { labels, ramp, coords, geojs
   legendEl.appendChild(key);
 
   const palette = ramp.slice(0, Math.min(6, ramp.length));
-  let current = "workload";
+  let current = "hours_per_worker";
 
   function drawLegend(name, breaks) {
     legend.replaceChildren();

@@ -18,6 +18,7 @@
  *   sourcesDrawn(names) resolved (with performance.now()) at the first frame with those sources' tiles all loaded
  *   pixel(lon, lat)     where a WGS84 point is on the page ({x, y}, for clicks); live() the latest live events
  *   searchedGrid()      the code of the grid outlined by the last search, or null
+ *   metric(name)        colour the grids by that figure; gridPaint() the grid fill's colour expression now
  */
 
 import { getJson } from "../lib/api.js";
@@ -362,6 +363,7 @@ Object.assign(hook, {
   },
   live: () => live.events.slice(),
   metric: (name) => layers.setMetric(name),
+  gridPaint: () => map.getPaintProperty("grids-fill", "fill-color"),
   searchedGrid: () => map.getFilter("searched-grid")[2] || null,
   exportPng: () => exportPng(map, drill.view()).then((blob) => blob.size),
 });
