@@ -104,12 +104,12 @@ def draw(
     Runs in the caller's transaction; the active version is only read. Raises PlanNotFound for an unknown area,
     Infeasible (`lock_outside_area`, `k_needs_community`, and the redesign's own reasons) or NothingToPlan.
     """
+    started = time.perf_counter()
+    area = _area(conn, community=community, town=town)
     from planning.redesign import Problem, redesign, town_redesign
     from planning.workload import load_standards
     from planning.workload_service import area_work
 
-    started = time.perf_counter()
-    area = _area(conn, community=community, town=town)
     if k is not None and area.level == "town":
         raise Infeasible("按镇街重划时不能指定网格数；请按村（社区）指定网格数", reason="k_needs_community")
     if method not in ("auto", "cpsat", "local"):
@@ -146,7 +146,7 @@ def draw(
             workers={code: workers.get(code, 0) for code in grids},
             locked=frozenset(code for code in locks if code in grids),
             k=k,
-            new_codes=_new_codes(community_code, used.get(community_code, set()), max(k or 0, len(grids)) + 2),
+            new_codes=free_grid_codes(community_code, used.get(community_code, set()), max(k or 0, len(grids)) + 2),
             tolerance=tolerance,
             min_workers=standards.min_workers,
             max_workers=standards.max_workers,
@@ -266,7 +266,7 @@ def _communities_of(area: repo.Area, xy: NDArray[np.float64]) -> NDArray[np.obje
     return out
 
 
-def _new_codes(community_code: str, used: set[int], count: int) -> list[str]:
+def free_grid_codes(community_code: str, used: set[int], count: int) -> list[str]:
     """The next `count` grid codes the community has never used in any version."""
     out: list[str] = []
     number = max(used, default=0)

@@ -1,0 +1,497 @@
+"""A command centre redraws a community's grids as a draft, applies it in one audited step, and can roll it back.
+
+The first stories apply a draft drawn by hand (two grids merged, one split in two: a retired code and a new one),
+so that apply and rollback are checked on a known change; the later ones draw with the redesign itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, Engine, text
+
+from address_library.service import Geocoder
+from gis.crs import to_metric
+from planning import grid_version_repository as repo
+from planning import grid_versions
+from planning.errors import Infeasible, PlanNotFound, StaleDraft, VersionState
+from supervision.events import parse_event
+from supervision.outbox import accept_events, relay_batch
+from supervision.uscc import uscc_check_char
+from tests.support.grid_areas import a_community_to_redesign
+
+pytestmark = pytest.mark.db
+
+_serials = itertools.count(1)
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+
+
+@dataclass(frozen=True)
+class HandDrawn:
+    """A draft drawn by hand: `merged` = (kept, retired) grids made one, `split` = (kept, new) halves of one grid."""
+
+    version_id: int
+    community_code: str
+    merged: tuple[str, str]
+    split: tuple[str, str]
+    targets: dict[str, int]
+
+
+def _halves(geom: BaseGeometry) -> tuple[Polygon, Polygon] | None:
+    """The two halves of a grid cut across its longest axis through its centroid, when both are single polygons."""
+    xy = shapely.get_coordinates(geom.minimum_rotated_rectangle)[:4]
+    a, b = max(((xy[i], xy[(i + 1) % 4]) for i in range(4)), key=lambda s: float(np.hypot(*(s[1] - s[0]))))
+    axis = (b - a) / float(np.hypot(*(b - a)))
+    normal = np.array([-axis[1], axis[0]])
+    c = np.array(geom.centroid.coords[0])
+    far = 1e5
+    half = Polygon([c + normal * far, c + normal * far + axis * far, c - normal * far + axis * far, c - normal * far])
+    one, other = geom.intersection(half), geom.difference(half)
+    if isinstance(one, Polygon) and isinstance(other, Polygon) and one.area > 1 and other.area > 1:
+        return one, other
+    return None
+
+
+def hand_drawn_draft(conn: Connection, *, not_community: str | None = None, actor: str = "测试") -> HandDrawn:
+    """Merge two adjacent grids of a staffed community and split a third one in two; store it as a draft."""
+    found = a_community_to_redesign(conn)
+    if not_community is not None and found.community_code == not_community:
+        found = a_community_to_redesign(conn, not_town=found.town_code)
+    area = repo.community_area(conn, found.community_code)
+    assert area is not None
+    base = repo.active_version(conn)
+    assert base is not None
+    grids = {g.code: to_metric(g.geom) for g in repo.grids_of(conn, base.id, area.community_codes)}
+    workers = repo.active_workers_by_grid(conn, base.id, area.community_codes)
+    codes = sorted(grids)
+    pair = next(
+        (a, b)
+        for a, b in itertools.combinations(codes, 2)
+        if grids[a].intersection(grids[b]).length > 1.0 and any(_halves(grids[c]) for c in codes if c not in (a, b))
+    )
+    kept, retired = pair
+    cut = next(c for c in codes if c not in pair and _halves(grids[c]))
+    halves = _halves(grids[cut])
+    assert halves is not None
+    merged = shapely.union_all([grids[kept], grids[retired]])
+    merged = merged.buffer(0)
+    assert isinstance(merged, Polygon)
+    new_code = grid_versions.free_grid_codes(area.code, repo.used_grid_numbers(conn, [area.code])[area.code], 1)[0]
+    plan: dict[str, BaseGeometry | None] = {c: None for c in codes if c not in (kept, retired, cut)}
+    plan.update({kept: merged, cut: halves[0], new_code: halves[1]})
+    targets = {c: workers.get(c, 0) for c in codes if c not in (kept, retired, cut)}
+    joined = min(5, workers[kept] + workers[retired])
+    left = workers[kept] + workers[retired] - joined + workers[cut]
+    if left >= 4:
+        targets.update({kept: joined, cut: (left + 1) // 2, new_code: left // 2})
+    else:
+        targets.update({kept: joined - (4 - left), cut: 2, new_code: 2})
+    assert all(2 <= n <= 5 for n in targets.values()), targets
+    version_id = grid_versions.save_draft(
+        conn,
+        area=area,
+        base_version_id=base.id,
+        grids=plan,
+        workers=targets,
+        figures={"locked": [], "codes_new": [new_code], "codes_retired": [retired], "codes_kept": [kept, cut]},
+        actor_name=actor,
+    )
+    return HandDrawn(version_id, area.code, (kept, retired), (cut, new_code), targets)
+
+
+def snapshot(conn: Connection, community: str) -> dict[str, Any]:
+    """Where everything of a community is: addresses, entities, open tasks (grid and holder), workers, clues."""
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in conn.execute(text(sql), {"c": community}).all()]
+
+    return {
+        "addresses": rows("SELECT id, grid_code FROM address WHERE community_code = :c ORDER BY id"),
+        "entities": rows("SELECT uscc, grid_code FROM entity WHERE left(grid_code, 12) = :c ORDER BY uscc"),
+        "tasks": rows(
+            "SELECT id, grid_code FROM task WHERE community_code = :c "
+            "AND status NOT IN ('closed', 'cancelled') ORDER BY id"
+        ),
+        "workers": rows("SELECT id, grid_code, active FROM worker WHERE left(grid_code, 12) = :c ORDER BY id"),
+        "clues": rows("SELECT id, grid_code FROM clue WHERE left(grid_code, 12) = :c ORDER BY id"),
+    }
+
+
+def active_id(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT id FROM grid_version WHERE status = 'active'")).scalar_one())
+
+
+def misplaced(conn: Connection, community: str) -> dict[str, int]:
+    """Objects of the community whose recorded grid (in the active version) does not cover them, by kind."""
+    active = active_id(conn)
+    query = """
+        SELECT count(*) FROM {table} x LEFT JOIN grid g ON g.version_id = :v AND g.code = x.grid_code
+        WHERE {where} AND (g.code IS NULL OR NOT ST_Covers(g.geom, x.geom))
+    """
+    out = {}
+    for kind, table, where in (
+        ("address", "address", "x.community_code = :c"),
+        ("entity", "entity", "left(x.grid_code, 12) = :c AND x.geom IS NOT NULL"),
+        ("clue", "clue", "left(x.grid_code, 12) = :c"),
+    ):
+        out[kind] = int(
+            conn.execute(text(query.format(table=table, where=where)), {"v": active, "c": community}).scalar_one()
+        )
+    out["task"] = int(
+        conn.execute(
+            text(
+                "SELECT count(*) FROM task t JOIN entity e ON e.uscc = t.entity_uscc "
+                "LEFT JOIN grid g ON g.version_id = :v AND g.code = t.grid_code "
+                "WHERE t.community_code = :c AND t.status NOT IN ('closed', 'cancelled') "
+                "AND (g.code IS NULL OR NOT ST_Covers(g.geom, e.geom) OR t.grid_code <> e.grid_code)"
+            ),
+            {"v": active, "c": community},
+        ).scalar_one()
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def geocoder(engine: Engine) -> Geocoder:
+    with engine.connect() as conn:
+        return Geocoder.load(conn)
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    with engine.begin() as connection:
+        yield connection
+
+
+# ------------------------------------------------------------------------------------------------------ stories
+
+
+def test_a_draft_leaves_the_active_version_as_it_was_and_tiles_its_community(engine: Engine) -> None:
+    with engine.begin() as conn:
+        found = a_community_to_redesign(conn)
+        before = snapshot(conn, found.community_code)
+        active_before = conn.execute(
+            text("SELECT md5(string_agg(g::text, '' ORDER BY code)) FROM grid g WHERE version_id = :v"),
+            {"v": active_id(conn)},
+        ).scalar_one()
+        draft = hand_drawn_draft(conn)
+    with engine.connect() as conn:
+        assert snapshot(conn, draft.community_code) == before
+        assert (
+            conn.execute(
+                text("SELECT md5(string_agg(g::text, '' ORDER BY code)) FROM grid g WHERE version_id = :v"),
+                {"v": active_id(conn)},
+            ).scalar_one()
+            == active_before
+        )
+        summary = grid_versions.summary(conn, draft.version_id)
+        assert summary.status == "draft" and not summary.stale and summary.area_code == draft.community_code
+        assert summary.area_level == "community" and summary.base_version_id == active_id(conn)
+        # The draft grids tile the community: their union is the community, no two overlap, each one polygon.
+        # Measured where PostGIS places points: planar in the stored lon/lat (ST_Covers, ST_Union are planar), the
+        # degrees² scaled to m² at the community's latitude. (Geodesic areas would count the bow of every long edge.)
+        gap, overlap, parts = conn.execute(
+            text(
+                """
+                SELECT ST_Area(ST_SymDifference(c.geom, (SELECT ST_Union(g.geom) FROM grid g
+                         WHERE g.version_id = :v AND g.community_code = c.code))) * s.m2,
+                       (SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom))), 0) FROM grid a
+                        JOIN grid b ON b.version_id = a.version_id AND a.code < b.code AND ST_Intersects(a.geom, b.geom)
+                        WHERE a.version_id = :v AND a.community_code = c.code AND b.community_code = c.code) * s.m2,
+                       (SELECT max(ST_NumGeometries(g.geom)) FROM grid g WHERE g.version_id = :v
+                        AND g.community_code = c.code)
+                FROM community c,
+                     LATERAL (SELECT 111320.0 ^ 2 * cos(radians(ST_Y(ST_Centroid(c.geom)))) AS m2) s
+                WHERE c.code = :c
+                """
+            ),
+            {"v": draft.version_id, "c": draft.community_code},
+        ).one()
+        assert gap < 0.05, f"the draft leaves {gap:.3f} m² of the community uncovered or covered twice"
+        assert overlap < 0.05
+        assert parts == 1
+        # Outside the area, the draft is the active version itself; the merged grid's partner is gone.
+        differ = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT code, geom FROM grid WHERE version_id = :a AND community_code <> :c) a "
+                "FULL JOIN (SELECT code, geom FROM grid WHERE version_id = :d AND community_code <> :c) b "
+                "USING (code) WHERE a.geom IS NULL OR b.geom IS NULL OR ST_AsBinary(a.geom) <> ST_AsBinary(b.geom)"
+            ),
+            {"a": active_id(conn), "d": draft.version_id, "c": draft.community_code},
+        ).scalar_one()
+        assert differ == 0
+        codes = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT code FROM grid WHERE version_id = :v AND community_code = :c"),
+                {"v": draft.version_id, "c": draft.community_code},
+            )
+        }
+        assert draft.merged[1] not in codes and draft.split[1] in codes
+        # A new grid gets a name of its community's pattern and the head-count it was drawn with.
+        name, workers = conn.execute(
+            text("SELECT name, worker_count FROM grid WHERE version_id = :v AND code = :code"),
+            {"v": draft.version_id, "code": draft.split[1]},
+        ).one()
+        assert name.endswith(f"第{int(draft.split[1][12:])}网格")
+        assert workers == draft.targets[draft.split[1]]
+
+
+def test_applying_a_draft_moves_everything_of_the_area_to_its_new_grid_audited(engine: Engine) -> None:
+    with engine.begin() as conn:
+        draft = hand_drawn_draft(conn)
+        base = active_id(conn)
+        before = snapshot(conn, draft.community_code)
+    with engine.begin() as conn:
+        result = grid_versions.apply(conn, draft.version_id, actor_name="指挥中心测试")
+    assert result.version_id == draft.version_id and result.retired_version_id == base
+    with engine.connect() as conn:
+        assert active_id(conn) == draft.version_id
+        assert grid_versions.summary(conn, base).status == "retired"
+        assert misplaced(conn, draft.community_code) == {"address": 0, "entity": 0, "clue": 0, "task": 0}
+        # Nothing of the area is left in the retired grid; every worker row belongs to the new version.
+        after = snapshot(conn, draft.community_code)
+        retired = draft.merged[1]
+        assert all(code != retired for _, code in after["addresses"])
+        assert all(code != retired for _, code, _ in after["workers"])
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM worker WHERE version_id <> :v"), {"v": draft.version_id}
+            ).scalar_one()
+            == 0
+        )
+        # Each grid of the area has the head-count it was drawn with.
+        staffed = dict(
+            conn.execute(
+                text(
+                    "SELECT grid_code, count(*) FROM worker WHERE active AND left(grid_code, 12) = :c GROUP BY grid_code"
+                ),
+                {"c": draft.community_code},
+            ).all()
+        )
+        assert staffed == draft.targets
+        # Every move is audited under one batch whose reason names the version; task events name it too.
+        batch = conn.execute(
+            text("SELECT kind, version_id, area_code, actor, reason, summary FROM planning_batch WHERE id = :b"),
+            {"b": result.batch_id},
+        ).one()
+        assert batch.kind == "grid_apply" and batch.version_id == draft.version_id
+        assert batch.area_code == draft.community_code and batch.actor == "指挥中心测试"
+        assert str(draft.version_id) in batch.reason
+        moves = dict(
+            conn.execute(
+                text("SELECT object_kind, count(*) FROM territory_move WHERE batch_id = :b GROUP BY object_kind"),
+                {"b": result.batch_id},
+            ).all()
+        )
+        moved_addresses = sum(1 for a, b in zip(before["addresses"], after["addresses"], strict=True) if a != b)
+        assert moves["address"] == moved_addresses == result.moved["address"] > 0
+        assert moves.get("worker", 0) == result.moved["worker"] > 0
+        moved_tasks = [a[0] for a, b in zip(before["tasks"], after["tasks"], strict=True) if a[1] != b[1]]
+        assert moves.get("task", 0) == len(moved_tasks)
+        if moved_tasks:
+            notes = conn.execute(
+                text("SELECT DISTINCT task_id FROM task_event WHERE task_id = ANY(:ids) AND note LIKE :like"),
+                {"ids": moved_tasks, "like": f"%网格版本 {draft.version_id} 生效%"},
+            ).all()
+            assert len(notes) == len(moved_tasks)
+        # A task a worker holds is held by a worker of its grid (or waits in its grid's queue).
+        wrong = conn.execute(
+            text(
+                "SELECT count(*) FROM task t WHERE t.community_code = :c AND t.holder LIKE 'worker:%' "
+                "AND NOT EXISTS (SELECT 1 FROM worker w WHERE w.id = t.worker_id AND w.grid_code = t.grid_code "
+                "AND w.active)"
+            ),
+            {"c": draft.community_code},
+        ).scalar_one()
+        assert wrong == 0
+
+
+def test_rolling_back_puts_everything_back_where_it_was(engine: Engine) -> None:
+    with engine.connect() as conn:
+        applied = active_id(conn)
+        base = grid_versions.summary(conn, applied).base_version_id
+        area = grid_versions.summary(conn, applied).area_code
+        assert base is not None and area is not None
+        moved_before = conn.execute(
+            text(
+                "SELECT object_kind, object_id, from_grid FROM territory_move m JOIN planning_batch b ON b.id = m.batch_id "
+                "WHERE b.version_id = :v AND b.kind = 'grid_apply' ORDER BY object_kind, object_id"
+            ),
+            {"v": applied},
+        ).all()
+    with engine.begin() as conn:
+        result = grid_versions.rollback(conn, actor_name="指挥中心测试")
+    assert result.version_id == base and result.retired_version_id == applied
+    with engine.connect() as conn:
+        assert active_id(conn) == base
+        assert grid_versions.summary(conn, applied).status == "retired"
+        assert misplaced(conn, area) == {"address": 0, "entity": 0, "clue": 0, "task": 0}
+        # Everything the apply moved is back in the grid it came from.
+        for kind, object_id, from_grid in moved_before:
+            table, key = {
+                "address": ("address", "id::text"),
+                "entity": ("entity", "uscc"),
+                "clue": ("clue", "id::text"),
+                "task": ("task", "id::text"),
+                "worker": ("worker", "id::text"),
+            }[kind]
+            now = conn.execute(
+                text(f"SELECT grid_code FROM {table} WHERE {key} = :id"),  # noqa: S608 - names from the fixed table above
+                {"id": object_id},
+            ).scalar_one()
+            assert now == from_grid, f"{kind} {object_id} is in {now}, not back in {from_grid}"
+        batch = conn.execute(
+            text("SELECT kind, reason FROM planning_batch WHERE id = :b"), {"b": result.batch_id}
+        ).one()
+        assert batch.kind == "grid_rollback" and str(applied) in batch.reason
+        # There is nothing before the first version to return to.
+        with pytest.raises(VersionState) as refused:
+            grid_versions.rollback(conn, actor_name="指挥中心测试")
+        assert refused.value.reason == "nothing_to_roll_back"
+
+
+def test_a_draft_whose_area_changed_since_it_was_drawn_is_refused_and_nothing_is_applied(engine: Engine) -> None:
+    with engine.begin() as conn:
+        draft = hand_drawn_draft(conn)
+        address = conn.execute(
+            text("SELECT id FROM address WHERE community_code = :c AND status = 'active' ORDER BY id LIMIT 1"),
+            {"c": draft.community_code},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "UPDATE address SET geom = ST_Translate(geom, 0.00001, 0), updated_at = clock_timestamp() WHERE id = :id"
+            ),
+            {"id": address},
+        )
+    with engine.connect() as conn:
+        summary = grid_versions.summary(conn, draft.version_id)
+        assert summary.stale and summary.stale_reasons == ["区域内的标准地址已变化"]
+        before = snapshot(conn, draft.community_code)
+        active = active_id(conn)
+        batches = conn.execute(text("SELECT count(*) FROM planning_batch")).scalar_one()
+    with pytest.raises(StaleDraft) as refused, engine.begin() as conn:
+        grid_versions.apply(conn, draft.version_id, actor_name="指挥中心测试")
+    assert refused.value.reason == "stale_draft" and "标准地址" in str(refused.value)
+    with engine.connect() as conn:
+        assert active_id(conn) == active and snapshot(conn, draft.community_code) == before
+        assert conn.execute(text("SELECT count(*) FROM planning_batch")).scalar_one() == batches
+        assert grid_versions.summary(conn, draft.version_id).status == "draft"
+
+
+def test_only_a_known_draft_can_be_applied(engine: Engine) -> None:
+    with engine.begin() as conn:
+        with pytest.raises(PlanNotFound):
+            grid_versions.apply(conn, 999_999, actor_name="测试")
+        with pytest.raises(PlanNotFound):
+            grid_versions.summary(conn, 999_999)
+        with pytest.raises(VersionState) as refused:
+            grid_versions.apply(conn, active_id(conn), actor_name="测试")
+        assert refused.value.reason == "not_a_draft" and "只有草案可以生效" in str(refused.value)
+        with pytest.raises(PlanNotFound) as unknown:
+            grid_versions.draw(conn, community="441900999999", actor_name="测试")
+        assert unknown.value.reason == "unknown_area"
+        with pytest.raises(Infeasible) as neither:
+            grid_versions.draw(conn, actor_name="测试")
+        assert neither.value.reason == "area_required"
+
+
+def test_a_registration_that_arrives_during_an_apply_lands_in_the_new_grid(engine: Engine, geocoder: Geocoder) -> None:
+    with engine.begin() as conn:
+        draft = hand_drawn_draft(conn)
+        kept, retired = draft.merged
+        # A door of the grid the draft merges away: the geocoder (loaded before) still places it there.
+        door = conn.execute(
+            text(
+                "SELECT id, full_text FROM address WHERE grid_code = :g AND level = 'door' AND status = 'active' "
+                "ORDER BY id LIMIT 40"
+            ),
+            {"g": retired},
+        ).all()
+        placed = next(d for d in door if geocoder.geocode(d.full_text).address_id == d.id)
+        assert geocoder.geocode(placed.full_text).grid_code == retired
+        serial = next(_serials)
+        first17 = f"91441900GW{serial:07d}"
+        event = parse_event(
+            {
+                "event_id": f"gv-during-apply-{serial}",
+                "kind": "new",
+                "uscc": first17 + uscc_check_char(first17),
+                "name": f"东莞市网格调整测试商行{serial}号",
+                "address": placed.full_text,
+                "business_scope": "日用百货销售",
+                "occurred_at": datetime(2026, 12, 1, 2, 0, tzinfo=UTC).isoformat(),
+            }
+        )
+        accept_events(conn, [event])
+
+    applying = threading.Event()
+    release = threading.Event()
+    errors: list[BaseException] = []
+
+    def apply_and_hold() -> None:
+        try:
+            with engine.begin() as conn:
+                grid_versions.apply(conn, draft.version_id, actor_name="指挥中心测试")
+                applying.set()
+                release.wait(30)
+        except BaseException as exc:
+            errors.append(exc)
+            applying.set()
+
+    def register() -> None:
+        try:
+            with engine.begin() as conn:
+                relay_batch(conn, geocoder, event_ids=[event.event_id])
+        except BaseException as exc:
+            errors.append(exc)
+
+    applier = threading.Thread(target=apply_and_hold)
+    applier.start()
+    assert applying.wait(60)
+    relay = threading.Thread(target=register)
+    relay.start()
+    # The registration waits for the apply's lock (it must not place the entity in the old grid meanwhile).
+    with engine.connect() as watcher:
+        for _ in range(200):
+            waiting = watcher.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            ).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.05)
+    assert waiting == 1 and relay.is_alive()
+    release.set()
+    applier.join(60)
+    relay.join(60)
+    assert not errors, errors
+    with engine.connect() as conn:
+        entity_grid = conn.execute(text("SELECT grid_code FROM entity WHERE uscc = :u"), {"u": event.uscc}).scalar_one()
+        assert entity_grid == kept
+        grids = {
+            r[0] for r in conn.execute(text("SELECT grid_code FROM task WHERE entity_uscc = :u"), {"u": event.uscc})
+        }
+        assert grids == {kept}
+        holders = conn.execute(
+            text(
+                "SELECT count(*) FROM task t WHERE t.entity_uscc = :u AND t.worker_id IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM worker w WHERE w.id = t.worker_id AND w.grid_code = :g)"
+            ),
+            {"u": event.uscc, "g": kept},
+        ).scalar_one()
+        assert holders == 0
+    with engine.begin() as conn:
+        grid_versions.rollback(conn, actor_name="测试")
