@@ -16,7 +16,8 @@ The choice for one task, in order:
 4. nobody has room: the task will be late (overflow); it stays with its current worker when they work in its grid,
    else goes to the worker of its grid with the most room (the least overloaded); a grid with no worker at all
    hands it to its current neighbour worker, else the least overloaded neighbour (crossed and late);
-5. a grid without any worker and no neighbour at all: the task waits in the grid's queue (unplaced).
+5. a grid without any worker and no neighbour at all: its current holder in the community keeps it (late), else it
+   waits in the grid's queue (unplaced).
 
 Every rule reads only the loads the earlier tasks left, so the result is deterministic (independent of input
 order) and idempotent: feeding the plan back as the current workers gives the same plan. The cost is
@@ -131,6 +132,12 @@ def assign_daily(
                 chosen = current
             else:
                 chosen = _least_overloaded(own, load, task)
+        if chosen is None and current is not None:
+            # No worker in its grid nor next door (a grid left without staff): its holder in the community keeps it
+            # rather than a queue nobody serves.
+            chosen = current
+            crossed.add(task.id)
+            overflow.add(task.id)
         if chosen is None:
             unplaced.add(task.id)
             continue

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, text
 from gis import clock
 from planning.daily import DailyPlan, DailyTask, DailyWorker, lateness_days
 from planning.daily import assign_daily as plan_daily
-from planning.errors import NothingToPlan
+from planning.errors import NothingToPlan, PlanNotFound
 from planning.workload import Standards, duty_hours, load_standards
 from supervision.audit import SYSTEM, Actor, Holder, TaskEvent, stored, write_events
 from supervision.calendar import SHANGHAI, WorkCalendar, default_calendar
@@ -241,6 +241,11 @@ def assign_daily(
 ) -> DailySummary:
     """Assign the open tasks of the city (or one town) for the morning of `on`; write the changes unless a dry run."""
     moment = at or clock.now()
+    if (
+        town_code is not None
+        and conn.execute(text("SELECT 1 FROM town WHERE code = :c"), {"c": town_code}).first() is None
+    ):
+        raise PlanNotFound(f"没有编码为 {town_code} 的镇街", reason="unknown_town")
     tasks, workers, neighbours, rows, per_day, carried = build_inputs(
         conn, on=on, town_code=town_code, standards=standards
     )

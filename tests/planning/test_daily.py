@@ -91,7 +91,12 @@ def test_a_task_never_leaves_its_community_and_keeps_its_grid_or_an_adjacent_one
         if t.id in plan.assignment:
             w = by_id[plan.assignment[t.id]]
             assert w.community == t.community
-            assert w.grid == t.grid or (w.grid in NEIGHBOURS[t.grid] and t.id in plan.crossed)
+            staffed = any(x.grid == t.grid for x in workers)
+            assert (
+                w.grid == t.grid
+                or (w.grid in NEIGHBOURS[t.grid] and t.id in plan.crossed)
+                or (not staffed and w.id == t.worker and t.id in plan.overflow)
+            )
         else:
             assert t.id in plan.unplaced
 
@@ -200,3 +205,9 @@ def test_a_grid_without_workers_lends_its_tasks_to_a_neighbour_not_to_another_co
     assert plan.assignment == {1: 1}  # late, but done by the neighbour in A3; never by B1's free worker
     assert plan.crossed == plan.overflow == {1}
     assert plan.unplaced == {2}  # A1 has no worker and its only neighbour A2 none either: it waits in the queue
+
+
+def test_a_task_of_a_grid_left_without_staff_stays_with_its_holder_rather_than_an_empty_queue() -> None:
+    workers = [DailyWorker(1, "A3", "A", 5.0)]
+    plan = assign_daily([DailyTask(1, "A1", "A", 0.0, 1.0, 1)], workers, NEIGHBOURS)
+    assert plan.assignment == {1: 1} and plan.overflow == {1} and not plan.unplaced

@@ -270,3 +270,32 @@ def test_gridgov_assign_daily_prints_the_plan_in_chinese(db: DatabaseSettings, a
     assert "每日分派（试算，未写入）" in result.output and "交相邻网格" in result.output
     bad = CliRunner().invoke(app, ["assign", "daily", "--date", "2026-13-01"])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    unknown = CliRunner().invoke(app, ["assign", "daily", "--town", "441900999"])
+    assert unknown.exit_code == 2 and "没有编码为 441900999 的镇街" in unknown.output
+
+
+def test_a_case_a_worker_follows_up_stays_with_them_however_full_the_grid(engine: Engine, area: Area) -> None:
+    with engine.begin() as conn:
+        held = conn.execute(
+            text(
+                """
+                SELECT t.id, t.version, t.worker_id, w.town_code, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
+                FROM task t JOIN worker w ON w.id = t.worker_id JOIN entity e ON e.uscc = t.entity_uscc
+                WHERE t.grid_code = :g AND w.grid_code = t.grid_code AND t.status = 'assigned'
+                ORDER BY t.id LIMIT 1
+                """
+            ),
+            {"g": area.grid_code},
+        ).one()
+        scope = Scope("worker", str(held.worker_id), town=held.town_code)
+        transition(
+            conn,
+            held.id,
+            Move(to="inspected_problem", version=held.version, lon=held.lon, lat=held.lat, note="发现问题"),
+            actor=Actor(f"worker:{held.worker_id}", "grid_worker", scope),
+        )
+        _flood(conn, area, FLOOD, tag="follow-up")
+        summary = assign_daily(conn, on=_today(), town_code=area.town_code)
+        assert summary.carried >= 1 and summary.changed > 0
+        after = conn.execute(text("SELECT worker_id, status FROM task WHERE id = :t"), {"t": held.id}).one()
+        assert (after.worker_id, after.status) == (held.worker_id, "inspected_problem")
