@@ -69,11 +69,13 @@ class DailySummary:
     max_worker_hours: float
     mean_worker_hours: float
     batch_id: int | None
+    lenders: tuple[tuple[str, int], ...] = ()  # the grids that handed most tasks to a neighbour, with how many
 
     def as_json(self) -> dict[str, Any]:
         """The summary as the planning batch and the job log store it."""
         out = asdict(self)
         out["on"] = self.on.isoformat()
+        out["lenders"] = [list(pair) for pair in self.lenders]
         return out
 
 
@@ -277,11 +279,21 @@ def assign_daily(
         max_worker_hours=round(max(worker_hours, default=0.0), 3),
         mean_worker_hours=round(sum(worker_hours) / len(worker_hours), 3) if worker_hours else 0.0,
         batch_id=None,
+        lenders=_lenders(plan, tasks),
     )
     if not dry_run and written:
         batch_id = _record_batch(conn, summary, actor=actor, at=moment)
         summary = DailySummary(**{**asdict(summary), "batch_id": batch_id})
     return summary
+
+
+def _lenders(plan: DailyPlan, tasks: list[DailyTask], top: int = 10) -> tuple[tuple[str, int], ...]:
+    """The grids that handed most tasks to a neighbour (most first, then by code), with their counts."""
+    counts: dict[str, int] = {}
+    for t in tasks:
+        if t.id in plan.crossed:
+            counts[t.grid] = counts.get(t.grid, 0) + 1
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
 
 
 def _note(on: date, task: DailyTask, worker: int | None, crossed: bool, late: bool, grid_of: Mapping[int, str]) -> str:

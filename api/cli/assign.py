@@ -53,10 +53,12 @@ def assign_daily(
         ("交相邻网格", f"{s.crossed:,}"),
         ("预计逾期", f"{s.overflow:,}（共 {s.late_days:,} 个工作日）"),
         ("留在网格队列", f"{s.unplaced:,}"),
-        ("网格员工时 最多/平均", f"{s.max_worker_hours:.2f} / {s.mean_worker_hours:.2f} 小时"),
+        ("网格员工时（最多／平均）", f"{s.max_worker_hours:.2f} / {s.mean_worker_hours:.2f} 小时"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"  {key.ljust(width, '　')}  {value}")
+    if s.lenders:
+        typer.echo("  交出任务最多的网格：" + "，".join(f"{grid}（{n}）" for grid, n in s.lenders))
     if s.batch_id is not None:
         typer.echo(f"  记录批次 planning_batch #{s.batch_id}")

@@ -188,6 +188,7 @@ def test_an_overloaded_grid_lends_its_latest_tasks_to_neighbouring_grids_of_its_
         ).one()
         assert batch.kind == "daily_assignment" and batch.area_code == area.town_code
         assert batch.summary["crossed"] == summary.crossed
+        assert summary.lenders[0] == (area.grid_code, sum(1 for r in lent))
 
 
 def test_a_second_run_the_same_morning_changes_nothing(engine: Engine, area: Area) -> None:
