@@ -8,8 +8,14 @@ from dataclasses import dataclass, replace
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner
 
-from gis import clock
+from api.cli import app
+from gis import (
+    clock,
+    migrate,  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
+)
+from gis.settings import DatabaseSettings
 from planning import staffing_service
 from planning.errors import NothingToPlan, PlanNotFound, StaleDraft
 from planning.staffing import GridStaff, lower_bound
@@ -266,3 +272,36 @@ def test_a_town_short_of_workers_leaves_the_gap_where_work_per_worker_is_lowest(
     full = [g for g in plan.grids if g.target == 5]
     if short and full:
         assert max(g.hours / (g.target + 1) for g in short) <= min(g.hours / 5 for g in full) + 1e-9
+
+
+# ---------------------------------------------------------------------------------------- the command line (last:
+# it commits to this module's database)
+
+
+def test_the_command_line_prints_the_plan_and_applies_it_by_its_fingerprint(
+    engine: Engine, db: DatabaseSettings
+) -> None:
+    with engine.begin() as conn:
+        emptied = empty_a_grid(conn)
+    env = {"GRIDGOV_DATABASE_URL": db.database_url}
+    shown = CliRunner().invoke(app, ["staffing", "plan", "--town", emptied.town], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "调动清单" in shown.output and "方案指纹：" in shown.output
+    fingerprint = shown.output.strip().splitlines()[-1].split("：")[1]
+    refused = CliRunner().invoke(app, ["staffing", "apply", "--town", emptied.town, "--fingerprint", "0" * 64], env=env)
+    assert refused.exit_code == 1 and "未应用" in refused.output and "刷新" in refused.output
+    with engine.connect() as conn:
+        assert active_workers(conn, emptied.grid) == set()
+    applied = CliRunner().invoke(
+        app, ["staffing", "apply", "--town", emptied.town, "--fingerprint", fingerprint], env=env
+    )
+    assert applied.exit_code == 0, applied.output
+    assert "已应用配员方案" in applied.output
+    with engine.connect() as conn:
+        assert len(active_workers(conn, emptied.grid)) >= 2
+        actor = conn.execute(text("SELECT actor FROM planning_batch ORDER BY id DESC LIMIT 1")).scalar_one()
+    assert actor == "cli:staffing"
+    done = CliRunner().invoke(app, ["staffing", "plan", "--town", emptied.town], env=env)
+    assert done.exit_code == 0 and "无需调动" in done.output
+    unknown = CliRunner().invoke(app, ["staffing", "plan", "--town", "441900999000"], env=env)
+    assert unknown.exit_code == 2 and "未找到镇街" in unknown.output
