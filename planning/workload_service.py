@@ -8,8 +8,8 @@ So the same rule serves the active version and drafts, and `area_work` gives the
 travel rates) whose sums the API later shows: for any grid, hours = Σ hours of the points it covers + area × rate
 + road length inside × rate (the consistency law).
 
-Stored rows are current while the standards version, the day, and a cheap signature of the data (tasks, clues,
-registrations, addresses, entities, the version's grids) are unchanged; otherwise they are computed in one
+Stored rows are current while the standards version, the day, and a cheap signature of the data (the change marks
+of entities, tasks and clues, the addresses, the version's grids) are unchanged; otherwise they are computed in one
 set-based pass and stored.
 """
 
@@ -58,24 +58,26 @@ from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 
 # Every located thing that carries work, one row each: (kind, id, key, needs_licence, unfiled, geom). `key` is the
-# duty of a task, the credit class of an entity. Bound parameters: :since, :at, :year_start, :open.
+# duty of a task, the credit class of an entity. Bound parameters: :since, :at, :year_start, :open; the query that
+# embeds it defines `box`, the bounding box of the grids asked for (only things inside it are looked at).
 _ITEMS_SQL = """
     SELECT 'entity'::text AS kind, e.uscc::text AS id, e.credit_class::text AS key, e.needs_licence AS licence,
            (e.registered_on < :year_start
             AND (e.annual_report_filed_on IS NULL OR e.annual_report_filed_on < :year_start)) AS unfiled,
            e.geom
-      FROM entity e WHERE e.status = 'open' AND e.geom IS NOT NULL
+      FROM entity e WHERE e.status = 'open' AND e.geom && (SELECT b FROM box)
     UNION ALL
     SELECT 'task', t.id::text, t.duty::text, false, false, COALESCE(e.geom, c.geom)
       FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN clue c ON c.id = t.clue_id
-     WHERE t.kind = 'task' AND t.pushed_at > :since AND t.pushed_at <= :at AND COALESCE(e.geom, c.geom) IS NOT NULL
+     WHERE t.kind = 'task' AND t.pushed_at > :since AND t.pushed_at <= :at
+       AND COALESCE(e.geom, c.geom) && (SELECT b FROM box)
     UNION ALL
     SELECT 'open', t.id::text, t.duty::text, false, false, COALESCE(e.geom, c.geom)
       FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN clue c ON c.id = t.clue_id
-     WHERE t.status = ANY(:open) AND COALESCE(e.geom, c.geom) IS NOT NULL
+     WHERE t.status = ANY(:open) AND COALESCE(e.geom, c.geom) && (SELECT b FROM box)
     UNION ALL
     SELECT 'clue', c.id::text, ''::text, false, false, c.geom
-      FROM clue c WHERE c.reported_at > :since AND c.reported_at <= :at
+      FROM clue c WHERE c.reported_at > :since AND c.reported_at <= :at AND c.geom && (SELECT b FROM box)
 """
 
 # Each item in the grid of the version that covers it (lowest code on a shared edge). With :codes, only items in
@@ -162,15 +164,21 @@ def _version(conn: Connection, version_id: int | None) -> int:
 
 
 def _basis(conn: Connection, version_id: int, at: datetime, standards: Standards) -> str:
-    """A cheap signature of what a version's workloads depend on: the day, the standards, the data's change marks."""
+    """A cheap signature of what a version's workloads depend on: the day, the standards, the data's change marks.
+
+    The marks are the tile cache's data versions of entities, tasks and clues (bumped by triggers at commit, per
+    town; migration 0008) with this transaction's own pending changes, the addresses' last change, and the
+    version's grids (count and area). Territory marks are left out: storing workloads notes them for the tiles.
+    """
     marks = conn.execute(
         text(
             """
             SELECT concat_ws('|',
-              (SELECT max(updated_at) FROM task), (SELECT count(*) FROM task),
-              (SELECT max(id) FROM clue), (SELECT count(*) FROM clue),
-              (SELECT max(received_at) FROM registration_event), (SELECT count(*) FROM registration_event),
-              (SELECT count(*) FROM entity WHERE status = 'open'), (SELECT max(updated_at) FROM address),
+              (SELECT string_agg(layer_group || ':' || town_code || ':' || version, ',' ORDER BY layer_group, town_code)
+                 FROM data_version WHERE layer_group IN ('entities', 'tasks', 'clues')),
+              (SELECT count(*) FROM data_version_pending
+                WHERE xact = txid_current() AND layer_group IN ('entities', 'tasks', 'clues')),
+              (SELECT max(updated_at) FROM address),
               (SELECT count(*) || ':' || round(sum(area_m2)::numeric, 3) FROM grid WHERE version_id = :v))
             """
         ),
