@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time as pytime
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -300,3 +301,36 @@ def test_a_case_a_worker_follows_up_stays_with_them_however_full_the_grid(engine
         assert summary.carried >= 1 and summary.changed > 0
         after = conn.execute(text("SELECT worker_id, status FROM task WHERE id = :t"), {"t": held.id}).one()
         assert (after.worker_id, after.status) == (held.worker_id, "inspected_problem")
+
+
+def test_the_served_platform_runs_the_morning_assignment_at_its_first_tick(
+    db: DatabaseSettings, engine: Engine, area: Area, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from gis.settings import ServerSettings
+
+    with engine.begin() as conn:
+        queued = _flood(conn, area, 3, tag="served")
+        conn.execute(text("UPDATE task SET worker_id = NULL, holder = :q WHERE id = ANY(:ids)"),
+                     {"q": f"grid:{area.grid_code}", "ids": queued})  # fmt: skip
+    settings = ServerSettings(secret_key="d" * 40, state_dir=tmp_path_factory.mktemp("state"))
+    app = create_app(db_settings=db, server_settings=settings, run_jobs=True, daily_jobs=[MORNING_JOB])
+    with TestClient(app):
+        deadline = pytime.monotonic() + 90
+        while True:
+            with engine.connect() as conn:
+                ran = conn.execute(
+                    text(
+                        "SELECT result FROM job_run WHERE job = 'daily_assignment' "
+                        "AND (started_at AT TIME ZONE 'Asia/Shanghai')::date = :day"
+                    ),
+                    {"day": _today()},
+                ).scalars().all()  # fmt: skip
+            if ran:
+                break
+            assert pytime.monotonic() < deadline, "the morning assignment did not run"
+            pytime.sleep(0.3)
+    assert len(ran) == 1 and ran[0]["on"] == _today().isoformat()
+    assert ran[0]["tasks"] >= len(queued) and ran[0]["workers"] > 9000, "the whole city's open tasks were planned"
