@@ -112,7 +112,11 @@ if (applyButton) {
 }
 
 const initial = new URLSearchParams(window.location.search);
-if (config.town) { townSelect.value = config.town; }
+if (config.town) {
+  townSelect.value = config.town;
+  // A town the caller may not plan is not among the choices: say so, and open their own.
+  if (townSelect.value !== config.town) { say("该镇街不在您的管辖范围内，已显示您可查看的范围", "refused"); }
+}
 if (!townSelect.value && config.towns.length === 1) { townSelect.value = config.towns[0].code; }
 if (initial.get("within") === "community") { withinSelect.value = "community"; }
 townSelect.addEventListener("change", load);
