@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mapbox_vector_tile
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -12,7 +13,9 @@ from sqlalchemy import text
 from api.routers.workload import WorkloadOut
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from maps.tiles import tile_of_lon_lat
 from planning.workload import load_standards, recommended_workers
+from planning.workload_service import grid_workloads, refresh
 from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
 from tests.support.city import a_door_in_a_neighbour_community, a_door_in_another_town, a_door_with_workers
 from tests.support.server import SECRET_KEY
@@ -209,3 +212,38 @@ def test_bad_or_unknown_units_are_refused_with_the_reason(
     assert response.status_code == status, response.text
     if reason:
         assert response.json()["reason"] == reason
+
+
+def test_the_map_tiles_carry_each_grids_hours_per_worker_once_computed(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any]
+) -> None:
+    """The grid tiles at the home door carry hours per worker after a refresh, and a cached tile is rebuilt."""
+    home = world["home"]
+    tile = tile_of_lon_lat(home.lon, home.lat, 15)
+    url = f"/tiles/grids/{tile.z}/{tile.x}/{tile.y}.mvt"
+
+    def grids() -> dict[str, dict[str, Any]]:
+        answer = client.get(url, headers=headers["centre"])
+        assert answer.status_code == 200, answer.text
+        return {
+            f["properties"]["code"]: f["properties"]
+            for f in mapbox_vector_tile.decode(answer.content)["grids"]["features"]
+        }
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM grid_workload"))
+    assert "hours_per_worker" not in grids()[home.grid_code]  # not computed yet: absent, the map shows no data
+    with engine.begin() as conn:
+        refresh(conn)
+        hours = grid_workloads(conn, grid_codes=[home.grid_code])[home.grid_code].hours
+        worker_count = conn.execute(
+            text(
+                "SELECT worker_count FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'"
+                " WHERE g.code = :g"
+            ),
+            {"g": home.grid_code},
+        ).scalar_one()
+    shown = grids()[home.grid_code]
+    assert shown["hours_per_worker"] == pytest.approx(hours / worker_count, rel=1e-5)
+    assert {"workers", "workload", "open_tasks"} <= set(shown)  # the properties the map had are all still there
