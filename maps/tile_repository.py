@@ -371,7 +371,7 @@ def _statement(request: TileRequest, params: dict[str, Any]) -> str:
         params.update(task_params, **clue_params, tile_towns=list(request.tile_towns))
         return _GRIDS.format(task_covers=task_covers, clue_covers=clue_covers)
     if layer is TileLayer.TASKS:
-        where, scope_params = request.task_scope.task_sql("t")
+        where, scope_params = request.task_scope.task_sql("t", held=True)
         params.update(scope_params, tile_towns=list(request.tile_towns))
         return _TASKS.format(task_where=where, tail=_TASK_CLUSTERS if request.clustered else _TASK_POINTS)
     where, scope_params = request.clue_scope.clue_sql("c")

@@ -334,3 +334,33 @@ def test_the_served_platform_runs_the_morning_assignment_at_its_first_tick(
             pytime.sleep(0.3)
     assert len(ran) == 1 and ran[0]["on"] == _today().isoformat()
     assert ran[0]["tasks"] >= len(queued) and ran[0]["workers"] > 9000, "the whole city's open tasks were planned"
+
+
+def test_the_worker_finds_a_task_handed_over_from_a_neighbouring_grid_on_their_map(engine: Engine, area: Area) -> None:
+    import mapbox_vector_tile
+
+    from maps.tile_service import Caller, TileStore
+    from maps.tiles import LAYERS, TileLayer, tile_of_lon_lat
+
+    with engine.connect() as conn:
+        lent = conn.execute(
+            text(
+                """
+                SELECT t.id, w.id AS worker_id, w.town_code, ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat
+                FROM task t JOIN worker w ON w.id = t.worker_id JOIN entity e ON e.uscc = t.entity_uscc
+                WHERE t.grid_code = :g AND w.grid_code <> t.grid_code AND t.status = 'assigned'
+                ORDER BY t.id LIMIT 1
+                """
+            ),
+            {"g": area.grid_code},
+        ).one()
+        caller = Caller(Scope("worker", str(lent.worker_id), town=lent.town_code), reads_tasks=True, reads_clues=True)
+        answer = TileStore().tile(
+            conn, LAYERS[TileLayer.TASKS], tile_of_lon_lat(lent.lon, lent.lat, 15), caller, "wgs84"
+        )
+    shown = mapbox_vector_tile.decode(answer.tile.body)["tasks"]["features"]
+    ids = {f["properties"]["id"] for f in shown}
+    assert lent.id in ids
+    assert all(
+        f["properties"]["worker_id"] == lent.worker_id for f in shown if f["properties"]["grid_code"] == area.grid_code
+    ), "of the other grid, only the tasks handed to them"
