@@ -30,6 +30,9 @@ WORKER_MOVE_SHARE = 0.25
 # Balance is asked a little inside the tolerance, so the integer scaling of hours cannot push a grid over it.
 _INSIDE_TOLERANCE = 0.97
 _HOURS_SCALE_TOTAL = 1_000_000
+# How many unit edges beyond its current territory a grid may reach.
+REACH_HOPS = 4
+_ASSEMBLY_RESERVE_S = 0.3
 
 
 def solve_cpsat(
@@ -49,8 +52,9 @@ def solve_cpsat(
     free_units = [int(u) for u in np.flatnonzero(~plan.locked[plan.label])]
     if remaining < 0.05 or not free_groups or not free_units:
         return None
-    model = _Model(layout, free_units, free_groups)
-    model.balance(plan, targets, problem, hint.label if hint is not None else home, home)
+    hinted = hint.label if hint is not None else home
+    model = _Model(layout, free_units, free_groups, home, hinted)
+    model.balance(plan, targets, problem)
     model.contiguity()
     model.objective(home, current_workers, problem)
     if hint is not None:
@@ -58,14 +62,18 @@ def solve_cpsat(
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = int(problem.seed)
-    solver.parameters.max_deterministic_time = max(0.05, 0.8 * remaining)
-    solver.parameters.max_time_in_seconds = max(0.05, remaining)
+    # Leave room for assembling the grids after the search, so the whole redesign keeps its time limit.
+    budget = remaining - _ASSEMBLY_RESERVE_S
+    if budget < 0.05:
+        return None
+    solver.parameters.max_deterministic_time = 0.8 * budget
+    solver.parameters.max_time_in_seconds = budget
     status = solver.solve(model.m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     label = plan.label.copy()
     for u in free_units:
-        label[u] = next(g for g in free_groups if solver.boolean_value(model.x[u, g]))
+        label[u] = next(g for g in model.allowed[u] if solver.boolean_value(model.x[u, g]))
     workers = plan.workers.copy()
     for g in free_groups:
         workers[g] = int(solver.value(model.w[g]))
@@ -74,15 +82,23 @@ def solve_cpsat(
 
 
 class _Model:
-    """The CP-SAT model of one area: assignment, head-counts, balance, contiguity and the objective."""
+    """The CP-SAT model of one area: assignment, head-counts, balance, contiguity and the objective.
 
-    def __init__(self, layout: ls.Layout, free_units: list[int], free_groups: list[int]) -> None:
+    A unit may only join a grid whose home (or hinted) territory lies within REACH_HOPS edges of it: a redesign with
+    the least disruption moves boundaries, it does not teleport land across the area, and the model stays small.
+    """
+
+    def __init__(
+        self, layout: ls.Layout, free_units: list[int], free_groups: list[int], home: IntArray, hinted: IntArray
+    ) -> None:
         self.layout, self.units, self.groups = layout, free_units, free_groups
+        self.home, self.hinted = home, hinted
         self.m = cp_model.CpModel()
-        self.x = {(u, g): self.m.new_bool_var(f"x{u}_{g}") for u in free_units for g in free_groups}
-        for u in free_units:
-            self.m.add_exactly_one(self.x[u, g] for g in free_groups)
         inside = set(free_units)
+        self.allowed = _reach(layout, free_units, free_groups, home, hinted, inside)
+        self.x = {(u, g): self.m.new_bool_var(f"x{u}_{g}") for u in free_units for g in self.allowed[u]}
+        for u in free_units:
+            self.m.add_exactly_one(self.x[u, g] for g in self.allowed[u])
         self.arcs = [
             (int(a), int(b), float(length))
             for (a, b), length in zip(layout.edges.tolist(), layout.edge_length.tolist(), strict=True)
@@ -90,8 +106,13 @@ class _Model:
         ]
         self.w: dict[int, cp_model.IntVar] = {}
         self.roots: dict[int, int] = {}
+        self.flows: dict[tuple[int, int, int], cp_model.IntVar] = {}
 
-    def balance(self, plan: ls.Plan, targets: ls.Targets, problem: Problem, hinted: IntArray, home: IntArray) -> None:
+    def members(self, g: int) -> list[int]:
+        """Units that may belong to group g."""
+        return [u for u in self.units if (u, g) in self.x]
+
+    def balance(self, plan: ls.Plan, targets: ls.Targets, problem: Problem) -> None:
         """Head-count variables with the free total fixed; each grid's scaled hours within the band of its count."""
         layout, m, x = self.layout, self.m, self.x
         total_hours = float(layout.hours[self.units].sum())
@@ -104,26 +125,31 @@ class _Model:
         lo_per_worker = int(np.ceil((1.0 - tol) * targets.mean * scale))
         hi_per_worker = int(np.floor((1.0 + tol) * targets.mean * scale))
         for g in self.groups:
-            load = sum(int(scaled[u]) * x[u, g] for u in self.units)
+            load = sum(int(scaled[u]) * x[u, g] for u in self.members(g))
             m.add(load >= lo_per_worker * self.w[g])
             m.add(load <= hi_per_worker * self.w[g])
-            self.roots[g] = _root(layout, home, g, hinted)
+            self.roots[g] = _root(layout, self.home, g, self.hinted)
             m.add(x[self.roots[g], g] == 1)
 
     def contiguity(self) -> None:
         """Single-commodity flow per grid from its root: every other unit of the grid consumes one unit of flow."""
-        m, x, n = self.m, self.x, len(self.units)
+        m, x = self.m, self.x
         for g in self.groups:
-            flow_in: dict[int, list[cp_model.IntVar]] = {u: [] for u in self.units}
-            flow_out: dict[int, list[cp_model.IntVar]] = {u: [] for u in self.units}
+            members = self.members(g)
+            n = len(members)
+            flow_in: dict[int, list[cp_model.IntVar]] = {u: [] for u in members}
+            flow_out: dict[int, list[cp_model.IntVar]] = {u: [] for u in members}
             for a, b, _ in self.arcs:
+                if (a, g) not in x or (b, g) not in x:
+                    continue
                 for s, t in ((a, b), (b, a)):
                     f = m.new_int_var(0, n, f"f{g}_{s}_{t}")
                     m.add(f <= n * x[s, g])
                     m.add(f <= n * x[t, g])
                     flow_out[s].append(f)
                     flow_in[t].append(f)
-            for u in self.units:
+                    self.flows[g, s, t] = f
+            for u in members:
                 if u != self.roots[g]:
                     m.add(sum(flow_in[u]) - sum(flow_out[u]) == x[u, g])
 
@@ -133,31 +159,89 @@ class _Model:
         terms: list[cp_model.LinearExprT] = []
         for u in self.units:
             g_home = int(home[u])
-            if g_home in self.w and layout.addresses[u] > 0:
+            if (u, g_home) in x and layout.addresses[u] > 0:
                 terms.append(round(ADDRESS_WEIGHT_M * float(layout.addresses[u])) * x[u, g_home])
+        self.same: dict[tuple[int, int, int], cp_model.IntVar] = {}
         for a, b, length in self.arcs:
             for g in self.groups:
+                if (a, g) not in x or (b, g) not in x:
+                    continue
                 same = m.new_bool_var(f"s{a}_{b}_{g}")
                 m.add_implication(same, x[a, g])
                 m.add_implication(same, x[b, g])
+                self.same[a, b, g] = same
                 terms.append(max(1, round(length)) * same)
         t_free = sum(int(current_workers[g]) for g in self.groups)
         addresses_per_worker = float(layout.addresses[self.units].sum()) / max(t_free, 1)
         price = max(1, round(WORKER_MOVE_SHARE * addresses_per_worker * ADDRESS_WEIGHT_M))
+        self.moved: dict[int, cp_model.IntVar] = {}
         for g in self.groups:
             d = m.new_int_var(0, problem.max_workers, f"d{g}")
             m.add(d >= self.w[g] - int(current_workers[g]))
             m.add(d >= int(current_workers[g]) - self.w[g])
+            self.moved[g] = d
             terms.append(-price * d)
         m.maximize(sum(terms))
 
     def hint(self, plan: ls.Plan) -> None:
-        """Start the search from a known plan (the local method's)."""
-        for u in self.units:
-            for g in self.groups:
-                self.m.add_hint(self.x[u, g], int(plan.label[u]) == g)
+        """Start the search from a known plan (the local method's), flows included, so it is a complete solution."""
+        label = plan.label
+        for (u, g), var in self.x.items():
+            self.m.add_hint(var, int(label[u]) == g)
         for g in self.groups:
             self.m.add_hint(self.w[g], int(plan.workers[g]))
+        for (a, b, g), var in self.same.items():
+            self.m.add_hint(var, int(label[a]) == g and int(label[b]) == g)
+        flow = self._tree_flows(label)
+        for key, var in self.flows.items():
+            self.m.add_hint(var, flow.get(key, 0))
+
+    def _tree_flows(self, label: IntArray) -> dict[tuple[int, int, int], int]:
+        """Flows of a breadth-first tree from each root over its grid's units (each arc carries its subtree size)."""
+        flow: dict[tuple[int, int, int], int] = {}
+        for g in self.groups:
+            root = self.roots[g]
+            if int(label[root]) != g:
+                continue
+            parent = {root: -1}
+            order = [root]
+            for u in order:
+                for v in self.layout.neighbours(u)[0].tolist():
+                    if v not in parent and int(label[v]) == g and (g, u, v) in self.flows:
+                        parent[v] = u
+                        order.append(v)
+            size = dict.fromkeys(order, 1)
+            for v in reversed(order[1:]):
+                size[parent[v]] += size[v]
+                flow[g, parent[v], v] = size[v]
+        return flow
+
+
+def _reach(
+    layout: ls.Layout,
+    units: list[int],
+    groups: list[int],
+    home: IntArray,
+    hinted: IntArray,
+    inside: set[int],
+) -> dict[int, list[int]]:
+    """Groups each free unit may join: those whose home or hinted territory is within REACH_HOPS edges of it."""
+    allowed: dict[int, set[int]] = {u: set() for u in units}
+    group_set = set(groups)
+    for g in groups:
+        frontier = [u for u in units if int(home[u]) == g or int(hinted[u]) == g]
+        seen = set(frontier)
+        for _ in range(REACH_HOPS):
+            nxt = []
+            for u in frontier:
+                for v in layout.neighbours(u)[0].tolist():
+                    if v in inside and v not in seen:
+                        seen.add(v)
+                        nxt.append(v)
+            frontier = nxt
+        for u in seen:
+            allowed[u].add(g)
+    return {u: sorted(allowed[u] & group_set) for u in units}
 
 
 def _root(layout: ls.Layout, home: IntArray, group: int, hinted: IntArray) -> int:

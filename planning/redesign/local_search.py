@@ -197,6 +197,8 @@ class Targets:
     tolerance: float
     aim: float
     pp_floor: float
+    compact_preference: float = 20.0  # weight of the change in compactness in a move's priority
+    enclosed_preference: float = 12.0  # weight of how much of a unit the receiver already surrounds
 
 
 def _penalty(ratio: FloatArray, aim: float) -> FloatArray:
@@ -301,6 +303,11 @@ class _Search:
             ok = (gain > 1e-9) & (worst_after <= np.maximum(band, worst_before))
         if not ok.any():
             return False
+        # Among admissible moves, prefer those that leave both grids more compact (a tie-breaker, never a filter).
+        gain = gain * np.exp(t.compact_preference * np.clip(pp_f + pp_t - pp_f0 - pp_t0, -1.0, 1.0))
+        # Units already half-surrounded by the receiver go first: the boundary advances evenly, without tendrils.
+        enclosed = self.to_group[unit, to] / np.maximum(layout.perimeter[unit], 1e-9)
+        gain = gain * np.exp(t.enclosed_preference * enclosed)
         unit, to, frm, gain = unit[ok], to[ok], frm[ok], gain[ok]
         addr = layout.addresses[unit].astype(np.float64)
         priority = np.where(

@@ -9,7 +9,7 @@ CP-SAT's plan when it finishes, is balanced and disturbs fewer addresses; assemb
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +28,9 @@ AIM_SHARE = 0.85
 # Price of moving one worker, in hours of work per month as a share of the mean hours per worker.
 WORKER_MOVE_COST_SHARE = 0.25
 # Areas up to this many units (and grids) are small enough for CP-SAT.
-CPSAT_MAX_UNITS = 300
+CPSAT_MAX_UNITS = 450
+# Local search styles tried in turn (compactness preference, enclosure preference); the best plan is kept.
+SEARCH_STYLES = ((20.0, 12.0), (20.0, 0.0), (0.0, 24.0), (60.0, 12.0))
 CPSAT_MAX_GROUPS = 12
 
 
@@ -41,6 +43,7 @@ class _Setup:
     total_workers: int
     mean: float
     pp_floor: float
+    locked_workers: dict[str, int]  # head-count of each locked grid (its own when that balances it)
 
 
 def redesign(problem: Problem) -> Solution:
@@ -53,7 +56,7 @@ def redesign(problem: Problem) -> Solution:
     orig = np.asarray([codes.index(c) for c in problem.units.grid], dtype=np.int64)
     plan = ls.Plan(
         label=orig.copy(),
-        workers=np.asarray([problem.workers[c] for c in codes], dtype=np.int64),
+        workers=np.asarray([setup.locked_workers.get(c, problem.workers[c]) for c in codes], dtype=np.int64),
         locked=np.asarray([c in problem.locked for c in codes], dtype=bool),
     )
     plan = _reach_k(layout, plan, setup)
@@ -72,7 +75,7 @@ def redesign(problem: Problem) -> Solution:
     if problem.method in ("cpsat", "auto") and _small(layout, plan):
         from planning.redesign.cpsat import solve_cpsat  # OR-Tools loads only when CP-SAT is asked for
 
-        hint = best if problem.method == "auto" else None
+        hint = best if problem.method == "auto" else _local(layout, plan, home, targets, problem, setup, deadline)
         found = solve_cpsat(
             layout, plan, home, targets, problem, current_workers=current_workers, hint=hint, deadline=deadline
         )
@@ -111,15 +114,11 @@ def _check(problem: Problem) -> _Setup:
     mean = problem.mean_hours_per_worker if problem.mean_hours_per_worker else hours_total / t
     tol = problem.tolerance
     hours = {c: float(problem.unit_hours[problem.units.grid == c].sum()) for c in codes}
-    for c in sorted(problem.locked):
-        hpw = hours[c] / max(int(problem.workers[c]), 1)
-        if abs(hpw / mean - 1.0) > tol + 1e-9:
-            raise Infeasible(
-                f"锁定网格 {c} 人均工作量 {hpw:.1f} 小时/月，偏离均值 {mean:.1f} 超过 ±{tol:.0%}，无法在锁定下达到均衡",
-                reason="locked_out_of_balance",
-            )
+    locked_workers = {
+        c: _locked_head_count(c, hours[c], int(problem.workers[c]), mean, problem) for c in problem.locked
+    }
     k_free = k - len(problem.locked)
-    t_free = t - sum(int(problem.workers[c]) for c in problem.locked)
+    t_free = t - sum(locked_workers.values())
     h_free = hours_total - sum(hours[c] for c in problem.locked)
     if k_free == 0:
         if len(problem.locked) < len(codes):
@@ -136,7 +135,23 @@ def _check(problem: Problem) -> _Setup:
     floor = problem.pp_floor
     if floor is None:
         floor = min(polsby_popper(problem.current[c]) for c in codes)
-    return _Setup(codes=codes, k=k, total_workers=t, mean=mean, pp_floor=float(floor))
+    return _Setup(codes=codes, k=k, total_workers=t, mean=mean, pp_floor=float(floor), locked_workers=locked_workers)
+
+
+def _locked_head_count(code: str, hours: float, current: int, mean: float, problem: Problem) -> int:
+    """A locked grid keeps its outline and code; its head-count stays, or moves the least that balances it."""
+    tol = problem.tolerance
+    fits = [
+        w for w in range(problem.min_workers, problem.max_workers + 1) if abs(hours / (w * mean) - 1.0) <= tol + 1e-9
+    ]
+    if not fits:
+        best = min(range(problem.min_workers, problem.max_workers + 1), key=lambda w: abs(hours / (w * mean) - 1.0))
+        raise Infeasible(
+            f"锁定网格 {code} 每月 {hours:.1f} 小时，配 {best} 人时人均 {hours / best:.1f} 小时，"
+            f"仍偏离均值 {mean:.1f} 超过 ±{tol:.0%}：锁定它就无法均衡",
+            reason="locked_out_of_balance",
+        )
+    return min(fits, key=lambda w: (abs(w - current), w))
 
 
 def _reach_k(layout: ls.Layout, plan: ls.Plan, setup: _Setup) -> ls.Plan:
@@ -191,13 +206,27 @@ def _local(
     setup: _Setup,
     deadline: float,
 ) -> ls.Plan:
-    """Local moves; if they stall out of balance, re-staff at no price per worker moved and try again."""
-    best = ls.balance(layout, plan, home, targets, deadline=deadline)
-    if _worst(layout, best, targets) <= targets.tolerance:
-        return best
-    restaffed = _staff(layout, best, problem, setup, move_cost_share=0.0)
-    retry = ls.balance(layout, restaffed, home, targets, deadline=deadline)
-    return retry if _worst(layout, retry, targets) < _worst(layout, best, targets) else best
+    """Local moves in a few styles (each is fast); re-staffed at no price per worker when they stall; the best plan.
+
+    Best: balanced first, then the most addresses at home, then the lower worst deviation.
+    """
+    tried: list[ls.Plan] = []
+    for compact, enclosed in SEARCH_STYLES:
+        style = replace(targets, compact_preference=compact, enclosed_preference=enclosed)
+        found = ls.balance(layout, plan, home, style, deadline=deadline)
+        if _worst(layout, found, targets) > targets.tolerance:
+            restaffed = _staff(layout, found, problem, setup, move_cost_share=0.0)
+            found = ls.balance(layout, restaffed, home, style, deadline=deadline)
+        tried.append(found)
+        if time.monotonic() > deadline:
+            break
+    return min(tried, key=lambda p: _rank(layout, p, home, targets))
+
+
+def _rank(layout: ls.Layout, plan: ls.Plan, home: IntArray, targets: ls.Targets) -> tuple[bool, int, float]:
+    """Sort key of plans: balanced first, then more addresses kept, then smaller worst deviation."""
+    worst = _worst(layout, plan, targets)
+    return (worst > targets.tolerance, -int(layout.addresses[plan.label == home].sum()), worst)
 
 
 def _worst(layout: ls.Layout, plan: ls.Plan, targets: ls.Targets) -> float:

@@ -37,6 +37,10 @@ CRUMB_SHARE = 0.02
 # Rings of units parallel to each grid's boundary: a boundary that moves by whole rows keeps its direction, so the
 # moved grid stays as compact as it was instead of turning into a lattice staircase.
 RINGS = 2
+# Lattice spacing chosen for about this many lattice cells per grid (rings and roads add more units).
+UNITS_PER_GRID = 40
+MIN_CELL_M = 25.0
+MAX_CELL_M = 250.0
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,22 @@ def build_units(
     current: Mapping[str, Polygon | MultiPolygon],
     *,
     roads: Sequence[LineString] = (),
-    cell_m: float = 150.0,
+    cell_m: float | None = None,
     rings: int = RINGS,
 ) -> Units:
-    """Cut the current grids by a lattice of ~cell_m squares (and by roads when given) into single-Polygon units."""
-    if cell_m <= 0:
-        raise ValueError(f"cell_m must be positive, got {cell_m!r}")
+    """Cut the current grids by a lattice of ~cell_m squares (and by roads when given) into single-Polygon units.
+
+    cell_m None: sized for about UNITS_PER_GRID units per grid (within [MIN_CELL_M, MAX_CELL_M]), so a small
+    community gets fine units and a large one is not cut into thousands.
+    """
     codes = sorted(current)
     if not codes:
         raise ValueError("no current grids to build units from")
     grids = np.asarray([current[c] for c in codes], dtype=object)
+    if cell_m is None:
+        cell_m = auto_cell_m(float(shapely.area(grids).sum()), len(codes))
+    if cell_m <= 0:
+        raise ValueError(f"cell_m must be positive, got {cell_m!r}")
     extent = shapely.union_all([area, *grids]) if not area.is_empty else shapely.union_all(grids)
     lines = [
         shapely.boundary(grids),
@@ -97,6 +107,11 @@ def build_units(
     edges, lengths = _adjacency(faces)
     group = _merge_crumbs(shapely.area(faces), owner, edges, lengths, CRUMB_SHARE * cell_m * cell_m)
     return _grouped(faces, owner, group, edges, lengths, codes)
+
+
+def auto_cell_m(area_m2: float, grids: int) -> float:
+    """Lattice spacing that gives about UNITS_PER_GRID units per grid, clamped to [MIN_CELL_M, MAX_CELL_M]."""
+    return float(np.clip(math.sqrt(area_m2 / max(grids * UNITS_PER_GRID, 1)), MIN_CELL_M, MAX_CELL_M))
 
 
 def _lattice(extent: BaseGeometry, cell_m: float) -> BaseGeometry:
