@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 import shapely
 from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner
 
-from gis import clock
+from api.cli import app
+from gis import (
+    clock,
+    migrate,  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
+)
 from gis.crs import to_metric
+from gis.settings import DatabaseSettings
 from planning.errors import PlanNotFound
 from planning.workload import duty_hours, load_standards
 from planning.workload_service import area_work, grid_workloads, months_before, refresh, worker_workloads
@@ -249,3 +255,32 @@ def test_an_unknown_grid_version_is_not_found(conn: Connection) -> None:
     with pytest.raises(PlanNotFound) as refused:
         grid_workloads(conn, version_id=987654)
     assert refused.value.reason == "unknown_version"
+
+
+def test_the_command_line_refreshes_the_city_and_shows_a_community_in_chinese(
+    db: DatabaseSettings, engine: Engine
+) -> None:
+    """`gridgov workload refresh` stores every grid's hours; `show CODE` prints the unit, its items and its grids."""
+    with engine.connect() as conn:
+        community = _community_with_grids(conn, 3)
+        grids = sorted(_metric_grids(conn, community))
+        n_grids = conn.execute(
+            text("SELECT count(*) FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'")
+        ).scalar_one()
+    env = {"GRIDGOV_DATABASE_URL": db.database_url}
+    refreshed = CliRunner().invoke(app, ["workload", "refresh"], env=env)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert f"已计算 {n_grids:,} 个网格的工作量" in refreshed.output
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM grid_workload")).scalar_one()
+    assert stored == n_grids
+
+    shown = CliRunner().invoke(app, ["workload", "show", community], env=env)
+    assert shown.exit_code == 0, shown.output
+    for label in ("每月工作量", "网格员", "建议", "市场主体日常巡查", "通行（面积）", *grids):
+        assert label in shown.output
+
+    unknown = CliRunner().invoke(app, ["workload", "show", "441900999999999"], env=env)
+    assert unknown.exit_code == 2 and "不存在" in unknown.output
+    malformed = CliRunner().invoke(app, ["workload", "show", "12ab"], env=env)
+    assert malformed.exit_code == 2 and "编码格式不对" in malformed.output
