@@ -16,6 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -177,6 +178,48 @@ _WORKERS = text(
 )
 
 
+@dataclass(frozen=True)
+class _Area:
+    """What a plan reads of its area: the grid rows, the grids as the pure planner sees them, the workers' names
+    and open tasks."""
+
+    rows: list[Any]
+    grids: list[GridStaff]
+    names: dict[int, str]
+    open_tasks: dict[int, int]
+
+
+def _read(conn: Connection, town: str | None, community: str | None, standards: Standards) -> _Area:
+    """The area's grids, their workload and active workers (fewest open tasks first); NothingToPlan with no grid."""
+    rows = conn.execute(_GRIDS, {"town": town, "community": community}).all()
+    if not rows:
+        raise NothingToPlan("该范围内没有现行网格，无法制定配员方案", reason="no_grids")
+    staff: dict[str, list[int]] = defaultdict(list)
+    names: dict[int, str] = {}
+    open_tasks: dict[int, int] = {}
+    for w in conn.execute(_WORKERS, {"town": town, "community": community, "open": list(OPEN_STATUSES)}):
+        staff[w.grid_code].append(int(w.id))
+        names[int(w.id)] = str(w.name)
+        open_tasks[int(w.id)] = int(w.open_tasks)
+    loads = grid_workloads(conn, grid_codes=[r.code for r in rows], standards=standards)
+    grids = [
+        GridStaff(
+            r.code, r.town_code, r.community_code, float(loads[r.code].hours) if r.code in loads else 0.0,
+            tuple(staff[r.code]), r.x, r.y,
+        )
+        for r in rows
+    ]  # fmt: skip
+    return _Area(list(rows), grids, names, open_tasks)
+
+
+def staff_of(
+    conn: Connection, *, scope: Scope, town_code: str | None = None, standards: Standards | None = None
+) -> list[GridStaff]:
+    """The grids a caller's plan covers, as the pure planner (planning.staffing) sees them."""
+    town, community = _area(conn, scope, town_code)
+    return _read(conn, town, community, standards or load_standards()).grids
+
+
 def plan(
     conn: Connection,
     *,
@@ -192,21 +235,8 @@ def plan(
         raise ValueError(f"within must be one of {WITHIN_VALUES}")
     standards = standards or load_standards()
     town, community = _area(conn, scope, town_code)
-    rows = conn.execute(_GRIDS, {"town": town, "community": community}).all()
-    if not rows:
-        raise NothingToPlan("该范围内没有现行网格，无法制定配员方案", reason="no_grids")
-    staff: dict[str, list[int]] = defaultdict(list)
-    names: dict[int, str] = {}
-    open_tasks: dict[int, int] = {}
-    for w in conn.execute(_WORKERS, {"town": town, "community": community, "open": list(OPEN_STATUSES)}):
-        staff[w.grid_code].append(int(w.id))
-        names[int(w.id)] = str(w.name)
-        open_tasks[int(w.id)] = int(w.open_tasks)
-    hours = {code: load.hours for code, load in grid_workloads(conn, grid_codes=[r.code for r in rows]).items()}
-    grids = [
-        GridStaff(r.code, r.town_code, r.community_code, float(hours.get(r.code, 0.0)), tuple(staff[r.code]), r.x, r.y)
-        for r in rows
-    ]
+    found = _read(conn, town, community, standards)
+    rows, grids, names, open_tasks = found.rows, found.grids, found.names, found.open_tasks
     wanted = targets(grids, standards, within=within)
     moves = plan_moves(grids, wanted, within=within)
     change: dict[str, int] = defaultdict(int)
@@ -394,3 +424,52 @@ def _refresh_worker_counts(conn: Connection, grid_codes: Sequence[str]) -> None:
         ),
         {"grids": list(grid_codes)},
     )
+
+
+_SHAPES = text(
+    """
+    SELECT json_build_object(
+      'type', 'FeatureCollection',
+      'features', coalesce(json_agg(json_build_object(
+        'type', 'Feature',
+        'id', g.code,
+        'properties', json_build_object('code', g.code, 'name', g.name, 'community_code', g.community_code),
+        'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(g.geom, :tolerance_deg), 6)::json
+      ) ORDER BY g.code), '[]'::json),
+      'bbox', json_build_array(ST_XMin(ST_Extent(g.geom)), ST_YMin(ST_Extent(g.geom)),
+                               ST_XMax(ST_Extent(g.geom)), ST_YMax(ST_Extent(g.geom)))
+    )
+    FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'
+    WHERE (CAST(:town AS text) IS NULL OR g.town_code = :town)
+      AND (CAST(:community AS text) IS NULL OR g.community_code = :community)
+    """
+)
+# About 2 m at Dongguan's latitude: invisible at the zooms a town is shown at, and it keeps a town's answer small.
+_SHAPE_TOLERANCE_DEG = 2e-5
+
+
+def grid_shapes(conn: Connection, *, scope: Scope, town_code: str | None = None) -> dict[str, Any]:
+    """The outlines (WGS84 GeoJSON, lightly simplified) of the grids the caller's plan covers, and their bbox."""
+    town, community = _area(conn, scope, town_code)
+    result: dict[str, Any] = conn.execute(
+        _SHAPES, {"town": town, "community": community, "tolerance_deg": _SHAPE_TOLERANCE_DEG}
+    ).scalar_one()
+    return result
+
+
+@dataclass(frozen=True)
+class TownChoice:
+    """A town the caller may plan: its code and name."""
+
+    code: str
+    name: str
+
+
+def town_choices(conn: Connection, scope: Scope) -> list[TownChoice]:
+    """The towns whose staffing the caller may see (the city: all of them; others: their own), by code."""
+    towns = scope.towns
+    rows = conn.execute(
+        text("SELECT code, name FROM town WHERE CAST(:towns AS text[]) IS NULL OR code = ANY(:towns) ORDER BY code"),
+        {"towns": sorted(towns) if towns is not None else None},
+    )
+    return [TownChoice(str(r.code), str(r.name)) for r in rows]
