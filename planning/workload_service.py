@@ -28,12 +28,13 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.geometry import LineString
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 
 from gis import clock
 from gis.crs import METRIC_EPSG
 from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN, TOWN_PATTERN
 from planning.errors import PlanNotFound
+from planning.models import grid_workload
 from planning.workload import (
     GridCounts,
     Standards,
@@ -318,13 +319,12 @@ def grid_workloads(
         return {}
     basis = _basis(conn, version, moment, standards)
     stored: dict[str, Workload] = {}
-    for code, hours, items in conn.execute(
-        text(
-            "SELECT grid_code, hours, items FROM grid_workload WHERE version_id = :v AND standards_version = :sv"
-            " AND (CAST(:codes AS text[]) IS NULL OR grid_code = ANY(:codes))"
-        ),
-        {"v": version, "sv": standards.version, "codes": codes},
-    ):
+    query = select(grid_workload.c.grid_code, grid_workload.c.hours, grid_workload.c["items"]).where(
+        grid_workload.c.version_id == version, grid_workload.c.standards_version == standards.version
+    )
+    if codes is not None:
+        query = query.where(grid_workload.c.grid_code.in_(codes))
+    for code, hours, items in conn.execute(query):
         if isinstance(items, dict) and items.get("basis") == basis:
             stored[code] = workload_from_json(hours, items["items"])
     wanted = set(codes) if codes is not None else _grid_codes(conn, version)
