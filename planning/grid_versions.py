@@ -33,6 +33,9 @@ from gis.crs import lonlat_to_metric, to_lonlat, to_metric
 from grids.codes import grid_code, grid_number, is_community, is_town
 from planning import grid_version_repository as repo
 from planning.errors import Infeasible, PlanNotFound, StaleDraft, VersionState
+from planning.staffing import GridStaff, plan_moves
+from planning.workload import load_standards
+from planning.workload_service import area_work, grid_workloads, refresh
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder, TaskEvent, write_events
 
@@ -106,9 +109,7 @@ def draw(
     """
     started = time.perf_counter()
     area = _area(conn, community=community, town=town)
-    from planning.redesign import Problem, redesign, town_redesign
-    from planning.workload import load_standards
-    from planning.workload_service import area_work
+    from planning.redesign import Problem, redesign, town_redesign, union_figures
 
     if k is not None and area.level == "town":
         raise Infeasible("按镇街重划时不能指定网格数；请按村（社区）指定网格数", reason="k_needs_community")
@@ -159,7 +160,8 @@ def draw(
         figures = _figures_json(solutions[area.code].figures)
     else:
         solutions = town_redesign(problems)
-        figures = _town_figures([solutions[c].figures for c in sorted(solutions)])
+        figures = _figures_json(union_figures(solutions))
+        figures["communities"] = len(solutions)
     figures["area"] = {"code": area.code, "level": area.level, "name": area.name}
     figures["locked"] = locks
     figures["tolerance"] = tolerance
@@ -292,32 +294,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _town_figures(parts: Sequence[Any]) -> dict[str, Any]:
-    """The figures of a town: the union of its communities' (worst of each extreme, totals of the counts)."""
-    each = [_figures_json(f) for f in parts]
-    addresses = sum(sum(int(g.get("addresses", 0)) for g in f["grids_before"]) for f in each)
-    moved = sum(int(f["addresses_moved"]) for f in each)
-    return {
-        "grids_before": [g for f in each for g in f["grids_before"]],
-        "grids_after": [g for f in each for g in f["grids_after"]],
-        "max_deviation_before": max((f["max_deviation_before"] for f in each), default=0.0),
-        "max_deviation_after": max((f["max_deviation_after"] for f in each), default=0.0),
-        "worst_pp_before": min((f["worst_pp_before"] for f in each), default=1.0),
-        "worst_pp_after": min((f["worst_pp_after"] for f in each), default=1.0),
-        "share_addresses_kept": 1.0 - moved / addresses if addresses else 1.0,
-        "addresses_moved": moved,
-        "units_moved": sum(int(f["units_moved"]) for f in each),
-        "codes_kept": [c for f in each for c in f["codes_kept"]],
-        "codes_new": [c for f in each for c in f["codes_new"]],
-        "codes_retired": [c for f in each for c in f["codes_retired"]],
-        "balanced": all(bool(f["balanced"]) for f in each),
-        "method": "+".join(sorted({str(f["method"]) for f in each})),
-        "seconds": round(sum(float(f["seconds"]) for f in each), 3),
-        "mean_hours_per_worker": next((f.get("mean_hours_per_worker", 0.0) for f in each), 0.0),
-        "communities": len(each),
-    }
-
-
 def save_draft(
     conn: Connection,
     *,
@@ -393,8 +369,6 @@ def save_draft(
     )
     repo.insert_area_grids(conn, version_id, rows, base_version_id=base_version_id)
     repo.count_draft_points(conn, version_id, area.community_codes)
-    from planning.workload_service import refresh
-
     refresh(conn, version_id=version_id, grid_codes=[r.code for r in rows])
     parts = repo.fingerprint_parts(conn, base_version_id=base_version_id, community_codes=area.community_codes)
     repo.set_fingerprint(conn, version_id, repo.encode_fingerprint(parts))
@@ -694,8 +668,6 @@ def _activate(
     held = {t for t, worker in waiting if worker is not None}
     moved["handed_over"] = sum(1 for t, worker in handed.items() if worker is not None or t in held)
     repo.refresh_grid_counts(conn, new_version, communities)
-    from planning.workload_service import refresh
-
     refresh(conn, version_id=new_version, grid_codes=sorted(new_codes))
     seconds = round(time.perf_counter() - started, 3)
     repo.finish_batch(
@@ -728,9 +700,6 @@ def _restaff(
     targets: Mapping[str, int],
 ) -> dict[int, str]:
     """The fewest worker moves that give each grid of the area its planned head-count (worker → new grid)."""
-    from planning.staffing import GridStaff, plan_moves
-    from planning.workload_service import grid_workloads
-
     codes = sorted(targets)
     hours = grid_workloads(conn, version_id=version_id, grid_codes=codes)
     points = repo.grid_centroids(conn, version_id, codes)

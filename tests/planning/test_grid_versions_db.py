@@ -1,7 +1,8 @@
 """A command centre redraws a community's grids as a draft, applies it in one audited step, and can roll it back.
 
-The first stories apply a draft drawn by hand (two grids merged, one split in two: a retired code and a new one),
-so that apply and rollback are checked on a known change; the later ones draw with the redesign itself.
+The first stories draw with the redesign itself (on the untouched test city); the later ones apply drafts drawn by
+hand (two grids merged, one split in two: a retired code and a new one), so that apply and rollback are checked on
+a known change.
 """
 
 from __future__ import annotations
@@ -176,7 +177,118 @@ def conn(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
-# ------------------------------------------------------------------------------------------------------ stories
+# ------------------------------------------------------------------------------------------ drawn by the redesign
+
+
+def tiling_errors(conn: Connection, version_id: int, community: str) -> tuple[float, float, int]:
+    """(m² of the community not covered exactly once, m² covered twice, most parts of one grid) in a version."""
+    gap, overlap, parts = conn.execute(
+        text(
+            """
+            SELECT ST_Area(ST_SymDifference(c.geom, (SELECT ST_Union(g.geom) FROM grid g
+                     WHERE g.version_id = :v AND g.community_code = c.code))) * s.m2,
+                   (SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom))), 0) FROM grid a
+                    JOIN grid b ON b.version_id = a.version_id AND a.code < b.code AND ST_Intersects(a.geom, b.geom)
+                    WHERE a.version_id = :v AND a.community_code = c.code AND b.community_code = c.code) * s.m2,
+                   (SELECT max(ST_NumGeometries(g.geom)) FROM grid g WHERE g.version_id = :v
+                    AND g.community_code = c.code)
+            FROM community c, LATERAL (SELECT 111320.0 ^ 2 * cos(radians(ST_Y(ST_Centroid(c.geom)))) AS m2) s
+            WHERE c.code = :c
+            """
+        ),
+        {"v": version_id, "c": community},
+    ).one()
+    return float(gap), float(overlap), int(parts)
+
+
+def test_a_community_redrawn_with_a_locked_grid_keeps_it_exactly_and_balances_the_rest(engine: Engine) -> None:
+    with engine.begin() as conn:
+        found = a_community_to_redesign(conn)
+        lock = found.lock
+        draft = grid_versions.draw(conn, community=found.community_code, locked=[lock], actor_name="指挥中心测试")
+    with engine.connect() as conn:
+        assert draft.status == "draft" and not draft.stale and draft.area_code == found.community_code
+        gap, overlap, parts = tiling_errors(conn, draft.id, found.community_code)
+        assert gap < 0.05 and overlap < 0.05 and parts == 1
+        same = conn.execute(
+            text(
+                "SELECT ST_AsBinary(a.geom) = ST_AsBinary(b.geom) FROM grid a JOIN grid b ON b.code = a.code "
+                "WHERE a.version_id = :base AND b.version_id = :draft AND a.code = :code"
+            ),
+            {"base": draft.base_version_id, "draft": draft.id, "code": lock},
+        ).scalar_one()
+        assert same is True
+        figures = draft.figures
+        assert figures["locked"] == [lock] and figures["area"]["code"] == found.community_code
+        assert figures["balanced"] and figures["max_deviation_after"] <= 0.10 + 1e-9
+        assert 0.0 <= figures["share_addresses_kept"] <= 1.0
+        # What the draft planned per grid is what its rows hold.
+        planned = {g["code"]: g["workers"] for g in figures["grids_after"]}
+        stored = dict(
+            conn.execute(
+                text("SELECT code, worker_count FROM grid WHERE version_id = :v AND community_code = :c"),
+                {"v": draft.id, "c": found.community_code},
+            ).all()
+        )
+        assert planned == stored
+        compared = grid_versions.comparison(conn, draft.id)
+        assert compared["area"] == found.community_code
+        assert {f["properties"]["code"] for f in compared["draft"]["features"]} == set(stored)
+        assert {f["properties"]["code"] for f in compared["current"]["features"]} == set(found.grid_codes)
+        assert all(f["properties"]["from_code"] != f["properties"]["to_code"] for f in compared["moved"]["features"])
+        assert [
+            f["properties"]["locked"] for f in compared["draft"]["features"] if f["properties"]["code"] == lock
+        ] == [True]
+    # Applied, the plan holds in the live data; rolled back, everything is where it was.
+    with engine.connect() as conn:
+        before = snapshot(conn, found.community_code)
+    with engine.begin() as conn:
+        result = grid_versions.apply(conn, draft.id, actor_name="指挥中心测试")
+    with engine.connect() as conn:
+        assert misplaced(conn, found.community_code) == {"address": 0, "entity": 0, "clue": 0, "task": 0}
+        staffed = dict(
+            conn.execute(
+                text("SELECT grid_code, count(*) FROM worker WHERE active AND left(grid_code, 12) = :c GROUP BY 1"),
+                {"c": found.community_code},
+            ).all()
+        )
+        assert staffed == {code: n for code, n in planned.items() if n}
+        # The addresses that changed grid are the ones the figures promised would (the redesign counts active ones).
+        moved_active = conn.execute(
+            text(
+                "SELECT count(*) FROM territory_move m JOIN address a ON a.id = m.object_id::bigint "
+                "WHERE m.batch_id = :b AND m.object_kind = 'address' AND a.status = 'active'"
+            ),
+            {"b": result.batch_id},
+        ).scalar_one()
+        assert abs(moved_active - figures["addresses_moved"]) <= 2 + 0.01 * figures["addresses_moved"]
+    with engine.begin() as conn:
+        grid_versions.rollback(conn, actor_name="指挥中心测试")
+    with engine.connect() as conn:
+        after = snapshot(conn, found.community_code)
+        assert after["addresses"] == before["addresses"] and after["entities"] == before["entities"]
+        assert after["tasks"] == before["tasks"] and after["clues"] == before["clues"]
+        assert after["workers"] == before["workers"]
+
+
+def test_a_lock_outside_the_area_or_a_grid_count_for_a_town_is_refused(engine: Engine) -> None:
+    with engine.begin() as conn:
+        found = a_community_to_redesign(conn)
+        elsewhere = a_community_to_redesign(conn, not_town=found.town_code)
+        with pytest.raises(Infeasible) as outside:
+            grid_versions.draw(
+                conn, community=found.community_code, locked=[elsewhere.grid_codes[0]], actor_name="测试"
+            )
+        assert outside.value.reason == "lock_outside_area" and elsewhere.grid_codes[0] in str(outside.value)
+        with pytest.raises(Infeasible) as town_k:
+            grid_versions.draw(conn, town=found.town_code, k=3, actor_name="测试")
+        assert town_k.value.reason == "k_needs_community"
+        with pytest.raises(Infeasible) as too_many:
+            grid_versions.draw(conn, community=found.community_code, k=40, actor_name="测试")
+        assert too_many.value.reason == "k_out_of_range"
+
+
+# ------------------------------------------------------------------------------------------ drawn by hand
 
 
 def test_a_draft_leaves_the_active_version_as_it_was_and_tiles_its_community(engine: Engine) -> None:
