@@ -29,6 +29,7 @@ from planning.workload_service import grid_workloads
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder
 from supervision.errors import OutOfScope
+from supervision.intake import GRID_VERSION_LOCK
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES, WORKER_HELD
 from supervision.workers import reassign_worker_tasks, worker_in_scope
@@ -320,6 +321,8 @@ def apply(
     StaleDraft when the plan computed now differs (the data changed, or another plan was applied meanwhile);
     NothingToPlan when it moves nobody; OutOfScope when a worker or a target grid lies beyond the actor's scope.
     """
+    # The active grid version must not switch under the moves (a grid apply takes this lock exclusively).
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": GRID_VERSION_LOCK})
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STAFFING_LOCK_KEY})
     current = plan(conn, scope=actor.scope, within=within, town_code=town_code, standards=standards)
     if current.fingerprint != fingerprint:

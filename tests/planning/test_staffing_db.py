@@ -3,6 +3,8 @@ plan is then done; a plan that changed since it was seen is refused and nothing 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -272,6 +274,44 @@ def test_a_town_short_of_workers_leaves_the_gap_where_work_per_worker_is_lowest(
     full = [g for g in plan.grids if g.target == 5]
     if short and full:
         assert max(g.hours / (g.target + 1) for g in short) <= min(g.hours / 5 for g in full) + 1e-9
+
+
+# ------------------------------------------------------------------ committed stories (last: they change the module's city)
+
+
+def test_two_leaders_applying_the_same_plan_at_once_move_each_worker_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        emptied = empty_a_grid(conn)
+    leader = Actor("镇街领导", "town_leader", Scope("town", emptied.town))
+    with engine.connect() as conn:
+        seen = staffing_service.plan(conn, scope=leader.scope)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        with engine.connect() as conn:
+            start.wait()
+            try:
+                with conn.begin():
+                    staffing_service.apply(conn, actor=leader, fingerprint=seen.fingerprint)
+                    time.sleep(0.3)  # hold the plan's lock a moment: the other leader really waits for it
+                outcomes.append("applied")
+            except StaleDraft:
+                outcomes.append("refused as changed")
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == ["applied", "refused as changed"]
+    with engine.connect() as conn:
+        batches = conn.execute(
+            text("SELECT count(*) FROM planning_batch WHERE summary->>'fingerprint' = :f"), {"f": seen.fingerprint}
+        ).scalar_one()
+        assert batches == 1
+        target = next(g.target for g in seen.grids if g.code == emptied.grid)
+        assert len(active_workers(conn, emptied.grid)) == target
 
 
 # ---------------------------------------------------------------------------------------- the command line (last:
