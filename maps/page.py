@@ -136,3 +136,25 @@ def render_review_queue(settings: MapSettings, *, user: str | None = None) -> st
         config = {**config, "basemap": "none", "tileUrl": None, "coords": "wgs84"}
     config["components"] = [{"name": name, "label": COMPONENT_LABELS_ZH[name]} for name in COMPONENT_FIELDS]
     return render_page("review.html", title="待核登记处理", config=config, user=user)
+
+
+def _wgs84_config(settings: MapSettings) -> dict[str, Any]:
+    """The page configuration for a page that draws WGS84 GeoJSON: outlines only unless the basemap is WGS84."""
+    config = page_config(settings)
+    if config["coords"] != "wgs84":
+        config = {**config, "basemap": "none", "tileUrl": None, "coords": "wgs84"}
+    return config
+
+
+def render_grid_version(
+    settings: MapSettings, *, version_id: int, rights: dict[str, bool], user: str | None = None
+) -> str:
+    """The compare page of a grid version: the draft beside the current grids, moved areas, figures, apply."""
+    config = {**_wgs84_config(settings), "versionId": version_id, **rights}
+    return render_page("grid_version.html", title=f"网格调整对比（版本 {version_id}）", config=config, user=user)
+
+
+def render_grid_versions(*, rights: dict[str, bool], home: str | None, user: str | None = None) -> str:
+    """The grid versions page: the versions the caller may see and the form to draw a draft."""
+    config = {"home": home, **rights}
+    return render_page("grid_versions.html", title="网格调整", config=config, user=user)
