@@ -3,7 +3,8 @@
 Method: earliest deadline first (EDF). Tasks are taken in order of (deadline, id); each goes to a worker who can
 still finish it by its deadline, where a worker's room before a deadline is today's free hours plus their daily
 field hours for every working day after today up to the deadline (`DailyTask.days_after_today`), minus the hours
-of the tasks this pass gave them before. Taken in EDF order, a worker's tasks then form a schedule in which every
+of the tasks this pass gave them before — and, when a worker has a cap on the tasks they hold (`max_tasks`), only
+while they are under it. Taken in EDF order, a worker's tasks then form a schedule in which every
 task that had room finishes in time (the classic single-machine EDF argument).
 
 The choice for one task, in order:
@@ -54,17 +55,26 @@ class DailyTask:
 
 @dataclass(frozen=True)
 class DailyWorker:
-    """A grid worker: their grid and community, today's free field hours, and their field hours per working day."""
+    """A grid worker: their grid and community, today's free field hours, and their field hours per working day.
+
+    `max_tasks` caps how many more tasks they may hold (supervision's per-worker capacity, a count, minus what
+    they already carry); None: no cap.
+    """
 
     id: int
     grid: str
     community: str
     hours_free: float
     hours_per_day: float = 0.0
+    max_tasks: int | None = None
 
     def room(self, load_h: float, task: DailyTask) -> float:
         """Hours left before the task's deadline once `load_h` hours are already planned for this worker."""
         return self.hours_free + self.hours_per_day * task.days_after_today - load_h
+
+    def fits(self, load_h: float, held: int, task: DailyTask) -> bool:
+        """Whether the task fits: its hours before its deadline, and a place under the cap on tasks held."""
+        return self.room(load_h, task) >= task.hours - EPS_HOURS and (self.max_tasks is None or held < self.max_tasks)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,7 @@ def assign_daily(
     for w in sorted(workers, key=lambda w: w.id):
         grid_workers.setdefault(w.grid, []).append(w)
     load: dict[int, float] = dict.fromkeys(by_id, 0.0)
+    held: dict[int, int] = dict.fromkeys(by_id, 0)
     assignment: dict[int, int] = {}
     crossed: set[int] = set()
     overflow: set[int] = set()
@@ -111,13 +122,15 @@ def assign_daily(
         current = by_id.get(task.worker) if task.worker is not None else None
         if current is not None and current.community != task.community:
             current = None  # a holder outside the community cannot keep it: the community's work stays there
-        chosen = _with_room(own, load, task, current if current is not None and current.grid == task.grid else None)
+        chosen = _with_room(
+            own, load, held, task, current if current is not None and current.grid == task.grid else None
+        )
         if chosen is None:
             pool = neighbour_pool.get(task.grid)
             if pool is None:
                 pool = neighbour_pool[task.grid] = _neighbour_workers(task, neighbours, grid_workers)
             keep = current if current is not None and current in pool else None
-            chosen = _with_room(pool, load, task, keep)
+            chosen = _with_room(pool, load, held, task, keep)
             if chosen is not None:
                 crossed.add(task.id)
             elif not own and pool:
@@ -143,20 +156,25 @@ def assign_daily(
             continue
         assignment[task.id] = chosen.id
         load[chosen.id] += task.hours
+        held[chosen.id] += 1
     return DailyPlan(assignment, frozenset(crossed), frozenset(overflow), frozenset(unplaced), load)
 
 
 def _with_room(
-    candidates: Sequence[DailyWorker], load: Mapping[int, float], task: DailyTask, keep: DailyWorker | None
+    candidates: Sequence[DailyWorker],
+    load: Mapping[int, float],
+    held: Mapping[int, int],
+    task: DailyTask,
+    keep: DailyWorker | None,
 ) -> DailyWorker | None:
-    """`keep` if they have room for the task, else the candidate with the most room (lowest id on ties), or None."""
-    if keep is not None and keep.room(load[keep.id], task) >= task.hours - EPS_HOURS:
+    """`keep` if the task fits them, else the candidate it fits with the most room (lowest id on ties), or None."""
+    if keep is not None and keep.fits(load[keep.id], held[keep.id], task):
         return keep
     best: DailyWorker | None = None
     best_room = -math.inf
     for w in candidates:
         room = w.room(load[w.id], task)
-        if room >= task.hours - EPS_HOURS and room > best_room + EPS_HOURS:
+        if room > best_room + EPS_HOURS and w.fits(load[w.id], held[w.id], task):
             best, best_room = w, room
     return best
 

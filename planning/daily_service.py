@@ -10,7 +10,8 @@ What the pure plan (planning.daily) is fed:
   standard minutes), its deadline in working days after the day planned (supervision.calendar);
 - workers: the active workers of the active grid version, each with the daily field hours one worker gives
   (standards.field_hours_per_worker_month over the month's working days; none on a day off), today's hours minus
-  the hours of the tasks they already carry;
+  the hours of the tasks they already carry, and their capacity (a count of open tasks, as intake keeps it)
+  minus those tasks: a worker at their capacity takes no more unless nobody has room;
 - neighbours: grids of the active version in the same community that share a boundary of positive length
   (one PostGIS query per call).
 
@@ -27,7 +28,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
 
@@ -37,7 +38,7 @@ from planning.daily import assign_daily as plan_daily
 from planning.errors import NothingToPlan, PlanNotFound
 from planning.workload import Standards, duty_hours, load_standards
 from supervision.audit import SYSTEM, Actor, Holder, TaskEvent, stored, write_events
-from supervision.calendar import SHANGHAI, WorkCalendar, default_calendar
+from supervision.calendar import WorkCalendar, default_calendar
 from supervision.jobs import DailyJob
 from supervision.task_states import WORKER_HELD
 from supervision.workflow import Status
@@ -79,9 +80,8 @@ class DailySummary:
         return out
 
 
-@dataclass(frozen=True)
-class _TaskRow:
-    """An open task as read for the morning plan."""
+class _TaskRow(NamedTuple):
+    """An open task as read for the morning plan (a named tuple: 50,000 are built each morning)."""
 
     id: int
     status: str
@@ -92,6 +92,8 @@ class _TaskRow:
     holder: str | None
     due_at: datetime | None
     hours: float
+    due_s: float  # the deadline in epoch seconds (inf: none)
+    days_after: int  # working days after the day planned up to the deadline's day
 
 
 def daily_hours(on: date, standards: Standards, calendar: WorkCalendar) -> float:
@@ -134,38 +136,43 @@ def load_neighbours(conn: Connection, *, town_code: str | None = None) -> dict[s
     return {g: sorted(n) for g, n in out.items()}
 
 
-def _load_tasks(conn: Connection, town_code: str | None, standards: Standards) -> list[_TaskRow]:
+def _load_tasks(
+    conn: Connection, town_code: str | None, on: date, standards: Standards, calendar: WorkCalendar
+) -> list[_TaskRow]:
     rows = conn.execute(
         text(
             """
-            SELECT id, status, version, grid_code, community_code, worker_id, holder, due_at, duty, kind
+            SELECT id, status, version, grid_code, community_code, worker_id, holder, due_at, duty, kind,
+                   extract(epoch FROM due_at) AS due_s, (due_at AT TIME ZONE 'Asia/Shanghai')::date AS due_day
             FROM task WHERE status = ANY(:held) AND (CAST(:town AS text) IS NULL OR town_code = :town)
             ORDER BY id
             """
         ),
         {"held": sorted(WORKER_HELD), "town": town_code},
     ).all()
-    return [
-        _TaskRow(
-            r.id,
-            r.status,
-            r.version,
-            r.grid_code,
-            r.community_code,
-            r.worker_id,
-            r.holder,
-            r.due_at,
-            task_hours(r.duty, r.kind, standards),
+    # Deadlines fall on a few days and tasks are of a few duties: each is worked out once.
+    hours: dict[tuple[str, str], float] = {}
+    days: dict[date | None, int] = {}
+    out = []
+    for task_id, status, version, grid, community, worker, holder, due_at, duty, kind, due_s, due_day in rows:
+        key = (duty, kind)
+        if key not in hours:
+            hours[key] = task_hours(duty, kind, standards)
+        if due_day not in days:
+            days[due_day] = days_after(on, due_day, calendar)
+        deadline_s = float(due_s) if due_s is not None else math.inf
+        out.append(
+            _TaskRow(task_id, status, version, grid, community, worker, holder, due_at, hours[key], deadline_s,
+                     days[due_day])
         )  # fmt: skip
-        for r in rows
-    ]
+    return out
 
 
-def _load_workers(conn: Connection, town_code: str | None) -> list[tuple[int, str, str]]:
+def _load_workers(conn: Connection, town_code: str | None) -> list[tuple[int, str, str, int]]:
     rows = conn.execute(
         text(
             """
-            SELECT w.id, w.grid_code, g.community_code
+            SELECT w.id, w.grid_code, g.community_code, w.capacity
             FROM worker w
             JOIN grid_version v ON v.id = w.version_id AND v.status = 'active'
             JOIN grid g ON g.version_id = w.version_id AND g.code = w.grid_code
@@ -175,14 +182,13 @@ def _load_workers(conn: Connection, town_code: str | None) -> list[tuple[int, st
         ),
         {"town": town_code},
     ).all()
-    return [(int(r.id), r.grid_code, r.community_code) for r in rows]
+    return [(int(r.id), r.grid_code, r.community_code, int(r.capacity)) for r in rows]
 
 
-def days_after(on: date, due_at: datetime | None, calendar: WorkCalendar) -> int:
-    """Working days after `on` up to the deadline's day in Asia/Shanghai (0: due that day or overdue)."""
-    if due_at is None:
+def days_after(on: date, due_day: date | None, calendar: WorkCalendar) -> int:
+    """Working days after `on` up to the deadline's day (Asia/Shanghai) (0: due that day or overdue)."""
+    if due_day is None:
         return NO_DEADLINE_DAYS
-    due_day = due_at.astimezone(SHANGHAI).date()
     if due_day <= on:
         return 0
     return calendar.working_days_between(on, due_day)
@@ -203,15 +209,17 @@ def build_inputs(
     standards = standards or load_standards()
     calendar = calendar or default_calendar()
     per_day = daily_hours(on, standards, calendar)
-    rows = _load_tasks(conn, town_code, standards)
+    rows = _load_tasks(conn, town_code, on, standards, calendar)
     worker_rows = _load_workers(conn, town_code)
     known = {w[0] for w in worker_rows}
     carried_h: dict[int, float] = {}
+    carried_n: dict[int, int] = {}
     placed: list[_TaskRow] = []
     carried = 0
     for r in rows:
         if r.status not in MOVABLE and r.worker_id is not None and r.worker_id in known:
             carried_h[r.worker_id] = carried_h.get(r.worker_id, 0.0) + r.hours
+            carried_n[r.worker_id] = carried_n.get(r.worker_id, 0) + 1
             carried += 1
         else:
             placed.append(r)
@@ -220,14 +228,17 @@ def build_inputs(
             id=r.id,
             grid=r.grid_code,
             community=r.community_code,
-            due_at_s=r.due_at.timestamp() if r.due_at is not None else math.inf,
+            due_at_s=r.due_s,
             hours=r.hours,
             worker=r.worker_id,
-            days_after_today=days_after(on, r.due_at, calendar),
+            days_after_today=r.days_after,
         )
         for r in placed
     ]
-    workers = [DailyWorker(w, g, c, per_day - carried_h.get(w, 0.0), per_day) for w, g, c in worker_rows]
+    workers = [
+        DailyWorker(w, g, c, per_day - carried_h.get(w, 0.0), per_day, max(cap - carried_n.get(w, 0), 0))
+        for w, g, c, cap in worker_rows
+    ]
     return tasks, workers, load_neighbours(conn, town_code=town_code), placed, per_day, carried
 
 

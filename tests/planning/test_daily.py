@@ -32,7 +32,8 @@ def mornings(draw: st.DrawFn) -> tuple[list[DailyTask], list[DailyWorker]]:
         for _ in range(draw(st.integers(0, 3))):
             free = draw(st.sampled_from([0.0, 1.0, 2.5, 5.7]))
             per_day = draw(st.sampled_from([0.0, 5.7]))
-            workers.append(DailyWorker(next_id, grid, community, free, per_day))
+            cap = draw(st.sampled_from([None, None, 0, 2, 4]))
+            workers.append(DailyWorker(next_id, grid, community, free, per_day, cap))
             next_id += 1
     tasks: list[DailyTask] = []
     for task_id in range(1, draw(st.integers(0, 40)) + 1):
@@ -54,13 +55,16 @@ def mornings(draw: st.DrawFn) -> tuple[list[DailyTask], list[DailyWorker]]:
     return tasks, workers
 
 
-def _load_before(plan: DailyPlan, tasks: list[DailyTask], worker: int, task: DailyTask) -> float:
-    """Hours a worker had been given by the tasks placed before this one (EDF order)."""
-    return sum(t.hours for t in tasks if plan.assignment.get(t.id) == worker and edf_key(t) < edf_key(task))
+def _before(plan: DailyPlan, tasks: list[DailyTask], worker: int, task: DailyTask) -> list[DailyTask]:
+    """The tasks a worker had been given before this one was placed (EDF order)."""
+    return [t for t in tasks if plan.assignment.get(t.id) == worker and edf_key(t) < edf_key(task)]
 
 
-def _has_room(w: DailyWorker, load: float, task: DailyTask) -> bool:
-    return w.room(load, task) >= task.hours - 1e-9
+def _fits(plan: DailyPlan, tasks: list[DailyTask], w: DailyWorker, task: DailyTask) -> bool:
+    """Whether the task fitted the worker when it was placed: its hours before its deadline, under their cap."""
+    earlier = _before(plan, tasks, w.id, task)
+    room = w.hours_free + w.hours_per_day * task.days_after_today - sum(t.hours for t in earlier)
+    return room >= task.hours - 1e-9 and (w.max_tasks is None or len(earlier) < w.max_tasks)
 
 
 prop = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,7 +79,7 @@ def test_nobody_works_past_a_deadline_unless_every_candidate_was_full(morning: t
     for t in tasks:
         if t.id in plan.assignment and t.id not in plan.overflow:
             w = by_id[plan.assignment[t.id]]
-            assert _has_room(w, _load_before(plan, tasks, w.id, t), t)
+            assert _fits(plan, tasks, w, t)
     # Every task the EDF schedule finishes late was flagged as overflow beforehand.
     late = lateness_days(plan, tasks, workers)
     assert {t for t, days in late.items() if days > 0} <= plan.overflow
@@ -110,7 +114,7 @@ def test_a_neighbour_is_used_only_when_the_own_grid_was_full(morning: tuple) -> 
         if t.id in plan.crossed:
             for w in workers:
                 if w.grid == t.grid:
-                    assert not _has_room(w, _load_before(plan, tasks, w.id, t), t)
+                    assert not _fits(plan, tasks, w, t)
 
 
 @prop
@@ -123,9 +127,8 @@ def test_a_later_deadline_never_takes_the_slot_an_earlier_task_needed(morning: t
             # When it was placed, only earlier-deadline tasks filled its grid's workers, and they left no room.
             for w in workers:
                 if w.grid == t.grid:
-                    earlier = [u for u in tasks if plan.assignment.get(u.id) == w.id and edf_key(u) < edf_key(t)]
-                    assert all(edf_key(u) < edf_key(t) for u in earlier)
-                    assert not _has_room(w, sum(u.hours for u in earlier), t)
+                    assert all(edf_key(u) < edf_key(t) for u in _before(plan, tasks, w.id, t))
+                    assert not _fits(plan, tasks, w, t)
 
 
 @prop
@@ -136,11 +139,7 @@ def test_a_task_whose_worker_still_has_room_keeps_them(morning: tuple) -> None:
     by_id = {w.id: w for w in workers}
     for t in tasks:
         holder = by_id.get(t.worker) if t.worker is not None else None
-        if (
-            holder is not None
-            and holder.grid == t.grid
-            and _has_room(holder, _load_before(plan, tasks, holder.id, t), t)
-        ):
+        if holder is not None and holder.grid == t.grid and _fits(plan, tasks, holder, t):
             assert plan.assignment[t.id] == holder.id
 
 
@@ -205,6 +204,13 @@ def test_a_grid_without_workers_lends_its_tasks_to_a_neighbour_not_to_another_co
     assert plan.assignment == {1: 1}  # late, but done by the neighbour in A3; never by B1's free worker
     assert plan.crossed == plan.overflow == {1}
     assert plan.unplaced == {2}  # A1 has no worker and its only neighbour A2 none either: it waits in the queue
+
+
+def test_a_worker_at_their_cap_on_tasks_gets_no_more_even_with_hours_to_spare() -> None:
+    workers = [DailyWorker(1, "A1", "A", 8.0, max_tasks=2), DailyWorker(2, "A2", "A", 8.0)]
+    tasks = [DailyTask(i, "A1", "A", float(i), 0.5, None) for i in range(1, 4)]
+    plan = assign_daily(tasks, workers, NEIGHBOURS)
+    assert plan.assignment == {1: 1, 2: 1, 3: 2} and plan.crossed == {3}
 
 
 def test_a_task_of_a_grid_left_without_staff_stays_with_its_holder_rather_than_an_empty_queue() -> None:
