@@ -20,6 +20,7 @@ from planning.staffing import (
     recommended,
     targets,
 )
+from planning.workload import load_standards, recommended_workers
 
 
 @dataclass(frozen=True)
@@ -215,3 +216,10 @@ def test_the_same_city_gives_the_same_plan_whatever_order_it_is_read_in(
     assert plan_moves(shuffled, planned, within=within) == moves
     order = [(m.from_grid, m.to_grid) for m in moves]
     assert [f for f, _ in order] == sorted(f for f, _ in order), "moves come ordered by the grid they leave"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(0, 5_000, allow_nan=False))
+def test_staffing_recommends_what_the_workload_model_recommends(hours: float) -> None:
+    standards = load_standards()
+    assert recommended(hours, standards) == recommended_workers(hours, standards)

@@ -145,6 +145,11 @@ def test_a_grid_left_without_workers_gets_its_minimum_from_the_grid_with_too_man
     grids = [GridStaff(g.code, g.town_code, g.community_code, g.hours, (0,) * g.workers, 0, 0) for g in plan.grids]
     assert plan.totals.moves == len(plan.moves) == lower_bound(grids, {g.code: g.target for g in plan.grids})
     assert plan.totals.understaffed_before >= 1 and plan.totals.understaffed_after == 0
+    # Asked to keep workers inside their community, the grid is filled all the same, and no move crosses a line.
+    local = staffing_service.plan(conn, scope=Scope("town", emptied.town), within="community")
+    assert all(m.from_grid[:12] == m.to_grid[:12] for m in local.moves)
+    assert len([m for m in local.moves if m.to_grid == emptied.grid]) == line.target
+    assert local.fingerprint != plan.fingerprint
 
 
 def test_applying_a_plan_moves_the_workers_hands_over_their_tasks_and_records_the_batch(conn: Connection) -> None:
