@@ -364,3 +364,34 @@ def test_the_worker_finds_a_task_handed_over_from_a_neighbouring_grid_on_their_m
     assert all(
         f["properties"]["worker_id"] == lent.worker_id for f in shown if f["properties"]["grid_code"] == area.grid_code
     ), "of the other grid, only the tasks handed to them"
+
+
+def test_the_neighbour_workers_phone_lists_the_task_handed_to_them(
+    db: DatabaseSettings, engine: Engine, area: Area, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.support.accounts import bearer, make_users
+    from tests.support.server import make_app
+
+    with engine.begin() as conn:
+        lent = conn.execute(
+            text(
+                "SELECT t.id, t.worker_id FROM task t JOIN worker w ON w.id = t.worker_id "
+                "WHERE t.grid_code = :g AND w.grid_code <> t.grid_code AND t.status = 'assigned' ORDER BY t.id LIMIT 1"
+            ),
+            {"g": area.grid_code},
+        ).one()
+        home = conn.execute(
+            text("SELECT id FROM task WHERE grid_code = :g AND worker_id = :w AND status = 'assigned' LIMIT 1"),
+            {"g": area.grid_code, "w": area.workers[0]},
+        ).scalar_one()
+        make_users(conn, {"next-door": ("grid_worker", str(lent.worker_id))})
+    with TestClient(make_app(db, tmp_path_factory.mktemp("state"))) as client:
+        headers = bearer(client, "next-door")
+        listed = client.get(f"/v1/tasks?status=assigned&worker={lent.worker_id}&limit=200", headers=headers)
+        assert listed.status_code == 200
+        assert lent.id in {t["id"] for t in listed.json()["items"]}
+        one = client.get(f"/v1/tasks/{lent.id}", headers=headers)
+        assert one.status_code == 200 and one.json()["grid_code"] == area.grid_code
+        assert client.get(f"/v1/tasks/{home}", headers=headers).status_code == 403
