@@ -107,8 +107,10 @@ clue_counts AS (
 features AS (
     SELECT CAST(h.code AS bigint) AS id, h.code, h.name, h.town_code, h.community_code,
            h.worker_count AS workers, h.workload,
-           -- Hours per month per worker (planning.workload_service); NULL until the workload is computed.
-           CAST(gw.hours / NULLIF(h.worker_count, 0) AS real) AS hours_per_worker,
+           -- Hours per month per active worker (planning.workload_service, as GET /v1/workload counts them; a
+           -- staffing move changes the workers, not worker_count); NULL until the workload is computed.
+           CAST(gw.hours / NULLIF((SELECT count(*) FROM worker w WHERE w.version_id = h.version_id
+                                    AND w.grid_code = h.code AND w.active), 0) AS real) AS hours_per_worker,
            CASE WHEN {task_covers} THEN coalesce(tc.open_tasks, 0) END AS open_tasks,
            CASE WHEN {task_covers} THEN coalesce(tc.overdue_tasks, 0) END AS overdue_tasks,
            CASE WHEN {clue_covers} THEN coalesce(cc.clues_30d, 0) END AS clues_30d,

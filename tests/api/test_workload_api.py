@@ -239,11 +239,19 @@ def test_the_map_tiles_carry_each_grids_hours_per_worker_once_computed(
         hours = grid_workloads(conn, grid_codes=[home.grid_code])[home.grid_code].hours
         worker_count = conn.execute(
             text(
-                "SELECT worker_count FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'"
-                " WHERE g.code = :g"
+                "SELECT count(*) FROM worker w JOIN grid_version v ON v.id = w.version_id AND v.status = 'active'"
+                " WHERE w.grid_code = :g AND w.active"
             ),
             {"g": home.grid_code},
         ).scalar_one()
     shown = grids()[home.grid_code]
     assert shown["hours_per_worker"] == pytest.approx(hours / worker_count, rel=1e-5)
     assert {"workers", "workload", "open_tasks"} <= set(shown)  # the properties the map had are all still there
+    # A worker leaves the grid: the same hours now fall on one worker fewer, on the next tile asked.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE worker SET active = false WHERE id = :w"), {"w": home.worker_ids[-1]})
+    try:
+        assert grids()[home.grid_code]["hours_per_worker"] == pytest.approx(hours / (worker_count - 1), rel=1e-5)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE worker SET active = true WHERE id = :w"), {"w": home.worker_ids[-1]})

@@ -33,10 +33,12 @@ def town(db: DatabaseSettings) -> dict[str, Any]:
             str(code): float(value)
             for code, value in conn.execute(
                 text(
-                    "SELECT g.code, w.hours / g.worker_count FROM grid g"
+                    "SELECT g.code, w.hours / (SELECT count(*) FROM worker k WHERE k.version_id = g.version_id"
+                    " AND k.grid_code = g.code AND k.active) FROM grid g"
                     " JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'"
                     " JOIN grid_workload w ON w.version_id = g.version_id AND w.grid_code = g.code"
-                    " WHERE g.town_code = :t AND g.worker_count > 0"
+                    " WHERE g.town_code = :t AND EXISTS (SELECT 1 FROM worker k WHERE k.version_id = g.version_id"
+                    " AND k.grid_code = g.code AND k.active)"
                 ),
                 {"t": busy.code},
             )
