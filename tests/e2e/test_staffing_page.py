@@ -46,8 +46,10 @@ def scene(db: DatabaseSettings) -> dict[str, str]:
         auth_service.create_user(
             conn, username="dispatcher", role="dispatcher", scope=emptied.community_code, password=PASSWORD
         )
+        auth_service.create_user(conn, username="centre", role="command_centre", scope=None, password=PASSWORD)
+        other = conn.execute(text("SELECT min(code) FROM town WHERE code <> :t"), {"t": emptied.town_code}).scalar_one()
     engine.dispose()
-    return {"town": emptied.town_code, "grid": emptied.code, "community": emptied.community_code}
+    return {"town": emptied.town_code, "grid": emptied.code, "community": emptied.community_code, "other": other}
 
 
 def sign_in(page: Any, base_url: str, username: str, path: str) -> None:
@@ -127,4 +129,40 @@ def test_a_dispatcher_sees_their_communitys_plan_without_the_apply_button(
     assert plan["community_code"] == scene["community"]
     assert {g["community_code"] for g in plan["grids"]} == {scene["community"]}
     assert page.locator("#apply").count() == 0
+    page.close()
+
+
+def test_the_command_centre_picks_a_town_and_a_range_and_the_page_follows(
+    base_url: str, scene: dict[str, str], browser: Any
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    sign_in(page, base_url, "centre", "/staffing")
+    page.wait_for_function("window.gridgov && window.gridgov.page.ready", timeout=60_000)
+    # The whole city is too much for one table: the page asks for a town first.
+    assert page.evaluate("window.gridgov.page.plan") is None
+    assert page.locator("#status").inner_text() == "请选择镇街"
+    assert page.locator("#town option").count() == 1 + 33
+    page.select_option("#town", scene["town"])
+    page.wait_for_function(
+        f"window.gridgov.page.ready && window.gridgov.page.plan && window.gridgov.page.plan.town_code === '{scene['town']}'",
+        timeout=60_000,
+    )
+    assert page.locator("#apply").count() == 1
+    page.select_option("#within", "community")
+    page.wait_for_function(
+        "window.gridgov.page.ready && window.gridgov.page.plan && window.gridgov.page.plan.within === 'community'",
+        timeout=60_000,
+    )
+    assert f"town={scene['town']}" in page.url and "within=community" in page.url
+    page.close()
+
+
+def test_a_town_leader_following_a_link_to_another_town_sees_their_own_and_is_told_why(
+    base_url: str, scene: dict[str, str], browser: Any
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    sign_in(page, base_url, "leader", f"/staffing?town={scene['other']}")
+    page.wait_for_function("window.gridgov && window.gridgov.page.ready && window.gridgov.page.plan", timeout=60_000)
+    assert page.evaluate("window.gridgov.page.plan.town_code") == scene["town"]
+    assert "不在您的管辖范围内" in page.locator("#message").inner_text()
     page.close()
