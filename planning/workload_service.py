@@ -525,6 +525,17 @@ class GridFigures:
 
 
 @dataclass(frozen=True)
+class WorkerFigures:
+    """One worker of a grid: their share of the grid's work plus the open tasks they hold."""
+
+    id: int
+    name: str
+    hours: float
+    own_open_tasks: float
+    own_open_hours: float
+
+
+@dataclass(frozen=True)
 class UnitWorkload:
     """A grid's, community's or town's workload in one grid version, with its staffing figures."""
 
@@ -539,6 +550,7 @@ class UnitWorkload:
     capacity_hours: float
     recommended_workers: int
     grids: list[GridFigures]
+    worker_loads: list[WorkerFigures] | None = None
 
     @property
     def hours_per_worker(self) -> float | None:
@@ -626,6 +638,9 @@ def unit_workload(
         )
     total = combine([loads[g.code] for g in grids if g.code in loads]) if grids else Workload(hours=0.0, items=())
     workers = sum(g.workers for g in grids)
+    worker_loads = None
+    if level == "grid" and status != "draft":
+        worker_loads = _grid_worker_figures(conn, version, code, standards)
     return UnitWorkload(
         level=level,
         code=code,
@@ -638,4 +653,31 @@ def unit_workload(
         capacity_hours=workers * standards.field_hours_per_worker_month,
         recommended_workers=sum(g.recommended_workers for g in grids),
         grids=grids,
+        worker_loads=worker_loads,
     )
+
+
+def _grid_worker_figures(
+    conn: Connection, version_id: int, grid_code: str, standards: Standards
+) -> list[WorkerFigures]:
+    """The active workers of a grid with their hours per month (`worker_workloads`), by id."""
+    names: dict[int, str] = dict(
+        conn.execute(
+            text("SELECT id, name FROM worker WHERE version_id = :v AND grid_code = :g AND active ORDER BY id"),
+            {"v": version_id, "g": grid_code},
+        ).all()
+    )
+    loads = worker_workloads(conn, list(names), standards=standards)
+    figures = []
+    for worker_id in sorted(names):
+        own = loads[worker_id].item("open_tasks")
+        figures.append(
+            WorkerFigures(
+                id=int(worker_id),
+                name=str(names[worker_id]),
+                hours=loads[worker_id].hours,
+                own_open_tasks=own.count if own else 0.0,
+                own_open_hours=own.hours if own else 0.0,
+            )
+        )
+    return figures

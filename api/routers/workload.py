@@ -39,6 +39,16 @@ class GridWorkloadOut(BaseModel):
     recommended_workers: int = Field(description="建议网格员人数（2–5）")
 
 
+class WorkerWorkloadOut(BaseModel):
+    """网格员的每月工作量：平分网格的日常工作，加上本人在办任务。"""
+
+    id: int = Field(description="网格员编号")
+    name: str = Field(description="姓名")
+    hours: float = Field(description="每月工作量（小时）")
+    own_open_tasks: float = Field(description="本人在办任务数")
+    own_open_hours: float = Field(description="本人在办任务的工时（小时）")
+
+
 class WorkloadOut(BaseModel):
     """一个网格、村（社区）或镇街在某一网格版本中的每月工作量。"""
 
@@ -55,6 +65,7 @@ class WorkloadOut(BaseModel):
     recommended_workers: int = Field(description="各网格建议人数之和")
     items: list[WorkloadItemOut] = Field(description="工作量构成")
     grids: list[GridWorkloadOut] | None = Field(description="村（社区）、镇街：各网格明细")
+    worker_loads: list[WorkerWorkloadOut] | None = Field(description="网格（生效版本）：各网格员的每月工作量")
 
 
 def _out(unit: UnitWorkload) -> WorkloadOut:
@@ -73,6 +84,7 @@ def _out(unit: UnitWorkload) -> WorkloadOut:
         recommended_workers=unit.recommended_workers,
         items=[WorkloadItemOut(**vars(i)) for i in unit.workload.items],
         grids=None if unit.level == "grid" else [GridWorkloadOut(**vars(g)) for g in unit.grids],
+        worker_loads=None if unit.worker_loads is None else [WorkerWorkloadOut(**vars(w)) for w in unit.worker_loads],
     )
 
 

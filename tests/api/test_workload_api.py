@@ -159,6 +159,12 @@ def test_a_grid_answer_has_the_breakdown_and_no_grid_list(
     assert body.workers == len(home.worker_ids)
     assert body.hours_per_worker == pytest.approx(body.hours / body.workers)
     assert body.recommended_workers == recommended_workers(body.hours, STANDARDS)
+    # Each worker: an equal share of the grid's work but the backlog, plus the open tasks they hold themselves.
+    assert body.worker_loads is not None and [w.id for w in body.worker_loads] == sorted(home.worker_ids)
+    backlog = next(i.hours for i in body.items if i.key == "open_tasks")
+    for worker in body.worker_loads:
+        assert worker.name
+        assert worker.hours == pytest.approx((body.hours - backlog) / body.workers + worker.own_open_hours)
 
 
 def test_a_draft_shows_its_own_grids_and_planned_head_count_to_whoever_covers_its_area(
@@ -174,6 +180,7 @@ def test_a_draft_shows_its_own_grids_and_planned_head_count_to_whoever_covers_it
     assert draft.status_code == 200, draft.text
     body = WorkloadOut.model_validate(draft.json())
     assert (body.version_id, body.version_status, body.workers) == (world["draft"], "draft", 4)
+    assert body.worker_loads is None  # a draft has planned head-counts, no workers yet
     active = client.get("/v1/workload", params={"level": "grid", "code": home.grid_code}, headers=headers["leader"])
     assert body.hours == pytest.approx(active.json()["hours"])  # same geometry, same hours
     outsider = client.get(
