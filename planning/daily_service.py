@@ -39,6 +39,7 @@ from planning.errors import NothingToPlan, PlanNotFound
 from planning.workload import Standards, duty_hours, load_standards
 from supervision.audit import SYSTEM, Actor, Holder, TaskEvent, stored, write_events
 from supervision.calendar import WorkCalendar, default_calendar
+from supervision.intake import hold_grid_versions_shared
 from supervision.jobs import DailyJob
 from supervision.task_states import WORKER_HELD
 from supervision.workflow import Status
@@ -259,6 +260,10 @@ def assign_daily(
         and conn.execute(text("SELECT 1 FROM town WHERE code = :c"), {"c": town_code}).first() is None
     ):
         raise PlanNotFound(f"没有编码为 {town_code} 的镇街", reason="unknown_town")
+    if not dry_run:
+        # An apply or rollback of a grid version in progress moves tasks and workers between grids: wait for it, and
+        # keep the active version fixed while this plan is read and written.
+        hold_grid_versions_shared(conn)
     tasks, workers, neighbours, rows, per_day, carried = build_inputs(
         conn, on=on, town_code=town_code, standards=standards
     )

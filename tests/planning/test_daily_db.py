@@ -395,3 +395,35 @@ def test_the_neighbour_workers_phone_lists_the_task_handed_to_them(
         one = client.get(f"/v1/tasks/{lent.id}", headers=headers)
         assert one.status_code == 200 and one.json()["grid_code"] == area.grid_code
         assert client.get(f"/v1/tasks/{home}", headers=headers).status_code == 403
+
+
+def test_a_task_a_worker_takes_while_the_morning_plan_is_drawn_stays_theirs(
+    engine: Engine, area: Area, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import planning.daily_service as service
+
+    with engine.begin() as conn:
+        (task_id,) = _flood(conn, area, 1, tag="race")
+        conn.execute(text("UPDATE task SET worker_id = NULL, status = 'pushed', holder = :q WHERE id = :t"),
+                     {"q": f"grid:{area.grid_code}", "t": task_id})  # fmt: skip
+        version = conn.execute(text("SELECT version FROM task WHERE id = :t"), {"t": task_id}).scalar_one()
+        town = conn.execute(text("SELECT town_code FROM worker WHERE id = :w"), {"w": area.workers[-1]}).scalar_one()
+    taker = area.workers[-1]
+    drawn = service.plan_daily
+
+    def drawn_while_a_worker_acts(*args: object, **kwargs: object) -> object:
+        plan = drawn(*args, **kwargs)  # type: ignore[arg-type]
+        with engine.begin() as other:  # the worker's phone, in its own transaction, commits first
+            scope = Scope("worker", str(taker), town=town)
+            transition(other, task_id, Move(to="assigned", version=version), actor=Actor(f"worker:{taker}",
+                       "grid_worker", scope))  # fmt: skip
+        return plan
+
+    monkeypatch.setattr(service, "plan_daily", drawn_while_a_worker_acts)
+    with engine.begin() as conn:
+        assign_daily(conn, on=_today(), town_code=area.town_code)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT worker_id, version FROM task WHERE id = :t"), {"t": task_id}).one()
+        notes = conn.execute(text("SELECT note FROM task_event WHERE task_id = :t ORDER BY id"), {"t": task_id}).all()
+    assert (row.worker_id, row.version) == (taker, version + 1), "the worker's move stands, untouched"
+    assert not any("每日分派" in (n.note or "") for n in notes), "the plan wrote nothing over it"
