@@ -72,7 +72,12 @@ def redesign(problem: Problem) -> Solution:
         best = _local(layout, plan, home, targets, problem, setup, deadline)
     else:
         best = plan
-    if problem.method in ("cpsat", "auto") and _small(layout, plan):
+    untouched = (
+        problem.method == "auto"
+        and bool(np.all(best.label == home))
+        and _worst(layout, best, targets) <= (targets.tolerance)
+    )
+    if problem.method in ("cpsat", "auto") and _small(layout, plan) and not untouched:
         from planning.redesign.cpsat import solve_cpsat  # OR-Tools loads only when CP-SAT is asked for
 
         hint = best if problem.method == "auto" else _local(layout, plan, home, targets, problem, setup, deadline)
