@@ -84,6 +84,13 @@ def workload_show(
     for item in unit.workload.items:
         if item.count or item.hours:
             typer.echo(f"{item.label_zh:<14}{item.count:>12,.2f}{item.minutes_each:>10.1f}{item.hours:>10.2f}")
+    if unit.worker_loads:
+        typer.echo("")
+        typer.echo(f"{'网格员':<12}{'每月小时':>10}{'本人在办':>8}{'其中小时':>10}")
+        for worker in unit.worker_loads:
+            typer.echo(
+                f"{worker.name:<12}{worker.hours:>10.1f}{worker.own_open_tasks:>8.0f}{worker.own_open_hours:>10.1f}"
+            )
     if unit.level != "grid":
         typer.echo("")
         typer.echo(f"{'网格':<17}{'每月小时':>10}{'人数':>6}{'每人小时':>10}{'建议人数':>8}")

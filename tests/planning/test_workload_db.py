@@ -280,6 +280,8 @@ def test_the_command_line_refreshes_the_city_and_shows_a_community_in_chinese(
     for label in ("每月工作量", "网格员", "建议", "市场主体日常巡查", "通行（面积）", *grids):
         assert label in shown.output
 
+    one_grid = CliRunner().invoke(app, ["workload", "show", grids[0]], env=env)
+    assert one_grid.exit_code == 0 and "网格员" in one_grid.output and "本人在办" in one_grid.output
     unknown = CliRunner().invoke(app, ["workload", "show", "441900999999999"], env=env)
     assert unknown.exit_code == 2 and "不存在" in unknown.output
     malformed = CliRunner().invoke(app, ["workload", "show", "12ab"], env=env)
