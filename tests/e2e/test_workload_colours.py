@@ -111,5 +111,21 @@ def test_grids_are_coloured_by_hours_per_worker_with_a_chinese_legend(
     assert "overdue_tasks" in str(page.evaluate("window.gridgov.page.gridPaint()"))
     page.select_option("#grid-metric", "hours_per_worker")
     assert "hours_per_worker" in str(page.evaluate("window.gridgov.page.gridPaint()"))
+
+    # The figures panel of the town names its workload, as GET /v1/workload answers it; a step down updates it.
+    page.wait_for_function("document.querySelector('#kpi-workload').textContent.startsWith('工作量')", timeout=10_000)
+    answer = context.request.get(f"{base_url}/v1/workload?level=town&code={town['code']}").json()
+    line = page.locator("#kpi-workload").inner_text()
+    assert f"每月 {answer['hours']:.1f} 小时" in line and f"网格员 {answer['workers']} 人" in line
+    assert f"建议 {answer['recommended_workers']} 人" in line
+    community = grids[0]["community_code"]
+    page.evaluate("([c]) => window.gridgov.page.drill('community', c)", [community])
+    page.evaluate("window.gridgov.page.settled()")
+    below = context.request.get(f"{base_url}/v1/workload?level=community&code={community}").json()
+    page.wait_for_function(
+        "([h]) => document.querySelector('#kpi-workload').textContent.includes(h)",
+        arg=[f"每月 {below['hours']:.1f} 小时"],
+        timeout=10_000,
+    )
     assert not errors, errors
     context.close()

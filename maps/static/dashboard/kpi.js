@@ -1,7 +1,8 @@
 /**
  * dashboard/kpi.js: the figures of the unit in view (GET /v1/kpi) — tasks pushed and completed, completion and
  * on-time rates, open and overdue, clue handling and licensing rates, each beside the seed's headline figure
- * where the seed has one — and the table of its children (a row click drills into it).
+ * where the seed has one — its workload in hours a month (GET /v1/workload) when the caller may read it, and the
+ * table of its children (a row click drills into it).
  */
 
 const FIGURES = [
@@ -49,7 +50,7 @@ function cell(tag, text, className) {
 
 /**
  * The KPI panel in `el` and the children's table in `childrenEl`; `onChild(child)` is called when a child's row is
- * clicked. Returns {show(kpi), clear(message)}.
+ * clicked. Returns {show(kpi), clear(message), workload(answer of GET /v1/workload)}.
  */
 export function mountKpiPanel(el, childrenEl, { onChild }) {
   const heading = cell("h2", "指标");
@@ -59,10 +60,14 @@ export function mountKpiPanel(el, childrenEl, { onChild }) {
   const childTitle = cell("h3", "下级单位");
   const table = document.createElement("table");
   table.className = "kpi-children";
-  el.append(heading, windowText, cards);
+  // The unit's workload (GET /v1/workload), shown when it arrives: it never delays the figures above.
+  const workloadLine = cell("p", "", "kpi-workload");
+  workloadLine.id = "kpi-workload";
+  el.append(heading, windowText, cards, workloadLine);
   childrenEl.append(childTitle, table);
 
   function show(kpi) {
+    workloadLine.textContent = "";
     heading.textContent = `${kpi.name} 指标`;
     windowText.textContent = kpi.window ? windowLabel(kpi.window) : "";
     cards.replaceChildren();
@@ -104,7 +109,16 @@ export function mountKpiPanel(el, childrenEl, { onChild }) {
     table.append(thead, tbody);
   }
 
+  /** The workload line of the unit in view: hours a month, workers, hours per worker, recommended workers. */
+  function workload(w) {
+    const perWorker = w.hours_per_worker === null ? "—" : w.hours_per_worker.toFixed(1);
+    workloadLine.textContent = `工作量：每月 ${w.hours.toFixed(1)} 小时 · 网格员 ${w.workers} 人 · ` +
+      `每人 ${perWorker} 小时/月 · 建议 ${w.recommended_workers} 人`;
+    workloadLine.title = w.items.filter((i) => i.hours > 0).map((i) => `${i.label_zh} ${i.hours.toFixed(1)} 小时`).join("\n");
+  }
+
   function clear(message) {
+    workloadLine.textContent = "";
     heading.textContent = "指标";
     windowText.textContent = message || "";
     cards.replaceChildren();
@@ -112,5 +126,5 @@ export function mountKpiPanel(el, childrenEl, { onChild }) {
     table.replaceChildren();
   }
 
-  return { show, clear };
+  return { show, clear, workload };
 }

@@ -169,6 +169,19 @@ async function linkRefusal(view) {
   }
 }
 
+let workloadShownFor = null;
+
+/** The workload line of a town, community or grid in view, for callers who may read it (a late answer is dropped). */
+function showWorkload(view) {
+  const key = `${view.level}:${view.code}`;
+  workloadShownFor = key;
+  if (!capabilities.has("workload.read") || !["town", "community", "grid"].includes(view.level)) { return; }
+  const query = new URLSearchParams({ level: view.level, code: view.code });
+  getJson(`/v1/workload?${query}`)
+    .then((answer) => { if (workloadShownFor === key) { kpiPanel.workload(answer); } })
+    .catch(() => {}); // the figures above stand on their own; the line stays empty
+}
+
 /** The unit of a view for the drill-down: GET /v1/kpi (shown in the panel), or what the tiles know of it. */
 async function loadUnit(view) {
   const trend = seesFigures ? getJson(`/v1/kpi/trend?${kpiQuery(view)}&days=30`).catch(() => null) : Promise.resolve(null);
@@ -184,6 +197,7 @@ async function loadUnit(view) {
   try {
     const kpi = await (early || getJson(`/v1/kpi?${kpiQuery(view)}`));
     kpiPanel.show(kpi);
+    showWorkload(view);
     trend.then((t) => (t ? trendChart.show(t) : trendChart.clear()));
     if (view.level === "city" && department) { return { ...kpi, name: CITY.name, bbox: kpi.bbox || config.boundsLonLat, children: [] }; }
     return kpi;
