@@ -16,6 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -476,3 +477,61 @@ def town_choices(conn: Connection, scope: Scope) -> list[TownChoice]:
         {"towns": sorted(towns) if towns is not None else None},
     )
     return [TownChoice(str(r.code), str(r.name)) for r in rows]
+
+
+@dataclass(frozen=True)
+class MovedWorker:
+    """One worker a past staffing batch moved."""
+
+    worker_id: int
+    worker_name: str
+    from_grid: str | None
+    to_grid: str | None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A staffing plan applied in the past: when, by whom, why, and the workers it moved."""
+
+    id: int
+    at: datetime
+    actor: str
+    area_code: str | None
+    reason: str
+    moves: list[MovedWorker]
+
+
+_BATCHES = text(
+    """
+    SELECT b.id, b.at, b.actor, b.area_code, b.reason,
+           coalesce(json_agg(json_build_object('worker_id', m.object_id::bigint, 'worker_name', w.name,
+                                               'from_grid', m.from_grid, 'to_grid', m.to_grid)
+                             ORDER BY m.id) FILTER (WHERE m.id IS NOT NULL), '[]'::json) AS moves
+    FROM planning_batch b
+    LEFT JOIN territory_move m ON m.batch_id = b.id AND m.object_kind = 'worker'
+    LEFT JOIN worker w ON w.id = m.object_id::bigint
+    WHERE b.kind = 'staffing'
+      AND (CAST(:town AS text) IS NULL OR left(b.area_code, 9) = left(:town, 9))
+      AND (CAST(:community AS text) IS NULL OR b.area_code = :community)
+    GROUP BY b.id
+    ORDER BY b.at DESC, b.id DESC
+    LIMIT :limit
+    """
+)
+
+
+def batches(conn: Connection, *, scope: Scope, town_code: str | None = None, limit: int = 20) -> list[BatchRecord]:
+    """The staffing plans applied in the caller's area (a town's and its communities'), latest first."""
+    town, community = _area(conn, scope, town_code)
+    rows = conn.execute(_BATCHES, {"town": town, "community": community, "limit": limit})
+    return [
+        BatchRecord(
+            id=int(r.id),
+            at=r.at,
+            actor=str(r.actor),
+            area_code=r.area_code,
+            reason=str(r.reason),
+            moves=[MovedWorker(**m) for m in r.moves],
+        )
+        for r in rows
+    ]

@@ -4,6 +4,7 @@ applying it in one audited step (POST /v1/staffing/apply), and the staffing page
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -150,6 +151,49 @@ def post_apply(principal: StaffingApplier, conn: WriteConn, body: ApplyIn) -> An
         conn, actor=actor_of(principal), fingerprint=body.fingerprint, within=body.within, town_code=body.town
     )
     return asdict(result)
+
+
+class MovedWorkerOut(BaseModel):
+    """调整批次中调动的一名网格员。"""
+
+    worker_id: int = Field(description="网格员编号")
+    worker_name: str | None = Field(description="网格员姓名")
+    from_grid: str | None = Field(description="调出网格")
+    to_grid: str | None = Field(description="调入网格")
+
+
+class BatchOut(BaseModel):
+    """一次已应用的配员方案：时间、操作人、原因与调动的网格员。"""
+
+    id: int = Field(description="调整批次编号")
+    at: datetime = Field(description="应用时间")
+    actor: str = Field(description="操作人")
+    area_code: str | None = Field(description="方案范围（镇街或村（社区）编码；全市为空）")
+    reason: str = Field(description="原因")
+    moves: list[MovedWorkerOut]
+
+
+class BatchList(BaseModel):
+    """最近应用的配员方案（新的在前）。"""
+
+    items: list[BatchOut]
+
+
+@router.get(
+    "/staffing/batches",
+    response_model=BatchList,
+    summary="最近应用的配员方案（审计记录）",
+    responses={403: {"description": "该镇街不在本账号范围内"}, 404: {"description": "没有该镇街"}},
+)
+def get_batches(
+    _: WorkloadReader,
+    scope: CurrentScope,
+    conn: ReadConn,
+    town: TownCode = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="条数")] = 20,
+) -> Any:
+    """本账号范围内最近应用的配员方案，含每名调动网格员的调出与调入网格。"""
+    return {"items": [asdict(b) for b in staffing_service.batches(conn, scope=scope, town_code=town, limit=limit)]}
 
 
 @pages_router.get("/staffing", response_class=HTMLResponse, summary="网格员配置方案", include_in_schema=False)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.routers.staffing import ApplyOut, StaffingPlanOut
+from api.routers.staffing import ApplyOut, BatchList, StaffingPlanOut
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
@@ -109,6 +109,8 @@ def test_each_role_reads_the_staffing_plan_of_its_own_area_only(
         assert response.status_code == expected, (person, place, response.text)
         shapes = client.get("/v1/staffing/grids", params={"town": world[place]}, headers=headers[person])
         assert shapes.status_code == expected, (person, place, shapes.text)
+        history = client.get("/v1/staffing/batches", params={"town": world[place]}, headers=headers[person])
+        assert history.status_code == expected, (person, place, history.text)
         if expected == 200:
             plan = StaffingPlanOut.model_validate(response.json())
             assert {g.town_code for g in plan.grids} == {world[place]}
@@ -192,6 +194,21 @@ def test_a_town_leader_applies_the_plan_they_saw_and_it_is_then_done(
     empty = client.post("/v1/staffing/apply", json={"fingerprint": again.fingerprint}, headers=leader)
     assert empty.status_code == 422 and empty.json()["reason"] == "no_moves"
     assert "无需调动" in empty.json()["detail"]
+
+    # The change is on record: the town's recent plans list it, with every worker moved; another town's leader
+    # sees none of it, the command centre sees it under the town.
+    history = BatchList.model_validate(client.get("/v1/staffing/batches", headers=leader).json())
+    assert [b.id for b in history.items] == [applied.batch_id]
+    assert {(m.worker_id, m.from_grid, m.to_grid) for m in history.items[0].moves} == {
+        (m.worker_id, m.from_grid, m.to_grid) for m in plan.moves
+    }
+    assert all(m.worker_name for m in history.items[0].moves)
+    centre = client.get("/v1/staffing/batches", params={"town": world["home"]}, headers=headers["centre"])
+    assert [b["id"] for b in centre.json()["items"]] == [applied.batch_id]
+    away = client.get("/v1/staffing/batches", params={"town": world["away"]}, headers=headers["centre"])
+    assert away.json()["items"] == []
+    refused = client.get("/v1/staffing/batches", params={"town": world["away"]}, headers=leader)
+    assert refused.status_code == 403
 
 
 def test_the_staffing_page_opens_for_those_who_read_workload_with_the_button_for_those_who_apply(

@@ -111,6 +111,10 @@ def test_a_town_leader_sees_the_plan_on_a_table_and_a_map_and_applies_it(
     assert page.locator("#no-moves").is_visible()
     assert apply.is_disabled()
     assert page.locator(f"#grids tbody tr[data-code='{scene['grid']}'] td").nth(2).inner_text() == str(target)
+    # The recent changes list the plan just applied, first.
+    batch = answer.value.json()["batch_id"]
+    assert page.locator("#batches li").first.get_attribute("data-batch") == str(batch)
+    assert f"调动 {len(plan['moves'])} 人" in page.locator("#batches li").first.inner_text()
     page.screenshot(path=str(artifacts_dir / "staffing_page_applied.png"), animations="disabled")
 
     assert errors == []

@@ -1,10 +1,12 @@
 /**
  * staffing/main.js: the staffing page. It reads the plan of the chosen town (GET /v1/staffing/plan) and its grids'
- * outlines (GET /v1/staffing/grids), fills the totals, the moves and the grid table, draws the map, and — for
+ * outlines (GET /v1/staffing/grids) and the plans applied before (GET /v1/staffing/batches), fills the totals, the
+ * moves, the grid table and the recent changes, draws the map, and — for
  * callers who may apply — applies the plan they see (POST /v1/staffing/apply with its fingerprint), then reads it
  * again: an applied plan shows no moves.
  *
- * Test hook (window.gridgov.page): {ready, town, within, plan, drawn: {grids, moves, states}, applied, error}.
+ * Test hook (window.gridgov.page): {ready, town, within, plan, drawn: {grids, moves, states}, batches (how many past
+ * plans are listed), applied, error}.
  */
 
 import { getJson, postJson } from "/static/lib/api.js";
@@ -13,10 +15,12 @@ import { setStatus } from "/static/lib/status.js";
 import { publishPage } from "/static/lib/testhook.js";
 
 import { createStaffingMap } from "./map.js";
-import { renderGrids, renderMoves, renderTotals } from "./table.js";
+import { renderBatches, renderGrids, renderMoves, renderTotals } from "./table.js";
 
 const config = readPageConfig();
-const hook = publishPage({ ready: false, town: null, within: "town", plan: null, drawn: null, applied: null, error: null });
+const hook = publishPage({
+  ready: false, town: null, within: "town", plan: null, drawn: null, batches: 0, applied: null, error: null,
+});
 const townSelect = document.getElementById("town");
 const withinSelect = document.getElementById("within");
 const applyButton = document.getElementById("apply");
@@ -58,9 +62,10 @@ async function load() {
   setStatus("正在计算配员方案…");
   const params = new URLSearchParams({ town, within });
   try {
-    const [plan, shapes, staffingMap] = await Promise.all([
+    const [plan, shapes, history, staffingMap] = await Promise.all([
       getJson(`/v1/staffing/plan?${params}`),
       getJson(`/v1/staffing/grids?${new URLSearchParams({ town })}`, { accept: "application/geo+json" }),
+      getJson(`/v1/staffing/batches?${new URLSearchParams({ town, limit: "10" })}`),
       mapReady,
     ]);
     const names = new Map(plan.grids.map((g) => [g.code, g.name || g.code]));
@@ -69,6 +74,9 @@ async function load() {
     renderMoves(document.querySelector("#moves tbody"), plan.moves, (code) => names.get(code) || code);
     document.getElementById("no-moves").hidden = plan.moves.length > 0;
     renderGrids(document.querySelector("#grids tbody"), plan.grids, (code) => staffingMap.flyTo(code));
+    renderBatches(document.getElementById("batches"), document.getElementById("no-batches"), history.items,
+      (code) => names.get(code) || code);
+    hook.batches = history.items.length;
     hook.drawn = staffingMap.show(plan, shapes);
     hook.plan = plan;
     hook.error = null;

@@ -82,3 +82,28 @@ export function renderGrids(tbody, grids, onPick) {
     tbody.appendChild(row);
   }
 }
+
+const when = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+});
+
+/** The plans applied before (GET /v1/staffing/batches): when, who, how many workers, and who went where. */
+export function renderBatches(list, empty, batches, gridName) {
+  list.replaceChildren();
+  empty.hidden = batches.length > 0;
+  for (const batch of batches) {
+    const item = document.createElement("li");
+    item.dataset.batch = String(batch.id);
+    const head = document.createElement("div");
+    head.textContent = `批次 ${batch.id} · ${when.format(new Date(batch.at))} · 调动 ${batch.moves.length} 人`;
+    const who = document.createElement("div");
+    who.className = "who";
+    who.textContent = `${batch.actor}：${batch.reason}`;
+    const moves = document.createElement("div");
+    moves.textContent = batch.moves
+      .map((m) => `${m.worker_name || m.worker_id} ${gridName(m.from_grid)} → ${gridName(m.to_grid)}`)
+      .join("；");
+    item.append(head, who, moves);
+    list.appendChild(item);
+  }
+}
