@@ -27,7 +27,17 @@ from sqlalchemy import Connection, Engine, text
 from benchmarks.common import BenchmarkFailed
 from gis.settings import DatabaseSettings
 from planning import staffing_service
-from planning.staffing import GridStaff, Move, apply_moves, group_of, lower_bound, plan_moves, recommended, targets
+from planning.staffing import (
+    GridStaff,
+    Move,
+    StaffingStandards,
+    apply_moves,
+    group_of,
+    lower_bound,
+    plan_moves,
+    recommended,
+    targets,
+)
 from planning.workload import Standards, load_standards
 from supervision.audit import Actor
 from supervision.scope import CITY
@@ -64,7 +74,7 @@ def _outcome(
     )
 
 
-def naive_moves(grids: Sequence[GridStaff], wanted: Mapping[str, int], standards: Standards) -> list[Move]:
+def naive_moves(grids: Sequence[GridStaff], wanted: Mapping[str, int], standards: StaffingStandards) -> list[Move]:
     """One worker at a time from the lightest-loaded grid (hours per worker) that has more than its target to the
     heaviest-loaded understaffed grid of the same town, until every target is met or no worker can move; the moves
     in order. It never looks at distance."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.bench_staffing import naive_moves
 from planning.staffing import (
     WITHIN_VALUES,
     GridStaff,
@@ -223,3 +224,16 @@ def test_the_same_city_gives_the_same_plan_whatever_order_it_is_read_in(
 def test_staffing_recommends_what_the_workload_model_recommends(hours: float) -> None:
     standards = load_standards()
     assert recommended(hours, standards) == recommended_workers(hours, standards)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cities())
+def test_the_plan_never_travels_further_than_balancing_by_eye(grids: list[GridStaff]) -> None:
+    # The benchmark's baseline: one worker at a time from the lightest-loaded grid to the heaviest-loaded one.
+    planned = targets(grids, STANDARDS)
+    ours = plan_moves(grids, planned)
+    naive = naive_moves(grids, planned, STANDARDS)
+    after = {g.code: len(g.workers) for g in apply_moves(grids, naive)}
+    if all(after[c] == planned[c] for c in planned):
+        assert len(ours) == len(naive)
+        assert sum(m.distance_m for m in ours) <= sum(m.distance_m for m in naive) + 1e-6
