@@ -7,6 +7,8 @@
 
 import { fixed, percent, signedPercent } from "./labels.js";
 
+// Hours a month: one decimal, two below 10 hours (a quiet grid's figures would all read 0.1 otherwise).
+const hours = (value) => fixed(value, Math.abs(value) < 10 ? 2 : 1);
 const sum = (rows, key) => rows.reduce((total, row) => total + (Number(row[key]) || 0), 0);
 
 function cell(text, className) {
@@ -29,10 +31,10 @@ export function summaryRows(figures) {
   return [
     ["网格数", String(before.length), String(after.length)],
     ["网格员", String(sum(before, "workers")), String(sum(after, "workers"))],
-    ["平均每人工作量（小时/月）", fixed(meanBefore), fixed(meanAfter)],
+    ["平均每人工作量（小时/月）", hours(meanBefore), hours(meanAfter)],
     ["最大偏离平均", percent(figures.max_deviation_before), percent(figures.max_deviation_after)],
     ["最差紧凑度（Polsby-Popper）", fixed(figures.worst_pp_before, 3), fixed(figures.worst_pp_after, 3)],
-    ["地址留在原网格", "100.0%", percent(figures.share_addresses_kept)],
+    ["地址留在原网格", "—", percent(figures.share_addresses_kept)],
     ["调整的地址", "—", Number.isFinite(figures.addresses_moved) ? String(figures.addresses_moved) : "—"],
     ["工作量均衡", "—", figures.balanced ? "是" : "否"],
   ];
@@ -83,7 +85,7 @@ export function drawGrids(tbody, figures, lockedCodes, tolerance) {
     const verdict = Number.isFinite(deviation) ? (Math.abs(deviation) > tolerance + 1e-9 ? "over" : "ok") : "";
     tr.append(
       cell(row.code),
-      cell(pair(row, "hours_per_worker", (v) => fixed(Number(v)))),
+      cell(pair(row, "hours_per_worker", (v) => hours(Number(v)))),
       cell(pair(row, "deviation", (v) => signedPercent(Number(v))), verdict),
       cell(pair(row, "workers", (v) => String(v))),
       cell(pair(row, "polsby_popper", (v) => fixed(Number(v), 3))),

@@ -120,15 +120,19 @@ async function draw(event) {
 
 async function rollback() {
   setStatus("正在回退…");
+  let said;
   try {
-    state.rolledBack = await postJson("/v1/grid-versions/rollback", {});
-    setStatus(`已回退：版本 ${state.rolledBack.version_id} 重新生效`);
+    const answer = await postJson("/v1/grid-versions/rollback", {});
+    said = [`已回退：版本 ${answer.version_id} 重新生效，版本 ${answer.retired_version_id} 停用`, {}];
+    await loadList();
+    state.rolledBack = answer;
   } catch (error) {
     const text = refusalText(error);
     state.refusal = { status: error.status, reason: (error.body && error.body.reason) || error.code, text };
-    setStatus(`未能回退：${text}`, { warning: true });
+    said = [`未能回退：${text}`, { warning: true }];
+    await loadList();
   }
-  await loadList();
+  setStatus(...said);
 }
 
 function wire() {

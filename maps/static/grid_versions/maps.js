@@ -149,6 +149,9 @@ export async function createTwinMaps(currentId, draftId, config) {
         current.addLayer({ id: "moved-fill", type: "fill", source: "moved", paint: { "fill-color": COLOURS.moved, "fill-opacity": 0.12 } });
         current.addLayer({ id: "moved-line", type: "line", source: "moved", paint: { "line-color": COLOURS.moved, "line-width": 1.5 } });
       }
+      // The panel beside the maps is filled by now: the canvases take their final size before the fit.
+      current.resize();
+      draft.resize();
       const box = extent([comparison.current, comparison.draft]);
       if (box) { current.fitBounds(box, { padding: 24, animate: false }); }
     },
@@ -181,17 +184,24 @@ export function extent(collections) {
 }
 
 /**
- * A screen point of `map` where a rendered feature of `layer` lies (scanned on a coarse lattice of the canvas),
- * or null: what a test moves the mouse to.
+ * A screen point of `map` where a rendered feature of `layer` lies, the one nearest the middle of the canvas (away
+ * from the map's controls), scanned on a coarse lattice; null when none is in view. What a test moves the mouse to.
  */
 export function renderedPoint(map, layer, step = 6) {
   const canvas = map.getCanvas();
   const width = canvas.clientWidth;
   const height = canvas.clientHeight;
-  for (let y = step; y < height - step; y += step) {
-    for (let x = step; x < width - step; x += step) {
-      if (map.queryRenderedFeatures([x, y], { layers: [layer] }).length) { return { x, y }; }
+  const margin = 60;
+  let best = null;
+  let bestDistance = Infinity;
+  for (let y = margin; y < height - margin; y += step) {
+    for (let x = margin; x < width - margin; x += step) {
+      const distance = (x - width / 2) ** 2 + (y - height / 2) ** 2;
+      if (distance < bestDistance && map.queryRenderedFeatures([x, y], { layers: [layer] }).length) {
+        best = { x, y };
+        bestDistance = distance;
+      }
     }
   }
-  return null;
+  return best;
 }
