@@ -21,7 +21,7 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ from planning.workload import (
 )
 from supervision.calendar import SHANGHAI
 from supervision.errors import InvalidInput, OutOfScope
+from supervision.jobs import DailyJob
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES
 
@@ -681,3 +682,15 @@ def _grid_worker_figures(
             )
         )
     return figures
+
+
+def _nightly_refresh(conn: Connection, day: date, moment: datetime) -> dict[str, object]:
+    """The daily job: every grid's workload of the active version for the new day (the history window moved)."""
+    del day
+    written = refresh(conn, at=moment)
+    return {"grids": written}
+
+
+# `gridgov serve` runs it every day (weekends too: the map is read every day), at the first tick from 06:30
+# Asia/Shanghai on, before the morning assignment: the map's grid colours then follow the day's data.
+WORKLOAD_JOB = DailyJob(name="workload_refresh", at=time(6, 30), run=_nightly_refresh, working_days_only=False)

@@ -22,8 +22,16 @@ from gis.crs import to_metric
 from gis.settings import DatabaseSettings
 from planning.errors import PlanNotFound
 from planning.workload import duty_hours, load_standards
-from planning.workload_service import area_work, grid_workloads, months_before, refresh, worker_workloads
+from planning.workload_service import (
+    WORKLOAD_JOB,
+    area_work,
+    grid_workloads,
+    months_before,
+    refresh,
+    worker_workloads,
+)
 from supervision.creation import NewTask, create_tasks
+from supervision.jobs import run_daily_jobs
 from supervision.workflow import Duty
 
 pytestmark = pytest.mark.db
@@ -286,3 +294,23 @@ def test_the_command_line_refreshes_the_city_and_shows_a_community_in_chinese(
     assert unknown.exit_code == 2 and "不存在" in unknown.output
     malformed = CliRunner().invoke(app, ["workload", "show", "12ab"], env=env)
     assert malformed.exit_code == 2 and "编码格式不对" in malformed.output
+
+
+def test_the_daily_job_refreshes_every_grid_once_a_day_from_half_past_six(db: DatabaseSettings, engine: Engine) -> None:
+    """`gridgov serve` recomputes the workload each day (weekends too) at its first tick from 06:30, once."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    saturday_early = datetime(2026, 12, 5, 6, 0, tzinfo=shanghai)
+    saturday_later = datetime(2026, 12, 5, 6, 45, tzinfo=shanghai)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM grid_workload"))
+        conn.execute(text("DELETE FROM job_run WHERE job = 'workload_refresh'"))
+        n_grids = conn.execute(
+            text("SELECT count(*) FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'")
+        ).scalar_one()
+    assert run_daily_jobs(engine, [WORKLOAD_JOB], now=saturday_early) == {}
+    assert run_daily_jobs(engine, [WORKLOAD_JOB], now=saturday_later) == {"workload_refresh": {"grids": n_grids}}
+    assert run_daily_jobs(engine, [WORKLOAD_JOB], now=saturday_later + timedelta(hours=3)) == {}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM grid_workload")).scalar_one() == n_grids
+        logged = conn.execute(text("SELECT count(*) FROM job_run WHERE job = 'workload_refresh'")).scalar_one()
+    assert logged == 1
