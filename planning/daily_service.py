@@ -37,7 +37,7 @@ from planning.daily import DailyPlan, DailyTask, DailyWorker, lateness_days
 from planning.daily import assign_daily as plan_daily
 from planning.errors import NothingToPlan, PlanNotFound
 from planning.workload import Standards, duty_hours, load_standards
-from supervision.audit import SYSTEM, Actor, Holder, TaskEvent, stored, write_events
+from supervision.audit import SYSTEM, Actor, Holder, TaskEvent, write_events
 from supervision.calendar import WorkCalendar, default_calendar
 from supervision.intake import hold_grid_versions_shared
 from supervision.jobs import DailyJob
@@ -337,7 +337,7 @@ def _write(
     at: datetime,
 ) -> int:
     """Update the changed tasks (guarded by the version read) and audit each one; the number written."""
-    ids, versions, workers, statuses, holders = [], [], [], [], []
+    ids, versions, workers, statuses, holders, holder_of = [], [], [], [], [], []
     for t in changed:
         r = rows[t.id]
         worker = plan.assignment.get(t.id)
@@ -346,7 +346,9 @@ def _write(
         versions.append(r.version)
         workers.append(worker)
         statuses.append(status)
-        holders.append(stored(Holder.worker_or_queue(worker, r.grid_code)))
+        holder = Holder.worker_or_queue(worker, r.grid_code)
+        holder_of.append(holder)
+        holders.append(str(holder))
     done = {
         int(row[0])
         for row in conn.execute(
@@ -373,7 +375,7 @@ def _write(
         )
     }
     events = []
-    for t, worker, status, holder in zip(changed, workers, statuses, holders, strict=True):
+    for t, worker, status, holder in zip(changed, workers, statuses, holder_of, strict=True):
         if t.id not in done:
             continue  # a worker moved it since it was read: their move stands
         events.append(
@@ -385,7 +387,7 @@ def _write(
                 at=at,
                 note=_note(on, t, worker, t.id in plan.crossed, t.id in plan.overflow, grid_of),
                 worker_id=worker,
-                holder=Holder.read(holder),
+                holder=holder,
                 due_at=rows[t.id].due_at,
             )
         )
