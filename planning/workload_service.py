@@ -8,6 +8,9 @@ So the same rule serves the active version and drafts, and `area_work` gives the
 travel rates) whose sums the API later shows: for any grid, hours = Σ hours of the points it covers + area × rate
 + road length inside × rate (the consistency law).
 
+Expected tasks are those of registrations and changes: campaign tasks (the annual-report reminders) are left out
+of them, the campaign item counts that work.
+
 Stored rows are current while the standards version, the day, and a cheap signature of the data (the change marks
 of entities, tasks and clues, the addresses, the version's grids) are unchanged; otherwise they are computed in one
 set-based pass and stored.
@@ -71,7 +74,7 @@ _ITEMS_SQL = """
     UNION ALL
     SELECT 'task', t.id::text, t.duty::text, false, false, COALESCE(e.geom, c.geom)
       FROM task t LEFT JOIN entity e ON e.uscc = t.entity_uscc LEFT JOIN clue c ON c.id = t.clue_id
-     WHERE t.kind = 'task' AND t.pushed_at > :since AND t.pushed_at <= :at
+     WHERE t.kind = 'task' AND t.campaign IS NULL AND t.pushed_at > :since AND t.pushed_at <= :at
        AND COALESCE(e.geom, c.geom) && (SELECT b FROM box)
     UNION ALL
     SELECT 'open', t.id::text, t.duty::text, false, false, COALESCE(e.geom, c.geom)

@@ -314,3 +314,24 @@ def test_the_daily_job_refreshes_every_grid_once_a_day_from_half_past_six(db: Da
         assert conn.execute(text("SELECT count(*) FROM grid_workload")).scalar_one() == n_grids
         logged = conn.execute(text("SELECT count(*) FROM job_run WHERE job = 'workload_refresh'")).scalar_one()
     assert logged == 1
+
+
+def test_campaign_reminders_are_not_counted_again_as_expected_tasks(conn: Connection) -> None:
+    """Annual-report reminders pushed by the campaign are backlog while open, never a rate of new registrations."""
+    community = _community_with_grids(conn, 2)
+    grid = sorted(_metric_grids(conn, community))[0]
+    before = grid_workloads(conn, grid_codes=[grid])[grid]
+    shops = list(
+        conn.execute(
+            text("SELECT uscc FROM entity WHERE grid_code = :g AND status = 'open' AND geom IS NOT NULL ORDER BY uscc"),
+            {"g": grid},
+        ).scalars()
+    )
+    made = create_tasks(
+        conn,
+        [NewTask(Duty.ANNUAL_REPORT, grid, clock.now(), entity_uscc=u, campaign="annual_report:2026") for u in shops],
+    )
+    assert made
+    after = grid_workloads(conn, grid_codes=[grid])[grid]
+    assert after.item("tasks:annual_report").count == before.item("tasks:annual_report").count  # type: ignore[union-attr]
+    assert after.item("open_tasks").count - before.item("open_tasks").count == len(made)  # type: ignore[union-attr]
