@@ -255,6 +255,24 @@ def _better(layout: ls.Layout, found: ls.Plan, best: ls.Plan, home: IntArray, ta
     return kept_found > kept_best
 
 
+def _relaxed_floor_hint(problem: Problem, setup: _Setup, *, layout_plan: ls.Plan) -> str:
+    """A Chinese hint when the compactness floor is what blocks balance: the floor a quick search without it reaches."""
+    if setup.pp_floor <= 0.0:
+        return ""
+    layout = ls.layout_of(problem.units, problem.unit_hours, problem.unit_addresses)
+    targets = ls.Targets(mean=setup.mean, tolerance=problem.tolerance, aim=AIM_SHARE * problem.tolerance, pp_floor=0.0)
+    home = np.asarray([setup.codes.index(c) for c in problem.units.grid], dtype=np.int64)
+    start = ls.Plan(home.copy(), layout_plan.workers.copy(), layout_plan.locked.copy())
+    if start.groups != len(setup.codes):
+        return ""
+    found = ls.balance(layout, start, home, targets, deadline=time.monotonic() + 1.0)
+    if _worst(layout, found, targets) > problem.tolerance:
+        return ""
+    area, perimeter = ls.group_shape(layout, found.label, found.groups)
+    reached = float(ls.polsby_popper(area, perimeter)[~found.locked].min())
+    return f"；紧凑度下限 {setup.pp_floor:.2f} 限制了调整，放宽到 {reached:.2f} 可以达到均衡（--pp-floor）"
+
+
 def _assemble(
     problem: Problem, setup: _Setup, plan: ls.Plan, method: str, started: float, notes: list[str]
 ) -> Solution:
@@ -305,9 +323,10 @@ def _assemble(
         notes=notes,
     )
     if not figs.balanced:
+        relaxed = _relaxed_floor_hint(problem, setup, layout_plan=plan)
         raise Infeasible(
             f"在 {problem.time_limit_s:.0f} 秒内未找到每格人均工作量都在均值 ±{problem.tolerance:.0%} 内的方案"
-            f"（最好结果偏差 {figs.max_deviation_after:.1%}）",
+            f"（最好结果偏差 {figs.max_deviation_after:.1%}）{relaxed}",
             reason="no_balanced_plan",
         )
     return Solution(grids=grids, workers=workers, unit_grid=unit_grid, figures=figs)

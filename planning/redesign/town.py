@@ -8,6 +8,7 @@ grids hold), and is solved alone with that total and the town's mean; grids neve
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -18,9 +19,19 @@ from planning.redesign.figures import polsby_popper
 from planning.redesign.problem import Figures, Problem, Solution
 from planning.redesign.solve import redesign
 
+# A town's whole redesign keeps within this (the budget is 60 s); each community gets a share.
+TOWN_TIME_LIMIT_S = 45.0
+_MIN_SHARE_S = 0.5
 
-def town_redesign(problems: Mapping[str, Problem], *, town_workers: int | None = None) -> dict[str, Solution]:
-    """One Solution per community, all balanced to the town's mean (community code → Solution)."""
+
+def town_redesign(
+    problems: Mapping[str, Problem], *, town_workers: int | None = None, time_limit_s: float = TOWN_TIME_LIMIT_S
+) -> dict[str, Solution]:
+    """One Solution per community, all balanced to the town's mean (community code → Solution).
+
+    The time limit is the town's: each community gets at most its own limit and at most an equal share of what is
+    left, so a town of twenty communities stays within it.
+    """
     if not problems:
         raise NothingToPlan("该镇街没有可调整的社区", reason="no_addresses")
     names = sorted(problems)
@@ -37,10 +48,20 @@ def town_redesign(problems: Mapping[str, Problem], *, town_workers: int | None =
     # The floor is the town's worst grid now, unless a community was given its own.
     town_floor = min(polsby_popper(g) for c in names for g in problems[c].current.values())
     solutions: dict[str, Solution] = {}
-    for c in names:
+    deadline = time.monotonic() + time_limit_s
+    for i, c in enumerate(names):
         p = problems[c]
         floor = p.pp_floor if p.pp_floor is not None else town_floor
-        solutions[c] = redesign(replace(p, total_workers=totals[c], mean_hours_per_worker=mean, pp_floor=floor))
+        share = max((deadline - time.monotonic()) / (len(names) - i), _MIN_SHARE_S)
+        solutions[c] = redesign(
+            replace(
+                p,
+                total_workers=totals[c],
+                mean_hours_per_worker=mean,
+                pp_floor=floor,
+                time_limit_s=min(p.time_limit_s, share),
+            )
+        )
     return solutions
 
 
