@@ -6,7 +6,7 @@ their active workers (fewest open tasks first: the ones who hand over least move
 refuses it when it is no longer the one the caller saw (the plan's fingerprint), moves the workers by the existing
 rules (their open tasks stay in the old grid with its other workers, each hand-over audited in task_event), lets
 the receiving grids' queued tasks go to their new workers, and records one `planning_batch` with one
-`territory_move` per worker.
+`territory_move` per worker. `batches` reads those records back: the plans applied in the caller's area.
 """
 
 from __future__ import annotations
