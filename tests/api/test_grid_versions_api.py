@@ -355,3 +355,53 @@ def test_the_command_centre_applies_a_draft_and_rolls_it_back(
     engine.dispose()
     assert home_grids == 0, "every address is back in one of the community's original grids"
     assert client.get(f"/v1/grid-versions/{version}", headers=headers["centre"]).json()["status"] == "retired"
+
+
+# ------------------------------------------------------------------------------------------------ the pages
+
+HTML = {"Accept": "text/html"}
+PAGE = {
+    "admin": 200, "centre": 200, "leader": 200, "leader_away": 403, "dispatcher": 200, "worker": 403,
+    "officer": 403, "api": 403,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("person", PEOPLE)
+def test_the_compare_page_opens_for_the_readers_of_the_drafts_area_and_offers_apply_only_to_the_command_centre(
+    client: TestClient, headers: dict[str, dict[str, str]], drafts: dict[str, int], person: str
+) -> None:
+    answer = client.get(f"/grid-versions/{drafts['home']}", headers={**headers[person], **HTML})
+    assert answer.status_code == PAGE[person], (person, answer.text[:200])
+    if PAGE[person] == 403:
+        assert "您的账号无权查看此页面" in answer.text
+        assert 'id="map-draft"' not in answer.text
+        return
+    assert 'id="map-current"' in answer.text and 'id="map-draft"' in answer.text
+    assert ('id="apply"' in answer.text) == (person in ("admin", "centre"))
+    assert "/static/grid_versions/compare.js" in answer.text
+
+
+def test_a_program_gets_json_and_a_stranger_the_login_page(
+    client: TestClient, headers: dict[str, dict[str, str]], drafts: dict[str, int]
+) -> None:
+    program = client.get(f"/grid-versions/{drafts['away']}", headers=headers["leader"])
+    assert program.status_code == 403 and program.json()["error"] == "forbidden"
+    stranger = client.get(f"/grid-versions/{drafts['home']}", headers=HTML, follow_redirects=False)
+    assert stranger.status_code == 303
+    assert stranger.headers["location"] == f"/login?next=/grid-versions/{drafts['home']}"
+
+
+@pytest.mark.parametrize("person", ["centre", "leader", "dispatcher", "worker"])
+def test_the_versions_page_offers_the_draw_form_to_those_who_may_draw(
+    client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]], person: str
+) -> None:
+    answer = client.get("/grid-versions", headers={**headers[person], **HTML})
+    if person == "worker":
+        assert answer.status_code == 403 and "您的账号无权查看此页面" in answer.text
+        return
+    assert answer.status_code == 200
+    assert ('id="draw"' in answer.text) == (person in ("centre", "leader"))
+    assert ('id="rollback"' in answer.text) == (person == "centre")
+    if person == "leader":
+        # A town leader's form starts on their own town.
+        assert f'value="{world["home"].town_code}"' in answer.text
