@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
+from planning import grid_versions
 from tests.support.accounts import make_users
 from tests.support.grid_areas import a_community_to_redesign
 
@@ -199,3 +200,46 @@ def test_a_town_leader_of_another_town_gets_the_chinese_403_page(
     listed = page.evaluate("window.gridgov.page.versions().map(v => v.id)")
     assert version not in listed
     page.close()
+
+
+def test_a_stale_draft_says_so_and_its_apply_is_refused_in_chinese(
+    base_url: str, place: dict[str, Any], browser: Any, db: DatabaseSettings
+) -> None:
+    area = place["area"]
+    original = active_version(db)
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        draft = grid_versions.draw(
+            conn,
+            community=area.community_code,
+            k=len(area.grid_codes) + 1,
+            locked=[area.lock],
+            actor_name="user:zhihui",
+        )
+    # An address of the community is retired after the draft was drawn.
+    with engine.begin() as conn:
+        retired = conn.execute(
+            text(
+                "UPDATE address SET status = 'retired' WHERE id = (SELECT min(id) FROM address "
+                "WHERE grid_code = :g AND status = 'active') RETURNING id"
+            ),
+            {"g": area.others[0]},
+        ).scalar_one()
+    try:
+        page = sign_in(browser, base_url, f"/grid-versions/{draft.id}", "zhihui")
+        page.wait_for_selector("body[data-loaded]", timeout=60_000)
+        assert page.locator("#stale").is_visible()
+        assert "已过期" in page.locator("#stale").inner_text()
+        page.click("#apply")
+        page.click("#confirm-yes")
+        page.wait_for_selector("body[data-refused]", timeout=60_000)
+        said = page.locator("#message").inner_text()
+        assert said.startswith("未生效：") and "已过期" in said and "stale_draft" in said
+        assert page.evaluate("window.gridgov.page.refusal()")["status"] == 409
+        assert page.locator("#version-status").inner_text() == "草案"
+        assert active_version(db) == original
+        page.close()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE address SET status = 'active' WHERE id = :id"), {"id": retired})
+        engine.dispose()
