@@ -4,7 +4,8 @@ Every located thing that carries work — an open entity (patrols, the annual-re
 history window, an open task, a clue reported in the window — is placed SPATIALLY in the grids of the version asked
 for: a point belongs to the grid of that version that covers it, the lowest code on a shared edge (the locator's
 tie rule). Tasks lie at their entity's point, or their clue's. Things without a point carry no workload in space.
-So the same rule serves the active version and drafts, and `area_work` gives the redesign the very points (and
+One function places them (`_placed`: the things in one query, then GEOS `covers` in bulk, as PostGIS ST_Covers
+answers it) for both `grid_workloads` and `area_work`. So the same rule serves the active version and drafts, and `area_work` gives the redesign the very points (and
 travel rates) whose sums the API later shows: for any grid, hours = Σ hours of the points it covers + area × rate
 + road length inside × rate (the consistency law).
 
@@ -13,7 +14,7 @@ of them, the campaign item counts that work.
 
 Stored rows are current while the standards version, the day, and a cheap signature of the data (the change marks
 of entities, tasks and clues, the addresses, the version's grids) are unchanged; otherwise they are computed in one
-set-based pass and stored.
+pass (three queries: the things, the grids, land and roads per grid) and stored in one upsert.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -34,7 +35,7 @@ from shapely.geometry import LineString
 from sqlalchemy import Connection, select, text
 
 from gis import clock
-from gis.crs import METRIC_EPSG
+from gis.crs import METRIC_EPSG, lonlat_to_metric
 from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN, TOWN_PATTERN
 from planning.errors import PlanNotFound
 from planning.models import grid_workload
@@ -85,22 +86,21 @@ _ITEMS_SQL = """
       FROM clue c WHERE c.reported_at > :since AND c.reported_at <= :at AND c.geom && (SELECT b FROM box)
 """
 
-# Each item in the grid of the version that covers it (lowest code on a shared edge). With :codes, only items in
-# the bounding box of those grids are looked at, and only rows of those grids come back.
-_PLACED_COUNTS_SQL = f"""
-    WITH vg AS (SELECT code, geom FROM grid WHERE version_id = :version_id),
-    box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid
-             WHERE version_id = :version_id AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes))),
-    items AS ({_ITEMS_SQL}),
-    placed AS (
-      SELECT DISTINCT ON (i.kind, i.id) i.kind, i.key, i.licence, i.unfiled, vg.code
-        FROM items i CROSS JOIN box JOIN vg ON ST_Covers(vg.geom, i.geom)
-       WHERE i.geom && box.b
-       ORDER BY i.kind, i.id, vg.code)
-    SELECT code, kind, key, licence, count(*) AS n, count(*) FILTER (WHERE unfiled) AS n_unfiled
-      FROM placed WHERE CAST(:codes AS text[]) IS NULL OR code = ANY(:codes)
-     GROUP BY code, kind, key, licence
+# The items inside the bounding box of the grids asked for (all grids of the version when :codes is NULL), WGS84.
+_ITEMS_IN_BOX_SQL = f"""
+    WITH box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid
+                  WHERE version_id = :version_id AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes))),
+    items AS ({_ITEMS_SQL})
+    SELECT kind, key, licence, unfiled, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM items
 """  # noqa: S608 - fixed SQL fragments; values are bound
+
+# Every grid of the version that may cover a point of that box (a neighbour outside :codes may win a shared edge).
+_GRIDS_IN_BOX_SQL = """
+    WITH box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid
+                  WHERE version_id = :version_id AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes)))
+    SELECT g.code, ST_AsBinary(g.geom) FROM grid g, box WHERE g.version_id = :version_id AND g.geom && box.b
+"""
+
 
 # Land and road length (metric) of every grid of the version, or of :codes.
 _TRAVEL_SQL = f"""
@@ -193,26 +193,81 @@ def _basis(conn: Connection, version_id: int, at: datetime, standards: Standards
     return hashlib.sha256(f"{standards.version}|{day}|{marks}".encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """Located things (one row each) with the grid of the version that covers each (lowest code on a shared edge)."""
+
+    kind: NDArray[np.str_]
+    key: NDArray[np.str_]
+    licence: NDArray[np.bool_]
+    unfiled: NDArray[np.bool_]
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    grid: NDArray[np.object_]  # None where no grid of the version covers the point
+
+
+def _placed(
+    conn: Connection, version_id: int, codes: Sequence[str] | None, at: datetime, standards: Standards
+) -> _Placed:
+    """The things that carry work in the box of the grids asked for, each placed in its grid.
+
+    The placement is GEOS `covers` (as PostGIS ST_Covers) in bulk: a tree of the points, queried with each grid
+    (prepared); of the grids covering a point, the lowest code wins. Only grids asked for are kept in `grid`.
+    """
+    params = {"version_id": version_id, "codes": list(codes) if codes is not None else None}
+    rows = conn.execute(text(_ITEMS_IN_BOX_SQL), {**params, **_window(at, standards)}).all()
+    grids = sorted((str(code), bytes(wkb)) for code, wkb in conn.execute(text(_GRIDS_IN_BOX_SQL), params))
+    lon = np.fromiter((r.lon for r in rows), dtype=np.float64, count=len(rows))
+    lat = np.fromiter((r.lat for r in rows), dtype=np.float64, count=len(rows))
+    grid = np.full(len(rows), None, dtype=object)
+    if rows and grids:
+        shapes = shapely.from_wkb([wkb for _, wkb in grids])
+        shapely.prepare(shapes)
+        grid_index, point_index = shapely.STRtree(shapely.points(lon, lat)).query(shapes, predicate="covers")
+        # Grids are in code order: the first (lowest) index covering a point wins.
+        order = np.lexsort((grid_index, point_index))
+        point_index, grid_index = point_index[order], grid_index[order]
+        first = np.r_[True, point_index[1:] != point_index[:-1]] if len(point_index) else np.zeros(0, dtype=bool)
+        grid_codes = np.array([code for code, _ in grids], dtype=object)
+        grid[point_index[first]] = grid_codes[grid_index[first]]
+        if codes is not None:
+            grid[~np.isin(grid, np.array(list(codes), dtype=object))] = None
+    return _Placed(
+        kind=np.array([r.kind for r in rows], dtype=np.str_),
+        key=np.array([r.key for r in rows], dtype=np.str_),
+        licence=np.array([bool(r.licence) for r in rows], dtype=np.bool_),
+        unfiled=np.array([bool(r.unfiled) for r in rows], dtype=np.bool_),
+        lon=lon,
+        lat=lat,
+        grid=grid,
+    )
+
+
 def _counts(
     conn: Connection, version_id: int, codes: Sequence[str] | None, at: datetime, standards: Standards
 ) -> dict[str, GridCounts]:
-    """What every grid of the version (or of `codes`) holds, placed spatially, in two set-based queries."""
+    """What every grid of the version (or of `codes`) holds: things placed spatially, land and roads per grid."""
     params = {"version_id": version_id, "codes": list(codes) if codes is not None else None}
+    placed = _placed(conn, version_id, codes, at, standards)
     tasks: dict[str, dict[str, float]] = defaultdict(dict)
     open_tasks: dict[str, dict[str, float]] = defaultdict(dict)
     entities: dict[str, dict[tuple[str, bool], float]] = defaultdict(dict)
     unfiled: dict[str, float] = defaultdict(float)
     clues: dict[str, float] = defaultdict(float)
-    for code, kind, key, licence, n, n_unfiled in conn.execute(
-        text(_PLACED_COUNTS_SQL), {**params, **_window(at, standards)}
-    ):
+    tally = Counter(
+        zip(placed.grid.tolist(), placed.kind.tolist(), placed.key.tolist(), placed.licence.tolist(),
+            placed.unfiled.tolist(), strict=True)
+    )  # fmt: skip
+    for (code, kind, key, licence, is_unfiled), n in tally.items():
+        if code is None:
+            continue
         if kind == "entity":
-            entities[code][(key, bool(licence))] = entities[code].get((key, bool(licence)), 0) + n
-            unfiled[code] += n_unfiled
+            entities[code][(key, licence)] = entities[code].get((key, licence), 0.0) + n
+            unfiled[code] += n if is_unfiled else 0
         elif kind == "task":
-            tasks[code][key] = float(n)
+            tasks[code][key] = tasks[code].get(key, 0.0) + n
         elif kind == "open":
-            open_tasks[code][key] = float(n)
+            open_tasks[code][key] = open_tasks[code].get(key, 0.0) + n
         else:
             clues[code] += n
     return {
@@ -440,40 +495,27 @@ def area_work(
             {"v": version, "c": codes},
         ).scalars()
     ]
-    rows = conn.execute(
-        text(
-            f"""
-            WITH vg AS (SELECT code, geom FROM grid WHERE version_id = :version_id),
-            box AS (SELECT ST_Extent(geom)::geometry AS b FROM grid
-                     WHERE version_id = :version_id AND code = ANY(:codes)),
-            items AS ({_ITEMS_SQL}),
-            placed AS (
-              SELECT DISTINCT ON (i.kind, i.id) i.kind, i.key, i.licence, i.unfiled, i.geom, vg.code
-                FROM items i CROSS JOIN box JOIN vg ON ST_Covers(vg.geom, i.geom)
-               WHERE i.geom && box.b
-               ORDER BY i.kind, i.id, vg.code)
-            SELECT kind, key, licence, unfiled,
-                   ST_X(ST_Transform(geom, {METRIC_EPSG})) AS x, ST_Y(ST_Transform(geom, {METRIC_EPSG})) AS y
-              FROM placed WHERE code = ANY(:codes)
-             ORDER BY kind, x, y
-            """  # noqa: S608 - fixed SQL fragments; values are bound
-        ),
-        {"version_id": version, "codes": area_grids, **_window(moment, standards)},
-    ).all()
+    placed = _placed(conn, version, area_grids, moment, standards)
+    inside = placed.grid != None  # noqa: E711 - elementwise over an object array
+    x, y = lonlat_to_metric(placed.lon[inside], placed.lat[inside])
+    kinds, keys = placed.kind[inside], placed.key[inside]
+    licences, unfiled = placed.licence[inside], placed.unfiled[inside]
     reminder = campaign_hours(day, standards)
     per_clue = clue_hours(standards)
-    hours = np.empty(len(rows), dtype=np.float64)
-    xy = np.empty((len(rows), 2), dtype=np.float64)
-    for n, (kind, key, licence, unfiled, x, y) in enumerate(rows):
-        xy[n] = (x, y)
+    hours = np.empty(len(kinds), dtype=np.float64)
+    for n, (kind, key, licence, is_unfiled) in enumerate(zip(kinds, keys, licences, unfiled, strict=True)):
         if kind == "entity":
-            hours[n] = patrol_hours(key, bool(licence), standards) + (reminder if unfiled else 0.0)
+            hours[n] = patrol_hours(str(key), bool(licence), standards) + (reminder if is_unfiled else 0.0)
         elif kind == "task":
-            hours[n] = expected_task_hours(key, standards)
+            hours[n] = expected_task_hours(str(key), standards)
         elif kind == "open":
-            hours[n] = open_task_hours(key, standards)
+            hours[n] = open_task_hours(str(key), standards)
         else:
             hours[n] = per_clue
+    # A stable order (by kind, then place) whatever order the database returned the rows in.
+    order = np.lexsort((y, x, kinds))
+    xy = np.column_stack((x, y))[order] if len(order) else np.empty((0, 2), dtype=np.float64)
+    hours = hours[order]
     addresses = conn.execute(
         text(
             f"""
