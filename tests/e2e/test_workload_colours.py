@@ -118,6 +118,7 @@ def test_grids_are_coloured_by_hours_per_worker_with_a_chinese_legend(
     line = page.locator("#kpi-workload").inner_text()
     assert f"每月 {answer['hours']:.1f} 小时" in line and f"网格员 {answer['workers']} 人" in line
     assert f"建议 {answer['recommended_workers']} 人" in line
+    page.screenshot(path=str(artifacts_dir / "dashboard_workload_line.png"))
     community = grids[0]["community_code"]
     page.evaluate("([c]) => window.gridgov.page.drill('community', c)", [community])
     page.evaluate("window.gridgov.page.settled()")

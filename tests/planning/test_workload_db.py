@@ -335,3 +335,23 @@ def test_campaign_reminders_are_not_counted_again_as_expected_tasks(conn: Connec
     after = grid_workloads(conn, grid_codes=[grid])[grid]
     assert after.item("tasks:annual_report").count == before.item("tasks:annual_report").count  # type: ignore[union-attr]
     assert after.item("open_tasks").count - before.item("open_tasks").count == len(made)  # type: ignore[union-attr]
+
+
+def test_rows_of_an_older_standards_version_are_recomputed_on_the_next_read(conn: Connection) -> None:
+    """A change of the standards file (a new version) makes every stored row stale: the next read recomputes it."""
+    community = _community_with_grids(conn, 2)
+    codes = sorted(_metric_grids(conn, community))
+    refresh(conn, grid_codes=codes)
+    right = grid_workloads(conn, grid_codes=codes)
+    conn.execute(
+        text("UPDATE grid_workload SET standards_version = '2025.9', hours = 999 WHERE grid_code = ANY(:c)"),
+        {"c": codes},
+    )
+    again = grid_workloads(conn, grid_codes=codes)
+    assert {c: w.hours for c, w in again.items()} == pytest.approx({c: w.hours for c, w in right.items()})
+    versions = set(
+        conn.execute(
+            text("SELECT standards_version FROM grid_workload WHERE grid_code = ANY(:c)"), {"c": codes}
+        ).scalars()
+    )
+    assert versions == {STANDARDS.version}
