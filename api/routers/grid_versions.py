@@ -79,6 +79,59 @@ class DraftRequest(BaseModel):
         return "community" if self.community else "town"
 
 
+class GridFigures(BaseModel):
+    """One grid's figures before or after a redesign."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="网格编码")
+    hours: float = Field(description="工作量（小时/月）")
+    workers: int = Field(description="网格员人数")
+    hours_per_worker: float = Field(description="每人工作量（小时/月）")
+    deviation: float = Field(description="每人工作量偏离区域平均值的比例（如 0.05 即 +5%）")
+    polsby_popper: float = Field(description="紧凑度（Polsby-Popper，1 为圆）")
+    area_m2: float = Field(description="面积（平方米）")
+    addresses: int = Field(description="标准地址数")
+
+
+class AreaOut(BaseModel):
+    """The area a draft redraws."""
+
+    code: str = Field(description="区域编码")
+    level: str = Field(description="区域层级：community 或 town")
+    name: str = Field(description="区域名称")
+
+
+class DraftFigures(BaseModel):
+    """A draft's figures before → after (planning.redesign.Figures and how the draft was asked for)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    grids_before: list[GridFigures] = Field(description="调整前各网格")
+    grids_after: list[GridFigures] = Field(description="调整后各网格")
+    max_deviation_before: float = Field(description="调整前每人工作量最大偏离平均值的比例")
+    max_deviation_after: float = Field(description="调整后每人工作量最大偏离平均值的比例")
+    worst_pp_before: float = Field(description="调整前最差紧凑度")
+    worst_pp_after: float = Field(description="调整后最差紧凑度")
+    share_addresses_kept: float = Field(description="留在原网格的地址比例")
+    addresses_moved: int = Field(description="改变网格的地址数")
+    units_moved: int = Field(description="改变网格的基本单元数")
+    codes_kept: list[str] = Field(description="保留的网格编码")
+    codes_new: list[str] = Field(description="新增的网格编码")
+    codes_retired: list[str] = Field(description="停用的网格编码")
+    balanced: bool = Field(description="每格每人工作量是否都在允许偏差内")
+    method: str = Field(description="实际使用的求解方法")
+    seconds: float = Field(description="求解用时（秒）")
+    mean_hours_per_worker: float = Field(0.0, description="区域平均每人工作量（小时/月）")
+    tolerance: float = Field(0.10, description="允许偏差")
+    pp_floor: float = Field(0.0, description="紧凑度下限")
+    notes: list[str] = Field(default_factory=list, description="求解说明")
+    area: AreaOut | None = Field(None, description="调整区域")
+    locked: list[str] = Field(default_factory=list, description="锁定的网格编码")
+    follow_roads: bool = Field(False, description="边界是否尽量沿道路")
+    draw_seconds: float | None = Field(None, description="绘制草案总用时（秒）")
+
+
 class VersionLinks(BaseModel):
     """Where to read the draft and see it beside the current grids."""
 
@@ -96,8 +149,8 @@ class GridVersionOut(BaseModel):
     area_code: str | None = Field(description="草案调整的村（社区）或镇街编码；全市版本为空")
     area_level: str = Field(description="区域层级：community 村（社区）、town 镇街或 city 全市")
     base_version_id: int | None = Field(description="草案所依据的版本")
-    figures: dict[str, Any] = Field(
-        description="调整前后的指标（每人工作量、偏差、紧凑度、地址保留率、编码保留/新增/停用）"
+    figures: DraftFigures | None = Field(
+        description="调整前后的指标（每人工作量、偏差、紧凑度、地址保留率、编码保留/新增/停用）；导入的全市版本为空"
     )
     created_by: str | None = Field(description="绘制人")
     created_at: datetime = Field(description="绘制（或导入）时间")
@@ -127,7 +180,7 @@ class ComparisonOut(BaseModel):
     current: dict[str, Any] = Field(description="现行网格（FeatureCollection）")
     draft: dict[str, Any] = Field(description="草案网格（FeatureCollection）")
     moved: dict[str, Any] = Field(description="改变所属网格的区域（FeatureCollection，属性 from、to）")
-    figures: dict[str, Any] = Field(description="调整前后的指标")
+    figures: DraftFigures = Field(description="调整前后的指标")
 
 
 class ApplyOut(BaseModel):
@@ -160,7 +213,7 @@ def version_out(version: grid_versions.DraftSummary) -> GridVersionOut:
         area_code=version.area_code,
         area_level=version.area_level,
         base_version_id=version.base_version_id,
-        figures=version.figures or {},
+        figures=DraftFigures.model_validate(version.figures) if version.figures else None,
         created_by=version.created_by,
         created_at=version.created_at,
         stale=version.stale,

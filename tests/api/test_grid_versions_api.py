@@ -107,11 +107,14 @@ def test_the_command_centre_draws_a_draft_and_the_current_grids_stay_as_they_are
     assert draft.links.compare_page == f"/grid-versions/{drafts['home']}"
     # The figures before → after: one more grid, the locked one kept, every grid within ±10% of the mean.
     figures = draft.figures
-    assert len(figures["grids_before"]) == len(home.grid_codes)
-    assert len(figures["grids_after"]) == len(home.grid_codes) + 1
-    assert home.lock in figures["codes_kept"]
-    assert len(figures["codes_new"]) >= 1
-    assert figures["max_deviation_after"] <= 0.10 + 1e-9
+    assert figures is not None
+    assert len(figures.grids_before) == len(home.grid_codes)
+    assert len(figures.grids_after) == len(home.grid_codes) + 1
+    assert home.lock in figures.codes_kept and figures.locked == [home.lock]
+    assert len(figures.codes_new) >= 1
+    assert figures.balanced and figures.max_deviation_after <= 0.10 + 1e-9
+    assert all(abs(g.deviation) <= 0.10 + 1e-9 for g in figures.grids_after)
+    assert figures.area is not None and figures.area.code == home.community_code
     # Nothing changed for anyone else: the original version is still the active one.
     assert active_version(db) == world["original"]
     active = client.get("/v1/grid-versions", params={"status": "active"}, headers=headers["centre"])
@@ -141,7 +144,7 @@ def test_the_comparison_shows_the_current_grids_the_draft_and_what_moves(
         assert moved_from in current_codes and moved_to in draft_codes and moved_from != moved_to
         # The locked grid neither gives nor takes anything.
         assert home.lock not in (moved_from, moved_to)
-    assert comparison.figures["grids_after"]
+    assert len(comparison.figures.grids_after) == len(home.grid_codes) + 1
 
 
 def test_bad_requests_are_refused_with_a_machine_readable_reason(

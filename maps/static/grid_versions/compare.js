@@ -52,6 +52,12 @@ function showFacts(summary) {
   const method = METHOD_ZH[figures.method] || figures.method || "—";
   const seconds = Number.isFinite(figures.draw_seconds) ? figures.draw_seconds : figures.seconds;
   field("version-method").textContent = Number.isFinite(seconds) ? `${method}，用时 ${fixed(seconds, 1)} 秒` : method;
+  const notes = field("notes");
+  notes.replaceChildren(...(figures.notes || []).map((note) => {
+    const li = document.createElement("li");
+    li.textContent = note;
+    return li;
+  }));
   const stale = field("stale");
   stale.hidden = !(summary.status === "draft" && summary.stale);
   stale.textContent = `此草案已过期：${(summary.stale_reasons || []).join("；") || "数据已在绘制后变化"}。请重新绘制。`;
