@@ -420,7 +420,10 @@ def _snapped(geom: BaseGeometry, segments: NDArray[np.object_]) -> BaseGeometry:
         return out
 
     snapped = shapely.transform(geom, onto)
-    return snapped if snapped.is_valid else shapely.make_valid(snapped)
+    if not snapped.is_valid:
+        snapped = shapely.make_valid(snapped)
+    # A snap that would pinch a grid in two (or leave it invalid) is not taken: one polygon matters more.
+    return snapped if isinstance(snapped, Polygon) or not isinstance(geom, Polygon) else geom
 
 
 # ----------------------------------------------------------------------------------------------- reading drafts
