@@ -24,7 +24,7 @@ from api.routers.pages import refused_page, sign_in_first, wants_html
 from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN, TOWN_PATTERN, is_town, within
 from maps.page import render_forbidden, render_grid_version, render_grid_versions
 from planning import grid_versions
-from planning.errors import Infeasible
+from planning.errors import Infeasible, PlanNotFound
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability, permits
 from supervision.scope import Scope
@@ -416,11 +416,19 @@ def compare_page(
         return sign_in_first(request)
     if refusal := refused_page(request, principal, Capability.WORKLOAD_READ):
         return refusal
+    status = 200
     with db.connect() as conn:
-        summary = grid_versions.summary(conn, version_id)
-        if not sees_version(conn, principal.area, summary.area_level, summary.area_code):
-            return _refused_scope(request, principal)
+        try:
+            summary = grid_versions.summary(conn, version_id)
+        except PlanNotFound:
+            if not wants_html(request):
+                raise
+            # The page itself says so in Chinese (its module reads the API's 404), with the way back to the list.
+            status = 404
+        else:
+            if not sees_version(conn, principal.area, summary.area_level, summary.area_code):
+                return _refused_scope(request, principal)
     html = render_grid_version(
         request.app.state.map_settings, version_id=version_id, rights=_page_rights(principal), user=principal.name
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-cache"})

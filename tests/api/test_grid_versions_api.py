@@ -389,6 +389,9 @@ def test_a_program_gets_json_and_a_stranger_the_login_page(
 ) -> None:
     program = client.get(f"/grid-versions/{drafts['away']}", headers=headers["leader"])
     assert program.status_code == 403 and program.json()["error"] == "forbidden"
+    unknown = client.get("/grid-versions/999999", headers={**headers["centre"], **HTML})
+    assert unknown.status_code == 404 and "/static/grid_versions/compare.js" in unknown.text
+    assert client.get("/grid-versions/999999", headers=headers["centre"]).status_code == 404
     stranger = client.get(f"/grid-versions/{drafts['home']}", headers=HTML, follow_redirects=False)
     assert stranger.status_code == 303
     assert stranger.headers["location"] == f"/login?next=/grid-versions/{drafts['home']}"
