@@ -115,6 +115,7 @@ def test_the_command_centre_draws_a_draft_and_the_current_grids_stay_as_they_are
     assert figures.balanced and figures.max_deviation_after <= 0.10 + 1e-9
     assert all(abs(g.deviation) <= 0.10 + 1e-9 for g in figures.grids_after)
     assert figures.area is not None and figures.area.code == home.community_code
+    assert figures.draw_seconds is not None and figures.draw_seconds >= figures.seconds
     # Nothing changed for anyone else: the original version is still the active one.
     assert active_version(db) == world["original"]
     active = client.get("/v1/grid-versions", params={"status": "active"}, headers=headers["centre"])
@@ -128,7 +129,7 @@ def test_the_comparison_shows_the_current_grids_the_draft_and_what_moves(
     answer = client.get(f"/v1/grid-versions/{drafts['home']}/comparison", headers=headers["leader"])
     assert answer.status_code == 200, answer.text
     comparison = ComparisonOut.model_validate(answer.json())
-    assert comparison.area == home.community_code
+    assert comparison.area == home.community_code and comparison.area_name
     current_codes = {
         f["properties"].get("code") or f["properties"].get("grid_code") for f in comparison.current["features"]
     }
