@@ -166,7 +166,9 @@ async function start() {
     twin = maps;
     showFacts(summary);
     showFigures(summary);
-    twin.show(comparison, state.locked);
+    const tolerance = summary.figures && Number.isFinite(summary.figures.tolerance) ? summary.figures.tolerance : 0.10;
+    twin.show(comparison, state.locked, tolerance);
+    field("balance-key").textContent = `填色：每人工作量偏离平均，绿 0，橙 ±${Math.round(tolerance * 100)}%，红 ±${Math.round(tolerance * 200)}% 以上`;
     await Promise.all([settled(twin.current), settled(twin.draft)]);
   } catch (error) {
     setStatus(`加载失败：${refusalText(error)}`, { warning: true });

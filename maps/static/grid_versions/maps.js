@@ -76,9 +76,22 @@ function synchronise(a, b) {
   b.on("move", follow(b, a));
 }
 
-function addGridLayers(map, lockedCodes) {
+/**
+ * The fill of a grid by how far its workload per worker lies from the area's mean: green within the tolerance,
+ * orange at it, red at twice it; grey without figures.
+ */
+export function balanceFill(tolerance) {
+  const deviation = ["abs", ["to-number", ["get", "deviation"], 0]];
+  return [
+    "case", ["has", "deviation"],
+    ["interpolate", ["linear"], deviation, 0, "#a1d99b", tolerance, "#fdd49e", 2 * tolerance, "#ef6548"],
+    COLOURS.gridFill,
+  ];
+}
+
+function addGridLayers(map, lockedCodes, tolerance) {
   const locked = ["in", ["coalesce", ["get", "code"], ["get", "grid_code"], ""], ["literal", lockedCodes]];
-  map.addLayer({ id: "grids-fill", type: "fill", source: "grids", paint: { "fill-color": COLOURS.gridFill, "fill-opacity": 0.35 } });
+  map.addLayer({ id: "grids-fill", type: "fill", source: "grids", paint: { "fill-color": balanceFill(tolerance), "fill-opacity": 0.45 } });
   map.addLayer({ id: "grids-line", type: "line", source: "grids", paint: { "line-color": COLOURS.grid, "line-width": 1.2 } });
   map.addLayer({
     id: "locked-fill", type: "fill", source: "grids", filter: locked,
@@ -133,15 +146,18 @@ export async function createTwinMaps(currentId, draftId, config) {
   return {
     current,
     draft,
-    /** Draw a comparison (current, draft, moved FeatureCollections) with the locked grids marked; fit the area. */
-    show(comparison, lockedCodes) {
+    /**
+     * Draw a comparison (current, draft, moved FeatureCollections): grids filled by their balance against
+     * `tolerance`, the locked grids marked; fit the area.
+     */
+    show(comparison, lockedCodes, tolerance = 0.10) {
       state.locked = lockedCodes;
       current.getSource("grids").setData(comparison.current);
       draft.getSource("grids").setData(comparison.draft);
       current.getSource("moved").setData(comparison.moved);
       draft.getSource("moved").setData(comparison.moved);
       for (const map of [current, draft]) {
-        if (!map.getLayer("grids-fill")) { addGridLayers(map, lockedCodes); }
+        if (!map.getLayer("grids-fill")) { addGridLayers(map, lockedCodes, tolerance); }
       }
       if (!draft.getLayer("moved-fill")) {
         draft.addLayer({ id: "moved-fill", type: "fill", source: "moved", paint: { "fill-pattern": HATCH } });
