@@ -71,7 +71,11 @@ class Figures:
 
 @dataclass(frozen=True)
 class Solution:
-    """The redrawn area: code → metric Polygon (locked and unchanged grids are the `current` objects themselves)."""
+    """The redrawn area: code → metric Polygon (locked and unchanged grids are the `current` objects themselves).
+
+    Every changed grid is one Polygon, except a grid that already spanned islands of its community: it keeps them.
+    A locked grid keeps its outline and code; its head-count stays unless another one is what balances it.
+    """
 
     grids: dict[str, Polygon | MultiPolygon]
     workers: dict[str, int]  # each in [min_workers, max_workers], summing to the total workers

@@ -44,6 +44,7 @@ def town_redesign(
     if total <= 0:
         raise Infeasible("该镇街没有网格员", reason="k_out_of_range")
     mean = town_hours / total
+    problems = {c: _with_room(problems[c], hours[c] / mean) for c in names}
     totals = apportion(problems, hours, mean, total)
     # The floor is the town's worst grid now, unless a community was given its own.
     town_floor = min(polsby_popper(g) for c in names for g in problems[c].current.values())
@@ -63,6 +64,23 @@ def town_redesign(
             )
         )
     return solutions
+
+
+def _with_room(problem: Problem, quota: float) -> Problem:
+    """A community whose work at the town's mean needs more (or fewer) grids than it has gets them (K as now else).
+
+    At the town's mean a community holds `quota` workers' worth of work; K grids staff K·min to K·max workers. A
+    community far busier than its grids can be staffed gets one grid more per max_workers of excess (and one fewer
+    when it is far quieter), so the town can balance; a K set by the caller is kept.
+    """
+    if problem.k is not None:
+        return problem
+    k = len(problem.current)
+    need_low = math.ceil(quota / problem.max_workers - 1e-9)
+    need_high = max(math.floor(quota / problem.min_workers + 1e-9), len(problem.locked), 1)
+    wanted = min(max(k, need_low), need_high) if need_low <= need_high else k
+    wanted = min(wanted, len(problem.units.geoms))
+    return problem if wanted == k else replace(problem, k=wanted)
 
 
 def apportion(problems: Mapping[str, Problem], hours: Mapping[str, float], mean: float, total: int) -> dict[str, int]:

@@ -75,6 +75,20 @@ def community(
     )
 
 
+def relabel(problem: Problem, community_code: str) -> Problem:
+    """The same community under another community code (its grid codes follow)."""
+
+    def code(c: str) -> str:
+        return community_code + c[12:]
+
+    return replace(
+        problem,
+        current={code(k): v for k, v in problem.current.items()},
+        workers={code(k): v for k, v in problem.workers.items()},
+        units=replace(problem.units, grid=np.asarray([code(c) for c in problem.units.grid], dtype=object)),
+    )
+
+
 def grid_hours(problem: Problem, code: str) -> float:
     """Hours of a current grid from its units."""
     return float(problem.unit_hours[problem.units.grid == code].sum())
@@ -218,6 +232,25 @@ def test_a_lock_that_no_head_count_can_balance_is_refused() -> None:
     assert "锁定网格" in str(refused.value)
 
 
+def test_a_locked_grid_keeps_its_outline_and_code_but_may_change_its_head_count() -> None:
+    # The area gets 24 workers for its 15 today: grid 5 with its 3 would sit a third above the new mean; locked,
+    # it keeps its land and code and takes a fourth worker.
+    problem = community(locked=frozenset({"441900101002005"}), total_workers=24, pp_floor=0.2, method="local")
+    solution = redesign(problem)
+    assert_sound(problem, solution)
+    row = next(r for r in solution.figures.grids_after if r["code"] == "441900101002005")
+    assert abs(row["deviation"]) <= 0.10 and row["locked"]
+    assert solution.workers["441900101002005"] != 3
+
+
+def test_when_compactness_blocks_balance_the_refusal_says_which_floor_would_do() -> None:
+    problem = community(grids=4, seed=1, method="local")
+    with pytest.raises(Infeasible) as refused:
+        redesign(problem)
+    assert refused.value.reason == "no_balanced_plan"
+    assert "紧凑度下限" in str(refused.value) and "--pp-floor" in str(refused.value)
+
+
 def test_a_lock_outside_the_area_is_refused() -> None:
     with pytest.raises(Infeasible) as refused:
         redesign(community(locked=frozenset({"441900999999001"})))
@@ -270,14 +303,7 @@ def test_every_community_of_a_town_is_balanced_to_the_town_mean() -> None:
     east = community(SQUARE, grids=4, seed=11, doubled=0)
     west_shape = shapely.affinity.translate(SQUARE, 2000, 0)
     west = community(west_shape, grids=3, seed=12, doubled=None)
-    west = replace(
-        west,
-        current={k.replace("101002", "101003"): v for k, v in west.current.items()},
-        workers={k.replace("101002", "101003"): v for k, v in west.workers.items()},
-        units=replace(
-            west.units, grid=np.asarray([c.replace("101002", "101003") for c in west.units.grid], dtype=object)
-        ),
-    )
+    west = relabel(west, "441900101003")
     problems = {"441900101002": replace(east, pp_floor=0.2), "441900101003": replace(west, pp_floor=0.2)}
     solutions = town_redesign(problems, town_workers=24)
     town_hours = sum(float(p.unit_hours.sum()) for p in problems.values())
@@ -288,6 +314,20 @@ def test_every_community_of_a_town_is_balanced_to_the_town_mean() -> None:
     assert sum(sum(s.workers.values()) for s in solutions.values()) == 24
     figures = union_figures(solutions)
     assert len(figures.grids_after) == 7 and figures.balanced
+
+
+def test_a_community_too_busy_for_its_grids_gets_one_more_in_a_town_run() -> None:
+    busy = community(SQUARE, grids=3, seed=21, doubled=0, factor=10.0, new_codes=["441900101002009"])
+    quiet = community(shapely.affinity.translate(SQUARE, 2000, 0), grids=3, seed=22, doubled=None)
+    quiet = relabel(quiet, "441900101003")
+    problems = {"441900101002": replace(busy, pp_floor=0.1), "441900101003": replace(quiet, pp_floor=0.1)}
+    solutions = town_redesign(problems, town_workers=24)
+    # At the town's mean the busy community holds work for about 19 workers: three grids staff at most 15.
+    assert len(solutions["441900101002"].grids) == 4
+    assert solutions["441900101002"].figures.codes_new == ["441900101002009"]
+    # The quiet one holds work for about 5: three grids need at least 6, so two grids remain.
+    assert len(solutions["441900101003"].grids) == 2
+    assert union_figures(solutions).balanced
 
 
 def test_apportionment_gives_each_community_its_share_of_workers() -> None:
