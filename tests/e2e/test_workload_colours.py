@@ -73,7 +73,7 @@ def test_grids_are_coloured_by_hours_per_worker_with_a_chinese_legend(
     page.fill("#password", PASSWORD)
     with page.expect_navigation():
         page.click("button[type=submit]")
-    page.wait_for_function(READY, timeout=30_000)
+    page.wait_for_function(READY, timeout=90_000)  # generous: a busy machine draws a town of 228 grids slowly
     page.evaluate("window.gridgov.page.idle()")
 
     # The default colouring is the workload model's figure, named with its unit.
