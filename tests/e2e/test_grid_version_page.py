@@ -110,6 +110,7 @@ def test_the_command_centre_draws_compares_and_applies_a_draft(
     assert counts["moved"] > 0 and counts["locked"] == 1
     rendered = page.evaluate(f"{hook}.rendered()")
     assert rendered["current"] > 0 and rendered["draft"] > 0 and rendered["moved"] > 0
+    assert "±10%" in page.locator("#balance-key").inner_text()
     views = page.evaluate(f"{hook}.views()")
     assert views[0]["zoom"] == pytest.approx(views[1]["zoom"])
     assert views[0]["center"] == pytest.approx(views[1]["center"])
