@@ -5,8 +5,11 @@ moves one unit across a cut edge, from its group to the neighbour's, when the do
 donor's units without it), both groups keep Polsby-Popper above the floor (or do not get worse), and the imbalance
 falls. The imbalance of a group is the squared excess of its deviation (hours per worker against the mean) beyond the
 aim, plus a faint pull towards the mean so chains of neighbours can pass work along. Among the improving moves the
-one with the best gain per address moved away from home wins (a move back home is preferred). When every group is
-inside the aim, needless moves are undone: a moved unit goes back home whenever balance stays within the band.
+one with the best gain per address moved away from home wins (a move back home is preferred), weighted towards
+moves that keep both grids compact and towards units the receiver already half surrounds, so a boundary advances
+evenly instead of sending out tendrils. A move that would notch a grid under the floor may take a run of its
+neighbours along the same boundary with it (the boundary shifts as a whole). When every group is inside the aim,
+needless moves are undone: a moved unit goes back home whenever balance stays within the band.
 
 Polsby-Popper is kept incrementally: a group's perimeter is the sum of its units' perimeters minus twice the edges
 inside it (units are noded exactly), so no polygon is built during the search.

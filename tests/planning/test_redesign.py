@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -171,6 +172,8 @@ def test_a_doubled_grid_is_rebalanced_keeping_most_addresses_and_the_locked_grid
     # The doubled grid gets more workers than before instead of losing half its land.
     assert solution.workers["441900101002001"] > 3
     assert figures.codes_kept == sorted(problem.current) and not figures.codes_new and not figures.codes_retired
+    # The figures travel as JSON to the draft version and the comparison page.
+    assert json.loads(json.dumps(asdict(figures)))["share_addresses_kept"] == figures.share_addresses_kept
 
 
 def test_with_the_default_floor_no_changed_grid_is_less_compact_than_the_worst_today() -> None:
