@@ -56,6 +56,7 @@ LOCK_WITHIN = 0.08
 TRIAL_REGISTRATIONS = 10
 # Candidate communities whose redesign may be refused before the benchmark gives up.
 MAX_REFUSED = 5
+CLONE_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def run(settings: DatabaseSettings, engine: Engine) -> str:
         raise BenchmarkFailed("the bench database URL names no database")
     cluster = LocalCluster.from_settings(settings)
     cluster.drop_database(COPY)
-    cluster.clone_database(COPY, template)
+    _clone(cluster, template)
     copy = DatabaseSettings(database_url=cluster.url(COPY))
     work = make_engine(copy)
     try:
@@ -91,6 +92,19 @@ def run(settings: DatabaseSettings, engine: Engine) -> str:
     finally:
         work.dispose()
         cluster.drop_database(COPY)
+
+
+def _clone(cluster: LocalCluster, template: str) -> None:
+    """Copy the bench database, waiting a little for connections other sections left open to close."""
+    import psycopg
+
+    for _ in range(CLONE_ATTEMPTS):
+        try:
+            cluster.clone_database(COPY, template)
+            return
+        except psycopg.errors.ObjectInUse:
+            time.sleep(1.0)
+    raise BenchmarkFailed(f"the bench database {template} stayed in use: it cannot be copied")
 
 
 def _run(settings: DatabaseSettings, engine: Engine) -> str:
@@ -571,7 +585,8 @@ def _report(
             f"worst PP {f['worst_pp_before']:.3f} → {f['worst_pp_after']:.3f}, "
             f"addresses kept {f['share_addresses_kept']:.1%} ({f['addresses_moved']:,} moved), "
             f"codes kept/new/retired {len(f['codes_kept'])}/{len(f['codes_new'])}/{len(f['codes_retired'])}, "
-            f"method {f['method']}"
+            f"method {f['method']}; of which reading and cutting units {f['timings']['read_s']:.1f} s, solving "
+            f"{f['timings']['solve_s']:.1f} s, writing the draft {f['timings']['write_s']:.1f} s"
         )
 
     moved = ", ".join(f"{k} {v:,}" for k, v in applied.moved.items())

@@ -371,6 +371,8 @@ def insert_area_grids(conn: Connection, version_id: int, grids: Sequence[NewGrid
             for g in grids
         ],
     )
+    # The planner's figures of `grid` must know the new version's rows, or locating points in it scans them all.
+    conn.execute(text("ANALYZE grid"))
     apportion = [g.code for g in grids if g.population is None]
     if apportion:
         conn.execute(
