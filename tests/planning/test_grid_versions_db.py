@@ -364,12 +364,19 @@ def test_a_draft_leaves_the_active_version_as_it_was_and_tiles_its_community(eng
 
 def test_applying_a_draft_moves_everything_of_the_area_to_its_new_grid_audited(engine: Engine) -> None:
     with engine.begin() as conn:
+        rival = hand_drawn_draft(conn)
         draft = hand_drawn_draft(conn)
         base = active_id(conn)
         before = snapshot(conn, draft.community_code)
     with engine.begin() as conn:
         result = grid_versions.apply(conn, draft.version_id, actor_name="指挥中心测试")
     assert result.version_id == draft.version_id and result.retired_version_id == base
+    # A draft drawn on the version just replaced is stale now, and refused.
+    with engine.connect() as conn:
+        assert grid_versions.summary(conn, rival.version_id).stale_reasons == ["生效的网格版本已变更"]
+    with pytest.raises(StaleDraft) as stale, engine.begin() as conn:
+        grid_versions.apply(conn, rival.version_id, actor_name="指挥中心测试")
+    assert stale.value.reason == "stale_draft" and "生效的网格版本已变更" in str(stale.value)
     with engine.connect() as conn:
         assert active_id(conn) == draft.version_id
         assert grid_versions.summary(conn, base).status == "retired"
