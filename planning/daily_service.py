@@ -36,7 +36,8 @@ from gis import clock
 from planning.daily import DailyPlan, DailyTask, DailyWorker, lateness_days
 from planning.daily import assign_daily as plan_daily
 from planning.errors import NothingToPlan, PlanNotFound
-from planning.workload import Standards, duty_hours, load_standards
+from planning.workload import Standards, duty_hours
+from planning.workload_service import city_standards
 from supervision.audit import SYSTEM, Actor, Holder, TaskEvent, write_events
 from supervision.calendar import WorkCalendar, default_calendar
 from supervision.intake import hold_grid_versions_shared
@@ -207,7 +208,7 @@ def build_inputs(
 
     Also returns the task rows (for the writes), one worker's daily hours and how many carried tasks were counted.
     """
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     calendar = calendar or default_calendar()
     per_day = daily_hours(on, standards, calendar)
     rows = _load_tasks(conn, town_code, on, standards, calendar)

@@ -67,3 +67,18 @@ territory_move = Table(
     Column("to_grid", String(GRID_DIGITS)),
     CheckConstraint("object_kind IN ('address','entity','task','clue','worker')", name="object_kind"),
 )
+
+# A city's own settings of the workload standards, over the packaged file's numbers (one row per setting, with who
+# set it and why): today the monthly field capacity of one worker, which a city sets from its own time study, and
+# which the synthetic demo city sets to its own scale.
+workload_setting = Table(
+    "workload_setting",
+    metadata,
+    Column("key", String(48), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("set_by", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("key IN ('field_hours_per_worker_month')", name="key"),
+    CheckConstraint("value > 0", name="value"),
+)

@@ -25,8 +25,8 @@ from gis import clock
 from grids.codes import town_of
 from planning.errors import NothingToPlan, PlanNotFound, StaleDraft
 from planning.staffing import WITHIN_VALUES, GridStaff, Move, Within, plan_moves, recommended, targets
-from planning.workload import Standards, load_standards
-from planning.workload_service import grid_workloads
+from planning.workload import Standards
+from planning.workload_service import city_standards, grid_workloads
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder
 from supervision.errors import OutOfScope
@@ -219,7 +219,7 @@ def staff_of(
 ) -> list[GridStaff]:
     """The grids a caller's plan covers, as the pure planner (planning.staffing) sees them."""
     town, community = _area(conn, scope, town_code)
-    return _read(conn, town, community, standards or load_standards()).grids
+    return _read(conn, town, community, standards or city_standards(conn)).grids
 
 
 def plan(
@@ -235,7 +235,7 @@ def plan(
     """
     if within not in WITHIN_VALUES:
         raise ValueError(f"within must be one of {WITHIN_VALUES}")
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     town, community = _area(conn, scope, town_code)
     found = _read(conn, town, community, standards)
     rows, grids, names, open_tasks = found.rows, found.grids, found.names, found.open_tasks

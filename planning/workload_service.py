@@ -24,21 +24,23 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 from shapely.geometry import LineString
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gis import clock
 from gis.crs import METRIC_EPSG, lonlat_to_metric
 from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN, TOWN_PATTERN
 from planning.errors import PlanNotFound
-from planning.models import grid_workload
+from planning.models import grid_workload, workload_setting
 from planning.workload import (
     GridCounts,
     Standards,
@@ -130,6 +132,61 @@ class AreaWork:
     hours_per_m2: float
     hours_per_road_m: float
     roads: list[LineString]
+
+
+CAPACITY_KEY = "field_hours_per_worker_month"
+
+
+@dataclass(frozen=True)
+class CapacitySetting:
+    """The city's own monthly field capacity of one worker, over the standards file's, and who set it and why."""
+
+    hours: float
+    source: str
+    set_by: str
+    set_at: datetime
+
+
+def city_standards(conn: Connection, *, path: Path | None = None) -> Standards:
+    """The standards every service uses: the packaged file's numbers with the city's own capacity, when it set one."""
+    standards = load_standards(path)
+    setting = capacity_setting(conn)
+    if setting is None:
+        return standards
+    return replace(standards, field_hours_per_worker_month=setting.hours)
+
+
+def capacity_setting(conn: Connection) -> CapacitySetting | None:
+    """The capacity the city set (None: the standards file's applies)."""
+    row = conn.execute(
+        select(
+            workload_setting.c.value, workload_setting.c.source, workload_setting.c.set_by, workload_setting.c.set_at
+        ).where(workload_setting.c.key == CAPACITY_KEY)
+    ).first()
+    return None if row is None else CapacitySetting(float(row[0]), str(row[1]), str(row[2]), row[3])
+
+
+def set_capacity(conn: Connection, hours: float | None, *, source: str, actor_name: str) -> None:
+    """Set the city's monthly field capacity of one worker (hours > 0), or clear it (None: the file's applies)."""
+    if hours is None:
+        conn.execute(workload_setting.delete().where(workload_setting.c.key == CAPACITY_KEY))
+        return
+    if not (hours > 0 and hours < 1000):
+        raise InvalidInput(f"每人每月外勤承载量须大于 0 小时、小于 1000 小时，收到 {hours}", field="hours")
+    if not source.strip():
+        raise InvalidInput("请写明承载量的依据（如工时测定报告）", field="source")
+    stmt = pg_insert(workload_setting).values(key=CAPACITY_KEY, value=hours, source=source, set_by=actor_name)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[workload_setting.c.key],
+            set_={
+                "value": stmt.excluded.value,
+                "source": stmt.excluded.source,
+                "set_by": stmt.excluded.set_by,
+                "set_at": func.now(),
+            },
+        )
+    )
 
 
 def _moment(at: datetime | None) -> datetime:
@@ -347,7 +404,7 @@ def refresh(
 
     One set-based pass; the rows written. Grid apply, redesign and the demo load call it after a change.
     """
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     moment = _moment(at)
     version = _version(conn, version_id)
     codes = sorted(set(grid_codes)) if grid_codes is not None else None
@@ -370,7 +427,7 @@ def grid_workloads(
     From the stored rows when they are current (same standards, day and data), else computed spatially and stored.
     Unknown codes are left out of the answer.
     """
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     moment = _moment(at)
     version = _version(conn, version_id)
     codes = sorted(set(grid_codes)) if grid_codes is not None else None
@@ -416,7 +473,7 @@ def worker_workloads(
 
     An inactive worker carries only their own open tasks.
     """
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     ids = sorted({int(i) for i in worker_ids})
     if not ids:
         return {}
@@ -483,7 +540,7 @@ def area_work(
     A point is in the area when the active grid that covers it (lowest code on a shared edge) is a grid of these
     communities: exactly the points `grid_workloads` counts for those grids.
     """
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     moment = _moment(at)
     version = _version(conn, None)
     day = moment.astimezone(SHANGHAI).date()
@@ -622,7 +679,7 @@ def unit_workload(
     InvalidInput for a level or code of the wrong form; PlanNotFound for an unknown version or unit; OutOfScope when
     the unit (or, for a draft, the area it redraws) is outside the caller's area.
     """
-    standards = standards or load_standards()
+    standards = standards or city_standards(conn)
     pattern = _CODE_PATTERNS.get(level)
     if pattern is None:
         raise InvalidInput(f"层级须为 grid、community 或 town，收到 {level!r}")

@@ -34,11 +34,10 @@ def workload_refresh(
 ) -> None:
     """Recompute and store every grid's workload of a version in one pass (the demo load runs this too)."""
     from planning.errors import PlanningError
-    from planning.workload import load_standards
-    from planning.workload_service import grid_workloads, refresh
+    from planning.workload_service import city_standards, grid_workloads, refresh
 
-    standards = load_standards()
     with connection() as conn:
+        standards = city_standards(conn)
         started = time.perf_counter()
         try:
             written = refresh(conn, version_id=version, standards=standards)
@@ -99,3 +98,35 @@ def workload_show(
                 f"{grid.code:<17}{grid.hours:>10.1f}{grid.workers:>6}{_hours(grid.hours_per_worker):>10}"
                 f"{grid.recommended_workers:>8}"
             )
+
+
+@app.command("capacity")
+def workload_capacity(
+    hours: Annotated[
+        float | None, typer.Option(help="One worker's field hours a month for these duties (the city's own figure).")
+    ] = None,
+    source: Annotated[str, typer.Option(help="Where the figure comes from (a time study, a decision).")] = "",
+    clear: Annotated[bool, typer.Option(help="Go back to the standards file's figure.")] = False,
+) -> None:
+    """Show or set the monthly field capacity of one worker that recommended head-counts divide by."""
+    from planning.workload import load_standards
+    from planning.workload_service import capacity_setting, set_capacity
+    from supervision.errors import InvalidInput
+
+    with connection() as conn:
+        if clear or hours is not None:
+            try:
+                set_capacity(conn, None if clear else hours, source=source, actor_name="cli:workload")
+            except InvalidInput as exc:
+                raise fail(str(exc), code=2) from exc
+        setting = capacity_setting(conn)
+    standards = load_standards()
+    if setting is None:
+        typer.echo(
+            f"每人每月外勤承载量 {standards.field_hours_per_worker_month:g} 小时（工时标准 {standards.version} 的默认值）"
+        )
+    else:
+        typer.echo(
+            f"每人每月外勤承载量 {setting.hours:g} 小时（本市设定，依据：{setting.source}；{setting.set_by} "
+            f"于 {setting.set_at:%Y-%m-%d %H:%M} 设定；工时标准默认 {standards.field_hours_per_worker_month:g} 小时）"
+        )
