@@ -590,11 +590,6 @@ def _intro(cases: Sequence[Case], town: Case) -> str:
     )
 
 
-def _fmt(value: float, pattern: str) -> str:
-    """A figure, or a dash when it was not measured."""
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, pattern)
-
-
 def _community_table(cases: Sequence[Case]) -> str:
     """One row per method over the ten communities."""
     results: dict[str, list[Outcome]] = {

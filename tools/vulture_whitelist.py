@@ -82,3 +82,9 @@ task_moves  # unused variable (api/routers/kpi.py:40)
 clues_closed  # unused variable (supervision/kpi.py:71)
 _.handle_data  # unused method (tests/e2e/test_dashboard.py:383): html.parser.HTMLParser calls it
 _.handle_endtag  # unused method (tests/e2e/test_dashboard.py:387): html.parser.HTMLParser calls it
+planning_batch  # unused variable (planning/models.py): the audit of planning moves, written by SQL text
+territory_move  # unused variable (planning/models.py): one row per moved object, written by SQL text
+_.num_workers  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter, read by OR-Tools
+_.random_seed  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter, read by OR-Tools
+_.max_deterministic_time  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter
+_.max_time_in_seconds  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter
