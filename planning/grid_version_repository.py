@@ -208,6 +208,19 @@ def grids_of(conn: Connection, version_id: int, community_codes: Collection[str]
     ]
 
 
+def worst_polsby_popper(conn: Connection, version_id: int, town_code: str) -> float | None:
+    """The lowest Polsby-Popper compactness (4πA/P², in metres) of a town's grids in one version (None: no grid)."""
+    value = conn.execute(
+        text(
+            "SELECT min(4 * pi() * ST_Area(m) / (ST_Perimeter(m) ^ 2)) FROM ("
+            " SELECT ST_Transform(geom, 4547) AS m FROM grid WHERE version_id = :v AND town_code = :t) s "
+            "WHERE ST_Perimeter(m) > 0"
+        ),
+        {"v": version_id, "t": town_code},
+    ).scalar_one()
+    return None if value is None else float(value)
+
+
 def active_workers_by_grid(conn: Connection, version_id: int, community_codes: Collection[str]) -> dict[str, int]:
     """Active workers per grid of these communities in one version (grids without any are absent)."""
     rows = conn.execute(
@@ -235,8 +248,10 @@ def used_grid_numbers(conn: Connection, community_codes: Collection[str]) -> dic
 # ------------------------------------------------------------------------------------------------- fingerprint
 
 # What a draft depended on, per part, each an md5 of an ordered aggregate: the area's addresses (id, point,
-# status), its entities (credit code, address, status, point), its open tasks per grid, its active workers (id and
-# grid), and the base version. One statement, index-driven (community_code, grid_code), cheap even for a town.
+# status), its entities (credit code, address, status, point), its active workers (id and grid), and the base
+# version. One statement, index-driven (community_code, grid_code), cheap even for a town. Open tasks are not part
+# of it: tasks open and close every hour, and an apply moves them with their entity whatever their number, so a
+# draft would otherwise go stale before anyone could look at it.
 _FINGERPRINT = text(
     """
     SELECT
@@ -246,27 +261,21 @@ _FINGERPRINT = text(
                                       || coalesce(e.geom::text, '-') || ':' || coalesce(e.grid_code, '-'),
                                       ',' ORDER BY e.uscc), ''))
          FROM entity e WHERE left(e.grid_code, 12) = ANY(:c)) AS entities,
-      (SELECT md5(coalesce(string_agg(s.grid_code || ':' || s.n::text, ',' ORDER BY s.grid_code), ''))
-         FROM (SELECT grid_code, count(*) AS n FROM task
-               WHERE community_code = ANY(:c) AND status = ANY(:open) GROUP BY grid_code) s) AS tasks,
       (SELECT md5(coalesce(string_agg(w.id::text || ':' || w.grid_code, ',' ORDER BY w.id), ''))
          FROM worker w WHERE w.version_id = :v AND w.active AND left(w.grid_code, 12) = ANY(:c)) AS workers
     """
 )
 
-FINGERPRINT_PARTS = ("base", "addresses", "entities", "tasks", "workers")
+FINGERPRINT_PARTS = ("base", "addresses", "entities", "workers")
 
 
 def fingerprint_parts(conn: Connection, *, base_version_id: int, community_codes: Collection[str]) -> dict[str, str]:
-    """The fingerprint of an area's data, part by part (base version, addresses, entities, open tasks, workers)."""
-    row = conn.execute(
-        _FINGERPRINT, {"c": sorted(community_codes), "v": base_version_id, "open": list(OPEN_STATUSES)}
-    ).one()
+    """The fingerprint of an area's data, part by part (base version, addresses, entities, workers)."""
+    row = conn.execute(_FINGERPRINT, {"c": sorted(community_codes), "v": base_version_id}).one()
     return {
         "base": str(base_version_id),
         "addresses": row.addresses,
         "entities": row.entities,
-        "tasks": row.tasks,
         "workers": row.workers,
     }
 

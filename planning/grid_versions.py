@@ -34,8 +34,7 @@ from grids.codes import grid_code, grid_number, is_community, is_town
 from planning import grid_version_repository as repo
 from planning.errors import Infeasible, PlanNotFound, StaleDraft, VersionState
 from planning.staffing import GridStaff, plan_moves
-from planning.workload import load_standards
-from planning.workload_service import area_work, grid_workloads, refresh
+from planning.workload_service import area_work, city_standards, grid_workloads, refresh
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder, TaskEvent, write_events
 
@@ -50,7 +49,6 @@ PART_LABELS_ZH = {
     "base": "生效的网格版本已变更",
     "addresses": "区域内的标准地址",
     "entities": "区域内的市场主体",
-    "tasks": "区域内的在办任务",
     "workers": "区域内的网格员",
 }
 
@@ -125,7 +123,11 @@ def draw(
     outside = [code for code in locks if code not in current_codes]
     if outside:
         raise Infeasible(f"锁定的网格 {'、'.join(outside)} 不在{area.name}内", reason="lock_outside_area")
-    standards = load_standards()
+    standards = city_standards(conn)
+    if pp_floor is None and area.level == "community":
+        # "Not below the current plan's worst": the plan is the town's grids, as for a town-wide run; a community's
+        # own worst grid is often far better than the town's, and would refuse balances the town already accepts.
+        pp_floor = repo.worst_polsby_popper(conn, base.id, area.town_code)
     work = area_work(conn, area.community_codes, standards=standards)
     workers = repo.active_workers_by_grid(conn, base.id, area.community_codes)
     used = repo.used_grid_numbers(conn, area.community_codes)

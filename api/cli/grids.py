@@ -71,7 +71,10 @@ def grids_redesign(
     method: Annotated[str, typer.Option("--method", help="auto | cpsat | local")] = "auto",
     follow_roads: Annotated[bool, typer.Option("--follow-roads", help="Let boundaries follow roads.")] = False,
     pp_floor: Annotated[
-        float | None, typer.Option("--pp-floor", min=0.0, max=1.0, help="Polsby-Popper floor (default: current worst).")
+        float | None,
+        typer.Option(
+            "--pp-floor", min=0.0, max=1.0, help="Polsby-Popper floor (default: the worst grid of the town now)."
+        ),
     ] = None,
     tolerance: Annotated[
         float, typer.Option("--tolerance", min=0.01, max=0.5, help="Hours per worker within ± this of the mean.")

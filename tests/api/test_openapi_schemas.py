@@ -46,6 +46,16 @@ TYPED = [
     ("get", "/v1/workers", "200"),
     ("get", "/v1/tasks/{task_id}/photos", "200"),
     ("post", "/v1/tasks/{task_id}/photos", "201"),
+    ("get", "/v1/workload", "200"),
+    ("get", "/v1/staffing/plan", "200"),
+    ("post", "/v1/staffing/apply", "200"),
+    ("get", "/v1/staffing/batches", "200"),
+    ("post", "/v1/grid-versions", "201"),
+    ("get", "/v1/grid-versions", "200"),
+    ("get", "/v1/grid-versions/{version_id}", "200"),
+    ("get", "/v1/grid-versions/{version_id}/comparison", "200"),
+    ("post", "/v1/grid-versions/{version_id}/apply", "200"),
+    ("post", "/v1/grid-versions/rollback", "200"),
 ]
 
 
