@@ -56,7 +56,9 @@ class DraftRequest(BaseModel):
         "auto", description="求解方法：auto 自动，cpsat 约束求解，local 局部调整"
     )
     follow_roads: bool = Field(False, description="网格边界尽量沿道路")
-    pp_floor: float | None = Field(None, ge=0, le=1, description="紧凑度（Polsby-Popper）下限；默认取现方案最差网格")
+    pp_floor: float | None = Field(
+        None, ge=0, le=1, description="紧凑度（Polsby-Popper）下限；默认取所在镇街现有网格中最差者"
+    )
     tolerance: float = Field(0.10, ge=0.01, le=0.5, description="每人工作量允许偏离平均值的比例（默认 ±10%）")
 
     @model_validator(mode="after")
