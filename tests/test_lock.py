@@ -46,9 +46,9 @@ def test_a_pin_changed_without_relocking_is_refused_with_the_pin_and_the_fix(tmp
 
 
 def test_a_dependency_added_without_relocking_is_refused_by_name(tmp_path: Path) -> None:
-    result = check(copy_with(tmp_path, '"rich==15.0.0",', '"rich==15.0.0",\n    "tqdm==4.67.1",'))
+    result = check(copy_with(tmp_path, '"rich==15.0.0",', '"rich==15.0.0",\n    "tabulate==0.9.0",'))
     assert result.returncode == 1
-    assert "pyproject.toml requires tqdm==4.67.1, requirements.lock has no tqdm" in result.stderr
+    assert "pyproject.toml requires tabulate==0.9.0, requirements.lock has no tabulate" in result.stderr
 
 
 def test_a_loosened_requirement_is_caught_by_the_digest_even_though_every_pin_is_still_locked(tmp_path: Path) -> None:
