@@ -27,7 +27,6 @@ def demo_load(
     summary = load_demo(settings, scale=scale, seed=seed, force=force, progress=True)
     typer.echo(summary)
     with engine() as bound:
-        _demo_capacity(bound, scale)
         _refresh_workload(bound)
 
 
@@ -62,28 +61,6 @@ def demo_simulate(
             raise fail(str(exc), code=2) from exc
         typer.echo(report.summary())
         _refresh_workload(bound)
-
-
-def _demo_capacity(bound: Engine, scale: str) -> None:
-    """The demo city holds a share of the real city's entities and registrations, so one worker's capacity shrinks
-    by that share (the city's worker count is real): the staffing plan and the daily assignment then meet about the
-    pressure the real city's workers meet, instead of finding every demo grid nearly idle."""
-    from planning.workload import load_standards
-    from planning.workload_service import set_capacity
-    from synthetic.loader import SCALES
-
-    share = SCALES[scale].entities / SCALES["full"].entities
-    with bound.begin() as conn:
-        if share >= 1:
-            set_capacity(conn, None, source="", actor_name="cli:demo")
-            return
-        hours = round(load_standards().field_hours_per_worker_month * share, 3)
-        source = (
-            f"演示城市：市场主体与登记量约为真实东莞的 {share:.1%}，网格员人数为真实规模，"
-            f"承载量按同一比例折算（{load_standards().field_hours_per_worker_month:g} 小时 × {share:.1%}）"
-        )
-        set_capacity(conn, hours, source=source, actor_name="cli:demo")
-    typer.echo(f"demo city: one worker's field capacity set to {hours:g} h a month ({share:.1%} of the real city)")
 
 
 def _refresh_workload(bound: Engine) -> None:
