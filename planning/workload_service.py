@@ -676,8 +676,10 @@ def unit_workload(
 ) -> UnitWorkload:
     """The workload of a grid, community or town that the caller's scope covers, in the active version or a draft.
 
-    InvalidInput for a level or code of the wrong form; PlanNotFound for an unknown version or unit; OutOfScope when
-    the unit (or, for a draft, the area it redraws) is outside the caller's area.
+    InvalidInput for a level or code of the wrong form; OutOfScope when the unit (or, for a draft, the area it
+    redraws) is outside the caller's area; PlanNotFound for an unknown version or unit. The scope is judged from the
+    code's layout before anything is looked up, so an answer never tells an outsider whether a unit exists; a version
+    the caller cannot see and one that does not exist get the same 403 (the city alone learns it is unknown).
     """
     standards = standards or city_standards(conn)
     pattern = _CODE_PATTERNS.get(level)
@@ -685,10 +687,25 @@ def unit_workload(
         raise InvalidInput(f"层级须为 grid、community 或 town，收到 {level!r}")
     if not pattern.fullmatch(code) or (level == "community" and code.endswith("000")):
         raise InvalidInput(f"{_LEVEL_ZH[level]}编码格式不对：{code}")
+    if not scope.covers(conn, level, code):
+        raise OutOfScope(f"{_LEVEL_ZH[level]} {code} 不在本账号范围内")
+    hidden = f"网格版本 {version_id} 不在本账号范围内"
+    if version_id is not None and scope.kind != "city":
+        found = conn.execute(
+            text("SELECT status, area_code FROM grid_version WHERE id = :v"), {"v": version_id}
+        ).one_or_none()
+        if found is None:
+            raise OutOfScope(hidden)
     version = _version(conn, version_id)
     status, area_code = conn.execute(
         text("SELECT status, area_code FROM grid_version WHERE id = :v"), {"v": version}
     ).one()
+    if (
+        status == "draft"
+        and area_code
+        and not scope.covers(conn, "town" if area_code.endswith("000") else "community", area_code)
+    ):
+        raise OutOfScope(hidden)
     if level == "grid":
         name = conn.execute(
             text("SELECT COALESCE(name, code) FROM grid WHERE version_id = :v AND code = :c"), {"v": version, "c": code}
@@ -702,14 +719,6 @@ def unit_workload(
         ).scalar_one_or_none()
     if name is None:
         raise PlanNotFound(f"{_LEVEL_ZH[level]} {code} 不存在（网格版本 {version}）", reason="unknown_unit")
-    if not scope.covers(conn, level, code):
-        raise OutOfScope(f"{_LEVEL_ZH[level]} {code} 不在本账号范围内")
-    if (
-        status == "draft"
-        and area_code
-        and not scope.covers(conn, "town" if area_code.endswith("000") else "community", area_code)
-    ):
-        raise OutOfScope(f"草案 {version} 调整的区域 {area_code} 不在本账号范围内")
     column = {"grid": "code", "community": "community_code", "town": "town_code"}[level]
     grid_rows = conn.execute(
         text(

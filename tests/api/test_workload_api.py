@@ -192,6 +192,50 @@ def test_a_draft_shows_its_own_grids_and_planned_head_count_to_whoever_covers_it
     assert outsider.json()["error"] == "forbidden"
 
 
+def test_an_outsider_cannot_tell_whether_a_unit_or_a_draft_of_another_area_exists(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any]
+) -> None:
+    """A leader asking about another town gets the same 403 for a real grid and a made-up one, and for a draft of
+    another area as for a version number that does not exist; only the command centre learns what is unknown."""
+    away, draft = world["away"], world["draft"]
+    made_up_grid = away.town_code[:9] + "999999"
+    made_up_community = away.town_code[:9] + "999"
+    for version in (None, draft):
+        answers = [
+            client.get(
+                "/v1/workload",
+                params={"level": level, "code": code} | ({"version": version} if version else {}),
+                headers=headers["leader"],
+            )
+            for level, code in (
+                ("grid", away.grid_code),
+                ("grid", made_up_grid),
+                ("community", made_up_community),
+            )
+        ]
+        assert [a.status_code for a in answers] == [403, 403, 403], [a.text for a in answers]
+        assert (
+            len({a.json()["detail"].replace(away.grid_code, "X").replace(made_up_grid, "X") for a in answers[:2]}) == 1
+        )
+    home_grid = world["home"].grid_code
+    other_draft = client.get(
+        "/v1/workload",
+        params={"level": "grid", "code": world["away"].grid_code, "version": draft},
+        headers=headers["away-leader"],
+    )
+    no_such = client.get(
+        "/v1/workload",
+        params={"level": "grid", "code": world["away"].grid_code, "version": 999999},
+        headers=headers["away-leader"],
+    )
+    assert (other_draft.status_code, no_such.status_code) == (403, 403)
+    assert other_draft.json()["detail"].replace(str(draft), "N") == no_such.json()["detail"].replace("999999", "N")
+    centre = client.get(
+        "/v1/workload", params={"level": "grid", "code": home_grid, "version": 999999}, headers=headers["centre"]
+    )
+    assert (centre.status_code, centre.json()["reason"]) == (404, "unknown_version")
+
+
 @pytest.mark.parametrize(
     ("params", "status", "reason"),
     [
