@@ -36,7 +36,15 @@ from maps.errors import (
     UnknownGrid,
     UnknownLayer,
 )
-from planning.errors import Infeasible, NothingToPlan, PlanningError, PlanNotFound, StaleDraft, VersionState
+from planning.errors import (
+    Infeasible,
+    NothingToPlan,
+    PlanningError,
+    PlanNotFound,
+    StaleDraft,
+    StalePlan,
+    VersionState,
+)
 from supervision import errors as workflow
 from supervision.errors import CalendarError, RoutingError
 
@@ -110,6 +118,7 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     Infeasible: ErrorRule(422, "infeasible"),
     NothingToPlan: ErrorRule(422, "nothing_to_plan"),
     PlanNotFound: ErrorRule(404, "not_found"),
+    StalePlan: ErrorRule(409, "stale_plan"),
     StaleDraft: ErrorRule(409, "stale_draft"),
     VersionState: ErrorRule(409, "version_state"),
     PlanningError: ErrorRule(400, "planning_error"),

@@ -45,3 +45,9 @@ class VersionState(PlanningError):
     """The version is not in a state that allows this (apply a draft only; roll back only an applied version)."""
 
     default_reason = "version_state"
+
+
+class StalePlan(StaleDraft):
+    """The staffing plan computed now is not the one the caller saw (the data or the staff changed): look again."""
+
+    default_reason = "stale_plan"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,13 +24,13 @@ from sqlalchemy import Connection, text
 
 from gis import clock
 from grids.codes import town_of
-from planning.errors import NothingToPlan, PlanNotFound, StaleDraft
+from planning.errors import NothingToPlan, PlanNotFound, StalePlan
 from planning.staffing import WITHIN_VALUES, GridStaff, Move, Within, plan_moves, recommended, targets
 from planning.workload import Standards
 from planning.workload_service import city_standards, grid_workloads
 from supervision.assignment import assign_to_workers
 from supervision.audit import Actor, Holder
-from supervision.errors import OutOfScope
+from supervision.errors import InvalidInput, OutOfScope
 from supervision.intake import GRID_VERSION_LOCK
 from supervision.scope import Scope
 from supervision.task_states import OPEN_STATUSES, WORKER_HELD
@@ -124,6 +125,21 @@ def fingerprint(town_code: str | None, within: str, moves: Sequence[Move]) -> st
         "moves": sorted([m.worker_id, m.from_grid, m.to_grid] for m in moves),
     }
     return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_within(scope: Scope, within: str) -> None:
+    """ValueError for an unknown `within`; OutOfScope for moves across the city asked by anyone but the city.
+
+    Moving workers between towns is the command centre's decision: a town or community caller may balance only
+    inside their own area, so `within="city"` is refused rather than quietly read as their town.
+    """
+    if within not in WITHIN_VALUES:
+        raise ValueError(f"within must be one of {WITHIN_VALUES}")
+    if within == "city" and scope.kind != "city":
+        raise OutOfScope("跨镇街调配网格员（全市范围）仅限市指挥中心")
 
 
 def _area(conn: Connection, scope: Scope, town_code: str | None) -> tuple[str | None, str | None]:
@@ -233,8 +249,7 @@ def plan(
     """The staffing plan of the grids the scope covers (a town leader: their town; the command centre: the city or
     `town_code`; a dispatcher: their community), moving workers only within each town (or community, or the city).
     """
-    if within not in WITHIN_VALUES:
-        raise ValueError(f"within must be one of {WITHIN_VALUES}")
+    _check_within(scope, within)
     standards = standards or city_standards(conn)
     town, community = _area(conn, scope, town_code)
     found = _read(conn, town, community, standards)
@@ -321,13 +336,18 @@ def apply(
 
     StaleDraft when the plan computed now differs (the data changed, or another plan was applied meanwhile);
     NothingToPlan when it moves nobody; OutOfScope when a worker or a target grid lies beyond the actor's scope.
+    InvalidInput for a fingerprint of the wrong form, OutOfScope for a city-wide plan asked by a town or community:
+    both before anything is locked or computed.
     """
+    if not _FINGERPRINT.fullmatch(fingerprint):
+        raise InvalidInput("方案指纹格式不对（应为 64 位十六进制）")
+    _check_within(actor.scope, within)
     # The active grid version must not switch under the moves (a grid apply takes this lock exclusively).
     conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": GRID_VERSION_LOCK})
     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STAFFING_LOCK_KEY})
     current = plan(conn, scope=actor.scope, within=within, town_code=town_code, standards=standards)
     if current.fingerprint != fingerprint:
-        raise StaleDraft("配员方案已变化（数据或网格员已调整），请刷新后重新确认", reason="stale_plan")
+        raise StalePlan("配员方案已变化（数据或网格员已调整），请刷新后重新确认")
     if not current.moves:
         raise NothingToPlan("当前方案无需调动网格员", reason="no_moves")
     # Every end of every move is checked before anything changes, so a refusal leaves the staff as it was.

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.deps import optional_principal
 from api.auth.roles import Principal
@@ -95,7 +95,9 @@ class StaffingPlanOut(BaseModel):
 
 
 class ApplyIn(BaseModel):
-    """应用配员方案：所见方案的范围与指纹。"""
+    """应用配员方案：所见方案的范围与指纹（不接受其他字段，如自拟的 moves）。"""
+
+    model_config = ConfigDict(extra="forbid")
 
     town: str | None = Field(default=None, pattern=TOWN_PATTERN.pattern, description="镇街编码；全市方案为空")
     within: Literal["town", "community", "city"] = Field(default="town", description="调动范围")

@@ -152,6 +152,41 @@ def test_bad_requests_are_refused_with_the_reason(
     assert client.get("/v1/staffing/plan", params={"town": world["home"]}).status_code == 401
 
 
+def test_a_town_leader_may_not_move_workers_across_the_city_and_is_told_so_before_anything_is_computed(
+    client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]]
+) -> None:
+    """within=city is the command centre's: a town leader's plan or apply across the city is 403, never 409."""
+    leader = headers["leader"]
+    looked = client.get("/v1/staffing/plan", params={"within": "city"}, headers=leader)
+    assert looked.status_code == 403 and "市指挥中心" in looked.json()["detail"]
+    applied = client.post("/v1/staffing/apply", json={"within": "city", "fingerprint": STALE}, headers=leader)
+    assert applied.status_code == 403 and applied.json()["error"] == "forbidden"
+    assert "市指挥中心" in applied.json()["detail"]
+    centre = client.post(
+        "/v1/staffing/apply",
+        json={"town": world["away"], "within": "city", "fingerprint": STALE},
+        headers=headers["centre"],
+    )
+    assert centre.status_code == 409 and centre.json()["error"] == centre.json()["reason"] == "stale_plan"
+
+
+def test_an_apply_with_fields_of_its_own_is_refused_and_moves_nobody(
+    client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]]
+) -> None:
+    """A body that brings its own moves (or any unknown field) is 422: only the plan the server computes is applied."""
+    leader = headers["leader"]
+    plan = StaffingPlanOut.model_validate(client.get("/v1/staffing/plan", headers=leader).json())
+    assert plan.moves
+    for extra in ({"moves": []}, {"moves": [{"worker_id": plan.moves[0].worker_id, "to_grid": world["grid"]}]}):
+        refused = client.post("/v1/staffing/apply", json={"fingerprint": plan.fingerprint, **extra}, headers=leader)
+        assert refused.status_code == 422, refused.text
+    again = StaffingPlanOut.model_validate(client.get("/v1/staffing/plan", headers=leader).json())
+    assert again.fingerprint == plan.fingerprint and len(again.moves) == len(plan.moves)
+    for malformed in ("abc", "Z" * 64, "0" * 63):
+        bad = client.post("/v1/staffing/apply", json={"fingerprint": malformed}, headers=leader)
+        assert bad.status_code == 422, malformed
+
+
 def test_a_town_leader_applies_the_plan_they_saw_and_it_is_then_done(
     client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]], db: DatabaseSettings
 ) -> None:
@@ -190,7 +225,7 @@ def test_a_town_leader_applies_the_plan_they_saw_and_it_is_then_done(
     assert next(g for g in again.grids if g.code == world["grid"]).workers == emptied.target
     # Applying the old plan twice is refused as changed; the plan with nothing to move is refused as such.
     stale = client.post("/v1/staffing/apply", json={"fingerprint": plan.fingerprint}, headers=leader)
-    assert stale.status_code == 409 and stale.json()["error"] == "stale_draft"
+    assert stale.status_code == 409 and stale.json()["error"] == stale.json()["reason"] == "stale_plan"
     empty = client.post("/v1/staffing/apply", json={"fingerprint": again.fingerprint}, headers=leader)
     assert empty.status_code == 422 and empty.json()["reason"] == "no_moves"
     assert "无需调动" in empty.json()["detail"]

@@ -19,12 +19,12 @@ from gis import (
 )
 from gis.settings import DatabaseSettings
 from planning import staffing_service
-from planning.errors import NothingToPlan, PlanNotFound, StaleDraft
+from planning.errors import NothingToPlan, PlanNotFound, StaleDraft, StalePlan
 from planning.staffing import GridStaff, lower_bound
 from planning.workload import load_standards, recommended_workers
 from supervision.audit import Actor
 from supervision.creation import NewTask, create_tasks
-from supervision.errors import OutOfScope
+from supervision.errors import InvalidInput, OutOfScope
 from supervision.scope import CITY, Scope
 from supervision.task_states import OPEN_STATUSES
 from supervision.workflow import Duty
@@ -235,9 +235,11 @@ def test_a_plan_that_changed_since_it_was_seen_is_refused_and_nobody_moves(conn:
     # Meanwhile one of the workers the plan would move leaves.
     conn.execute(text("UPDATE worker SET active = false WHERE id = :w"), {"w": seen.moves[0].worker_id})
     before = {w: active_workers(conn, g) for w, g in ((0, emptied.grid), (1, emptied.neighbour))}
-    with pytest.raises(StaleDraft) as refused:
+    with pytest.raises(StalePlan) as refused:
         staffing_service.apply(conn, actor=leader, fingerprint=seen.fingerprint)
-    assert refused.value.reason == "stale_plan" and "刷新" in str(refused.value)
+    assert (
+        isinstance(refused.value, StaleDraft) and refused.value.reason == "stale_plan" and "刷新" in str(refused.value)
+    )
     assert {w: active_workers(conn, g) for w, g in ((0, emptied.grid), (1, emptied.neighbour))} == before
     assert conn.execute(text("SELECT count(*) FROM planning_batch WHERE kind = 'staffing'")).scalar_one() == 0
 
@@ -251,6 +253,22 @@ def test_a_town_leader_may_not_plan_or_apply_another_town(conn: Connection) -> N
         staffing_service.apply(conn, actor=leader, town_code=towns[1], fingerprint="0" * 64)
     with pytest.raises(PlanNotFound):
         staffing_service.plan(conn, scope=CITY, town_code="441900999000")
+
+
+def test_a_malformed_fingerprint_or_a_city_wide_plan_of_a_town_is_refused_before_anything_is_computed(
+    conn: Connection,
+) -> None:
+    """The refusals come first, before the plan is computed: nobody moves, nothing is recorded."""
+    town = conn.execute(text("SELECT code FROM town ORDER BY code LIMIT 1")).scalar_one()
+    leader = Actor("镇街领导", "town_leader", Scope("town", town))
+    for malformed in ("abc", "G" * 64, "0" * 65):
+        with pytest.raises(InvalidInput, match="指纹"):
+            staffing_service.apply(conn, actor=leader, fingerprint=malformed)
+    with pytest.raises(OutOfScope, match="市指挥中心"):
+        staffing_service.apply(conn, actor=leader, within="city", fingerprint="0" * 64)
+    with pytest.raises(OutOfScope, match="市指挥中心"):
+        staffing_service.plan(conn, scope=Scope("community", town[:9] + "001"), within="city")
+    assert conn.execute(text("SELECT count(*) FROM planning_batch WHERE kind = 'staffing'")).scalar_one() == 0
 
 
 def test_a_dispatchers_plan_covers_their_community_only(conn: Connection) -> None:
