@@ -65,14 +65,15 @@ class DailySummary:
     hours_per_day: float  # one worker's daily field hours that day
     changed: int  # tasks whose worker changed (or that left a queue)
     kept: int  # tasks that kept their worker
-    crossed: int  # tasks given to a worker of a neighbouring grid
+    crossed: int  # tasks held after the run by a worker of a neighbouring grid (given this run or before)
+    crossed_now: int  # of the changed tasks, those this run gave to a neighbouring grid (0 when nothing changed)
     overflow: int  # tasks nobody could finish by their deadline (they will be late)
     unplaced: int  # tasks left in their grid's queue (no worker there or next door)
     late_days: int  # working days late, summed over the overflow tasks, if worked in deadline order
     max_worker_hours: float
     mean_worker_hours: float
     batch_id: int | None
-    lenders: tuple[tuple[str, int], ...] = ()  # the grids that handed most tasks to a neighbour, with how many
+    lenders: tuple[tuple[str, int], ...] = ()  # the grids that handed most tasks to a neighbour this run, how many
 
     def as_json(self) -> dict[str, Any]:
         """The summary as the planning batch and the job log store it."""
@@ -274,10 +275,13 @@ def assign_daily(
     changed = plan.changed(tasks)
     late = lateness_days(plan, tasks, workers)
     grid_of = {w.id: w.grid for w in workers}
-    written = 0
+    # What this run changes (in a dry run: would change): a second run the same morning reports none of it.
+    moved = changed
     batch_id: int | None = None
     if not dry_run and changed:
-        written = _write(conn, plan, changed, {r.id: r for r in rows}, grid_of, on=on, actor=actor, at=moment)
+        moved = _write(conn, plan, changed, {r.id: r for r in rows}, grid_of, on=on, actor=actor, at=moment)
+    elif not dry_run:
+        moved = []
     worker_hours = [plan.hours.get(w.id, 0.0) + per_day - w.hours_free for w in workers]
     summary = DailySummary(
         on=on,
@@ -287,25 +291,26 @@ def assign_daily(
         carried=carried,
         workers=len(workers),
         hours_per_day=round(per_day, 4),
-        changed=len(changed) if dry_run else written,
+        changed=len(moved),
         kept=len(tasks) - len(changed),
         crossed=len(plan.crossed),
+        crossed_now=sum(1 for t in moved if t.id in plan.crossed),
         overflow=len(plan.overflow),
         unplaced=len(plan.unplaced),
         late_days=sum(late.values()),
         max_worker_hours=round(max(worker_hours, default=0.0), 3),
         mean_worker_hours=round(sum(worker_hours) / len(worker_hours), 3) if worker_hours else 0.0,
         batch_id=None,
-        lenders=_lenders(plan, tasks),
+        lenders=_lenders(plan, moved),
     )
-    if not dry_run and written:
+    if not dry_run and moved:
         batch_id = _record_batch(conn, summary, actor=actor, at=moment)
         summary = DailySummary(**{**asdict(summary), "batch_id": batch_id})
     return summary
 
 
 def _lenders(plan: DailyPlan, tasks: list[DailyTask], top: int = 10) -> tuple[tuple[str, int], ...]:
-    """The grids that handed most tasks to a neighbour (most first, then by code), with their counts."""
+    """The grids of `tasks` that handed most of them to a neighbour (most first, then by code), with their counts."""
     counts: dict[str, int] = {}
     for t in tasks:
         if t.id in plan.crossed:
@@ -336,8 +341,8 @@ def _write(
     on: date,
     actor: Actor,
     at: datetime,
-) -> int:
-    """Update the changed tasks (guarded by the version read) and audit each one; the number written."""
+) -> list[DailyTask]:
+    """Update the changed tasks (guarded by the version read) and audit each one; the tasks written."""
     ids, versions, workers, statuses, holders, holder_of = [], [], [], [], [], []
     for t in changed:
         r = rows[t.id]
@@ -375,10 +380,11 @@ def _write(
             },  # fmt: skip
         )
     }
-    events = []
+    events, written = [], []
     for t, worker, status, holder in zip(changed, workers, statuses, holder_of, strict=True):
         if t.id not in done:
             continue  # a worker moved it since it was read: their move stands
+        written.append(t)
         events.append(
             TaskEvent(
                 task_id=t.id,
@@ -393,7 +399,7 @@ def _write(
             )
         )
     write_events(conn, events)
-    return len(events)
+    return written
 
 
 def _record_batch(conn: Connection, summary: DailySummary, *, actor: Actor, at: datetime) -> int:

@@ -49,8 +49,9 @@ def assign_daily(
         ("待分派任务", f"{s.tasks:,}"),
         ("跟进中（留给原网格员）", f"{s.carried:,}"),
         ("改派" if not dry_run else "将改派", f"{s.changed:,}"),
+        ("其中交相邻网格" if not dry_run else "其中将交相邻网格", f"{s.crossed_now:,}"),
         ("保持原网格员", f"{s.kept:,}"),
-        ("交相邻网格", f"{s.crossed:,}"),
+        ("由相邻网格办理（含以前分派）", f"{s.crossed:,}"),
         ("预计逾期", f"{s.overflow:,}（共 {s.late_days:,} 个工作日）"),
         ("留在网格队列", f"{s.unplaced:,}"),
         ("网格员工时（最多／平均）", f"{s.max_worker_hours:.2f} / {s.mean_worker_hours:.2f} 小时"),
@@ -59,6 +60,6 @@ def assign_daily(
     for key, value in rows:
         typer.echo(f"  {key.ljust(width, '　')}  {value}")
     if s.lenders:
-        typer.echo("  交出任务最多的网格：" + "，".join(f"{grid}（{n}）" for grid, n in s.lenders))
+        typer.echo("  本次交出任务最多的网格：" + "，".join(f"{grid}（{n}）" for grid, n in s.lenders))
     if s.batch_id is not None:
         typer.echo(f"  记录批次 planning_batch #{s.batch_id}")

@@ -189,6 +189,7 @@ def test_an_overloaded_grid_lends_its_latest_tasks_to_neighbouring_grids_of_its_
         ).one()
         assert batch.kind == "daily_assignment" and batch.area_code == area.town_code
         assert batch.summary["crossed"] == summary.crossed
+        assert summary.crossed_now == batch.summary["crossed_now"] == len(lent)  # all new: the flood was just pushed
         assert summary.lenders[0] == (area.grid_code, sum(1 for r in lent))
 
 
@@ -199,6 +200,23 @@ def test_a_second_run_the_same_morning_changes_nothing(engine: Engine, area: Are
         assert summary.changed == 0 and summary.batch_id is None
         assert summary.kept == summary.tasks
         assert _counts(conn) == before
+        # The tasks lent this morning are still with the neighbours, but this run handed none over.
+        assert summary.crossed > 0 and summary.crossed_now == 0 and summary.lenders == ()
+
+
+def test_gridgov_assign_daily_run_again_says_it_handed_nothing_to_a_neighbour(
+    db: DatabaseSettings, area: Area, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary counts what this run changed; the tasks already with a neighbour are labelled as such."""
+    from api.cli import app
+
+    monkeypatch.setenv("GRIDGOV_DATABASE_URL", db.database_url or "")
+    result = CliRunner().invoke(app, ["assign", "daily", "--town", area.town_code])
+    assert result.exit_code == 0, result.output
+    figures = {line.split()[0]: line.split()[1] for line in result.output.splitlines()[1:] if len(line.split()) >= 2}
+    assert figures["改派"] == "0" and figures["其中交相邻网格"] == "0", result.output
+    assert int(figures["由相邻网格办理（含以前分派）"].replace(",", "")) > 0
+    assert "本次交出任务最多的网格" not in result.output and "记录批次" not in result.output
 
 
 def test_a_worker_handed_a_neighbours_task_sees_it_and_inspects_it(engine: Engine, area: Area) -> None:
