@@ -340,8 +340,11 @@ def copy_grids_except(conn: Connection, *, from_version: int, to_version: int, c
         text(
             "INSERT INTO grid (version_id, code, community_code, town_code, name, population, address_count, "
             "entity_count, workload, worker_count, area_m2, geom) "
-            "SELECT :to, code, community_code, town_code, name, population, address_count, entity_count, workload, "
-            "worker_count, area_m2, geom FROM grid WHERE version_id = :from AND NOT (community_code = ANY(:c))"
+            "SELECT :to, g.code, g.community_code, g.town_code, g.name, g.population, g.address_count, "
+            "g.entity_count, g.workload, "
+            # The stored count goes stale when workers move (staffing does not touch it): count them now.
+            "(SELECT count(*) FROM worker w WHERE w.version_id = :from AND w.grid_code = g.code AND w.active), "
+            "g.area_m2, g.geom FROM grid g WHERE g.version_id = :from AND NOT (g.community_code = ANY(:c))"
         ),
         {"from": from_version, "to": to_version, "c": sorted(community_codes)},
     ).rowcount
@@ -777,6 +780,23 @@ def refresh_grid_counts(conn: Connection, version_id: int, community_codes: Coll
         ),
         {"v": version_id, "c": sorted(community_codes)},
     )
+
+
+def recount_workers(conn: Connection, version_id: int) -> int:
+    """Set the worker count of every grid of a version to its active workers (one statement); how many changed."""
+    changed = conn.execute(
+        text(
+            """
+            UPDATE grid g SET worker_count = c.n
+            FROM (SELECT g2.code, count(w.id) AS n FROM grid g2
+                  LEFT JOIN worker w ON w.version_id = g2.version_id AND w.grid_code = g2.code AND w.active
+                  WHERE g2.version_id = :v GROUP BY g2.code) c
+            WHERE g.version_id = :v AND g.code = c.code AND g.worker_count IS DISTINCT FROM c.n
+            """
+        ),
+        {"v": version_id},
+    ).rowcount
+    return int(changed)
 
 
 def grid_centroids(conn: Connection, version_id: int, codes: Collection[str]) -> dict[str, tuple[float, float]]:

@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from gis import clock
 from gis.crs import lonlat_to_metric, to_lonlat, to_metric
-from grids.codes import grid_code, grid_number, is_community, is_town
+from grids.codes import GRID_NUMBER_DIGITS, grid_code, grid_number, is_community, is_town
 from planning import grid_version_repository as repo
 from planning.errors import Infeasible, PlanNotFound, StaleDraft, VersionState
 from planning.staffing import GridStaff, plan_moves
@@ -44,6 +44,9 @@ AreaLevelOrCity = Literal["community", "town", "city"]
 # exactly on it: a vertex the unit lattice put on a long straight edge is off the stored (WGS84-straight) edge after
 # reprojection by up to a fraction of a metre, and would open a sliver against the neighbour that kept that edge.
 SNAP_DEGREES = 6e-6
+
+# A grid code has three digits for its number within the community.
+MAX_GRID_NUMBER = 10**GRID_NUMBER_DIGITS - 1
 
 PART_LABELS_ZH = {
     "base": "生效的网格版本已变更",
@@ -134,6 +137,9 @@ def draw(
     metric = {g.code: to_metric(g.geom) for g in current}
     point_community = _communities_of(area, work.points_xy)
     address_community = _communities_of(area, work.address_xy)
+    # A town run may give a busy community many more grids than it has (`town_redesign` raises K up to its share of
+    # the town's workers over the least a grid holds): every community gets codes enough for the largest such K.
+    town_room = sum(workers.values()) // max(standards.min_workers, 1) if area.level == "town" else 0
     problems: dict[str, Any] = {}
     for community_code in area.community_codes:
         grids = {g.code: metric[g.code] for g in current if g.community_code == community_code}
@@ -149,7 +155,9 @@ def draw(
             workers={code: workers.get(code, 0) for code in grids},
             locked=frozenset(code for code in locks if code in grids),
             k=k,
-            new_codes=free_grid_codes(community_code, used.get(community_code, set()), max(k or 0, len(grids)) + 2),
+            new_codes=free_grid_codes(
+                community_code, used.get(community_code, set()), max(k or 0, len(grids), town_room) + 2
+            ),
             tolerance=tolerance,
             min_workers=standards.min_workers,
             max_workers=standards.max_workers,
@@ -278,10 +286,10 @@ def _communities_of(area: repo.Area, xy: NDArray[np.float64]) -> NDArray[np.obje
 
 
 def free_grid_codes(community_code: str, used: set[int], count: int) -> list[str]:
-    """The next `count` grid codes the community has never used in any version."""
+    """The next `count` grid codes the community has never used in any version (fewer when the numbers run out)."""
     out: list[str] = []
     number = max(used, default=0)
-    while len(out) < count:
+    while len(out) < count and number < MAX_GRID_NUMBER:
         number += 1
         if number not in used:
             out.append(grid_code(community_code, number))
@@ -322,6 +330,8 @@ def save_draft(
     missing = [code for code, geom in grids.items() if geom is None and code not in base_grids]
     if missing:
         raise Infeasible(f"保留的网格 {'、'.join(missing)} 不在基础版本中", reason="unknown_kept_grid")
+    # A kept grid's head-count when the plan names none: its active workers now (the stored count may be stale).
+    staffed = repo.active_workers_by_grid(conn, base_version_id, area.community_codes)
     base_metric = {c: to_metric(g.geom) for c, g in base_grids.items()}
     snap_lines = _boundary_segments([g.geom for g in base_grids.values()] + list(area.community_geoms.values()))
     rows: list[repo.NewGrid] = []
@@ -340,7 +350,7 @@ def save_draft(
                     name=kept.name,
                     wkb=kept.wkb,
                     area_m2=float(to_metric(kept.geom).area),
-                    worker_count=int(workers.get(code, kept.worker_count)),
+                    worker_count=int(workers.get(code, staffed.get(code, 0))),
                     population=kept.population,
                 )
             )
@@ -687,6 +697,8 @@ def _activate(
     held = {t for t, worker in waiting if worker is not None}
     moved["handed_over"] = sum(1 for t, worker in handed.items() if worker is not None or t in held)
     repo.refresh_grid_counts(conn, new_version, communities)
+    # Workers outside the area moved too while the other version was active (staffing): every grid is recounted.
+    repo.recount_workers(conn, new_version)
     refresh(conn, version_id=new_version, grid_codes=sorted(new_codes))
     seconds = round(time.perf_counter() - started, 3)
     repo.finish_batch(

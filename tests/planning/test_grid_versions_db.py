@@ -27,9 +27,11 @@ from gis.crs import to_metric
 from planning import grid_version_repository as repo
 from planning import grid_versions
 from planning.errors import Infeasible, PlanNotFound, StaleDraft, VersionState
+from supervision.audit import Actor
 from supervision.events import parse_event
 from supervision.outbox import accept_events, relay_batch
 from supervision.uscc import uscc_check_char
+from supervision.workers import move_worker
 from tests.support.grid_areas import a_community_to_redesign
 
 pytestmark = pytest.mark.db
@@ -614,3 +616,124 @@ def test_a_registration_that_arrives_during_an_apply_lands_in_the_new_grid(engin
         assert holders == 0
     with engine.begin() as conn:
         grid_versions.rollback(conn, actor_name="测试")
+
+
+# ------------------------------------------------------------------------------------------ found by the outside test
+
+
+def surge(conn: Connection, grid_code: str, times: int) -> int:
+    """`times - 1` more market entities at every open entity's place in a grid (its patrol work × times); how many."""
+    return conn.execute(
+        text(
+            """
+            INSERT INTO entity (uscc, name, kind, business_scope, industry, raw_address, address_id, town_code,
+                                grid_code, status, registered_on, annual_report_filed_on, needs_licence, credit_class,
+                                geom)
+            SELECT 'SURGE' || lpad(n::text, 2, '0') || lpad(row_number() OVER (PARTITION BY n ORDER BY e.uscc)::text,
+                   11, '0'), e.name || '（分店' || n || '）', e.kind, e.business_scope, e.industry, e.raw_address,
+                   e.address_id, e.town_code, e.grid_code, e.status, e.registered_on, e.annual_report_filed_on,
+                   e.needs_licence, e.credit_class, e.geom
+              FROM entity e CROSS JOIN generate_series(1, :more) n
+             WHERE e.grid_code = :g AND e.status = 'open' AND e.geom IS NOT NULL
+            """
+        ),
+        {"g": grid_code, "more": times - 1},
+    ).rowcount
+
+
+def smallest_town(conn: Connection) -> tuple[str, str]:
+    """(town, its busiest grid) of the town with the fewest grids among those of at least three communities."""
+    town = conn.execute(
+        text(
+            "SELECT g.town_code FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+            "GROUP BY g.town_code HAVING count(DISTINCT g.community_code) >= 3 ORDER BY count(*), g.town_code LIMIT 1"
+        )
+    ).scalar_one()
+    grid = conn.execute(
+        text(
+            "SELECT e.grid_code FROM entity e WHERE e.town_code = :t AND e.status = 'open' AND e.geom IS NOT NULL "
+            "GROUP BY e.grid_code ORDER BY count(*) DESC, e.grid_code LIMIT 1"
+        ),
+        {"t": town},
+    ).scalar_one()
+    return str(town), str(grid)
+
+
+SURGE = 20
+
+
+def test_a_town_with_one_surging_community_is_never_refused_for_want_of_grid_codes(engine: Engine) -> None:
+    with engine.begin() as conn:
+        town, busy = smallest_town(conn)
+        assert surge(conn, busy, SURGE) > 0
+        # The town run may give the surging community many more grids than it has: codes must never run short.
+        try:
+            draft = grid_versions.draw(conn, town=town, actor_name="指挥中心测试")
+        except Infeasible as refused:
+            assert refused.reason != "new_codes_missing", str(refused)
+            # What refuses it is the balance itself, and the refusal says what would do (a lower compactness floor).
+            assert refused.reason == "no_balanced_plan" and "--pp-floor" in str(refused)
+        else:
+            assert draft.status == "draft" and draft.area_code == town
+        conn.rollback()
+
+
+def stale_worker_counts(conn: Connection) -> dict[str, tuple[int, int]]:
+    """Grids of the active version whose stored worker count is not their active workers: code → (stored, real)."""
+    rows = conn.execute(
+        text(
+            "SELECT g.code, g.worker_count, count(w.id) FROM grid g "
+            "JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+            "LEFT JOIN worker w ON w.version_id = g.version_id AND w.grid_code = g.code AND w.active "
+            "GROUP BY g.code, g.worker_count HAVING g.worker_count <> count(w.id)"
+        )
+    ).all()
+    return {str(code): (int(stored), int(real)) for code, stored, real in rows}
+
+
+def test_after_a_rollback_every_grid_counts_the_workers_it_really_has(engine: Engine) -> None:
+    with engine.begin() as conn:
+        draft = hand_drawn_draft(conn)
+        grid_versions.apply(conn, draft.version_id, actor_name="指挥中心测试")
+    with engine.begin() as conn:
+        # While the draft is active, staffing moves a worker between two grids of the town outside the redrawn area.
+        town = conn.execute(
+            text("SELECT town_code FROM community WHERE code = :c"), {"c": draft.community_code}
+        ).scalar_one()
+        worker, home, target = conn.execute(
+            text(
+                "SELECT w.id, w.grid_code, g.code FROM worker w "
+                "JOIN grid_version v ON v.id = w.version_id AND v.status = 'active' "
+                "JOIN grid g ON g.version_id = w.version_id AND g.town_code = :t AND g.community_code <> :c "
+                "AND left(g.code, 12) <> left(w.grid_code, 12) "
+                "JOIN grid h ON h.version_id = w.version_id AND h.code = w.grid_code AND h.town_code = :t "
+                "WHERE w.active AND left(w.grid_code, 12) <> :c ORDER BY w.id, g.code LIMIT 1"
+            ),
+            {"t": town, "c": draft.community_code},
+        ).one()
+        move_worker(conn, worker, target, actor=Actor("调度测试", "staffing"))
+    with engine.begin() as conn:
+        grid_versions.rollback(conn, actor_name="指挥中心测试")
+    with engine.connect() as conn:
+        assert stale_worker_counts(conn) == {}
+        assert conn.execute(text("SELECT grid_code FROM worker WHERE id = :w"), {"w": worker}).scalar_one() == target
+        # A draft drawn now starts from the real counts too, outside its area as well as inside.
+    with engine.begin() as conn:
+        again = hand_drawn_draft(conn, not_community=draft.community_code)
+        counts = dict(
+            conn.execute(
+                text("SELECT code, worker_count FROM grid WHERE version_id = :v AND code = ANY(:g)"),
+                {"v": again.version_id, "g": [home, target]},
+            ).all()
+        )
+        real = dict(
+            conn.execute(
+                text(
+                    "SELECT grid_code, count(*) FROM worker w JOIN grid_version v ON v.id = w.version_id "
+                    "AND v.status = 'active' WHERE w.active AND w.grid_code = ANY(:g) GROUP BY 1"
+                ),
+                {"g": [home, target]},
+            ).all()
+        )
+        assert counts == {code: real.get(code, 0) for code in (home, target)}
+        conn.rollback()
