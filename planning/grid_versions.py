@@ -45,6 +45,11 @@ AreaLevelOrCity = Literal["community", "town", "city"]
 # reprojection by up to a fraction of a metre, and would open a sliver against the neighbour that kept that edge.
 SNAP_DEGREES = 6e-6
 
+# A community run without a floor first tries its own worst grid's compactness with this share of its time limit,
+# then its town's worst with the rest (at least MIN_RETRY_S).
+FIRST_FLOOR_SHARE = 0.6
+MIN_RETRY_S = 1.0
+
 # A grid code has three digits for its number within the community.
 MAX_GRID_NUMBER = 10**GRID_NUMBER_DIGITS - 1
 
@@ -110,7 +115,7 @@ def draw(
     """
     started = time.perf_counter()
     area = _area(conn, community=community, town=town)
-    from planning.redesign import Problem, redesign, town_redesign, union_figures
+    from planning.redesign import Problem, town_redesign, union_figures
 
     if k is not None and area.level == "town":
         raise Infeasible("按镇街重划时不能指定网格数；请按村（社区）指定网格数", reason="k_needs_community")
@@ -127,10 +132,12 @@ def draw(
     if outside:
         raise Infeasible(f"锁定的网格 {'、'.join(outside)} 不在{area.name}内", reason="lock_outside_area")
     standards = city_standards(conn)
-    if pp_floor is None and area.level == "community":
-        # "Not below the current plan's worst": the plan is the town's grids, as for a town-wide run; a community's
-        # own worst grid is often far better than the town's, and would refuse balances the town already accepts.
-        pp_floor = repo.worst_polsby_popper(conn, base.id, area.town_code)
+    # A community run without a floor tries its own worst grid first and, when that cannot balance, the town's.
+    town_floor = (
+        repo.worst_polsby_popper(conn, base.id, area.town_code)
+        if pp_floor is None and area.level == "community"
+        else None
+    )
     work = area_work(conn, area.community_codes, standards=standards)
     workers = repo.active_workers_by_grid(conn, base.id, area.community_codes)
     used = repo.used_grid_numbers(conn, area.community_codes)
@@ -167,8 +174,11 @@ def draw(
         )
     read_s = time.perf_counter() - started
     if area.level == "community":
-        solutions = {area.code: redesign(problems[area.code])}
-        figures = _figures_json(solutions[area.code].figures)
+        solution, relaxed = _community_solution(problems[area.code], town_floor)
+        solutions = {area.code: solution}
+        figures = _figures_json(solution.figures)
+        if relaxed:
+            figures["notes"] = [*figures.get("notes", []), relaxed]
     else:
         solutions = town_redesign(problems)
         figures = _figures_json(union_figures(solutions))
@@ -202,6 +212,33 @@ def draw(
     }
     repo.set_figures(conn, version_id, figures)
     return summary(conn, version_id)
+
+
+def _community_solution(problem: Any, town_floor: float | None) -> tuple[Any, str]:
+    """Redesign a community at its own worst grid's compactness, else at its town's worst; (solution, note).
+
+    The note (Chinese) says when the floor was relaxed. Local search answers in well under a second, so the first
+    try gets the larger share of the time limit and the retry the rest.
+    """
+    from dataclasses import replace
+
+    from planning.redesign import redesign
+    from planning.redesign.figures import polsby_popper
+
+    own_floor = min(polsby_popper(g) for g in problem.current.values())
+    if town_floor is None or town_floor >= own_floor:
+        return redesign(problem), ""
+    limit = float(problem.time_limit_s)
+    first = FIRST_FLOOR_SHARE * limit
+    started = time.perf_counter()
+    try:
+        return redesign(replace(problem, pp_floor=own_floor, time_limit_s=first)), ""
+    except Infeasible as refused:
+        if refused.reason != "no_balanced_plan":
+            raise
+    left = max(limit - (time.perf_counter() - started), MIN_RETRY_S)
+    solution = redesign(replace(problem, pp_floor=town_floor, time_limit_s=left))
+    return solution, f"紧凑度下限由 {own_floor:.2f} 放宽至 {town_floor:.2f} 以达到均衡"
 
 
 def _problem(

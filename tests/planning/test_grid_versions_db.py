@@ -737,3 +737,47 @@ def test_after_a_rollback_every_grid_counts_the_workers_it_really_has(engine: En
         )
         assert counts == {code: real.get(code, 0) for code in (home, target)}
         conn.rollback()
+
+
+def test_a_community_that_cannot_balance_at_its_own_compactness_is_drawn_at_its_towns_and_says_so(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        # Communities of 3-6 grids whose worst grid is far more compact than their town's worst, most first.
+        candidates = conn.execute(
+            text(
+                """
+                WITH pp AS (
+                    SELECT g.community_code, g.town_code,
+                           4 * pi() * ST_Area(ST_Transform(g.geom, 4547)) / ST_Perimeter(ST_Transform(g.geom, 4547)) ^ 2
+                             AS pp
+                    FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'),
+                c AS (SELECT community_code, town_code, min(pp) AS own, count(*) AS n FROM pp
+                      GROUP BY community_code, town_code),
+                t AS (SELECT town_code, min(pp) AS worst FROM pp GROUP BY town_code)
+                SELECT c.community_code, c.own, t.worst FROM c JOIN t USING (town_code)
+                WHERE c.n BETWEEN 3 AND 6 AND t.worst < c.own - 0.1 ORDER BY c.own - t.worst DESC, 1 LIMIT 12
+                """
+            )
+        ).all()
+        relaxed = None
+        for community, own, worst in candidates:
+            with conn.begin_nested() as attempt:
+                try:
+                    draft = grid_versions.draw(conn, community=community, k=None, actor_name="指挥中心测试")
+                except Infeasible:
+                    attempt.rollback()
+                    continue
+                notes = [n for n in draft.figures.get("notes", []) if n.startswith("紧凑度下限由")]
+                if notes:
+                    relaxed = (community, own, worst, notes[0], draft)
+                    break
+                # Balanced at its own floor: the draft never goes below its own worst grid.
+                assert draft.figures["worst_pp_after"] >= own - 0.01
+                attempt.rollback()
+        assert relaxed is not None, "no community of the test city needed its town's floor"
+        community, own, worst, note, draft = relaxed
+        assert note == f"紧凑度下限由 {own:.2f} 放宽至 {worst:.2f} 以达到均衡"
+        assert draft.status == "draft" and draft.figures["balanced"]
+        assert draft.figures["worst_pp_after"] >= worst - 0.01
+        conn.rollback()
