@@ -334,6 +334,29 @@ def insert_draft(
     )
 
 
+def drafts_of_area(conn: Connection, area_code: str) -> list[int]:
+    """The ids of the drafts of one area (community or town code), oldest first."""
+    rows = conn.execute(
+        text("SELECT id FROM grid_version WHERE status = 'draft' AND area_code = :a ORDER BY id"), {"a": area_code}
+    ).scalars()
+    return [int(i) for i in rows]
+
+
+def discard_draft(conn: Connection, version_id: int, *, at: datetime, actor: str) -> None:
+    """Delete a draft's grids and workloads and keep its row, retired, with who discarded it and when (the audit)."""
+    conn.execute(text("DELETE FROM grid_workload WHERE version_id = :v"), {"v": version_id})
+    conn.execute(text("DELETE FROM grid WHERE version_id = :v"), {"v": version_id})
+    conn.execute(
+        text(
+            "UPDATE grid_version SET status = 'retired', retired_at = :at, name = name || '（草案已删除）', "
+            "note = coalesce(note, '') || :note, "
+            "figures = coalesce(figures, '{}'::jsonb) || jsonb_build_object('discarded_by', CAST(:actor AS text), "
+            "'discarded_at', CAST(:at AS timestamptz)) WHERE id = :v"
+        ),
+        {"v": version_id, "at": at, "actor": actor, "note": f"；草案由 {actor} 删除"},
+    )
+
+
 def copy_grids_except(conn: Connection, *, from_version: int, to_version: int, community_codes: Collection[str]) -> int:
     """Copy every grid of a version but those of these communities (and their stored workloads) into another."""
     copied = conn.execute(

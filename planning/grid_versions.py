@@ -11,6 +11,8 @@
   whose reason names the version. A draft whose base is no longer active, or whose area's data changed since it
   was drawn, is refused (`StaleDraft`) and nothing is applied.
 - `rollback` activates the active version's base the same way and returns the workers the apply moved.
+- An area holds at most MAX_DRAFTS_PER_AREA drafts at a time; `discard` deletes a draft's grids and keeps its row
+  (retired, with who discarded it).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ AreaLevelOrCity = Literal["community", "town", "city"]
 # exactly on it: a vertex the unit lattice put on a long straight edge is off the stored (WGS84-straight) edge after
 # reprojection by up to a fraction of a metre, and would open a sliver against the neighbour that kept that edge.
 SNAP_DEGREES = 6e-6
+
+# Drafts one area (community or town) may have at a time; a discarded draft no longer counts.
+MAX_DRAFTS_PER_AREA = 5
 
 # A community run without a floor first tries its own worst grid's compactness with this share of its time limit,
 # then its town's worst with the rest (at least MIN_RETRY_S).
@@ -125,6 +130,14 @@ def draw(
     base = repo.active_version(conn)
     if base is None:
         raise PlanNotFound("没有生效的网格版本", reason="no_active_version")
+    drafts = repo.drafts_of_area(conn, area.code)
+    if len(drafts) >= MAX_DRAFTS_PER_AREA:
+        listed = "、".join(str(d) for d in drafts)
+        raise VersionState(
+            f"{area.name}已有 {len(drafts)} 份草案（编号 {listed}），最多 {MAX_DRAFTS_PER_AREA} 份："
+            "请先删除不再需要的草案（gridgov grids discard 编号）",
+            reason="too_many_drafts",
+        )
     current = repo.grids_of(conn, base.id, area.community_codes)
     current_codes = {g.code for g in current}
     locks = list(dict.fromkeys(locked))
@@ -596,6 +609,21 @@ def _area_of(conn: Connection, area_code: str) -> repo.Area:
     if area is None:
         raise PlanNotFound(f"没有编码为 {area_code} 的区域", reason="unknown_area")
     return area
+
+
+def discard(conn: Connection, version_id: int, *, actor_name: str) -> DraftSummary:
+    """Discard a draft: its grids and workloads go, its row stays retired with who discarded it (audit).
+
+    PlanNotFound when unknown, VersionState when it is not a draft (an active or retired version is never deleted).
+    """
+    row = repo.version(conn, version_id, for_update=True)
+    if row is None:
+        raise PlanNotFound(f"没有编号为 {version_id} 的网格版本", reason="not_found")
+    if row.status != "draft":
+        state = {"active": "已生效", "retired": "已停用"}.get(row.status, row.status)
+        raise VersionState(f"网格版本 {version_id} {state}，只有草案可以删除", reason="not_a_draft")
+    repo.discard_draft(conn, version_id, at=clock.now(), actor=actor_name)
+    return summary(conn, version_id)
 
 
 # ------------------------------------------------------------------------------------------------ apply, rollback

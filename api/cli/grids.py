@@ -1,5 +1,5 @@
 """api.cli.grids: `gridgov grids`, the territory: import boundaries, the repair report, and grid versions (redesign,
-apply, rollback, versions)."""
+apply, rollback, discard, versions)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def grids_repair_report() -> None:
     typer.echo(stored_repair_report(settings))
 
 
+# The grid counts `redesign --grids` accepts (as the API's).
+MIN_GRIDS, MAX_GRIDS = 1, 99
+
 # The name the audit trail gives to changes made from the command line.
 CLI_ACTOR = "gridgov 命令行"
 STATUS_ZH = {"draft": "草案", "active": "生效", "retired": "停用"}
@@ -64,7 +67,7 @@ KIND_ZH = {
 def grids_redesign(
     community: Annotated[str | None, typer.Option("--community", help="Community code (村/社区).")] = None,
     town: Annotated[str | None, typer.Option("--town", help="Town code (镇街): every community of the town.")] = None,
-    grids: Annotated[int | None, typer.Option("--grids", min=1, max=99, help="Number of grids wanted (K).")] = None,
+    grids: Annotated[int | None, typer.Option("--grids", help="Number of grids wanted (K), 1 to 99.")] = None,
     lock: Annotated[
         list[str] | None, typer.Option("--lock", help="A grid code kept exactly as it is (repeatable).")
     ] = None,
@@ -73,11 +76,12 @@ def grids_redesign(
     pp_floor: Annotated[
         float | None,
         typer.Option(
-            "--pp-floor", min=0.0, max=1.0, help="Polsby-Popper floor (default: the worst grid of the town now)."
+            "--pp-floor",
+            help="Polsby-Popper floor, 0 to 1 (default: the community's worst grid now, else its town's).",
         ),
     ] = None,
     tolerance: Annotated[
-        float, typer.Option("--tolerance", min=0.01, max=0.5, help="Hours per worker within ± this of the mean.")
+        float, typer.Option("--tolerance", help="Hours per worker within ± this of the mean (0.01 to 0.5).")
     ] = 0.10,
 ) -> None:
     """Draw a draft grid version for a community or a town with the least disruption; the last line is its id."""
@@ -89,6 +93,13 @@ def grids_redesign(
         raise fail("请指定 --community 或 --town 之一", code=2)
     if method not in ("auto", "cpsat", "local"):
         raise fail(f"--method 只能是 auto、cpsat 或 local，而不是 {method!r}", code=2)
+    # Checked here, not by typer, so that the refusal is in Chinese like every other.
+    if grids is not None and not MIN_GRIDS <= grids <= MAX_GRIDS:
+        raise fail(f"--grids 网格数应在 {MIN_GRIDS}–{MAX_GRIDS} 之间，而不是 {grids}", code=2)
+    if pp_floor is not None and not 0.0 <= pp_floor <= 1.0:
+        raise fail(f"--pp-floor 紧凑度下限应在 0–1 之间，而不是 {pp_floor}", code=2)
+    if not 0.01 <= tolerance <= 0.5:
+        raise fail(f"--tolerance 允许偏差应在 0.01–0.5 之间，而不是 {tolerance}", code=2)
     try:
         with connection() as conn:
             draft = draw(
@@ -127,6 +138,21 @@ def grids_apply(version_id: Annotated[int, typer.Argument(help="The draft's id."
         f"区域 {result.area_code}）"
     )
     typer.echo(f"调整：{_moved(result.moved)}；用时 {result.seconds:.1f} 秒")
+
+
+@app.command("discard")
+def grids_discard(version_id: Annotated[int, typer.Argument(help="The draft's id.", metavar="VERSION_ID")]) -> None:
+    """Discard a draft: its grids go, the version is kept retired with who discarded it."""
+    from api.cli.common import connection
+    from planning.errors import PlanningError
+    from planning.grid_versions import discard
+
+    try:
+        with connection() as conn:
+            discarded = discard(conn, version_id, actor_name=CLI_ACTOR)
+    except PlanningError as exc:
+        raise fail(f"已拒绝：{exc}（{exc.reason}）") from exc
+    typer.echo(f"草案 {discarded.id}（{discarded.area_code}）已删除")
 
 
 @app.command("rollback")
@@ -211,6 +237,7 @@ def format_figures(figures: dict[str, Any], *, version_id: int, base_version_id:
         ),
     ]
     lines.extend(f"  {label}：{value}" for label, value in rows)
+    lines.extend(f"  说明：{note}" for note in figures.get("notes", []))
     lines.append(f"  {'网格':<16}{'工时/月':>8}{'人数':>5}{'每人工时':>9}{'偏差':>8}{'紧凑度':>7}{'地址':>7}")
     lines.extend(
         f"  {g.get('code', ''):<18}{float(g.get('hours', 0.0)):>10.1f}{int(g.get('workers', 0)):>6}"

@@ -57,7 +57,10 @@ class DraftRequest(BaseModel):
     )
     follow_roads: bool = Field(False, description="网格边界尽量沿道路")
     pp_floor: float | None = Field(
-        None, ge=0, le=1, description="紧凑度（Polsby-Popper）下限；默认取所在镇街现有网格中最差者"
+        None,
+        ge=0,
+        le=1,
+        description="紧凑度（Polsby-Popper）下限；默认先取本村（社区）现有网格中最差者，无法均衡时放宽至所在镇街最差者",
     )
     tolerance: float = Field(0.10, ge=0.01, le=0.5, description="每人工作量允许偏离平均值的比例（默认 ±10%）")
 
@@ -371,6 +374,25 @@ def apply_version(
     summary = grid_versions.summary(conn, version_id)
     check_area(conn, scope, summary.area_level, summary.area_code)
     return apply_out(grid_versions.apply(conn, version_id, actor_name=principal.audit_name))
+
+
+@router.delete(
+    "/grid-versions/{version_id}",
+    status_code=204,
+    summary="删除草案",
+    description="删除一份草案的网格（版本记录保留为停用，并记下删除人）；只有草案可以删除（否则 409 version_state）。",
+)
+def discard_version(
+    version_id: VersionId,
+    scope: CurrentScope,
+    conn: WriteConn,
+    principal: Annotated[Principal, Depends(allowed(Capability.GRID_REDESIGN))],
+) -> Response:
+    """Discard a draft of the caller's area."""
+    summary = grid_versions.summary(conn, version_id)
+    check_area(conn, scope, summary.area_level, summary.area_code)
+    grid_versions.discard(conn, version_id, actor_name=principal.audit_name)
+    return Response(status_code=204)
 
 
 # ------------------------------------------------------------------------------------------------------------ pages

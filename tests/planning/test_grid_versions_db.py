@@ -781,3 +781,56 @@ def test_a_community_that_cannot_balance_at_its_own_compactness_is_drawn_at_its_
         assert draft.status == "draft" and draft.figures["balanced"]
         assert draft.figures["worst_pp_after"] >= worst - 0.01
         conn.rollback()
+
+
+def test_an_area_holds_five_drafts_at_most_and_a_discarded_one_makes_room(engine: Engine) -> None:
+    with engine.begin() as conn:
+        first = hand_drawn_draft(conn)
+        base = active_id(conn)
+        more = [
+            repo.insert_draft(
+                conn,
+                name=f"草案{n}",
+                note="",
+                base_version_id=base,
+                area_code=first.community_code,
+                created_by="测试",
+                created_at=datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
+                figures={},
+                fingerprint="",
+            )
+            for n in range(4)
+        ]
+    drafts = [first.version_id, *more]
+    with pytest.raises(VersionState) as refused, engine.begin() as conn:
+        grid_versions.draw(conn, community=first.community_code, actor_name="指挥中心测试")
+    assert refused.value.reason == "too_many_drafts"
+    assert "最多 5 份" in str(refused.value) and all(str(d) in str(refused.value) for d in drafts)
+    with engine.begin() as conn:
+        grids_before = conn.execute(
+            text("SELECT count(*) FROM grid WHERE version_id = :v"), {"v": first.version_id}
+        ).scalar_one()
+        assert grids_before > 0
+        discarded = grid_versions.discard(conn, first.version_id, actor_name="指挥中心测试")
+    assert discarded.status == "retired" and "已删除" in discarded.name
+    assert discarded.figures["discarded_by"] == "指挥中心测试"
+    with engine.connect() as conn:
+        for table in ("grid", "grid_workload"):
+            left = conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE version_id = :v"),  # noqa: S608 - a fixed table name
+                {"v": first.version_id},
+            ).scalar_one()
+            assert left == 0, table
+        assert first.version_id not in [v.id for v in grid_versions.versions(conn, status="draft")]
+    # With one discarded there is room again; an active or already discarded version is never deleted.
+    with engine.begin() as conn:
+        draft = grid_versions.draw(conn, community=first.community_code, actor_name="指挥中心测试")
+        assert draft.status == "draft"
+        for version_id in (active_id(conn), first.version_id):
+            with pytest.raises(VersionState) as not_a_draft:
+                grid_versions.discard(conn, version_id, actor_name="测试")
+            assert not_a_draft.value.reason == "not_a_draft" and "只有草案可以删除" in str(not_a_draft.value)
+        with pytest.raises(PlanNotFound):
+            grid_versions.discard(conn, 999_999, actor_name="测试")
+        for version_id in [*more, draft.id]:
+            grid_versions.discard(conn, version_id, actor_name="测试")

@@ -95,7 +95,13 @@ def test_rollback_restores_the_previous_version_and_then_has_nothing_left(db: Da
         (("grids", "redesign", "--community", "441900999999"), 1, "没有编码为 441900999999 的村（社区）"),
         (("grids", "redesign", "--town", "441900999000"), 1, "没有编码为 441900999000 的镇街"),
         (("grids", "redesign", "--community", "441900003001", "--method", "fast"), 2, "--method"),
+        (("grids", "redesign", "--community", "441900003001", "--grids", "0"), 2, "网格数应在 1–99 之间，而不是 0"),
+        (("grids", "redesign", "--community", "441900003001", "--grids", "500"), 2, "网格数应在 1–99 之间"),
+        (("grids", "redesign", "--community", "441900003001", "--pp-floor", "2"), 2, "紧凑度下限应在 0–1 之间"),
+        (("grids", "redesign", "--community", "441900003001", "--tolerance", "0.9"), 2, "允许偏差应在"),
         (("grids", "apply", "999999"), 1, "没有编号为 999999 的网格版本"),
+        (("grids", "discard", "999999"), 1, "没有编号为 999999 的网格版本"),
+        (("grids", "discard", "1"), 1, "只有草案可以删除"),
         (("grids", "versions", "--status", "old"), 2, "--status"),
     ],
 )
@@ -119,3 +125,25 @@ def test_a_lock_outside_the_community_is_refused_by_name(
     result = gridgov(db, "grids", "redesign", "--community", area.community_code, "--lock", elsewhere.grid_codes[0])
     assert result.exit_code == 1
     assert elsewhere.grid_codes[0] in result.output and "lock_outside_area" in result.output
+
+
+def test_discard_deletes_a_draft_and_lists_it_as_retired(
+    db: DatabaseSettings, engine: Engine, area: RedesignArea
+) -> None:
+    drawn = gridgov(db, "grids", "redesign", "--community", area.community_code)
+    assert drawn.exit_code == 0, drawn.output
+    draft_id = int(drawn.output.strip().splitlines()[-1])
+    result = gridgov(db, "grids", "discard", str(draft_id))
+    assert result.exit_code == 0, result.output
+    assert f"草案 {draft_id}（{area.community_code}）已删除" in result.output
+    with engine.connect() as conn:
+        status, grids = conn.execute(
+            text("SELECT status, (SELECT count(*) FROM grid WHERE version_id = :v) FROM grid_version WHERE id = :v"),
+            {"v": draft_id},
+        ).one()
+    assert (status, grids) == ("retired", 0)
+    listed = gridgov(db, "grids", "versions", "--status", "retired")
+    row = next(line for line in listed.output.splitlines() if line.split()[0] == str(draft_id))
+    assert "停用" in row and "已删除" in row
+    again = gridgov(db, "grids", "discard", str(draft_id))
+    assert again.exit_code == 1 and "只有草案可以删除" in again.output
