@@ -8,7 +8,12 @@ Pure: no database. Two steps, each explainable to a town leader:
 
    * fewer workers than recommended in total: the shortfall is taken, one worker at a time, from the grid whose
      hours per worker stay lowest after losing one (so the busiest grid per worker is as light as it can be), never
-     below the minimum head-count while the group has enough workers for every grid's minimum;
+     below the minimum head-count while the group has enough workers for every grid's minimum. So under a shortage
+     a grid's target can be below its own recommendation, and a plan may even take a worker from a grid that is
+     already short: the town cannot staff every grid as recommended, and the plan spreads the gap so that hours
+     per worker are as even across the town as the head-count rules allow, rather than leaving the gap wherever
+     it happens to be now. The service shows it per grid (`short_by`, "缺 N 人（全镇人手不足）") so nobody reads
+     the target as the grid's need. A grid with no work gives up its last worker before any grid with work;
    * as many or more workers than recommended: every grid below its recommendation is filled, and the extra workers
      stay where they are (no move for nothing); the gaps are filled by the extras `plan_moves` would send (the grid
      with most extras first, then the least travel), and those grids' targets drop by as many.
@@ -104,8 +109,13 @@ def _groups(grids: Sequence[GridStaff], within: Within) -> dict[str, list[GridSt
 
 
 def _hours_per_worker_after_losing_one(hours: float, count: int) -> float:
-    """Hours per worker a grid would carry with one worker fewer (infinite when it would have none left)."""
-    return hours / (count - 1) if count > 1 else math.inf
+    """Hours per worker a grid would carry with one worker fewer (infinite when its work would have nobody left).
+
+    A grid with no work loses its last worker first: keeping one there would take them from a grid that has work.
+    """
+    if count > 1:
+        return hours / (count - 1)
+    return math.inf if hours > 0 else 0.0
 
 
 def targets(grids: Sequence[GridStaff], standards: StaffingStandards, *, within: Within = "town") -> dict[str, int]:

@@ -55,6 +55,7 @@ class GridLine:
     workers: int  # active workers now
     recommended: int  # workload over one worker's capacity, within min..max
     target: int  # recommended, fitted to the workers the group has
+    short_by: int  # recommended - target when the group is short of workers overall (planning.staffing), else 0
     after: int  # active workers once the plan is applied
     hours_per_worker_before: float | None  # None: no worker
     hours_per_worker_after: float | None
@@ -272,6 +273,7 @@ def plan(
             workers=len(g.workers),
             recommended=recommended(g.hours, standards),
             target=wanted[g.code],
+            short_by=max(0, recommended(g.hours, standards) - wanted[g.code]),
             after=len(g.workers) + change[g.code],
             hours_per_worker_before=_per_worker(g.hours, len(g.workers)),
             hours_per_worker_after=_per_worker(g.hours, len(g.workers) + change[g.code]),

@@ -107,7 +107,7 @@ def staffing_plan(
                         _figure(g.hours),
                         str(g.workers),
                         str(g.recommended),
-                        str(g.target),
+                        f"{g.target} 缺 {g.short_by} 人（全镇人手不足）" if g.short_by else str(g.target),
                         str(g.after),
                         _figure(g.hours_per_worker_before),
                         _figure(g.hours_per_worker_after),

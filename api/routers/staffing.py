@@ -45,6 +45,9 @@ class GridLineOut(BaseModel):
     workers: int = Field(description="现有在岗网格员数")
     recommended: int = Field(description="建议网格员数（工作量 ÷ 每人每月外勤工时，2–5 人）")
     target: int = Field(description="本方案的目标人数（按本范围现有人数调整后的建议）")
+    short_by: int = Field(
+        description="目标低于建议的人数：本范围人手总数不足时，缺口按人均工作量最均衡的方式分摊到各网格（否则为 0）"
+    )
     after: int = Field(description="方案实施后的网格员数")
     hours_per_worker_before: float | None = Field(description="调整前人均工作量（小时/月）；无人时为空")
     hours_per_worker_after: float | None = Field(description="调整后人均工作量（小时/月）；无人时为空")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -117,6 +118,50 @@ def test_a_town_short_of_workers_lets_the_grid_with_least_work_per_worker_wait()
     planned = targets(grids, STANDARDS)
     assert sum(planned.values()) == 8
     assert planned == {"10001": 4, "10002": 2, "10003": 2}
+
+
+def test_a_grid_with_no_work_gives_up_its_last_worker_before_a_busy_grid_does() -> None:
+    # The town has two workers for 5 + 2 recommended and too few for the minimum everywhere: the busy grid keeps both.
+    grids = [_grid("10001", 646, (1, 2)), _grid("10002", 0, ())]
+    planned = targets(grids, STANDARDS)
+    assert planned == {"10001": 2, "10002": 0}
+    assert plan_moves(grids, planned) == []
+
+
+def _hours_per_worker(grid: GridStaff, count: int) -> float:
+    """A grid's hours per worker with `count` workers (infinite: work and nobody to do it)."""
+    if count:
+        return grid.hours / count
+    return math.inf if grid.hours > 0 else 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(cities())
+def test_under_a_shortage_the_plan_never_makes_hours_per_worker_less_even(grids: list[GridStaff]) -> None:
+    """A town short of workers: its gap falls where hours per worker stay lowest. When the town starts within the
+    rules (every grid between the minimum, if the town can afford it, and its recommendation), no plan makes the
+    busiest grid busier or widens the spread of hours per worker; and in every short town, a grid left below its
+    recommendation carries no more per worker than any grid that could have given it a worker would after giving."""
+    planned = targets(grids, STANDARDS)
+    after = {g.code: len(g.workers) for g in apply_moves(grids, plan_moves(grids, planned))}
+    for town in {g.town_code for g in grids}:
+        members = [g for g in grids if g.town_code == town]
+        rec = {g.code: recommended(g.hours, STANDARDS) for g in members}
+        have = sum(len(g.workers) for g in members)
+        if have >= sum(rec.values()):
+            continue
+        floor = STANDARDS.min_workers if have >= STANDARDS.min_workers * len(members) else 0
+        for short in (g for g in members if planned[g.code] < rec[g.code]):
+            for giver in (g for g in members if g is not short and planned[g.code] > floor):
+                assert _hours_per_worker(short, planned[short.code]) <= (
+                    _hours_per_worker(giver, planned[giver.code] - 1) + 1e-9
+                )
+        if all(floor <= len(g.workers) <= rec[g.code] for g in members):
+            before = [_hours_per_worker(g, len(g.workers)) for g in members]
+            now = [_hours_per_worker(g, after[g.code]) for g in members]
+            assert max(now) <= max(before) + 1e-9
+            if math.isfinite(max(before)):
+                assert max(now) - min(now) <= max(before) - min(before) + 1e-9
 
 
 def test_extra_workers_stay_where_they_are() -> None:

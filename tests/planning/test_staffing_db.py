@@ -292,6 +292,10 @@ def test_a_town_short_of_workers_leaves_the_gap_where_work_per_worker_is_lowest(
     assert sum(g.target for g in plan.grids) == base.totals.workers
     assert all(2 <= g.target <= 5 for g in plan.grids)
     assert plan.totals.shortfall_after == 5 * len(plan.grids) - base.totals.workers
+    # Each grid says how far its target is below its recommendation, and the gaps add up to the town's shortfall.
+    assert all(g.short_by == g.recommended - g.target for g in plan.grids)
+    assert sum(g.short_by for g in plan.grids) == plan.totals.shortfall_after
+    assert all(g.short_by == 0 for g in base.grids if base.totals.workers >= base.totals.recommended)
     # Grids that keep fewer than five are those with the least work per worker.
     short = [g for g in plan.grids if g.target < 5]
     full = [g for g in plan.grids if g.target == 5]
@@ -368,3 +372,33 @@ def test_the_command_line_prints_the_plan_and_applies_it_by_its_fingerprint(
     assert done.exit_code == 0 and "无需调动" in done.output
     unknown = CliRunner().invoke(app, ["staffing", "plan", "--town", "441900999000"], env=env)
     assert unknown.exit_code == 2 and "未找到镇街" in unknown.output
+
+
+def test_the_command_line_says_which_grids_stay_short_because_the_town_is_short(
+    engine: Engine, db: DatabaseSettings
+) -> None:
+    """A town with fewer workers than its grids' minimum: the plan lists each grid left below its recommendation."""
+    with engine.begin() as conn:
+        town = conn.execute(text("SELECT town_code FROM grid GROUP BY 1 ORDER BY count(*), 1 LIMIT 1")).scalar_one()
+        # At most two workers stay in each grid of the town, and one grid keeps one: fewer than two per grid.
+        conn.execute(
+            text(
+                """
+                UPDATE worker w SET active = false FROM (
+                  SELECT id, row_number() OVER (PARTITION BY grid_code ORDER BY id) AS n,
+                         dense_rank() OVER (ORDER BY grid_code) AS g
+                  FROM worker WHERE town_code = :t AND active) r
+                WHERE w.id = r.id AND (r.n > 2 OR (r.g = 1 AND r.n > 1))
+                """
+            ),
+            {"t": town},
+        )
+    env = {"GRIDGOV_DATABASE_URL": db.database_url}
+    shown = CliRunner().invoke(app, ["staffing", "plan", "--town", town, "--all"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "缺 " in shown.output and "人（全镇人手不足）" in shown.output
+    with engine.connect() as conn:
+        plan = staffing_service.plan(conn, scope=Scope("town", town))
+    short = [g for g in plan.grids if g.short_by > 0]
+    assert short and sum(g.short_by for g in plan.grids) == plan.totals.shortfall_after
+    assert shown.output.count("人（全镇人手不足）") == len(short)

@@ -74,7 +74,8 @@ export function renderGrids(tbody, grids, onPick) {
     name.title = `${grid.code} · ${grid.community_name}`;
     cell(row, figure(grid.hours));
     cell(row, grid.after === grid.workers ? `${grid.workers}` : `${grid.workers} → ${grid.after}`);
-    cell(row, String(grid.recommended));
+    // Under a town-wide shortage the target is below the recommendation: say so, so the gap is not read as a need.
+    cell(row, grid.short_by > 0 ? `${grid.recommended} · 缺 ${grid.short_by} 人（全镇人手不足）` : String(grid.recommended));
     const before = figure(grid.hours_per_worker_before);
     const after = figure(grid.hours_per_worker_after);
     cell(row, before === after ? before : `${before} → ${after}`);
