@@ -170,3 +170,48 @@ def test_a_town_leader_following_a_link_to_another_town_sees_their_own_and_is_to
     assert page.evaluate("window.gridgov.page.plan.town_code") == scene["town"]
     assert "不在您的管辖范围内" in page.locator("#message").inner_text()
     page.close()
+
+
+def test_a_plan_that_changed_before_the_click_is_refused_and_drawn_again(
+    base_url: str, scene: dict[str, str], browser: Any, db: DatabaseSettings
+) -> None:
+    """Between seeing the plan and confirming it, a worker it would move leaves: the page says the plan changed
+    (409 stale_plan), moves nobody, and shows the plan computed now."""
+    engine = make_engine(db)
+    with engine.begin() as conn:  # the grid is emptied again, so there is a plan to apply
+        neighbour = conn.execute(
+            text("SELECT min(code) FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'"
+                 " WHERE g.community_code = :c AND g.code > :g"),
+            {"c": scene["community"], "g": scene["grid"]},
+        ).scalar_one()  # fmt: skip
+        conn.execute(
+            text("UPDATE worker SET grid_code = :to WHERE grid_code = :from AND active"),
+            {"from": scene["grid"], "to": neighbour},
+        )
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    sign_in(page, base_url, "leader", f"/staffing?town={scene['town']}")
+    page.wait_for_function("window.gridgov && window.gridgov.page.ready && window.gridgov.page.plan", timeout=60_000)
+    seen = page.evaluate("window.gridgov.page.plan")
+    assert seen["moves"]
+    leaving = seen["moves"][0]["worker_id"]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE worker SET active = false WHERE id = :w"), {"w": leaving})
+    page.click("#apply")
+    with page.expect_response(lambda r: "/v1/staffing/apply" in r.url, timeout=60_000) as answer:
+        page.click("#confirm-yes")
+    assert answer.value.status == 409 and answer.value.json()["error"] == "stale_plan"
+    page.wait_for_function(
+        f"window.gridgov.page.ready && window.gridgov.page.plan.fingerprint !== '{seen['fingerprint']}'",
+        timeout=60_000,
+    )
+    assert "已重新计算方案" in page.locator("#message").inner_text()
+    assert leaving not in [m["worker_id"] for m in page.evaluate("window.gridgov.page.plan.moves")]
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM worker WHERE grid_code = :g AND active"), {"g": scene["grid"]}
+            ).scalar_one()
+            == 0
+        )
+    engine.dispose()
+    page.close()

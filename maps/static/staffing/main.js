@@ -104,8 +104,8 @@ async function applyPlan() {
       + `新到网格员接手排队任务 ${result.queued_tasks_assigned} 件。`, "done");
   } catch (error) {
     hook.error = error.message;
-    say(error.code === "stale_draft" ? `${error.message}。已重新计算方案。` : error.message, "refused");
-    if (error.code === "stale_draft") { await load(); }
+    say(error.code === "stale_plan" ? `${error.message}。已重新计算方案。` : error.message, "refused");
+    if (error.code === "stale_plan") { await load(); }
     else { applyButton.disabled = false; }
   }
 }
