@@ -218,7 +218,8 @@ def version_out(version: grid_versions.DraftSummary) -> GridVersionOut:
         area_code=version.area_code,
         area_level=version.area_level,
         base_version_id=version.base_version_id,
-        figures=DraftFigures.model_validate(version.figures) if version.figures else None,
+        # A version without a redesign's figures (the city's first, a draft stored by hand) has none to show.
+        figures=DraftFigures.model_validate(version.figures) if "grids_after" in version.figures else None,
         created_by=version.created_by,
         created_at=version.created_at,
         stale=version.stale,
