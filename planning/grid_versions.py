@@ -47,6 +47,9 @@ AreaLevelOrCity = Literal["community", "town", "city"]
 # reprojection by up to a fraction of a metre, and would open a sliver against the neighbour that kept that edge.
 SNAP_DEGREES = 6e-6
 
+# A piece of a redrawn grid smaller than this (m²), cut off by making the area tile exactly, joins a neighbour.
+CRUMB_M2 = 0.01
+
 # Drafts one area (community or town) may have at a time; a discarded draft no longer counts.
 MAX_DRAFTS_PER_AREA = 5
 
@@ -384,6 +387,12 @@ def save_draft(
     staffed = repo.active_workers_by_grid(conn, base_version_id, area.community_codes)
     base_metric = {c: to_metric(g.geom) for c, g in base_grids.items()}
     snap_lines = _boundary_segments([g.geom for g in base_grids.values()] + list(area.community_geoms.values()))
+    drawn = {
+        code: _snapped(to_lonlat(geom), snap_lines)
+        for code, geom in grids.items()
+        if geom is not None and code[:12] in area.community_names
+    }
+    drawn = _tiled(drawn, {c: g.geom for c, g in base_grids.items() if grids.get(c, 0) is None}, area)
     rows: list[repo.NewGrid] = []
     for code in sorted(grids):
         geom = grids[code]
@@ -405,7 +414,7 @@ def save_draft(
                 )
             )
             continue
-        lonlat = _snapped(to_lonlat(geom), snap_lines)
+        lonlat = drawn[code]
         # The population of the base grids it takes over, each by the share of its area it covers.
         population = sum(
             base.population * geom.intersection(base_metric[c]).area / base_metric[c].area
@@ -424,7 +433,7 @@ def save_draft(
                 town_code=area.town_code,
                 name=name,
                 wkb=shapely.to_wkb(_multi(lonlat)),
-                area_m2=float(geom.area),
+                area_m2=float(to_metric(lonlat).area),
                 worker_count=int(workers.get(code, 0)),
                 population=round(population),
             )
@@ -449,6 +458,70 @@ def save_draft(
     parts = repo.fingerprint_parts(conn, base_version_id=base_version_id, community_codes=area.community_codes)
     repo.set_fingerprint(conn, version_id, repo.encode_fingerprint(parts))
     return version_id
+
+
+def _tiled(
+    drawn: Mapping[str, BaseGeometry], kept: Mapping[str, BaseGeometry], area: repo.Area
+) -> dict[str, BaseGeometry]:
+    """The redrawn grids (WGS84) made to tile each community exactly with the grids kept as they are.
+
+    Each new grid is clipped to its community and loses what a kept grid or a new grid of lower code already holds
+    (no overlap); each gap piece goes to the new grid sharing its longest edge; a grid left in pieces keeps its
+    largest and hands each crumb (< CRUMB_M2) to the neighbour sharing its longest edge. A grid drawn in several
+    parts (islands) keeps them.
+    """
+    out: dict[str, BaseGeometry] = {}
+    for community_code in sorted({code[:12] for code in drawn}):
+        community = area.community_geoms[community_code]
+        lat = float(community.centroid.y)
+        crumb = CRUMB_M2 / (111_320.0**2 * float(np.cos(np.radians(lat))))
+        codes = sorted(c for c in drawn if c[:12] == community_code)
+        taken = shapely.union_all([g for c, g in kept.items() if c[:12] == community_code])
+        mine: dict[str, BaseGeometry] = {}
+        for code in codes:
+            piece = shapely.difference(shapely.intersection(drawn[code], community), taken)
+            mine[code] = _polygons(piece)
+            taken = shapely.union(taken, mine[code])
+        gaps = shapely.difference(community, taken)
+        for gap in shapely.get_parts(_polygons(gaps)):
+            _give(mine, gap)
+        for code in codes:
+            parts = list(shapely.get_parts(mine[code]))
+            if len(parts) <= 1 or len(shapely.get_parts(drawn[code])) > 1:
+                continue
+            parts.sort(key=lambda g: -g.area)
+            mine[code] = parts[0]
+            for part in parts[1:]:
+                if part.area < crumb and _give(mine, part, besides=code):
+                    continue
+                mine[code] = shapely.union(mine[code], part)
+        for code in codes:
+            one = _polygons(mine[code])
+            out[code] = one if not one.is_empty else drawn[code]
+    return out
+
+
+def _polygons(geom: BaseGeometry) -> BaseGeometry:
+    """The polygonal part of a geometry (a collection's lines and points dropped)."""
+    parts = [p for p in shapely.get_parts(shapely.make_valid(geom)) if isinstance(p, (Polygon, MultiPolygon))]
+    if not parts:
+        return MultiPolygon()
+    return shapely.union_all(parts)
+
+
+def _give(grids: dict[str, BaseGeometry], piece: BaseGeometry, *, besides: str | None = None) -> bool:
+    """Add a piece to the grid (other than `besides`) sharing its longest edge; False when none touches it."""
+    best, length = None, 0.0
+    for code, geom in grids.items():
+        if code == besides or not piece.intersects(geom):
+            continue
+        shared = shapely.intersection(piece.boundary, geom.boundary).length
+        if shared > length:
+            best, length = code, shared
+    if best is None:
+        return False
+    grids[best] = _polygons(shapely.union(grids[best], piece))
+    return True
 
 
 def _multi(geom: BaseGeometry) -> MultiPolygon:

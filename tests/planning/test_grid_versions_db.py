@@ -211,7 +211,7 @@ def test_a_community_redrawn_with_a_locked_grid_keeps_it_exactly_and_balances_th
     with engine.connect() as conn:
         assert draft.status == "draft" and not draft.stale and draft.area_code == found.community_code
         gap, overlap, parts = tiling_errors(conn, draft.id, found.community_code)
-        assert gap < 0.05 and overlap < 0.05 and parts == 1
+        assert gap < 0.01 and overlap < 0.01 and parts == 1
         same = conn.execute(
             text(
                 "SELECT ST_AsBinary(a.geom) = ST_AsBinary(b.geom) FROM grid a JOIN grid b ON b.code = a.code "
@@ -834,3 +834,22 @@ def test_an_area_holds_five_drafts_at_most_and_a_discarded_one_makes_room(engine
             grid_versions.discard(conn, 999_999, actor_name="测试")
         for version_id in [*more, draft.id]:
             grid_versions.discard(conn, version_id, actor_name="测试")
+
+
+def test_a_drawn_town_tiles_every_community_exactly(engine: Engine) -> None:
+    with engine.begin() as conn:
+        town, _ = smallest_town(conn)
+        # What is checked is the tiling: a loose balance and floor so that every community is redrawn.
+        draft = grid_versions.draw(conn, town=town, pp_floor=0.1, tolerance=0.5, actor_name="指挥中心测试")
+        communities = [
+            str(c)
+            for c in conn.execute(
+                text("SELECT DISTINCT community_code FROM grid WHERE version_id = :v AND town_code = :t"),
+                {"v": draft.id, "t": town},
+            ).scalars()
+        ]
+        for community in communities:
+            gap, overlap, parts = tiling_errors(conn, draft.id, community)
+            assert gap < 0.01 and overlap < 0.01, (community, gap, overlap)
+            assert parts == 1, community
+        conn.rollback()
