@@ -629,8 +629,8 @@ def surge(conn: Connection, grid_code: str, times: int) -> int:
             INSERT INTO entity (uscc, name, kind, business_scope, industry, raw_address, address_id, town_code,
                                 grid_code, status, registered_on, annual_report_filed_on, needs_licence, credit_class,
                                 geom)
-            SELECT 'SURGE' || lpad(n::text, 2, '0') || lpad(row_number() OVER (PARTITION BY n ORDER BY e.uscc)::text,
-                   11, '0'), e.name || '（分店' || n || '）', e.kind, e.business_scope, e.industry, e.raw_address,
+            SELECT 'S' || right(e.grid_code, 4) || lpad(n::text, 2, '0')
+                   || lpad(row_number() OVER (PARTITION BY n ORDER BY e.uscc)::text, 11, '0'), e.name || '（分店' || n || '）', e.kind, e.business_scope, e.industry, e.raw_address,
                    e.address_id, e.town_code, e.grid_code, e.status, e.registered_on, e.annual_report_filed_on,
                    e.needs_licence, e.credit_class, e.geom
               FROM entity e CROSS JOIN generate_series(1, :more) n
@@ -853,3 +853,10 @@ def test_a_drawn_town_tiles_every_community_exactly(engine: Engine) -> None:
             assert gap < 0.01 and overlap < 0.01, (community, gap, overlap)
             assert parts == 1, community
         conn.rollback()
+
+
+def test_new_grid_codes_skip_every_used_number_and_stop_at_the_last_three_digit_one() -> None:
+    codes = grid_versions.free_grid_codes("441900003001", {1, 2, 4}, 3)
+    assert codes == ["441900003001005", "441900003001006", "441900003001007"]
+    near_the_end = grid_versions.free_grid_codes("441900003001", {997}, 10)
+    assert near_the_end == ["441900003001998", "441900003001999"]
