@@ -1,4 +1,5 @@
-"""api.routers.grid_versions: draft grid versions for the command centre — draw, read, compare, apply, roll back.
+"""api.routers.grid_versions: draft grid versions for the command centre — draw, read, compare, apply, roll back,
+discard (an area holds five drafts at most).
 
 A town leader draws drafts for their own town (or one of its communities) and reads them; the command centre and
 admins draw anywhere and alone may make a draft the active version or roll back (`grids.apply`: the official map).
