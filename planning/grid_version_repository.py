@@ -8,7 +8,6 @@ version that cover the point (`min(code)` over `ST_Covers`), so a point on a sha
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -290,11 +289,6 @@ def decode_fingerprint(stored: str | None) -> dict[str, str]:
     if not stored:
         return {}
     return dict(item.split("=", 1) for item in stored.split(";") if "=" in item)
-
-
-def short_hash(parts: Mapping[str, str]) -> str:
-    """A short digest of a fingerprint, for people."""
-    return hashlib.sha256(encode_fingerprint(parts).encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------------------------------ drafts
