@@ -7,8 +7,9 @@
 
 import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
 
+import { baseStyle } from "../lib/basestyle.js";
+
 export const TILE_LAYERS = ["towns", "communities", "grids", "entities", "tasks", "clues"];
-const SUBDOMAINS = { osm: ["a", "b", "c"], amap: ["1", "2", "3", "4"], tianditu: ["1", "2", "3", "4"] };
 // The zooms each tile layer is asked at (from the layer's minzoom, GET /tiles/{layer}.json); beyond its maximum the
 // map over-zooms the tiles it has. Town and community outlines stay sharp enough over-zoomed, so a drill-down step
 // asks the server for fewer tiles.
@@ -24,28 +25,6 @@ export function tileTemplate(layer, coords, version = 0) {
   if (version) { params.set("v", String(version)); }
   const query = params.toString();
   return `${window.location.origin}/tiles/${layer}/{z}/{x}/{y}.mvt${query ? `?${query}` : ""}`;
-}
-
-/** The raster basemap's tile URLs (Leaflet's {s} expanded into one URL per subdomain), or [] for none. */
-function basemapTiles(config) {
-  if (!config.tileUrl || config.basemap === "none") { return []; }
-  if (!config.tileUrl.includes("{s}")) { return [config.tileUrl]; }
-  return (SUBDOMAINS[config.basemap] || ["a"]).map((s) => config.tileUrl.replace("{s}", s));
-}
-
-/** The style the map starts with: the background (and basemap), no layers of ours yet. */
-function baseStyle(config) {
-  const style = {
-    version: 8,
-    sources: {},
-    layers: [{ id: "background", type: "background", paint: { "background-color": "#eef2f5" } }],
-  };
-  const tiles = basemapTiles(config);
-  if (tiles.length) {
-    style.sources.basemap = { type: "raster", tiles, tileSize: 256, attribution: config.tileAttribution, maxzoom: 19 };
-    style.layers.push({ id: "basemap", type: "raster", source: "basemap" });
-  }
-  return style;
 }
 
 /**

@@ -8,27 +8,13 @@
 
 import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
 
+import { baseStyle } from "../lib/basestyle.js";
+
 import { gridCode, movedText } from "./labels.js";
 
 const COLOURS = { grid: "#2e75b6", gridFill: "#9dc3e6", moved: "#d62728", locked: "#1f4e79" };
 const EMPTY = { type: "FeatureCollection", features: [] };
 const HATCH = "hatch";
-
-/** The style a map starts with: a background colour, and the configured basemap when it is in WGS84. */
-function baseStyle(config) {
-  const style = {
-    version: 8,
-    sources: {},
-    layers: [{ id: "background", type: "background", paint: { "background-color": "#eef2f5" } }],
-  };
-  if (config.tileUrl && config.basemap !== "none") {
-    const subdomains = config.basemap === "osm" ? ["a", "b", "c"] : ["1", "2", "3", "4"];
-    const tiles = config.tileUrl.includes("{s}") ? subdomains.map((s) => config.tileUrl.replace("{s}", s)) : [config.tileUrl];
-    style.sources.basemap = { type: "raster", tiles, tileSize: 256, attribution: config.tileAttribution, maxzoom: 19 };
-    style.layers.push({ id: "basemap", type: "raster", source: "basemap" });
-  }
-  return style;
-}
 
 /** A 12×12 image of red diagonal stripes on a light red ground: the fill pattern of the moved areas. */
 function hatchImage() {

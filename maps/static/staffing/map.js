@@ -7,25 +7,12 @@
 
 import * as maplibregl from "/static/vendor/maplibre-gl/maplibre-gl.mjs";
 
+import { baseStyle } from "../lib/basestyle.js";
+
 import { figure, staffingState } from "./table.js";
 
 const EMPTY = { type: "FeatureCollection", features: [] };
 const FILL = { short: "#e57373", ok: "#c8e6c9", surplus: "#90caf9" };
-
-function baseStyle(config) {
-  const style = {
-    version: 8,
-    sources: {},
-    layers: [{ id: "background", type: "background", paint: { "background-color": "#eef2f5" } }],
-  };
-  if (config.tileUrl && config.basemap !== "none") {
-    const subdomains = config.basemap === "osm" ? ["a", "b", "c"] : ["1", "2", "3", "4"];
-    const tiles = config.tileUrl.includes("{s}") ? subdomains.map((s) => config.tileUrl.replace("{s}", s)) : [config.tileUrl];
-    style.sources.basemap = { type: "raster", tiles, tileSize: 256, attribution: config.tileAttribution, maxzoom: 19 };
-    style.layers.push({ id: "basemap", type: "raster", source: "basemap" });
-  }
-  return style;
-}
 
 /** The page's map in element `container`; resolves to {map, show(plan, shapes), flyTo(code)} once loaded. */
 export async function createStaffingMap(container, config) {
