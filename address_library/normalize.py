@@ -214,6 +214,16 @@ def _compact_flat(text: str) -> str:
     )
 
 
+def _strip_relative(text: str) -> tuple[str, str | None]:
+    """The text without its relative-position words (号旁, 对面…), and the first of them (None when there is none)."""
+    if _RELATIVE_CHARS.isdisjoint(text):
+        return text, None
+    match = _RELATIVE.search(text)
+    if not match:
+        return text, None
+    return _fixpoint(_RELATIVE, text), match.group(0)
+
+
 def _fixpoint(pattern: re.Pattern[str], text: str, replacement: str = "") -> str:
     # Removing one match can join two halves into a new one (电电联联): repeat until nothing changes.
     while True:
@@ -276,13 +286,8 @@ def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:  # noqa:
         text = _compact_flat(text)
         text = _SUB_DASH.sub(r"\1-\2号", text)
         text = _LONE_DASH.sub("", text)
-    relative: str | None = None
-    if not _RELATIVE_CHARS.isdisjoint(text):
-        match = _RELATIVE.search(text)
-        if match:
-            relative = match.group(0)
-            text = _fixpoint(_RELATIVE, text)
-            cut = True
+    text, relative = _strip_relative(text)
+    cut = cut or relative is not None
     if "广东省" in text or "东莞市" in text:
         text = _fixpoint(_INNER_CITY, text)
         cut = True
@@ -294,6 +299,10 @@ def _clean(text: str) -> tuple[str, tuple[str, ...], str | None, bool]:  # noqa:
         text = _SUB_CN.sub(_sub_number, text)
     if "-" in text:
         text = _LONE_DASH.sub("", _SUB_DASH.sub(r"\1-\2号", text))
+    if relative is None:
+        # 0之0旁 → 0-0号旁: the 号 a sub-number gains can expose a relative mark the first look could not see.
+        text, relative = _strip_relative(text)
+        cut = cut or relative is not None
     if text in _NOISE_TOKENS:
         text = ""
     return text, tuple(notes), relative, cut

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from address_library.errors import AddressInputError, AddressLibraryError
@@ -111,6 +111,8 @@ _TEXT = st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(_TEXT)
+@example("0之0旁")  # the 号 a sub-number gains exposed a relative mark only the second pass removed (found by CI)
+@example("路3之1旁")
 def test_normalize_is_idempotent(raw: str) -> None:
     assume(raw.strip() and "\ufffd" not in raw and "\ufffe" not in raw and "\uffff" not in raw)
     once = normalize(raw)
