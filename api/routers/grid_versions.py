@@ -257,6 +257,13 @@ def check_area(conn: Connection, scope: Scope, area_level: str, area_code: str |
         raise OutOfScope(f"{area_code} 超出您的管辖范围")
 
 
+def version_in_scope(conn: Connection, scope: Scope, version_id: int) -> grid_versions.DraftSummary:
+    """The version's summary, or PlanNotFound (404) / OutOfScope (403) when its area is not the caller's."""
+    summary = grid_versions.summary(conn, version_id)
+    check_area(conn, scope, summary.area_level, summary.area_code)
+    return summary
+
+
 def check_locks(request: DraftRequest) -> None:
     """Infeasible (422, reason lock_outside_area) for a lock that is no grid of the area, before anything is read."""
     outside = [code for code in request.lock if not within(code, request.area_code)]
@@ -336,9 +343,7 @@ def read_version(
     _: Annotated[Principal, Depends(allowed(Capability.WORKLOAD_READ))],
 ) -> GridVersionOut:
     """A version's summary, figures and whether it is stale."""
-    summary = grid_versions.summary(conn, version_id)
-    check_area(conn, scope, summary.area_level, summary.area_code)
-    return version_out(summary)
+    return version_out(version_in_scope(conn, scope, version_id))
 
 
 @router.get(
@@ -354,8 +359,7 @@ def read_comparison(
     _: Annotated[Principal, Depends(allowed(Capability.WORKLOAD_READ))],
 ) -> ComparisonOut:
     """The comparison of a draft with the grids it would replace."""
-    summary = grid_versions.summary(conn, version_id)
-    check_area(conn, scope, summary.area_level, summary.area_code)
+    version_in_scope(conn, scope, version_id)
     return ComparisonOut.model_validate(grid_versions.comparison(conn, version_id))
 
 
@@ -373,8 +377,7 @@ def apply_version(
     principal: Annotated[Principal, Depends(allowed(Capability.GRID_APPLY))],
 ) -> ApplyOut:
     """Make the draft the active version."""
-    summary = grid_versions.summary(conn, version_id)
-    check_area(conn, scope, summary.area_level, summary.area_code)
+    version_in_scope(conn, scope, version_id)
     return apply_out(grid_versions.apply(conn, version_id, actor_name=principal.audit_name))
 
 
@@ -391,8 +394,7 @@ def discard_version(
     principal: Annotated[Principal, Depends(allowed(Capability.GRID_REDESIGN))],
 ) -> Response:
     """Discard a draft of the caller's area."""
-    summary = grid_versions.summary(conn, version_id)
-    check_area(conn, scope, summary.area_level, summary.area_code)
+    version_in_scope(conn, scope, version_id)
     grid_versions.discard(conn, version_id, actor_name=principal.audit_name)
     return Response(status_code=204)
 
