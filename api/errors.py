@@ -38,9 +38,12 @@ from maps.errors import (
 )
 from planning.errors import (
     Infeasible,
+    InvalidPlan,
     NothingToPlan,
     PlanningError,
     PlanNotFound,
+    PlanState,
+    RouteInfeasible,
     StaleDraft,
     StalePlan,
     VersionState,
@@ -121,6 +124,9 @@ ERROR_TABLE: dict[type[Exception], ErrorRule] = {
     StalePlan: ErrorRule(409, "stale_plan"),
     StaleDraft: ErrorRule(409, "stale_draft"),
     VersionState: ErrorRule(409, "version_state"),
+    InvalidPlan: ErrorRule(422, "invalid_request"),
+    PlanState: ErrorRule(409, "plan_state"),
+    RouteInfeasible: ErrorRule(422, "route_infeasible"),
     PlanningError: ErrorRule(400, "planning_error"),
     RoutingError: ErrorRule(422, "invalid_request"),
     CalendarError: ErrorRule(422, "invalid_request"),
@@ -183,7 +189,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     body = error_body(rule.code, detail)
     # Workflow conflicts say where the task stands and what may happen next; input errors name the field; a
     # duplicate names the address it duplicates.
-    for extra in ("current", "allowed", "field", "address_id", "standard_address", "reason"):
+    for extra in ("current", "allowed", "field", "address_id", "standard_address", "reason", "unassigned"):
         value = getattr(exc, extra, None)
         if value is not None and rule.show_message:
             body[extra] = value

@@ -20,19 +20,26 @@ from api.routers import (
     addresses,
     auth,
     clues,
+    credit,
     docs,
     field,
     geocode,
     geocode_batch,
     grid_versions,
     heatmap,
+    inspection_directory,
+    inspection_pages,
+    inspection_results,
+    inspections,
     kpi,
     live,
     nominatim,
     ogc,
     open311,
     pages,
+    public_inspections,
     registrations,
+    routes,
     staffing,
     stats,
     tasks,
@@ -126,6 +133,14 @@ def create_app(
     app.include_router(workload.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(staffing.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(grid_versions.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(credit.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(inspection_directory.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(inspections.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(inspection_results.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(routes.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(inspection_pages.router)
+    # The published side of a double-random draw: anyone may check it, so no credential (nothing internal in it).
+    app.include_router(public_inspections.router, prefix="/public")
     app.include_router(workload.pages_router)
     app.include_router(staffing.pages_router)
     app.include_router(grid_versions.pages_router)

@@ -23,6 +23,9 @@ from benchmarks import (
     bench_grid_apply,
     bench_hotspots,
     bench_http,
+    bench_inspection_draw,
+    bench_inspection_page,
+    bench_inspection_routes,
     bench_intake,
     bench_locate,
     bench_page,
@@ -148,6 +151,10 @@ def run_all(results: Recorder, settings: DatabaseSettings, scale: str) -> None:
         results.section("Grid redesign", lambda: bench_redesign.run(settings, engine))
         engine.dispose()
         results.section("Grid apply and rollback", lambda: bench_grid_apply.run(settings, engine))
+        engine.dispose()
+        results.section("Inspection draw", lambda: bench_inspection_draw.run(settings, engine))
+        results.section("Inspection routes", lambda: bench_inspection_routes.run(settings, engine))
+        results.section("Inspection planning page first paint", lambda: bench_inspection_page.run(settings, engine))
     finally:
         engine.dispose()
 

@@ -51,3 +51,33 @@ class StalePlan(StaleDraft):
     """The staffing plan computed now is not the one the caller saw (the data or the staff changed): look again."""
 
     default_reason = "stale_plan"
+
+
+# ------------------------------------------------------------------------------------------ inspection planning
+
+
+class InvalidPlan(PlanningError):
+    """A plan, a list or a route problem that cannot be taken as given (a ratio outside 0–1 or below the A floor, an
+    unknown item or department, a malformed CSV line, a polygon that is not one): 422."""
+
+    default_reason = "invalid_plan"
+
+
+class PlanState(PlanningError):
+    """The plan is not in a state that allows this (a second draw, a draw of a cancelled plan, a draw before the
+    announced public value is due): 409."""
+
+    default_reason = "plan_state"
+
+
+class RouteInfeasible(PlanningError):
+    """Some stops cannot be served within the day, the windows or the teams: 422, with every such stop and its reason.
+
+    `unassigned` lists them: dicts with at least `id` and `reason` (a code) and `detail` (Chinese).
+    """
+
+    default_reason = "route_infeasible"
+
+    def __init__(self, detail: str, *, unassigned: list[dict[str, object]], reason: str | None = None) -> None:
+        self.unassigned = unassigned
+        super().__init__(detail, reason=reason)

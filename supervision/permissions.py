@@ -60,6 +60,16 @@ class Capability(StrEnum):
     STAFFING_APPLY = "staffing.apply"
     GRID_REDESIGN = "grids.redesign"
     GRID_APPLY = "grids.apply"
+    # Inspection planning (双随机、一公开): read plans, directories and their visits; create and draw a plan; keep a
+    # department's item list and inspector directory (CSV import); record the results of visits; read an entity's
+    # credit class and its reasons (internal, never public); recompute classes; solve a route problem (VROOM format).
+    INSPECTION_READ = "inspection.read"
+    INSPECTION_PLAN = "inspection.plan"
+    INSPECTION_DIRECTORY = "inspection.directory"
+    INSPECTION_RESULT = "inspection.result"
+    CREDIT_READ = "credit.read"
+    CREDIT_RECOMPUTE = "credit.recompute"
+    ROUTE_SOLVE = "route.solve"
 
 
 _EVERYONE = frozenset(
@@ -82,7 +92,14 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
     Role.COMMAND_CENTRE: frozenset(Capability),
     Role.TOWN_LEADER: _EVERYONE
     | _SUPERVISES
-    | {Capability.HEATMAP_READ, Capability.WORKLOAD_READ, Capability.STAFFING_APPLY, Capability.GRID_REDESIGN},
+    | {
+        Capability.HEATMAP_READ,
+        Capability.WORKLOAD_READ,
+        Capability.STAFFING_APPLY,
+        Capability.GRID_REDESIGN,
+        Capability.INSPECTION_READ,
+        Capability.CREDIT_READ,
+    },
     Role.DISPATCHER: _EVERYONE
     | _SUPERVISES
     | {
@@ -96,8 +113,19 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
         Capability.WORKLOAD_READ,
     },
     Role.GRID_WORKER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION, Capability.CLUE_REPORT},
-    Role.DEPARTMENT_OFFICER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION},
-    Role.API_CLIENT: _EVERYONE | {Capability.REGISTRATION_SEND},
+    # A department's officers plan and draw their department's inspections, keep its lists and record its results.
+    Role.DEPARTMENT_OFFICER: _EVERYONE
+    | _SUPERVISES
+    | {
+        Capability.TASK_TRANSITION,
+        Capability.INSPECTION_READ,
+        Capability.INSPECTION_PLAN,
+        Capability.INSPECTION_DIRECTORY,
+        Capability.INSPECTION_RESULT,
+        Capability.CREDIT_READ,
+        Capability.ROUTE_SOLVE,
+    },
+    Role.API_CLIENT: _EVERYONE | {Capability.REGISTRATION_SEND, Capability.ROUTE_SOLVE},
     Role.HOTLINE: frozenset({Capability.SERVICE_REQUEST_SUBMIT, Capability.SERVICE_REQUEST_READ}),
 }
 

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import addresses, apikey, assign, db, demo, grids, jobs, registrations, staffing, users, workload
+from api.cli import (
+    addresses,
+    apikey,
+    assign,
+    credit,
+    db,
+    demo,
+    grids,
+    inspection_lists,
+    inspection_results,
+    inspections,
+    jobs,
+    registrations,
+    routes,
+    staffing,
+    users,
+    workload,
+)
 from api.cli.geocode import geocode_file
 from api.cli.serve import serve
 
@@ -22,5 +39,10 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(workload.app, name="workload")
 app.add_typer(staffing.app, name="staffing")
 app.add_typer(assign.app, name="assign")
+app.add_typer(inspections.app, name="inspections")
+app.add_typer(inspection_lists.app, name="inspection-lists")
+app.add_typer(credit.app, name="credit")
+app.add_typer(routes.app, name="routes")
+app.add_typer(inspection_results.app, name="inspection-results")
 
 __all__ = ["app"]
