@@ -38,6 +38,7 @@ from api.routers import (
     open311,
     pages,
     public_inspections,
+    public_pages,
     registrations,
     routes,
     staffing,
@@ -141,6 +142,7 @@ def create_app(
     app.include_router(inspection_pages.router)
     # The published side of a double-random draw: anyone may check it, so no credential (nothing internal in it).
     app.include_router(public_inspections.router, prefix="/public")
+    app.include_router(public_pages.router, prefix="/public")
     app.include_router(workload.pages_router)
     app.include_router(staffing.pages_router)
     app.include_router(grid_versions.pages_router)
