@@ -1,0 +1,279 @@
+"""planning.inspection_match: inspectors matched to drawn visits from the draw's seed (pure, stdlib only).
+
+An auditor recomputes it from the seed alone; docs/INSPECTIONS_MATCHING.md documents it step by step. Every
+choice is ordered by a key `order(seed, message)` = hex HMAC-SHA256 (key: the 32 seed bytes, message: UTF-8 text),
+ascending, never by input order, so shuffling the visits or the inspectors changes nothing.
+
+1. Visits are taken in order of (number of departments, descending; `order(seed, "visit|{uscc}")`): joint visits,
+   the hardest to staff, come first.
+2. A visit's departments D are the departments of its items (sorted); it may only go to a team of exactly D.
+   An inspector may serve a visit (is *eligible*) when their department is in D, their load cap is at least 1,
+   and the visit's entity is not in their declared conflicts, not among the entities they visited in the last
+   12 months, and the visit's grid is not their home grid.
+3. A team may take a visit when its departments are D, every member is eligible for it, every item of the visit is
+   covered by a member of the item's department qualified for it, and the team has fewer visits than the least
+   load cap of its members (each member makes every visit of their team, so no member exceeds their cap).
+4. The choice for one visit, in order (T = the visit's town, the first 9 digits of its grid code + "000"):
+   a. the first existing team (by team number) of town T that may take it;
+   b. a new team of free (not yet in a team) eligible inspectors whose office is in T;
+   c. the first existing team of any town that may take it;
+   d. a new team of any free eligible inspectors, those with their office in T first.
+   Filling teams up to the load cap before founding another makes few teams with many visits (routes are planned
+   per team); the town rule keeps a team's visits near its office.
+5. A new team for a visit: per department of D in order, walk its free eligible inspectors by
+   `order(seed, "team|{D joined by ','}|{inspector_id}")` (locals first in step d) and take each one qualified for
+   an item of that department not yet covered, until all are covered; then, while the team has fewer than two
+   members, take the next such inspector (any department of D, same order) qualified for any of the visit's items
+   of their department. The team's town is T; its number is the next one (1, 2, …).
+6. A visit no step can place is unmatched, with the first reason that holds: `unknown_item` (an item of no known
+   department), `no_qualified_inspectors` (even ignoring conflicts and load, the inspectors of D cannot cover
+   its items with two members), `all_conflicted` (they could, but not without someone excluded by step 2),
+   else `load_cap_reached` (the eligible inspectors are all in teams that are full or cannot take it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+TOWN_PREFIX_DIGITS = 9  # grids.codes: a grid code's first 9 digits and "000" are its town's code
+TOWN_SUFFIX = "000"
+
+UNMATCHED_REASONS_ZH: Mapping[str, str] = {
+    "unknown_item": "抽查事项不属于任何已知部门",
+    "no_qualified_inspectors": "相关部门没有足够的具备该事项资格的执法人员（每户至少两名）",
+    "all_conflicted": "具备资格的执法人员均需回避（住所网格、近12个月检查过或申报的利害关系）",
+    "load_cap_reached": "可派的执法人员已达本次抽查的检查户数上限",
+}
+
+
+@dataclass(frozen=True)
+class VisitNeed:
+    """One drawn entity to visit: its credit code, grid, and every item drawn for it (of one or more departments)."""
+
+    uscc: str
+    grid_code: str | None
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InspectorInfo:
+    """An inspector as the matching sees them: department, qualified item codes, where they must not go, their cap.
+
+    `office_town` is the town code of their office; when None, the town of their home grid stands in for it.
+    """
+
+    id: int
+    department: str
+    qualifications: frozenset[str]
+    home_grid: str | None
+    conflicts: frozenset[str]
+    recent: frozenset[str]
+    load_cap: int
+    office: tuple[float, float] | None
+    office_town: str | None = None
+
+
+@dataclass(frozen=True)
+class Team:
+    """A team of at least two inspectors covering the departments of every visit it makes."""
+
+    team_no: int
+    departments: tuple[str, ...]
+    inspector_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Matching:
+    """The teams, each visit's team number (by credit code), and the visits no team could make, with a reason code."""
+
+    teams: tuple[Team, ...]
+    assignment: Mapping[str, int]
+    unmatched: Mapping[str, str]
+
+
+def order_key(seed: bytes, message: str) -> str:
+    """The hex HMAC-SHA256 of `message` (UTF-8) under the seed: every choice of the matching sorts by it."""
+    return hmac.new(seed, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def town_of_grid(grid_code: str | None) -> str | None:
+    """The town code of a grid code (None for None), as grids.codes lays codes out."""
+    return None if not grid_code else grid_code[:TOWN_PREFIX_DIGITS] + TOWN_SUFFIX
+
+
+@dataclass
+class _OpenTeam:
+    """A team being filled: members, departments, town, visits so far, and its room (the least member load cap)."""
+
+    team_no: int
+    departments: tuple[str, ...]
+    town: str | None
+    members: list[InspectorInfo]
+    cap: int
+    visits: int = 0
+
+
+def _eligible(person: InspectorInfo, visit: VisitNeed, departments: tuple[str, ...]) -> bool:
+    """Step 2: may this inspector serve this visit at all (department, cap, no conflict, not their home grid)."""
+    return (
+        person.department in departments
+        and person.load_cap >= 1
+        and visit.uscc not in person.conflicts
+        and visit.uscc not in person.recent
+        and (visit.grid_code is None or person.home_grid != visit.grid_code)
+    )
+
+
+def _covers(members: Iterable[InspectorInfo], visit: VisitNeed, item_department: Mapping[str, str]) -> bool:
+    """Every item of the visit has a member of the item's department qualified for it."""
+    members = list(members)
+    return all(
+        any(p.department == item_department[item] and item in p.qualifications for p in members) for item in visit.items
+    )
+
+
+def _useful(person: InspectorInfo, visit: VisitNeed, item_department: Mapping[str, str]) -> bool:
+    """The inspector is qualified for at least one of the visit's items of their own department."""
+    return any(item_department[item] == person.department and item in person.qualifications for item in visit.items)
+
+
+def _staffable(pool: Iterable[InspectorInfo], visit: VisitNeed, item_department: Mapping[str, str]) -> bool:
+    """Could step 5 form a team for the visit from this pool (its items covered, two useful members)."""
+    useful = [p for p in pool if _useful(p, visit, item_department)]
+    return len(useful) >= 2 and _covers(useful, visit, item_department)
+
+
+def _form_team(
+    seed: bytes,
+    visit: VisitNeed,
+    departments: tuple[str, ...],
+    pool: Sequence[InspectorInfo],
+    item_department: Mapping[str, str],
+    town: str | None,
+    locals_first: bool,
+) -> list[InspectorInfo] | None:
+    """Step 5: the members of a new team for the visit from `pool` (free and eligible), or None when it cannot."""
+    label = ",".join(departments)
+
+    def rank(person: InspectorInfo) -> tuple[int, str]:
+        local = 0 if (not locals_first or _office_town(person) == town) else 1
+        return local, order_key(seed, f"team|{label}|{person.id}")
+
+    ordered = sorted(pool, key=rank)
+    members: list[InspectorInfo] = []
+    for department in departments:
+        uncovered = {item for item in visit.items if item_department[item] == department}
+        for person in ordered:
+            if not uncovered:
+                break
+            if person.department == department and person.qualifications & uncovered:
+                members.append(person)
+                uncovered -= person.qualifications
+        if uncovered:
+            return None
+    for person in ordered:
+        if len(members) >= 2:
+            break
+        if person not in members and _useful(person, visit, item_department):
+            members.append(person)
+    return members if len(members) >= 2 else None
+
+
+def _office_town(person: InspectorInfo) -> str | None:
+    """The town of the inspector's office (their home grid's town when the office town is not known)."""
+    return person.office_town or town_of_grid(person.home_grid)
+
+
+def _may_take(
+    team: _OpenTeam, visit: VisitNeed, departments: tuple[str, ...], item_department: Mapping[str, str]
+) -> bool:
+    """Step 3: the team has room, the right departments, nobody excluded, and covers every item of the visit."""
+    return (
+        team.departments == departments
+        and team.visits < team.cap
+        and all(_eligible(p, visit, departments) for p in team.members)
+        and _covers(team.members, visit, item_department)
+    )
+
+
+def _reason(
+    visit: VisitNeed,
+    departments: tuple[str, ...],
+    inspectors: Sequence[InspectorInfo],
+    item_department: Mapping[str, str],
+) -> str:
+    """Step 6: why a visit stays unmatched."""
+    of_departments = [p for p in inspectors if p.department in departments and p.load_cap >= 1]
+    if not _staffable(of_departments, visit, item_department):
+        return "no_qualified_inspectors"
+    if not _staffable([p for p in of_departments if _eligible(p, visit, departments)], visit, item_department):
+        return "all_conflicted"
+    return "load_cap_reached"
+
+
+def match(
+    seed: bytes,
+    visits: Sequence[VisitNeed],
+    inspectors: Sequence[InspectorInfo],
+    item_department: Mapping[str, str],
+) -> Matching:
+    """Teams of inspectors for the drawn visits, from the draw's seed (see the module docstring for the rules)."""
+    if len({v.uscc for v in visits}) != len(visits):
+        raise ValueError("each entity may appear in one visit only")
+    if len({p.id for p in inspectors}) != len(inspectors):
+        raise ValueError("each inspector may appear once only")
+
+    def visit_rank(visit: VisitNeed) -> tuple[int, str]:
+        departments = {item_department.get(item) for item in visit.items}
+        return -len(departments), order_key(seed, f"visit|{visit.uscc}")
+
+    free = {p.id: p for p in inspectors}
+    teams: list[_OpenTeam] = []
+    assignment: dict[str, int] = {}
+    unmatched: dict[str, str] = {}
+    for visit in sorted(visits, key=visit_rank):
+        if not visit.items or any(item not in item_department for item in visit.items):
+            unmatched[visit.uscc] = "unknown_item"
+            continue
+        departments = tuple(sorted({item_department[item] for item in visit.items}))
+        town = town_of_grid(visit.grid_code)
+        pool = [p for p in free.values() if _eligible(p, visit, departments)]
+        team = next((t for t in teams if t.town == town and _may_take(t, visit, departments, item_department)), None)
+        if team is None:
+            members = _form_team(
+                seed,
+                visit,
+                departments,
+                [p for p in pool if _office_town(p) == town],
+                item_department,
+                town,
+                locals_first=False,
+            )
+            if members is None:
+                team = next((t for t in teams if _may_take(t, visit, departments, item_department)), None)
+                if team is None:
+                    members = _form_team(seed, visit, departments, pool, item_department, town, locals_first=True)
+            if team is None and members is not None:
+                team = _OpenTeam(
+                    team_no=len(teams) + 1,
+                    departments=departments,
+                    town=town,
+                    members=members,
+                    cap=min(p.load_cap for p in members),
+                )
+                teams.append(team)
+                for person in members:
+                    del free[person.id]
+        if team is None:
+            unmatched[visit.uscc] = _reason(visit, departments, inspectors, item_department)
+            continue
+        team.visits += 1
+        assignment[visit.uscc] = team.team_no
+    return Matching(
+        teams=tuple(Team(t.team_no, t.departments, tuple(sorted(p.id for p in t.members))) for t in teams),
+        assignment=assignment,
+        unmatched=unmatched,
+    )
