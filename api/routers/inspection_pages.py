@@ -1,7 +1,83 @@
-"""api.routers.inspection_pages: 双随机抽查规划页面与路线单打印 (issue 16; being built)."""
+"""api.routers.inspection_pages: the inspection planning page (/inspections, /inspections/{plan_id}) and the route
+sheets to print (/inspections/{plan_id}/print), behind the sign-in and the inspection.read capability."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.auth.deps import optional_principal
+from api.auth.roles import Principal
+from api.deps import DbEngine
+from api.routers.pages import refused_page, sign_in_first
+from gis import clock
+from maps.page import page_config, render_page
+from maps.settings import MapSettings
+from planning import staffing_service
+from supervision.permissions import Capability, permits
+from supervision.routing import default_router
 
 router = APIRouter(tags=["双随机抽查"])
+
+PlanId = Annotated[int, Path(ge=1, le=2**62, description="抽查计划编号")]
+PageCaller = Annotated[Principal | None, Depends(optional_principal)]
+# The command centre plans for every department; it is no department of inspections itself.
+_NOT_INSPECTING = frozenset({"command_centre"})
+
+
+def _departments(principal: Principal) -> list[dict[str, str]]:
+    """The departments the caller may plan and read on the page: an officer their own, others every department."""
+    everyone = [asdict(d) for d in default_router().departments() if d.code not in _NOT_INSPECTING]
+    if principal.area.kind == "department":
+        return [d for d in everyone if d["code"] == principal.area.code]
+    return everyone
+
+
+def _config(request: Request, principal: Principal, db: DbEngine, plan_id: int | None) -> dict[str, Any]:
+    """What the page's module needs: map settings (WGS84 outlines), departments, towns, rights and the plan."""
+    settings: MapSettings = request.app.state.map_settings
+    config = page_config(settings)
+    if config["coords"] != "wgs84":  # the page draws WGS84 GeoJSON: outlines only unless the basemap is WGS84 too
+        config = {**config, "basemap": "none", "tileUrl": None, "coords": "wgs84"}
+    with db.connect() as conn:
+        towns = [asdict(choice) for choice in staffing_service.town_choices(conn, principal.area)]
+    return {
+        **config,
+        "planId": plan_id,
+        "departments": _departments(principal),
+        "ownDepartment": principal.area.code if principal.area.kind == "department" else None,
+        "towns": towns,
+        "canPlan": permits(principal.role, Capability.INSPECTION_PLAN),
+        "now": clock.now().isoformat(),
+    }
+
+
+def _page(request: Request, principal: Principal, db: DbEngine, plan_id: int | None) -> Response:
+    """The planning page, opened on a plan or on the form to make one."""
+    title = f"双随机抽查计划 {plan_id}" if plan_id else "双随机抽查规划"
+    config = _config(request, principal, db, plan_id)
+    html = render_page("inspections.html", title=title, config=config, user=principal.name)
+    return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/inspections", response_class=HTMLResponse, summary="双随机抽查规划", include_in_schema=False)
+def inspections_page(request: Request, principal: PageCaller, db: DbEngine) -> Response:
+    """The plan form (departments, items, area on the map, ratios, public value), the preview and the plans made."""
+    if principal is None:
+        return sign_in_first(request)
+    if refusal := refused_page(request, principal, Capability.INSPECTION_READ):
+        return refusal
+    return _page(request, principal, db, None)
+
+
+@router.get("/inspections/{plan_id}", response_class=HTMLResponse, summary="双随机抽查计划", include_in_schema=False)
+def inspection_plan_page(request: Request, plan_id: PlanId, principal: PageCaller, db: DbEngine) -> Response:
+    """One plan: its commitment, the draw, the selected entities coloured by team, the teams and their routes."""
+    if principal is None:
+        return sign_in_first(request)
+    if refusal := refused_page(request, principal, Capability.INSPECTION_READ):
+        return refusal
+    return _page(request, principal, db, plan_id)

@@ -12,6 +12,7 @@ const PAGES = [
   { href: "/heatmap", label: "热力图", needs: "heatmap.read" },
   { href: "/staffing", label: "人员配置", needs: "workload.read" },
   { href: "/grid-versions", label: "网格调整", needs: "workload.read" },
+  { href: "/inspections", label: "双随机抽查", needs: "inspection.read" },
 ];
 
 async function drawNav() {
