@@ -439,6 +439,10 @@ def _write_all(engine: Any, **parts: Any) -> dict[str, int]:
                 }
             ),
         )
+        # 一单两库 (issue 16): the shipped item lists and the departments' inspectors, once the city is in place.
+        from synthetic.inspections import load_inspection_lists
+
+        lists = load_inspection_lists(conn, parts["seed"])
         counts = {
             "towns": len(towns_m),
             "communities": len(communities_m),
@@ -450,6 +454,8 @@ def _write_all(engine: Any, **parts: Any) -> dict[str, int]:
             "workers": len(workers),
             "clues": len(clues),
             "hotspots": len(hotspots),
+            "inspection_items": lists["items"],
+            "inspectors": lists["inspectors"],
         }
         conn.execute(
             truth.demo_load.insert().values(

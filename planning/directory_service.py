@@ -1,0 +1,409 @@
+"""planning.directory_service: 一单两库 in the database — item lists, inspector directories, the target directory.
+
+Items and inspectors are imported from the departments' CSV files (all or nothing, idempotent: upsert by code,
+`replace` deactivates a department's rows absent from the file, nothing is ever deleted because plans keep
+pointing at them). The target directory (检查对象名录) is not stored: `targets` reads the registered entities live,
+so a new, changed or closed entity is in (or out of) the next plan without anyone touching a list.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from planning.directory import (
+    DirectoryFileError,
+    InspectorRow,
+    ItemRow,
+    Problem,
+    inspectors_csv,
+    items_csv,
+    parse_inspectors,
+    parse_items,
+)
+from supervision.routing import COMMAND_CENTRE, default_router
+
+Target = tuple[str, str, str, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import changed: rows created, updated, unchanged, and rows of the department deactivated."""
+
+    created: int
+    updated: int
+    unchanged: int
+    deactivated: int
+
+    @property
+    def rows(self) -> int:
+        """Rows in the file."""
+        return self.created + self.updated + self.unchanged
+
+
+@functools.lru_cache(maxsize=1)
+def department_codes() -> frozenset[str]:
+    """The departments that keep item lists and inspectors (every one except the command centre)."""
+    return frozenset(d.code for d in default_router().departments() if d.code != COMMAND_CENTRE)
+
+
+def _check_departments(
+    rows: Sequence[ItemRow] | Sequence[InspectorRow],
+    existing: dict[str, str],
+    department: str | None,
+    problems: list[Problem],
+) -> None:
+    """Unknown departments, rows of another department than the caller's, codes owned by another department."""
+    known = department_codes()
+    for row in rows:
+        if row.department_code not in known:
+            problems.append(Problem(row.line, "department_code", f"未知的部门编码“{row.department_code}”"))
+        elif department is not None and row.department_code != department:
+            problems.append(
+                Problem(
+                    row.line,
+                    "department_code",
+                    f"只能导入本部门（{department}）的数据，此行属于“{row.department_code}”",
+                )
+            )
+        owner = existing.get(row.code)
+        if owner is not None and owner != row.department_code:
+            problems.append(Problem(row.line, "code", f"编号“{row.code}”已属于部门“{owner}”，不能改到其他部门"))
+
+
+def _deactivate(conn: Connection, table: str, departments: Sequence[str], keep: Sequence[str]) -> int:
+    """Set active=false on the departments' rows whose code is not in `keep`; their count."""
+    sql = {
+        "inspection_item": "UPDATE inspection_item SET active = false, updated_at = now() "
+        "WHERE department_code = ANY(:departments) AND active AND code <> ALL(:keep)",
+        "inspector": "UPDATE inspector SET active = false, updated_at = now() "
+        "WHERE department_code = ANY(:departments) AND active AND code <> ALL(:keep)",
+    }[table]
+    return conn.execute(text(sql), {"departments": list(departments), "keep": list(keep)}).rowcount
+
+
+# ------------------------------------------------------------------------------------------------------ items
+
+
+def _item_rows(conn: Connection, department: str | None, *, active_only: bool) -> dict[str, tuple[ItemRow, bool]]:
+    result = conn.execute(
+        text(
+            "SELECT code, department_code, name, basis, key, entity_kinds, industries, licence_only, "
+            "service_minutes, source, active FROM inspection_item "
+            "WHERE (CAST(:department AS text) IS NULL OR department_code = :department) "
+            "AND (active OR NOT :active_only) ORDER BY code"
+        ),
+        {"department": department, "active_only": active_only},
+    )
+    return {
+        r.code: (
+            ItemRow(
+                code=r.code,
+                department_code=r.department_code,
+                name=r.name,
+                basis=r.basis,
+                key=r.key,
+                entity_kinds=tuple(r.entity_kinds),
+                industries=tuple(r.industries),
+                licence_only=r.licence_only,
+                service_minutes=r.service_minutes,
+                source=r.source,
+            ),
+            r.active,
+        )
+        for r in result
+    }
+
+
+def import_items(conn: Connection, data: bytes, *, actor: str, department: str | None, replace: bool) -> ImportSummary:
+    """Upsert an item-list CSV by code (all or nothing); `department` confines the caller to that department's rows."""
+    rows = parse_items(data)
+    current = _item_rows(conn, None, active_only=False)
+    problems: list[Problem] = []
+    _check_departments(rows, {code: row.department_code for code, (row, _) in current.items()}, department, problems)
+    if problems:
+        raise DirectoryFileError(sorted(problems, key=lambda p: p.line), what="事项清单")
+    created = [r for r in rows if r.code not in current]
+    changed = [r for r in rows if r.code in current and current[r.code] != (r, True)]
+    columns = "code, department_code, name, basis, key, entity_kinds, industries, licence_only, service_minutes, source"
+    params = [
+        {
+            "code": r.code,
+            "department_code": r.department_code,
+            "name": r.name,
+            "basis": r.basis,
+            "key": r.key,
+            "entity_kinds": list(r.entity_kinds),
+            "industries": list(r.industries),
+            "licence_only": r.licence_only,
+            "service_minutes": r.service_minutes,
+            "source": r.source,
+        }
+        for r in [*created, *changed]
+    ]
+    if params:
+        conn.execute(
+            text(
+                f"INSERT INTO inspection_item ({columns}) VALUES (:code, :department_code, :name, :basis, :key, "  # noqa: S608 - fixed column list
+                ":entity_kinds, :industries, :licence_only, :service_minutes, :source) "
+                "ON CONFLICT (code) DO UPDATE SET department_code = excluded.department_code, name = excluded.name, "
+                "basis = excluded.basis, key = excluded.key, entity_kinds = excluded.entity_kinds, "
+                "industries = excluded.industries, licence_only = excluded.licence_only, "
+                "service_minutes = excluded.service_minutes, source = excluded.source, active = true, "
+                "updated_at = now()"
+            ),
+            params,
+        )
+    deactivated = 0
+    if replace:
+        departments = [department] if department else sorted({r.department_code for r in rows})
+        deactivated = _deactivate(conn, "inspection_item", departments, [r.code for r in rows])
+    _ = actor  # imports are attributed by the caller's log line; the tables keep updated_at only
+    return ImportSummary(len(created), len(changed), len(rows) - len(created) - len(changed), deactivated)
+
+
+def export_items(conn: Connection, department: str | None = None) -> bytes:
+    """The active items (of one department, or all) as the CSV `import_items` takes back unchanged."""
+    return items_csv(row for row, _ in _item_rows(conn, department, active_only=True).values())
+
+
+def list_items(
+    conn: Connection, department: str | None = None, *, include_inactive: bool = False
+) -> list[dict[str, Any]]:
+    """The items (of one department, or all), with their state, sorted by code."""
+    result = conn.execute(
+        text(
+            "SELECT code, department_code, name, basis, key, entity_kinds, industries, licence_only, "
+            "service_minutes, source, active, updated_at FROM inspection_item "
+            "WHERE (CAST(:department AS text) IS NULL OR department_code = :department) "
+            "AND (active OR :include_inactive) ORDER BY code"
+        ),
+        {"department": department, "include_inactive": include_inactive},
+    )
+    return [dict(r._mapping) for r in result]
+
+
+# ------------------------------------------------------------------------------------------------- inspectors
+
+
+def _inspector_rows(conn: Connection, department: str | None) -> dict[str, InspectorRow]:
+    result = conn.execute(
+        text(
+            "SELECT code, department_code, name, qualifications, home_grid_code, office_name, "
+            "ST_X(office_geom) AS lon, ST_Y(office_geom) AS lat, conflicts, load_cap, active FROM inspector "
+            "WHERE (CAST(:department AS text) IS NULL OR department_code = :department) ORDER BY code"
+        ),
+        {"department": department},
+    )
+    return {
+        r.code: InspectorRow(
+            code=r.code,
+            department_code=r.department_code,
+            name=r.name,
+            qualifications=tuple(r.qualifications),
+            home_grid_code=r.home_grid_code,
+            office_name=r.office_name,
+            office_lon=float(r.lon),
+            office_lat=float(r.lat),
+            conflicts=tuple(r.conflicts),
+            load_cap=r.load_cap,
+            active=r.active,
+        )
+        for r in result
+    }
+
+
+def _check_inspector_references(conn: Connection, rows: Sequence[InspectorRow], problems: list[Problem]) -> None:
+    """Qualifications that are no item of the inspector's department, grids not in the active version, offices
+    outside the city."""
+    item_department: dict[str, str] = dict(
+        conn.execute(text("SELECT code, department_code FROM inspection_item")).all()
+    )
+    grids = sorted({r.home_grid_code for r in rows if r.home_grid_code})
+    active_grids = set(
+        conn.execute(
+            text(
+                "SELECT g.code FROM grid g JOIN grid_version v ON v.id = g.version_id "
+                "WHERE v.status = 'active' AND g.code = ANY(:codes)"
+            ),
+            {"codes": grids},
+        ).scalars()
+    )
+    outside = set(
+        conn.execute(
+            text(
+                "SELECT t.i FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[])) WITH ORDINALITY "
+                "AS t(lon, lat, i) WHERE NOT EXISTS (SELECT 1 FROM town "
+                "WHERE ST_Covers(town.geom, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)))"
+            ),
+            {"lons": [r.office_lon for r in rows], "lats": [r.office_lat for r in rows]},
+        ).scalars()
+    )
+    for index, row in enumerate(rows, start=1):
+        for code in row.qualifications:
+            owner = item_department.get(code)
+            if owner is None:
+                problems.append(Problem(row.line, "qualifications", f"事项“{code}”不存在（请先导入事项清单）"))
+            elif owner != row.department_code:
+                problems.append(Problem(row.line, "qualifications", f"事项“{code}”属于部门“{owner}”，不是本部门事项"))
+        if row.home_grid_code and row.home_grid_code not in active_grids:
+            problems.append(Problem(row.line, "home_grid_code", f"网格“{row.home_grid_code}”不在现行网格版本中"))
+        if index in outside:
+            problems.append(
+                Problem(row.line, "office_lon", f"办公地点（{row.office_lon}，{row.office_lat}）不在东莞市范围内")
+            )
+
+
+def import_inspectors(
+    conn: Connection, data: bytes, *, actor: str, department: str | None, replace: bool
+) -> ImportSummary:
+    """Upsert an inspector-directory CSV by code (all or nothing), like `import_items`."""
+    rows = parse_inspectors(data)
+    current = _inspector_rows(conn, None)
+    problems: list[Problem] = []
+    _check_departments(rows, {code: row.department_code for code, row in current.items()}, department, problems)
+    _check_inspector_references(conn, rows, problems)
+    if problems:
+        raise DirectoryFileError(sorted(problems, key=lambda p: (p.line, p.column)), what="执法人员名录")
+    created = [r for r in rows if r.code not in current]
+    changed = [r for r in rows if r.code in current and current[r.code] != r]
+    params = [
+        {
+            "code": r.code,
+            "department_code": r.department_code,
+            "name": r.name,
+            "qualifications": list(r.qualifications),
+            "home_grid_code": r.home_grid_code,
+            "office_name": r.office_name,
+            "lon": r.office_lon,
+            "lat": r.office_lat,
+            "conflicts": list(r.conflicts),
+            "load_cap": r.load_cap,
+            "active": r.active,
+        }
+        for r in [*created, *changed]
+    ]
+    if params:
+        conn.execute(
+            text(
+                "INSERT INTO inspector (code, department_code, name, qualifications, home_grid_code, office_name, "
+                "office_geom, conflicts, load_cap, active) VALUES (:code, :department_code, :name, :qualifications, "
+                ":home_grid_code, :office_name, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :conflicts, :load_cap, "
+                ":active) ON CONFLICT (code) DO UPDATE SET department_code = excluded.department_code, "
+                "name = excluded.name, qualifications = excluded.qualifications, "
+                "home_grid_code = excluded.home_grid_code, office_name = excluded.office_name, "
+                "office_geom = excluded.office_geom, conflicts = excluded.conflicts, load_cap = excluded.load_cap, "
+                "active = excluded.active, updated_at = now()"
+            ),
+            params,
+        )
+    deactivated = 0
+    if replace:
+        departments = [department] if department else sorted({r.department_code for r in rows})
+        deactivated = _deactivate(conn, "inspector", departments, [r.code for r in rows])
+    _ = actor
+    return ImportSummary(len(created), len(changed), len(rows) - len(created) - len(changed), deactivated)
+
+
+def export_inspectors(conn: Connection, department: str | None = None) -> bytes:
+    """Every inspector (of one department, or all; inactive ones marked 否) as the CSV `import_inspectors` takes."""
+    return inspectors_csv(_inspector_rows(conn, department).values())
+
+
+def list_inspectors(conn: Connection, department: str | None = None) -> list[dict[str, Any]]:
+    """The inspectors (of one department, or all) with their office point, sorted by code."""
+    result = conn.execute(
+        text(
+            "SELECT id, code, department_code, name, qualifications, home_grid_code, office_name, "
+            "ST_X(office_geom) AS office_lon, ST_Y(office_geom) AS office_lat, conflicts, load_cap, active, "
+            "updated_at FROM inspector WHERE (CAST(:department AS text) IS NULL OR department_code = :department) "
+            "ORDER BY code"
+        ),
+        {"department": department},
+    )
+    return [dict(r._mapping) for r in result]
+
+
+# ------------------------------------------------------------------------------------------ target directory
+
+# The entities an item applies to: open, of one of its kinds, of one of its industries (a word contained in the
+# entity's industry; none = every industry), holding a licence-bound scope when the item says so. Industry words
+# become LIKE patterns once per item (with % _ \ escaped), so the entity scan is one pass of C comparisons.
+_ITEMS_CTE = """
+WITH it AS (
+    SELECT code, entity_kinds, licence_only, cardinality(industries) = 0 AS any_industry,
+           ARRAY(SELECT '%' || replace(replace(replace(w, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'
+                 FROM unnest(industries) AS w) AS patterns
+    FROM inspection_item WHERE active AND code = ANY(:items)
+)
+"""
+_TARGETS_JOIN = """
+FROM it JOIN entity e
+  ON e.status = 'open' AND e.kind = ANY(it.entity_kinds)
+ AND (it.any_industry OR e.industry LIKE ANY(it.patterns))
+ AND (NOT it.licence_only OR e.needs_licence)
+"""
+_AREA = {
+    "towns": "e.town_code = ANY(:towns)",
+    "grids": "e.grid_code = ANY(:grids)",
+    "polygon": "ST_Covers(ST_GeomFromText(:polygon, 4326), e.geom)",
+}
+
+
+def _area_sql(
+    towns: Sequence[str] | None, grids: Sequence[str] | None, polygon_wkt: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of an area (any of towns / grids / polygon; none given = the whole city) and its values."""
+    given = {"towns": towns, "grids": grids, "polygon": polygon_wkt}
+    parts = [_AREA[name] for name, value in given.items() if value is not None]
+    params: dict[str, Any] = {
+        "towns": list(towns or []),
+        "grids": list(grids or []),
+        "polygon": polygon_wkt,
+    }
+    return ("WHERE " + " OR ".join(f"({p})" for p in parts)) if parts else "", params
+
+
+def targets(
+    conn: Connection,
+    *,
+    item_codes: Sequence[str],
+    towns: Sequence[str] | None = None,
+    grids: Sequence[str] | None = None,
+    polygon_wkt: str | None = None,
+) -> list[Target]:
+    """The target directory: (item_code, uscc, credit_class, town_code, grid_code) of every open entity an active
+    item applies to in the area, sorted by item code then credit code."""
+    where, params = _area_sql(towns, grids, polygon_wkt)
+    sql = f"{_ITEMS_CTE} SELECT it.code, e.uscc, e.credit_class, e.town_code, e.grid_code {_TARGETS_JOIN} {where} ORDER BY 1, 2"
+    result = conn.execute(text(sql), {**params, "items": list(item_codes)})
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in result]
+
+
+def target_counts(
+    conn: Connection,
+    item_codes: Sequence[str],
+    *,
+    towns: Sequence[str] | None = None,
+    grids: Sequence[str] | None = None,
+    polygon_wkt: str | None = None,
+) -> dict[tuple[str, str], int]:
+    """How many targets each (item, credit class) has in the area (only the pairs that have any)."""
+    where, params = _area_sql(towns, grids, polygon_wkt)
+    sql = f"{_ITEMS_CTE} SELECT it.code, e.credit_class, count(*) {_TARGETS_JOIN} {where} GROUP BY 1, 2 ORDER BY 1, 2"
+    result = conn.execute(text(sql), {**params, "items": list(item_codes)})
+    return {(r[0], r[1]): int(r[2]) for r in result}
+
+
+def target_export_rows(
+    conn: Connection, item_codes: Sequence[str], *, towns: Sequence[str] | None = None
+) -> list[tuple[str, str, str, str | None, str | None]]:
+    """(item_code, uscc, name, town_code, grid_code) of the targets, for the directory export (no credit class)."""
+    where, params = _area_sql(towns, None, None)
+    sql = f"{_ITEMS_CTE} SELECT it.code, e.uscc, e.name, e.town_code, e.grid_code {_TARGETS_JOIN} {where} ORDER BY 1, 2"
+    result = conn.execute(text(sql), {**params, "items": list(item_codes)})
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in result]
