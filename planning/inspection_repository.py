@@ -1,0 +1,369 @@
+"""planning.inspection_repository: the SQL of double-random plans — plans, strata, candidates, teams and visits."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from grids.repository import active_version_id
+
+# The columns every plan answer reads (never the server seed: it is read only where it may be revealed).
+_PLAN_COLUMNS = """
+    p.id, p.title, p.department_codes, p.item_codes, p.area, p.town_codes, p.status, p.commitment,
+    p.candidates_sha256, p.candidate_count, p.public_value_source, p.public_value_at, p.public_value, p.seed,
+    p.load_cap, p.publish_days, p.visit_date, p.created_by, p.created_at, p.drawn_by, p.drawn_at,
+    p.cancelled_at, p.cancel_reason
+"""
+
+
+def items(conn: Connection, departments: Sequence[str]) -> list[dict[str, Any]]:
+    """Every item (active or not) of these departments, by code."""
+    rows = conn.execute(
+        text(
+            "SELECT code, department_code, name, key, service_minutes, active FROM inspection_item"
+            " WHERE department_code = ANY(:departments) ORDER BY code"
+        ),
+        {"departments": list(departments)},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def items_by_code(conn: Connection, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The items named, keyed by code (unknown codes are simply absent)."""
+    rows = conn.execute(
+        text(
+            "SELECT code, department_code, name, key, service_minutes, active FROM inspection_item"
+            " WHERE code = ANY(:codes)"
+        ),
+        {"codes": list(codes)},
+    )
+    return {r.code: dict(r._mapping) for r in rows}
+
+
+def known_towns(conn: Connection, codes: Sequence[str]) -> set[str]:
+    """Which of these town codes exist."""
+    rows = conn.execute(text("SELECT code FROM town WHERE code = ANY(:codes)"), {"codes": list(codes)})
+    return {r.code for r in rows}
+
+
+def active_grids(conn: Connection, codes: Sequence[str]) -> dict[str, str]:
+    """Grid code → town code for those of these codes in the active grid version."""
+    rows = conn.execute(
+        text("SELECT code, town_code FROM grid WHERE version_id = :version AND code = ANY(:codes)"),
+        {"version": active_version_id(conn), "codes": list(codes)},
+    )
+    return {r.code: r.town_code for r in rows}
+
+
+def polygon_towns(conn: Connection, polygon_wkt: str) -> tuple[list[str], float]:
+    """The towns a polygon touches, and the part of its area (m²) that lies outside every town (outside the city)."""
+    row = conn.execute(
+        text(
+            """
+            WITH p AS (SELECT ST_GeomFromText(:wkt, 4326) AS g),
+                 t AS (SELECT town.code, town.geom FROM town, p WHERE ST_Intersects(town.geom, p.g))
+            SELECT coalesce((SELECT array_agg(code ORDER BY code) FROM t), '{}') AS towns,
+                   ST_Area(ST_Difference(p.g, coalesce((SELECT ST_Union(geom) FROM t),
+                                                       ST_GeomFromText('POLYGON EMPTY', 4326)))::geography)
+                       AS outside_m2
+            FROM p
+            """
+        ),
+        {"wkt": polygon_wkt},
+    ).one()
+    return list(row.towns), float(row.outside_m2 or 0.0)
+
+
+def insert_plan(conn: Connection, values: Mapping[str, Any]) -> int:
+    """A new plan row (status committed); its id."""
+    params = dict(values)
+    return int(
+        conn.execute(
+            text(
+                """
+                INSERT INTO inspection_plan (title, department_codes, item_codes, area, area_geom, town_codes, status,
+                    server_seed, commitment, candidates_sha256, candidate_count, public_value_source,
+                    public_value_at, load_cap, publish_days, visit_date, created_by, created_at)
+                VALUES (:title, :department_codes, :item_codes, CAST(:area AS jsonb),
+                    ST_Multi(ST_GeomFromText(:area_wkt, 4326)), :town_codes, 'committed', :server_seed, :commitment,
+                    :candidates_sha256, :candidate_count, :public_value_source, :public_value_at, :load_cap,
+                    :publish_days, :visit_date, :created_by, :created_at)
+                RETURNING id
+                """
+            ),
+            params,
+        ).scalar_one()
+    )
+
+
+def insert_strata(conn: Connection, plan_id: int, strata: Iterable[Mapping[str, Any]]) -> None:
+    """The plan's strata (public id, item, class, ratio, size, n)."""
+    rows = [{"plan_id": plan_id, **s} for s in strata]
+    conn.execute(
+        text(
+            "INSERT INTO inspection_stratum (plan_id, stratum_id, item_code, credit_class, ratio, size, n)"
+            " VALUES (:plan_id, :stratum_id, :item_code, :credit_class, :ratio, :size, :n)"
+        ),
+        rows,
+    )
+
+
+def copy_candidates(conn: Connection, plan_id: int, rows: Iterable[tuple[str, str]]) -> int:
+    """COPY the plan's candidates (stratum id, credit code) in; the row count."""
+    buffer = io.StringIO()
+    count = 0
+    for stratum_id, uscc in rows:
+        buffer.write(f"{plan_id}\t{stratum_id}\t{uscc}\n")
+        count += 1
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy("COPY inspection_candidate (plan_id, stratum_id, uscc) FROM STDIN") as copy:  # type: ignore[union-attr]
+        copy.write(buffer.getvalue())
+    return count
+
+
+def plan(conn: Connection, plan_id: int, *, for_update: bool = False) -> dict[str, Any] | None:
+    """One plan's row (without the server seed), locked for the rest of the transaction when `for_update`."""
+    lock = " FOR UPDATE" if for_update else ""
+    statement = f"SELECT {_PLAN_COLUMNS} FROM inspection_plan p WHERE p.id = :id{lock}"  # noqa: S608 - fixed SQL fragments; values are bound
+    row = conn.execute(text(statement), {"id": plan_id})
+    found = row.one_or_none()
+    return dict(found._mapping) if found else None
+
+
+def server_seed(conn: Connection, plan_id: int) -> bytes:
+    """The secret server seed of a plan (revealed publicly only once the plan is drawn)."""
+    return bytes(
+        conn.execute(text("SELECT server_seed FROM inspection_plan WHERE id = :id"), {"id": plan_id}).scalar_one()
+    )
+
+
+def plans(
+    conn: Connection, *, department: str | None = None, town: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Plans, newest first, optionally only those carrying a department or touching a town."""
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT {_PLAN_COLUMNS} FROM inspection_plan p
+            WHERE (CAST(:department AS text) IS NULL OR :department = ANY(p.department_codes))
+              AND (CAST(:town AS text) IS NULL OR :town = ANY(p.town_codes))
+            ORDER BY p.created_at DESC, p.id DESC
+            LIMIT :limit
+            """  # noqa: S608 - fixed SQL fragments; values are bound
+        ),
+        {"department": department, "town": town, "limit": limit},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def strata(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """A plan's strata sorted by public id, each with its selected credit codes (empty before the draw)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT s.stratum_id, s.item_code, s.credit_class, s.ratio, s.size, s.n,
+                   coalesce(array_agg(c.uscc ORDER BY c.uscc) FILTER (WHERE c.selected), '{}') AS selected
+            FROM inspection_stratum s
+            LEFT JOIN inspection_candidate c ON c.plan_id = s.plan_id AND c.stratum_id = s.stratum_id AND c.selected
+            WHERE s.plan_id = :plan_id
+            GROUP BY s.stratum_id, s.item_code, s.credit_class, s.ratio, s.size, s.n
+            ORDER BY s.stratum_id
+            """
+        ),
+        {"plan_id": plan_id},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def candidates(conn: Connection, plan_id: int) -> list[tuple[str, str]]:
+    """A plan's candidates as (stratum id, credit code), in the canonical order of the published list."""
+    rows = conn.execute(
+        text(
+            "SELECT stratum_id, uscc FROM inspection_candidate WHERE plan_id = :plan_id"
+            ' ORDER BY stratum_id COLLATE "C", uscc COLLATE "C"'
+        ),
+        {"plan_id": plan_id},
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def mark_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, str]]) -> int:
+    """Mark the drawn candidates selected; how many rows changed."""
+    if not chosen:
+        return 0
+    result = conn.execute(
+        text(
+            """
+            UPDATE inspection_candidate c SET selected = true
+            FROM unnest(CAST(:strata AS text[]), CAST(:usccs AS text[])) AS x(stratum_id, uscc)
+            WHERE c.plan_id = :plan_id AND c.stratum_id = x.stratum_id AND c.uscc = x.uscc
+            """
+        ),
+        {"plan_id": plan_id, "strata": [s for s, _ in chosen], "usccs": [u for _, u in chosen]},
+    )
+    return int(result.rowcount)
+
+
+def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The drawn entities' name, kind, industry, place and point (lon/lat), keyed by credit code."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT uscc, name, kind, industry, town_code, grid_code, ST_AsText(geom) AS wkt
+            FROM entity WHERE uscc = ANY(:usccs)
+            """
+        ),
+        {"usccs": list(usccs)},
+    )
+    return {r.uscc: dict(r._mapping) for r in rows}
+
+
+def inspectors(conn: Connection, departments: Sequence[str]) -> list[dict[str, Any]]:
+    """The active inspectors of these departments with what matching needs (office as lon/lat, and its town)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT id, code, name, department_code, qualifications, home_grid_code, office_name,
+                   ST_X(office_geom) AS office_lon, ST_Y(office_geom) AS office_lat, conflicts, load_cap,
+                   (SELECT t.code FROM town t WHERE ST_Covers(t.geom, inspector.office_geom) LIMIT 1) AS office_town
+            FROM inspector WHERE active AND department_code = ANY(:departments) ORDER BY id
+            """
+        ),
+        {"departments": list(departments)},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def insert_team(
+    conn: Connection,
+    plan_id: int,
+    *,
+    team_no: int,
+    departments: Sequence[str],
+    inspector_ids: Sequence[int],
+    office_name: str,
+    office: tuple[float, float],
+) -> int:
+    """One team of the plan; its id."""
+    return int(
+        conn.execute(
+            text(
+                """
+                INSERT INTO inspection_team (plan_id, team_no, department_codes, inspector_ids, office_name, office_geom)
+                VALUES (:plan_id, :team_no, :departments, :inspector_ids, :office_name,
+                        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+                RETURNING id
+                """
+            ),
+            {
+                "plan_id": plan_id,
+                "team_no": team_no,
+                "departments": list(departments),
+                "inspector_ids": list(inspector_ids),
+                "office_name": office_name,
+                "lon": office[0],
+                "lat": office[1],
+            },
+        ).scalar_one()
+    )
+
+
+def insert_visits(conn: Connection, plan_id: int, visits: Sequence[Mapping[str, Any]]) -> None:
+    """The plan's visits (one per drawn entity), with their team or the reason none could be formed: one statement."""
+    if not visits:
+        return
+    columns = ("uscc", "town_code", "grid_code", "team_id", "unmatched_reason", "window_start", "window_end")
+    params: dict[str, Any] = {c: [v[c] for v in visits] for c in columns}
+    params["service_minutes"] = [v["service_minutes"] for v in visits]
+    # Arrays of arrays cannot be unnested row by row: the item and department lists travel as joined text.
+    params["item_codes"] = [";".join(v["item_codes"]) for v in visits]
+    params["department_codes"] = [";".join(v["department_codes"]) for v in visits]
+    conn.execute(
+        text(
+            """
+            INSERT INTO inspection_visit (plan_id, uscc, town_code, grid_code, item_codes, department_codes, team_id,
+                unmatched_reason, geom, window_start, window_end, service_minutes)
+            SELECT :plan_id, x.uscc, x.town_code, x.grid_code, string_to_array(x.item_codes, ';'),
+                   string_to_array(x.department_codes, ';'), x.team_id, x.unmatched_reason, e.geom, x.window_start,
+                   x.window_end, x.service_minutes
+            FROM unnest(CAST(:uscc AS text[]), CAST(:town_code AS text[]), CAST(:grid_code AS text[]),
+                        CAST(:item_codes AS text[]), CAST(:department_codes AS text[]), CAST(:team_id AS bigint[]),
+                        CAST(:unmatched_reason AS text[]), CAST(:window_start AS int[]), CAST(:window_end AS int[]),
+                        CAST(:service_minutes AS int[]))
+                 AS x(uscc, town_code, grid_code, item_codes, department_codes, team_id, unmatched_reason,
+                      window_start, window_end, service_minutes)
+            JOIN entity e ON e.uscc = x.uscc
+            """
+        ),
+        {"plan_id": plan_id, **params},
+    )
+
+
+def mark_drawn(conn: Connection, plan_id: int, *, public_value: str, seed_hex: str, actor: str, at: datetime) -> None:
+    """The plan drawn: its public value, seed, who drew it and when."""
+    conn.execute(
+        text(
+            """
+            UPDATE inspection_plan SET status = 'drawn', public_value = :public_value, seed = :seed,
+                drawn_by = :actor, drawn_at = :at
+            WHERE id = :id
+            """
+        ),
+        {"id": plan_id, "public_value": public_value, "seed": seed_hex, "actor": actor, "at": at},
+    )
+
+
+def mark_cancelled(conn: Connection, plan_id: int, *, reason: str, at: datetime) -> None:
+    """The plan cancelled before its draw (kept, and shown publicly as cancelled)."""
+    conn.execute(
+        text(
+            "UPDATE inspection_plan SET status = 'cancelled', cancelled_at = :at, cancel_reason = :reason WHERE id = :id"
+        ),
+        {"id": plan_id, "reason": reason, "at": at},
+    )
+
+
+def teams(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """A plan's teams with their members (code, name, department, home grid) and office."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT t.id, t.team_no, t.department_codes, t.office_name,
+                   ST_X(t.office_geom) AS office_lon, ST_Y(t.office_geom) AS office_lat,
+                   coalesce(json_agg(json_build_object('id', i.id, 'code', i.code, 'name', i.name,
+                                                       'department', i.department_code,
+                                                       'home_grid', i.home_grid_code) ORDER BY m.ord)
+                            FILTER (WHERE i.id IS NOT NULL), '[]') AS inspectors
+            FROM inspection_team t
+            CROSS JOIN LATERAL unnest(t.inspector_ids) WITH ORDINALITY AS m(inspector_id, ord)
+            LEFT JOIN inspector i ON i.id = m.inspector_id
+            WHERE t.plan_id = :plan_id
+            GROUP BY t.id
+            ORDER BY t.team_no
+            """
+        ),
+        {"plan_id": plan_id},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def visits(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """A plan's visits with the entity's name and point, ordered by team then credit code."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT v.id, v.uscc, e.name, v.grid_code, v.town_code, ST_X(v.geom) AS lon, ST_Y(v.geom) AS lat,
+                   v.item_codes, v.department_codes, v.team_id, v.window_start, v.window_end, v.service_minutes,
+                   v.status, v.unmatched_reason
+            FROM inspection_visit v JOIN entity e ON e.uscc = v.uscc
+            WHERE v.plan_id = :plan_id
+            ORDER BY v.team_id NULLS LAST, v.uscc
+            """
+        ),
+        {"plan_id": plan_id},
+    )
+    return [dict(r._mapping) for r in rows]
