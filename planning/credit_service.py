@@ -46,7 +46,9 @@ from planning.credit import (
 from planning.errors import InvalidPlan, PlanNotFound
 from planning.models import credit_record
 from supervision.calendar import SHANGHAI, default_calendar, today
+from supervision.errors import OutOfScope
 from supervision.jobs import DailyJob
+from supervision.scope import Scope
 from supervision.uscc import is_valid_uscc
 
 RECORD_KINDS: dict[str, str] = {
@@ -444,8 +446,8 @@ def _summary_json(summary: RecomputeSummary, actor: str) -> dict[str, object]:
 # ------------------------------------------------------------------------------------------------------- read
 
 
-def credit_of(conn: Connection, uscc: str) -> CreditView:
-    """An entity's class, its reasons and history (newest first), and its open records."""
+def credit_of(conn: Connection, uscc: str, scope: Scope | None = None) -> CreditView:
+    """An entity's class, its reasons and history (newest first), and its open records; OutOfScope outside `scope`."""
     _valid_uscc(uscc)
     entity = conn.execute(
         text("SELECT uscc, name, town_code, status, credit_class, registered_on FROM entity WHERE uscc = :u"),
@@ -453,6 +455,8 @@ def credit_of(conn: Connection, uscc: str) -> CreditView:
     ).first()
     if entity is None:
         raise PlanNotFound(f"未找到市场主体 {uscc}", reason="entity_not_found")
+    if scope is not None and not scope.sees(entity.town_code):
+        raise OutOfScope(f"市场主体 {uscc} 不在您的辖区内")
     rows = conn.execute(
         text(
             "SELECT credit_class, previous_class, reasons, rules_version, assessed_at, run_id FROM credit_assessment "
@@ -493,7 +497,7 @@ def first_working_day_of_month(day: date) -> bool:
     return all(not calendar.is_working_day(day.replace(day=d)) for d in range(1, day.day))
 
 
-def _monthly(conn: Connection, day: date, moment: datetime) -> dict[str, object]:
+def _monthly(conn: Connection, day: date, _moment: datetime) -> dict[str, object]:
     """The daily job's body: recompute every class on the month's first working day, else say why not."""
     if not first_working_day_of_month(day):
         return {"ran": False, "reason": "not_first_working_day"}

@@ -267,3 +267,21 @@ def clear_ratio(conn: Connection, item_code: str, credit_class: str) -> bool:
         )
     )
     return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class RatioOverview:
+    """What a planner sees of the ratios: the file's rules, the city's settings, and the ratio of every class that
+    applies to an item without its own setting (the city's '*' setting, else the file's default)."""
+
+    rules: RatioRules
+    settings: list[RatioSetting]
+    effective: dict[str, Decimal]
+
+
+def ratio_overview(conn: Connection) -> RatioOverview:
+    """The rules, the city's settings and the effective per-class ratio of items without a setting of their own."""
+    rules = load_rules()
+    settings = ratio_settings(conn)
+    city = {s.credit_class: s.ratio for s in settings if s.item_code == EVERY_ITEM}
+    return RatioOverview(rules, settings, {cls: city.get(cls, rules.default[cls]) for cls in CLASSES})

@@ -56,6 +56,10 @@ TYPED = [
     ("get", "/v1/grid-versions/{version_id}/comparison", "200"),
     ("post", "/v1/grid-versions/{version_id}/apply", "200"),
     ("post", "/v1/grid-versions/rollback", "200"),
+    ("get", "/v1/entities/{uscc}/credit", "200"),
+    ("post", "/v1/credit/recompute", "200"),
+    ("get", "/v1/inspection-ratios", "200"),
+    ("put", "/v1/inspection-ratios", "200"),
 ]
 
 

@@ -1,0 +1,181 @@
+"""Credit classes and sampling ratios over the API: who may read an entity's class (internal, never public), who may
+recompute it, and who may set the ratios — each role in its own place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from api.routers.credit import CreditOut, RatiosOut, RecomputeOut
+from gis.database import make_engine
+from gis.settings import DatabaseSettings
+from planning.ratios import load_rules
+from supervision.uscc import uscc_check_char
+from tests.support.accounts import api_key_headers, bearer, make_api_key, make_users
+from tests.support.city import a_door_in_another_town, a_door_with_workers
+from tests.support.server import SECRET_KEY
+
+pytestmark = pytest.mark.db
+
+PEOPLE = ("admin", "centre", "leader", "away-leader", "officer", "dispatcher", "worker")
+UNKNOWN = "91441900MA4W00000" + uscc_check_char("91441900MA4W00000")
+RULES = load_rules()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def world(db: DatabaseSettings) -> dict[str, Any]:
+    """An entity of the home town (clean: class A by the rules), every role, and an API key."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        home = a_door_with_workers(conn, min_workers=1)
+        away = a_door_in_another_town(conn, home.town_code)
+        uscc = conn.execute(
+            text(
+                "SELECT e.uscc FROM entity e WHERE e.status = 'open' AND e.town_code = :t AND NOT e.needs_licence "
+                "AND e.registered_on < '2024-01-01' AND e.annual_report_filed_on >= '2026-01-01' "
+                "AND NOT EXISTS (SELECT 1 FROM task t WHERE t.entity_uscc = e.uscc) ORDER BY e.uscc LIMIT 1"
+            ),
+            {"t": home.town_code},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO inspection_item (code, department_code, name, basis, key, source) VALUES "
+                "('credit-api-key-01', 'market_supervision', '测试重点事项', '测试依据', true, 'assumption: test') "
+                "ON CONFLICT (code) DO NOTHING"
+            )
+        )
+        make_users(
+            conn,
+            {
+                "admin": ("admin", None),
+                "centre": ("command_centre", None),
+                "leader": ("town_leader", home.town_code),
+                "away-leader": ("town_leader", away.town_code),
+                "officer": ("department_officer", "market_supervision"),
+                "dispatcher": ("dispatcher", home.community_code),
+                "worker": ("grid_worker", str(home.worker_id)),
+            },
+        )
+        key = make_api_key(conn, SECRET_KEY, "registry-credit")
+    engine.dispose()
+    return {"uscc": str(uscc), "api_key": key}
+
+
+@pytest.fixture(scope="module")
+def headers(client: TestClient, world: dict[str, Any]) -> dict[str, dict[str, str]]:
+    out = {"api": api_key_headers(world["api_key"])}
+    for name in PEOPLE:
+        out[name] = bearer(client, name)
+    return out
+
+
+# Written out by hand: credit.read is the centre's, the admin's, the officers' (city-wide) and a town leader's (their
+# town); credit.recompute the centre's and the admin's; inspection.read adds nothing for these roles but the leader's.
+READ = {"admin": 200, "centre": 200, "officer": 200, "leader": 200, "away-leader": 403, "dispatcher": 403,
+        "worker": 403, "api": 403}  # fmt: skip
+RECOMPUTE = {"admin": 200, "centre": 200, "officer": 403, "leader": 403, "away-leader": 403, "dispatcher": 403,
+             "worker": 403, "api": 403}  # fmt: skip
+RATIOS = {"admin": 200, "centre": 200, "officer": 200, "leader": 200, "away-leader": 200, "dispatcher": 403,
+          "worker": 403, "api": 403}  # fmt: skip
+
+
+@pytest.mark.parametrize("who", sorted(READ))
+def test_each_role_reads_an_entitys_class_only_where_it_may(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any], who: str
+) -> None:
+    response = client.get(f"/v1/entities/{world['uscc']}/credit", headers=headers[who])
+    assert response.status_code == READ[who], (who, response.text)
+    if response.status_code == 403:
+        assert response.json()["error"] == "forbidden"
+    else:
+        view = CreditOut.model_validate(response.json())
+        assert view.uscc == world["uscc"] and view.reasons
+
+
+@pytest.mark.parametrize("who", sorted(RECOMPUTE))
+def test_only_the_centre_and_the_admin_recompute(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any], who: str
+) -> None:
+    response = client.post("/v1/credit/recompute", json={"uscc": world["uscc"]}, headers=headers[who])
+    assert response.status_code == RECOMPUTE[who], (who, response.text)
+
+
+@pytest.mark.parametrize("who", sorted(RATIOS))
+def test_the_ratios_are_read_by_whoever_reads_inspections_and_set_by_the_centre(
+    client: TestClient, headers: dict[str, dict[str, str]], who: str
+) -> None:
+    assert client.get("/v1/inspection-ratios", headers=headers[who]).status_code == RATIOS[who]
+    body = {"item_code": "*", "credit_class": "D", "ratio": 0.25, "source": "测试"}
+    assert client.put("/v1/inspection-ratios", json=body, headers=headers[who]).status_code == RECOMPUTE[who]
+
+
+def test_the_centre_recomputes_an_entity_and_reads_its_class_reasons_and_history(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any]
+) -> None:
+    uscc = world["uscc"]
+    response = client.post("/v1/credit/recompute", json={"uscc": uscc}, headers=headers["centre"])
+    summary = RecomputeOut.model_validate(response.json())
+    assert summary.entities == 1 and summary.by_class["A"] == 1
+    view = CreditOut.model_validate(client.get(f"/v1/entities/{uscc}/credit", headers=headers["leader"]).json())
+    assert view.credit_class == "A" and view.class_label_zh == "信用风险低"
+    assert [r.code for r in view.reasons] == ["no_adverse_records"]
+    assert view.history and view.history[0].credit_class == "A" and view.assessed_at is not None
+
+
+def test_a_malformed_code_is_422_and_an_unknown_one_404(client: TestClient, headers: dict[str, dict[str, str]]) -> None:
+    bad = client.get("/v1/entities/914419000000000000/credit", headers=headers["centre"])
+    assert bad.status_code == 422 and "校验位" in bad.json()["detail"]
+    assert client.get("/v1/entities/abc/credit", headers=headers["centre"]).status_code == 422
+    missing = client.get(f"/v1/entities/{UNKNOWN}/credit", headers=headers["centre"])
+    assert missing.status_code == 404 and missing.json()["reason"] == "entity_not_found"
+    assert client.post("/v1/credit/recompute", json={"uscc": UNKNOWN}, headers=headers["centre"]).status_code == 404
+
+
+def test_the_centre_sets_a_ratio_and_every_plan_sees_it(client: TestClient, headers: dict[str, dict[str, str]]) -> None:
+    body = {"item_code": "*", "credit_class": "A", "ratio": "0.02", "source": "2027 年度抽查工作计划"}
+    response = client.put("/v1/inspection-ratios", json=body, headers=headers["centre"])
+    assert response.status_code == 200, response.text
+    ratios = RatiosOut.model_validate(response.json())
+    a = next(c for c in ratios.classes if c.credit_class == "A")
+    assert a.effective == 0.02 and a.default == float(RULES.default["A"]) and a.floor == float(RULES.floor["A"])
+    setting = next(s for s in ratios.settings if s.credit_class == "A")
+    assert (setting.item_code, setting.ratio, setting.set_by) == ("*", 0.02, "user:centre")
+    # a key item may be checked fully
+    full = {"item_code": "credit-api-key-01", "credit_class": "A", "ratio": 1, "source": "专项整治"}
+    assert client.put("/v1/inspection-ratios", json=full, headers=headers["admin"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"item_code": "*", "credit_class": "A", "ratio": 0}, "ratio_out_of_range"),
+        ({"item_code": "*", "credit_class": "A", "ratio": 1.5}, "ratio_out_of_range"),
+        ({"item_code": "*", "credit_class": "A", "ratio": 0.0000001}, "ratio_out_of_range"),
+        ({"item_code": "*", "credit_class": "A", "ratio": 0.001}, "ratio_below_floor"),
+        ({"item_code": "*", "credit_class": "B", "ratio": 0.9}, "ratio_above_cap"),
+        ({"item_code": "no-such-item", "credit_class": "B", "ratio": 0.05}, "unknown_item"),
+    ],
+)
+def test_a_ratio_the_rules_forbid_is_a_422_in_chinese(
+    client: TestClient, headers: dict[str, dict[str, str]], body: dict[str, Any], reason: str
+) -> None:
+    before = client.get("/v1/inspection-ratios", headers=headers["centre"]).json()
+    response = client.put("/v1/inspection-ratios", json={**body, "source": "测试"}, headers=headers["centre"])
+    assert response.status_code == 422, response.text
+    assert response.json()["reason"] == reason
+    assert ("比例" if reason != "unknown_item" else "未知检查事项") in response.json()["detail"]
+    assert client.get("/v1/inspection-ratios", headers=headers["centre"]).json() == before
+
+
+def test_an_unknown_class_is_refused_by_the_schema(client: TestClient, headers: dict[str, dict[str, str]]) -> None:
+    body = {"item_code": "*", "credit_class": "E", "ratio": 0.05, "source": "测试"}
+    assert client.put("/v1/inspection-ratios", json=body, headers=headers["centre"]).status_code == 422
+
+
+def test_the_class_is_never_in_a_public_answer(client: TestClient, world: dict[str, Any]) -> None:
+    """Without a credential the class cannot be read at all."""
+    assert client.get(f"/v1/entities/{world['uscc']}/credit").status_code == 401
+    assert client.get("/v1/inspection-ratios").status_code == 401
