@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner, Result
 
+from api.cli import app
 from api.routers.credit import CreditOut, RatiosOut, RecomputeOut
+from gis import migrate  # noqa: F401 - import alembic before CliRunner swaps sys.stdout
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from planning.ratios import load_rules
@@ -179,3 +182,49 @@ def test_the_class_is_never_in_a_public_answer(client: TestClient, world: dict[s
     """Without a credential the class cannot be read at all."""
     assert client.get(f"/v1/entities/{world['uscc']}/credit").status_code == 401
     assert client.get("/v1/inspection-ratios").status_code == 401
+
+
+# ------------------------------------------------------------------------------------------------ the command line
+
+
+def gridgov(db: DatabaseSettings, *args: str) -> Result:
+    """Run `gridgov ARGS` against this module's database, as a user would from a shell."""
+    return CliRunner().invoke(app, list(args), env={"GRIDGOV_DATABASE_URL": db.database_url})
+
+
+def test_the_shell_recomputes_one_entity_and_shows_its_class_and_history(
+    db: DatabaseSettings, world: dict[str, Any]
+) -> None:
+    uscc = world["uscc"]
+    result = gridgov(db, "credit", "recompute", "--uscc", uscc, "--as-of", "2026-12-01")
+    assert result.exit_code == 0, result.output
+    assert "评定 1 户" in result.output and "A 类 1" in result.output
+    shown = gridgov(db, "credit", "show", uscc)
+    assert shown.exit_code == 0, shown.output
+    assert "A 类 信用风险低" in shown.output and "无不良记录" in shown.output and "历史：" in shown.output
+
+
+def test_the_shell_refuses_a_bad_code_a_bad_date_and_a_bad_ratio_with_exit_1(db: DatabaseSettings) -> None:
+    for args, words in (
+        (("credit", "show", "abc"), "校验位"),
+        (("credit", "show", UNKNOWN), "未找到"),
+        (("credit", "recompute", "--as-of", "2026-13-01"), "日期格式"),
+        (("credit", "set-ratio", "--item", "*", "--class", "A", "--ratio", "0.001", "--source", "x"), "下限"),
+        (("credit", "set-ratio", "--item", "*", "--class", "A", "--ratio", "abc", "--source", "x"), "不是数字"),
+        (("credit", "clear-ratio", "--item", "*", "--class", "C"), "没有这条设置"),
+    ):
+        result = gridgov(db, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert words in result.output, (args, result.output)
+
+
+def test_the_shell_sets_lists_and_clears_a_ratio(db: DatabaseSettings) -> None:
+    result = gridgov(
+        db, "credit", "set-ratio", "--item", "*", "--class", "B", "--ratio", "0.04", "--source", "年度计划"
+    )
+    assert result.exit_code == 0, result.output
+    listed = gridgov(db, "credit", "ratios")
+    assert listed.exit_code == 0, listed.output
+    assert "全部事项  B 类  0.04  依据：年度计划" in listed.output and "信用风险一般" in listed.output
+    assert gridgov(db, "credit", "clear-ratio", "--item", "*", "--class", "B").exit_code == 0
+    assert "0.04" not in gridgov(db, "credit", "ratios").output
