@@ -88,3 +88,4 @@ _.num_workers  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver 
 _.random_seed  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter, read by OR-Tools
 _.max_deterministic_time  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter
 _.max_time_in_seconds  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter
+kind_zh  # unused variable (api/routers/credit.py): a response field of GET /v1/entities/{uscc}/credit, read by serialisation
