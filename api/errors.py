@@ -189,7 +189,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     body = error_body(rule.code, detail)
     # Workflow conflicts say where the task stands and what may happen next; input errors name the field; a
     # duplicate names the address it duplicates.
-    for extra in ("current", "allowed", "field", "address_id", "standard_address", "reason", "unassigned"):
+    for extra in ("current", "allowed", "field", "address_id", "standard_address", "reason", "unassigned", "problems"):
         value = getattr(exc, extra, None)
         if value is not None and rule.show_message:
             body[extra] = value

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from planning.errors import InvalidPlan
 from supervision.uscc import is_valid_uscc
@@ -111,10 +112,13 @@ class DirectoryFileError(InvalidPlan):
     default_reason = "invalid_directory"
 
     def __init__(self, problems: Sequence[Problem], *, what: str = "文件") -> None:
-        self.problems = list(problems)
-        shown = "；".join(str(p) for p in self.problems[:50])
-        more = f"；另有{len(self.problems) - 50}处问题" if len(self.problems) > 50 else ""
-        super().__init__(f"{what}有{len(self.problems)}处问题，整个文件未导入：{shown}{more}")
+        # Plain dicts, so that the API's error body carries them as they are.
+        self.problems: list[dict[str, Any]] = [
+            {"line": p.line, "column": p.column, "detail": p.message} for p in problems
+        ]
+        shown = "；".join(str(p) for p in problems[:50])
+        more = f"；另有{len(problems) - 50}处问题" if len(problems) > 50 else ""
+        super().__init__(f"{what}有{len(problems)}处问题，整个文件未导入：{shown}{more}", reason=self.default_reason)
 
 
 def decode(data: bytes) -> str:
@@ -373,3 +377,11 @@ def inspectors_csv(rows: Iterable[InspectorRow]) -> bytes:
             for r in sorted(rows, key=lambda r: r.code)
         ),
     )
+
+
+TARGET_COLUMNS = ("item_code", "uscc", "name", "town_code", "grid_code")
+
+
+def targets_csv(rows: Iterable[tuple[str, str, str, str | None, str | None]]) -> bytes:
+    """The target directory as CSV (item code, credit code, name, town, grid; never the credit class)."""
+    return _write(TARGET_COLUMNS, ((item, uscc, name, town or "", grid or "") for item, uscc, name, town, grid in rows))

@@ -187,6 +187,13 @@ def list_items(
     return [dict(r._mapping) for r in result]
 
 
+def item_departments(conn: Connection) -> dict[str, str]:
+    """Every item code (active or not) with its department."""
+    return {
+        code: department for code, department in conn.execute(text("SELECT code, department_code FROM inspection_item"))
+    }
+
+
 # ------------------------------------------------------------------------------------------------- inspectors
 
 
@@ -220,9 +227,7 @@ def _inspector_rows(conn: Connection, department: str | None) -> dict[str, Inspe
 def _check_inspector_references(conn: Connection, rows: Sequence[InspectorRow], problems: list[Problem]) -> None:
     """Qualifications that are no item of the inspector's department, grids not in the active version, offices
     outside the city."""
-    item_department: dict[str, str] = dict(
-        conn.execute(text("SELECT code, department_code FROM inspection_item")).all()
-    )
+    item_department = item_departments(conn)
     grids = sorted({r.home_grid_code for r in rows if r.home_grid_code})
     active_grids = set(
         conn.execute(
@@ -397,6 +402,20 @@ def target_counts(
     sql = f"{_ITEMS_CTE} SELECT it.code, e.credit_class, count(*) {_TARGETS_JOIN} {where} GROUP BY 1, 2 ORDER BY 1, 2"
     result = conn.execute(text(sql), {**params, "items": list(item_codes)})
     return {(r[0], r[1]): int(r[2]) for r in result}
+
+
+def target_entity_count(
+    conn: Connection,
+    item_codes: Sequence[str],
+    *,
+    towns: Sequence[str] | None = None,
+    grids: Sequence[str] | None = None,
+    polygon_wkt: str | None = None,
+) -> int:
+    """How many distinct entities the items apply to in the area (one visit each, however many items)."""
+    where, params = _area_sql(towns, grids, polygon_wkt)
+    sql = f"{_ITEMS_CTE} SELECT count(DISTINCT e.uscc) {_TARGETS_JOIN} {where}"
+    return int(conn.execute(text(sql), {**params, "items": list(item_codes)}).scalar_one())
 
 
 def target_export_rows(

@@ -74,7 +74,7 @@ def test_every_bad_line_is_listed_with_its_line_and_column_in_one_refusal() -> N
         parse_items((ITEM_HEADER + "".join(lines)).encode())
     error = caught.value
     assert error.reason == "invalid_directory"
-    where = {(p.line, p.column) for p in error.problems}
+    where = {(p["line"], p["column"]) for p in error.problems}
     assert where == {
         (3, "name"),
         (4, "key"),
@@ -94,7 +94,7 @@ def test_every_bad_line_is_listed_with_its_line_and_column_in_one_refusal() -> N
 def test_a_file_without_the_header_columns_is_refused_by_name() -> None:
     with pytest.raises(DirectoryFileError) as caught:
         parse_items("code,name\nhealth-01,检查\n".encode())
-    assert {p.column for p in caught.value.problems} >= {"department_code", "basis", "service_minutes"}
+    assert {p["column"] for p in caught.value.problems} >= {"department_code", "basis", "service_minutes"}
     with pytest.raises(DirectoryFileError, match="文件为空"):
         parse_items(b"")
 
@@ -115,7 +115,7 @@ def test_inspector_lines_with_a_bad_credit_code_grid_or_coordinates_are_refused(
     ]
     with pytest.raises(DirectoryFileError) as caught:
         parse_inspectors((INSPECTOR_HEADER + "".join(lines)).encode())
-    where = {(p.line, p.column) for p in caught.value.problems}
+    where = {(p["line"], p["column"]) for p in caught.value.problems}
     assert where == {
         (3, "conflicts"),
         (4, "home_grid_code"),

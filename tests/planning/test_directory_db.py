@@ -64,7 +64,7 @@ def test_an_officer_cannot_import_another_departments_rows_and_nothing_is_writte
         before = export_items(conn)
         with pytest.raises(DirectoryFileError) as caught:
             import_items(conn, mixed.encode(), actor="officer", department="water", replace=True)
-        assert [(p.line, p.column) for p in caught.value.problems] == [(4, "department_code")]
+        assert [(p["line"], p["column"]) for p in caught.value.problems] == [(4, "department_code")]
         assert "只能导入本部门" in str(caught.value)
         assert export_items(conn) == before
 
@@ -78,7 +78,7 @@ def test_unknown_departments_and_codes_of_another_department_are_refused_with_th
     bad += "health-01,water,检查,依据,一般,company,,否,30,自定\n"
     with engine.begin() as conn, pytest.raises(DirectoryFileError) as caught:
         import_items(conn, bad.encode(), actor="centre", department=None, replace=False)
-    assert [(p.line, p.column) for p in caught.value.problems] == [(3, "department_code"), (4, "code")]
+    assert [(p["line"], p["column"]) for p in caught.value.problems] == [(3, "department_code"), (4, "code")]
 
 
 def _inspector_line(code: str, **cells: str) -> str:
@@ -119,7 +119,7 @@ def test_inspectors_with_unknown_items_other_departments_items_stale_grids_or_of
             import_inspectors(
                 conn, (INSPECTOR_HEADER + "".join(lines)).encode(), actor="c", department=None, replace=False
             )
-        assert [(p.line, p.column) for p in caught.value.problems] == [
+        assert [(p["line"], p["column"]) for p in caught.value.problems] == [
             (3, "qualifications"),
             (4, "qualifications"),
             (5, "home_grid_code"),
