@@ -1,0 +1,387 @@
+"""A drawn plan's team days: each team leaves its office after 08:30, meets every business-hours window on the roads,
+is back by 17:30, spreads over working days as needed; a dispatcher moves a stop by hand and the days are
+re-optimised around it, or refused with the reason and left as they were."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from planning.errors import InvalidPlan, PlanState, RouteInfeasible
+from planning.route_service import move_stop, plan_routes, solve_plan_routes
+from planning.routing.travel import RoadNetwork
+from supervision.calendar import default_calendar
+from supervision.errors import OutOfScope
+from supervision.scope import Scope
+
+pytestmark = pytest.mark.db
+
+CITY = Scope("city")
+DAY = (8 * 3600 + 1800, 17 * 3600 + 1800)
+
+
+def insert_drawn_plan(
+    conn: Connection, town: str, *, departments: list[str], visit_date: date, status: str = "drawn"
+) -> int:
+    """A plan as the draw leaves it (the draw's own service is another part's): status, towns and visit date."""
+    return int(
+        conn.execute(
+            text(
+                """
+                INSERT INTO inspection_plan (title, department_codes, item_codes, area, town_codes, status,
+                    server_seed, commitment, candidates_sha256, candidate_count, public_value_source,
+                    public_value_at, load_cap, visit_date, created_by, created_at)
+                VALUES ('路线测试计划', :departments, '{}', CAST(:area AS jsonb), ARRAY[:town], :status,
+                    '\\x00', repeat('0', 64), repeat('0', 64), 0, '测试', '2026-12-01T10:00:00+08:00', 20,
+                    :visit_date, 'test', '2026-12-01T10:00:00+08:00')
+                RETURNING id
+                """
+            ),
+            {
+                "departments": departments,
+                "area": f'{{"towns": ["{town}"]}}',
+                "town": town,
+                "status": status,
+                "visit_date": visit_date,
+            },
+        ).scalar_one()
+    )
+
+
+def insert_team(
+    conn: Connection, plan_id: int, team_no: int, departments: list[str], office: tuple[float, float], home_grid: str
+) -> int:
+    """A team of two inspectors (one living in `home_grid`), working from `office`."""
+    ids = []
+    for k, department in enumerate([departments[0], departments[-1]]):
+        ids.append(
+            conn.execute(
+                text(
+                    "INSERT INTO inspector (code, department_code, name, home_grid_code, office_name, office_geom)"
+                    " VALUES (:code, :d, :name, :grid, '执法所', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
+                    " RETURNING id"
+                ),
+                {
+                    "code": f"T{plan_id}-{team_no}-{k}",
+                    "d": department,
+                    "name": f"检查员{team_no}{k}",
+                    "grid": home_grid if k == 0 else None,
+                    "lon": office[0],
+                    "lat": office[1],
+                },
+            ).scalar_one()
+        )
+    return int(
+        conn.execute(
+            text(
+                "INSERT INTO inspection_team (plan_id, team_no, department_codes, inspector_ids, office_name, office_geom)"
+                " VALUES (:p, :n, :d, :ids, '执法所', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"
+            ),
+            {"p": plan_id, "n": team_no, "d": departments, "ids": ids, "lon": office[0], "lat": office[1]},
+        ).scalar_one()
+    )
+
+
+def insert_visits(
+    conn: Connection,
+    plan_id: int,
+    entities: list[dict[str, Any]],
+    team_id: int | None,
+    departments: list[str],
+    *,
+    window: tuple[int, int] = (9 * 60, 17 * 60 + 30),
+    service_minutes: int = 45,
+    unmatched_reason: str | None = None,
+) -> list[int]:
+    """One visit per entity, as the draw forms them."""
+    return [
+        conn.execute(
+            text(
+                """
+                    INSERT INTO inspection_visit (plan_id, uscc, town_code, grid_code, item_codes, department_codes,
+                        team_id, unmatched_reason, geom, window_start, window_end, service_minutes)
+                    SELECT :p, uscc, town_code, grid_code, ARRAY['ITEM-1'], :d, :t, :why, geom, :ws, :we, :sm
+                    FROM entity WHERE uscc = :u
+                    RETURNING id
+                    """
+            ),
+            {
+                "p": plan_id,
+                "u": e["uscc"],
+                "d": departments,
+                "t": team_id,
+                "why": unmatched_reason,
+                "ws": window[0],
+                "we": window[1],
+                "sm": service_minutes,
+            },
+        ).scalar_one()
+        for e in entities
+    ]
+
+
+@pytest.fixture(scope="module")
+def world(engine: Engine) -> dict[str, Any]:
+    """A drawn joint plan in the town with the most roads: team 1 (market supervision) with 22 long visits, team 2
+    (market supervision + tobacco) with 6, one visit whose shop closes before any team can arrive, one unmatched."""
+    with engine.begin() as conn:
+        town = conn.execute(
+            text("SELECT town_code FROM road GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 1")
+        ).scalar_one()
+        entities = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT uscc, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM entity"
+                    " WHERE town_code = :t AND geom IS NOT NULL AND status = 'open' ORDER BY uscc LIMIT 32"
+                ),
+                {"t": town},
+            )
+        ]
+        office = (entities[0]["lon"] + 0.002, entities[0]["lat"] + 0.002)
+        far_grid = "999999999999999"
+        plan_id = insert_drawn_plan(
+            conn, town, departments=["market_supervision", "tobacco"], visit_date=date(2026, 12, 5)
+        )
+        team1 = insert_team(conn, plan_id, 1, ["market_supervision"], office, far_grid)
+        team2 = insert_team(conn, plan_id, 2, ["market_supervision", "tobacco"], office, entities[1]["grid_code"])
+        ms = ["market_supervision"]
+        long_visits = insert_visits(conn, plan_id, entities[2:24], team1, ms, service_minutes=90)
+        joint = insert_visits(conn, plan_id, entities[24:30], team2, ["market_supervision", "tobacco"])
+        closed = insert_visits(conn, plan_id, entities[30:31], team1, ms, window=(0, 5))
+        unmatched = insert_visits(conn, plan_id, entities[31:32], None, ms, unmatched_reason="没有合格的检查人员")
+        next_door = insert_visits(conn, plan_id, entities[1:2], team1, ms)  # in team 2's member's home grid
+        committed = insert_drawn_plan(
+            conn, town, departments=["market_supervision"], visit_date=date(2026, 12, 5), status="committed"
+        )
+    return {
+        "town": town,
+        "plan": plan_id,
+        "committed": committed,
+        "team1": team1,
+        "team2": team2,
+        "long": long_visits,
+        "joint": joint,
+        "closed": closed[0],
+        "unmatched": unmatched[0],
+        "next_door": next_door[0],
+        "office": office,
+    }
+
+
+def stored_routes(conn: Connection, plan_id: int) -> list[tuple[Any, ...]]:
+    """The plan's route rows as stored (to show nothing changed)."""
+    return [
+        tuple(r)
+        for r in conn.execute(
+            text(
+                "SELECT team_id, day, visit_ids, steps, manual FROM inspection_route WHERE plan_id = :p ORDER BY team_id, day"
+            ),
+            {"p": plan_id},
+        )
+    ]
+
+
+def check_days(conn: Connection, answer: Any, town: str) -> None:
+    """Every stored day: from the office after 08:30 and back by 17:30, each service begun inside its window, the
+    arrivals adding up on the roads' travel times."""
+    network = RoadNetwork.load(conn, [town])
+    for team in answer.teams:
+        office = (team.office["lon"], team.office["lat"])
+        for day in team.days:
+            steps = conn.execute(
+                text("SELECT steps FROM inspection_route WHERE team_id = :t AND day = :d"),
+                {"t": team.team_id, "d": day.day},
+            ).scalar_one()
+            points = [office, *((s.lon, s.lat) for s in day.stops), office]
+            seconds, _ = network.durations(points)
+            assert steps[0]["arrival_s"] >= DAY[0]
+            assert steps[-1]["arrival_s"] <= DAY[1]
+            clock = steps[0]["arrival_s"]
+            for k, (step, stop) in enumerate(zip(steps[1:], [*day.stops, None], strict=True)):
+                clock += int(seconds[k, k + 1])
+                assert step["arrival_s"] == clock
+                if stop is not None:
+                    begin = clock + step["waiting_s"]
+                    assert stop.window[0] * 60 <= begin <= stop.window[1] * 60
+                    clock = begin + step["service_s"]
+            coords = day.geometry["coordinates"]
+            assert coords[0] == pytest.approx(list(office), abs=1e-6)
+            assert coords[-1] == pytest.approx(list(office), abs=1e-6)
+
+
+def test_a_drawn_plan_gets_team_days_that_keep_every_window_on_the_roads(engine: Engine, world: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        answer = solve_plan_routes(conn, world["plan"], scope=CITY, actor="centre")
+        check_days(conn, answer, world["town"])
+    by_team = {t.team_id: t for t in answer.teams}
+    # 22 visits of 90 minutes do not fit one day: team 1 works over several working days from the visit date.
+    days = by_team[world["team1"]].days
+    assert len(days) >= 3
+    calendar = default_calendar()
+    dates = [date.fromisoformat(d.date) for d in days]
+    assert all(calendar.is_working_day(d) for d in dates)
+    assert dates == sorted(set(dates)) and dates[0] >= date(2026, 12, 5)
+    routed = {s.visit_id for t in answer.teams for d in t.days for s in d.stops}
+    assert set(world["long"]) | set(world["joint"]) | {world["next_door"]} == routed
+    left = {u.visit_id: u for u in answer.unassigned}
+    assert left[world["closed"]].reason == "window_closed"
+    assert left[world["unmatched"]].reason == "unmatched"
+    assert left[world["unmatched"]].detail == "没有合格的检查人员"
+    assert set(left) == {world["closed"], world["unmatched"]}
+    stop = days[0].stops[0]
+    assert stop.arrival <= stop.start < stop.departure and len(stop.arrival) == 5
+    assert stop.window_text == "09:00–17:30"
+
+
+def test_solving_again_replaces_the_days_instead_of_adding_to_them(engine: Engine, world: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        before = len(stored_routes(conn, world["plan"]))
+        solve_plan_routes(conn, world["plan"], scope=CITY, actor="centre", max_seconds=1.0)
+        assert len(stored_routes(conn, world["plan"])) == before
+        assert plan_routes(conn, world["plan"], scope=CITY).figures["days"] == before
+
+
+def test_a_dispatcher_moves_a_stop_to_another_day_and_both_days_are_reoptimised(
+    engine: Engine, world: dict[str, Any]
+) -> None:
+    with engine.begin() as conn:
+        answer = plan_routes(conn, world["plan"], scope=CITY)
+        team = next(t for t in answer.teams if t.team_id == world["team1"])
+        source = max(team.days, key=lambda d: len(d.stops))
+        target = min(team.days, key=lambda d: len(d.stops))
+        moved = source.stops[1].visit_id
+        after = move_stop(
+            conn,
+            world["plan"],
+            visit_id=moved,
+            team_id=world["team1"],
+            day=target.day,
+            position=0,
+            scope=CITY,
+            actor="centre",
+        )
+        check_days(conn, after, world["town"])
+    days = {d.day: d for d in next(t for t in after.teams if t.team_id == world["team1"]).days}
+    assert days[target.day].stops[0].visit_id == moved
+    assert days[target.day].manual is True
+    assert moved not in [s.visit_id for s in days[source.day].stops]
+    assert len(days[source.day].stops) == len(source.stops) - 1
+    assert days[source.day].travel_s <= source.travel_s + 1  # the day it left is re-optimised, never made worse
+
+
+def test_a_stop_moves_to_another_team_only_if_that_team_covers_it_and_need_not_recuse(
+    engine: Engine, world: dict[str, Any]
+) -> None:
+    with engine.begin() as conn:
+        before = stored_routes(conn, world["plan"])
+        # Team 1 has no tobacco inspector: a joint visit cannot go to it.
+        with pytest.raises(InvalidPlan) as refused:
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=world["joint"][0],
+                team_id=world["team1"],
+                day=1,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert refused.value.reason == "team_not_eligible"
+        # A member of team 2 lives in the grid of this visit: team 2 must recuse.
+        with pytest.raises(InvalidPlan) as recused:
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=world["next_door"],
+                team_id=world["team2"],
+                day=1,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert recused.value.reason == "team_conflict"
+        assert stored_routes(conn, world["plan"]) == before
+        # A market-supervision visit can go to the joint team, which then makes it.
+        visit = world["long"][0]
+        after = move_stop(
+            conn, world["plan"], visit_id=visit, team_id=world["team2"], day=1, position=1, scope=CITY, actor="centre"
+        )
+        assert (
+            conn.execute(text("SELECT team_id FROM inspection_visit WHERE id = :v"), {"v": visit}).scalar_one()
+            == world["team2"]
+        )
+        check_days(conn, after, world["town"])
+    team2 = next(t for t in after.teams if t.team_id == world["team2"])
+    assert team2.days[0].stops[1].visit_id == visit
+
+
+def test_a_move_the_day_cannot_take_is_refused_with_the_reason_and_changes_nothing(
+    engine: Engine, world: dict[str, Any]
+) -> None:
+    with engine.begin() as conn:
+        before = stored_routes(conn, world["plan"])
+        with pytest.raises(RouteInfeasible) as refused:
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=world["closed"],
+                team_id=world["team1"],
+                day=1,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert refused.value.unassigned[0]["id"] == world["closed"]
+        assert refused.value.unassigned[0]["reason"] == "window_closed"
+        # Days are filled before a new one opens: team 1's fullest day holds five 90-minute visits, and a sixth
+        # cannot fit between 09:00 and 17:30.
+        team1 = next(t for t in plan_routes(conn, world["plan"], scope=CITY).teams if t.team_id == world["team1"])
+        fullest = max(team1.days, key=lambda d: len(d.stops))
+        assert len(fullest.stops) >= 5
+        elsewhere = next(d for d in team1.days if d.day != fullest.day).stops[0].visit_id
+        with pytest.raises(RouteInfeasible) as full:
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=elsewhere,
+                team_id=world["team1"],
+                day=fullest.day,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert full.value.unassigned[0]["reason"] == "day_full"
+        with pytest.raises(InvalidPlan):
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=world["long"][1],
+                team_id=world["team1"],
+                day=99,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert stored_routes(conn, world["plan"]) == before
+
+
+def test_routes_are_read_and_planned_only_within_the_callers_reach(engine: Engine, world: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        other_town = conn.execute(
+            text("SELECT code FROM town WHERE code <> :t ORDER BY code LIMIT 1"), {"t": world["town"]}
+        ).scalar_one()
+        assert plan_routes(conn, world["plan"], scope=Scope("town", world["town"])).teams
+        assert plan_routes(conn, world["plan"], scope=Scope("department", "tobacco")).teams
+        with pytest.raises(OutOfScope):
+            plan_routes(conn, world["plan"], scope=Scope("town", other_town))
+        with pytest.raises(OutOfScope):
+            plan_routes(conn, world["plan"], scope=Scope("department", "health"))
+        # A joint plan is planned by the command centre: one of its departments' officers may read it, not re-plan it.
+        with pytest.raises(OutOfScope):
+            solve_plan_routes(conn, world["plan"], scope=Scope("department", "market_supervision"), actor="officer")
+        with pytest.raises(PlanState):
+            solve_plan_routes(conn, world["committed"], scope=CITY, actor="centre")
