@@ -60,6 +60,11 @@ TYPED = [
     ("post", "/v1/credit/recompute", "200"),
     ("get", "/v1/inspection-ratios", "200"),
     ("put", "/v1/inspection-ratios", "200"),
+    ("get", "/v1/inspection-items", "200"),
+    ("post", "/v1/inspection-items/import", "200"),
+    ("get", "/v1/inspectors", "200"),
+    ("post", "/v1/inspectors/import", "200"),
+    ("get", "/v1/inspection-targets", "200"),
 ]
 
 
