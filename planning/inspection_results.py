@@ -33,6 +33,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Connection, text
 
 from gis import clock
+from planning import credit_service
 from planning.errors import InvalidPlan, PlanNotFound, PlanState
 from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, WorkCalendar, default_calendar
@@ -177,6 +178,11 @@ def record_result(
     if len(note) > NOTE_MAX:
         raise InvalidPlan(f"备注不能超过 {NOTE_MAX} 字", reason="note_too_long")
     visit = _visit(conn, visit_id, for_update=True)
+    if not plan_visible(scope, visit["plan_departments"], visit["plan_towns"]) or scope.kind not in (
+        "city",
+        "department",
+    ):
+        raise OutOfScope(f"检查户 {visit_id} 所属的抽查计划不在您的范围内")
     if item_code not in visit["item_codes"]:
         raise InvalidPlan(f"事项 {item_code} 不在检查户 {visit_id} 的抽查事项中", reason="item_not_in_visit")
     item = _items(conn, [item_code]).get(item_code)
@@ -277,33 +283,23 @@ def _record_credit(
     actor: str,
     at: datetime,
 ) -> None:
-    """The finding the credit classes read (kind finding, source inspection, source_id result:{id}); reopened
-    with the new detail when a correction turns one adverse outcome into the other."""
+    """The finding the credit classes read (kind finding, source inspection, source_id result:{id})."""
     name = item["name"] if item else item_code
     detail = (
         f"双随机抽查（计划 {visit['plan_id']}）事项「{name}」发现问题，已责令整改"
         if outcome == "problem"
         else f"双随机抽查（计划 {visit['plan_id']}）：通过登记的住所无法联系"
     )
-    conn.execute(
-        text(
-            """
-            INSERT INTO credit_record (uscc, kind, source, source_id, department_code, detail, recorded_at,
-                                       recorded_by)
-            VALUES (:uscc, 'finding', 'inspection', :source_id, :department, :detail, :at, :by)
-            ON CONFLICT (source, source_id, kind) DO UPDATE
-               SET detail = EXCLUDED.detail, recorded_at = EXCLUDED.recorded_at, resolved_at = NULL,
-                   recorded_by = EXCLUDED.recorded_by
-            """
-        ),
-        {
-            "uscc": visit["uscc"],
-            "source_id": f"result:{result_id}",
-            "department": department,
-            "detail": detail,
-            "at": at,
-            "by": actor,
-        },
+    credit_service.record(
+        conn,
+        uscc=visit["uscc"],
+        kind="finding",
+        source="inspection",
+        source_id=f"result:{result_id}",
+        department_code=department,
+        detail=detail,
+        actor=actor,
+        at=at,
     )
 
 

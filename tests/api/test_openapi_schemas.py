@@ -65,6 +65,15 @@ TYPED = [
     ("get", "/v1/inspectors", "200"),
     ("post", "/v1/inspectors/import", "200"),
     ("get", "/v1/inspection-targets", "200"),
+    ("post", "/v1/inspection-visits/{visit_id}/results", "201"),
+    ("get", "/v1/inspection-visits/{visit_id}", "200"),
+    ("post", "/v1/inspection-plans/{plan_id}/publish", "200"),
+    ("post", "/v1/inspection-plans/preview", "200"),
+    ("post", "/v1/inspection-plans", "201"),
+    ("get", "/v1/inspection-plans", "200"),
+    ("get", "/v1/inspection-plans/{plan_id}", "200"),
+    ("post", "/v1/inspection-plans/{plan_id}/draw", "200"),
+    ("post", "/v1/inspection-plans/{plan_id}/cancel", "200"),
 ]
 
 
