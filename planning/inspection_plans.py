@@ -26,8 +26,10 @@ from sqlalchemy import Connection
 from gis import clock
 from planning import draw as drawing
 from planning import inspection_repository as repo
+from planning.directory_service import target_counts, targets
 from planning.errors import InvalidPlan, NothingToPlan, PlanNotFound, PlanState
 from planning.inspection_match import UNMATCHED_REASONS_ZH, InspectorInfo, VisitNeed, match
+from planning.inspection_results import published_results, recent_visits
 from planning.ratios import CLASSES, ItemRef, effective_ratios
 from supervision.calendar import SHANGHAI, default_calendar, today
 from supervision.errors import OutOfScope
@@ -266,8 +268,6 @@ def _counts_of(
     conn: Connection, items: Sequence[Mapping[str, Any]], area: Area, ratios: Mapping[tuple[str, str], Decimal]
 ) -> list[PreviewStratum]:
     """The non-empty strata of an area with their sizes, ratios and n (from the target directory's counts)."""
-    from planning.directory_service import target_counts  # landing in parallel (issue 16): imported when used
-
     counts = target_counts(
         conn, [i["code"] for i in items], towns=area.towns, grids=area.grids, polygon_wkt=area.polygon_wkt
     )
@@ -335,8 +335,6 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
     title = _text(request.title, "计划名称", required=False) or (
         f"{'、'.join(names[d] for d in departments)}双随机抽查（{now.astimezone(SHANGHAI):%Y-%m-%d}）"
     )
-
-    from planning.directory_service import targets  # landing in parallel (issue 16): imported when used
 
     rows = targets(
         conn,
@@ -479,8 +477,6 @@ def _visits_and_teams(
     item_department = {code: row["department_code"] for code, row in items.items()}
     entities = repo.entities(conn, sorted(visit_items))
     needs = [VisitNeed(u, entities[u]["grid_code"], tuple(sorted(visit_items[u]))) for u in sorted(visit_items)]
-    from planning.inspection_results import recent_visits  # landing in parallel (issue 16): imported when used
-
     recent = recent_visits(conn, today())
     people = repo.inspectors(conn, plan["department_codes"])
     infos = [
@@ -690,7 +686,6 @@ def public_view(conn: Connection, plan_id: int) -> dict[str, Any]:
         raise PlanNotFound(f"没有编号为 {plan_id} 的抽查计划", reason="not_found")
     drawn = plan["status"] == "drawn"
     strata = repo.strata(conn, plan_id)
-    from planning.inspection_results import published_results  # landing in parallel (issue 16): imported when used
 
     return {
         **_summary(plan),

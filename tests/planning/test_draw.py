@@ -7,6 +7,7 @@ import hmac
 import random
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -150,3 +151,30 @@ def test_business_hours_follow_the_kind_and_catering() -> None:
     assert (hours.window_start, hours.window_end, hours.service_minutes) == (*INDIVIDUAL_HOURS, 20)
     hours = visit_hours("individual", "餐饮业", [30, 30])
     assert (hours.window_start, hours.window_end) == CATERING_HOURS
+
+
+def test_the_worked_example_in_the_auditors_docs_is_what_the_code_computes() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "INSPECTIONS.md").read_text(encoding="utf-8")
+    server_seed = bytes(range(32))
+    a, b = "market_supervision-01/3f9a0c1e", "market_supervision-01/b7d24e55"
+    first = [
+        "91441900MA00000111",
+        "91441900MA00000124",
+        "91441900MA00000137",
+        "91441900MA0000014A",
+        "91441900MA0000015D",
+    ]
+    second = ["91441900MA00000212", "91441900MA00000225", "91441900MA00000238"]
+    rows = [(a, u) for u in first] + [(b, u) for u in second]
+    listing = candidates_csv(rows).decode("utf-8")
+    assert f"```\n{listing}```" in docs
+    assert f"server_seed = {server_seed.hex()}" in docs
+    assert f"candidates_sha256 = {candidates_sha256(rows)}" in docs
+    assert f"commitment = {commitment_of(server_seed)}" in docs
+    seed = seed_of(server_seed, "835")
+    assert f"seed = {seed.hex()}" in docs
+    for stratum_id, usccs, ratio in ((a, first, Decimal("0.30")), (b, second, Decimal("0.05"))):
+        for uscc in usccs:
+            assert f"| {uscc} | `{order_key(seed, stratum_id, uscc)}` |" in docs
+        chosen = sorted(select(seed, stratum_id, usccs, sample_size(ratio, len(usccs))))
+        assert "Selected: " + ", ".join(f"`{u}`" for u in chosen) + "." in docs
