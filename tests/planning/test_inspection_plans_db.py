@@ -15,8 +15,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner, Result
 
-from gis import clock
+from api.cli import app
+from gis import (
+    clock,
+    migrate,  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
+)
+from gis.settings import DatabaseSettings
 from planning import inspection_plans as plans
 from planning.directory_service import target_counts
 from planning.errors import InvalidPlan, NothingToPlan, PlanNotFound, PlanState
@@ -387,3 +393,51 @@ def test_the_draw_happens_at_the_clock_instant_it_names(engine: Engine, world: I
     assert view["drawn_at"] == at and drawn.seed == view["seed"]
     # Visits start the next working day after the announcement.
     assert view["visit_date"] > at.date()
+
+
+def gridgov(db: DatabaseSettings, *args: str) -> Result:
+    """Run `gridgov ARGS` against this module's database, as a user would from a shell."""
+    return CliRunner().invoke(app, list(args), env={"GRIDGOV_DATABASE_URL": db.database_url})
+
+
+def test_the_command_line_plans_on_the_departments_items_and_draws(
+    db: DatabaseSettings, world: InspectionWorld
+) -> None:
+    planned = gridgov(
+        db,
+        "inspections",
+        "plan",
+        "--department",
+        "market_supervision",
+        "--town",
+        world.town_code,
+        "--ratio",
+        "A=0.03",
+        "--ratio",
+        "B=0.05",
+    )
+    assert planned.exit_code == 0, planned.output
+    lines = planned.output.strip().splitlines()
+    plan_id = int(lines[-1])
+    assert "承诺" in planned.output and "候选名单 SHA-256" in planned.output
+    assert f"gridgov inspections draw {plan_id}" in lines[-2]
+    drawn = gridgov(db, "inspections", "draw", str(plan_id), "--public-value", "835")
+    assert drawn.exit_code == 0, drawn.output
+    assert "种子" in drawn.output and "检查组" in drawn.output
+    shown = gridgov(db, "inspections", "show", str(plan_id))
+    assert shown.exit_code == 0 and "已摇号" in shown.output and "835" in shown.output
+    listed = gridgov(db, "inspections", "list")
+    assert listed.exit_code == 0 and any(line.startswith(f"{plan_id}  已摇号") for line in listed.output.splitlines())
+    again = gridgov(db, "inspections", "draw", str(plan_id), "--public-value", "836")
+    assert again.exit_code == 1 and "已经摇号" in again.output
+    late = gridgov(db, "inspections", "cancel", str(plan_id), "--reason", "太晚")
+    assert late.exit_code == 1
+    assert gridgov(db, "inspections", "draw", "987654321", "--public-value", "1").exit_code == 2
+    bad = gridgov(
+        db, "inspections", "plan", "--department", "market_supervision", "--town", world.town_code, "--ratio", "A"
+    )
+    assert bad.exit_code == 2 and "--ratio" in bad.output
+    outside = gridgov(
+        db, "inspections", "plan", "--department", "market_supervision", "--town", world.town_code, "--ratio", "A=1.5"
+    )
+    assert outside.exit_code == 1 and "比例" in outside.output
