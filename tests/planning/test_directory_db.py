@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner, Result
 
+from api.cli import app as cli
+from gis import migrate  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
+from gis.settings import DatabaseSettings
 from planning.directory import DirectoryFileError, parse_inspectors
 from planning.directory_service import (
     export_inspectors,
@@ -253,3 +259,63 @@ def test_town_grid_and_polygon_areas_agree(engine: Engine) -> None:
         1 for r in by_town if r[0] == "market_supervision-05" and r[2] == "B"
     )
     assert nothing == []
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def _cli(db: DatabaseSettings, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["inspection-lists", *args], env={"GRIDGOV_DATABASE_URL": db.database_url})
+
+
+def test_a_department_exports_edits_and_imports_its_list_from_the_command_line(
+    db: DatabaseSettings, tmp_path: Path
+) -> None:
+    out = tmp_path / "tobacco.csv"
+    exported = _cli(db, "export-items", "--department", "tobacco", "--out", str(out))
+    assert exported.exit_code == 0, exported.output
+    lines = out.read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 5 and all(line.startswith("tobacco-") for line in lines[1:])
+    same = _cli(db, "import-items", str(out), "--department", "tobacco")
+    assert same.exit_code == 0, same.output
+    assert "新增 0，修改 0，未变 4，停用 0" in same.output
+    out.write_text("\n".join(lines[:-1]), encoding="gb18030")
+    replaced = _cli(db, "import-items", str(out), "--department", "tobacco", "--replace")
+    assert "停用 1" in replaced.output
+
+
+def test_a_bad_file_from_the_command_line_lists_its_lines_in_chinese_and_exits_1(
+    db: DatabaseSettings, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        HEADER
+        + "culture-91,culture,检查,依据,特别,company,,否,30,自定\n"
+        + "culture-92,culture,,依据,一般,company,,否,30,自定\n",
+        encoding="utf-8",
+    )
+    result = _cli(db, "import-items", str(bad), "--department", "culture")
+    assert result.exit_code == 1
+    assert "第2行“key”列" in result.output and "第3行“name”列：不能为空" in result.output
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "culture-91,culture,检查,依据,重点,company,,否,30,自定\n", encoding="utf-8")
+    other = _cli(db, "import-items", str(good), "--department", "health")
+    assert other.exit_code == 1 and "只能导入本部门（health）" in other.output
+
+
+def test_the_command_line_counts_targets_per_credit_class(db: DatabaseSettings, engine: Engine) -> None:
+    with engine.connect() as conn:
+        town = conn.execute(text("SELECT code FROM town ORDER BY code LIMIT 1")).scalar_one()
+        counts = target_counts(conn, ["market_supervision-01"], towns=[town])
+    result = _cli(db, "targets", "--item", "market_supervision-01", "--town", town)
+    assert result.exit_code == 0, result.output
+    assert f"合计 {sum(counts.values())} 个检查对象（{town}）" in result.output
+    unknown = _cli(db, "targets", "--item", "nothing-01")
+    assert unknown.exit_code == 1 and "未知的检查事项" in unknown.output
+
+
+def test_inspectors_export_from_the_command_line_imports_back_unchanged(db: DatabaseSettings, tmp_path: Path) -> None:
+    out = tmp_path / "water.csv"
+    assert _cli(db, "export-inspectors", "--department", "water", "--out", str(out)).exit_code == 0
+    again = _cli(db, "import-inspectors", str(out), "--department", "water", "--replace")
+    assert again.exit_code == 0 and "新增 0，修改 0" in again.output and "停用 0" in again.output
