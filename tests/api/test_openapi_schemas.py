@@ -74,6 +74,10 @@ TYPED = [
     ("get", "/v1/inspection-plans/{plan_id}", "200"),
     ("post", "/v1/inspection-plans/{plan_id}/draw", "200"),
     ("post", "/v1/inspection-plans/{plan_id}/cancel", "200"),
+    ("post", "/v1/routes/solve", "200"),
+    ("get", "/v1/inspection-plans/{plan_id}/routes", "200"),
+    ("post", "/v1/inspection-plans/{plan_id}/routes", "200"),
+    ("post", "/v1/inspection-plans/{plan_id}/routes/move", "200"),
 ]
 
 
