@@ -177,13 +177,32 @@ def test_who_publishes_a_plans_results_early(
     assert answer.status_code == status, answer.text
     if status == 200:
         assert PublishOut.model_validate(answer.json()).plan_id == world["plan"].plan_id
-    if person == "centre":
-        undrawn = client.post(f"/v1/inspection-plans/{world['undrawn'].plan_id}/publish", headers=headers[person])
-        assert undrawn.status_code == 409
-        assert client.post("/v1/inspection-plans/999999999/publish", headers=headers[person]).status_code == 404
-        public = client.get(f"/public/inspections/{world['plan'].plan_id}")
-        assert public.status_code == 200, public.text
-        published = public.json()["results"]
-        assert published and all(set(r) == {"uscc", "name", "items", "published_at"} for r in published)
-        assert all(set(i) == {"code", "name", "outcome", "outcome_zh"} for r in published for i in r["items"])
-        assert "未亮证经营" not in public.text  # the note stays internal
+
+
+def test_published_results_reach_the_public_answer_without_notes_or_inspectors(
+    client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]]
+) -> None:
+    """Recorded, published early by the centre: the public JSON lists entity, credit code, items and outcomes only."""
+    plan = world["plan"]
+    recorded = post_result(client, headers["health"], visit_ids(plan)[0], HEALTH, "problem", "内部备注：店主姓李")
+    assert recorded.status_code == 201, recorded.text
+    answer = client.post(f"/v1/inspection-plans/{plan.plan_id}/publish", headers=headers["centre"])
+    assert answer.status_code == 200 and answer.json()["published"] >= 1
+    assert (
+        client.post(f"/v1/inspection-plans/{world['undrawn'].plan_id}/publish", headers=headers["centre"]).status_code
+        == 409
+    )
+    assert client.post("/v1/inspection-plans/999999999/publish", headers=headers["centre"]).status_code == 404
+    public = client.get(f"/public/inspections/{plan.plan_id}")
+    assert public.status_code == 200, public.text
+    published = public.json()["results"]
+    assert published and all(set(r) == {"uscc", "name", "items", "published_at"} for r in published)
+    assert all(set(i) == {"code", "name", "outcome", "outcome_zh"} for r in published for i in r["items"])
+    assert {
+        "code": HEALTH,
+        "name": "公共场所卫生检查（测试）",
+        "outcome": "problem",
+        "outcome_zh": "发现问题，已责令整改",
+    } in next(r["items"] for r in published if r["uscc"] == sorted(plan.visits)[0])
+    assert "店主" not in public.text  # the note stays internal
+    assert "执法员" not in public.text  # so do the inspectors
