@@ -26,6 +26,7 @@ from decimal import Decimal
 SERVER_SEED_BYTES = 32
 PUBLIC_VALUE_MAX_CHARS = 200
 CSV_HEADER = b"stratum_id,uscc\n"
+DIGEST_BYTES = 32  # SHA-256
 
 
 def new_server_seed() -> bytes:
@@ -59,11 +60,26 @@ def sample_size(ratio: Decimal, size: int) -> int:
 
 
 def select(seed: bytes, stratum_id: str, usccs: Iterable[str], n: int) -> list[str]:
-    """The n candidates of a stratum with the smallest order keys, in ascending key order (input order is moot)."""
+    """The n candidates of a stratum with the smallest order keys, in ascending key order (input order is moot).
+
+    The same as sorting by `order_key`, only faster (a draw over 1.35 million candidates must take seconds): the
+    HMAC state keyed with the seed and fed `stratum_id|` is made once and copied per candidate (HMAC-SHA256 of
+    `stratum_id|uscc` all the same), and the raw digests, whose order is their hex text's, are sorted with the
+    credit code appended (32 digest bytes first, so the code only follows).
+    """
     if n <= 0:
         return []
-    keyed = sorted((order_key(seed, stratum_id, uscc), uscc) for uscc in set(usccs))
-    return [uscc for _, uscc in keyed[:n]]
+    keyed = hmac.new(seed, f"{stratum_id}|".encode(), hashlib.sha256)
+    fresh = keyed.copy
+    records = []
+    keep = records.append
+    for uscc in set(usccs):
+        code = uscc.encode()
+        state = fresh()
+        state.update(code)
+        keep(state.digest() + code)
+    records.sort()
+    return [record[DIGEST_BYTES:].decode() for record in records[:n]]
 
 
 def candidates_csv(rows: Iterable[tuple[str, str]]) -> bytes:
