@@ -71,7 +71,7 @@ def select(seed: bytes, stratum_id: str, usccs: Iterable[str], n: int) -> list[s
         return []
     keyed = hmac.new(seed, f"{stratum_id}|".encode(), hashlib.sha256)
     fresh = keyed.copy
-    records = []
+    records: list[bytes] = []
     keep = records.append
     for uscc in set(usccs):
         code = uscc.encode()
