@@ -7,8 +7,14 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner, Result
 
-from gis import clock
+from api.cli import app
+from gis import (
+    clock,
+    migrate,  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
+)
+from gis.settings import DatabaseSettings
 from planning.errors import InvalidPlan, PlanNotFound, PlanState
 from planning.inspection_match import InspectorInfo, VisitNeed, match
 from planning.inspection_results import (
@@ -311,3 +317,29 @@ def test_the_visit_view_shows_its_team_and_results_to_those_who_may_read_the_pla
         for outsider in (Scope("department", "tobacco"), Scope("town", other_town)):
             with pytest.raises(OutOfScope):
                 visit_view(conn, visit_id, outsider)
+
+
+def gridgov(db: DatabaseSettings, *args: str) -> Result:
+    """Run `gridgov ARGS` against this module's database, as a user would from a shell."""
+    return CliRunner().invoke(app, list(args), env={"GRIDGOV_DATABASE_URL": db.database_url})
+
+
+def test_the_command_line_records_a_result_and_publishes_a_plan(db: DatabaseSettings, engine: Engine) -> None:
+    """`gridgov inspection-results record` prints the outcome and the grid task; a change exits 1; publish says how many."""
+    with engine.begin() as conn:
+        plan = drawn_plan(conn, skip=7)
+    visit_id = next(iter(plan.visits.values()))
+    recorded = gridgov(db, "inspection-results", "record", str(visit_id), "--item", MARKET, "--outcome", "problem")
+    assert recorded.exit_code == 0, recorded.output
+    assert "发现问题，已责令整改" in recorded.output
+    assert "已生成网格任务" in recorded.output
+    changed = gridgov(db, "inspection-results", "record", str(visit_id), "--item", MARKET, "--outcome", "ok")
+    assert changed.exit_code == 1
+    assert "不可更改" in changed.output
+    unknown = gridgov(db, "inspection-results", "record", "999999999", "--item", MARKET, "--outcome", "ok")
+    assert unknown.exit_code == 2
+    published = gridgov(db, "inspection-results", "publish", "--plan", str(plan.plan_id))
+    assert published.exit_code == 0, published.output
+    assert f"已公示抽查计划 {plan.plan_id} 检查结果 1 条" in published.output
+    due = gridgov(db, "inspection-results", "publish")
+    assert (due.exit_code, due.output.strip()) == (0, "已公示到期检查结果 0 条")
