@@ -4,14 +4,19 @@ day answers 422 with the reason and changes nothing."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from api.cli import app
 from api.routers.routes import PlanRoutesOut, VroomSolutionOut
+from gis import migrate  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from tests.planning.test_route_service_db import insert_drawn_plan, insert_team, insert_visits
@@ -253,3 +258,30 @@ def test_what_cannot_be_taken_is_refused_plainly(
         "/v1/routes/solve", json={**a_day_problem(world["points"]), "options": {"max_seconds": 60}}, headers=h
     )
     assert response.status_code == 422 and "max_seconds" in response.json()["detail"]
+
+
+def test_the_command_line_solves_a_vroom_file_and_prints_a_plans_days(
+    db: DatabaseSettings, world: dict[str, Any], tmp_path: Path
+) -> None:
+    env = {"GRIDGOV_DATABASE_URL": db.database_url}
+    problem = tmp_path / "problem.json"
+    problem.write_text(json.dumps(a_day_problem(world["points"])), encoding="utf-8")
+    solution = tmp_path / "solution.json"
+    solved = CliRunner().invoke(
+        app, ["routes", "solve", str(problem), "--out", str(solution), "--max-seconds", "0.5"], env=env
+    )
+    assert solved.exit_code == 0, solved.output
+    assert "1 条路线" in solved.output
+    answer = json.loads(solution.read_text(encoding="utf-8"))
+    assert answer["code"] == 0 and answer["summary"]["unassigned"] == 0
+    bad = a_day_problem(world["points"])
+    bad["jobs"][0]["time_windows"] = [[0, 60]]
+    problem.write_text(json.dumps(bad), encoding="utf-8")
+    refused = CliRunner().invoke(app, ["routes", "solve", str(problem)], env=env)
+    assert refused.exit_code == 1
+    assert "window_closed" in refused.output
+    printed = CliRunner().invoke(app, ["routes", "plan", str(world["alone"]), "--max-seconds", "0.5"], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert "检查组" in printed.output and "第1组" in printed.output and "出发" in printed.output
+    unknown = CliRunner().invoke(app, ["routes", "plan", "987654"], env=env)
+    assert unknown.exit_code == 2
