@@ -18,12 +18,12 @@ def serve(
     import uvicorn
 
     from api.main import create_app
-    from planning.daily_service import MORNING_JOB
-    from planning.workload_service import WORKLOAD_JOB
+    from planning.jobs import PLANNING_JOBS
 
     database_up()
     server = ServerSettings()
     # One command runs the whole platform: the API, the outbox relay and the scheduled jobs, among them each
-    # working morning's assignment of open tasks and each day's workload of the grids (planning).
-    application = create_app(server_settings=server, run_jobs=True, daily_jobs=[WORKLOAD_JOB, MORNING_JOB])
+    # working morning's assignment of open tasks, each day's workload of the grids, the monthly credit classes and
+    # the publication of inspection results that are due (planning).
+    application = create_app(server_settings=server, run_jobs=True, daily_jobs=list(PLANNING_JOBS))
     uvicorn.run(application, host=host or server.host, port=port or server.port, log_level="info")

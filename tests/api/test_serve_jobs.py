@@ -69,3 +69,12 @@ def test_an_event_left_in_the_outbox_is_relayed_by_the_running_server(
         ).scalar_one()
     engine.dispose()
     assert grids == [door.grid_code] and relayed
+
+
+def test_the_served_platform_runs_every_planning_job_in_the_order_of_the_morning() -> None:
+    from planning.jobs import PLANNING_JOBS
+
+    names = [job.name for job in PLANNING_JOBS]
+    assert names == ["credit_recompute", "inspection_publish", "workload_refresh", "daily_assignment"]
+    times = [job.at for job in PLANNING_JOBS]
+    assert times == sorted(times)
