@@ -24,14 +24,15 @@ function beijingLocal(date) {
   return shifted.toISOString().slice(0, 19);
 }
 
-/** The city's effective default ratio of each class from GET /v1/inspection-ratios. */
-function defaultRatios(answer) {
-  const found = answer.effective || answer.defaults || answer.effective_defaults || (answer.rules && answer.rules.default) || {};
+/** The city's effective ratio and floor of each class from GET /v1/inspection-ratios ({classes: […]}). */
+function classRatios(answer) {
   const ratios = {};
-  for (const cls of CLASSES) {
-    if (found[cls] !== undefined && found[cls] !== null) { ratios[cls] = String(found[cls]); }
+  const floors = {};
+  for (const row of answer.classes || []) {
+    ratios[row.credit_class] = String(row.effective);
+    floors[row.credit_class] = String(row.floor);
   }
-  return ratios;
+  return { ratios, floors };
 }
 
 /** The plan form in the page; `map` is the page's map, `say(text, kind)` its message line, `hook` its test hook. */
@@ -198,12 +199,15 @@ export function mountPlanForm({ config, map, towns, say, hook, onStatus }) {
   };
 
   const loadRatios = async () => {
-    const ratios = defaultRatios(await getJson("/v1/inspection-ratios"));
-    for (const [cls, value] of Object.entries(ratios)) { document.getElementById(`ratio-${cls}`).placeholder = value; }
+    const { ratios, floors } = classRatios(await getJson("/v1/inspection-ratios"));
+    for (const [cls, value] of Object.entries(ratios)) {
+      const input = document.getElementById(`ratio-${cls}`);
+      input.placeholder = value;
+      input.min = floors[cls];
+    }
     hook.defaultRatios = ratios;
-    document.getElementById("ratio-note").textContent = Object.keys(ratios).length
-      ? `本市默认：${CLASSES.filter((c) => ratios[c]).map((c) => `${c} 类 ${ratios[c]}`).join("，")}（重点事项不设上限）`
-      : "";
+    document.getElementById("ratio-note").textContent = CLASSES.filter((c) => ratios[c])
+      .map((c) => `${c} 类现行 ${ratios[c]}（最低 ${floors[c]}）`).join("，") + "；一般事项另有上限，重点事项不设上限。";
   };
 
   form.addEventListener("change", (event) => {

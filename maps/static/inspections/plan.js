@@ -25,24 +25,15 @@ function beijing(iso) {
   return new Date(new Date(iso).getTime() + 8 * 3600 * 1000).toISOString().slice(0, 16).replace("T", " ");
 }
 
-/** The route days of GET …/routes as one flat list [{key, teamId, teamNo, date, stops, duration_s, distance_m, geometry}]. */
-export function routeDays(answer, teamsById) {
+/** The team days of GET …/routes as one flat list [{key, teamId, teamNo, day, date, stops, duration_s, …}]. */
+export function routeDays(answer) {
   const days = [];
-  const push = (teamId, day) => {
-    const team = teamsById.get(teamId);
-    days.push({
-      ...day,
-      key: `${teamId}/${day.date}`,
-      teamId,
-      teamNo: team ? team.team_no : null,
-      stops: day.stops || [],
-    });
-  };
   for (const team of answer.teams || []) {
-    for (const day of team.days || []) { push(team.team_id ?? team.id, day); }
+    for (const day of team.days || []) {
+      days.push({ ...day, key: `${team.team_id}/${day.day}`, teamId: team.team_id, teamNo: team.team_no });
+    }
   }
-  for (const day of answer.routes || answer.days || []) { push(day.team_id, day); }
-  days.sort((a, b) => (a.teamNo - b.teamNo) || a.date.localeCompare(b.date));
+  days.sort((a, b) => (a.teamNo - b.teamNo) || (a.day - b.day));
   return days;
 }
 
@@ -155,7 +146,7 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     document.getElementById("unassigned").replaceChildren(...unassigned.map((u) => {
       const li = document.createElement("li");
       const visit = visits.get(u.visit_id);
-      li.textContent = `未排入路线：${visit ? visit.name : u.visit_id}——${u.detail || u.reason}`;
+      li.textContent = `未排入路线：${u.name || (visit ? visit.name : u.visit_id)}——${u.detail || u.reason}`;
       return li;
     }));
     document.getElementById("routes-section").hidden = state.days.length === 0 && unassigned.length === 0;
@@ -199,7 +190,11 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     if (visit.window) { lines.push(`营业时间：${hhmm(visit.window[0])}–${hhmm(visit.window[1])}，检查约 ${visit.service_minutes} 分钟`); }
     if (visit.team_id === null) { lines.push(`未匹配检查人员：${visit.unmatched_reason_zh || visit.unmatched_reason || "原因不明"}`); }
     else { lines.push(`检查组：第 ${teamNoOf(visit)} 组`); }
-    if (day) { lines.push(`路线：${day.date} 第 ${day.stops.findIndex((s) => s.visit_id === visitId) + 1} 站，${day.stops.find((s) => s.visit_id === visitId).arrival} 到达`); }
+    if (day) {
+      const stop = day.stops.find((s) => s.visit_id === visitId);
+      lines.push(`路线：${day.date} 第 ${day.stops.indexOf(stop) + 1} 站，${stop.arrival} 到达`);
+      if (stop.address) { lines.push(`地址：${stop.address}`); }
+    }
     map.popup(lngLat || [visit.lon, visit.lat], lines);
     if (moveForm && day) { openMove(visit, day); }
   }
@@ -211,17 +206,21 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     const names = new Map(config.departments.map((d) => [d.code, d.name]));
     teamSelect.replaceChildren(...(state.plan.teams || []).map((t) => new Option(`第 ${t.team_no} 组（${(t.departments || []).map((d) => names.get(d) || d).join(" + ")}）`, String(t.id))));
     teamSelect.value = String(day.teamId);
-    fillDays(day.date);
+    fillDays(day.day);
     document.getElementById("move-position").value = String(day.stops.findIndex((s) => s.visit_id === visit.id) + 1);
   };
 
+  // The team's days, and one more (a new day after its last) to move a stop to.
   const fillDays = (chosen) => {
     const teamId = Number(document.getElementById("move-team").value);
-    const dates = state.days.filter((d) => d.teamId === teamId).map((d) => d.date);
-    const allDates = [...new Set(state.days.map((d) => d.date))].sort();
+    const days = state.days.filter((d) => d.teamId === teamId);
+    const next = Math.max(0, ...days.map((d) => d.day)) + 1;
     const daySelect = document.getElementById("move-day");
-    daySelect.replaceChildren(...[...new Set([...dates, ...allDates])].sort().map((d) => new Option(dates.includes(d) ? d : `${d}（该组当天暂无路线）`, d)));
-    if (chosen && [...daySelect.options].some((o) => o.value === chosen)) { daySelect.value = chosen; }
+    daySelect.replaceChildren(
+      ...days.map((d) => new Option(`第 ${d.day} 天（${d.date}，${d.stops.length} 站）`, String(d.day))),
+      new Option(`第 ${next} 天（新增）`, String(next)),
+    );
+    if (chosen !== undefined && [...daySelect.options].some((o) => o.value === String(chosen))) { daySelect.value = String(chosen); }
   };
 
   const loadRoutes = async () => {
@@ -230,8 +229,10 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     } catch (error) {
       if (error instanceof ApiError && error.status === 404) { state.routes = null; } else { throw error; }
     }
-    state.days = state.routes ? routeDays(state.routes, state.teamsById) : [];
-    hook.routes = state.days.map((d) => ({ key: d.key, team_id: d.teamId, team_no: d.teamNo, date: d.date, visits: d.stops.map((s) => s.visit_id), manual: Boolean(d.manual) }));
+    state.days = state.routes ? routeDays(state.routes) : [];
+    hook.routes = state.days.map((d) => ({
+      key: d.key, team_id: d.teamId, team_no: d.teamNo, day: d.day, date: d.date, visits: d.stops.map((s) => s.visit_id), manual: Boolean(d.manual),
+    }));
   };
 
   const load = async () => {
@@ -295,14 +296,15 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     document.getElementById("move-cancel").addEventListener("click", () => { moveForm.hidden = true; map.selectVisit(null); state.selected = null; hook.selected = null; });
     const moveButton = document.getElementById("move");
     moveButton.addEventListener("click", () => act(moveButton, "正在调整并重新优化…", async () => {
+      // The form counts stops from 1; the API's position is 0-based among the day's other stops.
       const body = {
         visit_id: state.selected,
         team_id: Number(document.getElementById("move-team").value),
-        day: document.getElementById("move-day").value,
-        position: Number(document.getElementById("move-position").value),
+        day: Number(document.getElementById("move-day").value),
+        position: Math.max(0, Number(document.getElementById("move-position").value) - 1),
       };
       try {
-        state.routes = await postJson(`/v1/inspection-plans/${planId}/routes/move`, body);
+        await postJson(`/v1/inspection-plans/${planId}/routes/move`, body);
       } catch (error) {
         hook.moveRefused = { code: error.code, status: error.status, body: error.body };
         throw error;
