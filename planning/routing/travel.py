@@ -5,12 +5,12 @@ covers the leg between a door and its nearest road point at 6 km/h (on foot or a
 without shared vertices, so the lines are noded first (every crossing becomes a junction) in the metric CRS; node
 coordinates are merged on a 0.1 m grid, which also joins the ends of a trunk clipped at a town boundary.
 
-The synthetic city's street lattices are drawn per community and some never touch an arterial, so the graph falls
-into islands that real streets would join. Each island is joined to the rest at its closest pair of nodes by a
-connector at 巷 speed: first every dead end to the nearest node of another island within 500 m (a street that
-stops at its community's edge meets the next community's streets), then (Kruskal over the nearest neighbours of every node; then any island left joins the largest
-one at its closest node). A pair of stops the roads still do not join takes the straight-line time and distance instead (the
-`StraightLine` model), so every matrix is complete; `RoadMatrix.fallback_pairs` says how many pairs did.
+The synthetic city's street lattices are drawn per community and many never touch an arterial, so the graph falls
+into islands that real streets would join. Connectors at 巷 speed join them: first each dead end to the nearest node
+of another island within 500 m (a street that stops at its community's edge meets the next community's streets), then
+the islands still apart by their closest pairs among each node's nearest neighbours (Kruskal), and any island left to
+the largest one at its closest node. A pair of stops the roads still do not join takes the straight-line time and
+distance instead (the `StraightLine` model), so every matrix is complete; `RoadMatrix.fallback_pairs` counts them.
 """
 
 from __future__ import annotations
