@@ -119,17 +119,21 @@ def months_before(day: date, months: int) -> date:
     raise AssertionError("unreachable: every month has 28 days")
 
 
-def owes_annual_report(registered_on: date, filed_on: date | None, as_of: date) -> bool:
-    """Whether the entity is on the abnormal list as of `as_of`: the last due annual report was not filed.
+def annual_report_filing_start(as_of: date) -> date:
+    """1 January of the year in which the last report due as of `as_of` had to be filed (by its 30 June).
 
-    The report of year Y is due between 1 January and 30 June of Y + 1 from entities registered by the end of Y. The
-    last due one as of `as_of` is that of Y = (the year of the last 30 June passed) − 1; filing it in Y + 1, even
-    late, takes the entity off the list.
+    The report of year Y is due between 1 January and 30 June of Y + 1 from entities registered by the end of Y; the
+    last due one as of `as_of` is filed in the year of the last 30 June passed.
     """
-    due_year = as_of.year if (as_of.month, as_of.day) > ANNUAL_REPORT_DUE else as_of.year - 1
-    if registered_on >= date(due_year, 1, 1):
-        return False
-    return filed_on is None or filed_on < date(due_year, 1, 1)
+    year = as_of.year if (as_of.month, as_of.day) > ANNUAL_REPORT_DUE else as_of.year - 1
+    return date(year, 1, 1)
+
+
+def owes_annual_report(registered_on: date, filed_on: date | None, as_of: date) -> bool:
+    """Whether the entity is on the abnormal list as of `as_of`: registered before the last due report's year ended,
+    and that report not filed (filing it, even late, takes the entity off the list)."""
+    start = annual_report_filing_start(as_of)
+    return registered_on < start and (filed_on is None or filed_on < start)
 
 
 def _fact_reasons(facts: EntityFacts, rules: CreditRules) -> list[Reason]:

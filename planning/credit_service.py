@@ -16,15 +16,14 @@ Where the facts come from (as of a day):
   alone is never taken as an entity's (a neighbour at the same address would pay for it). Tasks an inspection result
   opened are counted through that result's own record, never twice.
 
-Recompute is one transaction and set-based: one query gathers the facts, the pure rules classify, COPY loads the
-classes, and two statements write the history (a row only where the class or the reasons changed) and the classes.
+Recompute is one transaction and set-based: one statement gathers the facts into a temporary table, the pure rules
+class each distinct set of facts (a few hundred, whatever the number of entities), and set-based statements write
+the history (a row only where the class or the reasons changed) and the classes.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -37,10 +36,10 @@ from planning.credit import (
     CreditRules,
     EntityFacts,
     Reason,
+    annual_report_filing_start,
     classify,
     load_credit_rules,
     months_before,
-    owes_annual_report,
     reasons_json,
 )
 from planning.errors import InvalidPlan, PlanNotFound
@@ -69,7 +68,6 @@ OPEN_PROBLEM_STATES = (
 # States of the task an inspection result opened in which that finding counts as rectified.
 RESOLVED_TASK_STATES = ("reinspected", "closed", "cancelled", "inspected_ok")
 RUN_JOB = "credit_assessment"  # job_run rows of each recompute (the run_id of its assessments)
-FETCH_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -235,6 +233,7 @@ def open_records(conn: Connection, uscc: str) -> list[CreditRecord]:
 # ----------------------------------------------------------------------------------------------------- facts
 
 _FACTS_SQL = """
+CREATE TEMP TABLE credit_facts ON COMMIT DROP AS
 WITH rec AS (
     SELECT r.uscc,
            count(*) FILTER (WHERE r.kind = 'finding') AS findings,
@@ -266,10 +265,13 @@ WITH rec AS (
 )
 SELECT e.uscc, e.registered_on, e.annual_report_filed_on,
        e.needs_licence AND NOT EXISTS (SELECT 1 FROM entity_licence l WHERE l.uscc = e.uscc) AS missing_licence,
-       COALESCE(rec.findings, 0) + COALESCE(tk.findings, 0) AS findings,
-       COALESCE(rec.penalties, 0) AS penalties,
-       COALESCE(rec.clues, 0) + COALESCE(tk.clues, 0) AS clues,
-       COALESCE(rec.hotline, 0) + COALESCE(tk.hotline, 0) AS hotline
+       (COALESCE(rec.findings, 0) + COALESCE(tk.findings, 0))::int AS findings,
+       COALESCE(rec.penalties, 0)::int AS penalties,
+       (COALESCE(rec.clues, 0) + COALESCE(tk.clues, 0))::int AS clues,
+       (COALESCE(rec.hotline, 0) + COALESCE(tk.hotline, 0))::int AS hotline,
+       CASE WHEN e.registered_on > :newest THEN e.registered_on ELSE DATE '1900-01-01' END AS key_day,
+       e.registered_on < :filing_start
+           AND (e.annual_report_filed_on IS NULL OR e.annual_report_filed_on < :filing_start) AS abnormal
 FROM entity e
 LEFT JOIN rec ON rec.uscc = e.uscc
 LEFT JOIN tk ON tk.uscc = e.uscc
@@ -291,40 +293,31 @@ def _facts_params(as_of: date, uscc: str | None, rules: CreditRules) -> dict[str
         "open_problem": list(OPEN_PROBLEM_STATES),
         "resolved_states": list(RESOLVED_TASK_STATES),
         "uscc": uscc,
+        "newest": months_before(as_of, rules.new_entity_months),
+        "filing_start": annual_report_filing_start(as_of),
     }
 
 
 def _facts_of(row: Any, as_of: date) -> EntityFacts:
-    """One row of the facts query as EntityFacts."""
+    """One row of the facts table as EntityFacts."""
     return EntityFacts(
-        uscc=str(row[0]),
+        uscc=str(row.uscc),
         as_of=as_of,
-        registered_on=row[1],
-        abnormal_list=owes_annual_report(row[1], row[2], as_of),
-        missing_licence=bool(row[3]),
-        unresolved_findings=int(row[4]),
-        penalties=int(row[5]),
-        substantiated_clues=int(row[6]),
-        hotline_reports=int(row[7]),
+        registered_on=row.registered_on,
+        abnormal_list=bool(row.abnormal),
+        missing_licence=bool(row.missing_licence),
+        unresolved_findings=int(row.findings),
+        penalties=int(row.penalties),
+        substantiated_clues=int(row.clues),
+        hotline_reports=int(row.hotline),
     )
-
-
-def _iter_facts(conn: Connection, as_of: date, uscc: str | None, rules: CreditRules) -> Iterator[EntityFacts]:
-    """The facts of every open entity (or of one), streamed from a server-side cursor."""
-    result = conn.execute(
-        text(_FACTS_SQL),
-        _facts_params(as_of, uscc, rules),
-        execution_options={"stream_results": True, "yield_per": FETCH_ROWS},
-    )
-    for part in result.partitions():
-        for row in part:
-            yield _facts_of(row, as_of)
 
 
 def entity_facts(conn: Connection, as_of: date, uscc: str | None = None) -> list[EntityFacts]:
     """The facts of every open entity as of a day (or of one entity), by credit code."""
-    rules = load_credit_rules()
-    rows = conn.execute(text(_FACTS_SQL + " ORDER BY e.uscc"), _facts_params(as_of, uscc, rules)).all()
+    conn.execute(text(_FACTS_SQL), _facts_params(as_of, uscc, load_credit_rules()))
+    rows = conn.execute(text("SELECT * FROM credit_facts ORDER BY uscc")).all()
+    conn.execute(text("DROP TABLE credit_facts"))
     return [_facts_of(r, as_of) for r in rows]
 
 
@@ -341,8 +334,9 @@ def _valid_uscc(uscc: str) -> str:
 def recompute(conn: Connection, *, as_of: date, actor: str, uscc: str | None = None) -> RecomputeSummary:
     """Recompute the class of every open entity (or one) as of a day; history only where class or reasons changed.
 
-    One transaction (the caller's): a job_run row names the run, the classes go in by COPY with their reason sets
-    numbered, then the history rows and the entity classes are written in two statements.
+    One transaction (the caller's): a job_run row names the run; the facts are gathered into a temporary table, the
+    pure rules class each distinct set of facts, COPY brings those classes and their reason sets back, and two
+    statements write the history rows and the entity classes.
     """
     if uscc is not None:
         _valid_uscc(uscc)
@@ -358,16 +352,34 @@ def recompute(conn: Connection, *, as_of: date, actor: str, uscc: str | None = N
             text("INSERT INTO job_run (job, started_at) VALUES (:job, :at) RETURNING id"), {"job": RUN_JOB, "at": now}
         ).scalar_one()
     )
+    # The facts of every entity stay in the database; the rules run once per distinct set of facts (a few hundred:
+    # only a new entity's reason names its day), and the classes are joined back to the entities there.
+    conn.execute(text(_FACTS_SQL), _facts_params(as_of, uscc, rules))
+    keys = conn.execute(
+        text(
+            "SELECT DISTINCT key_day, abnormal, missing_licence, findings, penalties, clues, hotline FROM credit_facts"
+        )
+    ).all()
     reason_sets: dict[tuple[Reason, ...], int] = {}
-    classes: list[tuple[str, str, int]] = []
-    for facts in _iter_facts(conn, as_of, uscc, rules):
+    classed: list[tuple[object, ...]] = []
+    for key in keys:
+        facts = EntityFacts(
+            uscc="",
+            as_of=as_of,
+            registered_on=key[0],
+            abnormal_list=bool(key[1]),
+            missing_licence=bool(key[2]),
+            unresolved_findings=int(key[3]),
+            penalties=int(key[4]),
+            substantiated_clues=int(key[5]),
+            hotline_reports=int(key[6]),
+        )
         cls, reasons = classify(facts, rules)
-        key = reason_sets.setdefault(reasons, len(reason_sets))
-        classes.append((facts.uscc, cls, key))
+        classed.append((*key, cls, reason_sets.setdefault(reasons, len(reason_sets))))
     conn.execute(
         text(
-            "CREATE TEMP TABLE credit_new (uscc text PRIMARY KEY, credit_class char(1) NOT NULL, "
-            "reason_set int NOT NULL) ON COMMIT DROP"
+            "CREATE TEMP TABLE credit_key (key_day date, abnormal bool, missing_licence bool, findings int, "
+            "penalties int, clues int, hotline int, credit_class char(1), reason_set int) ON COMMIT DROP"
         )
     )
     conn.execute(
@@ -376,11 +388,22 @@ def recompute(conn: Connection, *, as_of: date, actor: str, uscc: str | None = N
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
         with cur.copy("COPY credit_reason_set (id, reasons) FROM STDIN") as copy:
-            for reasons, key in reason_sets.items():
-                copy.write_row((key, json.dumps(reasons_json(reasons), ensure_ascii=False)))
-        with cur.copy("COPY credit_new (uscc, credit_class, reason_set) FROM STDIN") as copy:
-            for row in classes:
+            for reasons, set_id in reason_sets.items():
+                copy.write_row((set_id, json.dumps(reasons_json(reasons), ensure_ascii=False)))
+        with cur.copy(
+            "COPY credit_key (key_day, abnormal, missing_licence, findings, penalties, clues, hotline, credit_class, "
+            "reason_set) FROM STDIN"
+        ) as copy:
+            for row in classed:
                 copy.write_row(row)
+    conn.execute(
+        text(
+            "CREATE TEMP TABLE credit_new ON COMMIT DROP AS "
+            "SELECT f.uscc, k.credit_class, k.reason_set FROM credit_facts f JOIN credit_key k "
+            "USING (key_day, abnormal, missing_licence, findings, penalties, clues, hotline)"
+        )
+    )
+    conn.execute(text("ALTER TABLE credit_new ADD PRIMARY KEY (uscc)"))
     conn.execute(text("ANALYZE credit_new"))
     moves = conn.execute(
         text(
@@ -412,12 +435,15 @@ def recompute(conn: Connection, *, as_of: date, actor: str, uscc: str | None = N
             "WHERE e.uscc = n.uscc AND e.credit_class <> n.credit_class"
         )
     )
-    by_class = Counter(cls for _, cls, _ in classes)
+    by_class: dict[str, int] = {
+        str(r[0]): int(r[1])
+        for r in conn.execute(text("SELECT credit_class, count(*) FROM credit_new GROUP BY 1")).all()
+    }
     summary = RecomputeSummary(
         run_id=run_id,
         as_of=as_of,
         rules_version=rules.version,
-        entities=len(classes),
+        entities=sum(by_class.values()),
         changed=sum(int(m[2]) for m in moves),
         by_class={cls: by_class.get(cls, 0) for cls in ("A", "B", "C", "D")},
         moves={f"{m[0]}→{m[1]}": int(m[2]) for m in sorted(moves) if m[0] != m[1]},
@@ -426,7 +452,7 @@ def recompute(conn: Connection, *, as_of: date, actor: str, uscc: str | None = N
         text("UPDATE job_run SET finished_at = :at, result = CAST(:result AS jsonb) WHERE id = :id"),
         {"at": clock.now(), "result": json.dumps(_summary_json(summary, actor), ensure_ascii=False), "id": run_id},
     )
-    conn.execute(text("DROP TABLE credit_new, credit_reason_set"))
+    conn.execute(text("DROP TABLE credit_facts, credit_key, credit_new, credit_reason_set"))
     return summary
 
 
