@@ -89,3 +89,10 @@ _.random_seed  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver 
 _.max_deterministic_time  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter
 _.max_time_in_seconds  # unused attribute (planning/redesign/cpsat.py): a CP-SAT solver parameter
 kind_zh  # unused variable (api/routers/credit.py): a response field of GET /v1/entities/{uscc}/credit, read by serialisation
+selected_count  # unused variable (planning/inspection_plans.py, api/routers/inspections.py): a preview answer's field
+unmatched_reason_zh  # unused variable (api/routers/inspections.py): a visit's field, read by serialisation
+drawn_at  # unused variable (api/routers/inspections.py, public_inspections.py): a plan's field, read by serialisation
+cancelled_at  # unused variable (api/routers/inspections.py, public_inspections.py): a plan's field (serialisation)
+drawn_by  # unused variable (api/routers/inspections.py): a plan's field, read by serialisation
+cancel_reason  # unused variable (api/routers/inspections.py, public_inspections.py): a plan's field (serialisation)
+public_url  # unused variable (api/routers/inspections.py): a plan's field, read by serialisation
