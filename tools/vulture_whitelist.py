@@ -96,3 +96,16 @@ cancelled_at  # unused variable (api/routers/inspections.py, public_inspections.
 drawn_by  # unused variable (api/routers/inspections.py): a plan's field, read by serialisation
 cancel_reason  # unused variable (api/routers/inspections.py, public_inspections.py): a plan's field (serialisation)
 public_url  # unused variable (api/routers/inspections.py): a plan's field, read by serialisation
+loading  # unused variable (api/routers/routes.py): VROOM's computing_times field, read by serialisation
+solving  # unused variable (api/routers/routes.py): VROOM's computing_times field, read by serialisation
+routing  # unused variable (api/routers/routes.py): VROOM's computing_times field, read by serialisation
+waiting_time  # unused variable (api/routers/routes.py): a VROOM summary/route/step field, read by serialisation
+violations  # unused variable (api/routers/routes.py): a VROOM summary/route/step field, read by serialisation
+computing_times  # unused variable (api/routers/routes.py): VROOM's summary field, read by serialisation
+location_index  # unused variable (api/routers/routes.py): a VROOM step/unassigned field, read by serialisation
+waiting_min  # unused variable (planning/route_service.py, api/routers/routes.py): a route stop's field (serialisation)
+service_min  # unused variable (planning/route_service.py, api/routers/routes.py): a route stop's field (serialisation)
+duration_s  # unused variable (planning/route_service.py, api/routers/routes.py): a team day's field (serialisation)
+travel_source  # unused variable (planning/route_service.py, api/routers/routes.py): a plan's routes field (serialisation)
+solved_at  # unused variable (planning/route_service.py, api/routers/routes.py): a plan's routes field (serialisation)
+duration  # unused variable (api/routers/routes.py): a VROOM summary/route/step field, read by serialisation
