@@ -141,8 +141,9 @@ def create_app(
     app.include_router(routes.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(inspection_pages.router)
     # The published side of a double-random draw: anyone may check it, so no credential (nothing internal in it).
-    app.include_router(public_inspections.router, prefix="/public")
+    # The pages first: /public/inspections/page would otherwise be taken for a plan id by the JSON router.
     app.include_router(public_pages.router, prefix="/public")
+    app.include_router(public_inspections.router, prefix="/public")
     app.include_router(workload.pages_router)
     app.include_router(staffing.pages_router)
     app.include_router(grid_versions.pages_router)

@@ -18,7 +18,7 @@ from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
 
-MARKET, LICENSED, HEALTH = "market_supervision-91", "market_supervision-92", "health-91"
+MARKET, LICENSED, HEALTH = "market_supervision-97", "market_supervision-98", "health-99"
 PEOPLE = ("admin", "centre", "market", "health", "tobacco", "leader", "away-leader", "dispatcher", "worker")
 
 

@@ -36,7 +36,7 @@ from tests.support.inspection_fixtures import ITEMS, DrawnPlan, drawn_plan
 
 pytestmark = pytest.mark.db
 
-MARKET, LICENSED, HEALTH = "market_supervision-91", "market_supervision-92", "health-91"
+MARKET, LICENSED, HEALTH = "market_supervision-97", "market_supervision-98", "health-99"
 MARKET_OFFICER = Scope("department", "market_supervision")
 HEALTH_OFFICER = Scope("department", "health")
 

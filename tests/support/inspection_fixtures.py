@@ -16,9 +16,9 @@ from sqlalchemy import Connection, text
 from gis import clock
 
 ITEMS = {
-    "market_supervision-91": ("market_supervision", "企业公示信息抽查（测试）", False),
-    "market_supervision-92": ("market_supervision", "食品经营许可情况检查（测试）", True),
-    "health-91": ("health", "公共场所卫生检查（测试）", False),
+    "market_supervision-97": ("market_supervision", "企业公示信息抽查（测试）", False),
+    "market_supervision-98": ("market_supervision", "食品经营许可情况检查（测试）", True),
+    "health-99": ("health", "公共场所卫生检查（测试）", False),
 }
 
 
