@@ -259,6 +259,78 @@ def test_the_command_centre_plans_draws_routes_moves_and_prints_a_joint_inspecti
     page.close()
 
 
+def click_map(page: Any, lon: float, lat: float, *, double: bool = False) -> None:
+    """Click (or double-click) the map where the point (lon, lat) is drawn."""
+    x, y = page.evaluate("([lon, lat]) => window.gridgov.page.project(lon, lat)", [lon, lat])
+    box = page.locator("#map").bounding_box()
+    if double:
+        page.mouse.dblclick(box["x"] + x, box["y"] + y)
+    else:
+        page.mouse.click(box["x"] + x, box["y"] + y)
+
+
+def test_an_area_of_grids_clicked_or_a_polygon_drawn_on_the_map_is_previewed(
+    base_url: str, scene: dict[str, str], browser: Any, artifacts_dir: Path, db: DatabaseSettings
+) -> None:
+    """Two grids clicked on the map are the area sent (and a third click unselects one); a square drawn by clicking
+    its corners and double-clicking the last is the polygon sent; each preview answers with its strata."""
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        grids = conn.execute(
+            text(
+                "SELECT g.code, ST_X(p) AS lon, ST_Y(p) AS lat FROM grid g "
+                "JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                "CROSS JOIN LATERAL ST_PointOnSurface(g.geom) p "
+                "WHERE g.town_code = :t ORDER BY ST_Area(g.geom) DESC LIMIT 2"
+            ),
+            {"t": scene["town"]},
+        ).all()
+    engine.dispose()
+    page = sign_in(browser, base_url, "centre", "/inspections")
+    page.wait_for_function(READY, timeout=60_000)
+    page.check("#departments input[value=market_supervision]")
+    page.wait_for_function("window.gridgov.page.itemsShown.length > 0")
+    page.select_option("#area-town", scene["town"])
+    page.wait_for_function("window.gridgov.page.gridsShown > 0", timeout=30_000)
+    page.fill("#pv-at", beijing_local(600))
+
+    page.check("input[name=area][value=grids]")
+    for grid in grids:
+        click_map(page, grid.lon, grid.lat)
+    assert hook(page)["grids"] == sorted(g.code for g in grids)
+    assert page.locator("#grid-count").inner_text() == "2"
+    with page.expect_request(lambda r: r.url.endswith("/v1/inspection-plans/preview")) as sent:
+        page.click("#preview")
+    assert sent.value.post_data_json["grids"] == sorted(g.code for g in grids)
+    page.wait_for_function("window.gridgov.page.preview !== null")
+    by_grids = hook(page)["preview"]
+    assert by_grids["size"] > 0 and by_grids["grids"] == 2
+    click_map(page, grids[0].lon, grids[0].lat)
+    assert hook(page)["grids"] == [grids[1].code] and hook(page)["preview"] is None
+    assert page.locator("#create").is_disabled(), "a changed area needs a new preview"
+
+    # A square of about 1 km around the first grid's point, drawn corner by corner, closed by a double click.
+    page.check("input[name=area][value=polygon]")
+    page.click("#polygon-start")
+    lon, lat, d = grids[0].lon, grids[0].lat, 0.005
+    corners = [(lon - d, lat - d), (lon + d, lat - d), (lon + d, lat + d), (lon - d, lat + d)]
+    for corner in corners[:-1]:
+        click_map(page, *corner)
+    click_map(page, *corners[-1], double=True)
+    polygon = hook(page)["polygon"]
+    assert polygon["type"] == "Polygon" and len(polygon["coordinates"][0]) == 5
+    assert polygon["coordinates"][0][0] == polygon["coordinates"][0][-1]
+    assert "已画（4 个顶点）" in page.locator("#polygon-state").inner_text()
+    with page.expect_response(lambda r: r.url.endswith("/v1/inspection-plans/preview")) as answer:
+        page.click("#preview")
+    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.request.post_data_json["polygon"] == polygon
+    page.wait_for_function("window.gridgov.page.preview !== null")
+    assert hook(page)["preview"]["size"] == sum(s["size"] for s in answer.value.json()["strata"])
+    page.screenshot(path=str(artifacts_dir / "inspections_polygon.png"), animations="disabled")
+    page.close()
+
+
 def test_an_officer_plans_only_for_their_department(base_url: str, scene: dict[str, str], browser: Any) -> None:
     page = sign_in(browser, base_url, "officer", "/inspections")
     page.wait_for_function(READY, timeout=60_000)

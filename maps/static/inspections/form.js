@@ -51,6 +51,7 @@ export function mountPlanForm({ config, map, towns, say, hook, onStatus }) {
 
   const invalidate = () => {
     previewed = null;
+    hook.preview = null;
     createButton.disabled = true;
     document.getElementById("preview-section").hidden = true;
     map.showCandidates([]);

@@ -4,7 +4,7 @@
  * (GET /v1/towns) and grids (GET /v1/grids) on the map; on /inspections/{id} the plan itself (plan.js): commitment,
  * draw, teams, coloured routes, moving a stop, the route sheets' link.
  *
- * Test hook (window.gridgov.page): {ready, isReady(), firstPaintMs (ms from navigation start to the first frame
+ * Test hook (window.gridgov.page): {ready, isReady(), project(lon, lat) → [x, y] on the map, firstPaintMs (ms from navigation start to the first frame
  * with the plan's visits drawn; null before, and on the form), plans (listed), error, and — on the form —
  * itemsShown, town, gridsShown, grids, polygon, preview {strata, size, n, grids}, created, defaultRatios; on a
  * plan — plan, routes [{key, team_id, team_no, date, visits, manual}], drawn {visits, routes, teams}, selected,
@@ -57,6 +57,11 @@ async function start() {
     onGrid: (code) => { if (form) { form.toggleGrid(code); } },
     onVisit: (id, lngLat) => { if (view) { view.select(id, lngLat); } },
   });
+  // Where a WGS84 point is drawn, in CSS pixels from the map's top-left corner (for tests that click the map).
+  hook.project = (lon, lat) => {
+    const point = map.map.project([lon, lat]);
+    return [point.x, point.y];
+  };
   if (config.planId) {
     view = mountPlanView({ config, map, say, hook, onStatus: setStatus });
     await Promise.all([view.load(), listPlans()]);
