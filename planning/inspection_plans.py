@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import shapely
+from shapely.errors import ShapelyError
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 from sqlalchemy import Connection
@@ -203,7 +204,7 @@ def _polygon_wkt(polygon: Mapping[str, Any]) -> str:
         raise InvalidPlan("区域多边形应为 GeoJSON Polygon（经纬度）", reason="invalid_polygon")
     try:
         geom = shape(polygon)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, ShapelyError) as exc:
         raise InvalidPlan("区域多边形的坐标无法读取（应为 [[[经度, 纬度], …]]）", reason="invalid_polygon") from exc
     vertices = int(shapely.get_num_coordinates(geom))
     if vertices > MAX_POLYGON_VERTICES:
