@@ -33,7 +33,6 @@ ascending, never by input order, so shuffling the visits or the inspectors chang
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -96,7 +95,7 @@ class Matching:
 
 def order_key(seed: bytes, message: str) -> str:
     """The hex HMAC-SHA256 of `message` (UTF-8) under the seed: every choice of the matching sorts by it."""
-    return hmac.new(seed, message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(seed, message.encode("utf-8"), "sha256").hex()
 
 
 def town_of_grid(grid_code: str | None) -> str | None:
@@ -147,29 +146,25 @@ def _staffable(pool: Iterable[InspectorInfo], visit: VisitNeed, item_department:
 
 
 def _form_team(
-    seed: bytes,
     visit: VisitNeed,
     departments: tuple[str, ...],
-    pool: Sequence[InspectorInfo],
+    ordered: Sequence[InspectorInfo],
+    taken: set[int],
     item_department: Mapping[str, str],
-    town: str | None,
-    locals_first: bool,
 ) -> list[InspectorInfo] | None:
-    """Step 5: the members of a new team for the visit from `pool` (free and eligible), or None when it cannot."""
-    label = ",".join(departments)
+    """Step 5: a new team for the visit from `ordered` (the departments' inspectors in the rule's order, locals first
+    where the rule says so), skipping those in a team already or not eligible; None when it cannot be formed."""
 
-    def rank(person: InspectorInfo) -> tuple[int, str]:
-        local = 0 if (not locals_first or _office_town(person) == town) else 1
-        return local, order_key(seed, f"team|{label}|{person.id}")
+    def usable(person: InspectorInfo) -> bool:
+        return person.id not in taken and _eligible(person, visit, departments)
 
-    ordered = sorted(pool, key=rank)
     members: list[InspectorInfo] = []
     for department in departments:
         uncovered = {item for item in visit.items if item_department[item] == department}
         for person in ordered:
             if not uncovered:
                 break
-            if person.department == department and person.qualifications & uncovered:
+            if person.department == department and person.qualifications & uncovered and usable(person):
                 members.append(person)
                 uncovered -= person.qualifications
         if uncovered:
@@ -177,7 +172,7 @@ def _form_team(
     for person in ordered:
         if len(members) >= 2:
             break
-        if person not in members and _useful(person, visit, item_department):
+        if person not in members and _useful(person, visit, item_department) and usable(person):
             members.append(person)
     return members if len(members) >= 2 else None
 
@@ -214,6 +209,38 @@ def _reason(
     return "load_cap_reached"
 
 
+class _Pools:
+    """The inspectors of a department set in the order of step 5, split into those whose office is in a town and the
+    others; computed once per set and town (the HMACs are the cost)."""
+
+    def __init__(self, seed: bytes, inspectors: Sequence[InspectorInfo]) -> None:
+        self._seed = seed
+        self._inspectors = inspectors
+        self._office_towns = {p.id: _office_town(p) for p in inspectors}
+        self._orders: dict[tuple[str, ...], list[InspectorInfo]] = {}
+        self._splits: dict[tuple[tuple[str, ...], str | None], tuple[list[InspectorInfo], list[InspectorInfo]]] = {}
+
+    def ordered(self, departments: tuple[str, ...]) -> list[InspectorInfo]:
+        """The departments' inspectors by `order(seed, "team|{departments}|{id}")`."""
+        if departments not in self._orders:
+            label = ",".join(departments)
+            self._orders[departments] = sorted(
+                (p for p in self._inspectors if p.department in departments),
+                key=lambda p: order_key(self._seed, f"team|{label}|{p.id}"),
+            )
+        return self._orders[departments]
+
+    def split(self, departments: tuple[str, ...], town: str | None) -> tuple[list[InspectorInfo], list[InspectorInfo]]:
+        """(those with their office in the town, the others), each in the order of `ordered`."""
+        if (departments, town) not in self._splits:
+            everyone = self.ordered(departments)
+            self._splits[departments, town] = (
+                [p for p in everyone if self._office_towns[p.id] == town],
+                [p for p in everyone if self._office_towns[p.id] != town],
+            )
+        return self._splits[departments, town]
+
+
 def match(
     seed: bytes,
     visits: Sequence[VisitNeed],
@@ -230,8 +257,11 @@ def match(
         departments = {item_department.get(item) for item in visit.items}
         return -len(departments), order_key(seed, f"visit|{visit.uscc}")
 
-    free = {p.id: p for p in inspectors}
+    pools = _Pools(seed, inspectors)
+    taken: set[int] = set()
     teams: list[_OpenTeam] = []
+    # Teams with room, by department set, in team-number order (a full team never takes a visit again).
+    open_teams: dict[tuple[str, ...], list[_OpenTeam]] = {}
     assignment: dict[str, int] = {}
     unmatched: dict[str, str] = {}
     for visit in sorted(visits, key=visit_rank):
@@ -240,38 +270,34 @@ def match(
             continue
         departments = tuple(sorted({item_department[item] for item in visit.items}))
         town = town_of_grid(visit.grid_code)
-        pool = [p for p in free.values() if _eligible(p, visit, departments)]
-        team = next((t for t in teams if t.town == town and _may_take(t, visit, departments, item_department)), None)
+        room = open_teams.setdefault(departments, [])
+        team = next((t for t in room if t.town == town and _may_take(t, visit, departments, item_department)), None)
+        members: list[InspectorInfo] | None = None
         if team is None:
-            members = _form_team(
-                seed,
-                visit,
-                departments,
-                [p for p in pool if _office_town(p) == town],
-                item_department,
-                town,
-                locals_first=False,
-            )
+            local, others = pools.split(departments, town)
+            members = _form_team(visit, departments, local, taken, item_department)
             if members is None:
-                team = next((t for t in teams if _may_take(t, visit, departments, item_department)), None)
+                team = next((t for t in room if _may_take(t, visit, departments, item_department)), None)
                 if team is None:
-                    members = _form_team(seed, visit, departments, pool, item_department, town, locals_first=True)
-            if team is None and members is not None:
-                team = _OpenTeam(
-                    team_no=len(teams) + 1,
-                    departments=departments,
-                    town=town,
-                    members=members,
-                    cap=min(p.load_cap for p in members),
-                )
-                teams.append(team)
-                for person in members:
-                    del free[person.id]
+                    members = _form_team(visit, departments, local + others, taken, item_department)
+        if team is None and members is not None:
+            team = _OpenTeam(
+                team_no=len(teams) + 1,
+                departments=departments,
+                town=town,
+                members=members,
+                cap=min(p.load_cap for p in members),
+            )
+            teams.append(team)
+            room.append(team)
+            taken.update(p.id for p in members)
         if team is None:
             unmatched[visit.uscc] = _reason(visit, departments, inspectors, item_department)
             continue
         team.visits += 1
         assignment[visit.uscc] = team.team_no
+        if team.visits >= team.cap:
+            room.remove(team)
     return Matching(
         teams=tuple(Team(t.team_no, t.departments, tuple(sorted(p.id for p in t.members))) for t in teams),
         assignment=assignment,
