@@ -19,6 +19,8 @@ from planning.credit_service import (
     resolve_record,
 )
 from planning.errors import InvalidPlan, PlanNotFound
+from planning.inspection_results import record_result
+from planning.ratios import CLASSES
 from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, default_calendar, today
 from supervision.clues import ClueReport, report_clue
@@ -29,6 +31,7 @@ from supervision.task_queries import task_by_id
 from supervision.transitions import Move, transition
 from supervision.uscc import uscc_check_char
 from supervision.workflow import Duty
+from tests.support.inspection_fixtures import ITEMS, drawn_plan
 
 pytestmark = pytest.mark.db
 
@@ -230,6 +233,24 @@ def test_a_clue_tied_to_the_entity_counts_once_a_grid_worker_finds_the_problem(
         _move(conn, task_id, "assigned", uscc)
     _move(conn, task_id, "inspected_problem", uscc)
     assert class_now(conn, uscc) == ("B", [code])
+
+
+def test_an_inspection_finding_counts_once_and_clears_when_the_grid_worker_re_inspects(conn: Connection) -> None:
+    """The results record the finding through `record` and open the grid's re-inspection task: one finding, not two."""
+    plan = drawn_plan(conn)
+    uscc, visit_id = next(iter(plan.visits.items()))
+    before = class_now(conn, uscc)
+    assert "unresolved_finding" not in before[1]
+    item = next(code for code, (department, _, _) in ITEMS.items() if department == "market_supervision")
+    result = record_result(conn, visit_id, item_code=item, outcome="problem", note="", actor="test", scope=CENTRE.scope)
+    facts = entity_facts(conn, today(), uscc)[0]
+    assert facts.unresolved_findings == 1
+    cls, codes = class_now(conn, uscc)
+    assert "unresolved_finding" in codes and CLASSES.index(cls) >= CLASSES.index(before[0])
+    assert credit_of(conn, uscc).open_records[0].source_id == f"result:{result.id}"
+    task_id = conn.execute(text("SELECT task_id FROM inspection_result WHERE id = :r"), {"r": result.id}).scalar_one()
+    _move(conn, int(task_id), "reinspected", uscc)
+    assert class_now(conn, uscc) == before
 
 
 # -------------------------------------------------------------------------------------------- history and runs
