@@ -109,3 +109,5 @@ duration_s  # unused variable (planning/route_service.py, api/routers/routes.py)
 travel_source  # unused variable (planning/route_service.py, api/routers/routes.py): a plan's routes field (serialisation)
 solved_at  # unused variable (planning/route_service.py, api/routers/routes.py): a plan's routes field (serialisation)
 duration  # unused variable (api/routers/routes.py): a VROOM summary/route/step field, read by serialisation
+plan_title  # unused variable (api/routers/inspection_results.py): a visit's field (serialisation)
+plan_status  # unused variable (api/routers/inspection_results.py): a visit's field (serialisation)
