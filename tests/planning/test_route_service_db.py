@@ -5,17 +5,22 @@ re-optimised around it, or refused with the reason and left as they were."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
 
+from gis import clock
+from planning import inspection_plans as plans
 from planning.errors import InvalidPlan, PlanState, RouteInfeasible
+from planning.inspection_plans import PlanRequest
 from planning.route_service import move_stop, plan_routes, solve_plan_routes
 from planning.routing.travel import RoadNetwork
 from supervision.calendar import default_calendar
 from supervision.errors import OutOfScope
 from supervision.scope import Scope
+from tests.support.inspection_world import JOINT_ITEMS, make_inspection_world
 
 pytestmark = pytest.mark.db
 
@@ -385,3 +390,32 @@ def test_routes_are_read_and_planned_only_within_the_callers_reach(engine: Engin
             solve_plan_routes(conn, world["plan"], scope=Scope("department", "market_supervision"), actor="officer")
         with pytest.raises(PlanState):
             solve_plan_routes(conn, world["committed"], scope=CITY, actor="centre")
+
+
+def test_a_plan_drawn_by_the_real_draw_gets_its_days_on_the_roads(engine: Engine) -> None:
+    """The whole chain: a joint plan created, drawn with a public value (teams, visits, business hours and service
+    minutes as the draw makes them), then routed: every matched visit is on a day or listed with its reason."""
+    with engine.begin() as conn:
+        world = make_inspection_world(conn)
+        request = PlanRequest(
+            departments=("health", "market_supervision"),
+            items=JOINT_ITEMS,
+            towns=(world.town_code,),
+            ratios={c: Decimal("0.2") for c in "ABCD"},
+            public_value_source="中国福利彩票3D 第2026335期开奖号码",
+            public_value_at=clock.now(),
+        )
+        plan = plans.create_plan(conn, request, actor="centre", scope=CITY)
+        drawn = plans.draw(conn, plan.id, "835", actor="centre", scope=CITY)
+        answer = solve_plan_routes(conn, drawn.id, scope=CITY, actor="centre", max_seconds=1.0)
+        check_days(conn, answer, world.town_code)
+        visits = conn.execute(
+            text("SELECT id, team_id FROM inspection_visit WHERE plan_id = :p"), {"p": drawn.id}
+        ).all()
+    assert visits, "the draw selected no one"
+    routed = {s.visit_id for t in answer.teams for d in t.days for s in d.stops}
+    left = {u.visit_id: u.reason for u in answer.unassigned}
+    assert routed | set(left) == {v.id for v in visits}
+    assert not routed & set(left)
+    assert all(left[v.id] == "unmatched" for v in visits if v.team_id is None)
+    assert all(reason != "day_full" for reason in left.values())
