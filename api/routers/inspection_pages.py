@@ -18,6 +18,7 @@ from maps.page import page_config, render_forbidden, render_page
 from maps.settings import MapSettings
 from planning import inspection_plans, route_service, staffing_service
 from planning.errors import PlanNotFound
+from planning.inspection_results import PLAN_STATUS_LABELS_ZH
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability, permits
 from supervision.routing import default_router
@@ -53,6 +54,7 @@ def _config(request: Request, principal: Principal, db: DbEngine, plan_id: int |
         "ownDepartment": principal.area.code if principal.area.kind == "department" else None,
         "towns": towns,
         "canPlan": permits(principal.role, Capability.INSPECTION_PLAN),
+        "planStatuses": PLAN_STATUS_LABELS_ZH,
         "now": clock.now().isoformat(),
     }
 

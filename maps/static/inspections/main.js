@@ -24,7 +24,6 @@ import { mountPlanView } from "./plan.js";
 const config = readPageConfig();
 const hook = publishPage({ ready: false, isReady: () => hook.ready, firstPaintMs: null, plans: 0, error: null });
 const message = document.getElementById("message");
-const STATUS_ZH = { committed: "待摇号", drawn: "已摇号", cancelled: "已撤销" };
 
 function say(text, kind = "") {
   message.textContent = text;
@@ -42,7 +41,7 @@ async function listPlans() {
     const departments = (p.departments || p.department_codes || []).map((d) => names.get(d) || d).join("、");
     const when = (p.drawn_at || p.public_value_at || "").slice(0, 16).replace("T", " ");
     tr.innerHTML = `<td><a href="/inspections/${p.id}">${p.id}</a></td><td><a href="/inspections/${p.id}">${escapeHtml(p.title || "抽查计划")}</a></td>`
-      + `<td>${escapeHtml(departments)}</td><td>${escapeHtml(STATUS_ZH[p.status] || p.status)}</td><td>${escapeHtml(when)}</td>`;
+      + `<td>${escapeHtml(departments)}</td><td>${escapeHtml(config.planStatuses[p.status] || p.status)}</td><td>${escapeHtml(when)}</td>`;
     return tr;
   }));
   document.getElementById("no-plans").hidden = plans.length > 0;

@@ -9,9 +9,7 @@
 import { ApiError, getJson, postJson } from "/static/lib/api.js";
 import { escapeHtml } from "/static/lib/escape.js";
 
-import { teamColour } from "./map.js";
-
-const STATUS_ZH = { committed: "已公布承诺，待摇号", drawn: "已摇号", cancelled: "已撤销" };
+import { UNMATCHED_COLOUR, teamColour } from "./map.js";
 
 /** "08:30" of minutes since midnight. */
 function hhmm(minutes) {
@@ -64,7 +62,7 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     const dl = document.getElementById("plan-facts");
     dl.replaceChildren();
     const names = new Map(config.departments.map((d) => [d.code, d.name]));
-    fact(dl, "状态", STATUS_ZH[plan.status] || plan.status, "plan-status");
+    fact(dl, "状态", config.planStatuses[plan.status] || plan.status, "plan-status");
     fact(dl, "部门", (plan.departments || []).map((d) => names.get(d) || d).join("、"));
     fact(dl, "公开随机数来源", plan.public_value_source || "—");
     fact(dl, "公开随机数公布时间", beijing(plan.public_value_at));
@@ -167,6 +165,28 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
       teams: (state.plan.teams || []).length,
     };
     map.showOffices(state.plan.teams || []);
+    renderLegend();
+  };
+
+  // The legend: one colour per team, grey for visits no team could take, the ring of an office.
+  const renderLegend = () => {
+    const legend = document.getElementById("legend");
+    const entries = (state.plan.teams || []).map((t) => [teamColour(t.team_no), `第 ${t.team_no} 组`]);
+    if ((state.plan.visits || []).some((v) => v.team_id === null)) { entries.push([UNMATCHED_COLOUR, "未匹配检查人员"]); }
+    legend.replaceChildren(...entries.map(([colour, label]) => {
+      const row = document.createElement("div");
+      const swatch = document.createElement("i");
+      swatch.className = "ip-swatch";
+      swatch.style.backgroundColor = colour;
+      row.append(swatch, label);
+      return row;
+    }));
+    if (entries.length) {
+      const office = document.createElement("div");
+      office.innerHTML = "<i class=\"ip-swatch ip-office\"></i>检查组出发地";
+      legend.append(office);
+    }
+    legend.hidden = entries.length === 0;
   };
 
   const dayOfVisit = (visitId) => state.days.find((d) => d.stops.some((s) => s.visit_id === visitId)) || null;
@@ -256,7 +276,7 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     document.getElementById("print").href = `/inspections/${planId}/print`;
     onStatus(plan.status === "drawn"
       ? `已摇号：${(plan.visits || []).length} 户，${(plan.teams || []).length} 个检查组${state.days.length ? `，${state.days.length} 条路线` : ""}`
-      : STATUS_ZH[plan.status] || plan.status);
+      : config.planStatuses[plan.status] || plan.status);
     hook.ready = true;
   };
 
