@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from gis import clock
+from planning.credit import owes_annual_report
 from planning.credit_service import (
     CREDIT_JOB,
     credit_of,
@@ -284,6 +285,23 @@ def test_the_whole_city_recompute_classes_every_open_entity_with_reasons(conn: C
     # the synthetic classes were drawn at random: the rules move many of them, and say so
     assert sum(summary.moves.values()) > 0 and all("→" in k for k in summary.moves)
     assert recompute(conn, as_of=today(), actor="test").changed == 0
+
+
+def test_the_database_applies_the_30_june_rule_exactly_as_the_rules_module_states_it(conn: Connection) -> None:
+    """For every open entity of the test city, on the abnormal list in the history iff owes_annual_report says so."""
+    for as_of in (today(), date(today().year, 6, 30), date(today().year, 7, 1)):
+        summary = recompute(conn, as_of=as_of, actor="test")
+        rows = conn.execute(
+            text(
+                'SELECT e.registered_on, e.annual_report_filed_on, a.reasons @> \'[{"code": "abnormal_list"}]\' '
+                "FROM entity e JOIN LATERAL (SELECT reasons FROM credit_assessment x WHERE x.uscc = e.uscc "
+                "ORDER BY x.assessed_at DESC, x.id DESC LIMIT 1) a ON true WHERE e.status = 'open'"
+            )
+        ).all()
+        assert len(rows) == summary.entities
+        wrong = [r for r in rows if bool(r[2]) != owes_annual_report(r[0], r[1], as_of)]
+        assert wrong == [], (as_of, wrong[:3])
+        assert any(r[2] for r in rows) and not all(r[2] for r in rows)
 
 
 def test_an_unknown_or_malformed_credit_code_is_refused(conn: Connection) -> None:
