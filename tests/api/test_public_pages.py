@@ -93,6 +93,8 @@ def page(client: TestClient, path: str, status: int = 200) -> str:
     answer = client.get(path)
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("text/html")
+    # The strictest policy holds: no script at all, only our own stylesheet and icon.
+    assert answer.headers["content-security-policy"].startswith("default-src 'none'; style-src 'self'")
     html = answer.text
     assert "<script" not in html and "<style" not in html and " style=" not in html
     assert re.search(r"\son[a-z]+=", html) is None  # no inline event handlers either

@@ -15,6 +15,7 @@ from gis import (
     migrate,  # noqa: F401 - import alembic before CliRunner swaps sys.stdout (alembic binds it at import)
 )
 from gis.settings import DatabaseSettings
+from planning.credit_service import credit_of, recompute
 from planning.errors import InvalidPlan, PlanNotFound, PlanState
 from planning.inspection_match import InspectorInfo, VisitNeed, match
 from planning.inspection_results import (
@@ -27,11 +28,13 @@ from planning.inspection_results import (
     result_by_id,
     visit_view,
 )
+from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, default_calendar
 from supervision.errors import OutOfScope
 from supervision.jobs import run_daily_jobs
 from supervision.scope import CITY, Scope
 from supervision.task_queries import task_by_id
+from supervision.transitions import Move, transition
 from tests.support.inspection_fixtures import ITEMS, DrawnPlan, drawn_plan
 
 pytestmark = pytest.mark.db
@@ -343,3 +346,26 @@ def test_the_command_line_records_a_result_and_publishes_a_plan(db: DatabaseSett
     assert f"已公示抽查计划 {plan.plan_id} 检查结果 1 条" in published.output
     due = gridgov(db, "inspection-results", "publish")
     assert (due.exit_code, due.output.strip()) == (0, "已公示到期检查结果 0 条")
+
+
+def test_a_problem_weighs_on_the_credit_class_until_the_grid_worker_sees_it_put_right(engine: Engine) -> None:
+    """Problem recorded → the next recompute counts an unresolved finding; re-inspected and closed → it no longer does."""
+    with engine.begin() as conn:
+        plan = drawn_plan(conn, skip=8)
+    uscc, visit_id = next(iter(plan.visits.items()))
+    with engine.begin() as conn:
+        result = record_result(conn, visit_id, item_code=MARKET, outcome="problem", note="", actor="centre", scope=CITY)
+        recompute(conn, as_of=today(), actor="test", uscc=uscc)
+        reasons = {r["code"] for r in credit_of(conn, uscc).reasons}
+        assert "unresolved_finding" in reasons
+    assert result.task_id is not None
+    with engine.begin() as conn:
+        worker = Actor("grid worker", "system", CITY)
+        row = conn.execute(
+            text("SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat FROM entity WHERE uscc = :u"), {"u": uscc}
+        ).one()
+        for target in ("reinspected", "closed"):
+            version = task_by_id(conn, result.task_id, CITY).version
+            transition(conn, result.task_id, Move(to=target, version=version, lon=row.lon, lat=row.lat), actor=worker)
+        recompute(conn, as_of=today(), actor="test", uscc=uscc)
+        assert "unresolved_finding" not in {r["code"] for r in credit_of(conn, uscc).reasons}
