@@ -66,6 +66,11 @@ async function start() {
     await Promise.all([view.load(), listPlans()]);
     // First paint: the first frame drawn with the plan's visits on the map.
     if ((hook.plan.visits || []).length) { hook.firstPaintMs = await map.visitsDrawn(); }
+    // Then, for context, the outlines of the towns the plan's area touches.
+    const planTowns = new Set(hook.plan.town_codes || []);
+    const towns = await getJson("/v1/towns?zoom=10", { accept: "application/geo+json" });
+    map.showTowns({ ...towns, features: towns.features.filter((f) => planTowns.has(f.properties.code)) });
+    hook.townsShown = planTowns.size;
     return;
   }
   const towns = await getJson("/v1/towns?zoom=10", { accept: "application/geo+json" });
