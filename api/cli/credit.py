@@ -133,3 +133,60 @@ def credit_clear_ratio(
     if not removed:
         raise fail(f"没有这条设置：{'全部事项' if item == '*' else item} {credit_class} 类")
     typer.echo(f"已删除：{'全部事项' if item == '*' else item} {credit_class} 类的设置")
+
+
+@app.command("record")
+def credit_record(
+    uscc: Annotated[str, typer.Option("--uscc", help="统一社会信用代码")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="类型：finding 检查发现问题、penalty 行政处罚、clue 线索、hotline 热线")
+    ],
+    source_id: Annotated[
+        str, typer.Option("--source-id", help="来源编号（如处罚决定书文号）；同一编号重复登记不重复计入")
+    ],
+    detail: Annotated[str, typer.Option("--detail", help="说明")],
+    department: Annotated[str | None, typer.Option("--department", help="记录部门编码")] = None,
+    source: Annotated[
+        str, typer.Option("--source", help="来源：import 导入（默认）、inspection、task、clue")
+    ] = "import",
+) -> None:
+    """登记一条信用记录（如部门的行政处罚）；下次重算（每月或按需）时计入信用类别。"""
+    from planning.credit_service import RECORD_KINDS, record
+    from planning.errors import PlanningError
+
+    try:
+        with connection() as conn:
+            stored = record(
+                conn,
+                uscc=uscc,
+                kind=kind,
+                source=source,
+                source_id=source_id,
+                department_code=department,
+                detail=detail,
+                actor=ACTOR,
+            )
+    except PlanningError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(
+        f"已登记：{stored.uscc} {RECORD_KINDS[stored.kind]}（{stored.source}/{stored.source_id}），记录编号 {stored.id}"
+    )
+
+
+@app.command("resolve")
+def credit_resolve(
+    kind: Annotated[str, typer.Option("--kind", help="类型：finding、penalty、clue、hotline")],
+    source_id: Annotated[str, typer.Option("--source-id", help="登记时的来源编号")],
+    source: Annotated[str, typer.Option("--source", help="来源：import（默认）、inspection、task、clue")] = "import",
+) -> None:
+    """消除一条信用记录（已整改、信用修复或撤销）；下次重算时不再计入。"""
+    from planning.credit_service import resolve_record
+    from planning.errors import PlanningError
+
+    try:
+        with connection() as conn:
+            stored = resolve_record(conn, source=source, source_id=source_id, kind=kind)
+    except PlanningError as exc:
+        raise fail(str(exc)) from exc
+    assert stored.resolved_at is not None
+    typer.echo(f"已消除：{stored.uscc} 的记录 {stored.id}（{stored.resolved_at:%Y-%m-%d %H:%M}）")

@@ -228,3 +228,27 @@ def test_the_shell_sets_lists_and_clears_a_ratio(db: DatabaseSettings) -> None:
     assert "全部事项  B 类  0.04  依据：年度计划" in listed.output and "信用风险一般" in listed.output
     assert gridgov(db, "credit", "clear-ratio", "--item", "*", "--class", "B").exit_code == 0
     assert "0.04" not in gridgov(db, "credit", "ratios").output
+
+
+def test_a_department_records_a_penalty_from_the_shell_and_it_lowers_the_class_until_resolved(
+    db: DatabaseSettings, world: dict[str, Any]
+) -> None:
+    uscc = world["uscc"]
+    args = ("--kind", "penalty", "--source-id", "东市监罚〔2026〕1号")
+    result = gridgov(db, "credit", "record", "--uscc", uscc, *args, "--detail", "无证经营", "--department",
+                     "market_supervision")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "已登记" in result.output and "行政处罚" in result.output
+    again = gridgov(db, "credit", "record", "--uscc", uscc, *args, "--detail", "重复")
+    assert again.exit_code == 0 and result.output.split("记录编号")[1] == again.output.split("记录编号")[1]
+    assert gridgov(db, "credit", "recompute", "--uscc", uscc).exit_code == 0
+    shown = gridgov(db, "credit", "show", uscc).output
+    assert "C 类 信用风险较高" in shown and "受到行政处罚" in shown and "东市监罚〔2026〕1号" in shown
+    resolved = gridgov(db, "credit", "resolve", *args)
+    assert resolved.exit_code == 0 and "已消除" in resolved.output
+    assert gridgov(db, "credit", "recompute", "--uscc", uscc).exit_code == 0
+    assert "A 类 信用风险低" in gridgov(db, "credit", "show", uscc).output
+    missing = gridgov(db, "credit", "resolve", "--kind", "penalty", "--source-id", "没有这份")
+    assert missing.exit_code == 1 and "未找到信用记录" in missing.output
+    bad = gridgov(db, "credit", "record", "--uscc", uscc, "--kind", "rumour", "--source-id", "x", "--detail", "x")
+    assert bad.exit_code == 1 and "未知信用记录类型" in bad.output
