@@ -369,3 +369,18 @@ def test_a_problem_weighs_on_the_credit_class_until_the_grid_worker_sees_it_put_
             transition(conn, result.task_id, Move(to=target, version=version, lon=row.lon, lat=row.lat), actor=worker)
         recompute(conn, as_of=today(), actor="test", uscc=uscc)
         assert "unresolved_finding" not in {r["code"] for r in credit_of(conn, uscc).reasons}
+
+
+def test_a_visit_no_team_was_matched_to_takes_no_result(engine: Engine) -> None:
+    """Nobody was sent (the visit stayed unmatched at the draw): 409 visit_unmatched, nothing recorded."""
+    with engine.begin() as conn:
+        plan = drawn_plan(conn, skip=9)
+        visit_id = next(iter(plan.visits.values()))
+        conn.execute(
+            text("UPDATE inspection_visit SET team_id = NULL, unmatched_reason = 'load_cap_reached' WHERE id = :v"),
+            {"v": visit_id},
+        )
+        with pytest.raises(PlanState) as refused:
+            record(conn, visit_id, MARKET, "ok")
+        assert refused.value.reason == "visit_unmatched"
+        assert visit_view(conn, visit_id, CITY)["team"] is None
