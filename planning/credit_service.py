@@ -345,6 +345,8 @@ def recompute(conn: Connection, *, as_of: date, actor: str, uscc: str | None = N
             raise PlanNotFound(f"未找到市场主体 {uscc}", reason="entity_not_found")
         if found != "open":
             raise InvalidPlan(f"市场主体 {uscc} 已注销或吊销，不再评定信用类别", reason="entity_closed")
+    # One recompute at a time (the monthly job, the API, the shell): each compares with the history the last wrote.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:job))"), {"job": RUN_JOB})
     rules = load_credit_rules()
     now = clock.now()
     run_id = int(
