@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -119,6 +120,8 @@ class Plan:
     teams: int = 0
     unmatched: int = 0
     seed: str | None = None
+    # Seconds each stage of a draw took (read and check the candidates, select, visits and teams, store).
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------ scope checks
@@ -424,6 +427,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
         raise PlanState(
             f"公开随机数要到 {announced:%Y-%m-%d %H:%M} 才公布，现在不能摇号", reason="public_value_not_due"
         )
+    started = time.perf_counter()
     rows = repo.candidates(conn, plan_id)
     if drawing.candidates_sha256(rows) != plan["candidates_sha256"]:
         raise PlanState("候选名单与公布的 SHA-256 不符（名单被改动过），不能摇号", reason="candidates_changed")
@@ -431,7 +435,9 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     if drawing.commitment_of(server_seed) != plan["commitment"]:
         raise PlanState("服务器种子与公布的承诺不符，不能摇号", reason="commitment_mismatch")
     seed = drawing.seed_of(server_seed, public_value)
+    timings = {"read_s": time.perf_counter() - started}
 
+    started = time.perf_counter()
     by_stratum: dict[str, list[str]] = defaultdict(list)
     for stratum_id, uscc in rows:
         by_stratum[stratum_id].append(uscc)
@@ -443,11 +449,15 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
             (s["stratum_id"], u) for u in drawing.select(seed, s["stratum_id"], by_stratum[s["stratum_id"]], s["n"])
         )
     repo.mark_selected(conn, plan_id, chosen)
+    timings["select_s"] = time.perf_counter() - started
 
+    started = time.perf_counter()
     visit_items: dict[str, set[str]] = defaultdict(set)
     for stratum_id, uscc in chosen:
         visit_items[uscc].add(item_of[stratum_id])
     teams, visits = _visits_and_teams(conn, plan, seed, visit_items)
+    timings["teams_s"] = time.perf_counter() - started
+    started = time.perf_counter()
     team_ids = {}
     for team in teams:
         team_ids[team["team_no"]] = repo.insert_team(conn, plan_id, **team)
@@ -456,6 +466,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
         visit["team_id"] = team_ids.get(team_no) if team_no is not None else None
     repo.insert_visits(conn, plan_id, visits)
     repo.mark_drawn(conn, plan_id, public_value=public_value, seed_hex=seed.hex(), actor=actor, at=now)
+    timings["store_s"] = time.perf_counter() - started
     return Plan(
         id=plan_id,
         status="drawn",
@@ -467,6 +478,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
         teams=len(teams),
         unmatched=sum(1 for v in visits if v["team_id"] is None),
         seed=seed.hex(),
+        timings=timings,
     )
 
 

@@ -123,6 +123,11 @@ def draw_plan(
         view = inspection_plans.plan_view(conn, plan_id, CITY)
     typer.echo(f"公开随机数：{view['public_value']}")
     typer.echo(f"种子：{drawn.seed}")
+    stages = drawn.timings
+    typer.echo(
+        f"用时：读取与核对候选名单 {stages['read_s']:.2f} 秒，抽取 {stages['select_s']:.2f} 秒，"
+        f"组成检查与匹配检查组 {stages['teams_s']:.2f} 秒，保存 {stages['store_s']:.2f} 秒"
+    )
     selected = sum(len(s["selected"]) for s in view["strata"])
     typer.echo(f"抽中 {selected} 项（{drawn.visits} 户，{drawn.teams} 个检查组，{drawn.unmatched} 户未能组队）")
     for team in view["teams"]:
