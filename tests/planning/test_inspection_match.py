@@ -263,3 +263,38 @@ def test_the_same_entity_twice_is_refused() -> None:
     shop = VisitNeed(USCCS[0], GRIDS[0], ("market-01",))
     with pytest.raises(ValueError, match="one visit"):
         match(SEED, [shop, shop], [officer(1, "market"), officer(2, "market")], ITEM_DEPARTMENT)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(GRIDS), st.sampled_from([("market-01",), ("health-01",), ("health-02", "market-03")])
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 6),
+)
+def test_with_enough_free_inspectors_teams_are_as_few_as_the_cap_allows(
+    visits_spec: list[tuple[str, tuple[str, ...]]], cap: int
+) -> None:
+    """No recusal in the way: each town's visits of one department set fill ⌈visits / cap⌉ teams, no more."""
+    visits = [VisitNeed(USCCS[n], grid, items) for n, (grid, items) in enumerate(visits_spec)]
+    towns = sorted({town_of_grid(g) for g in GRIDS})
+    people = [
+        officer(100_000 * t + 1000 * d + n, department, cap=cap, office_town=town)
+        for t, town in enumerate(towns)
+        for d, department in enumerate(("market", "health"))
+        for n in range(2 * len(visits) + 2)
+    ]
+    result = match(SEED, visits, people, ITEM_DEPARTMENT)
+    assert not result.unmatched
+    groups = Counter((town_of_grid(v.grid_code), departments_of(v)) for v in visits)
+    assert len(result.teams) == sum(-(-count // cap) for count in groups.values())
+    # ... and every member of a team has their office in the town of its visits.
+    teams = {t.team_no: t for t in result.teams}
+    office = {p.id: p.office_town for p in people}
+    for visit in visits:
+        assert {office[i] for i in teams[result.assignment[visit.uscc]].inspector_ids} == {
+            town_of_grid(visit.grid_code)
+        }
