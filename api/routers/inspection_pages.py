@@ -39,7 +39,17 @@ def _departments(principal: Principal) -> list[dict[str, str]]:
     return everyone
 
 
-def _config(request: Request, principal: Principal, db: DbEngine, plan_id: int | None) -> dict[str, Any]:
+def _may_plan(principal: Principal, departments: list[str] | None) -> bool:
+    """Whether the page offers planning (and, on a plan, its draw, routes and moves): the command centre for any
+    plan, an officer only for a plan of their own department alone (joint plans are the command centre's)."""
+    if not permits(principal.role, Capability.INSPECTION_PLAN):
+        return False
+    return departments is None or principal.area.kind != "department" or departments == [principal.area.code]
+
+
+def _config(
+    request: Request, principal: Principal, db: DbEngine, plan_id: int | None, departments: list[str] | None
+) -> dict[str, Any]:
     """What the page's module needs: map settings (WGS84 outlines), departments, towns, rights and the plan."""
     settings: MapSettings = request.app.state.map_settings
     config = page_config(settings)
@@ -53,16 +63,24 @@ def _config(request: Request, principal: Principal, db: DbEngine, plan_id: int |
         "departments": _departments(principal),
         "ownDepartment": principal.area.code if principal.area.kind == "department" else None,
         "towns": towns,
-        "canPlan": permits(principal.role, Capability.INSPECTION_PLAN),
+        "canPlan": _may_plan(principal, departments),
         "planStatuses": PLAN_STATUS_LABELS_ZH,
         "now": clock.now().isoformat(),
     }
 
 
-def _page(request: Request, principal: Principal, db: DbEngine, plan_id: int | None, status: int = 200) -> Response:
-    """The planning page, opened on a plan or on the form to make one."""
+def _page(
+    request: Request,
+    principal: Principal,
+    db: DbEngine,
+    plan_id: int | None,
+    *,
+    departments: list[str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The planning page, opened on a plan (of these departments) or on the form to make one."""
     title = f"双随机抽查计划 {plan_id}" if plan_id else "双随机抽查规划"
-    config = _config(request, principal, db, plan_id)
+    config = _config(request, principal, db, plan_id, departments)
     html = render_page("inspections.html", title=title, config=config, user=principal.name)
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-cache"})
 
@@ -105,7 +123,7 @@ def inspection_plan_page(request: Request, plan_id: PlanId, principal: PageCalle
     plan = _plan_or_refusal(request, principal, db, plan_id)
     if isinstance(plan, Response):
         return plan
-    return _page(request, principal, db, plan_id)
+    return _page(request, principal, db, plan_id, departments=list(plan["departments"]))
 
 
 def _sheet(team: dict[str, Any], day: dict[str, Any], plan: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:

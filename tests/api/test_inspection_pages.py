@@ -176,8 +176,26 @@ def test_a_plan_page_opens_for_those_who_may_read_the_plan(
     if status == 200:
         page = client.get(f"/inspections/{plan['id']}", headers={**headers[person], **HTML})
         assert page_config(page.text)["planId"] == plan["id"]
-        # Only those who plan get the draw, routes and move controls.
-        assert ('id="solve-routes"' in page.text) is (person in ("centre", "officer"))
+        # Only the command centre may draw, route and move a joint plan: an officer of one of its departments reads it.
+        assert ('id="solve-routes"' in page.text) is (person == "centre")
+        assert ('id="draw"' in page.text) is (person == "centre")
+
+
+def test_an_officer_gets_the_buttons_on_a_plan_of_their_own_department_alone(
+    client: TestClient, scene: dict[str, Any], headers: dict[str, dict[str, str]]
+) -> None:
+    body = {
+        "departments": ["market_supervision"],
+        "items": ["market_supervision-10"],
+        "towns": [scene["town"]],
+        "public_value_source": "中国福利彩票3D 开奖号码",
+        "public_value_at": (clock.now() + timedelta(hours=1)).isoformat(),
+    }
+    made = client.post("/v1/inspection-plans", json=body, headers=headers["officer"])
+    assert made.status_code == 201, made.text
+    page = client.get(f"/inspections/{made.json()['id']}", headers={**headers["officer"], **HTML})
+    assert page.status_code == 200 and page_config(page.text)["canPlan"] is True
+    assert 'id="draw"' in page.text and 'id="solve-routes"' in page.text and 'id="move"' in page.text
 
 
 def test_an_unknown_plan_is_a_404_page_that_still_lists_the_plans(
