@@ -17,7 +17,8 @@ from api.auth.roles import Principal
 from api.deps import CurrentScope, ReadConn, WriteConn, allowed
 from planning.credit import CLASS_LABELS_ZH
 from planning.credit_service import RECORD_KINDS, RECORD_SOURCES, CreditView, RecomputeSummary, credit_of, recompute
-from planning.ratios import CLASSES, RatioOverview, ratio_overview, set_ratio
+from planning.errors import PlanNotFound
+from planning.ratios import CLASSES, RatioOverview, clear_ratio, ratio_overview, set_ratio
 from supervision.calendar import today
 from supervision.permissions import Capability
 
@@ -249,4 +250,22 @@ def put_ratio(principal: CreditRecomputer, conn: WriteConn, body: RatioIn) -> An
         source=body.source,
         actor=principal.audit_name,
     )
+    return _ratios_out(ratio_overview(conn))
+
+
+@router.delete(
+    "/inspection-ratios/{item_code}/{credit_class}",
+    response_model=RatiosOut,
+    summary="删除本市的一条抽查比例设置（恢复为全部事项的设置或默认）",
+)
+def delete_ratio(
+    _: CreditRecomputer,
+    conn: WriteConn,
+    item_code: Annotated[str, Path(min_length=1, max_length=48, description="检查事项编码；* 为全部事项")],
+    credit_class: Annotated[CreditClass, Path(description="信用类别")],
+) -> Any:
+    """没有这条设置时为 404；成功后返回全部比例。"""
+    if not clear_ratio(conn, item_code, credit_class):
+        label = "全部事项" if item_code == "*" else f"事项 {item_code}"
+        raise PlanNotFound(f"本市没有{label}的 {credit_class} 类比例设置", reason="ratio_setting_not_found")
     return _ratios_out(ratio_overview(conn))

@@ -149,6 +149,15 @@ def test_the_centre_sets_a_ratio_and_every_plan_sees_it(client: TestClient, head
     # a key item may be checked fully
     full = {"item_code": "credit-api-key-01", "credit_class": "A", "ratio": 1, "source": "专项整治"}
     assert client.put("/v1/inspection-ratios", json=full, headers=headers["admin"]).status_code == 200
+    # and the settings are removed again: the officer may not, the centre may, a second time is 404
+    assert client.delete("/v1/inspection-ratios/*/A", headers=headers["officer"]).status_code == 403
+    cleared = client.delete("/v1/inspection-ratios/*/A", headers=headers["centre"])
+    assert cleared.status_code == 200, cleared.text
+    a = next(c for c in RatiosOut.model_validate(cleared.json()).classes if c.credit_class == "A")
+    assert a.effective == float(RULES.default["A"])
+    again = client.delete("/v1/inspection-ratios/*/A", headers=headers["centre"])
+    assert again.status_code == 404 and again.json()["reason"] == "ratio_setting_not_found"
+    assert client.delete("/v1/inspection-ratios/credit-api-key-01/A", headers=headers["admin"]).status_code == 200
 
 
 @pytest.mark.parametrize(
