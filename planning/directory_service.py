@@ -9,6 +9,7 @@ so a new, changed or closed entity is in (or out of) the next plan without anyon
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from planning.directory import (
 from supervision.routing import COMMAND_CENTRE, default_router
 
 Target = tuple[str, str, str, str | None, str | None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ def _check_departments(
         owner = existing.get(row.code)
         if owner is not None and owner != row.department_code:
             problems.append(Problem(row.line, "code", f"编号“{row.code}”已属于部门“{owner}”，不能改到其他部门"))
+
+
+def _serialise_imports(conn: Connection) -> None:
+    """Imports of the lists run one at a time (until the caller's transaction ends), so that counts are exact."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('gridgov.inspection_directory'))"))
 
 
 def _deactivate(conn: Connection, table: str, departments: Sequence[str], keep: Sequence[str]) -> int:
@@ -122,6 +129,7 @@ def _item_rows(conn: Connection, department: str | None, *, active_only: bool) -
 def import_items(conn: Connection, data: bytes, *, actor: str, department: str | None, replace: bool) -> ImportSummary:
     """Upsert an item-list CSV by code (all or nothing); `department` confines the caller to that department's rows."""
     rows = parse_items(data)
+    _serialise_imports(conn)
     current = _item_rows(conn, None, active_only=False)
     problems: list[Problem] = []
     _check_departments(rows, {code: row.department_code for code, (row, _) in current.items()}, department, problems)
@@ -162,8 +170,10 @@ def import_items(conn: Connection, data: bytes, *, actor: str, department: str |
     if replace:
         departments = [department] if department else sorted({r.department_code for r in rows})
         deactivated = _deactivate(conn, "inspection_item", departments, [r.code for r in rows])
-    _ = actor  # imports are attributed by the caller's log line; the tables keep updated_at only
-    return ImportSummary(len(created), len(changed), len(rows) - len(created) - len(changed), deactivated)
+    # The tables keep updated_at only; who imported what goes to the log.
+    summary = ImportSummary(len(created), len(changed), len(rows) - len(created) - len(changed), deactivated)
+    log.info("%s imported items (department %s, replace %s): %s", actor, department or "all", replace, summary)
+    return summary
 
 
 def export_items(conn: Connection, department: str | None = None) -> bytes:
@@ -268,6 +278,7 @@ def import_inspectors(
 ) -> ImportSummary:
     """Upsert an inspector-directory CSV by code (all or nothing), like `import_items`."""
     rows = parse_inspectors(data)
+    _serialise_imports(conn)
     current = _inspector_rows(conn, None)
     problems: list[Problem] = []
     _check_departments(rows, {code: row.department_code for code, row in current.items()}, department, problems)
@@ -310,8 +321,9 @@ def import_inspectors(
     if replace:
         departments = [department] if department else sorted({r.department_code for r in rows})
         deactivated = _deactivate(conn, "inspector", departments, [r.code for r in rows])
-    _ = actor
-    return ImportSummary(len(created), len(changed), len(rows) - len(created) - len(changed), deactivated)
+    summary = ImportSummary(len(created), len(changed), len(rows) - len(created) - len(changed), deactivated)
+    log.info("%s imported inspectors (department %s, replace %s): %s", actor, department or "all", replace, summary)
+    return summary
 
 
 def export_inspectors(conn: Connection, department: str | None = None) -> bytes:
