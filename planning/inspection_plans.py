@@ -9,6 +9,7 @@ drawn item (进一次门、查多项事) and matches teams of inspectors from th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -428,9 +429,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
             f"公开随机数要到 {announced:%Y-%m-%d %H:%M} 才公布，现在不能摇号", reason="public_value_not_due"
         )
     started = time.perf_counter()
-    rows = repo.candidates(conn, plan_id)
-    if drawing.candidates_sha256(rows) != plan["candidates_sha256"]:
-        raise PlanState("候选名单与公布的 SHA-256 不符（名单被改动过），不能摇号", reason="candidates_changed")
+    rows = _stored_candidates(conn, plan_id, plan["candidates_sha256"])
     server_seed = repo.server_seed(conn, plan_id)
     if drawing.commitment_of(server_seed) != plan["commitment"]:
         raise PlanState("服务器种子与公布的承诺不符，不能摇号", reason="commitment_mismatch")
@@ -441,7 +440,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     by_stratum: dict[str, list[str]] = defaultdict(list)
     for stratum_id, uscc in rows:
         by_stratum[stratum_id].append(uscc)
-    strata = repo.strata(conn, plan_id)
+    strata = repo.stratum_sizes(conn, plan_id)
     item_of = {s["stratum_id"]: s["item_code"] for s in strata}
     chosen: list[tuple[str, str]] = []
     for s in strata:
@@ -458,9 +457,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     teams, visits = _visits_and_teams(conn, plan, seed, visit_items)
     timings["teams_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    team_ids = {}
-    for team in teams:
-        team_ids[team["team_no"]] = repo.insert_team(conn, plan_id, **team)
+    team_ids = repo.insert_teams(conn, plan_id, teams)
     for visit in visits:
         team_no = visit.pop("team_no")
         visit["team_id"] = team_ids.get(team_no) if team_no is not None else None
@@ -480,6 +477,18 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
         seed=seed.hex(),
         timings=timings,
     )
+
+
+def _stored_candidates(conn: Connection, plan_id: int, published_sha256: str) -> list[tuple[str, str]]:
+    """The plan's stored candidates, checked against the published SHA-256; PlanState when they changed since."""
+    body = repo.candidate_listing(conn, plan_id)
+    if hashlib.sha256(drawing.CSV_HEADER + body).hexdigest() == published_sha256:
+        return [(sid, uscc) for sid, _, uscc in (line.partition(",") for line in body.decode().splitlines())]
+    # The database's CSV quotes a field holding a comma or a quote; the published list never does: compare that.
+    rows = repo.candidates(conn, plan_id)
+    if drawing.candidates_sha256(rows) != published_sha256:
+        raise PlanState("候选名单与公布的 SHA-256 不符（名单被改动过），不能摇号", reason="candidates_changed")
+    return rows
 
 
 def _visits_and_teams(

@@ -191,6 +191,27 @@ def candidates(conn: Connection, plan_id: int) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def candidate_listing(conn: Connection, plan_id: int) -> bytes:
+    """The body of the published candidate list (no header) as the database writes it: `stratum_id,uscc` lines in
+    byte order, LF-terminated — COPY streams 1.35 million rows in a fraction of what row objects would take."""
+    raw = conn.connection.driver_connection
+    statement = (
+        "COPY (SELECT stratum_id, uscc FROM inspection_candidate WHERE plan_id = %s"
+        ' ORDER BY stratum_id COLLATE "C", uscc COLLATE "C") TO STDOUT WITH (FORMAT csv)'
+    )
+    with raw.cursor() as cur, cur.copy(statement, (plan_id,)) as copy:  # type: ignore[union-attr]
+        return b"".join(bytes(chunk) for chunk in copy)
+
+
+def stratum_sizes(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
+    """A plan's strata (id, item, n) without their selections: what a draw needs."""
+    rows = conn.execute(
+        text("SELECT stratum_id, item_code, n FROM inspection_stratum WHERE plan_id = :plan_id ORDER BY stratum_id"),
+        {"plan_id": plan_id},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
 def mark_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, str]]) -> int:
     """Mark the drawn candidates selected; how many rows changed."""
     if not chosen:
@@ -238,38 +259,35 @@ def inspectors(conn: Connection, departments: Sequence[str]) -> list[dict[str, A
     return [dict(r._mapping) for r in rows]
 
 
-def insert_team(
-    conn: Connection,
-    plan_id: int,
-    *,
-    team_no: int,
-    departments: Sequence[str],
-    inspector_ids: Sequence[int],
-    office_name: str,
-    office: tuple[float, float],
-) -> int:
-    """One team of the plan; its id."""
-    return int(
-        conn.execute(
-            text(
-                """
-                INSERT INTO inspection_team (plan_id, team_no, department_codes, inspector_ids, office_name, office_geom)
-                VALUES (:plan_id, :team_no, :departments, :inspector_ids, :office_name,
-                        ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
-                RETURNING id
-                """
-            ),
-            {
-                "plan_id": plan_id,
-                "team_no": team_no,
-                "departments": list(departments),
-                "inspector_ids": list(inspector_ids),
-                "office_name": office_name,
-                "lon": office[0],
-                "lat": office[1],
-            },
-        ).scalar_one()
+def insert_teams(conn: Connection, plan_id: int, teams: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """The plan's teams (number, departments, members, office) in one statement; team number → team id."""
+    if not teams:
+        return {}
+    # Arrays of arrays cannot be unnested row by row: the departments and members travel as joined text.
+    rows = conn.execute(
+        text(
+            """
+            INSERT INTO inspection_team (plan_id, team_no, department_codes, inspector_ids, office_name, office_geom)
+            SELECT :plan_id, x.team_no, string_to_array(x.departments, ';'),
+                   CAST(string_to_array(x.members, ';') AS bigint[]), x.office_name,
+                   ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4326)
+            FROM unnest(CAST(:team_no AS int[]), CAST(:departments AS text[]), CAST(:members AS text[]),
+                        CAST(:office_name AS text[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]))
+                 AS x(team_no, departments, members, office_name, lon, lat)
+            RETURNING team_no, id
+            """
+        ),
+        {
+            "plan_id": plan_id,
+            "team_no": [t["team_no"] for t in teams],
+            "departments": [";".join(t["departments"]) for t in teams],
+            "members": [";".join(str(i) for i in t["inspector_ids"]) for t in teams],
+            "office_name": [t["office_name"] for t in teams],
+            "lon": [t["office"][0] for t in teams],
+            "lat": [t["office"][1] for t in teams],
+        },
     )
+    return {int(r.team_no): int(r.id) for r in rows}
 
 
 def insert_visits(conn: Connection, plan_id: int, visits: Sequence[Mapping[str, Any]]) -> None:
