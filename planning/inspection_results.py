@@ -25,6 +25,7 @@ What is published: entity name, credit code, item, outcome — never inspectors,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -479,12 +480,23 @@ def _publish_job(conn: Connection, day: date, _moment: datetime) -> dict[str, ob
 PUBLISH_JOB = DailyJob(name="inspection_publish", at=time(6, 0), run=_publish_job, working_days_only=False)
 
 
+# An individual business without a trade name is registered under its operator's name (张三（个体工商户）): the
+# notice names it by surname only, so that a person's full name is not published; its credit code identifies it.
+_OPERATOR_NAMED = re.compile(r"^([\u4e00-\u9fff])[\u4e00-\u9fff]{1,3}(（个体工商户）|\(个体工商户\))$")
+
+
+def public_entity_name(name: str, kind: str) -> str:
+    """The entity's name as the notice prints it: as registered, but an operator's personal name masked (张某)."""
+    found = _OPERATOR_NAMED.match(name) if kind == "individual" else None
+    return f"{found.group(1)}某（个体工商户）" if found else name
+
+
 def published_results(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
     """The published results of a plan, one entry per visit: entity name, credit code, items and outcomes only."""
     rows = conn.execute(
         text(
             """
-            SELECT v.uscc, e.name, r.item_code, coalesce(i.name, r.item_code) AS item_name, r.outcome,
+            SELECT v.uscc, e.name, e.kind, r.item_code, coalesce(i.name, r.item_code) AS item_name, r.outcome,
                    r.published_at
             FROM inspection_result r
             JOIN inspection_visit v ON v.id = r.visit_id
@@ -498,7 +510,10 @@ def published_results(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
     )
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        entry = out.setdefault(r.uscc, {"uscc": r.uscc, "name": r.name, "items": [], "published_at": r.published_at})
+        entry = out.setdefault(
+            r.uscc,
+            {"uscc": r.uscc, "name": public_entity_name(r.name, r.kind), "items": [], "published_at": r.published_at},
+        )
         entry["items"].append(
             {"code": r.item_code, "name": r.item_name, "outcome": r.outcome, "outcome_zh": OUTCOME_LABELS_ZH[r.outcome]}
         )

@@ -5,6 +5,7 @@ never a credit class, an inspector's name or an inspector's note; no script and 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from planning.inspection_plans import PlanRequest
 from planning.inspection_results import publish_plan, record_result
 from supervision.scope import CITY
 from tests.support.inspection_world import JOINT_ITEMS, make_inspection_world
+from tests.support.server import make_app, served
 
 pytestmark = pytest.mark.db
 
@@ -76,6 +78,10 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
             text("SELECT DISTINCT credit_class FROM inspection_stratum WHERE plan_id = :p"), {"p": drawn}
         ).scalars()
         class_set = set(classes)
+        names = conn.execute(
+            text("SELECT e.name, e.kind FROM entity e JOIN inspection_visit v ON v.uscc = e.uscc WHERE v.plan_id = :p"),
+            {"p": drawn},
+        ).all()
     engine.dispose()
     return {
         "drawn": drawn,
@@ -85,6 +91,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
         "inspectors": inspectors,
         "waiting_seed": bytes(secret).hex(),
         "classes": class_set,
+        "entity_names": names,
     }
 
 
@@ -159,6 +166,9 @@ def test_published_results_show_entity_credit_code_item_and_outcome_only(
             assert item["name"] in table and item["outcome_zh"] in table
     assert "发现问题，已责令整改" in table and "未发现问题" in table
     assert NOTE not in html and "王某" not in html
+    for name, kind in world["entity_names"]:  # an operator's full name never appears (张三（个体工商户） → 张某)
+        if kind == "individual" and name.endswith("（个体工商户）"):
+            assert name not in html
     for name, code in world["inspectors"]:
         assert name not in html and code not in html
     assert "信用类别" not in html and "credit_class" not in html
@@ -176,3 +186,35 @@ def test_an_unknown_plan_is_a_chinese_404_page(client: TestClient) -> None:
     html = page(client, "/public/inspections/987654321/page", status=404)
     assert "没有编号为 987654321 的抽查计划" in html
     assert 'href="/public/inspections/page"' in html
+
+
+def test_a_citizens_browser_shows_the_notice_styled_with_nothing_blocked(
+    db: DatabaseSettings, world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path
+) -> None:
+    """Headless Chromium opens the index and a drawn plan's notice under the page's own strict policy: the stylesheet
+    applies, no request is refused and no console error appears; the results table is there to read."""
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    with (
+        served(make_app(db, tmp_path_factory.mktemp("state")), name="uvicorn-public-pages") as url,
+        sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            view = browser.new_page()
+            view.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            view.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            view.goto(f"{url}/public/inspections/page")
+            view.click(f'a[href="/public/inspections/{world["drawn"]}/page"]')
+            view.wait_for_selector("table.pi-results")
+            border = view.eval_on_selector("header.pi-header", "e => getComputedStyle(e).borderBottomStyle")
+            rows = view.locator("table.pi-results tbody tr").count()
+            view.screenshot(path=str(artifacts_dir / "public_inspection_page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert border == "solid"  # public_inspection.css applied under the policy
+    assert rows >= 2
+    assert problems == []

@@ -20,6 +20,7 @@ from planning.errors import InvalidPlan, PlanNotFound, PlanState
 from planning.inspection_match import InspectorInfo, VisitNeed, match
 from planning.inspection_results import (
     PUBLISH_JOB,
+    public_entity_name,
     publish_due_results,
     publish_plan,
     published_results,
@@ -235,11 +236,12 @@ def test_results_are_published_when_due_and_final_afterwards(engine: Engine, pla
     assert ran["inspection_publish"] == {"published": recorded}
     assert run_daily_jobs(engine, [PUBLISH_JOB], now=due_morning + timedelta(hours=2)) == {}  # once a day
     with engine.begin() as conn:
+        kind = conn.execute(text("SELECT kind FROM entity WHERE uscc = :u"), {"u": uscc}).scalar_one()
         public = published_results(conn, plan.plan_id)
         assert public == [
             {
                 "uscc": uscc,
-                "name": plan.names[uscc],
+                "name": public_entity_name(plan.names[uscc], kind),
                 "items": [
                     {
                         "code": MARKET,
@@ -384,3 +386,19 @@ def test_a_visit_no_team_was_matched_to_takes_no_result(engine: Engine) -> None:
             record(conn, visit_id, MARKET, "ok")
         assert refused.value.reason == "visit_unmatched"
         assert visit_view(conn, visit_id, CITY)["team"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "printed"),
+    [
+        ("叶建国（个体工商户）", "individual", "叶某（个体工商户）"),
+        ("欧阳修文（个体工商户）", "individual", "欧某（个体工商户）"),
+        ("东莞市东城街道张记士多店", "individual", "东莞市东城街道张记士多店"),
+        ("东莞市隆新餐饮管理有限公司", "company", "东莞市隆新餐饮管理有限公司"),
+    ],
+)
+def test_the_notice_names_a_business_registered_under_its_operators_name_by_surname_only(
+    name: str, kind: str, printed: str
+) -> None:
+    """A person's full name is not published: an individual business named after its operator shows 叶某."""
+    assert public_entity_name(name, kind) == printed
