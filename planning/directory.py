@@ -220,8 +220,10 @@ def _records(data: bytes, columns: Sequence[str], what: str) -> list[tuple[int, 
     if missing:
         raise DirectoryFileError([Problem(1, c, "表头缺少此列") for c in missing], what=what)
     rows: list[tuple[int, dict[str, str] | None]] = []
+    # A record's line is where it starts (a quoted cell may span lines).
+    previous = reader.line_num
     for cells in reader:
-        line = reader.line_num
+        line, previous = previous + 1, reader.line_num
         if not any(c.strip() for c in cells):
             continue  # blank lines (Excel leaves them at the end)
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):

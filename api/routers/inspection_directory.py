@@ -34,6 +34,7 @@ from planning.directory_service import (
 from planning.errors import InvalidPlan
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
+from supervision.routing import default_router
 from supervision.scope import Scope
 
 router = APIRouter(tags=["双随机抽查"])
@@ -59,6 +60,7 @@ class ItemOut(BaseModel):
 
     code: str = Field(description="事项编号，如 market_supervision-01")
     department_code: str = Field(description="部门编码")
+    department_name: str = Field(description="部门名称")
     name: str = Field(description="事项名称")
     basis: str = Field(description="检查依据（法律法规条款）")
     key: bool = Field(description="是否重点检查事项（重点事项抽查比例不设上限）")
@@ -132,6 +134,11 @@ class TargetsOut(BaseModel):
     entities: int = Field(description="涉及的不同主体数")
 
 
+def department_names() -> dict[str, str]:
+    """Department code → its Chinese name."""
+    return {d.code: d.name for d in default_router().departments()}
+
+
 def _summary(summary: ImportSummary) -> ImportOut:
     return ImportOut(
         created=summary.created,
@@ -176,11 +183,16 @@ def _csv(data: bytes, filename: str) -> Response:
     )
 
 
-def _item_codes(conn: Connection, raw: list[str]) -> list[str]:
-    """The item codes asked for (repeated or comma-separated); unknown ones refused."""
-    codes = sorted({c.strip() for value in raw for c in value.split(",") if c.strip()})
+def _item_codes(conn: Connection, raw: list[str] | None, department: str | None) -> list[str]:
+    """The item codes asked for (repeated or comma-separated), or else the department's active items; unknown
+    ones refused."""
+    codes = sorted({c.strip() for value in raw or [] for c in value.split(",") if c.strip()})
+    if not codes and department is not None:
+        if department not in department_codes():
+            raise InvalidPlan(f"未知的部门编码“{department}”", reason="unknown_department")
+        codes = [i["code"] for i in list_items(conn, department)]
     if not codes:
-        raise InvalidPlan("请至少指定一个检查事项（items）", reason="no_items")
+        raise InvalidPlan("请至少指定一个检查事项（items）或一个部门（department）", reason="no_items")
     known = item_departments(conn)
     unknown = [c for c in codes if c not in known]
     if unknown:
@@ -188,7 +200,9 @@ def _item_codes(conn: Connection, raw: list[str]) -> list[str]:
     return codes
 
 
-Items = Annotated[list[str], Query(description="事项编号（可重复或用逗号分隔）", max_length=100)]
+Items = Annotated[
+    list[str] | None, Query(description="事项编号（可重复或用逗号分隔）；缺省为所选部门的全部在用事项", max_length=100)
+]
 Town = Annotated[str | None, Query(pattern=r"^\d{12}$", description="镇街编码；镇街领导缺省为本镇街")]
 
 
@@ -197,7 +211,11 @@ def get_items(_: PlanReader, conn: ReadConn, department: Department = None) -> I
     """各部门的随机抽查事项（公开的政策清单）：依据、重点/一般、适用主体类型和行业、出处。"""
     if department is not None and department not in department_codes():
         raise InvalidPlan(f"未知的部门编码“{department}”", reason="unknown_department")
-    rows = [ItemOut.model_validate(r) for r in list_items(conn, department, include_inactive=True)]
+    names = department_names()
+    rows = [
+        ItemOut.model_validate(r | {"department_name": names.get(r["department_code"], r["department_code"])})
+        for r in list_items(conn, department, include_inactive=True)
+    ]
     return ItemsOut(items=rows, total=len(rows))
 
 
@@ -258,9 +276,16 @@ async def post_inspectors_import(
 
 
 @router.get("/inspection-targets", summary="检查对象名录统计")
-def get_targets(_: PlanReader, scope: CurrentScope, conn: ReadConn, items: Items, town: Town = None) -> TargetsOut:
+def get_targets(
+    _: PlanReader,
+    scope: CurrentScope,
+    conn: ReadConn,
+    items: Items = None,
+    department: Department = None,
+    town: Town = None,
+) -> TargetsOut:
     """所选事项在镇街（或全市）内的检查对象数，按事项 × 信用等级；随登记主体实时变化。镇街领导只能看本镇街。"""
-    codes = _item_codes(conn, items)
+    codes = _item_codes(conn, items, department)
     area = scope.map_town(town)
     counts = target_counts(conn, codes, towns=[area] if area else None)
     entities = target_entity_count(conn, codes, towns=[area] if area else None)
@@ -277,10 +302,17 @@ def get_targets(_: PlanReader, scope: CurrentScope, conn: ReadConn, items: Items
     "/inspection-targets.csv", summary="导出检查对象名录（CSV）", response_class=Response, responses=CSV_RESPONSE
 )
 def get_targets_csv(
-    _: DirectoryKeeper, scope: CurrentScope, conn: ReadConn, items: Items, town: Town = None
+    _: DirectoryKeeper,
+    scope: CurrentScope,
+    conn: ReadConn,
+    items: Items = None,
+    department: Department = None,
+    town: Town = None,
 ) -> Response:
     """所选事项的检查对象：事项、统一社会信用代码、名称、镇街、网格（不含信用等级）；部门执法人员只能导出本部门事项。"""
-    codes = _item_codes(conn, items)
+    if scope.kind == "department" and not items:
+        department = _own_department(scope, department)
+    codes = _item_codes(conn, items, department)
     if scope.kind == "department":
         departments = item_departments(conn)
         foreign = [c for c in codes if departments[c] != scope.code]

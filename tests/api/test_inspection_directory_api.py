@@ -103,6 +103,7 @@ def test_everyone_planning_reads_every_departments_item_list(
     body = ItemsOut.model_validate(client.get("/v1/inspection-items", headers=headers["leader"]).json())
     assert body.total == len(body.items) >= 60
     assert {i.department_code for i in body.items} >= {"market_supervision", "health", "culture", "fire_rescue"}
+    assert {i.department_name for i in body.items if i.department_code == "health"} == {"东莞市卫生健康局"}
     health = client.get("/v1/inspection-items", params={"department": "health"}, headers=headers["officer"]).json()
     assert {i["department_code"] for i in health["items"]} == {"health"}
     exported = _csv(client.get("/v1/inspection-items.csv", params={"department": "health"}, headers=headers["leader"]))
@@ -143,6 +144,14 @@ def test_the_target_counts_follow_items_and_town(
     assert own["town"] == world["home"]
     city = client.get("/v1/inspection-targets", params={"items": FOOD}, headers=headers["centre"]).json()
     assert city["town"] is None and city["total"] > both.per_item[FOOD]
+    # A department's whole list by its code: every active item of it.
+    health = client.get(
+        "/v1/inspection-targets", params={"department": "health", "town": world["home"]}, headers=headers["centre"]
+    ).json()
+    assert health["items"] == ["health-01", "health-02", "health-03", "health-04", "health-05", "health-06"]
+    assert health["total"] > 0
+    nothing = client.get("/v1/inspection-targets", headers=headers["centre"])
+    assert nothing.status_code == 422 and nothing.json()["reason"] == "no_items"
     unknown = client.get("/v1/inspection-targets", params={"items": "nothing-01"}, headers=headers["centre"])
     assert unknown.status_code == 422 and unknown.json()["reason"] == "unknown_item"
 
@@ -161,6 +170,9 @@ def test_the_target_export_lists_names_but_never_the_credit_class(
     assert rows[0] == ["item_code", "uscc", "name", "town_code", "grid_code"]
     assert len(rows) - 1 == counts["total"]
     assert all(r[0] == FOOD and r[3] == world["home"] and len(r[1]) == 18 for r in rows[1:])
+    # Without items, an officer exports their own department's whole list.
+    own = _csv(client.get("/v1/inspection-targets.csv", params={"town": world["home"]}, headers=headers["officer"]))
+    assert {r[0] for r in own[1:]} <= {f"market_supervision-{n:02d}" for n in range(1, 11)} and len(own) > len(rows)
 
 
 HEADER = "code,department_code,name,basis,key,entity_kinds,industries,licence_only,service_minutes,source\n"

@@ -91,6 +91,14 @@ def test_every_bad_line_is_listed_with_its_line_and_column_in_one_refusal() -> N
     assert "与第2行重复" in str(error)
 
 
+def test_a_bad_line_after_a_cell_spanning_lines_is_named_by_the_line_it_starts_on() -> None:
+    spanning = 'health-02,health,检查,"依据一\n依据二",一般,company,,否,40,计划\n'
+    bad = "health-03,health,,依据,一般,company,,否,40,计划\n"
+    with pytest.raises(DirectoryFileError) as caught:
+        parse_items((ITEM_HEADER + GOOD_ITEM + spanning + "\n" + bad).encode())
+    assert [(p["line"], p["column"]) for p in caught.value.problems] == [(6, "name")]
+
+
 def test_a_file_without_the_header_columns_is_refused_by_name() -> None:
     with pytest.raises(DirectoryFileError) as caught:
         parse_items("code,name\nhealth-01,检查\n".encode())
