@@ -210,7 +210,7 @@ def test_the_command_centre_plans_draws_routes_moves_and_prints_a_joint_inspecti
     # A shop that turns out to open only five minutes after midnight fits no day: the move is refused in Chinese with
     # the reason (422 route_infeasible), and the routes stay as they were.
     before = hook(page)["routes"]
-    victim = next(v for r in before for v in r["visits"][1:] if v != moved)
+    victim = next(v for r in before for v in r["visits"] if v != moved)
     engine = make_engine(db)
     with engine.begin() as conn:
         conn.execute(text("UPDATE inspection_visit SET window_start = 0, window_end = 5 WHERE id = :v"), {"v": victim})
@@ -338,6 +338,36 @@ def test_an_officer_plans_only_for_their_department(base_url: str, scene: dict[s
     assert boxes.count() == 1 and boxes.first.is_checked() and boxes.first.is_disabled()
     shown = hook(page)["itemsShown"]
     assert shown and all(code.startswith("market_supervision-") for code in shown)
+
+    # A plan of their own department, made by mistake, is cancelled from its page before the draw, with a reason.
+    body = {
+        "departments": ["market_supervision"],
+        "items": ["market_supervision-10"],
+        "towns": [scene["town"]],
+        "public_value_source": "中国福利彩票3D 开奖号码",
+        "public_value_at": (clock.now() + timedelta(hours=2)).isoformat(),
+    }
+    made = page.evaluate(
+        """async (body) => {
+          const r = await fetch("/v1/inspection-plans", {method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json", Accept: "application/json"}, body: JSON.stringify(body)});
+          return [r.status, await r.json()];
+        }""",
+        body,
+    )
+    assert made[0] == 201, made
+    page.goto(f"{base_url}/inspections/{made[1]['id']}")
+    page.wait_for_function(f"{READY} && window.gridgov.page.plan", timeout=60_000)
+    assert page.locator("#draw-form").is_visible()
+    page.click(".ip-cancel summary")
+    page.fill("#cancel-reason", "范围选错，重新建立")
+    with page.expect_response(lambda r: r.url.endswith("/cancel")) as cancelled:
+        page.click("#cancel-plan")
+    assert cancelled.value.status == 200, cancelled.value.text()
+    page.wait_for_function("window.gridgov.page.ready && window.gridgov.page.plan.status === 'cancelled'")
+    assert page.locator("#draw-form").is_hidden()
+    assert page.locator("#cancel-reason-shown").inner_text().startswith("范围选错，重新建立")
+    assert "计划已撤销" in page.locator("#message").inner_text()
     page.close()
 
 

@@ -69,6 +69,7 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     fact(dl, "承诺 SHA-256(server_seed)", plan.commitment, "commitment");
     fact(dl, "候选名单 SHA-256", plan.candidates_sha256, "candidates-sha256");
     fact(dl, "候选对象数", String(plan.candidate_count ?? "—"));
+    if (plan.status === "cancelled") { fact(dl, "撤销原因", plan.cancel_reason || "—", "cancel-reason-shown"); }
     if (plan.status === "drawn") {
       fact(dl, "公开随机数", plan.public_value, "shown-public-value");
       fact(dl, "抽取种子 seed", plan.seed || "—");
@@ -303,6 +304,14 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
       await postJson(`/v1/inspection-plans/${planId}/draw`, { public_value: value });
       await load();
       say(`摇号完成：选中 ${(state.plan.visits || []).length} 户，组成 ${(state.plan.teams || []).length} 个检查组`, "done");
+    }));
+    const cancelButton = document.getElementById("cancel-plan");
+    cancelButton.addEventListener("click", () => act(cancelButton, "正在撤销…", async () => {
+      const reason = document.getElementById("cancel-reason").value.trim();
+      if (!reason) { say("请填写撤销原因（将在公示页面公开）", "refused"); return; }
+      await postJson(`/v1/inspection-plans/${planId}/cancel`, { reason });
+      await load();
+      say("计划已撤销，公示页面将显示撤销及其原因", "done");
     }));
     const solveButton = document.getElementById("solve-routes");
     solveButton.addEventListener("click", () => act(solveButton, "正在规划路线（按道路行驶时间与营业时间）…", async () => {
