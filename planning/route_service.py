@@ -49,7 +49,9 @@ from supervision.scope import Scope
 MAX_DAYS = 20
 # A later day costs this much more to open (seconds of travel): far above any day's travel, far below a stop's prize.
 DAY_OPENING_COST = 100_000
-MIN_TEAM_SECONDS = 0.2
+MIN_TEAM_SECONDS = 0.1
+# How far around a team's points its road network reaches (degrees, about a kilometre).
+AROUND_DEG = 0.01
 NO_IMPROVEMENT = 3000
 UNMATCHED_ZH = "抽查时未能配齐检查组，无法安排路线"
 
@@ -278,10 +280,34 @@ def _towns_of(conn: Connection, points: Sequence[LonLat]) -> list[str | None]:
     return [r[1] for r in rows]
 
 
-def _network(conn: Connection, plan: Mapping[str, Any], offices: Sequence[LonLat]) -> RoadNetwork:
-    """The roads of the plan's towns and of the towns its teams' offices lie in."""
-    towns = set(plan["town_codes"]) | {t for t in _towns_of(conn, offices) if t is not None}
-    return RoadNetwork.load(conn, sorted(towns) or None)
+def _network_around(conn: Connection, points: Sequence[LonLat]) -> RoadNetwork:
+    """The roads of the towns around these points (their envelope, a kilometre wider), for a one-off problem."""
+    lons, lats = [p[0] for p in points], [p[1] for p in points]
+    towns = conn.execute(
+        text(
+            "SELECT code FROM town WHERE ST_Intersects(geom,"
+            " ST_Expand(ST_MakeEnvelope(:w, :s, :e, :n, 4326), :margin)) ORDER BY code"
+        ),
+        {"w": min(lons), "s": min(lats), "e": max(lons), "n": max(lats), "margin": AROUND_DEG},
+    ).scalars()
+    return RoadNetwork.load(conn, list(towns) or None)
+
+
+def _plan_network(conn: Connection, plan: Mapping[str, Any], teams: Sequence[Mapping[str, Any]]) -> RoadNetwork:
+    """The roads of the plan's towns and of the towns its teams' offices lie in: one graph for the whole plan, built
+    once per process and data state (RoadNetwork.load caches it)."""
+    offices = _towns_of(conn, [_office(t) for t in teams])
+    return RoadNetwork.load(conn, sorted(set(plan["town_codes"]) | {t for t in offices if t is not None}))
+
+
+def _office(team: Mapping[str, Any]) -> LonLat:
+    """A team's office point."""
+    return float(team["lon"]), float(team["lat"])
+
+
+def _placed(visits: Sequence[Mapping[str, Any]]) -> list[LonLat]:
+    """The points of the visits that have one."""
+    return [(float(v["lon"]), float(v["lat"])) for v in visits if v["lon"] is not None]
 
 
 def _day_dates(first: date | None, days: int) -> list[date]:
@@ -355,8 +381,14 @@ def _solve_team(tp: _TeamProblem, seconds: float) -> Solution:
     return solution
 
 
-def _steps_json(route: Route) -> list[dict[str, Any]]:
-    """A route's steps as stored: kind, visit, arrival, waiting, service, travel so far and metres so far."""
+def _legs(network: RoadNetwork, team: Mapping[str, Any], stops: Sequence[Mapping[str, Any]]) -> list[list[LonLat]]:
+    """The road path of each leg of a day: office → first stop → … → office."""
+    return network.paths([_office(team), *_placed(stops), _office(team)])
+
+
+def _steps_json(route: Route, legs: Sequence[Sequence[LonLat]]) -> list[dict[str, Any]]:
+    """A route's steps as stored: kind, visit, arrival, waiting, service, travel and metres so far, and the road path
+    that led to it (lon, lat), so that reading a day draws it without searching the roads again."""
     return [
         {
             "type": s.kind,
@@ -366,12 +398,23 @@ def _steps_json(route: Route) -> list[dict[str, Any]]:
             "service_s": s.service,
             "travel_s": s.travel_s,
             "distance_m": s.distance_m,
+            "path": [] if k == 0 else [list(p) for p in legs[k - 1]],
         }
-        for s in route.steps
+        for k, s in enumerate(route.steps)
     ]
 
 
-def _store_day(conn: Connection, plan_id: int, team_id: int, day: int, route: Route, *, manual: bool, at: Any) -> None:
+def _store_day(
+    conn: Connection,
+    plan_id: int,
+    team_id: int,
+    day: int,
+    route: Route,
+    *,
+    manual: bool,
+    at: Any,
+    legs: Sequence[Sequence[LonLat]],
+) -> None:
     """Insert or replace one team day."""
     conn.execute(
         text(
@@ -391,7 +434,7 @@ def _store_day(conn: Connection, plan_id: int, team_id: int, day: int, route: Ro
             "team_id": team_id,
             "day": day,
             "visit_ids": route.job_ids,
-            "steps": json.dumps(_steps_json(route)),
+            "steps": json.dumps(_steps_json(route, legs)),
             "duration_s": route.steps[-1].arrival - route.steps[0].arrival,
             "distance_m": route.distance_m,
             "manual": manual,
@@ -420,7 +463,7 @@ def solve_plan_routes(
     window = day_settings.window_s()
     teams = _teams(conn, plan_id)
     visits = _visits(conn, plan_id)
-    network = _network(conn, plan, [(float(t["lon"]), float(t["lat"])) for t in teams])
+    network = _plan_network(conn, plan, teams)
     started = time.monotonic()
     conn.execute(text("DELETE FROM inspection_route WHERE plan_id = :p"), {"p": plan_id})
     at = clock.now()
@@ -430,8 +473,10 @@ def solve_plan_routes(
         own = [v for v in visits if v["team_id"] == team["id"]]
         tp = _team_problem(network, team, own, window, _days_needed(own, window))
         solution = _solve_team(tp, per_team)
+        by_id = {v["id"]: v for v in own}
         for day, route in enumerate(solution.routes, start=1):
-            _store_day(conn, plan_id, int(team["id"]), day, route, manual=False, at=at)
+            legs = _legs(network, team, [by_id[i] for i in route.job_ids])
+            _store_day(conn, plan_id, int(team["id"]), day, route, manual=False, at=at, legs=legs)
     result = plan_routes(conn, plan_id, scope=scope, settings=day_settings)
     result.figures["solve_s"] = round(time.monotonic() - started, 3)
     return result
@@ -450,17 +495,16 @@ def plan_routes(
     teams = _teams(conn, plan_id) if plan["status"] == "drawn" else []
     visits = {v["id"]: v for v in _visits(conn, plan_id)} if plan["status"] == "drawn" else {}
     routes = _routes(conn, plan_id) if plan["status"] == "drawn" else []
-    network = _network(conn, plan, [(float(t["lon"]), float(t["lat"])) for t in teams]) if routes else None
     last_day = max((r["day"] for r in routes), default=0)
     dates = _day_dates(plan["visit_date"], last_day) if last_day else []
     routed: set[int] = set()
     out_teams: list[TeamRoutes] = []
     for team in teams:
-        office = (float(team["lon"]), float(team["lat"]))
+        office = _office(team)
         days: list[RouteDay] = []
         for row in (r for r in routes if r["team_id"] == team["id"]):
             routed.update(row["visit_ids"])
-            days.append(_day_out(row, visits, office, dates, network))
+            days.append(_day_out(row, visits, dates))
         out_teams.append(
             TeamRoutes(
                 team_id=int(team["id"]),
@@ -493,14 +537,8 @@ def plan_routes(
     )
 
 
-def _day_out(
-    row: Mapping[str, Any],
-    visits: Mapping[int, Mapping[str, Any]],
-    office: LonLat,
-    dates: Sequence[date],
-    network: RoadNetwork | None,
-) -> RouteDay:
-    """One stored team day as answered: stops with times, and the path along the roads."""
+def _day_out(row: Mapping[str, Any], visits: Mapping[int, Mapping[str, Any]], dates: Sequence[date]) -> RouteDay:
+    """One stored team day as answered: stops with times, and the path along the roads (stored with each step)."""
     steps = row["steps"]
     stops: list[RouteStop] = []
     for step in steps:
@@ -527,11 +565,10 @@ def _day_out(
                 window_text=f"{_hhmm(v['window_start'] * 60)}–{_hhmm(v['window_end'] * 60)}",
             )
         )
-    points = [office, *((s.lon, s.lat) for s in stops), office]
     line: list[list[float]] = []
-    if network is not None and stops:
-        for leg in network.paths(points):
-            coords = [[x, y] for x, y in leg]
+    if stops:
+        for step in steps[1:]:
+            coords = step.get("path") or []
             line.extend(coords if not line else coords[1:])
     return RouteDay(
         day=int(row["day"]),
@@ -566,8 +603,7 @@ def _unrouted(
         elif not solved:
             continue  # nothing solved yet: nothing is left out
         else:
-            if network is None:
-                network = _network(conn, plan, [(float(t["lon"]), float(t["lat"])) for t in teams])
+            network = network or _plan_network(conn, plan, teams)
             tp = _team_problem(network, team, [v], window, 1)
             alone = solve(tp.problem, max_seconds=0.2, max_iterations=50)
             reason = alone.unassigned[0].reason if alone.unassigned else "day_full"
@@ -628,9 +664,10 @@ def move_stop(
     others = [i for i in (target["visit_ids"] if target else []) if i != visit_id]
     if not 0 <= position <= len(others):
         raise InvalidPlan(f"位置须在 0 到 {len(others)} 之间", reason="bad_position")
-    network = _network(conn, plan, [(float(t["lon"]), float(t["lat"])) for t in teams.values()])
+    day_visits = [visits[i] for i in [*others, visit_id]]
+    network = _plan_network(conn, plan, list(teams.values()))
     at = clock.now()
-    tp = _team_problem(network, team, [visits[i] for i in [*others, visit_id]], window, 1)
+    tp = _team_problem(network, team, day_visits, window, 1)
     placed = order_around_pin(tp.problem, tp.day, others, visit_id, position)
     if placed is None:
         alone = solve(
@@ -650,7 +687,8 @@ def move_stop(
             text("UPDATE inspection_visit SET team_id = :t WHERE id = :v AND plan_id = :p"),
             {"t": team_id, "v": visit_id, "p": plan_id},
         )
-    _store_day(conn, plan_id, team_id, day, placed, manual=True, at=at)
+    legs = _legs(network, team, [visits[i] for i in placed.job_ids])
+    _store_day(conn, plan_id, team_id, day, placed, manual=True, at=at, legs=legs)
     return plan_routes(conn, plan_id, scope=scope, settings=day_settings)
 
 
@@ -684,7 +722,8 @@ def _reoptimise_left(
     if not rest:
         conn.execute(text("DELETE FROM inspection_route WHERE id = :id"), {"id": source["id"]})
         return
-    tp = _team_problem(network, team, [visits[i] for i in rest], window, 1)
+    left = [visits[i] for i in rest]
+    tp = _team_problem(network, team, left, window, 1)
     solution = solve(tp.problem, max_seconds=0.5, no_improvement=NO_IMPROVEMENT)
     kept = evaluate(tp.problem, tp.day, rest)
     best = solution.routes[0] if solution.routes and not solution.unassigned else None
@@ -692,7 +731,10 @@ def _reoptimise_left(
         best = kept
     if best is None:  # cannot happen: a feasible day minus a stop stays feasible
         raise RouteInfeasible("移出后原路线无法重排", unassigned=[])
-    _store_day(conn, plan_id, int(team["id"]), int(source["day"]), best, manual=bool(source["manual"]), at=at)
+    legs = _legs(network, team, [visits[i] for i in best.job_ids])
+    _store_day(
+        conn, plan_id, int(team["id"]), int(source["day"]), best, manual=bool(source["manual"]), at=at, legs=legs
+    )
 
 
 # ------------------------------------------------------------------------------------------------ VROOM format
@@ -712,8 +754,7 @@ def solve_vroom(conn: Connection, payload: Any) -> tuple[dict[str, Any], list[di
         if outside:
             shown = "、".join(f"[{request.points[i][0]:g}, {request.points[i][1]:g}]" for i in outside[:5])
             raise InvalidPlan(f"以下位置不在本市范围内：{shown}", reason="outside_city")
-        network = RoadNetwork.load(conn, sorted({t for t in towns if t is not None}))
-        matrix = network.matrix(request.points)
+        matrix = _network_around(conn, request.points).matrix(request.points)
         problem = request.problem(matrix.durations_s, matrix.distances_m)
         routing_s = time.monotonic() - started
     else:

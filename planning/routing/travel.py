@@ -15,7 +15,6 @@ distance instead (the `StraightLine` model), so every matrix is complete; `RoadM
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,7 +218,7 @@ class RoadNetwork:
             part = uniq[lo : lo + SOURCE_CHUNK]
             d, pred = dijkstra(self.graph, directed=True, indices=part, return_predecessors=True)
             dist[lo : lo + len(part)] = d[:, sources]
-            metres[lo : lo + len(part)] = self._tree_metres(d, pred)[:, sources]
+            metres[lo : lo + len(part)] = self._chain_metres(pred, sources, d[:, sources])
         sub_s = dist[where.reshape(-1)].reshape(n, 2, n, 2)
         sub_m = metres[where.reshape(-1)].reshape(n, 2, n, 2)
         total_s = end_s[:, :, None, None] + sub_s + end_s[None, None, :, :]
@@ -254,24 +253,24 @@ class RoadNetwork:
         result = self.matrix(points)
         return result.durations_s, result.distances_m
 
-    def _tree_metres(self, dist: NDArray[np.float64], pred: NDArray[np.int32]) -> NDArray[np.float64]:
-        """Metres along each source's fastest-path tree to every node (pointer doubling over the predecessors)."""
+    def _chain_metres(
+        self, pred: NDArray[np.int32], targets: NDArray[np.int64], seconds: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Metres along each search's fastest path to each target: every (search, target) chain of predecessors
+        walked up at once, one edge per step, so the work grows with the targets and the path lengths only."""
         n = self.graph.shape[0]
-        rows = np.arange(len(dist))[:, None]
-        parent = pred.astype(np.int64)
-        root = parent < 0
-        safe_parent = np.where(root, np.arange(n)[None, :], parent)
-        keys = safe_parent * n + np.arange(n)[None, :]
-        pos = np.clip(np.searchsorted(self._edge_keys, keys), 0, len(self._edge_keys) - 1)
-        length = np.where(root, 0.0, self._edge_metres[pos])
-        jump = safe_parent
-        for _ in range(max(1, math.ceil(math.log2(max(n, 2)))) + 1):
-            length = length + length[rows, jump]
-            nxt = jump[rows, jump]
-            if np.array_equal(nxt, jump):
-                break
-            jump = nxt
-        return np.where(np.isfinite(dist), length, np.inf)
+        rows = np.repeat(np.arange(len(pred)), len(targets))
+        here = np.tile(targets.astype(np.int64), len(pred))
+        total = np.zeros(len(here))
+        live = np.flatnonzero(pred[rows, here] >= 0)
+        while len(live):
+            parent = pred[rows[live], here[live]].astype(np.int64)
+            pos = np.searchsorted(self._edge_keys, parent * n + here[live])
+            total[live] += self._edge_metres[np.clip(pos, 0, len(self._edge_metres) - 1)]
+            here[live] = parent
+            live = live[pred[rows[live], parent] >= 0]
+        out = total.reshape(len(pred), len(targets))
+        return np.where(np.isfinite(seconds), out, np.inf)
 
     def paths(self, points: Sequence[LonLat]) -> list[list[LonLat]]:
         """The road path (lon, lat vertices) from each point to the next: len(points) - 1 legs, for the map."""
@@ -381,4 +380,4 @@ def _connectors(
 
 _CACHE: dict[tuple[int, int, tuple[str, ...] | None], RoadNetwork] = {}
 _CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 8
+_CACHE_MAX = 16
