@@ -85,7 +85,13 @@ def _open_plan(page: Page, port: int, plan_id: int, visits: int, what: str) -> f
     """Navigate to the plan's page; its first paint (ms from navigation start) once every visit is on the map."""
     path = f"/inspections/{plan_id}"
     _check_navigation(page.goto(f"http://127.0.0.1:{port}{path}"), path)
-    page.wait_for_function(PAINTED_JS, timeout=60_000)
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.wait_for_function(PAINTED_JS, timeout=60_000)
+    except PlaywrightError as error:
+        said = page.evaluate("window.gridgov && window.gridgov.page ? window.gridgov.page.error : null")
+        raise BenchmarkFailed(f"{what}: the plan's entities were never painted ({said or error})") from error
     hook: dict[str, Any] = page.evaluate(
         "({paint: window.gridgov.page.firstPaintMs, drawn: window.gridgov.page.drawn})"
     )

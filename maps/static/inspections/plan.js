@@ -248,7 +248,12 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
     try {
       state.routes = await getJson(`/v1/inspection-plans/${planId}/routes`);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) { state.routes = null; } else { throw error; }
+      // The plan's entities and teams are still drawn; the routes' failure is said, not hidden.
+      state.routes = null;
+      if (!(error instanceof ApiError && error.status === 404)) {
+        hook.error = error.message;
+        say(`路线暂时无法读取：${error.message}`, "refused");
+      }
     }
     state.days = state.routes ? routeDays(state.routes) : [];
     hook.routes = state.days.map((d) => ({
