@@ -53,7 +53,7 @@ def test_a_town_leader_goes_from_the_dashboard_to_the_staffing_plan_and_the_grid
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     _sign_in(page, base_url, "navleader")
-    assert _links(page) == ["指挥地图", "线索", "热力图", "人员配置", "网格调整"]
+    assert _links(page) == ["指挥地图", "线索", "热力图", "人员配置", "网格调整", "双随机抽查"]
     assert page.locator('#pages-nav a[aria-current="page"]').inner_text() == "指挥地图"
     with page.expect_navigation():
         page.click("#pages-nav >> text=人员配置")
