@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from planning.errors import InvalidPlan
 from planning.routing.vroom_format import read_problem, write_solution
-from planning.routing.vrp import Guard, Job, Problem, Vehicle, evaluate, order_around_pin, solve
+from planning.routing.vrp import REASONS_ZH, Guard, Job, Problem, Vehicle, evaluate, order_around_pin, solve
 
 # Our cost may exceed VROOM's by at most this fraction on the same problem (both are heuristics; PyVRP usually wins).
 MARGIN = 0.03
@@ -401,3 +401,31 @@ def test_every_job_is_routed_once_or_explained_and_routes_keep_their_windows(pro
         )
         assert (missing.reason == "day_full") == alone_ok or missing.reason == "service_too_long"
     assert math.isfinite(solution.cost)
+
+
+def test_when_not_all_fit_the_higher_priority_job_is_served_and_travel_limits_hold(tmp_path: Path) -> None:
+    problem = {
+        "vehicles": [{"id": 1, "start_index": 0, "end_index": 0, "time_window": [0, 1000]}],
+        "jobs": [
+            {"id": 1, "location_index": 1, "service": 700, "priority": 0},
+            {"id": 2, "location_index": 2, "service": 700, "priority": 90},
+        ],
+        "matrices": {"car": {"durations": [[0, 50, 100], [50, 0, 60], [100, 60, 0]]}},
+        "options": {"allow_unassigned": True},
+    }
+    answer = ours(problem)
+    assert [u["id"] for u in answer["unassigned"]] == [1]
+    assert answer["unassigned"][0]["reason"] == "day_full"
+    theirs = vroom_solve({k: v for k, v in problem.items() if k != "options"}, tmp_path)
+    assert [u["id"] for u in theirs["unassigned"]] == [1]
+    # A vehicle may drive at most 150 s: the far job (100 s each way) is out of its reach even alone.
+    limited = {
+        "vehicles": [{"id": 1, "start_index": 0, "end_index": 0, "max_travel_time": 150}],
+        "jobs": [{"id": 1, "location_index": 1}, {"id": 2, "location_index": 2}],
+        "matrices": problem["matrices"],
+    }
+    answer = ours(limited)
+    assert [(u["id"], u["reason"], u["description"]) for u in answer["unassigned"]] == [
+        (2, "window_closed", REASONS_ZH["window_closed"])
+    ]
+    assert answer["summary"]["duration"] <= 150
