@@ -109,7 +109,7 @@ class UnassignedOut(_Out):
     location: list[float] | None = Field(default=None, description="位置 [经度, 纬度]")
     location_index: int | None = Field(default=None, description="矩阵中的位置序号")
     reason: str = Field(
-        description="原因代码：unknown_location、no_vehicle_skills、service_too_long、window_closed、day_full"
+        description="原因代码：unknown_location、no_vehicle_skills、service_too_long、travel_limit、window_closed、day_full"
     )
     description: str = Field(description="原因说明")
 

@@ -12,6 +12,7 @@ out rather than failing the whole day, and it is explained afterwards:
 - `unknown_location`: it has no place to go to;
 - `no_vehicle_skills`: no vehicle has the skills it asks for;
 - `service_too_long`: its service alone is longer than any vehicle's day or than its own windows;
+- `travel_limit`: every vehicle that could serve it would drive longer than its `max_travel_s` just to go and return;
 - `window_closed`: even alone, no vehicle reaches it from its start inside one of its windows and gets back in time;
 - `day_full`: it could be served alone, but not together with the others.
 
@@ -56,6 +57,7 @@ REASONS_ZH: dict[str, str] = {
     "no_vehicle_skills": "没有车辆（检查组）具备所需技能",
     "service_too_long": "服务时长超过可用的工作时间",
     "window_closed": "即使单独前往，也无法在营业时间内到达并按时返回",
+    "travel_limit": "往返路程超过车辆（检查组）的最长行驶时间",
     "day_full": "单独可以安排，但与其他站点一起排不下（当日已满）",
 }
 
@@ -343,16 +345,18 @@ def _alone_reason(problem: Problem, job: Job) -> str | None:
     longest_day = max(v.window[1] - v.window[0] for v in able)
     if job.service_s > longest_day:
         return "service_too_long"
+    out_of_reach = True
     for vehicle in able:
         go = _travel(problem, vehicle.start, job.location)
         back = _travel(problem, job.location, vehicle.end)
         if vehicle.max_travel_s is not None and go + back > vehicle.max_travel_s:
             continue
+        out_of_reach = False
         for early, late in job.windows:
             begin = max(vehicle.window[0] + go, early)
             if begin <= late and begin + job.service_s + back <= vehicle.window[1]:
                 return None
-    return "window_closed"
+    return "travel_limit" if out_of_reach else "window_closed"
 
 
 def _model(problem: Problem, jobs: Sequence[Job]) -> tuple[Model, list[tuple[Job, int]]]:

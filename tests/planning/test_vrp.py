@@ -426,6 +426,6 @@ def test_when_not_all_fit_the_higher_priority_job_is_served_and_travel_limits_ho
     }
     answer = ours(limited)
     assert [(u["id"], u["reason"], u["description"]) for u in answer["unassigned"]] == [
-        (2, "window_closed", REASONS_ZH["window_closed"])
+        (2, "travel_limit", REASONS_ZH["travel_limit"])
     ]
     assert answer["summary"]["duration"] <= 150
