@@ -170,7 +170,7 @@ class PlanRoutes:
 # ------------------------------------------------------------------------------------------------ scope
 
 
-_PLAN_SQL = "SELECT id, status, department_codes, town_codes, visit_date FROM inspection_plan WHERE id = :id"
+_PLAN_SQL = "SELECT id, status, department_codes, town_codes, visit_date, load_cap FROM inspection_plan WHERE id = :id"
 
 
 def _plan(conn: Connection, plan_id: int, scope: Scope, *, write: bool, lock: bool = False) -> dict[str, Any]:
@@ -208,7 +208,8 @@ def _drawn(plan: Mapping[str, Any]) -> None:
 
 
 def _teams(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
-    """The plan's teams with their office point and members' home grids and declared conflicts."""
+    """The plan's teams with their office point, members' home grids, declared conflicts and tightest load cap, and
+    how many visits each already makes."""
     rows = conn.execute(
         text(
             """
@@ -216,7 +217,9 @@ def _teams(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
                    ST_X(t.office_geom) AS lon, ST_Y(t.office_geom) AS lat,
                    coalesce(array_agg(i.home_grid_code) FILTER (WHERE i.home_grid_code IS NOT NULL), '{}')
                        AS home_grids,
-                   coalesce(array_agg(DISTINCT c.uscc) FILTER (WHERE c.uscc IS NOT NULL), '{}') AS conflicts
+                   coalesce(array_agg(DISTINCT c.uscc) FILTER (WHERE c.uscc IS NOT NULL), '{}') AS conflicts,
+                   min(i.load_cap) AS member_cap,
+                   (SELECT count(*) FROM inspection_visit v WHERE v.team_id = t.id) AS load
             FROM inspection_team t
             LEFT JOIN inspector i ON i.id = ANY(t.inspector_ids)
             LEFT JOIN LATERAL unnest(i.conflicts) AS c(uscc) ON TRUE
@@ -652,7 +655,7 @@ def move_stop(
             unassigned=[{"id": visit_id, "reason": "unknown_location", "detail": REASONS_ZH["unknown_location"]}],
         )
     if visit["team_id"] != team_id:
-        _may_take(team, visit)
+        _may_take(team, visit, int(plan["load_cap"]))
     team_days = sorted(r["day"] for r in routes if r["team_id"] == team_id)
     if not 1 <= day <= (max(team_days, default=0) + 1) or day > MAX_DAYS:
         raise InvalidPlan(
@@ -692,8 +695,9 @@ def move_stop(
     return plan_routes(conn, plan_id, scope=scope, settings=day_settings)
 
 
-def _may_take(team: Mapping[str, Any], visit: Mapping[str, Any]) -> None:
-    """InvalidPlan (422) unless the team covers the visit's departments and none of its members must recuse."""
+def _may_take(team: Mapping[str, Any], visit: Mapping[str, Any], plan_cap: int) -> None:
+    """InvalidPlan (422) unless the team covers the visit's departments, none of its members must recuse, and one
+    more visit keeps every member within the load cap (their own, else the plan's)."""
     missing = set(visit["department_codes"]) - set(team["department_codes"])
     if missing:
         raise InvalidPlan(
@@ -704,6 +708,12 @@ def _may_take(team: Mapping[str, Any], visit: Mapping[str, Any]) -> None:
         raise InvalidPlan(f"第 {team['team_no']} 组有检查人员住在该对象所在网格，须回避", reason="team_conflict")
     if visit["uscc"] in team["conflicts"]:
         raise InvalidPlan(f"第 {team['team_no']} 组有检查人员申报了与该对象的利益冲突，须回避", reason="team_conflict")
+    cap = min(plan_cap, team["member_cap"] or plan_cap)
+    if team["load"] + 1 > cap:
+        raise InvalidPlan(
+            f"第 {team['team_no']} 组已承担 {team['load']} 户，再加一户将超过每人 {cap} 户的上限",
+            reason="team_over_cap",
+        )
 
 
 def _reoptimise_left(

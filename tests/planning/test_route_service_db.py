@@ -309,6 +309,24 @@ def test_a_stop_moves_to_another_team_only_if_that_team_covers_it_and_need_not_r
                 actor="centre",
             )
         assert recused.value.reason == "team_conflict"
+        # The plan's load cap holds: with the cap at team 2's present load, it takes no more.
+        load = conn.execute(
+            text("SELECT count(*) FROM inspection_visit WHERE team_id = :t"), {"t": world["team2"]}
+        ).scalar_one()
+        conn.execute(text("UPDATE inspection_plan SET load_cap = :c WHERE id = :p"), {"c": load, "p": world["plan"]})
+        with pytest.raises(InvalidPlan) as capped:
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=world["long"][0],
+                team_id=world["team2"],
+                day=1,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert capped.value.reason == "team_over_cap"
+        conn.execute(text("UPDATE inspection_plan SET load_cap = 20 WHERE id = :p"), {"p": world["plan"]})
         assert stored_routes(conn, world["plan"]) == before
         # A market-supervision visit can go to the joint team, which then makes it.
         visit = world["long"][0]
