@@ -9,6 +9,7 @@ drawn item (进一次门、查多项事) and matches teams of inspectors from th
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import secrets
@@ -429,7 +430,8 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
             f"公开随机数要到 {announced:%Y-%m-%d %H:%M} 才公布，现在不能摇号", reason="public_value_not_due"
         )
     started = time.perf_counter()
-    rows = _stored_candidates(conn, plan_id, plan["candidates_sha256"])
+    strata = repo.stratum_sizes(conn, plan_id)
+    by_stratum = _stored_candidates(conn, plan_id, plan["candidates_sha256"], [s["stratum_id"] for s in strata])
     server_seed = repo.server_seed(conn, plan_id)
     if drawing.commitment_of(server_seed) != plan["commitment"]:
         raise PlanState("服务器种子与公布的承诺不符，不能摇号", reason="commitment_mismatch")
@@ -437,10 +439,6 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     timings = {"read_s": time.perf_counter() - started}
 
     started = time.perf_counter()
-    by_stratum: dict[str, list[str]] = defaultdict(list)
-    for stratum_id, uscc in rows:
-        by_stratum[stratum_id].append(uscc)
-    strata = repo.stratum_sizes(conn, plan_id)
     item_of = {s["stratum_id"]: s["item_code"] for s in strata}
     chosen: list[tuple[str, str]] = []
     for s in strata:
@@ -479,16 +477,33 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     )
 
 
-def _stored_candidates(conn: Connection, plan_id: int, published_sha256: str) -> list[tuple[str, str]]:
-    """The plan's stored candidates, checked against the published SHA-256; PlanState when they changed since."""
+def _stored_candidates(
+    conn: Connection, plan_id: int, published_sha256: str, stratum_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """The plan's stored candidates by stratum, checked against the published SHA-256; PlanState if they changed."""
     body = repo.candidate_listing(conn, plan_id)
     if hashlib.sha256(drawing.CSV_HEADER + body).hexdigest() == published_sha256:
-        return [(sid, uscc) for sid, _, uscc in (line.partition(",") for line in body.decode().splitlines())]
-    # The database's CSV quotes a field holding a comma or a quote; the published list never does: compare that.
+        # The lines are sorted: each stratum's are one run, found by bisection (',' sorts just before '-').
+        lines = body.decode().splitlines()
+        members = {}
+        runs_hold = True
+        for stratum_id in stratum_ids:
+            prefix = f"{stratum_id},"
+            first = bisect.bisect_left(lines, prefix)
+            last = bisect.bisect_left(lines, f"{stratum_id}-", lo=first)
+            runs_hold &= first == last or (lines[first].startswith(prefix) and lines[last - 1].startswith(prefix))
+            members[stratum_id] = [line[len(prefix) :] for line in lines[first:last]]
+        # An id that is a prefix of another could break the runs (never with `item/8 hex digits`): group below.
+        if runs_hold and sum(len(m) for m in members.values()) == len(lines):
+            return members
+    # The database's CSV quotes a field holding a comma or a quote, the published list never does: compare that.
     rows = repo.candidates(conn, plan_id)
     if drawing.candidates_sha256(rows) != published_sha256:
         raise PlanState("候选名单与公布的 SHA-256 不符（名单被改动过），不能摇号", reason="candidates_changed")
-    return rows
+    grouped: dict[str, list[str]] = {stratum_id: [] for stratum_id in stratum_ids}
+    for stratum_id, uscc in rows:
+        grouped.setdefault(stratum_id, []).append(uscc)
+    return grouped
 
 
 def _visits_and_teams(
