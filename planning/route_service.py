@@ -29,6 +29,7 @@ from sqlalchemy import Connection, text
 
 from gis import clock
 from planning.errors import InvalidPlan, PlanNotFound, PlanState, RouteInfeasible
+from planning.inspection_results import recent_visits
 from planning.routing import vroom_format
 from planning.routing.travel import LonLat, RoadNetwork
 from planning.routing.vrp import (
@@ -213,7 +214,7 @@ def _teams(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         text(
             """
-            SELECT t.id, t.team_no, t.department_codes, t.office_name,
+            SELECT t.id, t.team_no, t.department_codes, t.office_name, t.inspector_ids,
                    ST_X(t.office_geom) AS lon, ST_Y(t.office_geom) AS lat,
                    coalesce(array_agg(i.home_grid_code) FILTER (WHERE i.home_grid_code IS NOT NULL), '{}')
                        AS home_grids,
@@ -656,6 +657,11 @@ def move_stop(
         )
     if visit["team_id"] != team_id:
         _may_take(team, visit, int(plan["load_cap"]))
+        recent = recent_visits(conn, today())
+        if any(visit["uscc"] in recent.get(i, frozenset()) for i in team["inspector_ids"]):
+            raise InvalidPlan(
+                f"第 {team['team_no']} 组有检查人员在最近 12 个月内检查过该对象，须回避", reason="team_conflict"
+            )
     team_days = sorted(r["day"] for r in routes if r["team_id"] == team_id)
     if not 1 <= day <= (max(team_days, default=0) + 1) or day > MAX_DAYS:
         raise InvalidPlan(

@@ -25,6 +25,7 @@ from tests.support.inspection_world import JOINT_ITEMS, make_inspection_world
 pytestmark = pytest.mark.db
 
 CITY = Scope("city")
+ALONE = ["market_supervision"]
 DAY = (8 * 3600 + 1800, 17 * 3600 + 1800)
 
 
@@ -327,6 +328,44 @@ def test_a_stop_moves_to_another_team_only_if_that_team_covers_it_and_need_not_r
             )
         assert capped.value.reason == "team_over_cap"
         conn.execute(text("UPDATE inspection_plan SET load_cap = 20 WHERE id = :p"), {"p": world["plan"]})
+        # Team 2's inspectors inspected this entity two months ago (an earlier plan): they must not go again.
+        visited = world["long"][1]
+        earlier = insert_drawn_plan(conn, world["town"], departments=ALONE, visit_date=date(2026, 10, 1))
+        old_team = conn.execute(
+            text(
+                "INSERT INTO inspection_team (plan_id, team_no, department_codes, inspector_ids, office_name,"
+                " office_geom) SELECT :p, 1, department_codes, inspector_ids, office_name, office_geom"
+                " FROM inspection_team WHERE id = :t RETURNING id"
+            ),
+            {"p": earlier, "t": world["team2"]},
+        ).scalar_one()
+        conn.execute(
+            text(
+                """
+                WITH v AS (
+                    INSERT INTO inspection_visit (plan_id, uscc, item_codes, department_codes, team_id, window_start,
+                                                  window_end, service_minutes)
+                    SELECT :p, uscc, item_codes, department_codes, :t, window_start, window_end, service_minutes
+                    FROM inspection_visit WHERE id = :visited RETURNING id
+                )
+                INSERT INTO inspection_result (visit_id, item_code, outcome, recorded_by, recorded_at, publish_due)
+                SELECT id, 'ITEM-1', 'ok', 'test', '2026-10-01T10:00:00+08:00', '2026-10-30' FROM v
+                """
+            ),
+            {"p": earlier, "t": old_team, "visited": visited},
+        )
+        with pytest.raises(InvalidPlan) as again:
+            move_stop(
+                conn,
+                world["plan"],
+                visit_id=visited,
+                team_id=world["team2"],
+                day=1,
+                position=0,
+                scope=CITY,
+                actor="centre",
+            )
+        assert again.value.reason == "team_conflict" and "12 个月" in str(again.value)
         assert stored_routes(conn, world["plan"]) == before
         # A market-supervision visit can go to the joint team, which then makes it.
         visit = world["long"][0]
