@@ -165,6 +165,12 @@ def test_the_command_centre_plans_draws_routes_moves_and_prints_a_joint_inspecti
     assert hook(page)["drawn"]["visits"] == len(located)
     assert page.locator("#teams li").count() == len(plan["teams"])
     assert all(len(t["inspectors"]) >= 2 for t in plan["teams"])
+    # Each team in the panel: its number, departments, and every inspector with their department.
+    first = plan["teams"][0]
+    panel = page.locator(f"#teams li[data-team='{first['id']}']").inner_text()
+    assert f"第 {first['team_no']} 组" in panel
+    assert all(i["name"] in panel for i in first["inspectors"])
+    assert ("东莞市市场监督管理局" in panel) is ("market_supervision" in first["departments"])
     assert {d for t in plan["teams"] for d in t["departments"]} == {"market_supervision", "health"}
     assert "摇号完成" in page.locator("#message").inner_text()
 
@@ -240,9 +246,10 @@ def test_the_command_centre_plans_draws_routes_moves_and_prints_a_joint_inspecti
     sheets.wait_for_load_state()
     assert urlsplit(sheets.url).path == f"/inspections/{plan_id}/print"
     assert sheets.locator("article.ip-sheet").count() == len(hook(page)["routes"])
-    first = sheets.locator(f"article.ip-sheet[data-date='{day['date']}']").first
-    assert first.locator("tbody tr").count() >= 2
-    assert "检查结果" in first.inner_text() and "统一社会信用代码" in first.inner_text()
+    sheet = sheets.locator(f"article.ip-sheet[data-team='{day['team_no']}'][data-date='{day['date']}']")
+    assert sheet.count() == 1
+    assert sheet.locator("tbody tr").count() == len(now[day["key"]]["visits"])
+    assert "检查结果" in sheet.inner_text() and "统一社会信用代码" in sheet.inner_text()
     sheets.screenshot(path=str(artifacts_dir / "inspections_print.png"), full_page=True)
     sheets.close()
 
