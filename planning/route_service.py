@@ -693,7 +693,7 @@ def move_stop(
         _reoptimise_left(conn, plan_id, network, teams[source["team_id"]], source, visit_id, visits, window, at)
     if visit["team_id"] != team_id:
         conn.execute(
-            text("UPDATE inspection_visit SET team_id = :t WHERE id = :v AND plan_id = :p"),
+            text("UPDATE inspection_visit SET team_id = :t, unmatched_reason = NULL WHERE id = :v AND plan_id = :p"),
             {"t": team_id, "v": visit_id, "p": plan_id},
         )
     legs = _legs(network, team, [visits[i] for i in placed.job_ids])

@@ -30,9 +30,9 @@ DAY = (8 * 3600 + 1800, 17 * 3600 + 1800)
 
 
 def insert_drawn_plan(
-    conn: Connection, town: str, *, departments: list[str], visit_date: date, status: str = "drawn"
+    conn: Connection, town: str, *, departments: list[str], visit_date: date, status: str = "drawn", load_cap: int = 40
 ) -> int:
-    """A plan as the draw leaves it (the draw's own service is another part's): status, towns and visit date."""
+    """A plan as the draw leaves it (the draw's own service is another part's): status, towns, visit date, load cap."""
     return int(
         conn.execute(
             text(
@@ -41,7 +41,7 @@ def insert_drawn_plan(
                     server_seed, commitment, candidates_sha256, candidate_count, public_value_source,
                     public_value_at, load_cap, visit_date, created_by, created_at)
                 VALUES ('路线测试计划', :departments, '{}', CAST(:area AS jsonb), ARRAY[:town], :status,
-                    '\\x00', repeat('0', 64), repeat('0', 64), 0, '测试', '2026-12-01T10:00:00+08:00', 20,
+                    '\\x00', repeat('0', 64), repeat('0', 64), 0, '测试', '2026-12-01T10:00:00+08:00', :load_cap,
                     :visit_date, 'test', '2026-12-01T10:00:00+08:00')
                 RETURNING id
                 """
@@ -52,6 +52,7 @@ def insert_drawn_plan(
                 "town": town,
                 "status": status,
                 "visit_date": visit_date,
+                "load_cap": load_cap,
             },
         ).scalar_one()
     )
@@ -191,6 +192,14 @@ def stored_routes(conn: Connection, plan_id: int) -> list[tuple[Any, ...]]:
     ]
 
 
+def routed(conn: Connection, plan_id: int) -> Any:
+    """The plan's days, solved first when this test runs alone."""
+    answer = plan_routes(conn, plan_id, scope=CITY)
+    if not any(t.days for t in answer.teams):
+        answer = solve_plan_routes(conn, plan_id, scope=CITY, actor="centre", max_seconds=1.0)
+    return answer
+
+
 def check_days(conn: Connection, answer: Any, town: str) -> None:
     """Every stored day: from the office after 08:30 and back by 17:30, each service begun inside its window, the
     arrivals adding up on the roads' travel times."""
@@ -255,7 +264,7 @@ def test_a_dispatcher_moves_a_stop_to_another_day_and_both_days_are_reoptimised(
     engine: Engine, world: dict[str, Any]
 ) -> None:
     with engine.begin() as conn:
-        answer = plan_routes(conn, world["plan"], scope=CITY)
+        answer = routed(conn, world["plan"])
         team = next(t for t in answer.teams if t.team_id == world["team1"])
         source = max(team.days, key=lambda d: len(d.stops))
         target = min(team.days, key=lambda d: len(d.stops))
@@ -283,6 +292,7 @@ def test_a_stop_moves_to_another_team_only_if_that_team_covers_it_and_need_not_r
     engine: Engine, world: dict[str, Any]
 ) -> None:
     with engine.begin() as conn:
+        routed(conn, world["plan"])
         before = stored_routes(conn, world["plan"])
         # Team 1 has no tobacco inspector: a joint visit cannot go to it.
         with pytest.raises(InvalidPlan) as refused:
@@ -327,7 +337,7 @@ def test_a_stop_moves_to_another_team_only_if_that_team_covers_it_and_need_not_r
                 actor="centre",
             )
         assert capped.value.reason == "team_over_cap"
-        conn.execute(text("UPDATE inspection_plan SET load_cap = 20 WHERE id = :p"), {"p": world["plan"]})
+        conn.execute(text("UPDATE inspection_plan SET load_cap = 40 WHERE id = :p"), {"p": world["plan"]})
         # Team 2's inspectors inspected this entity two months ago (an earlier plan): they must not go again.
         visited = world["long"][1]
         earlier = insert_drawn_plan(conn, world["town"], departments=ALONE, visit_date=date(2026, 10, 1))
@@ -385,6 +395,7 @@ def test_a_move_the_day_cannot_take_is_refused_with_the_reason_and_changes_nothi
     engine: Engine, world: dict[str, Any]
 ) -> None:
     with engine.begin() as conn:
+        routed(conn, world["plan"])
         before = stored_routes(conn, world["plan"])
         with pytest.raises(RouteInfeasible) as refused:
             move_stop(
@@ -401,7 +412,7 @@ def test_a_move_the_day_cannot_take_is_refused_with_the_reason_and_changes_nothi
         assert refused.value.unassigned[0]["reason"] == "window_closed"
         # Days are filled before a new one opens: team 1's fullest day holds five 90-minute visits, and a sixth
         # cannot fit between 09:00 and 17:30.
-        team1 = next(t for t in plan_routes(conn, world["plan"], scope=CITY).teams if t.team_id == world["team1"])
+        team1 = next(t for t in routed(conn, world["plan"]).teams if t.team_id == world["team1"])
         fullest = max(team1.days, key=lambda d: len(d.stops))
         assert len(fullest.stops) >= 5
         elsewhere = next(d for d in team1.days if d.day != fullest.day).stops[0].visit_id
@@ -476,3 +487,29 @@ def test_a_plan_drawn_by_the_real_draw_gets_its_days_on_the_roads(engine: Engine
     assert not routed & set(left)
     assert all(left[v.id] == "unmatched" for v in visits if v.team_id is None)
     assert all(reason != "day_full" for reason in left.values())
+
+
+def test_a_visit_the_draw_could_not_staff_is_placed_by_hand_on_a_team_that_may_make_it(
+    engine: Engine, world: dict[str, Any]
+) -> None:
+    with engine.begin() as conn:
+        team1 = next(t for t in routed(conn, world["plan"]).teams if t.team_id == world["team1"])
+        lightest = min(team1.days, key=lambda d: len(d.stops))
+        after = move_stop(
+            conn,
+            world["plan"],
+            visit_id=world["unmatched"],
+            team_id=world["team1"],
+            day=lightest.day,
+            position=0,
+            scope=CITY,
+            actor="centre",
+        )
+        row = conn.execute(
+            text("SELECT team_id, unmatched_reason FROM inspection_visit WHERE id = :v"), {"v": world["unmatched"]}
+        ).one()
+        check_days(conn, after, world["town"])
+    assert tuple(row) == (world["team1"], None)
+    assert world["unmatched"] not in {u.visit_id for u in after.unassigned}
+    day = next(d for t in after.teams if t.team_id == world["team1"] for d in t.days if d.day == lightest.day)
+    assert day.stops[0].visit_id == world["unmatched"]
