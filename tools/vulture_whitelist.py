@@ -111,3 +111,13 @@ solved_at  # unused variable (planning/route_service.py, api/routers/routes.py):
 duration  # unused variable (api/routers/routes.py): a VROOM summary/route/step field, read by serialisation
 plan_title  # unused variable (api/routers/inspection_results.py): a visit's field (serialisation)
 plan_status  # unused variable (api/routers/inspection_results.py): a visit's field (serialisation)
+# The inspection planning tables (planning/models.py): declared for the schema (migration 0012, `gridgov db check`),
+# read and written by SQL text in the directory, plan, route and result services.
+inspector  # unused variable
+inspection_plan  # unused variable
+inspection_stratum  # unused variable
+inspection_candidate  # unused variable
+inspection_team  # unused variable
+inspection_visit  # unused variable
+inspection_route  # unused variable
+inspection_result  # unused variable
