@@ -374,7 +374,7 @@ def test_an_officer_plans_only_for_their_department(base_url: str, scene: dict[s
     page.wait_for_function("window.gridgov.page.ready && window.gridgov.page.plan.status === 'cancelled'")
     assert page.locator("#draw-form").is_hidden()
     assert page.locator("#cancel-reason-shown").inner_text().startswith("范围选错，重新建立")
-    assert "计划已撤销" in page.locator("#message").inner_text()
+    assert "撤销成功" in page.locator("#message").inner_text()
     page.close()
 
 

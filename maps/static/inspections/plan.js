@@ -316,7 +316,7 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
       if (!reason) { say("请填写撤销原因（将在公示页面公开）", "refused"); return; }
       await postJson(`/v1/inspection-plans/${planId}/cancel`, { reason });
       await load();
-      say("计划已撤销，公示页面将显示撤销及其原因", "done");
+      say("撤销成功：公示页面将显示撤销及其原因", "done");
     }));
     const solveButton = document.getElementById("solve-routes");
     solveButton.addEventListener("click", () => act(solveButton, "正在规划路线（按道路行驶时间与营业时间）…", async () => {
