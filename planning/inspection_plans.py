@@ -9,7 +9,6 @@ drawn item (进一次门、查多项事) and matches teams of inspectors from th
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import secrets
@@ -442,9 +441,15 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     item_of = {s["stratum_id"]: s["item_code"] for s in strata}
     chosen: list[tuple[str, str]] = []
     for s in strata:
-        chosen.extend(
-            (s["stratum_id"], u) for u in drawing.select(seed, s["stratum_id"], by_stratum[s["stratum_id"]], s["n"])
-        )
+        stratum_id = s["stratum_id"]
+        codes = by_stratum[stratum_id]
+        if s["n"] <= 0 or not codes:
+            continue
+        # The documented messages `stratum_id|uscc`, built at C speed (no code holds a newline: they were split on it).
+        prefix = f"{stratum_id}|".encode()
+        messages = (prefix + (b"\n" + prefix).join(codes)).split(b"\n")
+        picked = drawing.smallest(drawing.digests(seed, messages), codes, s["n"])
+        chosen.extend((stratum_id, codes[i].decode()) for i in picked)
     repo.mark_selected(conn, plan_id, chosen)
     timings["select_s"] = time.perf_counter() - started
 
@@ -479,31 +484,26 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
 
 def _stored_candidates(
     conn: Connection, plan_id: int, published_sha256: str, stratum_ids: Sequence[str]
-) -> dict[str, list[str]]:
-    """The plan's stored candidates by stratum, checked against the published SHA-256; PlanState if they changed."""
-    body = repo.candidate_listing(conn, plan_id)
-    if hashlib.sha256(drawing.CSV_HEADER + body).hexdigest() == published_sha256:
-        # The lines are sorted: each stratum's are one run, found by bisection (',' sorts just before '-').
-        lines = body.decode().splitlines()
-        members = {}
-        runs_hold = True
-        for stratum_id in stratum_ids:
-            prefix = f"{stratum_id},"
-            first = bisect.bisect_left(lines, prefix)
-            last = bisect.bisect_left(lines, f"{stratum_id}-", lo=first)
-            runs_hold &= first == last or (lines[first].startswith(prefix) and lines[last - 1].startswith(prefix))
-            members[stratum_id] = [line[len(prefix) :] for line in lines[first:last]]
-        # An id that is a prefix of another could break the runs (never with `item/8 hex digits`): group below.
-        if runs_hold and sum(len(m) for m in members.values()) == len(lines):
-            return members
-    # The database's CSV quotes a field holding a comma or a quote, the published list never does: compare that.
-    rows = repo.candidates(conn, plan_id)
-    if drawing.candidates_sha256(rows) != published_sha256:
+) -> dict[str, list[bytes]]:
+    """The plan's stored candidates by stratum (UTF-8 credit codes, sorted), checked against the published SHA-256 of
+    the canonical list; PlanState if they changed.
+
+    The list is rebuilt from each stratum's codes, strata by id and codes sorted (byte order is the code points'
+    order in UTF-8, the order `candidates_csv` sorts by), line by line `stratum_id,uscc` under the header.
+    """
+    runs = repo.candidate_runs(conn, plan_id)
+    members: dict[str, list[bytes]] = {stratum_id: [] for stratum_id in stratum_ids}
+    digest = hashlib.sha256(drawing.CSV_HEADER)
+    for stratum_id in sorted(runs):
+        codes = runs[stratum_id].split(b"\n")
+        # Stored in the published order as a rule, so this sort mostly just confirms it.
+        codes.sort()
+        members[stratum_id] = codes
+        prefix = f"{stratum_id},".encode()
+        digest.update(prefix + (b"\n" + prefix).join(codes) + b"\n")
+    if digest.hexdigest() != published_sha256 or runs.keys() - set(stratum_ids):
         raise PlanState("候选名单与公布的 SHA-256 不符（名单被改动过），不能摇号", reason="candidates_changed")
-    grouped: dict[str, list[str]] = {stratum_id: [] for stratum_id in stratum_ids}
-    for stratum_id, uscc in rows:
-        grouped.setdefault(stratum_id, []).append(uscc)
-    return grouped
+    return members
 
 
 def _visits_and_teams(
@@ -554,6 +554,7 @@ def _visits_and_teams(
         visits.append(
             {
                 "uscc": need.uscc,
+                "geom": entity["geom"],
                 "town_code": entity["town_code"],
                 "grid_code": entity["grid_code"],
                 "item_codes": list(need.items),

@@ -191,16 +191,20 @@ def candidates(conn: Connection, plan_id: int) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
-def candidate_listing(conn: Connection, plan_id: int) -> bytes:
-    """The body of the published candidate list (no header) as the database writes it: `stratum_id,uscc` lines in
-    byte order, LF-terminated — COPY streams 1.35 million rows in a fraction of what row objects would take."""
-    raw = conn.connection.driver_connection
-    statement = (
-        "COPY (SELECT stratum_id, uscc FROM inspection_candidate WHERE plan_id = %s"
-        ' ORDER BY stratum_id COLLATE "C", uscc COLLATE "C") TO STDOUT WITH (FORMAT csv)'
+def candidate_runs(conn: Connection, plan_id: int) -> dict[str, bytes]:
+    """Each stratum's stored credit codes as one UTF-8 text, newline-separated, in no particular order.
+
+    One row per stratum: 1.35 million candidates arrive as a few long values (a row each, or a COPY line each, costs
+    seconds at that scale), and the caller sorts them; no quoting of any kind, so the bytes are the codes'.
+    """
+    rows = conn.execute(
+        text(
+            "SELECT stratum_id, convert_to(string_agg(uscc, E'\\n'), 'UTF8') FROM inspection_candidate"
+            " WHERE plan_id = :plan_id GROUP BY stratum_id"
+        ),
+        {"plan_id": plan_id},
     )
-    with raw.cursor() as cur, cur.copy(statement, (plan_id,)) as copy:  # type: ignore[union-attr]
-        return b"".join(bytes(chunk) for chunk in copy)
+    return {r[0]: bytes(r[1]) for r in rows}
 
 
 def stratum_sizes(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
@@ -219,9 +223,10 @@ def mark_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, st
     result = conn.execute(
         text(
             """
-            UPDATE inspection_candidate c SET selected = true
-            FROM unnest(CAST(:strata AS text[]), CAST(:usccs AS text[])) AS x(stratum_id, uscc)
-            WHERE c.plan_id = :plan_id AND c.stratum_id = x.stratum_id AND c.uscc = x.uscc
+            UPDATE inspection_candidate SET selected = true
+            WHERE plan_id = :plan_id AND (stratum_id, uscc) IN (
+                SELECT x.stratum_id, x.uscc FROM unnest(CAST(:strata AS text[]), CAST(:usccs AS text[])) AS x(stratum_id, uscc)
+            )
             """
         ),
         {"plan_id": plan_id, "strata": [s for s, _ in chosen], "usccs": [u for _, u in chosen]},
@@ -230,11 +235,11 @@ def mark_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, st
 
 
 def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The drawn entities' name, kind, industry, place and point (lon/lat), keyed by credit code."""
+    """The drawn entities' kind, industry, place and point (EWKB hex, as stored), keyed by credit code."""
     rows = conn.execute(
         text(
             """
-            SELECT uscc, name, kind, industry, town_code, grid_code, ST_AsText(geom) AS wkt
+            SELECT uscc, kind, industry, town_code, grid_code, geom
             FROM entity WHERE uscc = ANY(:usccs)
             """
         ),
@@ -291,34 +296,34 @@ def insert_teams(conn: Connection, plan_id: int, teams: Sequence[Mapping[str, An
 
 
 def insert_visits(conn: Connection, plan_id: int, visits: Sequence[Mapping[str, Any]]) -> None:
-    """The plan's visits (one per drawn entity), with their team or the reason none could be formed: one statement."""
+    """The plan's visits (one per drawn entity, with its point as `entities` read it), with their team or the reason
+    none could be formed: one COPY (tens of thousands of rows at a city's scale)."""
     if not visits:
         return
-    columns = ("uscc", "town_code", "grid_code", "team_id", "unmatched_reason", "window_start", "window_end")
-    params: dict[str, Any] = {c: [v[c] for v in visits] for c in columns}
-    params["service_minutes"] = [v["service_minutes"] for v in visits]
-    # Arrays of arrays cannot be unnested row by row: the item and department lists travel as joined text.
-    params["item_codes"] = [";".join(v["item_codes"]) for v in visits]
-    params["department_codes"] = [";".join(v["department_codes"]) for v in visits]
-    conn.execute(
-        text(
-            """
-            INSERT INTO inspection_visit (plan_id, uscc, town_code, grid_code, item_codes, department_codes, team_id,
-                unmatched_reason, geom, window_start, window_end, service_minutes)
-            SELECT :plan_id, x.uscc, x.town_code, x.grid_code, string_to_array(x.item_codes, ';'),
-                   string_to_array(x.department_codes, ';'), x.team_id, x.unmatched_reason, e.geom, x.window_start,
-                   x.window_end, x.service_minutes
-            FROM unnest(CAST(:uscc AS text[]), CAST(:town_code AS text[]), CAST(:grid_code AS text[]),
-                        CAST(:item_codes AS text[]), CAST(:department_codes AS text[]), CAST(:team_id AS bigint[]),
-                        CAST(:unmatched_reason AS text[]), CAST(:window_start AS int[]), CAST(:window_end AS int[]),
-                        CAST(:service_minutes AS int[]))
-                 AS x(uscc, town_code, grid_code, item_codes, department_codes, team_id, unmatched_reason,
-                      window_start, window_end, service_minutes)
-            JOIN entity e ON e.uscc = x.uscc
-            """
-        ),
-        {"plan_id": plan_id, **params},
+    raw = conn.connection.driver_connection
+    statement = (
+        "COPY inspection_visit (plan_id, uscc, town_code, grid_code, item_codes, department_codes, team_id,"
+        " unmatched_reason, geom, window_start, window_end, service_minutes) FROM STDIN"
     )
+    with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
+        write = copy.write_row
+        for v in visits:
+            write(
+                (
+                    plan_id,
+                    v["uscc"],
+                    v["town_code"],
+                    v["grid_code"],
+                    list(v["item_codes"]),
+                    list(v["department_codes"]),
+                    v["team_id"],
+                    v["unmatched_reason"],
+                    v["geom"],
+                    v["window_start"],
+                    v["window_end"],
+                    v["service_minutes"],
+                )
+            )
 
 
 def mark_drawn(conn: Connection, plan_id: int, *, public_value: str, seed_hex: str, actor: str, at: datetime) -> None:
