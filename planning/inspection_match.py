@@ -211,7 +211,7 @@ def _reason(
 
 class _Pools:
     """The inspectors of a department set in the order of step 5, split into those whose office is in a town and the
-    others; computed once per set and town (the HMACs are the cost)."""
+    others (and the two joined, locals first); computed once per set and town (the HMACs are the cost)."""
 
     def __init__(self, seed: bytes, inspectors: Sequence[InspectorInfo]) -> None:
         self._seed = seed
@@ -231,14 +231,101 @@ class _Pools:
         return self._orders[departments]
 
     def split(self, departments: tuple[str, ...], town: str | None) -> tuple[list[InspectorInfo], list[InspectorInfo]]:
-        """(those with their office in the town, the others), each in the order of `ordered`."""
+        """(those with their office in the town, all of them with those first), each part in the order of `ordered`."""
         if (departments, town) not in self._splits:
             everyone = self.ordered(departments)
-            self._splits[departments, town] = (
-                [p for p in everyone if self._office_towns[p.id] == town],
-                [p for p in everyone if self._office_towns[p.id] != town],
-            )
+            local = [p for p in everyone if self._office_towns[p.id] == town]
+            self._splits[departments, town] = (local, local + [p for p in everyone if self._office_towns[p.id] != town])
         return self._splits[departments, town]
+
+
+class _Free:
+    """How many free inspectors (in no team yet, load cap at least 1) are qualified for each item, city-wide and per
+    office town: a necessary condition of step 5, checked before any walk, so that once the inspectors are used up
+    every further visit is settled in constant time instead of a walk past every inspector (an over-subscribed
+    city-wide plan would otherwise take minutes)."""
+
+    def __init__(self, inspectors: Sequence[InspectorInfo]) -> None:
+        self._everywhere: dict[tuple[str, str], int] = {}
+        self._in_town: dict[tuple[str | None, str, str], int] = {}
+        for person in inspectors:
+            self._count(person, 1)
+
+    def _count(self, person: InspectorInfo, step: int) -> None:
+        if person.load_cap < 1:
+            return
+        town = _office_town(person)
+        for item in person.qualifications:
+            key = (person.department, item)
+            self._everywhere[key] = self._everywhere.get(key, 0) + step
+            self._in_town[town, *key] = self._in_town.get((town, *key), 0) + step
+
+    def take(self, members: Iterable[InspectorInfo]) -> None:
+        """These inspectors now form a team: no longer free."""
+        for person in members:
+            self._count(person, -1)
+
+    def may_form(self, visit: VisitNeed, item_department: Mapping[str, str], town: str | None, *, local: bool) -> bool:
+        """False when step 5 surely fails from the free inspectors (of the town when `local`): an item of the visit
+        no free inspector of its department is qualified for, or fewer than two qualifications in all (two useful
+        members are needed)."""
+        total = 0
+        for item in visit.items:
+            key = (item_department[item], item)
+            count = self._in_town.get((town, *key), 0) if local else self._everywhere.get(key, 0)
+            if count == 0:
+                return False
+            total += count
+        return total >= 2
+
+
+class _Reasons:
+    """Step 6 without walking every inspector for every visit: per item list, the inspectors of its departments with
+    a load cap who are useful and who are qualified per item (computed once), and, per visit, the few excluded by
+    step 2 found through indexes by home grid and by entity (conflicts and recent visits)."""
+
+    def __init__(self, inspectors: Sequence[InspectorInfo], item_department: Mapping[str, str]) -> None:
+        self._inspectors = inspectors
+        self._item_department = item_department
+        self._by_items: dict[tuple[str, ...], tuple[bool, frozenset[int], dict[str, list[int]]]] = {}
+        self._by_home: dict[str, set[int]] = {}
+        self._by_entity: dict[str, set[int]] = {}
+        for person in inspectors:
+            if person.home_grid is not None:
+                self._by_home.setdefault(person.home_grid, set()).add(person.id)
+            for uscc in person.conflicts | person.recent:
+                self._by_entity.setdefault(uscc, set()).add(person.id)
+
+    def _of_items(
+        self, visit: VisitNeed, departments: tuple[str, ...]
+    ) -> tuple[bool, frozenset[int], dict[str, list[int]]]:
+        """(staffable ignoring conflicts and load, ids of the useful, ids qualified per item) for the visit's items."""
+        if visit.items not in self._by_items:
+            pool = [p for p in self._inspectors if p.department in departments and p.load_cap >= 1]
+            useful = [p for p in pool if _useful(p, visit, self._item_department)]
+            qualified = {
+                item: [p.id for p in useful if p.department == self._item_department[item] and item in p.qualifications]
+                for item in visit.items
+            }
+            staffable = len(useful) >= 2 and all(qualified.values())
+            self._by_items[visit.items] = (staffable, frozenset(p.id for p in useful), qualified)
+        return self._by_items[visit.items]
+
+    def reason(self, visit: VisitNeed, departments: tuple[str, ...]) -> str:
+        """Why a visit stays unmatched: the first of step 6's reasons that holds."""
+        staffable, useful, qualified = self._of_items(visit, departments)
+        if not staffable:
+            return "no_qualified_inspectors"
+        excluded = self._by_entity.get(visit.uscc, set())
+        if visit.grid_code is not None:
+            excluded = excluded | self._by_home.get(visit.grid_code, set())
+        if not excluded:
+            return "load_cap_reached"
+        if len(useful) - len(excluded & useful) < 2 or not all(
+            any(i not in excluded for i in ids) for ids in qualified.values()
+        ):
+            return "all_conflicted"
+        return "load_cap_reached"
 
 
 def match(
@@ -247,7 +334,11 @@ def match(
     inspectors: Sequence[InspectorInfo],
     item_department: Mapping[str, str],
 ) -> Matching:
-    """Teams of inspectors for the drawn visits, from the draw's seed (see the module docstring for the rules)."""
+    """Teams of inspectors for the drawn visits, from the draw's seed (see the module docstring for the rules).
+
+    Near-linear in the visits: open teams are kept per department set and per town, free inspectors are counted per
+    item (`_Free`) so a team is looked for only where one could be formed, and a reason costs a few set lookups.
+    """
     if len({v.uscc for v in visits}) != len(visits):
         raise ValueError("each entity may appear in one visit only")
     if len({p.id for p in inspectors}) != len(inspectors):
@@ -258,10 +349,13 @@ def match(
         return -len(departments), order_key(seed, f"visit|{visit.uscc}")
 
     pools = _Pools(seed, inspectors)
+    free = _Free(inspectors)
+    reasons = _Reasons(inspectors, item_department)
     taken: set[int] = set()
     teams: list[_OpenTeam] = []
-    # Teams with room, by department set, in team-number order (a full team never takes a visit again).
+    # Teams with room, by department set (and by set and town), in team-number order (a full team takes no more).
     open_teams: dict[tuple[str, ...], list[_OpenTeam]] = {}
+    open_in_town: dict[tuple[tuple[str, ...], str | None], list[_OpenTeam]] = {}
     assignment: dict[str, int] = {}
     unmatched: dict[str, str] = {}
     for visit in sorted(visits, key=visit_rank):
@@ -271,15 +365,17 @@ def match(
         departments = tuple(sorted({item_department[item] for item in visit.items}))
         town = town_of_grid(visit.grid_code)
         room = open_teams.setdefault(departments, [])
-        team = next((t for t in room if t.town == town and _may_take(t, visit, departments, item_department)), None)
+        room_here = open_in_town.setdefault((departments, town), [])
+        team = next((t for t in room_here if _may_take(t, visit, departments, item_department)), None)
         members: list[InspectorInfo] | None = None
         if team is None:
-            local, others = pools.split(departments, town)
-            members = _form_team(visit, departments, local, taken, item_department)
+            local, everyone = pools.split(departments, town)
+            if free.may_form(visit, item_department, town, local=True):
+                members = _form_team(visit, departments, local, taken, item_department)
             if members is None:
                 team = next((t for t in room if _may_take(t, visit, departments, item_department)), None)
-                if team is None:
-                    members = _form_team(visit, departments, local + others, taken, item_department)
+                if team is None and free.may_form(visit, item_department, town, local=False):
+                    members = _form_team(visit, departments, everyone, taken, item_department)
         if team is None and members is not None:
             team = _OpenTeam(
                 team_no=len(teams) + 1,
@@ -290,14 +386,17 @@ def match(
             )
             teams.append(team)
             room.append(team)
+            room_here.append(team)
             taken.update(p.id for p in members)
+            free.take(members)
         if team is None:
-            unmatched[visit.uscc] = _reason(visit, departments, inspectors, item_department)
+            unmatched[visit.uscc] = reasons.reason(visit, departments)
             continue
         team.visits += 1
         assignment[visit.uscc] = team.team_no
         if team.visits >= team.cap:
             room.remove(team)
+            open_in_town[departments, team.town].remove(team)
     return Matching(
         teams=tuple(Team(t.team_no, t.departments, tuple(sorted(p.id for p in t.members))) for t in teams),
         assignment=assignment,

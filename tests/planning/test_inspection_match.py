@@ -15,6 +15,7 @@ from planning.inspection_match import (
     UNMATCHED_REASONS_ZH,
     InspectorInfo,
     Matching,
+    Team,
     VisitNeed,
     match,
     order_key,
@@ -298,3 +299,143 @@ def test_with_enough_free_inspectors_teams_are_as_few_as_the_cap_allows(
         assert {office[i] for i in teams[result.assignment[visit.uscc]].inspector_ids} == {
             town_of_grid(visit.grid_code)
         }
+
+
+# ------------------------------------------------------------------ the documented procedure, written out plainly
+
+
+def _key(seed: bytes, message: str) -> str:
+    """order(seed, message) as docs/INSPECTIONS_MATCHING.md defines it."""
+    return hmac.new(seed, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _may_serve(p: InspectorInfo, v: VisitNeed, depts: tuple[str, ...]) -> bool:
+    """Rule 2: department, load cap, no declared conflict, no recent visit, not the home grid."""
+    return (
+        p.department in depts
+        and p.load_cap >= 1
+        and v.uscc not in p.conflicts
+        and v.uscc not in p.recent
+        and (v.grid_code is None or p.home_grid != v.grid_code)
+    )
+
+
+def _covered(crew: list[InspectorInfo], v: VisitNeed) -> bool:
+    """Every item of the visit has a member of its department qualified for it."""
+    return all(any(p.department == ITEM_DEPARTMENT[i] and i in p.qualifications for p in crew) for i in v.items)
+
+
+def _useful_to(p: InspectorInfo, v: VisitNeed) -> bool:
+    """Qualified for one of the visit's items of their department."""
+    return any(ITEM_DEPARTMENT[i] == p.department and i in p.qualifications for i in v.items)
+
+
+def _new_team(v: VisitNeed, depts: tuple[str, ...], pool: list[InspectorInfo], taken: set[int]) -> list[InspectorInfo]:
+    """Rule 5, walking the whole pool every time."""
+    crew: list[InspectorInfo] = []
+    for dept in depts:
+        uncovered = {i for i in v.items if ITEM_DEPARTMENT[i] == dept}
+        for p in pool:
+            serves = p.id not in taken and _may_serve(p, v, depts)
+            if uncovered and p.department == dept and p.qualifications & uncovered and serves:
+                crew.append(p)
+                uncovered -= p.qualifications
+        if uncovered:
+            return []
+    for p in pool:
+        if len(crew) < 2 and p not in crew and _useful_to(p, v) and p.id not in taken and _may_serve(p, v, depts):
+            crew.append(p)
+    return crew if len(crew) >= 2 else []
+
+
+def reference_match(seed: bytes, visits: list[VisitNeed], people: list[InspectorInfo]) -> Matching:
+    """docs/INSPECTIONS_MATCHING.md step by step, the slow obvious way (every team and inspector walked per visit)."""
+    teams: list[dict] = []  # type: ignore[type-arg]
+    taken: set[int] = set()
+    assignment: dict[str, int] = {}
+    unmatched: dict[str, str] = {}
+    order = sorted(
+        visits, key=lambda v: (-len({ITEM_DEPARTMENT.get(i) for i in v.items}), _key(seed, f"visit|{v.uscc}"))
+    )
+    for v in order:
+        if not v.items or any(i not in ITEM_DEPARTMENT for i in v.items):
+            unmatched[v.uscc] = "unknown_item"
+            continue
+        depts = tuple(sorted({ITEM_DEPARTMENT[i] for i in v.items}))
+        town = town_of_grid(v.grid_code)
+        ranked = sorted(
+            (p for p in people if p.department in depts), key=lambda p: _key(seed, f"team|{','.join(depts)}|{p.id}")
+        )
+        local = [p for p in ranked if (p.office_town or town_of_grid(p.home_grid)) == town]
+        others = [p for p in ranked if p not in local]
+
+        def takes(t: dict, v: VisitNeed = v, depts: tuple[str, ...] = depts) -> bool:  # type: ignore[type-arg]
+            crew = t["crew"]
+            room = t["visits"] < min(p.load_cap for p in crew)
+            return t["depts"] == depts and room and all(_may_serve(p, v, depts) for p in crew) and _covered(crew, v)
+
+        team = next((t for t in teams if t["town"] == town and takes(t)), None)
+        crew = [] if team else _new_team(v, depts, local, taken)
+        if team is None and not crew:
+            team = next((t for t in teams if takes(t)), None)
+            crew = [] if team else _new_team(v, depts, local + others, taken)
+        if team is None and crew:
+            team = {"no": len(teams) + 1, "depts": depts, "town": town, "crew": crew, "visits": 0}
+            teams.append(team)
+            taken.update(p.id for p in crew)
+        if team is None:
+            pool = [p for p in people if p.department in depts and p.load_cap >= 1]
+            useful = [p for p in pool if _useful_to(p, v)]
+            eligible = [p for p in useful if _may_serve(p, v, depts)]
+            if not (len(useful) >= 2 and _covered(useful, v)):
+                unmatched[v.uscc] = "no_qualified_inspectors"
+            elif not (len(eligible) >= 2 and _covered(eligible, v)):
+                unmatched[v.uscc] = "all_conflicted"
+            else:
+                unmatched[v.uscc] = "load_cap_reached"
+            continue
+        team["visits"] += 1
+        assignment[v.uscc] = team["no"]
+    return Matching(
+        teams=tuple(Team(t["no"], t["depts"], tuple(sorted(p.id for p in t["crew"]))) for t in teams),
+        assignment=assignment,
+        unmatched=unmatched,
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_the_matching_is_the_documented_procedure(problem: tuple[bytes, list[VisitNeed], list[InspectorInfo]]) -> None:
+    """An auditor walking docs/INSPECTIONS_MATCHING.md by hand (every team and inspector looked at for every visit)
+    gets the same teams, the same assignments and the same reasons as the matching's shortcuts."""
+    seed, visits, inspectors = problem
+    assert match(seed, visits, inspectors, ITEM_DEPARTMENT) == reference_match(seed, visits, inspectors)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=32, max_size=32), st.integers(2, 9), st.integers(1, 4))
+def test_inspectors_running_out_are_the_documented_procedure_too(seed: bytes, people: int, cap: int) -> None:
+    """Many more visits than a few inspectors can take, some of them conflicted: the same result as by hand."""
+    visits = [VisitNeed(u, GRIDS[n % len(GRIDS)], (sorted(ITEM_DEPARTMENT)[n % 6],)) for n, u in enumerate(USCCS)]
+    staff = [
+        officer(
+            i, ("market", "health")[i % 2], home=GRIDS[i % len(GRIDS)], cap=cap, office_town=town_of_grid(GRIDS[i % 5])
+        )
+        for i in range(1, people + 1)
+    ]
+    assert match(seed, visits, staff, ITEM_DEPARTMENT) == reference_match(seed, visits, staff)
+
+
+def test_a_whole_city_plan_far_beyond_its_inspectors_lists_every_visit_left_over() -> None:
+    """20,000 shops for 300 inspectors with a cap of 20 (150 teams of two): 3,000 are visited, each of the other
+    17,000 is listed as waiting for the load cap — the plan answers instead of hanging the server."""
+    grids = [f"4419000{t:02d}{g:03d}{k:03d}" for t in (3, 4) for g in range(1, 4) for k in range(1, 4)]
+    shops = [VisitNeed(f"91441900MA{n:07d}X", grids[n % len(grids)], ("market-01",)) for n in range(20_000)]
+    staff = [officer(i, "market", cap=20, office_town=town_of_grid(grids[i % len(grids)])) for i in range(1, 301)]
+    result = match(SEED, shops, staff, ITEM_DEPARTMENT)
+    assert len(result.teams) == 150
+    assert len(result.assignment) == 3_000
+    assert Counter(result.assignment.values()) == dict.fromkeys(range(1, 151), 20)
+    assert len(result.unmatched) == 17_000
+    assert set(result.unmatched.values()) == {"load_cap_reached"}
+    assert set(result.assignment) | set(result.unmatched) == {s.uscc for s in shops}
