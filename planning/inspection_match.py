@@ -139,12 +139,6 @@ def _useful(person: InspectorInfo, visit: VisitNeed, item_department: Mapping[st
     return any(item_department[item] == person.department and item in person.qualifications for item in visit.items)
 
 
-def _staffable(pool: Iterable[InspectorInfo], visit: VisitNeed, item_department: Mapping[str, str]) -> bool:
-    """Could step 5 form a team for the visit from this pool (its items covered, two useful members)."""
-    useful = [p for p in pool if _useful(p, visit, item_department)]
-    return len(useful) >= 2 and _covers(useful, visit, item_department)
-
-
 def _form_team(
     visit: VisitNeed,
     departments: tuple[str, ...],
@@ -192,21 +186,6 @@ def _may_take(
         and all(_eligible(p, visit, departments) for p in team.members)
         and _covers(team.members, visit, item_department)
     )
-
-
-def _reason(
-    visit: VisitNeed,
-    departments: tuple[str, ...],
-    inspectors: Sequence[InspectorInfo],
-    item_department: Mapping[str, str],
-) -> str:
-    """Step 6: why a visit stays unmatched."""
-    of_departments = [p for p in inspectors if p.department in departments and p.load_cap >= 1]
-    if not _staffable(of_departments, visit, item_department):
-        return "no_qualified_inspectors"
-    if not _staffable([p for p in of_departments if _eligible(p, visit, departments)], visit, item_department):
-        return "all_conflicted"
-    return "load_cap_reached"
 
 
 class _Pools:
