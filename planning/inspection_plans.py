@@ -513,7 +513,7 @@ def _visits_and_teams(
     items = repo.items_by_code(conn, plan["item_codes"])
     item_department = {code: row["department_code"] for code, row in items.items()}
     entities = repo.entities(conn, sorted(visit_items))
-    needs = [VisitNeed(u, entities[u]["grid_code"], tuple(sorted(visit_items[u]))) for u in sorted(visit_items)]
+    needs = [VisitNeed(u, entities[u].grid_code, tuple(sorted(visit_items[u]))) for u in sorted(visit_items)]
     recent = recent_visits(conn, today())
     people = repo.inspectors(conn, plan["department_codes"])
     infos = [
@@ -546,24 +546,32 @@ def _visits_and_teams(
             }
         )
     visits = []
+    # Few distinct (kind, industry, items) among tens of thousands of visits: their hours and departments are cached.
+    hours_of: dict[tuple[str, str | None, tuple[str, ...]], tuple[int, int, int]] = {}
+    departments_of: dict[tuple[str, ...], list[str]] = {}
     for need in needs:
         entity = entities[need.uscc]
-        hours = drawing.visit_hours(
-            entity["kind"], entity["industry"], [items[i]["service_minutes"] for i in need.items]
-        )
+        key = (entity.kind, entity.industry, need.items)
+        if key not in hours_of:
+            hours = drawing.visit_hours(entity.kind, entity.industry, [items[i]["service_minutes"] for i in need.items])
+            minutes = min(hours.service_minutes, hours.window_end - hours.window_start)
+            hours_of[key] = (hours.window_start, hours.window_end, minutes)
+        if need.items not in departments_of:
+            departments_of[need.items] = sorted({item_department[i] for i in need.items})
+        window_start, window_end, minutes = hours_of[key]
         visits.append(
             {
                 "uscc": need.uscc,
-                "geom": entity["geom"],
-                "town_code": entity["town_code"],
-                "grid_code": entity["grid_code"],
+                "geom": entity.geom,
+                "town_code": entity.town_code,
+                "grid_code": entity.grid_code,
                 "item_codes": list(need.items),
-                "department_codes": sorted({item_department[i] for i in need.items}),
+                "department_codes": departments_of[need.items],
                 "team_no": matching.assignment.get(need.uscc),
                 "unmatched_reason": matching.unmatched.get(need.uscc),
-                "window_start": hours.window_start,
-                "window_end": hours.window_end,
-                "service_minutes": min(hours.service_minutes, hours.window_end - hours.window_start),
+                "window_start": window_start,
+                "window_end": window_end,
+                "service_minutes": minutes,
             }
         )
     return teams, visits

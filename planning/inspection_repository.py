@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
 from grids.repository import active_version_id
 
@@ -234,18 +235,14 @@ def mark_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, st
     return int(result.rowcount)
 
 
-def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The drawn entities' kind, industry, place and point (EWKB hex, as stored), keyed by credit code."""
+def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, Row[Any]]:
+    """The drawn entities' kind, industry, place and point (EWKB hex, as stored), keyed by credit code (rows with
+    attributes: tens of thousands at a city's scale, so no dict per row)."""
     rows = conn.execute(
-        text(
-            """
-            SELECT uscc, kind, industry, town_code, grid_code, geom
-            FROM entity WHERE uscc = ANY(:usccs)
-            """
-        ),
+        text("SELECT uscc, kind, industry, town_code, grid_code, geom FROM entity WHERE uscc = ANY(:usccs)"),
         {"usccs": list(usccs)},
     )
-    return {r.uscc: dict(r._mapping) for r in rows}
+    return {r.uscc: r for r in rows}
 
 
 def inspectors(conn: Connection, departments: Sequence[str]) -> list[dict[str, Any]]:
@@ -295,20 +292,56 @@ def insert_teams(conn: Connection, plan_id: int, teams: Sequence[Mapping[str, An
     return {int(r.team_no): int(r.id) for r in rows}
 
 
+# Text that COPY's text format and an array literal both take as is (no quoting, no escape): the codes of items,
+# departments, grids and reasons, credit codes and EWKB hex. Anything else goes through psycopg's own row writer.
+_PLAIN = re.compile(r"[A-Za-z0-9_./:-]*")
+_VISIT_COLUMNS = (
+    "plan_id, uscc, town_code, grid_code, item_codes, department_codes, team_id, unmatched_reason, geom,"
+    " window_start, window_end, service_minutes"
+)
+
+
+def _visit_line(plan_id: int, v: Mapping[str, Any]) -> str | None:
+    """A visit as one line of COPY text, or None when a value would need quoting."""
+    texts = (v["uscc"], v["town_code"] or "", v["grid_code"] or "", v["unmatched_reason"] or "", v["geom"] or "")
+    codes = (*v["item_codes"], *v["department_codes"])
+    if not all(_PLAIN.fullmatch(t) for t in texts) or not all(c and _PLAIN.fullmatch(c) for c in codes):
+        return None
+    fields = [
+        str(plan_id),
+        v["uscc"],
+        v["town_code"],
+        v["grid_code"],
+        "{" + ",".join(v["item_codes"]) + "}",
+        "{" + ",".join(v["department_codes"]) + "}",
+        v["team_id"],
+        v["unmatched_reason"],
+        v["geom"],
+        v["window_start"],
+        v["window_end"],
+        v["service_minutes"],
+    ]
+    return "\t".join("\\N" if f is None else str(f) for f in fields) + "\n"
+
+
 def insert_visits(conn: Connection, plan_id: int, visits: Sequence[Mapping[str, Any]]) -> None:
     """The plan's visits (one per drawn entity, with its point as `entities` read it), with their team or the reason
-    none could be formed: one COPY (tens of thousands of rows at a city's scale)."""
+    none could be formed: one COPY (tens of thousands of rows at a city's scale, written as text when plain)."""
     if not visits:
         return
+    lines: list[str] = []
+    odd: list[Mapping[str, Any]] = []
+    for v in visits:
+        line = _visit_line(plan_id, v)
+        if line is None:
+            odd.append(v)
+        else:
+            lines.append(line)
     raw = conn.connection.driver_connection
-    statement = (
-        "COPY inspection_visit (plan_id, uscc, town_code, grid_code, item_codes, department_codes, team_id,"
-        " unmatched_reason, geom, window_start, window_end, service_minutes) FROM STDIN"
-    )
-    with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
-        write = copy.write_row
-        for v in visits:
-            write(
+    with raw.cursor() as cur, cur.copy(f"COPY inspection_visit ({_VISIT_COLUMNS}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        copy.write("".join(lines))
+        for v in odd:
+            copy.write_row(
                 (
                     plan_id,
                     v["uscc"],
