@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -51,6 +52,9 @@ STRATUM_TOKEN_BYTES = 4
 # "Now" as typed into a form is already past when it arrives: a public value announced this little before the
 # commitment is taken as announced with it (the value cannot have been known when the request was sent).
 PUBLIC_VALUE_GRACE = timedelta(seconds=60)
+# A plan whose least possible draw is more than this many times what its inspectors can make is refused at creation
+# (before the commitment: refusing a draw once its public value is known would let a result be chosen).
+OVER_CAPACITY_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -376,7 +380,9 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
         )
         candidates.extend((stratum_id, u) for u in distinct)
 
+    _within_capacity(conn, departments, strata, request.load_cap)
     server_seed = drawing.new_server_seed()
+    digest = drawing.candidates_sha256(candidates)
     plan_id = repo.insert_plan(
         conn,
         {
@@ -388,7 +394,7 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
             "town_codes": list(area.town_codes),
             "server_seed": server_seed,
             "commitment": drawing.commitment_of(server_seed),
-            "candidates_sha256": drawing.candidates_sha256(candidates),
+            "candidates_sha256": digest,
             "candidate_count": len(candidates),
             "public_value_source": source,
             "public_value_at": public_value_at,
@@ -405,9 +411,43 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
         id=plan_id,
         status="committed",
         commitment=drawing.commitment_of(server_seed),
-        candidates_sha256=drawing.candidates_sha256(candidates),
+        candidates_sha256=digest,
         candidate_count=len(candidates),
         strata=len(strata),
+    )
+
+
+def _within_capacity(
+    conn: Connection, departments: Sequence[str], strata: Sequence[Mapping[str, Any]], load_cap: int
+) -> None:
+    """Refuse (422 over_capacity, before any commitment) a plan whose draw would leave most visits without a team.
+
+    At least as many entities are drawn as the largest item's n summed over its classes; the departments' active
+    inspectors, in teams of two each capped by its lower member's cap, make at most the sum of every second cap in
+    descending order. When the least possible draw is more than OVER_CAPACITY_FACTOR times that, the planner is told
+    the load cap that would do (or to narrow the area or lower the ratios) instead of a draw that matches few.
+    """
+    per_item: dict[str, int] = defaultdict(int)
+    for s in strata:
+        per_item[s["item_code"]] += int(s["n"])
+    least_visits = max(per_item.values(), default=0)
+    people = repo.inspectors(conn, departments)
+    caps = sorted((int(p["load_cap"] or load_cap) for p in people), reverse=True)
+    capacity = sum(caps[1::2])
+    teams = len(caps) // 2
+    # Without a directory of inspectors yet the draw still stands, listing each visit as no_qualified_inspectors.
+    if teams == 0 or least_visits <= OVER_CAPACITY_FACTOR * capacity:
+        return
+    needed = math.ceil(least_visits / teams)
+    advice = (
+        f"请把每名执法人员的检查户数上限提高到 {needed} 户以上，或缩小抽查区域、降低抽查比例"
+        if needed <= MAX_LOAD_CAP
+        else "请缩小抽查区域或降低抽查比例（提高检查户数上限也不够）"
+    )
+    raise InvalidPlan(
+        f"本次至少抽中 {least_visits} 户，而所选部门的 {len(caps)} 名执法人员（每组至少两人）按上限最多检查"
+        f" {capacity} 户，大部分检查对象将无法组队；{advice}",
+        reason="over_capacity",
     )
 
 
@@ -717,7 +757,17 @@ def plan_view(conn: Connection, plan_id: int, scope: Scope) -> dict[str, Any]:
             for t in teams
         ],
         "visits": visits,
+        "unmatched": _unmatched_summary(visits),
     }
+
+
+def _unmatched_summary(visits: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The visits left without a team, counted by reason (most first): what a planner reads before the long list."""
+    counts = Counter(v["unmatched_reason"] for v in visits if v["unmatched_reason"])
+    return [
+        {"reason": reason, "reason_zh": UNMATCHED_REASONS_ZH.get(reason, reason), "count": count}
+        for reason, count in sorted(counts.items(), key=lambda rc: (-rc[1], rc[0]))
+    ]
 
 
 def public_list(conn: Connection) -> list[dict[str, Any]]:

@@ -130,6 +130,8 @@ def draw_plan(
     )
     selected = sum(len(s["selected"]) for s in view["strata"])
     typer.echo(f"抽中 {selected} 项（{drawn.visits} 户，{drawn.teams} 个检查组，{drawn.unmatched} 户未能组队）")
+    for gap in view["unmatched"]:
+        typer.echo(f"未能组队 {gap['count']} 户：{gap['reason_zh']}（{gap['reason']}）")
     for team in view["teams"]:
         members = "、".join(f"{p['name']}（{p['department']}）" for p in team["inspectors"])
         count = sum(1 for v in view["visits"] if v["team_id"] == team["id"])

@@ -190,6 +190,14 @@ class VisitOut(BaseModel):
     unmatched_reason_zh: str | None = Field(description="未能组队的原因")
 
 
+class UnmatchedOut(BaseModel):
+    """未能组队的检查对象，按原因汇总。"""
+
+    reason: str = Field(description="原因代码")
+    reason_zh: str = Field(description="原因")
+    count: int = Field(description="户数")
+
+
 class PlanOut(BaseModel):
     """抽查计划：承诺、候选名单摘要、分层、检查组与检查对象（仅限有权账号）。"""
 
@@ -220,6 +228,7 @@ class PlanOut(BaseModel):
     strata: list[StratumOut]
     teams: list[TeamOut]
     visits: list[VisitOut]
+    unmatched: list[UnmatchedOut] = Field(default=[], description="未能组队的检查对象按原因汇总（户数多者在前）")
 
 
 class PlanSummaryOut(BaseModel):

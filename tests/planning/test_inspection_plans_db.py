@@ -439,3 +439,59 @@ def test_the_command_line_plans_on_the_departments_items_and_draws(
         db, "inspections", "plan", "--department", "market_supervision", "--town", world.town_code, "--ratio", "A=1.5"
     )
     assert outside.exit_code == 1 and "比例" in outside.output
+
+
+def test_a_plan_far_beyond_its_inspectors_is_refused_before_its_commitment(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    """The department down to four inspectors, one visit each (two teams of two: two visits): a town's plan would
+    leave most of its visits without a team, so it is refused up front (nothing committed) and the planner is told
+    which load cap would do; with that cap the same plan is committed."""
+    with engine.connect() as conn, conn.begin() as trans:
+        conn.execute(
+            text(
+                "UPDATE inspector SET active = (code IN ('T16MS001', 'T16MS002', 'T16MS003', 'T16MS005'))"
+                " WHERE department_code = 'market_supervision'"
+            )
+        )
+        plans_before = conn.execute(text("SELECT count(*) FROM inspection_plan")).scalar_one()
+        with pytest.raises(InvalidPlan) as refused:
+            plans.create_plan(conn, _request(world, load_cap=1), actor=CENTRE, scope=CITY)
+        assert refused.value.reason == "over_capacity"
+        assert "4 名执法人员" in str(refused.value) and "最多检查 2 户" in str(refused.value)
+        assert conn.execute(text("SELECT count(*) FROM inspection_plan")).scalar_one() == plans_before
+        suggested = int(str(refused.value).split("检查户数上限提高到 ")[1].split(" 户")[0])
+        plan = plans.create_plan(conn, _request(world, load_cap=suggested), actor=CENTRE, scope=CITY)
+        assert plan.status == "committed"
+        trans.rollback()
+
+
+def test_a_draw_beyond_its_inspectors_says_how_many_visits_wait_and_why(engine: Engine, world: InspectionWorld) -> None:
+    """Four inspectors (two teams) for about twice what they can make: the plan stands (not far beyond), the draw
+    staffs what the caps allow and the answer counts the rest by reason, as the API and the CLI show it."""
+    with engine.connect() as conn, conn.begin() as trans:
+        conn.execute(
+            text(
+                "UPDATE inspector SET active = (code IN ('T16MS001', 'T16MS002', 'T16MS003', 'T16MS005'))"
+                " WHERE department_code = 'market_supervision'"
+            )
+        )
+        least = max(
+            sum(s.n for s in plans.preview(conn, _request(world), scope=CITY).strata if s.item_code == item)
+            for item in MS_ITEMS
+        )
+        cap = math.ceil(least / 4)
+        plan = plans.create_plan(conn, _request(world, load_cap=cap), actor=CENTRE, scope=CITY)
+        drawn = plans.draw(conn, plan.id, "835", actor=CENTRE, scope=CITY)
+        assert drawn.teams == 2
+        assert drawn.unmatched == drawn.visits - 2 * cap > 0
+        view = plans.plan_view(conn, plan.id, CITY)
+        assert view["unmatched"] == [
+            {
+                "reason": "load_cap_reached",
+                "reason_zh": "可派的执法人员已达本次抽查的检查户数上限",
+                "count": drawn.unmatched,
+            }
+        ]
+        assert sum(1 for v in view["visits"] if v["unmatched_reason"] == "load_cap_reached") == drawn.unmatched
+        trans.rollback()
