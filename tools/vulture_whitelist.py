@@ -91,6 +91,7 @@ _.max_time_in_seconds  # unused attribute (planning/redesign/cpsat.py): a CP-SAT
 kind_zh  # unused variable (api/routers/credit.py): a response field of GET /v1/entities/{uscc}/credit, read by serialisation
 selected_count  # unused variable (planning/inspection_plans.py, api/routers/inspections.py): a preview answer's field
 unmatched_reason_zh  # unused variable (api/routers/inspections.py): a visit's field, read by serialisation
+reason_zh  # unused variable (api/routers/inspections.py): a plan's unmatched summary field, read by serialisation
 drawn_at  # unused variable (api/routers/inspections.py, public_inspections.py): a plan's field, read by serialisation
 cancelled_at  # unused variable (api/routers/inspections.py, public_inspections.py): a plan's field (serialisation)
 drawn_by  # unused variable (api/routers/inspections.py): a plan's field, read by serialisation
