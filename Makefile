@@ -100,7 +100,10 @@ DATE_SENSITIVE_TESTS := tests/supervision tests/maps tests/synthetic tests/gis t
 	tests/api/test_serve_jobs.py tests/api/test_auth.py tests/api/test_heatmap_api.py tests/api/test_cli_db.py \
 	tests/api/test_permissions.py tests/api/test_openapi_schemas.py tests/api/test_kpi.py tests/api/test_tiles.py \
 	tests/api/test_live.py tests/api/test_open311.py tests/api/test_csv_export.py tests/api/test_task_photos.py \
-	tests/planning tests/api/test_workload_api.py tests/api/test_staffing_api.py tests/api/test_grid_versions_api.py
+	tests/planning tests/api/test_workload_api.py tests/api/test_staffing_api.py tests/api/test_grid_versions_api.py \
+	tests/api/test_inspections_api.py tests/api/test_public_inspections.py tests/api/test_inspection_results_api.py \
+	tests/api/test_public_pages.py tests/api/test_credit_api.py tests/api/test_routes_api.py \
+	tests/api/test_inspection_pages.py tests/api/test_inspection_directory_api.py
 test-at: setup
 	@[ -n "$(INSTANT)" ] || { echo "usage: make test-at INSTANT=2027-02-10T10:00+08:00"; exit 2; }
 	tools/run-at "$(INSTANT)" $(VENV)/bin/pytest --junitxml=test-artifacts/junit-at.xml $(or $(PYTEST_ARGS),$(DATE_SENSITIVE_TESTS))
