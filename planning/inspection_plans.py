@@ -10,6 +10,7 @@ drawn item (进一次门、查多项事) and matches teams of inspectors from th
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import secrets
@@ -25,7 +26,7 @@ import shapely
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 from shapely.validation import explain_validity
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from gis import clock
 from planning import draw as drawing
@@ -55,6 +56,10 @@ PUBLIC_VALUE_GRACE = timedelta(seconds=60)
 # A plan whose least possible draw is more than this many times what its inspectors can make is refused at creation
 # (before the commitment: refusing a draw once its public value is known would let a result be chosen).
 OVER_CAPACITY_FACTOR = 2
+# How far ahead a public value may be announced, and visits may start: a year and a day (a typo like 9999 is refused).
+MAX_DAYS_AHEAD = 366
+# The label of the key that seals a server seed at rest (docs/INSPECTIONS.md §1).
+SEAL_LABEL = b"inspection-seed|"
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,31 @@ class Plan:
     seed: str | None = None
     # Seconds each stage of a draw took (read and check the candidates, select, visits and teams, store).
     timings: Mapping[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ the sealed seed
+
+
+def seal_seed(server_seed: bytes, commitment: str, secret_key: str) -> bytes:
+    """The server seed XOR HMAC-SHA256(app secret, "inspection-seed|" + commitment): what is stored until the draw.
+
+    Whoever reads the database without the app's secret cannot recover the seed and try public values offline;
+    sealing twice unseals (XOR), so `seal_seed` also opens a sealed seed.
+    """
+    pad = hmac.new(secret_key.encode("utf-8"), SEAL_LABEL + commitment.encode("ascii"), hashlib.sha256).digest()
+    return bytes(a ^ b for a, b in zip(server_seed, pad, strict=True))
+
+
+def _unsealed_seed(conn: Connection, plan: Mapping[str, Any], secret_key: str) -> bytes:
+    """The plan's server seed opened with the app secret; PlanState seed_unavailable when it does not match the
+    commitment (the secret was rotated since the plan was made: nothing is drawn)."""
+    server_seed = seal_seed(repo.server_seed(conn, plan["id"]), plan["commitment"], secret_key)
+    if drawing.commitment_of(server_seed) != plan["commitment"]:
+        raise PlanState(
+            "无法取出与承诺相符的服务器种子（系统密钥可能已更换），本计划不能摇号；请撤销后重新建立计划",
+            reason="seed_unavailable",
+        )
+    return server_seed
 
 
 # ------------------------------------------------------------------------------------------------ scope checks
@@ -320,7 +350,7 @@ def preview(conn: Connection, request: PlanRequest, *, scope: Scope) -> Preview:
     )
 
 
-def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Scope) -> Plan:
+def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Scope, secret_key: str) -> Plan:
     """Fix the candidates per stratum and publish the commitment (status committed); one transaction, the caller's."""
     departments = _departments(request.departments)
     _may_write(scope, departments)
@@ -382,6 +412,7 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
 
     _within_capacity(conn, departments, strata, request.load_cap)
     server_seed = drawing.new_server_seed()
+    commitment = drawing.commitment_of(server_seed)
     digest = drawing.candidates_sha256(candidates)
     plan_id = repo.insert_plan(
         conn,
@@ -392,8 +423,9 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
             "area": json.dumps(area.stored, ensure_ascii=False),
             "area_wkt": area.polygon_wkt,
             "town_codes": list(area.town_codes),
-            "server_seed": server_seed,
-            "commitment": drawing.commitment_of(server_seed),
+            # Sealed with the app secret until the draw (a reader of the database cannot steer the draw with it).
+            "server_seed": seal_seed(server_seed, commitment, secret_key),
+            "commitment": commitment,
             "candidates_sha256": digest,
             "candidate_count": len(candidates),
             "public_value_source": source,
@@ -410,7 +442,7 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
     return Plan(
         id=plan_id,
         status="committed",
-        commitment=drawing.commitment_of(server_seed),
+        commitment=commitment,
         candidates_sha256=digest,
         candidate_count=len(candidates),
         strata=len(strata),
@@ -451,7 +483,7 @@ def _within_capacity(
     )
 
 
-def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope: Scope) -> Plan:
+def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope: Scope, secret_key: str) -> Plan:
     """Draw a committed plan with its announced public value: select, form visits, match teams; all or nothing."""
     plan = _plan_in_scope(conn, plan_id, scope, for_update=True)
     _may_write(scope, plan["department_codes"])
@@ -471,9 +503,7 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
     started = time.perf_counter()
     strata = repo.stratum_sizes(conn, plan_id)
     by_stratum = _stored_candidates(conn, plan_id, plan["candidates_sha256"], [s["stratum_id"] for s in strata])
-    server_seed = repo.server_seed(conn, plan_id)
-    if drawing.commitment_of(server_seed) != plan["commitment"]:
-        raise PlanState("服务器种子与公布的承诺不符，不能摇号", reason="commitment_mismatch")
+    server_seed = _unsealed_seed(conn, plan, secret_key)
     seed = drawing.seed_of(server_seed, public_value)
     timings = {"read_s": time.perf_counter() - started}
 
@@ -490,14 +520,16 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
         messages = (prefix + (b"\n" + prefix).join(codes)).split(b"\n")
         picked = drawing.smallest(drawing.digests(seed, messages), codes, s["n"])
         chosen.extend((stratum_id, codes[i].decode()) for i in picked)
-    repo.mark_selected(conn, plan_id, chosen)
     timings["select_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
     visit_items: dict[str, set[str]] = defaultdict(set)
     for stratum_id, uscc in chosen:
         visit_items[uscc].add(item_of[stratum_id])
-    teams, visits = _visits_and_teams(conn, plan, seed, visit_items)
+    inputs = _matching_inputs(conn, plan, visit_items)
+    # The server marks the selected candidates while the teams are matched (nothing below reads the database).
+    with repo.marking_selected(conn, plan_id, chosen):
+        teams, visits = _visits_and_teams(plan, seed, visit_items, inputs)
     timings["teams_s"] = time.perf_counter() - started
     started = time.perf_counter()
     team_ids = repo.insert_teams(conn, plan_id, teams)
@@ -506,6 +538,10 @@ def draw(conn: Connection, plan_id: int, public_value: str, *, actor: str, scope
         visit["team_id"] = team_ids.get(team_no) if team_no is not None else None
     repo.insert_visits(conn, plan_id, visits)
     repo.mark_drawn(conn, plan_id, public_value=public_value, seed_hex=seed.hex(), actor=actor, at=now)
+    # Public from now on: stored plain, so the public answer and auditors read it without the app secret.
+    conn.execute(
+        text("UPDATE inspection_plan SET server_seed = :seed WHERE id = :id"), {"seed": server_seed, "id": plan_id}
+    )
     timings["store_s"] = time.perf_counter() - started
     return Plan(
         id=plan_id,
@@ -546,16 +582,33 @@ def _stored_candidates(
     return members
 
 
+@dataclass(frozen=True)
+class _MatchingInputs:
+    """What matching reads from the database: the plan's items, the drawn entities, recent visits, the inspectors."""
+
+    items: Mapping[str, Mapping[str, Any]]
+    entities: Mapping[str, Any]
+    recent: Mapping[int, frozenset[str]]
+    people: Sequence[Mapping[str, Any]]
+
+
+def _matching_inputs(conn: Connection, plan: Mapping[str, Any], visit_items: Mapping[str, set[str]]) -> _MatchingInputs:
+    """Read everything the teams and visits are made from, before the database is given other work."""
+    return _MatchingInputs(
+        items=repo.items_by_code(conn, plan["item_codes"]),
+        entities=repo.entities(conn, sorted(visit_items)),
+        recent=recent_visits(conn, today()),
+        people=repo.inspectors(conn, plan["department_codes"]),
+    )
+
+
 def _visits_and_teams(
-    conn: Connection, plan: Mapping[str, Any], seed: bytes, visit_items: Mapping[str, set[str]]
+    plan: Mapping[str, Any], seed: bytes, visit_items: Mapping[str, set[str]], inputs: _MatchingInputs
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One visit per drawn entity (every drawn item, of every department) and the teams matched to them."""
-    items = repo.items_by_code(conn, plan["item_codes"])
+    """One visit per drawn entity (every drawn item, of every department) and the teams matched to them (pure)."""
+    items, entities, recent, people = inputs.items, inputs.entities, inputs.recent, inputs.people
     item_department = {code: row["department_code"] for code, row in items.items()}
-    entities = repo.entities(conn, sorted(visit_items))
     needs = [VisitNeed(u, entities[u].grid_code, tuple(sorted(visit_items[u]))) for u in sorted(visit_items)]
-    recent = recent_visits(conn, today())
-    people = repo.inspectors(conn, plan["department_codes"])
     infos = [
         InspectorInfo(
             id=int(p["id"]),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, text
+from psycopg import generators
+from psycopg.errors import error_from_result
+from psycopg.pq import ExecStatus
+from sqlalchemy import Connection, text
 
 from grids.repository import active_version_id
 
@@ -217,32 +221,63 @@ def stratum_sizes(conn: Connection, plan_id: int) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def mark_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, str]]) -> int:
-    """Mark the drawn candidates selected; how many rows changed."""
+_MARK_SELECTED = (
+    b"UPDATE inspection_candidate SET selected = true WHERE plan_id = $1::bigint AND (stratum_id, uscc) IN"
+    b" (SELECT x.stratum_id, x.uscc FROM unnest($2::text[], $3::text[]) AS x(stratum_id, uscc))"
+)
+
+
+def _text_array(values: Iterable[str]) -> bytes:
+    """A text[] literal with every element quoted (backslashes and quotes escaped), UTF-8."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return ("{" + ",".join(quoted) + "}").encode()
+
+
+@contextmanager
+def marking_selected(conn: Connection, plan_id: int, chosen: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Mark the drawn candidates selected while the caller goes on: the UPDATE is sent, the body runs (it must not
+    use the connection), and leaving waits for the server and raises its error if it had one.
+
+    Tens of thousands of rows take the server about as long as matching the teams takes Python: side by side, a
+    full-scale draw saves that much of its budget.
+    """
     if not chosen:
-        return 0
-    result = conn.execute(
-        text(
-            """
-            UPDATE inspection_candidate SET selected = true
-            WHERE plan_id = :plan_id AND (stratum_id, uscc) IN (
-                SELECT x.stratum_id, x.uscc FROM unnest(CAST(:strata AS text[]), CAST(:usccs AS text[])) AS x(stratum_id, uscc)
-            )
-            """
-        ),
-        {"plan_id": plan_id, "strata": [s for s, _ in chosen], "usccs": [u for _, u in chosen]},
-    )
-    return int(result.rowcount)
+        yield
+        return
+    raw = conn.connection.driver_connection
+    pgconn = raw.pgconn  # type: ignore[union-attr]
+    params = [str(plan_id).encode(), _text_array(s for s, _ in chosen), _text_array(u for _, u in chosen)]
+    pgconn.send_query_params(_MARK_SELECTED, params)
+    raw.wait(generators.send(pgconn))  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        # Always read the answer, so the connection is free again whatever the body did.
+        results = raw.wait(generators.fetch_many(pgconn))  # type: ignore[union-attr]
+    for result in results:
+        if result.status != ExecStatus.COMMAND_OK:
+            raise error_from_result(result, encoding=raw.info.encoding)  # type: ignore[union-attr]
 
 
-def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, Row[Any]]:
-    """The drawn entities' kind, industry, place and point (EWKB hex, as stored), keyed by credit code (rows with
-    attributes: tens of thousands at a city's scale, so no dict per row)."""
+class DrawnEntity(NamedTuple):
+    """A drawn entity as a visit needs it: kind, industry, place and point (EWKB hex, as stored)."""
+
+    uscc: str
+    kind: str
+    industry: str | None
+    town_code: str | None
+    grid_code: str | None
+    geom: str | None
+
+
+def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, DrawnEntity]:
+    """The drawn entities, keyed by credit code (plain tuples: tens of thousands at a city's scale)."""
     rows = conn.execute(
         text("SELECT uscc, kind, industry, town_code, grid_code, geom FROM entity WHERE uscc = ANY(:usccs)"),
         {"usccs": list(usccs)},
     )
-    return {r.uscc: r for r in rows}
+    make = DrawnEntity._make
+    return {row[0]: make(row) for row in rows.tuples()}
 
 
 def inspectors(conn: Connection, departments: Sequence[str]) -> list[dict[str, Any]]:
@@ -295,6 +330,7 @@ def insert_teams(conn: Connection, plan_id: int, teams: Sequence[Mapping[str, An
 # Text that COPY's text format and an array literal both take as is (no quoting, no escape): the codes of items,
 # departments, grids and reasons, credit codes and EWKB hex. Anything else goes through psycopg's own row writer.
 _PLAIN = re.compile(r"[A-Za-z0-9_./:-]*")
+COPY_CHUNK_ROWS = 2_000
 _VISIT_COLUMNS = (
     "plan_id, uscc, town_code, grid_code, item_codes, department_codes, team_id, unmatched_reason, geom,"
     " window_start, window_end, service_minutes"
@@ -329,16 +365,20 @@ def insert_visits(conn: Connection, plan_id: int, visits: Sequence[Mapping[str, 
     none could be formed: one COPY (tens of thousands of rows at a city's scale, written as text when plain)."""
     if not visits:
         return
-    lines: list[str] = []
     odd: list[Mapping[str, Any]] = []
-    for v in visits:
-        line = _visit_line(plan_id, v)
-        if line is None:
-            odd.append(v)
-        else:
-            lines.append(line)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(f"COPY inspection_visit ({_VISIT_COLUMNS}) FROM STDIN") as copy:  # type: ignore[union-attr]
+        # Sent in chunks as they are formed: the server checks and stores one while the next is written.
+        lines: list[str] = []
+        for v in visits:
+            line = _visit_line(plan_id, v)
+            if line is None:
+                odd.append(v)
+                continue
+            lines.append(line)
+            if len(lines) == COPY_CHUNK_ROWS:
+                copy.write("".join(lines))
+                lines = []
         copy.write("".join(lines))
         for v in odd:
             copy.write_row(
