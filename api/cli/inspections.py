@@ -19,6 +19,13 @@ DEFAULT_PUBLIC_VALUE_SOURCE = "摇号时当场公布的公开随机数"
 STATUS_ZH = {"committed": "已公布承诺", "drawn": "已摇号", "cancelled": "已撤销"}
 
 
+def _secret_key() -> str:
+    """The app's secret (the one the server uses): it seals a plan's server seed until the draw."""
+    from gis.settings import ServerSettings
+
+    return ServerSettings().resolved_secret_key()
+
+
 def _ratios(values: list[str]) -> dict[str, Decimal]:
     """--ratio A=0.03 … → {class: ratio}, or exit 2 naming the bad one."""
     out: dict[str, Decimal] = {}
@@ -88,7 +95,9 @@ def plan(
     )
     with connection() as conn:
         try:
-            created = inspection_plans.create_plan(conn, request, actor=CLI_ACTOR_NAME, scope=CITY)
+            created = inspection_plans.create_plan(
+                conn, request, actor=CLI_ACTOR_NAME, scope=CITY, secret_key=_secret_key()
+            )
         except (PlanningError, SupervisionError) as exc:
             raise fail(str(exc)) from exc
         view = inspection_plans.plan_view(conn, created.id, CITY)
@@ -115,7 +124,9 @@ def draw_plan(
 
     with connection() as conn:
         try:
-            drawn = inspection_plans.draw(conn, plan_id, public_value, actor=CLI_ACTOR_NAME, scope=CITY)
+            drawn = inspection_plans.draw(
+                conn, plan_id, public_value, actor=CLI_ACTOR_NAME, scope=CITY, secret_key=_secret_key()
+            )
         except PlanNotFound as exc:
             raise fail(str(exc), code=2) from exc
         except (PlanningError, SupervisionError) as exc:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.roles import Principal
@@ -303,9 +303,13 @@ def post_preview(_: InspectionPlanner, scope: CurrentScope, conn: ReadConn, body
         422: {"description": "部门、事项、区域、比例或公开随机数的公布时间不合要求，或区域内没有候选对象"},
     },
 )
-def post_plan(principal: InspectionPlanner, scope: CurrentScope, conn: WriteConn, body: PlanIn) -> Any:
-    """在一个事务内按分层固定候选名单，生成服务器种子并公布承诺 SHA-256(服务器种子)；摇号前不公开种子。"""
-    plan = inspection_plans.create_plan(conn, body.request(), actor=actor_of(principal).name, scope=scope)
+def post_plan(
+    request: Request, principal: InspectionPlanner, scope: CurrentScope, conn: WriteConn, body: PlanIn
+) -> Any:
+    """在一个事务内按分层固定候选名单，生成服务器种子并公布承诺 SHA-256(服务器种子)；摇号前种子以系统密钥封存。"""
+    plan = inspection_plans.create_plan(
+        conn, body.request(), actor=actor_of(principal).name, scope=scope, secret_key=request.app.state.secret_key
+    )
     return inspection_plans.plan_view(conn, plan.id, scope)
 
 
@@ -332,13 +336,27 @@ def get_plan(plan_id: PlanId, _: InspectionReader, scope: CurrentScope, conn: Re
     summary="摇号：用事先公布的公开随机数抽取对象并匹配检查组",
     responses={
         **_REFUSALS,
-        409: {"description": "已摇号、已撤销、公开随机数尚未公布，或候选名单与公布的摘要不符"},
+        409: {"description": "已摇号、已撤销、公开随机数尚未公布、候选名单与公布的摘要不符，或服务器种子无法取出"},
         422: {"description": "公开随机数为空、过长或含控制字符"},
     },
 )
-def post_draw(plan_id: PlanId, principal: InspectionPlanner, scope: CurrentScope, conn: WriteConn, body: DrawIn) -> Any:
+def post_draw(
+    request: Request,
+    plan_id: PlanId,
+    principal: InspectionPlanner,
+    scope: CurrentScope,
+    conn: WriteConn,
+    body: DrawIn,
+) -> Any:
     """公开服务器种子，按文档算法逐层抽取，合并为每户一次的联合检查并随机匹配检查组；全部在一个事务内完成。"""
-    inspection_plans.draw(conn, plan_id, body.public_value, actor=actor_of(principal).name, scope=scope)
+    inspection_plans.draw(
+        conn,
+        plan_id,
+        body.public_value,
+        actor=actor_of(principal).name,
+        scope=scope,
+        secret_key=request.app.state.secret_key,
+    )
     return inspection_plans.plan_view(conn, plan_id, scope)
 
 

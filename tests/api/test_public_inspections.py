@@ -22,7 +22,7 @@ from planning import inspection_plans
 from planning.inspection_plans import PlanRequest
 from supervision.scope import CITY
 from tests.support.inspection_world import JOINT_ITEMS, make_inspection_world
-from tests.support.server import make_app, served
+from tests.support.server import SECRET_KEY, make_app, served
 
 pytestmark = pytest.mark.db
 
@@ -64,10 +64,10 @@ def plans(db: DatabaseSettings) -> dict[str, int]:
         public_value_at=clock.now(),
     )
     with engine.begin() as conn:
-        drawn = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY).id
-        waiting = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY).id
+        drawn = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY).id
+        waiting = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY).id
     with engine.begin() as conn:
-        inspection_plans.draw(conn, drawn, "8 3 5（福彩3D）", actor="centre", scope=CITY)
+        inspection_plans.draw(conn, drawn, "8 3 5（福彩3D）", actor="centre", scope=CITY, secret_key=SECRET_KEY)
     engine.dispose()
     return {"drawn": drawn, "waiting": waiting}
 

@@ -20,7 +20,7 @@ from planning.inspection_plans import PlanRequest
 from planning.inspection_results import publish_plan, record_result
 from supervision.scope import CITY
 from tests.support.inspection_world import JOINT_ITEMS, make_inspection_world
-from tests.support.server import make_app, served
+from tests.support.server import SECRET_KEY, make_app, served
 
 pytestmark = pytest.mark.db
 
@@ -43,11 +43,11 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
         title="东城街道餐饮服务联合抽查",
     )
     with engine.begin() as conn:
-        drawn = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY).id
-        waiting = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY).id
-        cancelled = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY).id
+        drawn = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY).id
+        waiting = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY).id
+        cancelled = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY).id
     with engine.begin() as conn:
-        inspection_plans.draw(conn, drawn, "8 3 5", actor="centre", scope=CITY)
+        inspection_plans.draw(conn, drawn, "8 3 5", actor="centre", scope=CITY, secret_key=SECRET_KEY)
         inspection_plans.cancel(conn, cancelled, "公开随机数来源停开，改期重抽", actor="centre", scope=CITY)
         visits = conn.execute(
             text(

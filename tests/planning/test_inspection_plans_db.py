@@ -30,6 +30,7 @@ from planning.inspection_plans import PlanRequest
 from supervision.errors import OutOfScope
 from supervision.scope import CITY, Scope
 from tests.support.inspection_world import JOINT_ITEMS, MS_ITEMS, InspectionWorld, make_inspection_world
+from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
 
@@ -56,12 +57,12 @@ def _request(world: InspectionWorld, **overrides: Any) -> PlanRequest:
 
 def _create(engine: Engine, request: PlanRequest, scope: Scope = CITY) -> int:
     with engine.begin() as conn:
-        return plans.create_plan(conn, request, actor=CENTRE, scope=scope).id
+        return plans.create_plan(conn, request, actor=CENTRE, scope=scope, secret_key=SECRET_KEY).id
 
 
 def _draw(engine: Engine, plan_id: int, value: str = "835", scope: Scope = CITY) -> plans.Plan:
     with engine.begin() as conn:
-        return plans.draw(conn, plan_id, value, actor=CENTRE, scope=scope)
+        return plans.draw(conn, plan_id, value, actor=CENTRE, scope=scope, secret_key=SECRET_KEY)
 
 
 def _count(conn: Connection, table: str, plan_id: int) -> int:
@@ -239,7 +240,7 @@ def test_bad_ratios_areas_and_values_are_refused_with_a_reason(engine: Engine, w
         before = conn.execute(text("SELECT count(*) FROM inspection_plan")).scalar_one()
     for overrides, reason in cases:
         with pytest.raises(InvalidPlan) as refused, engine.begin() as conn:
-            plans.create_plan(conn, _request(world, **overrides), actor=CENTRE, scope=CITY)
+            plans.create_plan(conn, _request(world, **overrides), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
         assert refused.value.reason == reason, (overrides, refused.value.reason)
         assert str(refused.value), "a Chinese detail"
     with engine.connect() as conn:
@@ -255,7 +256,9 @@ def test_an_area_with_no_candidates_is_refused(engine: Engine, world: Inspection
     # A square a few metres wide in the town holds no entity.
     with pytest.raises(NothingToPlan) as refused, engine.begin() as conn:
         polygon = _square(lon + 0.00001, lat + 0.00001, 0.00002)
-        plans.create_plan(conn, _request(world, towns=None, polygon=polygon), actor=CENTRE, scope=CITY)
+        plans.create_plan(
+            conn, _request(world, towns=None, polygon=polygon), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY
+        )
     assert refused.value.reason == "no_candidates"
 
 
@@ -334,11 +337,15 @@ def test_officers_plan_their_own_department_alone_and_leaders_see_their_towns_pl
     plan_id = _create(engine, _request(world), scope=officer)
     with pytest.raises(OutOfScope), engine.begin() as conn:
         plans.create_plan(
-            conn, _request(world, departments=("health",), items=("health-90",)), actor="o", scope=officer
+            conn,
+            _request(world, departments=("health",), items=("health-90",)),
+            actor="o",
+            scope=officer,
+            secret_key=SECRET_KEY,
         )
     joint = _request(world, departments=("market_supervision", "health"), items=JOINT_ITEMS)
     with pytest.raises(OutOfScope), engine.begin() as conn:
-        plans.create_plan(conn, joint, actor="o", scope=officer)
+        plans.create_plan(conn, joint, actor="o", scope=officer, secret_key=SECRET_KEY)
     joint_id = _create(engine, joint)
     with pytest.raises(OutOfScope):
         _draw(engine, joint_id, scope=officer)
@@ -456,12 +463,14 @@ def test_a_plan_far_beyond_its_inspectors_is_refused_before_its_commitment(
         )
         plans_before = conn.execute(text("SELECT count(*) FROM inspection_plan")).scalar_one()
         with pytest.raises(InvalidPlan) as refused:
-            plans.create_plan(conn, _request(world, load_cap=1), actor=CENTRE, scope=CITY)
+            plans.create_plan(conn, _request(world, load_cap=1), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
         assert refused.value.reason == "over_capacity"
         assert "4 名执法人员" in str(refused.value) and "最多检查 2 户" in str(refused.value)
         assert conn.execute(text("SELECT count(*) FROM inspection_plan")).scalar_one() == plans_before
         suggested = int(str(refused.value).split("检查户数上限提高到 ")[1].split(" 户")[0])
-        plan = plans.create_plan(conn, _request(world, load_cap=suggested), actor=CENTRE, scope=CITY)
+        plan = plans.create_plan(
+            conn, _request(world, load_cap=suggested), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY
+        )
         assert plan.status == "committed"
         trans.rollback()
 
@@ -481,8 +490,8 @@ def test_a_draw_beyond_its_inspectors_says_how_many_visits_wait_and_why(engine: 
             for item in MS_ITEMS
         )
         cap = math.ceil(least / 4)
-        plan = plans.create_plan(conn, _request(world, load_cap=cap), actor=CENTRE, scope=CITY)
-        drawn = plans.draw(conn, plan.id, "835", actor=CENTRE, scope=CITY)
+        plan = plans.create_plan(conn, _request(world, load_cap=cap), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
+        drawn = plans.draw(conn, plan.id, "835", actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
         assert drawn.teams == 2
         assert drawn.unmatched == drawn.visits - 2 * cap > 0
         view = plans.plan_view(conn, plan.id, CITY)
@@ -495,3 +504,39 @@ def test_a_draw_beyond_its_inspectors_says_how_many_visits_wait_and_why(engine: 
         ]
         assert sum(1 for v in view["visits"] if v["unmatched_reason"] == "load_cap_reached") == drawn.unmatched
         trans.rollback()
+
+
+def _stored_seed(conn: Connection, plan_id: int) -> bytes:
+    return bytes(
+        conn.execute(text("SELECT server_seed FROM inspection_plan WHERE id = :p"), {"p": plan_id}).scalar_one()
+    )
+
+
+def test_the_server_seed_is_sealed_at_rest_until_the_draw_reveals_it(engine: Engine, world: InspectionWorld) -> None:
+    plan_id = _create(engine, _request(world))
+    with engine.connect() as conn:
+        commitment = plans.public_view(conn, plan_id)["commitment"]
+        stored = _stored_seed(conn, plan_id)
+    # Someone reading the database before the draw does not hold the seed behind the commitment.
+    assert hashlib.sha256(stored).hexdigest() != commitment
+    drawn = _draw(engine, plan_id)
+    with engine.connect() as conn:
+        public = plans.public_view(conn, plan_id)
+        stored_after = _stored_seed(conn, plan_id)
+    assert hashlib.sha256(bytes.fromhex(public["server_seed"])).hexdigest() == commitment
+    assert stored_after.hex() == public["server_seed"]
+    assert hashlib.sha256(stored_after + b"835").hexdigest() == drawn.seed
+
+
+def test_a_draw_after_the_app_secret_changed_is_refused_and_draws_nothing(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    plan_id = _create(engine, _request(world))
+    with pytest.raises(PlanState) as refused, engine.begin() as conn:
+        plans.draw(conn, plan_id, "835", actor=CENTRE, scope=CITY, secret_key="another-secret-" + "x" * 32)
+    assert refused.value.reason == "seed_unavailable"
+    assert "密钥" in str(refused.value)
+    with engine.connect() as conn:
+        assert plans.public_view(conn, plan_id)["status"] == "committed"
+        assert _count(conn, "inspection_visit", plan_id) == 0
+    assert _draw(engine, plan_id).status == "drawn"
