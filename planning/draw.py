@@ -124,6 +124,12 @@ def public_value_problem(public_value: str) -> str | None:
         return f"公开随机数不能超过 {PUBLIC_VALUE_MAX_CHARS} 个字符"
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in public_value):
         return "公开随机数不能含控制字符或不可见字符（请按公告原样输入，如 3 位开奖号码）"
+    # Whitespace an auditor cannot see or tell apart (a leading space, U+00A0, U+3000 …) would make the same-looking
+    # value give another seed: only the plain ASCII space, between visible characters, is taken.
+    if public_value[0].isspace() or public_value[-1].isspace():
+        return "公开随机数首尾不能有空格或其他空白字符（请按公告原样输入）"
+    if any(c != " " and (c.isspace() or unicodedata.category(c) in ("Zs", "Zl", "Zp")) for c in public_value):
+        return "公开随机数中只能用普通半角空格分隔，不能含全角空格、不换行空格等其他空白字符"
     return None
 
 

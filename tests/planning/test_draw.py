@@ -9,6 +9,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
@@ -166,6 +167,19 @@ def test_public_values_that_cannot_be_typed_back_are_refused() -> None:
     assert public_value_problem("835\n") is not None
     assert public_value_problem("8\x0035") is not None
     assert public_value_problem("83\u200b5") is not None  # an invisible zero-width space
+
+
+@pytest.mark.parametrize(
+    "value", [" ", " 835", "835 ", "\u00a0835", "8\u00a035", "8\u30003\u30005", "835\u3000", "8\u20025"]
+)
+def test_public_values_with_whitespace_an_auditor_cannot_see_are_refused(value: str) -> None:
+    # Each looks like "835" (or nothing) on a notice board, yet would give another seed.
+    assert public_value_problem(value) is not None
+
+
+def test_plain_spaces_between_visible_characters_are_kept_as_typed() -> None:
+    assert public_value_problem("8 3 5") is None
+    assert public_value_problem("福彩3D 第2026335期 8 3 5") is None
 
 
 def test_business_hours_follow_the_kind_and_catering() -> None:
