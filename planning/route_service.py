@@ -447,6 +447,53 @@ def _store_day(
     )
 
 
+class RouteIntegrity(PlanState):
+    """Stored days that would hold a visit twice, lose one, or carry another team's visit: refused (409), nothing
+    stored, because route sheets printed from them would send a team to one shop twice and skip another."""
+
+    default_reason = "route_integrity"
+
+
+def _check_days(conn: Connection, plan_id: int, expected: set[int]) -> None:
+    """RouteIntegrity unless the plan's stored days hold exactly the `expected` visits, each once, each on a day of
+    the team it belongs to."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT r.team_id, r.day, v.visit_id, iv.team_id AS visit_team
+            FROM inspection_route r
+            CROSS JOIN LATERAL unnest(r.visit_ids) AS v(visit_id)
+            LEFT JOIN inspection_visit iv ON iv.id = v.visit_id AND iv.plan_id = r.plan_id
+            WHERE r.plan_id = :p
+            """
+        ),
+        {"p": plan_id},
+    ).all()
+    seen: dict[int, int] = {}
+    for row in rows:
+        seen[row.visit_id] = seen.get(row.visit_id, 0) + 1
+    twice = sorted(i for i, n in seen.items() if n > 1)
+    lost = sorted(expected - set(seen))
+    extra = sorted(set(seen) - expected)
+    foreign = sorted({r.visit_id for r in rows if r.visit_team != r.team_id})
+    if twice or lost or extra or foreign:
+        parts = [
+            f"{label}：{'、'.join(map(str, ids[:10]))}"
+            for label, ids in (("重复", twice), ("丢失", lost), ("多出", extra), ("不属于该检查组", foreign))
+            if ids
+        ]
+        raise RouteIntegrity(f"路线校验未通过（{'；'.join(parts)}），未保存任何改动", reason="route_integrity")
+
+
+def _stored_visits(conn: Connection, plan_id: int) -> set[int]:
+    """Every visit the plan's stored days hold."""
+    return set(
+        conn.execute(
+            text("SELECT DISTINCT unnest(visit_ids) FROM inspection_route WHERE plan_id = :p"), {"p": plan_id}
+        ).scalars()
+    )
+
+
 def solve_plan_routes(
     conn: Connection,
     plan_id: int,
@@ -469,18 +516,22 @@ def solve_plan_routes(
     visits = _visits(conn, plan_id)
     network = _plan_network(conn, plan, teams)
     started = time.monotonic()
-    conn.execute(text("DELETE FROM inspection_route WHERE plan_id = :p"), {"p": plan_id})
     at = clock.now()
     routed_teams = [t for t in teams if any(v["team_id"] == t["id"] for v in visits)]
     per_team = max(MIN_TEAM_SECONDS, max_seconds / max(len(routed_teams), 1))
-    for team in routed_teams:
-        own = [v for v in visits if v["team_id"] == team["id"]]
-        tp = _team_problem(network, team, own, window, _days_needed(own, window))
-        solution = _solve_team(tp, per_team)
-        by_id = {v["id"]: v for v in own}
-        for day, route in enumerate(solution.routes, start=1):
-            legs = _legs(network, team, [by_id[i] for i in route.job_ids])
-            _store_day(conn, plan_id, int(team["id"]), day, route, manual=False, at=at, legs=legs)
+    expected: set[int] = set()
+    with conn.begin_nested():  # a failed check below leaves the previous days as they were
+        conn.execute(text("DELETE FROM inspection_route WHERE plan_id = :p"), {"p": plan_id})
+        for team in routed_teams:
+            own = [v for v in visits if v["team_id"] == team["id"]]
+            tp = _team_problem(network, team, own, window, _days_needed(own, window))
+            solution = _solve_team(tp, per_team)
+            by_id = {v["id"]: v for v in own}
+            for day, route in enumerate(solution.routes, start=1):
+                expected.update(route.job_ids)
+                legs = _legs(network, team, [by_id[i] for i in route.job_ids])
+                _store_day(conn, plan_id, int(team["id"]), day, route, manual=False, at=at, legs=legs)
+        _check_days(conn, plan_id, expected)
     result = plan_routes(conn, plan_id, scope=scope, settings=day_settings)
     result.figures["solve_s"] = round(time.monotonic() - started, 3)
     return result
@@ -689,15 +740,20 @@ def move_stop(
             f"第 {day} 天排不下该检查对象（{visit['name']}）：{REASONS_ZH[reason]}，路线未改动",
             unassigned=[{"id": visit_id, "reason": reason, "detail": REASONS_ZH[reason]}],
         )
-    if source is not None and (source["team_id"], source["day"]) != (team_id, day):
-        _reoptimise_left(conn, plan_id, network, teams[source["team_id"]], source, visit_id, visits, window, at)
-    if visit["team_id"] != team_id:
-        conn.execute(
-            text("UPDATE inspection_visit SET team_id = :t, unmatched_reason = NULL WHERE id = :v AND plan_id = :p"),
-            {"t": team_id, "v": visit_id, "p": plan_id},
-        )
-    legs = _legs(network, team, [visits[i] for i in placed.job_ids])
-    _store_day(conn, plan_id, team_id, day, placed, manual=True, at=at, legs=legs)
+    expected = _stored_visits(conn, plan_id) | {visit_id}
+    with conn.begin_nested():  # a failed check below leaves every day (and the visit's team) as it was
+        if source is not None and (source["team_id"], source["day"]) != (team_id, day):
+            _reoptimise_left(conn, plan_id, network, teams[source["team_id"]], source, visit_id, visits, window, at)
+        if visit["team_id"] != team_id:
+            conn.execute(
+                text(
+                    "UPDATE inspection_visit SET team_id = :t, unmatched_reason = NULL WHERE id = :v AND plan_id = :p"
+                ),
+                {"t": team_id, "v": visit_id, "p": plan_id},
+            )
+        legs = _legs(network, team, [visits[i] for i in placed.job_ids])
+        _store_day(conn, plan_id, team_id, day, placed, manual=True, at=at, legs=legs)
+        _check_days(conn, plan_id, expected)
     return plan_routes(conn, plan_id, scope=scope, settings=day_settings)
 
 

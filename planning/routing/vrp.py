@@ -268,14 +268,21 @@ def order_around_pin(
     for _ in range(max_passes):
         improved = False
         for i in range(len(best)):
+            # The stop taken out and the order without it are fixed for this i: `best` changes only after every place
+            # j was tried (replacing it inside the loop made best[i] another stop while `rest` still held the old one,
+            # so a stop was doubled and another lost).
+            moving = best[i]
             rest = best[:i] + best[i + 1 :]
+            chosen: list[int] | None = None
             for j in range(len(best)):
                 if j == i:
                     continue
-                candidate = [*rest[:j], best[i], *rest[j:]]
+                candidate = [*rest[:j], moving, *rest[j:]]
                 candidate_score = score(candidate)
                 if candidate_score < best_score:
-                    best, best_score, improved = candidate, candidate_score, True
+                    chosen, best_score = candidate, candidate_score
+            if chosen is not None:
+                best, improved = chosen, True
         if not improved:
             break
     if best_score[0] > 0:

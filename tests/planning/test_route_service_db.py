@@ -21,6 +21,7 @@ from supervision.calendar import default_calendar
 from supervision.errors import OutOfScope
 from supervision.scope import Scope
 from tests.support.inspection_world import JOINT_ITEMS, make_inspection_world
+from tests.support.server import SECRET_KEY
 
 pytestmark = pytest.mark.db
 
@@ -473,8 +474,8 @@ def test_a_plan_drawn_by_the_real_draw_gets_its_days_on_the_roads(engine: Engine
             public_value_source="中国福利彩票3D 第2026335期开奖号码",
             public_value_at=clock.now(),
         )
-        plan = plans.create_plan(conn, request, actor="centre", scope=CITY)
-        drawn = plans.draw(conn, plan.id, "835", actor="centre", scope=CITY)
+        plan = plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY)
+        drawn = plans.draw(conn, plan.id, "835", actor="centre", scope=CITY, secret_key=SECRET_KEY)
         answer = solve_plan_routes(conn, drawn.id, scope=CITY, actor="centre", max_seconds=1.0)
         check_days(conn, answer, world.town_code)
         visits = conn.execute(
@@ -513,3 +514,96 @@ def test_a_visit_the_draw_could_not_staff_is_placed_by_hand_on_a_team_that_may_m
     assert world["unmatched"] not in {u.visit_id for u in after.unassigned}
     day = next(d for t in after.teams if t.team_id == world["team1"] for d in t.days if d.day == lightest.day)
     assert day.stops[0].visit_id == world["unmatched"]
+
+
+def every_stop(answer: Any) -> list[int]:
+    """Every stop of every team day as answered (the planning page and the route sheets print these)."""
+    return [s.visit_id for t in answer.teams for d in t.days for s in d.stops]
+
+
+def test_successive_hand_moves_keep_every_visit_exactly_once_on_the_days_and_the_sheets(engine: Engine) -> None:
+    """The outside test: moving a stop within a ten-stop day doubled one stop and lost another, and the sheets
+    followed. Now move after move, each visit stays on exactly one day, in storage and in what the sheets print."""
+    with engine.begin() as conn:
+        town = conn.execute(
+            text("SELECT town_code FROM road GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 1")
+        ).scalar_one()
+        entities = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT uscc, grid_code, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM entity"
+                    " WHERE town_code = :t AND geom IS NOT NULL AND status = 'open' ORDER BY uscc DESC LIMIT 14"
+                ),
+                {"t": town},
+            )
+        ]
+        office = (entities[0]["lon"] - 0.002, entities[0]["lat"] - 0.002)
+        plan_id = insert_drawn_plan(conn, town, departments=ALONE, visit_date=date(2026, 12, 7))
+        team = insert_team(conn, plan_id, 1, ALONE, office, "999999999999999")
+        ids = insert_visits(conn, plan_id, entities, team, ALONE, service_minutes=25)
+        answer = solve_plan_routes(conn, plan_id, scope=CITY, actor="centre", max_seconds=1.0)
+        assert sorted(every_stop(answer)) == sorted(ids)
+        for k in range(6):
+            days = next(t for t in answer.teams if t.team_id == team).days
+            fullest = max(days, key=lambda d: len(d.stops))
+            stops = [s.visit_id for s in fullest.stops]
+            moved = stops[k % len(stops)]
+            answer = move_stop(
+                conn,
+                plan_id,
+                visit_id=moved,
+                team_id=team,
+                day=fullest.day,
+                position=(k * 3 + 2) % len(stops),
+                scope=CITY,
+                actor="centre",
+            )
+            stored = [
+                i
+                for row in conn.execute(
+                    text("SELECT visit_ids FROM inspection_route WHERE plan_id = :p"), {"p": plan_id}
+                ).scalars()
+                for i in row
+            ]
+            assert sorted(stored) == sorted(ids), f"move {k + 1} of {moved}"
+            assert sorted(every_stop(answer)) == sorted(ids)
+            assert not answer.unassigned
+            check_days(conn, answer, town)
+
+
+def test_a_move_onto_days_that_already_hold_a_visit_twice_is_refused_and_stores_nothing(engine: Engine) -> None:
+    """Days corrupted before the fix (one stop twice, another lost) are not built upon: the next move is refused with
+    the doubled visit named, and nothing changes."""
+    with engine.begin() as conn:
+        town = conn.execute(
+            text("SELECT town_code FROM road GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 1")
+        ).scalar_one()
+        entities = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT uscc, grid_code FROM entity WHERE town_code = :t AND geom IS NOT NULL AND status = 'open'"
+                    " ORDER BY uscc DESC OFFSET 20 LIMIT 4"
+                ),
+                {"t": town},
+            )
+        ]
+        office = conn.execute(
+            text("SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE uscc = :u"), {"u": entities[0]["uscc"]}
+        ).one()
+        plan_id = insert_drawn_plan(conn, town, departments=ALONE, visit_date=date(2026, 12, 7))
+        team = insert_team(conn, plan_id, 1, ALONE, (office[0] + 0.001, office[1]), "999999999999999")
+        ids = insert_visits(conn, plan_id, entities, team, ALONE, service_minutes=20)
+        solve_plan_routes(conn, plan_id, scope=CITY, actor="centre", max_seconds=0.5)
+        row = conn.execute(
+            text("SELECT id, visit_ids FROM inspection_route WHERE plan_id = :p ORDER BY day LIMIT 1"), {"p": plan_id}
+        ).one()
+        doubled = [row.visit_ids[1], *row.visit_ids[1:]]  # the first stop lost, the second twice
+        conn.execute(text("UPDATE inspection_route SET visit_ids = :v WHERE id = :id"), {"v": doubled, "id": row.id})
+        before = stored_routes(conn, plan_id)
+        with pytest.raises(PlanState) as refused:
+            move_stop(conn, plan_id, visit_id=ids[2], team_id=team, day=1, position=0, scope=CITY, actor="centre")
+        assert refused.value.reason == "route_integrity"
+        assert f"重复：{row.visit_ids[1]}" in str(refused.value)
+        assert stored_routes(conn, plan_id) == before

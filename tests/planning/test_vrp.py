@@ -429,3 +429,49 @@ def test_when_not_all_fit_the_higher_priority_job_is_served_and_travel_limits_ho
         (2, "travel_limit", REASONS_ZH["travel_limit"])
     ]
     assert answer["summary"]["duration"] <= 150
+
+
+@st.composite
+def pinned_days(draw: st.DrawFn) -> tuple[Problem, list[int], int, int]:
+    """A day of 1–10 stops at random places with windows (some tight), one of them pinned at a random position."""
+    n = draw(st.integers(1, 10))
+    xs = draw(st.lists(st.integers(0, 2000), min_size=n + 1, max_size=n + 1))
+    matrix = np.array([[abs(a - b) for b in xs] for a in xs], dtype=np.int64)
+    jobs = []
+    for i in range(1, n + 1):
+        start = draw(st.integers(0, 6000))
+        jobs.append(
+            Job(i, i, service_s=draw(st.integers(0, 900)), windows=((start, start + draw(st.integers(0, 20_000))),))
+        )
+    day = draw(st.permutations(list(range(1, n + 1))))
+    pinned = draw(st.sampled_from(day))
+    others = [j for j in day if j != pinned]
+    position = draw(st.integers(0, len(others)))
+    return Problem(matrix, jobs, [Vehicle(1, 0, 0, window=(0, 40_000))]), others, pinned, position
+
+
+@settings(max_examples=300, deadline=None)
+@given(pinned_days())
+def test_a_reordered_day_holds_each_of_its_stops_once_with_the_pin_where_it_was_put(
+    case: tuple[Problem, list[int], int, int],
+) -> None:
+    problem, others, pinned, position = case
+    route = order_around_pin(problem, problem.vehicles[0], others, pinned, position)
+    if route is not None:
+        assert sorted(route.job_ids) == sorted([*others, pinned])
+        assert route.job_ids[position] == pinned
+
+
+def test_the_outside_testers_day_keeps_all_ten_stops_when_one_is_moved() -> None:
+    # The reported day: stop 2992 moved to position 5 came back as [3019, 3019, 3004, ...] with 3016 lost.
+    ids = [2992, 3016, 3019, 3004, 2949, 2951, 3001, 3033, 2993, 3039]
+    rng = np.random.default_rng(16)
+    xy = rng.integers(0, 600, size=(len(ids) + 1, 2))
+    matrix = np.abs(xy[:, None, :] - xy[None, :, :]).sum(axis=2).astype(np.int64)
+    jobs = [Job(v, k + 1, service_s=1800, windows=((9 * 3600, 17 * 3600 + 1800),)) for k, v in enumerate(ids)]
+    problem = Problem(matrix, jobs, [Vehicle(1, 0, 0, window=(8 * 3600 + 1800, 17 * 3600 + 1800))])
+    others = [v for v in ids if v != 2992]
+    route = order_around_pin(problem, problem.vehicles[0], others, 2992, 5)
+    assert route is not None
+    assert sorted(route.job_ids) == sorted(ids)
+    assert route.job_ids[5] == 2992
