@@ -331,8 +331,9 @@ def run(settings: DatabaseSettings, engine: Engine) -> str:
             "by their keys) |",
             "",
             f"Budget: a draw over the full-scale directory ≤ 5 s: {verdict}. The draw itself (read and check the "
-            f"candidate list, select, mark) of (c) took {selection_s:.2f} s; with the "
-            f"visits and teams matched and everything stored, {full['draw_s']:.2f} s (pure selection alone at "
+            f"candidate list, select) of (c) took {selection_s:.2f} s; with the selected marked (by the server while "
+            f"the teams are matched), visits and teams matched and everything stored, {full['draw_s']:.2f} s (pure "
+            "selection alone at "
             f"{pure['candidates']:,} candidates: {pure['ours_s']:.2f} s). Load caps: {JOINT_LOAD_CAP} visits per "
             f"inspector in (b), {FULL_LOAD_CAP} in (c). Machine load when the section started: {load:.1f} "
             f"(1-minute average) on {os.cpu_count()} cores.",
