@@ -249,13 +249,19 @@ def _polygon_wkt(polygon: Mapping[str, Any]) -> str:
         raise InvalidPlan(
             f"区域多边形最多 {MAX_POLYGON_VERTICES} 个顶点（现有 {vertices} 个）", reason="invalid_polygon"
         )
-    if geom.is_empty or vertices < 4 or geom.area == 0:
+    distinct = {tuple(xy) for xy in shapely.get_coordinates(geom.exterior).tolist()}
+    if geom.is_empty or len(distinct) < 3:
         raise InvalidPlan("区域多边形至少需要三个不同的顶点", reason="invalid_polygon")
     min_lon, min_lat, max_lon, max_lat = geom.bounds
     if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
         raise InvalidPlan("区域多边形的坐标应为经度、纬度（WGS84）", reason="invalid_polygon")
+    # Validity before area: a bow-tie's two lobes cancel to zero area, yet what is wrong with it is the crossing.
     if not geom.is_valid:
-        raise InvalidPlan(f"区域多边形无效（如边线自相交）：{explain_validity(geom)}", reason="invalid_polygon")
+        raise InvalidPlan(
+            f"区域多边形自相交或无效，请重新画出（边线不能交叉）：{explain_validity(geom)}", reason="invalid_polygon"
+        )
+    if geom.area == 0:
+        raise InvalidPlan("区域多边形至少需要三个不在一条直线上的顶点", reason="invalid_polygon")
     return str(geom.wkt)
 
 
@@ -280,9 +286,41 @@ def _area(conn: Connection, request: PlanRequest) -> Area:
     assert request.polygon is not None
     wkt = _polygon_wkt(request.polygon)
     touched, outside_m2 = repo.polygon_towns(conn, wkt)
-    if not touched or outside_m2 > OUTSIDE_TOLERANCE_M2:
-        raise InvalidPlan("区域多边形超出了本市范围", reason="outside_city")
-    return Area(None, None, wkt, tuple(touched), {"polygon": dict(request.polygon)})
+    if outside_m2 <= OUTSIDE_TOLERANCE_M2 and touched:
+        return Area(None, None, wkt, tuple(touched), {"polygon": dict(request.polygon)})
+    # A polygon drawn across the city's edge is cut to the city (and the answer says so); one wholly outside is refused.
+    clipped = _clipped_to_city(conn, wkt)
+    if clipped is None:
+        raise InvalidPlan("区域多边形完全在本市范围之外", reason="outside_city")
+    clipped_wkt, clipped_geojson = clipped
+    touched, _ = repo.polygon_towns(conn, clipped_wkt)
+    stored = {
+        "polygon": clipped_geojson,
+        "drawn_polygon": dict(request.polygon),
+        "clipped_to_city": True,
+        "outside_m2": round(outside_m2),
+        "note": f"所画多边形有约 {outside_m2 / 1e6:.2f} 平方公里在本市范围之外，已按市界裁剪",
+    }
+    return Area(None, None, clipped_wkt, tuple(touched), stored)
+
+
+def _clipped_to_city(conn: Connection, wkt: str) -> tuple[str, dict[str, Any]] | None:
+    """The polygon cut to the towns it touches (WKT and GeoJSON), or None when nothing of it lies inside the city."""
+    row = conn.execute(
+        text(
+            """
+            WITH p AS (SELECT ST_GeomFromText(:wkt, 4326) AS g),
+                 city AS (SELECT ST_Union(town.geom) AS g FROM town, p WHERE ST_Intersects(town.geom, p.g)),
+                 c AS (SELECT ST_CollectionExtract(ST_Intersection(p.g, city.g), 3) AS g FROM p, city
+                       WHERE city.g IS NOT NULL)
+            SELECT ST_AsText(g) AS wkt, ST_AsGeoJSON(g, 7) AS geojson FROM c WHERE NOT ST_IsEmpty(g) AND ST_Area(g) > 0
+            """
+        ),
+        {"wkt": wkt},
+    ).one_or_none()
+    if row is None:
+        return None
+    return str(row.wkt), json.loads(row.geojson)
 
 
 def _ratios(
@@ -298,6 +336,11 @@ def _visit_date(request: PlanRequest, public_value_at: datetime) -> date:
     announced = public_value_at.astimezone(SHANGHAI).date()
     if request.visit_date is None:
         return default_calendar().add_working_days(announced, 1)
+    today_ = today()
+    if not today_ <= request.visit_date <= today_ + timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidPlan(
+            f"检查开始日期应在今天到 {MAX_DAYS_AHEAD} 天之后之间（请核对年份）", reason="invalid_visit_date"
+        )
     if request.visit_date < announced:
         raise InvalidPlan("检查开始日期不能早于公开随机数公布之日", reason="invalid_visit_date")
     return request.visit_date
@@ -365,6 +408,10 @@ def create_plan(conn: Connection, request: PlanRequest, *, actor: str, scope: Sc
         raise InvalidPlan("公开随机数的公布时间须带时区（如 +08:00）", reason="invalid_request")
     if public_value_at < now - PUBLIC_VALUE_GRACE:
         raise InvalidPlan("公开随机数的公布时间不能早于现在：承诺须在随机数产生之前公布", reason="public_value_in_past")
+    if public_value_at > now + timedelta(days=MAX_DAYS_AHEAD):
+        raise InvalidPlan(
+            f"公开随机数的公布时间不能晚于 {MAX_DAYS_AHEAD} 天之后（请核对年份）", reason="public_value_too_far"
+        )
     if not 1 <= request.load_cap <= MAX_LOAD_CAP:
         raise InvalidPlan(f"每名执法人员的检查户数上限应在 1–{MAX_LOAD_CAP} 之间", reason="invalid_load_cap")
     if not 0 <= request.publish_days <= MAX_PUBLISH_DAYS:
@@ -590,6 +637,27 @@ class _MatchingInputs:
     entities: Mapping[str, Any]
     recent: Mapping[int, frozenset[str]]
     people: Sequence[Mapping[str, Any]]
+    # Visits each inspector still has to make in other drawn plans (their load cap counts across plans).
+    booked: Mapping[int, int] = field(default_factory=dict)
+
+
+def _booked_elsewhere(conn: Connection, plan_id: int) -> dict[int, int]:
+    """Per inspector, the visits still planned in teams of other drawn plans (a cap is per person, not per plan)."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT m.inspector_id, count(*) AS visits
+            FROM inspection_visit v
+            JOIN inspection_plan p ON p.id = v.plan_id AND p.status = 'drawn'
+            JOIN inspection_team t ON t.id = v.team_id
+            CROSS JOIN LATERAL unnest(t.inspector_ids) AS m(inspector_id)
+            WHERE v.status = 'planned' AND v.plan_id <> :plan_id
+            GROUP BY m.inspector_id
+            """
+        ),
+        {"plan_id": plan_id},
+    )
+    return {int(r.inspector_id): int(r.visits) for r in rows}
 
 
 def _matching_inputs(conn: Connection, plan: Mapping[str, Any], visit_items: Mapping[str, set[str]]) -> _MatchingInputs:
@@ -599,6 +667,7 @@ def _matching_inputs(conn: Connection, plan: Mapping[str, Any], visit_items: Map
         entities=repo.entities(conn, sorted(visit_items)),
         recent=recent_visits(conn, today()),
         people=repo.inspectors(conn, plan["department_codes"]),
+        booked=_booked_elsewhere(conn, int(plan["id"])),
     )
 
 
@@ -609,6 +678,8 @@ def _visits_and_teams(
     items, entities, recent, people = inputs.items, inputs.entities, inputs.recent, inputs.people
     item_department = {code: row["department_code"] for code, row in items.items()}
     needs = [VisitNeed(u, entities[u].grid_code, tuple(sorted(visit_items[u]))) for u in sorted(visit_items)]
+    # An inspector's cap is reduced by the visits they still owe other drawn plans; one with no room is left out.
+    room = {int(p["id"]): int(p["load_cap"] or plan["load_cap"]) - inputs.booked.get(int(p["id"]), 0) for p in people}
     infos = [
         InspectorInfo(
             id=int(p["id"]),
@@ -617,11 +688,12 @@ def _visits_and_teams(
             home_grid=p["home_grid_code"],
             conflicts=frozenset(p["conflicts"]),
             recent=recent.get(int(p["id"]), frozenset()),
-            load_cap=int(p["load_cap"] or plan["load_cap"]),
+            load_cap=room[int(p["id"])],
             office=(float(p["office_lon"]), float(p["office_lat"])),
             office_town=p["office_town"],
         )
         for p in people
+        if room[int(p["id"])] > 0
     ]
     matching = match(seed, needs, infos, item_department)
     by_id = {int(p["id"]): p for p in people}
@@ -679,7 +751,11 @@ def cancel(conn: Connection, plan_id: int, reason: str, *, actor: str, scope: Sc
         raise PlanState("该抽查计划已经摇号，不能撤销", reason="already_drawn")
     if plan["status"] == "cancelled":
         raise PlanState("该抽查计划已撤销", reason="cancelled")
-    repo.mark_cancelled(conn, plan_id, reason=f"{text_reason}（{actor}）", at=clock.now())
+    repo.mark_cancelled(conn, plan_id, reason=text_reason, at=clock.now())
+    # Who cancelled is kept for the credentialed answer only: the reason is published, the account name is not.
+    conn.execute(
+        text("UPDATE inspection_plan SET cancelled_by = :actor WHERE id = :id"), {"actor": actor, "id": plan_id}
+    )
     return Plan(
         id=plan_id,
         status="cancelled",
@@ -703,9 +779,19 @@ def _summary(plan: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": plan["created_at"],
         "public_value_source": plan["public_value_source"],
         "public_value_at": plan["public_value_at"],
+        "public_value_announced": public_value_announced(plan),
         "drawn_at": plan["drawn_at"],
         "cancelled_at": plan["cancelled_at"],
     }
+
+
+def public_value_announced(plan: Mapping[str, Any]) -> bool:
+    """Whether the public value was announced for a later instant than the commitment (False: given on the spot).
+
+    An on-the-spot value (the command line's default) is chosen by whoever draws, after seeing the commitment; an
+    auditor should prefer a value whose source and instant were published in advance (docs/INSPECTIONS.md §1).
+    """
+    return bool(plan["public_value_at"] > plan["created_at"] + PUBLIC_VALUE_GRACE)
 
 
 def _items_view(conn: Connection, codes: Sequence[str]) -> list[dict[str, Any]]:
@@ -754,6 +840,16 @@ def plan_view(conn: Connection, plan_id: int, scope: Scope) -> dict[str, Any]:
     strata = repo.strata(conn, plan_id)
     teams = repo.teams(conn, plan_id)
     members = {t["id"]: t["inspectors"] for t in teams}
+    rows = repo.visits(conn, plan_id)
+    # A town leader sees a plan touching their town, but only its part in their town: the visits and teams there,
+    # the entities drawn there, and the strata's classes only when the whole plan lies in their town.
+    own_town = scope.code if scope.kind == "town" else None
+    if own_town is not None:
+        rows = [v for v in rows if v["town_code"] == own_town]
+        shown = {v["uscc"] for v in rows}
+        strata = [{**s, "selected": [u for u in s["selected"] if u in shown]} for s in strata]
+        teams = [t for t in teams if t["id"] in {v["team_id"] for v in rows}]
+    classes_shown = own_town is None or list(plan["town_codes"]) == [own_town]
     visits = [
         {
             "id": v["id"],
@@ -776,7 +872,7 @@ def plan_view(conn: Connection, plan_id: int, scope: Scope) -> dict[str, Any]:
             "unmatched_reason": v["unmatched_reason"],
             "unmatched_reason_zh": UNMATCHED_REASONS_ZH.get(v["unmatched_reason"]) if v["unmatched_reason"] else None,
         }
-        for v in repo.visits(conn, plan_id)
+        for v in rows
     ]
     return {
         **_summary(plan),
@@ -794,9 +890,10 @@ def plan_view(conn: Connection, plan_id: int, scope: Scope) -> dict[str, Any]:
         "created_by": plan["created_by"],
         "drawn_by": plan["drawn_by"],
         "cancel_reason": plan["cancel_reason"],
+        "cancelled_by": _cancelled_by(conn, plan_id),
         "public_url": f"/public/inspections/{plan_id}",
         "strata": [
-            {**p, "item_code": s["item_code"], "credit_class": s["credit_class"]}
+            {**p, "item_code": s["item_code"], "credit_class": s["credit_class"] if classes_shown else None}
             for p, s in zip(_public_strata(strata), strata, strict=True)
         ],
         "teams": [
@@ -812,6 +909,13 @@ def plan_view(conn: Connection, plan_id: int, scope: Scope) -> dict[str, Any]:
         "visits": visits,
         "unmatched": _unmatched_summary(visits),
     }
+
+
+def _cancelled_by(conn: Connection, plan_id: int) -> str | None:
+    """Who cancelled a plan (credentialed answers only; never published)."""
+    return conn.execute(
+        text("SELECT cancelled_by FROM inspection_plan WHERE id = :id"), {"id": plan_id}
+    ).scalar_one_or_none()
 
 
 def _unmatched_summary(visits: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -851,8 +955,17 @@ def public_view(conn: Connection, plan_id: int) -> dict[str, Any]:
     }
 
 
+class PlanWithdrawn(PlanState):
+    """The candidate list of a cancelled plan is withdrawn (410 Gone): its commitment and reason stay public."""
+
+    default_reason = "cancelled"
+
+
 def public_candidates_csv(conn: Connection, plan_id: int) -> bytes:
-    """The published candidate list's bytes (its SHA-256 is the plan's candidates_sha256)."""
-    if repo.plan(conn, plan_id) is None:
+    """The published candidate list's bytes (its SHA-256 is the plan's candidates_sha256); withdrawn once cancelled."""
+    plan = repo.plan(conn, plan_id)
+    if plan is None:
         raise PlanNotFound(f"没有编号为 {plan_id} 的抽查计划", reason="not_found")
+    if plan["status"] == "cancelled":
+        raise PlanWithdrawn("该抽查计划已撤销，候选名单已撤回（承诺与撤销原因仍公开）", reason="cancelled")
     return drawing.candidates_csv(repo.candidates(conn, plan_id))

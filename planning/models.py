@@ -217,6 +217,8 @@ inspection_plan = Table(
     Column("drawn_at", DateTime(timezone=True)),
     Column("cancelled_at", DateTime(timezone=True)),
     Column("cancel_reason", Text),
+    # The account that cancelled (credentialed answers only: the reason is published, the canceller is not).
+    Column("cancelled_by", Text),
     CheckConstraint("status IN ('committed','drawn','cancelled')", name="status"),
     CheckConstraint("load_cap > 0", name="load_cap"),
     CheckConstraint("publish_days BETWEEN 0 AND 60", name="publish_days"),

@@ -118,7 +118,7 @@ class StratumOut(BaseModel):
 
     id: str = Field(description="分层公开编号（事项编码/随机串，不透露信用类别）")
     item_code: str = Field(description="抽查事项编码")
-    credit_class: str = Field(description="信用类别（内部信息，不公开）")
+    credit_class: str | None = Field(description="信用类别（内部信息，不公开；镇街领导查看涉及其他镇街的计划时不显示）")
     size: int = Field(description="候选户数")
     ratio: str = Field(description="抽查比例（十进制小数）")
     n: int = Field(description="应抽户数")
@@ -208,6 +208,7 @@ class PlanOut(BaseModel):
     created_at: datetime = Field(description="建立时间")
     public_value_source: str = Field(description="公开随机数的来源")
     public_value_at: datetime = Field(description="公开随机数的公布时间")
+    public_value_announced: bool = Field(description="公开随机数是否事先公布（否：摇号时当场给出）")
     drawn_at: datetime | None = Field(description="摇号时间")
     cancelled_at: datetime | None = Field(description="撤销时间")
     items: list[PlanItemOut]
@@ -223,7 +224,8 @@ class PlanOut(BaseModel):
     visit_date: date | None = Field(description="检查开始日期")
     created_by: str = Field(description="建立人")
     drawn_by: str | None = Field(description="摇号人")
-    cancel_reason: str | None = Field(description="撤销原因")
+    cancel_reason: str | None = Field(description="撤销原因（公开）")
+    cancelled_by: str | None = Field(default=None, description="撤销人（不公开）")
     public_url: str = Field(description="公开页面（JSON）地址")
     strata: list[StratumOut]
     teams: list[TeamOut]
@@ -241,6 +243,7 @@ class PlanSummaryOut(BaseModel):
     created_at: datetime = Field(description="建立时间")
     public_value_source: str = Field(description="公开随机数的来源")
     public_value_at: datetime = Field(description="公开随机数的公布时间")
+    public_value_announced: bool = Field(description="公开随机数是否事先公布（否：摇号时当场给出）")
     drawn_at: datetime | None = Field(description="摇号时间")
     cancelled_at: datetime | None = Field(description="撤销时间")
     town_codes: list[str] = Field(description="区域涉及的镇街")

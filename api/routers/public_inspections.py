@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from api.deps import read_connection
+from api.errors import error_body
 from planning import inspection_plans
 
 router = APIRouter(tags=["双随机抽查"])
@@ -33,6 +34,9 @@ class PublicPlanSummary(BaseModel):
     created_at: datetime = Field(description="建立（公布承诺）时间")
     public_value_source: str = Field(description="公开随机数的来源")
     public_value_at: datetime = Field(description="公开随机数的公布时间")
+    public_value_announced: bool = Field(
+        description="公开随机数是否事先公布（否：摇号时当场给出，复核时应核实其来源，事先公布的更可信）"
+    )
     drawn_at: datetime | None = Field(description="摇号时间")
     cancelled_at: datetime | None = Field(description="撤销时间")
 
@@ -89,6 +93,9 @@ class PublicPlan(BaseModel):
     created_at: datetime = Field(description="建立（公布承诺）时间")
     public_value_source: str = Field(description="公开随机数的来源")
     public_value_at: datetime = Field(description="公开随机数的公布时间")
+    public_value_announced: bool = Field(
+        description="公开随机数是否事先公布（否：摇号时当场给出，复核时应核实其来源，事先公布的更可信）"
+    )
     drawn_at: datetime | None = Field(description="摇号时间")
     cancelled_at: datetime | None = Field(description="撤销时间")
     cancel_reason: str | None = Field(description="撤销原因")
@@ -124,11 +131,19 @@ def get_public_plan(plan_id: PlanId, conn: PublicConn) -> Any:
     "/inspections/{plan_id:int}/candidates.csv",
     summary="公开：候选名单（stratum_id,uscc），其 SHA-256 即 candidates_sha256",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}, 404: {"description": "没有该抽查计划"}},
+    responses={
+        200: {"content": {"text/csv": {}}},
+        404: {"description": "没有该抽查计划"},
+        410: {"description": "计划已撤销，候选名单已撤回（承诺与撤销原因仍在计划的公开页面上）"},
+    },
 )
 def get_public_candidates(plan_id: PlanId, conn: PublicConn) -> Response:
-    """按 (stratum_id, uscc) 排序、LF 换行、UTF-8 无 BOM 的原始字节。"""
-    data = inspection_plans.public_candidates_csv(conn, plan_id)
+    """按 (stratum_id, uscc) 排序、LF 换行、UTF-8 无 BOM 的原始字节；已撤销的计划不再提供（410）。"""
+    try:
+        data = inspection_plans.public_candidates_csv(conn, plan_id)
+    except inspection_plans.PlanWithdrawn as exc:
+        # Gone, not a conflict: the list existed and is withdrawn for good (a cancelled plan is never drawn).
+        return JSONResponse({**error_body("gone", str(exc)), "reason": exc.reason}, status_code=410)
     return Response(
         content=data,
         media_type="text/csv; charset=utf-8",

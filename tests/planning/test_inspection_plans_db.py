@@ -9,7 +9,7 @@ import hmac
 import json
 import math
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,13 @@ CENTRE = "centre-test"
 def world(engine: Engine) -> InspectionWorld:
     with engine.begin() as conn:
         return make_inspection_world(conn)
+
+
+@pytest.fixture(autouse=True)
+def _earlier_visits_made(engine: Engine) -> None:
+    """Each story starts with the inspectors' visits of earlier stories made: a load cap counts across plans."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE inspection_visit SET status = 'done' WHERE status = 'planned'"))
 
 
 def _request(world: InspectionWorld, **overrides: Any) -> PlanRequest:
@@ -119,7 +126,9 @@ def test_a_plan_fixes_its_candidates_and_publishes_the_commitment_before_the_dra
         seed_row = conn.execute(text("SELECT server_seed FROM inspection_plan WHERE id = :p"), {"p": plan_id}).one()
     assert view["status"] == "committed"
     assert len(bytes(seed_row.server_seed)) == 32
-    assert view["commitment"] == hashlib.sha256(bytes(seed_row.server_seed)).hexdigest()
+    # Stored sealed with the app secret: opened, it is the seed behind the commitment.
+    unsealed = plans.seal_seed(bytes(seed_row.server_seed), view["commitment"], SECRET_KEY)
+    assert view["commitment"] == hashlib.sha256(unsealed).hexdigest()
     assert hashlib.sha256(csv_bytes).hexdigest() == view["candidates_sha256"] == public["candidates_sha256"]
     # Before the draw nothing about the seed is known outside, and nothing is selected.
     assert public["server_seed"] is None and public["seed"] is None and public["public_value"] is None
@@ -485,6 +494,8 @@ def test_a_draw_beyond_its_inspectors_says_how_many_visits_wait_and_why(engine: 
                 " WHERE department_code = 'market_supervision'"
             )
         )
+        # The earlier stories' visits are made: the four start with no visits owed to other plans.
+        conn.execute(text("UPDATE inspection_visit SET status = 'done'"))
         least = max(
             sum(s.n for s in plans.preview(conn, _request(world), scope=CITY).strata if s.item_code == item)
             for item in MS_ITEMS
@@ -540,3 +551,150 @@ def test_a_draw_after_the_app_secret_changed_is_refused_and_draws_nothing(
         assert plans.public_view(conn, plan_id)["status"] == "committed"
         assert _count(conn, "inspection_visit", plan_id) == 0
     assert _draw(engine, plan_id).status == "drawn"
+
+
+def test_a_public_value_given_on_the_spot_is_flagged_and_one_announced_in_advance_is_not(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    on_the_spot = _create(engine, _request(world, public_value_at=None))
+    announced = _create(engine, _request(world, public_value_at=clock.now() + timedelta(days=1)))
+    with engine.connect() as conn:
+        assert plans.public_view(conn, on_the_spot)["public_value_announced"] is False
+        assert plans.plan_view(conn, on_the_spot, CITY)["public_value_announced"] is False
+        assert plans.public_view(conn, announced)["public_value_announced"] is True
+    # The command line's way still works: plan, then draw at once with the value given there.
+    assert _draw(engine, on_the_spot).status == "drawn"
+
+
+def test_dates_far_ahead_or_in_the_past_are_refused_not_a_server_error(engine: Engine, world: InspectionWorld) -> None:
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    cases = [
+        ({"public_value_at": far}, "public_value_too_far"),
+        ({"public_value_at": clock.now() + timedelta(days=400)}, "public_value_too_far"),
+        ({"visit_date": date(9999, 12, 31)}, "invalid_visit_date"),
+        ({"visit_date": clock.now().date() + timedelta(days=400)}, "invalid_visit_date"),
+        ({"visit_date": clock.now().date() - timedelta(days=1)}, "invalid_visit_date"),
+    ]
+    for overrides, reason in cases:
+        with pytest.raises(InvalidPlan) as refused, engine.begin() as conn:
+            plans.create_plan(conn, _request(world, **overrides), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
+        assert refused.value.reason == reason, overrides
+    # Within the year both still stand.
+    _create(engine, _request(world, public_value_at=clock.now() + timedelta(days=300)))
+
+
+def test_a_cancelled_plan_withdraws_its_list_and_keeps_the_canceller_private(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    plan_id = _create(engine, _request(world))
+    with engine.begin() as conn:
+        plans.cancel(conn, plan_id, "抽查范围有误", actor="user:demo", scope=CITY)
+    with engine.connect() as conn:
+        public = plans.public_view(conn, plan_id)
+        view = plans.plan_view(conn, plan_id, CITY)
+        with pytest.raises(plans.PlanWithdrawn) as gone:
+            plans.public_candidates_csv(conn, plan_id)
+    assert gone.value.reason == "cancelled"
+    assert public["cancel_reason"] == "抽查范围有误" and "demo" not in json.dumps(public, default=str)
+    assert public["commitment"] == view["commitment"]
+    assert view["cancelled_by"] == "user:demo"
+
+
+def _two_town_plan(engine: Engine, world: InspectionWorld) -> int:
+    plan_id = _create(engine, _request(world, towns=(world.town_code, world.other_town)))
+    _draw(engine, plan_id)
+    return plan_id
+
+
+def test_a_town_leader_sees_only_their_towns_part_of_a_plan_across_towns(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    plan_id = _two_town_plan(engine, world)
+    with engine.connect() as conn:
+        whole = plans.plan_view(conn, plan_id, CITY)
+        mine = plans.plan_view(conn, plan_id, Scope("town", world.other_town))
+    assert {v["town_code"] for v in whole["visits"]} == {world.town_code, world.other_town}
+    assert mine["visits"] and {v["town_code"] for v in mine["visits"]} == {world.other_town}
+    own = {v["uscc"] for v in mine["visits"]}
+    assert {u for s in mine["strata"] for u in s["selected"]} == own
+    assert all(s["credit_class"] is None for s in mine["strata"])
+    assert {t["id"] for t in mine["teams"]} == {v["team_id"] for v in mine["visits"] if v["team_id"]}
+    # A plan wholly in the leader's town shows its classes to them.
+    single = _create(engine, _request(world))
+    with engine.connect() as conn:
+        alone = plans.plan_view(conn, single, Scope("town", world.town_code))
+    assert all(s["credit_class"] in {"A", "B", "C", "D"} for s in alone["strata"])
+
+
+def test_an_inspector_full_from_one_plan_is_not_booked_again_by_the_next(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    """Four inspectors whose caps the first plan fills: the second plan in the same town, drawn right after, cannot
+    give them more visits than their cap across both plans."""
+    with engine.connect() as conn, conn.begin() as trans:
+        conn.execute(
+            text(
+                "UPDATE inspector SET active = (code IN ('T16MS001', 'T16MS002', 'T16MS003', 'T16MS005'))"
+                " WHERE department_code = 'market_supervision'"
+            )
+        )
+        # The earlier stories' visits are made: the four start with no visits owed to other plans.
+        conn.execute(text("UPDATE inspection_visit SET status = 'done'"))
+        least = max(
+            sum(s.n for s in plans.preview(conn, _request(world), scope=CITY).strata if s.item_code == item)
+            for item in MS_ITEMS
+        )
+        cap = math.ceil(least / 4)
+        first = plans.create_plan(conn, _request(world, load_cap=cap), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
+        second = plans.create_plan(conn, _request(world, load_cap=cap), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
+        assert plans.draw(conn, first.id, "835", actor=CENTRE, scope=CITY, secret_key=SECRET_KEY).teams == 2
+        again = plans.draw(conn, second.id, "836", actor=CENTRE, scope=CITY, secret_key=SECRET_KEY)
+        assert again.teams == 0 and again.unmatched == again.visits > 0
+        per_inspector = conn.execute(
+            text(
+                """
+                SELECT m.id, count(*) FROM inspection_visit v JOIN inspection_team t ON t.id = v.team_id,
+                     unnest(t.inspector_ids) AS m(id)
+                WHERE v.plan_id IN (:a, :b) GROUP BY m.id
+                """
+            ),
+            {"a": first.id, "b": second.id},
+        ).all()
+        assert per_inspector and all(visits <= cap for _, visits in per_inspector)
+        trans.rollback()
+
+
+def test_a_polygon_across_the_city_edge_is_clipped_and_one_wholly_outside_is_refused(
+    engine: Engine, world: InspectionWorld
+) -> None:
+    with engine.connect() as conn:
+        min_lon, min_lat, max_lon, max_lat = conn.execute(
+            text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM town) x")
+        ).one()
+    # A box over the whole city and well beyond it: clipped to the city, so it holds every town's candidates.
+    big = _square(min_lon - 0.2, min_lat - 0.2, max(max_lon - min_lon, max_lat - min_lat) + 0.4)
+    plan_id = _create(engine, _request(world, towns=None, polygon=big, items=MS_ITEMS[:1]))
+    with engine.connect() as conn:
+        view = plans.plan_view(conn, plan_id, CITY)
+    assert view["area"]["clipped_to_city"] is True and view["area"]["outside_m2"] > 0
+    assert view["area"]["drawn_polygon"] == big
+    assert world.town_code in view["town_codes"] and world.other_town in view["town_codes"]
+    outside = _square(max_lon + 1.0, max_lat + 1.0, 0.05)
+    with pytest.raises(InvalidPlan) as refused, engine.begin() as conn:
+        plans.create_plan(
+            conn, _request(world, towns=None, polygon=outside), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY
+        )
+    assert refused.value.reason == "outside_city"
+
+
+def test_a_self_intersecting_polygon_is_named_so(engine: Engine, world: InspectionWorld) -> None:
+    bow_tie = {
+        "type": "Polygon",
+        "coordinates": [[[113.7, 23.0], [113.8, 23.1], [113.8, 23.0], [113.7, 23.1], [113.7, 23.0]]],
+    }
+    with pytest.raises(InvalidPlan) as refused, engine.begin() as conn:
+        plans.create_plan(
+            conn, _request(world, towns=None, polygon=bow_tie), actor=CENTRE, scope=CITY, secret_key=SECRET_KEY
+        )
+    assert refused.value.reason == "invalid_polygon"
+    assert "多边形自相交" in str(refused.value)
