@@ -708,6 +708,7 @@ def move_stop(
         )
     if visit["team_id"] != team_id:
         _may_take(team, visit, int(plan["load_cap"]))
+        _qualified(conn, team, visit)
         recent = recent_visits(conn, today())
         if any(visit["uscc"] in recent.get(i, frozenset()) for i in team["inspector_ids"]):
             raise InvalidPlan(
@@ -775,6 +776,35 @@ def _may_take(team: Mapping[str, Any], visit: Mapping[str, Any], plan_cap: int) 
         raise InvalidPlan(
             f"第 {team['team_no']} 组已承担 {team['load']} 户，再加一户将超过每人 {cap} 户的上限",
             reason="team_over_cap",
+        )
+
+
+def _qualified(conn: Connection, team: Mapping[str, Any], visit: Mapping[str, Any]) -> None:
+    """InvalidPlan (422, not_qualified) unless every item of the visit has a member of the item's department qualified
+    for it — the draw's matching rule, kept for a hand move too."""
+    missing = list(
+        conn.execute(
+            text(
+                """
+                SELECT x.code, coalesce(it.name, x.code) AS name
+                FROM unnest(CAST(:items AS text[])) WITH ORDINALITY AS x(code, ord)
+                LEFT JOIN inspection_item it ON it.code = x.code
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM inspector i
+                    WHERE i.id = ANY(CAST(:members AS bigint[])) AND i.department_code = it.department_code
+                      AND x.code = ANY(i.qualifications)
+                )
+                ORDER BY x.ord
+                """
+            ),
+            {"items": list(visit["item_codes"]), "members": list(team["inspector_ids"])},
+        )
+    )
+    if missing:
+        shown = "、".join(f"{r.name}（{r.code}）" for r in missing)
+        raise InvalidPlan(
+            f"第 {team['team_no']} 组没有具备以下检查事项资格的本部门检查人员：{shown}，不能承担该检查对象",
+            reason="not_qualified",
         )
 
 

@@ -60,22 +60,30 @@ def insert_drawn_plan(
 
 
 def insert_team(
-    conn: Connection, plan_id: int, team_no: int, departments: list[str], office: tuple[float, float], home_grid: str
+    conn: Connection,
+    plan_id: int,
+    team_no: int,
+    departments: list[str],
+    office: tuple[float, float],
+    home_grid: str,
+    *,
+    qualifications: tuple[str, ...] = ("ITEM-1",),
 ) -> int:
-    """A team of two inspectors (one living in `home_grid`), working from `office`."""
+    """A team of two inspectors (one living in `home_grid`), working from `office`, qualified for `qualifications`."""
     ids = []
     for k, department in enumerate([departments[0], departments[-1]]):
         ids.append(
             conn.execute(
                 text(
-                    "INSERT INTO inspector (code, department_code, name, home_grid_code, office_name, office_geom)"
-                    " VALUES (:code, :d, :name, :grid, '执法所', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))"
-                    " RETURNING id"
+                    "INSERT INTO inspector (code, department_code, name, qualifications, home_grid_code, office_name,"
+                    " office_geom) VALUES (:code, :d, :name, :q, :grid, '执法所',"
+                    " ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) RETURNING id"
                 ),
                 {
                     "code": f"T{plan_id}-{team_no}-{k}",
                     "d": department,
                     "name": f"检查员{team_no}{k}",
+                    "q": list(qualifications),
                     "grid": home_grid if k == 0 else None,
                     "lon": office[0],
                     "lat": office[1],
@@ -103,15 +111,23 @@ def insert_visits(
     window: tuple[int, int] = (9 * 60, 17 * 60 + 30),
     service_minutes: int = 45,
     unmatched_reason: str | None = None,
+    item: str = "ITEM-1",
 ) -> list[int]:
-    """One visit per entity, as the draw forms them."""
+    """One visit per entity, as the draw forms them, checking `item` (an item of the first department)."""
+    conn.execute(
+        text(
+            "INSERT INTO inspection_item (code, department_code, name, basis, source)"
+            " VALUES (:code, :d, '测试事项', '测试依据', '测试') ON CONFLICT (code) DO NOTHING"
+        ),
+        {"code": item, "d": departments[0]},
+    )
     return [
         conn.execute(
             text(
                 """
                     INSERT INTO inspection_visit (plan_id, uscc, town_code, grid_code, item_codes, department_codes,
                         team_id, unmatched_reason, geom, window_start, window_end, service_minutes)
-                    SELECT :p, uscc, town_code, grid_code, ARRAY['ITEM-1'], :d, :t, :why, geom, :ws, :we, :sm
+                    SELECT :p, uscc, town_code, grid_code, ARRAY[:item], :d, :t, :why, geom, :ws, :we, :sm
                     FROM entity WHERE uscc = :u
                     RETURNING id
                     """
@@ -125,6 +141,7 @@ def insert_visits(
                 "ws": window[0],
                 "we": window[1],
                 "sm": service_minutes,
+                "item": item,
             },
         ).scalar_one()
         for e in entities
@@ -607,3 +624,42 @@ def test_a_move_onto_days_that_already_hold_a_visit_twice_is_refused_and_stores_
         assert refused.value.reason == "route_integrity"
         assert f"重复：{row.visit_ids[1]}" in str(refused.value)
         assert stored_routes(conn, plan_id) == before
+
+
+def test_a_stop_moves_to_another_team_only_if_a_member_is_qualified_for_each_of_its_items(engine: Engine) -> None:
+    """The outside test: a visit checking health-02 went to a team qualified only for the other health items (200).
+    Now it is refused with the item named, nothing changes; a team whose member holds health-02 may take it."""
+    health = ["health"]
+    with engine.begin() as conn:
+        town = conn.execute(
+            text("SELECT town_code FROM road GROUP BY town_code ORDER BY count(*) DESC, town_code LIMIT 1")
+        ).scalar_one()
+        entities = [
+            dict(r._mapping)
+            for r in conn.execute(
+                text(
+                    "SELECT uscc, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM entity WHERE town_code = :t"
+                    " AND geom IS NOT NULL AND status = 'open' ORDER BY uscc DESC OFFSET 40 LIMIT 4"
+                ),
+                {"t": town},
+            )
+        ]
+        office = (entities[0]["lon"] + 0.001, entities[0]["lat"])
+        plan_id = insert_drawn_plan(conn, town, departments=health, visit_date=date(2026, 12, 7))
+        own = insert_team(conn, plan_id, 1, health, office, "999999999999999", qualifications=("HEALTH-T02",))
+        others = ("HEALTH-T01", "HEALTH-T03", "HEALTH-T04")
+        unqualified = insert_team(conn, plan_id, 2, health, office, "999999999999999", qualifications=others)
+        qualified = insert_team(conn, plan_id, 3, health, office, "999999999999999", qualifications=("HEALTH-T02",))
+        ids = insert_visits(conn, plan_id, entities[:2], own, health, service_minutes=20, item="HEALTH-T02")
+        insert_visits(conn, plan_id, entities[2:3], unqualified, health, service_minutes=20, item="HEALTH-T01")
+        insert_visits(conn, plan_id, entities[3:], qualified, health, service_minutes=20, item="HEALTH-T01")
+        solve_plan_routes(conn, plan_id, scope=CITY, actor="centre", max_seconds=0.5)
+        before = stored_routes(conn, plan_id)
+        with pytest.raises(InvalidPlan) as refused:
+            move_stop(conn, plan_id, visit_id=ids[0], team_id=unqualified, day=1, position=0, scope=CITY, actor="c")
+        assert refused.value.reason == "not_qualified"
+        assert "HEALTH-T02" in str(refused.value) and "第 2 组" in str(refused.value)
+        assert stored_routes(conn, plan_id) == before
+        after = move_stop(conn, plan_id, visit_id=ids[0], team_id=qualified, day=1, position=0, scope=CITY, actor="c")
+    team3 = next(t for t in after.teams if t.team_id == qualified)
+    assert team3.days[0].stops[0].visit_id == ids[0]
