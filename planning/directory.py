@@ -2,6 +2,11 @@
 
 Pure: no database. A file is read whole and every bad line is reported at once (line number, column, what is
 wrong, in Chinese), so a department fixes its spreadsheet in one pass. Export and import round-trip exactly.
+
+Cells a spreadsheet would run as a formula are defused on export: a value starting with = + - @ (or a tab or carriage
+return) is written with one leading apostrophe (`supervision.export.defuse`, as every CSV export of gridgov), and a
+value that itself starts with an apostrophe is written with one more. Import takes one leading apostrophe off every
+cell, so `=SUM(A1)` is written `'=SUM(A1)`, `'abc` is written `''abc`, and both read back as they were.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planning.errors import InvalidPlan
+from supervision.export import defuse
 from supervision.uscc import is_valid_uscc
 
 ITEM_COLUMNS = (
@@ -229,7 +235,7 @@ def _records(data: bytes, columns: Sequence[str], what: str) -> list[tuple[int, 
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
             rows.append((line, None))
             continue
-        rows.append((line, dict(zip(header, cells, strict=False))))
+        rows.append((line, dict(zip(header, (_uncell(c) for c in cells), strict=False))))
     return rows
 
 
@@ -327,11 +333,23 @@ def parse_inspectors(data: bytes) -> list[InspectorRow]:
     return rows
 
 
+def _cell(value: str) -> str:
+    """A cell as written: a would-be formula defused behind an apostrophe (`supervision.export.defuse`), and a value
+    that itself starts with an apostrophe given a second one, so that import takes exactly one off every cell."""
+    return "'" + value if value.startswith("'") else defuse(value)
+
+
+def _uncell(value: str) -> str:
+    """A cell as read: trimmed, and the one leading apostrophe that `_cell` (or a spreadsheet user) put there removed."""
+    value = value.strip()
+    return value[1:] if value.startswith("'") else value
+
+
 def _write(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
-    writer.writerows(rows)
+    writer.writerows([_cell(v) for v in row] for row in rows)
     # A BOM so that Excel opens the Chinese text as UTF-8; import accepts the file with or without it.
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 

@@ -3,6 +3,7 @@ CSV; the target directory is counted per item and credit class, and exported wit
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import pytest
@@ -235,3 +236,39 @@ def test_an_officer_round_trips_their_inspector_directory_and_marks_one_as_left(
     code = lines[1].split(",")[0]
     listed = {i["code"]: i["active"] for i in client.get("/v1/inspectors", headers=h).json()["items"]}
     assert listed[code] is False
+
+
+def test_a_formula_in_an_item_or_entity_name_is_exported_behind_an_apostrophe(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any], db: DatabaseSettings
+) -> None:
+    """Names typed as =cmd|calc!A1 must not run in the spreadsheet that opens an export; they import back as typed."""
+    h = headers["centre"]
+    row = "health-95,health,=cmd|calc!A1,+依据,一般,company,,否,30,@来源\n"
+    imported = client.post("/v1/inspection-items/import", content=(HEADER + row).encode(), headers=h)
+    assert imported.status_code == 200, imported.text
+    exported = client.get("/v1/inspection-items.csv", params={"department": "health"}, headers=h)
+    line = next(x for x in exported.content.decode("utf-8-sig").splitlines() if x.startswith("health-95,"))
+    assert line == "health-95,health,'=cmd|calc!A1,'+依据,一般,company,,否,30,'@来源"
+    again = client.post("/v1/inspection-items/import", content=exported.content, headers=h).json()
+    assert again["created"] == again["updated"] == 0  # the export imports back unchanged
+    names = {i["code"]: i["name"] for i in client.get("/v1/inspection-items", headers=h).json()["items"]}
+    assert names["health-95"] == "=cmd|calc!A1"
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        uscc = conn.execute(
+            text(
+                "UPDATE entity SET name = '=HYPERLINK(\"http://x\")' WHERE uscc = (SELECT uscc FROM entity "
+                "WHERE status = 'open' AND town_code = :t AND kind = 'company' ORDER BY uscc LIMIT 1) RETURNING uscc"
+            ),
+            {"t": world["home"]},
+        ).scalar_one()
+    engine.dispose()
+    targets = client.get(
+        "/v1/inspection-targets.csv",
+        params={"items": "market_supervision-01", "town": world["home"]},
+        headers=h,
+    ).content.decode("utf-8-sig")
+    cells = next(csv.reader([x for x in targets.splitlines() if uscc in x]))
+    assert cells[2] == '\'=HYPERLINK("http://x")'
+    inspectors = client.get("/v1/inspectors.csv", headers=h).content.decode("utf-8-sig")
+    assert not any(c.startswith(("=", "+", "-", "@")) for r in csv.reader(inspectors.splitlines()) for c in r)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from planning.directory import (
     items_csv,
     parse_inspectors,
     parse_items,
+    targets_csv,
 )
 from supervision.uscc import uscc_check_char
 
@@ -153,14 +156,17 @@ _word = (
     .map(str.strip)
     .filter(bool)
 )
-_cell = (
+_cell = st.builds(
+    str.__add__,
+    # cells a spreadsheet would run as a formula, or that start with the apostrophe that defuses one, round-trip too
+    st.sampled_from(["", "", "=", "+", "-", "@", "'", "''", "'="]),
     st.text(
         alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\ufeff"),
         min_size=1,
         max_size=40,
     )
     .map(str.strip)
-    .filter(bool)
+    .filter(bool),
 )
 _code = st.from_regex(r"[a-z_]{1,10}-[0-9]{2}", fullmatch=True)
 _department = st.from_regex(r"[a-z_]{1,20}", fullmatch=True)
@@ -222,3 +228,29 @@ def test_an_exported_inspector_directory_imports_back_exactly(rows: list[Inspect
     data = inspectors_csv(rows)
     assert parse_inspectors(data) == rows
     assert inspectors_csv(parse_inspectors(data)) == data
+
+
+def test_a_formula_in_an_item_name_is_exported_behind_an_apostrophe_and_imported_back_as_typed() -> None:
+    """An item named `=cmd|calc!A1` must not run in the spreadsheet that opens the export."""
+    row = ItemRow(
+        code="market_supervision-99",
+        department_code="market_supervision",
+        name="=cmd|calc!A1",
+        basis="@SUM(1+1)",
+        key=False,
+        entity_kinds=("company",),
+        industries=(),
+        licence_only=False,
+        service_minutes=30,
+        source="'引号开头的来源",
+    )
+    data = items_csv([row])
+    line = data.decode("utf-8-sig").splitlines()[1]
+    assert "'=cmd|calc!A1" in line and "'@SUM(1+1)" in line and "''引号开头的来源" in line
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in next(csv.reader([line])))
+    assert parse_items(data) == [row]
+
+
+def test_a_formula_in_an_entity_name_is_defused_in_the_target_export() -> None:
+    data = targets_csv([("market_supervision-01", "91441900MA4W00000X", "-1+1 商行", "441900003", None)])
+    assert data.decode("utf-8-sig").splitlines()[1].split(",")[2] == "'-1+1 商行"
