@@ -141,6 +141,23 @@ def decode(data: bytes) -> str:
         raise DirectoryFileError([Problem(0, "", "文件既不是UTF-8也不是GB18030编码，请另存为“CSV UTF-8”")]) from exc
 
 
+# Charsets an upload may declare for Chinese text that is not UTF-8: GB18030 reads GBK and GB2312 as well.
+GB_CHARSETS = frozenset({"gbk", "gb2312", "gb18030", "cp936", "euc-cn", "x-gbk"})
+
+
+def to_utf8(data: bytes, charset: str | None) -> bytes:
+    """An upload's bytes as UTF-8: as declared when it names a GB charset (short GBK text can pass for UTF-8), else
+    as they are (`decode` then reads UTF-8 or GB18030); DirectoryFileError only for bytes the charset cannot read."""
+    if charset is None or charset.strip().strip('"').lower() not in GB_CHARSETS:
+        return data
+    try:
+        return data.decode("gb18030").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DirectoryFileError(
+            [Problem(0, "", f"文件声明为{charset}编码，但第{exc.start + 1}个字节无法按此编码读取")]
+        ) from exc
+
+
 class _Cells:
     """Reads the cells of one CSV line, collecting every problem instead of stopping at the first."""
 

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection
+from starlette.datastructures import UploadFile
 
 from api.auth.roles import Principal
 from api.deps import CurrentScope, ReadConn, WriteConn, allowed
-from planning.directory import targets_csv
+from planning.directory import targets_csv, to_utf8
 from planning.directory_service import (
     ImportSummary,
     department_codes,
@@ -160,19 +161,40 @@ def _own_department(scope: Scope, department: str | None) -> str | None:
     return department
 
 
+def _charset(content_type: str | None) -> str | None:
+    """The charset a Content-Type header declares, if any."""
+    for part in (content_type or "").split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip()
+    return None
+
+
 async def _csv_body(request: Request) -> bytes:
-    """The uploaded CSV, refused over 5 MB before it is all read."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_CSV_BYTES:
+    """The uploaded CSV as UTF-8 (the body, or the one file of a form upload; a declared GBK/GB18030 charset read as
+    such, undeclared GB18030 recognised by the parser), refused over 5 MB before it is all read."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_CSV_BYTES)
+        files = [v for v in form.values() if isinstance(v, UploadFile)]
+        if not files:
+            raise InvalidPlan("表单中没有 CSV 文件，请以文件字段上传", reason="invalid_directory")
+        data = await files[0].read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
             raise HTTPException(status_code=413, detail="文件超过 5 MB")
-        chunks.append(chunk)
-    data = b"".join(chunks)
+        content_type = files[0].content_type or ""
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_CSV_BYTES:
+                raise HTTPException(status_code=413, detail="文件超过 5 MB")
+            chunks.append(chunk)
+        data = b"".join(chunks)
     if not data.strip():
         raise InvalidPlan("请在请求体中提交 CSV 文件", reason="invalid_directory")
-    return data
+    return to_utf8(data, _charset(content_type))
 
 
 def _csv(data: bytes, filename: str) -> Response:

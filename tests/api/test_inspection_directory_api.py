@@ -272,3 +272,54 @@ def test_a_formula_in_an_item_or_entity_name_is_exported_behind_an_apostrophe(
     assert cells[2] == '\'=HYPERLINK("http://x")'
     inspectors = client.get("/v1/inspectors.csv", headers=h).content.decode("utf-8-sig")
     assert not any(c.startswith(("=", "+", "-", "@")) for r in csv.reader(inspectors.splitlines()) for c in r)
+
+
+GBK_ROW = (
+    "health-91,health,游泳场所卫生监督检查,《公共场所卫生管理条例》,一般,company;individual,生活服务,否,30,本局自定\n"
+)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/csv", "text/csv; charset=gbk", "text/csv; charset=GB18030", "application/octet-stream", "form upload"],
+)
+def test_a_gbk_file_from_an_older_chinese_excel_imports_like_the_command_line(
+    client: TestClient, headers: dict[str, dict[str, str]], content_type: str
+) -> None:
+    """A GBK (GB18030) upload is read as the CLI reads it, sent as the body or as a browser's or curl -F's form."""
+    data = (HEADER + GBK_ROW).encode("gbk")
+    h = headers["health-officer"]
+    if content_type == "form upload":
+        imported = client.post("/v1/inspection-items/import", files={"file": ("清单.csv", data, "text/csv")}, headers=h)
+    else:
+        imported = client.post("/v1/inspection-items/import", content=data, headers=h | {"content-type": content_type})
+    assert imported.status_code == 200, imported.text
+    assert ImportOut.model_validate(imported.json()).rows == 1
+    names = {i["code"]: i["name"] for i in client.get("/v1/inspection-items", headers=h).json()["items"]}
+    assert names["health-91"] == "游泳场所卫生监督检查"
+
+
+def test_a_declared_gbk_charset_is_honoured_and_only_undecodable_bytes_are_an_encoding_error(
+    client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    # "涓枃" in GBK is byte for byte "中文" in UTF-8: only the declared charset tells them apart.
+    row = "health-93,health,涓枃,涓枃,0,company,,0,30,涓枃\n"
+    h = headers["health-officer"]
+    declared = client.post(
+        "/v1/inspection-items/import",
+        content=(HEADER + row).encode("gbk"),
+        headers=h | {"content-type": "text/csv; charset=GBK"},
+    )
+    assert declared.status_code == 200, declared.text
+    names = {i["code"]: i["name"] for i in client.get("/v1/inspection-items", headers=h).json()["items"]}
+    assert names["health-93"] == "涓枃"
+    for content_type in ("text/csv", "text/csv; charset=gbk"):
+        garbage = client.post(
+            "/v1/inspection-items/import",
+            content=HEADER.encode() + b"health-94,\xff\xff\x81,x\n",
+            headers=h | {"content-type": content_type},
+        )
+        assert garbage.status_code == 422 and garbage.json()["reason"] == "invalid_directory", garbage.text
+        assert "编码" in garbage.json()["detail"]
+    empty = client.post("/v1/inspection-items/import", files={"other": ("a.txt", b"", "text/plain")}, headers=h)
+    assert empty.status_code == 422 and empty.json()["reason"] == "invalid_directory"
