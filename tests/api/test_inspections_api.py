@@ -266,3 +266,56 @@ def test_role_by_place_matrix(client: TestClient, headers: dict[str, dict[str, s
     for who in ("officer_health", "leader"):
         answer = client.post(f"/v1/inspection-plans/{plan_id}/cancel", json={"reason": "x"}, headers=headers[who])
         assert answer.status_code == 403, who
+
+
+def test_far_dates_invisible_values_and_bow_ties_are_422_with_a_chinese_detail(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any]
+) -> None:
+    place = world["place"]
+    bow_tie = {
+        "type": "Polygon",
+        "coordinates": [[[113.7, 23.0], [113.8, 23.1], [113.8, 23.0], [113.7, 23.1], [113.7, 23.0]]],
+    }
+    cases: list[tuple[dict[str, Any], str]] = [
+        (_body(place, public_value_at="9999-12-31T23:59:59Z"), "public_value_too_far"),
+        (_body(place, visit_date="9999-12-31"), "invalid_visit_date"),
+        (_body(place, visit_date=(clock.now() - timedelta(days=2)).date().isoformat()), "invalid_visit_date"),
+        (_body(place, towns=None, polygon=bow_tie), "invalid_polygon"),
+    ]
+    for body, reason in cases:
+        answer = client.post("/v1/inspection-plans", json=body, headers=headers["centre"])
+        assert answer.status_code == 422, (body, answer.text)
+        assert answer.json()["reason"] == reason, answer.json()
+    assert "多边形自相交" in answer.json()["detail"]
+    plan = _plan(client, headers["centre"], _body(place))
+    assert plan["public_value_announced"] is False
+    for value in (" ", "\u00a0835", "835\u3000", "8\u00a03\u00a05"):
+        bad = client.post(
+            f"/v1/inspection-plans/{plan['id']}/draw", json={"public_value": value}, headers=headers["centre"]
+        )
+        assert bad.status_code == 422 and bad.json()["reason"] == "invalid_public_value", (value, bad.text)
+    assert client.get(f"/v1/inspection-plans/{plan['id']}", headers=headers["centre"]).json()["status"] == "committed"
+
+
+def test_a_town_leader_reads_only_their_towns_part_of_a_plan_across_two_towns(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any]
+) -> None:
+    place = world["place"]
+    plan = _plan(client, headers["centre"], _body(place, towns=[place.town_code, place.other_town]))
+    drawn = client.post(
+        f"/v1/inspection-plans/{plan['id']}/draw", json={"public_value": "7"}, headers=headers["centre"]
+    )
+    assert drawn.status_code == 200, drawn.text
+    whole = PlanOut.model_validate(drawn.json())
+    assert {v.town_code for v in whole.visits} == {place.town_code, place.other_town}
+    for who, town in (("leader", place.town_code), ("leader_away", place.other_town)):
+        answer = client.get(f"/v1/inspection-plans/{plan['id']}", headers=headers[who])
+        assert answer.status_code == 200, (who, answer.text)
+        seen = PlanOut.model_validate(answer.json())
+        assert seen.visits and {v.town_code for v in seen.visits} == {town}, who
+        assert {u for s in seen.strata for u in s.selected} == {v.uscc for v in seen.visits}, who
+        assert all(s.credit_class is None for s in seen.strata), who
+        assert {t.id for t in seen.teams} <= {v.team_id for v in seen.visits}, who
+    # The command centre still sees it whole, classes included.
+    full = client.get(f"/v1/inspection-plans/{plan['id']}", headers=headers["centre"]).json()
+    assert all(s["credit_class"] in {"A", "B", "C", "D"} for s in full["strata"])

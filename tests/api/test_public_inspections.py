@@ -8,6 +8,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ PUBLIC_KEYS = {
     "created_at",
     "public_value_source",
     "public_value_at",
+    "public_value_announced",
     "drawn_at",
     "cancelled_at",
     "cancel_reason",
@@ -191,3 +193,39 @@ def test_the_script_uses_the_standard_library_only() -> None:
     }
     assert imported <= {"hashlib", "hmac", "json", "math", "sys", "urllib", "decimal", "csv"}, imported
     assert all(name in sys.stdlib_module_names for name in imported)
+
+
+def test_a_public_value_given_on_the_spot_is_flagged_publicly(client: TestClient, plans: dict[str, int]) -> None:
+    body = client.get(f"/public/inspections/{plans['drawn']}").json()
+    assert body["public_value_announced"] is False
+    page = client.get(f"/public/inspections/{plans['drawn']}/page")
+    assert page.status_code == 200 and "未事先公布" in page.text
+
+
+def test_a_cancelled_plan_keeps_its_commitment_and_reason_but_withdraws_its_list(
+    client: TestClient, db: DatabaseSettings
+) -> None:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        place = make_inspection_world(conn)
+        request = PlanRequest(
+            departments=("market_supervision", "health"),
+            items=JOINT_ITEMS,
+            towns=(place.town_code,),
+            public_value_source="中国福利彩票3D 第2026336期开奖号码",
+            public_value_at=clock.now() + timedelta(days=1),
+        )
+        plan_id = inspection_plans.create_plan(conn, request, actor="centre", scope=CITY, secret_key=SECRET_KEY).id
+    assert client.get(f"/public/inspections/{plan_id}/candidates.csv").status_code == 200
+    with engine.begin() as conn:
+        inspection_plans.cancel(conn, plan_id, "开奖推迟", actor="user:demo", scope=CITY)
+    engine.dispose()
+    gone = client.get(f"/public/inspections/{plan_id}/candidates.csv")
+    assert gone.status_code == 410 and gone.json()["reason"] == "cancelled"
+    assert any("\u4e00" <= c <= "\u9fff" for c in gone.json()["detail"])
+    public = client.get(f"/public/inspections/{plan_id}")
+    assert public.status_code == 200
+    body = public.json()
+    assert body["status"] == "cancelled" and body["cancel_reason"] == "开奖推迟" and len(body["commitment"]) == 64
+    assert body["public_value_announced"] is True
+    assert "demo" not in public.text
