@@ -222,6 +222,20 @@ def _item_codes(conn: Connection, raw: list[str] | None, department: str | None)
     return codes
 
 
+def _own_items(conn: Connection, scope: Scope, items: list[str] | None, department: str | None, verb: str) -> list[str]:
+    """The item codes asked for; a department officer's only of their own department (their whole list by default),
+    OutOfScope for another department's: the class counts and the targets of a department are that department's."""
+    if scope.kind == "department" and not items:
+        department = _own_department(scope, department)
+    codes = _item_codes(conn, items, department)
+    if scope.kind == "department":
+        departments = item_departments(conn)
+        foreign = [c for c in codes if departments[c] != scope.code]
+        if foreign:
+            raise OutOfScope(f"只能{verb}本部门事项的检查对象：{'、'.join(foreign)} 不是本部门事项")
+    return codes
+
+
 Items = Annotated[
     list[str] | None, Query(description="事项编号（可重复或用逗号分隔）；缺省为所选部门的全部在用事项", max_length=100)
 ]
@@ -306,8 +320,9 @@ def get_targets(
     department: Department = None,
     town: Town = None,
 ) -> TargetsOut:
-    """所选事项在镇街（或全市）内的检查对象数，按事项 × 信用等级；随登记主体实时变化。镇街领导只能看本镇街。"""
-    codes = _item_codes(conn, items, department)
+    """所选事项在镇街（或全市）内的检查对象数，按事项 × 信用等级；随登记主体实时变化。镇街领导只能看本镇街，
+    部门执法人员只能看本部门事项。"""
+    codes = _own_items(conn, scope, items, department, "查看")
     area = scope.map_town(town)
     counts = target_counts(conn, codes, towns=[area] if area else None)
     entities = target_entity_count(conn, codes, towns=[area] if area else None)
@@ -332,14 +347,7 @@ def get_targets_csv(
     town: Town = None,
 ) -> Response:
     """所选事项的检查对象：事项、统一社会信用代码、名称、镇街、网格（不含信用等级）；部门执法人员只能导出本部门事项。"""
-    if scope.kind == "department" and not items:
-        department = _own_department(scope, department)
-    codes = _item_codes(conn, items, department)
-    if scope.kind == "department":
-        departments = item_departments(conn)
-        foreign = [c for c in codes if departments[c] != scope.code]
-        if foreign:
-            raise OutOfScope(f"只能导出本部门事项的检查对象：{'、'.join(foreign)} 不是本部门事项")
+    codes = _own_items(conn, scope, items, department, "导出")
     area = scope.map_town(town)
     rows = target_export_rows(conn, codes, towns=[area] if area else None)
     return _csv(targets_csv(rows), f"inspection-targets-{area or 'city'}.csv")

@@ -71,7 +71,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "admin": {"items": 200, "t_home": 200, "t_away": 200, "insp_ms": 200, "insp_health": 200, "csv_ms": 200},
     "centre": {"items": 200, "t_home": 200, "t_away": 200, "insp_ms": 200, "insp_health": 200, "csv_ms": 200},
     "officer": {"items": 200, "t_home": 200, "t_away": 200, "insp_ms": 200, "insp_health": 403, "csv_ms": 200},
-    "health-officer": {"items": 200, "t_home": 200, "t_away": 200, "insp_ms": 403, "insp_health": 200, "csv_ms": 403},
+    "health-officer": {"items": 200, "t_home": 403, "t_away": 403, "insp_ms": 403, "insp_health": 200, "csv_ms": 403},
     "leader": {"items": 200, "t_home": 200, "t_away": 403, "insp_ms": 403, "insp_health": 403, "csv_ms": 403},
     "dispatcher": {"items": 403, "t_home": 403, "t_away": 403, "insp_ms": 403, "insp_health": 403, "csv_ms": 403},
     "worker": {"items": 403, "t_home": 403, "t_away": 403, "insp_ms": 403, "insp_health": 403, "csv_ms": 403},
@@ -155,6 +155,33 @@ def test_the_target_counts_follow_items_and_town(
     assert nothing.status_code == 422 and nothing.json()["reason"] == "no_items"
     unknown = client.get("/v1/inspection-targets", params={"items": "nothing-01"}, headers=headers["centre"])
     assert unknown.status_code == 422 and unknown.json()["reason"] == "unknown_item"
+
+
+def test_an_officer_counts_only_their_own_departments_targets_by_class_and_a_leader_only_their_town(
+    client: TestClient, headers: dict[str, dict[str, str]], world: dict[str, Any]
+) -> None:
+    """The class counts of another department's items are that department's: refused as JSON as in CSV."""
+    health = headers["health-officer"]
+    for params in (
+        {"items": FOOD, "town": world["home"]},
+        {"items": f"health-01,{FOOD}"},
+        {"department": "market_supervision"},
+    ):
+        as_json = client.get("/v1/inspection-targets", params=params, headers=health)
+        as_csv = client.get("/v1/inspection-targets.csv", params=params, headers=health)
+        assert as_json.status_code == as_csv.status_code == 403, (params, as_json.text)
+        assert "本部门" in as_json.json()["detail"]
+    own = TargetsOut.model_validate(
+        client.get("/v1/inspection-targets", params={"town": world["home"]}, headers=health).json()
+    )
+    assert own.items == ["health-01", "health-02", "health-03", "health-04", "health-05", "health-06"]
+    assert client.get("/v1/inspection-targets", params={"items": "health-02"}, headers=health).status_code == 200
+    leader = client.get("/v1/inspection-targets", params={"items": FOOD}, headers=headers["leader"])
+    assert leader.status_code == 200 and leader.json()["town"] == world["home"]
+    away = client.get(
+        "/v1/inspection-targets", params={"items": FOOD, "town": world["away"]}, headers=headers["leader"]
+    )
+    assert away.status_code == 403
 
 
 def test_the_target_export_lists_names_but_never_the_credit_class(
