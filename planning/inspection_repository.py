@@ -277,7 +277,7 @@ def entities(conn: Connection, usccs: Sequence[str]) -> dict[str, DrawnEntity]:
         {"usccs": list(usccs)},
     )
     make = DrawnEntity._make
-    return {row[0]: make(row) for row in rows.tuples()}
+    return {row[0]: make(row) for row in rows}
 
 
 def inspectors(conn: Connection, departments: Sequence[str]) -> list[dict[str, Any]]:
