@@ -105,6 +105,9 @@ def plan(
     typer.echo(f"承诺 SHA-256(服务器种子)：{view['commitment']}")
     typer.echo(f"候选名单 SHA-256：{view['candidates_sha256']}（{view['candidate_count']} 行）")
     typer.echo(f"公开随机数：{view['public_value_source']}，公布时间 {view['public_value_at']:%Y-%m-%d %H:%M}")
+    if not view["public_value_announced"]:
+        # Shown publicly too (public_value_announced: false): an auditor trusts an announced value more.
+        typer.echo("注意：公开随机数未事先公布（摇号时当场给出）；用 --public-value-at 事先公布来源与时间更可信")
     for line in _strata_lines(view["strata"]):
         typer.echo(line)
     typer.echo(f"公开页面：{view['public_url']}；摇号：gridgov inspections draw {created.id} --public-value …")

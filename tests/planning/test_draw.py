@@ -216,3 +216,12 @@ def test_the_worked_example_in_the_auditors_docs_is_what_the_code_computes() -> 
             assert f"| {uscc} | `{order_key(seed, stratum_id, uscc)}` |" in docs
         chosen = sorted(select(seed, stratum_id, usccs, sample_size(ratio, len(usccs))))
         assert "Selected: " + ", ".join(f"`{u}`" for u in chosen) + "." in docs
+
+
+def test_the_auditors_docs_state_what_a_published_ratio_reveals_and_what_limits_it() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "INSPECTIONS.md").read_text(encoding="utf-8")
+    limit = " ".join(docs.split("## 6.")[1].split("## 7.")[0].split())
+    assert "identifies the class of every candidate" in limit and "hint" not in limit
+    assert "withdraws its candidate list" in limit and "carry no class" in limit
+    assert "public_value_announced" in docs.split("## 1.")[1].split("## 2.")[0]
+    assert "U+00A0" in docs.split("## 3.")[1].split("## 4.")[0]

@@ -434,6 +434,7 @@ def test_the_command_line_plans_on_the_departments_items_and_draws(
     lines = planned.output.strip().splitlines()
     plan_id = int(lines[-1])
     assert "承诺" in planned.output and "候选名单 SHA-256" in planned.output
+    assert "未事先公布" in planned.output, "the command line's on-the-spot value is flagged"
     assert f"gridgov inspections draw {plan_id}" in lines[-2]
     drawn = gridgov(db, "inspections", "draw", str(plan_id), "--public-value", "835")
     assert drawn.exit_code == 0, drawn.output
