@@ -54,6 +54,9 @@ MIN_TEAM_SECONDS = 0.1
 # How far around a team's points its road network reaches (degrees, about a kilometre).
 AROUND_DEG = 0.01
 NO_IMPROVEMENT = 3000
+# The share of a VROOM request's time limit its road matrix may take (estimated up front; the rest is the search's).
+MATRIX_SHARE = 0.75
+MIN_SOLVE_S = 0.05
 UNMATCHED_ZH = "抽查时未能配齐检查组，无法安排路线"
 
 
@@ -847,21 +850,35 @@ def solve_vroom(conn: Connection, payload: Any) -> tuple[dict[str, Any], list[di
 
     Without matrices, the places must lie inside the city (InvalidPlan 422 otherwise) and are timed on the roads.
     """
+    started = time.monotonic()
     request = vroom_format.read_problem(payload)
     routing_s = 0.0
     if request.durations is None:
-        started = time.monotonic()
         towns = _towns_of(conn, request.points)
         outside = [i for i, t in enumerate(towns) if t is None]
         if outside:
             shown = "、".join(f"[{request.points[i][0]:g}, {request.points[i][1]:g}]" for i in outside[:5])
             raise InvalidPlan(f"以下位置不在本市范围内：{shown}", reason="outside_city")
-        matrix = _network_around(conn, request.points).matrix(request.points)
+        network = _network_around(conn, request.points)
+        estimate = network.matrix_estimate_s(len(request.points))
+        if estimate > request.max_seconds * MATRIX_SHARE:
+            raise InvalidPlan(
+                f"{len(request.points)} 个位置的道路用时矩阵预计需 {estimate:.1f} 秒，超过时限 {request.max_seconds:g} 秒"
+                f"可用于矩阵的 {request.max_seconds * MATRIX_SHARE:.1f} 秒：请调高 options.max_seconds（最多 30 秒）、"
+                "减少任务，或在请求中附上 matrices",
+                reason="too_large",
+            )
+        routing_started = time.monotonic()
+        matrix = network.matrix(request.points)
         problem = request.problem(matrix.durations_s, matrix.distances_m)
-        routing_s = time.monotonic() - started
+        routing_s = time.monotonic() - routing_started
     else:
         problem = request.problem()
-    solution = solve(problem, max_seconds=request.max_seconds)
+    # The matrix counts against the request's time limit: the search gets what is left (a short minimum).
+    left = max(request.max_seconds - (time.monotonic() - started), MIN_SOLVE_S)
+    solution = solve(problem, max_seconds=left)
+    # Loading is everything but the search: reading the request, the towns, the roads and the matrix, the model.
+    solution.loading_s = time.monotonic() - started - solution.solving_s
     answer = vroom_format.write_solution(
         request, solution, with_distance=problem.distances is not None, routing_s=routing_s
     )

@@ -285,3 +285,30 @@ def test_the_command_line_solves_a_vroom_file_and_prints_a_plans_days(
     assert "检查组" in printed.output and "第1组" in printed.output and "出发" in printed.output
     unknown = CliRunner().invoke(app, ["routes", "plan", "987654"], env=env)
     assert unknown.exit_code == 2
+
+
+def test_a_problem_whose_road_matrix_cannot_fit_the_time_limit_is_refused_up_front(
+    client: TestClient, headers: dict[str, dict[str, str]], db: DatabaseSettings
+) -> None:
+    """The outside test: 1,000 located jobs spent 11 s on the road matrix, outside the guard. Now the matrix counts
+    against the limit: a problem it cannot route in time is refused before any search (422 too_large), and an
+    answer's loading time includes its matrix."""
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        spread = [
+            (r[0], r[1])
+            for r in conn.execute(
+                text("SELECT ST_X(geom), ST_Y(geom) FROM entity WHERE geom IS NOT NULL ORDER BY md5(uscc) LIMIT 301")
+            )
+        ]
+    engine.dispose()
+    problem = a_day_problem(spread, max_seconds=0.5)
+    problem["jobs"] = [{"id": k, "location": list(p), "service": 60} for k, p in enumerate(spread[1:])]
+    refused = client.post("/v1/routes/solve", json=problem, headers=headers["api"])
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["reason"] == "too_large"
+    assert "max_seconds" in refused.json()["detail"]
+    answered = client.post("/v1/routes/solve", json=a_day_problem(spread[:6]), headers=headers["api"])
+    assert answered.status_code == 200, answered.text
+    times = answered.json()["summary"]["computing_times"]
+    assert times["loading"] >= times["routing"] > 0

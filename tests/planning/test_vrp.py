@@ -475,3 +475,13 @@ def test_the_outside_testers_day_keeps_all_ten_stops_when_one_is_moved() -> None
     assert route is not None
     assert sorted(route.job_ids) == sorted(ids)
     assert route.job_ids[5] == 2992
+
+
+def test_a_tiny_problem_is_settled_as_soon_as_the_search_stops_improving() -> None:
+    # The outside test: VROOM's two-job example took 1.9 s (VROOM: 7 ms) because only the clock stopped the search.
+    problem = read_problem(EXAMPLE_2).problem()
+    solution = solve(problem, max_seconds=2.0)
+    assert solution.cost == 5461
+    assert solution.iterations <= 1000  # stopped by its lack of progress, not after ~160,000 iterations to the clock
+    # A reference run may still use its whole time (no early stop), as the benchmark's 60 s one does.
+    assert solve(problem, max_seconds=0.3, no_improvement=0).iterations > 1000
