@@ -122,3 +122,4 @@ inspection_team  # unused variable
 inspection_visit  # unused variable
 inspection_route  # unused variable
 inspection_result  # unused variable
+cancelled_by  # unused variable (api/routers/inspections.py): who cancelled a plan, a credentialed response field
