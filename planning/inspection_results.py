@@ -208,6 +208,7 @@ def record_result(
             + "检查结果一经录入不可更改",
             reason="already_published" if previous.published_at is not None else "already_recorded",
         )
+    _check_consistent_with_visit(conn, visit_id, item_code, outcome)
     now = clock.now()
     publish_due = calendar.add_working_days(now.astimezone(SHANGHAI).date(), int(visit["publish_days"]))
     result_id = int(
@@ -248,6 +249,38 @@ def record_result(
         {"id": visit_id},
     )
     return result_by_id(conn, result_id)
+
+
+def _check_consistent_with_visit(conn: Connection, visit_id: int, item_code: str, outcome: str) -> None:
+    """Refuse a result that contradicts the visit's others: 查无下落 means the entity is not at its registered address,
+    which holds for the whole visit (every item of one entity, one door), so it never stands beside an item found
+    there (未发现问题 or 发现问题). The visit row is locked by the caller, so two departments cannot race past this."""
+    others = conn.execute(
+        text(
+            "SELECT item_code, outcome, recorded_by FROM inspection_result "
+            "WHERE visit_id = :v AND item_code <> :i ORDER BY recorded_at, id"
+        ),
+        {"v": visit_id, "i": item_code},
+    ).all()
+    if outcome == "not_found":
+        found = [r for r in others if r.outcome != "not_found"]
+        if found:
+            first = found[0]
+            raise PlanState(
+                f"检查户 {visit_id} 的事项 {first.item_code} 已由 {first.recorded_by} 录入“{OUTCOME_LABELS_ZH[first.outcome]}”，"
+                "说明检查人员在登记住所找到了该主体，不能再对同一检查户录入“通过登记的住所无法联系”",
+                reason="visit_found_recorded",
+            )
+        return
+    missing = [r for r in others if r.outcome == "not_found"]
+    if missing:
+        first = missing[0]
+        raise PlanState(
+            f"检查户 {visit_id} 的事项 {first.item_code} 已由 {first.recorded_by} 录入“通过登记的住所无法联系”："
+            f"主体不在登记住所，整户各事项均无法检查，不能录入“{OUTCOME_LABELS_ZH[outcome]}”，"
+            "请对其余事项同样录入“通过登记的住所无法联系”",
+            reason="visit_not_found_recorded",
+        )
 
 
 def result_by_id(conn: Connection, result_id: int) -> ResultView:

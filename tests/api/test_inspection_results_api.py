@@ -149,6 +149,21 @@ def test_a_problem_reaches_the_grid_and_a_second_different_result_is_refused(
     assert changed.json()["reason"] == "already_recorded"
 
 
+def test_an_entity_found_at_its_address_for_one_item_cannot_be_missing_for_another(
+    client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]]
+) -> None:
+    """One joint visit, one door: a problem found there and 查无下落 for another item contradict each other (409)."""
+    visit_id = visit_ids(world["plan"])[2]
+    found = post_result(client, headers["market"], visit_id, LICENSED, "problem", "未亮证经营")
+    assert found.status_code == 201, found.text
+    missing = post_result(client, headers["health"], visit_id, HEALTH, "not_found")
+    assert missing.status_code == 409, missing.text
+    assert missing.json()["reason"] == "visit_found_recorded"
+    assert "通过登记的住所无法联系" in missing.json()["detail"]
+    visit = client.get(f"/v1/inspection-visits/{visit_id}", headers=headers["centre"]).json()
+    assert {i["code"]: i["result"] is None for i in visit["items"]}[HEALTH]  # nothing recorded for health
+
+
 def test_bad_requests_are_refused_with_a_reason(
     client: TestClient, world: dict[str, Any], headers: dict[str, dict[str, str]]
 ) -> None:

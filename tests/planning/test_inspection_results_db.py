@@ -184,6 +184,37 @@ def test_a_result_is_recorded_once_a_retry_changes_nothing_and_a_different_one_i
         assert result_by_id(conn, first.id).outcome == "problem"
 
 
+def test_not_found_at_the_address_holds_for_the_whole_joint_visit(engine: Engine, plans: list[DrawnPlan]) -> None:
+    """Not at the address for one department means not there for the other: no ok beside not_found, nor after."""
+    plan = plans[3]
+    (_, missing_visit), (_, found_visit) = list(plan.visits.items())[1:3]
+    with engine.connect() as conn, conn.begin() as tx:
+        record(conn, missing_visit, MARKET, "not_found")
+        for outcome in ("ok", "problem"):
+            with pytest.raises(PlanState) as refused:
+                record(conn, missing_visit, HEALTH, outcome, scope=HEALTH_OFFICER)
+            assert refused.value.reason == "visit_not_found_recorded"
+            assert "通过登记的住所无法联系" in str(refused.value) and MARKET in str(refused.value)
+        # the other department confirms the entity is gone: the visit is complete when every item says so
+        record(conn, missing_visit, HEALTH, "not_found", scope=HEALTH_OFFICER)
+        assert result_by_id(conn, record(conn, missing_visit, LICENSED, "not_found")).visit_status == "done"
+
+        record(conn, found_visit, HEALTH, "ok", scope=HEALTH_OFFICER)
+        with pytest.raises(PlanState) as refused:
+            record(conn, found_visit, MARKET, "not_found")
+        assert refused.value.reason == "visit_found_recorded"
+        assert "未发现问题" in str(refused.value)
+        record(conn, found_visit, MARKET, "problem")  # found there, and something wrong: fine
+        outcomes = conn.execute(
+            text(
+                "SELECT visit_id, array_agg(DISTINCT outcome) FROM inspection_result WHERE visit_id = ANY(:v) GROUP BY 1"
+            ),
+            {"v": [missing_visit, found_visit]},
+        ).all()
+        assert dict(outcomes) == {missing_visit: ["not_found"], found_visit: ["ok", "problem"]}
+        tx.rollback()
+
+
 def test_refusals_say_why_and_change_nothing(engine: Engine, plans: list[DrawnPlan]) -> None:
     """Unknown visit 404, an item not drawn for it or a bad outcome 422, another department's item 403."""
     plan = plans[3]
