@@ -229,3 +229,5 @@ def test_a_cancelled_plan_keeps_its_commitment_and_reason_but_withdraws_its_list
     assert body["status"] == "cancelled" and body["cancel_reason"] == "开奖推迟" and len(body["commitment"]) == 64
     assert body["public_value_announced"] is True
     assert "demo" not in public.text
+    page = client.get(f"/public/inspections/{plan_id}/page")
+    assert page.status_code == 200 and "名单已撤回" in page.text and "candidates.csv\"" not in page.text
