@@ -230,4 +230,4 @@ def test_a_cancelled_plan_keeps_its_commitment_and_reason_but_withdraws_its_list
     assert body["public_value_announced"] is True
     assert "demo" not in public.text
     page = client.get(f"/public/inspections/{plan_id}/page")
-    assert page.status_code == 200 and "名单已撤回" in page.text and "candidates.csv\"" not in page.text
+    assert page.status_code == 200 and "名单已撤回" in page.text and 'candidates.csv"' not in page.text
