@@ -63,6 +63,9 @@ class SummaryOut(_Out):
     waiting_time: int = Field(description="等待时间合计（秒）")
     priority: int = Field(description="已安排任务的优先级合计")
     distance: int | None = Field(default=None, description="行驶距离合计（米；有距离时给出）")
+    delivery: list[int] | None = Field(default=None, description="送货量合计（各维；请求含货量时给出）")
+    amount: list[int] | None = Field(default=None, description="送货量合计（VROOM 旧字段，同 delivery）")
+    pickup: list[int] | None = Field(default=None, description="取货量合计（各维；请求含货量时给出）")
     violations: list[Any] = Field(description="约束违反（恒为空：不返回违反约束的路线）")
     computing_times: ComputingTimesOut = Field(description="耗时")
 
@@ -82,6 +85,7 @@ class StepOut(_Out):
     arrival: int = Field(description="到达时刻（秒）")
     duration: int = Field(description="至此累计行驶时间（秒）")
     distance: int | None = Field(default=None, description="至此累计行驶距离（米）")
+    load: list[int] | None = Field(default=None, description="离开此处时的车上货量（各维；请求含货量时给出）")
     violations: list[Any] = Field(description="约束违反（恒为空）")
 
 
@@ -97,6 +101,9 @@ class RouteOut(_Out):
     waiting_time: int = Field(description="等待时间（秒）")
     priority: int = Field(description="优先级合计")
     distance: int | None = Field(default=None, description="行驶距离（米）")
+    delivery: list[int] | None = Field(default=None, description="本路线送货量（各维；请求含货量时给出）")
+    amount: list[int] | None = Field(default=None, description="本路线送货量（VROOM 旧字段，同 delivery）")
+    pickup: list[int] | None = Field(default=None, description="本路线取货量（各维；请求含货量时给出）")
     steps: list[StepOut] = Field(description="各步")
     violations: list[Any] = Field(description="约束违反（恒为空）")
 
@@ -109,7 +116,8 @@ class UnassignedOut(_Out):
     location: list[float] | None = Field(default=None, description="位置 [经度, 纬度]")
     location_index: int | None = Field(default=None, description="矩阵中的位置序号")
     reason: str = Field(
-        description="原因代码：unknown_location、no_vehicle_skills、service_too_long、travel_limit、window_closed、day_full"
+        description="原因代码：unknown_location、no_vehicle_skills、service_too_long、travel_limit、window_closed、"
+        "over_capacity、day_full"
     )
     description: str = Field(description="原因说明")
 

@@ -5,9 +5,13 @@ location_index, service, time_windows, skills, priority, description), `vehicles
 time_window, skills, max_travel_time, profile "car", description) and `matrices` {"car": {durations, distances?}}
 (then every place is a location_index). Our extension: `options` {max_seconds (≤ 30, default 2), allow_unassigned}.
 
-What is refused, explicitly (422, reason `unsupported`): shipments, capacities and amounts (delivery, pickup,
-capacity, amount), breaks, setup times, per-vehicle costs, speed factors, max_tasks, initial routes (steps), other
-profiles than "car" and any key VROOM does not define. A refusal says which key, in Chinese.
+Amounts: a job's `delivery` and `pickup` and a vehicle's `capacity` (single- or multi-dimensional arrays of the same
+size; a missing one is zero, a vehicle without capacity carries anything); the answer then carries VROOM's `delivery`
+and `pickup` per route and in the summary, and each step's `load`.
+
+What is refused, explicitly (422, reason `unsupported`): shipments (and their `amount`), breaks, setup times,
+per-vehicle costs, speed factors, max_tasks, initial routes (steps), other profiles than "car" and any key VROOM does
+not define. A refusal says which key, in Chinese.
 
 The answer is VROOM's solution (`code`, `summary`, `unassigned`, `routes` with `steps`), times in seconds, the cost the
 total travel time (VROOM's default), computing times in milliseconds. Unassigned jobs carry our reason code
@@ -34,7 +38,18 @@ LonLat = tuple[float, float]
 IntArray = NDArray[np.int64]
 
 _TOP_KEYS = {"jobs", "vehicles", "matrices", "options", "description"}
-_JOB_KEYS = {"id", "location", "location_index", "service", "time_windows", "skills", "priority", "description"}
+_JOB_KEYS = {
+    "id",
+    "location",
+    "location_index",
+    "service",
+    "time_windows",
+    "skills",
+    "priority",
+    "description",
+    "delivery",
+    "pickup",
+}
 _VEHICLE_KEYS = {
     "id",
     "start",
@@ -46,15 +61,13 @@ _VEHICLE_KEYS = {
     "max_travel_time",
     "profile",
     "description",
+    "capacity",
 }
 _OPTION_KEYS = {"max_seconds", "allow_unassigned"}
 # VROOM features we know and do not serve, with what to say.
 _UNSUPPORTED = {
     "shipments": "暂不支持 shipments（取送货对）",
-    "delivery": "暂不支持载量（delivery）",
-    "pickup": "暂不支持载量（pickup）",
-    "amount": "暂不支持载量（amount）",
-    "capacity": "暂不支持车辆载量（capacity）",
+    "amount": "暂不支持 shipments 的货量（amount）",
     "breaks": "暂不支持休息时段（breaks）",
     "setup": "暂不支持准备时间（setup）",
     "costs": "暂不支持车辆费用（costs）",
@@ -232,6 +245,11 @@ def read_problem(payload: Any) -> VroomRequest:
             raise _refuse(f"vehicles[{n}].id 重复：{vehicle.id}")
         vehicle_places[vehicle.id] = ends
         vehicles.append(vehicle)
+    sizes = {len(a) for j in jobs for a in (j.delivery, j.pickup) if a} | {
+        len(v.capacity) for v in vehicles if v.capacity
+    }
+    if len(sizes) > 1:
+        raise _refuse(f"delivery、pickup 与 capacity 须有相同的维数（现有 {sorted(sizes)} 维）")
     max_seconds, allow = _options(payload.get("options", {}))
     return VroomRequest(
         jobs=jobs,
@@ -295,8 +313,19 @@ def _job(raw: Any, where: str, places: _Places, descriptions: dict[tuple[str, in
         windows=tuple(sorted(_window(w, f"{where}.time_windows") for w in windows_in)),
         skills=_skills(raw.get("skills"), where),
         priority=_int(raw.get("priority", 0), f"{where}.priority", high=MAX_PRIORITY),
+        delivery=_amounts(raw.get("delivery"), f"{where}.delivery"),
+        pickup=_amounts(raw.get("pickup"), f"{where}.pickup"),
     )
     return job, place
+
+
+def _amounts(value: Any, where: str) -> tuple[int, ...]:
+    """A multidimensional amount (a list of non-negative integers), or 422."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _refuse(f"{where} 须为非负整数列表")
+    return tuple(_int(v, f"{where}[{k}]", high=2**31) for k, v in enumerate(value))
 
 
 def _vehicle(
@@ -323,6 +352,7 @@ def _vehicle(
         window=_window(raw.get("time_window", [0, HORIZON]), f"{where}.time_window"),
         max_travel_s=None if max_travel is None else _int(max_travel, f"{where}.max_travel_time"),
         skills=_skills(raw.get("skills"), where),
+        capacity=_amounts(raw.get("capacity"), f"{where}.capacity"),
     )
     return vehicle, (start, end)
 
@@ -346,11 +376,21 @@ def write_solution(
 ) -> dict[str, Any]:
     """VROOM's solution JSON for our solution of the request (distances when the request has or we computed them)."""
     priority = {j.id: j.priority for j in request.jobs}
+    by_id = {j.id: j for j in request.jobs}
+    dims = max((len(a) for j in request.jobs for a in (j.delivery, j.pickup)), default=0)
     routes_out: list[dict[str, Any]] = []
     for route in solution.routes:
         start, end = request.vehicle_places[route.vehicle_id]
         steps: list[dict[str, Any]] = []
+        delivered = _sum([_pad(by_id[i].delivery, dims) for i in route.job_ids], dims)
+        picked = _sum([_pad(by_id[i].pickup, dims) for i in route.job_ids], dims)
+        load = list(delivered)
         for step in route.steps:
+            if step.kind == "job" and step.job_id is not None:
+                job = by_id[step.job_id]
+                load = [
+                    x - d + p for x, d, p in zip(load, _pad(job.delivery, dims), _pad(job.pickup, dims), strict=True)
+                ]
             if step.kind == "start" and start is None or step.kind == "end" and end is None:
                 continue
             out: dict[str, Any] = {"type": step.kind}
@@ -375,6 +415,8 @@ def write_solution(
             )
             if with_distance:
                 out["distance"] = step.distance_m
+            if dims:
+                out["load"] = list(load)
             steps.append(out)
         route_out: dict[str, Any] = {
             "vehicle": route.vehicle_id,
@@ -389,6 +431,9 @@ def write_solution(
         }
         if with_distance:
             route_out["distance"] = route.distance_m
+        if dims:
+            # VROOM still writes `amount`, its older name of the delivered total.
+            route_out.update(delivery=delivered, amount=list(delivered), pickup=picked)
         if ("vehicle", route.vehicle_id) in request.descriptions:
             route_out["description"] = request.descriptions[("vehicle", route.vehicle_id)]
         routes_out.append(route_out)
@@ -416,4 +461,18 @@ def write_solution(
     }
     if with_distance:
         summary["distance"] = sum(r["distance"] for r in routes_out)
+    if dims:
+        summary["delivery"] = _sum([r["delivery"] for r in routes_out], dims)
+        summary["amount"] = list(summary["delivery"])
+        summary["pickup"] = _sum([r["pickup"] for r in routes_out], dims)
     return {"code": 0, "summary": summary, "unassigned": unassigned_out, "routes": routes_out}
+
+
+def _pad(amount: tuple[int, ...], dims: int) -> list[int]:
+    """An amount over every dimension (missing ones are zero)."""
+    return [*amount, *([0] * (dims - len(amount)))]
+
+
+def _sum(amounts: list[list[int]], dims: int) -> list[int]:
+    """The sum of amounts, per dimension."""
+    return [sum(a[k] for a in amounts) for k in range(dims)]

@@ -14,7 +14,11 @@ out rather than failing the whole day, and it is explained afterwards:
 - `service_too_long`: its service alone is longer than any vehicle's day or than its own windows;
 - `travel_limit`: every vehicle that could serve it would drive longer than its `max_travel_s` just to go and return;
 - `window_closed`: even alone, no vehicle reaches it from its start inside one of its windows and gets back in time;
+- `over_capacity`: its delivery or pickup exceeds the capacity of every vehicle that has its skills;
 - `day_full`: it could be served alone, but not together with the others.
+
+Amounts follow VROOM: a job's `delivery` is loaded at the vehicle's start, its `pickup` carried to the end, and the
+load never exceeds the vehicle's `capacity` in any dimension (PyVRP's delivery, pickup and capacity, the same rule).
 
 A job with several time windows becomes one PyVRP client per window, in a mutually exclusive group (at most one is
 visited). Skills become routing profiles: a vehicle type's profile makes the jobs it lacks the skills for unreachable.
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from pyvrp import Depot, Model, ProblemData
+from pyvrp import Depot, Model, PenaltyParams, ProblemData, SolveParams
 from pyvrp import solve as pyvrp_solve
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, NoImprovement, StoppingCriterion
 
@@ -57,6 +61,8 @@ HORIZON = 10**9
 # cannot be served; not far above it, or PyVRP's time-warp penalties (bounded) stop steering it back to feasibility.
 PRIZE = 10**6
 PRIORITY_STEP = 10**4
+UNLIMITED_LOAD = 2**40
+LOAD_MAX_PENALTY = 100.0 * PRIZE
 
 REASONS_ZH: dict[str, str] = {
     "unknown_location": "位置不明，无法安排",
@@ -65,6 +71,7 @@ REASONS_ZH: dict[str, str] = {
     "window_closed": "即使单独前往，也无法在营业时间内到达并按时返回",
     "travel_limit": "往返路程超过车辆（检查组）的最长行驶时间",
     "day_full": "单独可以安排，但与其他站点一起排不下（当日已满）",
+    "over_capacity": "货量超过任何车辆的载量",
 }
 
 
@@ -90,6 +97,10 @@ class Job:
     windows: tuple[tuple[int, int], ...] = ((0, HORIZON),)
     skills: frozenset[int] = frozenset()
     priority: int = 0
+    # Amounts (VROOM's multidimensional quantities): `delivery` is loaded at the start and dropped here, `pickup`
+    # taken here and carried to the end. Empty: nothing.
+    delivery: tuple[int, ...] = ()
+    pickup: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,8 @@ class Vehicle:
     skills: frozenset[int] = frozenset()
     # What using this vehicle at all costs (seconds of travel): a team's later days cost more, so days fill in order.
     fixed_cost: int = 0
+    # The most it carries at any moment, per dimension of the jobs' amounts (empty: no limit).
+    capacity: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,14 @@ def solve(
     patience_iterations = patience(len(feasible_jobs)) if no_improvement is None else no_improvement
     if patience_iterations > 0:
         criteria.append(NoImprovement(patience_iterations))
-    result = pyvrp_solve(data, stop=MultipleCriteria(criteria), seed=seed, display=False, collect_stats=False)
+    params = SolveParams()
+    if _dims(problem):
+        # A unit of excess load must cost more than a stop's prize, or the search overloads a vehicle to collect it
+        # (PyVRP's default ceiling of 100,000 per unit is below PRIZE).
+        params = SolveParams(penalty=PenaltyParams(max_penalty=LOAD_MAX_PENALTY))
+    result = pyvrp_solve(
+        data, stop=MultipleCriteria(criteria), seed=seed, display=False, collect_stats=False, params=params
+    )
     solved = time.monotonic()
     routes: list[Route] = []
     served: set[int] = set()
@@ -364,6 +384,13 @@ def _alone_reason(problem: Problem, job: Job) -> str | None:
     able = [v for v in problem.vehicles if job.skills <= v.skills]
     if not able:
         return "no_vehicle_skills"
+    dims = _dims(problem)
+    able_load = [
+        v for v in able if _fits(_amount(job.delivery, dims), v, dims) and _fits(_amount(job.pickup, dims), v, dims)
+    ]
+    if not able_load:
+        return "over_capacity"
+    able = able_load
     longest_day = max(v.window[1] - v.window[0] for v in able)
     if job.service_s > longest_day:
         return "service_too_long"
@@ -397,11 +424,13 @@ def _model(problem: Problem, jobs: Sequence[Job]) -> tuple[Model, list[tuple[Job
     skill_sets = sorted({v.skills for v in problem.vehicles}, key=sorted)
     needs_profiles = any(j.skills for j in jobs)
     profiles = {s: model.add_profile(name=",".join(map(str, sorted(s)))) for s in skill_sets} if needs_profiles else {}
+    dims = _dims(problem)
     for v in problem.vehicles:
         start = depots[_key(v.start, free)]
         end = depots[_key(v.end, free)]
         model.add_vehicle_type(
             num_available=1,
+            capacity=_capacity(v, dims),
             start_depot=start,
             end_depot=end,
             tw_early=v.window[0],
@@ -420,6 +449,8 @@ def _model(problem: Problem, jobs: Sequence[Job]) -> tuple[Model, list[tuple[Job
         for w, (early, late) in enumerate(job.windows):
             model.add_client(
                 locations[job.location],
+                delivery=_amount(job.delivery, dims),
+                pickup=_amount(job.pickup, dims),
                 service_duration=job.service_s,
                 tw_early=early,
                 tw_late=late,
@@ -430,6 +461,29 @@ def _model(problem: Problem, jobs: Sequence[Job]) -> tuple[Model, list[tuple[Job
             )
             clients.append((job, w))
     return model, clients
+
+
+def _dims(problem: Problem) -> int:
+    """How many dimensions the problem's amounts have (0: no loads at all)."""
+    sizes = [len(j.delivery) for j in problem.jobs] + [len(j.pickup) for j in problem.jobs]
+    return max([*sizes, *(len(v.capacity) for v in problem.vehicles)], default=0)
+
+
+def _amount(amount: Sequence[int], dims: int) -> list[int]:
+    """An amount over every dimension (missing ones are zero)."""
+    return [*amount, *([0] * (dims - len(amount)))]
+
+
+def _capacity(vehicle: Vehicle, dims: int) -> list[int]:
+    """A vehicle's capacity over every dimension (no capacity given: no limit)."""
+    if not vehicle.capacity:
+        return [UNLIMITED_LOAD] * dims
+    return _amount(vehicle.capacity, dims)
+
+
+def _fits(load: Sequence[int], vehicle: Vehicle, dims: int) -> bool:
+    """Whether a load fits the vehicle in every dimension."""
+    return all(a <= c for a, c in zip(load, _capacity(vehicle, dims), strict=True))
 
 
 def _key(index: int | None, free: int | None) -> int:
@@ -475,6 +529,20 @@ def _schedule(problem: Problem, vehicle: Vehicle, visits: Sequence[tuple[Job, in
     A window index of -1 takes the first window the arrival fits. None when a window, the day or the travel limit
     is broken.
     """
+    dims = _dims(problem)
+    if dims:
+        # Loaded with every delivery at the start; each stop drops its delivery and takes its pickup.
+        load = [sum(col) for col in zip(*(_amount(job.delivery, dims) for job, _w in visits), strict=True)] or [
+            0
+        ] * dims
+        if not _fits(load, vehicle, dims):
+            return None
+        for job, _w in visits:
+            load = [
+                x - d + p for x, d, p in zip(load, _amount(job.delivery, dims), _amount(job.pickup, dims), strict=True)
+            ]
+            if not _fits(load, vehicle, dims):
+                return None
     t = max(start, vehicle.window[0])
     steps = [Step("start", vehicle.start, None, t, 0, 0, 0, 0)]
     here = vehicle.start

@@ -312,3 +312,19 @@ def test_a_problem_whose_road_matrix_cannot_fit_the_time_limit_is_refused_up_fro
     assert answered.status_code == 200, answered.text
     times = answered.json()["summary"]["computing_times"]
     assert times["loading"] >= times["routing"] > 0
+
+
+def test_vrooms_documentation_example_with_loads_is_answered_with_its_loads(
+    client: TestClient, headers: dict[str, dict[str, str]]
+) -> None:
+    from tests.planning.test_vrp import example_1_with_loads
+
+    problem = example_1_with_loads()
+    response = client.post("/v1/routes/solve", json=problem, headers=headers["api"])
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    VroomSolutionOut.model_validate(answer)
+    assert answer["summary"]["delivery"] == [4] and answer["summary"]["unassigned"] == 0
+    for route in answer["routes"]:
+        assert route["steps"][0]["load"] == route["delivery"]
+        assert route["steps"][-1]["load"] == [0]

@@ -485,3 +485,52 @@ def test_a_tiny_problem_is_settled_as_soon_as_the_search_stops_improving() -> No
     assert solution.iterations <= 1000  # stopped by its lack of progress, not after ~160,000 iterations to the clock
     # A reference run may still use its whole time (no early stop), as the benchmark's 60 s one does.
     assert solve(problem, max_seconds=0.3, no_improvement=0).iterations > 1000
+
+
+def example_1_with_loads() -> dict[str, Any]:
+    """VROOM's example 1 with its capacities and deliveries, less its shipment and breaks (still refused)."""
+    problem = example_1_by_index()
+    for vehicle, published in zip(problem["vehicles"], EXAMPLE_1["vehicles"], strict=True):
+        vehicle["capacity"] = published["capacity"]
+    for job, published in zip(problem["jobs"], EXAMPLE_1["jobs"], strict=True):
+        job["delivery"] = published["delivery"]
+    return problem
+
+
+def test_vroom_example_1_with_its_deliveries_and_capacities_costs_what_vroom_finds(tmp_path: Path) -> None:
+    # The outside test: VROOM's documentation example was refused for its delivery amounts and vehicle capacities.
+    problem = example_1_with_loads()
+    theirs = vroom_solve(problem, tmp_path)
+    answer = ours(problem)
+    assert answer["summary"]["cost"] == theirs["summary"]["cost"]
+    assert answer["summary"]["unassigned"] == theirs["summary"]["unassigned"] == 0
+    assert answer["summary"]["delivery"] == theirs["summary"]["delivery"] == [4]
+    assert set(theirs["summary"]) <= set(answer["summary"])
+    for route in answer["routes"]:
+        assert all(set(s) >= {"load"} for s in route["steps"])
+    check_windows(problem, answer)
+
+
+def test_two_dimensional_loads_bind_like_vroom_and_a_load_no_vehicle_carries_is_explained(tmp_path: Path) -> None:
+    problem = windowed_problem(7, 12, 3)
+    rng = np.random.default_rng(7)
+    for job in problem["jobs"]:
+        job["delivery"] = [int(rng.integers(1, 4)), int(rng.integers(0, 3))]
+        job["pickup"] = [0, int(rng.integers(0, 3))]
+    for vehicle in problem["vehicles"]:
+        vehicle["capacity"] = [9, 8]
+    theirs = vroom_solve(problem, tmp_path)
+    answer = ours(problem, seconds=2.0)
+    assert answer["summary"]["unassigned"] == theirs["summary"]["unassigned"]
+    assert answer["summary"]["cost"] <= theirs["summary"]["cost"] * (1 + MARGIN)
+    capacity = problem["vehicles"][0]["capacity"]
+    for route in answer["routes"]:
+        assert all(all(x <= c for x, c in zip(s["load"], capacity, strict=True)) for s in route["steps"])
+        assert route["steps"][0]["load"] == route["delivery"]
+    check_windows(problem, answer)
+    problem["jobs"][0]["delivery"] = [10, 0]
+    heavy = read_problem({**problem, "options": {"allow_unassigned": True}})
+    left = solve(heavy.problem(), max_seconds=0.5).unassigned
+    assert [(u.job_id, u.reason) for u in left if u.job_id == 1] == [(1, "over_capacity")]
+    with pytest.raises(InvalidPlan):
+        read_problem({**problem, "vehicles": [{**problem["vehicles"][0], "capacity": [9]}]})
