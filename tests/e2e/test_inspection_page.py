@@ -229,6 +229,8 @@ def test_the_command_centre_plans_draws_routes_moves_and_prints_a_joint_inspecti
     page.wait_for_function("window.gridgov.page.moveRefused !== null")
     said = page.locator("#message").inner_text()
     assert "路线未改动" in said and refused.value.json()["unassigned"][0]["detail"] in said
+    # Said once: the refusal's sentence already names the reason, the page does not repeat it.
+    assert said.count(refused.value.json()["unassigned"][0]["detail"]) == 1
     assert hook(page)["routes"] == before
     stored = httpx.get(f"{base_url}/v1/inspection-plans/{plan_id}/routes", headers={"Cookie": cookie(page)}, timeout=30)
     assert stored.status_code == 200

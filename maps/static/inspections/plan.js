@@ -293,9 +293,12 @@ export function mountPlanView({ config, map, say, hook, onStatus }) {
       await call();
     } catch (error) {
       hook.error = error.message;
-      const reasons = error.body && Array.isArray(error.body.unassigned)
-        ? `：${error.body.unassigned.map((u) => u.detail || u.reason).join("；")}` : "";
-      say(`${error.message}${reasons}`, "refused");
+      // A refusal's own sentence often already says why (a refused move names its reason): each reason is added
+      // once, and only when the sentence does not already carry it.
+      const listed = error.body && Array.isArray(error.body.unassigned)
+        ? error.body.unassigned.map((u) => u.detail || u.reason) : [];
+      const extra = [...new Set(listed)].filter((text) => text && !error.message.includes(text));
+      say(extra.length ? `${error.message}：${extra.join("；")}` : error.message, "refused");
     } finally {
       button.disabled = false;
     }
