@@ -31,7 +31,7 @@ from gis import clock
 from planning.errors import InvalidPlan, PlanNotFound, PlanState, RouteInfeasible
 from planning.inspection_results import recent_visits
 from planning.routing import vroom_format
-from planning.routing.travel import LonLat, RoadNetwork
+from planning.routing.travel import LonLat, RoadNetwork, Searched
 from planning.routing.vrp import (
     REASONS_ZH,
     Job,
@@ -337,6 +337,8 @@ class _TeamProblem:
     visits: list[dict[str, Any]]
     problem: Problem
     day: Vehicle
+    # The road searches from the team's points: its matrix came from them, its days' map lines reuse them.
+    searched: Searched
 
 
 def _team_problem(
@@ -350,7 +352,8 @@ def _team_problem(
     placed = [v for v in visits if v["lon"] is not None]
     points: list[LonLat] = [(float(team["lon"]), float(team["lat"]))]
     points += [(float(v["lon"]), float(v["lat"])) for v in placed]
-    matrix = network.matrix(points)
+    searched = network.search(points)
+    matrix = network.matrix(points, searched)
     index = {v["id"]: k + 1 for k, v in enumerate(placed)}
     jobs = [
         Job(
@@ -365,7 +368,7 @@ def _team_problem(
         Vehicle(id=d + 1, start=0, end=0, window=window, fixed_cost=DAY_OPENING_COST * (d + 1)) for d in range(days)
     ]
     problem = Problem(matrix.durations_s, jobs, vehicles, matrix.distances_m)
-    return _TeamProblem(dict(team), [dict(v) for v in visits], problem, vehicles[0])
+    return _TeamProblem(dict(team), [dict(v) for v in visits], problem, vehicles[0], searched)
 
 
 def _days_needed(visits: Sequence[Mapping[str, Any]], window: tuple[int, int]) -> int:
@@ -388,9 +391,14 @@ def _solve_team(tp: _TeamProblem, seconds: float) -> Solution:
     return solution
 
 
-def _legs(network: RoadNetwork, team: Mapping[str, Any], stops: Sequence[Mapping[str, Any]]) -> list[list[LonLat]]:
-    """The road path of each leg of a day: office → first stop → … → office."""
-    return network.paths([_office(team), *_placed(stops), _office(team)])
+def _legs(
+    network: RoadNetwork,
+    team: Mapping[str, Any],
+    stops: Sequence[Mapping[str, Any]],
+    searched: Searched | None = None,
+) -> list[list[LonLat]]:
+    """The road path of each leg of a day: office → first stop → … → office (from the team's searches if given)."""
+    return network.paths([_office(team), *_placed(stops), _office(team)], searched)
 
 
 def _steps_json(route: Route, legs: Sequence[Sequence[LonLat]]) -> list[dict[str, Any]]:
@@ -532,7 +540,7 @@ def solve_plan_routes(
             by_id = {v["id"]: v for v in own}
             for day, route in enumerate(solution.routes, start=1):
                 expected.update(route.job_ids)
-                legs = _legs(network, team, [by_id[i] for i in route.job_ids])
+                legs = _legs(network, team, [by_id[i] for i in route.job_ids], tp.searched)
                 _store_day(conn, plan_id, int(team["id"]), day, route, manual=False, at=at, legs=legs)
         _check_days(conn, plan_id, expected)
     result = plan_routes(conn, plan_id, scope=scope, settings=day_settings)

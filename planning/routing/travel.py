@@ -67,6 +67,22 @@ class RoadMatrix:
     fallback_pairs: int
 
 
+@dataclass(frozen=True)
+class Searched:
+    """Shortest-path trees of a road graph: per source node (`row_of`), seconds and predecessors to every node."""
+
+    row_of: dict[int, int]
+    dist: NDArray[np.float64]
+    pred: NDArray[np.int32]
+
+    def rows(self, nodes: NDArray[np.int64]) -> list[int] | None:
+        """The rows of these source nodes, or None when one of them was not searched."""
+        try:
+            return [self.row_of[int(v)] for v in nodes]
+        except KeyError:
+            return None
+
+
 class StraightLine:
     """The baseline: haversine distance × DETOUR_FACTOR at STRAIGHT_KMH."""
 
@@ -213,8 +229,18 @@ class RoadNetwork:
         nodes = self.node_count
         return points * nodes * MATRIX_S_PER_POINT_NODE + points * points * nodes * MATRIX_S_PER_PAIR_NODE
 
-    def matrix(self, points: Sequence[LonLat]) -> RoadMatrix:
-        """Seconds and metres between every ordered pair of points along the roads (straight line where none)."""
+    def search(self, points: Sequence[LonLat]) -> Searched:
+        """The shortest-path trees from the road ends near these points: searched once, then a matrix over the points
+        and the paths of any of their legs reuse them (a team's matrix and its days' map lines)."""
+        snap, _ = self._snap(points)
+        nodes, _, _ = self._ends(snap)
+        uniq = np.unique(nodes.reshape(-1))
+        dist, pred = dijkstra(self.graph, directed=True, indices=uniq, return_predecessors=True)
+        return Searched({int(v): i for i, v in enumerate(uniq)}, dist, pred)
+
+    def matrix(self, points: Sequence[LonLat], searched: Searched | None = None) -> RoadMatrix:
+        """Seconds and metres between every ordered pair of points along the roads (straight line where none);
+        `searched` (from `search` over these points or more) saves searching again."""
         n = len(points)
         if n == 0:
             empty = np.zeros((0, 0), dtype=np.int64)
@@ -225,8 +251,13 @@ class RoadNetwork:
         uniq, where = np.unique(sources, return_inverse=True)
         dist = np.empty((len(uniq), len(sources)), dtype=np.float64)
         metres = np.empty_like(dist)
+        rows = searched.rows(uniq) if searched is not None else None
+        if rows is not None and searched is not None:
+            d = searched.dist[rows][:, sources]
+            dist[:] = d
+            metres[:] = self._chain_metres(searched.pred[rows], sources, d)
         # Sources in chunks: a whole-city graph has tens of thousands of nodes, and the trees are rows that long.
-        for lo in range(0, len(uniq), SOURCE_CHUNK):
+        for lo in range(0, len(uniq) if rows is None else 0, SOURCE_CHUNK):
             part = uniq[lo : lo + SOURCE_CHUNK]
             d, pred = dijkstra(self.graph, directed=True, indices=part, return_predecessors=True)
             dist[lo : lo + len(part)] = d[:, sources]
@@ -284,15 +315,19 @@ class RoadNetwork:
         out = total.reshape(len(pred), len(targets))
         return np.where(np.isfinite(seconds), out, np.inf)
 
-    def paths(self, points: Sequence[LonLat]) -> list[list[LonLat]]:
-        """The road path (lon, lat vertices) from each point to the next: len(points) - 1 legs, for the map."""
+    def paths(self, points: Sequence[LonLat], searched: Searched | None = None) -> list[list[LonLat]]:
+        """The road path (lon, lat vertices) from each point to the next: len(points) - 1 legs, for the map;
+        `searched` (from `search` over these points or more) saves searching again."""
         if len(points) < 2:
             return []
         snap, xy = self._snap(points)
         nodes, end_s, _ = self._ends(snap)
         uniq = np.unique(nodes.reshape(-1))
-        dist, pred = dijkstra(self.graph, directed=True, indices=uniq, return_predecessors=True)
-        row_of = {int(v): i for i, v in enumerate(uniq)}
+        if searched is not None and searched.rows(uniq) is not None:
+            dist, pred, row_of = searched.dist, searched.pred, searched.row_of
+        else:
+            dist, pred = dijkstra(self.graph, directed=True, indices=uniq, return_predecessors=True)
+            row_of = {int(v): i for i, v in enumerate(uniq)}
         legs: list[list[LonLat]] = []
         for i in range(len(points) - 1):
             j = i + 1
