@@ -169,7 +169,7 @@ def _check_public(conn: Connection, plan_id: int) -> tuple[float, int]:
         members.setdefault(stratum_id, []).append(uscc)
     for stratum in public["strata"]:
         usccs = members.get(stratum["id"], [])
-        n = math.ceil(Decimal(stratum["ratio"]) * len(usccs))
+        n = math.ceil(Decimal(str(stratum["ratio"])) * len(usccs))
         if len(usccs) != stratum["size"] or n != stratum["n"]:
             raise BenchmarkFailed(f"plan {plan_id}, stratum {stratum['id']}: size or n differs from the list")
         if sorted(independent_selection(seed, stratum["id"], usccs, n)) != stratum["selected"]:

@@ -808,7 +808,7 @@ def _public_strata(strata: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         {
             "id": s["stratum_id"],
             "size": s["size"],
-            "ratio": ratio_text(s["ratio"]),
+            "ratio": published_ratio(s["ratio"]),
             "n": s["n"],
             "selected": list(s["selected"]),
         }
@@ -819,6 +819,12 @@ def _public_strata(strata: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def ratio_text(ratio: Decimal) -> str:
     """A ratio as the plain decimal text auditors compute with (0.05000 → "0.05", never "5E-2")."""
     return format(Decimal(ratio).normalize(), "f")
+
+
+def published_ratio(ratio: Decimal) -> float:
+    """A ratio as the JSON number the answers carry: at most 5 decimals, so its shortest text (what JSON writes,
+    0.07) is the exact decimal; auditors read that text as a decimal (`Decimal(str(x))`), never multiply floats."""
+    return float(ratio_text(ratio))
 
 
 def list_plans(conn: Connection, scope: Scope) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ class PreviewStratumOut(BaseModel):
     department: str = Field(description="部门编码")
     credit_class: str = Field(description="信用类别（内部信息，不公开）")
     size: int = Field(description="候选户数")
-    ratio: str = Field(description="抽查比例（十进制小数）")
+    ratio: float = Field(description="抽查比例（至多 5 位小数，按其十进制文本精确计算）")
     n: int = Field(description="应抽户数 ⌈比例 × 候选户数⌉")
 
 
@@ -120,7 +120,7 @@ class StratumOut(BaseModel):
     item_code: str = Field(description="抽查事项编码")
     credit_class: str | None = Field(description="信用类别（内部信息，不公开；镇街领导查看涉及其他镇街的计划时不显示）")
     size: int = Field(description="候选户数")
-    ratio: str = Field(description="抽查比例（十进制小数）")
+    ratio: float = Field(description="抽查比例（至多 5 位小数，按其十进制文本精确计算）")
     n: int = Field(description="应抽户数")
     selected: list[str] = Field(description="抽中的统一社会信用代码（摇号前为空）")
 
@@ -292,7 +292,7 @@ def post_preview(_: InspectionPlanner, scope: CurrentScope, conn: ReadConn, body
     result = inspection_plans.preview(conn, request, scope=scope)
     out = asdict(result)
     for stratum in out["strata"]:
-        stratum["ratio"] = inspection_plans.ratio_text(stratum["ratio"])
+        stratum["ratio"] = inspection_plans.published_ratio(stratum["ratio"])
     return out
 
 

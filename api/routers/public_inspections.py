@@ -60,7 +60,9 @@ class PublicStratum(BaseModel):
 
     id: str = Field(description="分层编号（事项编码/随机串）")
     size: int = Field(description="候选户数")
-    ratio: str = Field(description="抽查比例（十进制小数，按原样精确计算）")
+    ratio: float = Field(
+        description="抽查比例（至多 5 位小数；按其十进制文本精确计算 ⌈比例 × 户数⌉，勿用二进制浮点相乘）"
+    )
     n: int = Field(description="应抽户数 ⌈比例 × 候选户数⌉")
     selected: list[str] = Field(description="抽中的统一社会信用代码（摇号前为空）")
 

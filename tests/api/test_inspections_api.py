@@ -98,7 +98,7 @@ def test_the_command_centre_plans_publishes_the_commitment_and_draws(
     assert {s["credit_class"] for s in plan["strata"]} <= set("ABCD")
     # 0.07 is taken as the exact decimal it reads: n = ⌈0.07 × size⌉.
     b_strata = [s for s in plan["strata"] if s["credit_class"] == "B"]
-    assert b_strata and all(s["ratio"] == "0.07" for s in b_strata)
+    assert b_strata and all(s["ratio"] == 0.07 for s in b_strata)
     assert plan["visits"] == [] and plan["teams"] == []
 
     drawn = client.post(

@@ -106,7 +106,7 @@ def recompute_from_public(public: dict[str, Any], csv_bytes: bytes) -> dict[str,
     for stratum in public["strata"]:
         usccs = members[stratum["id"]]
         assert len(usccs) == stratum["size"]
-        ratio = Decimal(stratum["ratio"])
+        ratio = Decimal(str(stratum["ratio"]))
         n = math.ceil(ratio * len(usccs))
         assert n == stratum["n"]
         key = {u: hmac.new(seed, f"{stratum['id']}|{u}".encode(), hashlib.sha256).hexdigest() for u in usccs}
@@ -143,7 +143,7 @@ def test_a_plan_fixes_its_candidates_and_publishes_the_commitment_before_the_dra
     assert sum(s["size"] for s in public["strata"]) == view["candidate_count"] == csv_bytes.count(b"\n") - 1
     # n = ⌈ratio × size⌉ with the default ratios (B 5%, …)
     for stratum in view["strata"]:
-        assert stratum["n"] == math.ceil(Decimal(stratum["ratio"]) * stratum["size"])
+        assert stratum["n"] == math.ceil(Decimal(str(stratum["ratio"])) * stratum["size"])
     assert "credit_class" not in repr(public) and "server_seed" in public
 
 
