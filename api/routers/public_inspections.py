@@ -85,21 +85,9 @@ class PublicResult(BaseModel):
     published_at: datetime = Field(description="公示时间")
 
 
-class PublicPlan(BaseModel):
+class PublicPlan(PublicPlanSummary):
     """可供任何人复核的抽查计划：承诺、公开随机数、服务器种子、种子、候选名单摘要与各分层的抽取结果。"""
 
-    id: int = Field(description="计划编号")
-    title: str = Field(description="计划名称")
-    departments: list[str] = Field(description="部门编码")
-    status: str = Field(description="状态：committed 已公布承诺、drawn 已摇号、cancelled 已撤销")
-    created_at: datetime = Field(description="建立（公布承诺）时间")
-    public_value_source: str = Field(description="公开随机数的来源")
-    public_value_at: datetime = Field(description="公开随机数的公布时间")
-    public_value_announced: bool = Field(
-        description="公开随机数是否事先公布（否：摇号时当场给出，复核时应核实其来源，事先公布的更可信）"
-    )
-    drawn_at: datetime | None = Field(description="摇号时间")
-    cancelled_at: datetime | None = Field(description="撤销时间")
     cancel_reason: str | None = Field(description="撤销原因")
     items: list[PublicItem]
     commitment: str = Field(description="承诺：SHA-256(服务器种子的 32 字节)，十六进制")
