@@ -26,7 +26,7 @@ from gis.settings import ServerSettings
 from grids.codes import GRID_PATTERN, TOWN_PATTERN
 from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, today
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 from supervision.scope import Scope
 
 # Dependencies every /v1 router runs first: no /v1 answer without a valid credential (api.auth.deps).
@@ -64,7 +64,7 @@ def actor_of(principal: Principal) -> Actor:
 
 def require(principal: Principal, capability: Capability) -> Principal:
     """The principal, or NotAllowed (403 `forbidden`) unless their role has `capability`."""
-    if not permits(principal.role, capability):
+    if not principal.may(capability):
         raise NotAllowed(f"a {principal.role} may not use {capability.value}")
     return principal
 

@@ -14,10 +14,14 @@ from api.auth.deps import AuthRuntime
 from api.auth.logfilter import install_log_redaction
 from api.auth.page import AUTH_STATIC_DIR
 from api.deps import API_DEPENDENCIES
+from api.edges import CsrfGuard, SecurityHeaders
 from api.errors import ERROR_RESPONSES, register_error_handlers
 from api.input_guard import InputGuard
+from api.observability import RequestContext
+from api.observability import router as observability_router
 from api.routers import (
     addresses,
+    aliases,
     auth,
     clues,
     credit,
@@ -115,6 +119,11 @@ def create_app(
     app.add_middleware(GZipMiddleware, minimum_size=2048)
     # Outermost: a NUL or other control character in a path or query string is refused before any route sees it.
     app.add_middleware(InputGuard)
+    # Cookie-authenticated changes from another site are refused; every answer (refusals too) carries the security
+    # headers; the request id and the access log wrap everything.
+    app.add_middleware(CsrfGuard)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestContext)
     # Open: the token endpoint and the login page. Everything else under /v1, and the pages, need a credential.
     app.include_router(auth.router, prefix="/v1")
     app.include_router(auth.pages_router)
@@ -122,6 +131,7 @@ def create_app(
     app.include_router(geocode.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(geocode_batch.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(addresses.router, prefix="/v1", dependencies=API_DEPENDENCIES)
+    app.include_router(aliases.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(registrations.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(tasks.router, prefix="/v1", dependencies=API_DEPENDENCIES)
     app.include_router(clues.router, prefix="/v1", dependencies=API_DEPENDENCIES)
@@ -157,6 +167,7 @@ def create_app(
     app.include_router(nominatim.router, dependencies=API_DEPENDENCIES)
     app.include_router(pages.router)
     app.include_router(docs.router)
+    app.include_router(observability_router)
     # Front-end libraries come from this server, never a CDN (offline intranets); mounted before /static.
     for library in vendor_libraries():
         app.mount(

@@ -7,7 +7,7 @@ credential alone. The task moves a role may make are part of the same table (`MO
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 
 from supervision.scope import NOWHERE, Scope
@@ -70,6 +70,24 @@ class Capability(StrEnum):
     CREDIT_READ = "credit.read"
     CREDIT_RECOMPUTE = "credit.recompute"
     ROUTE_SOLVE = "route.solve"
+    # Map reads for GIS clients: vector tiles and OGC API Features (each layer still needs its own capability).
+    GIS_READ = "gis.read"
+
+
+class KeyPermission(StrEnum):
+    """What an API key may be used for, chosen when it is made (`gridgov apikey create --permission P`).
+
+    A key's capabilities are those of its role that one of its permissions also grants (least privilege): a default
+    key geocodes and nothing else, so a map search box's `key=` cannot change supervision.
+    """
+
+    GEOCODE = "geocode"
+    GIS = "gis"
+    HOTLINE = "hotline"
+    INTAKE = "intake"
+
+
+DEFAULT_KEY_PERMISSIONS: frozenset[KeyPermission] = frozenset({KeyPermission.GEOCODE})
 
 
 _EVERYONE = frozenset(
@@ -80,6 +98,7 @@ _EVERYONE = frozenset(
         Capability.DEPARTMENT_READ,
         Capability.VOCABULARY_READ,
         Capability.REGISTRATION_READ,
+        Capability.GIS_READ,
     }
 )
 _SUPERVISES = frozenset({Capability.TASK_READ, Capability.CLUE_READ, Capability.STATS_READ})
@@ -152,12 +171,36 @@ MOVE_TARGETS: Mapping[str, frozenset[Status] | None] = {
 }
 
 
-def permits(role: str, capability: Capability) -> bool:
-    """Whether `role` has `capability` (an unknown role has none)."""
+# What each key permission grants (intersected with the key's role): geocoding (a search box, Nominatim clients);
+# map reads for GIS tools (tiles, OGC API Features, route solving); the hotline's Open311 requests; registrations
+# from the registration systems (a key reads back the events it sent, and only those).
+KEY_PERMISSIONS: Mapping[KeyPermission, frozenset[Capability]] = {
+    KeyPermission.GEOCODE: frozenset({Capability.GEOCODE, Capability.VOCABULARY_READ, Capability.DEPARTMENT_READ}),
+    KeyPermission.GIS: frozenset(
+        {Capability.GIS_READ, Capability.TERRITORY_READ, Capability.VOCABULARY_READ, Capability.ROUTE_SOLVE}
+    ),
+    KeyPermission.HOTLINE: frozenset({Capability.SERVICE_REQUEST_SUBMIT, Capability.SERVICE_REQUEST_READ}),
+    KeyPermission.INTAKE: frozenset(
+        {Capability.REGISTRATION_SEND, Capability.REGISTRATION_READ, Capability.VOCABULARY_READ}
+    ),
+}
+
+
+def permits(role: str, capability: Capability, permissions: Collection[str] | None = None) -> bool:
+    """Whether `role` has `capability` (an unknown role has none); with `permissions` (an API key's), one of them
+    must grant it too (an unknown permission grants nothing).
+    """
     try:
-        return capability in CAPABILITIES[Role(role)]
+        if capability not in CAPABILITIES[Role(role)]:
+            return False
     except ValueError:
         return False
+    if permissions is None:
+        return True
+    return any(capability in KEY_PERMISSIONS[KeyPermission(p)] for p in permissions if p in _KEY_PERMISSION_NAMES)
+
+
+_KEY_PERMISSION_NAMES = frozenset(p.value for p in KeyPermission)
 
 
 def may_move_to(role: str, target: Status) -> bool:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from api.auth.errors import InvalidRole, InvalidScope
 from grids.codes import COMMUNITY_PATTERN, TOWN_PATTERN, is_town, town_of
-from supervision.permissions import Role, scope_for
+from supervision.permissions import Capability, Role, permits, scope_for
 from supervision.scope import Scope
 
 ROLES: tuple[str, ...] = tuple(role.value for role in Role)
@@ -65,6 +65,22 @@ class Principal:
     scope: str | None = None
     # The one town a territorial principal is confined to; resolved when the credential is checked.
     town_code: str | None = None
+    # The account's or the key's row id: what owns a principal's jobs and files (names are not unique for keys).
+    id: int | None = None
+    # An API key's permissions (supervision.permissions.KeyPermission values); None for a signed-in user.
+    permissions: frozenset[str] | None = None
+    # The registration event kinds an intake key is limited to; None: every kind its permissions allow.
+    event_kinds: frozenset[str] | None = None
+
+    def may(self, capability: Capability) -> bool:
+        """Whether this principal may use `capability`: its role's table, and for a key its permissions too."""
+        return permits(self.role, capability, self.permissions)
+
+    @property
+    def owner(self) -> str:
+        """A stable, unique owner reference for jobs and files: user#<id> or key#<id> (the name when no id)."""
+        kind = "user" if self.kind == "user" else "key"
+        return f"{kind}#{self.id}" if self.id is not None else f"{kind}:{self.name}"
 
     @property
     def audit_name(self) -> str:

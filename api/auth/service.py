@@ -43,7 +43,9 @@ class UserRecord:
 
     def principal(self) -> Principal:
         """This user as the routers see them."""
-        return Principal(kind="user", name=self.username, role=self.role, scope=self.scope, town_code=self.town_code)
+        return Principal(
+            kind="user", name=self.username, role=self.role, scope=self.scope, town_code=self.town_code, id=self.id
+        )
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class ApiKeyRecord:
 
     def principal(self) -> Principal:
         """This key as the routers see it."""
-        return Principal(kind="api_key", name=self.name, role=self.role, scope=self.scope, town_code=self.town_code)
+        return Principal(
+            kind="api_key", name=self.name, role=self.role, scope=self.scope, town_code=self.town_code, id=self.id
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from api.deps import CurrentScope, DbEngine, ReadConn, actor_of, allowed, server
 from api.routers.pages import refused_page, sign_in_first
 from maps.field_page import FieldUser, render_field
 from supervision.clues import MAX_PHOTO_BYTES
-from supervision.permissions import MOVE_TARGETS, Capability, permits
+from supervision.permissions import MOVE_TARGETS, Capability
 from supervision.task_photos import TaskPhoto, add_task_photo, task_photo_file, task_photos
 
 router = APIRouter(tags=["网格员移动端"])
@@ -51,8 +51,8 @@ def field_page(request: Request, principal: Annotated[Principal | None, Depends(
         name=principal.name,
         role=principal.role,
         worker_id=principal.area.worker_id,
-        can_inspect=permits(principal.role, Capability.TASK_TRANSITION),
-        can_report=permits(principal.role, Capability.CLUE_REPORT),
+        can_inspect=principal.may(Capability.TASK_TRANSITION),
+        can_report=principal.may(Capability.CLUE_REPORT),
         move_targets=MOVE_TARGETS.get(principal.role, frozenset()),
     )
     return HTMLResponse(render_field(user), headers={"Cache-Control": "no-cache"})

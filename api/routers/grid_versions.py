@@ -27,7 +27,7 @@ from maps.page import render_forbidden, render_grid_version, render_grid_version
 from planning import grid_versions
 from planning.errors import Infeasible, PlanNotFound
 from supervision.errors import OutOfScope
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 from supervision.scope import Scope
 
 router = APIRouter(tags=["规划"])
@@ -414,8 +414,8 @@ def _refused_scope(request: Request, principal: Principal) -> Response:
 def _page_rights(principal: Principal) -> dict[str, bool]:
     """What the page may offer this caller: drawing drafts, making one active."""
     return {
-        "canRedesign": permits(principal.role, Capability.GRID_REDESIGN),
-        "canApply": permits(principal.role, Capability.GRID_APPLY),
+        "canRedesign": principal.may(Capability.GRID_REDESIGN),
+        "canApply": principal.may(Capability.GRID_APPLY),
     }
 
 

@@ -20,7 +20,7 @@ from planning import inspection_plans, route_service, staffing_service
 from planning.errors import PlanNotFound
 from planning.inspection_results import PLAN_STATUS_LABELS_ZH
 from supervision.errors import OutOfScope
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 from supervision.routing import default_router
 
 router = APIRouter(tags=["双随机抽查"])
@@ -42,7 +42,7 @@ def _departments(principal: Principal) -> list[dict[str, str]]:
 def _may_plan(principal: Principal, departments: list[str] | None) -> bool:
     """Whether the page offers planning (and, on a plan, its draw, routes and moves): the command centre for any
     plan, an officer only for a plan of their own department alone (joint plans are the command centre's)."""
-    if not permits(principal.role, Capability.INSPECTION_PLAN):
+    if not principal.may(Capability.INSPECTION_PLAN):
         return False
     return departments is None or principal.area.kind != "department" or departments == [principal.area.code]
 

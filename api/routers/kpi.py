@@ -13,7 +13,7 @@ from api.auth.roles import Principal
 from api.deps import CurrentPrincipal, CurrentScope, ReadConn, allowed, check_day, day_window
 from supervision.calendar import today
 from supervision.kpi import MAX_TREND_DAYS, ROLE_LABELS_ZH, Area, Kpi, Trend, caller_area, kpi, trend
-from supervision.permissions import CAPABILITIES, MOVE_TARGETS, Capability, Role, permits
+from supervision.permissions import CAPABILITIES, MOVE_TARGETS, Capability, Role
 from supervision.stats import StatsWindow
 
 router = APIRouter(tags=["指挥中心指标"])
@@ -49,7 +49,7 @@ def get_me(principal: CurrentPrincipal, conn: ReadConn) -> Me:
     except ValueError:
         capabilities = []
     moves: list[str] | None
-    if not permits(principal.role, Capability.TASK_TRANSITION):
+    if not principal.may(Capability.TASK_TRANSITION):
         moves = []
     else:
         targets = MOVE_TARGETS.get(principal.role)

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth.errors import NotAllowed
 from api.deps import CurrentPrincipal, engine
 from supervision.live import LiveEvent, LiveFeed, Subscription, TooManyStreams
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["实时"])
 RETRY_MS = 3000
@@ -82,9 +82,9 @@ async def get_live(
     """本账号范围内的事件（与列表同一范围规则）：event 为 registration、task 或 clue，data 为 JSON；每 15 秒一行注释心跳；带 Last-Event-ID 重连可补发断线期间的事件。"""
     feed = live_feed(request)
     scope = principal.area
-    audiences = [a for a, cap in _AUDIENCE_CAPABILITY.items() if permits(principal.role, cap)]
+    audiences = [a for a, cap in _AUDIENCE_CAPABILITY.items() if principal.may(cap)]
     # A stream holds a slot: only roles that receive work on it (tasks, clues, the review queue) may open one.
-    if not any(permits(principal.role, cap) for cap in _STREAM_CAPABILITIES):
+    if not any(principal.may(cap) for cap in _STREAM_CAPABILITIES):
         raise NotAllowed(f"a {principal.role} may not read live events")
     grids = frozenset[str]()
     if scope.kind == "worker":

@@ -38,7 +38,7 @@ from gis import clock
 from supervision import open311
 from supervision.calendar import SHANGHAI
 from supervision.errors import InvalidInput, NotFound, OutOfScope, SupervisionError
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["12345 热线（Open311）"])
 
@@ -140,7 +140,7 @@ def _caller(request: Request, api_key: str | None, capability: Capability) -> Pr
         if exc.status_code == 429:
             raise Open311Error(429, str(exc.detail)) from None
         raise Open311Error(403, "invalid api_key") from None
-    if principal is None or not permits(principal.role, capability):
+    if principal is None or not principal.may(capability):
         raise Open311Error(403, "this api_key may not use service requests")
     return principal
 

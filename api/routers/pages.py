@@ -15,7 +15,7 @@ from api.auth.roles import Principal
 from api.deps import require
 from maps.page import render_clue_list, render_forbidden, render_index, render_review_queue
 from maps.settings import MapSettings
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["页面"])
 
@@ -36,7 +36,7 @@ def sign_in_first(request: Request) -> Response:
 def refused_page(request: Request, principal: Principal, capability: Capability) -> Response | None:
     """None when the caller's role has `capability`; otherwise a browser gets the Chinese 403 page (with the
     sign-out) and other clients the JSON 403 (`forbidden`)."""
-    if not permits(principal.role, capability) and wants_html(request):
+    if not principal.may(capability) and wants_html(request):
         return HTMLResponse(
             render_forbidden(user=principal.name), status_code=403, headers={"Cache-Control": "no-store"}
         )

@@ -19,7 +19,7 @@ from grids.codes import TOWN_PATTERN
 from maps.page import page_config, render_page
 from maps.settings import MapSettings
 from planning import staffing_service
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["规划"])
 pages_router = APIRouter(tags=["页面"])
@@ -221,7 +221,7 @@ def staffing_page(
         **_outline_config(page_config(settings)),
         "town": town,
         "towns": [asdict(choice) for choice in choices],
-        "canApply": permits(principal.role, Capability.STAFFING_APPLY),
+        "canApply": principal.may(Capability.STAFFING_APPLY),
     }
     html = render_page("staffing.html", title="网格员配置方案", config=config, user=principal.name)
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})

@@ -20,7 +20,7 @@ from api.deps import CurrentPrincipal, ReadConn, require
 from gis.coords import CoordSystem
 from maps.tile_service import Caller, TileStore
 from maps.tiles import TILE_MEDIA_TYPE, TileLayer, check_tile, layer_spec, tilejson
-from supervision.permissions import Capability, permits
+from supervision.permissions import Capability
 
 router = APIRouter(tags=["矢量瓦片"])
 
@@ -101,8 +101,8 @@ def vector_tile(
     tile = check_tile(spec, z, x, y)
     caller = Caller(
         scope=principal.area,
-        reads_tasks=permits(principal.role, Capability.TASK_READ),
-        reads_clues=permits(principal.role, Capability.CLUE_READ),
+        reads_tasks=principal.may(Capability.TASK_READ),
+        reads_clues=principal.may(Capability.CLUE_READ),
     )
     started = time.perf_counter()
     answer = tile_store(request).tile(conn, spec, tile, caller, coords)
