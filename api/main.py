@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from address_library.live import LiveGeocoder
 from api.auth.deps import AuthRuntime
 from api.auth.logfilter import install_log_redaction
+from api.auth.login import LoginGate
 from api.auth.page import AUTH_STATIC_DIR
-from api.deps import API_DEPENDENCIES
+from api.deps import API_DEPENDENCIES, allowed
 from api.edges import CsrfGuard, SecurityHeaders
 from api.errors import ERROR_RESPONSES, register_error_handlers
+from api.files import files_cleanup_job
 from api.input_guard import InputGuard
 from api.observability import RequestContext
 from api.observability import router as observability_router
@@ -59,6 +61,10 @@ from gis.settings import DatabaseSettings, ServerSettings
 from maps.page import STATIC_DIR, vendor_libraries
 from maps.settings import MapSettings
 from supervision.jobs import BackgroundJobs, DailyJob
+from supervision.permissions import Capability
+
+# Map reads (vector tiles, OGC API Features): an API key needs its gis permission.
+GIS_READ = Depends(allowed(Capability.GIS_READ))
 
 
 def create_app(
@@ -87,11 +93,14 @@ def create_app(
             secret_key=app.state.secret_key,
             token_minutes=server_settings.token_minutes,
             session_hours=server_settings.session_hours,
-            key_cache_seconds=server_settings.api_key_cache_seconds,
+            trusted_proxies=tuple(p.strip() for p in server_settings.trusted_proxies.split(",") if p.strip()),
+            login_gate=LoginGate(server_settings.password_verify_threads, server_settings.password_verify_wait_seconds),
         )
         app.state.jobs = None
         if run_jobs:
-            app.state.jobs = BackgroundJobs(app.state.engine, app.state.geocoder.get, daily_jobs=daily_jobs)
+            # The daily cleanup of uploaded files (batch inputs and results past their retention) runs with them.
+            scheduled = [*daily_jobs, files_cleanup_job(server_settings)]
+            app.state.jobs = BackgroundJobs(app.state.engine, app.state.geocoder.get, daily_jobs=scheduled)
             app.state.jobs.start()
         yield
         # The live feed (made by the first /v1/live stream) stops with the app, not only when its last listener goes.
@@ -100,6 +109,7 @@ def create_app(
             feed.stop()
         if app.state.jobs is not None:
             app.state.jobs.stop()
+        app.state.auth.login_gate.close()
         app.state.engine.dispose()
 
     # /docs is served by api.routers.docs with Swagger UI from npm: the stock page loads it from a CDN.
@@ -159,8 +169,9 @@ def create_app(
     app.include_router(grid_versions.pages_router)
     app.include_router(heatmap.pages_router)
     # Vector tiles and OGC API Features for the map and GIS clients: every request needs a credential.
-    app.include_router(tiles.router, prefix="/tiles", dependencies=API_DEPENDENCIES)
-    app.include_router(ogc.router, prefix="/ogc", dependencies=API_DEPENDENCIES)
+    # A key needs the gis permission for them (a default, geocoding-only key gets 403).
+    app.include_router(tiles.router, prefix="/tiles", dependencies=[*API_DEPENDENCIES, GIS_READ])
+    app.include_router(ogc.router, prefix="/ogc", dependencies=[*API_DEPENDENCIES, GIS_READ])
     # Open311 takes its credential as the specification's api_key parameter (api.routers.open311 checks it).
     app.include_router(open311.router, prefix="/open311/v2")
     app.include_router(field.router)

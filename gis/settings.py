@@ -80,10 +80,18 @@ class ServerSettings(BaseSettings):
     # Access tokens (JWT) are short-lived; browser sessions last a working day and can be signed out earlier.
     token_minutes: float = Field(default=30.0, gt=0)
     session_hours: float = Field(default=12.0, gt=0)
-    # How long a checked API key is trusted without asking the database again (a revocation takes this long).
-    api_key_cache_seconds: float = Field(default=60.0, ge=0)
+    # Sign-ins: argon2 verifications run in at most this many threads at once (the cores); an attempt that waits
+    # longer than password_verify_wait_seconds for one is answered 429 with Retry-After instead of queueing.
+    password_verify_threads: int = Field(default=2, ge=1)
+    password_verify_wait_seconds: float = Field(default=2.0, gt=0)
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client for the
+    # sign-in throttle; any other peer is the client itself.
+    trusted_proxies: str = ""
     # Live streams (/v1/live) one credential may hold at once; the server serves at most 200 in all.
     live_streams_per_credential: int = Field(default=4, ge=1)
+    # Uploaded batch geocoding files and their results are removed this many days after the upload (photos are
+    # evidence and are kept).
+    batch_retention_days: float = Field(default=7.0, gt=0)
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or one generated once into `.gridgov/secret` (mode 0600)."""

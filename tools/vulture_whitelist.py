@@ -123,3 +123,6 @@ inspection_visit  # unused variable
 inspection_route  # unused variable
 inspection_result  # unused variable
 cancelled_by  # unused variable (api/routers/inspections.py): who cancelled a plan, a credentialed response field
+# Issue 17, part A: the sign-in throttle's table (api/auth/models.py), declared for the schema (migration 0014),
+# read and written by SQL text in api.auth.throttle.
+login_throttle  # unused variable

@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import service
 from api.auth.errors import InvalidToken
+from api.auth.login import LoginGate
 from api.auth.ratelimit import RateLimiter, retry_after_header
 from api.auth.roles import Principal
 from api.auth.security import decode_access_token, keyed_digest
-from gis.cache import Cache
 
 SESSION_COOKIE = "gridgov_session"
 API_KEY_HEADER = "X-API-Key"
@@ -37,17 +37,20 @@ session_cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, desc
 
 @dataclass
 class AuthRuntime:
-    """Per-application authentication state: the secret, the key cache and the rate limiter."""
+    """Per-application authentication state: the secret, the rate limiter and the sign-in gate.
+
+    There is no credential cache: every request reads its key's, session's or token's user row (one indexed
+    lookup), so that a revoked key, a disabled user, a reset password or a signed-out token is refused on the next
+    request in every worker process.
+    """
 
     secret_key: str
     token_minutes: float = 30.0
     session_hours: float = 12.0
-    key_cache_seconds: float = 60.0
-    key_cache: Cache[str, service.ApiKeyRecord] = field(init=False)
     limiter: RateLimiter = field(default_factory=RateLimiter)
-
-    def __post_init__(self) -> None:
-        self.key_cache = Cache(ttl_s=self.key_cache_seconds)
+    # Peers whose X-Forwarded-For names the client (addresses or networks), for the sign-in throttle.
+    trusted_proxies: tuple[str, ...] = ()
+    login_gate: LoginGate = field(default_factory=LoginGate)
 
 
 def auth_runtime(request: Request) -> AuthRuntime:
@@ -67,13 +70,10 @@ def _unauthorized(detail: str) -> HTTPException:
 
 def _api_key_principal(request: Request, runtime: AuthRuntime, key: str) -> Principal:
     digest = keyed_digest(runtime.secret_key, key)
-    record = runtime.key_cache.get(digest)
+    with _engine(request).connect() as conn:
+        record = service.find_api_key(conn, digest)
     if record is None:
-        with _engine(request).connect() as conn:
-            record = service.find_api_key(conn, digest)
-        if record is None:
-            raise _unauthorized(INVALID_CREDENTIAL)
-        runtime.key_cache.put(digest, record)
+        raise _unauthorized(INVALID_CREDENTIAL)
     if record.rate_limited:
         wait_s = runtime.limiter.acquire(record.id, record.rate_per_minute)
         if wait_s > 0:
@@ -93,12 +93,17 @@ def _session_principal(request: Request, runtime: AuthRuntime, token: str) -> Pr
     return user.principal()
 
 
-def _token_principal(runtime: AuthRuntime, token: str) -> Principal:
+def _token_principal(request: Request, runtime: AuthRuntime, token: str) -> Principal:
+    """The token's user as the database has them now: refused when disabled, reset or revoked since (`ver`)."""
     try:
         claims = decode_access_token(runtime.secret_key, token)
     except InvalidToken:
         raise _unauthorized(INVALID_CREDENTIAL) from None
-    return Principal(kind="user", name=claims.subject, role=claims.role, scope=claims.scope, town_code=claims.town_code)
+    with _engine(request).connect() as conn:
+        user = service.find_token_user(conn, claims.subject, claims.version)
+    if user is None:
+        raise _unauthorized(INVALID_CREDENTIAL)
+    return user.principal()
 
 
 def resolve_principal(
@@ -120,7 +125,7 @@ def resolve_principal(
     elif query_key:
         principal = _api_key_principal(request, runtime, query_key)
     elif bearer:
-        principal = _token_principal(runtime, bearer)
+        principal = _token_principal(request, runtime, bearer)
     elif session_token:
         principal = _session_principal(request, runtime, session_token)
     if principal is not None:
@@ -155,17 +160,12 @@ async def current_principal(
 ) -> Principal:
     """Who is asking; 401 (with WWW-Authenticate) without a valid credential, 429 over a key's rate limit.
 
-    A cached API key or a bearer token is checked on the event loop (no I/O); anything that needs the
-    database (a key not yet cached, a session cookie) goes to the thread pool.
+    Every credential is checked against the database (in the thread pool): revocations take effect at once.
     """
-    runtime = auth_runtime(request)
-    key = header_key or query_key
-    cached = key is not None and runtime.key_cache.get(keyed_digest(runtime.secret_key, key)) is not None
     kwargs = {"header_key": header_key, "query_key": query_key, "bearer": bearer, "session_token": session_token}
-    if cached or (key is None and bearer):
-        principal = resolve_principal(request, **kwargs)
-    else:
-        principal = await run_in_threadpool(functools.partial(resolve_principal, request, **kwargs))
+    if not any(kwargs.values()):
+        raise _unauthorized(MISSING_CREDENTIAL)
+    principal = await run_in_threadpool(functools.partial(resolve_principal, request, **kwargs))
     if principal is None:
         raise _unauthorized(MISSING_CREDENTIAL)
     return principal

@@ -29,3 +29,15 @@ class DuplicateKeyName(AuthError):
 
 class NotAllowed(AuthError):
     """The caller's role lacks the capability a route needs (supervision.permissions)."""
+
+
+class WeakPassword(AuthError):
+    """A password the policy refuses (api.auth.passwords): too short, the user name, or a common password."""
+
+
+class InvalidPermission(AuthError):
+    """An API key permission or event kind that is unknown, or that the key's role cannot use."""
+
+
+class UnknownUser(AuthError):
+    """No account of this name."""

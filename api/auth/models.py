@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from gis.schema import metadata
 
@@ -23,6 +24,9 @@ ROLE_CHECK = (
     "role IN ('admin','command_centre','town_leader','dispatcher','grid_worker','department_officer','api_client',"
     "'hotline')"
 )
+
+PERMISSIONS_CHECK = "cardinality(permissions) >= 1 AND permissions <@ ARRAY['geocode','gis','hotline','intake']::text[]"
+EVENT_KINDS_CHECK = "event_kinds IS NULL OR 'intake' = ANY(permissions)"
 
 app_user = Table(
     "app_user",
@@ -36,6 +40,9 @@ app_user = Table(
     Column("active", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_login_at", DateTime(timezone=True)),
+    # Carried in every access token (`ver`): a password reset, a disable or a bearer's own revocation bumps it, and
+    # a token of an older version is refused on its next request, in every process.
+    Column("token_version", Integer, nullable=False, server_default="0"),
     CheckConstraint(ROLE_CHECK, name="role"),
 )
 
@@ -56,7 +63,13 @@ api_key = Table(
     # hotline's Open311 client), and the scope that role needs.
     Column("role", String(24), nullable=False, server_default="api_client"),
     Column("scope_code", String(32)),
+    # What the key may be used for (supervision.permissions.KeyPermission): geocoding only unless granted more.
+    Column("permissions", ARRAY(Text), nullable=False, server_default="{geocode}"),
+    # The registration event kinds an intake key may send; NULL: every kind.
+    Column("event_kinds", ARRAY(Text)),
     CheckConstraint(ROLE_CHECK, name="role"),
+    CheckConstraint(PERMISSIONS_CHECK, name="permissions"),
+    CheckConstraint(EVENT_KINDS_CHECK, name="event_kinds"),
 )
 
 user_session = Table(
@@ -69,4 +82,15 @@ user_session = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Failed sign-ins of one account (`user:<name>`) or one client address (`addr:<ip>`) in the current window, and until
+# when further attempts are refused (api.auth.throttle). Written only by SQL text (bound parameters).
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("subject", Text, primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True)),
 )

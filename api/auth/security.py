@@ -71,6 +71,8 @@ class TokenClaims:
     scope: str | None
     town_code: str | None
     expires_at: datetime
+    # The user's token version when the token was issued (0 for tokens from before versions existed).
+    version: int = 0
 
 
 def issue_access_token(
@@ -81,15 +83,17 @@ def issue_access_token(
     scope: str | None,
     town_code: str | None,
     minutes: float,
+    version: int = 0,
     now: datetime | None = None,
 ) -> str:
-    """A signed JWT (HS256) with sub, role, scope, town and exp, valid for `minutes`."""
+    """A signed JWT (HS256) with sub, role, scope, town, ver (the user's token version) and exp, for `minutes`."""
     issued = now or datetime.now(UTC)
     claims = {
         "sub": subject,
         "role": role,
         "scope": scope,
         "town": town_code,
+        "ver": version,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(minutes=minutes)).timestamp()),
     }
@@ -102,8 +106,8 @@ def decode_access_token(secret_key: str, token: str) -> TokenClaims:
         claims = jwt.decode(token, secret_key, algorithms=[JWT_ALGORITHM], options={"require": ["sub", "role", "exp"]})
     except jwt.PyJWTError as exc:
         raise InvalidToken(type(exc).__name__) from exc
-    scope, town = claims.get("scope"), claims.get("town")
-    if not isinstance(claims["sub"], str) or not isinstance(claims["role"], str):
+    scope, town, version = claims.get("scope"), claims.get("town"), claims.get("ver", 0)
+    if not isinstance(claims["sub"], str) or not isinstance(claims["role"], str) or type(version) is not int:
         raise InvalidToken("malformed claims")
     return TokenClaims(
         subject=claims["sub"],
@@ -111,4 +115,5 @@ def decode_access_token(secret_key: str, token: str) -> TokenClaims:
         scope=scope if isinstance(scope, str) else None,
         town_code=town if isinstance(town, str) else None,
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        version=version,
     )

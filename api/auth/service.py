@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from api.auth.errors import DuplicateKeyName, DuplicateUser, InvalidScope
+from api.auth.errors import (
+    DuplicateKeyName,
+    DuplicateUser,
+    InvalidPermission,
+    InvalidScope,
+    UnknownUser,
+)
 from api.auth.models import api_key, app_user, user_session
+from api.auth.passwords import check_password
 from api.auth.ratelimit import DEFAULT_RATE_PER_MINUTE
 from api.auth.roles import Principal, Role, parse_role, principal_town, validate_scope
 from api.auth.security import (
@@ -24,11 +32,12 @@ from api.auth.security import (
     verify_password,
 )
 from grids.models import community, town, worker
+from supervision.events import EVENT_KINDS
+from supervision.permissions import DEFAULT_KEY_PERMISSIONS, KEY_PERMISSIONS, KeyPermission, permits
 from supervision.routing import default_router
 from supervision.task_states import OPEN_STATUSES
 
 DEMO_USERNAME = "demo"
-MIN_PASSWORD_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class UserRecord:
     role: str
     scope: str | None
     town_code: str | None
+    # What the user's access tokens carry (`ver`); a token of another version is refused.
+    token_version: int = 0
 
     def principal(self) -> Principal:
         """This user as the routers see them."""
@@ -60,11 +71,22 @@ class ApiKeyRecord:
     role: str = Role.API_CLIENT.value
     scope: str | None = None
     town_code: str | None = None
+    # supervision.permissions.KeyPermission values; geocoding only unless granted more.
+    permissions: frozenset[str] = frozenset(p.value for p in DEFAULT_KEY_PERMISSIONS)
+    # The registration event kinds an intake key may send; None: every kind.
+    event_kinds: frozenset[str] | None = None
 
     def principal(self) -> Principal:
-        """This key as the routers see it."""
+        """This key as the routers see it, with its permissions and event kinds."""
         return Principal(
-            kind="api_key", name=self.name, role=self.role, scope=self.scope, town_code=self.town_code, id=self.id
+            kind="api_key",
+            name=self.name,
+            role=self.role,
+            scope=self.scope,
+            town_code=self.town_code,
+            id=self.id,
+            permissions=self.permissions,
+            event_kinds=self.event_kinds,
         )
 
 
@@ -101,14 +123,13 @@ def _resolve_town(conn: Connection, role: str, scope: str | None) -> str | None:
 
 
 def create_user(conn: Connection, *, username: str, role: str, scope: str | None, password: str) -> UserRecord:
-    """Create an account after checking the role, the scope (format and existence) and the password length."""
+    """Create an account after checking the role, the scope (format and existence) and the password policy."""
     parsed = parse_role(role)
     scope = validate_scope(parsed, scope)
     username = username.strip()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
         raise InvalidScope("the user name must be 1-64 characters without spaces")
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidScope(f"the password must be at least {MIN_PASSWORD_CHARS} characters")
+    check_password(password, username)
     _check_scope_exists(conn, parsed, scope)
     try:
         with conn.begin_nested():
@@ -215,7 +236,14 @@ def ensure_demo_users(conn: Connection) -> tuple[list[UserRecord], str] | None:
 def authenticate(conn: Connection, username: str, password: str) -> UserRecord | None:
     """The active user with this name and password, or None (a wrong name and a wrong password look alike)."""
     row = conn.execute(
-        select(app_user.c.id, app_user.c.username, app_user.c.password_hash, app_user.c.role, app_user.c.scope_code)
+        select(
+            app_user.c.id,
+            app_user.c.username,
+            app_user.c.password_hash,
+            app_user.c.role,
+            app_user.c.scope_code,
+            app_user.c.token_version,
+        )
         .where(app_user.c.username == username.strip())
         .where(app_user.c.active.is_(True))
     ).first()
@@ -225,7 +253,60 @@ def authenticate(conn: Connection, username: str, password: str) -> UserRecord |
     if password_needs_rehash(row.password_hash):
         values["password_hash"] = hash_password(password)
     conn.execute(update(app_user).where(app_user.c.id == row.id).values(**values))
-    return UserRecord(row.id, row.username, row.role, row.scope_code, _resolve_town(conn, row.role, row.scope_code))
+    town_code = _resolve_town(conn, row.role, row.scope_code)
+    return UserRecord(row.id, row.username, row.role, row.scope_code, town_code, row.token_version)
+
+
+def find_token_user(conn: Connection, username: str, token_version: int) -> UserRecord | None:
+    """The active user a bearer token of this version names, or None (disabled, reset or revoked since)."""
+    row = conn.execute(
+        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.scope_code, app_user.c.token_version)
+        .where(app_user.c.username == username)
+        .where(app_user.c.active.is_(True))
+        .where(app_user.c.token_version == token_version)
+    ).first()
+    if row is None:
+        return None
+    town_code = _resolve_town(conn, row.role, row.scope_code)
+    return UserRecord(row.id, row.username, row.role, row.scope_code, town_code, row.token_version)
+
+
+def _revoke_user_credentials(conn: Connection, user_id: int) -> None:
+    """Every bearer token (a new token version) and every browser session of the user stop working now."""
+    conn.execute(update(app_user).where(app_user.c.id == user_id).values(token_version=app_user.c.token_version + 1))
+    conn.execute(
+        update(user_session)
+        .where(user_session.c.user_id == user_id)
+        .where(user_session.c.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
+def _user_id(conn: Connection, username: str) -> int:
+    found = conn.execute(select(app_user.c.id).where(app_user.c.username == username.strip())).scalar()
+    if found is None:
+        raise UnknownUser(f"no user named {username.strip()!r}")
+    return int(found)
+
+
+def set_user_active(conn: Connection, username: str, *, active: bool) -> None:
+    """Disable (or enable again) an account; disabling revokes its tokens and sessions at once."""
+    user_id = _user_id(conn, username)
+    conn.execute(update(app_user).where(app_user.c.id == user_id).values(active=active))
+    _revoke_user_credentials(conn, user_id)
+
+
+def reset_password(conn: Connection, username: str, password: str) -> None:
+    """Set a new password (checked against the policy) and revoke the user's tokens and sessions at once."""
+    user_id = _user_id(conn, username)
+    check_password(password, username)
+    conn.execute(update(app_user).where(app_user.c.id == user_id).values(password_hash=hash_password(password)))
+    _revoke_user_credentials(conn, user_id)
+
+
+def revoke_user_tokens(conn: Connection, user_id: int) -> None:
+    """A signed-in user's own revocation: their bearer tokens and sessions stop working on the next request."""
+    _revoke_user_credentials(conn, user_id)
 
 
 def create_api_key(
@@ -237,6 +318,8 @@ def create_api_key(
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     role: str = Role.API_CLIENT.value,
     scope: str | None = None,
+    permissions: Collection[str] | None = None,
+    event_kinds: Collection[str] | None = None,
 ) -> NewApiKey:
     """A new API key of a role (checked like an account's, scope included); only its prefix and HMAC digest are stored.
 
@@ -250,6 +333,7 @@ def create_api_key(
         raise InvalidScope("--rate-per-minute must be at least 1")
     parsed = parse_role(role)
     scope = validate_scope(parsed, scope)
+    granted, kinds = validate_permissions(parsed, permissions, event_kinds)
     _check_scope_exists(conn, parsed, scope)
     if parsed is Role.HOTLINE:
         _check_hotline_name_free(conn, name.strip())
@@ -264,6 +348,8 @@ def create_api_key(
             rate_per_minute=rate_per_minute,
             role=parsed.value,
             scope_code=scope,
+            permissions=sorted(granted),
+            event_kinds=sorted(kinds) if kinds is not None else None,
         )
         .returning(api_key.c.id)
     ).scalar_one()
@@ -276,8 +362,66 @@ def create_api_key(
         parsed.value,
         scope,
         _resolve_town(conn, parsed.value, scope),
+        granted,
+        kinds,
     )
     return NewApiKey(key, record)
+
+
+def default_permissions(role: Role) -> frozenset[str]:
+    """What a key of this role may do when none is chosen: a hotline key its Open311 requests, others geocoding."""
+    if role is Role.HOTLINE:
+        return frozenset({KeyPermission.HOTLINE.value})
+    return frozenset(p.value for p in DEFAULT_KEY_PERMISSIONS)
+
+
+def validate_permissions(
+    role: Role, permissions: Collection[str] | None, event_kinds: Collection[str] | None
+) -> tuple[frozenset[str], frozenset[str] | None]:
+    """The permissions and event kinds of a key of `role`, or InvalidPermission.
+
+    Refused: an unknown permission; one that grants this role nothing (`hotline` is for hotline keys only, and a
+    hotline key can only use `hotline`); event kinds without `intake`, or unknown to intake.
+    """
+    choices = ", ".join(p.value for p in KeyPermission)
+    granted: set[str] = set()
+    for name in permissions or ():
+        try:
+            permission = KeyPermission(name.strip())
+        except ValueError:
+            raise InvalidPermission(f"unknown permission {name!r}; choose from {choices}") from None
+        if not any(permits(role.value, capability) for capability in KEY_PERMISSIONS[permission]):
+            raise InvalidPermission(
+                f"permission {permission.value} gives a {role.value} key nothing"
+                + ("; a hotline key takes --permission hotline" if role is Role.HOTLINE else "")
+                + ("; hotline is for keys of role hotline" if permission is KeyPermission.HOTLINE else "")
+            )
+        granted.add(permission.value)
+    if not granted:
+        granted = set(default_permissions(role))
+    if event_kinds is None or not list(event_kinds):
+        return frozenset(granted), None
+    if KeyPermission.INTAKE.value not in granted:
+        raise InvalidPermission("--event-kind limits what an intake key sends: it needs --permission intake")
+    kinds = {kind.strip() for kind in event_kinds}
+    unknown = sorted(kinds - set(EVENT_KINDS))
+    if unknown:
+        raise InvalidPermission(f"unknown event kind {unknown[0]!r}; choose from {', '.join(EVENT_KINDS)}")
+    return frozenset(granted), frozenset(kinds)
+
+
+def grant_api_key(conn: Connection, prefix: str, permissions: Collection[str]) -> int:
+    """Add permissions to the live keys with this prefix (checked against each key's role); the number changed."""
+    rows = conn.execute(
+        select(api_key.c.id, api_key.c.role, api_key.c.permissions)
+        .where(api_key.c.prefix == prefix)
+        .where(api_key.c.revoked_at.is_(None))
+    ).all()
+    for row in rows:
+        added, _ = validate_permissions(parse_role(row.role), permissions, None)
+        merged = sorted(set(row.permissions) | added)
+        conn.execute(update(api_key).where(api_key.c.id == row.id).values(permissions=merged))
+    return len(rows)
 
 
 def _check_hotline_name_free(conn: Connection, name: str) -> None:
@@ -304,6 +448,8 @@ def find_api_key(conn: Connection, digest: str) -> ApiKeyRecord | None:
             api_key.c.rate_per_minute,
             api_key.c.role,
             api_key.c.scope_code,
+            api_key.c.permissions,
+            api_key.c.event_kinds,
         )
         .where(api_key.c.digest == digest)
         .where(api_key.c.revoked_at.is_(None))
@@ -312,7 +458,16 @@ def find_api_key(conn: Connection, digest: str) -> ApiKeyRecord | None:
         return None
     town_code = _resolve_town(conn, row.role, row.scope_code)
     return ApiKeyRecord(
-        row.id, row.name, row.prefix, row.rate_limited, row.rate_per_minute, row.role, row.scope_code, town_code
+        row.id,
+        row.name,
+        row.prefix,
+        row.rate_limited,
+        row.rate_per_minute,
+        row.role,
+        row.scope_code,
+        town_code,
+        frozenset(row.permissions),
+        frozenset(row.event_kinds) if row.event_kinds is not None else None,
     )
 
 
@@ -327,13 +482,26 @@ def list_api_keys(conn: Connection) -> list[tuple[ApiKeyRecord, datetime, dateti
             api_key.c.rate_per_minute,
             api_key.c.role,
             api_key.c.scope_code,
+            api_key.c.permissions,
+            api_key.c.event_kinds,
             api_key.c.created_at,
             api_key.c.revoked_at,
         ).order_by(api_key.c.id)
     ).all()
     return [
         (
-            ApiKeyRecord(r.id, r.name, r.prefix, r.rate_limited, r.rate_per_minute, r.role, r.scope_code),
+            ApiKeyRecord(
+                r.id,
+                r.name,
+                r.prefix,
+                r.rate_limited,
+                r.rate_per_minute,
+                r.role,
+                r.scope_code,
+                None,
+                frozenset(r.permissions),
+                frozenset(r.event_kinds) if r.event_kinds is not None else None,
+            ),
             r.created_at,
             r.revoked_at,
         )
@@ -368,7 +536,7 @@ def create_session(conn: Connection, secret_key: str, user: UserRecord, *, hours
 def find_session_user(conn: Connection, secret_key: str, token: str) -> UserRecord | None:
     """The active user of a live (unexpired, unrevoked) session, or None."""
     row = conn.execute(
-        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.scope_code)
+        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.scope_code, app_user.c.token_version)
         .join(user_session, user_session.c.user_id == app_user.c.id)
         .where(user_session.c.token_digest == keyed_digest(secret_key, token))
         .where(user_session.c.revoked_at.is_(None))
@@ -377,7 +545,8 @@ def find_session_user(conn: Connection, secret_key: str, token: str) -> UserReco
     ).first()
     if row is None:
         return None
-    return UserRecord(row.id, row.username, row.role, row.scope_code, _resolve_town(conn, row.role, row.scope_code))
+    town_code = _resolve_town(conn, row.role, row.scope_code)
+    return UserRecord(row.id, row.username, row.role, row.scope_code, town_code, row.token_version)
 
 
 def revoke_session(conn: Connection, secret_key: str, token: str) -> bool:

@@ -1,4 +1,5 @@
-"""api.cli.users: `gridgov users`, accounts: create one with a role and a scope, ensure the demo account."""
+"""api.cli.users: `gridgov users`, accounts: create one with a role and a scope, disable, enable or reset the
+password of one (each revokes its tokens and sessions at once), ensure the demo account."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ def users_create(
             help="admin | command_centre | town_leader | dispatcher | grid_worker | department_officer | api_client"
         ),
     ],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="At least 8 characters.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="At least 12 characters, not the user name, not a common password.",
+        ),
+    ],
     scope: Annotated[
         str | None,
         typer.Option(
@@ -68,3 +77,56 @@ def users_ensure_demo() -> None:
         where = f", scope {user.scope}" if user.scope else ""
         typer.echo(f"  user:     {user.username:<16} {ROLE_LABELS_ZH.get(user.role, user.role)}{where}")
     typer.echo(f"  password: {password}   (the same for each; shown once; set GRIDGOV_DEMO_PASSWORD to choose it)")
+
+
+@app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="The account's sign-in name.")]) -> None:
+    """Disable an account: its sign-ins, bearer tokens and sessions are refused from the next request."""
+    _set_active(username, active=False)
+    typer.echo(f"disabled user {username.strip()}; its tokens and sessions are revoked")
+
+
+@app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="The account's sign-in name.")]) -> None:
+    """Enable a disabled account again (it signs in anew: its old tokens stay revoked)."""
+    _set_active(username, active=True)
+    typer.echo(f"enabled user {username.strip()}")
+
+
+def _set_active(username: str, *, active: bool) -> None:
+    from api.auth import service
+    from api.auth.errors import AuthError
+
+    try:
+        with connection() as conn:
+            service.set_user_active(conn, username, active=active)
+    except AuthError as exc:
+        raise fail(str(exc), code=2) from exc
+
+
+@app.command("reset-password")
+def users_reset_password(
+    username: Annotated[str, typer.Argument(help="The account's sign-in name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the new password from the first line of standard input.")
+    ] = False,
+) -> None:
+    """Set a new password (prompted twice, or --password-stdin; never on the command line); revokes the account's
+    tokens and sessions at once."""
+    import sys
+
+    from api.auth import service
+    from api.auth.errors import AuthError
+    from api.auth.passwords import check_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:  # the policy is checked before the database is even started
+        check_password(password, username)
+        with connection() as conn:
+            service.reset_password(conn, username, password)
+    except AuthError as exc:
+        raise fail(str(exc), code=2) from exc
+    typer.echo(f"reset the password of {username.strip()}; its tokens and sessions are revoked")

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
+from starlette.requests import Request
 
 from api.auth import service
 from api.auth.deps import SESSION_COOKIE
+from api.auth.errors import InvalidPermission, WeakPassword
 from api.auth.logfilter import RedactSecretsFilter
-from api.auth.security import issue_access_token
+from api.auth.login import LoginBusy, LoginGate
+from api.auth.passwords import check_password
+from api.auth.security import issue_access_token, keyed_digest
+from api.auth.throttle import (
+    ACCOUNT_FREE_FAILURES,
+    ADDRESS_FREE_FAILURES,
+    FIRST_WAIT_S,
+    MAX_WAIT_S,
+    client_address,
+    wait_after,
+)
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
 from tests.support.accounts import PASSWORD, make_api_key, make_users
@@ -68,7 +86,7 @@ def accounts(db: DatabaseSettings, city: dict[str, Any]) -> dict[str, Any]:
             },
         )
         limited = make_api_key(conn, SECRET_KEY, "limited", rate_limited=True, rate_per_minute=30)
-        free = make_api_key(conn, SECRET_KEY, "bench")
+        free = make_api_key(conn, SECRET_KEY, "bench", permissions=["geocode", "gis", "intake"])
     engine.dispose()
     return {"limited_key": limited, "free_key": free}
 
@@ -149,8 +167,9 @@ def test_each_kind_of_credential_opens_the_api(
 ) -> None:
     path = f"/v1/grids/{city['grid']}"
     key = accounts["free_key"]
-    assert client.get(path, headers={"X-API-Key": key}).status_code == 200
-    assert client.get(path, params={"key": key}).status_code == 200
+    # A key reads the map (its gis permission), not a grid's details.
+    assert client.get("/v1/towns", params={"zoom": 8}, headers={"X-API-Key": key}).status_code == 200
+    assert client.get("/v1/towns", params={"zoom": 8, "key": key}).status_code == 200
     bearer = _token(client, "zhang")
     assert client.get(path, headers={"Authorization": f"Bearer {bearer}"}).status_code == 200
     session = _sign_in(client, "zhang")
@@ -213,17 +232,16 @@ def test_an_expired_or_forged_token_is_refused(client: TestClient, city: dict[st
     assert client.get(path, headers={"Authorization": "Bearer not.a.jwt"}).status_code == 401
 
 
-def test_a_revoked_key_stops_working_once_the_key_cache_lets_go(db: DatabaseSettings, tmp_path: Path) -> None:
+def test_a_revoked_key_is_refused_on_its_next_request(db: DatabaseSettings, tmp_path: Path) -> None:
     engine = make_engine(db)
     with engine.begin() as conn:
         new = service.create_api_key(conn, SECRET_KEY, name="to-revoke")
-    app = make_app(db, tmp_path, api_key_cache_seconds=0.2)
+    app = make_app(db, tmp_path)
     with TestClient(app) as fresh:
-        assert fresh.get("/v1/towns", params={"zoom": 8}, headers={"X-API-Key": new.key}).status_code == 200
+        assert fresh.get("/v1/departments", headers={"X-API-Key": new.key}).status_code == 200
         with engine.begin() as conn:
             assert service.revoke_api_key(conn, new.record.prefix) == 1
-        time.sleep(0.3)
-        refused = fresh.get("/v1/towns", params={"zoom": 8}, headers={"X-API-Key": new.key})
+        refused = fresh.get("/v1/departments", headers={"X-API-Key": new.key})
         assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
     engine.dispose()
 
@@ -231,12 +249,12 @@ def test_a_revoked_key_stops_working_once_the_key_cache_lets_go(db: DatabaseSett
 def test_a_key_over_its_rate_gets_429_then_recovers_and_an_exempt_key_never_does(
     client: TestClient, accounts: dict[str, Any]
 ) -> None:
-    probe = "/v1/grids/441900999999999"
+    probe = "/v1/departments"
     limited = {"X-API-Key": accounts["limited_key"]}
     answered = 0
     response = client.get(probe, headers=limited)
     while response.status_code != 429 and answered < 40:
-        assert response.status_code == 404
+        assert response.status_code == 200
         answered += 1
         response = client.get(probe, headers=limited)
     assert response.status_code == 429, "the limited key was never throttled"
@@ -245,9 +263,9 @@ def test_a_key_over_its_rate_gets_429_then_recovers_and_an_exempt_key_never_does
     wait_s = int(response.headers["retry-after"])
     assert 1 <= wait_s <= 2
     time.sleep(wait_s + 0.1)
-    assert client.get(probe, headers=limited).status_code == 404
+    assert client.get(probe, headers=limited).status_code == 200
     for _ in range(60):
-        assert client.get(probe, headers={"X-API-Key": accounts["free_key"]}).status_code == 404
+        assert client.get(probe, headers={"X-API-Key": accounts["free_key"]}).status_code == 200
 
 
 def test_a_town_leader_sees_only_their_town(client: TestClient, city: dict[str, Any]) -> None:
@@ -386,3 +404,267 @@ def test_a_nul_in_a_clue_or_a_registration_body_is_a_422(client: TestClient, acc
         assert refused.status_code == 422, refused.text
         assert refused.json()["error"] == "invalid_request" and field in refused.json()["detail"]
     assert client.get("/v1/vocabulary", headers=key).status_code == 200
+
+
+# --- Issue 17: key permissions, sign-in throttling, the password policy, instant revocation ---------------------------
+
+
+@pytest.fixture(autouse=True)
+def no_throttle_left(db: DatabaseSettings) -> Iterator[None]:
+    """Each test starts with no failed sign-in counted (the throttle is per database, shared by every app)."""
+    yield
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM login_throttle"))
+    engine.dispose()
+
+
+def _make_key(db: DatabaseSettings, name: str, **kwargs: Any) -> service.NewApiKey:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        new = service.create_api_key(conn, SECRET_KEY, name=name, rate_limited=False, **kwargs)
+    engine.dispose()
+    return new
+
+
+def test_a_default_key_geocodes_and_nothing_else(
+    db: DatabaseSettings, client: TestClient, city: dict[str, Any]
+) -> None:
+    key = {"X-API-Key": _make_key(db, "search box").key}
+    assert client.get("/v1/geocode", params={"q": "东莞市长安镇"}, headers=key).status_code == 200
+    assert client.get("/search", params={"q": "东莞市长安镇", "format": "json"}, headers=key).status_code == 200
+    assert client.get("/v1/departments", headers=key).status_code == 200
+    registration = {
+        "event_id": "perm-1",
+        "kind": "deregistration",
+        "uscc": "91441900MA4UXXXX0X",
+        "name": "东莞市测试商行",
+        "address": "东莞市长安镇长青路12号",
+        "occurred_at": "2026-12-01T09:00:00+08:00",
+    }
+    for method, path, body in (
+        ("POST", "/v1/registrations", registration),
+        ("GET", f"/v1/grids/{city['grid']}", None),
+        ("GET", "/v1/towns?zoom=8", None),
+        ("GET", "/tiles/grids.json", None),
+        ("GET", "/ogc/collections", None),
+    ):
+        refused = client.request(method, path, json=body, headers=key)
+        assert refused.status_code == 403, f"{method} {path}: {refused.status_code}"
+        assert refused.json()["error"] == "forbidden"
+
+
+def test_a_gis_key_reads_the_map_and_an_intake_key_is_held_to_its_kinds(
+    db: DatabaseSettings, client: TestClient
+) -> None:
+    gis = {"X-API-Key": _make_key(db, "qgis desk", permissions=["gis"]).key}
+    assert client.get("/ogc/collections", headers=gis).status_code == 200
+    assert client.get("/tiles/grids.json", headers=gis).status_code == 200
+    assert client.get("/v1/geocode", params={"q": "东莞市"}, headers=gis).status_code == 403
+    intake = _make_key(db, "registry new only", permissions=["intake"], event_kinds=["new"])
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        found = service.find_api_key(conn, keyed_digest(SECRET_KEY, intake.key))
+    engine.dispose()
+    assert found is not None
+    principal = found.principal()
+    assert principal.permissions == frozenset({"intake"}) and principal.event_kinds == frozenset({"new"})
+    assert principal.id == intake.record.id and principal.owner == f"key#{intake.record.id}"
+
+
+@pytest.mark.parametrize(
+    ("role", "permissions", "kinds", "reason"),
+    [
+        ("api_client", ["admin"], None, "unknown permission"),
+        ("api_client", ["hotline"], None, "hotline"),
+        ("hotline", ["geocode"], None, "hotline"),
+        ("api_client", ["geocode"], ["new"], "needs --permission intake"),
+        ("api_client", ["intake"], ["bankruptcy"], "unknown event kind"),
+    ],
+)
+def test_a_key_is_refused_a_permission_it_cannot_use(
+    db: DatabaseSettings, role: str, permissions: list[str], kinds: list[str] | None, reason: str
+) -> None:
+    with pytest.raises(InvalidPermission, match=reason):
+        _make_key(db, "refused", role=role, permissions=permissions, event_kinds=kinds)
+
+
+def test_a_hotline_key_gets_the_hotline_permission_and_others_geocoding_by_default(db: DatabaseSettings) -> None:
+    assert _make_key(db, "热线默认").record.permissions == frozenset({"geocode"})
+    hotline = _make_key(db, "热线默认 12345", role="hotline").record
+    assert hotline.permissions == frozenset({"hotline"}) and hotline.event_kinds is None
+
+
+@given(password=st.text(max_size=11))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_password_under_12_characters_is_always_refused(password: str) -> None:
+    with pytest.raises(WeakPassword):
+        check_password(password, "someone")
+
+
+@pytest.mark.parametrize("password", ["12345678", "password", "password1234", "PASSWORD1234", "Password1234"])
+def test_a_short_or_common_password_is_refused_whatever_its_case(password: str) -> None:
+    with pytest.raises(WeakPassword, match="常见" if len(password) >= 12 else "12"):
+        check_password(password, "someone")
+
+
+def test_the_user_name_is_not_a_password_and_a_long_unusual_one_is_accepted() -> None:
+    with pytest.raises(WeakPassword, match="用户名"):
+        check_password("Zhang.Wei.2026", "zhang.wei.2026")
+    check_password("correct horse battery staple", "zhang")
+
+
+def _login_form(client: TestClient, username: str, password: str) -> Any:
+    return client.post("/login", data={"username": username, "password": password, "next": "/"}, follow_redirects=False)
+
+
+def test_failed_sign_ins_are_throttled_per_account_with_backoff_and_the_owner_gets_in_after_the_wait(
+    db: DatabaseSettings, tmp_path: Path
+) -> None:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        make_users(conn, {"throttled": ("command_centre", None)})
+    engine.dispose()
+    # Two app instances (as two worker processes) and two client addresses: the throttle is in the database.
+    attacker_app, owner_app = make_app(db, tmp_path / "a"), make_app(db, tmp_path / "b")
+    with (
+        TestClient(attacker_app, client=("198.51.100.7", 40000)) as attacker,
+        TestClient(owner_app, client=("203.0.113.9", 40001)) as owner,
+    ):
+        for _ in range(ACCOUNT_FREE_FAILURES + 1):
+            wrong = attacker.post("/v1/auth/token", data={"username": "throttled", "password": "wrong-" + PASSWORD})
+            assert wrong.status_code == 401 and wrong.json() == BAD_LOGIN
+        right = attacker.post("/v1/auth/token", data={"username": "throttled", "password": PASSWORD})
+        assert right.status_code == 429 and right.json()["error"] == "too_many_requests"
+        assert 1 <= int(right.headers["retry-after"]) <= FIRST_WAIT_S
+        # The account is held from every address, the login page too (a Chinese message with the wait).
+        assert owner.post("/v1/auth/token", data={"username": "throttled", "password": PASSWORD}).status_code == 429
+        page = _login_form(owner, "throttled", PASSWORD)
+        assert page.status_code == 429 and "登录尝试过多" in page.text and "retry-after" in page.headers
+        # A delay, not a lock: after the wait the owner signs in, and that resets the account's counter.
+        with time_machine.travel(datetime.now(UTC) + timedelta(seconds=FIRST_WAIT_S + 1), tick=True):
+            assert owner.post("/v1/auth/token", data={"username": "throttled", "password": PASSWORD}).status_code == 200
+            again = attacker.post("/v1/auth/token", data={"username": "throttled", "password": "wrong-" + PASSWORD})
+            assert again.status_code == 401
+
+
+def test_the_wait_doubles_after_each_further_failure_up_to_a_cap() -> None:
+    waits = [wait_after(n, ACCOUNT_FREE_FAILURES) for n in range(1, 14)]
+    assert waits[:ACCOUNT_FREE_FAILURES] == [0.0] * ACCOUNT_FREE_FAILURES
+    assert waits[ACCOUNT_FREE_FAILURES : ACCOUNT_FREE_FAILURES + 3] == [30.0, 60.0, 120.0]
+    assert max(waits) == MAX_WAIT_S == wait_after(100, ACCOUNT_FREE_FAILURES)
+
+
+def test_one_address_guessing_many_accounts_is_throttled_and_other_addresses_are_not(
+    db: DatabaseSettings, tmp_path: Path
+) -> None:
+    with (
+        TestClient(make_app(db, tmp_path / "a"), client=("198.51.100.8", 40000)) as sprayer,
+        TestClient(make_app(db, tmp_path / "b"), client=("203.0.113.10", 40001)) as colleague,
+    ):
+        for n in range(ADDRESS_FREE_FAILURES + 1):
+            sprayed = sprayer.post("/v1/auth/token", data={"username": f"guess{n}", "password": "wrong-" + PASSWORD})
+            assert sprayed.status_code == 401
+        assert sprayer.post("/v1/auth/token", data={"username": "zhang", "password": PASSWORD}).status_code == 429
+        assert colleague.post("/v1/auth/token", data={"username": "zhang", "password": PASSWORD}).status_code == 200
+
+
+def _request_from(peer: str, forwarded: str | None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers, "client": (peer, 1)})
+
+
+def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() -> None:
+    trusted = ("10.0.0.0/8", "192.0.2.1")
+    assert client_address(_request_from("198.51.100.1", "192.0.2.99"), trusted) == "198.51.100.1"
+    assert client_address(_request_from("10.1.2.3", "192.0.2.99"), trusted) == "192.0.2.99"
+    # A spoofed first hop is skipped: the last hop a trusted proxy did not add is the client.
+    assert client_address(_request_from("10.1.2.3", "6.6.6.6, 192.0.2.99, 10.0.0.5"), trusted) == "192.0.2.99"
+    assert client_address(_request_from("10.1.2.3", "not-an-address"), trusted) == "10.1.2.3"
+    assert client_address(_request_from("10.1.2.3", None), ()) == "10.1.2.3"
+
+
+def test_a_full_sign_in_gate_answers_at_once_instead_of_queueing() -> None:
+    gate = LoginGate(threads=1, wait_s=0.05)
+    release = threading.Event()
+
+    async def scenario() -> tuple[str, str]:
+        holder = asyncio.ensure_future(gate.run(lambda: release.wait(30) and "held"))
+        await asyncio.sleep(0)
+        try:
+            await gate.run(lambda: "second")
+        except LoginBusy:
+            outcome = "busy"
+        else:
+            outcome = "ran"
+        release.set()
+        return outcome, str(await holder)
+
+    try:
+        assert asyncio.run(scenario()) == ("busy", "held")
+    finally:
+        release.set()
+        gate.close()
+
+
+def test_a_disabled_user_is_refused_everywhere_like_a_wrong_password(
+    db: DatabaseSettings, client: TestClient, city: dict[str, Any]
+) -> None:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        make_users(conn, {"leaving": ("command_centre", None)})
+    path = f"/v1/grids/{city['grid']}"
+    bearer = {"Authorization": f"Bearer {_token(client, 'leaving')}"}
+    session = _sign_in(client, "leaving")
+    with engine.begin() as conn:
+        service.set_user_active(conn, "leaving", active=False)
+    assert client.get(path, headers=bearer).status_code == 401
+    assert client.get(path, headers=_cookie(session)).status_code == 401
+    refused = client.post("/v1/auth/token", data={"username": "leaving", "password": PASSWORD})
+    assert refused.status_code == 401 and refused.json() == BAD_LOGIN
+    form = _login_form(client, "leaving", PASSWORD)
+    assert form.status_code == 401 and "用户名或密码错误" in form.text
+    with engine.begin() as conn:
+        service.set_user_active(conn, "leaving", active=True)
+    engine.dispose()
+    assert client.get(path, headers=bearer).status_code == 401  # an old token stays revoked
+    assert client.get(path, headers={"Authorization": f"Bearer {_token(client, 'leaving')}"}).status_code == 200
+
+
+def test_a_password_reset_revokes_tokens_and_sessions_and_refuses_a_weak_password(
+    db: DatabaseSettings, client: TestClient, city: dict[str, Any]
+) -> None:
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        make_users(conn, {"forgetful": ("command_centre", None)})
+    path = f"/v1/grids/{city['grid']}"
+    bearer = {"Authorization": f"Bearer {_token(client, 'forgetful')}"}
+    session = _sign_in(client, "forgetful")
+    for weak in ("12345678", "password", "password1234", "forgetful"):
+        with pytest.raises(WeakPassword), engine.begin() as conn:
+            service.reset_password(conn, "forgetful", weak)
+    assert client.get(path, headers=bearer).status_code == 200  # a refused reset changes nothing
+    with engine.begin() as conn:
+        service.reset_password(conn, "forgetful", "a new and long passphrase")
+    engine.dispose()
+    assert client.get(path, headers=bearer).status_code == 401
+    assert client.get(path, headers=_cookie(session)).status_code == 401
+    old = client.post("/v1/auth/token", data={"username": "forgetful", "password": PASSWORD})
+    assert old.status_code == 401
+    _token(client, "forgetful", "a new and long passphrase")
+
+
+def test_a_bearer_revokes_its_own_tokens_and_a_key_cannot(
+    client: TestClient, accounts: dict[str, Any], city: dict[str, Any]
+) -> None:
+    path = f"/v1/grids/{city['grid']}"
+    first = {"Authorization": f"Bearer {_token(client, 'disp')}"}
+    second = {"Authorization": f"Bearer {_token(client, 'disp')}"}
+    revoked = client.post("/v1/auth/revoke", headers=first)
+    assert revoked.status_code == 200 and revoked.json() == {"revoked": True}
+    assert client.get(path, headers=first).status_code == 401
+    assert client.get(path, headers=second).status_code == 401
+    assert client.get(path, headers={"Authorization": f"Bearer {_token(client, 'disp')}"}).status_code == 200
+    by_key = client.post("/v1/auth/revoke", headers={"X-API-Key": accounts["free_key"]})
+    assert by_key.status_code == 403 and by_key.json()["error"] == "forbidden"
+    assert client.post("/v1/auth/revoke").status_code == 401

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection
@@ -30,10 +30,20 @@ def make_api_key(
     name: str,
     rate_limited: bool = False,
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+    *,
+    permissions: Collection[str] = ("geocode",),
+    event_kinds: Collection[str] | None = None,
 ) -> str:
-    """A new API key (role api_client), exempt from the rate limit unless asked; returns the key itself."""
+    """A new API key (role api_client) with `permissions` (geocoding only unless the test says what else it needs:
+    "gis", "intake"), exempt from the rate limit unless asked; returns the key itself."""
     return service.create_api_key(
-        conn, secret, name=name, rate_limited=rate_limited, rate_per_minute=rate_per_minute
+        conn,
+        secret,
+        name=name,
+        rate_limited=rate_limited,
+        rate_per_minute=rate_per_minute,
+        permissions=permissions,
+        event_kinds=event_kinds,
     ).key
 
 

@@ -1,0 +1,35 @@
+"""api.auth.passwords: the one password policy (accounts, password resets, any password change).
+
+A password must be at least 12 characters, must not be the user name, and must not be on a common-password list:
+the `passwords` frequency list shipped by the `zxcvbn` package (`zxcvbn.frequency_lists.FREQUENCY_LISTS`, the
+30,000 most common passwords of leaked password corpora, kept by the zxcvbn project: github.com/dwolfhub/zxcvbn-python,
+after Dropbox's zxcvbn), compared case-insensitively.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from api.auth.errors import WeakPassword
+
+MIN_PASSWORD_CHARS = 12
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
+
+
+def check_password(password: str, username: str | None = None) -> None:
+    """WeakPassword (with a Chinese and English message) unless `password` meets the policy."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise WeakPassword(
+            f"密码至少需要 {MIN_PASSWORD_CHARS} 个字符 (the password must be at least {MIN_PASSWORD_CHARS} characters)"
+        )
+    folded = password.casefold()
+    if username is not None and folded == username.strip().casefold():
+        raise WeakPassword("密码不能与用户名相同 (the password must not be the user name)")
+    if folded in _common_passwords():
+        raise WeakPassword("密码过于常见，请换一个 (the password is on the list of common passwords; choose another)")
