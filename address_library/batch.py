@@ -2,7 +2,10 @@
 
 Rows are read and written in chunks; chunks are matched in worker processes that share the index built once
 in the parent (fork, copy-on-write), so two cores give nearly twice the rate of one. A row that cannot be
-geocoded keeps its place in the output with `status=not_found` (or `invalid`) and the reason.
+geocoded keeps its place in the output with `status=not_found` (or `invalid`) and the reason; a row holding a NUL
+byte (which the csv module cannot read) is kept too, `invalid` for its control character, the NUL written as U+FFFD.
+The result file is created mode 0600. Error messages name the file by its role ("the input file"), never its path:
+they reach API clients.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from address_library.batch_jobs import open_private
 from address_library.errors import BatchInputError
 from address_library.service import ANSWER_FIELDS, Geocoder
 
 CHUNK_ROWS = 5_000
 
 _WORKER_GEOCODER: Geocoder | None = None
+# A NUL byte stands for itself in the texts geocoded (refused as a control character) and for U+FFFD in the output;
+# while the csv module reads the line it is this private-use character, which no address holds.
+_NUL_STAND_IN = "\U000f0000"
 
 
 @dataclass(frozen=True)
@@ -44,15 +51,28 @@ def match_texts(geocoder: Geocoder, texts: list[str]) -> list[tuple[object, ...]
     return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in geocoder.geocode_many(texts)]
 
 
+def _lines(source: Iterator[str]) -> Iterator[str]:
+    """The file's lines with each NUL byte replaced by its stand-in, so that the csv module reads the row."""
+    for line in source:
+        yield line.replace("\x00", _NUL_STAND_IN) if "\x00" in line else line
+
+
 def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[list[str]], list[str]]]:
     rows: list[list[str]] = []
+    texts: list[str] = []
     for row in reader:
+        address = row[column] if column < len(row) else ""
+        if any(_NUL_STAND_IN in cell for cell in row):
+            # A NUL anywhere in the row makes it invalid: the text geocoded carries the NUL to the control check.
+            address = address.replace(_NUL_STAND_IN, "\x00") if _NUL_STAND_IN in address else address + "\x00"
+            row = [cell.replace(_NUL_STAND_IN, "\ufffd") for cell in row]
         rows.append(row)
+        texts.append(address)
         if len(rows) >= CHUNK_ROWS:
-            yield rows, [r[column] if column < len(r) else "" for r in rows]
-            rows = []
+            yield rows, texts
+            rows, texts = [], []
     if rows:
-        yield rows, [r[column] if column < len(r) else "" for r in rows]
+        yield rows, texts
 
 
 def geocode_csv(
@@ -73,24 +93,24 @@ def geocode_csv(
     try:
         source = input_path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise BatchInputError(f"cannot read {input_path}: {exc}") from exc
+        raise BatchInputError(f"cannot read the input file: {exc.strerror}") from exc
     counts: Counter[str] = Counter()
     n_rows = 0
     try:
-        reader = csv.reader(source)
+        reader = csv.reader(_lines(source))
         try:
-            header = next(reader)
+            header = [cell.replace(_NUL_STAND_IN, "\ufffd") for cell in next(reader)]
         except StopIteration as exc:
-            raise BatchInputError(f"{input_path} is empty: it needs a header row with a '{column}' column") from exc
+            raise BatchInputError(f"the input file is empty: it needs a header row with a '{column}' column") from exc
         except UnicodeDecodeError as exc:
-            raise BatchInputError(f"{input_path} is not UTF-8 text: {exc}") from exc
+            raise BatchInputError(f"the input file is not UTF-8 text (byte {exc.start})") from exc
         if column not in header:
-            raise BatchInputError(f"{input_path} has no column '{column}' (columns: {', '.join(header)})")
+            raise BatchInputError(f"the input file has no column '{column}' (columns: {', '.join(header)})")
         col = header.index(column)
         try:
-            sink = output_path.open("w", newline="", encoding="utf-8")
+            sink = open_private(output_path, "w")
         except OSError as exc:
-            raise BatchInputError(f"cannot write {output_path}: {exc}") from exc
+            raise BatchInputError(f"cannot write the result file: {exc.strerror}") from exc
         with sink:
             writer = csv.writer(sink)
             writer.writerow([*header, *ANSWER_FIELDS])
@@ -106,7 +126,7 @@ def geocode_csv(
                     serial = ((rows, match_texts(geocoder, texts)) for rows, texts in chunks)
                     n_rows = _write(writer, serial, counts, progress)
             except UnicodeDecodeError as exc:
-                raise BatchInputError(f"{input_path} is not UTF-8 text: {exc}") from exc
+                raise BatchInputError(f"the input file is not UTF-8 text (byte {exc.start})") from exc
             finally:
                 _WORKER_GEOCODER = None
     finally:

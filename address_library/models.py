@@ -9,12 +9,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import metadata
 from grids.codes import COMMUNITY_DIGITS, GRID_DIGITS, TOWN_DIGITS
@@ -82,10 +84,70 @@ address_history = Table(
 address_alias = Table(
     "address_alias",
     metadata,
-    # A typed address a dispatcher resolved by hand: the same text (normalized) matches this address at once.
-    Column("normalized_text", Text, primary_key=True),
+    # A typed address a dispatcher resolved by hand: the same text (normalized) matches this address — within the
+    # alias's community until it is promoted to the city (address_library.match: the alias rule). Rows are never
+    # deleted: a withdrawn alias keeps its row, and at most one row per text is not withdrawn.
+    Column("id", BigInteger, primary_key=True),
+    Column("normalized_text", Text, nullable=False),
     Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False, index=True),
     Column("raw_text", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("scope", String(9), nullable=False, server_default="community"),
+    Column("community_code", String(COMMUNITY_DIGITS), ForeignKey("community.code")),
+    Column("state", String(9), nullable=False, server_default="active"),
+    Column("taught_by", Text),
+    Column("review_item_id", BigInteger),
+    Column("promoted_by", Text),
+    Column("promoted_at", DateTime(timezone=True)),
+    Column("promote_reason", Text),
+    Column("withdrawn_by", Text),
+    Column("withdrawn_at", DateTime(timezone=True)),
+    Column("withdraw_reason", Text),
+    # Set by every change (teaching, promotion, suspension, withdrawal): the geocoders' alias fingerprint reads it.
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
+    CheckConstraint("scope IN ('community','city')", name="scope"),
+    CheckConstraint("state IN ('active','suspended','withdrawn')", name="state"),
+    CheckConstraint("scope = 'city' OR community_code IS NOT NULL", name="scoped"),
+)
+Index(
+    "uq_address_alias_live_text",
+    address_alias.c.normalized_text,
+    unique=True,
+    postgresql_where=address_alias.c.state != "withdrawn",
+)
+
+address_alias_teaching = Table(
+    "address_alias_teaching",
+    metadata,
+    # Each resolution that taught an alias, confirmed it (the same text, the same address) or contradicted it.
+    Column("id", BigInteger, primary_key=True),
+    Column("alias_id", BigInteger, ForeignKey("address_alias.id"), nullable=False, index=True),
+    Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False),
+    Column("outcome", String(9), nullable=False),
+    Column("taught_by", Text, nullable=False),
+    Column("review_item_id", BigInteger),
+    Column("community_code", String(COMMUNITY_DIGITS)),
+    Column("taught_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("outcome IN ('taught','confirmed','conflict')", name="outcome"),
+)
+
+geocode_batch_job = Table(
+    "geocode_batch_job",
+    metadata,
+    # A batch geocoding job: owned by the principal's stable reference (key#12, user#5), never a display name; its
+    # input and result files are removed by the cleanup once `expires_at` has passed (then `purged_at` is set).
+    Column("id", Text, primary_key=True),
+    Column("owner", Text, nullable=False, index=True),
+    Column("address_column", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="queued"),
+    Column("rows_done", Integer, nullable=False, server_default="0"),
+    Column("rows_total", Integer),
+    Column("error", Text),
+    Column("by_status", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("purged_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('queued','running','done','failed')", name="status"),
 )

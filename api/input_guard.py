@@ -6,8 +6,16 @@ error format under /open311) to a request whose decoded path holds any C0 contro
 query string holds one other than tab, newline and carriage return (free-text search parameters may carry those).
 The request body is read to its end first, so that the keep-alive connection stays usable.
 
-Bodies are the models' business: `FreeText` and `OneLine` are the annotated string types (and `FREE_TEXT_PATTERN`,
-`ONE_LINE_PATTERN` the patterns) the JSON models use, `control_character` the check for hand-parsed forms.
+Bodies a route parses whole are checked here too, in one place for every route (issue 17, finding 11): a form
+(`application/x-www-form-urlencoded`: the login form, Open311 posts) whose decoded fields hold a C0 control character
+other than tab, newline and CR, or a JSON body (`application/json`, `…+json`) one of whose strings or keys holds one
+(`\\u0000` and the like; PostgreSQL text cannot hold NUL), is refused the same way. Such a body is read into memory
+(up to `BODY_CHECK_LIMIT`; a larger one is passed on unchecked, and the models' own patterns hold) and replayed to
+the route. Multipart bodies stream to the routes, whose form fields are `OneLine`/`FreeText` or checked by
+`control_character`; CSV files are checked row by row by the batch geocoder.
+
+`FreeText` and `OneLine` are the annotated string types (and `FREE_TEXT_PATTERN`, `ONE_LINE_PATTERN` the patterns)
+the JSON models use, `control_character` the check for hand-parsed forms.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from urllib.parse import unquote_to_bytes
 from xml.sax.saxutils import escape
 
 from pydantic import StringConstraints
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Free text (a description, a note): tab, newline and carriage return are text; every other C0 character and DEL
 # are not.
@@ -33,6 +42,8 @@ _FREE_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PATH_FORBIDDEN = frozenset(range(0x20)) | {0x7F}
 _QUERY_FORBIDDEN = _PATH_FORBIDDEN - {0x09, 0x0A, 0x0D}
 _OPEN311_PREFIX = "/open311/"
+# Bodies up to this size are checked for control characters before the route reads them.
+BODY_CHECK_LIMIT = 16 * 1024 * 1024
 
 
 def control_character(value: str | None) -> str | None:
@@ -62,8 +73,100 @@ def _problem(scope: Scope) -> str | None:
     return None
 
 
+def _body_kind(scope: Scope) -> str | None:
+    """ "form" or "json" for a body this guard checks, else None."""
+    if scope.get("method", "GET").upper() in ("GET", "HEAD", "OPTIONS"):
+        return None
+    media_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        return "form"
+    if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
+        return "json"
+    return None
+
+
+def _form_problem(body: bytes) -> str | None:
+    """Why a urlencoded form is refused (a field or its name holds a control character), or None."""
+    for pair in body.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        for part, what in ((value, "a form field"), (name, "a form field name")):
+            for byte in unquote_to_bytes(part.replace(b"+", b" ")):
+                if byte in _QUERY_FORBIDDEN:
+                    label = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
+                    shown = "".join(c for c in label if ord(c) not in _PATH_FORBIDDEN)[:100]
+                    return f"{what} ({shown}) holds a control character ({describe(chr(byte))})"
+    return None
+
+
+def _json_problem(body: bytes) -> str | None:
+    """Why a JSON body is refused (a string or key holds a control character), or None (also for broken JSON)."""
+    # A control character can only be in a JSON string as a \u escape (raw ones make the JSON invalid), or DEL raw.
+    if b"\\u" not in body and b"\x7f" not in body:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None  # the route answers broken JSON itself
+    found = _json_control(document, "")
+    if found is None:
+        return None
+    where, character = found
+    return f"the JSON body holds a control character ({describe(character)}) at {where or '/'}"
+
+
+def _json_control(value: object, where: str) -> tuple[str, str] | None:
+    """The first (JSON pointer, character) of a string or key holding a forbidden control character."""
+    stack: list[tuple[object, str]] = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            character = control_character(item)
+            if character is not None:
+                return at, character
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                character = control_character(key)
+                if character is not None:
+                    return at, character
+                stack.append((inner, f"{at}/{key}"))
+        elif isinstance(item, list):
+            stack.extend((inner, f"{at}/{i}") for i, inner in enumerate(item))
+    return None
+
+
+async def _buffer(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:
+    """The body's messages as received, and the whole body (None when it is over `limit` and was not all read)."""
+    messages: list[Message] = []
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return messages, b"".join(chunks)
+        if size > limit:
+            return messages, None
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that gives the buffered messages first, then the connection's own."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
 class InputGuard:
-    """Refuse requests whose path or query string holds a control character (see the module docstring)."""
+    """Refuse requests whose path, query string or form/JSON body holds a control character (see the docstring)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,9 +177,18 @@ class InputGuard:
             return
         problem = _problem(scope)
         if problem is None:
-            await self.app(scope, receive, send)
-            return
-        await _drain(receive)
+            kind = _body_kind(scope)
+            if kind is None:
+                await self.app(scope, receive, send)
+                return
+            messages, body = await _buffer(receive, BODY_CHECK_LIMIT)
+            if body is not None:
+                problem = _form_problem(body) if kind == "form" else _json_problem(body)
+            if problem is None:
+                await self.app(scope, _replay(messages, receive), send)
+                return
+        else:
+            await _drain(receive)
         status, media_type, body = _refusal(scope.get("path", ""), problem)
         await send(
             {

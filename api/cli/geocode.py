@@ -43,6 +43,6 @@ def geocode_file(
                 progress=lambda n: bar.advance(task, n),
             )
         except BatchInputError as exc:
-            raise fail(str(exc), code=2) from exc
+            raise fail(f"{input_path}: {exc}", code=2) from exc
     statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(report.by_status.items()))
     typer.echo(f"{report.rows:,} rows written to {out} in {report.seconds:.1f} s ({statuses})")

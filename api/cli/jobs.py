@@ -1,4 +1,5 @@
-"""api.cli.jobs: `gridgov jobs`, the scheduled jobs run once by hand: the outbox relay, warnings, the campaign."""
+"""api.cli.jobs: `gridgov jobs`, the scheduled jobs run once by hand: the outbox relay, warnings, the campaign, the
+cleanup of uploaded files."""
 
 from __future__ import annotations
 
@@ -40,3 +41,17 @@ def jobs_run() -> None:
         relayed = relay_pending(bound, lambda: geocoder)
         result = run_periodic(bound)
     typer.echo(f"relayed {relayed:,} events; {result}")
+
+
+@app.command("cleanup")
+def jobs_cleanup() -> None:
+    """Remove batch geocoding files past their retention period and give stored files private modes (0600/0700)."""
+    from api.files import cleanup_files
+    from gis.settings import ServerSettings
+
+    with connection() as conn:
+        result = cleanup_files(conn, ServerSettings(), clock.now())
+    typer.echo(
+        f"cleanup: {result['jobs_purged']:,} expired batch jobs purged, {result['files_removed']:,} files removed, "
+        f"{result['modes_tightened']:,} file modes tightened"
+    )

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from sqlalchemy import Engine
 
+from address_library import batch_jobs
 from address_library.batch import BatchInputError, geocode_csv
+from address_library.batch_jobs import StoredJob
 from api.auth.roles import Principal
 from api.deps import CurrentPrincipal, allowed, server_settings
+from api.files import batch_folder, retention
+from api.input_guard import OneLine
 from api.routers.geocode import geocoder
+from gis import clock
 from supervision.permissions import Capability
 
 router = APIRouter(tags=["地理编码"], dependencies=[Depends(allowed(Capability.GEOCODE))])
@@ -24,26 +28,8 @@ router = APIRouter(tags=["地理编码"], dependencies=[Depends(allowed(Capabili
 MAX_UPLOAD_BYTES = 300 * 1024 * 1024  # 1.35 M registrations as CSV are about 100 MB
 
 
-@dataclass
-class BatchJob:
-    """One uploaded file being geocoded in the background."""
-
-    id: str
-    owner: str
-    input_path: Path
-    output_path: Path
-    column: str
-    status: str = "queued"  # queued → running → done | failed
-    rows_done: int = 0
-    rows_total: int | None = None
-    error: str | None = None
-    created_at: float = field(default_factory=time.time)
-    finished_at: float | None = None
-    by_status: dict[str, int] = field(default_factory=dict)
-
-
 class BatchJobStatus(BaseModel):
-    """批量地理编码任务的状态与进度。"""
+    """批量地理编码任务的状态与进度（expires_at 之后文件被清除，任务返回 410）。"""
 
     id: str
     status: str
@@ -52,46 +38,36 @@ class BatchJobStatus(BaseModel):
     error: str | None
     by_status: dict[str, int]
     result_url: str | None
+    expires_at: str
 
 
-def _jobs(request: Request) -> dict[str, BatchJob]:
-    jobs: dict[str, BatchJob] | None = getattr(request.app.state, "batch_jobs", None)
-    if jobs is None:
-        jobs = {}
-        request.app.state.batch_jobs = jobs
-    return jobs
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
 
 
-def _job_dir(request: Request) -> Path:
-    folder = server_settings(request).state_dir / "batch"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _run(job: BatchJob, request: Request) -> None:
-    job.status = "running"
+def _run(job_id: str, column: str, folder: Path, engine: Engine, request: Request) -> None:
+    source, result = batch_jobs.input_path(folder, job_id), batch_jobs.output_path(folder, job_id)
     try:
-        with job.input_path.open(encoding="utf-8-sig", errors="replace") as f:
-            job.rows_total = max(sum(1 for _ in f) - 1, 0)
-        report = geocode_csv(
-            geocoder(request),
-            job.input_path,
-            job.output_path,
-            column=job.column,
-            workers=1,
-            progress=lambda n: setattr(job, "rows_done", job.rows_done + n),
-        )
-        job.by_status = report.by_status
-        job.status = "done"
-    except BatchInputError as exc:
-        job.status, job.error = "failed", str(exc)
-    except Exception as exc:  # a job must end in a state the client can read
-        job.status, job.error = "failed", f"internal error: {type(exc).__name__}"
-    finally:
-        job.finished_at = time.time()
+        with source.open(encoding="utf-8-sig", errors="replace") as f:
+            rows_total = max(sum(1 for _ in f) - 1, 0)
+        with engine.begin() as conn:
+            batch_jobs.mark_running(conn, job_id, rows_total)
+
+        def progress(rows: int) -> None:
+            with engine.begin() as conn:
+                batch_jobs.add_progress(conn, job_id, rows)
+
+        report = geocode_csv(geocoder(request), source, result, column=column, workers=1, progress=progress)
+        with engine.begin() as conn:
+            batch_jobs.finish_job(conn, job_id, status="done", now=clock.now(), by_status=report.by_status)
+    except Exception as exc:  # a job must end in a state the client can read, naming no server path
+        error = str(exc) if isinstance(exc, BatchInputError) else f"internal error: {type(exc).__name__}"
+        with engine.begin() as conn:
+            batch_jobs.finish_job(conn, job_id, status="failed", now=clock.now(), error=error)
 
 
-def _status(job: BatchJob) -> BatchJobStatus:
+def _status(job: StoredJob) -> BatchJobStatus:
     return BatchJobStatus(
         id=job.id,
         status=job.status,
@@ -100,13 +76,21 @@ def _status(job: BatchJob) -> BatchJobStatus:
         error=job.error,
         by_status=job.by_status,
         result_url=f"/v1/geocode/batch/{job.id}/result" if job.status == "done" else None,
+        expires_at=job.expires_at.isoformat(),
     )
 
 
-def _owned(request: Request, principal: Principal, job_id: str) -> BatchJob:
-    job = _jobs(request).get(job_id)
-    if job is None or job.owner != principal.audit_name:
+def _owned(request: Request, principal: Principal, job_id: str) -> StoredJob:
+    """The principal's own job (by owner reference, never a display name); 404 otherwise, 410 once expired."""
+    with _engine(request).connect() as conn:
+        job = batch_jobs.get_job(conn, job_id)
+    if job is None or job.owner != principal.owner:
         raise HTTPException(status_code=404, detail=f"no batch job {job_id}")
+    if job.expired(clock.now()):
+        raise HTTPException(
+            status_code=410,
+            detail=f"batch job {job_id} expired on {job.expires_at.isoformat()}: its files are removed; upload again",
+        )
     return job
 
 
@@ -117,37 +101,54 @@ async def submit(
     request: Request,
     principal: CurrentPrincipal,
     file: Annotated[UploadFile, File(description="UTF-8 CSV，首行为表头")],
-    column: Annotated[str, Form(description="地址所在列名")] = "address",
+    column: Annotated[OneLine, Form(description="地址所在列名", max_length=200)] = "address",
 ) -> BatchJobStatus:
-    """上传 CSV 后立即返回任务编号；任务在后台逐行地理编码，结果保留每一行及其原顺序。"""
+    """上传 CSV 后立即返回任务编号；任务在后台逐行地理编码，结果保留每一行及其原顺序。
+
+    只有提交者本人（同一账号或同一密钥）能查看任务与结果；文件在保留期（默认 7 天）后清除，之后返回 410。"""
+    settings = server_settings(request)
     job_id = uuid.uuid4().hex
-    folder = _job_dir(request)
-    input_path, output_path = folder / f"{job_id}.in.csv", folder / f"{job_id}.out.csv"
+    folder = batch_jobs.private_dir(batch_folder(settings))
+    engine = _engine(request)
+    with engine.begin() as conn:
+        batch_jobs.create_job(
+            conn, job_id=job_id, owner=principal.owner, address_column=column, now=clock.now(),
+            retention=retention(settings),
+        )  # fmt: skip
+    source = batch_jobs.input_path(folder, job_id)
     size = 0
-    with input_path.open("wb") as sink:
+    with batch_jobs.open_private(source) as sink:
         while chunk := await file.read(1 << 20):
             size += len(chunk)
             if size > MAX_UPLOAD_BYTES:
-                sink.close()
-                input_path.unlink(missing_ok=True)
-                raise HTTPException(status_code=413, detail=f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
+                break
             sink.write(chunk)
-    job = BatchJob(id=job_id, owner=principal.audit_name, input_path=input_path, output_path=output_path, column=column)
-    _jobs(request)[job_id] = job
-    threading.Thread(target=_run, args=(job, request), name=f"batch-{job_id[:8]}", daemon=True).start()
+    if size > MAX_UPLOAD_BYTES:
+        source.unlink(missing_ok=True)
+        with engine.begin() as conn:
+            batch_jobs.finish_job(conn, job_id, status="failed", now=clock.now(), error="upload too large")
+        raise HTTPException(status_code=413, detail=f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
+    thread_args = (job_id, column, folder, engine, request)
+    threading.Thread(target=_run, args=thread_args, name=f"batch-{job_id[:8]}", daemon=True).start()
+    with engine.connect() as conn:
+        job = batch_jobs.get_job(conn, job_id)
+    assert job is not None
     return _status(job)
 
 
 @router.get("/geocode/batch/{job_id}", response_model=BatchJobStatus, summary="查询批量任务状态与进度")
-def job_status(request: Request, principal: CurrentPrincipal, job_id: str) -> BatchJobStatus:
-    """任务状态（queued/running/done/failed）、已处理行数与各状态计数。"""
+def job_status(request: Request, principal: CurrentPrincipal, job_id: OneLine) -> BatchJobStatus:
+    """任务状态（queued/running/done/failed）、已处理行数与各状态计数；过了保留期返回 410。"""
     return _status(_owned(request, principal, job_id))
 
 
 @router.get("/geocode/batch/{job_id}/result", summary="下载批量任务结果 CSV", response_class=FileResponse)
-def job_result(request: Request, principal: CurrentPrincipal, job_id: str) -> FileResponse:
-    """结果 CSV：每一输入行按原顺序保留，并附加 status、level、confidence、网格等列。"""
+def job_result(request: Request, principal: CurrentPrincipal, job_id: OneLine) -> FileResponse:
+    """结果 CSV：每一输入行按原顺序保留，并附加 status、level、confidence、网格等列；过了保留期返回 410。"""
     job = _owned(request, principal, job_id)
     if job.status != "done":
         raise HTTPException(status_code=409, detail=f"job {job_id} is {job.status}")
-    return FileResponse(job.output_path, media_type="text/csv", filename=f"geocoded-{job_id[:8]}.csv")
+    folder = batch_folder(server_settings(request))
+    return FileResponse(
+        batch_jobs.output_path(folder, job_id), media_type="text/csv", filename=f"geocoded-{job_id[:8]}.csv"
+    )
