@@ -6,6 +6,8 @@ GB 32100 check character); the readers give back stored events and how one was r
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +27,11 @@ MAX_TEXT = 500
 
 @dataclass(frozen=True)
 class RegistrationEvent:
-    """One registration event as the registration system sends it (validated)."""
+    """One registration event as the registration system sends it (validated).
+
+    Once accepted (`supervision.outbox.accept_events`), `event_id` is the stored id (unique platform-wide: see
+    `stored_event_id`), `source_event_id` the sender's own id, and `sender`/`sender_name` who sent it.
+    """
 
     event_id: str
     kind: str
@@ -34,6 +40,42 @@ class RegistrationEvent:
     address: str
     business_scope: str
     occurred_at: datetime
+    sender: str = "system"
+    sender_name: str = "system"
+    source_event_id: str = ""
+
+    @property
+    def own_id(self) -> str:
+        """The id the sender gave the event (what every answer to the sender shows)."""
+        return self.source_event_id or self.event_id
+
+
+@dataclass(frozen=True)
+class EventSender:
+    """Who sends events: the principal's stable owner reference (key#12, user#5) and its audit name (key:登记系统).
+
+    `system` is the platform itself: the CLI's file loads, the demo, and every event stored before senders were.
+    """
+
+    owner: str
+    name: str
+
+
+SYSTEM_SENDER = EventSender("system", "system")
+# A system id shaped like another sender's stored id (`key#3/E1`) would take that id from them: refused.
+_FOREIGN_SHAPE = re.compile(r"^(key|user)[#:][^/]*/")
+
+
+def stored_event_id(sender: str, source_event_id: str) -> str:
+    """The stored id of a sender's event: its own id for `system`, `<sender>/<id>` for a key or a user.
+
+    Injective over (sender, id), so ids are unique per sender and no sender can pre-claim another's.
+    """
+    if sender == SYSTEM_SENDER.owner:
+        if _FOREIGN_SHAPE.match(source_event_id):
+            raise InvalidInput("event_id may not start with a key or user reference", field="event_id")
+        return source_event_id
+    return f"{sender}/{source_event_id}"
 
 
 def parse_event(raw: Mapping[str, Any]) -> RegistrationEvent:
@@ -89,9 +131,39 @@ def _parse_time(value: object, field: str) -> datetime:
 
 _FUTURE_SLACK = timedelta(minutes=5)
 
+# How far back a sender may date an event: a registration system's outage, not a rewrite of history.
+MAX_AGE_VARIABLE = "GRIDGOV_REGISTRATION_MAX_AGE_DAYS"
+DEFAULT_MAX_AGE = timedelta(days=30)
+
+
+def max_event_age() -> timedelta:
+    """GRIDGOV_REGISTRATION_MAX_AGE_DAYS days (default 30; malformed or out of 1..3660 → the default)."""
+    raw = os.environ.get(MAX_AGE_VARIABLE, "").strip()
+    try:
+        days = float(raw) if raw else 0.0
+    except ValueError:
+        days = 0.0
+    return timedelta(days=days) if 1 <= days <= 3660 else DEFAULT_MAX_AGE
+
+
+def check_recent(event: RegistrationEvent) -> RegistrationEvent:
+    """The event itself when it occurred within `max_event_age()` of now; InvalidInput naming occurred_at.
+
+    (Its future side is `parse_event`'s: at most 5 minutes ahead of the platform clock.) Applied to what senders
+    post over the API; the CLI's file loads of a backlog are staff's and keep their dates.
+    """
+    oldest = clock.now() - max_event_age()
+    if event.occurred_at < oldest:
+        raise InvalidInput(
+            f"occurred_at ({event.occurred_at.isoformat()}) is more than {max_event_age().days} days in the past",
+            field="occurred_at",
+        )
+    return event
+
 
 _EVENT_SELECT = (
-    "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at, received_at FROM registration_event "
+    "SELECT event_id, kind, uscc, name, address, business_scope, occurred_at, sender, sender_name, source_event_id, "
+    "received_at FROM registration_event "
 )
 
 
@@ -133,29 +205,56 @@ def waiting_events(conn: Connection, uscc: str) -> list[RegistrationEvent]:
 
 
 def registration_status(conn: Connection, event_id: str, scope: Scope = CITY) -> dict[str, Any]:
-    """How an event was received and processed: outcome, reason, times, its tasks and its review item.
+    """How an event (by stored id) was received and processed: outcome, reason, times, its tasks and review item.
 
-    NotFound for an unknown event, OutOfScope for one placed outside the scope's map.
+    `event_id` of the answer is the sender's own id, `sender` who sent it. NotFound for an unknown event,
+    OutOfScope for one the scope may not read: a territorial scope reads the events placed in the towns of its map,
+    a department the events whose tasks were routed to it (never the city's registrations at large).
     """
-    row = (
-        conn.execute(
-            text(
-                "SELECT event_id, kind, uscc, outcome, reason, received_at, processed_at, pushed_at, town_code, "
-                "ARRAY(SELECT id FROM task WHERE event_id = e.event_id ORDER BY id) AS task_ids, "
-                "(SELECT max(id) FROM review_queue r WHERE r.kind = 'registration' "
-                " AND r.payload->>'event_id' = e.event_id) AS review_id "
-                "FROM registration_event e WHERE event_id = :e"
-            ),
-            {"e": event_id},
-        )
-        .mappings()
-        .first()
+    where, params = scope.task_sql("t")
+    sql = (
+        "SELECT e.source_event_id AS event_id, e.sender, e.kind, e.uscc, e.outcome, e.reason, e.received_at, "  # noqa: S608 - fixed SQL fragments; values are bound
+        "e.processed_at, e.pushed_at, e.town_code, "
+        "ARRAY(SELECT id FROM task WHERE event_id = e.event_id ORDER BY id) AS task_ids, "
+        "(SELECT max(id) FROM review_queue r WHERE r.kind = 'registration' "
+        " AND r.payload->>'event_id' = e.event_id) AS review_id, "
+        f"EXISTS (SELECT 1 FROM task t WHERE t.event_id = e.event_id AND {where}) AS routed "
+        "FROM registration_event e WHERE e.event_id = :e"
     )
+    row = conn.execute(text(sql), {"e": event_id, **params}).mappings().first()
     if row is None:
         raise NotFound(f"no registration event {event_id}")
-    if not scope.sees(row["town_code"]):
-        raise OutOfScope(f"event {event_id} is outside your area")
-    return {**row, "task_ids": list(row["task_ids"])}
+    fields = dict(row)
+    routed = fields.pop("routed")
+    visible = routed if scope.kind == "department" else scope.sees(row["town_code"])
+    if not visible:
+        raise OutOfScope(f"event {row['event_id']} is outside your area")
+    return {**fields, "task_ids": list(row["task_ids"])}
+
+
+def find_event(conn: Connection, own_id: str, *, sender: str | None = None) -> str:
+    """The stored id of an event named by its sender's own id: `sender`'s event when a sender is given (a key reads
+    back only what it sent); otherwise the event stored under that very id, or the one sender's event of that id.
+
+    NotFound when there is none; InvalidInput naming `sender` when several senders used the id.
+    """
+    if sender is not None:
+        stored = stored_event_id(sender, own_id) if sender != SYSTEM_SENDER.owner else own_id
+        if conn.execute(text("SELECT 1 FROM registration_event WHERE event_id = :e"), {"e": stored}).first():
+            return stored
+        raise NotFound(f"no registration event {own_id}")
+    rows = conn.execute(
+        text(
+            "SELECT event_id FROM registration_event WHERE event_id = :e OR source_event_id = :e "
+            "ORDER BY event_id = :e DESC, event_id LIMIT 2"
+        ),
+        {"e": own_id},
+    ).all()
+    if not rows:
+        raise NotFound(f"no registration event {own_id}")
+    if rows[0].event_id == own_id or len(rows) == 1:
+        return str(rows[0].event_id)
+    raise InvalidInput(f"several senders sent an event {own_id}: name the sender (?sender=key#…)", field="sender")
 
 
 def stored_event(conn: Connection, event_id: str) -> RegistrationEvent | None:

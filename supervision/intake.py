@@ -65,18 +65,25 @@ class ProcessResult:
     followed: list[ProcessResult] = field(default_factory=list)
 
 
+def sender_actor(event: RegistrationEvent) -> Actor:
+    """The audit actor of what an event causes: its sender (`key:登记系统`, `user:张三`; `system` for the platform's
+    own loads), also when the relay processes it later."""
+    return SYSTEM if event.sender_name == SYSTEM.name else Actor(event.sender_name, SYSTEM.role)
+
+
 def process_events(
     conn: Connection,
     events: Sequence[RegistrationEvent],
     geocoder: Geocoder,
     *,
-    actor: Actor = SYSTEM,
+    actor: Actor | None = None,
     at: datetime | None = None,
 ) -> list[ProcessResult]:
     """Geocode, place and apply each event in order (an entity's events in the order they occurred).
 
     New registrations of entities seen once in the batch and unknown so far are applied together, in a few
     set-based statements; every other event (changes, an entity with several events) one by one, in order.
+    The audit actor is `actor` when given (a dispatcher resolving a review item), else each event's sender.
     """
     needs_place = [e for e in events if e.kind in ("new", "address_change")]
     answers = geocoder.geocode_many([e.address for e in needs_place])
@@ -110,7 +117,7 @@ def process_events(
             continue
         answer = placements.get(event.event_id)
         placement = _placement(answer)[0] if answer is not None else None
-        results[event.event_id] = apply_event(conn, event, placement, actor=actor, at=at)
+        results[event.event_id] = apply_event(conn, event, placement, actor=actor or sender_actor(event), at=at)
     return [results[e.event_id] for e in events]
 
 
@@ -138,7 +145,7 @@ def current_grids(conn: Connection, answers: Sequence[GeocodeAnswer]) -> list[Ge
 
 
 def _apply_new_batch(
-    conn: Connection, items: Sequence[tuple[RegistrationEvent, Placement]], *, actor: Actor, at: datetime | None
+    conn: Connection, items: Sequence[tuple[RegistrationEvent, Placement]], *, actor: Actor | None, at: datetime | None
 ) -> dict[str, ProcessResult]:
     """New registrations of unknown entities, set-based: entities, their duty tasks, the events' outcomes."""
     moment = at or clock.now()
@@ -150,10 +157,13 @@ def _apply_new_batch(
             text("SELECT DISTINCT uscc FROM entity_licence WHERE uscc = ANY(:u)"), {"u": [e.uscc for e, _ in items]}
         )
     }
-    new: list[NewTask] = []
+    # Each event's tasks are created in the name of its sender (or of `actor`), one set-based call per sender.
+    per_actor: dict[Actor, list[NewTask]] = {}
     for event, placement in items:
-        new.extend(duty_tasks(conn, event, placement.grid_code, moment, holds=event.uscc in holders))
-    create_tasks(conn, new, actor=actor)
+        tasks = duty_tasks(conn, event, placement.grid_code, moment, holds=event.uscc in holders)
+        per_actor.setdefault(actor or sender_actor(event), []).extend(tasks)
+    for who, new in per_actor.items():
+        create_tasks(conn, new, actor=who)
     ids: dict[str, list[int]] = {}
     for event_id, task_id in conn.execute(
         text("SELECT event_id, id FROM task WHERE event_id = ANY(:e) ORDER BY id"),
@@ -204,6 +214,8 @@ def _to_review(
     town, community = answer.town_code, answer.community_code
     payload = {
         "event_id": event.event_id,
+        "source_event_id": event.own_id,
+        "sender": event.sender,
         "kind": event.kind,
         "uscc": event.uscc,
         "name": event.name,
@@ -234,10 +246,13 @@ def apply_event(
     event: RegistrationEvent,
     placement: Placement | None,
     *,
-    actor: Actor = SYSTEM,
+    actor: Actor | None = None,
     at: datetime | None = None,
 ) -> ProcessResult:
-    """Apply one event whose address is placed (or that needs no address): entity, then tasks (pushed `at`)."""
+    """Apply one event whose address is placed (or that needs no address): entity, then tasks (pushed `at`).
+
+    The audit actor is `actor` when given, else the event's sender."""
+    actor = actor or sender_actor(event)
     router = default_router()
     moment = at or clock.now()
     existing = conn.execute(

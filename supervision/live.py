@@ -387,7 +387,8 @@ _CLUES = """
     FROM clue c WHERE c.id > :low ORDER BY c.id LIMIT :n
 """
 _REVIEWS = """
-    SELECT r.id, r.town_code, r.created_at, r.payload->>'event_id' AS event_id, r.payload->>'kind' AS kind,
+    SELECT r.id, r.town_code, r.created_at, COALESCE(r.payload->>'source_event_id', r.payload->>'event_id') AS own_id,
+           r.payload->>'kind' AS kind,
            r.payload->>'name' AS name, r.payload->>'community_code' AS community_code
     FROM review_queue r WHERE r.id > :low AND r.kind = 'registration' ORDER BY r.id LIMIT :n
 """
@@ -397,7 +398,7 @@ _RELAYED = """
     WHERE o.id > :low AND o.relayed_at IS NOT NULL ORDER BY o.id LIMIT :n
 """
 _PLACED = """
-    SELECT r.event_id, r.kind, r.name, r.processed_at, e.grid_code, e.town_code,
+    SELECT r.event_id, r.source_event_id AS own_id, r.kind, r.name, r.processed_at, e.grid_code, e.town_code,
            ST_X(e.geom) AS lon, ST_Y(e.geom) AS lat,
            ARRAY(SELECT t.department_codes FROM task t WHERE t.event_id = r.event_id) AS department_codes
     FROM registration_event r LEFT JOIN entity e ON e.uscc = r.uscc
@@ -489,7 +490,7 @@ def _clue_data(r: Any) -> dict[str, Any]:
 def _review_data(r: Any) -> dict[str, Any]:
     kind = REGISTRATION_KIND_LABELS_ZH.get(r.kind or "", "")
     return {
-        "id": r.event_id, "kind": "registration", "action": "review", "status": "review", "town_code": r.town_code,
+        "id": r.own_id, "kind": "registration", "action": "review", "status": "review", "town_code": r.town_code,
         "community_code": r.community_code, "grid_code": None, "lon": None, "lat": None, "at": _iso(r.created_at),
         "label": f"{kind}登记：{r.name or ''}，地址待核", "review_id": r.id,
     }  # fmt: skip
@@ -500,7 +501,7 @@ def _registration_data(r: Any) -> dict[str, Any]:
     kind = REGISTRATION_KIND_LABELS_ZH.get(r.kind, "")
     grid = r.grid_code
     return {
-        "id": r.event_id, "kind": "registration", "action": "placed", "status": "placed",
+        "id": r.own_id, "kind": "registration", "action": "placed", "status": "placed",
         "town_code": r.town_code or (town_of(grid) if grid else None),
         "community_code": community_of(grid) if grid else None, "grid_code": grid, "lon": lon, "lat": lat,
         "at": _iso(r.processed_at), "label": f"{kind}登记：{r.name}，已落网格并派发任务",
@@ -510,10 +511,11 @@ def _registration_data(r: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ the last hour's registrations
 
 _RECENT = """
-    SELECT x.event_id, x.kind, x.name, x.address, x.grid_code, x.processed_at,
+    SELECT x.event_id, x.own_id, x.kind, x.name, x.address, x.grid_code, x.processed_at,
            ST_X(x.geom) AS lon, ST_Y(x.geom) AS lat
     FROM (
-        SELECT r.event_id, r.kind, r.name, r.address, r.processed_at, e.grid_code, e.town_code, e.geom,
+        SELECT r.event_id, r.source_event_id AS own_id, r.kind, r.name, r.address, r.processed_at, e.grid_code,
+               e.town_code, e.geom,
                {community} AS community_code,
                (SELECT string_agg(t.department_codes, ',') FROM task t WHERE t.event_id = r.event_id)
                    AS department_codes
@@ -538,10 +540,10 @@ def recent_registrations(conn: Connection, scope: Scope, *, since: datetime, unt
     features = [
         {
             "type": "Feature",
-            "id": r.event_id,
+            "id": r.own_id,
             "geometry": {"type": "Point", "coordinates": [round(float(r.lon), 6), round(float(r.lat), 6)]},
             "properties": {
-                "event_id": r.event_id,
+                "event_id": r.own_id,
                 "kind": r.kind,
                 "name": r.name,
                 "address": r.address,

@@ -130,8 +130,13 @@ review_queue = Table(
 registration_event = Table(
     "registration_event",
     metadata,
-    # The sender's id: replaying an event finds this row and creates nothing new.
-    Column("event_id", String(64), primary_key=True),
+    # The stored id: the sender's own id for `system`, `<sender>/<source id>` for a key or a user (migration 0015).
+    Column("event_id", String(100), primary_key=True),
+    # Who sent it: the principal's owner reference (key#12, user#5) or `system`; the audit name of the sender; and
+    # the sender's own id. Replaying (sender, source id) finds this row and creates nothing new.
+    Column("sender", Text, nullable=False),
+    Column("sender_name", Text, nullable=False),
+    Column("source_event_id", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("uscc", String(18), nullable=False, index=True),
     Column("name", Text, nullable=False),
@@ -147,6 +152,7 @@ registration_event = Table(
     Column("reason", Text),
     Column("town_code", String(12), index=True),
     CheckConstraint("kind IN ('new','address_change','scope_change','deregistration')", name="kind"),
+    UniqueConstraint("sender", "source_event_id", name="uq_registration_event_sender"),
 )
 
 task = Table(
@@ -157,7 +163,7 @@ task = Table(
     Column("duty", String(24), nullable=False),
     Column("entity_uscc", String(18), ForeignKey("entity.uscc"), index=True),
     Column("clue_id", BigInteger, ForeignKey("clue.id"), index=True),
-    Column("event_id", String(64), ForeignKey("registration_event.event_id")),
+    Column("event_id", String(100), ForeignKey("registration_event.event_id")),
     Column("town_code", String(12), ForeignKey("town.code"), nullable=False, index=True),
     Column("community_code", String(12), nullable=False, index=True),
     Column("grid_code", String(15), nullable=False, index=True),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
@@ -18,7 +18,14 @@ from sqlalchemy import Connection, Engine, text
 from address_library.service import Geocoder
 from gis import clock
 from supervision.errors import EventConflict
-from supervision.events import RegistrationEvent, load_events, stored_events
+from supervision.events import (
+    SYSTEM_SENDER,
+    EventSender,
+    RegistrationEvent,
+    load_events,
+    stored_event_id,
+    stored_events,
+)
 from supervision.intake import process_events
 
 RELAY_BATCH = 500
@@ -29,20 +36,37 @@ GeocoderSource = Callable[[], Geocoder]
 
 @dataclass(frozen=True)
 class Accepted:
-    """The answer to one accepted event: new, or a replay of one already received."""
+    """The answer to one accepted event: new, or a replay of one already received.
+
+    `event_id` is the stored id (`supervision.events.stored_event_id`): what the relay and the reads take.
+    """
 
     event_id: str
     duplicate: bool
     received_at: datetime
 
 
-def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list[Accepted]:
-    """Store events and their outbox rows (in the caller's transaction); replays create nothing new.
+def accept_events(
+    conn: Connection, events: Sequence[RegistrationEvent], *, sender: EventSender = SYSTEM_SENDER
+) -> list[Accepted]:
+    """Store `sender`'s events and their outbox rows (in the caller's transaction); replays create nothing new.
 
-    A replay with different content is an EventConflict (an event id names one event, forever).
+    Each event is stored under its sender, with the sender's id as `source_event_id` and a stored id unique per
+    sender. A replay (same sender, same id) with different content is an EventConflict (an event id names one of
+    the sender's events, forever); another sender's event of the same id is another event.
     """
     if not events:
         return []
+    events = [
+        replace(
+            e,
+            event_id=stored_event_id(sender.owner, e.event_id),
+            sender=sender.owner,
+            sender_name=sender.name,
+            source_event_id=e.event_id,
+        )
+        for e in events
+    ]
     rows = [{**asdict(e), "occurred_at": e.occurred_at.isoformat()} for e in events]
     inserted = {
         r.event_id: r.received_at
@@ -50,12 +74,14 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
             text(
                 """
                 INSERT INTO registration_event
-                    (event_id, kind, uscc, name, address, business_scope, occurred_at, received_at)
-                SELECT r.event_id, r.kind, r.uscc, r.name, r.address, r.business_scope, r.occurred_at, :now
+                    (event_id, kind, uscc, name, address, business_scope, occurred_at, sender, sender_name,
+                     source_event_id, received_at)
+                SELECT r.event_id, r.kind, r.uscc, r.name, r.address, r.business_scope, r.occurred_at, r.sender,
+                       r.sender_name, r.source_event_id, :now
                 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
                     event_id text, kind text, uscc text, name text, address text, business_scope text,
-                    occurred_at timestamptz)
-                ON CONFLICT (event_id) DO NOTHING
+                    occurred_at timestamptz, sender text, sender_name text, source_event_id text)
+                ON CONFLICT DO NOTHING
                 RETURNING event_id, received_at
                 """
             ),
@@ -75,11 +101,11 @@ def accept_events(conn: Connection, events: Sequence[RegistrationEvent]) -> list
         if stored is None:  # the same id twice in one batch: the first one was inserted
             stored_event = next(e for e in events if e.event_id == event.event_id)
             if stored_event != event:
-                raise EventConflict(f"event {event.event_id} appears twice with different content")
+                raise EventConflict(f"event {event.own_id} appears twice with different content")
             out.append(Accepted(event.event_id, True, inserted[event.event_id]))
             continue
-        if stored.event != event:
-            raise EventConflict(f"event {event.event_id} was received before with different content")
+        if replace(stored.event, sender_name=event.sender_name) != event:  # a renamed sender resends: the same
+            raise EventConflict(f"event {event.own_id} was received before with different content")
         out.append(Accepted(event.event_id, True, stored.received_at))
     if inserted:
         conn.execute(

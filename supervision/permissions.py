@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from enum import StrEnum
 
 from supervision.scope import NOWHERE, Scope
-from supervision.workflow import Status
+from supervision.workflow import Status, allowed_moves
 
 
 class Role(StrEnum):
@@ -32,6 +32,9 @@ class Capability(StrEnum):
     """A named thing a caller may do; a route needs exactly one."""
 
     TERRITORY_READ = "territory.read"
+    # The details behind the map (one grid's figures, the businesses on the map, an address with its history): staff
+    # only; an API client's product is the geocoding answer (grid code and standard address), not the register.
+    TERRITORY_DETAIL = "territory.detail"
     ADDRESS_READ = "address.read"
     ADDRESS_MAINTAIN = "address.maintain"
     GEOCODE = "geocode"
@@ -44,6 +47,11 @@ class Capability(StrEnum):
     # Add the address of a review item one resolves to the standard library, at a point of one's own area; the
     # rest of the library's maintenance (any address, retire, move) stays address.maintain's.
     REVIEW_ADD_ADDRESS = "review.add_address"
+    # The geocoder's learned aliases (issue 17, finding 3): list and trace them (within one's area); withdraw one (a
+    # dispatcher: those of their community or that they taught); promote one to the whole city (command centre).
+    ALIAS_READ = "alias.read"
+    ALIAS_WITHDRAW = "alias.withdraw"
+    ALIAS_PROMOTE = "alias.promote"
     TASK_READ = "task.read"
     TASK_TRANSITION = "task.transition"
     WORKER_MANAGE = "worker.manage"
@@ -93,6 +101,7 @@ DEFAULT_KEY_PERMISSIONS: frozenset[KeyPermission] = frozenset({KeyPermission.GEO
 _EVERYONE = frozenset(
     {
         Capability.TERRITORY_READ,
+        Capability.TERRITORY_DETAIL,
         Capability.ADDRESS_READ,
         Capability.GEOCODE,
         Capability.DEPARTMENT_READ,
@@ -118,6 +127,7 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
         Capability.GRID_REDESIGN,
         Capability.INSPECTION_READ,
         Capability.CREDIT_READ,
+        Capability.ALIAS_READ,
     },
     Role.DISPATCHER: _EVERYONE
     | _SUPERVISES
@@ -130,6 +140,8 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
         Capability.REVIEW_ADD_ADDRESS,
         Capability.HEATMAP_READ,
         Capability.WORKLOAD_READ,
+        Capability.ALIAS_READ,
+        Capability.ALIAS_WITHDRAW,
     },
     Role.GRID_WORKER: _EVERYONE | _SUPERVISES | {Capability.TASK_TRANSITION, Capability.CLUE_REPORT},
     # A department's officers plan and draw their department's inspections, keep its lists and record its results.
@@ -144,30 +156,64 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = {
         Capability.CREDIT_READ,
         Capability.ROUTE_SOLVE,
     },
-    Role.API_CLIENT: _EVERYONE | {Capability.REGISTRATION_SEND, Capability.ROUTE_SOLVE},
+    # API clients read the map's outlines, never the details behind it (grid figures, businesses, address records).
+    Role.API_CLIENT: (_EVERYONE - {Capability.TERRITORY_DETAIL, Capability.ADDRESS_READ})
+    | {Capability.REGISTRATION_SEND, Capability.ROUTE_SOLVE},
     Role.HOTLINE: frozenset({Capability.SERVICE_REQUEST_SUBMIT, Capability.SERVICE_REQUEST_READ}),
 }
 
-# The moves of a task each role may make (None: any move the state machine allows). Grid workers do the field work
-# and may raise a case to the community; departments answer; the community, the command centre and admins decide.
-# A role without task.transition makes none.
-MOVE_TARGETS: Mapping[str, frozenset[Status] | None] = {
+# Which role may move a task from which status to which (None: any move the state machine allows): the one who
+# holds the task at its current status acts. Grid workers do the field work, only while the task is at the worker's
+# stage, and may raise a case to the community; a department answers and closes only what the department holds
+# (escalated to it), never what the community holds; the community (dispatchers), the command centre and admins
+# may make any move (they decide, and stand in for an absent holder). A role without task.transition makes none.
+# The state machine (supervision.workflow) still decides which moves exist at all.
+_WORKER_STAGE: tuple[Status, ...] = (
+    Status.PUSHED,
+    Status.ASSIGNED,
+    Status.INSPECTED_OK,
+    Status.INSPECTED_PROBLEM,
+    Status.NOTICE_ISSUED,
+    Status.REINSPECTED,
+)
+_WORKER_TARGETS = frozenset(
+    {
+        Status.ASSIGNED,
+        Status.INSPECTED_OK,
+        Status.INSPECTED_PROBLEM,
+        Status.NOTICE_ISSUED,
+        Status.REINSPECTED,
+        Status.ESCALATED_COMMUNITY,
+        Status.CLOSED,
+    }
+)
+
+
+def _rules(froms: Collection[Status], targets: Collection[Status]) -> Mapping[Status, frozenset[Status]]:
+    """From each status of `froms`, the moves of the state machine whose target is in `targets`; never assigned →
+    assigned (handing a worker's task to another worker is a decision of the roles free to make any move)."""
+    return {
+        s: frozenset(t for t in allowed_moves(s) if t in targets and (s, t) != (Status.ASSIGNED, Status.ASSIGNED))
+        for s in froms
+    }
+
+
+MOVE_RULES: Mapping[str, Mapping[Status, frozenset[Status]] | None] = {
     "system": None,
     Role.ADMIN: None,
     Role.COMMAND_CENTRE: None,
     Role.DISPATCHER: None,
-    Role.GRID_WORKER: frozenset(
-        {
-            Status.ASSIGNED,
-            Status.INSPECTED_OK,
-            Status.INSPECTED_PROBLEM,
-            Status.NOTICE_ISSUED,
-            Status.REINSPECTED,
-            Status.ESCALATED_COMMUNITY,
-            Status.CLOSED,
-        }
-    ),
-    Role.DEPARTMENT_OFFICER: frozenset({Status.DEPARTMENT_FEEDBACK, Status.CLOSED}),
+    Role.GRID_WORKER: _rules(_WORKER_STAGE, _WORKER_TARGETS),
+    Role.DEPARTMENT_OFFICER: {
+        Status.ESCALATED_DEPARTMENT: frozenset({Status.DEPARTMENT_FEEDBACK}),
+        Status.DEPARTMENT_FEEDBACK: frozenset({Status.CLOSED}),
+    },
+}
+
+# The states each role may move a task to from some status (None: any), for the pages (what buttons to offer).
+MOVE_TARGETS: Mapping[str, frozenset[Status] | None] = {
+    role: None if rules is None else frozenset(t for targets in rules.values() for t in targets)
+    for role, rules in MOVE_RULES.items()
 }
 
 
@@ -203,17 +249,17 @@ def permits(role: str, capability: Capability, permissions: Collection[str] | No
 _KEY_PERMISSION_NAMES = frozenset(p.value for p in KeyPermission)
 
 
-def may_move_to(role: str, target: Status) -> bool:
-    """Whether `role` may move a task to `target` (the state machine decides the rest)."""
-    if role not in MOVE_TARGETS:
+def may_move_to(role: str, current: Status, target: Status) -> bool:
+    """Whether `role` may move a task from `current` to `target` (MOVE_RULES; the state machine decides the rest)."""
+    if role not in MOVE_RULES:
         return False
-    allowed = MOVE_TARGETS[role]
-    return allowed is None or target in allowed
+    rules = MOVE_RULES[role]
+    return rules is None or target in rules.get(current, frozenset())
 
 
 def may_reassign(role: str) -> bool:
     """Whether `role` may hand a task a worker holds to another worker: the roles free to make any move."""
-    return role in MOVE_TARGETS and MOVE_TARGETS[role] is None
+    return role in MOVE_RULES and MOVE_RULES[role] is None
 
 
 def scope_for(role: str, scope: str | None, town_code: str | None = None) -> Scope:

@@ -68,8 +68,8 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
         target = check_move(status, move.to, has_position=has_position)
     except TransitionError as exc:
         raise InvalidMove(str(exc), status.value, [s.value for s in exc.allowed]) from None
-    if not may_move_to(actor.role, target):
-        raise NotPermitted(f"a {actor.role} cannot move a task to {target.value}")
+    if not may_move_to(actor.role, status, target):
+        raise NotPermitted(f"a {actor.role} cannot move a task that is {status.value} to {target.value}")
     moment = move.at or clock.now()
     if moment > clock.now() + FUTURE_TOLERANCE:
         raise InvalidInput(f"time {moment.isoformat()} is in the future", field="at")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 
 from address_library.live import LiveGeocoder
+from api.auth.errors import NotAllowed
 from api.auth.roles import Principal
 from api.deps import CurrentScope, DbEngine, Limit, ReadConn, actor_of, allowed, require
 from api.input_guard import FreeText, OneLine
@@ -24,11 +25,11 @@ from api.routers.addresses import NOTE_PATTERN, Lat, Lon, placement
 from api.routers.live import wake_live_feed
 from gis import clock
 from grids.repository import place_names
-from supervision.events import parse_event, registration_status
+from supervision.events import EventSender, check_recent, find_event, parse_event, registration_status
 from supervision.export import MAX_CSV_ROWS, bounded, csv_file, review_columns
 from supervision.live import recent_registrations
 from supervision.outbox import accept_events, relay_batch
-from supervision.permissions import Capability
+from supervision.permissions import Capability, Role
 from supervision.review import (
     ReviewItem,
     ReviewProposal,
@@ -62,9 +63,10 @@ class RegistrationBody(BaseModel):
 
 
 class RegistrationStatus(BaseModel):
-    """事件的接收与处理情况。"""
+    """事件的接收与处理情况；event_id 为发送方自己的事件编号，sender 为发送方（key#12、user#5，平台自身为 system）。"""
 
     event_id: str
+    sender: str
     duplicate: bool = False
     kind: str
     uscc: str
@@ -93,25 +95,35 @@ def _status(db: Engine, event_id: str, duplicate: bool = False) -> dict[str, Any
         409: {"description": "同一事件编号内容不同"},
     },
 )
-def post_registration(request: Request, response: Response, body: RegistrationBody, _: Sender, db: DbEngine) -> Any:
-    """校验（含信用代码校验码）后入库并写入发件箱，随即处理：地理编码、落网格、建“4+2”任务并派给网格员。无法落点或有歧义的进入待核队列。"""
-    event = parse_event(body.model_dump())
+def post_registration(
+    request: Request, response: Response, body: RegistrationBody, principal: Sender, db: DbEngine
+) -> Any:
+    """校验（含信用代码校验码）后入库并写入发件箱，随即处理：地理编码、落网格、建“4+2”任务并派给网格员。无法落点或有歧义的进入待核队列。
+
+    事件记下发送方（密钥或账号），其引起的任务新建、撤销、移动都以发送方记入审计；事件编号按发送方各自唯一。
+    限定了事件类型的密钥发送其他类型：403；occurred_at 早于 30 天前（GRIDGOV_REGISTRATION_MAX_AGE_DAYS）或晚于现在 5 分钟以上：422。
+    """
+    if principal.event_kinds is not None and body.kind not in principal.event_kinds:
+        allowed_kinds = ", ".join(sorted(principal.event_kinds)) or "none"
+        raise NotAllowed(f"this credential may not send {body.kind} events (it may send: {allowed_kinds})")
+    event = check_recent(parse_event(body.model_dump()))
+    sender = EventSender(principal.owner, principal.audit_name)
     with db.begin() as conn:
-        accepted = accept_events(conn, [event])[0]
+        accepted = accept_events(conn, [event], sender=sender)[0]
     if accepted.duplicate:
         response.status_code = 200
     else:
         live: LiveGeocoder = request.app.state.geocoder
         try:
             with db.begin() as conn:
-                relay_batch(conn, live.get(), event_ids=[event.event_id])
+                relay_batch(conn, live.get(), event_ids=[accepted.event_id])
         except Exception:  # the outbox keeps it: the background relay retries
-            log.exception("immediate relay of %s failed; left to the background relay", event.event_id)
+            log.exception("immediate relay of %s failed; left to the background relay", accepted.event_id)
             jobs = getattr(request.app.state, "jobs", None)
             if jobs is not None:
                 jobs.wake()
         wake_live_feed(request)
-    return _status(db, event.event_id, accepted.duplicate)
+    return _status(db, accepted.event_id, accepted.duplicate)
 
 
 @router.get(
@@ -133,12 +145,41 @@ def get_recent_registrations(
     return JSONResponse(collection, media_type="application/geo+json")
 
 
-@router.get("/registrations/{event_id}", response_model=RegistrationStatus, summary="查询登记事件处理情况")
+def reads_own_events_only(principal: Principal) -> bool:
+    """Whether the principal reads back only the events it sent: every API key, and every api_client account."""
+    return principal.kind == "api_key" or principal.role == Role.API_CLIENT
+
+
+@router.get(
+    "/registrations/{event_id}",
+    response_model=RegistrationStatus,
+    summary="查询登记事件处理情况",
+    responses={
+        403: {"description": "该事件不在本账号范围内"},
+        404: {"description": "没有该事件（密钥与接口账号只查得到自己发送的事件）"},
+        422: {"description": "多个发送方用了同一事件编号：请以 sender 指明"},
+    },
+)
 def get_registration(
-    event_id: Annotated[str, Path(max_length=64)], _: RegistrationReader, scope: CurrentScope, conn: ReadConn
+    event_id: Annotated[str, Path(max_length=64)],
+    principal: RegistrationReader,
+    scope: CurrentScope,
+    conn: ReadConn,
+    sender: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            pattern=r"^(system|(key|user)#[0-9]{1,19})$",
+            description="发送方（key#12、user#5、system）；指挥中心等查询时用于区分同号事件",
+        ),
+    ] = None,
 ) -> Any:
-    """事件何时收到、何时处理、何时推送任务，结果与原因。"""
-    return registration_status(conn, event_id, scope)
+    """事件何时收到、何时处理、何时推送任务，结果与原因。
+
+    接口密钥与接口账号只查得到自己发送的事件；部门人员只查得到其任务移交本部门的事件；镇街、村（社区）与网格员只查本辖区；
+    指挥中心与管理员查全市。"""
+    own = principal.owner if reads_own_events_only(principal) else sender
+    return registration_status(conn, find_event(conn, event_id, sender=own), scope)
 
 
 # One component of an address: short text without control characters.
