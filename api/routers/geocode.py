@@ -14,6 +14,7 @@ from address_library.live import LiveGeocoder
 from address_library.normalize import MAX_ADDRESS_CHARS
 from address_library.service import Geocoder
 from api.deps import allowed
+from api.observability import observe_geocode
 from gis.coords import CoordSystem, convert
 from supervision.permissions import Capability
 
@@ -127,6 +128,7 @@ def geocoder(request: Request) -> Geocoder:
 def geocode_one(request: Request, q: str, crs: CoordSystem, near_boundary_m: float | None) -> dict[str, Any]:
     """One geocode answer as the JSON body (shared with the Nominatim face)."""
     answer = geocoder(request).geocode(q, near_boundary_m=near_boundary_m).in_coords(crs)
+    observe_geocode(request.app, answer.status, answer.confidence)
     return {"query": q, "crs": crs, **answer.as_dict()}
 
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from address_library.normalize import MAX_ADDRESS_CHARS
 from api.deps import allowed
+from api.observability import observe_geocode
 from api.routers.geocode import geocoder, to_wgs84
 from supervision.permissions import Capability
 
@@ -90,6 +91,7 @@ def search(
 ) -> Any:
     """与 Nominatim /search 相同的请求与响应格式，附加网格、村（社区）、镇街编码。"""
     answer = geocoder(request).geocode(q).as_dict()
+    observe_geocode(request.app, answer["status"], answer["confidence"])
     places: list[dict[str, Any]] = []
     if answer["status"] == "matched" and answer["lon"] is not None:
         places.append(_place(answer, format, _RANK.get(answer["level"] or "", 10)))
