@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from address_library.repository import alias_version, library_version
+from address_library.repository import AliasEntry, alias_version, library_version
 from address_library.service import Geocoder
 from gis.cache import Cache
 
@@ -58,7 +58,7 @@ class LiveGeocoder:
         self._index.put(_LIBRARY, rebuilt, version=rebuilt.fingerprint)
         return rebuilt
 
-    def learn_address(self, row: Mapping[str, Any], *, alias: str | None = None) -> None:
+    def learn_address(self, row: Mapping[str, Any], *, alias: AliasEntry | None = None) -> None:
         """Answer with an address this process just added (and the typed text it was added for) at once.
 
         The current geocoder learns it (Geocoder.learn_addresses), and so does every geocoder built before the
@@ -69,8 +69,21 @@ class LiveGeocoder:
         current = self._index.get(_LIBRARY)
         if current is not None:
             current.learn_addresses([row])
-            if alias:
-                current.learn_alias(alias, int(row["id"]))
+            if alias is not None:
+                current.learn_alias(alias)
+
+    def learn_alias(self, entry: AliasEntry) -> None:
+        """Use a new or changed alias in this process at once (the others reload on their next fingerprint check)."""
+        current = self._index.get(_LIBRARY)
+        if current is not None:
+            current.learn_alias(entry)
+
+    def forget_alias(self, alias_id: int) -> None:
+        """Stop using a withdrawn or suspended alias in this process at once (the others reload on their next
+        fingerprint check)."""
+        current = self._index.get(_LIBRARY)
+        if current is not None:
+            current.forget_alias(alias_id)
 
     def _build(self) -> Geocoder:
         started = time.perf_counter()

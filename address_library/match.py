@@ -2,7 +2,8 @@
 
 Steps, cheapest first, each tried only when the previous one found nothing:
 
-1. exact text: the normalized query equals a standard address's normalized full text (or a confirmed alias);
+0. learned aliases (texts a dispatcher resolved by hand), under the alias rule below;
+1. exact text: the normalized query equals a standard address's normalized full text;
 2. exact components: the parsed query's anchor (compound, park, road or natural village) and number path
    (door, sub-number, phase, building, unit, floor, room, stall) equal an address's — so 东莞市, 3座 for 3栋,
    a dropped or added community, 全角 digits and 繁體 make no difference;
@@ -21,11 +22,29 @@ When nothing finer is found, the text is read again with the slips in generic wo
 存→村). Every answer records how it was found (`Evidence`); its confidence is the probability, calibrated on
 a labelled set with absent addresses (address_library.calibration), that it is right at its stated level. An
 address the library does not hold comes back at the finest level that is known, with the part not found named.
+
+The alias rule (issue 17, finding 3: one hostile resolution must not poison the geocoder for every client). An
+alias is keyed by its BODY: the normalized typed text without the town and community names it opens with. A query
+whose body is an alias's body, and whose opening names nothing but a town and/or a community, is answered by it
+only when the query's own evidence agrees:
+
+- a COMMUNITY alias (taught by one resolution, `scope = 'community'`) fires only when the query names the alias's
+  town (directly, or through one of its communities) and names no other community. It never fires for the bare
+  body (no town named) nor with another town's name. With the alias's community named, its confidence is
+  `ALIAS_COMMUNITY_CONFIDENCE` (above the auto-placement threshold, supervision.intake.PLACE_MIN_CONFIDENCE); with
+  the town alone, `ALIAS_TOWN_CONFIDENCE` (below it: the registration waits for the community's dispatcher, who
+  sees the alias's door as the answer);
+- a CITY alias (promoted by the command centre, or confirmed by a second, independent resolution) fires for the
+  bare body and for any opening that does not contradict its address's town or community, as the library's own
+  text would (confidence from the calibration's exact-text cell);
+- suspended and withdrawn aliases answer nothing; several aliases that fit with different addresses answer nothing
+  (the other steps answer as if there were no alias).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -57,13 +76,24 @@ from address_library.match_result import (
 from address_library.normalize import Normalized, normalize_with_flags, validate
 from address_library.parse import ParsedAddress, parse_normalized
 from address_library.repair import default_repairer, town_first, towns_with_community_at_start
+from address_library.repository import AliasEntry
 from address_library.slips import SlipLexicon, slip_count, sound_only
+from grids.codes import town_of
 
 # The longest road name looked for when the parser split a road that begins with a place name.
 MAX_ROAD_CHARS = 16
 _FIT_EQUALLY = "several standard addresses fit equally well"
 # A community name typed without its town is tried in at most this many towns that have one of that name.
 MAX_TOWN_GUESSES = 10
+# The confidence of a community alias's answer (see the alias rule above): the query names the alias's community;
+# the query names only its town (below supervision.intake.PLACE_MIN_CONFIDENCE, 0.9, on purpose).
+ALIAS_COMMUNITY_CONFIDENCE = 0.95
+ALIAS_TOWN_CONFIDENCE = 0.8
+# An opening of town and community names is at most this long (the longest is well below it).
+MAX_PLACE_PREFIX = 24
+# Components that make an opening more than the names of a town and a community.
+_NOT_PLACE = ("natural_village", "road", "lane", "door_no", "sub_no", "park", "compound", "phase", "building", "unit",
+              "floor", "room", "stall", "remainder", "intersection", "relative")  # fmt: skip
 
 
 class Matcher:
@@ -81,8 +111,8 @@ class Matcher:
         self.lons = index.lons
         self.lats = index.lats
         self.grids = index.grids
-        # Typed addresses a dispatcher resolved by hand (normalized text → address id): checked before anything.
-        self.aliases: dict[str, int] = {}
+        # Typed addresses a dispatcher resolved by hand, by body (see the alias rule): checked before anything.
+        self.aliases: dict[str, list[AliasEntry]] = {}
         self._positions_by_id: dict[int, int] | None = None
         # The library's natural village and park names, for putting back a slip that hid their ending (张屋讨).
         self.names = SlipLexicon(
@@ -108,16 +138,18 @@ class Matcher:
         return self.calibrated(self._find(normalized))
 
     def calibrated(self, result: MatchResult) -> MatchResult:
-        """The result with its confidence read from the calibration table (matched answers only)."""
-        if result.status != MATCHED or result.evidence is None:
+        """The result with its confidence read from the calibration table (matched answers only).
+
+        A community alias's answer keeps the confidence the alias rule gives it (the labelled set has no aliases).
+        """
+        if result.status != MATCHED or result.evidence is None or result.evidence.path == "alias":
             return result
         return replace(result, confidence=self.calibration.probability(result.evidence))
 
     def _find(self, normalized: Normalized) -> MatchResult:
-        alias = self._alias_position(normalized.text)
+        alias = self._alias(normalized.text)
         if alias is not None:
-            # A dispatcher confirmed this text: as strong as the library's own text.
-            return self._answer(alias, 1.0, "matched through an alias a dispatcher confirmed", Evidence("text"))
+            return alias
         exact = self.index.exact(normalized.text)
         if exact is not None:
             result = self._answer(exact, 1.0, evidence=Evidence("text"))
@@ -180,14 +212,85 @@ class Matcher:
                 found.append(replace(answer, evidence=replace(evidence, town="missing")))
         return found[0] if len(found) == 1 else None
 
-    def set_aliases(self, aliases: dict[str, int]) -> None:
-        """Replace the learned aliases (normalized text → address id)."""
-        self.aliases = dict(aliases)
+    def set_aliases(self, aliases: Iterable[AliasEntry]) -> None:
+        """Replace the learned aliases (the active rows of address_alias), keyed by their body."""
+        by_body: dict[str, list[AliasEntry]] = {}
+        for entry in aliases:
+            body = alias_body(entry.normalized_text)
+            if body is not None:
+                by_body.setdefault(body, []).append(entry)
+        self.aliases = by_body
 
-    def _alias_position(self, normalized_text: str) -> int | None:
-        address_id = self.aliases.get(normalized_text)
-        if address_id is None:
+    def learn_alias(self, entry: AliasEntry) -> None:
+        """Use one more alias (or a changed one: the entry of the same id is replaced)."""
+        body = alias_body(entry.normalized_text)
+        if body is None:
+            return
+        kept = [e for e in self.aliases.get(body, []) if e.id != entry.id]
+        self.aliases[body] = [*kept, entry]
+
+    def forget_alias(self, alias_id: int) -> None:
+        """Stop using an alias (withdrawn or suspended) at once."""
+        for body, entries in list(self.aliases.items()):
+            kept = [e for e in entries if e.id != alias_id]
+            if len(kept) != len(entries):
+                if kept:
+                    self.aliases[body] = kept
+                else:
+                    del self.aliases[body]
+
+    def _alias(self, text: str) -> MatchResult | None:
+        """The answer of the alias rule (module docstring), or None when no alias fits."""
+        if not self.aliases:
             return None
+        for start in range(min(len(text), MAX_PLACE_PREFIX + 1)):
+            entries = self.aliases.get(text[start:])
+            if not entries:
+                continue
+            named = places_named(text[:start])
+            if named is None:
+                continue
+            return self._alias_answer(entries, *named)
+        return None
+
+    def _alias_answer(self, entries: list[AliasEntry], town: str | None, community: str | None) -> MatchResult | None:
+        fits: dict[int, tuple[float, AliasEntry, int]] = {}
+        for entry in entries:
+            position = self._alias_position(entry.address_id)
+            if position is None:
+                continue
+            if entry.scope == "city":
+                address_town, address_community = str(self.towns[position]), str(self.communities[position])
+                if (town is not None and town != address_town) or (
+                    community is not None and community != address_community
+                ):
+                    continue
+                confidence = self.calibration.probability(Evidence("text"))
+            else:
+                if entry.community_code is None or town != town_of(entry.community_code):
+                    continue
+                if community is not None and community != entry.community_code:
+                    continue
+                confidence = ALIAS_COMMUNITY_CONFIDENCE if community is not None else ALIAS_TOWN_CONFIDENCE
+            if entry.address_id not in fits or fits[entry.address_id][0] < confidence:
+                fits[entry.address_id] = (confidence, entry, position)
+        if len(fits) != 1:
+            return None
+        confidence, entry, position = next(iter(fits.values()))
+        evidence = Evidence(
+            "text" if entry.scope == "city" else "alias",
+            town="none" if town is None else "confirmed",
+            community="none" if community is None else "confirmed",
+        )
+        reason = (
+            "matched through an alias confirmed for the whole city"
+            if entry.scope == "city"
+            else "matched through an alias a dispatcher of its community taught"
+        )
+        answer = self._answer(position, confidence, reason, evidence)
+        return answer if entry.scope != "city" else self.calibrated(answer)
+
+    def _alias_position(self, address_id: int) -> int | None:
         if self._positions_by_id is None:
             self._positions_by_id = {int(i): p for p, i in enumerate(self.ids.tolist())}
         return self._positions_by_id.get(address_id)
@@ -596,3 +699,32 @@ class Matcher:
             reason=f"relative location '{relative}': near, not at, this address",
             evidence=Evidence("relative"),
         )
+
+
+def places_named(opening: str) -> tuple[str | None, str | None] | None:
+    """The (town code, community code) an opening of a query names, or None when it is more than place names.
+
+    The empty opening names nothing: (None, None). A community named alone names its town too.
+    """
+    if not opening:
+        return None, None
+    if len(opening) > MAX_PLACE_PREFIX:
+        return None
+    parsed = parse_normalized(Normalized(opening, (), None))
+    if parsed.outside_dongguan or parsed.pois or any(getattr(parsed, name) for name in _NOT_PLACE):
+        return None
+    if parsed.town_code is None and parsed.community_code is None:
+        return None
+    return parsed.town_code, parsed.community_code
+
+
+def alias_body(normalized_text: str) -> str | None:
+    """The body of an alias's text: the text without the longest opening that names only a town and/or a
+    community (None when nothing of at least two characters is left)."""
+    cut = 0
+    for end in range(1, min(len(normalized_text), MAX_PLACE_PREFIX) + 1):
+        named = places_named(normalized_text[:end])
+        if named is not None and named != (None, None):
+            cut = end
+    body = normalized_text[cut:]
+    return body if len(body) >= 2 else None

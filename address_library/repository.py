@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -63,29 +64,137 @@ def library_version(conn: Connection) -> tuple[int, str | None]:
     return int(top_id or 0), latest
 
 
-def alias_rows(conn: Connection) -> dict[str, int]:
-    """The learned aliases: normalized typed text → address id."""
-    return {r.normalized_text: int(r.address_id) for r in conn.execute(text(
-        "SELECT normalized_text, address_id FROM address_alias"))}  # fmt: skip
+@dataclass(frozen=True)
+class AliasEntry:
+    """One alias the geocoder may use: an active row of address_alias (see address_library.match for the rule)."""
+
+    id: int
+    normalized_text: str
+    address_id: int
+    scope: str  # community / city
+    community_code: str | None
+
+
+def alias_rows(conn: Connection) -> list[AliasEntry]:
+    """The aliases the geocoder uses: the active ones (suspended and withdrawn aliases answer nothing)."""
+    return [
+        AliasEntry(int(r.id), r.normalized_text, int(r.address_id), r.scope, r.community_code)
+        for r in conn.execute(text(
+            "SELECT id, normalized_text, address_id, scope, community_code FROM address_alias "
+            "WHERE state = 'active' ORDER BY id"))
+    ]  # fmt: skip
 
 
 def alias_version(conn: Connection) -> tuple[int, str | None]:
-    """(count, latest change) of the alias table: a cheap fingerprint to notice new aliases."""
-    count, latest = conn.execute(text("SELECT count(*), max(created_at)::text FROM address_alias")).one()
+    """(count, latest change) of the alias table: a cheap fingerprint that sees new aliases, promotions,
+    suspensions and withdrawals (each sets updated_at)."""
+    count, latest = conn.execute(text("SELECT count(*), max(updated_at)::text FROM address_alias")).one()
     return int(count), latest
 
 
-def upsert_alias(conn: Connection, *, normalized_text: str, address_id: int, raw_text: str, created_by: str) -> None:
-    """Make a typed text (normalized) an alias of a standard address; a later resolution of the same text wins."""
+@dataclass(frozen=True)
+class Teaching:
+    """What one resolution did to the alias of its typed text.
+
+    `outcome`: taught (a new community alias), confirmed (the same address again; `promoted` when it was a second,
+    independent resolver, which makes the alias city-wide) or conflict (another address: the alias is suspended).
+    """
+
+    alias_id: int
+    outcome: str
+    scope: str
+    state: str
+    promoted: bool = False
+
+
+def teach_alias(
+    conn: Connection,
+    *,
+    normalized_text: str,
+    address_id: int,
+    raw_text: str,
+    taught_by: str,
+    community_code: str,
+    review_item_id: int | None = None,
+) -> Teaching:
+    """Record a resolution of a typed text (normalized) to a standard address, in the caller's transaction.
+
+    A text with no live alias gets one in `community_code` (the resolver's community: the address's). The same text
+    resolved again to the same address by a different resolver promotes a community alias to the city; by the same
+    resolver it is only recorded. Resolved to a different address, it is a conflict: the alias is suspended (used by
+    no geocoder) until the command centre promotes or withdraws it. Every resolution is a row of
+    address_alias_teaching; no row is ever deleted.
+    """
+    row = conn.execute(
+        text("SELECT id, address_id, scope, state FROM address_alias "
+             "WHERE normalized_text = :n AND state <> 'withdrawn' FOR UPDATE"),
+        {"n": normalized_text},
+    ).first()  # fmt: skip
+    promoted = False
+    if row is None:
+        alias_id = int(
+            conn.execute(
+                text(
+                    "INSERT INTO address_alias (normalized_text, address_id, raw_text, created_by, created_at, scope, "
+                    "community_code, state, taught_by, review_item_id, updated_at) VALUES (:n, :a, :r, :b, now(), "
+                    "'community', :c, 'active', :b, :item, clock_timestamp()) RETURNING id"
+                ),
+                {"n": normalized_text, "a": address_id, "r": raw_text, "b": taught_by, "c": community_code,
+                 "item": review_item_id},
+            ).scalar_one()
+        )  # fmt: skip
+        outcome, scope, state = "taught", "community", "active"
+    elif int(row.address_id) == address_id:
+        alias_id, scope, state = int(row.id), row.scope, row.state
+        outcome = "confirmed"
+        teachers = set(conn.execute(
+            text("SELECT taught_by FROM address_alias_teaching WHERE alias_id = :id AND address_id = :a "
+                 "AND outcome <> 'conflict'"),
+            {"id": alias_id, "a": address_id},
+        ).scalars())  # fmt: skip
+        if scope == "community" and state == "active" and taught_by not in teachers:
+            conn.execute(
+                text("UPDATE address_alias SET scope = 'city', promoted_by = :b, promoted_at = now(), "
+                     "promote_reason = :why, updated_at = clock_timestamp() WHERE id = :id"),
+                {"id": alias_id, "b": taught_by, "why": f"second independent resolution (review item {review_item_id})"},
+            )  # fmt: skip
+            scope, promoted = "city", True
+    else:
+        alias_id, scope, state, outcome = int(row.id), row.scope, "suspended", "conflict"
+        conn.execute(
+            text("UPDATE address_alias SET state = 'suspended', updated_at = clock_timestamp() WHERE id = :id"),
+            {"id": alias_id},
+        )
     conn.execute(
         text(
-            "INSERT INTO address_alias (normalized_text, address_id, raw_text, created_by, created_at) "
-            "VALUES (:n, :a, :r, :b, now()) ON CONFLICT (normalized_text) DO UPDATE SET "
-            "address_id = EXCLUDED.address_id, raw_text = EXCLUDED.raw_text, created_by = EXCLUDED.created_by, "
-            "created_at = EXCLUDED.created_at"
+            "INSERT INTO address_alias_teaching (alias_id, address_id, outcome, taught_by, review_item_id, "
+            "community_code, taught_at) VALUES (:id, :a, :o, :b, :item, :c, now())"
         ),
-        {"n": normalized_text, "a": address_id, "r": raw_text, "b": created_by},
+        {"id": alias_id, "a": address_id, "o": outcome, "b": taught_by, "item": review_item_id, "c": community_code},
     )
+    return Teaching(alias_id, outcome, scope, state, promoted)
+
+
+def promote_alias(conn: Connection, alias_id: int, *, by: str, reason: str) -> bool:
+    """The command centre's decision: the alias is used city-wide (a suspended one is active again). False when
+    there is no such alias or it was withdrawn."""
+    done = conn.execute(
+        text("UPDATE address_alias SET scope = 'city', state = 'active', promoted_by = :b, promoted_at = now(), "
+             "promote_reason = :why, updated_at = clock_timestamp() WHERE id = :id AND state <> 'withdrawn'"),
+        {"id": alias_id, "b": by, "why": reason},
+    )  # fmt: skip
+    return bool(done.rowcount)
+
+
+def withdraw_alias(conn: Connection, alias_id: int, *, by: str, reason: str) -> bool:
+    """The alias is used no more (its row stays, with who withdrew it and why). False when there is no such alias
+    or it was withdrawn already."""
+    done = conn.execute(
+        text("UPDATE address_alias SET state = 'withdrawn', withdrawn_by = :b, withdrawn_at = now(), "
+             "withdraw_reason = :why, updated_at = clock_timestamp() WHERE id = :id AND state <> 'withdrawn'"),
+        {"id": alias_id, "b": by, "why": reason},
+    )  # fmt: skip
+    return bool(done.rowcount)
 
 
 # ---------------------------------------------------------------------------------------------- maintenance SQL

@@ -6,7 +6,7 @@ import contextlib
 import ctypes
 import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,7 +21,14 @@ from address_library.index import AddressIndex
 from address_library.match import Matcher
 from address_library.match_result import MATCHED, NOT_FOUND, MatchResult, Place, Territory
 from address_library.normalize import normalize
-from address_library.repository import COMPONENT_COLUMNS, alias_rows, alias_version, index_rows, library_version
+from address_library.repository import (
+    COMPONENT_COLUMNS,
+    AliasEntry,
+    alias_rows,
+    alias_version,
+    index_rows,
+    library_version,
+)
 from gis.coords import CoordSystem, convert
 from gis.crs import lonlat_to_metric
 from grids.placement import DEFAULT_NEAR_BOUNDARY_M, GridPlacement
@@ -90,6 +97,7 @@ class Geocoder:
         self.placement = placement
         self.fingerprint = fingerprint
         self.alias_fingerprint: object = None
+        self._aliases: dict[int, AliasEntry] = {}
         self.built_at = time.time()
         # Addresses added after the build (learn_addresses): a small index of their own, until the next build.
         self._added: list[dict[str, Any]] = []
@@ -126,19 +134,31 @@ class Geocoder:
         return geocoder
 
     def reload_aliases(self, conn: Connection) -> None:
-        """Read the learned aliases again (cheap: the table holds what dispatchers resolved)."""
+        """Read the active aliases again (cheap: the table holds what dispatchers resolved)."""
         self.alias_fingerprint = alias_version(conn)
-        aliases = alias_rows(conn)
-        self.matcher.set_aliases(aliases)
-        if self._recent is not None:
-            self._recent.set_aliases(aliases)
+        self.set_aliases(alias_rows(conn))
 
-    def learn_alias(self, normalized_text: str, address_id: int) -> None:
-        """Use a new alias in this process at once (other processes notice it through the fingerprint)."""
-        # Each matcher answers an alias only with an address it holds, so both may know every alias.
-        self.matcher.aliases[normalized_text] = address_id
+    def set_aliases(self, aliases: Iterable[AliasEntry]) -> None:
+        """Use exactly these aliases (the active rows of address_alias) in every matcher of this geocoder."""
+        self._aliases = {entry.id: entry for entry in aliases}
+        self.matcher.set_aliases(self._aliases.values())
         if self._recent is not None:
-            self._recent.aliases[normalized_text] = address_id
+            self._recent.set_aliases(self._aliases.values())
+
+    def learn_alias(self, entry: AliasEntry) -> None:
+        """Use a new or changed alias in this process at once (other processes notice it through the fingerprint)."""
+        # Each matcher answers an alias only with an address it holds, so both may know every alias.
+        self._aliases[entry.id] = entry
+        self.matcher.learn_alias(entry)
+        if self._recent is not None:
+            self._recent.learn_alias(entry)
+
+    def forget_alias(self, alias_id: int) -> None:
+        """Stop using an alias (withdrawn or suspended) in this process at once."""
+        self._aliases.pop(alias_id, None)
+        self.matcher.forget_alias(alias_id)
+        if self._recent is not None:
+            self._recent.forget_alias(alias_id)
 
     def learn_addresses(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Find standard addresses added after this geocoder was built at once (rows as repository.address_by_id).
@@ -153,7 +173,7 @@ class Geocoder:
             return
         added = [*self._added, *fresh]
         recent = Matcher(AddressIndex.build(_index_frame(added), workers=1), self.territory)
-        recent.set_aliases(self.matcher.aliases)
+        recent.set_aliases(self._aliases.values())
         self._added, self._recent = added, recent
 
     def _match(self, query: str) -> MatchResult:

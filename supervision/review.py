@@ -20,7 +20,7 @@ from address_library.drafts import draft_from_components, draft_from_typed
 from address_library.errors import AddressInputError, AddressLibraryError
 from address_library.maintenance import add_drafted
 from address_library.normalize import normalize_with_flags
-from address_library.repository import addresses_by_text, upsert_alias
+from address_library.repository import AliasEntry, Teaching, addresses_by_text, teach_alias
 from address_library.service import Geocoder
 from gis import clock
 from grids.placement import GridPlacement
@@ -85,9 +85,11 @@ def resolve_review(
 ) -> ProcessResult:
     """A dispatcher places a queued registration (a standard address or a point); the flow continues from there.
 
-    Both the item and the chosen place must lie in the actor's scope: the item one the scope handles
-    (`Scope.handles_review`), the place a grid the scope covers. Choosing a standard address teaches the geocoder:
-    the typed text becomes an alias of that address.
+    Both ends are checked before anything changes: the item must be one the scope handles (`Scope.handles_review`)
+    and the chosen place (the standard address's grid, or the point's) a grid the scope covers — OutOfScope for
+    either, so a dispatcher cannot place an item of their community at a door of another town. Choosing a standard
+    address teaches the geocoder an alias of the typed text in that address's community only
+    (`address_library.repository.teach_alias`; the alias rule is in address_library.match).
     """
     item = _open_item(conn, review_id, actor)
     if (address_id is None) == (lon is None or lat is None):
@@ -110,19 +112,20 @@ def resolve_review(
             raise InvalidInput(f"({lon}, {lat}) lies in no grid", field="lon")
         placement = Placement(grid[0], grid[1], lon, lat, None, None)
     if not actor.scope.covers(conn, "grid", placement.grid_code):
-        raise InvalidInput(f"the chosen place lies outside {actor.scope.area_label}", field="address_id")
-    return _proceed(conn, item, placement, actor=actor, geocoder=geocoder, at=at)
+        raise OutOfScope(f"the chosen place lies outside {actor.scope.area_label}")
+    return _resolve(conn, item, placement, actor=actor, geocoder=geocoder, at=at)[0]
 
 
 @dataclass(frozen=True)
 class AddedResolution:
     """A review item resolved with a standard address added for it: the flow's result, the new address's row
-    (as `address_library.repository.address_by_id` reads it) and the normalized typed text that is now its alias.
+    (as `address_library.repository.address_by_id` reads it) and the alias the typed text now is (None when the
+    typed text is the standard text itself, or the alias is suspended by a conflict).
     """
 
     result: ProcessResult
     address: dict[str, Any]
-    alias: str | None
+    alias: AliasEntry | None
 
 
 def resolve_with_new_address(
@@ -141,7 +144,7 @@ def resolve_with_new_address(
     registration on it: one transaction (the caller's) for the address, its history row, the alias, the entity and
     its tasks, and the item.
 
-    The point must lie in a grid the actor's scope covers (InvalidInput naming `lon` otherwise), the components
+    The point must lie in a grid the actor's scope covers (OutOfScope otherwise), the components
     make the standard text (`address_library.drafts`), which obeys every rule of a new address (AddressRejected);
     a text already in the library raises DuplicateAddress naming that address. The caller makes the running
     geocoder find the new address after the commit (`LiveGeocoder.learn_address`).
@@ -151,16 +154,15 @@ def resolve_with_new_address(
     if grid_code is None:
         raise InvalidInput(f"({lon}, {lat}) lies in no grid of Dongguan", field="lon")
     if not actor.scope.covers(conn, "grid", grid_code):
-        raise InvalidInput(f"the point ({lon}, {lat}) lies outside {actor.scope.area_label}", field="lon")
+        raise OutOfScope(f"the point ({lon}, {lat}) lies outside {actor.scope.area_label}")
     typed = str((item.payload or {}).get("address") or "")
     added = add_drafted(
         conn, placement, draft_from_components(components), lon=lon, lat=lat, changed_by=actor.name,
         note=f"added for review item {review_id} (typed: {typed[:200]})",
     )  # fmt: skip
     place = Placement(str(added["grid_code"]), str(added["town_code"]), lon, lat, int(added["id"]), added["full_text"])
-    result = _proceed(conn, item, place, actor=actor, geocoder=geocoder, at=at, added=True)
-    alias = _normalized(typed)
-    return AddedResolution(result, added, alias if alias != added["full_text"] else None)
+    result, alias = _resolve(conn, item, place, actor=actor, geocoder=geocoder, at=at, added=True)
+    return AddedResolution(result, added, alias)
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ def _open_item(conn: Connection, review_id: int, actor: Actor) -> Any:
     return item
 
 
-def _proceed(
+def _resolve(
     conn: Connection,
     item: Any,
     placement: Placement,
@@ -252,8 +254,11 @@ def _proceed(
     geocoder: Geocoder | None,
     at: datetime | None,
     added: bool = False,
-) -> ProcessResult:
-    """The flow after a placement: the entity and its tasks, the changes that waited, the alias, the item closed."""
+) -> tuple[ProcessResult, AliasEntry | None]:
+    """The flow after a placement: the entity and its tasks, the changes that waited, the alias, the item closed.
+
+    Returns the flow's result and the alias now in use for the typed text (None when none is).
+    """
     payload = item.payload
     event = stored_event(conn, payload["event_id"])
     if event is None:
@@ -265,20 +270,33 @@ def _proceed(
     elif waiting:
         # No address index in this process yet: hand the changes back to the outbox, whose relay has one.
         hand_back(conn, [e.event_id for e in waiting])
+    alias: AliasEntry | None = None
+    teaching: Teaching | None = None
     if placement.address_id is not None:
         normalized = _normalized(event.address)
         # A typed text that normalizes to the standard text itself is found by the exact path: no alias needed.
         if normalized and normalized != placement.standard_address:
-            upsert_alias(
+            community = conn.execute(
+                text("SELECT community_code FROM address WHERE id = :id"), {"id": placement.address_id}
+            ).scalar_one()
+            teaching = teach_alias(
                 conn, normalized_text=normalized, address_id=placement.address_id, raw_text=event.address,
-                created_by=actor.name,
+                taught_by=actor.name, community_code=community, review_item_id=int(item.id),
             )  # fmt: skip
+            if teaching.state == "active":
+                alias = AliasEntry(teaching.alias_id, normalized, placement.address_id, teaching.scope, community)
             if geocoder is not None:
-                geocoder.learn_alias(normalized, placement.address_id)
-    resolution = {"address_id": placement.address_id, "lon": placement.lon, "lat": placement.lat,
+                if alias is not None:
+                    geocoder.learn_alias(alias)
+                else:
+                    geocoder.forget_alias(teaching.alias_id)
+    resolution: dict[str, Any] = {"address_id": placement.address_id, "lon": placement.lon, "lat": placement.lat,
                   "grid_code": placement.grid_code, "task_ids": result.task_ids}  # fmt: skip
     if added:
         resolution["added_address"] = True
+    if teaching is not None:
+        resolution["alias"] = {"id": teaching.alias_id, "outcome": teaching.outcome, "scope": teaching.scope,
+                               "state": teaching.state}  # fmt: skip
     conn.execute(
         text(
             "UPDATE review_queue SET resolved_at = :now, resolved_by = :by, resolution = CAST(:res AS jsonb) "
@@ -286,7 +304,7 @@ def _proceed(
         ),
         {"now": clock.now(), "id": item.id, "by": actor.name, "res": json.dumps(resolution, ensure_ascii=False)},
     )
-    return result
+    return result, alias
 
 
 def _normalized(typed: str) -> str | None:

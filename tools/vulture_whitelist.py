@@ -12,6 +12,7 @@ restore this docstring. Anything new that vulture reports is dead until shown ot
 # ruff: noqa
 address_history  # unused variable (address_library/models.py:66)
 address_alias  # unused variable (address_library/models.py:82)
+address_alias_teaching  # unused variable (address_library/models.py:120)
 _.built_at  # unused attribute (address_library/service.py:91)
 changed_at  # unused variable (api/routers/addresses.py:83)
 changed_ids  # unused variable (api/routers/addresses.py:129)

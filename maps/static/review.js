@@ -197,6 +197,9 @@ async function loadGrids() {
   grids.addData(body);
 }
 
+// A resolution teaches the geocoder the typed text for the chosen address's community only (issue 17, finding 3).
+const ALIAS_NOTE = "原文仅在本村（社区）作为该地址的别名使用；他人再次同样处理或指挥中心确认后才全市通用";
+
 async function resolve(body, done) {
   const id = state.proposal.review_id;
   $("add").disabled = true;
@@ -227,11 +230,11 @@ async function resolve(body, done) {
 
 $("add").addEventListener("click", () => {
   const body = { add_address: { ...state.point, components: readComponents() } };
-  resolve(body, (r) => `已加入标准地址库：${r.added_address.full_text}（${r.added_address.id}），已派发 ${r.task_ids.length} 项任务`)
+  resolve(body, (r) => `已加入标准地址库：${r.added_address.full_text}（${r.added_address.id}），已派发 ${r.task_ids.length} 项任务；${ALIAS_NOTE}`)
     .catch(showFailure);
 });
 $("choose").addEventListener("click", () => {
-  resolve({ address_id: state.choice }, (r) => `已落到标准地址 ${state.choice}，已派发 ${r.task_ids.length} 项任务`)
+  resolve({ address_id: state.choice }, (r) => `已落到标准地址 ${state.choice}，已派发 ${r.task_ids.length} 项任务；${ALIAS_NOTE}`)
     .catch(showFailure);
 });
 map.on("click", (event) => choosePoint(event.latlng.lng, event.latlng.lat));

@@ -40,6 +40,10 @@ TYPED = [
     ("get", "/v1/review", "200"),
     ("get", "/v1/review/{review_id}/proposal", "200"),
     ("post", "/v1/review/{review_id}/resolve", "200"),
+    ("get", "/v1/aliases", "200"),
+    ("get", "/v1/aliases/{alias_id}", "200"),
+    ("post", "/v1/aliases/{alias_id}/promote", "200"),
+    ("post", "/v1/aliases/{alias_id}/withdraw", "200"),
     ("get", "/v1/me", "200"),
     ("get", "/v1/kpi", "200"),
     ("get", "/v1/kpi/trend", "200"),
@@ -104,7 +108,9 @@ def door(db: DatabaseSettings) -> dict[str, Any]:
             {"c": row.community_code},
         ).one()  # fmt: skip
         auth_service.create_user(conn, username="centre", role="command_centre", scope=None, password=PASSWORD)
-        key = auth_service.create_api_key(conn, SECRET_KEY, name="registry", rate_limited=False).key
+        key = auth_service.create_api_key(
+            conn, SECRET_KEY, name="registry", rate_limited=False, permissions=["intake"]
+        ).key
     engine.dispose()
     return {**row._asdict(), "unplaceable": f"{names.town}{names.community}某某工业区后面铺位", "api_key": key}
 

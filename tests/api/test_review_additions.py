@@ -64,7 +64,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
                 "officer": ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["geocode", "intake"])
     engine.dispose()
     return {"door": asdict(door), "neighbour": asdict(neighbour), "away": asdict(away), "api_key": key}
 
@@ -184,8 +184,9 @@ def test_a_point_outside_the_callers_area_is_refused_and_nothing_is_added(
         refused = client.post(
             f"/v1/review/{item}/resolve", json=add_body(city, components, at=place), headers=auth["dispatcher"]
         )
-        assert refused.status_code == 422, (place, refused.text)
-        assert refused.json()["error"] == "invalid_request" and refused.json()["field"] == "lon"
+        # The target end of the write is checked like the object's: outside the caller's area is 403, not 422.
+        assert refused.status_code == 403, (place, refused.text)
+        assert refused.json()["error"] == "forbidden"
     outside = {"add_address": {"lon": 113.0, "lat": 22.0, "components": components}}
     nowhere = client.post(f"/v1/review/{item}/resolve", json=outside, headers=auth["dispatcher"])
     assert nowhere.status_code == 422 and nowhere.json()["field"] == "lon", nowhere.text

@@ -23,7 +23,7 @@ from gis.settings import DatabaseSettings
 from supervision.audit import SYSTEM, Actor
 from supervision.errors import AlreadyResolved, EventConflict, InvalidInput, OutOfScope
 from supervision.event_files import import_events, read_event_rows
-from supervision.events import EVENT_FIELDS, parse_event
+from supervision.events import EVENT_FIELDS, EventSender, check_recent, parse_event, stored_event_id
 from supervision.intake import ProcessResult
 from supervision.outbox import accept_events, relay_pending
 from supervision.review import resolve_review
@@ -204,6 +204,53 @@ def test_the_same_event_id_with_different_content_is_a_conflict(
         accept_events(conn, [parse_event(fresh), parse_event({**fresh, "business_scope": "餐饮服务"})])
 
 
+def test_event_ids_are_unique_per_sender_and_the_relay_acts_in_the_senders_name(
+    engine: Engine, geocoder: Geocoder, doors: list[Door]
+) -> None:
+    registry, other = EventSender("key#901", "key:登记系统"), EventSender("key#902", "key:另一系统")
+    mine = raw_event(doors[5].full_text)
+    theirs = {**raw_event(doors[6].full_text), "event_id": mine["event_id"]}
+    with engine.begin() as conn:
+        (first,) = accept_events(conn, [parse_event(mine)], sender=registry)
+        (second,) = accept_events(conn, [parse_event(theirs)], sender=other)
+        # Per sender, a replay is still a replay and a changed replay still a conflict.
+        (again,) = accept_events(conn, [parse_event(mine)], sender=registry)
+    assert not first.duplicate and not second.duplicate and again.duplicate
+    assert first.event_id == f"key#901/{mine['event_id']}" and second.event_id != first.event_id
+    with pytest.raises(EventConflict), engine.begin() as conn:
+        accept_events(conn, [parse_event({**mine, "name": "另一家公司"})], sender=registry)
+    relay_pending(engine, lambda: geocoder)  # later, as `gridgov serve`'s background relay does
+    with engine.connect() as conn:
+        for event, sender in ((mine, registry), (theirs, other)):
+            row = conn.execute(
+                text("SELECT sender, sender_name, outcome FROM registration_event WHERE event_id = :e"),
+                {"e": stored_event_id(sender.owner, event["event_id"])},
+            ).one()
+            assert (row.sender, row.sender_name, row.outcome) == (sender.owner, sender.name, "placed")
+            actors = conn.execute(
+                text(
+                    "SELECT DISTINCT actor FROM task_event e JOIN task t ON t.id = e.task_id WHERE t.entity_uscc = :u"
+                ),
+                {"u": event["uscc"]},
+            ).scalars()
+            assert set(actors) == {sender.name}
+    # A platform load cannot take an id shaped like another sender's stored id.
+    with pytest.raises(InvalidInput), engine.begin() as conn:
+        accept_events(conn, [parse_event({**raw_event(doors[7].full_text), "event_id": "key#901/x"})])
+
+
+def test_an_event_dated_beyond_the_backdating_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = clock.now()
+    recent = parse_event({**raw_event("东城街道岗贝五路1号"), "occurred_at": (now - timedelta(days=29)).isoformat()})
+    assert check_recent(recent) is recent
+    old = parse_event({**raw_event("东城街道岗贝五路1号"), "occurred_at": (now - timedelta(days=31)).isoformat()})
+    with pytest.raises(InvalidInput) as refused:
+        check_recent(old)
+    assert refused.value.field == "occurred_at"
+    monkeypatch.setenv("GRIDGOV_REGISTRATION_MAX_AGE_DAYS", "40")
+    assert check_recent(old) is old
+
+
 def test_the_credit_code_is_checked_by_its_gb_32100_character_not_the_organisation_code() -> None:
     event = raw_event("东城街道岗贝五路1号")
     good = event["uscc"]
@@ -280,15 +327,23 @@ def test_choosing_the_address_of_a_queued_registration_creates_its_tasks_and_tea
         assert all(t.worker_id in workers_of(conn, door.grid_code) for t in tasks)
         assert review_item(conn, event["event_id"]).resolved_at is not None
         assert event_row(conn, event["event_id"]).pushed_at is not None
-        # The same text now matches at once: in this process, and in a geocoder loaded afresh.
-        assert geocoder.geocode(typed).address_id == door.address_id
-        fresh = Geocoder.load(conn).geocode(typed)
+        # The text is now an alias of the door's community only (issue 17, finding 3): the bare text, which names
+        # no town, is not answered by it; the text with its town and community named is, at once, in this process
+        # and in a geocoder loaded afresh.
+        town, community = conn.execute(
+            text("SELECT t.name, c.name FROM community c JOIN town t ON t.code = c.town_code WHERE c.code = :c"),
+            {"c": door.community_code},
+        ).one()
+        placed_typed = f"{town}{community}{typed}"
+        assert geocoder.geocode(typed).address_id is None
+        assert geocoder.geocode(placed_typed).address_id == door.address_id
+        fresh = Geocoder.load(conn).geocode(placed_typed)
         assert (fresh.address_id, fresh.grid_code) == (door.address_id, door.grid_code)
-        assert fresh.confidence >= 0.99
+        assert fresh.confidence >= 0.9
     with pytest.raises(AlreadyResolved), engine.begin() as conn:
         resolve_review(conn, item.id, actor=dispatcher, geocoder=geocoder, address_id=door.address_id)
-    # A new registration typed the same way is placed without a dispatcher.
-    again = raw_event(typed)
+    # A new registration typed the same way, with its town and community, is placed without a dispatcher.
+    again = raw_event(placed_typed)
     register(engine, geocoder, again)
     with engine.connect() as conn:
         assert event_row(conn, again["event_id"]).outcome == "placed"

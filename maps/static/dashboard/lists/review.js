@@ -39,6 +39,9 @@ function detailZh(detail) {
   return out;
 }
 
+// A resolution teaches the geocoder the typed text for the chosen address's community only (issue 17, finding 3).
+const ALIAS_NOTE = "原文仅在本村（社区）作为该地址的别名使用；他人再次同样处理或指挥中心确认后才全市通用";
+
 /** The geocoder's reason in Chinese, with its detail after it (in Chinese where the words are known). */
 export function reasonZh(reason) {
   const text = String(reason || "");
@@ -134,7 +137,7 @@ export function createReviewList(deps) {
     const choices = candidatesOf(proposal).map((c) => h("li", { className: "review-candidate" },
       h("span", { text: `${c.standard_address}（${c.address_id}）` }),
       canResolve ? h("button", { type: "button", className: "review-choose", dataset: { address: String(c.address_id) }, text: "选此地址",
-        onclick: () => resolve({ address_id: c.address_id }, `已落到标准地址 ${c.standard_address}`) }) : null));
+        onclick: () => resolve({ address_id: c.address_id }, `已落到标准地址 ${c.standard_address}；${ALIAS_NOTE}`) }) : null));
     const pointLine = h("p", { className: "review-point", text: "位置：未选" });
     const confirm = h("button", { type: "button", className: "review-confirm", text: "以此位置处理", disabled: true,
       onclick: () => state.point && resolve({ lon: state.point.lon, lat: state.point.lat }, "已按地图上点选的位置落点") });
