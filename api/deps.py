@@ -27,6 +27,7 @@ from grids.codes import GRID_PATTERN, TOWN_PATTERN
 from supervision.audit import Actor
 from supervision.calendar import SHANGHAI, today
 from supervision.permissions import Capability
+from supervision.privacy import Viewer
 from supervision.scope import Scope
 
 # Dependencies every /v1 router runs first: no /v1 answer without a valid credential (api.auth.deps).
@@ -62,6 +63,11 @@ def actor_of(principal: Principal) -> Actor:
     return Actor(principal.audit_name, principal.role, area)
 
 
+def viewer_of(principal: Annotated[Principal, Depends(current_principal)]) -> Viewer:
+    """Who reads personal data (supervision.privacy): the principal's role, area and audit name."""
+    return Viewer(principal.role, principal.area, principal.audit_name)
+
+
 def require(principal: Principal, capability: Capability) -> Principal:
     """The principal, or NotAllowed (403 `forbidden`) unless their role has `capability`."""
     if not principal.may(capability):
@@ -91,6 +97,7 @@ ReadConn = Annotated[Connection, Depends(read_connection, scope="function")]
 WriteConn = Annotated[Connection, Depends(write_connection, scope="function")]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 CurrentScope = Annotated[Scope, Depends(current_scope)]
+CurrentViewer = Annotated[Viewer, Depends(viewer_of)]
 Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
 Cursor = Annotated[str | None, Query(max_length=200, description="下一页游标（上一页的 next）")]
 GridCode = Annotated[str | None, Query(pattern=GRID_PATTERN.pattern, description="网格编码（15 位）")]

@@ -31,6 +31,7 @@ from gis import clock
 from grids.codes import community_sql
 from grids.repository import active_grid_at
 from supervision.audit import Actor
+from supervision.backdating import FUTURE_SKEW
 from supervision.creation import NewTask, create_tasks
 from supervision.errors import InvalidInput, NotFound, OutOfScope
 from supervision.paging import Page, keyset_page
@@ -48,7 +49,6 @@ MAX_DESCRIPTION = 2000
 # What a photo may be: the declared content type must be what the bytes are.
 PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 PHOTO_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
-FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_FILENAME = 200
 # Dropped from an uploaded file's name: control characters (NUL above all, which PostgreSQL text cannot hold).
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -147,7 +147,7 @@ def report_clue(conn: Connection, report: ClueReport, *, actor: Actor, geocoder:
     reported_at = report.reported_at or now
     if reported_at.tzinfo is None:
         raise InvalidInput("reported_at needs a time zone", field="reported_at")
-    if reported_at > now + FUTURE_TOLERANCE:
+    if reported_at > now + FUTURE_SKEW:
         raise InvalidInput("reported_at is in the future", field="reported_at")
     lon, lat, address = _position(report, geocoder)
     found = active_grid_at(conn, lon, lat)
@@ -159,7 +159,7 @@ def report_clue(conn: Connection, report: ClueReport, *, actor: Actor, geocoder:
     department = (
         router.command_centre() if report.severity == "severe" else router.department_for_industry(report.industry)
     )
-    duplicates = suggest_duplicates(conn, report.industry, lon, lat, reported_at)
+    duplicates = suggest_duplicates(conn, report.industry, lon, lat, reported_at, scope=actor.scope, town=town_code)
     clue_id = conn.execute(
         text(
             """
@@ -231,19 +231,32 @@ def _position(report: ClueReport, geocoder: Geocoder | None) -> tuple[float, flo
 
 
 def suggest_duplicates(
-    conn: Connection, industry: str, lon: float, lat: float, reported_at: datetime
+    conn: Connection,
+    industry: str,
+    lon: float,
+    lat: float,
+    reported_at: datetime,
+    *,
+    scope: Scope,
+    town: str | None,
 ) -> list[DuplicateCandidate]:
-    """Clues of the same industry within 50 m reported in the 30 days before: possible duplicates, nearest first."""
+    """Clues of the same industry within 50 m reported in the 30 days before: possible duplicates, nearest first.
+
+    Only clues the reporter may read anyway (`scope`), and never beyond the new clue's own `town` (50 m may cross a
+    town boundary): a candidate list must not disclose another town's clues.
+    """
+    where, params = scope.clue_sql("c")
     rows = conn.execute(
         text(
-            """
-            SELECT id, reported_at, status,
-                   round(ST_Distance(geom::geography, p.g::geography)::numeric, 1)::float8 AS distance_m
-            FROM clue, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p
-            WHERE industry = :industry AND reported_at BETWEEN :since AND :until
-              AND ST_DWithin(geom::geography, p.g::geography, :radius)
-            ORDER BY distance_m, id LIMIT 10
-            """
+            f"""
+            SELECT c.id, c.reported_at, c.status,
+                   round(ST_Distance(c.geom::geography, p.g::geography)::numeric, 1)::float8 AS distance_m
+            FROM clue c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p
+            WHERE c.industry = :industry AND c.reported_at BETWEEN :since AND :until
+              AND c.town_code IS NOT DISTINCT FROM :dup_town AND ({where})
+              AND ST_DWithin(c.geom::geography, p.g::geography, :radius)
+            ORDER BY distance_m, c.id LIMIT 10
+            """  # noqa: S608 - fixed SQL fragments; values are bound
         ),
         {
             "lon": lon,
@@ -252,6 +265,8 @@ def suggest_duplicates(
             "since": reported_at - DUPLICATE_WINDOW,
             "until": reported_at,
             "radius": DUPLICATE_RADIUS_M,
+            "dup_town": town,
+            **params,
         },
     )
     return [DuplicateCandidate(int(r.id), r.distance_m, r.reported_at.isoformat(), r.status) for r in rows]
@@ -262,12 +277,28 @@ def suggest_duplicates(
 
 _CLUE_COLUMNS = """
     c.id, c.kind, c.industry, c.description, c.severity, c.status, c.source, c.reported_at, c.address,
-    c.town_code, c.grid_code, c.reported_by, c.department_code, c.duplicate_candidates,
+    c.town_code, c.grid_code, c.reported_by, c.department_code, {candidates} AS duplicate_candidates,
     ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
     (SELECT t.id FROM task t WHERE t.clue_id = c.id ORDER BY t.id LIMIT 1) AS task_id,
     (SELECT t.due_at FROM task t WHERE t.clue_id = c.id ORDER BY t.id LIMIT 1) AS due_at,
     (SELECT count(*) FROM clue_photo p WHERE p.clue_id = c.id) AS photo_count
 """
+
+
+def _clue_columns(scope: Scope) -> str:
+    """The clue columns, its duplicate candidates narrowed to those `scope` may read, of the clue's own town.
+
+    Candidates are stored when a clue is reported (from its reporter's scope); a reader sees only the ones they may
+    read themselves, so a candidate list never discloses a clue of another town or area (nor do older rows stored
+    before candidates were scoped). The scope's fragment binds the same values as the query's own condition.
+    """
+    where, _params = scope.clue_sql("d")
+    candidates = f"""CASE WHEN c.duplicate_candidates IS NULL THEN NULL ELSE coalesce((
+        SELECT jsonb_agg(x.item ORDER BY x.n)
+        FROM jsonb_array_elements(c.duplicate_candidates) WITH ORDINALITY AS x(item, n)
+        JOIN clue d ON d.id = (x.item->>'clue_id')::bigint
+        WHERE d.town_code IS NOT DISTINCT FROM c.town_code AND ({where})), '[]'::jsonb) END"""  # noqa: S608 - fixed SQL fragments; values are bound
+    return _CLUE_COLUMNS.format(candidates=candidates)
 
 
 def _clue_out(row: Any) -> dict[str, Any]:
@@ -280,7 +311,7 @@ def _clue_out(row: Any) -> dict[str, Any]:
 def clue_by_id(conn: Connection, clue_id: int, scope: Scope) -> ClueDetail:
     """One clue with its task, deadline and photos; NotFound or OutOfScope."""
     where, params = scope.clue_sql("c")
-    sql = f"SELECT {_CLUE_COLUMNS}, ({where}) AS visible FROM clue c WHERE c.id = :id"  # noqa: S608 - fixed SQL fragments; values are bound
+    sql = f"SELECT {_clue_columns(scope)}, ({where}) AS visible FROM clue c WHERE c.id = :id"  # noqa: S608 - fixed SQL fragments; values are bound
     row = visible_row(conn, sql, {"id": clue_id, **params}, what=f"clue {clue_id}")
     photos = [
         PhotoView(**r)
@@ -346,7 +377,7 @@ def list_clues(
         params["f_until"] = filters.until
     return keyset_page(
         conn,
-        columns=_CLUE_COLUMNS,
+        columns=_clue_columns(scope),
         rows_from="clue c",
         count_from="clue c",
         condition=" AND ".join(clauses),
@@ -440,11 +471,17 @@ def photo_path(photo_dir: Path, sha256: str, content_type: str) -> Path:
 
 
 def store_photo(photo_dir: Path, sha256: str, content_type: str, data: bytes) -> Path:
-    """Write a photo atomically (temp file, fsync, rename); the same photo twice is stored once."""
+    """Write a photo atomically (temp file, fsync, rename); the same photo twice is stored once.
+
+    Photos are evidence and are kept, readable by the server's user only: files 0600 (the temporary file's mode),
+    folders 0700 — also a photo stored before this rule, which gets the modes when stored again."""
     path = photo_path(photo_dir, sha256, content_type)
+    for folder in (photo_dir, path.parent):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
     if path.exists():
+        os.chmod(path, 0o600)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
         handle.write(data)
         handle.flush()

@@ -15,6 +15,7 @@ from address_library.live import LiveGeocoder
 from api.auth.roles import Principal
 from api.deps import (
     CurrentScope,
+    CurrentViewer,
     Cursor,
     DbEngine,
     GridCode,
@@ -26,11 +27,13 @@ from api.deps import (
     allowed,
     day_window,
     server_settings,
+    viewer_of,
 )
 from api.errors import InvalidRequest
 from api.input_guard import FreeText, OneLine
 from grids.codes import COMMUNITY_PATTERN
 from grids.repository import place_names
+from supervision.backdating import check_supplied_time
 from supervision.clues import (
     MAX_PHOTO_BYTES,
     ClueDetail,
@@ -47,6 +50,7 @@ from supervision.clues import (
 from supervision.export import clue_columns, csv_file, every_page
 from supervision.paging import Page
 from supervision.permissions import Capability
+from supervision.privacy import shown
 
 router = APIRouter(tags=["线索"])
 ClueId = Annotated[int, Path(ge=1, le=2**63 - 1, description="线索编号")]
@@ -64,7 +68,9 @@ class ClueBody(BaseModel):
     # Free text: tab and line breaks are text, NUL and the other control characters are refused (422).
     description: FreeText = Field(default="", max_length=2000)
     severity: Literal["normal", "severe"] = "normal"
-    reported_at: datetime | None = Field(default=None, description="上报时间（默认服务器时间，须带时区）")
+    reported_at: datetime | None = Field(
+        default=None, description="上报时间（默认服务器时间，须带时区；不早于 7 天前，不晚于现在 5 分钟后）"
+    )
 
 
 def photo_dir(request: Request) -> pathlib.Path:
@@ -76,6 +82,8 @@ def photo_dir(request: Request) -> pathlib.Path:
 def post_clue(request: Request, body: ClueBody, principal: ClueReporter, conn: WriteConn) -> ClueDetail:
     """落网格、提示疑似重复（同行业 50 米内 30 天内），普通线索转行业主管部门，严重线索进指挥中心队列，并生成任务。"""
     live: LiveGeocoder = request.app.state.geocoder
+    if body.reported_at is not None:  # a late report, within the backdating floor (supervision.backdating)
+        check_supplied_time(body.reported_at, "reported_at")
     report = ClueReport(
         industry=body.industry,
         description=body.description,
@@ -85,7 +93,8 @@ def post_clue(request: Request, body: ClueBody, principal: ClueReporter, conn: W
         address=body.address,
         reported_at=body.reported_at,
     )
-    return report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
+    found = report_clue(conn, report, actor=actor_of(principal), geocoder=live.get() if body.lon is None else None)
+    return shown(found, viewer_of(principal))
 
 
 def clue_filters(
@@ -116,10 +125,16 @@ Filters = Annotated[ClueFilters, Depends(clue_filters)]
 
 @router.get("/clues", response_model=Page[ClueView], summary="线索列表（本账号范围内）")
 def get_clues(
-    _: ClueReader, scope: CurrentScope, conn: ReadConn, filters: Filters, limit: Limit = 50, cursor: Cursor = None
+    _: ClueReader,
+    scope: CurrentScope,
+    viewer: CurrentViewer,
+    conn: ReadConn,
+    filters: Filters,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[ClueView]:
     """按镇街、村（社区）、网格、H3 单元、类别、来源（默认现场上报 field；all 为全部）、状态、日期（含首尾，北京时间）筛选，新的在前。"""
-    return list_clues(conn, scope, filters, limit=limit, cursor=cursor)
+    return shown(list_clues(conn, scope, filters, limit=limit, cursor=cursor), viewer)
 
 
 @router.get(
@@ -128,18 +143,22 @@ def get_clues(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "UTF-8（带 BOM）CSV，中文表头"}},
 )
-def get_clues_csv(_: ClueReader, scope: CurrentScope, conn: ReadConn, filters: Filters) -> Response:
+def get_clues_csv(
+    _: ClueReader, scope: CurrentScope, viewer: CurrentViewer, conn: ReadConn, filters: Filters
+) -> Response:
     """与线索列表同样的筛选和范围，全部行（至多 10000 行，超过时请缩小筛选），UTF-8 带 BOM，中文表头。"""
-    items = every_page(lambda limit, cursor: list_clues(conn, scope, filters, limit=limit, cursor=cursor))
+    items = shown(
+        every_page(lambda limit, cursor: list_clues(conn, scope, filters, limit=limit, cursor=cursor)), viewer
+    )
     towns, _communities = place_names(conn)
     doc = csv_file(clue_columns(towns), items, "线索清单", "clues")
     return Response(doc.body, media_type=doc.media_type, headers=doc.headers)
 
 
 @router.get("/clues/{clue_id}", summary="一条线索（含照片与任务）")
-def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, conn: ReadConn) -> ClueDetail:
+def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, viewer: CurrentViewer, conn: ReadConn) -> ClueDetail:
     """线索详情：位置、行业、去向部门、疑似重复、任务与期限、照片。"""
-    return clue_by_id(conn, clue_id, scope)
+    return shown(clue_by_id(conn, clue_id, scope), viewer)
 
 
 @router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")

@@ -15,13 +15,27 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.auth.roles import Principal
-from api.deps import CurrentScope, Cursor, GridCode, Limit, ReadConn, TownCode, WriteConn, actor_of, allowed
+from api.deps import (
+    CurrentScope,
+    CurrentViewer,
+    Cursor,
+    GridCode,
+    Limit,
+    ReadConn,
+    TownCode,
+    WriteConn,
+    actor_of,
+    allowed,
+    viewer_of,
+)
 from grids.codes import COMMUNITY_PATTERN, GRID_PATTERN
 from grids.repository import place_names
 from supervision.audit import HistoryEntry, history
+from supervision.backdating import check_supplied_time
 from supervision.export import csv_file, every_page, task_columns
 from supervision.paging import Page
 from supervision.permissions import Capability
+from supervision.privacy import shown
 from supervision.task_queries import TaskFilters, TaskView, list_tasks, task_by_id
 from supervision.transitions import Move
 from supervision.transitions import transition as move_task
@@ -71,10 +85,16 @@ Filters = Annotated[TaskFilters, Depends(task_filters)]
 
 @router.get("/tasks", response_model=Page[TaskView], summary="任务列表（本账号范围内）")
 def get_tasks(
-    _: TaskReader, scope: CurrentScope, conn: ReadConn, filters: Filters, limit: Limit = 50, cursor: Cursor = None
+    _: TaskReader,
+    scope: CurrentScope,
+    viewer: CurrentViewer,
+    conn: ReadConn,
+    filters: Filters,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[TaskView]:
-    """按镇街、村（社区）、网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。"""
-    return list_tasks(conn, scope, filters, limit=limit, cursor=cursor)
+    """按镇街、村（社区）、网格、状态、网格员、信用代码筛选，新的在前，{items, total, next} 分页。网格员姓名按权限脱敏。"""
+    return shown(list_tasks(conn, scope, filters, limit=limit, cursor=cursor), viewer)
 
 
 @router.get(
@@ -83,18 +103,22 @@ def get_tasks(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "UTF-8（带 BOM）CSV，中文表头"}},
 )
-def get_tasks_csv(_: TaskReader, scope: CurrentScope, conn: ReadConn, filters: Filters) -> Response:
+def get_tasks_csv(
+    _: TaskReader, scope: CurrentScope, viewer: CurrentViewer, conn: ReadConn, filters: Filters
+) -> Response:
     """与任务列表同样的筛选和范围，全部行（至多 10000 行，超过时请缩小筛选），UTF-8 带 BOM，中文表头。"""
-    items = every_page(lambda limit, cursor: list_tasks(conn, scope, filters, limit=limit, cursor=cursor))
+    items = shown(
+        every_page(lambda limit, cursor: list_tasks(conn, scope, filters, limit=limit, cursor=cursor)), viewer
+    )
     towns, communities = place_names(conn)
     doc = csv_file(task_columns(towns, communities), items, "任务清单", "tasks")
     return Response(doc.body, media_type=doc.media_type, headers=doc.headers)
 
 
 @router.get("/tasks/{task_id}", summary="一个任务", responses=CONFLICT)
-def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, conn: ReadConn) -> TaskView:
+def get_task(task_id: TaskId, _: TaskReader, scope: CurrentScope, viewer: CurrentViewer, conn: ReadConn) -> TaskView:
     """任务详情，含当前允许的流转（allowed）。"""
-    return task_by_id(conn, task_id, scope)
+    return shown(task_by_id(conn, task_id, scope), viewer)
 
 
 class TransitionBody(BaseModel):
@@ -105,7 +129,9 @@ class TransitionBody(BaseModel):
     note: str | None = Field(default=None, max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
     lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False, description="经度（WGS84）")
     lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False, description="纬度（WGS84）")
-    at: datetime | None = Field(default=None, description="现场时间（默认服务器时间）")
+    at: datetime | None = Field(
+        default=None, description="现场时间（默认服务器时间；不早于 7 天前，不晚于现在 5 分钟后）"
+    )
     worker_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="派给指定网格员（assigned）")
     department_codes: list[str] = Field(default_factory=list, max_length=10, description="上报的部门（可多个）")
 
@@ -113,6 +139,8 @@ class TransitionBody(BaseModel):
 @router.post("/tasks/{task_id}/transitions", summary="任务流转", responses=CONFLICT)
 def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover, conn: WriteConn) -> TaskView:
     """按状态机流转；核查超出主体 200 米的会标记待查；逾期、预警按工作日计算。"""
+    if body.at is not None:  # a field time, within the backdating floor (supervision.backdating)
+        check_supplied_time(body.at, "at")
     move = Move(
         to=body.to.value,
         version=body.version,
@@ -123,7 +151,7 @@ def post_transition(task_id: TaskId, body: TransitionBody, principal: TaskMover,
         worker_id=body.worker_id,
         department_codes=body.department_codes,
     )
-    return move_task(conn, task_id, move, actor=actor_of(principal))
+    return shown(move_task(conn, task_id, move, actor=actor_of(principal)), viewer_of(principal))
 
 
 class History(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from api.auth.roles import Principal
@@ -22,6 +22,8 @@ from supervision.scope import Scope
 
 router = APIRouter(tags=["地图图层"])
 TerritoryReader = Annotated[Principal, Depends(allowed(Capability.TERRITORY_READ))]
+# One grid's figures are staff's (territory.detail): an API client reads the outlines, not the register behind them.
+DetailReader = Annotated[Principal, Depends(allowed(Capability.TERRITORY_DETAIL))]
 
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 
@@ -80,9 +82,11 @@ class GridDetails(BaseModel):
     max_lat: float
     version_id: int
     version_name: str
-    open_tasks: int = 0
-    overdue_tasks: int = 0
-    clues_30d: int = 0
+    # The work figures only where the caller's task (clue) scope covers the grid (as the grid tiles give them): a
+    # dispatcher sees the town's map but not the neighbouring community's workload; null elsewhere.
+    open_tasks: int | None = Field(default=0, description="在办任务数（仅本人任务范围内的网格，否则为空）")
+    overdue_tasks: int | None = Field(default=0, description="逾期任务数（仅本人任务范围内的网格，否则为空）")
+    clues_30d: int | None = Field(default=0, description="近 30 天线索数（仅本人线索范围内的网格，否则为空）")
 
 
 def _layer_response(
@@ -169,15 +173,27 @@ def grids_layer(
     "/grids/{code}",
     summary="网格详情",
     response_model=GridDetails,
-    responses={403: {"description": "网格不在当前用户的辖区内"}, 404: {"description": "没有该网格"}},
+    responses={
+        403: {"description": "网格不在当前用户的辖区内，或 API 客户端无权查看网格详情"},
+        404: {"description": "没有该网格"},
+    },
 )
 def grid_details(
     conn: ReadConn,
-    _: TerritoryReader,
+    principal: DetailReader,
     scope: CurrentScope,
     code: Annotated[str, Path(pattern=GRID_PATTERN.pattern, description="15-digit grid code")],
 ) -> GridDetails:
-    """One grid of the active version with its community, town and counts (403 outside the user's town, 404 when unknown)."""
+    """One grid of the active version with its community, town and counts (403 outside the user's town, 404 when unknown).
+
+    The work counts (open, overdue tasks; clues of 30 days) only where the caller's task scope covers the grid."""
     if not scope.sees(code):
         raise OutOfScope(f"{code} is outside your area")
-    return GridDetails.model_validate(service.grid_details(conn, code))
+    details = GridDetails.model_validate(service.grid_details(conn, code))
+    covered = scope.covers(conn, "grid", code)
+    hidden: dict[str, None] = {}
+    if not (covered and principal.may(Capability.TASK_READ)):
+        hidden |= {"open_tasks": None, "overdue_tasks": None}
+    if not (covered and principal.may(Capability.CLUE_READ)):
+        hidden["clues_30d"] = None
+    return details.model_copy(update=hidden) if hidden else details

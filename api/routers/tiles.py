@@ -25,12 +25,13 @@ from supervision.permissions import Capability
 router = APIRouter(tags=["矢量瓦片"])
 
 TILE_CACHE_CONTROL = "private, max-age=0"
-# What a caller needs to read each layer: the territory for outlines and entities, the work for tasks and clues.
+# What a caller needs to read each layer: the territory for outlines, its details for entities, the work for tasks
+# and clues.
 LAYER_CAPABILITY: dict[TileLayer, Capability] = {
     TileLayer.TOWNS: Capability.TERRITORY_READ,
     TileLayer.COMMUNITIES: Capability.TERRITORY_READ,
     TileLayer.GRIDS: Capability.TERRITORY_READ,
-    TileLayer.ENTITIES: Capability.TERRITORY_READ,
+    TileLayer.ENTITIES: Capability.TERRITORY_DETAIL,
     TileLayer.TASKS: Capability.TASK_READ,
     TileLayer.CLUES: Capability.CLUE_READ,
 }

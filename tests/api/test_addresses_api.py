@@ -217,8 +217,11 @@ def test_reading_an_address_is_confined_to_the_readers_area(
     assert own.status_code == 200 and own.json()["full_text"] == site["text"] and own.json()["history"] == []
     far = client.get(f"/v1/addresses/{site['id']}", headers=bearer(client, "far_leader"))
     assert far.status_code == 403 and far.json()["error"] == "forbidden"
-    assert client.get("/v1/addresses/999999999", headers=reader).status_code == 404
-    assert client.get(f"/v1/addresses/{2**63}", headers=reader).status_code == 422
+    leader = bearer(client, "leader")
+    assert client.get("/v1/addresses/999999999", headers=leader).status_code == 404
+    assert client.get(f"/v1/addresses/{2**63}", headers=leader).status_code == 422
+    # An API client (the geocoding key) reads no address records at all (issue 17, finding 9).
+    assert client.get(f"/v1/addresses/{site['id']}", headers=reader).status_code == 403
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def api_key(db: DatabaseSettings) -> dict[str, str]:
     """The X-API-Key header of a map client's key (exempt from the rate limit: the tests pan a lot)."""
     engine = make_engine(db)
     with engine.begin() as conn:
-        key = make_api_key(conn, SECRET_KEY, "map tests")
+        key = make_api_key(conn, SECRET_KEY, "map tests", permissions=["gis"])
     engine.dispose()
     return api_key_headers(key)
 
@@ -304,9 +304,23 @@ def test_the_size_limit_applies_to_the_leaders_town_not_the_whole_city(
     )
 
 
-def test_a_grid_opens_with_its_community_town_and_counts(client: TestClient, city: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def centre(db: DatabaseSettings, client: TestClient) -> dict[str, str]:
+    """The command centre's credential: a grid's details are staff's (an API client reads the outlines only)."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        make_users(conn, {"map-centre": ("command_centre", None)})
+    engine.dispose()
+    # The module's client sends its GIS key on every request: blank it so that the centre's token is the credential.
+    return {**bearer(client, "map-centre"), "X-API-Key": ""}
+
+
+def test_a_grid_opens_with_its_community_town_and_counts(
+    client: TestClient, city: dict[str, Any], centre: dict[str, str]
+) -> None:
     code, community_name, town_name, addresses, entities, workers, population = city["busiest_grid"]
-    response = client.get(f"/v1/grids/{code}")
+    assert client.get(f"/v1/grids/{code}").status_code == 403  # the module's GIS key: outlines, not details
+    response = client.get(f"/v1/grids/{code}", headers=centre)
     assert response.status_code == 200
     details = response.json()
     assert details["code"] == code
@@ -322,11 +336,11 @@ def test_a_grid_opens_with_its_community_town_and_counts(client: TestClient, cit
     assert details["min_lat"] <= details["lat"] <= details["max_lat"]
 
 
-def test_an_unknown_grid_is_404_and_a_malformed_code_is_422(client: TestClient) -> None:
-    missing = client.get("/v1/grids/441900999999999")
+def test_an_unknown_grid_is_404_and_a_malformed_code_is_422(client: TestClient, centre: dict[str, str]) -> None:
+    missing = client.get("/v1/grids/441900999999999", headers=centre)
     assert missing.status_code == 404
     assert missing.json()["error"] == "not_found" and "441900999999999" in missing.json()["detail"]
-    malformed = client.get("/v1/grids/12ab")
+    malformed = client.get("/v1/grids/12ab", headers=centre)
     assert malformed.status_code == 422 and malformed.json()["error"] == "invalid_request"
     assert client.get("/v1/no-such-thing").json() == {"error": "not_found", "detail": "Not Found"}
 

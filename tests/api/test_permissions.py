@@ -61,7 +61,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "officer": ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
     engine.dispose()
     return {"home": _place(home), "neighbour": _place(neighbour), "away": _place(away), "api_key": key}
 
@@ -173,6 +173,9 @@ TERRITORY = {
     "officer": (200, 200, 200),
     "api": (200, 200, 200),
 }
+# A grid's and an address's details (issue 17, finding 9): staff as the map; an API client (a key, or a user of role
+# api_client) reads the outlines only, never the register behind them.
+DETAILS = {**TERRITORY, "api": (403, 403, 403)}
 # Resolving a review item (with an empty answer, so nothing changes: 422 where the caller may resolve it): the
 # command centre and admins anywhere, a dispatcher only their own community's (never the neighbour's).
 REVIEW = {
@@ -245,14 +248,16 @@ def test_reading_a_clue_matrix(client: TestClient, headers: Any, objects: dict[s
     _check(client, headers, TASKS, [("GET", f"/v1/clues/{objects[p]['clue']}", None) for p in places])
 
 
-@pytest.mark.parametrize(
-    ("path", "key"),
-    [("/v1/grids/{}", "grid"), ("/v1/addresses/{}", "address"), ("/v1/registrations/{}", "event")],
-)
+@pytest.mark.parametrize(("path", "key"), [("/v1/registrations/{}", "event")])
 def test_reading_territory_matrix(
     client: TestClient, headers: Any, objects: dict[str, Any], path: str, key: str
 ) -> None:
     _check(client, headers, TERRITORY, [("GET", path.format(objects[p][key]), None) for p in PLACES])
+
+
+@pytest.mark.parametrize(("path", "key"), [("/v1/grids/{}", "grid"), ("/v1/addresses/{}", "address")])
+def test_reading_details_matrix(client: TestClient, headers: Any, objects: dict[str, Any], path: str, key: str) -> None:
+    _check(client, headers, DETAILS, [("GET", path.format(objects[p][key]), None) for p in PLACES])
 
 
 def test_resolving_a_review_item_matrix(client: TestClient, headers: Any, objects: dict[str, Any]) -> None:
@@ -346,7 +351,8 @@ def test_pages_ask_for_the_capability_of_what_they_show(client: TestClient, head
     assert client.get("/review", headers=headers["worker"]).status_code == 403  # a worker resolves nothing
     assert client.get("/review", headers=headers["dispatcher"]).status_code == 200
     assert client.get("/clues", headers=headers["worker"]).status_code == 200
-    assert client.get("/", headers=headers["api"]).status_code == 200  # the map is every credential's
+    # The map is every account's; a registration system's key (intake only, issue 17) has no map to read.
+    assert client.get("/", headers=headers["api"]).status_code == 403
     assert client.get("/towns/city/heatmap", headers=headers["worker"]).status_code == 403
 
 

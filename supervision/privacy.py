@@ -1,0 +1,216 @@
+"""supervision.privacy: which role sees which personal field in clear, and how a personal field is masked.
+
+Personal data of the platform: a grid worker's name and phone, the account that reported a clue (or uploaded one
+of its photos). THE table (`CLEAR_TO`) says, per field, the roles that see it in clear; those roles see it only
+for objects inside their own area (a town leader and a dispatcher: their town or community), and a person always
+sees their own data. Everyone else (department officers, API clients, grid workers looking at a colleague, areas
+other than the object's) gets it masked:
+
+- a phone keeps its first 3 and last 4 characters: 13812345678 → 138****5678;
+- a Chinese name keeps its surname (a compound surname such as 欧阳 when the name is longer than two characters):
+  张三 → 张*, 张三丰 → 张**, 欧阳娜娜 → 欧阳**;
+- an account (`user:zhangsan`, `key:hotline`) keeps its kind and its first character: user:z*******.
+
+Every mask keeps the length, hides each masked character behind `*` and is idempotent (masking a masked value
+changes nothing). The masking is applied where an answer is serialised (`shown` for the API's task and clue models
+and their CSV exports, the tile and stream code through `mask_*`), never by hand in a route.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from grids.codes import within
+from supervision.permissions import Role
+from supervision.scope import Scope
+
+MASK = "*"
+
+
+class PersonalField(StrEnum):
+    """A kind of personal data the API may answer with."""
+
+    WORKER_NAME = "worker.name"
+    WORKER_PHONE = "worker.phone"
+    # The account that reported a clue, or uploaded a photo of a clue or a task (the audit name, user:<login>).
+    REPORTER = "clue.reporter"
+
+
+_MANAGERS = frozenset({Role.ADMIN, Role.COMMAND_CENTRE})
+_AREA_LEADS = frozenset({Role.TOWN_LEADER, Role.DISPATCHER})
+
+# THE table: who sees each personal field in clear (the area leads only for objects of their own area; a person
+# always sees their own). Department officers, API clients, the hotline and grid workers (a colleague's) do not.
+CLEAR_TO: Mapping[PersonalField, frozenset[Role]] = {
+    PersonalField.WORKER_NAME: _MANAGERS | _AREA_LEADS,
+    PersonalField.WORKER_PHONE: _MANAGERS | _AREA_LEADS,
+    PersonalField.REPORTER: _MANAGERS | _AREA_LEADS,
+}
+
+# Compound surnames kept whole (the common ones; a rarer one keeps its first character, which still hides the rest).
+COMPOUND_SURNAMES: frozenset[str] = frozenset(
+    {
+        "欧阳",
+        "司马",
+        "上官",
+        "诸葛",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "长孙",
+        "宇文",
+        "司徒",
+        "夏侯",
+        "令狐",
+        "端木",
+    }
+    | {
+        "独孤",
+        "南宫",
+        "西门",
+        "轩辕",
+        "呼延",
+        "司空",
+        "闻人",
+        "赫连",
+        "澹台",
+        "公羊",
+        "申屠",
+        "太史",
+        "钟离",
+        "百里",
+        "东郭",
+    }
+)
+
+
+# ------------------------------------------------------------------------------------------------ masking
+
+
+def mask_phone(phone: str) -> str:
+    """A phone number with all but its first 3 and last 4 characters masked (138****5678); short ones keep less."""
+    n = len(phone)
+    if n >= 8:
+        return phone[:3] + MASK * (n - 7) + phone[-4:]
+    if n >= 5:
+        return MASK * (n - 2) + phone[-2:]
+    return MASK * n
+
+
+def mask_name(name: str) -> str:
+    """A person's name with its surname kept and the rest masked (张三 → 张*, 欧阳娜娜 → 欧阳**)."""
+    if len(name) <= 1:
+        return MASK * len(name)
+    keep = 2 if len(name) > 2 and name[:2] in COMPOUND_SURNAMES else 1
+    return name[:keep] + MASK * (len(name) - keep)
+
+
+def mask_account(account: str) -> str:
+    """An audit name (user:zhangsan, key:hotline) with its kind kept and the name masked like a person's."""
+    kind, sep, name = account.partition(":")
+    if not sep:
+        return mask_name(account)
+    return f"{kind}:{mask_name(name)}"
+
+
+_MASKS = {
+    PersonalField.WORKER_NAME: mask_name,
+    PersonalField.WORKER_PHONE: mask_phone,
+    PersonalField.REPORTER: mask_account,
+}
+
+
+def mask(kind: PersonalField, value: str | None) -> str | None:
+    """`value` masked as its kind is (None stays None)."""
+    return None if value is None else _MASKS[kind](value)
+
+
+# ------------------------------------------------------------------------------------------------ who sees what
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is reading: their role, their area, and who they are (the audit name; a grid worker's worker id)."""
+
+    role: str
+    area: Scope
+    account: str | None = None
+
+    @property
+    def worker_id(self) -> int | None:
+        """The worker a grid worker's credential stands for (None for any other role)."""
+        return self.area.worker_id
+
+
+def sees_clear(viewer: Viewer, kind: PersonalField, *, place: str | None, own: bool = False) -> bool:
+    """Whether `viewer` sees `kind` in clear for an object at `place` (a grid, community or town code).
+
+    `own`: the data is the viewer's own (their worker row, their report). Area leads see clear only inside their
+    own town or community; an object of no known place is clear to the city-wide managers alone.
+    """
+    if own:
+        return True
+    try:
+        role = Role(viewer.role)
+    except ValueError:
+        return False
+    if role not in CLEAR_TO[kind]:
+        return False
+    if role in _MANAGERS:
+        return True
+    code = viewer.area.code
+    return place is not None and code is not None and viewer.area.kind in ("town", "community") and within(place, code)
+
+
+def shown_value(
+    viewer: Viewer, kind: PersonalField, value: str | None, *, place: str | None, own: bool = False
+) -> str | None:
+    """`value` as `viewer` may see it: in clear, or masked."""
+    if value is None or sees_clear(viewer, kind, place=place, own=own):
+        return value
+    return mask(kind, value)
+
+
+# ------------------------------------------------------------------------------------------------ the API's models
+
+T = TypeVar("T")
+
+
+def shown(value: T, viewer: Viewer) -> T:
+    """A task, clue, photo or page of them (or a list) with its personal fields as `viewer` may see them.
+
+    Objects are recognised by their fields (a task's `worker_name`, a clue's `reported_by`, a photo's `uploaded_by`),
+    so one function serves the JSON answers and the CSV exports of tasks and clues alike.
+    """
+    result: Any = _shown(value, viewer, None)
+    return result
+
+
+def _shown(value: Any, viewer: Viewer, outer_place: str | None) -> Any:
+    if isinstance(value, list):
+        return [_shown(v, viewer, outer_place) for v in value]
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return value
+    obj: Any = value  # a dataclass instance: its fields are read by name below
+    fields = {f.name for f in dataclasses.fields(obj)}
+    place = getattr(obj, "grid_code", None) or getattr(obj, "town_code", None) or outer_place
+    changes: dict[str, Any] = {}
+    if "items" in fields:  # a page
+        changes["items"] = _shown(obj.items, viewer, None)
+    if "worker_name" in fields:
+        own = viewer.worker_id is not None and getattr(obj, "worker_id", None) == viewer.worker_id
+        changes["worker_name"] = shown_value(viewer, PersonalField.WORKER_NAME, obj.worker_name, place=place, own=own)
+    for name in ("reported_by", "uploaded_by"):
+        if name in fields:
+            by = getattr(obj, name)
+            own = by is not None and by == viewer.account
+            changes[name] = shown_value(viewer, PersonalField.REPORTER, by, place=place, own=own)
+    if "photos" in fields:
+        changes["photos"] = _shown(obj.photos, viewer, place)
+    return dataclasses.replace(obj, **changes) if changes else obj
