@@ -176,7 +176,8 @@ def review_columns(towns: dict[str, str], communities: dict[str, str]) -> list[C
     payload: Callable[[str], Callable[[Any], Any]] = lambda key: lambda r: (r.payload or {}).get(key)  # noqa: E731
     return [
         ("待核编号", lambda r: r.id),
-        ("事件编号", payload("event_id")),
+        # The sender's own id (the stored id is `<sender>/<id>` for a key's or a user's event).
+        ("事件编号", lambda r: (r.payload or {}).get("source_event_id") or (r.payload or {}).get("event_id")),
         ("统一社会信用代码", payload("uscc")),
         ("名称", payload("name")),
         ("登记地址", payload("address")),

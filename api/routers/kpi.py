@@ -13,7 +13,7 @@ from api.auth.roles import Principal
 from api.deps import CurrentPrincipal, CurrentScope, ReadConn, allowed, check_day, day_window
 from supervision.calendar import today
 from supervision.kpi import MAX_TREND_DAYS, ROLE_LABELS_ZH, Area, Kpi, Trend, caller_area, kpi, trend
-from supervision.permissions import CAPABILITIES, MOVE_TARGETS, Capability, Role
+from supervision.permissions import CAPABILITIES, MOVE_RULES, MOVE_TARGETS, Capability, Role
 from supervision.stats import StatsWindow
 
 router = APIRouter(tags=["指挥中心指标"])
@@ -38,6 +38,10 @@ class Me(BaseModel):
     area: Area
     capabilities: list[str] = Field(description="本角色的能力（supervision.permissions.Capability）")
     task_moves: list[str] | None = Field(description="可流转到的状态；null 为状态机允许的任何流转；[] 为不能流转")
+    task_move_rules: dict[str, list[str]] | None = Field(
+        default=None,
+        description="按任务当前状态可流转到的状态（持有者规则）；null 为状态机允许的任何流转；未列出的状态不能流转",
+    )
 
 
 @router.get("/me", summary="当前账号（角色、范围、能力）")
@@ -49,11 +53,14 @@ def get_me(principal: CurrentPrincipal, conn: ReadConn) -> Me:
     except ValueError:
         capabilities = []
     moves: list[str] | None
+    rules: dict[str, list[str]] | None
     if not principal.may(Capability.TASK_TRANSITION):
-        moves = []
+        moves, rules = [], {}
     else:
         targets = MOVE_TARGETS.get(principal.role)
         moves = None if targets is None else sorted(s.value for s in targets)
+        by_status = MOVE_RULES.get(principal.role)
+        rules = None if by_status is None else {s.value: sorted(t.value for t in to) for s, to in by_status.items()}
     return Me(
         name=principal.name,
         kind=principal.kind,
@@ -64,6 +71,7 @@ def get_me(principal: CurrentPrincipal, conn: ReadConn) -> Me:
         area=caller_area(conn, principal.area),
         capabilities=capabilities,
         task_moves=moves,
+        task_move_rules=rules,
     )
 
 

@@ -303,6 +303,9 @@ def test_finding_5_an_officer_cannot_close_a_task_the_community_holds(
         assert refused.status_code == 403 and refused.json()["error"] == "not_permitted", (person, refused.text)
     now = client.get(f"/v1/tasks/{task['id']}", headers=auth["centre"]).json()
     assert now["status"] == "escalated_community" and now["version"] == task["version"]
+    # The pages offer the officer no move from there either (GET /v1/me: the holder's rule by current state).
+    rules = client.get("/v1/me", headers=auth["officer"]).json()["task_move_rules"]
+    assert "escalated_community" not in rules and rules["escalated_department"] == ["department_feedback"]
     # Once the department holds it, the officer answers and closes.
     handed = move(client, auth["dispatcher"], task, "escalated_department").json()
     answered = move(client, auth["officer"], handed, "department_feedback", note="已处理")

@@ -1,8 +1,8 @@
 /**
  * dashboard/lists/taskpanel.js: one task beside the map — its facts in Chinese, its history as a timeline
  * (GET /v1/tasks/{id}/history), and a button for each move the caller may make from its state: the moves the
- * state machine allows now (the task's `allowed`) that the caller's role may make (GET /v1/me `task_moves`; none
- * without task.transition). A move posts POST /v1/tasks/{id}/transitions with the version read (optimistic lock):
+ * state machine allows now (the task's `allowed`) that the caller's role may make from that state (GET /v1/me
+ * `task_move_rules`, the holder's rule; none without task.transition). A move posts POST /v1/tasks/{id}/transitions with the version read (optimistic lock):
  * a 409 means someone else moved it first — the panel reloads and says so. Assigning names a worker of the task's
  * grid (GET /v1/workers); an inspection asks for the point on the map. A department officer's moves are their
  * feedback form, with a note.
@@ -31,6 +31,12 @@ const INSPECTIONS = new Set(["inspected_ok", "inspected_problem", "reinspected"]
 export function movesFor(me, task) {
   const caps = new Set((me && me.capabilities) || []);
   if (!caps.has("task.transition")) { return []; }
+  // The holder's rule: what the role may do from the task's current state (GET /v1/me `task_move_rules`).
+  const rules = me.task_move_rules;
+  if (rules !== null && rules !== undefined) {
+    const fromHere = rules[task.status] || [];
+    return (task.allowed || []).filter((to) => fromHere.includes(to));
+  }
   const mine = me.task_moves;
   // A task a worker holds is reassigned only by the roles free to make any move (the community, the centre).
   const reassign = (to) => to === "assigned" && task.status === "assigned";
