@@ -29,7 +29,7 @@ from supervision.assignment import assign_waiting
 from supervision.calendar import SHANGHAI, default_calendar
 from supervision.campaign import in_campaign_window, run_annual_report_campaign
 from supervision.deadlines import raise_warnings, recompute_provisional
-from supervision.outbox import relay_pending
+from supervision.outbox import RELAY_BATCH, relay_pending
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,13 @@ def job_ran_on(conn: Connection, job: str, day: date) -> bool:
     )
 
 
-def run_daily_jobs(engine: Engine, jobs: Sequence[DailyJob], *, now: datetime | None = None) -> dict[str, object]:
+def run_daily_jobs(
+    engine: Engine,
+    jobs: Sequence[DailyJob],
+    *,
+    now: datetime | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, object]:
     """Run each daily job that is due at this tick and has not run today; job name → what it did.
 
     Each job runs in its own transaction, its log row with it; a failing job is logged and tried again next tick,
@@ -96,6 +102,8 @@ def run_daily_jobs(engine: Engine, jobs: Sequence[DailyJob], *, now: datetime | 
     local = moment.astimezone(SHANGHAI)
     out: dict[str, object] = {}
     for job in jobs:
+        if should_stop():  # between two jobs, never inside one
+            break
         if local.time() < job.at or (job.working_days_only and not default_calendar().is_working_day(local.date())):
             continue
         try:
@@ -113,7 +121,11 @@ def run_daily_jobs(engine: Engine, jobs: Sequence[DailyJob], *, now: datetime | 
 
 
 def run_periodic(
-    engine: Engine, *, now: datetime | None = None, daily_jobs: Sequence[DailyJob] = ()
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    daily_jobs: Sequence[DailyJob] = (),
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, object]:
     """One pass of the periodic jobs: provisional deadlines, warnings and the grids' waiting queues always; the
     campaign once a day inside its window; then the callers' daily jobs that are due."""
@@ -128,14 +140,16 @@ def run_periodic(
             {**out["warnings"], "recomputed": out["recomputed"], "assigned_from_queues": out["assigned_from_queues"]},  # type: ignore[dict-item]
         )  # fmt: skip
     local = moment.astimezone(SHANGHAI)
+    if should_stop():  # a stopping server: the rest waits for the next start (each step is its own transaction)
+        return out
     if in_campaign_window(local.date()):
         with engine.begin() as conn:
             if not campaign_ran_today(conn, moment):
                 report = run_annual_report_campaign(conn, year=local.year, at=moment)
                 out["campaign"] = {"year": report.year, "unfiled": report.unfiled, "added": report.added}
                 log_job(conn, "annual_report_campaign", moment, out["campaign"])  # type: ignore[arg-type]
-    if daily_jobs:
-        out.update(run_daily_jobs(engine, daily_jobs, now=moment))
+    if daily_jobs and not should_stop():
+        out.update(run_daily_jobs(engine, daily_jobs, now=moment, should_stop=should_stop))
     return out
 
 
@@ -171,12 +185,25 @@ class BackgroundJobs:
         """Relay now (after an intake committed)."""
         self._wake.set()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the loop and wait for it."""
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the loop at its next safe point and wait for it.
+
+        Each unit of work (a relay batch, the periodic jobs, one daily job) is one transaction: the loop checks the
+        stop between units, so the unit running when the stop comes commits whole. Should it outlast `timeout_s`,
+        the process exits with it open and PostgreSQL rolls it back whole.
+        """
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+    def _relay(self) -> None:
+        """Relay the outbox a batch (one transaction) at a time, stopping between two batches when asked to."""
+        while not self._stop.is_set():
+            count = relay_pending(self._engine, self._geocoder, limit=RELAY_BATCH)
+            self.relayed += count
+            if count < RELAY_BATCH:
+                break
 
     def _loop(self) -> None:
         # Build the address index now, so that the first registration after a start is not the one that waits.
@@ -187,13 +214,15 @@ class BackgroundJobs:
         next_periodic = 0.0
         while not self._stop.is_set():
             try:
-                self.relayed += relay_pending(self._engine, self._geocoder)
+                self._relay()
             except Exception:
                 log.exception("outbox relay failed; retrying")
+            if self._stop.is_set():
+                break
             if time.monotonic() >= next_periodic:
                 next_periodic = time.monotonic() + self._warning_interval_s
                 try:
-                    run_periodic(self._engine, daily_jobs=self._daily_jobs)
+                    run_periodic(self._engine, daily_jobs=self._daily_jobs, should_stop=self._stop.is_set)
                 except Exception:
                     log.exception("periodic jobs failed; retrying")
             self._wake.wait(self._relay_interval_s)

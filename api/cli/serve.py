@@ -1,13 +1,26 @@
-"""api.cli.serve: `gridgov serve`, the whole platform in one process: API, dashboard, relay and scheduled jobs."""
+"""api.cli.serve: `gridgov serve`, the whole platform in one process: API, dashboard, relay and scheduled jobs.
+
+Logs are JSON lines on stderr (api.observability). SIGTERM or SIGINT stops it gracefully: no new connections,
+requests in flight finish (up to `GRIDGOV_GRACEFUL_SHUTDOWN_SECONDS`), the background jobs stop between two units
+of work, and the process exits 0.
+"""
 
 from __future__ import annotations
 
+import logging.config
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
 
 from api.cli.common import database_up
 from gis.settings import ServerSettings
+
+
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    # uvicorn raises the stop signal again once it has shut down gracefully; a stop is not a failure.
+    raise SystemExit(0)
 
 
 def serve(
@@ -18,12 +31,25 @@ def serve(
     import uvicorn
 
     from api.main import create_app
+    from api.observability import ObservabilitySettings, log_config
     from planning.jobs import PLANNING_JOBS
 
+    # JSON lines from the first message on (the migrations, the app's start), not only once uvicorn runs.
+    logging.config.dictConfig(log_config())
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _exit_cleanly)
     database_up()
     server = ServerSettings()
     # One command runs the whole platform: the API, the outbox relay and the scheduled jobs, among them each
     # working morning's assignment of open tasks, each day's workload of the grids, the monthly credit classes and
     # the publication of inspection results that are due (planning).
     application = create_app(server_settings=server, run_jobs=True, daily_jobs=list(PLANNING_JOBS))
-    uvicorn.run(application, host=host or server.host, port=port or server.port, log_level="info")
+    uvicorn.run(
+        application,
+        host=host or server.host,
+        port=port or server.port,
+        log_config=None,  # configured above
+        # The access log is api.observability's line (route template, request id, no query string).
+        access_log=False,
+        timeout_graceful_shutdown=ObservabilitySettings().graceful_shutdown_seconds,
+    )
