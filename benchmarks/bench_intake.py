@@ -43,7 +43,9 @@ def latency(settings: DatabaseSettings, engine: Engine) -> str:
     """POST /v1/registrations one by one, then GET the entity's tasks: time until the task is visible."""
     day = datetime.now(UTC).date() - timedelta(days=1)
     with engine.begin() as conn:
-        key = create_api_key(conn, "i" * 40, name=f"intake-{time.time_ns()}", rate_limited=False).key
+        key = create_api_key(
+            conn, "i" * 40, name=f"intake-{time.time_ns()}", rate_limited=False, permissions=["intake"]
+        ).key
         watcher = f"bench-centre-{time.time_ns()}"
         create_user(conn, username=watcher, role="command_centre", scope=None, password=WATCHER_PASSWORD)
         events = sample_registrations(conn, LATENCY_EVENTS, seed=11, prefix=f"lat{time.time_ns() % 10**9}", day=day)
@@ -96,7 +98,7 @@ def latency(settings: DatabaseSettings, engine: Engine) -> str:
             for r in conn.execute(
                 text(
                     "SELECT extract(epoch FROM pushed_at - received_at) FROM registration_event "
-                    "WHERE event_id = ANY(:ids) AND pushed_at IS NOT NULL"
+                    "WHERE source_event_id = ANY(:ids) AND pushed_at IS NOT NULL"
                 ),
                 {"ids": [e.event_id for e in events]},
             )
