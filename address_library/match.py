@@ -53,7 +53,7 @@ import numpy as np
 from address_library.calibration import Calibration, Evidence, shipped
 from address_library.gazetteer import default_gazetteer
 from address_library.index import AddressIndex, anchors_of, core_token, name_token, numbers_of
-from address_library.lexicon import fold_homophones
+from address_library.lexicon import FOLD, fold_homophones
 from address_library.match_paths import (
     changed,
     components_of,
@@ -74,7 +74,7 @@ from address_library.match_result import (
     quality,
 )
 from address_library.normalize import Normalized, normalize_with_flags, validate
-from address_library.parse import ParsedAddress, parse_normalized
+from address_library.parse import ParsedAddress, _start, parse_normalized
 from address_library.repair import default_repairer, town_first, towns_with_community_at_start
 from address_library.repository import AliasEntry
 from address_library.slips import SlipLexicon, slip_count, sound_only
@@ -91,9 +91,6 @@ ALIAS_COMMUNITY_CONFIDENCE = 0.95
 ALIAS_TOWN_CONFIDENCE = 0.8
 # An opening of town and community names is at most this long (the longest is well below it).
 MAX_PLACE_PREFIX = 24
-# Components that make an opening more than the names of a town and a community.
-_NOT_PLACE = ("natural_village", "road", "lane", "door_no", "sub_no", "park", "compound", "phase", "building", "unit",
-              "floor", "room", "stall", "remainder", "intersection", "relative")  # fmt: skip
 
 
 class Matcher:
@@ -243,15 +240,12 @@ class Matcher:
         """The answer of the alias rule (module docstring), or None when no alias fits."""
         if not self.aliases:
             return None
-        for start in range(min(len(text), MAX_PLACE_PREFIX + 1)):
-            entries = self.aliases.get(text[start:])
-            if not entries:
-                continue
-            named = places_named(text[:start])
-            if named is None:
-                continue
-            return self._alias_answer(entries, *named)
-        return None
+        # A cheap look first (is any ending of the text an alias's body?); the opening is read only on a hit.
+        if not any(text[start:] in self.aliases for start in range(min(len(text), MAX_PLACE_PREFIX + 1))):
+            return None
+        body, town, community = split_opening(text)
+        entries = self.aliases.get(body)
+        return self._alias_answer(entries, town, community) if entries else None
 
     def _alias_answer(self, entries: list[AliasEntry], town: str | None, community: str | None) -> MatchResult | None:
         fits: dict[int, tuple[float, AliasEntry, int]] = {}
@@ -701,30 +695,20 @@ class Matcher:
         )
 
 
-def places_named(opening: str) -> tuple[str | None, str | None] | None:
-    """The (town code, community code) an opening of a query names, or None when it is more than place names.
-
-    The empty opening names nothing: (None, None). A community named alone names its town too.
-    """
-    if not opening:
-        return None, None
-    if len(opening) > MAX_PLACE_PREFIX:
-        return None
-    parsed = parse_normalized(Normalized(opening, (), None))
-    if parsed.outside_dongguan or parsed.pois or any(getattr(parsed, name) for name in _NOT_PLACE):
-        return None
-    if parsed.town_code is None and parsed.community_code is None:
-        return None
-    return parsed.town_code, parsed.community_code
+def split_opening(normalized_text: str) -> tuple[str, str | None, str | None]:
+    """(body, town code, community code): the text without the town and community names it opens with, and the
+    places they name (a community named alone names its town too). A text that opens with no place name, or names
+    its town only further on, is all body and names nothing."""
+    start = _start(normalized_text, normalized_text.translate(FOLD), default_gazetteer())
+    if start is None:
+        return normalized_text, None, None
+    town, community, pos, skipped = start
+    if skipped or town is None or pos == 0:
+        return normalized_text, None, None
+    return normalized_text[pos:], town, community.code if community is not None else None
 
 
 def alias_body(normalized_text: str) -> str | None:
-    """The body of an alias's text: the text without the longest opening that names only a town and/or a
-    community (None when nothing of at least two characters is left)."""
-    cut = 0
-    for end in range(1, min(len(normalized_text), MAX_PLACE_PREFIX) + 1):
-        named = places_named(normalized_text[:end])
-        if named is not None and named != (None, None):
-            cut = end
-    body = normalized_text[cut:]
+    """The body of an alias's text (`split_opening`), or None when less than two characters are left."""
+    body = split_opening(normalized_text)[0]
     return body if len(body) >= 2 else None

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from address_library.match import ALIAS_COMMUNITY_CONFIDENCE, ALIAS_TOWN_CONFIDENCE, alias_body, places_named
+from address_library.match import ALIAS_COMMUNITY_CONFIDENCE, ALIAS_TOWN_CONFIDENCE, alias_body, split_opening
 from address_library.repository import AliasEntry
 from address_library.service import Geocoder
 from gis.database import make_engine
@@ -69,9 +69,10 @@ def test_the_body_of_an_alias_drops_only_the_town_and_community_it_opens_with(wo
     assert alias_body(BODY) == BODY
     assert alias_body(door["town"] + door["community"] + BODY) == BODY
     assert alias_body(door["town"] + BODY) == BODY
-    assert places_named("") == (None, None)
-    assert places_named(door["town"] + door["community"]) == (door["town_code"], door["community_code"])
-    assert places_named(door["town"] + "火星路") is None
+    assert split_opening(BODY) == (BODY, None, None)
+    assert split_opening(door["town"] + door["community"] + BODY) == (BODY, door["town_code"], door["community_code"])
+    assert split_opening(door["community"] + BODY) == (BODY, door["town_code"], door["community_code"])
+    assert split_opening(door["town"] + BODY) == (BODY, door["town_code"], None)
 
 
 def test_a_community_alias_answers_only_with_its_own_town_named(world: dict[str, Any]) -> None:
