@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supervision.errors import TransitionError
+from supervision.permissions import MOVE_RULES, MOVE_TARGETS, Capability, Role, may_move_to, may_reassign, permits
+from supervision.task_states import WORKER_HELD
 from supervision.workflow import (
     TERMINAL,
     Status,
@@ -80,3 +82,52 @@ def test_walking_the_allowed_moves_never_leaves_the_machine(choices: list[int]) 
             break
         current = check_move(current, moves[choice % len(moves)].value, has_position=True)
     assert current in set(Status)
+
+
+# ------------------------------------------------------------------------------------ who may move (the holder's rule)
+
+
+@given(
+    role=st.sampled_from([*Role, "system", "nobody"]), current=st.sampled_from(Status), target=st.sampled_from(Status)
+)
+def test_every_move_a_role_may_make_is_one_the_state_machine_has_from_that_status(
+    role: str, current: Status, target: Status
+) -> None:
+    # A role with its own rules (not free to make any move) is given only moves of the state machine.
+    if may_move_to(role, current, target) and MOVE_RULES[role] is not None:
+        assert target in allowed_moves(current)
+        targets = MOVE_TARGETS[role]
+        assert targets is not None and target in targets
+    if role not in MOVE_RULES:
+        assert not may_move_to(role, current, target)
+
+
+def test_a_department_answers_and_closes_only_what_it_holds() -> None:
+    officer = Role.DEPARTMENT_OFFICER
+    assert not may_move_to(officer, Status.ESCALATED_COMMUNITY, Status.CLOSED)
+    assert not may_move_to(officer, Status.INSPECTED_OK, Status.CLOSED)
+    assert may_move_to(officer, Status.ESCALATED_DEPARTMENT, Status.DEPARTMENT_FEEDBACK)
+    assert may_move_to(officer, Status.DEPARTMENT_FEEDBACK, Status.CLOSED)
+    assert {s for s in Status if any(may_move_to(officer, s, t) for t in Status)} == {
+        Status.ESCALATED_DEPARTMENT,
+        Status.DEPARTMENT_FEEDBACK,
+    }
+
+
+def test_a_grid_worker_acts_only_at_the_workers_stage_and_never_reassigns() -> None:
+    worker = Role.GRID_WORKER
+    stage = {s for s in Status if s.value in WORKER_HELD}
+    assert {s for s in Status if any(may_move_to(worker, s, t) for t in Status)} == stage
+    assert not may_move_to(worker, Status.ESCALATED_COMMUNITY, Status.CLOSED)
+    assert not may_move_to(worker, Status.ASSIGNED, Status.ASSIGNED)
+    assert may_move_to(worker, Status.PUSHED, Status.ASSIGNED) and may_move_to(
+        worker, Status.REINSPECTED, Status.CLOSED
+    )
+    assert not may_reassign(worker) and may_reassign(Role.DISPATCHER)
+
+
+def test_roles_without_task_transition_make_no_move() -> None:
+    for role in Role:
+        if not permits(role, Capability.TASK_TRANSITION):
+            # The capability check refuses them first; the table gives them nothing either.
+            assert role not in MOVE_RULES
