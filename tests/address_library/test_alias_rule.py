@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from address_library.live import LiveGeocoder
 from address_library.match import ALIAS_COMMUNITY_CONFIDENCE, ALIAS_TOWN_CONFIDENCE, alias_body, split_opening
-from address_library.repository import AliasEntry
+from address_library.repository import AliasEntry, alias_version, promote_alias, teach_alias, withdraw_alias
 from address_library.service import Geocoder
 from gis.database import make_engine
 from gis.settings import DatabaseSettings
@@ -134,6 +135,43 @@ def test_two_aliases_that_fit_with_different_doors_answer_nothing(world: dict[st
         assert geocoder.geocode(door["town"] + door["community"] + BODY).address_id not in (door["id"], other)
     finally:
         geocoder.set_aliases([])
+
+
+def test_another_process_sees_teaching_promotion_and_withdrawal_at_its_next_check(
+    db: DatabaseSettings, world: dict[str, Any]
+) -> None:
+    """The live geocoder of another process reloads aliases when the table's fingerprint changes; every change (a
+    new alias, a promotion, a withdrawal) changes it."""
+    door = world["door"]
+    body = "土星路5号"
+    engine = make_engine(db)
+    live = LiveGeocoder(engine)
+    try:
+        live.get()
+        with engine.begin() as conn:
+            before = alias_version(conn)
+            taught = teach_alias(conn, normalized_text=body, address_id=int(door["id"]), raw_text=body,
+                                 taught_by="user:elsewhere", community_code=door["community_code"])  # fmt: skip
+            assert alias_version(conn) != before
+        live._check_and_rebuild()  # what the background check runs
+        assert live.get().geocode(door["town"] + door["community"] + body).address_id == door["id"]
+        assert live.get().geocode(body).address_id != door["id"]
+        with engine.begin() as conn:
+            before = alias_version(conn)
+            assert promote_alias(conn, taught.alias_id, by="user:centre", reason="核实")
+            assert alias_version(conn) != before
+        live._check_and_rebuild()
+        assert live.get().geocode(body).address_id == door["id"]
+        with engine.begin() as conn:
+            before = alias_version(conn)
+            assert withdraw_alias(conn, taught.alias_id, by="user:centre", reason="撤销")
+            assert alias_version(conn) != before
+            assert not withdraw_alias(conn, taught.alias_id, by="user:centre", reason="again")
+        live._check_and_rebuild()
+        assert live.get().geocode(body).address_id != door["id"]
+        assert live.get().geocode(door["town"] + door["community"] + body).address_id != door["id"]
+    finally:
+        engine.dispose()
 
 
 BODIES = st.text(alphabet="火星木金水土大中新路街巷道号栋座0123456789之-", min_size=2, max_size=14)
