@@ -89,6 +89,9 @@ def transition(  # noqa: C901 - one locked move: scope, version, state machine, 
         if move.worker_id is None or move.worker_id == current["worker_id"]:
             raise InvalidInput("a reassignment names another worker of the grid", field="worker_id")
     if target is Status.ASSIGNED:
+        if actor.worker_id is not None and move.worker_id not in (None, actor.worker_id):
+            # A grid worker takes unassigned work for themselves; handing it to someone else is the community's.
+            raise NotPermitted(f"a {actor.role} takes a task for themselves, not for worker {move.worker_id}")
         worker_id = move.worker_id or actor.worker_id
         if worker_id is None:
             assigned = assign_to_workers(conn, [task_id], actor=actor, at=moment, note=move.note)

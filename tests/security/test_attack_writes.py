@@ -50,7 +50,7 @@ def engine(db: DatabaseSettings) -> Iterator[Engine]:
 def world(engine: Engine) -> dict[str, Any]:
     """A home door with a worker, a door of another town, people of each role concerned, and four API keys."""
     with engine.begin() as conn:
-        home = a_door_with_workers(conn)
+        home = a_door_with_workers(conn, min_workers=2)
         away = a_door_in_another_town(conn, home.town_code)
         make_users(
             conn,
@@ -311,6 +311,24 @@ def test_finding_5_an_officer_cannot_close_a_task_the_community_holds(
     answered = move(client, auth["officer"], handed, "department_feedback", note="已处理")
     assert answered.status_code == 200, answered.text
     assert move(client, auth["officer"], answered.json(), "closed").status_code == 200
+
+
+def test_finding_2_a_grid_worker_takes_a_task_for_themselves_never_for_a_colleague(
+    client: TestClient, world: dict[str, Any], auth: dict[str, dict[str, str]], engine: Engine
+) -> None:
+    home = world["home"]
+    task = licence_task(client, world, auth, 12)
+    with engine.begin() as conn:
+        version = conn.execute(
+            text("UPDATE task SET status = 'pushed', worker_id = NULL WHERE id = :id RETURNING version"),
+            {"id": task["id"]},
+        ).scalar_one()
+    task = {**task, "version": version}
+    colleague = home.worker_ids[1]
+    refused = move(client, auth["worker"], task, "assigned", worker_id=colleague)
+    assert refused.status_code == 403 and refused.json()["error"] == "not_permitted", refused.text
+    taken = move(client, auth["worker"], task, "assigned")
+    assert taken.status_code == 200 and taken.json()["worker_id"] == home.worker_id, taken.text
 
 
 MOVERS = (Role.GRID_WORKER, Role.DEPARTMENT_OFFICER, Role.DISPATCHER, Role.COMMAND_CENTRE, Role.TOWN_LEADER)
