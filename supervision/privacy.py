@@ -1,7 +1,7 @@
 """supervision.privacy: which role sees which personal field in clear, and how a personal field is masked.
 
-Personal data of the platform: a grid worker's name and phone, the account that reported a clue (or uploaded one
-of its photos). THE table (`CLEAR_TO`) says, per field, the roles that see it in clear; those roles see it only
+Personal data of the platform: a grid worker's name and phone, the account that reported a clue (or uploaded a
+photo, or made a move in a task's history). THE table (`CLEAR_TO`) says, per field, the roles that see it in clear; those roles see it only
 for objects inside their own area (a town leader and a dispatcher: their town or community), and a person always
 sees their own data. Everyone else (department officers, API clients, grid workers looking at a colleague, areas
 other than the object's) gets it masked:
@@ -9,7 +9,8 @@ other than the object's) gets it masked:
 - a phone keeps its first 3 and last 4 characters: 13812345678 → 138****5678;
 - a Chinese name keeps its surname (a compound surname such as 欧阳 when the name is longer than two characters):
   张三 → 张*, 张三丰 → 张**, 欧阳娜娜 → 欧阳**;
-- an account (`user:zhangsan`, `key:hotline`) keeps its kind and its first character: user:z*******.
+- a person's account (`user:zhangsan`) keeps its kind and its first character: user:z******* (a key's, the
+  system's are not a person's and stay as they are).
 
 Every mask keeps the length, hides each masked character behind `*` and is idempotent (masking a masked value
 changes nothing). The masking is applied where an answer is serialised (`shown` for the API's task and clue models
@@ -111,11 +112,16 @@ def mask_name(name: str) -> str:
     return name[:keep] + MASK * (len(name) - keep)
 
 
+# Audit names that stand for a person (a signed-in account); keys (key:…), the system and the simulation do not.
+PERSON_ACCOUNT_KINDS = frozenset({"user"})
+
+
 def mask_account(account: str) -> str:
-    """An audit name (user:zhangsan, key:hotline) with its kind kept and the name masked like a person's."""
+    """A person's audit name (user:zhangsan) with its kind kept and the name masked like a person's (user:z*******);
+    a system's (key:hotline, system, sim:worker) unchanged."""
     kind, sep, name = account.partition(":")
-    if not sep:
-        return mask_name(account)
+    if not sep or kind not in PERSON_ACCOUNT_KINDS:
+        return account
     return f"{kind}:{mask_name(name)}"
 
 
@@ -182,13 +188,16 @@ def shown_value(
 T = TypeVar("T")
 
 
-def shown(value: T, viewer: Viewer) -> T:
-    """A task, clue, photo or page of them (or a list) with its personal fields as `viewer` may see them.
+def shown(value: T, viewer: Viewer, *, read_in_scope: bool = False) -> T:
+    """A task, clue, photo, history entry or page of them (or a list) with its personal fields as `viewer` may see.
 
-    Objects are recognised by their fields (a task's `worker_name`, a clue's `reported_by`, a photo's `uploaded_by`),
-    so one function serves the JSON answers and the CSV exports of tasks and clues alike.
+    Objects are recognised by their fields (a task's `worker_name`, a clue's `reported_by`, a photo's `uploaded_by`,
+    a history entry's `actor`), so one function serves the JSON answers and the CSV exports alike. `read_in_scope`:
+    the objects carry no place of their own but were read through the viewer's own scope (a task's photos, a
+    history), so an area lead's own area holds them.
     """
-    result: Any = _shown(value, viewer, None)
+    place = viewer.area.code if read_in_scope and viewer.area.kind in ("town", "community") else None
+    result: Any = _shown(value, viewer, place)
     return result
 
 
@@ -206,7 +215,7 @@ def _shown(value: Any, viewer: Viewer, outer_place: str | None) -> Any:
     if "worker_name" in fields:
         own = viewer.worker_id is not None and getattr(obj, "worker_id", None) == viewer.worker_id
         changes["worker_name"] = shown_value(viewer, PersonalField.WORKER_NAME, obj.worker_name, place=place, own=own)
-    for name in ("reported_by", "uploaded_by"):
+    for name in ("reported_by", "uploaded_by", "actor"):
         if name in fields:
             by = getattr(obj, name)
             own = by is not None and by == viewer.account

@@ -15,11 +15,12 @@ from pydantic import BaseModel
 
 from api.auth.deps import optional_principal
 from api.auth.roles import Principal
-from api.deps import CurrentScope, DbEngine, ReadConn, actor_of, allowed, server_settings
+from api.deps import CurrentScope, CurrentViewer, DbEngine, ReadConn, actor_of, allowed, server_settings
 from api.routers.pages import refused_page, sign_in_first
 from maps.field_page import FieldUser, render_field
 from supervision.clues import MAX_PHOTO_BYTES
 from supervision.permissions import MOVE_TARGETS, Capability
+from supervision.privacy import shown
 from supervision.task_photos import TaskPhoto, add_task_photo, task_photo_file, task_photos
 
 router = APIRouter(tags=["网格员移动端"])
@@ -77,9 +78,11 @@ async def post_task_photo(
 
 
 @router.get("/v1/tasks/{task_id}/photos", response_model=TaskPhotos, summary="任务的核查照片")
-def get_task_photos(task_id: TaskId, _: TaskReader, scope: CurrentScope, conn: ReadConn) -> TaskPhotos:
-    """本账号范围内任务的全部核查照片（说明），旧的在前；原件见 /v1/task-photos/{photo_id}。"""
-    return TaskPhotos(items=task_photos(conn, task_id, scope))
+def get_task_photos(
+    task_id: TaskId, _: TaskReader, scope: CurrentScope, viewer: CurrentViewer, conn: ReadConn
+) -> TaskPhotos:
+    """本账号范围内任务的全部核查照片（说明），旧的在前；原件见 /v1/task-photos/{photo_id}。上传人按权限脱敏。"""
+    return TaskPhotos(items=shown(task_photos(conn, task_id, scope), viewer, read_in_scope=True))
 
 
 @router.get("/v1/task-photos/{photo_id}", summary="下载任务核查照片", response_class=FileResponse)

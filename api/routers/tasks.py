@@ -161,26 +161,36 @@ class History(BaseModel):
 
 
 @router.get("/tasks/{task_id}/history", response_model=History, summary="任务的审计记录")
-def get_task_history(task_id: TaskId, _: TaskReader, scope: CurrentScope, conn: ReadConn) -> History:
-    """一个任务的全部流转，旧的在前；记录只增不删。"""
+def get_task_history(
+    task_id: TaskId, _: TaskReader, scope: CurrentScope, viewer: CurrentViewer, conn: ReadConn
+) -> History:
+    """一个任务的全部流转，旧的在前；记录只增不删。操作者（个人账号）按权限脱敏。"""
     task_by_id(conn, task_id, scope)
-    return History(items=history(conn, scope, task_id=task_id))
+    return History(items=shown(history(conn, scope, task_id=task_id), viewer, read_in_scope=True))
 
 
 @router.get("/entities/{uscc}/history", response_model=History, summary="市场主体的审计记录")
 def get_entity_history(
-    uscc: Annotated[str, Path(min_length=18, max_length=18)], _: TaskReader, scope: CurrentScope, conn: ReadConn
+    uscc: Annotated[str, Path(min_length=18, max_length=18)],
+    _: TaskReader,
+    scope: CurrentScope,
+    viewer: CurrentViewer,
+    conn: ReadConn,
 ) -> History:
     """该主体所有任务的全部流转（本账号范围内）。"""
-    return History(items=history(conn, scope, uscc=uscc))
+    return History(items=shown(history(conn, scope, uscc=uscc), viewer, read_in_scope=True))
 
 
 @router.get("/workers/{worker_id}/history", response_model=History, summary="网格员经手的审计记录")
 def get_worker_history(
-    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)], _: TaskReader, scope: CurrentScope, conn: ReadConn
+    worker_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    _: TaskReader,
+    scope: CurrentScope,
+    viewer: CurrentViewer,
+    conn: ReadConn,
 ) -> History:
     """该网格员经手过的任务的全部流转（本账号范围内）。"""
-    return History(items=history(conn, scope, worker_id=worker_id))
+    return History(items=shown(history(conn, scope, worker_id=worker_id), viewer, read_in_scope=True))
 
 
 class WorkerChange(BaseModel):

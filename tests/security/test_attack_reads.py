@@ -285,6 +285,11 @@ def test_masked_a_department_officer_sees_no_workers_name_nor_reporter_in_api_an
     assert all(t["worker_name"] is None or "*" in t["worker_name"] for t in listed)
     clue = http.get(f"/v1/clues/{routed['clue']['id']}", headers=auth["officer"]).json()
     assert clue["reported_by"] == mask_account("user:dispatcher") != "user:dispatcher"
+    history = http.get(f"/v1/tasks/{routed['task']['id']}/history", headers=auth["officer"]).json()["items"]
+    actors = {e["actor"] for e in history}
+    assert "user:dispatcher" not in actors and mask_account("user:dispatcher") in actors
+    centre_history = http.get(f"/v1/tasks/{routed['task']['id']}/history", headers=auth["centre"]).json()["items"]
+    assert "user:dispatcher" in {e["actor"] for e in centre_history}
     # Those who need them see them: the centre, the area's dispatcher, the worker their own name.
     for who in ("centre", "dispatcher", "worker"):
         clear = http.get(f"/v1/tasks/{routed['task']['id']}", headers=auth[who]).json()
