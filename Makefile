@@ -103,7 +103,7 @@ DATE_SENSITIVE_TESTS := tests/supervision tests/maps tests/synthetic tests/gis t
 	tests/planning tests/api/test_workload_api.py tests/api/test_staffing_api.py tests/api/test_grid_versions_api.py \
 	tests/api/test_inspections_api.py tests/api/test_public_inspections.py tests/api/test_inspection_results_api.py \
 	tests/api/test_public_pages.py tests/api/test_credit_api.py tests/api/test_routes_api.py \
-	tests/api/test_inspection_pages.py tests/api/test_inspection_directory_api.py
+	tests/api/test_inspection_pages.py tests/api/test_inspection_directory_api.py tests/security/test_attack_writes.py
 test-at: setup
 	@[ -n "$(INSTANT)" ] || { echo "usage: make test-at INSTANT=2027-02-10T10:00+08:00"; exit 2; }
 	tools/run-at "$(INSTANT)" $(VENV)/bin/pytest --junitxml=test-artifacts/junit-at.xml $(or $(PYTEST_ARGS),$(DATE_SENSITIVE_TESTS))
