@@ -90,10 +90,14 @@ class SecurityHeaders:
                 for name, value in COMMON_HEADERS:
                     if name not in headers:
                         headers[name] = value
-                if "content-security-policy" not in headers:
+                own = headers.get("content-security-policy")
+                if own is None:
                     headers["Content-Security-Policy"] = content_security_policy(
                         headers.get("content-type", ""), headers.get("content-disposition", "")
                     )
+                elif "frame-ancestors" not in own:
+                    # A route's own policy is kept and only made stricter: no one may frame this server.
+                    headers["Content-Security-Policy"] = f"{own.rstrip('; ')}; frame-ancestors 'none'"
                 if https and "strict-transport-security" not in headers:
                     headers["Strict-Transport-Security"] = HSTS
             await send(message)
