@@ -17,6 +17,7 @@ from address_library.live import LiveGeocoder
 from address_library.repository import AliasEntry
 from api.auth.roles import Principal
 from api.deps import CurrentScope, Cursor, DbEngine, Limit, ReadConn, actor_of, allowed
+from api.input_guard import FREE_TEXT_PATTERN, ONE_LINE_PATTERN
 from grids.codes import COMMUNITY_PATTERN
 from supervision.aliases import (
     MAX_REASON_CHARS,
@@ -43,7 +44,7 @@ AliasId = Annotated[int, Path(ge=1, le=2**63 - 1, description="别名编号")]
 class ReasonBody(BaseModel):
     """升为全市或撤销的理由（必填，记入别名的来历）。"""
 
-    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS, description="理由")
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS, pattern=FREE_TEXT_PATTERN, description="理由")
 
 
 def _filters(
@@ -52,8 +53,12 @@ def _filters(
     community: Annotated[
         str | None, Query(pattern=COMMUNITY_PATTERN.pattern, description="教会它的村（社区）编码")
     ] = None,
-    text: Annotated[str | None, Query(min_length=1, max_length=200, description="原文（规范化）包含")] = None,
-    taught_by: Annotated[str | None, Query(min_length=1, max_length=200, description="教会它的账号")] = None,
+    text: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=ONE_LINE_PATTERN, description="原文（规范化）包含")
+    ] = None,
+    taught_by: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=ONE_LINE_PATTERN, description="教会它的账号")
+    ] = None,
 ) -> AliasFilters:
     return AliasFilters(state=state, scope=scope, community=community, text=text, taught_by=taught_by)
 
