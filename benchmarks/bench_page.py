@@ -127,7 +127,9 @@ def _prepare(settings: DatabaseSettings, secret: str) -> _City:
             {"town": town_code},
         ).scalar_one()
         create_user(conn, username=username, role="command_centre", scope=None, password=PAGE_PASSWORD)
-        key = create_api_key(conn, secret, name=f"bench-registry-{time.time_ns()}", rate_limited=False).key
+        key = create_api_key(
+            conn, secret, name=f"bench-registry-{time.time_ns()}", rate_limited=False, permissions=["intake"]
+        ).key
     engine.dispose()
     return _City(int(grids), str(town_code), str(door), username, key)
 

@@ -62,12 +62,16 @@ def users_ensure_demo() -> None:
     """Create the demo accounts (the command centre's `demo`, and one per role on a loaded city) when no account
     exists, and say how to sign in."""
     from api.auth import service
+    from api.auth.errors import AuthError
     from supervision.kpi import ROLE_LABELS_ZH
 
-    with connection() as conn:
-        server = ServerSettings()
-        url = f"http://{server.host}:{server.port}/"
-        created = service.ensure_demo_users(conn)
+    try:
+        with connection() as conn:
+            server = ServerSettings()
+            url = f"http://{server.host}:{server.port}/"
+            created = service.ensure_demo_users(conn)
+    except AuthError as exc:  # a GRIDGOV_DEMO_PASSWORD the password policy refuses
+        raise fail(f"GRIDGOV_DEMO_PASSWORD: {exc}", code=2) from exc
     if created is None:
         typer.echo(f"accounts exist; sign in at {url}")
         return

@@ -668,3 +668,28 @@ def test_a_bearer_revokes_its_own_tokens_and_a_key_cannot(
     by_key = client.post("/v1/auth/revoke", headers={"X-API-Key": accounts["free_key"]})
     assert by_key.status_code == 403 and by_key.json()["error"] == "forbidden"
     assert client.post("/v1/auth/revoke").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("role", "place"),
+    [
+        ("admin", None),
+        ("command_centre", None),
+        ("town_leader", "town"),
+        ("dispatcher", "community"),
+        ("api_client", None),
+    ],
+)
+def test_every_role_may_revoke_its_own_tokens_and_only_its_own(
+    db: DatabaseSettings, client: TestClient, city: dict[str, Any], role: str, place: str | None
+) -> None:
+    """The role × place matrix of POST /v1/auth/revoke: any signed-in user, for themselves; another's token lives on."""
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        make_users(conn, {f"self-{role}": (role, city[place] if place else None)})
+    engine.dispose()
+    own = {"Authorization": f"Bearer {_token(client, f'self-{role}')}"}
+    bystander = {"Authorization": f"Bearer {_token(client, 'zhang')}"}
+    assert client.post("/v1/auth/revoke", headers=own).status_code == 200
+    assert client.get("/v1/me", headers=own).status_code == 401
+    assert client.get("/v1/me", headers=bystander).status_code == 200

@@ -45,15 +45,35 @@ def _a_town_code(db: DatabaseSettings) -> str:
 def test_a_town_leader_is_created_for_a_town_that_exists(db: DatabaseSettings) -> None:
     town = _a_town_code(db)
     result = gridgov(
-        db, "users", "create", "--username", "li", "--role", "town_leader", "--scope", town, "--password", "pw-12345678"
+        db,
+        "users",
+        "create",
+        "--username",
+        "li",
+        "--role",
+        "town_leader",
+        "--scope",
+        town,
+        "--password",
+        "pw-1234567890",
     )
     assert result.exit_code == 0, result.output
     assert f"created user li (town_leader scope {town})" in result.stdout
     role, scope, password_hash = _user(db, "li") or ("", None, "")
     assert (role, scope) == ("town_leader", town)
-    assert password_hash.startswith("$argon2id$") and "pw-12345678" not in password_hash
+    assert password_hash.startswith("$argon2id$") and "pw-1234567890" not in password_hash
     again = gridgov(
-        db, "users", "create", "--username", "li", "--role", "town_leader", "--scope", town, "--password", "pw-12345678"
+        db,
+        "users",
+        "create",
+        "--username",
+        "li",
+        "--role",
+        "town_leader",
+        "--scope",
+        town,
+        "--password",
+        "pw-1234567890",
     )
     assert again.exit_code != 0 and "already exists" in again.output
 
@@ -80,7 +100,7 @@ def test_a_town_leader_is_created_for_a_town_that_exists(db: DatabaseSettings) -
 def test_a_bad_role_or_scope_is_refused_with_a_reason(
     db: DatabaseSettings, role: str, scope: str | None, message: str
 ) -> None:
-    args = ["users", "create", "--username", f"u_{role}", "--role", role, "--password", "pw-12345678"]
+    args = ["users", "create", "--username", f"u_{role}", "--role", role, "--password", "pw-1234567890"]
     if scope is not None:
         args += ["--scope", scope]
     result = gridgov(db, *args)
@@ -91,7 +111,7 @@ def test_a_bad_role_or_scope_is_refused_with_a_reason(
 
 def test_a_short_password_is_refused(db: DatabaseSettings) -> None:
     result = gridgov(db, "users", "create", "--username", "wang", "--role", "admin", "--password", "short")
-    assert result.exit_code != 0 and "at least 8 characters" in result.output
+    assert result.exit_code != 0 and "at least 12 characters" in result.output
 
 
 def test_an_api_key_is_printed_once_and_only_its_digest_is_kept(db: DatabaseSettings) -> None:
@@ -175,3 +195,136 @@ def test_on_a_loaded_city_make_run_gives_one_demo_account_per_role_where_the_wor
         assert service.authenticate(conn, "demo_worker", "demo-password-42") is not None
     engine.dispose()
     assert officer[1] in {d.code for d in default_router().departments()}
+
+
+def test_a_weak_demo_password_is_refused_with_a_reason(empty_db: DatabaseSettings) -> None:
+    engine = make_engine(empty_db)
+    with engine.begin() as conn:  # a newcomer's database: no account yet
+        conn.execute(text("DELETE FROM user_session"))
+        conn.execute(text("DELETE FROM app_user"))
+    engine.dispose()
+    weak = gridgov(empty_db, "users", "ensure-demo", GRIDGOV_DEMO_PASSWORD="password1234")
+    assert weak.exit_code == 2 and "GRIDGOV_DEMO_PASSWORD" in weak.output and "common" in weak.output
+    assert _user(empty_db, "demo") is None
+
+
+@pytest.mark.parametrize("password", ["12345678", "password", "password1234", "wangwei-2026"])
+def test_a_short_a_common_or_the_users_own_password_is_refused_at_creation(db: DatabaseSettings, password: str) -> None:
+    result = gridgov(db, "users", "create", "--username", "wangwei-2026", "--role", "admin", "--password", password)
+    assert result.exit_code == 2, result.output
+    assert "12" in result.output or "common" in result.output or "user name" in result.output
+    assert _user(db, "wangwei-2026") is None
+
+
+def _key(db: DatabaseSettings, key: str) -> service.ApiKeyRecord | None:
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        found = service.find_api_key(conn, keyed_digest(SECRET, key))
+    engine.dispose()
+    return found
+
+
+def test_an_api_key_geocodes_by_default_and_takes_the_permissions_and_kinds_it_is_given(db: DatabaseSettings) -> None:
+    plain = gridgov(db, "apikey", "create", "--name", "搜索框")
+    assert plain.exit_code == 0, plain.output
+    assert "permissions geocode" in plain.output
+    record = _key(db, plain.stdout.strip())
+    assert record is not None and record.permissions == {"geocode"} and record.event_kinds is None
+    registry = gridgov(
+        db, "apikey", "create", "--name", "登记系统", "--permission", "intake", "--permission", "geocode",
+        "--event-kind", "new", "--event-kind", "address_change",
+    )  # fmt: skip
+    assert registry.exit_code == 0, registry.output
+    key = registry.stdout.strip()
+    record = _key(db, key)
+    assert record is not None and record.permissions == {"intake", "geocode"}
+    assert record.event_kinds == {"new", "address_change"}
+    listing = gridgov(db, "apikey", "list").stdout
+    assert f"{key[:8]}…  登记系统  api_client  permissions geocode,intake kinds address_change,new" in listing
+    hotline = gridgov(db, "apikey", "create", "--name", "12345 热线 CLI", "--role", "hotline")
+    assert hotline.exit_code == 0 and "permissions hotline" in hotline.output
+    granted = gridgov(db, "apikey", "grant", plain.stdout.strip()[:8], "--permission", "gis")
+    assert granted.exit_code == 0, granted.output
+    record = _key(db, plain.stdout.strip())
+    assert record is not None and record.permissions == {"geocode", "gis"}
+    assert gridgov(db, "apikey", "grant", "gg_nokey", "--permission", "gis").exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--permission", "everything"], "unknown permission 'everything'"),
+        (["--permission", "geocode", "--event-kind", "new"], "needs --permission intake"),
+        (["--permission", "intake", "--event-kind", "bankruptcy"], "unknown event kind 'bankruptcy'"),
+        (["--permission", "hotline"], "hotline is for keys of role hotline"),
+        (["--role", "hotline", "--permission", "geocode"], "a hotline key takes --permission hotline"),
+    ],
+)
+def test_a_permission_a_key_cannot_use_is_refused_with_a_reason(
+    db: DatabaseSettings, args: list[str], message: str
+) -> None:
+    result = gridgov(db, "apikey", "create", "--name", "refused key", *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM api_key WHERE name = 'refused key'")).scalar_one() == 0
+    engine.dispose()
+
+
+def _token_version(db: DatabaseSettings, username: str) -> tuple[bool, int]:
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT active, token_version FROM app_user WHERE username = :u"), {"u": username}
+        ).one()
+    engine.dispose()
+    return row.active, row.token_version
+
+
+def test_users_disable_enable_and_reset_password_revoke_the_accounts_credentials(db: DatabaseSettings) -> None:
+    made = gridgov(db, "users", "create", "--username", "zhao", "--role", "admin", "--password", "first passphrase 1")
+    assert made.exit_code == 0, made.output
+    assert _token_version(db, "zhao") == (True, 0)
+    disabled = gridgov(db, "users", "disable", "zhao")
+    assert disabled.exit_code == 0 and "disabled user zhao" in disabled.stdout
+    assert _token_version(db, "zhao") == (False, 1)
+    assert gridgov(db, "users", "enable", "zhao").exit_code == 0
+    assert _token_version(db, "zhao") == (True, 2)
+    # The new password comes from standard input, or is prompted twice: never from the command line.
+    reset = CliRunner().invoke(
+        app,
+        ["users", "reset-password", "zhao", "--password-stdin"],
+        input="second passphrase 2\n",
+        env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET},
+    )
+    assert reset.exit_code == 0, reset.output
+    assert "second passphrase 2" not in reset.output
+    prompted = CliRunner().invoke(
+        app,
+        ["users", "reset-password", "zhao"],
+        input="third passphrase 3\nthird passphrase 3\n",
+        env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET},
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert _token_version(db, "zhao") == (True, 4)
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        assert service.authenticate(conn, "zhao", "second passphrase 2") is None
+        assert service.authenticate(conn, "zhao", "third passphrase 3") is not None
+    engine.dispose()
+    weak = CliRunner().invoke(
+        app,
+        ["users", "reset-password", "zhao", "--password-stdin"],
+        input="password1234\n",
+        env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET},
+    )
+    assert weak.exit_code == 2 and "common" in weak.output
+    assert _token_version(db, "zhao") == (True, 4)
+    for command in ("disable", "enable", "reset-password"):
+        unknown = CliRunner().invoke(
+            app,
+            ["users", command, "nobody-here", *(["--password-stdin"] if command == "reset-password" else [])],
+            input="a fine passphrase 9\n",
+            env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET},
+        )
+        assert unknown.exit_code == 2 and "no user named 'nobody-here'" in unknown.output

@@ -62,7 +62,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "worker": ("grid_worker", str(home.worker_id)),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry-credit")
+        key = make_api_key(conn, SECRET_KEY, "registry-credit", permissions=["intake"])
     engine.dispose()
     return {"uscc": str(uscc), "api_key": key}
 

@@ -50,7 +50,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
                 "worker": ("grid_worker", str(door.worker_id)),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
     engine.dispose()
     return {"door": asdict(door), "far": asdict(far), "api_key": key}
 

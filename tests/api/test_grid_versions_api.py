@@ -45,7 +45,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "officer": ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
         original = conn.execute(text("SELECT id FROM grid_version WHERE status = 'active'")).scalar_one()
     engine.dispose()
     return {"home": home, "away": away, "api_key": key, "original": original}

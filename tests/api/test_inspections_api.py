@@ -49,7 +49,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "officer_health": ("department_officer", "health"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
     engine.dispose()
     return {"place": place, "api_key": key}
 

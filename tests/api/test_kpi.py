@@ -61,7 +61,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
                 "tobacco": ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
         hotline = service.create_api_key(conn, SECRET_KEY, name="hotline-12345", rate_limited=False, role="hotline")
     engine.dispose()
     return {"door": asdict(door), "far": asdict(far), "api_key": key, "hotline": hotline.key}

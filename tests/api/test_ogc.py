@@ -43,7 +43,7 @@ def gis_key(engine: Engine, towns: tuple[str, str]) -> str:
     """A GIS tool's API key (city-wide map), and a town leader's account."""
     with engine.begin() as conn:
         make_users(conn, {"ogc-leader": ("town_leader", towns[0])}, password=PASSWORD)
-        return make_api_key(conn, SECRET_KEY, "qgis")
+        return make_api_key(conn, SECRET_KEY, "qgis", permissions=["gis"])
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_a_town_leaders_api_key_lists_only_their_towns_features(
     home, other = towns
     with engine.begin() as conn:
         key = service.create_api_key(
-            conn, SECRET_KEY, name="镇街 QGIS", rate_limited=False, role="town_leader", scope=home
+            conn, SECRET_KEY, name="镇街 QGIS", rate_limited=False, role="town_leader", scope=home, permissions=["gis"]
         ).key
     api = Features(f"{live_url}/ogc", headers={"X-API-Key": key})
     grids = api.collection_items("grids", limit=1000)

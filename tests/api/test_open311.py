@@ -56,7 +56,7 @@ def keys(engine: Engine) -> dict[str, str]:
         return {
             "hotline": hotline("12345热线"),
             "other": hotline("另一热线"),
-            "map": make_api_key(conn, SECRET_KEY, "gis"),
+            "map": make_api_key(conn, SECRET_KEY, "gis", permissions=["gis"]),
         }
 
 

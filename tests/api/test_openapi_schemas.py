@@ -45,6 +45,7 @@ TYPED = [
     ("post", "/v1/aliases/{alias_id}/promote", "200"),
     ("post", "/v1/aliases/{alias_id}/withdraw", "200"),
     ("get", "/v1/me", "200"),
+    ("post", "/v1/auth/revoke", "200"),
     ("get", "/v1/kpi", "200"),
     ("get", "/v1/kpi/trend", "200"),
     ("get", "/v1/workers", "200"),

@@ -76,7 +76,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "health": ("department_officer", "health"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "routing-tool")
+        key = make_api_key(conn, SECRET_KEY, "routing-tool", permissions=["gis"])
     engine.dispose()
     return {
         "town": town,

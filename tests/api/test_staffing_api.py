@@ -58,7 +58,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "officer": ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
     engine.dispose()
     return {
         "home": home.town_code,

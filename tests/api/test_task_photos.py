@@ -43,7 +43,7 @@ def city(db: DatabaseSettings, client: TestClient) -> dict[str, Any]:
     with engine.begin() as conn:
         door = a_door_with_workers(conn)
         far = a_worker(conn, not_town=door.town_code)
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake"])
     task_ids: list[int] = []
     for serial in (1, 2):
         body = {

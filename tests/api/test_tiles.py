@@ -77,7 +77,7 @@ def world(client: TestClient, engine: Engine) -> World:
                 "tobacco": ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "tile client")
+        key = make_api_key(conn, SECRET_KEY, "tile client", permissions=["gis"])
     people = ("centre", "leader", "far_leader", "dispatcher", "worker", "tobacco")
     headers: dict[str, dict[str, str]] = {name: bearer(client, name) for name in people}
     headers["api_key"] = api_key_headers(key)

@@ -55,7 +55,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
                 "health": ("department_officer", "health"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry")
+        key = make_api_key(conn, SECRET_KEY, "registry", permissions=["intake", "geocode"])
     engine.dispose()
     return {
         "door": asdict(door),

@@ -46,7 +46,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
                 "away-leader": ("town_leader", away.town_code),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, "registry-workload")
+        key = make_api_key(conn, SECRET_KEY, "registry-workload", permissions=["intake"])
         # A draft redrawing the home community: a copy of the active grids, the home grid planned with 4 workers.
         active = conn.execute(text("SELECT id FROM grid_version WHERE status = 'active'")).scalar_one()
         draft = conn.execute(

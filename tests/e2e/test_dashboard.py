@@ -53,7 +53,7 @@ def city(db: DatabaseSettings) -> dict[str, Any]:
                 OFFICER: ("department_officer", "tobacco"),
             },
         )
-        key = make_api_key(conn, SECRET_KEY, name="e2e-registry")
+        key = make_api_key(conn, SECRET_KEY, name="e2e-registry", permissions=["intake"])
         hotline = create_api_key(conn, SECRET_KEY, name="e2e-hotline", rate_limited=False, role="hotline").key
         # The grid with the most clues in the busy town: entities and clues a city-wide account sees there.
         busy = conn.execute(

@@ -72,7 +72,7 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
             },
             password=PASSWORD,
         )
-        key = make_api_key(conn, SERVER_SECRET, "registry")
+        key = make_api_key(conn, SERVER_SECRET, "registry", permissions=["intake"])
     engine.dispose()
     return {"door": door, "inside": inside, "overdue_task": overdue.id, "key": key}
 

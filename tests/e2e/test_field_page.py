@@ -55,7 +55,7 @@ def place(db: DatabaseSettings, base_url: str) -> dict[str, Any]:
     engine = make_engine(db)
     with engine.begin() as conn:
         door = a_door_with_workers(conn)
-        key = make_api_key(conn, SERVER_SECRET, "registry")
+        key = make_api_key(conn, SERVER_SECRET, "registry", permissions=["intake"])
         make_users(conn, {"centre": ("command_centre", None), "leader": ("town_leader", door.town_code)}, PASSWORD)
     task_ids: list[int] = []
     for serial in (1, 2):

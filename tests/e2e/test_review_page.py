@@ -46,7 +46,7 @@ def place(db: DatabaseSettings) -> dict[str, Any]:
             {"code": door.grid_code},
         ).one()
         make_users(conn, {"diaodu": ("dispatcher", door.community_code)}, password=PASSWORD)
-        key = make_api_key(conn, SERVER_SECRET, "registry")
+        key = make_api_key(conn, SERVER_SECRET, "registry", permissions=["intake"])
     engine.dispose()
     typed = re.sub(r"\d+号$", "906号", door.full_text)
     return {"typed": typed, "lon": inside.lon, "lat": inside.lat, "key": key, "grid_code": door.grid_code}

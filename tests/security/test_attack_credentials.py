@@ -1,0 +1,244 @@
+"""Issue 17, part A: the outside tester's credential attacks replayed over HTTP against the app, each refused.
+
+Finding 1 (the key side): every API key was a full api_client, so a map search box's key posted a deregistration and
+cancelled three open tasks. Finding 4: no brute-force protection (30 wrong passwords, then the right one was
+accepted), `12345678` and `password` were accepted as passwords, and a login flood took the API's median from 3 ms to
+450 ms. Finding 8: a revoked key worked for 60 s more, bearer tokens could not be revoked, and no command disabled a
+user or reset a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner, Result
+
+from api.cli import app as cli
+from gis import clock
+from gis.database import make_engine
+from gis.settings import DatabaseSettings
+from supervision.task_states import OPEN_STATUSES
+from supervision.uscc import uscc_check_char
+from tests.support.accounts import PASSWORD, api_key_headers, make_api_key, make_users
+from tests.support.city import a_door_with_workers
+from tests.support.server import SECRET_KEY, make_app, served
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module")
+def engine(db: DatabaseSettings) -> Iterator[Engine]:
+    made = make_engine(db)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture(scope="module")
+def people(engine: Engine) -> dict[str, Any]:
+    """The accounts the attacks aim at, and a default (geocoding) key like a map search box's."""
+    with engine.begin() as conn:
+        make_users(
+            conn,
+            {
+                "target": ("command_centre", None),
+                "leaver": ("command_centre", None),
+                "forgetter": ("command_centre", None),
+                "revoker": ("command_centre", None),
+            },
+        )
+        search_box = make_api_key(conn, SECRET_KEY, "map search box")
+    return {"search_box": search_box}
+
+
+@pytest.fixture(autouse=True)
+def no_throttle_left(engine: Engine) -> Iterator[None]:
+    yield
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM login_throttle"))
+
+
+@pytest.fixture
+def two_instances(db: DatabaseSettings, tmp_path: Path) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two app instances on one database, as two worker processes: each has its own AuthRuntime."""
+    with (
+        TestClient(make_app(db, tmp_path / "one"), client=("192.0.2.11", 41000)) as one,
+        TestClient(make_app(db, tmp_path / "two"), client=("192.0.2.12", 41001)) as two,
+    ):
+        yield one, two
+
+
+def gridgov(db: DatabaseSettings, *args: str, stdin: str | None = None) -> Result:
+    """`gridgov ARGS` against this database, as an operator runs it."""
+    environment = {"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET_KEY}
+    return CliRunner().invoke(cli, list(args), env=environment, input=stdin)
+
+
+def _open_tasks(engine: Engine, uscc: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM task WHERE entity_uscc = :u AND status = ANY(:open)"),
+                {"u": uscc, "open": list(OPEN_STATUSES)},
+            ).scalar_one()
+        )
+
+
+def test_finding_1_default_key_cannot_deregister(
+    engine: Engine, people: dict[str, Any], two_instances: tuple[TestClient, TestClient]
+) -> None:
+    client, _ = two_instances
+    # A registration system's intake key places a new business: its grid's workers get open tasks.
+    with engine.begin() as conn:
+        door = a_door_with_workers(conn)
+        registry = make_api_key(conn, SECRET_KEY, "登记系统", permissions=["intake"])
+    first17 = "91441900MC0000017"
+    uscc = first17 + uscc_check_char(first17)
+    now = clock.now().replace(microsecond=0)
+    new = {
+        "event_id": "victim-new-1",
+        "kind": "new",
+        "uscc": uscc,
+        "name": "东莞市受害测试商行",
+        "address": door.full_text,
+        "business_scope": "烟草制品零售",
+        "occurred_at": (now - timedelta(minutes=5)).isoformat(),
+    }
+    placed = client.post("/v1/registrations", json=new, headers=api_key_headers(registry))
+    assert placed.status_code == 201, placed.text
+    open_before = _open_tasks(engine, uscc)
+    assert open_before > 0
+    with engine.connect() as conn:
+        events_before = conn.execute(text("SELECT count(*) FROM registration_event")).scalar_one()
+    # The attack: a map search box's key (the default permission) deregisters that business.
+    attack = {**new, "event_id": "attack-deregistration-1", "kind": "deregistration", "occurred_at": now.isoformat()}
+    key = api_key_headers(people["search_box"])
+    refused = client.post("/v1/registrations", json=attack, headers=key)
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
+    assert client.get("/v1/geocode", params={"q": door.full_text}, headers=key).status_code == 200  # what it is for
+    assert _open_tasks(engine, uscc) == open_before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM registration_event")).scalar_one() == events_before
+
+
+def test_finding_4_thirty_wrong_passwords_then_the_right_one_is_refused_with_retry_after(
+    people: dict[str, Any], two_instances: tuple[TestClient, TestClient]
+) -> None:
+    client, _ = two_instances
+    statuses = []
+    for n in range(30):
+        wrong = client.post("/v1/auth/token", data={"username": "target", "password": f"guess-{n:04d}-password"})
+        statuses.append(wrong.status_code)
+    assert set(statuses) <= {401, 429} and 429 in statuses
+    right = client.post("/v1/auth/token", data={"username": "target", "password": PASSWORD})
+    assert right.status_code == 429 and right.json()["error"] == "too_many_requests"
+    assert int(right.headers["retry-after"]) >= 1
+    page = client.post("/login", data={"username": "target", "password": PASSWORD}, follow_redirects=False)
+    assert page.status_code == 429 and "retry-after" in page.headers and "gridgov_session" not in page.cookies
+
+
+@pytest.mark.parametrize("weak", ["12345678", "password", "password1234"])
+def test_finding_4_common_passwords_are_refused_at_creation_and_reset(
+    db: DatabaseSettings, people: dict[str, Any], two_instances: tuple[TestClient, TestClient], weak: str
+) -> None:
+    created = gridgov(db, "users", "create", "--username", f"weak-{weak}", "--role", "admin", "--password", weak)
+    assert created.exit_code == 2, created.output
+    reset = gridgov(db, "users", "reset-password", "target", "--password-stdin", stdin=weak + "\n")
+    assert reset.exit_code == 2, reset.output
+    client, _ = two_instances
+    assert client.post("/v1/auth/token", data={"username": f"weak-{weak}", "password": weak}).status_code == 401
+    assert client.post("/v1/auth/token", data={"username": "target", "password": weak}).status_code == 401
+
+
+def test_finding_4_a_login_flood_does_not_starve_another_route(
+    db: DatabaseSettings, people: dict[str, Any], tmp_path: Path
+) -> None:
+    """200 concurrent wrong sign-ins against a served app; a geocoding request sent meanwhile is answered 200."""
+    key = api_key_headers(people["search_box"])
+
+    async def attack(url: str) -> tuple[list[int], int]:
+        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+            assert (await http.get("/v1/geocode", params={"q": "东莞市"}, headers=key)).status_code == 200  # warm
+            flood = [
+                asyncio.ensure_future(
+                    http.post("/v1/auth/token", data={"username": f"flood{n % 7}", "password": f"wrong-{n}-password"})
+                )
+                for n in range(200)
+            ]
+            await asyncio.sleep(0)
+            during = await http.get("/v1/geocode", params={"q": "东莞市长安镇"}, headers=key)
+            answers = await asyncio.gather(*flood)
+            return [a.status_code for a in answers], during.status_code
+
+    with served(make_app(db, tmp_path), name="uvicorn-login-flood") as url:
+        flood_statuses, geocode_status = asyncio.run(attack(url))
+    assert geocode_status == 200
+    # Every sign-in of the flood got an answer: refused (401), throttled or told to come back (429), never a 5xx.
+    assert set(flood_statuses) <= {401, 429}
+
+
+def test_finding_8_revoked_key_refused_at_once_by_two_app_instances(
+    db: DatabaseSettings, engine: Engine, two_instances: tuple[TestClient, TestClient]
+) -> None:
+    with engine.begin() as conn:
+        key = make_api_key(conn, SECRET_KEY, "to be revoked")
+    one, two = two_instances
+    for instance in (one, two):
+        assert instance.get("/v1/departments", headers=api_key_headers(key)).status_code == 200
+    revoked = gridgov(db, "apikey", "revoke", key[:8])
+    assert revoked.exit_code == 0, revoked.output
+    for instance in (one, two):
+        refused = instance.get("/v1/departments", headers=api_key_headers(key))
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+
+
+def _bearer(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+    response = client.post("/v1/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_finding_8_bearer_token_refused_after_users_disable(
+    db: DatabaseSettings, people: dict[str, Any], two_instances: tuple[TestClient, TestClient]
+) -> None:
+    one, two = two_instances
+    token = _bearer(one, "leaver")
+    for instance in (one, two):
+        assert instance.get("/v1/me", headers=token).status_code == 200
+    assert gridgov(db, "users", "disable", "leaver").exit_code == 0
+    for instance in (one, two):
+        assert instance.get("/v1/me", headers=token).status_code == 401
+        refused = instance.post("/v1/auth/token", data={"username": "leaver", "password": PASSWORD})
+        assert refused.status_code == 401 and refused.json()["detail"] == "incorrect username or password"
+
+
+def test_finding_8_bearer_token_refused_after_reset_password(
+    db: DatabaseSettings, people: dict[str, Any], two_instances: tuple[TestClient, TestClient]
+) -> None:
+    one, two = two_instances
+    token = _bearer(two, "forgetter")
+    assert one.get("/v1/me", headers=token).status_code == 200
+    reset = gridgov(db, "users", "reset-password", "forgetter", "--password-stdin", stdin="a brand new passphrase\n")
+    assert reset.exit_code == 0, reset.output
+    for instance in (one, two):
+        assert instance.get("/v1/me", headers=token).status_code == 401
+    assert one.get("/v1/me", headers=_bearer(two, "forgetter", "a brand new passphrase")).status_code == 200
+
+
+def test_finding_8_bearer_token_refused_after_self_revoke(
+    people: dict[str, Any], two_instances: tuple[TestClient, TestClient]
+) -> None:
+    one, two = two_instances
+    token = _bearer(one, "revoker")
+    assert two.get("/v1/me", headers=token).status_code == 200
+    assert one.post("/v1/auth/revoke", headers=token).status_code == 200
+    for instance in (one, two):
+        assert instance.get("/v1/me", headers=token).status_code == 401
