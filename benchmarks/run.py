@@ -33,6 +33,8 @@ from benchmarks import (
     bench_staffing,
     bench_tiles,
     bench_workload,
+    fuzz,
+    soak,
 )
 from benchmarks.common import BenchmarkFailed, Recorder, check_every_response
 from gis import migrate
@@ -84,7 +86,9 @@ def bench_layers(settings: DatabaseSettings) -> str:
         xmin, ymin, xmax, ymax = conn.execute(
             text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM town) s")
         ).one()
-        key = create_api_key(conn, secret, name=f"bench-layers-{time.time_ns()}", rate_limited=False).key
+        key = create_api_key(
+            conn, secret, name=f"bench-layers-{time.time_ns()}", rate_limited=False, permissions=["gis"]
+        ).key
     engine.dispose()
     city = f"{xmin},{ymin},{xmax},{ymax}"
     cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
@@ -155,6 +159,12 @@ def run_all(results: Recorder, settings: DatabaseSettings, scale: str) -> None:
         results.section("Inspection draw", lambda: bench_inspection_draw.run(settings, engine))
         results.section("Inspection routes", lambda: bench_inspection_routes.run(settings, engine))
         results.section("Inspection planning page first paint", lambda: bench_inspection_page.run(settings, engine))
+        engine.dispose()
+        # Last of the load runs: 10 minutes (GRIDGOV_SOAK_SECONDS) of mixed traffic against gridgov serve.
+        results.section("Soak", lambda: soak.run(settings))
+        engine.dispose()
+        with tempfile.TemporaryDirectory() as fuzz_state:
+            results.section("Fuzz", lambda: fuzz.run(settings, Path(fuzz_state)))
     finally:
         engine.dispose()
 

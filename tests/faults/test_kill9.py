@@ -134,7 +134,8 @@ def writing_backend(cluster: LocalCluster, application: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def faults() -> Iterator[Faults]:
+def faults(artifacts_dir: Path) -> Iterator[Faults]:
+    """The module's own durable cluster and city; what was killed where is left in test-artifacts/faults-kill9.txt."""
     base = Path(tempfile.mkdtemp(prefix="gridgov-faults-"))
     base.chmod(0o755)  # the postgres OS user must reach it when we run as root
     cluster = LocalCluster(data_dir=base / "pg", port=free_port(), secrets_dir=base / "state")
@@ -166,6 +167,7 @@ def faults() -> Iterator[Faults]:
         yield found
     finally:
         stop_server(found)
+        (artifacts_dir / "faults-kill9.txt").write_text("".join(f"{kill}\n" for kill in found.kills))
         if cluster.running():
             cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
