@@ -142,3 +142,21 @@ def test_the_cli_lists_shows_promotes_and_withdraws(db: DatabaseSettings, world:
         state = conn.execute(text("SELECT state FROM address_alias WHERE id = :id"), {"id": alias}).scalar_one()
     engine.dispose()
     assert state == "withdrawn"
+
+
+def test_a_dispatcher_withdraws_an_alias_they_taught_even_outside_their_community(
+    client: TestClient, db: DatabaseSettings, world: dict[str, Any], headers: dict[str, dict[str, str]]
+) -> None:
+    neighbour = world["doors"]["neighbour"]
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        taught = teach_alias(
+            conn, normalized_text="本人教的别名路9号", address_id=neighbour["id"], raw_text="本人教的别名路9号",
+            taught_by="user:dispatcher", community_code=neighbour["community_code"],
+        ).alias_id  # fmt: skip
+    engine.dispose()
+    # Outside their community they cannot read it, but they may take back what they taught.
+    assert client.get(f"/v1/aliases/{taught}", headers=headers["dispatcher"]).status_code == 403
+    done = client.post(f"/v1/aliases/{taught}/withdraw", json={"reason": "教错了"}, headers=headers["dispatcher"])
+    assert done.status_code == 200, done.text
+    assert done.json()["withdrawn_by"] == "user:dispatcher" and done.json()["withdraw_reason"] == "教错了"
