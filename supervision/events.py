@@ -208,8 +208,9 @@ def registration_status(conn: Connection, event_id: str, scope: Scope = CITY) ->
     """How an event (by stored id) was received and processed: outcome, reason, times, its tasks and review item.
 
     `event_id` of the answer is the sender's own id, `sender` who sent it. NotFound for an unknown event,
-    OutOfScope for one the scope may not read: a territorial scope reads the events placed in the towns of its map,
-    a department the events whose tasks were routed to it (never the city's registrations at large).
+    OutOfScope for one the scope may not read: a town the events placed in it; a community the events whose tasks are
+    its own (one without tasks, waiting in review, by its town); a grid worker the events whose tasks are in their
+    grid; a department the events whose tasks were routed to it (never the city's registrations at large).
     """
     where, params = scope.task_sql("t")
     sql = (
@@ -226,7 +227,12 @@ def registration_status(conn: Connection, event_id: str, scope: Scope = CITY) ->
         raise NotFound(f"no registration event {event_id}")
     fields = dict(row)
     routed = fields.pop("routed")
-    visible = routed if scope.kind == "department" else scope.sees(row["town_code"])
+    if scope.kind in ("department", "worker"):
+        visible = routed
+    elif scope.kind == "community":  # its tasks' community; an event without tasks (in review) by its town
+        visible = routed or (not row["task_ids"] and scope.sees(row["town_code"]))
+    else:
+        visible = scope.sees(row["town_code"])
     if not visible:
         raise OutOfScope(f"event {row['event_id']} is outside your area")
     return {**fields, "task_ids": list(row["task_ids"])}
