@@ -57,7 +57,7 @@ from api.routers import (
     workload,
 )
 from gis.database import make_engine
-from gis.settings import DatabaseSettings, ServerSettings
+from gis.settings import DatabaseSettings, ServerSettings, plain_libpq_url
 from maps.page import STATIC_DIR, vendor_libraries
 from maps.settings import MapSettings
 from supervision.jobs import BackgroundJobs, DailyJob
@@ -96,6 +96,8 @@ def create_app(
             trusted_proxies=tuple(p.strip() for p in server_settings.trusted_proxies.split(",") if p.strip()),
             login_gate=LoginGate(server_settings.password_verify_threads, server_settings.password_verify_wait_seconds),
         )
+        # Revoked or changed API keys leave every process's key cache at once (LISTEN gridgov_auth).
+        app.state.auth.start_listener(plain_libpq_url(app.state.engine.url.render_as_string(hide_password=False)))
         app.state.jobs = None
         if run_jobs:
             # The daily cleanup of uploaded files (batch inputs and results past their retention) runs with them.
@@ -109,7 +111,7 @@ def create_app(
             feed.stop()
         if app.state.jobs is not None:
             app.state.jobs.stop()
-        app.state.auth.login_gate.close()
+        app.state.auth.close()
         app.state.engine.dispose()
 
     # /docs is served by api.routers.docs with Swagger UI from npm: the stock page loads it from a CDN.

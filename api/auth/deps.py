@@ -15,6 +15,7 @@ from api.auth import service
 from api.auth.errors import InvalidToken
 from api.auth.login import LoginGate
 from api.auth.ratelimit import RateLimiter, retry_after_header
+from api.auth.revocation import KeyCache, RevocationListener
 from api.auth.roles import Principal
 from api.auth.security import decode_access_token, keyed_digest
 
@@ -37,11 +38,11 @@ session_cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, desc
 
 @dataclass
 class AuthRuntime:
-    """Per-application authentication state: the secret, the rate limiter and the sign-in gate.
+    """Per-application authentication state: the secret, the key cache, the rate limiter and the sign-in gate.
 
-    There is no credential cache: every request reads its key's, session's or token's user row (one indexed
-    lookup), so that a revoked key, a disabled user, a reset password or a signed-out token is refused on the next
-    request in every worker process.
+    A checked API key is cached (api.auth.revocation: emptied by NOTIFY in every process, trusted only while its
+    listener is live); a session's or a bearer token's user row is read on every request. So a revoked key, a
+    disabled user, a reset password or a signed-out token is refused from the next request in every worker process.
     """
 
     secret_key: str
@@ -51,6 +52,19 @@ class AuthRuntime:
     # Peers whose X-Forwarded-For names the client (addresses or networks), for the sign-in throttle.
     trusted_proxies: tuple[str, ...] = ()
     login_gate: LoginGate = field(default_factory=LoginGate)
+    key_cache: KeyCache = field(default_factory=KeyCache)
+    listener: RevocationListener | None = None
+
+    def start_listener(self, conninfo: str) -> None:
+        """Listen for revocations (until `close`); without it the key cache is never trusted."""
+        self.listener = RevocationListener(conninfo, self.key_cache)
+        self.listener.start()
+
+    def close(self) -> None:
+        """Stop the listener and the sign-in threads (the application's shutdown)."""
+        if self.listener is not None:
+            self.listener.stop()
+        self.login_gate.close()
 
 
 def auth_runtime(request: Request) -> AuthRuntime:
@@ -70,10 +84,14 @@ def _unauthorized(detail: str) -> HTTPException:
 
 def _api_key_principal(request: Request, runtime: AuthRuntime, key: str) -> Principal:
     digest = keyed_digest(runtime.secret_key, key)
-    with _engine(request).connect() as conn:
-        record = service.find_api_key(conn, digest)
+    record = runtime.key_cache.get(digest)
     if record is None:
-        raise _unauthorized(INVALID_CREDENTIAL)
+        generation = runtime.key_cache.generation
+        with _engine(request).connect() as conn:
+            record = service.find_api_key(conn, digest)
+        if record is None:
+            raise _unauthorized(INVALID_CREDENTIAL)
+        runtime.key_cache.put(digest, record, generation)
     if record.rate_limited:
         wait_s = runtime.limiter.acquire(record.id, record.rate_per_minute)
         if wait_s > 0:
@@ -160,12 +178,18 @@ async def current_principal(
 ) -> Principal:
     """Who is asking; 401 (with WWW-Authenticate) without a valid credential, 429 over a key's rate limit.
 
-    Every credential is checked against the database (in the thread pool): revocations take effect at once.
+    A cached API key is checked on the event loop (no I/O: the geocoding hot path); anything that needs the
+    database (a key not cached, a bearer token's user, a session) goes to the thread pool.
     """
+    runtime = auth_runtime(request)
     kwargs = {"header_key": header_key, "query_key": query_key, "bearer": bearer, "session_token": session_token}
     if not any(kwargs.values()):
         raise _unauthorized(MISSING_CREDENTIAL)
-    principal = await run_in_threadpool(functools.partial(resolve_principal, request, **kwargs))
+    key = header_key or query_key
+    if key and runtime.key_cache.get(keyed_digest(runtime.secret_key, key)) is not None:
+        principal = resolve_principal(request, **kwargs)
+    else:
+        principal = await run_in_threadpool(functools.partial(resolve_principal, request, **kwargs))
     if principal is None:
         raise _unauthorized(MISSING_CREDENTIAL)
     return principal

@@ -421,7 +421,14 @@ def grant_api_key(conn: Connection, prefix: str, permissions: Collection[str]) -
         added, _ = validate_permissions(parse_role(row.role), permissions, None)
         merged = sorted(set(row.permissions) | added)
         conn.execute(update(api_key).where(api_key.c.id == row.id).values(permissions=merged))
+    if rows:
+        _notify_key_change(conn)
     return len(rows)
+
+
+def _notify_key_change(conn: Connection) -> None:
+    """Every server process empties its key cache when this transaction commits (api.auth.revocation)."""
+    conn.execute(text("SELECT pg_notify('gridgov_auth', 'key')"))
 
 
 def _check_hotline_name_free(conn: Connection, name: str) -> None:
@@ -517,6 +524,7 @@ def revoke_api_key(conn: Connection, prefix: str) -> int:
         .where(api_key.c.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
+    _notify_key_change(conn)
     return int(result.rowcount or 0)
 
 

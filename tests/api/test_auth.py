@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from api.auth.errors import InvalidPermission, WeakPassword
 from api.auth.logfilter import RedactSecretsFilter
 from api.auth.login import LoginBusy, LoginGate
 from api.auth.passwords import check_password
+from api.auth.revocation import KeyCache
 from api.auth.security import issue_access_token, keyed_digest
 from api.auth.throttle import (
     ACCOUNT_FREE_FAILURES,
@@ -238,9 +239,13 @@ def test_a_revoked_key_is_refused_on_its_next_request(db: DatabaseSettings, tmp_
         new = service.create_api_key(conn, SECRET_KEY, name="to-revoke")
     app = make_app(db, tmp_path)
     with TestClient(app) as fresh:
+        cache = app.state.auth.key_cache
+        _until(cache.live)
         assert fresh.get("/v1/departments", headers={"X-API-Key": new.key}).status_code == 200
+        generation = cache.generation
         with engine.begin() as conn:
             assert service.revoke_api_key(conn, new.record.prefix) == 1
+        _until(lambda: cache.generation > generation)  # the NOTIFY of the revocation reached the listener
         refused = fresh.get("/v1/departments", headers={"X-API-Key": new.key})
         assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
     engine.dispose()
@@ -693,3 +698,38 @@ def test_every_role_may_revoke_its_own_tokens_and_only_its_own(
     assert client.post("/v1/auth/revoke", headers=own).status_code == 200
     assert client.get("/v1/me", headers=own).status_code == 401
     assert client.get("/v1/me", headers=bystander).status_code == 200
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail("not seen within 10 s")
+        time.sleep(0.01)
+
+
+def test_the_key_cache_fails_closed_and_drops_what_an_invalidation_overtook() -> None:
+    now = [100.0]
+    cache = KeyCache(ttl_s=60, stale_after_s=5, clock=lambda: now[0])
+    record = service.ApiKeyRecord(1, "k", "gg_abcde", False, 600)
+    cache.put("d", record, cache.generation)
+    assert cache.get("d") is None  # the listener never polled: nothing is trusted, nothing kept
+    cache.mark_alive()
+    cache.put("d", record, cache.generation)
+    assert cache.get("d") == record
+    now[0] += 6  # the listener went quiet (the database restarting): back to the database
+    assert cache.get("d") is None
+    cache.mark_alive()
+    assert cache.get("d") == record
+    stale = cache.generation
+    cache.clear()  # a revocation arrived while a lookup was running: what it read is not kept
+    cache.put("d", record, stale)
+    assert cache.get("d") is None
+    now[0] += 61
+    cache.mark_alive()
+    cache.put("d", record, cache.generation)
+    now[0] += 4
+    cache.mark_alive()
+    now[0] += 57
+    cache.mark_alive()
+    assert cache.get("d") is None  # older than its time to live

@@ -10,7 +10,8 @@ user or reset a password.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner, Result
 
+from api.auth.deps import AuthRuntime
+from api.auth.security import keyed_digest
 from api.cli import app as cli
 from gis import clock
 from gis.database import make_engine
@@ -185,6 +188,20 @@ def test_finding_4_a_login_flood_does_not_starve_another_route(
     assert set(flood_statuses) <= {401, 429}
 
 
+def _runtime(instance: TestClient) -> AuthRuntime:
+    runtime: AuthRuntime = instance.app.state.auth  # type: ignore[attr-defined]
+    return runtime
+
+
+def _wait_for(check: Callable[[], bool], what: str) -> None:
+    """Poll until `check()` holds (the listener thread works in the background); fail after 10 s."""
+    deadline = time.monotonic() + 10
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not seen within 10 s")
+        time.sleep(0.01)
+
+
 def test_finding_8_revoked_key_refused_at_once_by_two_app_instances(
     db: DatabaseSettings, engine: Engine, two_instances: tuple[TestClient, TestClient]
 ) -> None:
@@ -192,9 +209,16 @@ def test_finding_8_revoked_key_refused_at_once_by_two_app_instances(
         key = make_api_key(conn, SECRET_KEY, "to be revoked")
     one, two = two_instances
     for instance in (one, two):
+        _wait_for(_runtime(instance).key_cache.live, "the revocation listener")
         assert instance.get("/v1/departments", headers=api_key_headers(key)).status_code == 200
+        # Both processes now answer this key from memory: what a revocation must reach.
+        assert _runtime(instance).key_cache.get(keyed_digest(SECRET_KEY, key)) is not None
+    generations = [_runtime(instance).key_cache.generation for instance in (one, two)]
     revoked = gridgov(db, "apikey", "revoke", key[:8])
     assert revoked.exit_code == 0, revoked.output
+    # The NOTIFY of the revoking transaction reaches each process's listener (milliseconds after the commit).
+    for instance, generation in zip((one, two), generations, strict=True):
+        _wait_for(lambda i=instance, g=generation: _runtime(i).key_cache.generation > g, "the revocation notice")
     for instance in (one, two):
         refused = instance.get("/v1/departments", headers=api_key_headers(key))
         assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
