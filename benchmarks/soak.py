@@ -225,6 +225,7 @@ def run(settings: DatabaseSettings, *, seconds: float | None = None) -> str:
     """Serve the city with `gridgov serve`, run the baseline then the soak; the section's markdown."""
     seconds = soak_seconds() if seconds is None else seconds
     window = min(60.0, max(RSS_EVERY_SECONDS, (seconds - WARMUP_SECONDS) / 3))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as state:
         secret = "s" * 40
         world, account = prepare(settings, secret)
@@ -276,6 +277,7 @@ def run(settings: DatabaseSettings, *, seconds: float | None = None) -> str:
             except subprocess.TimeoutExpired:
                 server.kill()
                 code = server.wait()
+    load_after = os.getloadavg()[0]
     if code != 0:
         raise BenchmarkFailed(f"gridgov serve exited with code {code} on SIGTERM after the soak")
     first = [kib for at, kib in samples if WARMUP_SECONDS <= at < WARMUP_SECONDS + window]
@@ -303,16 +305,28 @@ def run(settings: DatabaseSettings, *, seconds: float | None = None) -> str:
         f"After {WARMUP_SECONDS:.0f} s of warm-up, first {window:.0f} s: {first_mib:.0f} MiB; last {window:.0f} s: "
         f"{last_mib:.0f} MiB; growth {growth:+.1%}: **{verdict}** (flat < {FLAT_GROWTH:.0%}, a leak > "
         f"{LEAK_GROWTH:.0%} fails).\n\nSamples (MiB): {rss_series}.\n\n"
-        f"The server exited {code} on SIGTERM at the end (graceful shutdown)."
+        f"The server exited {code} on SIGTERM at the end (graceful shutdown). Load average (1 min) of the machine "
+        f"at the start and the end: {load_before:.1f}, {load_after:.1f} (the soak's own client and server included)."
     )
 
 
 def main(argv: list[str]) -> int:
-    """`python -m benchmarks.soak [--soak-seconds N]` against the bench database (prints the section)."""
+    """`python -m benchmarks.soak [--soak-seconds N] [--write]` on the bench database (as loaded by `make bench`):
+    prints the section, and with `--write` records it as "Soak" in RESULTS.md."""
+    from benchmarks.common import write_section
     from benchmarks.run import bench_database
+    from gis.versions import software_versions
 
     seconds = float(argv[argv.index("--soak-seconds") + 1]) if "--soak-seconds" in argv else None
-    print(run(bench_database(), seconds=seconds))
+    settings = bench_database()
+    body = run(settings, seconds=seconds)
+    print(body)
+    if "--write" in argv:
+        engine = make_engine(settings)
+        with engine.connect() as conn:
+            software = software_versions(conn)
+        engine.dispose()
+        write_section("Soak", body, "python -m benchmarks.soak " + " ".join(argv), software=software)
     return 0
 
 
