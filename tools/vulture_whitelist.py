@@ -80,6 +80,7 @@ clues_cancelled  # unused variable (supervision/stats.py:87)
 overdue_hours  # unused variable (supervision/stats.py:102)
 entity_name  # unused variable (supervision/task_queries.py:41)
 task_moves  # unused variable (api/routers/kpi.py:40)
+task_move_rules  # unused variable (api/routers/kpi.py:41)
 clues_closed  # unused variable (supervision/kpi.py:71)
 _.handle_data  # unused method (tests/e2e/test_dashboard.py:383): html.parser.HTMLParser calls it
 _.handle_endtag  # unused method (tests/e2e/test_dashboard.py:387): html.parser.HTMLParser calls it
