@@ -89,12 +89,14 @@ def _form_problem(body: bytes) -> str | None:
     """Why a urlencoded form is refused (a field or its name holds a control character), or None."""
     for pair in body.split(b"&"):
         name, _, value = pair.partition(b"=")
-        for part, what in ((value, "a form field"), (name, "a form field name")):
-            for byte in unquote_to_bytes(part.replace(b"+", b" ")):
-                if byte in _QUERY_FORBIDDEN:
-                    label = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
-                    shown = "".join(c for c in label if ord(c) not in _PATH_FORBIDDEN)[:100]
-                    return f"{what} ({shown}) holds a control character ({describe(chr(byte))})"
+        decoded_name = unquote_to_bytes(name.replace(b"+", b" "))
+        for byte in decoded_name:
+            if byte in _QUERY_FORBIDDEN:
+                return f"a form field name holds a control character ({describe(chr(byte))})"
+        for byte in unquote_to_bytes(value.replace(b"+", b" ")):
+            if byte in _QUERY_FORBIDDEN:
+                label = decoded_name.decode("utf-8", "replace")[:100]
+                return f"{label} holds a control character ({describe(chr(byte))})"
     return None
 
 
