@@ -16,6 +16,7 @@ review-queue size, intake-to-task lag) are read at scrape time with a short stat
 from __future__ import annotations
 
 import contextvars
+import functools
 import hmac
 import ipaddress
 import logging
@@ -274,7 +275,9 @@ def _principal_or_none(request: Request) -> Principal | None:
 # ----------------------------------------------------------------------------------------------------- readiness
 
 
+@functools.cache
 def _migrations_head() -> str | None:
+    """The head revision of the packaged migrations (read once: they do not change under a running server)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
