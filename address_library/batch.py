@@ -3,7 +3,7 @@
 Rows are read and written in chunks; chunks are matched in worker processes that share the index built once
 in the parent (fork, copy-on-write), so two cores give nearly twice the rate of one. A row that cannot be
 geocoded keeps its place in the output with `status=not_found` (or `invalid`) and the reason; a row holding a NUL
-byte (which the csv module cannot read) is kept too, `invalid` for its control character, the NUL written as U+FFFD.
+byte (in any column) is kept as it is, `invalid` for its control character.
 The result file is created mode 0600. Error messages name the file by its role ("the input file"), never its path:
 they reach API clients.
 """
@@ -26,9 +26,6 @@ from address_library.service import ANSWER_FIELDS, Geocoder
 CHUNK_ROWS = 5_000
 
 _WORKER_GEOCODER: Geocoder | None = None
-# A NUL byte stands for itself in the texts geocoded (refused as a control character) and for U+FFFD in the output;
-# while the csv module reads the line it is this private-use character, which no address holds.
-_NUL_STAND_IN = "\U000f0000"
 
 
 @dataclass(frozen=True)
@@ -51,21 +48,14 @@ def match_texts(geocoder: Geocoder, texts: list[str]) -> list[tuple[object, ...]
     return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in geocoder.geocode_many(texts)]
 
 
-def _lines(source: Iterator[str]) -> Iterator[str]:
-    """The file's lines with each NUL byte replaced by its stand-in, so that the csv module reads the row."""
-    for line in source:
-        yield line.replace("\x00", _NUL_STAND_IN) if "\x00" in line else line
-
-
 def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[list[str]], list[str]]]:
     rows: list[list[str]] = []
     texts: list[str] = []
     for row in reader:
         address = row[column] if column < len(row) else ""
-        if any(_NUL_STAND_IN in cell for cell in row):
-            # A NUL anywhere in the row makes it invalid: the text geocoded carries the NUL to the control check.
-            address = address.replace(_NUL_STAND_IN, "\x00") if _NUL_STAND_IN in address else address + "\x00"
-            row = [cell.replace(_NUL_STAND_IN, "\ufffd") for cell in row]
+        if "\x00" not in address and any("\x00" in cell for cell in row):
+            # A NUL anywhere in the row makes it invalid: the text geocoded carries it to the control check.
+            address += "\x00"
         rows.append(row)
         texts.append(address)
         if len(rows) >= CHUNK_ROWS:
@@ -97,9 +87,9 @@ def geocode_csv(
     counts: Counter[str] = Counter()
     n_rows = 0
     try:
-        reader = csv.reader(_lines(source))
+        reader = csv.reader(source)
         try:
-            header = [cell.replace(_NUL_STAND_IN, "\ufffd") for cell in next(reader)]
+            header = next(reader)
         except StopIteration as exc:
             raise BatchInputError(f"the input file is empty: it needs a header row with a '{column}' column") from exc
         except UnicodeDecodeError as exc:
