@@ -22,7 +22,6 @@ from sqlalchemy import Connection, text
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-STATUSES = ("queued", "running", "done", "failed")
 
 
 @dataclass(frozen=True)

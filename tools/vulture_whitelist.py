@@ -128,3 +128,6 @@ cancelled_by  # unused variable (api/routers/inspections.py): who cancelled a pl
 # Issue 17, part A: the sign-in throttle's table (api/auth/models.py), declared for the schema (migration 0014),
 # read and written by SQL text in api.auth.throttle.
 login_throttle  # unused variable
+# Issue 17, part C: the batch geocoding job store (address_library/models.py), declared for the schema (migration
+# 0017), read and written by SQL text in address_library.batch_jobs.
+geocode_batch_job  # unused variable
