@@ -89,7 +89,7 @@ def create_app(
         # Built on the first geocoding request, then kept fresh in the background.
         app.state.geocoder = LiveGeocoder(app.state.engine)
         app.state.secret_key = server_settings.resolved_secret_key()
-        app.state.auth = AuthRuntime(
+        app.state.auth = auth = AuthRuntime(
             secret_key=app.state.secret_key,
             token_minutes=server_settings.token_minutes,
             session_hours=server_settings.session_hours,
@@ -97,7 +97,7 @@ def create_app(
             login_gate=LoginGate(server_settings.password_verify_threads, server_settings.password_verify_wait_seconds),
         )
         # Revoked or changed API keys leave every process's key cache at once (LISTEN gridgov_auth).
-        app.state.auth.start_listener(plain_libpq_url(app.state.engine.url.render_as_string(hide_password=False)))
+        auth.start_listener(plain_libpq_url(app.state.engine.url.render_as_string(hide_password=False)))
         app.state.jobs = None
         if run_jobs:
             # The daily cleanup of uploaded files (batch inputs and results past their retention) runs with them.
@@ -111,7 +111,7 @@ def create_app(
             feed.stop()
         if app.state.jobs is not None:
             app.state.jobs.stop()
-        app.state.auth.close()
+        auth.close()  # this lifespan's own (a second TestClient on the same app runs another)
         app.state.engine.dispose()
 
     # /docs is served by api.routers.docs with Swagger UI from npm: the stock page loads it from a CDN.

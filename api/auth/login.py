@@ -44,7 +44,7 @@ class LoginGate:
     def __init__(self, threads: int = 2, wait_s: float = 2.0) -> None:
         self.threads = threads
         self.wait_s = wait_s
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gridgov-login")
+        self._executor: ThreadPoolExecutor | None = None
         self._slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
     def _semaphore(self) -> asyncio.Semaphore:
@@ -62,13 +62,21 @@ class LoginGate:
         except TimeoutError:
             raise LoginBusy from None
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            return await asyncio.get_running_loop().run_in_executor(self._threads(), work)
         finally:
             slots.release()
 
+    def _threads(self) -> ThreadPoolExecutor:
+        """The verification threads, started on first use (again after `close`: an app's lifespan may run twice)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="gridgov-login")
+        return self._executor
+
     def close(self) -> None:
         """Stop the verification threads (the application's shutdown)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def attempt(
