@@ -116,6 +116,7 @@ def teach_alias(
     taught_by: str,
     community_code: str,
     review_item_id: int | None = None,
+    city: bool = False,
 ) -> Teaching:
     """Record a resolution of a typed text (normalized) to a standard address, in the caller's transaction.
 
@@ -124,6 +125,9 @@ def teach_alias(
     resolver it is only recorded. Resolved to a different address, it is a conflict: the alias is suspended (used by
     no geocoder) until the command centre promotes or withdraws it. Every resolution is a row of
     address_alias_teaching; no row is ever deleted.
+
+    With `city` (a resolution by the command centre, which is the authority that promotes aliases), a new alias is
+    city-wide at once and a community alias it confirms is promoted.
     """
     row = conn.execute(
         text("SELECT id, address_id, scope, state FROM address_alias "
@@ -136,14 +140,17 @@ def teach_alias(
             conn.execute(
                 text(
                     "INSERT INTO address_alias (normalized_text, address_id, raw_text, created_by, created_at, scope, "
-                    "community_code, state, taught_by, review_item_id, updated_at) VALUES (:n, :a, :r, :b, now(), "
-                    "'community', :c, 'active', :b, :item, clock_timestamp()) RETURNING id"
+                    "community_code, state, taught_by, review_item_id, updated_at, promoted_by, promoted_at, "
+                    "promote_reason) VALUES (:n, :a, :r, :b, now(), :scope, :c, 'active', :b, :item, "
+                    "clock_timestamp(), :pb, CASE WHEN :city THEN now() END, :why) RETURNING id"
                 ),
                 {"n": normalized_text, "a": address_id, "r": raw_text, "b": taught_by, "c": community_code,
-                 "item": review_item_id},
+                 "item": review_item_id, "scope": "city" if city else "community", "pb": taught_by if city else None,
+                 "city": city,
+                 "why": f"resolved by the command centre (review item {review_item_id})" if city else None},
             ).scalar_one()
         )  # fmt: skip
-        outcome, scope, state = "taught", "community", "active"
+        outcome, scope, state = "taught", "city" if city else "community", "active"
     elif int(row.address_id) == address_id:
         alias_id, scope, state = int(row.id), row.scope, row.state
         outcome = "confirmed"
@@ -152,11 +159,13 @@ def teach_alias(
                  "AND outcome <> 'conflict'"),
             {"id": alias_id, "a": address_id},
         ).scalars())  # fmt: skip
-        if scope == "community" and state == "active" and taught_by not in teachers:
+        if scope == "community" and state == "active" and (city or taught_by not in teachers):
             conn.execute(
                 text("UPDATE address_alias SET scope = 'city', promoted_by = :b, promoted_at = now(), "
                      "promote_reason = :why, updated_at = clock_timestamp() WHERE id = :id"),
-                {"id": alias_id, "b": taught_by, "why": f"second independent resolution (review item {review_item_id})"},
+                {"id": alias_id, "b": taught_by,
+                 "why": f"{'confirmed by the command centre' if city else 'second independent resolution'} "
+                        f"(review item {review_item_id})"},
             )  # fmt: skip
             scope, promoted = "city", True
     else:

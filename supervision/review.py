@@ -31,7 +31,11 @@ from supervision.errors import AlreadyResolved, InvalidInput, NotFound, OutOfSco
 from supervision.events import stored_event, waiting_events
 from supervision.intake import ProcessResult, apply_event, process_events
 from supervision.outbox import hand_back
+from supervision.permissions import Role
 from supervision.scope import Scope
+
+# The command centre decides what the whole city's geocoder learns: its resolutions teach city-wide aliases at once.
+_PROMOTING_ROLES = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value})
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,7 @@ def _resolve(
             teaching = teach_alias(
                 conn, normalized_text=normalized, address_id=placement.address_id, raw_text=event.address,
                 taught_by=actor.name, community_code=community, review_item_id=int(item.id),
+                city=actor.role in _PROMOTING_ROLES,
             )  # fmt: skip
             if teaching.state == "active":
                 alias = AliasEntry(teaching.alias_id, normalized, placement.address_id, teaching.scope, community)

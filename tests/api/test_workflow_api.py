@@ -332,6 +332,7 @@ def test_an_unplaceable_registration_waits_for_a_dispatcher_and_teaches_the_geoc
         f"/v1/review/{status['review_id']}/resolve", json={"address_id": city["door"]["id"]}, headers=auth["centre"]
     )
     assert again.status_code == 409
+    # The command centre's resolution teaches the whole city's geocoder at once (a dispatcher's only their community).
     answer = client.get("/v1/geocode", params={"q": typed}, headers={"X-API-Key": city["api_key"]}).json()
     assert answer["address_id"] == city["door"]["id"] and answer["confidence"] >= 0.99
 
@@ -340,7 +341,7 @@ def test_a_dispatcher_resolves_only_their_own_communitys_items_and_only_into_it(
     client: TestClient, city: dict[str, Any], auth: dict[str, dict[str, str]]
 ) -> None:
     # The community is known from the typed text, the place is not: the item is the community's to resolve.
-    typed = f"{city['names']['town']}{city['names']['community']}某某工业区后面铺位"
+    typed = f"{city['names']['town']}{city['names']['community']}某某工业区后面二号铺位"
     status = register(client, city, 10, address=typed).json()
     assert status["outcome"] == "review", status
     item = status["review_id"]
@@ -361,7 +362,7 @@ def test_a_dispatcher_resolves_only_their_own_communitys_items_and_only_into_it(
     elsewhere = client.post(
         f"/v1/review/{item}/resolve", json={"address_id": city["neighbour"]["door_id"]}, headers=auth["dispatcher"]
     )
-    assert elsewhere.status_code == 422 and "community" in elsewhere.text
+    assert elsewhere.status_code == 403 and "community" in elsewhere.text
     # … and places it at home.
     placed = client.post(
         f"/v1/review/{item}/resolve", json={"address_id": city["door"]["id"]}, headers=auth["dispatcher"]
