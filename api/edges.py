@@ -60,11 +60,16 @@ CSRF_PAGE_ZH = (
 )
 
 
+# Pages, and scripts: a script may be started as a worker (MapLibre's), and a worker runs under the policy its own
+# script was served with, so it must allow what the pages allow (its tile requests to this server).
+PAGE_MEDIA_TYPES = frozenset({"text/html", "text/javascript", "application/javascript"})
+
+
 def content_security_policy(media_type: str, disposition: str) -> str:
-    """The CSP an answer gets when its route set none: strict for pages, nothing-at-all for the rest."""
+    """The CSP an answer gets when its route set none: strict for pages and scripts, nothing-at-all for the rest."""
     if disposition.lower().startswith("attachment"):
         return ATTACHMENT_CSP
-    return PAGE_CSP if media_type.split(";")[0].strip().lower() == "text/html" else API_CSP
+    return PAGE_CSP if media_type.split(";")[0].strip().lower() in PAGE_MEDIA_TYPES else API_CSP
 
 
 def is_https(scope: Scope) -> bool:

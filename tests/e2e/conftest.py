@@ -33,6 +33,27 @@ def base_url(db: DatabaseSettings, tmp_path_factory: pytest.TempPathFactory) -> 
         yield url
 
 
+class StoryBrowser:
+    """Chromium whose pages let the test's own probes run: Playwright's `wait_for_function` evaluates its predicate
+    from a string, which the pages' strict Content-Security-Policy (no 'unsafe-eval') refuses, so the stories'
+    contexts bypass the page's CSP unless a test says `bypass_csp=False`. The CSP itself is proven page by page,
+    with no bypass, in tests/e2e/test_csp.py."""
+
+    def __init__(self, chromium: Any) -> None:
+        self._chromium = chromium
+
+    def new_context(self, **options: Any) -> Any:
+        options.setdefault("bypass_csp", True)
+        return self._chromium.new_context(**options)
+
+    def new_page(self, **options: Any) -> Any:
+        options.setdefault("bypass_csp", True)
+        return self._chromium.new_page(**options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chromium, name)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium from the OS package (a missing browser fails, never skips)."""
@@ -41,5 +62,5 @@ def browser() -> Iterator[Any]:
         pytest.fail(f"Chromium is missing at {CHROMIUM} (apt-get install chromium)")
     with playwright_sync.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
+        yield StoryBrowser(chromium)
         chromium.close()

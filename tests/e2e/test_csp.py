@@ -69,7 +69,7 @@ def _visit(page: Any, url: str, console: list[str]) -> list[str]:
 
 
 def _browse(browser: Any, base_url: str, username: str | None, paths: list[str]) -> dict[str, list[str]]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN", bypass_csp=False)
     context.add_init_script(LISTEN)
     page = context.new_page()
     console: list[str] = []
@@ -90,7 +90,7 @@ def test_the_login_page_docs_and_public_pages_run_without_a_csp_violation(base_u
     found = _browse(browser, base_url, None, ["/login", "/docs", "/public/inspections/page"])
     assert found == {}
     # /docs really started Swagger UI from its static script; an inline script is refused and seen as a violation.
-    context = browser.new_context()
+    context = browser.new_context(bypass_csp=False)
     context.add_init_script(LISTEN)
     page = context.new_page()
     page.goto(f"{base_url}/docs")
