@@ -3,7 +3,10 @@
 Rows are read and written in chunks; chunks are matched in worker processes that share the index built once
 in the parent (fork, copy-on-write), so two cores give nearly twice the rate of one. A row that cannot be
 geocoded keeps its place in the output with `status=not_found` (or `invalid`) and the reason; a row holding a NUL
-byte (in any column) is kept as it is, `invalid` for its control character.
+byte (in any column) is kept as it is, `invalid` for its control character. The header row is different: a header
+holding a control character refuses the file (`header_problem` lets the API refuse it before a job starts). A field
+longer than `csv.field_size_limit()` (131,072 characters, Python's default, left as it is) refuses the file with
+its line number.
 The result file is created mode 0600. Error messages name the file by its role ("the input file"), never its path:
 they reach API clients.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +28,8 @@ from address_library.errors import BatchInputError
 from address_library.service import ANSWER_FIELDS, Geocoder
 
 CHUNK_ROWS = 5_000
+# A column name is one line: no C0 control character, no DEL.
+_HEADER_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 
 _WORKER_GEOCODER: Geocoder | None = None
 
@@ -65,6 +71,40 @@ def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[lis
         yield rows, texts
 
 
+def _header_control(header: list[str]) -> str | None:
+    """Why a header row is refused (a column name holds a control character), or None."""
+    for number, name in enumerate(header, start=1):
+        found = _HEADER_FORBIDDEN.search(name)
+        if found:
+            character = "NUL" if found.group() == "\x00" else f"U+{ord(found.group()):04X}"
+            return (
+                f"the input file's header holds a control character ({character}) in column {number}: "
+                "column names are one line of text"
+            )
+    return None
+
+
+def _too_long(exc: csv.Error, line: int) -> BatchInputError:
+    """The error of a CSV the reader refused at `line` (a field over the size limit, or broken quoting)."""
+    if "field larger than field limit" in str(exc):
+        return BatchInputError(
+            f"line {line} of the input file holds a field longer than {csv.field_size_limit():,} characters "
+            "(the limit of one CSV field): shorten it or split the file"
+        )
+    return BatchInputError(f"line {line} of the input file is not valid CSV ({exc})")
+
+
+def header_problem(input_path: Path) -> str | None:
+    """Why the file's header row refuses the file (a control character), read at once; None when it is fine or
+    when only the job can tell (not UTF-8, empty, too long: the job fails with the reason)."""
+    try:
+        with input_path.open(newline="", encoding="utf-8-sig") as source:
+            header = next(csv.reader(source))
+    except (OSError, StopIteration, UnicodeDecodeError, csv.Error):
+        return None
+    return _header_control(header)
+
+
 def geocode_csv(
     geocoder: Geocoder,
     input_path: Path,
@@ -94,6 +134,11 @@ def geocode_csv(
             raise BatchInputError(f"the input file is empty: it needs a header row with a '{column}' column") from exc
         except UnicodeDecodeError as exc:
             raise BatchInputError(f"the input file is not UTF-8 text (byte {exc.start})") from exc
+        except csv.Error as exc:
+            raise _too_long(exc, reader.line_num) from exc
+        problem = _header_control(header)
+        if problem is not None:
+            raise BatchInputError(problem)
         if column not in header:
             raise BatchInputError(f"the input file has no column '{column}' (columns: {', '.join(header)})")
         col = header.index(column)
@@ -117,6 +162,8 @@ def geocode_csv(
                     n_rows = _write(writer, serial, counts, progress)
             except UnicodeDecodeError as exc:
                 raise BatchInputError(f"the input file is not UTF-8 text (byte {exc.start})") from exc
+            except csv.Error as exc:
+                raise _too_long(exc, reader.line_num) from exc
             finally:
                 _WORKER_GEOCODER = None
     finally:

@@ -6,22 +6,35 @@ folder of mode 0700. Once `expires_at` has passed (the retention period after th
 "expired" and `purge_expired` — run daily by `gridgov serve` and by `gridgov jobs cleanup` — removes its files and
 marks it purged; the row stays, so that the owner learns the result is gone rather than that it never existed.
 Files with no job row (from before jobs were stored) are removed once they are older than the retention period.
+
+A running job holds a PostgreSQL advisory lock (`hold_run_lock`) on a connection of its own, taken before its row is
+written: when the server process dies, the connection and the lock go with it. A job found `queued` or `running`
+whose lock nobody holds was interrupted (the server restarted): `reap_interrupted` records it `failed`, with
+`INTERRUPTED` as its error, the moment it is read. Every error stored is `printable` (control characters escaped as
+`\\x00` text: PostgreSQL text cannot hold NUL, and a client's screen should not receive the others).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, text
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# The first key of the advisory lock a running job holds (the second is made from the job's id).
+RUN_LOCK_CLASS = 17_009
+INTERRUPTED = "interrupted: the server restarted; upload again"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,49 @@ class StoredJob:
     def expired(self, now: datetime) -> bool:
         """Whether the job's files are past their retention period (or already removed)."""
         return self.purged_at is not None or self.expires_at <= now
+
+
+def printable(message: str) -> str:
+    """`message` with every control character written as `\\xNN` text (a NUL becomes the four characters \\x00)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+
+
+def _lock_key(job_id: str) -> int:
+    """The second key of a job's advisory lock (a signed 32-bit number; a collision only delays a reap)."""
+    return zlib.crc32(job_id.encode()) - 2**31
+
+
+def hold_run_lock(libpq_url: str, job_id: str) -> psycopg.Connection:
+    """A connection of its own (outside the pool) holding the job's run lock until it is closed."""
+    conn = psycopg.connect(libpq_url, autocommit=True)
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_CLASS, _lock_key(job_id)))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def reap_interrupted(conn: Connection, job: StoredJob, now: datetime) -> StoredJob:
+    """The job as it stands: a queued or running one whose run lock nobody holds is recorded failed (INTERRUPTED)."""
+    if job.status not in ("queued", "running"):
+        return job
+    # A transaction-level try: released at the end of the caller's transaction, never left on a pooled connection.
+    free = conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(:c, :k)"), {"c": RUN_LOCK_CLASS, "k": _lock_key(job.id)}
+    ).scalar()
+    if not free:
+        return job
+    conn.execute(
+        text(
+            "UPDATE geocode_batch_job SET status = 'failed', error = :error, finished_at = :now "
+            "WHERE id = :id AND status IN ('queued', 'running')"
+        ),
+        {"id": job.id, "error": INTERRUPTED, "now": now},
+    )
+    reaped = get_job(conn, job.id)
+    assert reaped is not None
+    return reaped
 
 
 def private_dir(folder: Path) -> Path:
@@ -135,7 +191,13 @@ def finish_job(
             "UPDATE geocode_batch_job SET status = :status, error = :error, "
             "by_status = CAST(:by_status AS jsonb), finished_at = :now WHERE id = :id"
         ),
-        {"id": job_id, "status": status, "error": error, "by_status": json.dumps(by_status or {}), "now": now},
+        {
+            "id": job_id,
+            "status": status,
+            "error": None if error is None else printable(error),
+            "by_status": json.dumps(by_status or {}),
+            "now": now,
+        },
     )
 
 

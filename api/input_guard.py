@@ -11,8 +11,12 @@ Bodies a route parses whole are checked here too, in one place for every route (
 other than tab, newline and CR, or a JSON body (`application/json`, `…+json`) one of whose strings or keys holds one
 (`\\u0000` and the like; PostgreSQL text cannot hold NUL), is refused the same way. Such a body is read into memory
 (up to `BODY_CHECK_LIMIT`; a larger one is passed on unchecked, and the models' own patterns hold) and replayed to
-the route. Multipart bodies stream to the routes, whose form fields are `OneLine`/`FreeText` or checked by
-`control_character`; CSV files are checked row by row by the batch geocoder.
+the route. Multipart bodies stream to the routes (a file part is never held in memory here): their text fields
+are checked by one dependency, `multipart_text_checked`, on every router that takes multipart (geocode_batch,
+clues, field, inspection_directory; Open311 answers `multipart_problem` in its own format), which reads the form
+FastAPI already parsed (Starlette keeps it on the request: nothing is parsed twice) and refuses (422) a non-file
+field whose name or value holds a C0 control character other than tab, newline and CR, or DEL. CSV files are
+checked row by row by the batch geocoder.
 
 `FreeText` and `OneLine` are the annotated string types (and `FREE_TEXT_PATTERN`, `ONE_LINE_PATTERN` the patterns)
 the JSON models use, `control_character` the check for hand-parsed forms.
@@ -26,9 +30,12 @@ from typing import Annotated
 from urllib.parse import unquote_to_bytes
 from xml.sax.saxutils import escape
 
+from fastapi import Request
 from pydantic import StringConstraints
-from starlette.datastructures import Headers
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import InvalidRequest
 
 # Free text (a description, a note): tab, newline and carriage return are text; every other C0 character and DEL
 # are not.
@@ -52,6 +59,38 @@ def control_character(value: str | None) -> str | None:
         return None
     found = _FREE_TEXT_FORBIDDEN.search(value)
     return found.group() if found else None
+
+
+def form_problem(form: FormData) -> str | None:
+    """Why a parsed form is refused (a text field's name or value holds a control character), or None; file parts
+    are not read (their file names are checked by the routes that store them)."""
+    for name, value in form.multi_items():
+        found = control_character(name)
+        if found is not None:
+            return f"a form field name holds a control character ({describe(found)})"
+        if isinstance(value, UploadFile):
+            continue
+        found = control_character(value)
+        if found is not None:
+            return f"{name[:100]} holds a control character ({describe(found)})"
+    return None
+
+
+async def multipart_problem(request: Request) -> str | None:
+    """Why a multipart request's text fields are refused, or None (also for a body that is not multipart)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        return None
+    # The form FastAPI parsed for the route's File()/Form() parameters (or the route's own request.form(), whose
+    # limits then apply): Starlette returns the one it keeps.
+    return form_problem(await request.form())
+
+
+async def multipart_text_checked(request: Request) -> None:
+    """The dependency of routers taking multipart: 422 for a text field holding a control character."""
+    problem = await multipart_problem(request)
+    if problem is not None:
+        raise InvalidRequest(problem)
 
 
 def describe(character: str) -> str:

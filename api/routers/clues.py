@@ -30,7 +30,7 @@ from api.deps import (
     viewer_of,
 )
 from api.errors import InvalidRequest
-from api.input_guard import FreeText, OneLine
+from api.input_guard import FreeText, OneLine, multipart_text_checked
 from grids.codes import COMMUNITY_PATTERN
 from grids.repository import place_names
 from supervision.backdating import check_supplied_time
@@ -161,7 +161,12 @@ def get_clue(clue_id: ClueId, _: ClueReader, scope: CurrentScope, viewer: Curren
     return shown(clue_by_id(conn, clue_id, scope), viewer)
 
 
-@router.post("/clues/{clue_id}/photos", status_code=201, summary="上传线索照片")
+@router.post(
+    "/clues/{clue_id}/photos",
+    status_code=201,
+    summary="上传线索照片",
+    dependencies=[Depends(multipart_text_checked)],
+)
 async def post_photo(
     request: Request, clue_id: ClueId, file: UploadFile, principal: ClueReporter, db: DbEngine
 ) -> StoredPhoto:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from api.auth.deps import optional_principal
 from api.auth.roles import Principal
 from api.deps import CurrentScope, CurrentViewer, DbEngine, ReadConn, actor_of, allowed, server_settings
+from api.input_guard import multipart_text_checked
 from api.routers.pages import refused_page, sign_in_first
 from maps.field_page import FieldUser, render_field
 from supervision.clues import MAX_PHOTO_BYTES
@@ -59,7 +60,12 @@ def field_page(request: Request, principal: Annotated[Principal | None, Depends(
     return HTMLResponse(render_field(user), headers={"Cache-Control": "no-cache"})
 
 
-@router.post("/v1/tasks/{task_id}/photos", status_code=201, summary="上传任务核查照片")
+@router.post(
+    "/v1/tasks/{task_id}/photos",
+    status_code=201,
+    summary="上传任务核查照片",
+    dependencies=[Depends(multipart_text_checked)],
+)
 async def post_task_photo(
     request: Request, task_id: TaskId, file: UploadFile, principal: TaskMover, db: DbEngine
 ) -> TaskPhoto:

@@ -17,6 +17,8 @@ from starlette.datastructures import UploadFile
 
 from api.auth.roles import Principal
 from api.deps import CurrentScope, ReadConn, WriteConn, allowed
+from api.errors import InvalidRequest
+from api.input_guard import form_problem
 from planning.directory import targets_csv, to_utf8
 from planning.directory_service import (
     ImportSummary,
@@ -176,6 +178,9 @@ async def _csv_body(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_CSV_BYTES)
+        problem = form_problem(form)  # the text fields (input_guard's one multipart check)
+        if problem is not None:
+            raise InvalidRequest(problem)
         files = [v for v in form.values() if isinstance(v, UploadFile)]
         if not files:
             raise InvalidPlan("表单中没有 CSV 文件，请以文件字段上传", reason="invalid_directory")

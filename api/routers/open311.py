@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 
@@ -33,7 +33,7 @@ from address_library.live import LiveGeocoder
 from api.auth.deps import resolve_principal
 from api.auth.roles import Principal
 from api.deps import FIRST_YEAR, LAST_YEAR
-from api.input_guard import control_character, describe
+from api.input_guard import control_character, describe, multipart_problem
 from gis import clock
 from supervision import open311
 from supervision.calendar import SHANGHAI
@@ -225,10 +225,13 @@ def post_request(
     first_name: Annotated[str | None, Form()] = None,
     last_name: Annotated[str | None, Form()] = None,
     jurisdiction_id: Annotated[str | None, Form()] = None,
+    form_problem: Annotated[str | None, Depends(multipart_problem)] = None,
 ) -> Response:
     """Create a service request: a clue with source hotline, routed, with its task, in one transaction."""
 
     def produce() -> Response:
+        if form_problem is not None:  # any multipart text field, the ones named below or not
+            raise Open311Error(400, form_problem)
         _check_text(
             api_key=api_key, service_code=service_code, lat=lat, long=long, address_string=address_string,
             description=description, media_url=media_url, email=email, phone=phone, first_name=first_name,

@@ -500,3 +500,146 @@ def test_finding_11_json_refusal_names_the_field_not_only_a_500(client: TestClie
         "/v1/geocode/batch/0", content=raw, headers={**world["centre"], "Content-Type": "application/json"}
     )
     assert answer.status_code == 422 and "/nested/0/k" in answer.json()["detail"]
+
+
+# ------------------------------------------------------------------- the outside re-test (fix round B): jobs
+
+
+@pytest.mark.parametrize("poison", CONTROL, ids=["NUL", "ESC"])
+def test_retest_1_a_control_character_in_the_csv_header_is_refused_at_once(
+    client: TestClient, world: dict[str, Any], engine: Engine, poison: str
+) -> None:
+    """The attack: `addr\\x00ess` as the header left the job `running` forever (its error could not be stored)."""
+    mine = api_key_headers(world["other"])
+    answer = client.post(
+        "/v1/geocode/batch",
+        headers=mine,
+        files={"file": ("in.csv", f"addr{poison}ess\n东城\n".encode(), "text/csv")},
+        data={"column": "address"},
+    )
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["error"] == "invalid_request" and "header" in body["detail"] and "column 1" in body["detail"]
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT status, error FROM geocode_batch_job WHERE owner = :o AND error LIKE '%header%' "
+                "ORDER BY created_at DESC, id LIMIT 1"
+            ),
+            {"o": _owner(client, engine, mine)},
+        ).one()
+    assert stored.status == "failed" and poison not in stored.error and "control character" in stored.error
+
+
+def _owner(client: TestClient, engine: Engine, headers: dict[str, str]) -> str:
+    """The owner reference the batch store records for these credentials (read from a job of theirs)."""
+    job = upload(client, headers, "address\n长安镇振隆路27号\n".encode())
+    with engine.connect() as conn:
+        owner: str = conn.execute(
+            text("SELECT owner FROM geocode_batch_job WHERE id = :id"), {"id": job["id"]}
+        ).scalar_one()
+    return owner
+
+
+def test_retest_1_a_job_error_is_stored_with_its_control_characters_as_text(engine: Engine) -> None:
+    """Whatever a failure's message holds, it is stored (PostgreSQL text cannot hold a NUL) and printable."""
+    from address_library import batch_jobs
+
+    with engine.begin() as conn:
+        batch_jobs.create_job(
+            conn, job_id="e" * 32, owner="key#0", address_column="address", now=clock.now(),
+            retention=timedelta(days=1),
+        )  # fmt: skip
+        batch_jobs.finish_job(conn, "e" * 32, status="failed", now=clock.now(), error="no column 'a\x00b\x1b'")
+        job = batch_jobs.get_job(conn, "e" * 32)
+    assert job is not None and job.status == "failed"
+    assert job.error == "no column 'a\\x00b\\x1b'"
+
+
+def test_retest_1_a_job_left_running_by_a_dead_server_fails_as_interrupted(
+    client: TestClient, world: dict[str, Any], engine: Engine, db: DatabaseSettings
+) -> None:
+    """A job row `running` whose server process died (no one holds its run lock) answers failed, not running."""
+    from address_library import batch_jobs
+    from gis.settings import plain_libpq_url
+
+    mine = api_key_headers(world["other"])
+    owner = _owner(client, engine, mine)
+    with engine.begin() as conn:
+        for job_id in ("a" * 32, "b" * 32):
+            batch_jobs.create_job(
+                conn, job_id=job_id, owner=owner, address_column="address", now=clock.now(),
+                retention=timedelta(days=7),
+            )  # fmt: skip
+            batch_jobs.mark_running(conn, job_id, 10)
+    # b's runner is alive (it holds the lock, as the job thread does): it stays running.
+    lock = batch_jobs.hold_run_lock(plain_libpq_url(engine.url.render_as_string(hide_password=False)), "b" * 32)
+    try:
+        dead = client.get(f"/v1/geocode/batch/{'a' * 32}", headers=mine).json()
+        assert dead["status"] == "failed" and dead["error"] == batch_jobs.INTERRUPTED
+        alive = client.get(f"/v1/geocode/batch/{'b' * 32}", headers=mine).json()
+        assert alive["status"] == "running"
+    finally:
+        lock.close()  # the process holding it died
+    assert client.get(f"/v1/geocode/batch/{'b' * 32}", headers=mine).json()["status"] == "failed"
+
+
+def test_retest_2_a_200_kb_field_fails_the_job_naming_the_line_and_the_limit(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    mine = api_key_headers(world["other"])
+    job = upload(client, mine, ("address\n长安镇振隆路27号\n" + "x" * 200_000 + "\n").encode())
+    status = wait(client, mine, job["id"])
+    assert status["status"] == "failed", status
+    assert "line 3" in status["error"] and "131,072" in status["error"], status["error"]
+    assert "internal error" not in status["error"]
+
+
+# -------------------------------------------------------------- the outside re-test: every multipart text field
+
+
+@pytest.mark.parametrize("poison", CONTROL, ids=["NUL", "ESC"])
+def test_retest_3_a_control_character_in_any_multipart_text_field_is_refused(
+    client: TestClient, world: dict[str, Any], poison: str
+) -> None:
+    """Text fields the routes do not declare (or whose names) hold a control character: 422 on every multipart
+    route, Open311's 400 under /open311; file parts are not text fields (a NUL in a file is the file's business)."""
+    centre, key = world["centre"], api_key_headers(world["other"])
+    fields = {"note": f"a{poison}b"}
+    posts = [
+        ("/v1/geocode/batch", key, {"file": ("in.csv", b"address\nx\n", "text/csv")}, {"column": "address"}),
+        ("/v1/clues/999999999/photos", centre, {"file": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}, {}),
+        ("/v1/tasks/999999999/photos", centre, {"file": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}, {}),
+        ("/v1/inspectors/import", centre, {"file": ("名录.csv", "姓名\n张三\n".encode(), "text/csv")}, {}),
+    ]
+    for path, headers, files, data in posts:
+        answer = client.post(path, headers=headers, files=files, data={**data, **fields})
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["error"] == "invalid_request" and "control character" in answer.json()["detail"]
+        # A field NAME holding one (httpx escapes names, so the body is written by hand, as an attacker would).
+        boundary = "gridgov-retest"
+        raw = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="no{poison}te"\r\n\r\nab\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+            f"Content-Type: text/csv\r\n\r\naddress\nx\n\r\n--{boundary}--\r\n"
+        ).encode()
+        named = client.post(
+            path, content=raw, headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        )
+        assert named.status_code == 422 and "field name" in named.json()["detail"], (path, named.text)
+    hotline = {"api_key": world["other"], "service_code": "001", "description": "噪音扰民", **fields}
+    for fmt in ("json", "xml"):
+        answer = client.post(
+            f"/open311/v2/requests.{fmt}", data=hotline, files={"media": ("a.txt", b"x\x00", "text/plain")}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "note holds a control character" in answer.text
+    # A file part holding a NUL is not a text field: the batch upload of a NUL row is still accepted.
+    accepted = client.post(
+        "/v1/geocode/batch",
+        headers=key,
+        files={"file": ("in.csv", b"address\n\x00\n", "text/csv")},
+        data={"column": "address", "note": "tab\tand\nnewline are text"},
+    )
+    assert accepted.status_code == 202, accepted.text
+    assert wait(client, key, accepted.json()["id"])["status"] == "done"
