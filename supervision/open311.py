@@ -24,6 +24,7 @@ from address_library.service import Geocoder
 from supervision.audit import Actor
 from supervision.clues import MAX_DESCRIPTION, ClueReport, report_clue
 from supervision.errors import InvalidInput, NotFound, RoutingError
+from supervision.privacy import CALLER_MARKER
 from supervision.routing import default_router
 from supervision.scope import CITY
 from supervision.workflow import STATUS_LABELS_ZH, TERMINAL, Status
@@ -51,7 +52,7 @@ SERVICE_CODES: Mapping[str, str] = {
     "五金塑胶加工作坊": "metal_plastic_workshop",
 }
 # Everything after this marker in a hotline clue's description is the caller's contact: never published.
-PRIVATE_MARKER = "\n\n【来电人信息（不公开）】"
+PRIVATE_MARKER = CALLER_MARKER
 MAX_CONTACT_CHARS = 200
 MAX_LIST = 1000
 

@@ -10,7 +10,13 @@ other than the object's) gets it masked:
 - a Chinese name keeps its surname (a compound surname such as 欧阳 when the name is longer than two characters):
   张三 → 张*, 张三丰 → 张**, 欧阳娜娜 → 欧阳**;
 - a person's account (`user:zhangsan`) keeps its kind and its first character: user:z******* (a key's, the
-  system's are not a person's and stay as they are).
+  system's are not a person's and stay as they are);
+- an email keeps the first character of its local part and its domain: z*******@example.com;
+- a hotline caller's contact (the block after `CALLER_MARKER` in a hotline clue's description:
+  `姓名：…；电话：…；邮箱：…；附件：…`) keeps its labels; the name, phone and email are masked as above, anything
+  else in it (the attachment address, text without a label) entirely. The caller's contact is clear to the
+  managers and to the officers of the clue's handling department (the 12345 practice: the 承办单位 calls back),
+  masked for everyone else, the clue's area leads included.
 
 Every mask keeps the length, hides each masked character behind `*` and is idempotent (masking a masked value
 changes nothing). The masking is applied where an answer is serialised (`shown` for the API's task and clue models
@@ -39,6 +45,8 @@ class PersonalField(StrEnum):
     WORKER_PHONE = "worker.phone"
     # The account that reported a clue, or uploaded a photo of a clue or a task (the audit name, user:<login>).
     REPORTER = "clue.reporter"
+    # A 12345 hotline caller's name, phone and email (and attachment), kept in the clue's description.
+    CALLER = "clue.caller"
 
 
 _MANAGERS = frozenset({Role.ADMIN, Role.COMMAND_CENTRE})
@@ -50,7 +58,14 @@ CLEAR_TO: Mapping[PersonalField, frozenset[Role]] = {
     PersonalField.WORKER_NAME: _MANAGERS | _AREA_LEADS,
     PersonalField.WORKER_PHONE: _MANAGERS | _AREA_LEADS,
     PersonalField.REPORTER: _MANAGERS | _AREA_LEADS,
+    # The department officers only for clues routed to their own department (they call the caller back).
+    PersonalField.CALLER: _MANAGERS | {Role.DEPARTMENT_OFFICER},
 }
+
+# Where a hotline clue's description holds its caller's contact (written by supervision.open311).
+CALLER_MARKER = "\n\n【来电人信息（不公开）】"
+CALLER_SEPARATOR = "；"
+CALLER_LABEL_SEPARATOR = "："
 
 # Compound surnames kept whole (the common ones; a rarer one keeps its first character, which still hides the rest).
 COMPOUND_SURNAMES: frozenset[str] = frozenset(
@@ -125,10 +140,38 @@ def mask_account(account: str) -> str:
     return f"{kind}:{mask_name(name)}"
 
 
+def mask_email(email: str) -> str:
+    """An email with its local part masked but for its first character (z*******@example.com)."""
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return MASK * len(email)
+    return local[:1] + MASK * (len(local) - 1) + at + domain
+
+
+_CALLER_MASKS = {"姓名": mask_name, "电话": mask_phone, "邮箱": mask_email}
+
+
+def mask_caller(description: str) -> str:
+    """A clue description with its hotline caller's block masked (labels kept); a description without one as is."""
+    public, marker, block = description.partition(CALLER_MARKER)
+    if not marker:
+        return description
+    parts = []
+    for part in block.split(CALLER_SEPARATOR):
+        label, sep, value = part.partition(CALLER_LABEL_SEPARATOR)
+        masker = _CALLER_MASKS.get(label)
+        if sep and label in ("姓名", "电话", "邮箱", "附件"):
+            parts.append(label + sep + (masker(value) if masker else MASK * len(value)))
+        else:  # no known label (a value that held the separator): nothing of it is shown
+            parts.append(MASK * len(part))
+    return public + marker + CALLER_SEPARATOR.join(parts)
+
+
 _MASKS = {
     PersonalField.WORKER_NAME: mask_name,
     PersonalField.WORKER_PHONE: mask_phone,
     PersonalField.REPORTER: mask_account,
+    PersonalField.CALLER: mask_caller,
 }
 
 
@@ -170,6 +213,8 @@ def sees_clear(viewer: Viewer, kind: PersonalField, *, place: str | None, own: b
         return False
     if role in _MANAGERS:
         return True
+    if kind is PersonalField.CALLER:  # `place` is the clue's handling department
+        return viewer.area.kind == "department" and place is not None and viewer.area.code == place
     code = viewer.area.code
     return place is not None and code is not None and viewer.area.kind in ("town", "community") and within(place, code)
 
@@ -191,8 +236,8 @@ T = TypeVar("T")
 def shown(value: T, viewer: Viewer, *, read_in_scope: bool = False) -> T:
     """A task, clue, photo, history entry or page of them (or a list) with its personal fields as `viewer` may see.
 
-    Objects are recognised by their fields (a task's `worker_name`, a clue's `reported_by`, a photo's `uploaded_by`,
-    a history entry's `actor`), so one function serves the JSON answers and the CSV exports alike. `read_in_scope`:
+    Objects are recognised by their fields (a task's `worker_name`, a clue's `reported_by` and `description`, a
+    photo's `uploaded_by`, a history entry's `actor`), so one function serves the JSON answers and the CSV exports alike. `read_in_scope`:
     the objects carry no place of their own but were read through the viewer's own scope (a task's photos, a
     history), so an area lead's own area holds them.
     """
@@ -222,4 +267,7 @@ def _shown(value: Any, viewer: Viewer, outer_place: str | None) -> Any:
             changes[name] = shown_value(viewer, PersonalField.REPORTER, by, place=place, own=own)
     if "photos" in fields:
         changes["photos"] = _shown(obj.photos, viewer, place)
+    if "description" in fields and "department_code" in fields:  # a clue: its hotline caller's contact
+        department = obj.department_code
+        changes["description"] = shown_value(viewer, PersonalField.CALLER, obj.description, place=department)
     return dataclasses.replace(obj, **changes) if changes else obj

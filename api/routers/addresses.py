@@ -20,10 +20,11 @@ from address_library import maintenance
 from address_library.live import IndexRefresher
 from address_library.normalize import MAX_ADDRESS_CHARS
 from api.auth.roles import Principal
-from api.deps import CurrentScope, DbEngine, ReadConn, allowed
+from api.deps import CurrentScope, DbEngine, ReadConn, allowed, viewer_of
 from grids.placement import GridPlacement, PlacementCache
 from supervision.errors import OutOfScope
 from supervision.permissions import Capability
+from supervision.privacy import PersonalField, shown_value
 
 router = APIRouter(tags=["标准地址维护"])
 
@@ -141,12 +142,33 @@ AddressReader = Annotated[Principal, Depends(allowed(Capability.ADDRESS_READ))]
     summary="查看标准地址及其变更历史",
     responses={403: {"description": "该地址不在本账号辖区内"}, 404: NOT_FOUND},
 )
-def get_address(address_id: AddressId, _: AddressReader, scope: CurrentScope, conn: ReadConn) -> Any:
-    """一个标准地址（含已注销的）的组成、点位、网格，以及新增、移动、注销、导入的全部历史。"""
+def get_address(address_id: AddressId, principal: AddressReader, scope: CurrentScope, conn: ReadConn) -> Any:
+    """一个标准地址（含已注销的）的组成、点位、网格，以及新增、移动、注销、导入的全部历史（操作人按隐私规则脱敏）。"""
     found = maintenance.address_with_history(conn, address_id)
     if not scope.sees(str(found["town_code"])):
         raise OutOfScope(f"address {address_id} is outside your area")
-    return found
+    return _shown(found, principal)
+
+
+def _shown(details: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """An address's details with each history entry's `changed_by` as the principal may see it (the rule of task
+    histories: supervision.privacy's REPORTER, the address's town as its place)."""
+    viewer = viewer_of(principal)
+    place = str(details["town_code"])
+    history = [
+        {
+            **entry,
+            "changed_by": shown_value(
+                viewer,
+                PersonalField.REPORTER,
+                entry["changed_by"],
+                place=place,
+                own=entry["changed_by"] == viewer.account,
+            ),
+        }
+        for entry in details["history"]
+    ]
+    return {**details, "history": history}
 
 
 @router.post(
@@ -172,7 +194,7 @@ def add_address(request: Request, body: NewAddressBody, principal: Maintainer, d
         )
         details = maintenance.address_with_history(conn, new_id)
     refresh_geocoder(request)
-    return {"changed_ids": [new_id], "address": details}
+    return {"changed_ids": [new_id], "address": _shown(details, principal)}
 
 
 @router.post(
@@ -189,7 +211,7 @@ def retire_address(
         ids = maintenance.retire_address(conn, address_id, changed_by=principal.audit_name, note=body.note)
         details = maintenance.address_with_history(conn, address_id)
     refresh_geocoder(request)
-    return {"changed_ids": ids, "address": details}
+    return {"changed_ids": ids, "address": _shown(details, principal)}
 
 
 @router.post(
@@ -212,7 +234,7 @@ def move_address(request: Request, address_id: AddressId, body: MoveBody, princi
         )
         details = maintenance.address_with_history(conn, address_id)
     refresh_geocoder(request)
-    return {"changed_ids": ids, "address": details}
+    return {"changed_ids": ids, "address": _shown(details, principal)}
 
 
 # ------------------------------------------------------------------------------------------------ app-held caches

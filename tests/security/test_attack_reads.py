@@ -395,3 +395,89 @@ def test_masked_the_live_stream_carries_no_workers_name_phone_or_reporter(
     raw = json.dumps(got, ensure_ascii=False)
     for personal in (*_personal(world), "user:dispatcher"):
         assert personal not in raw
+
+# ------------------------------------------------ the outside re-test (fix round B): a hotline caller's contact
+
+CALLER_PHONE = "13812345678"
+
+
+def test_retest_4_a_hotline_callers_contact_is_masked_but_for_the_handling_department(
+    db: DatabaseSettings, http: httpx.Client, world: dict[str, Any], auth: dict[str, dict[str, str]]
+) -> None:
+    """The attack: the town leader read `电话：13812345678` in a 12345 clue's description (and its CSV export)."""
+    from api.auth import service
+
+    home = world["home"]
+    engine = make_engine(db)
+    with engine.begin() as conn:
+        hotline = service.create_api_key(conn, SECRET_KEY, name="12345-retest", rate_limited=False, role="hotline").key
+        make_users(
+            conn,
+            {
+                "hl_leader": ("town_leader", home.town_code),
+                "hl_market": ("department_officer", "market_supervision"),
+            },
+        )
+    engine.dispose()
+    posted = http.post(
+        "/open311/v2/requests.json",
+        data={
+            "api_key": hotline, "service_code": "catering", "lat": str(home.lat), "long": str(home.lon),
+            "description": "群众反映该处有无证餐饮", "first_name": "小明", "last_name": "王", "phone": CALLER_PHONE,
+            "email": "caller@example.cn",
+        },
+    )  # fmt: skip
+    assert posted.status_code == 201, posted.text
+    clue_id = int(posted.json()[0]["service_request_id"])
+    tokens = {
+        user: {"Authorization": "Bearer " + http.post("/v1/auth/token", data={"username": user, "password": PASSWORD}).json()["access_token"]}
+        for user in ("hl_leader", "hl_market")
+    }  # fmt: skip
+
+    def description(who: dict[str, str]) -> str:
+        answer = http.get(f"/v1/clues/{clue_id}", headers=who)
+        assert answer.status_code == 200, answer.text
+        text_: str = answer.json()["description"]
+        return text_
+
+    for who in (tokens["hl_leader"], auth["dispatcher"]):
+        seen = description(who)
+        assert seen.startswith("群众反映该处有无证餐饮") and "【来电人信息（不公开）】" in seen
+        assert CALLER_PHONE not in seen and "王小明" not in seen and "caller@" not in seen, seen
+        assert "138****5678" in seen and "王**" in seen and "c*****@example.cn" in seen
+        export = http.get("/v1/clues.csv", params={"source": "hotline"}, headers=who)
+        assert export.status_code == 200 and CALLER_PHONE not in export.text and "138****5678" in export.text
+        listed = http.get("/v1/clues", params={"source": "hotline"}, headers=who).text
+        assert CALLER_PHONE not in listed
+    # Those who call the caller back (the handling department), and the managers, read it in clear.
+    for who in (tokens["hl_market"], auth["centre"]):
+        assert f"电话：{CALLER_PHONE}" in description(who) and "姓名：王小明" in description(who)
+    # Another department's officer does not read the clue at all; the tobacco officer sees no caller either.
+    other = http.get(f"/v1/clues/{clue_id}", headers=auth["officer"])
+    assert other.status_code in (403, 404) or CALLER_PHONE not in other.text
+
+
+def test_retest_5_an_address_historys_changed_by_is_masked_as_task_histories_are(
+    db: DatabaseSettings, http: httpx.Client, world: dict[str, Any], auth: dict[str, dict[str, str]]
+) -> None:
+    """The attack: any reader of an address saw the account that changed it (a person's) in clear."""
+    home = world["home"]
+    engine = make_engine(db)
+    with engine.begin() as conn:  # a change made by a person, as the maintenance routes record it
+        conn.execute(
+            text(
+                "INSERT INTO address_history (address_id, action, changed_by, note) "
+                "VALUES (:id, 'move', 'user:zhangsan', 'retest')"
+            ),
+            {"id": home.id},
+        )
+    engine.dispose()
+
+    def changed_by(who: dict[str, str]) -> list[str]:
+        answer = http.get(f"/v1/addresses/{home.id}", headers=who)
+        assert answer.status_code == 200, answer.text
+        return [entry["changed_by"] for entry in answer.json()["history"] if entry["note"] == "retest"]
+
+    assert changed_by(auth["officer"]) == ["user:z*******"]
+    assert changed_by(auth["worker"]) == ["user:z*******"]
+    assert changed_by(auth["centre"]) == ["user:zhangsan"]

@@ -14,6 +14,8 @@ from supervision.privacy import (
     PersonalField,
     Viewer,
     mask_account,
+    mask_caller,
+    mask_email,
     mask_name,
     mask_phone,
     sees_clear,
@@ -99,7 +101,7 @@ def test_the_table_gives_clear_data_to_the_managers_and_the_areas_leads_only() -
     leader = _viewer("town_leader", Scope("town", HOME_TOWN))
     dispatcher = _viewer("dispatcher", Scope("community", HOME_COMMUNITY))
     other = _viewer("dispatcher", Scope("community", "441900003002"))
-    for kind in PersonalField:
+    for kind in set(PersonalField) - {PersonalField.CALLER}:  # the caller's contact has a rule of its own (below)
         assert sees_clear(_viewer("command_centre", Scope("city")), kind, place=HOME_GRID)
         assert sees_clear(_viewer("admin", Scope("city")), kind, place=None)
         assert sees_clear(leader, kind, place=HOME_GRID)
@@ -169,3 +171,71 @@ def test_shown_masks_the_actors_of_a_history_read_in_scope_but_not_the_areas_lea
     dispatcher = _viewer("dispatcher", Scope("community", HOME_COMMUNITY), "user:d")
     assert shown(entries, dispatcher, read_in_scope=True) == entries
     assert [e.actor for e in shown(entries, dispatcher)] == ["user:w*****", "system", "user:o******"]
+
+
+# ------------------------------------------------------------------ a 12345 hotline caller's contact (fix round B)
+
+CALLER = "\n\n【来电人信息（不公开）】姓名：王小明；电话：13812345678；邮箱：wangxm@example.cn；附件：http://x/1.jpg"
+
+
+@dataclass(frozen=True)
+class _HotlineClue:
+    id: int
+    grid_code: str
+    department_code: str | None
+    description: str
+
+
+def test_the_callers_contact_is_clear_to_the_managers_and_the_handling_departments_officers_only() -> None:
+    market = _viewer("department_officer", Scope("department", "market_supervision"))
+    assert sees_clear(market, PersonalField.CALLER, place="market_supervision")
+    assert not sees_clear(market, PersonalField.CALLER, place="tobacco")
+    assert not sees_clear(market, PersonalField.CALLER, place=None)
+    for role, scope in (("command_centre", Scope("city")), ("admin", Scope("city"))):
+        assert sees_clear(_viewer(role, scope), PersonalField.CALLER, place="tobacco")
+    for role, scope in (
+        ("town_leader", Scope("town", HOME_TOWN)),
+        ("dispatcher", Scope("community", HOME_COMMUNITY)),
+        ("grid_worker", Scope("worker", "7", HOME_TOWN)),
+        ("api_client", Scope("city")),
+        ("hotline", Scope("city")),
+    ):
+        assert not sees_clear(_viewer(role, scope), PersonalField.CALLER, place="market_supervision"), role
+
+
+def test_shown_masks_a_hotline_clues_caller_but_not_for_its_departments_officer() -> None:
+    clue = _HotlineClue(1, HOME_GRID, "market_supervision", "有无证餐饮" + CALLER)
+    leader = shown(clue, _viewer("town_leader", Scope("town", HOME_TOWN)))
+    assert leader.description == (
+        "有无证餐饮\n\n【来电人信息（不公开）】姓名：王**；电话：138****5678；邮箱：w*****@example.cn；附件："
+        + "*" * 14
+    )
+    assert "13812345678" not in leader.description and "王小明" not in leader.description
+    officer = shown(clue, _viewer("department_officer", Scope("department", "market_supervision")))
+    assert officer.description == clue.description
+    assert shown(clue, _viewer("command_centre", Scope("city"))) == clue
+    field = _HotlineClue(2, HOME_GRID, "tobacco", "没有来电人的描述")
+    assert shown(field, _viewer("town_leader", Scope("town", HOME_TOWN))) == field
+
+
+CONTACT = st.text(alphabet=st.characters(blacklist_characters="*；："), max_size=30)
+
+
+@given(CONTACT, CONTACT, CONTACT)
+def test_masking_a_callers_block_hides_every_value_and_twice_changes_nothing(name: str, phone: str, email: str) -> None:
+    block = f"姓名：{name}；电话：{phone}；邮箱：{email}"
+    description = "描述\n\n【来电人信息（不公开）】" + block
+    masked = mask_caller(description)
+    assert len(masked) == len(description)
+    assert mask_caller(masked) == masked
+    public, _, rest = masked.partition("【来电人信息（不公开）】")
+    assert public == "描述\n\n"
+    # No value longer than the characters a mask keeps (the surname; 3 + 4 of a phone; an email's first) survives.
+    for value in (name, phone, email):
+        if len(value) > 8:
+            assert value not in rest
+
+
+def test_an_email_keeps_its_first_character_and_its_domain() -> None:
+    assert mask_email("wangxm@example.cn") == "w*****@example.cn"
+    assert mask_email("not-an-email") == "*" * 12
