@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.deps import SESSION_COOKIE
 from api.auth.page import LOGIN_PATH
+from api.input_guard import drain
 
 # Pages: every script, style, image, font and connection from this server; MapLibre builds its workers from blob:
 # URLs and its canvases export to blob:/data: images. No inline script or style anywhere.
@@ -172,7 +173,7 @@ class CsrfGuard:
         if not checked or not cross_site(scope, headers):
             await self.app(scope, receive, send)
             return
-        await _drain(receive)
+        await drain(receive)
         if path == LOGIN_PATH:
             media_type, body = "text/html; charset=utf-8", CSRF_PAGE_ZH.encode()
         else:
@@ -190,11 +191,3 @@ class CsrfGuard:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-async def _drain(receive: Receive) -> None:
-    """Read the request body to its end, so that the connection can carry the next request."""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return

@@ -229,7 +229,7 @@ class InputGuard:
                 await self.app(scope, _replay(messages, receive), send)
                 return
         else:
-            await _drain(receive)
+            await drain(receive)
         status, media_type, body = _refusal(scope.get("path", ""), problem)
         await send(
             {
@@ -244,7 +244,7 @@ class InputGuard:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _drain(receive: Receive) -> None:
+async def drain(receive: Receive) -> None:
     """Read the request body to its end, so that the connection can carry the next request."""
     while True:
         message = await receive()
