@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from address_library.errors import (
@@ -217,10 +218,30 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", _GENERIC_DETAIL["internal_error"]), status_code=500)
 
 
+NUL_IN_TEXT = "a text value holds a NUL character"
+
+
+def is_nul_in_text(exc: BaseException) -> bool:
+    """Whether a database error is PostgreSQL (through psycopg) refusing a NUL character in a text value."""
+    if not isinstance(exc, DataError):
+        return False
+    original = exc.orig
+    return isinstance(original, psycopg.DataError) and "cannot contain NUL" in str(original)
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A safety net behind the input guard: a NUL that reached the database is the client's input, not a 500."""
+    if not is_nul_in_text(exc):
+        return await _unexpected_error(request, exc)
+    log.warning("%s %s: a NUL in a text value reached the database", request.method, request.url.path)
+    return JSONResponse(error_body("invalid_request", NUL_IN_TEXT), status_code=422)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Answer every error with {"error": code, "detail": message}, statuses from ERROR_TABLE."""
     for exc_class in ERROR_TABLE:
         app.add_exception_handler(exc_class, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

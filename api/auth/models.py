@@ -26,6 +26,11 @@ ROLE_CHECK = (
 )
 
 PERMISSIONS_CHECK = "cardinality(permissions) >= 1 AND permissions <@ ARRAY['geocode','gis','hotline','intake']::text[]"
+# An api_client account carries permissions like a key (hotline excepted: that is a key's role); other accounts none.
+USER_PERMISSIONS_CHECK = (
+    "(role = 'api_client') = (permissions IS NOT NULL) AND (permissions IS NULL OR "
+    "(cardinality(permissions) >= 1 AND permissions <@ ARRAY['geocode','gis','intake']::text[]))"
+)
 EVENT_KINDS_CHECK = "event_kinds IS NULL OR 'intake' = ANY(permissions)"
 
 app_user = Table(
@@ -43,7 +48,10 @@ app_user = Table(
     # Carried in every access token (`ver`): a password reset, a disable or a bearer's own revocation bumps it, and
     # a token of an older version is refused on its next request, in every process.
     Column("token_version", Integer, nullable=False, server_default="0"),
+    # An api_client account's permissions (supervision.permissions.KeyPermission values, as a key's); NULL otherwise.
+    Column("permissions", ARRAY(Text)),
     CheckConstraint(ROLE_CHECK, name="role"),
+    CheckConstraint(USER_PERMISSIONS_CHECK, name="permissions"),
 )
 
 api_key = Table(

@@ -3,7 +3,10 @@
 A password must be at least 12 characters, must not be the user name, and must not be on a common-password list:
 the `passwords` frequency list shipped by the `zxcvbn` package (`zxcvbn.frequency_lists.FREQUENCY_LISTS`, the
 30,000 most common passwords of leaked password corpora, kept by the zxcvbn project: github.com/dwolfhub/zxcvbn-python,
-after Dropbox's zxcvbn), compared case-insensitively.
+after Dropbox's zxcvbn), compared case-insensitively; and zxcvbn's own estimate (with the user name among the
+words it knows) must reach MIN_STRENGTH_SCORE: 3 of 0-4, "safely unguessable: moderate protection from an offline
+slow-hash scenario" (about 10^8 guesses). So `aaaaaaaaaaaa`, `qwertyuiopas` or `12341234123412` are refused with
+zxcvbn's advice in the message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import functools
 from api.auth.errors import WeakPassword
 
 MIN_PASSWORD_CHARS = 12
+MIN_STRENGTH_SCORE = 3
+# zxcvbn judges at most 72 characters (it refuses longer input): a longer password is judged on its first 72.
+_SCORED_CHARS = 72
 
 
 @functools.cache
@@ -33,3 +39,20 @@ def check_password(password: str, username: str | None = None) -> None:
         raise WeakPassword("密码不能与用户名相同 (the password must not be the user name)")
     if folded in _common_passwords():
         raise WeakPassword("密码过于常见，请换一个 (the password is on the list of common passwords; choose another)")
+    _check_strength(password, username)
+
+
+def _check_strength(password: str, username: str | None) -> None:
+    from zxcvbn import zxcvbn
+
+    words = [username.strip()] if username is not None and username.strip() else []
+    estimate = zxcvbn(password[:_SCORED_CHARS], user_inputs=words)
+    if estimate["score"] >= MIN_STRENGTH_SCORE:
+        return
+    feedback = estimate.get("feedback") or {}
+    advice = " ".join(part for part in [feedback.get("warning") or "", *feedback.get("suggestions", [])] if part)
+    raise WeakPassword(
+        "密码太容易被猜中，请换一个更长、更少规律的密码 (the password is too easy to guess"
+        + (f": {advice}" if advice else "")
+        + ")"
+    )

@@ -67,7 +67,8 @@ class Principal:
     town_code: str | None = None
     # The account's or the key's row id: what owns a principal's jobs and files (names are not unique for keys).
     id: int | None = None
-    # An API key's permissions (supervision.permissions.KeyPermission values); None for a signed-in user.
+    # An API key's or an api_client account's permissions (supervision.permissions.KeyPermission values); None
+    # for every other account (its role alone decides).
     permissions: frozenset[str] | None = None
     # The registration event kinds an intake key is limited to; None: every kind its permissions allow.
     event_kinds: frozenset[str] | None = None

@@ -51,11 +51,19 @@ class UserRecord:
     town_code: str | None
     # What the user's access tokens carry (`ver`); a token of another version is refused.
     token_version: int = 0
+    # An api_client account's permissions (as a key's); None for every other role.
+    permissions: frozenset[str] | None = None
 
     def principal(self) -> Principal:
-        """This user as the routers see them."""
+        """This user as the routers see them (an api_client account limited to its permissions, like a key)."""
         return Principal(
-            kind="user", name=self.username, role=self.role, scope=self.scope, town_code=self.town_code, id=self.id
+            kind="user",
+            name=self.username,
+            role=self.role,
+            scope=self.scope,
+            town_code=self.town_code,
+            id=self.id,
+            permissions=self.permissions,
         )
 
 
@@ -122,10 +130,20 @@ def _resolve_town(conn: Connection, role: str, scope: str | None) -> str | None:
     return town_code
 
 
-def create_user(conn: Connection, *, username: str, role: str, scope: str | None, password: str) -> UserRecord:
-    """Create an account after checking the role, the scope (format and existence) and the password policy."""
+def create_user(
+    conn: Connection,
+    *,
+    username: str,
+    role: str,
+    scope: str | None,
+    password: str,
+    permissions: Collection[str] | None = None,
+) -> UserRecord:
+    """Create an account after checking the role, the scope (format and existence), the permissions (an api_client
+    account's only: geocoding unless granted more) and the password policy."""
     parsed = parse_role(role)
     scope = validate_scope(parsed, scope)
+    granted = validate_user_permissions(parsed, permissions)
     username = username.strip()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
         raise InvalidScope("the user name must be 1-64 characters without spaces")
@@ -135,12 +153,57 @@ def create_user(conn: Connection, *, username: str, role: str, scope: str | None
         with conn.begin_nested():
             user_id = conn.execute(
                 insert(app_user)
-                .values(username=username, password_hash=hash_password(password), role=parsed.value, scope_code=scope)
+                .values(
+                    username=username,
+                    password_hash=hash_password(password),
+                    role=parsed.value,
+                    scope_code=scope,
+                    permissions=sorted(granted) if granted is not None else None,
+                )
                 .returning(app_user.c.id)
             ).scalar_one()
     except IntegrityError as exc:
         raise DuplicateUser(f"user {username!r} already exists") from exc
-    return UserRecord(user_id, username, parsed.value, scope, _resolve_town(conn, parsed.value, scope))
+    town_code = _resolve_town(conn, parsed.value, scope)
+    return UserRecord(user_id, username, parsed.value, scope, town_code, permissions=granted)
+
+
+def validate_user_permissions(role: Role, permissions: Collection[str] | None) -> frozenset[str] | None:
+    """An account's permissions: an api_client's (checked like a key's; geocoding when none is chosen; `hotline` is
+    a key's role, never an account's), None for every other role (InvalidPermission when some were given)."""
+    chosen = [name for name in permissions or () if name.strip()]
+    if role is not Role.API_CLIENT:
+        if chosen:
+            raise InvalidPermission(
+                f"--permission limits an api_client account; a {role.value} account has its role's rights"
+            )
+        return None
+    if any(name.strip() == KeyPermission.HOTLINE.value for name in chosen):
+        raise InvalidPermission("permission hotline is for API keys of role hotline, never for an account")
+    granted, _ = validate_permissions(role, chosen, None)
+    return granted
+
+
+def grant_user(conn: Connection, username: str, permissions: Collection[str]) -> frozenset[str]:
+    """Add permissions to an api_client account; its permissions now. Its sessions and tokens carry them from the
+    next request (the user row is read on every request)."""
+    row = conn.execute(
+        select(app_user.c.id, app_user.c.role, app_user.c.permissions).where(app_user.c.username == username.strip())
+    ).first()
+    if row is None:
+        raise UnknownUser(f"no user named {username.strip()!r}")
+    if not [name for name in permissions if name.strip()]:
+        raise InvalidPermission("name at least one --permission to grant")
+    if row.role != Role.API_CLIENT.value:
+        raise InvalidPermission(f"user {username.strip()!r} is a {row.role}: only api_client accounts take permissions")
+    added = validate_user_permissions(Role.API_CLIENT, permissions) or frozenset()
+    merged = frozenset(row.permissions or ()) | added
+    conn.execute(update(app_user).where(app_user.c.id == row.id).values(permissions=sorted(merged)))
+    return merged
+
+
+def _permissions(value: list[str] | None) -> frozenset[str] | None:
+    return frozenset(value) if value is not None else None
 
 
 def count_users(conn: Connection) -> int:
@@ -243,6 +306,7 @@ def authenticate(conn: Connection, username: str, password: str) -> UserRecord |
             app_user.c.role,
             app_user.c.scope_code,
             app_user.c.token_version,
+            app_user.c.permissions,
         )
         .where(app_user.c.username == username.strip())
         .where(app_user.c.active.is_(True))
@@ -254,13 +318,22 @@ def authenticate(conn: Connection, username: str, password: str) -> UserRecord |
         values["password_hash"] = hash_password(password)
     conn.execute(update(app_user).where(app_user.c.id == row.id).values(**values))
     town_code = _resolve_town(conn, row.role, row.scope_code)
-    return UserRecord(row.id, row.username, row.role, row.scope_code, town_code, row.token_version)
+    return UserRecord(
+        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
+    )
 
 
 def find_token_user(conn: Connection, username: str, token_version: int) -> UserRecord | None:
     """The active user a bearer token of this version names, or None (disabled, reset or revoked since)."""
     row = conn.execute(
-        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.scope_code, app_user.c.token_version)
+        select(
+            app_user.c.id,
+            app_user.c.username,
+            app_user.c.role,
+            app_user.c.scope_code,
+            app_user.c.token_version,
+            app_user.c.permissions,
+        )
         .where(app_user.c.username == username)
         .where(app_user.c.active.is_(True))
         .where(app_user.c.token_version == token_version)
@@ -268,7 +341,9 @@ def find_token_user(conn: Connection, username: str, token_version: int) -> User
     if row is None:
         return None
     town_code = _resolve_town(conn, row.role, row.scope_code)
-    return UserRecord(row.id, row.username, row.role, row.scope_code, town_code, row.token_version)
+    return UserRecord(
+        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
+    )
 
 
 def _revoke_user_credentials(conn: Connection, user_id: int) -> None:
@@ -544,7 +619,14 @@ def create_session(conn: Connection, secret_key: str, user: UserRecord, *, hours
 def find_session_user(conn: Connection, secret_key: str, token: str) -> UserRecord | None:
     """The active user of a live (unexpired, unrevoked) session, or None."""
     row = conn.execute(
-        select(app_user.c.id, app_user.c.username, app_user.c.role, app_user.c.scope_code, app_user.c.token_version)
+        select(
+            app_user.c.id,
+            app_user.c.username,
+            app_user.c.role,
+            app_user.c.scope_code,
+            app_user.c.token_version,
+            app_user.c.permissions,
+        )
         .join(user_session, user_session.c.user_id == app_user.c.id)
         .where(user_session.c.token_digest == keyed_digest(secret_key, token))
         .where(user_session.c.revoked_at.is_(None))
@@ -554,7 +636,9 @@ def find_session_user(conn: Connection, secret_key: str, token: str) -> UserReco
     if row is None:
         return None
     town_code = _resolve_town(conn, row.role, row.scope_code)
-    return UserRecord(row.id, row.username, row.role, row.scope_code, town_code, row.token_version)
+    return UserRecord(
+        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
+    )
 
 
 def revoke_session(conn: Connection, secret_key: str, token: str) -> bool:

@@ -40,6 +40,7 @@ def serve(
         signal.signal(stop_signal, _exit_cleanly)
     database_up()
     server = ServerSettings()
+    trusted = [proxy.strip() for proxy in server.trusted_proxies.split(",") if proxy.strip()]
     # One command runs the whole platform: the API, the outbox relay and the scheduled jobs, among them each
     # working morning's assignment of open tasks, each day's workload of the grids, the monthly credit classes and
     # the publication of inspection results that are due (planning).
@@ -52,4 +53,9 @@ def serve(
         # The access log is api.observability's line (route template, request id, no query string).
         access_log=False,
         timeout_graceful_shutdown=ObservabilitySettings().graceful_shutdown_seconds,
+        # GRIDGOV_TRUSTED_PROXIES alone decides whose X-Forwarded-For / X-Forwarded-Proto is believed: uvicorn's own
+        # default trusts them from 127.0.0.1, which let a loopback client forge its address past the sign-in
+        # throttle. None by default (the socket peer is the client, the scheme the connection's).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted),
     )

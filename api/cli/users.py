@@ -1,5 +1,6 @@
-"""api.cli.users: `gridgov users`, accounts: create one with a role and a scope, disable, enable or reset the
-password of one (each revokes its tokens and sessions at once), ensure the demo account."""
+"""api.cli.users: `gridgov users`, accounts: create one with a role and a scope (an api_client account with its
+permissions), grant an api_client account more, disable, enable or reset the password of one (each revokes its tokens
+and sessions at once), ensure the demo account."""
 
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ def users_create(
         ),
     ],
     password: Annotated[
-        str,
+        str | None,
         typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            help="At least 12 characters, not the user name, not a common password.",
+            help="DISCOURAGED: a password on the command line is seen by every user of the machine (ps, shell "
+            "history); kept for scripts and tests. Without it the password is prompted twice, or read with "
+            "--password-stdin. At least 12 characters, not the user name, not common, hard to guess (zxcvbn 3/4).",
         ),
-    ],
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of standard input.")
+    ] = False,
     scope: Annotated[
         str | None,
         typer.Option(
@@ -38,23 +41,64 @@ def users_create(
             "department code (department_officer); none for admin and command_centre."
         ),
     ] = None,
+    permission: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--permission",
+            help="api_client accounts only, repeatable: geocode | gis | intake (geocode when none is given).",
+        ),
+    ] = None,
 ) -> None:
-    """Create an account (the password is stored as an argon2 hash)."""
+    """Create an account (the password is stored as an argon2 hash; prompted unless --password-stdin)."""
+    import sys
+
     from api.auth import service
     from api.auth.errors import AuthError
+    from api.auth.passwords import check_password
     from api.auth.roles import parse_role, validate_scope
 
+    if password is not None and password_stdin:
+        raise fail("choose one of --password and --password-stdin", code=2)
     try:  # format errors are reported before the database is even started
-        validate_scope(parse_role(role), scope)
+        parsed = parse_role(role)
+        validate_scope(parsed, scope)
+        service.validate_user_permissions(parsed, permission)
     except AuthError as exc:
         raise fail(str(exc), code=2) from exc
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
+        check_password(password, username.strip())
         with connection() as conn:
-            user = service.create_user(conn, username=username, role=role, scope=scope, password=password)
+            user = service.create_user(
+                conn, username=username, role=role, scope=scope, password=password, permissions=permission
+            )
     except AuthError as exc:
         raise fail(str(exc), code=2) from exc
     where = f" scope {user.scope}" if user.scope else ""
-    typer.echo(f"created user {user.username} ({user.role}{where})")
+    granted = f" permissions {','.join(sorted(user.permissions))}" if user.permissions is not None else ""
+    typer.echo(f"created user {user.username} ({user.role}{where}){granted}")
+
+
+@app.command("grant")
+def users_grant(
+    username: Annotated[str, typer.Argument(help="The api_client account's sign-in name.")],
+    permission: Annotated[
+        list[str], typer.Option("--permission", help="Repeatable: geocode | gis | intake.", show_default=False)
+    ],
+) -> None:
+    """Grant an api_client account more permissions (its sessions and tokens have them from the next request)."""
+    from api.auth import service
+    from api.auth.errors import AuthError
+
+    try:
+        with connection() as conn:
+            granted = service.grant_user(conn, username, permission)
+    except AuthError as exc:
+        raise fail(str(exc), code=2) from exc
+    typer.echo(f"user {username.strip()} now has permissions {','.join(sorted(granted))}")
 
 
 @app.command("ensure-demo")

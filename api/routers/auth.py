@@ -26,6 +26,8 @@ from api.auth.roles import Principal
 from api.auth.security import issue_access_token
 from api.auth.throttle import client_address
 from api.deps import engine
+from api.errors import InvalidRequest
+from api.input_guard import control_character, describe
 from maps.page import TITLE
 
 router = APIRouter(tags=["认证"])
@@ -35,6 +37,19 @@ pages_router = APIRouter(tags=["认证"])
 BAD_LOGIN = "incorrect username or password"
 THROTTLED = "too many failed sign-ins; try again later"
 BUSY = "too many sign-ins at once; try again shortly"
+
+
+def _control_field(fields: dict[str, str | None]) -> tuple[str, str] | None:
+    """The first (field, description) of a form field holding a control character, or None.
+
+    The input guard reads urlencoded bodies; a multipart form reaches the route, so the sign-in routes check every
+    field they read here, before the throttle or the database sees it (PostgreSQL refuses a NUL in text).
+    """
+    for name, value in fields.items():
+        found = control_character(value)
+        if found is not None:
+            return name, describe(found)
+    return None
 
 
 class AccessToken(BaseModel):
@@ -58,6 +73,17 @@ async def issue_token(
     runtime: Annotated[AuthRuntime, Depends(auth_runtime)],
 ) -> AccessToken:
     """用用户名和密码换取短期有效的 JWT 访问令牌（默认 30 分钟）。连续失败后按账号和客户端地址限流（429，附 Retry-After）。"""
+    fields = {
+        "username": form.username,
+        "password": form.password,
+        "grant_type": form.grant_type,
+        "scope": " ".join(form.scopes),
+        "client_id": form.client_id,
+        "client_secret": form.client_secret,
+    }
+    bad = _control_field(fields)
+    if bad is not None:
+        raise InvalidRequest(f"{bad[0]} holds a control character ({bad[1]})", field=bad[0])
     address = client_address(request, runtime.trusted_proxies)
     result = await _attempt(runtime, functools.partial(sign_in.attempt, db, form.username, form.password, address))
     if result.wait_s > 0:
@@ -130,6 +156,13 @@ async def login(
 ) -> Response:
     """Check the password, open a session (HttpOnly, SameSite=Lax cookie) and go to `next`."""
     runtime = auth_runtime(request)
+    bad = _control_field({"username": username, "password": password, "next": next})
+    if bad is not None:
+        label = {"username": "用户名", "password": "密码", "next": "跳转地址"}[bad[0]]
+        body = render_login(
+            TITLE, session_hours=runtime.session_hours, error=f"{label}含有不允许的控制字符（{bad[1]}），请重新输入"
+        )
+        return HTMLResponse(body, status_code=422, headers={"Cache-Control": "no-store"})
     address = client_address(request, runtime.trusted_proxies)
     work = functools.partial(
         sign_in.attempt,

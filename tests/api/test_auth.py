@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -517,6 +518,44 @@ def test_the_user_name_is_not_a_password_and_a_long_unusual_one_is_accepted() ->
     with pytest.raises(WeakPassword, match="用户名"):
         check_password("Zhang.Wei.2026", "zhang.wei.2026")
     check_password("correct horse battery staple", "zhang")
+
+
+@given(character=st.characters(), length=st.integers(min_value=12, max_value=80))
+@settings(max_examples=60, deadline=None)
+def test_a_password_of_one_repeated_character_is_always_refused(character: str, length: int) -> None:
+    """The outside re-test: `aaaaaaaaaaaa` passed the length and the common list; zxcvbn's estimate refuses it."""
+    with pytest.raises(WeakPassword):
+        check_password(character * length, "someone")
+
+
+@pytest.mark.parametrize(
+    ("password", "advice"),
+    [
+        ("aaaaaaaaaaaa", "Repeats"),
+        ("qwertyuiopasdf", "commonly used"),
+        ("abcdefghijklmn", "Sequences"),
+        ("zhangwei123456", "Add another word"),
+    ],
+)
+def test_an_easily_guessed_password_is_refused_with_zxcvbns_advice(password: str, advice: str) -> None:
+    with pytest.raises(WeakPassword, match="太容易被猜中") as refused:
+        check_password(password, "zhangwei")
+    assert advice in str(refused.value)
+
+
+@given(password=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=300))
+@settings(max_examples=40, deadline=None)
+def test_the_password_policy_never_fails_on_any_text(password: str) -> None:
+    """Whatever a user types, the policy answers: accepted or WeakPassword, never another error."""
+    with contextlib.suppress(WeakPassword):
+        check_password(password, "someone")
+
+
+def test_generated_demo_passwords_pass_the_policy() -> None:
+    import secrets
+
+    for _ in range(50):
+        check_password(secrets.token_urlsafe(12), "demo_worker")
 
 
 def _login_form(client: TestClient, username: str, password: str) -> Any:

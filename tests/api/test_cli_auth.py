@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner, Result
 
 from api.auth import service
@@ -55,13 +56,13 @@ def test_a_town_leader_is_created_for_a_town_that_exists(db: DatabaseSettings) -
         "--scope",
         town,
         "--password",
-        "pw-1234567890",
+        "lantern-1234567890",
     )
     assert result.exit_code == 0, result.output
     assert f"created user li (town_leader scope {town})" in result.stdout
     role, scope, password_hash = _user(db, "li") or ("", None, "")
     assert (role, scope) == ("town_leader", town)
-    assert password_hash.startswith("$argon2id$") and "pw-1234567890" not in password_hash
+    assert password_hash.startswith("$argon2id$") and "lantern-1234567890" not in password_hash
     again = gridgov(
         db,
         "users",
@@ -73,7 +74,7 @@ def test_a_town_leader_is_created_for_a_town_that_exists(db: DatabaseSettings) -
         "--scope",
         town,
         "--password",
-        "pw-1234567890",
+        "lantern-1234567890",
     )
     assert again.exit_code != 0 and "already exists" in again.output
 
@@ -100,7 +101,7 @@ def test_a_town_leader_is_created_for_a_town_that_exists(db: DatabaseSettings) -
 def test_a_bad_role_or_scope_is_refused_with_a_reason(
     db: DatabaseSettings, role: str, scope: str | None, message: str
 ) -> None:
-    args = ["users", "create", "--username", f"u_{role}", "--role", role, "--password", "pw-1234567890"]
+    args = ["users", "create", "--username", f"u_{role}", "--role", role, "--password", "lantern-1234567890"]
     if scope is not None:
         args += ["--scope", scope]
     result = gridgov(db, *args)
@@ -328,3 +329,119 @@ def test_users_disable_enable_and_reset_password_revoke_the_accounts_credentials
             env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET},
         )
         assert unknown.exit_code == 2 and "no user named 'nobody-here'" in unknown.output
+
+
+def _permissions(db: DatabaseSettings, username: str) -> list[str] | None:
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT permissions FROM app_user WHERE username = :u"), {"u": username}).one()
+    engine.dispose()
+    return None if found.permissions is None else list(found.permissions)
+
+
+def test_an_api_client_account_geocodes_only_unless_granted_and_other_roles_take_no_permission(
+    db: DatabaseSettings,
+) -> None:
+    plain = gridgov(db, "users", "create", "--username", "search-box", "--role", "api_client", "--password-stdin")
+    assert plain.exit_code != 0  # --password-stdin with nothing on standard input is an empty password
+    made = CliRunner().invoke(
+        app,
+        ["users", "create", "--username", "search-box", "--role", "api_client", "--password-stdin"],
+        input="lantern-1234567890\n",
+        env={"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET},
+    )
+    assert made.exit_code == 0, made.output
+    assert "permissions geocode" in made.stdout and "lantern-1234567890" not in made.output
+    assert _permissions(db, "search-box") == ["geocode"]
+    registry = gridgov(
+        db, "users", "create", "--username", "registry", "--role", "api_client", "--permission", "intake",
+        "--permission", "gis", "--password", "lantern-1234567890",
+    )  # fmt: skip
+    assert registry.exit_code == 0, registry.output
+    assert _permissions(db, "registry") == ["gis", "intake"]
+    granted = gridgov(db, "users", "grant", "search-box", "--permission", "gis")
+    assert granted.exit_code == 0 and "geocode,gis" in granted.stdout
+    assert _permissions(db, "search-box") == ["geocode", "gis"]
+    centre = gridgov(
+        db, "users", "create", "--username", "centre-p", "--role", "command_centre", "--permission", "intake",
+        "--password", "lantern-1234567890",
+    )  # fmt: skip
+    assert centre.exit_code == 2 and "api_client" in centre.output
+    assert _user(db, "centre-p") is None
+    made_centre = gridgov(
+        db, "users", "create", "--username", "centre-p", "--role", "command_centre", "--password", "lantern-1234567890"
+    )
+    assert made_centre.exit_code == 0 and _permissions(db, "centre-p") is None
+    refused_grant = gridgov(db, "users", "grant", "centre-p", "--permission", "intake")
+    assert refused_grant.exit_code == 2 and "only api_client accounts" in refused_grant.output
+    assert _permissions(db, "centre-p") is None
+    assert gridgov(db, "users", "grant", "nobody-here", "--permission", "gis").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("permission", "message"), [("hotline", "never for an account"), ("admin", "unknown permission")]
+)
+def test_a_hotline_or_unknown_permission_is_refused_for_an_account(
+    db: DatabaseSettings, permission: str, message: str
+) -> None:
+    result = gridgov(
+        db, "users", "create", "--username", f"bad-{permission}", "--role", "api_client", "--permission", permission,
+        "--password", "lantern-1234567890",
+    )  # fmt: skip
+    assert result.exit_code == 2 and message in result.output
+    assert _user(db, f"bad-{permission}") is None
+
+
+def test_users_create_prompts_for_the_password_by_default_and_reads_it_from_stdin(db: DatabaseSettings) -> None:
+    environment = {"GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_SECRET_KEY": SECRET}
+    prompted = CliRunner().invoke(
+        app,
+        ["users", "create", "--username", "prompted", "--role", "admin"],
+        input="lantern-1234567890\nlantern-1234567890\n",
+        env=environment,
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert "Password" in prompted.output and "lantern-1234567890" not in prompted.output
+    both = CliRunner().invoke(
+        app,
+        ["users", "create", "--username", "both", "--role", "admin", "--password", "x", "--password-stdin"],
+        input="lantern-1234567890\n",
+        env=environment,
+    )
+    assert both.exit_code == 2 and _user(db, "both") is None
+    weak = CliRunner().invoke(
+        app,
+        ["users", "create", "--username", "weakling", "--role", "admin", "--password-stdin"],
+        input="aaaaaaaaaaaa\n",
+        env=environment,
+    )
+    assert weak.exit_code == 2 and "太容易被猜中" in weak.output and _user(db, "weakling") is None
+    helped = CliRunner().invoke(app, ["users", "create", "--help"], env={"COLUMNS": "200"})
+    assert "DISCOURAGED" in helped.output and "--password-stdin" in helped.output
+
+
+def test_migration_0018_leaves_existing_api_client_accounts_geocoding_only(db: DatabaseSettings) -> None:
+    from alembic import command
+
+    from gis.migrate import alembic_config, upgrade
+
+    command.downgrade(alembic_config(db), "0017")
+    engine = make_engine(db)
+    try:
+        with engine.begin() as conn:
+            for username, role in (("old-system", "api_client"), ("old-centre", "command_centre")):
+                conn.execute(
+                    text("INSERT INTO app_user (username, password_hash, role) VALUES (:u, 'x', :r)"),
+                    {"u": username, "r": role},
+                )
+        upgrade(db)
+        assert _permissions(db, "old-system") == ["geocode"]
+        assert _permissions(db, "old-centre") is None
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.execute(text("UPDATE app_user SET permissions = NULL WHERE username = 'old-system'"))
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.execute(text("UPDATE app_user SET permissions = '{hotline}' WHERE username = 'old-system'"))
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.execute(text("UPDATE app_user SET permissions = '{geocode}' WHERE username = 'old-centre'"))
+    finally:
+        engine.dispose()

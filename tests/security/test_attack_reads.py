@@ -61,7 +61,8 @@ def world(db: DatabaseSettings) -> dict[str, Any]:
             "dispatcher": ("dispatcher", home.community_code),
             "worker": ("grid_worker", str(home.worker_id)),
         }
-        make_users(conn, users)
+        # The api_client account is a GIS tool's, like the GIS key: its role, not its permissions, keeps it out.
+        make_users(conn, users, permissions={"apiuser": ["gis", "geocode"]})
         gis_key = make_api_key(conn, SECRET_KEY, "gis-client", permissions=["gis", "geocode"])
         worker = conn.execute(text("SELECT name, phone FROM worker WHERE id = :id"), {"id": home.worker_id}).one()
     engine.dispose()
@@ -395,6 +396,7 @@ def test_masked_the_live_stream_carries_no_workers_name_phone_or_reporter(
     raw = json.dumps(got, ensure_ascii=False)
     for personal in (*_personal(world), "user:dispatcher"):
         assert personal not in raw
+
 
 # ------------------------------------------------ the outside re-test (fix round B): a hotline caller's contact
 

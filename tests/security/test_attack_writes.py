@@ -63,6 +63,8 @@ def world(engine: Engine) -> dict[str, Any]:
                 "far_leader": ("town_leader", away.town_code),
                 "apiuser": ("api_client", None),
             },
+            # A registration system's account: it sends registrations (and may read back only its own).
+            permissions={"apiuser": ["intake"]},
         )
         keys = {
             "registry": make_api_key(conn, SECRET_KEY, "登记系统", permissions=["intake"]),

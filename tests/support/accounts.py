@@ -13,15 +13,24 @@ from api.auth.ratelimit import DEFAULT_RATE_PER_MINUTE
 PASSWORD = "correct horse battery staple"
 
 
-def make_users(conn: Connection, users: Mapping[str, tuple[str, str | None]], password: str = PASSWORD) -> None:
-    """Create one account per entry, `{username: (role, scope)}`, all with the same password.
+def make_users(
+    conn: Connection,
+    users: Mapping[str, tuple[str, str | None]],
+    password: str = PASSWORD,
+    *,
+    permissions: Mapping[str, Collection[str]] | None = None,
+) -> None:
+    """Create one account per entry, `{username: (role, scope)}`, all with the same password; an api_client account
+    gets the `permissions` named for it (geocoding only unless the test says what else it uses: "gis", "intake").
 
     Examples
     --------
     >>> make_users(conn, {"centre": ("command_centre", None), "leader": ("town_leader", town_code)})
+    >>> make_users(conn, {"system": ("api_client", None)}, permissions={"system": ["intake"]})
     """
     for username, (role, scope) in users.items():
-        service.create_user(conn, username=username, role=role, scope=scope, password=password)
+        granted = (permissions or {}).get(username)
+        service.create_user(conn, username=username, role=role, scope=scope, password=password, permissions=granted)
 
 
 def make_api_key(
