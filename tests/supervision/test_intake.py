@@ -327,15 +327,15 @@ def test_choosing_the_address_of_a_queued_registration_creates_its_tasks_and_tea
         assert all(t.worker_id in workers_of(conn, door.grid_code) for t in tasks)
         assert review_item(conn, event["event_id"]).resolved_at is not None
         assert event_row(conn, event["event_id"]).pushed_at is not None
-        # The text is now an alias of the door's community only (issue 17, finding 3): the bare text, which names
-        # no town, is not answered by it; the text with its town and community named is, at once, in this process
-        # and in a geocoder loaded afresh.
+        # The command centre placed it: its resolution teaches the whole city at once (a dispatcher's would teach
+        # only the door's community, issue 17 finding 3: tests/security/test_attack_aliases.py), so the bare text is
+        # answered too, at once, in this process and in a geocoder loaded afresh.
         town, community = conn.execute(
             text("SELECT t.name, c.name FROM community c JOIN town t ON t.code = c.town_code WHERE c.code = :c"),
             {"c": door.community_code},
         ).one()
         placed_typed = f"{town}{community}{typed}"
-        assert geocoder.geocode(typed).address_id is None
+        assert geocoder.geocode(typed).address_id == door.address_id
         assert geocoder.geocode(placed_typed).address_id == door.address_id
         fresh = Geocoder.load(conn).geocode(placed_typed)
         assert (fresh.address_id, fresh.grid_code) == (door.address_id, door.grid_code)
