@@ -37,7 +37,9 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 REQUEST_TIMEOUT_S = 60
 MODES = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
 # Server-sent events never end: a fuzzer's client would wait forever (the stream has its own tests, test_live.py).
-STREAMS = frozenset({("GET", "/v1/live")})
+# The readiness check's 503 is its answer, not a fault: a database behind the migrations' head (a bench copy made
+# before the newest migration) is not ready (tests/api/test_observability.py covers it).
+UNFUZZED = frozenset({("GET", "/v1/live"), ("GET", "/ready")})
 # Whatever revokes the caller's own credential runs last (after it, the credential is refused: still checked).
 LAST = frozenset({("POST", "/v1/auth/revoke")})
 
@@ -116,7 +118,7 @@ def operations(schema: schemathesis.BaseSchema) -> list[schemathesis.APIOperatio
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"unreadable operation in the OpenAPI spec: {result.err()}"
         operation = result.ok()
-        if (operation.method.upper(), operation.path) not in STREAMS:
+        if (operation.method.upper(), operation.path) not in UNFUZZED:
             found.append(operation)
     return sorted(found, key=lambda op: (op.method.upper(), op.path) in LAST)
 
