@@ -71,7 +71,7 @@ function labelOf(id, level, minzoom, maxzoom, size, colour) {
 
 /**
  * Add the layers of the dashboard to `map` (its sources are map.js's), but none drawn from the sources named in
- * `without` (the tasks and clues of a caller who may not read them: their tiles would only answer 403).
+ * `without` (the entities, tasks and clues of a caller who may not read them: their tiles would only answer 403).
  */
 export function addLayers(map, { geojsonGrids = false, without = [] } = {}) {
   const g = (name) => src(name, geojsonGrids);

@@ -67,7 +67,8 @@ const root = rootOf(me);
 const department = me && me.area && me.area.kind === "department" ? me.area : null;
 
 // Without the capability the tiles would only answer 403: no layer asks for them.
-const without = me ? ["tasks", "clues"].filter((name) => !capabilities.has(name === "tasks" ? "task.read" : "clue.read")) : [];
+const LAYER_CAPABILITY = { entities: "territory.detail", tasks: "task.read", clues: "clue.read" };
+const without = me ? Object.keys(LAYER_CAPABILITY).filter((name) => !capabilities.has(LAYER_CAPABILITY[name])) : [];
 addLayers(map, { geojsonGrids, without });
 startLabels(map, { geojsonGrids });
 
