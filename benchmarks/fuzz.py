@@ -132,7 +132,7 @@ def _fuzz(copy: DatabaseSettings, state_dir: Path) -> str:
         f"(allow-x00, utf-8); hypothesis seed {SEED}. "
         + (
             f"Quick run ({BUDGET_ENV}={budget_s / 60:.0f}): each pass shares that budget evenly over the operations "
-            f"(a probe of {2 * PROBE_PER_MODE} cases measures an operation's pace)."
+            f"(a probe of {2 * PROBE_PER_MODE} cases measures an operation's pace)"
             if budget_s is not None
             else "Every operation gets up to 1,000 cases (500 positive, 500 negative)"
         )
