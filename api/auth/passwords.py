@@ -5,7 +5,8 @@ the `passwords` frequency list shipped by the `zxcvbn` package (`zxcvbn.frequenc
 30,000 most common passwords of leaked password corpora, kept by the zxcvbn project: github.com/dwolfhub/zxcvbn-python,
 after Dropbox's zxcvbn), compared case-insensitively; and zxcvbn's own estimate (with the user name among the
 words it knows) must reach MIN_STRENGTH_SCORE: 3 of 0-4, "safely unguessable: moderate protection from an offline
-slow-hash scenario" (about 10^8 guesses). So `aaaaaaaaaaaa`, `qwertyuiopas` or `12341234123412` are refused with
+slow-hash scenario" (about 10^8 guesses); and it must hold at least MIN_DISTINCT_CHARS different characters (zxcvbn
+rates a run of one rare character as strong). So `aaaaaaaaaaaa`, `qwertyuiopas` or `12341234123412` are refused with
 zxcvbn's advice in the message.
 """
 
@@ -17,6 +18,9 @@ from api.auth.errors import WeakPassword
 
 MIN_PASSWORD_CHARS = 12
 MIN_STRENGTH_SCORE = 3
+# zxcvbn scores a run of one rare character (outside its dictionaries' alphabets) as strong: a floor of distinct
+# characters refuses every such run whatever the alphabet.
+MIN_DISTINCT_CHARS = 5
 # zxcvbn judges at most 72 characters (it refuses longer input): a longer password is judged on its first 72.
 _SCORED_CHARS = 72
 
@@ -37,6 +41,11 @@ def check_password(password: str, username: str | None = None) -> None:
     folded = password.casefold()
     if username is not None and folded == username.strip().casefold():
         raise WeakPassword("密码不能与用户名相同 (the password must not be the user name)")
+    if len(set(folded)) < MIN_DISTINCT_CHARS:
+        raise WeakPassword(
+            f"密码至少需要 {MIN_DISTINCT_CHARS} 个不同的字符 (the password needs at least {MIN_DISTINCT_CHARS} "
+            "different characters)"
+        )
     if folded in _common_passwords():
         raise WeakPassword("密码过于常见，请换一个 (the password is on the list of common passwords; choose another)")
     _check_strength(password, username)

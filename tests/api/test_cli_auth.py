@@ -412,7 +412,7 @@ def test_users_create_prompts_for_the_password_by_default_and_reads_it_from_stdi
     weak = CliRunner().invoke(
         app,
         ["users", "create", "--username", "weakling", "--role", "admin", "--password-stdin"],
-        input="aaaaaaaaaaaa\n",
+        input="qwertyuiopasdf\n",
         env=environment,
     )
     assert weak.exit_code == 2 and "太容易被猜中" in weak.output and _user(db, "weakling") is None
