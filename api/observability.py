@@ -35,13 +35,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth.logfilter import redact_url
 from api.auth.roles import Principal
-from gis import clock
+from supervision.monitoring import INTAKE_LAG_WINDOW, pipeline_readings
 from supervision.permissions import Role
 
 router = APIRouter(tags=["运维"])
@@ -60,8 +60,6 @@ DB_TIMEOUT_MS = 2000
 # certain match (1.0).
 CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# The intake lag is read over the most recent processed events.
-INTAKE_LAG_WINDOW = 1000
 OTHER_ROUTE = "other"
 METRICS_READERS = frozenset({Role.ADMIN.value, Role.COMMAND_CENTRE.value})
 
@@ -129,34 +127,6 @@ def observe_geocode(app: FastAPI, status: str, confidence: float) -> None:
     metrics_of(app).geocode_confidence.labels(status).observe(confidence)
 
 
-def database_readings(conn: Connection) -> dict[str, float]:
-    """The database gauges: relay backlog, open review items, the intake lag (recent and oldest waiting)."""
-    conn.execute(text(f"SET LOCAL statement_timeout = {DB_TIMEOUT_MS}"))
-    now = clock.now()
-    backlog = conn.execute(text("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")).scalar_one()
-    review = conn.execute(text("SELECT count(*) FROM review_queue WHERE resolved_at IS NULL")).scalar_one()
-    lag = conn.execute(
-        text(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.95) WITHIN GROUP (ORDER BY s), "
-            "max(s) FROM (SELECT EXTRACT(EPOCH FROM processed_at - received_at)::float8 AS s FROM registration_event "
-            "WHERE processed_at IS NOT NULL ORDER BY processed_at DESC LIMIT :n) AS recent"
-        ),
-        {"n": INTAKE_LAG_WINDOW},
-    ).one()
-    oldest = conn.execute(
-        text(
-            "SELECT COALESCE(EXTRACT(EPOCH FROM :now - min(received_at))::float8, 0) FROM registration_event "
-            "WHERE processed_at IS NULL"
-        ),
-        {"now": now},
-    ).scalar_one()
-    out = {"backlog": float(backlog), "review": float(review), "oldest": max(float(oldest), 0.0)}
-    for name, value in zip(("lag_p50", "lag_p95", "lag_max"), lag, strict=True):
-        if value is not None:
-            out[name] = float(value)
-    return out
-
-
 class DatabaseGauges(Collector):
     """Gauges read from the database at each scrape; `gridgov_database_up` 0 (and no others) when it cannot answer."""
 
@@ -170,7 +140,7 @@ class DatabaseGauges(Collector):
         if engine is not None:
             try:
                 with engine.begin() as conn:
-                    readings = database_readings(conn)
+                    readings = pipeline_readings(conn, timeout_ms=DB_TIMEOUT_MS)
             except Exception:
                 logging.getLogger(__name__).warning("metrics: the database did not answer", exc_info=True)
         yield GaugeMetricFamily("gridgov_database_up", "1 when the database answered this scrape", readings is not None)

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -206,6 +207,25 @@ def _permissions(value: list[str] | None) -> frozenset[str] | None:
     return frozenset(value) if value is not None else None
 
 
+# What a credential check reads of an account (never the password hash, but for the sign-in itself).
+_USER_COLUMNS = (
+    app_user.c.id,
+    app_user.c.username,
+    app_user.c.role,
+    app_user.c.scope_code,
+    app_user.c.token_version,
+    app_user.c.permissions,
+)
+
+
+def _user_record(conn: Connection, row: Any) -> UserRecord:
+    """The UserRecord of a row of _USER_COLUMNS, its town resolved."""
+    town_code = _resolve_town(conn, row.role, row.scope_code)
+    return UserRecord(
+        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
+    )
+
+
 def count_users(conn: Connection) -> int:
     """How many accounts exist."""
     return int(conn.execute(select(func.count()).select_from(app_user)).scalar_one())
@@ -299,15 +319,7 @@ def ensure_demo_users(conn: Connection) -> tuple[list[UserRecord], str] | None:
 def authenticate(conn: Connection, username: str, password: str) -> UserRecord | None:
     """The active user with this name and password, or None (a wrong name and a wrong password look alike)."""
     row = conn.execute(
-        select(
-            app_user.c.id,
-            app_user.c.username,
-            app_user.c.password_hash,
-            app_user.c.role,
-            app_user.c.scope_code,
-            app_user.c.token_version,
-            app_user.c.permissions,
-        )
+        select(*_USER_COLUMNS, app_user.c.password_hash)
         .where(app_user.c.username == username.strip())
         .where(app_user.c.active.is_(True))
     ).first()
@@ -317,33 +329,18 @@ def authenticate(conn: Connection, username: str, password: str) -> UserRecord |
     if password_needs_rehash(row.password_hash):
         values["password_hash"] = hash_password(password)
     conn.execute(update(app_user).where(app_user.c.id == row.id).values(**values))
-    town_code = _resolve_town(conn, row.role, row.scope_code)
-    return UserRecord(
-        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
-    )
+    return _user_record(conn, row)
 
 
 def find_token_user(conn: Connection, username: str, token_version: int) -> UserRecord | None:
     """The active user a bearer token of this version names, or None (disabled, reset or revoked since)."""
     row = conn.execute(
-        select(
-            app_user.c.id,
-            app_user.c.username,
-            app_user.c.role,
-            app_user.c.scope_code,
-            app_user.c.token_version,
-            app_user.c.permissions,
-        )
+        select(*_USER_COLUMNS)
         .where(app_user.c.username == username)
         .where(app_user.c.active.is_(True))
         .where(app_user.c.token_version == token_version)
     ).first()
-    if row is None:
-        return None
-    town_code = _resolve_town(conn, row.role, row.scope_code)
-    return UserRecord(
-        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
-    )
+    return None if row is None else _user_record(conn, row)
 
 
 def _revoke_user_credentials(conn: Connection, user_id: int) -> None:
@@ -619,26 +616,14 @@ def create_session(conn: Connection, secret_key: str, user: UserRecord, *, hours
 def find_session_user(conn: Connection, secret_key: str, token: str) -> UserRecord | None:
     """The active user of a live (unexpired, unrevoked) session, or None."""
     row = conn.execute(
-        select(
-            app_user.c.id,
-            app_user.c.username,
-            app_user.c.role,
-            app_user.c.scope_code,
-            app_user.c.token_version,
-            app_user.c.permissions,
-        )
+        select(*_USER_COLUMNS)
         .join(user_session, user_session.c.user_id == app_user.c.id)
         .where(user_session.c.token_digest == keyed_digest(secret_key, token))
         .where(user_session.c.revoked_at.is_(None))
         .where(user_session.c.expires_at > func.now())
         .where(app_user.c.active.is_(True))
     ).first()
-    if row is None:
-        return None
-    town_code = _resolve_town(conn, row.role, row.scope_code)
-    return UserRecord(
-        row.id, row.username, row.role, row.scope_code, town_code, row.token_version, _permissions(row.permissions)
-    )
+    return None if row is None else _user_record(conn, row)
 
 
 def revoke_session(conn: Connection, secret_key: str, token: str) -> bool:
