@@ -112,3 +112,17 @@ def artifacts_dir() -> Path:
     """Where tests leave screenshots and reports for people to look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of a 2-worker, process-based Dask LocalCluster for this session (processes, not threads: an
+    in-process cluster would hide pickling faults). Tests that kill a worker start a cluster of their own."""
+    import logging
+
+    from distributed import LocalCluster as DaskCluster
+
+    with DaskCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -1,0 +1,76 @@
+"""gis.distributed: the connection to a Dask cluster for batch jobs, and the output discipline they share.
+
+Dask (`distributed`) is imported only inside these functions, and only when a scheduler is named (`--scheduler`
+or GRIDGOV_DASK_SCHEDULER): the single-machine path never imports it. Output files are written under a temporary
+name beside the final one and renamed into place when complete, so a failed or interrupted job never leaves a
+half-written file under the name the user asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+SCHEDULER_ENV = "GRIDGOV_DASK_SCHEDULER"
+# How long to wait for the scheduler to answer before saying it cannot be reached.
+CONNECT_TIMEOUT_S = 10.0
+
+
+class ClusterError(Exception):
+    """The cluster cannot do the job (scheduler unreachable, no workers, workers lost): the message says which."""
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """The scheduler named by the option, else by GRIDGOV_DASK_SCHEDULER; None for the single-machine path."""
+    for value in (option, os.environ.get(SCHEDULER_ENV)):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S, min_workers: int = 1) -> Client:
+    """A client of the scheduler at `address` with at least `min_workers` workers, or ClusterError saying why."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address} within {timeout_s:.0f} s ({exc.__class__.__name__}: "
+            f"{exc}); start it with `dask scheduler` and workers with `dask worker {address}`, or leave out "
+            "--scheduler to run on this machine"
+        ) from exc
+    try:
+        client.wait_for_workers(min_workers, timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise ClusterError(
+            f"the Dask scheduler at {address} has no workers (waited {timeout_s:.0f} s for {min_workers}); "
+            f"start them with `dask worker {address}`"
+        ) from exc
+    return client
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`; renamed to `path` when the block completes, removed when it raises.
+
+    The rename is atomic on one file system, so readers see either the previous file or the complete new one.
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        if partial.exists():
+            with partial.open("rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
