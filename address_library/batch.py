@@ -7,16 +7,19 @@ byte (in any column) is kept as it is, `invalid` for its control character. The 
 holding a control character refuses the file (`header_problem` lets the API refuse it before a job starts). A field
 longer than `csv.field_size_limit()` (131,072 characters, Python's default, left as it is) refuses the file with
 its line number.
-The result file is created mode 0600. Error messages name the file by its role ("the input file"), never its path:
+The result file is created mode 0600, under a temporary name renamed into place when complete (`write_table`: the
+cluster path of address_library.cluster_geocode reads and writes through the same functions). Error messages name the file by its role ("the input file"), never its path:
 they reach API clients.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import multiprocessing
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from typing import Any
 from address_library.batch_jobs import open_private
 from address_library.errors import BatchInputError
 from address_library.service import ANSWER_FIELDS, Geocoder
+from gis.distributed import atomic_output
 
 CHUNK_ROWS = 5_000
 # A column name is one line: no C0 control character, no DEL.
@@ -54,7 +58,9 @@ def match_texts(geocoder: Geocoder, texts: list[str]) -> list[tuple[object, ...]
     return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in geocoder.geocode_many(texts)]
 
 
-def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[list[str]], list[str]]]:
+def _chunks(
+    reader: Iterator[list[str]], column: int, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[tuple[list[list[str]], list[str]]]:
     rows: list[list[str]] = []
     texts: list[str] = []
     for row in reader:
@@ -64,7 +70,7 @@ def _chunks(reader: Iterator[list[str]], column: int) -> Iterator[tuple[list[lis
             address += "\x00"
         rows.append(row)
         texts.append(address)
-        if len(rows) >= CHUNK_ROWS:
+        if len(rows) >= chunk_rows:
             yield rows, texts
             rows, texts = [], []
     if rows:
@@ -105,28 +111,24 @@ def header_problem(input_path: Path) -> str | None:
     return _header_control(header)
 
 
-def geocode_csv(
-    geocoder: Geocoder,
-    input_path: Path,
-    output_path: Path,
-    *,
-    column: str = "address",
-    workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> BatchReport:
-    """Geocode `column` of every row of `input_path` into `output_path` (input columns + ANSWER_FIELDS)."""
-    import time
+@dataclass
+class InputTable:
+    """An input CSV whose header passed its checks: the header, the address column's position, and its rows in
+    chunks of (rows, texts to geocode); reading errors met while streaming raise BatchInputError."""
 
-    global _WORKER_GEOCODER
-    started = time.perf_counter()
-    workers = workers or min(2, os.cpu_count() or 1)
+    header: list[str]
+    column: int
+    chunks: Iterator[tuple[list[list[str]], list[str]]]
+
+
+@contextlib.contextmanager
+def read_table(input_path: Path, column: str = "address", *, chunk_rows: int = CHUNK_ROWS) -> Iterator[InputTable]:
+    """Open `input_path`, check its header (UTF-8, no control character, holds `column`), stream its rows."""
     try:
         source = input_path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise BatchInputError(f"cannot read the input file: {exc.strerror}") from exc
-    counts: Counter[str] = Counter()
-    n_rows = 0
-    try:
+    with source:
         reader = csv.reader(source)
         try:
             header = next(reader)
@@ -142,32 +144,68 @@ def geocode_csv(
         if column not in header:
             raise BatchInputError(f"the input file has no column '{column}' (columns: {', '.join(header)})")
         col = header.index(column)
+        yield InputTable(header, col, _guarded(reader, _chunks(reader, col, chunk_rows)))
+
+
+def _guarded(
+    reader: Any,  # csv.reader objects have no public type
+    chunks: Iterator[tuple[list[list[str]], list[str]]],
+) -> Iterator[tuple[list[list[str]], list[str]]]:
+    """The chunks, with a decoding or CSV error met on the way told as the input file's fault."""
+    try:
+        yield from chunks
+    except UnicodeDecodeError as exc:
+        raise BatchInputError(f"the input file is not UTF-8 text (byte {exc.start})") from exc
+    except csv.Error as exc:
+        raise _too_long(exc, reader.line_num) from exc
+
+
+def write_table(
+    output_path: Path,
+    header: list[str],
+    answered: Iterator[tuple[list[list[str]], list[tuple[object, ...]]]],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, Counter[str]]:
+    """Write the header and every (rows, answers) chunk to `output_path` (mode 0600): rows written and their
+    statuses. The file is written under a temporary name and renamed when complete, so a failure never leaves a
+    half-written file under the final name."""
+    counts: Counter[str] = Counter()
+    with atomic_output(output_path) as partial:
         try:
-            sink = open_private(output_path, "w")
+            sink = open_private(partial, "w")
         except OSError as exc:
             raise BatchInputError(f"cannot write the result file: {exc.strerror}") from exc
         with sink:
             writer = csv.writer(sink)
             writer.writerow([*header, *ANSWER_FIELDS])
-            chunks = _chunks(reader, col)
-            _WORKER_GEOCODER = geocoder
-            try:
-                if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-                    with multiprocessing.get_context("fork").Pool(workers) as pool:
-                        pairs = ((rows, texts) for rows, texts in chunks)
-                        buffered = _with_results(pool, pairs)
-                        n_rows = _write(writer, buffered, counts, progress)
-                else:
-                    serial = ((rows, match_texts(geocoder, texts)) for rows, texts in chunks)
-                    n_rows = _write(writer, serial, counts, progress)
-            except UnicodeDecodeError as exc:
-                raise BatchInputError(f"the input file is not UTF-8 text (byte {exc.start})") from exc
-            except csv.Error as exc:
-                raise _too_long(exc, reader.line_num) from exc
-            finally:
-                _WORKER_GEOCODER = None
-    finally:
-        source.close()
+            n_rows = _write(writer, answered, counts, progress)
+    return n_rows, counts
+
+
+def geocode_csv(
+    geocoder: Geocoder,
+    input_path: Path,
+    output_path: Path,
+    *,
+    column: str = "address",
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """Geocode `column` of every row of `input_path` into `output_path` (input columns + ANSWER_FIELDS)."""
+    global _WORKER_GEOCODER
+    started = time.perf_counter()
+    workers = workers or min(2, os.cpu_count() or 1)
+    with read_table(input_path, column) as table:
+        _WORKER_GEOCODER = geocoder
+        try:
+            if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    n_rows, counts = write_table(output_path, table.header, _with_results(pool, table.chunks), progress)
+            else:
+                serial = ((rows, match_texts(geocoder, texts)) for rows, texts in table.chunks)
+                n_rows, counts = write_table(output_path, table.header, serial, progress)
+        finally:
+            _WORKER_GEOCODER = None
     return BatchReport(rows=n_rows, by_status=dict(counts), seconds=time.perf_counter() - started)
 
 
