@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import struct
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import xxhash
 
 from address_library.lexicon import fold_homophones
 from address_library.normalize import normalize
@@ -94,6 +97,63 @@ def anchors_of(components: Mapping[str, object]) -> list[tuple[str, str]]:
     return out
 
 
+class OutsideShard(Exception):
+    """A row of a town this shard geocoder does not hold was read: only the whole index can answer this query.
+
+    Deliberately not an AddressLibraryError, so that geocode_many does not turn it into an answer.
+    """
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"row {position} belongs to a town this shard does not hold")
+        self.position = position
+
+
+class RowColumn(Protocol):
+    """A per-row column of the index: a numpy array in memory, or a column of a memory-mapped store."""
+
+    def __getitem__(self, key: Any) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+def encode_key(parts: tuple[object, ...]) -> bytes:
+    """A canonical, prefix-free byte encoding of a key of str and tuples of str (distinct keys, distinct bytes).
+
+    Every str is its UTF-8 (lone surrogates kept) behind its byte length; a tuple is its length and its items.
+    """
+    out = bytearray()
+    _encode_into(out, parts)
+    return bytes(out)
+
+
+def _encode_into(out: bytearray, value: object) -> None:
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        out += b"s" + struct.pack("<I", len(data)) + data
+    elif isinstance(value, tuple):
+        out += b"t" + struct.pack("<I", len(value))
+        for item in value:
+            _encode_into(out, item)
+    else:
+        raise TypeError(f"an index key holds str and tuples only, not {type(value).__name__}")
+
+
+def stable_hash(data: bytes) -> int:
+    """xxh3-64 of the bytes as a signed int64: the same in every process (unlike hash(), which is salted)."""
+    value = xxhash.xxh3_64_intdigest(data)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def key_hash(kind: str, name: str, numbers: tuple[str, ...]) -> int:
+    """The stable hash of a component key (anchor kind, anchor name, number path)."""
+    return stable_hash(encode_key((kind, name, numbers)))
+
+
+def text_hash(text: str) -> int:
+    """The stable hash of a normalized full text."""
+    return stable_hash(text.encode("utf-8", "surrogatepass"))
+
+
 def _bigrams(text: str) -> set[str]:
     return {text[i : i + 2] for i in range(len(text) - 1)} if len(text) > 1 else {text}
 
@@ -102,15 +162,16 @@ def _bigrams(text: str) -> set[str]:
 class AddressIndex:
     """Standard addresses in memory: rows, component keys, anchor n-grams, door numbers per road."""
 
-    ids: np.ndarray  # int64 address.id per position
-    full_texts: np.ndarray  # object: the stored standard text
-    levels: np.ndarray  # object (shared str objects): door / building / room
-    towns: np.ndarray
-    communities: np.ndarray
-    grids: np.ndarray  # '' when the address has no grid
-    lons: np.ndarray
-    lats: np.ndarray
-    parent_ids: np.ndarray  # int64, -1 for none
+    # Per-row columns (positions are rows sorted by town code, then id, so that a town is one range of rows).
+    ids: RowColumn  # int64 address.id per position
+    full_texts: RowColumn  # str: the stored standard text
+    levels: RowColumn  # str (shared str objects): door / building / room
+    towns: RowColumn
+    communities: RowColumn
+    grids: RowColumn  # '' when the address has no grid
+    lons: RowColumn
+    lats: RowColumn
+    parent_ids: RowColumn  # int64, -1 for none
     # Hash tables as sorted numpy arrays (12 bytes an entry instead of ~150 for a dict of Python objects):
     # 3 M addresses stay within the memory budget. Text hits are verified against the text itself.
     by_text: HashTable | None = None
@@ -126,7 +187,10 @@ class AddressIndex:
     road_doors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     # (town_code, road token) → the road's standard spelling: tokens fold homophones (旺隆路 → 旺龙路), answers must not.
     road_names: dict[tuple[str, str], str] = field(default_factory=dict)
-    normalized_texts: list[str] = field(default_factory=list)
+    normalized_texts: RowColumn = field(default_factory=list)
+    # Address ids sorted, and the position of each: finds an address's row without reading the per-row ids.
+    sorted_ids: np.ndarray | None = None
+    id_positions: np.ndarray | None = None
 
     @classmethod
     def build(cls, rows: pd.DataFrame, *, workers: int = 2) -> AddressIndex:
@@ -135,13 +199,14 @@ class AddressIndex:
         Components repeat a lot (栋 numbers, road names), so each distinct value is reduced to its token once
         and the tokens are spread back by position; the full texts are normalized on `workers` processes.
         """
-        rows = rows.reset_index(drop=True)
+        rows = rows.sort_values(["town_code", "id"], kind="stable").reset_index(drop=True)
         full_texts = rows["full_text"].to_numpy(dtype=object)
+        town, level = _shared(rows["town_code"]), _shared(rows["level"])
         index = cls(
             ids=rows["id"].to_numpy(dtype=np.int64),
             full_texts=full_texts,
-            levels=_shared(rows["level"]),
-            towns=_shared(rows["town_code"]),
+            levels=level,
+            towns=town,
             communities=_shared(rows["community_code"]),
             grids=_shared(rows["grid_code"].fillna("")),
             lons=rows["lon"].to_numpy(dtype=float),
@@ -151,9 +216,8 @@ class AddressIndex:
         normalized = normalize_many(full_texts.tolist(), workers=workers)
         # Most standard texts are already normal: keep one string object for both.
         index.normalized_texts = [o if o == n else n for o, n in zip(full_texts.tolist(), normalized, strict=True)]
-        index.by_text = HashTable.build([hash(t) for t in index.normalized_texts], np.arange(len(full_texts)))
+        index.by_text = HashTable.build([text_hash(t) for t in index.normalized_texts], np.arange(len(full_texts)))
         numbers = _numbers_by_row(rows)
-        town = index.towns
         anchors = {
             "compound": _tokens(rows["compound"], name_token),
             "park": _tokens(rows["park"], name_token),
@@ -172,7 +236,7 @@ class AddressIndex:
                 key_numbers = numbers[i] if kind in ("road", "village") else _without_door(numbers[i], {})
                 if kind in ("compound", "park") and len(key_numbers) > 2 and key_numbers[2]:
                     phases[(kind, name)].add(key_numbers[2])
-                key_hashes.append(hash((kind, name, key_numbers)))
+                key_hashes.append(key_hash(kind, name, key_numbers))
                 key_positions.append(i)
                 anchor_towns[(kind, name)].add(town[i])
         index.by_key = HashTable.build(key_hashes, np.array(key_positions, dtype=np.int64))
@@ -197,7 +261,6 @@ class AddressIndex:
         index.anchor_masks = dict(masks)
         door = _tokens(rows["door_no"], core_token)
         sub = _tokens(rows["sub_no"], core_token)
-        level = index.levels
         doors: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         road = anchors["road"]
         road_names = rows["road_name"].to_numpy(dtype=object)
@@ -209,6 +272,9 @@ class AddressIndex:
         for road_key, pairs in doors.items():
             pairs.sort()
             index.road_doors[road_key] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+        ids = np.asarray(index.ids)
+        index.id_positions = np.argsort(ids, kind="stable").astype(np.int64)
+        index.sorted_ids = ids[index.id_positions]
         return index
 
     def __len__(self) -> int:
@@ -232,16 +298,25 @@ class AddressIndex:
         """Row positions with exactly this anchor and number path."""
         if self.by_key is None:
             return []
-        return self.by_key.get(hash((kind, name, numbers)))
+        return self.by_key.get(key_hash(kind, name, numbers))
 
     def exact(self, normalized_text: str) -> int | None:
         """The position whose normalized full text is exactly this one, or None."""
         if self.by_text is None:
             return None
-        for position in self.by_text.get(hash(normalized_text)):
+        for position in self.by_text.get(text_hash(normalized_text)):
             if self.normalized_texts[position] == normalized_text:
                 return position
         return None
+
+    def position_of(self, address_id: int) -> int | None:
+        """The row position of an address id, or None when the index does not hold it."""
+        if self.sorted_ids is None or self.id_positions is None:
+            return None
+        k = int(np.searchsorted(self.sorted_ids, address_id))
+        if k == len(self.sorted_ids) or int(self.sorted_ids[k]) != address_id:
+            return None
+        return int(self.id_positions[k])
 
 
 def _without_door(numbers: tuple[str, ...], row: Mapping[str, object]) -> tuple[str, ...]:
@@ -305,6 +380,18 @@ class HashTable:
         order = np.argsort(hashes, kind="stable")
         self._hashes = hashes[order]
         self._positions = positions[order].astype(np.int32)
+
+    @classmethod
+    def from_sorted(cls, hashes: np.ndarray, positions: np.ndarray) -> HashTable:
+        """From arrays already sorted by hash (a saved table: nothing is copied, memory maps stay mapped)."""
+        table = cls.__new__(cls)
+        table._hashes, table._positions = hashes, positions
+        return table
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(hashes sorted, positions): what a saved table is made of."""
+        return self._hashes, self._positions
 
     @classmethod
     def build(cls, hashes: list[int], positions: np.ndarray) -> HashTable:

@@ -110,7 +110,6 @@ class Matcher:
         self.grids = index.grids
         # Typed addresses a dispatcher resolved by hand, by body (see the alias rule): checked before anything.
         self.aliases: dict[str, list[AliasEntry]] = {}
-        self._positions_by_id: dict[int, int] | None = None
         # The library's natural village and park names, for putting back a slip that hid their ending (张屋讨).
         self.names = SlipLexicon(
             {
@@ -285,9 +284,8 @@ class Matcher:
         return answer if entry.scope != "city" else self.calibrated(answer)
 
     def _alias_position(self, address_id: int) -> int | None:
-        if self._positions_by_id is None:
-            self._positions_by_id = {int(i): p for p, i in enumerate(self.ids.tolist())}
-        return self._positions_by_id.get(address_id)
+        # Through the index's id table, not the per-row ids: a shard finds the row and raises on reading it.
+        return self.index.position_of(address_id)
 
     def match_normalized_exact(self, normalized_text: str) -> int | None:
         """The exact path alone: the row position whose normalized full text is this one, or None."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from scipy.spatial import cKDTree
 from sqlalchemy import Connection, text
 
 from address_library.errors import AddressInputError, AddressLibraryError
-from address_library.index import AddressIndex
+from address_library.index import AddressIndex, OutsideShard
 from address_library.match import Matcher
 from address_library.match_result import MATCHED, NOT_FOUND, MatchResult, Place, Territory
 from address_library.normalize import normalize
@@ -85,11 +86,48 @@ class GeocodeAnswer:
         return GeocodeAnswer(**{**asdict(self), "lon": round(float(lon), 7), "lat": round(float(lat), 7)})
 
 
+@dataclass(frozen=True)
+class SearchOrders:
+    """What reverse and autocomplete search through, beside the match index (saved with it in a store)."""
+
+    reverse_positions: np.ndarray  # rows a reverse answers with: doors and buildings (rooms share their point)
+    town_offset: np.ndarray  # int16: length of the town name a row's normalized text opens with (0 if none)
+    by_text: np.ndarray  # positions sorted by normalized text
+    by_body: np.ndarray  # positions sorted by normalized text without its town
+
+
+def search_orders(index: AddressIndex, territory: Territory) -> SearchOrders:
+    """The reverse rows and autocomplete orders of an index built in memory (seconds per million addresses)."""
+    texts = list(cast(Iterable[str], index.normalized_texts))
+    town_names = {code: place.name for code, place in territory.towns.items()}
+    town_offset = np.array(
+        [len(town_names.get(c, "")) if t.startswith(town_names.get(c, "\0")) else 0
+         for t, c in zip(texts, np.asarray(index.towns).tolist(), strict=True)],
+        dtype=np.int16,
+    )  # fmt: skip
+    # The same str objects are compared through offsets, so no second copy of the library's text is kept.
+    by_text = np.argsort(np.array(texts, dtype=object), kind="stable").astype(np.int64)
+    bodies = [t[o:] for t, o in zip(texts, town_offset.tolist(), strict=True)]
+    by_body = np.array(sorted(range(len(bodies)), key=bodies.__getitem__), dtype=np.int64)
+    return SearchOrders(np.flatnonzero(np.asarray(index.levels) != "room"), town_offset, by_text, by_body)
+
+
 class Geocoder:
-    """The standard address library in memory: match index, territory points, grid placement, reverse tree."""
+    """The standard address library in memory: match index, territory points, grid placement, reverse tree.
+
+    Built from the database (`load`), or opened from an index store (address_library.index_store), whole or as
+    a shard that holds some towns' rows (`towns_held`).
+    """
 
     def __init__(
-        self, index: AddressIndex, territory: Territory, placement: GridPlacement, fingerprint: object
+        self,
+        index: AddressIndex,
+        territory: Territory,
+        placement: GridPlacement,
+        fingerprint: object,
+        *,
+        orders: SearchOrders | None = None,
+        towns_held: frozenset[str] | None = None,
     ) -> None:
         self.index = index
         self.matcher = Matcher(index, territory)
@@ -99,27 +137,40 @@ class Geocoder:
         self.alias_fingerprint: object = None
         self._aliases: dict[int, AliasEntry] = {}
         self.built_at = time.time()
+        self._towns_held = towns_held
         # Addresses added after the build (learn_addresses): a small index of their own, until the next build.
         self._added: list[dict[str, Any]] = []
         self._recent: Matcher | None = None
-        x_m, y_m = lonlat_to_metric(index.lons, index.lats)
-        # Reverse answers with doors and buildings; rooms share their building's point.
-        self._reverse_positions = np.flatnonzero(index.levels != "room")
-        self._tree = cKDTree(np.column_stack([x_m, y_m])[self._reverse_positions])
-        # Autocomplete: positions sorted by normalized text, and by text without its town (the same str objects
-        # are compared through offsets, so no second copy of the library's text is kept).
-        texts = index.normalized_texts
-        self._texts = np.array(texts, dtype=object)
-        town_names = {code: place.name for code, place in territory.towns.items()}
-        self._town_offset = np.array(
-            [len(town_names.get(c, "")) if t.startswith(town_names.get(c, "\0")) else 0
-             for t, c in zip(texts, index.towns.tolist(), strict=True)],
-            dtype=np.int16,
-        )  # fmt: skip
-        self._by_text = np.argsort(self._texts, kind="stable").astype(np.int64)
-        bodies = [t[o:] for t, o in zip(texts, self._town_offset.tolist(), strict=True)]
-        self._by_body = np.array(sorted(range(len(bodies)), key=bodies.__getitem__), dtype=np.int64)
-        del bodies
+        orders = orders if orders is not None else search_orders(index, territory)
+        self._reverse_positions = orders.reverse_positions
+        self._town_offset = orders.town_offset
+        self._by_text = orders.by_text
+        self._by_body = orders.by_body
+        self._texts = index.normalized_texts
+        # The reverse tree is built on the first reverse answer (about a second per million addresses), so that
+        # opening a store stays in milliseconds.
+        self._tree_lock = threading.Lock()
+        self._tree_built: cKDTree | None = None
+
+    @property
+    def towns_held(self) -> frozenset[str] | None:
+        """The towns whose rows this geocoder holds (a shard), or None for everything its index holds."""
+        return self._towns_held
+
+    @property
+    def _tree(self) -> cKDTree:
+        tree = self._tree_built
+        if tree is None:
+            with self._tree_lock:
+                if self._tree_built is None:
+                    positions = self._reverse_positions
+                    x_m, y_m = lonlat_to_metric(
+                        np.asarray(self.index.lons[positions], dtype=float),
+                        np.asarray(self.index.lats[positions], dtype=float),
+                    )
+                    self._tree_built = cKDTree(np.column_stack([x_m, y_m]))
+                tree = self._tree_built
+        return tree
 
     @classmethod
     def load(cls, conn: Connection, *, near_boundary_m: float = DEFAULT_NEAR_BOUNDARY_M, workers: int = 2) -> Geocoder:
@@ -205,6 +256,26 @@ class Geocoder:
             except AddressLibraryError as exc:
                 results.append(MatchResult(NOT_FOUND, reason=str(exc)))
         return self.answers(results)
+
+    def try_geocode_many(self, queries: Sequence[str]) -> list[GeocodeAnswer | None]:
+        """Like geocode_many, but None for a query whose answer needs a row of a town this geocoder does not hold.
+
+        A shard reads only its towns' rows; any other read raises OutsideShard, so every answer it gives is the
+        whole index's answer, and the None rows go to a geocoder that holds more.
+        """
+        results: list[MatchResult | None] = []
+        for query in queries:
+            try:
+                results.append(self._match(query))
+            except AddressInputError as exc:
+                results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
+            except AddressLibraryError as exc:
+                results.append(MatchResult(NOT_FOUND, reason=str(exc)))
+            except OutsideShard:
+                results.append(None)
+        answered = self.answers([r for r in results if r is not None])
+        it = iter(answered)
+        return [None if r is None else next(it) for r in results]
 
     def answers(self, results: list[MatchResult], *, near_boundary_m: float | None = None) -> list[GeocodeAnswer]:
         """Place match results in grids (vectorized) and shape them as answers."""
