@@ -197,6 +197,50 @@ def grids_versions(
         )
 
 
+@app.command("relocate")
+def grids_relocate(
+    version: Annotated[
+        int | None, typer.Option("--version", help="The grid version (default: the active one).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address (default: GRIDGOV_DASK_SCHEDULER; none: this machine)."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count the moves, write nothing.")] = False,
+) -> None:
+    """Recompute the grid of every address and entity in a grid version, in one transaction; print moves per town."""
+    from api.cli.common import connection
+    from gis.distributed import ClusterError, connect, scheduler_address
+    from supervision.errors import NotFound
+    from supervision.relocation import relocate_version
+
+    address = scheduler_address(scheduler)
+    try:
+        client = connect(address) if address is not None else None
+    except ClusterError as exc:
+        raise fail(str(exc), code=2) from exc
+    try:
+        with connection() as conn:
+            report = relocate_version(conn, version_id=version, client=client, dry_run=dry_run)
+    except NotFound as exc:
+        raise fail(str(exc), code=2) from exc
+    except ClusterError as exc:
+        raise fail(str(exc), code=2) from exc
+    finally:
+        if client is not None:
+            client.close()
+    verb = "would move" if dry_run else "moved"
+    typer.echo(f"grid version {report.version_id}: {verb} {report.addresses:,} addresses, {report.entities:,} entities")
+    if report.by_town:
+        typer.echo(f"{'town':<14}{'addresses':>10}{'entities':>10}")
+        for town, moves in report.by_town.items():
+            typer.echo(f"{town:<14}{moves.addresses:>10,}{moves.entities:>10,}")
+    if report.uncovered_addresses:
+        typer.echo(f"{report.uncovered_addresses:,} addresses lie in no grid of version {report.version_id}")
+
+
 def _moved(moved: dict[str, int]) -> str:
     return "，".join(f"{KIND_ZH.get(kind, kind)} {n}" for kind, n in moved.items())
 
