@@ -9,22 +9,25 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gis.distribution import city_code_column
 from gis.schema import metadata
 from grids.codes import COMMUNITY_DIGITS, GRID_DIGITS, TOWN_DIGITS
 
 road = Table(
     "road",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigInteger, primary_key=True),
     Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
     Column("name", Text, nullable=False),
     Column("kind", String(8), nullable=False),
@@ -34,14 +37,15 @@ road = Table(
 address = Table(
     "address",
     metadata,
-    Column("id", BigInteger, primary_key=True),
+    city_code_column(),
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("level", String(8), nullable=False),
-    Column("parent_id", BigInteger, ForeignKey("address.id"), index=True),
-    Column("full_text", Text, nullable=False, unique=True),
+    Column("parent_id", BigInteger, index=True),
+    Column("full_text", Text, nullable=False),
     Column("kind", String(12), nullable=False),
     Column("town_code", String(TOWN_DIGITS), ForeignKey("town.code"), nullable=False, index=True),
     Column("community_code", String(COMMUNITY_DIGITS), ForeignKey("community.code"), nullable=False, index=True),
-    Column("road_id", Integer, ForeignKey("road.id")),
+    Column("road_id", BigInteger, ForeignKey("road.id")),
     Column("road_name", Text),
     Column("door_no", Text),
     Column("sub_no", Text),
@@ -62,14 +66,19 @@ address = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
     CheckConstraint("level IN ('door','building','room')", name="level"),
+    UniqueConstraint("city_code", "full_text", name="uq_address_full_text"),
+    ForeignKeyConstraint(
+        ["city_code", "parent_id"], ["address.city_code", "address.id"], name="fk_address_parent_id_address"
+    ),
 )
 
 # One row per change to the library (add, retire, move, import): who, when, and the point and status before/after.
 address_history = Table(
     "address_history",
     metadata,
+    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False, index=True),
+    Column("address_id", BigInteger, nullable=False, index=True),
     Column("action", String(8), nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("changed_by", Text, nullable=False),
@@ -79,6 +88,11 @@ address_history = Table(
     Column("new_status", String(8)),
     Column("note", Text),
     CheckConstraint("action IN ('add','retire','move','import')", name="action"),
+    ForeignKeyConstraint(
+        ["city_code", "address_id"],
+        ["address.city_code", "address.id"],
+        name="fk_address_history_address_id_address",
+    ),
 )
 
 address_alias = Table(
@@ -87,9 +101,10 @@ address_alias = Table(
     # A typed address a dispatcher resolved by hand: the same text (normalized) matches this address — within the
     # alias's community until it is promoted to the city (address_library.match: the alias rule). Rows are never
     # deleted: a withdrawn alias keeps its row, and at most one row per text is not withdrawn.
-    Column("id", BigInteger, primary_key=True),
+    city_code_column(),
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("normalized_text", Text, nullable=False),
-    Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False, index=True),
+    Column("address_id", BigInteger, nullable=False, index=True),
     Column("raw_text", Text, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -109,9 +124,13 @@ address_alias = Table(
     CheckConstraint("scope IN ('community','city')", name="scope"),
     CheckConstraint("state IN ('active','suspended','withdrawn')", name="state"),
     CheckConstraint("scope = 'city' OR community_code IS NOT NULL", name="scoped"),
+    ForeignKeyConstraint(
+        ["city_code", "address_id"], ["address.city_code", "address.id"], name="fk_address_alias_address_id_address"
+    ),
 )
 Index(
     "uq_address_alias_live_text",
+    address_alias.c.city_code,
     address_alias.c.normalized_text,
     unique=True,
     postgresql_where=address_alias.c.state != "withdrawn",
@@ -121,15 +140,26 @@ address_alias_teaching = Table(
     "address_alias_teaching",
     metadata,
     # Each resolution that taught an alias, confirmed it (the same text, the same address) or contradicted it.
-    Column("id", BigInteger, primary_key=True),
-    Column("alias_id", BigInteger, ForeignKey("address_alias.id"), nullable=False, index=True),
-    Column("address_id", BigInteger, ForeignKey("address.id"), nullable=False),
+    city_code_column(),
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("alias_id", BigInteger, nullable=False, index=True),
+    Column("address_id", BigInteger, nullable=False),
     Column("outcome", String(9), nullable=False),
     Column("taught_by", Text, nullable=False),
     Column("review_item_id", BigInteger),
     Column("community_code", String(COMMUNITY_DIGITS)),
     Column("taught_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("outcome IN ('taught','confirmed','conflict')", name="outcome"),
+    ForeignKeyConstraint(
+        ["city_code", "alias_id"],
+        ["address_alias.city_code", "address_alias.id"],
+        name="fk_address_alias_teaching_alias_id_address_alias",
+    ),
+    ForeignKeyConstraint(
+        ["city_code", "address_id"],
+        ["address.city_code", "address.id"],
+        name="fk_address_alias_teaching_address_id_address",
+    ),
 )
 
 geocode_batch_job = Table(

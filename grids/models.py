@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -23,6 +24,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from gis.schema import metadata
 from grids.codes import COMMUNITY_DIGITS, GRID_DIGITS, TOWN_DIGITS
+
+# The cities of the deployment (reference): every distributed table's city_code references one (migration 0019).
+city = Table(
+    "city",
+    metadata,
+    Column("code", CHAR(6), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+)
 
 town = Table(
     "town",

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from gis.distribution import city_code_column
 from gis.schema import metadata
 from grids.codes import GRID_DIGITS
 
@@ -66,6 +67,7 @@ planning_batch = Table(
 territory_move = Table(
     "territory_move",
     metadata,
+    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("batch_id", BigInteger, ForeignKey("planning_batch.id"), nullable=False, index=True),
     Column("object_kind", String(8), nullable=False),
@@ -142,8 +144,9 @@ inspector = Table(
 credit_record = Table(
     "credit_record",
     metadata,
+    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("uscc", String(18), ForeignKey("entity.uscc", ondelete="CASCADE"), nullable=False, index=True),
+    Column("uscc", String(18), nullable=False, index=True),
     Column("kind", String(16), nullable=False),
     Column("source", String(16), nullable=False),
     Column("source_id", Text),
@@ -154,15 +157,22 @@ credit_record = Table(
     Column("recorded_by", Text, nullable=False),
     CheckConstraint("kind IN ('finding','penalty','clue','hotline')", name="kind"),
     CheckConstraint("source IN ('inspection','task','clue','import')", name="source"),
-    UniqueConstraint("source", "source_id", "kind", name="uq_credit_record_source"),
+    UniqueConstraint("city_code", "source", "source_id", "kind", name="uq_credit_record_source"),
+    ForeignKeyConstraint(
+        ["city_code", "uscc"],
+        ["entity.city_code", "entity.uscc"],
+        ondelete="CASCADE",
+        name="fk_credit_record_uscc_entity",
+    ),
 )
 
 # Every computed class with its reasons (the history); entity.credit_class holds the latest. Internal: never published.
 credit_assessment = Table(
     "credit_assessment",
     metadata,
+    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("uscc", String(18), ForeignKey("entity.uscc", ondelete="CASCADE"), nullable=False),
+    Column("uscc", String(18), nullable=False),
     Column("credit_class", String(1), nullable=False),
     Column("previous_class", String(1)),
     Column("reasons", JSONB, nullable=False),
@@ -170,6 +180,12 @@ credit_assessment = Table(
     Column("run_id", BigInteger, ForeignKey("job_run.id")),
     Column("assessed_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("credit_class IN ('A','B','C','D')", name="credit_class"),
+    ForeignKeyConstraint(
+        ["city_code", "uscc"],
+        ["entity.city_code", "entity.uscc"],
+        ondelete="CASCADE",
+        name="fk_credit_assessment_uscc_entity",
+    ),
 )
 Index("ix_credit_assessment_uscc_at", credit_assessment.c.uscc, credit_assessment.c.assessed_at.desc())
 
@@ -240,6 +256,7 @@ inspection_stratum = Table(
 inspection_candidate = Table(
     "inspection_candidate",
     metadata,
+    city_code_column(),
     Column("plan_id", BigInteger, primary_key=True),
     Column("stratum_id", String(64), primary_key=True),
     Column("uscc", String(18), primary_key=True),
@@ -269,9 +286,10 @@ inspection_team = Table(
 inspection_visit = Table(
     "inspection_visit",
     metadata,
+    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("plan_id", BigInteger, ForeignKey("inspection_plan.id", ondelete="CASCADE"), nullable=False),
-    Column("uscc", String(18), ForeignKey("entity.uscc"), nullable=False, index=True),
+    Column("uscc", String(18), nullable=False, index=True),
     Column("town_code", String(12)),
     Column("grid_code", String(GRID_DIGITS)),
     Column("item_codes", ARRAY(String(48)), nullable=False),
@@ -286,7 +304,10 @@ inspection_visit = Table(
     Column("status", String(12), nullable=False, server_default="planned"),
     CheckConstraint("status IN ('planned','done')", name="status"),
     CheckConstraint("window_start >= 0 AND window_end <= 1440 AND window_start < window_end", name="window"),
-    UniqueConstraint("plan_id", "uscc", name="uq_inspection_visit_entity"),
+    UniqueConstraint("city_code", "plan_id", "uscc", name="uq_inspection_visit_entity"),
+    ForeignKeyConstraint(
+        ["city_code", "uscc"], ["entity.city_code", "entity.uscc"], name="fk_inspection_visit_uscc_entity"
+    ),
 )
 
 # A team's day: its visits in order, from its office and back, with the times the solver planned.
@@ -312,16 +333,26 @@ inspection_route = Table(
 inspection_result = Table(
     "inspection_result",
     metadata,
+    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("visit_id", BigInteger, ForeignKey("inspection_visit.id", ondelete="CASCADE"), nullable=False),
+    Column("visit_id", BigInteger, nullable=False),
     Column("item_code", String(48), nullable=False),
     Column("outcome", String(12), nullable=False),
     Column("note", Text, nullable=False, server_default=""),
     Column("recorded_by", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("task_id", BigInteger, ForeignKey("task.id")),
+    Column("task_id", BigInteger),
     Column("publish_due", Date, nullable=False),
     Column("published_at", DateTime(timezone=True)),
     CheckConstraint("outcome IN ('ok','problem','not_found')", name="outcome"),
-    UniqueConstraint("visit_id", "item_code", name="uq_inspection_result_item"),
+    UniqueConstraint("city_code", "visit_id", "item_code", name="uq_inspection_result_item"),
+    ForeignKeyConstraint(
+        ["city_code", "visit_id"],
+        ["inspection_visit.city_code", "inspection_visit.id"],
+        ondelete="CASCADE",
+        name="fk_inspection_result_visit_id_inspection_visit",
+    ),
+    ForeignKeyConstraint(
+        ["city_code", "task_id"], ["task.city_code", "task.id"], name="fk_inspection_result_task_id_task"
+    ),
 )

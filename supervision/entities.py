@@ -76,7 +76,7 @@ def upsert_entities(conn: Connection, items: Sequence[tuple[RegistrationEvent, P
             FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
                 uscc text, name text, entity_kind text, scope text, industry text, raw text, address_id bigint,
                 town text, grid text, registered_on date, needs boolean, lon float8, lat float8, is_new boolean)
-            ON CONFLICT (uscc) DO UPDATE SET name = EXCLUDED.name, raw_address = EXCLUDED.raw_address,
+            ON CONFLICT (city_code, uscc) DO UPDATE SET name = EXCLUDED.name, raw_address = EXCLUDED.raw_address,
                 address_id = EXCLUDED.address_id, town_code = EXCLUDED.town_code, grid_code = EXCLUDED.grid_code,
                 geom = EXCLUDED.geom,
                 status = CASE WHEN :is_new THEN 'open' ELSE entity.status END,

@@ -90,6 +90,25 @@ def db_check() -> None:
     typer.echo("models and migrations agree")
 
 
+@app.command("citus-plan")
+def db_citus_plan() -> None:
+    """Print the SQL that distributes the schema on a Citus cluster (refused while a table breaks Citus's rules)."""
+    from gis.database import make_engine
+    from gis.distribution import citus_plan, foreign_key_targets, violations
+
+    settings = database_up()
+    engine = make_engine(settings)
+    try:
+        with database_errors(), engine.connect() as conn:
+            found = violations(conn)
+            targets = foreign_key_targets(conn)
+    finally:
+        engine.dispose()
+    if found:
+        raise fail("the schema is not ready for Citus (gis/distribution.py):\n" + "\n".join(f"  {v}" for v in found))
+    typer.echo(citus_plan(targets), nl=False)
+
+
 @app.command("url")
 def db_url() -> None:
     """Print the libpq URL (postgresql://…) of the database, password included: for psql, keep it private."""
