@@ -48,6 +48,7 @@ __all__ = [
     "OutsideShard",
     "build_store",
     "find_store",
+    "open_current",
     "open_geocoder",
     "read_manifest",
 ]
@@ -69,6 +70,10 @@ class IndexSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_", extra="ignore")
 
     index_dir: Path = Field(default_factory=lambda: project_root() / ".gridgov" / "index")
+
+    def root_beside(self, state_dir: Path) -> Path:
+        """GRIDGOV_INDEX_DIR when it is set, else the `index` folder of this state folder (a server's own)."""
+        return self.index_dir if "index_dir" in self.model_fields_set else state_dir / "index"
 
 
 # ---------------------------------------------------------------------------------------------------- columns
@@ -431,3 +436,19 @@ def open_geocoder(directory: Path, *, towns: Collection[str] | None = None, fing
         orders=orders,
         towns_held=held,
     )
+
+
+def open_current(conn: Connection, root: Path, *, workers: int = 1) -> Geocoder:
+    """The geocoder of the library as it is now, from its store under `root` (built and saved first if missing).
+
+    A store that cannot be read is built again. Aliases are read from the database (they are not in the store).
+    """
+    fingerprint = library_version(conn)
+    directory = find_store(root, fingerprint) or build_store(conn, root, workers=workers)
+    try:
+        geocoder = open_geocoder(directory)
+    except IndexStoreError:
+        shutil.rmtree(directory, ignore_errors=True)
+        geocoder = open_geocoder(build_store(conn, root, workers=workers))
+    geocoder.reload_aliases(conn)
+    return geocoder

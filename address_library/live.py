@@ -6,11 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine
 
+from address_library.index_store import open_current
 from address_library.repository import AliasEntry, alias_version, library_version
 from address_library.service import Geocoder
 from gis.cache import Cache
@@ -25,8 +26,13 @@ _LIBRARY = "library"  # the one entry of the live geocoder's cache
 class LiveGeocoder:
     """Holds the current Geocoder, versioned by the library's fingerprint; swaps in a rebuilt one when that changes."""
 
-    def __init__(self, engine: Engine, *, check_interval_s: float = CHECK_INTERVAL_S) -> None:
+    def __init__(
+        self, engine: Engine, *, check_interval_s: float = CHECK_INTERVAL_S, index_root: Path | None = None
+    ) -> None:
         self._engine = engine
+        # Where index stores live: a geocoder is opened from the store of its library version (seconds), built and
+        # saved there first when there is none. None: built in memory from the database every time.
+        self._index_root = index_root
         self._check_interval_s = check_interval_s
         self._index: Cache[str, Geocoder] = Cache(max_entries=1)
         self._rebuilding = False
@@ -90,14 +96,17 @@ class LiveGeocoder:
         with self._engine.connect() as conn:
             # No forked helpers inside a server: a fork while another thread holds a lock (logging, the
             # driver, the allocator) can leave the child waiting forever. Seen once with uvicorn.
-            geocoder = Geocoder.load(conn, workers=1)
-        log.info("address index built: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
+            if self._index_root is None:
+                geocoder = Geocoder.load(conn, workers=1)
+            else:
+                geocoder = open_current(conn, self._index_root, workers=1)
+        log.info("address index ready: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
         with self._learned_lock:
             # A build that began before an addition committed lacks it: it learns it too. Once a build holds an
             # address, it is forgotten here.
             if self._learned:
-                held = np.isin([int(r["id"]) for r in self._learned], geocoder.index.ids)
-                self._learned = [r for r, h in zip(self._learned, held.tolist(), strict=True) if not h]
+                index = geocoder.index
+                self._learned = [r for r in self._learned if index.position_of(int(r["id"])) is None]
             missing = list(self._learned)
         if missing:
             geocoder.learn_addresses(missing)

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from address_library.index_store import IndexSettings
 from address_library.live import LiveGeocoder
 from api.auth.deps import AuthRuntime
 from api.auth.logfilter import install_log_redaction
@@ -86,8 +87,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(db_settings)
-        # Built on the first geocoding request, then kept fresh in the background.
-        app.state.geocoder = LiveGeocoder(app.state.engine)
+        # Opened from the index store on the first geocoding request (built and saved first when the library has
+        # none), then kept fresh in the background.
+        index_root = IndexSettings().root_beside(server_settings.state_dir)
+        app.state.geocoder = LiveGeocoder(app.state.engine, index_root=index_root)
         app.state.secret_key = server_settings.resolved_secret_key()
         app.state.auth = auth = AuthRuntime(
             secret_key=app.state.secret_key,

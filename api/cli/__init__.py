@@ -12,6 +12,7 @@ from api.cli import (
     db,
     demo,
     grids,
+    index,
     inspection_lists,
     inspection_results,
     inspections,
@@ -31,6 +32,7 @@ app.command("geocode")(geocode_file)
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(grids.app, name="grids")
+app.add_typer(index.app, name="index")
 app.add_typer(users.app, name="users")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(addresses.app, name="addresses")
