@@ -1,4 +1,4 @@
-"""benchmarks.run: `make bench` — load, locate, layers, geocoder, tiles, dashboard, intake, import, simulation; figures go to RESULTS.md.
+"""benchmarks.run: `make bench` — load, locate, layers, geocoder, scale-out, tiles, dashboard, intake, import, simulation; figures go to RESULTS.md.
 
 Each section is written as soon as its benchmark has measured it, and only then: a benchmark whose request fails
 (BenchmarkFailed, benchmarks.common) writes nothing, the run stops there and exits 1.
@@ -30,6 +30,7 @@ from benchmarks import (
     bench_locate,
     bench_page,
     bench_redesign,
+    bench_scale,
     bench_staffing,
     bench_tiles,
     bench_workload,
@@ -135,6 +136,8 @@ def run_all(results: Recorder, settings: DatabaseSettings, scale: str) -> None:
         results.section("Geocoder speed", lambda: bench_geocode.speed(engine, geocoder))
         results.section("GET /v1/geocode under load", lambda: bench_http.run(settings, engine))
         engine.dispose()
+        # The full city (database scale_full) when it is there, else this one: the section says which.
+        results.section("Scale-out", lambda: bench_scale.run(settings))
         results.section("Vector tiles", lambda: bench_tiles.run(settings, engine))
         engine.dispose()
         results.section("Dashboard first paint", lambda: bench_page.run(settings))
