@@ -1,0 +1,273 @@
+"""address_library.cluster_geocode: the bulk geocoder on a Dask cluster, with the single-machine path's output.
+
+The driver (the process that reads and writes the CSV) and the workers share one thing: the memory-mapped index
+store (address_library.index_store), at the same path on every machine. `prepare_cluster` makes sure the store of
+the library's current version exists, packs the towns onto the workers and registers the `IndexPlugin`, which opens
+each worker's towns from its local disk once and keeps them resident. `geocode_csv_on_cluster` then streams the file
+in windows: each window's rows are grouped by the town a cheap first parse reads at the opening of the text, each
+group goes to the worker holding its town, rows with no town go to any worker (which answers from the whole index),
+and the answers are written back in input order while the next window is already being geocoded.
+
+A shard answers exactly as the whole index would, or says it cannot (a row that needs a town the shard does not
+hold); such rows are answered by the same worker from the whole index. So the output is the single-machine output,
+row for row, whatever the cheap parse guessed and whichever worker answered (a lost worker's tasks are rerun
+elsewhere). Dask is imported only inside functions: nothing here imports it unless a cluster is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from address_library.batch import CHUNK_ROWS, BatchReport, read_table, write_table
+from address_library.repository import AliasEntry
+from gis.distributed import ClusterError
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+    from sqlalchemy import Connection
+
+# Rows read, geocoded and written as one unit: memory stays bounded whatever the file's size.
+WINDOW_ROWS = 100_000
+# Rows of one task: big enough that scheduling costs little beside matching, small enough to spread a window.
+PART_ROWS = 10_000
+# How often the driver looks whether any worker is left while it waits, and how long it tolerates none (a nanny
+# restarting a lost worker takes a few seconds).
+POLL_S = 2.0
+NO_WORKER_GRACE_S = 30.0
+
+Answer = tuple[object, ...]  # one answer in ANSWER_FIELDS order
+
+
+# ---------------------------------------------------------------------------------------------- the cheap town parse
+
+
+@lru_cache(maxsize=1)
+def _town_pattern() -> tuple[re.Pattern[str], dict[str, str]]:
+    from address_library.gazetteer import default_gazetteer
+
+    forms = default_gazetteer().town_at_start
+    ordered = sorted(forms, key=lambda form: (-len(form), form))
+    # The country, province and city the text may open with carry no town; then the longest town form.
+    pattern = re.compile(
+        r"[\s\u3000]*(?:中华人民共和国|中国)?(?:广东省|广东)?(?:东莞市|东莞)?[\s\u3000]*("
+        + "|".join(re.escape(form) for form in ordered)
+        + ")"
+    )
+    return pattern, dict(forms)
+
+
+def cheap_town(text: str) -> str | None:
+    """The code of the town named at the opening of a raw address text, or None: one regex, no normalization.
+
+    Only a routing hint: a wrong or missing guess costs a second look, never a different answer.
+    """
+    pattern, forms = _town_pattern()
+    found = pattern.match(text)
+    return forms[found.group(1)] if found else None
+
+
+# ---------------------------------------------------------------------------------------------- towns onto workers
+
+
+def pack_towns(sizes: Mapping[str, int], workers: Sequence[str]) -> dict[str, str]:
+    """Town → worker, packing the towns by their row count: largest first, each onto the least loaded worker (LPT).
+
+    LPT keeps the heaviest worker within 4/3 of the best possible packing, so the memory and work of each worker
+    stay close to an even share. Ties are broken by the worker's order, so the packing is the same on each run.
+    """
+    if not workers:
+        raise ClusterError("the Dask cluster has no workers to hold the address index")
+    load: list[tuple[int, int, str]] = [(0, i, worker) for i, worker in enumerate(workers)]
+    heapq.heapify(load)
+    assignment: dict[str, str] = {}
+    for town, rows in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
+        held, order, worker = heapq.heappop(load)
+        assignment[town] = worker
+        heapq.heappush(load, (held + rows, order, worker))
+    return assignment
+
+
+# ---------------------------------------------------------------------------------------------- the driver side
+
+
+@dataclass(frozen=True)
+class ClusterIndex:
+    """The index as the cluster holds it: the store, its version, and which worker holds which town."""
+
+    store_dir: Path
+    fingerprint: object
+    assignment: dict[str, str]
+
+
+def prepare_cluster(client: Client, conn: Connection, index_root: Path) -> ClusterIndex:
+    """Make sure the store of the library's current version exists under `index_root` (built when not), pack the
+    towns onto the cluster's workers and register the IndexPlugin (ClusterError when a worker refuses it)."""
+    from address_library.index_store import build_store, find_store
+    from address_library.repository import alias_rows, library_version
+
+    fingerprint = library_version(conn)
+    store_dir = find_store(index_root, fingerprint) or build_store(conn, index_root)
+    return register_index(client, store_dir, fingerprint, alias_rows(conn))
+
+
+def register_index(client: Client, store_dir: Path, fingerprint: object, aliases: list[AliasEntry]) -> ClusterIndex:
+    """Pack the store's towns onto the workers by their row count and register the IndexPlugin on every worker,
+    which opens the store at `store_dir` on its own disk (ClusterError naming the worker when it cannot)."""
+    from address_library.cluster_worker import PLUGIN_NAME, IndexPlugin, StoreRefused
+    from address_library.index_store import IndexStoreError, read_manifest
+
+    try:
+        towns = read_manifest(store_dir)["towns"]
+    except IndexStoreError as exc:
+        raise ClusterError(f"the address index store cannot be read here: {exc}") from exc
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    assignment = pack_towns({town: end - start for town, (start, end) in towns.items()}, workers)
+    plugin = IndexPlugin(str(store_dir), fingerprint, assignment, aliases)
+    try:
+        client.register_plugin(plugin, name=PLUGIN_NAME)
+    except StoreRefused as exc:
+        raise ClusterError(str(exc)) from exc
+    return ClusterIndex(store_dir, fingerprint, assignment)
+
+
+def release_cluster(client: Client) -> None:
+    """Unregister the IndexPlugin: the workers let the index go (a shared cluster gets its memory back)."""
+    from address_library.cluster_worker import PLUGIN_NAME
+
+    with contextlib.suppress(Exception):  # the cluster may be gone already; nothing is left to release then
+        client.unregister_worker_plugin(PLUGIN_NAME)
+
+
+def geocode_csv_on_cluster(
+    client: Client,
+    index: ClusterIndex,
+    input_path: Path,
+    output_path: Path,
+    *,
+    column: str = "address",
+    window_rows: int = WINDOW_ROWS,
+    progress: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """Geocode `column` of every row of `input_path` into `output_path` on the cluster: the same bytes as
+    address_library.batch.geocode_csv. ClusterError when the cluster cannot finish (workers lost for good)."""
+    started = time.perf_counter()
+    with read_table(input_path, column) as table:
+        windows = _windows(table.chunks, window_rows)
+        answered = _answered(client, index, windows)
+        n_rows, counts = write_table(output_path, table.header, answered, progress)
+    return BatchReport(rows=n_rows, by_status=dict(counts), seconds=time.perf_counter() - started)
+
+
+def _windows(
+    chunks: Iterator[tuple[list[list[str]], list[str]]], window_rows: int
+) -> Iterator[tuple[list[list[str]], list[str]]]:
+    rows: list[list[str]] = []
+    texts: list[str] = []
+    for chunk_rows, chunk_texts in chunks:
+        rows.extend(chunk_rows)
+        texts.extend(chunk_texts)
+        if len(rows) >= window_rows:
+            yield rows, texts
+            rows, texts = [], []
+    if rows:
+        yield rows, texts
+
+
+@dataclass
+class _Window:
+    rows: list[list[str]]
+    parts: list[tuple[list[int], Future]]
+
+
+def _submit(client: Client, index: ClusterIndex, rows: list[list[str]], texts: list[str]) -> _Window:
+    """Group a window's rows by their cheap town and submit each group, in parts, to the worker holding it."""
+    from address_library.cluster_worker import answer_part
+
+    groups: dict[str | None, list[int]] = defaultdict(list)
+    for i, text in enumerate(texts):
+        groups[cheap_town(text)].append(i)
+    parts: list[tuple[list[int], Future]] = []
+    for town, positions in groups.items():
+        held_by = index.assignment.get(town) if town is not None else None
+        for start in range(0, len(positions), PART_ROWS):
+            part = positions[start : start + PART_ROWS]
+            future = client.submit(
+                answer_part,
+                [texts[i] for i in part],
+                town,
+                workers=[held_by] if held_by else None,
+                allow_other_workers=True if held_by else None,  # the holder first; any worker if it is lost
+                pure=False,
+            )
+            parts.append((part, future))
+    return _Window(rows, parts)
+
+
+def _answered(
+    client: Client, index: ClusterIndex, windows: Iterator[tuple[list[list[str]], list[str]]]
+) -> Iterator[tuple[list[list[str]], list[Answer]]]:
+    """(rows, answers) chunks in input order; the next window is geocoding while this one is written."""
+    in_flight: list[_Window] = []
+    try:
+        for rows, texts in windows:
+            in_flight.append(_submit(client, index, rows, texts))
+            if len(in_flight) > 1:
+                yield from _collect(client, in_flight.pop(0))
+        while in_flight:
+            yield from _collect(client, in_flight.pop(0))
+    finally:
+        for window in in_flight:
+            client.cancel([future for _, future in window.parts])
+
+
+def _collect(client: Client, window: _Window) -> Iterator[tuple[list[list[str]], list[Answer]]]:
+    from distributed.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    from address_library.cluster_worker import StoreRefused
+
+    results: list[list[Answer]] = []
+    alone_since: float | None = None
+    try:
+        for _, future in window.parts:
+            while True:
+                try:
+                    results.append(future.result(timeout=POLL_S))
+                    break
+                except TimeoutError:
+                    # Lost workers' tasks are rerun on the others; with no worker at all they wait for one.
+                    if client.scheduler_info(n_workers=-1)["workers"]:
+                        alone_since = None
+                        continue
+                    alone_since = alone_since or time.monotonic()
+                    if time.monotonic() - alone_since > NO_WORKER_GRACE_S:
+                        raise ClusterError(
+                            f"every Dask worker is gone (none for {NO_WORKER_GRACE_S:.0f} s): the job stopped "
+                            "unfinished and wrote no result"
+                        ) from None
+    except KilledWorker as exc:
+        raise ClusterError(
+            f"Dask workers kept dying while geocoding ({exc}): the job stopped unfinished and wrote no result"
+        ) from exc
+    except StoreRefused as exc:
+        raise ClusterError(str(exc)) from exc
+    except (OSError, CommClosedError) as exc:
+        raise ClusterError(
+            f"the Dask scheduler stopped answering ({exc.__class__.__name__}: {exc}): the job stopped unfinished "
+            "and wrote no result"
+        ) from exc
+    answers: list[Answer] = [()] * len(window.rows)
+    for (positions, _), part in zip(window.parts, results, strict=True):
+        for i, answer in zip(positions, part, strict=True):
+            answers[i] = answer
+    for start in range(0, len(window.rows), CHUNK_ROWS):
+        yield window.rows[start : start + CHUNK_ROWS], answers[start : start + CHUNK_ROWS]

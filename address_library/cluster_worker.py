@@ -1,0 +1,137 @@
+"""address_library.cluster_worker: what a Dask worker runs for the cluster geocoder (the IndexPlugin and its task).
+
+Imported only on the cluster path (it imports `distributed`): the single-machine path never loads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from distributed import Worker, WorkerPlugin, get_worker
+
+from address_library.index_store import IndexStoreError, open_geocoder, read_manifest
+from address_library.repository import AliasEntry
+from address_library.service import ANSWER_FIELDS, Geocoder
+
+PLUGIN_NAME = "gridgov-index"
+# Store files with one entry per address row (a shard touches only its towns' ranges of them); the text blobs are
+# reached through their offsets; every other file is a table every shard reads whole.
+_PER_ROW = frozenset(
+    {"ids", "lons", "lats", "parent_ids", "level_codes", "town_codes", "community_codes", "grid_codes"}
+)
+_BLOBS = {"text_blob": "text_offsets", "normalized_blob": "normalized_offsets"}
+_PAGE = 4096
+
+Answer = tuple[object, ...]
+
+
+class StoreRefused(Exception):
+    """A worker cannot use the index store: missing on its disk, or of another library version (the message names
+    the worker)."""
+
+
+class IndexPlugin(WorkerPlugin):
+    """What every worker holds: its towns' shard of the index store, opened once from its local disk and kept
+    resident, and the whole store (mapped when a row needs it: cheap), both with the active aliases."""
+
+    name = PLUGIN_NAME
+    idempotent = False
+
+    def __init__(
+        self, store_dir: str, fingerprint: object, assignment: dict[str, str], aliases: list[AliasEntry]
+    ) -> None:
+        self.store_dir = store_dir
+        self.fingerprint = fingerprint
+        self.assignment = assignment
+        self.aliases = aliases
+        self.towns: frozenset[str] = frozenset()
+        self._shard: Geocoder | None = None
+        self._whole: Geocoder | None = None
+
+    def setup(self, worker: Worker) -> None:
+        """Open this worker's towns and touch their pages; StoreRefused when the store is unusable here."""
+        self.towns = frozenset(town for town, held_by in self.assignment.items() if held_by == worker.address)
+        # Every worker maps the whole store (cheap: pages are read when used), so the version is checked on each.
+        self.whole(worker.address)
+        if self.towns:
+            self._shard = self._open(worker.address, sorted(self.towns))
+            touch_pages(Path(self.store_dir), self.towns)
+
+    def teardown(self, worker: Worker) -> None:
+        """Let the maps go."""
+        self._shard = self._whole = None
+
+    def whole(self, worker: str) -> Geocoder:
+        """The whole index (mapped once)."""
+        if self._whole is None:
+            self._whole = self._open(worker, None)
+        return self._whole
+
+    def _open(self, worker: str, towns: list[str] | None) -> Geocoder:
+        if not Path(self.store_dir).is_dir():
+            raise StoreRefused(
+                f"worker {worker} has no address index store at {self.store_dir}: copy the store there "
+                "(`gridgov index build`) or run the workers on the machine that built it"
+            )
+        try:
+            geocoder = open_geocoder(Path(self.store_dir), towns=towns, fingerprint=self.fingerprint)
+        except IndexStoreError as exc:
+            raise StoreRefused(
+                f"worker {worker} cannot use the address index store of library version {self.fingerprint}: "
+                f"{exc}; rebuild it there (`gridgov index build`)"
+            ) from exc
+        geocoder.set_aliases(self.aliases)
+        return geocoder
+
+    def answer(self, worker: str, texts: list[str], town: str | None) -> list[Answer]:
+        """Answers (ANSWER_FIELDS tuples) in the order of `texts`: from the shard when it holds `town` and can
+        answer, from the whole index otherwise."""
+        answers: list[Any] = [None] * len(texts)
+        if town is not None and town in self.towns and self._shard is not None:
+            answers = self._shard.try_geocode_many(texts)
+        missing = [i for i, a in enumerate(answers) if a is None]
+        if missing:
+            again = self.whole(worker).try_geocode_many([texts[i] for i in missing])
+            for i, a in zip(missing, again, strict=True):
+                answers[i] = a
+        return [tuple(getattr(a, f) for f in ANSWER_FIELDS) for a in answers]
+
+
+def touch_pages(directory: Path, towns: frozenset[str]) -> int:
+    """Read one byte of every page a shard of `towns` uses (its rows' ranges, the shared tables), so they are
+    resident before the first task; the bytes touched."""
+    manifest = read_manifest(directory)
+    ranges = [tuple(manifest["towns"][town]) for town in sorted(towns) if town in manifest["towns"]]
+    touched = 0
+    for file_name in manifest["files"]:
+        name = file_name.removesuffix(".npy")
+        if name == file_name or name in _BLOBS.values():
+            continue  # the pickled tables are in memory already; offsets are touched with their blob
+        array = np.load(directory / file_name, mmap_mode="r", allow_pickle=False)
+        if name in _PER_ROW:
+            spans = [(start, end) for start, end in ranges]
+        elif name in _BLOBS:
+            offsets = np.load(directory / f"{_BLOBS[name]}.npy", mmap_mode="r", allow_pickle=False)
+            touched += sum(_touch(offsets[start : end + 1]) for start, end in ranges)
+            spans = [(int(offsets[start]), int(offsets[end])) for start, end in ranges]
+        else:
+            spans = [(0, len(array))]
+        touched += sum(_touch(array[start:end]) for start, end in spans)
+    return touched
+
+
+def _touch(part: np.ndarray) -> int:
+    raw = np.ascontiguousarray(part).reshape(-1).view(np.uint8) if part.size else np.zeros(0, np.uint8)
+    int(raw[::_PAGE].sum())
+    return int(raw.size)
+
+
+def answer_part(texts: list[str], town: str | None) -> list[Answer]:
+    """A task: the answers to a part of a window, on whichever worker runs it."""
+    worker = get_worker()
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, IndexPlugin):
+        raise StoreRefused(f"worker {worker.address} has no address index loaded (plugin {PLUGIN_NAME} missing)")
+    return plugin.answer(worker.address, texts, town)
