@@ -24,11 +24,13 @@ from api.cli import (
     workload,
 )
 from api.cli.geocode import geocode_file
+from api.cli.hotspots import hotspots
 from api.cli.serve import serve
 
 app = typer.Typer(help="gridgov: 东莞网格化治理平台 (grid governance for Dongguan).", no_args_is_help=True)
 app.command("serve")(serve)
 app.command("geocode")(geocode_file)
+app.command("hotspots")(hotspots)
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(grids.app, name="grids")

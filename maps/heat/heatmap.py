@@ -332,9 +332,20 @@ def analyse_hotspots(
 
     `study_area` overrides the H3 cells study_cells would pick (a caller analysing many windows of one city).
     """
+    _check_method(method)
+    codes, geoms, population = _units(conn, unit, town, events, per, study_area)
+    return _analyse(events, unit, method, per, codes, geoms, population)
+
+
+def _check_method(method: str) -> None:
     if method not in ("gi_star", "rate"):
         raise HotspotError(f"method must be gi_star or rate, not {method!r}")
-    codes, geoms, population = _units(conn, unit, town, events, per, study_area)
+
+
+def _analyse(
+    events: EventFrame, unit: str, method: str, per: str, codes: list[str], geoms: list[Any], population: np.ndarray
+) -> HotspotAnalysis:
+    """The statistics of analyse_hotspots, once the units are read (no database)."""
     counts = _counts(events, unit, codes)
     w = (weights_for_grids(geoms, codes) if unit == "grid" else weights_for_h3(codes)) if codes else None
     message = "本时段没有数据" if counts.sum() == 0 else None
@@ -344,6 +355,45 @@ def analyse_hotspots(
     if message is None:
         result = find_hotspots(counts, w, method=method, population=population if method == "rate" else None)  # type: ignore[arg-type]
     return HotspotAnalysis(codes, geoms, counts, population, w, result, message, events)
+
+
+@dataclass(frozen=True)
+class HotspotInputs:
+    """What a hotspot run reads from the database (the window's events, the study area's units and population),
+    and its options: everything hotspots_from_inputs needs, so that it can run where there is no database."""
+
+    events: EventFrame
+    codes: list[str]
+    geoms: list[Any]  # grid shapes, None for H3 cells
+    population: np.ndarray
+    since: datetime
+    until: datetime
+    unit: str
+    method: str
+    per: str
+
+
+def hotspot_inputs(
+    conn: Connection,
+    *,
+    town: str | None,
+    since: datetime,
+    until: datetime,
+    unit: str,
+    method: str,
+    kind: str,
+    industry: str | None = None,
+    per: str = "residents",
+    status: str | None = None,
+    source: str | None = None,
+) -> HotspotInputs:
+    """The database reads of hotspot_collection: the window's events and the study area's units."""
+    events = load_window(
+        conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
+    )
+    _check_method(method)
+    codes, geoms, population = _units(conn, unit, town, events, per)
+    return HotspotInputs(events, codes, geoms, population, since, until, unit, method, per)
 
 
 def hotspot_collection(
@@ -366,10 +416,19 @@ def hotspot_collection(
     (maps.heat.hotspots.rate_hotspots). `rate` in the properties is always the EB-smoothed rate (per registered
     entity, or per 1,000 residents), so a unit with two entities and one clue does not show a rate of 0.5.
     """
-    events = load_window(
-        conn, town=town, since=since, until=until, industry=industry, kind=kind, status=status, source=source
-    )
-    run = analyse_hotspots(conn, events=events, town=town, unit=unit, method=method, per=per)
+    inputs = hotspot_inputs(
+        conn, town=town, since=since, until=until, unit=unit, method=method, kind=kind, industry=industry, per=per,
+        status=status, source=source,
+    )  # fmt: skip
+    return hotspots_from_inputs(inputs)
+
+
+def hotspots_from_inputs(inputs: HotspotInputs) -> HotspotCollection:
+    """The statistics and the FeatureCollection of hotspot_collection from its database reads (no database)."""
+    events, since, until, unit, method, per = (
+        inputs.events, inputs.since, inputs.until, inputs.unit, inputs.method, inputs.per
+    )  # fmt: skip
+    run = _analyse(events, unit, method, per, inputs.codes, inputs.geoms, inputs.population)
     codes, geoms, counts, population, w, result, message = (
         run.codes, run.geoms, run.counts, run.population, run.w, run.result, run.message
     )  # fmt: skip
