@@ -7,9 +7,9 @@ between them, include it: what Citus requires of tables distributed by `city_cod
 
 A new column `city_code` gets its value from `gridgov_city_code()` when an INSERT leaves it out: the single row of
 `city`, or a clear error once the table holds several cities (then the caller must pass it). Existing rows take the
-city of their town (`left(town_code, 6)`: town codes are 12-digit and start with the city code), else of the row they
-reference, else the single city. When every town belongs to the seeded city (every deployment so far), the column is
-added with that constant as its default first, which PostgreSQL records without rewriting the table.
+city of the row they reference (so that the foreign key holds), else of their town (`left(town_code, 6)`: town codes
+are 12-digit and start with the city code), else the seeded city (441900). When every town belongs to the seeded city (every deployment so far), the
+column is added with that constant as its default first, which PostgreSQL records without rewriting the table.
 
 `road.id` and `address.road_id` become bigint, like every other id of these tables.
 
@@ -43,7 +43,7 @@ DISTRIBUTED: tuple[tuple[str, tuple[str, ...], tuple[tuple[str, ...], str, tuple
     ("clue", ("id",), None),
     ("clue_photo", ("id",), (("clue_id",), "clue", ("id",))),
     ("registration_event", ("event_id",), None),
-    ("task", ("id",), None),
+    ("task", ("id",), (("entity_uscc",), "entity", ("uscc",))),
     ("task_event", ("id",), (("task_id",), "task", ("id",))),
     ("task_warning", ("id",), (("task_id",), "task", ("id",))),
     ("task_photo", ("id",), (("task_id",), "task", ("id",))),
@@ -52,7 +52,7 @@ DISTRIBUTED: tuple[tuple[str, tuple[str, ...], tuple[tuple[str, ...], str, tuple
     ("credit_record", ("id",), (("uscc",), "entity", ("uscc",))),
     ("credit_assessment", ("id",), (("uscc",), "entity", ("uscc",))),
     ("inspection_candidate", ("plan_id", "stratum_id", "uscc"), (("uscc",), "entity", ("uscc",))),
-    ("inspection_visit", ("id",), None),
+    ("inspection_visit", ("id",), (("uscc",), "entity", ("uscc",))),
     ("inspection_result", ("id",), (("visit_id",), "inspection_visit", ("id",))),
     ("territory_move", ("id",), None),
 )
@@ -171,16 +171,17 @@ def _add_city_code(single: bool) -> None:
             op.execute(f"ALTER TABLE {table} ADD COLUMN city_code char(6) NOT NULL DEFAULT '{CITY_CODE}'")
         else:
             op.execute(f"ALTER TABLE {table} ADD COLUMN city_code char(6)")
-            from_town = f"UPDATE {table} SET city_code = left(town_code, 6) WHERE town_code IS NOT NULL"  # noqa: S608
-            if table in WITH_TOWN:
-                op.execute(from_town)
+            # The referenced row's city first, so that the foreign key holds; then the row's own town.
             if parent is not None:
                 columns, parent_table, parent_columns = parent
                 match = " AND ".join(f"c.{c} = p.{pc}" for c, pc in zip(columns, parent_columns, strict=True))
                 from_parent = f"UPDATE {table} c SET city_code = p.city_code FROM {parent_table} p WHERE "  # noqa: S608
-                op.execute(f"{from_parent}c.city_code IS NULL AND {match}")
-            the_city = f"UPDATE {table} SET city_code = gridgov_city_code() WHERE city_code IS NULL"  # noqa: S608
-            op.execute(the_city)
+                op.execute(f"{from_parent}{match}")
+            from_town = f"UPDATE {table} SET city_code = left(town_code, 6) WHERE city_code IS NULL AND "  # noqa: S608
+            if table in WITH_TOWN:
+                op.execute(f"{from_town}town_code IS NOT NULL")
+            seeded = f"UPDATE {table} SET city_code = '{CITY_CODE}' WHERE city_code IS NULL"  # noqa: S608
+            op.execute(seeded)
             op.execute(f"ALTER TABLE {table} ALTER COLUMN city_code SET NOT NULL")
         op.execute(f"ALTER TABLE {table} ALTER COLUMN city_code SET DEFAULT gridgov_city_code()")
         op.create_foreign_key(f"fk_{table}_city_code_city", table, "city", ["city_code"], ["code"])
