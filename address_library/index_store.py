@@ -93,6 +93,8 @@ class StringColumn:
     def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
         self._blob = blob
         self._offsets = offsets
+        # Decoding straight from a memoryview of the mapped blob copies nothing but the one string read.
+        self._buffer = np.ascontiguousarray(blob).data if blob.size else memoryview(b"")
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -104,8 +106,7 @@ class StringColumn:
                 i += len(self)
             if not 0 <= i < len(self):
                 raise IndexError(i)
-            start, end = self._offsets[i], self._offsets[i + 1]
-            return self._blob[start:end].tobytes().decode("utf-8", "surrogatepass")
+            return str(self._buffer[self._offsets[i] : self._offsets[i + 1]], "utf-8", "surrogatepass")
         positions = np.arange(len(self))[key]
         return np.array([self[int(p)] for p in positions.tolist()], dtype=object)
 
@@ -122,11 +123,14 @@ class CodeColumn:
     def __init__(self, codes: np.ndarray, vocabulary: np.ndarray) -> None:
         self._codes = codes
         self._vocabulary = vocabulary
+        self._values: list[str] = vocabulary.tolist()
 
     def __len__(self) -> int:
         return len(self._codes)
 
     def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (int, np.integer)):
+            return self._values[self._codes[key]]
         return self._vocabulary[self._codes[key]]
 
 
