@@ -160,7 +160,7 @@ def geocode_csv_on_cluster(
     """Geocode `column` of every row of `input_path` into `output_path` on the cluster: the same bytes as
     address_library.batch.geocode_csv. ClusterError when the cluster cannot finish (workers lost for good)."""
     started = time.perf_counter()
-    with read_table(input_path, column) as table:
+    with read_table(input_path, column, chunk_rows=min(CHUNK_ROWS, window_rows)) as table:
         windows = _windows(table.chunks, window_rows)
         answered = _answered(client, index, windows)
         n_rows, counts = write_table(output_path, table.header, answered, progress)
