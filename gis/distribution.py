@@ -277,7 +277,10 @@ def citus_plan(targets: Mapping[str, set[str]]) -> str:
     the tables it references; local tables stay on the coordinator (named in comments)."""
     lines = [
         "-- gridgov on Citus: run on the coordinator, once the schema is at head and the workers are added.",
+        "-- Every node needs PostGIS (CREATE EXTENSION postgis) before the tables are distributed.",
         "BEGIN;",
+        "-- foreign keys to reference tables, created in one transaction: Citus asks for sequential mode",
+        "SET LOCAL citus.multi_shard_modify_mode TO 'sequential';",
         "-- reference tables: one copy on every node",
     ]
     lines.extend(
