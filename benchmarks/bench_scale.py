@@ -509,6 +509,44 @@ def relocation(engine: Engine, client: Client) -> list[str]:
     ]
 
 
+def hotspots(engine: Engine, client: Client) -> list[str]:
+    """Hotspots of every town (`gridgov hotspots --towns all`: Gi* on grids, and on H3 cells of resolution 9, over
+    a year of clues), one town after the other against the 2-worker cluster: the same file or a failure."""
+    from api.deps import day_window
+    from maps.heat.cluster import hotspots_by_town, load_town_inputs, towns_csv
+
+    since, until = day_window(None, None, default_days=365)
+    assert since is not None and until is not None
+    lines = []
+    for unit in ("grid", "h3:9"):
+        t0 = time.perf_counter()
+        with engine.connect() as conn:
+            towns = [str(c) for c in conn.execute(text("SELECT code FROM town ORDER BY code")).scalars()]
+            inputs = load_town_inputs(
+                conn, towns, since=since, until=until, unit=unit, method="gi_star", kind="clue", per="residents"
+            )
+        read_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        alone = towns_csv(hotspots_by_town(inputs))
+        alone_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        spread = towns_csv(hotspots_by_town(inputs, client=client))
+        spread_s = time.perf_counter() - t0
+        if spread != alone:
+            raise BenchmarkFailed(f"hotspots ({unit}): the cluster's file differs from the one of one process")
+        units = alone.count("\n") - 1
+        if units <= 0:
+            raise BenchmarkFailed(f"hotspots ({unit}): no unit analysed in any town")
+        events = sum(len(one.events) for one in inputs.values())
+        lines.append(
+            f"| hotspots of {len(towns)} towns, Gi* on {'grids' if unit == 'grid' else 'H3 cells (res 9)'}, "
+            f"365 days of clues | {alone_s:.1f} s | {spread_s:.1f} s | {alone_s / spread_s:.2f}× | reading the "
+            f"towns' events and units on the driver {read_s:.1f} s; {units:,} units"
+            + f", {events:,} events; the same file |"
+        )
+    return lines
+
+
 def town_sizes(engine: Engine) -> dict[str, tuple[str, int]]:
     """Town code → (name, standard addresses) of the city measured."""
     with engine.connect() as conn:
@@ -582,7 +620,7 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
         clusters.append(geocode_on_cluster(client, pids, startup_s, engine, work / "index", source, work, rows))
     with dask_cluster(2) as (client, startup_s, pids):
         clusters.append(geocode_on_cluster(client, pids, startup_s, engine, work / "index", source, work, rows))
-        spread_lines = relocation(engine, client)
+        spread_lines = [*relocation(engine, client), *hotspots(engine, client)]
     runs = [today, single, double, *clusters]
     reference = double.digest
     for r in runs:
