@@ -19,6 +19,7 @@ newest `KEEP_VERSIONS` of each scope are kept.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -371,6 +372,22 @@ def _load(directory: Path, name: str) -> np.ndarray:
     return np.asarray(array) if array.size == 0 else array
 
 
+def _unpickle(path: Path) -> dict[str, Any]:
+    """The pickled tables (written by build_store on this machine), with the cyclic collector paused.
+
+    Unpickling creates hundreds of thousands of tuples and sets; without the pause the collector walks them again
+    and again while they are created (a third of the load time).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with path.open("rb") as handle:
+            return dict(pickle.load(handle))
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _vocabulary(directory: Path, name: str) -> np.ndarray:
     strings = StringColumn(_load(directory, f"{name}_vocab_blob"), _load(directory, f"{name}_vocab_offsets"))
     return np.array(strings.tolist(), dtype=object)
@@ -389,8 +406,7 @@ def open_geocoder(directory: Path, *, towns: Collection[str] | None = None, fing
             f"not {_json_fingerprint(fingerprint)}"
         )
     try:
-        with (directory / _PICKLED).open("rb") as handle:
-            tables = pickle.load(handle)
+        tables = _unpickle(directory / _PICKLED)
         columns: dict[str, Any] = {
             "ids": _load(directory, "ids"),
             "lons": _load(directory, "lons"),
@@ -432,7 +448,7 @@ def open_geocoder(directory: Path, *, towns: Collection[str] | None = None, fing
     except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         raise IndexStoreError(f"{directory}: unreadable store ({exc.__class__.__name__}: {exc})") from exc
     fingerprint_value = manifest["fingerprint"]
-    return Geocoder(
+    geocoder = Geocoder(
         index,
         tables["territory"],
         tables["placement"],
@@ -440,6 +456,9 @@ def open_geocoder(directory: Path, *, towns: Collection[str] | None = None, fing
         orders=orders,
         towns_held=held,
     )
+    # The tables live as long as the geocoder: full collections need not walk them (as after Geocoder.load).
+    gc.freeze()
+    return geocoder
 
 
 def open_current(conn: Connection, root: Path, *, workers: int = 1) -> Geocoder:
