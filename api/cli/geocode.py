@@ -62,10 +62,11 @@ def _on_this_machine(
     input_path: Path, out: Path, column: str, workers: int, progress: Callable[[int], None]
 ) -> BatchReport:
     from address_library.batch import geocode_csv
-    from address_library.service import Geocoder
+    from address_library.index_store import IndexSettings, open_current
 
     with connection() as conn:
-        geocoder = Geocoder.load(conn)
+        # The index store of the library's version, mapped from disk (built and saved first when missing).
+        geocoder = open_current(conn, IndexSettings().index_dir, workers=2)
     return geocode_csv(geocoder, input_path, out, column=column, workers=workers or None, progress=progress)
 
 

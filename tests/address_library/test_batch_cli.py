@@ -58,6 +58,17 @@ def geocoder(db: DatabaseSettings) -> Iterator[Geocoder]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where `gridgov geocode` keeps the index store of the test city (not the developer's .gridgov/index)."""
+    return tmp_path_factory.mktemp("index")
+
+
+@pytest.fixture(autouse=True)
+def _store_in_index_dir(index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDGOV_INDEX_DIR", str(index_dir))
+
+
 def gridgov(db: DatabaseSettings, *args: str) -> Result:
     """Run `gridgov ARGS` against the test database."""
     return CliRunner().invoke(app, list(args), env={"GRIDGOV_DATABASE_URL": db.database_url})

@@ -311,7 +311,9 @@ def test_when_every_worker_is_gone_the_job_stops_with_a_message_and_no_file(
 
 
 @pytest.mark.db
-def test_without_a_scheduler_dask_is_never_imported(db: DatabaseSettings, spreadsheet: Path, tmp_path: Path) -> None:
+def test_without_a_scheduler_dask_is_never_imported(
+    db: DatabaseSettings, spreadsheet: Path, index_root: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out.csv"
     program = (
         "import sys\n"
@@ -320,7 +322,7 @@ def test_without_a_scheduler_dask_is_never_imported(db: DatabaseSettings, spread
         "from api.cli import app\n"
         f"app(['geocode', {str(spreadsheet)!r}, '--out', {str(out)!r}, '--workers', '1'])\n"
     )
-    environment = {**os.environ, "GRIDGOV_DATABASE_URL": db.database_url}
+    environment = {**os.environ, "GRIDGOV_DATABASE_URL": db.database_url, "GRIDGOV_INDEX_DIR": str(index_root)}
     environment.pop("GRIDGOV_DASK_SCHEDULER", None)
     done = subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
