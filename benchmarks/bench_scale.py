@@ -547,6 +547,104 @@ def hotspots(engine: Engine, client: Client) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Region:
+    """A territory to size: its door addresses, market entities and prefecture cities."""
+
+    name: str
+    addresses: float
+    entities: float
+    cities: int
+
+
+REGIONS = (
+    Region("Guangdong", 40e6, 18e6, 21),
+    Region("the country (10× Guangdong)", 400e6, 180e6, 333),
+)
+MACHINE_CORES = 8
+MACHINE_GIB = 32
+MEMORY_SHARE = 0.8  # of a machine's memory given to the index; the rest is headroom for the OS, the driver, spikes
+TARGET_S = 600.0  # the full re-geocode of a region's entities should take at most this long
+
+
+def regeocode_s(region: Region, machines: int, per_core: float, serial: float) -> float:
+    """Seconds to geocode every entity of `region` on `machines`: the cities side by side, each on its share of
+    the cores following Amdahl's T(n) = T1·(s + (1 − s)/n), T1 its entities at one core's rate; with fewer cores
+    than cities, the cities one per core in turns."""
+    import math
+
+    cores = machines * MACHINE_CORES
+    one_city = region.entities / region.cities / per_core
+    if cores < region.cities:
+        return math.ceil(region.cities / cores) * one_city
+    return one_city * (serial + (1 - serial) / (cores / region.cities))
+
+
+def memory_machines(region: Region, shared_per: float, private_per: float) -> int | None:
+    """Fewest machines whose memory holds the region's index: every address's shared pages once, and each worker
+    process's private memory, which grows with its city (its city-wide tables); None when one machine's workers
+    of an average city do not fit at all.
+
+    With W = MACHINE_CORES·M workers spread over the cities by size, the total is shared·A + W·private·A/C (equal
+    cities), which must stay within M machines' share of memory.
+    """
+    import math
+
+    budget = MEMORY_SHARE * MACHINE_GIB * 2**30
+    per_machine_private = MACHINE_CORES * private_per * region.addresses / region.cities
+    if per_machine_private >= budget:
+        return None
+    return max(math.ceil(shared_per * region.addresses / (budget - per_machine_private)), 1)
+
+
+def sizing_lines(
+    indexed: int, store_bytes: float, probes: list[tuple[int, int]], per_core: float, serial: float
+) -> list[str]:
+    """Machines, memory and time for each region, from the figures of this run (see docs/SCALE.md, the model).
+
+    Per process on the store of a city of A addresses, every page read: shared pages (the mapped store) and
+    private memory (the heap: the pickled city-wide tables, Python), both taken proportional to A from the two
+    probes (RSS = private + shared, PSS = private + shared/2); every city is taken as the region's average.
+    """
+    import math
+
+    rss = sum(r for r, _ in probes) / len(probes) * 1024
+    pss = sum(p for _, p in probes) / len(probes) * 1024
+    shared_per = 2 * (rss - pss) / indexed  # bytes per address
+    private_per = (2 * pss - rss) / indexed
+    s = min(max(serial, 0.0), 1.0)
+    lines = [
+        f"Model inputs from this run: a worker core geocodes {per_core:,.0f} rows/s (1-worker cluster, engine "
+        f"included); serial fraction s = {s:.2f} (the cluster fit, held to [0, 1]); per address, "
+        f"{store_bytes / indexed:,.0f} bytes of store on disk, {shared_per:,.0f} bytes of shared pages and "
+        f"{private_per:,.0f} bytes of private memory per process (the probes: the whole private memory is counted "
+        f"as growing with the city, an upper bound). Machines of {MACHINE_CORES} cores and {MACHINE_GIB} GiB, "
+        f"{MEMORY_SHARE:.0%} of it for the index, one worker per core, every city of the region's average size. "
+        "Extrapolated, not measured: the linear growth with addresses, and the cities' sizes.",
+        "",
+        "| region | addresses | entities | cities | index on disk | machines for memory | machines for a "
+        f"{TARGET_S / 60:.0f}-min re-geocode | sized: machines, cores, memory, re-geocode of every entity |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for region in REGIONS:
+        disk = store_bytes / indexed * region.addresses
+        by_memory = memory_machines(region, shared_per, private_per)
+        by_time = 1
+        while regeocode_s(region, by_time, per_core, s) > TARGET_S and by_time < 100_000:
+            by_time += 1
+        floor = math.ceil(region.cities / MACHINE_CORES)  # a worker for every city at least
+        machines = max(by_memory or 0, by_time, floor)
+        workers = machines * MACHINE_CORES
+        memory = shared_per * region.addresses + workers * private_per * region.addresses / region.cities
+        lines.append(
+            f"| {region.name} | {region.addresses / 1e6:,.0f} M | {region.entities / 1e6:,.0f} M | {region.cities} | "
+            f"{disk / 2**30:,.0f} GiB | {by_memory if by_memory is not None else 'does not fit'} | {by_time:,} | "
+            f"{machines:,}, {workers:,} cores, {memory / 2**30:,.0f} GiB: "
+            f"{regeocode_s(region, machines, per_core, s) / 60:,.1f} min |"
+        )
+    return lines
+
+
 def town_sizes(engine: Engine) -> dict[str, tuple[str, int]]:
     """Town code → (name, standard addresses) of the city measured."""
     with engine.connect() as conn:
@@ -601,6 +699,7 @@ def run(bench: DatabaseSettings, *, rows: int = BULK_ROWS) -> str:
 
 
 def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     source = registrations_csv(engine, city.settings.state_dir / "bench", rows)
     with engine.connect() as conn:
         query = str(conn.execute(text("SELECT full_text FROM address ORDER BY id LIMIT 1")).scalar_one())
@@ -665,7 +764,8 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
     driver_s = read_s + parse_s + write_s
     lines = [
         f"City measured: database `{city.database}`, {city.scale} scale ({city.addresses:,} addresses, "
-        f"{city.entities:,} entities). Load before the run: {Path('/proc/loadavg').read_text().split()[0:3]}.",
+        f"{city.entities:,} entities). Load average (1, 5, 15 min) before the run: {load_before}; after it: "
+        f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}.",
         "",
         "Index: the store against today's build.",
         "",
@@ -697,6 +797,8 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
         *spread_lines,
         "",
         *packing_lines(town_sizes(engine)),
+        "",
+        *sizing_lines(indexed, size, probe_memory, rows / clusters[0].seconds, s_cluster),
     ]
     return "\n".join(lines)
 
