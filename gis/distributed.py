@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
 SCHEDULER_ENV = "GRIDGOV_DASK_SCHEDULER"
 # How long to wait for the scheduler to answer before saying it cannot be reached.
@@ -55,6 +56,48 @@ def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S, min_workers: 
             f"start them with `dask worker {address}`"
         ) from exc
     return client
+
+
+# How long results wait for a worker when every worker is gone, before the job is given up.
+NO_WORKER_GRACE_S = 30.0
+_POLL_S = 1.0
+
+
+def results(client: Client, futures: Sequence[Future], *, job: str) -> list[object]:
+    """The futures' results in order; ClusterError (naming `job`) when the cluster cannot finish them.
+
+    A lost worker's tasks are rerun on the others; with no worker left for NO_WORKER_GRACE_S, or tasks that kept
+    killing their workers, or a scheduler that stopped answering, the job stops with a clear message.
+    """
+    from distributed.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    out: list[object] = []
+    alone_since: float | None = None
+    try:
+        for future in futures:
+            while True:
+                try:
+                    out.append(future.result(timeout=_POLL_S))
+                    break
+                except TimeoutError:
+                    if client.scheduler_info(n_workers=-1)["workers"]:
+                        alone_since = None
+                        continue
+                    alone_since = alone_since or time.monotonic()
+                    if time.monotonic() - alone_since > NO_WORKER_GRACE_S:
+                        raise ClusterError(
+                            f"every Dask worker is gone (none for {NO_WORKER_GRACE_S:.0f} s): {job} stopped "
+                            "unfinished and wrote nothing"
+                        ) from None
+    except KilledWorker as exc:
+        raise ClusterError(f"Dask workers kept dying during {job} ({exc}): it stopped unfinished") from exc
+    except (OSError, CommClosedError) as exc:
+        raise ClusterError(
+            f"the Dask scheduler stopped answering during {job} ({exc.__class__.__name__}: {exc}): it stopped "
+            "unfinished"
+        ) from exc
+    return out
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import MultiPolygon, Polygon
 
+from gis.distributed import results
 from grids.locate import CodeArray, GridLocator
 
 if TYPE_CHECKING:
@@ -110,8 +111,8 @@ def locate_points(points: pd.DataFrame, grids: GridSet, *, client: Client | None
         selected = candidate_grids(grids.bounds, lon[at], lat[at])
         job = client.submit(_locate_partition, on_workers, town, selected, lon[at], lat[at], pure=False)
         jobs.append((at, job))
-    for at, job in jobs:
-        result[at] = job.result()
+    for (at, _), codes in zip(jobs, results(client, [job for _, job in jobs], job="relocation"), strict=True):
+        result[at] = codes
     return result
 
 

@@ -13,10 +13,11 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
 
+from gis.distributed import results
 from maps.export import CSV_FIELDS, hotspots_geojson
 from maps.heat.heatmap import HotspotInputs, hotspot_inputs, hotspots_from_inputs
 from maps.heat.schemas import HotspotCollection
@@ -67,8 +68,9 @@ def hotspots_by_town(
     """
     if client is None:
         return {town: hotspots_from_inputs(one) for town, one in inputs.items()}
-    jobs = {town: client.submit(hotspots_from_inputs, one, pure=False) for town, one in inputs.items()}
-    return {town: job.result() for town, job in jobs.items()}
+    jobs = [client.submit(hotspots_from_inputs, one, pure=False) for one in inputs.values()]
+    done = results(client, jobs, job="the hotspot analysis")
+    return {town: cast(HotspotCollection, spots) for town, spots in zip(inputs, done, strict=True)}
 
 
 def towns_csv(by_town: Mapping[str, HotspotCollection]) -> str:

@@ -171,3 +171,37 @@ def test_every_grid_covering_a_point_of_a_partition_is_a_candidate(
 def test_points_without_coordinates_select_no_grid() -> None:
     bounds = shapely.bounds(np.array([box(0, 0, 1, 1)], dtype=object))
     assert candidate_grids(bounds, np.array([np.nan]), np.array([0.5])).tolist() == []
+
+
+def test_a_worker_killed_mid_job_changes_nothing_in_the_answer(
+    city_grids: gpd.GeoDataFrame, hard_points: pd.DataFrame
+) -> None:
+    import logging
+    import os
+    import signal
+    import threading
+
+    from distributed import LocalCluster as DaskCluster
+
+    from gis.distributed import connect
+
+    grids = GridSet.of(city_grids.code.tolist(), city_grids.geometry.tolist(), key="test-killed")
+    alone = locate_points(hard_points, grids)
+    with (
+        DaskCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        ) as cluster,
+        connect(cluster.scheduler_address, min_workers=2) as own,
+    ):
+        victim = sorted(own.run(os.getpid).values())[0]
+        answer: dict[str, object] = {}
+        job = threading.Thread(target=lambda: answer.update(codes=locate_points(hard_points, grids, client=own)))
+        job.start()
+        # Kill one worker as soon as the cluster has work in hand (or the job is already done).
+        while job.is_alive() and not any(own.processing().values()):
+            job.join(0.01)
+        os.kill(victim, signal.SIGKILL)
+        job.join()
+    together = answer["codes"]
+    assert isinstance(together, np.ndarray)
+    assert together.tolist() == alone.tolist()
