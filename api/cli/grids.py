@@ -227,7 +227,7 @@ def grids_relocate(
     except NotFound as exc:
         raise fail(str(exc), code=2) from exc
     except ClusterError as exc:
-        raise fail(str(exc), code=2) from exc
+        raise fail(f"relocation on the cluster failed, nothing written: {exc}", code=2) from exc
     finally:
         if client is not None:
             client.close()

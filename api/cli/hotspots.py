@@ -73,6 +73,8 @@ def hotspots(
         by_town = hotspots_by_town(inputs, client=client)
     except MapsError as exc:
         raise fail(f"hotspots failed: {exc}", code=2) from exc
+    except ClusterError as exc:
+        raise fail(f"hotspots on the cluster failed: {exc}", code=2) from exc
     finally:
         if client is not None:
             client.close()
