@@ -205,6 +205,7 @@ def build_store(conn: Connection, root: Path, *, towns: Collection[str] | None =
             raise IndexStoreError(f"no such town: {', '.join(unknown) or '(none given)'}")
     final = root / _version_dir_name(fingerprint, scope)
     if _is_complete(final, fingerprint):
+        _prune(root, final)
         return final
     started = time.perf_counter()
     rows = index_rows(conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -184,6 +185,18 @@ def test_building_again_reuses_the_store_and_a_damaged_one_is_refused_then_rebui
         (rebuilt / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(IndexStoreError, match="format"):
             open_geocoder(rebuilt)
+
+
+def test_only_the_two_newest_stores_of_a_scope_are_kept(engine: Engine, store: Path, tmp_path: Path) -> None:
+    for age, name in ((3000, "v1-00000000000000aa-city"), (2000, "v1-00000000000000bb-city")):
+        old = tmp_path / name
+        shutil.copytree(store, old)
+        manifest = json.loads((old / "manifest.json").read_text())
+        manifest["built_at"] -= age
+        (old / "manifest.json").write_text(json.dumps(manifest))
+    with engine.connect() as conn:
+        current = build_store(conn, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, "v1-00000000000000bb-city"])
 
 
 def test_a_town_store_answers_only_with_its_own_towns_addresses(
