@@ -840,7 +840,28 @@ def touch_pages(directory: Path) -> int:
     return total
 
 
+def main() -> int:
+    """`python -m benchmarks.bench_scale`: the Scale-out section alone (no demo reload), written to RESULTS.md."""
+    from benchmarks.common import write_section
+    from benchmarks.run import bench_database
+    from gis.versions import software_versions
+
+    bench = bench_database()
+    try:
+        body = run(bench)
+    except BenchmarkFailed as failure:
+        print(f"benchmark failed: {failure}\nNothing was written for it.", file=sys.stderr)
+        return 1
+    print(body)
+    engine = make_engine(bench)
+    with engine.connect() as conn:
+        software = software_versions(conn)
+    engine.dispose()
+    write_section("Scale-out", body, "python -m benchmarks.bench_scale", software=software)
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["probe"]:
         sys.exit(_probe_main(sys.argv[2:]))
-    sys.exit("usage: python -m benchmarks.bench_scale probe STORE_DIR QUERY (`make bench ONLY=Scale-out` runs it)")
+    sys.exit(main())
