@@ -1,4 +1,4 @@
-"""address_library.live: the geocoder in memory for a server, rebuilt in the background when the library changes."""
+"""address_library.live: a server's geocoder, opened from the library's index store, rebuilt in the background on changes."""
 
 from __future__ import annotations
 
