@@ -37,7 +37,6 @@ class IndexPlugin(WorkerPlugin):
     resident, and the whole store (mapped when a row needs it: cheap), both with the active aliases."""
 
     name = PLUGIN_NAME
-    idempotent = False
 
     def __init__(
         self, store_dir: str, fingerprint: object, assignment: dict[str, str], aliases: list[AliasEntry]
@@ -58,10 +57,6 @@ class IndexPlugin(WorkerPlugin):
         if self.towns:
             self._shard = self._open(worker.address, sorted(self.towns))
             touch_pages(Path(self.store_dir), self.towns)
-
-    def teardown(self, worker: Worker) -> None:
-        """Let the maps go."""
-        self._shard = self._whole = None
 
     def whole(self, worker: str) -> Geocoder:
         """The whole index (mapped once)."""

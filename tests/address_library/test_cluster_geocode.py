@@ -227,6 +227,23 @@ def test_an_unreachable_scheduler_is_refused_with_a_message_and_no_file(
 
 
 @pytest.mark.db
+def test_a_scheduler_without_workers_is_refused_with_a_message_and_no_file(
+    db: DatabaseSettings, spreadsheet: Path, index_root: Path, tmp_path: Path
+) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    out = tmp_path / "out.csv"
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        result = gridgov(db, index_root, "geocode", str(spreadsheet), "--out", str(out),
+                         "--scheduler", cluster.scheduler_address)  # fmt: skip
+    assert result.exit_code == 2
+    assert "has no workers" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.db
 def test_a_worker_without_the_store_or_with_another_version_is_named(
     db: DatabaseSettings, index_root: Path, client: Any, tmp_path: Path
 ) -> None:
