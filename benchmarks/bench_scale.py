@@ -314,6 +314,7 @@ def store_figures(engine: Engine, root: Path, query: str) -> tuple[Path, dict[st
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
         for _ in range(2)
     ]
