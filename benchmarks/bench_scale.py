@@ -599,7 +599,12 @@ def memory_machines(region: Region, shared_per: float, private_per: float) -> in
 
 
 def sizing_lines(
-    indexed: int, store_bytes: float, probes: list[tuple[int, int]], per_core: float, serial: float
+    indexed: int,
+    store_bytes: float,
+    probes: list[tuple[int, int]],
+    per_core: float,
+    serial: float,
+    worker_peak_rss_kb: int = 0,
 ) -> list[str]:
     """Machines, memory and time for each region, from the figures of this run (see docs/SCALE.md, the model).
 
@@ -607,18 +612,19 @@ def sizing_lines(
     private memory (the heap: the pickled city-wide tables, Python), both taken proportional to A from the two
     probes (RSS = private + shared, PSS = private + shared/2); every city is taken as the region's average.
     """
-    import math
 
     rss = sum(r for r, _ in probes) / len(probes) * 1024
     pss = sum(p for _, p in probes) / len(probes) * 1024
     shared_per = 2 * (rss - pss) / indexed  # bytes per address
-    private_per = (2 * pss - rss) / indexed
+    # A worker's private memory at its peak while geocoding (its RSS less the shared pages), when above the probes'.
+    private_per = max(2 * pss - rss, worker_peak_rss_kb * 1024 - 2 * (rss - pss)) / indexed
     s = min(max(serial, 0.0), 1.0)
     lines = [
         f"Model inputs from this run: a worker core geocodes {per_core:,.0f} rows/s (1-worker cluster, engine "
         f"included); serial fraction s = {s:.2f} (the cluster fit, held to [0, 1]); per address, "
         f"{store_bytes / indexed:,.0f} bytes of store on disk, {shared_per:,.0f} bytes of shared pages and "
-        f"{private_per:,.0f} bytes of private memory per process (the probes: the whole private memory is counted "
+        f"{private_per:,.0f} bytes of private memory per process (the larger of the probes' and the 1-worker cluster's "
+        "worker at its peak, less the shared pages; the whole private memory is counted "
         f"as growing with the city, an upper bound). Machines of {MACHINE_CORES} cores and {MACHINE_GIB} GiB, "
         f"{MEMORY_SHARE:.0%} of it for the index, one worker per core, every city of the region's average size. "
         "Extrapolated, not measured: the linear growth with addresses, and the cities' sizes.",
@@ -633,8 +639,7 @@ def sizing_lines(
         by_time = 1
         while regeocode_s(region, by_time, per_core, s) > TARGET_S and by_time < 100_000:
             by_time += 1
-        floor = math.ceil(region.cities / MACHINE_CORES)  # a worker for every city at least
-        machines = max(by_memory or 0, by_time, floor)
+        machines = max(by_memory or 0, by_time)  # fewer workers than cities: the cities take turns
         workers = machines * MACHINE_CORES
         memory = shared_per * region.addresses + workers * private_per * region.addresses / region.cities
         lines.append(
@@ -799,7 +804,14 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
         "",
         *packing_lines(town_sizes(engine)),
         "",
-        *sizing_lines(indexed, size, probe_memory, rows / clusters[0].seconds, s_cluster),
+        *sizing_lines(
+            indexed,
+            size,
+            probe_memory,
+            rows / clusters[0].seconds,
+            s_cluster,
+            max(clusters[0].memory.rss.values(), default=0),
+        ),
     ]
     return "\n".join(lines)
 
