@@ -128,7 +128,8 @@ def _grids(conn: Connection, version_id: int) -> GridSet:
 def _changed(old: pd.Series, new: np.ndarray) -> np.ndarray:
     """Which rows get a different grid (None and NULL are the same: no grid)."""
     before = old.where(old.notna(), None).to_numpy(dtype=object)
-    return np.array([a != b for a, b in zip(before, new, strict=True)], dtype=bool)
+    changed: np.ndarray = np.asarray(before != new, dtype=bool)  # element-wise on objects: None == None
+    return changed
 
 
 def _by_town(address_towns: pd.Series, entity_towns: pd.Series) -> dict[str, TownMoves]:
