@@ -29,8 +29,9 @@ from gis.errors import BackupInvalid, DatabaseNotEmpty, RestoreFailed
 from gis.pg_clients import client_env, conninfo, pg_client, read_server, tail
 from gis.settings import DatabaseSettings, plain_libpq_url
 
-# Alembic's bookkeeping: a database whose only row is its schema revision holds no data.
-BOOKKEEPING_TABLES = frozenset({"public.alembic_version"})
+# Written by the migrations themselves: a database whose only rows are its schema revision and the city that
+# migration 0019 seeds holds no data.
+BOOKKEEPING_TABLES = frozenset({"public.alembic_version", "public.city"})
 EXTENSION_TABLES = """
 SELECT n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -85,7 +85,7 @@ def add_task_photo(
         uploaded_by=actor.name,
         uploaded_at=clock.now(),
     )
-    row = conn.execute(insert.returning(*task_photo.c)).mappings().one()
+    row = conn.execute(insert.returning(*(task_photo.c[name] for name in _PHOTO_COLUMNS.split(", ")))).mappings().one()
     # On disk only once its row is written: a refused photo leaves no file behind.
     store_photo(photo_dir, sha256, content_type, data)
     return TaskPhoto(**row)
