@@ -9,6 +9,7 @@ of the version are refreshed as supervision.territory refreshes them.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,17 @@ NO_TOWN = "-"
 _scratch = MetaData()
 _moved_address = Table("relocated_address", _scratch, Column("id", BigInteger), Column("grid_code", Text))
 _moved_entity = Table("relocated_entity", _scratch, Column("uscc", Text), Column("grid_code", Text))
+
+
+# The points to re-locate, read through COPY (millions of rows); ids and codes as text, coordinates exactly.
+_ADDRESS_POINTS = (
+    "COPY (SELECT id, town_code, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code FROM address ORDER BY id) "
+    "TO STDOUT WITH (FORMAT csv, HEADER true)"
+)
+_ENTITY_POINTS = (
+    "COPY (SELECT uscc, town_code, ST_X(geom) AS lon, ST_Y(geom) AS lat, address_id, grid_code FROM entity "
+    "ORDER BY uscc) TO STDOUT WITH (FORMAT csv, HEADER true)"
+)
 
 
 @dataclass(frozen=True)
@@ -62,16 +74,8 @@ def relocate_version(
     """
     version = _version(conn, version_id)
     grids = _grids(conn, version)
-    addresses = pd.read_sql(
-        text("SELECT id, town_code, ST_X(geom) AS lon, ST_Y(geom) AS lat, grid_code FROM address ORDER BY id"), conn
-    )
-    entities = pd.read_sql(
-        text(
-            "SELECT uscc, town_code, ST_X(geom) AS lon, ST_Y(geom) AS lat, address_id, grid_code "
-            "FROM entity ORDER BY uscc"
-        ),
-        conn,
-    )
+    addresses = _copy_out(conn, _ADDRESS_POINTS, ids=("id",))
+    entities = _copy_out(conn, _ENTITY_POINTS, ids=("address_id",))
     points = pd.concat(
         [addresses[["town_code", "lon", "lat"]], entities[["town_code", "lon", "lat"]]], ignore_index=True
     )
@@ -101,6 +105,26 @@ def relocate_version(
         by_town=by_town,
         written=not dry_run,
     )
+
+
+def _copy_out(conn: Connection, statement: str, *, ids: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of a COPY ... TO STDOUT (csv, header): codes as objects (None for NULL), `ids` as Int64, lon/lat
+    as float64 (NaN for a NULL point)."""
+    raw = conn.connection.driver_connection
+    buffer = io.BytesIO()
+    with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
+        for chunk in copy:
+            buffer.write(chunk)
+    buffer.seek(0)
+    frame = pd.read_csv(buffer, dtype=str, keep_default_na=False, na_values=[""])
+    for column in frame.columns:
+        if column in ("lon", "lat"):
+            frame[column] = frame[column].astype(np.float64)
+        elif column in ids:
+            frame[column] = frame[column].astype("Int64")
+        else:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
 
 
 def _version(conn: Connection, version_id: int | None) -> int:
