@@ -52,6 +52,7 @@ __all__ = [
     "open_current",
     "open_geocoder",
     "read_manifest",
+    "save_store",
 ]
 
 FORMAT = 1
@@ -214,11 +215,38 @@ def build_store(conn: Connection, root: Path, *, towns: Collection[str] | None =
     index = AddressIndex.build(rows, workers=workers)
     placement = GridPlacement.load(conn)
     orders = search_orders(index, territory)
+    return _save(root, final, index, territory, placement, orders, fingerprint, scope, time.perf_counter() - started)
+
+
+def save_store(geocoder: Geocoder, root: Path) -> Path:
+    """Save a geocoder built in memory (Geocoder.load) as the whole-city store of its library version under `root`.
+
+    A server that rebuilt its index after a change saves it this way, so that the next start opens it from disk.
+    """
+    final = root / _version_dir_name(geocoder.fingerprint, None)
+    if _is_complete(final, geocoder.fingerprint):
+        return final
+    index, orders = geocoder.index, geocoder.orders
+    return _save(root, final, index, geocoder.territory, geocoder.placement, orders, geocoder.fingerprint, None, 0.0)
+
+
+def _save(
+    root: Path,
+    final: Path,
+    index: AddressIndex,
+    territory: Any,
+    placement: GridPlacement,
+    orders: SearchOrders,
+    fingerprint: object,
+    scope: list[str] | None,
+    build_s: float,
+) -> Path:
+    """Write the store into a temporary folder and rename it to `final` (or reuse the one another process wrote)."""
     root.mkdir(parents=True, exist_ok=True)
     temporary = root / f"{_TMP_PREFIX}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     temporary.mkdir()
     try:
-        _write(temporary, index, territory, placement, orders, fingerprint, scope, time.perf_counter() - started)
+        _write(temporary, index, territory, placement, orders, fingerprint, scope, build_s)
         try:
             os.rename(temporary, final)
         except OSError:

@@ -7,11 +7,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine
 
-from address_library.index_store import open_current
+from address_library.index_store import open_current, save_store
 from address_library.repository import AliasEntry, alias_version, library_version
 from address_library.service import Geocoder
 from gis.cache import Cache
@@ -33,6 +33,9 @@ class LiveGeocoder:
         # Where index stores live: a geocoder is opened from the store of its library version (seconds), built and
         # saved there first when there is none. None: built in memory from the database every time.
         self._index_root = index_root
+        self._save_lock = threading.Lock()
+        self._saving = False
+        self._unsaved: Geocoder | None = None
         self._check_interval_s = check_interval_s
         self._index: Cache[str, Geocoder] = Cache(max_entries=1)
         self._rebuilding = False
@@ -59,10 +62,37 @@ class LiveGeocoder:
         return current
 
     def refresh_now(self) -> Geocoder:
-        """Rebuild synchronously (after a library change made by this process)."""
-        rebuilt = self._build()
+        """Rebuild synchronously (after a library change made by this process).
+
+        The rebuild is in memory, as fast as before there were stores; it is saved as the store of its library
+        version in the background afterwards, so that the next start opens it from disk.
+        """
+        rebuilt = self._build(in_memory=True)
         self._index.put(_LIBRARY, rebuilt, version=rebuilt.fingerprint)
+        if self._index_root is not None:
+            self._save_later(rebuilt)
         return rebuilt
+
+    def _save_later(self, geocoder: Geocoder) -> None:
+        # One saver at a time, and only the newest rebuild: a burst of edits costs one or two saves, not one each.
+        with self._save_lock:
+            self._unsaved = geocoder
+            if self._saving:
+                return
+            self._saving = True
+        threading.Thread(target=self._save_newest, name="address-index-save", daemon=True).start()
+
+    def _save_newest(self) -> None:
+        while True:
+            with self._save_lock:
+                geocoder, self._unsaved = self._unsaved, None
+                if geocoder is None:
+                    self._saving = False
+                    return
+            try:
+                save_store(geocoder, cast(Path, self._index_root))
+            except Exception:  # the next start builds the store instead
+                log.exception("saving the rebuilt address index failed")
 
     def learn_address(self, row: Mapping[str, Any], *, alias: AliasEntry | None = None) -> None:
         """Answer with an address this process just added (and the typed text it was added for) at once.
@@ -91,12 +121,12 @@ class LiveGeocoder:
         if current is not None:
             current.forget_alias(alias_id)
 
-    def _build(self) -> Geocoder:
+    def _build(self, *, in_memory: bool = False) -> Geocoder:
         started = time.perf_counter()
         with self._engine.connect() as conn:
             # No forked helpers inside a server: a fork while another thread holds a lock (logging, the
             # driver, the allocator) can leave the child waiting forever. Seen once with uvicorn.
-            if self._index_root is None:
+            if self._index_root is None or in_memory:
                 geocoder = Geocoder.load(conn, workers=1)
             else:
                 geocoder = open_current(conn, self._index_root, workers=1)

@@ -153,6 +153,11 @@ class Geocoder:
         self._tree_built: cKDTree | None = None
 
     @property
+    def orders(self) -> SearchOrders:
+        """The reverse rows and autocomplete orders (what an index store saves beside the index)."""
+        return SearchOrders(self._reverse_positions, self._town_offset, self._by_text, self._by_body)
+
+    @property
     def towns_held(self) -> frozenset[str] | None:
         """The towns whose rows this geocoder holds (a shard), or None for everything its index holds."""
         return self._towns_held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner, Result
 
-from address_library.index_store import build_store, read_manifest
+from address_library.index_store import build_store, find_store, open_geocoder, read_manifest
 from address_library.live import LiveGeocoder
 from api.cli import app
 from gis.settings import DatabaseSettings
@@ -80,3 +81,19 @@ def test_a_server_starts_from_the_store_a_previous_one_saved(engine: Engine, tmp
     assert (directory / "manifest.json").stat().st_mtime_ns == written
     assert second.fingerprint == first.fingerprint
     assert second.geocode(door.full_text).address_id == door.id
+
+
+def test_a_server_that_rebuilt_after_a_change_saves_the_store_for_its_next_start(
+    engine: Engine, tmp_path: Path
+) -> None:
+    rebuilt = LiveGeocoder(engine, index_root=tmp_path).refresh_now()
+    saved = None
+    for _ in range(600):  # the save runs in the background after the rebuilt index is in use
+        saved = find_store(tmp_path, rebuilt.fingerprint)
+        if saved is not None:
+            break
+        time.sleep(0.1)
+    assert saved is not None
+    with engine.connect() as conn:
+        door = conn.execute(text("SELECT full_text FROM address WHERE level = 'room' ORDER BY id LIMIT 1")).scalar_one()
+    assert open_geocoder(saved).geocode(door) == rebuilt.geocode(door)
