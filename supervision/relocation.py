@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -74,8 +74,8 @@ def relocate_version(
     """
     version = _version(conn, version_id)
     grids = _grids(conn, version)
-    addresses = _copy_out(conn, _ADDRESS_POINTS, ids=("id",))
-    entities = _copy_out(conn, _ENTITY_POINTS, ids=("address_id",))
+    addresses = _copy_out(conn, _ADDRESS_POINTS, codes=("town_code", "grid_code"), ids=("id",))
+    entities = _copy_out(conn, _ENTITY_POINTS, codes=("uscc", "town_code", "grid_code"), ids=("address_id",))
     points = pd.concat(
         [addresses[["town_code", "lon", "lat"]], entities[["town_code", "lon", "lat"]]], ignore_index=True
     )
@@ -107,23 +107,23 @@ def relocate_version(
     )
 
 
-def _copy_out(conn: Connection, statement: str, *, ids: tuple[str, ...]) -> pd.DataFrame:
-    """The rows of a COPY ... TO STDOUT (csv, header): codes as objects (None for NULL), `ids` as Int64, lon/lat
-    as float64 (NaN for a NULL point)."""
+def _copy_out(conn: Connection, statement: str, *, codes: tuple[str, ...], ids: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of a COPY ... TO STDOUT (csv, header): `codes` as objects (None for NULL), `ids` as Int64, lon and
+    lat as float64 parsed exactly (NaN for a NULL point)."""
     raw = conn.connection.driver_connection
     buffer = io.BytesIO()
     with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
         for chunk in copy:
             buffer.write(chunk)
     buffer.seek(0)
-    frame = pd.read_csv(buffer, dtype=str, keep_default_na=False, na_values=[""])
-    for column in frame.columns:
-        if column in ("lon", "lat"):
-            frame[column] = frame[column].astype(np.float64)
-        elif column in ids:
-            frame[column] = frame[column].astype("Int64")
-        else:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    dtypes: dict[str, Any] = {"lon": np.float64, "lat": np.float64}
+    dtypes.update({c: object for c in codes})
+    dtypes.update({c: "Int64" for c in ids})
+    frame = pd.read_csv(
+        buffer, dtype=dtypes, float_precision="round_trip", keep_default_na=False, na_values=dict.fromkeys(dtypes, [""])
+    )
+    for column in codes:
+        frame[column] = frame[column].where(frame[column].notna(), None)
     return frame
 
 
