@@ -4,6 +4,9 @@ be reached stops the command before anything is written."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -154,3 +157,18 @@ def test_an_unknown_version_is_refused(city_alone: DatabaseSettings) -> None:
     result = run_cli(city_alone, "grids", "relocate", "--version", "987654")
     assert result.exit_code == 2
     assert "there is no grid version 987654" in result.output
+
+
+def test_without_a_scheduler_dask_is_never_imported(city_alone: DatabaseSettings) -> None:
+    program = (
+        "import sys\n"
+        "sys.modules['dask'] = None\n"
+        "sys.modules['distributed'] = None\n"
+        "from api.cli import app\n"
+        "app(['grids', 'relocate', '--dry-run'])\n"
+    )
+    environment = {**os.environ, "GRIDGOV_DATABASE_URL": city_alone.database_url}
+    environment.pop("GRIDGOV_DASK_SCHEDULER", None)
+    done = subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "would move" in done.stdout

@@ -3,6 +3,9 @@ are the very ones the heatmap page shows town by town, and `gridgov hotspots` wr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -123,3 +126,20 @@ def test_an_output_that_is_neither_csv_nor_geojson_is_refused(db: DatabaseSettin
     result = run_cli(db, "hotspots", "--towns", "all", "--out", str(tmp_path / "spots.xlsx"))
     assert result.exit_code == 2
     assert "--out must end in .csv or .geojson" in result.output
+
+
+def test_without_a_scheduler_dask_is_never_imported(db: DatabaseSettings, tmp_path: Path) -> None:
+    out = tmp_path / "spots.csv"
+    program = (
+        "import sys\n"
+        "sys.modules['dask'] = None\n"
+        "sys.modules['distributed'] = None\n"
+        "from api.cli import app\n"
+        f"app(['hotspots', '--towns', 'all', '--days', '90', '--out', {str(out)!r}])\n"
+    )
+    environment = {**os.environ, "GRIDGOV_DATABASE_URL": db.database_url}
+    environment.pop("GRIDGOV_DASK_SCHEDULER", None)
+    done = subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "written to" in done.stdout
+    assert out.exists()
