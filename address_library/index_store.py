@@ -398,7 +398,8 @@ def _load(directory: Path, name: str) -> np.ndarray:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError:  # an empty array cannot be mapped
         array = np.load(path, allow_pickle=False)
-    return np.asarray(array) if array.size == 0 else array
+    # A plain ndarray view of the mapping: np.memmap's Python-level __getitem__ costs on every scalar read.
+    return array.view(np.ndarray)
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
