@@ -22,6 +22,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -260,6 +261,10 @@ def _collect(client: Client, window: _Window) -> Iterator[tuple[list[list[str]],
         ) from exc
     except StoreRefused as exc:
         raise ClusterError(str(exc)) from exc
+    except CancelledError as exc:  # the client cancels every future when it loses the scheduler
+        raise ClusterError(
+            f"the connection to the Dask scheduler was lost ({exc}): the job stopped unfinished and wrote no result"
+        ) from exc
     except (OSError, CommClosedError) as exc:
         raise ClusterError(
             f"the Dask scheduler stopped answering ({exc.__class__.__name__}: {exc}): the job stopped unfinished "
