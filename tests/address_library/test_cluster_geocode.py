@@ -328,6 +328,33 @@ def test_when_every_worker_is_gone_the_job_stops_with_a_message_and_no_file(
 
 
 @pytest.mark.db
+def test_when_the_scheduler_is_lost_the_job_stops_with_a_message_and_no_file(
+    db: DatabaseSettings, spreadsheet: Path, index_root: Path, tmp_path: Path
+) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
+        client = connect(cluster.scheduler_address)
+        engine = make_engine(db)
+        with engine.connect() as conn:
+            index = prepare_cluster(client, conn, index_root)
+        engine.dispose()
+
+        def stop_the_scheduler(rows: int) -> None:
+            cluster.close()
+
+        out = tmp_path / "out.csv"
+        with pytest.raises(ClusterError, match="scheduler was lost|scheduler stopped answering"):
+            geocode_csv_on_cluster(client, index, spreadsheet, out, window_rows=200, progress=stop_the_scheduler)
+        assert not out.exists() and list(tmp_path.iterdir()) == []
+        client.close()
+
+
+@pytest.mark.db
 def test_without_a_scheduler_dask_is_never_imported(
     db: DatabaseSettings, spreadsheet: Path, index_root: Path, tmp_path: Path
 ) -> None:
