@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import pickle
 import re
 import time
 from collections import defaultdict
@@ -203,7 +204,7 @@ def _submit(client: Client, index: ClusterIndex, rows: list[list[str]], texts: l
             part = positions[start : start + PART_ROWS]
             future = client.submit(
                 answer_part,
-                [texts[i] for i in part],
+                pickle.dumps([texts[i] for i in part], protocol=pickle.HIGHEST_PROTOCOL),
                 town,
                 workers=[held_by] if held_by else None,
                 allow_other_workers=True if held_by else None,  # the holder first; any worker if it is lost
@@ -242,7 +243,7 @@ def _collect(client: Client, window: _Window) -> Iterator[tuple[list[list[str]],
         for _, future in window.parts:
             while True:
                 try:
-                    results.append(future.result(timeout=POLL_S))
+                    results.append(pickle.loads(future.result(timeout=POLL_S)))
                     break
                 except TimeoutError:
                     # Lost workers' tasks are rerun on the others; with no worker at all they wait for one.
