@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,10 @@ def results(client: Client, futures: Sequence[Future], *, job: str) -> list[obje
                         ) from None
     except KilledWorker as exc:
         raise ClusterError(f"Dask workers kept dying during {job} ({exc}): it stopped unfinished") from exc
+    except CancelledError as exc:  # the client cancels every future when it loses the scheduler
+        raise ClusterError(
+            f"the connection to the Dask scheduler was lost during {job} ({exc}): it stopped unfinished"
+        ) from exc
     except (OSError, CommClosedError) as exc:
         raise ClusterError(
             f"the Dask scheduler stopped answering during {job} ({exc.__class__.__name__}: {exc}): it stopped "
