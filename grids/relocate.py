@@ -9,7 +9,8 @@ A point's town code only chooses its partition, never its answer, so a point lyi
 located all the same.
 
 The grids travel to the workers once (scattered to every worker); each worker keeps the locators it built,
-keyed by the version and the selection of grids, for the next job of the same version.
+keyed by the grids' key (which holds a digest of their codes and shapes) and the selection, for the next job on the
+same grids; a grid redrawn in place changes the digest, so its version's old locators are never reused.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ _locators: OrderedDict[tuple[Hashable, str], GridLocator] = OrderedDict()
 @dataclass(frozen=True)
 class GridSet:
     """The grids of one version: codes, polygons (lon/lat) and their bounding boxes (min lon, min lat, max lon,
-    max lat; NaN for an empty polygon). `key` names the version for the workers' locator cache."""
+    max lat; NaN for an empty polygon). `key` names the grids for the workers' locator cache: it always holds a
+    digest of the codes and shapes, so that grids edited in place (a version's grid redrawn) never meet a locator
+    a worker built for their former shapes."""
 
     key: Hashable
     codes: NDArray[np.object_]
@@ -52,18 +55,18 @@ class GridSet:
 
     @classmethod
     def of(cls, codes: Sequence[str], geoms: Sequence[Polygon | MultiPolygon], *, key: Hashable = None) -> GridSet:
-        """A grid set from parallel codes and polygons; `key` defaults to a digest of the codes and shapes."""
+        """A grid set from parallel codes and polygons; its key is `key` (a name, such as the version) with a digest
+        of the codes and shapes, or the digest alone."""
         code_array = np.empty(len(codes), dtype=object)
         code_array[:] = list(codes)
         geom_array = np.empty(len(geoms), dtype=object)
         geom_array[:] = list(geoms)
-        if key is None:
-            digest = hashlib.blake2b(digest_size=16)
-            for code, wkb in zip(code_array, shapely.to_wkb(geom_array), strict=True):
-                digest.update(str(code).encode())
-                digest.update(wkb or b"")
-            key = digest.hexdigest()
-        return cls(key, code_array, geom_array, shapely.bounds(geom_array))
+        digest = hashlib.blake2b(digest_size=16)
+        for code, wkb in zip(code_array, shapely.to_wkb(geom_array), strict=True):
+            digest.update(str(code).encode())
+            digest.update(wkb or b"")
+        named: Hashable = digest.hexdigest() if key is None else (key, digest.hexdigest())
+        return cls(named, code_array, geom_array, shapely.bounds(geom_array))
 
 
 def candidate_grids(

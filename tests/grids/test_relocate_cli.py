@@ -172,3 +172,41 @@ def test_without_a_scheduler_dask_is_never_imported(city_alone: DatabaseSettings
     done = subprocess.run([sys.executable, "-c", program], env=environment, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "would move" in done.stdout
+
+
+def _misplaced(settings: DatabaseSettings) -> int:
+    """Addresses whose grid is not the one PostGIS puts them in (the lowest code of the active grids covering them)."""
+    engine = make_engine(settings)
+    with engine.connect() as conn:
+        wrong = conn.execute(
+            text(
+                "SELECT count(*) FROM address a WHERE a.grid_code IS DISTINCT FROM ("
+                " SELECT min(g.code) FROM grid g JOIN grid_version v ON v.id = g.version_id AND v.status = 'active'"
+                " WHERE ST_Covers(g.geom, a.geom))"
+            )
+        ).scalar_one()
+    engine.dispose()
+    return int(wrong)
+
+
+def test_a_grid_change_between_two_runs_on_the_same_cluster_is_seen_by_the_second(
+    pg_cluster: LocalCluster, template_city: str, dask_scheduler: str
+) -> None:
+    # The workers keep their locators between jobs: the second run must not locate against the grids of the first.
+    name = f"rel_{uuid.uuid4().hex[:12]}"
+    pg_cluster.clone_database(name, template_city)
+    settings = DatabaseSettings(database_url=pg_cluster.url(name))
+    try:
+        first = run_cli(settings, "grids", "relocate", "--scheduler", dask_scheduler)
+        assert first.exit_code == 0, first.output
+        assert _misplaced(settings) == 0
+        engine = make_engine(settings)
+        with engine.begin() as conn:
+            conn.execute(text(GRID_CHANGE[0]))
+        engine.dispose()
+        assert _misplaced(settings) > 0  # the change moves addresses: the grown grid now covers its neighbour's
+        second = run_cli(settings, "grids", "relocate", "--scheduler", dask_scheduler)
+        assert second.exit_code == 0, second.output
+        assert _misplaced(settings) == 0
+    finally:
+        pg_cluster.drop_database(name)
