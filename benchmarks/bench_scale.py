@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 
@@ -828,7 +828,10 @@ def _probe_main(argv: list[str]) -> int:
     answer = geocoder.geocode(query)
     first = time.perf_counter() - t0
     t1 = time.perf_counter()
-    touched = touch_pages(directory)
+    # The mappings stay referenced until the parent has read this process's memory: a dropped mapping takes its
+    # pages out of the process's RSS and PSS.
+    mapped = touch_pages(directory)
+    touched = sum(int(array.nbytes) for array in mapped)
     touch_s = time.perf_counter() - t1
     print(
         json.dumps(
@@ -837,20 +840,23 @@ def _probe_main(argv: list[str]) -> int:
         flush=True,
     )
     sys.stdin.readline()
+    del mapped
     return 0
 
 
-def touch_pages(directory: Path) -> int:
-    """Read every page of the store's arrays through this process's mappings (as a worker resident on them is)."""
+def touch_pages(directory: Path) -> list[Any]:
+    """Map every array of the store and read each of its pages (as a worker resident on them does); the mappings,
+    which the caller keeps while it measures memory (pages count in a process's RSS only while mapped)."""
     import numpy as np
 
-    total = 0
+    mapped: list[Any] = []
     for path in sorted(directory.rglob("*.npy")):
         array = np.load(path, mmap_mode="r")
         if array.size:
             raw = np.asarray(array).reshape(-1).view(np.uint8)
-            total += int(raw[::4096].astype(np.int64).sum() >= 0) * raw.nbytes
-    return total
+            int(raw[::4096].astype(np.int64).sum())
+            mapped.append(array)
+    return mapped
 
 
 def main() -> int:
