@@ -21,6 +21,7 @@ import heapq
 import pickle
 import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError
@@ -108,6 +109,8 @@ class ClusterIndex:
     store_dir: Path
     fingerprint: object
     assignment: dict[str, str]
+    # The job's own name for its IndexPlugin: two jobs on one cluster each keep their version, aliases and packing.
+    plugin_name: str
 
 
 def prepare_cluster(client: Client, conn: Connection, index_root: Path) -> ClusterIndex:
@@ -124,7 +127,7 @@ def prepare_cluster(client: Client, conn: Connection, index_root: Path) -> Clust
 def register_index(client: Client, store_dir: Path, fingerprint: object, aliases: list[AliasEntry]) -> ClusterIndex:
     """Pack the store's towns onto the workers by their row count and register the IndexPlugin on every worker,
     which opens the store at `store_dir` on its own disk (ClusterError naming the worker when it cannot)."""
-    from address_library.cluster_worker import PLUGIN_NAME, IndexPlugin, StoreRefused
+    from address_library.cluster_worker import PLUGIN_PREFIX, IndexPlugin, StoreRefused
     from address_library.index_store import IndexStoreError, read_manifest
 
     try:
@@ -133,20 +136,21 @@ def register_index(client: Client, store_dir: Path, fingerprint: object, aliases
         raise ClusterError(f"the address index store cannot be read here: {exc}") from exc
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     assignment = pack_towns({town: end - start for town, (start, end) in towns.items()}, workers)
-    plugin = IndexPlugin(str(store_dir), fingerprint, assignment, aliases)
+    index = ClusterIndex(store_dir, fingerprint, assignment, f"{PLUGIN_PREFIX}-{uuid.uuid4().hex}")
+    plugin = IndexPlugin(str(store_dir), fingerprint, assignment, aliases, name=index.plugin_name)
     try:
-        client.register_plugin(plugin, name=PLUGIN_NAME)
+        client.register_plugin(plugin, name=index.plugin_name)
     except StoreRefused as exc:
+        release_cluster(client, index)  # the workers that accepted it let it go
         raise ClusterError(str(exc)) from exc
-    return ClusterIndex(store_dir, fingerprint, assignment)
+    return index
 
 
-def release_cluster(client: Client) -> None:
-    """Unregister the IndexPlugin: the workers let the index go (a shared cluster gets its memory back)."""
-    from address_library.cluster_worker import PLUGIN_NAME
-
+def release_cluster(client: Client, index: ClusterIndex) -> None:
+    """Unregister the job's IndexPlugin: the workers let its index go (a shared cluster gets its memory back);
+    other jobs' plugins stay."""
     with contextlib.suppress(Exception):  # the cluster may be gone already; nothing is left to release then
-        client.unregister_worker_plugin(PLUGIN_NAME)
+        client.unregister_worker_plugin(index.plugin_name)
 
 
 def geocode_csv_on_cluster(
@@ -206,6 +210,7 @@ def _submit(client: Client, index: ClusterIndex, rows: list[list[str]], texts: l
                 answer_part,
                 pickle.dumps([texts[i] for i in part], protocol=pickle.HIGHEST_PROTOCOL),
                 town,
+                index.plugin_name,
                 workers=[held_by] if held_by else None,
                 allow_other_workers=True if held_by else None,  # the holder first; any worker if it is lost
                 pure=False,

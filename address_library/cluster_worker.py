@@ -16,7 +16,8 @@ from address_library.index_store import IndexStoreError, open_geocoder, read_man
 from address_library.repository import AliasEntry
 from address_library.service import ANSWER_FIELDS, Geocoder
 
-PLUGIN_NAME = "gridgov-index"
+# Each job registers its plugin as "<prefix>-<uuid>", so jobs sharing a cluster never replace each other's.
+PLUGIN_PREFIX = "gridgov-index"
 # Store files with one entry per address row (a shard touches only its towns' ranges of them); the text blobs are
 # reached through their offsets; every other file is a table every shard reads whole.
 _PER_ROW = frozenset(
@@ -37,11 +38,16 @@ class IndexPlugin(WorkerPlugin):
     """What every worker holds: its towns' shard of the index store, opened once from its local disk and kept
     resident, and the whole store (mapped when a row needs it: cheap), both with the active aliases."""
 
-    name = PLUGIN_NAME
-
     def __init__(
-        self, store_dir: str, fingerprint: object, assignment: dict[str, str], aliases: list[AliasEntry]
+        self,
+        store_dir: str,
+        fingerprint: object,
+        assignment: dict[str, str],
+        aliases: list[AliasEntry],
+        *,
+        name: str = PLUGIN_PREFIX,
     ) -> None:
+        self.name = name
         self.store_dir = store_dir
         self.fingerprint = fingerprint
         self.assignment = assignment
@@ -72,7 +78,8 @@ class IndexPlugin(WorkerPlugin):
                 "(`gridgov index build`) or run the workers on the machine that built it"
             )
         try:
-            geocoder = open_geocoder(Path(self.store_dir), towns=towns, fingerprint=self.fingerprint)
+            # No gc.freeze: the worker outlives the job, and would freeze Dask's objects along with the index.
+            geocoder = open_geocoder(Path(self.store_dir), towns=towns, fingerprint=self.fingerprint, freeze=False)
         except IndexStoreError as exc:
             raise StoreRefused(
                 f"worker {worker} cannot use the address index store of library version {self.fingerprint}: "
@@ -124,15 +131,16 @@ def _touch(part: np.ndarray) -> int:
     return int(raw.size)
 
 
-def answer_part(packed_texts: bytes, town: str | None) -> bytes:
+def answer_part(packed_texts: bytes, town: str | None, plugin_name: str) -> bytes:
     """A task: the answers to a part of a window, on whichever worker runs it.
 
     Texts and answers travel pickled as one bytes object each: Dask walks a list argument element by element to
     find keys in it, which cost about 25 µs a row (more than geocoding it) for a list of 10,000 texts.
+    `plugin_name` is the job's IndexPlugin (ClusterIndex.plugin_name).
     """
     worker = get_worker()
-    plugin = worker.plugins.get(PLUGIN_NAME)
+    plugin = worker.plugins.get(plugin_name)
     if not isinstance(plugin, IndexPlugin):
-        raise StoreRefused(f"worker {worker.address} has no address index loaded (plugin {PLUGIN_NAME} missing)")
+        raise StoreRefused(f"worker {worker.address} has no address index loaded (plugin {plugin_name} missing)")
     texts = pickle.loads(packed_texts)
     return pickle.dumps(plugin.answer(worker.address, texts, town), protocol=pickle.HIGHEST_PROTOCOL)

@@ -423,11 +423,15 @@ def _vocabulary(directory: Path, name: str) -> np.ndarray:
     return np.array(strings.tolist(), dtype=object)
 
 
-def open_geocoder(directory: Path, *, towns: Collection[str] | None = None, fingerprint: object = None) -> Geocoder:
+def open_geocoder(
+    directory: Path, *, towns: Collection[str] | None = None, fingerprint: object = None, freeze: bool = True
+) -> Geocoder:
     """A geocoder over a store: everything it holds (towns=None), or a SHARD that reads only these towns' rows.
 
     `fingerprint`, when given, must be the store's library version (IndexStoreError otherwise). Aliases are not in
-    the store: give them with Geocoder.set_aliases.
+    the store: give them with Geocoder.set_aliases. `freeze` moves every object alive now out of the collector's
+    reach (gc.freeze), which suits a process that lives for one job; a long-lived process (a Dask worker) passes
+    False, or it would freeze its own objects, cyclic garbage included, on every job.
     """
     manifest = read_manifest(directory)
     if fingerprint is not None and manifest["fingerprint"] != _json_fingerprint(fingerprint):
@@ -486,8 +490,9 @@ def open_geocoder(directory: Path, *, towns: Collection[str] | None = None, fing
         orders=orders,
         towns_held=held,
     )
-    # The tables live as long as the geocoder: full collections need not walk them (as after Geocoder.load).
-    gc.freeze()
+    if freeze:
+        # The tables live as long as the geocoder: full collections need not walk them (as after Geocoder.load).
+        gc.freeze()
     return geocoder
 
 

@@ -443,7 +443,7 @@ def geocode_on_cluster(
         try:
             report = geocode_csv_on_cluster(client, index, source, out)
         finally:
-            release_cluster(client)
+            release_cluster(client, index)
         total_s = time.perf_counter() - t0
     digest = _checked(report, out, rows, name)
     out.unlink()

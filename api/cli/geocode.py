@@ -82,6 +82,6 @@ def _on_cluster(address: str, input_path: Path, out: Path, column: str, progress
         try:
             return geocode_csv_on_cluster(client, index, input_path, out, column=column, progress=progress)
         finally:
-            release_cluster(client)
+            release_cluster(client, index)
     finally:
         client.close()

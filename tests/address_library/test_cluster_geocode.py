@@ -183,7 +183,7 @@ def test_the_cluster_writes_the_single_machine_file_byte_for_byte(
         # Small windows: many windows in flight, many parts per window.
         report = geocode_csv_on_cluster(client, index, spreadsheet, out, window_rows=700, progress=seen.append)
     finally:
-        release_cluster(client)
+        release_cluster(client, index)
     assert out.read_bytes() == single_machine
     assert report.rows == sum(seen) == single_machine.decode("utf-8").count("\nr")
     assert os.stat(out).st_mode & 0o777 == 0o600
@@ -257,7 +257,78 @@ def test_a_worker_without_the_store_or_with_another_version_is_named(
     with pytest.raises(ClusterError, match="cannot use the address index store") as refused:
         register_index(client, store, (1, "another version"), [])
     assert any(f"worker {address} " in str(refused.value) for address in workers)
-    release_cluster(client)
+    # A refused registration leaves no index plugin behind on the workers that had accepted it.
+    assert not any(name.startswith("gridgov-index") for names in _plugins(client).values() for name in names)
+
+
+@pytest.mark.db
+def test_a_worker_keeps_collecting_its_garbage_after_opening_the_index(
+    db: DatabaseSettings, index_root: Path, client: Any
+) -> None:
+    import gc
+
+    client.run(gc.unfreeze)
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        index = prepare_cluster(client, conn, index_root)
+    engine.dispose()
+    try:
+        # Nothing of the long-lived worker (Dask's objects, later jobs' garbage) is frozen out of the collector.
+        assert set(client.run(gc.get_freeze_count).values()) == {0}
+    finally:
+        release_cluster(client, index)
+
+
+def _plugins(client: Any) -> dict[str, list[str]]:
+    return client.run(lambda dask_worker: list(dask_worker.plugins))
+
+
+@pytest.mark.db
+def test_two_jobs_sharing_a_cluster_each_write_the_single_machine_file(
+    db: DatabaseSettings, spreadsheet: Path, single_machine: bytes, index_root: Path, client: Any, tmp_path: Path
+) -> None:
+    import threading
+
+    both_registered = threading.Barrier(2, timeout=120)
+    second_done = threading.Event()
+    outputs: dict[str, bytes] = {}
+    failures: list[BaseException] = []
+
+    def job(name: str) -> None:
+        try:
+            engine = make_engine(db)
+            with engine.connect() as conn:
+                index = prepare_cluster(client, conn, index_root)
+            engine.dispose()
+            both_registered.wait()
+
+            def first_waits_for_second(rows: int) -> None:
+                if name == "first":  # the second job finishes and releases its index while this one is mid-way
+                    second_done.wait(timeout=120)
+
+            out = tmp_path / f"{name}.csv"
+            try:
+                geocode_csv_on_cluster(
+                    client, index, spreadsheet, out, window_rows=200, progress=first_waits_for_second
+                )
+            finally:
+                release_cluster(client, index)
+                if name == "second":
+                    second_done.set()
+            outputs[name] = out.read_bytes()
+        except BaseException as exc:
+            failures.append(exc)
+            second_done.set()
+
+    threads = [threading.Thread(target=job, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert outputs == {"first": single_machine, "second": single_machine}
+    # Each job let its own index go.
+    assert not any(name.startswith("gridgov-index") for names in _plugins(client).values() for name in names)
 
 
 @pytest.mark.db
