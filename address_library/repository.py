@@ -53,15 +53,25 @@ def index_rows(conn: Connection) -> pd.DataFrame:
     return frame
 
 
-def library_version(conn: Connection) -> tuple[int, str | None]:
-    """(highest id, latest change time) of the library: a cheap fingerprint to notice changes.
+def library_version(conn: Connection) -> tuple[int, str | None, int]:
+    """(highest id, latest change time, territory version) of the library: a cheap fingerprint to notice changes.
 
-    Every add, retire and move bumps `updated_at`, so a move (same count) or a retirement changes it too.
+    Every add, retire and move bumps `updated_at`, so a move (same count) or a retirement changes it too. The
+    territory version is the sum of the territory counters of `data_version`, which triggers bump on every change
+    to towns, communities, grids, grid versions and workers: a grid redrawn or a version activated changes the grid
+    placement and the addresses' grids a geocoder (and its saved index store) holds, though no address row need
+    change. A worker moved counts too (the counters do not tell the tables apart): a needless rebuild, never a
+    stale grid.
     """
     # Rows are never deleted, and every write (a load, an add, a retirement, a move) sets updated_at: the
     # newest updated_at with the highest id is enough, and both come from an index, not a count of millions.
-    latest, top_id = conn.execute(text("SELECT max(updated_at)::text, max(id) FROM address")).one()
-    return int(top_id or 0), latest
+    latest, top_id, territory = conn.execute(
+        text(
+            "SELECT max(updated_at)::text, max(id), "
+            "(SELECT coalesce(sum(version), 0) FROM data_version WHERE layer_group = 'territory') FROM address"
+        )
+    ).one()
+    return int(top_id or 0), latest, int(territory)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def test_building_again_reuses_the_store_and_a_damaged_one_is_refused_then_rebui
         assert (first / "ids.npy").stat().st_mtime_ns == written
         assert find_store(tmp_path, fingerprint) == first
         with pytest.raises(IndexStoreError, match="library version"):
-            open_geocoder(first, fingerprint=(fingerprint[0] + 1, fingerprint[1]))
+            open_geocoder(first, fingerprint=(fingerprint[0] + 1, *fingerprint[1:]))
         with (first / "text_blob.npy").open("r+b") as handle:
             handle.truncate(100)
         with pytest.raises(IndexStoreError, match="truncated"):
@@ -275,3 +275,37 @@ def test_distinct_keys_encode_distinctly(
 def test_long_and_unusual_strings_survive_the_string_table() -> None:
     texts = ["", "\x00", "a\x00b", "\ud800", "东" * 100_000, "😀"]
     assert StringColumn(*pack_strings(texts)).tolist() == texts
+
+
+def test_a_grid_redrawn_in_place_makes_a_new_store_whose_answers_use_the_new_grid(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The store holds the grid placement: a grid change with no address row changed must not be answered from the
+    store of before (a restart of the server, or the next `gridgov geocode`, would give the old grid)."""
+    from address_library.index_store import open_current
+
+    with engine.connect() as conn:
+        address_id, full_text, grid_code = conn.execute(
+            text(
+                "SELECT a.id, a.full_text, a.grid_code FROM address a JOIN grid g ON g.code = a.grid_code "
+                "JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' "
+                "WHERE a.level = 'door' ORDER BY a.id LIMIT 1"
+            )
+        ).one()
+        before = library_version(conn)
+        old = open_current(conn, tmp_path)
+    assert old.geocode(full_text).grid_code == grid_code
+    move = "UPDATE grid SET geom = ST_Translate(geom, :dx, 0) WHERE code = :code"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(move), {"dx": 0.5, "code": grid_code})
+        with engine.connect() as conn:
+            after = library_version(conn)
+            assert after != before
+            assert find_store(tmp_path, after) is None
+            new = open_current(conn, tmp_path)
+        assert new.geocode(full_text).grid_code != grid_code
+        assert old.geocode(full_text).grid_code == grid_code  # the old store is untouched
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(move), {"dx": -0.5, "code": grid_code})
