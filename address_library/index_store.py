@@ -26,7 +26,7 @@ import pickle
 import shutil
 import time
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -496,17 +496,27 @@ def open_geocoder(
     return geocoder
 
 
-def open_current(conn: Connection, root: Path, *, workers: int = 1) -> Geocoder:
+def open_current(
+    conn: Connection, root: Path, *, workers: int = 1, unsaved: Callable[[OSError], None] | None = None
+) -> Geocoder:
     """The geocoder of the library as it is now, from its store under `root` (built and saved first if missing).
 
     A store that cannot be read is built again. Aliases are read from the database (they are not in the store).
+    When the store cannot be written (`root` not writable, disk full) the OSError propagates, unless `unsaved` is
+    given: it is called with the error and the geocoder is built in memory instead (Geocoder.load).
     """
-    fingerprint = library_version(conn)
-    directory = find_store(root, fingerprint) or build_store(conn, root, workers=workers)
     try:
-        geocoder = open_geocoder(directory)
-    except IndexStoreError:
-        shutil.rmtree(directory, ignore_errors=True)
-        geocoder = open_geocoder(build_store(conn, root, workers=workers))
+        fingerprint = library_version(conn)
+        directory = find_store(root, fingerprint) or build_store(conn, root, workers=workers)
+        try:
+            geocoder = open_geocoder(directory)
+        except IndexStoreError:
+            shutil.rmtree(directory, ignore_errors=True)
+            geocoder = open_geocoder(build_store(conn, root, workers=workers))
+    except OSError as exc:
+        if unsaved is None:
+            raise
+        unsaved(exc)
+        return Geocoder.load(conn, workers=max(workers, 1))
     geocoder.reload_aliases(conn)
     return geocoder

@@ -64,9 +64,23 @@ def _on_this_machine(
     from address_library.batch import geocode_csv
     from address_library.index_store import IndexSettings, open_current
 
+    root = IndexSettings().index_dir
+
+    def unsaved(exc: OSError) -> None:
+        typer.secho(
+            f"warning: the address index could not be saved under {root} ({exc.strerror or exc}); "
+            "geocoding with an index built in memory",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
     with connection() as conn:
-        # The index store of the library's version, mapped from disk (built and saved first when missing).
-        geocoder = open_current(conn, IndexSettings().index_dir, workers=2)
+        # The index store of the library's version, mapped from disk (built and saved first when missing); when it
+        # cannot be saved, an index built in memory.
+        try:
+            geocoder = open_current(conn, root, workers=2, unsaved=unsaved)
+        except MemoryError as exc:
+            raise fail("not enough memory to build the address index on this machine", code=2) from exc
     return geocode_csv(geocoder, input_path, out, column=column, workers=workers or None, progress=progress)
 
 

@@ -202,3 +202,22 @@ def test_the_registrations_meet_the_accuracy_budgets(
     assert right_grid >= 0.99, figures
     assert precision >= 0.995, figures
     assert confident_share >= 0.80, figures
+
+
+def test_an_index_directory_that_cannot_be_written_warns_and_geocodes_from_memory(
+    db: DatabaseSettings, spreadsheet: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved_out = tmp_path / "saved.csv"
+    assert gridgov(db, "geocode", str(spreadsheet["path"]), "--out", str(saved_out)).exit_code == 0
+    # A path below a regular file: no store can be written there, whoever runs the tests (root ignores modes).
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("GRIDGOV_INDEX_DIR", str(blocker / "index"))
+    out = tmp_path / "geocoded.csv"
+    result = gridgov(db, "geocode", str(spreadsheet["path"]), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    warnings = [line for line in result.stderr.splitlines() if "could not be saved" in line]
+    assert len(warnings) == 1 and str(blocker / "index") in warnings[0], result.stderr
+    # The same answers as with the store.
+    assert out.read_bytes() == saved_out.read_bytes()
