@@ -37,8 +37,8 @@ road = Table(
 address = Table(
     "address",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("level", String(8), nullable=False),
     Column("parent_id", BigInteger, index=True),
     Column("full_text", Text, nullable=False),
@@ -66,9 +66,9 @@ address = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True),
     Column("geom", Geometry("POINT", srid=4326, spatial_index=True), nullable=False),
     CheckConstraint("level IN ('door','building','room')", name="level"),
-    UniqueConstraint("city_code", "full_text", name="uq_address_full_text"),
+    UniqueConstraint("full_text", "city_code", name="uq_address_full_text"),
     ForeignKeyConstraint(
-        ["city_code", "parent_id"], ["address.city_code", "address.id"], name="fk_address_parent_id_address"
+        ["parent_id", "city_code"], ["address.id", "address.city_code"], name="fk_address_parent_id_address"
     ),
 )
 
@@ -76,8 +76,8 @@ address = Table(
 address_history = Table(
     "address_history",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("address_id", BigInteger, nullable=False, index=True),
     Column("action", String(8), nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -89,8 +89,8 @@ address_history = Table(
     Column("note", Text),
     CheckConstraint("action IN ('add','retire','move','import')", name="action"),
     ForeignKeyConstraint(
-        ["city_code", "address_id"],
-        ["address.city_code", "address.id"],
+        ["address_id", "city_code"],
+        ["address.id", "address.city_code"],
         name="fk_address_history_address_id_address",
     ),
 )
@@ -101,8 +101,8 @@ address_alias = Table(
     # A typed address a dispatcher resolved by hand: the same text (normalized) matches this address — within the
     # alias's community until it is promoted to the city (address_library.match: the alias rule). Rows are never
     # deleted: a withdrawn alias keeps its row, and at most one row per text is not withdrawn.
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("normalized_text", Text, nullable=False),
     Column("address_id", BigInteger, nullable=False, index=True),
     Column("raw_text", Text, nullable=False),
@@ -125,13 +125,13 @@ address_alias = Table(
     CheckConstraint("state IN ('active','suspended','withdrawn')", name="state"),
     CheckConstraint("scope = 'city' OR community_code IS NOT NULL", name="scoped"),
     ForeignKeyConstraint(
-        ["city_code", "address_id"], ["address.city_code", "address.id"], name="fk_address_alias_address_id_address"
+        ["address_id", "city_code"], ["address.id", "address.city_code"], name="fk_address_alias_address_id_address"
     ),
 )
 Index(
     "uq_address_alias_live_text",
-    address_alias.c.city_code,
     address_alias.c.normalized_text,
+    address_alias.c.city_code,
     unique=True,
     postgresql_where=address_alias.c.state != "withdrawn",
 )
@@ -140,8 +140,8 @@ address_alias_teaching = Table(
     "address_alias_teaching",
     metadata,
     # Each resolution that taught an alias, confirmed it (the same text, the same address) or contradicted it.
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("alias_id", BigInteger, nullable=False, index=True),
     Column("address_id", BigInteger, nullable=False),
     Column("outcome", String(9), nullable=False),
@@ -151,13 +151,13 @@ address_alias_teaching = Table(
     Column("taught_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("outcome IN ('taught','confirmed','conflict')", name="outcome"),
     ForeignKeyConstraint(
-        ["city_code", "alias_id"],
-        ["address_alias.city_code", "address_alias.id"],
+        ["alias_id", "city_code"],
+        ["address_alias.id", "address_alias.city_code"],
         name="fk_address_alias_teaching_alias_id_address_alias",
     ),
     ForeignKeyConstraint(
-        ["city_code", "address_id"],
-        ["address.city_code", "address.id"],
+        ["address_id", "city_code"],
+        ["address.id", "address.city_code"],
         name="fk_address_alias_teaching_address_id_address",
     ),
 )

@@ -23,7 +23,8 @@ def city_code_column() -> Column[str]:
     """The distribution column of a distributed table: the city's 6-digit code (441900), NOT NULL, filled by
     `gridgov_city_code()` (the single city of the deployment) when an INSERT leaves it out (migration 0019).
 
-    It leads the table's primary key: declare it before the table's own key columns."""
+    It ends the table's primary key: declare it after the table's own key columns, so that the key serves lookups by
+    them (`WHERE id = :x`); a key led by city_code makes PostgreSQL read the whole index for them."""
     return Column(
         DISTRIBUTION_COLUMN,
         CHAR(6),
@@ -158,7 +159,9 @@ _SMALL_IDS = text(
 
 
 def violations(conn: Connection, placements: Mapping[str, Placement] = PLACEMENT_BY_TABLE) -> list[str]:
-    """Every breach of Citus's rules in the connected database's schema, one sentence each (empty: ready)."""
+    """Every breach of Citus's rules in the connected database's schema, and every key of a distributed table that
+    does not end with city_code (a lookup by its own columns would read the whole index), one sentence each (empty:
+    ready)."""
     names = {oid: name for oid, name in conn.execute(_TABLES)}
     found: list[str] = [
         f"{name}: not classified in gis.distribution (distributed, reference or local?)"
@@ -184,9 +187,18 @@ def violations(conn: Connection, placements: Mapping[str, Placement] = PLACEMENT
     for relid, index_name, indkey in conn.execute(_UNIQUE_INDEXES, {"oids": distributed}):
         if city_attnum.get(relid) not in indkey:
             found.append(f"{names[relid]}: unique index {index_name} does not include {DISTRIBUTION_COLUMN}")
+        elif indkey[-1] != city_attnum[relid]:
+            found.append(_not_last(names[relid], f"unique index {index_name}"))
     for relid, column, type_name in conn.execute(_SMALL_IDS, {"oids": distributed}):
         found.append(f"{names[relid]}: {column} is {type_name}, ids of distributed tables are bigint")
     return sorted(found)
+
+
+def _not_last(table: str, label: str) -> str:
+    return (
+        f"{table}: {label} has {DISTRIBUTION_COLUMN} before its own columns, so a lookup by them reads the whole "
+        f"index: put {DISTRIBUTION_COLUMN} last"
+    )
 
 
 def _constraint_breaches(
@@ -205,9 +217,12 @@ def _constraint_breaches(
     if own is None:
         return
     city = city_attnum.get(relid)
-    if contype in ("p", "u") and own is Kind.DISTRIBUTED and city not in conkey:
+    if contype in ("p", "u") and own is Kind.DISTRIBUTED:
         label = "primary key" if contype == "p" else f"unique constraint {conname}"
-        yield f"{names[relid]}: {label} does not include {DISTRIBUTION_COLUMN}"
+        if city not in conkey:
+            yield f"{names[relid]}: {label} does not include {DISTRIBUTION_COLUMN}"
+        elif conkey[-1] != city:
+            yield _not_last(names[relid], label)
     if contype != "f":
         return
     target = kind.get(confrelid)

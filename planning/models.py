@@ -67,8 +67,8 @@ planning_batch = Table(
 territory_move = Table(
     "territory_move",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("batch_id", BigInteger, ForeignKey("planning_batch.id"), nullable=False, index=True),
     Column("object_kind", String(8), nullable=False),
     Column("object_id", Text, nullable=False),
@@ -144,8 +144,8 @@ inspector = Table(
 credit_record = Table(
     "credit_record",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("uscc", String(18), nullable=False, index=True),
     Column("kind", String(16), nullable=False),
     Column("source", String(16), nullable=False),
@@ -157,10 +157,10 @@ credit_record = Table(
     Column("recorded_by", Text, nullable=False),
     CheckConstraint("kind IN ('finding','penalty','clue','hotline')", name="kind"),
     CheckConstraint("source IN ('inspection','task','clue','import')", name="source"),
-    UniqueConstraint("city_code", "source", "source_id", "kind", name="uq_credit_record_source"),
+    UniqueConstraint("source", "source_id", "kind", "city_code", name="uq_credit_record_source"),
     ForeignKeyConstraint(
-        ["city_code", "uscc"],
-        ["entity.city_code", "entity.uscc"],
+        ["uscc", "city_code"],
+        ["entity.uscc", "entity.city_code"],
         ondelete="CASCADE",
         name="fk_credit_record_uscc_entity",
     ),
@@ -170,8 +170,8 @@ credit_record = Table(
 credit_assessment = Table(
     "credit_assessment",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("uscc", String(18), nullable=False),
     Column("credit_class", String(1), nullable=False),
     Column("previous_class", String(1)),
@@ -181,8 +181,8 @@ credit_assessment = Table(
     Column("assessed_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("credit_class IN ('A','B','C','D')", name="credit_class"),
     ForeignKeyConstraint(
-        ["city_code", "uscc"],
-        ["entity.city_code", "entity.uscc"],
+        ["uscc", "city_code"],
+        ["entity.uscc", "entity.city_code"],
         ondelete="CASCADE",
         name="fk_credit_assessment_uscc_entity",
     ),
@@ -256,10 +256,10 @@ inspection_stratum = Table(
 inspection_candidate = Table(
     "inspection_candidate",
     metadata,
-    city_code_column(),
     Column("plan_id", BigInteger, primary_key=True),
     Column("stratum_id", String(64), primary_key=True),
     Column("uscc", String(18), primary_key=True),
+    city_code_column(),
     Column("selected", Boolean, nullable=False, server_default="false"),
     ForeignKeyConstraint(
         ["plan_id", "stratum_id"],
@@ -286,8 +286,8 @@ inspection_team = Table(
 inspection_visit = Table(
     "inspection_visit",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("plan_id", BigInteger, ForeignKey("inspection_plan.id", ondelete="CASCADE"), nullable=False),
     Column("uscc", String(18), nullable=False, index=True),
     Column("town_code", String(12)),
@@ -304,9 +304,9 @@ inspection_visit = Table(
     Column("status", String(12), nullable=False, server_default="planned"),
     CheckConstraint("status IN ('planned','done')", name="status"),
     CheckConstraint("window_start >= 0 AND window_end <= 1440 AND window_start < window_end", name="window"),
-    UniqueConstraint("city_code", "plan_id", "uscc", name="uq_inspection_visit_entity"),
+    UniqueConstraint("plan_id", "uscc", "city_code", name="uq_inspection_visit_entity"),
     ForeignKeyConstraint(
-        ["city_code", "uscc"], ["entity.city_code", "entity.uscc"], name="fk_inspection_visit_uscc_entity"
+        ["uscc", "city_code"], ["entity.uscc", "entity.city_code"], name="fk_inspection_visit_uscc_entity"
     ),
 )
 
@@ -333,8 +333,8 @@ inspection_route = Table(
 inspection_result = Table(
     "inspection_result",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("visit_id", BigInteger, nullable=False),
     Column("item_code", String(48), nullable=False),
     Column("outcome", String(12), nullable=False),
@@ -345,14 +345,14 @@ inspection_result = Table(
     Column("publish_due", Date, nullable=False),
     Column("published_at", DateTime(timezone=True)),
     CheckConstraint("outcome IN ('ok','problem','not_found')", name="outcome"),
-    UniqueConstraint("city_code", "visit_id", "item_code", name="uq_inspection_result_item"),
+    UniqueConstraint("visit_id", "item_code", "city_code", name="uq_inspection_result_item"),
     ForeignKeyConstraint(
-        ["city_code", "visit_id"],
-        ["inspection_visit.city_code", "inspection_visit.id"],
+        ["visit_id", "city_code"],
+        ["inspection_visit.id", "inspection_visit.city_code"],
         ondelete="CASCADE",
         name="fk_inspection_result_visit_id_inspection_visit",
     ),
     ForeignKeyConstraint(
-        ["city_code", "task_id"], ["task.city_code", "task.id"], name="fk_inspection_result_task_id_task"
+        ["task_id", "city_code"], ["task.id", "task.city_code"], name="fk_inspection_result_task_id_task"
     ),
 )

@@ -29,8 +29,8 @@ from gis.schema import metadata
 entity = Table(
     "entity",
     metadata,
-    city_code_column(),
     Column("uscc", String(18), primary_key=True),
+    city_code_column(),
     Column("name", Text, nullable=False),
     Column("kind", String(12), nullable=False),
     Column("business_scope", Text, nullable=False),
@@ -48,22 +48,22 @@ entity = Table(
     CheckConstraint("kind IN ('company','individual')", name="kind"),
     CheckConstraint("status IN ('open','closed')", name="status"),
     ForeignKeyConstraint(
-        ["city_code", "address_id"], ["address.city_code", "address.id"], name="fk_entity_address_id_address"
+        ["address_id", "city_code"], ["address.id", "address.city_code"], name="fk_entity_address_id_address"
     ),
 )
 
 entity_licence = Table(
     "entity_licence",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("uscc", String(18), nullable=False, index=True),
     Column("licence", Text, nullable=False),
     Column("department", Text, nullable=False),
     Column("issued_on", Date, nullable=False),
     ForeignKeyConstraint(
-        ["city_code", "uscc"],
-        ["entity.city_code", "entity.uscc"],
+        ["uscc", "city_code"],
+        ["entity.uscc", "entity.city_code"],
         ondelete="CASCADE",
         name="fk_entity_licence_uscc_entity",
     ),
@@ -77,8 +77,8 @@ CLUE_SEVERITY_LABELS_ZH = {"normal": "一般", "severe": "严重"}
 clue = Table(
     "clue",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("kind", String(12), nullable=False, server_default="clue"),
     Column("industry", Text, nullable=False, index=True),
     Column("description", Text, nullable=False, server_default=""),
@@ -100,8 +100,8 @@ clue = Table(
 clue_photo = Table(
     "clue_photo",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("clue_id", BigInteger, nullable=False, index=True),
     # Stored under the photo directory by checksum: the same photo uploaded twice is kept once on disk.
     Column("sha256", String(64), nullable=False),
@@ -110,15 +110,15 @@ clue_photo = Table(
     Column("filename", Text),
     Column("uploaded_by", Text, nullable=False),
     Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    ForeignKeyConstraint(["city_code", "clue_id"], ["clue.city_code", "clue.id"], name="fk_clue_photo_clue_id_clue"),
+    ForeignKeyConstraint(["clue_id", "city_code"], ["clue.id", "clue.city_code"], name="fk_clue_photo_clue_id_clue"),
 )
 
 # A grid worker's photos of an inspection (the field page's 拍照取证), stored like clue photos, by checksum.
 task_photo = Table(
     "task_photo",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("task_id", BigInteger, nullable=False, index=True),
     Column("sha256", String(64), nullable=False),
     Column("size_bytes", Integer, nullable=False),
@@ -126,14 +126,14 @@ task_photo = Table(
     Column("filename", Text),
     Column("uploaded_by", Text, nullable=False),
     Column("uploaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    ForeignKeyConstraint(["city_code", "task_id"], ["task.city_code", "task.id"], name="fk_task_photo_task_id_task"),
+    ForeignKeyConstraint(["task_id", "city_code"], ["task.id", "task.city_code"], name="fk_task_photo_task_id_task"),
 )
 
 review_queue = Table(
     "review_queue",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("kind", String(32), nullable=False, index=True),
     Column("reason", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
@@ -150,8 +150,8 @@ registration_event = Table(
     "registration_event",
     metadata,
     # The stored id: the sender's own id for `system`, `<sender>/<source id>` for a key or a user (migration 0015).
-    city_code_column(),
     Column("event_id", String(100), primary_key=True),
+    city_code_column(),
     # Who sent it: the principal's owner reference (key#12, user#5) or `system`; the audit name of the sender; and
     # the sender's own id. Replaying (sender, source id) finds this row and creates nothing new.
     Column("sender", Text, nullable=False),
@@ -172,14 +172,14 @@ registration_event = Table(
     Column("reason", Text),
     Column("town_code", String(12), index=True),
     CheckConstraint("kind IN ('new','address_change','scope_change','deregistration')", name="kind"),
-    UniqueConstraint("city_code", "sender", "source_event_id", name="uq_registration_event_sender"),
+    UniqueConstraint("sender", "source_event_id", "city_code", name="uq_registration_event_sender"),
 )
 
 task = Table(
     "task",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("kind", String(8), nullable=False, server_default="task"),  # task | clue
     Column("duty", String(24), nullable=False),
     Column("entity_uscc", String(18), index=True),
@@ -205,30 +205,30 @@ task = Table(
     Column("campaign", String(32)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     ForeignKeyConstraint(
-        ["city_code", "entity_uscc"], ["entity.city_code", "entity.uscc"], name="fk_task_entity_uscc_entity"
+        ["entity_uscc", "city_code"], ["entity.uscc", "entity.city_code"], name="fk_task_entity_uscc_entity"
     ),
-    ForeignKeyConstraint(["city_code", "clue_id"], ["clue.city_code", "clue.id"], name="fk_task_clue_id_clue"),
+    ForeignKeyConstraint(["clue_id", "city_code"], ["clue.id", "clue.city_code"], name="fk_task_clue_id_clue"),
     ForeignKeyConstraint(
-        ["city_code", "event_id"],
-        ["registration_event.city_code", "registration_event.event_id"],
+        ["event_id", "city_code"],
+        ["registration_event.event_id", "registration_event.city_code"],
         name="fk_task_event_id_registration_event",
     ),
 )
 # Replaying an event, or rerunning a campaign, finds these and creates nothing new.
 Index(
     "uq_task_event_duty",
-    task.c.city_code,
     task.c.event_id,
     task.c.duty,
+    task.c.city_code,
     unique=True,
     postgresql_where=task.c.event_id.isnot(None),
 )
 Index(
     "uq_task_campaign",
-    task.c.city_code,
     task.c.entity_uscc,
     task.c.duty,
     task.c.campaign,
+    task.c.city_code,
     unique=True,
     postgresql_where=task.c.campaign.isnot(None),
 )
@@ -237,8 +237,8 @@ Index("ix_task_open_worker", task.c.worker_id, postgresql_where=task.c.status.no
 task_event = Table(
     "task_event",
     metadata,
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("task_id", BigInteger, nullable=False, index=True),
     Column("from_status", String(24)),
     Column("to_status", String(24), nullable=False),
@@ -252,7 +252,7 @@ task_event = Table(
     Column("holder", Text),
     Column("due_at", DateTime(timezone=True)),
     Column("flagged", Boolean, nullable=False, server_default="false"),
-    ForeignKeyConstraint(["city_code", "task_id"], ["task.city_code", "task.id"], name="fk_task_event_task_id_task"),
+    ForeignKeyConstraint(["task_id", "city_code"], ["task.id", "task.city_code"], name="fk_task_event_task_id_task"),
 )
 Index("ix_task_event_worker", task_event.c.worker_id)
 
@@ -260,16 +260,16 @@ task_warning = Table(
     "task_warning",
     metadata,
     # One row per task, step and level: the scheduled job can run any number of times.
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("task_id", BigInteger, nullable=False, index=True),
     Column("level", String(8), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("holder", Text),
     Column("raised_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("level IN ('due_soon','overdue')", name="level"),
-    UniqueConstraint("city_code", "task_id", "level", "due_at", name="uq_task_warning_step"),
-    ForeignKeyConstraint(["city_code", "task_id"], ["task.city_code", "task.id"], name="fk_task_warning_task_id_task"),
+    UniqueConstraint("task_id", "level", "due_at", "city_code", name="uq_task_warning_step"),
+    ForeignKeyConstraint(["task_id", "city_code"], ["task.id", "task.city_code"], name="fk_task_warning_task_id_task"),
 )
 
 job_run = Table(
@@ -287,8 +287,8 @@ outbox = Table(
     "outbox",
     metadata,
     # Written in the intake transaction, relayed after commit: an accepted event is never lost to a crash.
-    city_code_column(),
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    city_code_column(),
     Column("topic", String(32), nullable=False),
     Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

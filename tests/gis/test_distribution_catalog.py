@@ -92,29 +92,49 @@ BAD_TABLES = [
         id="primary-key",
     ),
     pytest.param(
-        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, name text, PRIMARY KEY (city_code, id), "
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, name text, PRIMARY KEY (id, city_code), "
         "CONSTRAINT uq_bad_name UNIQUE (name))",
         Kind.DISTRIBUTED,
         "bad: unique constraint uq_bad_name does not include city_code",
         id="unique-constraint",
     ),
     pytest.param(
-        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, name text, PRIMARY KEY (city_code, id)); "
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, name text, PRIMARY KEY (id, city_code)); "
         "CREATE UNIQUE INDEX uq_bad_live_name ON bad (name) WHERE name <> ''",
         Kind.DISTRIBUTED,
         "bad: unique index uq_bad_live_name does not include city_code",
         id="unique-index",
     ),
     pytest.param(
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, PRIMARY KEY (city_code, id))",
+        Kind.DISTRIBUTED,
+        "bad: primary key has city_code before its own columns, so a lookup by them reads the whole index",
+        id="primary-key-led-by-city",
+    ),
+    pytest.param(
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, name text, PRIMARY KEY (id, city_code), "
+        "CONSTRAINT uq_bad_name UNIQUE (city_code, name))",
+        Kind.DISTRIBUTED,
+        "bad: unique constraint uq_bad_name has city_code before its own columns",
+        id="unique-constraint-led-by-city",
+    ),
+    pytest.param(
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, name text, PRIMARY KEY (id, city_code)); "
+        "CREATE UNIQUE INDEX uq_bad_live_name ON bad (city_code, name) WHERE name <> ''",
+        Kind.DISTRIBUTED,
+        "bad: unique index uq_bad_live_name has city_code before its own columns",
+        id="unique-index-led-by-city",
+    ),
+    pytest.param(
         "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, task_city char(6), task_id bigint, "
-        "PRIMARY KEY (city_code, id), "
-        "CONSTRAINT fk_bad_task FOREIGN KEY (task_city, task_id) REFERENCES task (city_code, id))",
+        "PRIMARY KEY (id, city_code), "
+        "CONSTRAINT fk_bad_task FOREIGN KEY (task_id, task_city) REFERENCES task (id, city_code))",
         Kind.DISTRIBUTED,
         "bad: foreign key fk_bad_task to task does not pair city_code on both sides",
         id="foreign-key-not-co-located",
     ),
     pytest.param(
-        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, user_id bigint, PRIMARY KEY (city_code, id), "
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id bigint, user_id bigint, PRIMARY KEY (id, city_code), "
         "CONSTRAINT fk_bad_user FOREIGN KEY (user_id) REFERENCES app_user (id))",
         Kind.DISTRIBUTED,
         "bad: foreign key fk_bad_user to local table app_user",
@@ -122,7 +142,7 @@ BAD_TABLES = [
     ),
     pytest.param(
         "CREATE TABLE bad (code text PRIMARY KEY, city_code char(6), uscc varchar(18), "
-        "CONSTRAINT fk_bad_entity FOREIGN KEY (city_code, uscc) REFERENCES entity (city_code, uscc))",
+        "CONSTRAINT fk_bad_entity FOREIGN KEY (uscc, city_code) REFERENCES entity (uscc, city_code))",
         Kind.REFERENCE,
         "bad: reference table with foreign key fk_bad_entity to distributed table entity",
         id="reference-to-distributed",
@@ -136,13 +156,13 @@ BAD_TABLES = [
     ),
     pytest.param(
         "CREATE TABLE bad (id bigint PRIMARY KEY, city_code char(6), task_id bigint, "
-        "CONSTRAINT fk_bad_task FOREIGN KEY (city_code, task_id) REFERENCES task (city_code, id))",
+        "CONSTRAINT fk_bad_task FOREIGN KEY (task_id, city_code) REFERENCES task (id, city_code))",
         Kind.LOCAL,
         "bad: local table with foreign key fk_bad_task to distributed table task",
         id="local-to-distributed",
     ),
     pytest.param(
-        "CREATE TABLE bad (city_code char(6) NOT NULL, id integer, PRIMARY KEY (city_code, id))",
+        "CREATE TABLE bad (city_code char(6) NOT NULL, id integer, PRIMARY KEY (id, city_code))",
         Kind.DISTRIBUTED,
         "bad: id is integer, ids of distributed tables are bigint",
         id="integer-id",
@@ -236,7 +256,7 @@ def test_the_migration_goes_down_and_up_again_on_the_test_city_keeping_every_row
             assert conn.execute(text(count)).one() == before
         migrate.upgrade(settings)
         with engine.connect() as conn:
-            assert sa.inspect(conn).get_pk_constraint("entity")["constrained_columns"] == ["city_code", "uscc"]
+            assert sa.inspect(conn).get_pk_constraint("entity")["constrained_columns"] == ["uscc", "city_code"]
             assert conn.execute(text(count)).one() == before
             assert violations(conn) == []
     finally:
