@@ -1,10 +1,16 @@
 """supervision.relocation: every address and entity re-located into the grids of one version, in one transaction.
 
 The grids are computed by grids.relocate (on this machine, or on a Dask cluster with the same answer); the rules
-are those of supervision.territory: an address takes the lowest-code grid covering its point (none: no grid); an
-entity takes the grid covering its own point, else its address's grid. Only the rows whose grid changes are
-written (a temporary table, then one UPDATE ... FROM per table), so a second run changes nothing; the grid counts
-of the version are refreshed as supervision.territory refreshes them.
+are those of supervision.territory (relocate_community_points, which a grid import runs), so running one after the
+other moves nothing: an address takes the lowest-code grid covering its point (none: no grid); an entity with an
+address takes its address's grid (none when the address has none), an entity without one the grid covering its own
+point. Only the rows whose grid changes are written (a temporary table, then one UPDATE ... FROM per table), so a
+second run changes nothing; the grid counts of the version are refreshed as supervision.territory refreshes them.
+
+Only the active version's grids are written into the rows (a draft's or a retired version's codes would not be
+the grids anyone works in); other versions are for dry runs. A run that writes first locks the address and entity
+tables against writers (SHARE ROW EXCLUSIVE, until the caller's transaction ends): a point moved while the rows are
+being located would otherwise get the grid of its former point. Readers are not blocked.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from sqlalchemy import BigInteger, Column, Connection, MetaData, Table, Text, te
 from gis.bulk import copy_frame
 from grids.relocate import GridSet, locate_points
 from grids.repository import active_version_id
-from supervision.errors import NotFound
+from supervision.errors import NotFound, SupervisionError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -43,6 +49,10 @@ _ENTITY_POINTS = (
     "COPY (SELECT uscc, town_code, ST_X(geom) AS lon, ST_Y(geom) AS lat, address_id, grid_code FROM entity "
     "ORDER BY uscc) TO STDOUT WITH (FORMAT csv, HEADER true)"
 )
+
+
+class NotActive(SupervisionError):
+    """The version is a draft or retired: its grids may be counted (dry run), not written into the rows."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,19 @@ def relocate_version(
 ) -> RelocationReport:
     """Recompute the grid of every address and entity in grid version `version_id` (default: the active one).
 
-    Runs inside the caller's transaction; with `dry_run`, writes nothing. NotFound when there is no such version.
+    Runs inside the caller's transaction; with `dry_run`, writes nothing. NotFound when there is no such version,
+    NotActive when a run that writes names a version other than the active one. A run that writes locks the address
+    and entity tables against writers until the caller's transaction ends.
     """
     version = _version(conn, version_id)
+    if not dry_run:
+        active = active_version_id(conn)
+        if version != active:
+            raise NotActive(
+                f"grid version {version} is not the active one ({active if active is not None else 'none'}): "
+                "its grids can only be counted (--dry-run), not written into addresses and entities"
+            )
+        conn.execute(text("LOCK TABLE address, entity IN SHARE ROW EXCLUSIVE MODE"))
     grids = _grids(conn, version)
     addresses = _copy_out(conn, _ADDRESS_POINTS, codes=("town_code", "grid_code"), ids=("id",))
     entities = _copy_out(conn, _ENTITY_POINTS, codes=("uscc", "town_code", "grid_code"), ids=("address_id",))
@@ -84,7 +104,9 @@ def relocate_version(
     own_grid = pd.Series(located[len(addresses) :], dtype=object)
     grid_of_address = pd.Series(address_grid, index=addresses["id"].to_numpy(), dtype=object)
     by_address = entities["address_id"].map(grid_of_address)
-    entity_grid = own_grid.where(own_grid.notna(), by_address.where(by_address.notna(), None)).to_numpy(dtype=object)
+    # supervision.territory's rule: the address's grid (even none) for an entity with an address, else its own point's.
+    has_address = entities["address_id"].notna().to_numpy()
+    entity_grid = np.where(has_address, by_address.where(by_address.notna(), None), own_grid).astype(object)
 
     moved_addresses = _changed(addresses["grid_code"], address_grid)
     moved_entities = _changed(entities["grid_code"], entity_grid)

@@ -200,7 +200,8 @@ def grids_versions(
 @app.command("relocate")
 def grids_relocate(
     version: Annotated[
-        int | None, typer.Option("--version", help="The grid version (default: the active one).")
+        int | None,
+        typer.Option("--version", help="The grid version (default: the active one; another only with --dry-run)."),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -214,7 +215,7 @@ def grids_relocate(
     from api.cli.common import connection
     from gis.distributed import ClusterError, connect, scheduler_address
     from supervision.errors import NotFound
-    from supervision.relocation import relocate_version
+    from supervision.relocation import NotActive, relocate_version
 
     address = scheduler_address(scheduler)
     try:
@@ -224,7 +225,7 @@ def grids_relocate(
     try:
         with connection() as conn:
             report = relocate_version(conn, version_id=version, client=client, dry_run=dry_run)
-    except NotFound as exc:
+    except (NotFound, NotActive) as exc:
         raise fail(str(exc), code=2) from exc
     except ClusterError as exc:
         raise fail(f"relocation on the cluster failed, nothing written: {exc}", code=2) from exc

@@ -210,3 +210,79 @@ def test_a_grid_change_between_two_runs_on_the_same_cluster_is_seen_by_the_secon
         assert _misplaced(settings) == 0
     finally:
         pg_cluster.drop_database(name)
+
+
+def test_a_version_that_is_not_the_active_one_is_only_counted(city_alone: DatabaseSettings) -> None:
+    engine = make_engine(city_alone)
+    with engine.begin() as conn:
+        draft = conn.execute(
+            text("INSERT INTO grid_version (name, status) VALUES ('relocate-draft', 'draft') RETURNING id")
+        ).scalar_one()
+        # A draft holding one grid of the active version: written, it would put most rows in no grid.
+        conn.execute(
+            text(
+                "INSERT INTO grid (version_id, code, name, town_code, community_code, area_m2, geom) "
+                "SELECT :draft, g.code, g.name, g.town_code, g.community_code, g.area_m2, g.geom FROM grid g "
+                "JOIN grid_version v ON v.id = g.version_id AND v.status = 'active' ORDER BY g.code LIMIT 1"
+            ),
+            {"draft": draft},
+        )
+    engine.dispose()
+    before = state(city_alone)
+    refused = run_cli(city_alone, "grids", "relocate", "--version", str(draft))
+    assert refused.exit_code == 2
+    assert f"grid version {draft} is not the active one" in refused.output
+    assert "Traceback" not in refused.output
+    assert state(city_alone) == before
+    counted = run_cli(city_alone, "grids", "relocate", "--version", str(draft), "--dry-run")
+    assert counted.exit_code == 0, counted.output
+    assert f"grid version {draft}: would move" in counted.output
+    assert state(city_alone) == before
+
+
+def test_a_point_moved_while_a_relocation_runs_waits_for_it(city_alone: DatabaseSettings) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from supervision.relocation import relocate_version
+
+    relocating = make_engine(city_alone)
+    moving = make_engine(city_alone)
+    with relocating.connect() as conn, conn.begin() as transaction:
+        relocate_version(conn)  # not committed yet: the rows it read and wrote are its own until then
+        with moving.connect() as other, pytest.raises(OperationalError, match="lock"):
+            other.execute(text("SET lock_timeout = '200ms'"))
+            other.execute(
+                text("UPDATE address SET geom = ST_Translate(geom, 0.001, 0) WHERE id = (SELECT min(id) FROM address)")
+            )
+        transaction.rollback()
+    relocating.dispose()
+    moving.dispose()
+
+
+def test_after_a_relocation_a_grid_import_moves_no_entity(pg_cluster: LocalCluster, template_city: str) -> None:
+    from supervision.territory import relocate_community_points
+
+    name = f"rel_{uuid.uuid4().hex[:12]}"
+    pg_cluster.clone_database(name, template_city)
+    settings = DatabaseSettings(database_url=pg_cluster.url(name))
+    try:
+        engine = make_engine(settings)
+        with engine.begin() as conn:
+            # Entities registered in another grid than their address's (a shop's pin beside its building).
+            conn.execute(
+                text(
+                    "UPDATE entity e SET geom = ST_Translate(a.geom, 0.01, 0.01) FROM address a "
+                    "WHERE a.id = e.address_id AND right(e.uscc, 1) IN ('1', '2')"
+                )
+            )
+        result = run_cli(settings, "grids", "relocate")
+        assert result.exit_code == 0, result.output
+        relocated = state(settings)
+        with engine.begin() as conn:
+            active = conn.execute(text("SELECT id FROM grid_version WHERE status = 'active'")).scalar_one()
+            communities = conn.execute(text("SELECT code FROM community")).scalars().all()
+            relocate_community_points(conn, active, communities)  # what `gridgov grids import` runs
+        engine.dispose()
+        assert state(settings) == relocated
+    finally:
+        pg_cluster.drop_database(name)
