@@ -61,6 +61,8 @@ def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S, min_workers: 
 
 # How long results wait for a worker when every worker is gone, before the job is given up.
 NO_WORKER_GRACE_S = 30.0
+# Mode of every file atomic_output writes: results hold addresses and cases, for their owner only.
+PRIVATE_MODE = 0o600
 _POLL_S = 1.0
 
 
@@ -109,15 +111,22 @@ def results(client: Client, futures: Sequence[Future], *, job: str) -> list[obje
 def atomic_output(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`; renamed to `path` when the block completes, removed when it raises.
 
-    The rename is atomic on one file system, so readers see either the previous file or the complete new one.
+    The rename is atomic on one file system, so readers see either the previous file or the complete new one. The
+    file is private to its owner (mode 0600) whatever the umask and however the caller writes it: the partial is
+    created 0600 (opening it for writing keeps the mode) and set to 0600 again before the rename.
     """
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
+        # Where the partial cannot be created, the caller's own write fails with its message.
+        with contextlib.suppress(OSError):
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE))
+            os.chmod(partial, PRIVATE_MODE)  # a leftover partial of this pid keeps its mode through O_CREAT
         yield partial
         if partial.exists():
             with partial.open("rb") as written:
                 os.fsync(written.fileno())
+                os.fchmod(written.fileno(), PRIVATE_MODE)
             os.replace(partial, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -3,6 +3,7 @@ on a Dask cluster (the same output)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,16 @@ def hotspots(
     unit: Annotated[str, typer.Option(help="grid | h3 (resolution 9) | h3:7 … h3:10")] = "grid",
     per: Annotated[str, typer.Option(help="Rates per residents | entities (method rate).")] = "residents",
     kind: Annotated[str, typer.Option(help="clue | unlicensed | problem | all")] = "clue",
-    days: Annotated[int, typer.Option(help="The last N days (Asia/Shanghai), today included.")] = 30,
+    days: Annotated[int, typer.Option(help="N days (Asia/Shanghai) ending on --until, that day included.")] = 30,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            "--until",
+            formats=["%Y-%m-%d"],
+            help="The last day of the window, YYYY-MM-DD (default: today in Asia/Shanghai).",
+            show_default=False,
+        ),
+    ] = None,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -38,6 +48,7 @@ def hotspots(
 ) -> None:
     """Hot and cold grids or H3 cells of many towns, each town analysed as its heatmap page does."""
     from api.deps import day_window
+    from api.errors import InvalidRequest
     from gis.distributed import ClusterError, atomic_output, connect, scheduler_address
     from maps.errors import MapsError
     from maps.heat.cluster import hotspots_by_town, load_town_inputs, towns_csv, towns_geojson
@@ -55,8 +66,11 @@ def hotspots(
     wanted = [code.strip() for code in towns.split(",") if code.strip()]
     if not wanted:
         raise fail("--towns must be all or town codes separated by commas", code=2)
-    since, until = day_window(None, None, default_days=days)
-    assert since is not None and until is not None
+    try:
+        since, end = day_window(None, until.date() if until else None, default_days=days)
+    except InvalidRequest as exc:
+        raise fail(f"--until: {exc}", code=2) from exc
+    assert since is not None and end is not None
 
     address = scheduler_address(scheduler)
     try:
@@ -67,7 +81,7 @@ def hotspots(
         with connection() as conn:
             codes = _towns(conn, wanted)
             inputs = load_town_inputs(
-                conn, codes, since=since, until=until, unit=H3_DEFAULT if unit == "h3" else unit, method=method,
+                conn, codes, since=since, until=end, unit=H3_DEFAULT if unit == "h3" else unit, method=method,
                 kind=kind, per=per,
             )  # fmt: skip
         by_town = hotspots_by_town(inputs, client=client)

@@ -44,6 +44,12 @@ def window(engine: Engine) -> tuple[datetime, datetime]:
 
 
 @pytest.fixture(scope="module")
+def last_day(window: tuple[datetime, datetime]) -> str:
+    """The window's last day as `--until` takes it: the commands' window never depends on today's date."""
+    return (window[1] - timedelta(days=1)).date().isoformat()
+
+
+@pytest.fixture(scope="module")
 def towns(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         return [str(c) for c in conn.execute(text("SELECT code FROM town ORDER BY code")).scalars()]
@@ -77,10 +83,10 @@ def run_cli(settings: DatabaseSettings, *args: str) -> Result:
 
 @pytest.mark.parametrize("suffix", [".csv", ".geojson"])
 def test_the_command_writes_the_same_file_with_and_without_the_cluster(
-    db: DatabaseSettings, dask_scheduler: str, tmp_path: Path, suffix: str
+    db: DatabaseSettings, dask_scheduler: str, tmp_path: Path, suffix: str, last_day: str
 ) -> None:
     alone, together = tmp_path / f"alone{suffix}", tmp_path / f"together{suffix}"
-    common = ["hotspots", "--towns", "all", "--days", "90"]
+    common = ["hotspots", "--towns", "all", "--days", "90", "--until", last_day]
     first = run_cli(db, *common, "--out", str(alone))
     second = run_cli(db, *common, "--out", str(together), "--scheduler", dask_scheduler)
     assert first.exit_code == 0, first.output
@@ -93,6 +99,34 @@ def test_the_command_writes_the_same_file_with_and_without_the_cluster(
     else:
         assert '"type": "FeatureCollection"' in written and '"town": "' in written
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alone.name, together.name])
+    # Hotspots name places and cases: the files are their owner's only, as the geocoder's are.
+    assert os.stat(alone).st_mode & 0o777 == 0o600
+    assert os.stat(together).st_mode & 0o777 == 0o600
+
+
+def test_the_window_ends_on_the_day_until_names(
+    db: DatabaseSettings, engine: Engine, towns: list[str], window: tuple[datetime, datetime], last_day: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from maps.heat.cluster import towns_csv
+
+    out = tmp_path / "spots.csv"
+    result = run_cli(db, "hotspots", "--towns", "all", "--days", "56", "--until", last_day, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    since, until = window
+    with engine.connect() as conn:
+        inputs = load_town_inputs(conn, towns, since=since, until=until, unit="grid", method="gi_star", kind="clue",
+                                  per="residents")  # fmt: skip
+    assert out.read_bytes().decode("utf-8") == towns_csv(hotspots_by_town(inputs))
+
+
+def test_a_bad_until_day_is_refused(db: DatabaseSettings, tmp_path: Path) -> None:
+    out = tmp_path / "spots.csv"
+    for day in ("2026-13-01", "1900-01-01"):
+        result = run_cli(db, "hotspots", "--towns", "all", "--until", day, "--out", str(out))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+    assert not out.exists()
 
 
 def test_an_unreachable_scheduler_exits_2_and_writes_no_file(db: DatabaseSettings, tmp_path: Path) -> None:
@@ -135,7 +169,7 @@ def test_without_a_scheduler_dask_is_never_imported(db: DatabaseSettings, tmp_pa
         "sys.modules['dask'] = None\n"
         "sys.modules['distributed'] = None\n"
         "from api.cli import app\n"
-        f"app(['hotspots', '--towns', 'all', '--days', '90', '--out', {str(out)!r}])\n"
+        f"app(['hotspots', '--towns', 'all', '--days', '90', '--until', '2026-01-31', '--out', {str(out)!r}])\n"
     )
     environment = {**os.environ, "GRIDGOV_DATABASE_URL": db.database_url}
     environment.pop("GRIDGOV_DASK_SCHEDULER", None)
