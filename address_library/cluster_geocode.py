@@ -24,15 +24,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from address_library.batch import CHUNK_ROWS, BatchReport, read_table, write_table
 from address_library.repository import AliasEntry
-from gis.distributed import ClusterError
+from gis.distributed import ClusterError, results
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -42,10 +41,6 @@ if TYPE_CHECKING:
 WINDOW_ROWS = 100_000
 # Rows of one task: big enough that scheduling costs little beside matching, small enough to spread a window.
 PART_ROWS = 10_000
-# How often the driver looks whether any worker is left while it waits, and how long it tolerates none (a nanny
-# restarting a lost worker takes a few seconds).
-POLL_S = 2.0
-NO_WORKER_GRACE_S = 30.0
 
 Answer = tuple[object, ...]  # one answer in ANSWER_FIELDS order
 
@@ -237,47 +232,16 @@ def _answered(
 
 
 def _collect(client: Client, window: _Window) -> Iterator[tuple[list[list[str]], list[Answer]]]:
-    from distributed.core import CommClosedError
-    from distributed.scheduler import KilledWorker
-
     from address_library.cluster_worker import StoreRefused
 
-    results: list[list[Answer]] = []
-    alone_since: float | None = None
     try:
-        for _, future in window.parts:
-            while True:
-                try:
-                    results.append(pickle.loads(future.result(timeout=POLL_S)))
-                    break
-                except TimeoutError:
-                    # Lost workers' tasks are rerun on the others; with no worker at all they wait for one.
-                    if client.scheduler_info(n_workers=-1)["workers"]:
-                        alone_since = None
-                        continue
-                    alone_since = alone_since or time.monotonic()
-                    if time.monotonic() - alone_since > NO_WORKER_GRACE_S:
-                        raise ClusterError(
-                            f"every Dask worker is gone (none for {NO_WORKER_GRACE_S:.0f} s): the job stopped "
-                            "unfinished and wrote no result"
-                        ) from None
-    except KilledWorker as exc:
-        raise ClusterError(
-            f"Dask workers kept dying while geocoding ({exc}): the job stopped unfinished and wrote no result"
-        ) from exc
+        # Lost workers' tasks are rerun on the others; gis.distributed.results gives up when none is left.
+        packed = results(client, [future for _, future in window.parts], job="the geocode")
     except StoreRefused as exc:
         raise ClusterError(str(exc)) from exc
-    except CancelledError as exc:  # the client cancels every future when it loses the scheduler
-        raise ClusterError(
-            f"the connection to the Dask scheduler was lost ({exc}): the job stopped unfinished and wrote no result"
-        ) from exc
-    except (OSError, CommClosedError) as exc:
-        raise ClusterError(
-            f"the Dask scheduler stopped answering ({exc.__class__.__name__}: {exc}): the job stopped unfinished "
-            "and wrote no result"
-        ) from exc
+    results_of_parts: list[list[Answer]] = [pickle.loads(cast(bytes, part)) for part in packed]
     answers: list[Answer] = [()] * len(window.rows)
-    for (positions, _), part in zip(window.parts, results, strict=True):
+    for (positions, _), part in zip(window.parts, results_of_parts, strict=True):
         for i, answer in zip(positions, part, strict=True):
             answers[i] = answer
     for start in range(0, len(window.rows), CHUNK_ROWS):

@@ -94,15 +94,18 @@ def results(client: Client, futures: Sequence[Future], *, job: str) -> list[obje
                             "unfinished and wrote nothing"
                         ) from None
     except KilledWorker as exc:
-        raise ClusterError(f"Dask workers kept dying during {job} ({exc}): it stopped unfinished") from exc
+        raise ClusterError(
+            f"Dask workers kept dying during {job} ({exc}): it stopped unfinished and wrote nothing"
+        ) from exc
     except CancelledError as exc:  # the client cancels every future when it loses the scheduler
         raise ClusterError(
-            f"the connection to the Dask scheduler was lost during {job} ({exc}): it stopped unfinished"
+            f"the connection to the Dask scheduler was lost during {job} ({exc}): it stopped unfinished and wrote "
+            "nothing"
         ) from exc
     except (OSError, CommClosedError) as exc:
         raise ClusterError(
             f"the Dask scheduler stopped answering during {job} ({exc.__class__.__name__}: {exc}): it stopped "
-            "unfinished"
+            "unfinished and wrote nothing"
         ) from exc
     return out
 

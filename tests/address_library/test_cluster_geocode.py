@@ -374,9 +374,9 @@ def test_when_every_worker_is_gone_the_job_stops_with_a_message_and_no_file(
 
     from distributed import LocalCluster
 
-    import address_library.cluster_geocode as cluster_geocode
+    import gis.distributed
 
-    monkeypatch.setattr(cluster_geocode, "NO_WORKER_GRACE_S", 3.0)
+    monkeypatch.setattr(gis.distributed, "NO_WORKER_GRACE_S", 3.0)
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
     ) as cluster:
