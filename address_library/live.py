@@ -129,7 +129,7 @@ class LiveGeocoder:
             if self._index_root is None or in_memory:
                 geocoder = Geocoder.load(conn, workers=1)
             else:
-                geocoder = open_current(conn, self._index_root, workers=1)
+                geocoder = open_current(conn, self._index_root, workers=1, unsaved=_store_not_saved)
         log.info("address index ready: %d addresses in %.1f s", len(geocoder.index), time.perf_counter() - started)
         with self._learned_lock:
             # A build that began before an addition committed lacks it: it learns it too. Once a build holds an
@@ -203,3 +203,8 @@ class IndexRefresher:
                     self._running = False
                     return
                 self._pending = False
+
+
+def _store_not_saved(error: OSError) -> None:
+    """A server whose index store cannot be written (folder not writable, disk full) serves from memory."""
+    log.warning("the address index store cannot be saved (%s): serving an index built in memory", error.strerror)

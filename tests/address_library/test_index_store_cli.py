@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -97,3 +98,18 @@ def test_a_server_that_rebuilt_after_a_change_saves_the_store_for_its_next_start
     with engine.connect() as conn:
         door = conn.execute(text("SELECT full_text FROM address WHERE level = 'room' ORDER BY id LIMIT 1")).scalar_one()
     assert open_geocoder(saved).geocode(door) == rebuilt.geocode(door)
+
+
+def test_a_server_whose_store_cannot_be_saved_serves_from_memory(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="address_library.live"):
+        geocoder = LiveGeocoder(engine, index_root=blocked / "index").get()
+    with engine.connect() as conn:
+        text_ = conn.execute(
+            text("SELECT full_text FROM address WHERE level = 'door' ORDER BY id LIMIT 1")
+        ).scalar_one()
+    assert geocoder.geocode(text_).status == "matched"
+    assert any("cannot be saved" in record.getMessage() for record in caplog.records)
