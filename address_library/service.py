@@ -252,15 +252,16 @@ class Geocoder:
 
     def geocode_many(self, queries: Sequence[str]) -> list[GeocodeAnswer]:
         """Many typed addresses → answers in order; unusable input answers status 'invalid' with its reason."""
-        results: list[MatchResult] = []
-        for query in queries:
-            try:
-                results.append(self._match(query))
-            except AddressInputError as exc:
-                results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
-            except AddressLibraryError as exc:
-                results.append(MatchResult(NOT_FOUND, reason=str(exc)))
-        return self.answers(results)
+        return self.answers([self._result(query) for query in queries])
+
+    def _result(self, query: str) -> MatchResult:
+        """The match of one query; unusable input is an 'invalid' result and a library refusal a 'not found'."""
+        try:
+            return self._match(query)
+        except AddressInputError as exc:
+            return MatchResult(INVALID, reason=f"invalid input: {exc}")
+        except AddressLibraryError as exc:
+            return MatchResult(NOT_FOUND, reason=str(exc))
 
     def try_geocode_many(self, queries: Sequence[str]) -> list[GeocodeAnswer | None]:
         """Like geocode_many, but None for a query whose answer needs a row of a town this geocoder does not hold.
@@ -271,11 +272,7 @@ class Geocoder:
         results: list[MatchResult | None] = []
         for query in queries:
             try:
-                results.append(self._match(query))
-            except AddressInputError as exc:
-                results.append(MatchResult(INVALID, reason=f"invalid input: {exc}"))
-            except AddressLibraryError as exc:
-                results.append(MatchResult(NOT_FOUND, reason=str(exc)))
+                results.append(self._result(query))
             except OutsideShard:
                 results.append(None)
         answered = self.answers([r for r in results if r is not None])
