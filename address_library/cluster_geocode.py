@@ -6,7 +6,7 @@ the library's current version exists, packs the towns onto the workers and regis
 each worker's towns from its local disk once and keeps them resident. `geocode_csv_on_cluster` then streams the file
 in windows: each window's rows are grouped by the town a cheap first parse reads at the opening of the text, each
 group goes to the worker holding its town, rows with no town go to any worker (which answers from the whole index),
-and the answers are written back in input order while the next window is already being geocoded.
+and the answers are written back in input order while the next windows are already being geocoded.
 
 A shard answers exactly as the whole index would, or says it cannot (a row that needs a town the shard does not
 hold); such rows are answered by the same worker from the whole index. So the output is the single-machine output,
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 # Rows read, geocoded and written as one unit: memory stays bounded whatever the file's size.
 WINDOW_ROWS = 100_000
+# Windows submitted beyond the one being written: while the driver collects and writes one window, the workers
+# always have a whole window queued (with one, they idled whenever a window's parts ended before the driver's write).
+WINDOWS_AHEAD = 2
 # Rows of one task: big enough that scheduling costs little beside matching, small enough to spread a window.
 PART_ROWS = 10_000
 
@@ -217,12 +220,12 @@ def _submit(client: Client, index: ClusterIndex, rows: list[list[str]], texts: l
 def _answered(
     client: Client, index: ClusterIndex, windows: Iterator[tuple[list[list[str]], list[str]]]
 ) -> Iterator[tuple[list[list[str]], list[Answer]]]:
-    """(rows, answers) chunks in input order; the next window is geocoding while this one is written."""
+    """(rows, answers) chunks in input order; the next windows are geocoding while this one is written."""
     in_flight: list[_Window] = []
     try:
         for rows, texts in windows:
             in_flight.append(_submit(client, index, rows, texts))
-            if len(in_flight) > 1:
+            if len(in_flight) > WINDOWS_AHEAD:
                 yield from _collect(client, in_flight.pop(0))
         while in_flight:
             yield from _collect(client, in_flight.pop(0))

@@ -26,7 +26,7 @@ import pickle
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -52,6 +52,7 @@ __all__ = [
     "open_current",
     "open_geocoder",
     "read_manifest",
+    "read_tables",
     "save_store",
 ]
 
@@ -136,41 +137,41 @@ class CodeColumn:
         return self._vocabulary[self._codes[key]]
 
 
+class ShardRows:
+    """Which rows a shard holds (its towns' ranges), as one flag per row that every column of the shard shares."""
+
+    def __init__(self, n_rows: int, ranges: Sequence[tuple[int, int]]) -> None:
+        flags = np.zeros(n_rows, dtype=bool)
+        for start, end in ranges:
+            flags[start:end] = True
+        # bytes: one row's test is a C-level index (the hot path reads rows one at a time); the array view for many.
+        self.flags = flags.tobytes()
+        self.array = np.frombuffer(self.flags, dtype=bool)
+
+
 class ShardColumn:
     """A per-row column of which only some row ranges (the held towns) may be read; others raise OutsideShard."""
 
-    def __init__(self, column: Any, ranges: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, column: Any, rows: ShardRows) -> None:
         self._column = column
-        self._ranges = _merged(ranges)
+        self._flags = rows.flags
+        self._array = rows.array
 
     def __len__(self) -> int:
         return len(self._column)
 
-    def _held(self, position: int) -> bool:
-        return any(start <= position < end for start, end in self._ranges)
-
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, (int, np.integer)):
-            if not self._held(int(key)):
+            if key < 0 or key >= len(self._flags) or not self._flags[key]:
                 raise OutsideShard(int(key))
             return self._column[key]
         positions = np.asarray(np.arange(len(self._column))[key] if isinstance(key, slice) else key)
-        inside = np.zeros(positions.shape, dtype=bool)
-        for start, end in self._ranges:
-            inside |= (positions >= start) & (positions < end)
-        if not inside.all():
-            raise OutsideShard(int(positions[~inside].flat[0]))
+        if positions.size:
+            inside = (positions >= 0) & (positions < len(self._array))
+            inside[inside] = self._array[positions[inside]]
+            if not inside.all():
+                raise OutsideShard(int(positions[~inside].flat[0]))
         return self._column[positions]
-
-
-def _merged(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(ranges):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        elif end > start:
-            out.append((start, end))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -423,15 +424,30 @@ def _vocabulary(directory: Path, name: str) -> np.ndarray:
     return np.array(strings.tolist(), dtype=object)
 
 
+def read_tables(directory: Path) -> dict[str, Any]:
+    """The store's pickled tables (anchor tables, territory, grid placement): read once, they may serve every
+    geocoder a process opens on this store (open_geocoder's `tables`), as geocoders only read them."""
+    try:
+        return _unpickle(directory / _PICKLED)
+    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+        raise IndexStoreError(f"{directory}: unreadable store ({exc.__class__.__name__}: {exc})") from exc
+
+
 def open_geocoder(
-    directory: Path, *, towns: Collection[str] | None = None, fingerprint: object = None, freeze: bool = True
+    directory: Path,
+    *,
+    towns: Collection[str] | None = None,
+    fingerprint: object = None,
+    freeze: bool = True,
+    tables: Mapping[str, Any] | None = None,
 ) -> Geocoder:
     """A geocoder over a store: everything it holds (towns=None), or a SHARD that reads only these towns' rows.
 
     `fingerprint`, when given, must be the store's library version (IndexStoreError otherwise). Aliases are not in
     the store: give them with Geocoder.set_aliases. `freeze` moves every object alive now out of the collector's
     reach (gc.freeze), which suits a process that lives for one job; a long-lived process (a Dask worker) passes
-    False, or it would freeze its own objects, cyclic garbage included, on every job.
+    False, or it would freeze its own objects, cyclic garbage included, on every job. `tables`: this store's
+    read_tables, shared with another geocoder of the process (read from the store when not given).
     """
     manifest = read_manifest(directory)
     if fingerprint is not None and manifest["fingerprint"] != _json_fingerprint(fingerprint):
@@ -440,7 +456,8 @@ def open_geocoder(
             f"not {_json_fingerprint(fingerprint)}"
         )
     try:
-        tables = _unpickle(directory / _PICKLED)
+        if tables is None:
+            tables = _unpickle(directory / _PICKLED)
         columns: dict[str, Any] = {
             "ids": _load(directory, "ids"),
             "lons": _load(directory, "lons"),
@@ -458,7 +475,8 @@ def open_geocoder(
         if towns is not None:
             held = frozenset(towns)
             ranges = [tuple(manifest["towns"][t]) for t in held if t in manifest["towns"]]
-            columns = {name: ShardColumn(column, ranges) for name, column in columns.items()}
+            rows = ShardRows(len(columns["ids"]), ranges)
+            columns = {name: ShardColumn(column, rows) for name, column in columns.items()}
         index = AddressIndex(
             **columns,
             by_text=HashTable.from_sorted(_load(directory, "by_text_hashes"), _load(directory, "by_text_positions")),

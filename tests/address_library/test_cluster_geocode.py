@@ -262,21 +262,47 @@ def test_a_worker_without_the_store_or_with_another_version_is_named(
 
 
 @pytest.mark.db
-def test_a_worker_keeps_collecting_its_garbage_after_opening_the_index(
+def test_a_worker_freezes_only_live_objects_for_the_job_and_thaws_them_after_it(
     db: DatabaseSettings, index_root: Path, client: Any
 ) -> None:
     import gc
 
+    def leave_cyclic_garbage() -> None:
+        import builtins
+        import weakref
+
+        class Node:
+            pass
+
+        node = Node()
+        node.itself = node  # type: ignore[attr-defined]
+        builtins._gridgov_probe = weakref.ref(node)  # type: ignore[attr-defined]
+
+    def garbage_still_there() -> bool:
+        import builtins
+
+        return bool(builtins._gridgov_probe() is not None)  # type: ignore[attr-defined]
+
     client.run(gc.unfreeze)
-    engine = make_engine(db)
-    with engine.connect() as conn:
-        index = prepare_cluster(client, conn, index_root)
-    engine.dispose()
+    client.run(gc.disable)  # the garbage stays until something collects it
     try:
-        # Nothing of the long-lived worker (Dask's objects, later jobs' garbage) is frozen out of the collector.
+        client.run(leave_cyclic_garbage)
+        assert set(client.run(garbage_still_there).values()) == {True}
+        engine = make_engine(db)
+        with engine.connect() as conn:
+            index = prepare_cluster(client, conn, index_root)
+        engine.dispose()
+        try:
+            # The index tables are out of the collector's walks while the job runs...
+            assert all(count > 0 for count in client.run(gc.get_freeze_count).values())
+            # ...and what was garbage when they were frozen was collected, not frozen with them.
+            assert set(client.run(garbage_still_there).values()) == {False}
+        finally:
+            release_cluster(client, index)
+        # After the job, nothing of the long-lived worker stays frozen.
         assert set(client.run(gc.get_freeze_count).values()) == {0}
     finally:
-        release_cluster(client, index)
+        client.run(gc.enable)
 
 
 def _plugins(client: Any) -> dict[str, list[str]]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from address_library.index import encode_key
 from address_library.index_store import (
     IndexStoreError,
     OutsideShard,
+    ShardColumn,
+    ShardRows,
     StringColumn,
     build_store,
     find_store,
@@ -270,6 +273,43 @@ def test_distinct_keys_encode_distinctly(
     a: tuple[str, str, tuple[str, ...]], b: tuple[str, str, tuple[str, ...]]
 ) -> None:
     assert (encode_key(a) == encode_key(b)) == (a == b)
+
+
+@st.composite
+def _shard_and_reads(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], list[int]]:
+    n = draw(st.integers(1, 60))
+    bounds = st.integers(0, n)
+    ranges = [tuple(sorted(pair)) for pair in draw(st.lists(st.tuples(bounds, bounds), max_size=4))]
+    reads = draw(st.lists(st.integers(-n - 2, n + 2), max_size=12))
+    return n, ranges, reads  # type: ignore[return-value]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_shard_and_reads())
+def test_a_shard_column_reads_exactly_its_towns_rows_and_refuses_every_other(
+    case: tuple[int, list[tuple[int, int]], list[int]],
+) -> None:
+    n, ranges, reads = case
+    values = np.arange(n) * 10
+    column = ShardColumn(values, ShardRows(n, ranges))
+    held = {p for start, end in ranges for p in range(start, end)}
+    for position in reads:
+        if position in held:
+            assert column[position] == values[position]
+            assert column[np.int64(position)] == values[position]
+        else:
+            with pytest.raises(OutsideShard):
+                column[position]
+    positions = np.array(reads, dtype=np.int64)
+    if set(reads) <= held:
+        assert column[positions].tolist() == values[positions].tolist()
+    else:
+        with pytest.raises(OutsideShard) as refused:
+            column[positions]
+        assert refused.value.position not in held
+    start, end = min(ranges, default=(0, 0))
+    if end > start and all(p in held for p in range(start, end)):
+        assert column[start:end].tolist() == values[start:end].tolist()
 
 
 def test_long_and_unusual_strings_survive_the_string_table() -> None:
