@@ -57,6 +57,7 @@ class IndexPlugin(WorkerPlugin):
         self._shard: Geocoder | None = None
         self._whole: Geocoder | None = None
         self._tables: dict[str, Any] | None = None
+        self._closed = False
 
     def setup(self, worker: Worker) -> None:
         """Open this worker's towns and touch their pages; StoreRefused when the store is unusable here."""
@@ -69,7 +70,13 @@ class IndexPlugin(WorkerPlugin):
         _freeze_resident()
 
     def teardown(self, worker: Worker) -> None:
-        """The job is over: its geocoders go, and the collector may walk again what was frozen with them."""
+        """The job is over: its geocoders go, and the collector may walk again what was frozen with them.
+
+        The collector's state is the process's: with several Workers in one process (`processes=False`, never the
+        case of a `dask worker` or of the tests' clusters) one job's teardown thaws the others' tables too, which
+        costs them speed, not answers.
+        """
+        self._closed = True  # a task still running on this plugin's geocoders keeps its own references
         self._shard = self._whole = None
         self._tables = None
         gc.unfreeze()
@@ -78,9 +85,12 @@ class IndexPlugin(WorkerPlugin):
 
     def whole(self, worker: str) -> Geocoder:
         """The whole index (mapped once)."""
-        if self._whole is None:
-            self._whole = self._open(worker, None)
-        return self._whole
+        whole = self._whole
+        if whole is None:
+            if self._closed:
+                raise StoreRefused(f"worker {worker}: the job's address index was released")
+            whole = self._whole = self._open(worker, None)
+        return whole
 
     def _open(self, worker: str, towns: list[str] | None) -> Geocoder:
         if not Path(self.store_dir).is_dir():
@@ -107,8 +117,9 @@ class IndexPlugin(WorkerPlugin):
         """Answers (ANSWER_FIELDS tuples) in the order of `texts`: from the shard when it holds `town` and can
         answer, from the whole index otherwise."""
         answers: list[Any] = [None] * len(texts)
-        if town is not None and town in self.towns and self._shard is not None:
-            answers = self._shard.try_geocode_many(texts)
+        shard = self._shard
+        if town is not None and town in self.towns and shard is not None:
+            answers = shard.try_geocode_many(texts)
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
             again = self.whole(worker).try_geocode_many([texts[i] for i in missing])

@@ -165,13 +165,18 @@ class ShardColumn:
             if key < 0 or key >= len(self._flags) or not self._flags[key]:
                 raise OutsideShard(int(key))
             return self._column[key]
-        positions = np.asarray(np.arange(len(self._column))[key] if isinstance(key, slice) else key)
-        if positions.size:
-            inside = (positions >= 0) & (positions < len(self._array))
-            inside[inside] = self._array[positions[inside]]
-            if not inside.all():
-                raise OutsideShard(int(positions[~inside].flat[0]))
-        return self._column[positions]
+        one_row = not isinstance(key, slice) and np.ndim(key) == 0  # a 0-d array
+        positions = np.atleast_1d(np.arange(len(self._column))[key] if isinstance(key, slice) else np.asarray(key))
+        if not positions.size:
+            positions = positions.astype(np.intp)
+        elif positions.dtype.kind not in "iu":
+            raise TypeError(f"a shard column is read by row positions (integers), not {positions.dtype}")
+        valid = (positions >= 0) & (positions < len(self._array))
+        inside = np.zeros(positions.shape, dtype=bool)
+        inside[valid] = self._array[positions[valid]]
+        if not inside.all():
+            raise OutsideShard(int(positions[~inside].flat[0]))
+        return self._column[positions[0] if one_row else positions]
 
 
 # ---------------------------------------------------------------------------------------------------- writing

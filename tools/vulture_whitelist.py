@@ -131,3 +131,4 @@ login_throttle  # unused variable
 # Issue 17, part C: the batch geocoding job store (address_library/models.py), declared for the schema (migration
 # 0017), read and written by SQL text in address_library.batch_jobs.
 geocode_batch_job  # unused variable
+_.teardown  # called by Dask by name when a worker plugin is removed (address_library/cluster_worker.py:71)

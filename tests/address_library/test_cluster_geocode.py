@@ -271,11 +271,11 @@ def test_a_worker_freezes_only_live_objects_for_the_job_and_thaws_them_after_it(
         import builtins
         import weakref
 
-        class Node:
+        class Node(dict[str, object]):  # a dict that can be weakly referenced
             pass
 
         node = Node()
-        node.itself = node  # type: ignore[attr-defined]
+        node["itself"] = node  # a cycle: only the cyclic collector frees it
         builtins._gridgov_probe = weakref.ref(node)  # type: ignore[attr-defined]
 
     def garbage_still_there() -> bool:
@@ -291,13 +291,24 @@ def test_a_worker_freezes_only_live_objects_for_the_job_and_thaws_them_after_it(
         engine = make_engine(db)
         with engine.connect() as conn:
             index = prepare_cluster(client, conn, index_root)
+            other = prepare_cluster(client, conn, index_root)  # a second job on the same cluster
         engine.dispose()
+
+        def tables_walked(dask_worker: Any, name: str) -> bool:
+            tables = dask_worker.plugins[name]._tables
+            return any(o is tables or o is tables["anchor_towns"] for o in gc.get_objects())
+
         try:
-            # The index tables are out of the collector's walks while the job runs...
-            assert all(count > 0 for count in client.run(gc.get_freeze_count).values())
-            # ...and what was garbage when they were frozen was collected, not frozen with them.
+            # The index tables are out of the collector's walks while the jobs run...
+            for job in (index, other):
+                assert set(client.run(tables_walked, name=job.plugin_name).values()) == {False}
+            # ...what was garbage when they were frozen was collected, not frozen with them...
             assert set(client.run(garbage_still_there).values()) == {False}
+            # ...and one job ending leaves the other's tables frozen.
+            release_cluster(client, other)
+            assert set(client.run(tables_walked, name=index.plugin_name).values()) == {False}
         finally:
+            release_cluster(client, other)
             release_cluster(client, index)
         # After the job, nothing of the long-lived worker stays frozen.
         assert set(client.run(gc.get_freeze_count).values()) == {0}

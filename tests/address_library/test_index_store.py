@@ -276,40 +276,43 @@ def test_distinct_keys_encode_distinctly(
 
 
 @st.composite
-def _shard_and_reads(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], list[int]]:
+def _shard_and_reads(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], list[int], slice]:
     n = draw(st.integers(1, 60))
     bounds = st.integers(0, n)
     ranges = [tuple(sorted(pair)) for pair in draw(st.lists(st.tuples(bounds, bounds), max_size=4))]
     reads = draw(st.lists(st.integers(-n - 2, n + 2), max_size=12))
-    return n, ranges, reads  # type: ignore[return-value]
+    ends = st.none() | st.integers(-n - 2, n + 2)
+    window = slice(draw(ends), draw(ends), draw(st.none() | st.integers(1, 4) | st.integers(-4, -1)))
+    return n, ranges, reads, window  # type: ignore[return-value]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(_shard_and_reads())
 def test_a_shard_column_reads_exactly_its_towns_rows_and_refuses_every_other(
-    case: tuple[int, list[tuple[int, int]], list[int]],
+    case: tuple[int, list[tuple[int, int]], list[int], slice],
 ) -> None:
-    n, ranges, reads = case
+    n, ranges, reads, window = case
     values = np.arange(n) * 10
     column = ShardColumn(values, ShardRows(n, ranges))
     held = {p for start, end in ranges for p in range(start, end)}
+    # One row at a time, as a Python int, a numpy integer or a 0-d array: the value when held, a refusal otherwise.
     for position in reads:
-        if position in held:
-            assert column[position] == values[position]
-            assert column[np.int64(position)] == values[position]
+        for key in (position, np.int64(position), np.array(position)):
+            if position in held:
+                assert column[key] == values[position]
+            else:
+                with pytest.raises(OutsideShard) as refused:
+                    column[key]
+                assert refused.value.position == position
+    # Many rows at once (an array, a list, a slice): all of them when every one is held, else a refusal naming one
+    # that is not.
+    for key, rows in ((np.array(reads, dtype=np.int64), reads), (reads, reads), (window, list(range(n))[window])):
+        if set(rows) <= held:
+            assert list(column[key]) == [values[p] for p in rows]
         else:
-            with pytest.raises(OutsideShard):
-                column[position]
-    positions = np.array(reads, dtype=np.int64)
-    if set(reads) <= held:
-        assert column[positions].tolist() == values[positions].tolist()
-    else:
-        with pytest.raises(OutsideShard) as refused:
-            column[positions]
-        assert refused.value.position not in held
-    start, end = min(ranges, default=(0, 0))
-    if end > start and all(p in held for p in range(start, end)):
-        assert column[start:end].tolist() == values[start:end].tolist()
+            with pytest.raises(OutsideShard) as refused:
+                column[key]
+            assert refused.value.position not in held
 
 
 def test_long_and_unusual_strings_survive_the_string_table() -> None:
