@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,8 @@ SCALE_DATABASE = "scale_full"
 SCALE_DATABASE_ENV = "GRIDGOV_SCALE_DATABASE"
 BULK_ROWS = 1_350_000
 SAMPLE_EVERY_S = 0.25  # how often the memory of the processes measured is read
-CLUSTER_BUDGET = 1.3  # the 2-worker cluster against the single-machine (2-process) time
+CLUSTER_BUDGET = 1.3  # the 2-worker cluster against the single-machine (2-process) time, median of the pairs
+EXTRA_PAIRS = 2  # the budget's two paths run again back to back, beside the first run of each
 OPEN_BUDGET_S = 3.0
 
 
@@ -345,19 +347,44 @@ def store_figures(engine: Engine, root: Path, query: str) -> tuple[Path, dict[st
 
 def store_paths(engine: Engine, store: Path, source: Path, work: Path, rows: int) -> list[Run]:
     """One and two processes of the single-machine path on the geocoder opened from the store."""
-    from address_library.batch import geocode_csv
+    geocoder = store_geocoder(engine, store)
+    return [
+        store_run(geocoder, workers, name, source, work, rows)
+        for workers, name in (
+            (1, "single process, index from the store"),
+            (2, "2 forked processes, index from the store"),
+        )
+    ]
+
+
+def store_geocoder(engine: Engine, store: Path) -> Geocoder:
+    """The single-machine path's geocoder: opened from the store, with the active aliases."""
     from address_library.index_store import open_geocoder
 
     geocoder = open_geocoder(store)
     with engine.connect() as conn:
         geocoder.reload_aliases(conn)
-    runs = []
-    for workers, name in ((1, "single process, index from the store"), (2, "2 forked processes, index from the store")):
-        out = work / f"single-{workers}.csv"
-        with sampled(lambda: [os.getpid(), *children()]) as memory:
-            report = geocode_csv(geocoder, source, out, workers=workers)
-        runs.append(Run(name, report.seconds, _checked(report, out, rows, name), memory))
-    return runs
+    return geocoder
+
+
+def store_run(
+    geocoder: Geocoder,
+    workers: int,
+    name: str,
+    source: Path,
+    work: Path,
+    rows: int,
+    *,
+    others: frozenset[int] = frozenset(),
+) -> Run:
+    """The bulk file through `workers` processes of the single-machine path (its output kept for the checks); the
+    memory of the driver and its fork pool, not of `others` (children of the driver already there: a cluster)."""
+    from address_library.batch import geocode_csv
+
+    out = work / f"single-{workers}.csv"
+    with sampled(lambda: [os.getpid(), *(pid for pid in children() if pid not in others)]) as memory:
+        report = geocode_csv(geocoder, source, out, workers=workers)
+    return Run(name, report.seconds, _checked(report, out, rows, name), memory)
 
 
 def driver_work(source: Path, reference: Path, work: Path) -> tuple[float, float, float]:
@@ -692,6 +719,37 @@ def packing_lines(sizes: Mapping[str, tuple[str, int]]) -> list[str]:
     return lines
 
 
+def budget_pairs(
+    engine: Engine,
+    client: Client,
+    pids: list[int],
+    startup_s: float,
+    store: Path,
+    work: Path,
+    source: Path,
+    rows: int,
+) -> list[tuple[Run, Run]]:
+    """The two paths the cluster budget compares, again, back to back: the single-machine path (2 forked processes
+    on the store), then the 2-worker cluster already started; EXTRA_PAIRS times."""
+    geocoder = store_geocoder(engine, store)
+    pairs = []
+    for _ in range(EXTRA_PAIRS):
+        cluster_processes = frozenset(children())
+        fork = store_run(
+            geocoder,
+            2,
+            "2 forked processes, index from the store (again)",
+            source,
+            work,
+            rows,
+            others=cluster_processes,
+        )
+        (work / "single-2.csv").unlink()
+        cluster = geocode_on_cluster(client, pids, startup_s, engine, work / "index", source, work, rows)
+        pairs.append((fork, replace(cluster, name=f"{cluster.name} (again)")))
+    return pairs
+
+
 def run(bench: DatabaseSettings, *, rows: int = BULK_ROWS) -> str:
     """Markdown: the index store against the build, 1.35 M rows on every path with memory, the Amdahl fit."""
     city = scale_city(bench)
@@ -726,7 +784,8 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
     with dask_cluster(2) as (client, startup_s, pids):
         clusters.append(geocode_on_cluster(client, pids, startup_s, engine, work / "index", source, work, rows))
         spread_lines = [*relocation(engine, client), *hotspots(engine, client)]
-    runs = [today, single, double, *clusters]
+        pairs = [(double, clusters[1]), *budget_pairs(engine, client, pids, startup_s, store, work, source, rows)]
+    runs = [today, single, double, *clusters, *(run for pair in pairs[1:] for run in pair)]
     reference = double.digest
     for r in runs:
         if r.digest != reference:
@@ -755,7 +814,8 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
         f"| one process after today's build (the index on its heap): RSS | {built_rss / 1024:,.0f} MB | |",
     ]
 
-    budget = CLUSTER_BUDGET * double.seconds
+    ratios = [cluster.seconds / fork.seconds for fork, cluster in pairs]
+    ratio = statistics.median(ratios)
     two = clusters[1]
     path_lines = [
         "| path | seconds | rows/s | peak RSS / PSS per process, MB | peak PSS of all, MB |",
@@ -786,8 +846,13 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
         *path_lines,
         "",
         *(f"- {r.name}: {r.extra}" for r in clusters),
-        f"- 2-worker cluster against the single-machine time (2 forked processes): {two.seconds / double.seconds:.2f}× "
-        f"(budget ≤ {CLUSTER_BUDGET}×: {'met' if two.seconds <= budget else 'MISSED'})",
+        "- 2-worker cluster against the single-machine time (2 forked processes), in pairs: the pair of the table "
+        "above, then "
+        + ", ".join(f"{fork.seconds:.1f} s and {cluster.seconds:.1f} s" for fork, cluster in pairs[1:])
+        + " (each pair back to back, the fork pool first, with the 2-worker cluster idle meanwhile): "
+        + ", ".join(f"{r:.2f}×" for r in ratios)
+        + f"; the median {ratio:.2f}× (budget ≤ {CLUSTER_BUDGET}× on the median: {'met' if ratio <= CLUSTER_BUDGET else 'MISSED'}). "
+        "The machine is virtual and its speed drifts from minute to minute, so one pair decides nothing alone",
         f"- throughput of one core (single process): {rows / single.seconds:,.0f} rows/s",
         f"- the driver's serial work on the file, measured alone: reading it {read_s:.1f} s, the cheap town parse "
         f"{parse_s:.1f} s ({rows / max(parse_s, 1e-9):,.0f} rows/s), writing the answers {write_s:.1f} s: "
