@@ -462,7 +462,7 @@ def open_geocoder(
         )
     try:
         if tables is None:
-            tables = _unpickle(directory / _PICKLED)
+            tables = read_tables(directory)
         columns: dict[str, Any] = {
             "ids": _load(directory, "ids"),
             "lons": _load(directory, "lons"),

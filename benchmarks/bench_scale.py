@@ -345,9 +345,8 @@ def store_figures(engine: Engine, root: Path, query: str) -> tuple[Path, dict[st
     return store, figures, memory
 
 
-def store_paths(engine: Engine, store: Path, source: Path, work: Path, rows: int) -> list[Run]:
+def store_paths(geocoder: Geocoder, source: Path, work: Path, rows: int) -> list[Run]:
     """One and two processes of the single-machine path on the geocoder opened from the store."""
-    geocoder = store_geocoder(engine, store)
     return [
         store_run(geocoder, workers, name, source, work, rows)
         for workers, name in (
@@ -720,18 +719,17 @@ def packing_lines(sizes: Mapping[str, tuple[str, int]]) -> list[str]:
 
 
 def budget_pairs(
+    geocoder: Geocoder,
     engine: Engine,
     client: Client,
     pids: list[int],
     startup_s: float,
-    store: Path,
     work: Path,
     source: Path,
     rows: int,
 ) -> list[tuple[Run, Run]]:
     """The two paths the cluster budget compares, again, back to back: the single-machine path (2 forked processes
-    on the store), then the 2-worker cluster already started; EXTRA_PAIRS times."""
-    geocoder = store_geocoder(engine, store)
+    on the store, the same geocoder), then the 2-worker cluster already started; EXTRA_PAIRS times."""
     pairs = []
     for _ in range(EXTRA_PAIRS):
         cluster_processes = frozenset(children())
@@ -773,7 +771,8 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
     today = today_path(built, source, work, rows)
     del built
     store, store_fig, probe_memory = store_figures(engine, work / "index", query)
-    single, double = store_paths(engine, store, source, work, rows)
+    geocoder = store_geocoder(engine, store)
+    single, double = store_paths(geocoder, source, work, rows)
     read_s, parse_s, write_s = driver_work(source, work / "single-1.csv", work)
     (work / "single-1.csv").unlink()
     (work / "single-2.csv").unlink()
@@ -784,7 +783,7 @@ def _measure(city: ScaleCity, engine: Engine, work: Path, rows: int) -> str:
     with dask_cluster(2) as (client, startup_s, pids):
         clusters.append(geocode_on_cluster(client, pids, startup_s, engine, work / "index", source, work, rows))
         spread_lines = [*relocation(engine, client), *hotspots(engine, client)]
-        pairs = [(double, clusters[1]), *budget_pairs(engine, client, pids, startup_s, store, work, source, rows)]
+        pairs = [(double, clusters[1]), *budget_pairs(geocoder, engine, client, pids, startup_s, work, source, rows)]
     runs = [today, single, double, *clusters, *(run for pair in pairs[1:] for run in pair)]
     reference = double.digest
     for r in runs:
